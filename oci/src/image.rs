@@ -1,0 +1,373 @@
+//! Manifests, indexes and image configs, parsed from the exact bytes received.
+
+use crate::digest::Digest;
+use crate::media;
+use crate::platform::Platform;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest manifest or index barge accepts (the distribution registry's own limit).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest image config barge accepts.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// An OCI image manifest or Docker v2 schema 2 manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// An OCI image index or Docker manifest list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// A parsed manifest of either kind, with its media type.
+#[derive(Debug, Clone)]
+pub enum Manifest {
+    Image {
+        media_type: String,
+        manifest: ImageManifest,
+    },
+    Index {
+        media_type: String,
+        index: ImageIndex,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is {size} bytes, more than the {limit} bytes allowed")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("this image uses the deprecated Docker Image manifest v2 schema 1, which barge does not support; ask the publisher to push it again with a current tool")]
+    Schema1,
+    #[error("unsupported manifest media type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("manifest is not valid JSON for {media_type}: {source}")]
+    Json {
+        media_type: String,
+        source: serde_json::Error,
+    },
+    #[error("manifest has schemaVersion {0}, expected 2")]
+    SchemaVersion(u32),
+    #[error("manifest media type field {field:?} disagrees with the registry's Content-Type {header:?}")]
+    MediaTypeMismatch { field: String, header: String },
+    #[error("layer {index} has media type {media_type:?}, which barge cannot unpack")]
+    UnsupportedLayer { index: usize, media_type: String },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<serde_json::Value>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+impl Manifest {
+    /// Parses manifest bytes. `content_type` is the registry's `Content-Type`
+    /// (or the descriptor's media type); the `mediaType` field wins when the
+    /// header is generic, and a contradiction is an error.
+    pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, ManifestError> {
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let header = content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+        if matches!(
+            header.as_deref(),
+            Some(media::DOCKER_SCHEMA1) | Some(media::DOCKER_SCHEMA1_SIGNED)
+        ) {
+            return Err(ManifestError::Schema1);
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            media_type: header.clone().unwrap_or_else(|| "manifest".into()),
+            source,
+        })?;
+        if probe.schema_version == Some(1) {
+            return Err(ManifestError::Schema1);
+        }
+        let known = |m: &str| media::is_index(m) || media::is_image_manifest(m);
+        let media_type = match (&probe.media_type, &header) {
+            (Some(field), Some(h)) if known(h) && field != h => {
+                return Err(ManifestError::MediaTypeMismatch {
+                    field: field.clone(),
+                    header: h.clone(),
+                })
+            }
+            (Some(field), _) => field.clone(),
+            (None, Some(h)) if known(h) => h.clone(),
+            // OCI allows mediaType to be absent: tell by shape.
+            (None, _) if probe.manifests.is_some() => media::OCI_INDEX.to_string(),
+            (None, _) if probe.config.is_some() => media::OCI_MANIFEST.to_string(),
+            (None, h) => return Err(ManifestError::UnsupportedMediaType(h.clone().unwrap_or_default())),
+        };
+        if media_type == media::DOCKER_SCHEMA1 || media_type == media::DOCKER_SCHEMA1_SIGNED {
+            return Err(ManifestError::Schema1);
+        }
+        let json_err = |source| ManifestError::Json {
+            media_type: media_type.clone(),
+            source,
+        };
+        if media::is_index(&media_type) {
+            let index: ImageIndex = serde_json::from_slice(bytes).map_err(json_err)?;
+            if index.schema_version != 2 {
+                return Err(ManifestError::SchemaVersion(index.schema_version));
+            }
+            Ok(Manifest::Index { media_type, index })
+        } else if media::is_image_manifest(&media_type) {
+            let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(json_err)?;
+            if manifest.schema_version != 2 {
+                return Err(ManifestError::SchemaVersion(manifest.schema_version));
+            }
+            Ok(Manifest::Image { media_type, manifest })
+        } else {
+            Err(ManifestError::UnsupportedMediaType(media_type))
+        }
+    }
+
+    pub fn media_type(&self) -> &str {
+        match self {
+            Manifest::Image { media_type, .. } | Manifest::Index { media_type, .. } => media_type,
+        }
+    }
+}
+
+impl ImageManifest {
+    /// Checks that every layer is a media type barge can unpack.
+    pub fn check_layers(&self) -> Result<(), ManifestError> {
+        for (index, l) in self.layers.iter().enumerate() {
+            if media::layer_compression(&l.media_type).is_none() {
+                return Err(ManifestError::UnsupportedLayer {
+                    index,
+                    media_type: l.media_type.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parts of an image config barge reads. The full JSON is kept as
+/// received; `raw` carries it for `inspect`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    pub rootfs: RootFs,
+    #[serde(default)]
+    pub history: Vec<History>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub docker_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub diff_ids: Vec<Digest>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct History {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("image config is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("image config has rootfs type {0:?}, expected \"layers\"")]
+    RootFsType(String),
+    #[error("image config lists {diff_ids} layer diff IDs but the manifest has {layers} layers")]
+    LayerCount { diff_ids: usize, layers: usize },
+}
+
+impl ImageConfig {
+    pub fn parse(bytes: &[u8]) -> Result<ImageConfig, ConfigError> {
+        let c: ImageConfig = serde_json::from_slice(bytes)?;
+        if c.rootfs.kind != "layers" {
+            return Err(ConfigError::RootFsType(c.rootfs.kind));
+        }
+        Ok(c)
+    }
+
+    pub fn platform(&self) -> Platform {
+        Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            variant: self.variant.clone(),
+            ..Platform::default()
+        }
+    }
+
+    /// The image's labels (`config.Labels`).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(serde_json::Value::Object(m)) = self.config.as_ref().and_then(|c| c.get("Labels")) {
+            for (k, v) in m {
+                if let Some(v) = v.as_str() {
+                    out.insert(k.clone(), v.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The chain IDs of a list of layer diff IDs (image-spec: ChainID(L0) = DiffID(L0),
+/// ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_docker_and_oci_manifests() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{D}","size":1}},"layers":[{{"mediaType":"{}","digest":"{D}","size":2}}]}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_GZIP
+        );
+        let parsed = Manifest::parse(m.as_bytes(), Some(media::DOCKER_MANIFEST)).unwrap();
+        assert!(matches!(parsed, Manifest::Image { ref media_type, .. } if media_type == media::DOCKER_MANIFEST));
+        // OCI without mediaType field and a generic content type.
+        let m = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{}","digest":"{D}","size":1}},"layers":[]}}"#,
+            media::OCI_CONFIG
+        );
+        let parsed = Manifest::parse(m.as_bytes(), Some("application/json")).unwrap();
+        assert_eq!(parsed.media_type(), media::OCI_MANIFEST);
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{D}","size":3,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            media::OCI_MANIFEST
+        );
+        let parsed = Manifest::parse(i.as_bytes(), Some(media::OCI_INDEX)).unwrap();
+        assert!(matches!(parsed, Manifest::Index { .. }));
+    }
+
+    #[test]
+    fn rejects_schema1_oversize_and_contradictions() {
+        let s1 = br#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
+        assert!(matches!(Manifest::parse(s1, None), Err(ManifestError::Schema1)));
+        assert!(matches!(
+            Manifest::parse(b"{}", Some(media::DOCKER_SCHEMA1_SIGNED)),
+            Err(ManifestError::Schema1)
+        ));
+        let big = vec![b' '; MAX_MANIFEST_BYTES as usize + 1];
+        assert!(matches!(
+            Manifest::parse(&big, None),
+            Err(ManifestError::TooLarge { .. })
+        ));
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+            media::OCI_INDEX
+        );
+        assert!(matches!(
+            Manifest::parse(m.as_bytes(), Some(media::DOCKER_MANIFEST)),
+            Err(ManifestError::MediaTypeMismatch { .. })
+        ));
+        assert!(Manifest::parse(b"not json", None).is_err());
+        assert!(Manifest::parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None).is_err());
+    }
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a: Digest = D.parse().unwrap();
+        let b = Digest::of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+}

@@ -1,0 +1,19 @@
+//! Types of the OCI image and distribution specs as barge uses them:
+//! digests, docker-style image references, platforms, media types, and
+//! parsing of manifests, indexes and image configs.
+//!
+//! This crate is shared vocabulary. It does no I/O: it does not talk HTTP
+//! (that is `barge-registry`) and does not know the store's disk layout
+//! (that is `barge-store`). Manifests and configs are parsed from the exact
+//! bytes received and never re-serialised, so digests stay valid.
+
+pub mod digest;
+pub mod image;
+pub mod media;
+pub mod platform;
+pub mod reference;
+
+pub use digest::{Digest, DigestError, Hasher};
+pub use image::{Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError};
+pub use platform::{Platform, PlatformError};
+pub use reference::{Reference, ReferenceError};

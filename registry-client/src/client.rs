@@ -1,0 +1,907 @@
+//! Endpoints, authentication, retries and manifest requests.
+
+use crate::challenge::{self, Challenge};
+use crate::error::RegistryError;
+use barge_auth::{Credential, CredentialLookup};
+use barge_oci::image::MAX_MANIFEST_BYTES;
+use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use ureq::http::Response;
+use ureq::{Agent, Body};
+
+/// How the client behaves; the defaults suit interactive use.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Hosts (`host[:port]`) that may be reached over plain HTTP or HTTPS
+    /// without certificate verification, in addition to loopback ones.
+    pub insecure_registries: Vec<String>,
+    /// Attempts per request before giving up (first try included).
+    pub max_attempts: u32,
+    /// First backoff delay; doubled after each failure.
+    pub retry_base: Duration,
+    /// Longest single wait, including a server's `Retry-After`.
+    pub retry_max: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for any single read from the network.
+    pub read_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            max_attempts: 5,
+            retry_base: Duration::from_millis(250),
+            retry_max: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            user_agent: concat!("barge/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A registry client shared by all threads of one command.
+pub struct Client {
+    verifying: Agent,
+    trusting: Agent,
+    creds: Arc<dyn CredentialLookup>,
+    opts: ClientOptions,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+struct HostState {
+    /// `https://host:port` or `http://host:port`.
+    base: String,
+    insecure: bool,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: Mutex<HashMap<String, Token>>,
+}
+
+#[derive(Clone)]
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+/// A manifest as fetched: exact bytes, media type, digest.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+    pub manifest: Manifest,
+}
+
+/// What a `HEAD` on a manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub digest: Digest,
+    pub media_type: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Is this `host[:port]` on the loopback interface?
+pub fn is_loopback(host: &str) -> bool {
+    let h = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':')
+            .map(|(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+            .unwrap_or(host)
+    };
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    h.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+pub(crate) enum Method {
+    Get,
+    Head,
+}
+
+impl Client {
+    pub fn new(creds: Arc<dyn CredentialLookup>, opts: ClientOptions) -> Client {
+        let agent = |verify: bool| -> Agent {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .user_agent(opts.user_agent.as_str())
+                .timeout_connect(Some(opts.connect_timeout))
+                .timeout_per_read(Some(opts.read_timeout))
+                .tls_config(ureq::tls::TlsConfig::builder().disable_verification(!verify).build())
+                .build()
+                .into()
+        };
+        Client {
+            verifying: agent(true),
+            trusting: agent(false),
+            creds,
+            opts,
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn is_insecure(&self, host: &str) -> bool {
+        is_loopback(host)
+            || self
+                .opts
+                .insecure_registries
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    fn agent_for(&self, insecure: bool) -> &Agent {
+        if insecure {
+            &self.trusting
+        } else {
+            &self.verifying
+        }
+    }
+
+    /// Finds (once per host) whether the registry speaks HTTPS or plain HTTP
+    /// and what it challenges for, by a `GET /v2/`.
+    fn host(&self, host: &str) -> Result<Arc<HostState>, RegistryError> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hosts.get(host) {
+            return Ok(h.clone());
+        }
+        let insecure = self.is_insecure(host);
+        let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
+        let mut last_err = String::new();
+        for scheme in schemes {
+            let base = format!("{scheme}://{host}");
+            match self.with_retries(|| self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
+                Ok(resp) => {
+                    let challenge = (resp.status().as_u16() == 401).then(|| pick_challenge(&resp)).flatten();
+                    let state = Arc::new(HostState {
+                        base,
+                        insecure,
+                        challenge: Mutex::new(challenge),
+                        tokens: Mutex::new(HashMap::new()),
+                    });
+                    hosts.insert(host.to_string(), state.clone());
+                    return Ok(state);
+                }
+                Err(e) => last_err = describe(&e),
+            }
+        }
+        let hint = (!insecure).then(|| {
+            format!("if {host} serves plain HTTP or a self-signed certificate, pass --insecure-registry {host}")
+        });
+        Err(RegistryError::Connect {
+            host: host.to_string(),
+            message: last_err,
+            hint,
+        })
+    }
+
+    /// Runs a request, retrying transport errors and 429/5xx answers with backoff.
+    fn with_retries(
+        &self,
+        mut send: impl FnMut() -> Result<Response<Body>, ureq::Error>,
+    ) -> Result<Response<Body>, ureq::Error> {
+        let mut attempt = 1;
+        loop {
+            match send() {
+                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < self.opts.max_attempts => {
+                    let wait = retry_after(&resp).unwrap_or_else(|| self.backoff(attempt));
+                    std::thread::sleep(wait.min(self.opts.retry_max));
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < self.opts.max_attempts && retryable_error(&e) => {
+                    std::thread::sleep(self.backoff(attempt));
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(10);
+        (self.opts.retry_base * factor).min(self.opts.retry_max)
+    }
+
+    /// Sends an authenticated request for `path` (below `/v2/`) in `repository`,
+    /// with retries, one re-authentication on 401, and (when `follow`) redirects.
+    pub(crate) fn send(
+        &self,
+        reference: &Reference,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        follow: bool,
+    ) -> Result<Response<Body>, RegistryError> {
+        let host_name = reference.api_host();
+        let host = self.host(host_name)?;
+        let scope = format!("repository:{}:pull", reference.repository());
+        let url = format!("{}/v2/{}/{}", host.base, reference.repository(), path);
+        let mut reauthenticated = false;
+        loop {
+            let auth = self.authorization(&host, host_name, &scope)?;
+            let resp = self
+                .with_retries(|| {
+                    let agent = self.agent_for(host.insecure);
+                    let mut req = match method {
+                        Method::Get => agent.get(&url),
+                        Method::Head => agent.head(&url),
+                    };
+                    for (k, v) in headers {
+                        req = req.header(*k, v.as_str());
+                    }
+                    if let Some(a) = &auth {
+                        req = req.header("Authorization", a.as_str());
+                    }
+                    req.call()
+                })
+                .map_err(|e| self.connect_error(host_name, &e))?;
+            let status = resp.status().as_u16();
+            if status == 401 && !reauthenticated {
+                reauthenticated = true;
+                if let Some(c) = pick_challenge(&resp) {
+                    *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+                }
+                host.tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(&scope);
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let (code, message) = registry_error_body(resp);
+                return Err(RegistryError::Unauthorized {
+                    host: reference.registry().to_string(),
+                    repository: reference.familiar_name(),
+                    code,
+                    message,
+                });
+            }
+            if follow && matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return self.follow_redirects(host_name, &url, resp, &auth, headers);
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Follows blob redirects (to a CDN, say). `Authorization` goes only to
+    /// the registry's own host; HTTPS is never downgraded to HTTP unless the
+    /// target is itself loopback or an insecure registry.
+    fn follow_redirects(
+        &self,
+        host_name: &str,
+        start: &str,
+        mut resp: Response<Body>,
+        auth: &Option<String>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Body>, RegistryError> {
+        let mut url = start.to_string();
+        for _ in 0..10 {
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(resp);
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| RegistryError::Redirect {
+                    host: host_name.to_string(),
+                    location: String::new(),
+                    why: "the redirect has no Location header".into(),
+                })?
+                .to_string();
+            let next = resolve_location(&url, &location).ok_or_else(|| RegistryError::Redirect {
+                host: host_name.to_string(),
+                location: location.clone(),
+                why: "it is not an http(s) URL".into(),
+            })?;
+            let next_authority = authority(&next).to_string();
+            let target_insecure = self.is_insecure(&next_authority);
+            if next.starts_with("http://") && url.starts_with("https://") && !target_insecure {
+                return Err(RegistryError::Redirect {
+                    host: host_name.to_string(),
+                    location: next,
+                    why: "it downgrades HTTPS to plain HTTP".into(),
+                });
+            }
+            let same_host =
+                next_authority.eq_ignore_ascii_case(authority(&url)) && next_authority.eq_ignore_ascii_case(host_name);
+            resp = self
+                .with_retries(|| {
+                    let mut req = self.agent_for(target_insecure).get(&next);
+                    for (k, v) in headers {
+                        req = req.header(*k, v.as_str());
+                    }
+                    if let (true, Some(a)) = (same_host, auth) {
+                        req = req.header("Authorization", a.as_str());
+                    }
+                    req.call()
+                })
+                .map_err(|e| self.connect_error(&next_authority, &e))?;
+            url = next;
+        }
+        Err(RegistryError::Redirect {
+            host: host_name.to_string(),
+            location: url,
+            why: "too many redirects".into(),
+        })
+    }
+
+    fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
+        RegistryError::Connect {
+            host: host.to_string(),
+            message: describe(e),
+            hint: None,
+        }
+    }
+
+    /// The `Authorization` header for a request, fetching a token if needed.
+    fn authorization(&self, host: &HostState, host_name: &str, scope: &str) -> Result<Option<String>, RegistryError> {
+        let challenge = host.challenge.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(challenge) = challenge else { return Ok(None) };
+        let registry = registry_name(host_name);
+        match challenge.scheme.as_str() {
+            "basic" => Ok(match self.creds.lookup(registry)? {
+                Some(Credential::Basic { username, password }) => Some(basic(&username, &password)),
+                _ => None,
+            }),
+            "bearer" => {
+                if let Some(t) = host.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(scope) {
+                    if t.expires > Instant::now() {
+                        return Ok(Some(format!("Bearer {}", t.value)));
+                    }
+                }
+                let token = self.fetch_token(&challenge, host_name, scope)?;
+                let header = format!("Bearer {}", token.value);
+                host.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(scope.to_string(), token);
+                Ok(Some(header))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn fetch_token(&self, challenge: &Challenge, host_name: &str, scope: &str) -> Result<Token, RegistryError> {
+        let registry = registry_name(host_name);
+        let realm = challenge.param("realm").unwrap_or_default().to_string();
+        let token_err = |message: String| RegistryError::Token {
+            realm: realm.clone(),
+            message,
+        };
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            return Err(token_err(
+                "the registry's Bearer challenge has no usable realm URL".into(),
+            ));
+        }
+        let realm_insecure = self.is_insecure(authority(&realm));
+        if realm.starts_with("http://") && !realm_insecure {
+            return Err(RegistryError::InsecureRealm {
+                host: host_name.to_string(),
+                realm,
+            });
+        }
+        let cred = self.creds.lookup(registry)?;
+        if let Some(Credential::RegistryToken(t)) = &cred {
+            return Ok(Token {
+                value: t.clone(),
+                expires: Instant::now() + Duration::from_secs(3600),
+            });
+        }
+        let mut query = Vec::new();
+        if let Some(service) = challenge.param("service") {
+            query.push(("service", service.to_string()));
+        }
+        query.push(("scope", scope.to_string()));
+        let agent = self.agent_for(realm_insecure);
+        let resp = match &cred {
+            Some(Credential::IdentityToken { token, .. }) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", token.clone()),
+                    ("client_id", "barge".to_string()),
+                ];
+                form.extend(query.iter().cloned());
+                let body = encode_query(&form);
+                self.with_retries(|| {
+                    agent
+                        .post(&realm)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .send(body.as_str())
+                })
+            }
+            other => {
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                let url = format!("{realm}{sep}{}", encode_query(&query));
+                let basic_header = match other {
+                    Some(Credential::Basic { username, password }) => Some(basic(username, password)),
+                    _ => None,
+                };
+                self.with_retries(|| {
+                    let mut req = agent.get(&url);
+                    if let Some(b) = &basic_header {
+                        req = req.header("Authorization", b.as_str());
+                    }
+                    req.call()
+                })
+            }
+        }
+        .map_err(|e| token_err(describe(&e)))?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            let (code, message) = registry_error_body(resp);
+            return Err(RegistryError::Unauthorized {
+                host: registry.to_string(),
+                repository: scope.split(':').nth(1).unwrap_or_default().to_string(),
+                code,
+                message,
+            });
+        }
+        if status != 200 {
+            return Err(token_err(format!("HTTP {status}")));
+        }
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            #[serde(default)]
+            token: Option<String>,
+            #[serde(default)]
+            access_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let body = resp
+            .into_body()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| token_err(format!("unreadable reply: {e}")))?;
+        let reply: Reply = serde_json::from_slice(&body).map_err(|e| token_err(format!("unreadable reply: {e}")))?;
+        let value = reply
+            .token
+            .or(reply.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| token_err("the reply holds no token".into()))?;
+        // The spec's minimum lifetime is 60 s; renew a little early.
+        let lifetime = reply.expires_in.unwrap_or(60).max(60);
+        Ok(Token {
+            value,
+            expires: Instant::now() + Duration::from_secs(lifetime - 10),
+        })
+    }
+
+    /// `HEAD` of a manifest: its digest without its body; `None` when the registry has no such tag.
+    pub fn head_manifest(&self, reference: &Reference) -> Result<Option<ManifestHead>, RegistryError> {
+        let path = format!("manifests/{}", reference.manifest_key());
+        let resp = self.send(
+            reference,
+            Method::Head,
+            &path,
+            &[("Accept", media::MANIFEST_ACCEPT.to_string())],
+            false,
+        )?;
+        match resp.status().as_u16() {
+            200 => {
+                let h = resp.headers();
+                let digest = h
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let Some(digest) = digest else { return Ok(None) };
+                Ok(Some(ManifestHead {
+                    digest,
+                    media_type: h.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string),
+                    size: h
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok()),
+                }))
+            }
+            404 => Ok(None),
+            status => Err(self.status_error(reference, "HEAD", &path, status, None)),
+        }
+    }
+
+    /// Fetches the manifest a reference names (by digest when pinned, else by tag).
+    pub fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
+        let key = reference.manifest_key();
+        self.get_manifest_key(reference, &key, reference.digest())
+    }
+
+    /// Fetches a manifest by digest (an index entry) and verifies it.
+    pub fn get_manifest_by_digest(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<FetchedManifest, RegistryError> {
+        self.get_manifest_key(reference, &digest.to_string(), Some(digest))
+    }
+
+    fn get_manifest_key(
+        &self,
+        reference: &Reference,
+        key: &str,
+        expected: Option<&Digest>,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let path = format!("manifests/{key}");
+        let resp = self.send(
+            reference,
+            Method::Get,
+            &path,
+            &[("Accept", media::MANIFEST_ACCEPT.to_string())],
+            false,
+        )?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Err(RegistryError::ManifestNotFound {
+                reference: reference.familiar(),
+            });
+        }
+        if status != 200 {
+            return Err(self.status_error(reference, "GET", &path, status, Some(resp)));
+        }
+        let host = reference.api_host().to_string();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let header_digest: Option<Digest> = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).map_err(|e| match e {
+            Some(e) => self.connect_error(&host, &e),
+            None => RegistryError::TooLarge {
+                what: "manifest".into(),
+                host: host.clone(),
+                limit: MAX_MANIFEST_BYTES,
+            },
+        })?;
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = expected.or(header_digest.as_ref()) {
+            if *expected != digest {
+                return Err(RegistryError::DigestMismatch {
+                    host,
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let manifest = Manifest::parse(&bytes, content_type.as_deref()).map_err(|source| RegistryError::Manifest {
+            what: format!("manifest for {}", reference.familiar()),
+            host: host.clone(),
+            source,
+        })?;
+        let media_type = manifest.media_type().to_string();
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+            manifest,
+        })
+    }
+
+    /// Fetches a small blob (an image config) whole, verifying size and digest.
+    pub fn get_small_blob(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let host = reference.api_host().to_string();
+        if desc.size > limit {
+            return Err(RegistryError::TooLarge {
+                what: format!("blob {}", desc.digest),
+                host,
+                limit,
+            });
+        }
+        let mut reader = self.open_blob(reference, desc, 0)?;
+        let mut bytes = Vec::with_capacity(desc.size as usize);
+        std::io::Read::read_to_end(&mut reader, &mut bytes)
+            .map_err(|e| crate::blob::into_registry_error(e, &host, &desc.digest))?;
+        let actual = Digest::of(&bytes);
+        if actual != desc.digest || bytes.len() as u64 != desc.size {
+            return Err(RegistryError::DigestMismatch {
+                host,
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub(crate) fn status_error(
+        &self,
+        reference: &Reference,
+        method: &str,
+        path: &str,
+        status: u16,
+        resp: Option<Response<Body>>,
+    ) -> RegistryError {
+        let (code, message) = resp.map(registry_error_body).unwrap_or((None, None));
+        RegistryError::Status {
+            host: reference.api_host().to_string(),
+            method: method.to_string(),
+            path: format!("/v2/{}/{}", reference.repository(), path),
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+/// The registry name the credential store knows for an API host.
+fn registry_name(api_host: &str) -> &str {
+    if api_host == barge_oci::reference::DOCKER_HUB_API_HOST {
+        barge_oci::reference::DOCKER_HUB
+    } else {
+        api_host
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// Prefers a Bearer challenge, then Basic.
+fn pick_challenge(resp: &Response<Body>) -> Option<Challenge> {
+    let mut all = Vec::new();
+    for v in resp.headers().get_all("www-authenticate") {
+        if let Ok(s) = v.to_str() {
+            all.extend(challenge::parse(s));
+        }
+    }
+    let pos = all
+        .iter()
+        .position(|c| c.scheme == "bearer")
+        .or_else(|| all.iter().position(|c| c.scheme == "basic"))?;
+    Some(all.swap_remove(pos))
+}
+
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+pub(crate) fn retryable_error(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
+    )
+}
+
+/// `Retry-After` in seconds or as an HTTP-date.
+pub(crate) fn retry_after(resp: &Response<Body>) -> Option<Duration> {
+    let v = resp.headers().get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = parse_http_date(v)?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: u32 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as u32
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if hms.len() != 3 || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
+    u64::try_from(secs)
+        .ok()
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any.
+pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Option<String>) {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let Ok(body) = resp.into_body().with_config().limit(64 * 1024).read_to_vec() else {
+        return (None, None);
+    };
+    match serde_json::from_slice::<Errors>(&body) {
+        Ok(e) => e
+            .errors
+            .into_iter()
+            .next()
+            .map(|i| (i.code, i.message))
+            .unwrap_or((None, None)),
+        Err(_) => (None, None),
+    }
+}
+
+/// Reads a body of at most `limit` bytes: `Err(None)` when it is larger.
+fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, Option<ureq::Error>> {
+    if resp.body().content_length().is_some_and(|l| l > limit) {
+        return Err(None);
+    }
+    match resp.into_body().with_config().limit(limit).read_to_vec() {
+        Ok(v) => Ok(v),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// One line describing a transport error.
+pub(crate) fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        other => other.to_string(),
+    }
+}
+
+/// The `host[:port]` of an absolute URL.
+pub(crate) fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let auth = &rest[..end];
+    auth.rsplit_once('@').map(|(_, h)| h).unwrap_or(auth)
+}
+
+/// Resolves a `Location` header against the URL that sent it.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return Some(location.to_string());
+    }
+    if location.contains("://") {
+        return None;
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let origin = format!("{scheme}://{}", &rest[..host_end]);
+    if let Some(stripped) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{stripped}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{origin}{location}"));
+    }
+    let path = &rest[host_end..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = path.rfind('/').map(|i| &path[..=i]).unwrap_or("/");
+    Some(format!("{origin}{dir}{location}"))
+}
+
+fn encode_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]:5000",
+            "[::1]",
+            "LOCALHOST:1",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "example.com",
+            "10.0.0.1:5000",
+            "[::2]:1",
+            "localhost.example.com",
+            "128.0.0.1",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784111777);
+        assert!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT").is_none());
+        assert!(parse_http_date("garbage").is_none());
+    }
+
+    #[test]
+    fn locations_and_authorities() {
+        assert_eq!(authority("https://user@a.b:5000/v2/x"), "a.b:5000");
+        assert_eq!(authority("http://h"), "h");
+        assert_eq!(
+            resolve_location("https://a/v2/r/blobs/x", "/other").as_deref(),
+            Some("https://a/other")
+        );
+        assert_eq!(
+            resolve_location("https://a/v2/r/blobs/x", "https://cdn/x").as_deref(),
+            Some("https://cdn/x")
+        );
+        assert_eq!(
+            resolve_location("https://a/v2/r/blobs/x", "//cdn/y").as_deref(),
+            Some("https://cdn/y")
+        );
+        assert_eq!(
+            resolve_location("https://a/v2/r/blobs/x", "y").as_deref(),
+            Some("https://a/v2/r/blobs/y")
+        );
+        assert_eq!(resolve_location("https://a/v2/", "ftp://x"), None);
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            encode_query(&[("scope", "repository:a/b:pull".into()), ("service", "x y".into())]),
+            "scope=repository%3Aa%2Fb%3Apull&service=x%20y"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let c = Client::new(Arc::new(barge_auth::Anonymous), ClientOptions::default());
+        assert_eq!(c.backoff(1), Duration::from_millis(250));
+        assert_eq!(c.backoff(2), Duration::from_millis(500));
+        assert_eq!(c.backoff(30), Duration::from_secs(30));
+    }
+}

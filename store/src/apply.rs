@@ -1,0 +1,638 @@
+//! Applies one layer tarball into an empty directory in overlayfs form.
+//!
+//! Written for hostile input. Every path is resolved with `openat2` and
+//! `RESOLVE_IN_ROOT`, so `..`, absolute names and symlinks (including ones
+//! the same layer just created) can never lead outside the snapshot; the
+//! final component of every entry is created with `*at` calls that do not
+//! follow symlinks. Whiteouts (`.wh.name`) become 0/0 character devices and
+//! opaque markers (`.wh..wh..opq`) the `overlay.opaque` xattr, as overlayfs
+//! expects. Modes, ownership, xattrs, times, hard links, symlinks, devices
+//! and fifos are kept.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{
+    chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat, openat2,
+    statat, symlinkat, unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
+    Uid, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+/// What the applier may do.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Running as root: set ownership, create devices, use `trusted.` xattrs.
+    /// Unprivileged, ownership is left as is, device nodes are skipped and
+    /// opaque directories are marked with `user.overlay.opaque`.
+    pub privileged: bool,
+}
+
+impl ApplyOptions {
+    pub fn for_current_user() -> ApplyOptions {
+        ApplyOptions {
+            privileged: rustix::process::geteuid().is_root(),
+        }
+    }
+
+    /// The xattr that marks an opaque directory.
+    pub fn opaque_xattr(&self) -> &'static str {
+        if self.privileged {
+            "trusted.overlay.opaque"
+        } else {
+            "user.overlay.opaque"
+        }
+    }
+}
+
+/// What applying a layer produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Bytes of regular file content written (hard links not counted twice).
+    pub size: u64,
+    pub entries: u64,
+    pub whiteouts: u64,
+    /// Device nodes not created because barge is not running as root.
+    pub skipped_devices: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("layer entry {path:?} is refused: {reason}")]
+    Refused { path: String, reason: String },
+    #[error("layer entry {path:?}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("the layer is not a valid tar stream: {0}")]
+    Tar(io::Error),
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
+
+/// Applies the tar stream `reader` into the directory `dest`.
+pub fn apply_tar<R: Read>(reader: R, dest: &Path, opts: ApplyOptions) -> Result<ApplyStats, ApplyError> {
+    let root = rustix::fs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ApplyError::Io {
+        path: dest.display().to_string(),
+        source: e.into(),
+    })?;
+    let mut applier = Applier {
+        root,
+        opts,
+        dirs: Vec::new(),
+        stats: ApplyStats::default(),
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(ApplyError::Tar)? {
+        let mut entry = entry.map_err(ApplyError::Tar)?;
+        applier.entry(&mut entry)?;
+    }
+    applier.finish_dirs()?;
+    Ok(applier.stats)
+}
+
+struct Applier {
+    root: OwnedFd,
+    opts: ApplyOptions,
+    /// Directories whose times are set last, once nothing more is written in them.
+    dirs: Vec<(Vec<OsString>, Timestamps)>,
+    stats: ApplyStats,
+}
+
+/// Ownership, mode, times and xattrs of an entry.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    times: Timestamps,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// The normalised components of an entry name: leading `/` and `.` dropped,
+/// `..` resolved lexically, refusing any that climbs above the root.
+pub(crate) fn clean_path(raw: &[u8]) -> Result<Vec<OsString>, String> {
+    let mut out: Vec<OsString> = Vec::new();
+    for comp in raw.split(|b| *b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err("its path climbs out of the layer root with '..'".into());
+                }
+            }
+            c => out.push(OsString::from_vec(c.to_vec())),
+        }
+    }
+    Ok(out)
+}
+
+fn join(comps: &[OsString]) -> PathBuf {
+    if comps.is_empty() {
+        return PathBuf::from(".");
+    }
+    let mut p = PathBuf::new();
+    for c in comps {
+        p.push(c);
+    }
+    p
+}
+
+fn display(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+impl Applier {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ApplyError> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        let path = display(&raw_path);
+        let refuse = |reason: &str| ApplyError::Refused {
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        let io_err = |source: io::Error| ApplyError::Io {
+            path: path.clone(),
+            source,
+        };
+        let comps = clean_path(&raw_path).map_err(|r| refuse(&r))?;
+        self.stats.entries += 1;
+
+        let Some(name) = comps.last().cloned() else {
+            // The layer root itself ("./"): only a directory makes sense.
+            if kind != EntryType::Directory {
+                return Err(refuse("the layer root can only be a directory"));
+            }
+            let meta = self.meta(entry).map_err(io_err)?;
+            let root = self.root.try_clone().map_err(|e| io_err(e.into()))?;
+            self.set_meta_fd(&root, &meta).map_err(io_err)?;
+            self.dirs.push((Vec::new(), meta.times));
+            return Ok(());
+        };
+        let parent_comps = &comps[..comps.len() - 1];
+
+        if let Some(target) = name.as_bytes().strip_prefix(b".wh.") {
+            return self.whiteout(parent_comps, target).map_err(|e| match e {
+                WhiteoutError::Refused(r) => refuse(&r),
+                WhiteoutError::Io(e) => io_err(e),
+            });
+        }
+
+        let parent = self.parent_dir(parent_comps).map_err(|e| match e {
+            ParentError::Refused(r) => refuse(&r),
+            ParentError::Io(e) => io_err(e),
+        })?;
+        let meta = self.meta(entry).map_err(io_err)?;
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.replace(&parent, &name, false).map_err(io_err)?;
+                let fd = openat(
+                    &parent,
+                    &name,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io_err(e.into()))?;
+                let mut file = File::from(fd);
+                let written = copy_sparse(entry, &mut file).map_err(io_err)?;
+                self.stats.size += written;
+                self.set_meta_fd(file.as_fd(), &meta).map_err(io_err)?;
+            }
+            EntryType::Directory => {
+                let existed = self.replace(&parent, &name, true).map_err(io_err)?;
+                if !existed {
+                    mkdirat(&parent, &name, Mode::from_raw_mode(0o700)).map_err(|e| io_err(e.into()))?;
+                }
+                let dir = openat(
+                    &parent,
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(e.into()))?;
+                self.set_meta_fd(dir.as_fd(), &meta).map_err(io_err)?;
+                self.dirs.push((comps.clone(), meta.times));
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("symlink without a target"))?
+                    .into_owned();
+                if target.is_empty() || target.contains(&0) {
+                    return Err(refuse("symlink with an empty or invalid target"));
+                }
+                self.replace(&parent, &name, false).map_err(io_err)?;
+                symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io_err(e.into()))?;
+                self.set_meta_at(&parent, &name, &meta, true).map_err(io_err)?;
+            }
+            EntryType::Link => {
+                let target_raw = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("hard link without a target"))?
+                    .into_owned();
+                let target = clean_path(&target_raw).map_err(|r| refuse(&format!("hard link target: {r}")))?;
+                let Some(target_name) = target.last() else {
+                    return Err(refuse("hard link to the layer root"));
+                };
+                let target_parent = self.existing_dir(&target[..target.len() - 1]).map_err(|_| {
+                    refuse(&format!(
+                        "hard link target {:?} is not in this layer",
+                        display(&target_raw)
+                    ))
+                })?;
+                let st = statat(&target_parent, target_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|_| {
+                    refuse(&format!(
+                        "hard link target {:?} is not in this layer",
+                        display(&target_raw)
+                    ))
+                })?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    return Err(refuse("hard link to a directory"));
+                }
+                if target == comps {
+                    return Ok(()); // a link to itself changes nothing
+                }
+                self.replace(&parent, &name, false).map_err(io_err)?;
+                linkat(&target_parent, target_name, &parent, &name, AtFlags::empty()).map_err(|e| io_err(e.into()))?;
+            }
+            EntryType::Char | EntryType::Block => {
+                let major = entry.header().device_major().map_err(io_err)?.unwrap_or(0);
+                let minor = entry.header().device_minor().map_err(io_err)?.unwrap_or(0);
+                if major > 0xfff || minor > 0xfffff {
+                    return Err(refuse(&format!("device number {major}:{minor} is out of range")));
+                }
+                if !self.opts.privileged {
+                    self.stats.skipped_devices += 1;
+                    return Ok(());
+                }
+                let ft = if kind == EntryType::Char {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                self.replace(&parent, &name, false).map_err(io_err)?;
+                mknodat(&parent, &name, ft, Mode::from_raw_mode(0o600), makedev(major, minor))
+                    .map_err(|e| io_err(e.into()))?;
+                self.set_meta_at(&parent, &name, &meta, false).map_err(io_err)?;
+            }
+            EntryType::Fifo => {
+                self.replace(&parent, &name, false).map_err(io_err)?;
+                mknodat(&parent, &name, FileType::Fifo, Mode::from_raw_mode(0o600), 0).map_err(|e| io_err(e.into()))?;
+                self.set_meta_at(&parent, &name, &meta, false).map_err(io_err)?;
+            }
+            other => return Err(refuse(&format!("unsupported tar entry type {other:?}"))),
+        }
+        Ok(())
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
+        let h = entry.header();
+        let uid = u32::try_from(h.uid()?).map_err(|_| io::Error::other("uid out of range"))?;
+        let gid = u32::try_from(h.gid()?).map_err(|_| io::Error::other("gid out of range"))?;
+        let mode = h.mode()? & 0o7777;
+        let mut mtime = Timespec {
+            tv_sec: i64::try_from(h.mtime()?).unwrap_or(0),
+            tv_nsec: 0,
+        };
+        let mut xattrs = Vec::new();
+        if let Some(exts) = entry.pax_extensions()? {
+            for ext in exts {
+                let ext = ext?;
+                let Ok(key) = ext.key() else { continue };
+                if key == "mtime" {
+                    if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
+                        mtime = t;
+                    }
+                } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    if allowed_xattr(name, self.opts.privileged) {
+                        xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(Meta {
+            uid,
+            gid,
+            mode,
+            times: Timestamps {
+                last_access: mtime,
+                last_modification: mtime,
+            },
+            xattrs,
+        })
+    }
+
+    /// Ownership, mode, xattrs and times on an open file or directory.
+    fn set_meta_fd(&self, fd: impl AsFd, meta: &Meta) -> io::Result<()> {
+        if self.opts.privileged {
+            fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))?;
+        }
+        // After chown, which clears setuid/setgid bits.
+        fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
+        for (name, value) in &meta.xattrs {
+            match fsetxattr(&fd, name.as_str(), value, XattrFlags::empty()) {
+                Ok(()) | Err(Errno::NOTSUP) => {}
+                Err(e) => return Err(io::Error::other(format!("setting xattr {name}: {e}"))),
+            }
+        }
+        futimens(&fd, &meta.times)?;
+        Ok(())
+    }
+
+    /// The same for a symlink, device or fifo, by name in its parent.
+    fn set_meta_at(&self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> io::Result<()> {
+        if self.opts.privileged {
+            chownat(
+                parent,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+        if !symlink {
+            rustix::fs::chmodat(parent, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;
+        }
+        if !meta.xattrs.is_empty() {
+            // No *at form exists for xattrs: name the entry through its parent's fd.
+            let path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(name);
+            for (xname, value) in &meta.xattrs {
+                match lsetxattr(&path, xname.as_str(), value, XattrFlags::empty()) {
+                    // user.* xattrs are not allowed on symlinks and devices.
+                    Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
+                    Err(e) => return Err(io::Error::other(format!("setting xattr {xname}: {e}"))),
+                }
+            }
+        }
+        utimensat(parent, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+
+    /// Clears the slot `name` in `parent` for a new entry. A directory is kept
+    /// when `keep_dir` (a directory entry over a directory); anything else
+    /// there is removed. Returns whether a directory was kept.
+    fn replace(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> io::Result<bool> {
+        match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if keep_dir {
+                    return Ok(true);
+                }
+                // std's remove_dir_all opens each level with O_NOFOLLOW.
+                let path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(name);
+                std::fs::remove_dir_all(path)?;
+                Ok(false)
+            }
+            Ok(_) => {
+                unlinkat(parent, name, AtFlags::empty())?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn whiteout(&mut self, parent_comps: &[OsString], target: &[u8]) -> Result<(), WhiteoutError> {
+        if target == b".wh..opq" {
+            let dir = self.parent_dir(parent_comps).map_err(WhiteoutError::from)?;
+            let dir = openat(
+                &dir,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| WhiteoutError::Io(e.into()))?;
+            fsetxattr(&dir, self.opts.opaque_xattr(), b"y", XattrFlags::empty())
+                .map_err(|e| WhiteoutError::Io(e.into()))?;
+            self.stats.whiteouts += 1;
+            return Ok(());
+        }
+        if target.starts_with(b".wh.") {
+            // Other aufs metadata (.wh..wh.plnk, .wh..wh.aufs): not content.
+            return Ok(());
+        }
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(WhiteoutError::Refused("a whiteout must name an entry".into()));
+        }
+        let parent = self.parent_dir(parent_comps).map_err(WhiteoutError::from)?;
+        let name = OsStr::from_bytes(target);
+        self.replace(&parent, name, false).map_err(WhiteoutError::Io)?;
+        mknodat(&parent, name, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
+            .map_err(|e| WhiteoutError::Io(e.into()))?;
+        self.stats.whiteouts += 1;
+        Ok(())
+    }
+
+    /// Opens an existing directory of the snapshot, resolving symlinks inside it only.
+    fn existing_dir(&self, comps: &[OsString]) -> Result<OwnedFd, Errno> {
+        openat2(
+            &self.root,
+            join(comps),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+    }
+
+    /// Opens the directory `comps`, creating missing levels as 0755 directories.
+    fn parent_dir(&self, comps: &[OsString]) -> Result<OwnedFd, ParentError> {
+        match self.existing_dir(comps) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOENT) => {}
+            Err(Errno::NOTDIR) => return Err(ParentError::Refused("a parent path is not a directory".into())),
+            Err(Errno::LOOP) => return Err(ParentError::Refused("a parent path is a symlink loop".into())),
+            Err(e) => return Err(ParentError::Io(e.into())),
+        }
+        let mut dir = self.existing_dir(&[]).map_err(|e| ParentError::Io(e.into()))?;
+        for i in 1..=comps.len() {
+            dir = match self.existing_dir(&comps[..i]) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    match mkdirat(&dir, &comps[i - 1], Mode::from_raw_mode(0o755)) {
+                        Ok(()) => {}
+                        Err(Errno::EXIST) => {
+                            return Err(ParentError::Refused(format!(
+                                "{:?} is a symlink to a directory that is not in this layer",
+                                join(&comps[..i])
+                            )))
+                        }
+                        Err(e) => return Err(ParentError::Io(e.into())),
+                    }
+                    self.existing_dir(&comps[..i]).map_err(|e| ParentError::Io(e.into()))?
+                }
+                Err(Errno::NOTDIR) => return Err(ParentError::Refused("a parent path is not a directory".into())),
+                Err(e) => return Err(ParentError::Io(e.into())),
+            };
+        }
+        Ok(dir)
+    }
+
+    /// Sets directory times last: writing into a directory changes its mtime.
+    fn finish_dirs(&mut self) -> Result<(), ApplyError> {
+        for (comps, times) in std::mem::take(&mut self.dirs) {
+            let path = join(&comps).display().to_string();
+            let (parent, name) = match comps.split_last() {
+                Some((name, parent)) => (parent, OsStr::new(name)),
+                None => {
+                    futimens(&self.root, &times).map_err(|e| ApplyError::Io { path, source: e.into() })?;
+                    continue;
+                }
+            };
+            // Entries after the directory may have replaced it: then there is nothing to do.
+            let Ok(parent) = self.existing_dir(parent) else {
+                continue;
+            };
+            match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                    utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| ApplyError::Io { path, source: e.into() })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+enum ParentError {
+    Refused(String),
+    Io(io::Error),
+}
+
+enum WhiteoutError {
+    Refused(String),
+    Io(io::Error),
+}
+
+impl From<ParentError> for WhiteoutError {
+    fn from(e: ParentError) -> Self {
+        match e {
+            ParentError::Refused(r) => WhiteoutError::Refused(r),
+            ParentError::Io(e) => WhiteoutError::Io(e),
+        }
+    }
+}
+
+/// Xattrs barge restores. Overlay's own (`*.overlay.*`) never: they would
+/// let a layer redirect or hide paths of the union.
+fn allowed_xattr(name: &str, privileged: bool) -> bool {
+    if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
+        return false;
+    }
+    if name.starts_with("user.") {
+        return true;
+    }
+    privileged
+        && (name == "security.capability" || name.starts_with("trusted.") || name.starts_with("system.posix_acl_"))
+}
+
+/// PAX times are decimal seconds with an optional fraction.
+fn parse_pax_time(s: &str) -> Option<Timespec> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let tv_sec: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
+    };
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: if tv_sec < 0 && tv_nsec > 0 { -tv_nsec } else { tv_nsec },
+    })
+}
+
+/// Copies file content, leaving holes where whole blocks are zero.
+fn copy_sparse(src: &mut impl Read, dst: &mut File) -> io::Result<u64> {
+    const BLOCK: usize = 64 * 1024;
+    let mut buf = vec![0u8; BLOCK];
+    let mut total = 0u64;
+    let mut pending_hole = false;
+    loop {
+        // Fill a whole block so hole detection is aligned.
+        let mut n = 0;
+        while n < BLOCK {
+            match src.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        if n == BLOCK && buf.iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(BLOCK as i64))?;
+            pending_hole = true;
+        } else {
+            dst.write_all(&buf[..n])?;
+            pending_hole = false;
+        }
+        total += n as u64;
+        if n < BLOCK {
+            break;
+        }
+    }
+    if pending_hole {
+        dst.set_len(total)?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        let c = |s: &str| clean_path(s.as_bytes()).map(|v| join(&v).display().to_string());
+        assert_eq!(c("./a/b/").unwrap(), "a/b");
+        assert_eq!(c("/etc/passwd").unwrap(), "etc/passwd");
+        assert_eq!(c("a/../b").unwrap(), "b");
+        assert_eq!(c("./").unwrap(), ".");
+        assert!(c("../x").is_err());
+        assert!(c("a/../../x").is_err());
+        assert!(c("/..").is_err());
+    }
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(
+            parse_pax_time("12.5"),
+            Some(Timespec {
+                tv_sec: 12,
+                tv_nsec: 500_000_000
+            })
+        );
+        assert_eq!(parse_pax_time("7"), Some(Timespec { tv_sec: 7, tv_nsec: 0 }));
+        assert_eq!(parse_pax_time("x"), None);
+    }
+
+    #[test]
+    fn overlay_xattrs_are_never_restored() {
+        assert!(!allowed_xattr("trusted.overlay.redirect", true));
+        assert!(!allowed_xattr("user.overlay.opaque", true));
+        assert!(allowed_xattr("user.mime", false));
+        assert!(allowed_xattr("security.capability", true));
+        assert!(!allowed_xattr("security.capability", false));
+        assert!(!allowed_xattr("security.selinux", true));
+    }
+}

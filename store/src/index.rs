@@ -1,0 +1,248 @@
+//! Tags: `oci/index.json`, one descriptor per tag or pinned digest.
+//!
+//! Each descriptor carries `org.opencontainers.image.ref.name` with the full
+//! reference (`docker.io/library/busybox:latest`), which is what
+//! `skopeo copy oci:<root>/oci:<ref>` looks up. An image that lost its last
+//! tag stays as a descriptor without a name: a dangling image, as docker
+//! keeps them. barge's own annotations cache what `barge images` shows, so
+//! listing reads this one file.
+
+use crate::fsutil::{self, LockKind};
+use crate::{Store, StoreError};
+use barge_oci::image::{ImageConfig, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
+use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANN_CREATED: &str = "org.opencontainers.image.created";
+pub const ANN_IMAGE_ID: &str = "dev.barge.image.id";
+pub const ANN_REPO_DIGEST: &str = "dev.barge.image.repo-digest";
+pub const ANN_SIZE: &str = "dev.barge.image.size";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexFile {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What barge records about an image alongside its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMeta {
+    /// The config digest: docker's image ID.
+    pub image_id: Digest,
+    /// What the registry's tag resolved to (an index digest for multi-platform images).
+    pub repo_digest: Option<Digest>,
+    pub created: Option<String>,
+    /// Bytes of file content of all layers.
+    pub size: u64,
+}
+
+/// One row of `index.json`: a tag, a pinned digest, or a dangling image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// `None` for a dangling image.
+    pub reference: Option<Reference>,
+    pub manifest: Descriptor,
+    pub meta: ImageMeta,
+}
+
+/// What tagging did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagOutcome {
+    /// The tag already named this image.
+    Unchanged,
+    /// The tag is new, or moved here from another image.
+    Tagged { previous: Option<Digest> },
+}
+
+impl Store {
+    pub(crate) fn ensure_index(&self) -> Result<(), StoreError> {
+        let path = self.layout_dir().join("index.json");
+        if path.exists() {
+            return Ok(());
+        }
+        let _lock = self.lock_index()?;
+        if path.exists() {
+            return Ok(());
+        }
+        self.write_index(&IndexFile {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            other: serde_json::Map::new(),
+        })
+    }
+
+    fn lock_index(&self) -> Result<fsutil::LockGuard, StoreError> {
+        fsutil::lock(&self.root.join("index.lock"), LockKind::Exclusive)
+            .map_err(|e| StoreError::io("locking index.json", e))
+    }
+
+    fn read_index(&self) -> Result<IndexFile, StoreError> {
+        let path = self.layout_dir().join("index.json");
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("{} is not a valid OCI index: {e}", path.display())))
+    }
+
+    fn write_index(&self, index: &IndexFile) -> Result<(), StoreError> {
+        let path = self.layout_dir().join("index.json");
+        let bytes = serde_json::to_vec(index).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        fsutil::write_atomic(&path, &bytes, 0o644).map_err(|e| StoreError::io(format!("writing {}", path.display()), e))
+    }
+
+    /// Read-modify-write of the index under its lock.
+    pub(crate) fn update_index<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Descriptor>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _lock = self.lock_index()?;
+        let mut index = self.read_index()?;
+        let out = f(&mut index.manifests)?;
+        self.write_index(&index)?;
+        Ok(out)
+    }
+
+    /// Every image row of the index. Rows written by other tools (skopeo
+    /// into this layout, say) get their metadata from the blobs; rows whose
+    /// blobs are missing, or that are not image manifests, are left out.
+    pub fn entries(&self) -> Result<Vec<ImageEntry>, StoreError> {
+        let index = self.read_index()?;
+        let mut out = Vec::with_capacity(index.manifests.len());
+        for d in index.manifests {
+            if let Some(e) = self.entry_from_descriptor(d) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entry_from_descriptor(&self, d: Descriptor) -> Option<ImageEntry> {
+        let reference = match d.annotation(ANN_REF_NAME) {
+            Some(name) => Some(Reference::parse(name).ok()?),
+            None => None,
+        };
+        let cached = (|| {
+            Some(ImageMeta {
+                image_id: d.annotation(ANN_IMAGE_ID)?.parse().ok()?,
+                repo_digest: d.annotation(ANN_REPO_DIGEST).and_then(|s| s.parse().ok()),
+                created: d.annotation(ANN_CREATED).map(str::to_string),
+                size: d.annotation(ANN_SIZE)?.parse().ok()?,
+            })
+        })();
+        let meta = match cached {
+            Some(m) => m,
+            None => {
+                if !media::is_image_manifest(&d.media_type) {
+                    return None;
+                }
+                let (_, config) = self.manifest_and_config(&d.digest).ok()?;
+                let manifest = self.image_manifest(&d.digest).ok()?;
+                ImageMeta {
+                    image_id: manifest.config.digest.clone(),
+                    repo_digest: None,
+                    created: config.created.clone(),
+                    size: self
+                        .image_size(&config)
+                        .unwrap_or_else(|| manifest.layers.iter().map(|l| l.size).sum()),
+                }
+            }
+        };
+        Some(ImageEntry {
+            reference,
+            manifest: d,
+            meta,
+        })
+    }
+
+    /// The image manifest stored under `digest`.
+    pub fn image_manifest(&self, digest: &Digest) -> Result<barge_oci::ImageManifest, StoreError> {
+        let bytes = self.read_blob(digest, MAX_MANIFEST_BYTES)?;
+        match Manifest::parse(&bytes, None)? {
+            Manifest::Image { manifest, .. } => Ok(manifest),
+            Manifest::Index { .. } => Err(StoreError::Corrupt(format!(
+                "{digest} is an index, not an image manifest"
+            ))),
+        }
+    }
+
+    /// The raw and parsed config of the image whose manifest is `digest`.
+    pub fn manifest_and_config(&self, digest: &Digest) -> Result<(Vec<u8>, ImageConfig), StoreError> {
+        let manifest = self.image_manifest(digest)?;
+        let raw = self.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
+        let config = ImageConfig::parse(&raw)?;
+        Ok((raw, config))
+    }
+
+    /// Sum of the snapshot sizes of an image, if all its snapshots exist.
+    pub fn image_size(&self, config: &ImageConfig) -> Option<u64> {
+        barge_oci::image::chain_ids(&config.rootfs.diff_ids)
+            .iter()
+            .map(|c| self.snapshot_info(c).ok().map(|i| i.size))
+            .sum()
+    }
+
+    /// Points `reference` at an image. A tag that named another image moves;
+    /// that image is kept as dangling if nothing else names it. Dangling rows
+    /// of this image go, as it is named now.
+    pub fn tag(
+        &self,
+        reference: &Reference,
+        manifest: &Descriptor,
+        meta: &ImageMeta,
+    ) -> Result<TagOutcome, StoreError> {
+        let name = reference.to_string();
+        self.update_index(|rows| {
+            let mut desc = Descriptor::new(&manifest.media_type, manifest.digest.clone(), manifest.size);
+            desc.platform = manifest.platform.clone();
+            let mut ann = BTreeMap::new();
+            ann.insert(ANN_REF_NAME.to_string(), name.clone());
+            ann.insert(ANN_IMAGE_ID.to_string(), meta.image_id.to_string());
+            ann.insert(ANN_SIZE.to_string(), meta.size.to_string());
+            if let Some(c) = &meta.created {
+                ann.insert(ANN_CREATED.to_string(), c.clone());
+            }
+            if let Some(r) = &meta.repo_digest {
+                ann.insert(ANN_REPO_DIGEST.to_string(), r.to_string());
+            }
+            desc.annotations = Some(ann);
+
+            let existing = rows
+                .iter()
+                .position(|d| d.annotation(ANN_REF_NAME) == Some(name.as_str()));
+            let mut previous = None;
+            if let Some(i) = existing {
+                let old = rows.remove(i);
+                if old.digest == desc.digest && old.annotations == desc.annotations {
+                    rows.insert(i, old);
+                    return Ok(TagOutcome::Unchanged);
+                }
+                let old_id = old.annotation(ANN_IMAGE_ID).map(str::to_string);
+                if old.digest != desc.digest {
+                    previous = Some(old.digest.clone());
+                    let still_named = rows
+                        .iter()
+                        .any(|d| d.digest == old.digest && d.annotation(ANN_REF_NAME).is_some());
+                    if !still_named && old_id.as_deref() != Some(meta.image_id.to_string().as_str()) {
+                        let mut dangling = old.clone();
+                        if let Some(a) = dangling.annotations.as_mut() {
+                            a.remove(ANN_REF_NAME);
+                            a.remove(ANN_REPO_DIGEST);
+                        }
+                        rows.push(dangling);
+                    }
+                }
+            }
+            rows.retain(|d| !(d.annotation(ANN_REF_NAME).is_none() && d.digest == desc.digest));
+            rows.push(desc);
+            Ok(TagOutcome::Tagged { previous })
+        })
+    }
+}

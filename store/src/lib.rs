@@ -1,0 +1,179 @@
+//! barge's on-disk store: an OCI image layout with tags, resumable
+//! downloads and overlay-form layer snapshots.
+//!
+//! Layout under the root (see `docs/architecture.md`): `oci/` is a plain OCI
+//! image layout that skopeo and umoci read; `ingest/` holds partial
+//! downloads kept for resume; `snapshots/<chain-id>/fs` holds each layer
+//! applied once in overlayfs form. Every write is atomic (temp file, fsync,
+//! rename, fsync of the directory) and a blob becomes visible only after its
+//! digest is verified. Processes coordinate with `flock`: additions take the
+//! store lock shared, deletions exclusive, each blob download its own lock.
+//!
+//! It is not for networking (`barge-registry`) or running containers
+//! (`barge-runtime`), and has no opinion on output formatting.
+
+pub mod apply;
+mod blobs;
+pub mod fsutil;
+mod images;
+mod index;
+mod snapshots;
+
+pub use apply::{ApplyError, ApplyOptions, ApplyStats};
+pub use blobs::{Ingest, IngestReader};
+pub use fsutil::LockGuard;
+pub use images::{ImageDetails, PruneReport, RemoveEvent};
+pub use index::{ImageEntry, ImageMeta, TagOutcome};
+pub use snapshots::{SnapshotBuilder, SnapshotInfo};
+
+use barge_oci::{Digest, ManifestError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("blob {0} is missing from the store")]
+    BlobMissing(Digest),
+    #[error("content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {digest} should be {expected} bytes but {actual} arrived")]
+    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    #[error("layer {layer} unpacks to {actual}, but the image config says its diff ID is {expected}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("download failed: {0}")]
+    Transfer(io::Error),
+    #[error("unpacking layer {layer}: {source}")]
+    Apply { layer: Digest, source: ApplyError },
+    #[error("store is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("multiple images match the ID prefix {0}; use more digits")]
+    AmbiguousImage(String),
+    #[error("conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories")]
+    Conflict(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("image config: {0}")]
+    Config(#[from] barge_oci::image::ConfigError),
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A store rooted at a directory. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    apply: ApplyOptions,
+}
+
+/// The store root: `$BARGE_ROOT`, else `/var/lib/barge` for root, else
+/// `$XDG_DATA_HOME/barge` (`~/.local/share/barge`).
+pub fn default_root() -> PathBuf {
+    if let Some(r) = std::env::var_os("BARGE_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(r);
+    }
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/barge");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("barge");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/barge")
+}
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+impl Store {
+    /// Opens the store at `root`, creating its layout if needed.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let ctx = |what: &str| format!("creating the store at {} ({what})", root.display());
+        for (dir, mode) in [
+            ("", 0o700),
+            ("oci", 0o755),
+            ("oci/blobs", 0o755),
+            ("oci/blobs/sha256", 0o755),
+            ("ingest", 0o700),
+            ("snapshots", 0o700),
+            ("containers", 0o700),
+        ] {
+            let p = root.join(dir);
+            if !p.is_dir() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(mode)
+                    .create(&p)
+                    .map_err(|e| StoreError::io(ctx(dir), e))?;
+            }
+        }
+        let layout = root.join("oci/oci-layout");
+        if !layout.exists() {
+            fsutil::write_atomic(&layout, OCI_LAYOUT, 0o644).map_err(|e| StoreError::io(ctx("oci-layout"), e))?;
+        }
+        let store = Store {
+            root: root.to_path_buf(),
+            apply: ApplyOptions::for_current_user(),
+        };
+        store.ensure_index()?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The OCI image layout directory (`<root>/oci`), for skopeo and umoci.
+    pub fn layout_dir(&self) -> PathBuf {
+        self.root.join("oci")
+    }
+
+    /// Shared store lock: held by anything that adds content, so that
+    /// deletions (which take it exclusively) never remove what a running
+    /// pull is about to reference.
+    pub fn lock_shared(&self) -> Result<LockGuard, StoreError> {
+        fsutil::lock(&self.root.join("lock"), fsutil::LockKind::Shared)
+            .map_err(|e| StoreError::io("locking the store", e))
+    }
+
+    /// Exclusive store lock, for removals and garbage collection.
+    pub fn lock_exclusive(&self) -> Result<LockGuard, StoreError> {
+        fsutil::lock(&self.root.join("lock"), fsutil::LockKind::Exclusive)
+            .map_err(|e| StoreError::io("locking the store", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_an_oci_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let layout = std::fs::read(store.layout_dir().join("oci-layout")).unwrap();
+        assert_eq!(layout, OCI_LAYOUT);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.layout_dir().join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["schemaVersion"], 2);
+        assert!(index["manifests"].as_array().unwrap().is_empty());
+        // Opening again keeps what is there.
+        Store::open(&dir.path().join("s")).unwrap();
+    }
+}

@@ -1,0 +1,179 @@
+//! Snapshots: one unpacked layer per chain ID, in overlay lowerdir form.
+//!
+//! `snapshots/<chain-id hex>/fs` is the layer's content and
+//! `snapshots/<chain-id hex>/info.json` its record. A snapshot is built in a
+//! hidden temporary directory and renamed into place only when complete and
+//! verified, so an existing `snapshots/<hex>` is always whole.
+
+use crate::apply::{apply_tar, ApplyStats};
+use crate::fsutil;
+use crate::{Store, StoreError};
+use barge_oci::digest::HashingReader;
+use barge_oci::media::Compression;
+use barge_oci::Digest;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The record of a completed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    /// Bytes of file content in this layer.
+    pub size: u64,
+    /// The xattr that marks opaque directories in this snapshot.
+    pub opaque_xattr: String,
+}
+
+impl Store {
+    pub fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("snapshots").join(chain_id.hex())
+    }
+
+    /// The directory to use as an overlay lowerdir.
+    pub fn snapshot_fs(&self, chain_id: &Digest) -> PathBuf {
+        self.snapshot_dir(chain_id).join("fs")
+    }
+
+    pub fn has_snapshot(&self, chain_id: &Digest) -> bool {
+        self.snapshot_dir(chain_id).join("info.json").is_file()
+    }
+
+    pub fn snapshot_info(&self, chain_id: &Digest) -> Result<SnapshotInfo, StoreError> {
+        let path = self.snapshot_dir(chain_id).join("info.json");
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))
+    }
+
+    /// Starts building the snapshot `chain_id` in a temporary directory.
+    pub fn new_snapshot(&self, chain_id: &Digest) -> Result<SnapshotBuilder, StoreError> {
+        let tmp = self
+            .root
+            .join("snapshots")
+            .join(fsutil::temp_name(&format!("tmp-{}", chain_id.short())));
+        std::fs::create_dir(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+        let fs = tmp.join("fs");
+        std::fs::create_dir(&fs).map_err(|e| StoreError::io(format!("creating {}", fs.display()), e))?;
+        Ok(SnapshotBuilder {
+            store: self.clone(),
+            chain_id: chain_id.clone(),
+            tmp,
+            committed: false,
+        })
+    }
+}
+
+/// A snapshot being built; removed on drop unless committed.
+pub struct SnapshotBuilder {
+    store: Store,
+    chain_id: Digest,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl SnapshotBuilder {
+    pub fn fs_path(&self) -> PathBuf {
+        self.tmp.join("fs")
+    }
+
+    /// Decompresses `reader` and applies the tar stream, hashing the
+    /// uncompressed bytes. Reads the stream to its end and returns the diff ID.
+    pub fn apply(
+        &self,
+        reader: &mut dyn Read,
+        compression: Compression,
+        layer: &Digest,
+    ) -> Result<(Digest, ApplyStats), StoreError> {
+        let apply_err = |source| StoreError::Apply {
+            layer: layer.clone(),
+            source,
+        };
+        let decompressed: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(reader)
+                    .map_err(|e| apply_err(crate::ApplyError::Tar(io::Error::other(format!("zstd: {e}")))))?,
+            ),
+        };
+        let mut hashing = HashingReader::new(decompressed);
+        let stats = apply_tar(&mut hashing, &self.fs_path(), self.store.apply).map_err(|e| match e {
+            // A failing read of the network stream is a transfer problem, not a bad layer.
+            crate::ApplyError::Tar(io) => match crate::blobs::take_transfer_error(io) {
+                Ok(remote) => StoreError::Transfer(remote),
+                Err(io) => apply_err(crate::ApplyError::Tar(io)),
+            },
+            crate::ApplyError::Io { path, source } => match crate::blobs::take_transfer_error(source) {
+                Ok(remote) => StoreError::Transfer(remote),
+                Err(source) => apply_err(crate::ApplyError::Io { path, source }),
+            },
+            other => apply_err(other),
+        })?;
+        // The tar end-of-archive blocks and any padding are part of the diff ID.
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| match crate::blobs::take_transfer_error(e) {
+            Ok(remote) => StoreError::Transfer(remote),
+            Err(e) => apply_err(crate::ApplyError::Tar(e)),
+        })?;
+        let (diff_id, _) = hashing.finish();
+        Ok((diff_id, stats))
+    }
+
+    /// Makes the snapshot visible. If another process completed the same
+    /// snapshot first, theirs is kept and this one discarded.
+    pub fn commit(
+        mut self,
+        diff_id: &Digest,
+        parent: Option<&Digest>,
+        stats: &ApplyStats,
+    ) -> Result<SnapshotInfo, StoreError> {
+        let info = SnapshotInfo {
+            chain_id: self.chain_id.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            size: stats.size,
+            opaque_xattr: self.store.apply.opaque_xattr().to_string(),
+        };
+        let bytes = serde_json::to_vec_pretty(&info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let info_path = self.tmp.join("info.json");
+        std::fs::write(&info_path, bytes).map_err(|e| StoreError::io(format!("writing {}", info_path.display()), e))?;
+        // One syncfs makes every file of the layer durable before it becomes visible.
+        let dir = std::fs::File::open(&self.tmp).map_err(|e| StoreError::io("opening the snapshot", e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("syncing the snapshot", e.into()))?;
+        let dest = self.store.snapshot_dir(&self.chain_id);
+        match std::fs::rename(&self.tmp, &dest) {
+            Ok(()) => {
+                self.committed = true;
+                if let Some(parent) = dest.parent() {
+                    fsutil::sync_dir(parent).map_err(|e| StoreError::io("syncing the snapshot directory", e))?;
+                }
+            }
+            // Someone else finished it first (ENOTEMPTY/EEXIST): theirs is as good.
+            Err(_) if self.store.has_snapshot(&self.chain_id) => {}
+            Err(e) => {
+                return Err(StoreError::io(
+                    format!("moving snapshot {} into place", self.chain_id),
+                    e,
+                ))
+            }
+        }
+        Ok(info)
+    }
+}
+
+impl Drop for SnapshotBuilder {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Is this a leftover of an interrupted snapshot build?
+pub(crate) fn is_temp(name: &Path) -> bool {
+    name.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".tmp-"))
+}

@@ -1,0 +1,327 @@
+//! The layer applier against crafted tarballs, hostile ones included.
+
+use barge_store::apply::{apply_tar, ApplyError, ApplyOptions};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Builds tar entries with raw names, so that hostile names can be written
+/// (the tar crate's safe setters refuse them).
+struct Tar {
+    b: tar::Builder<Vec<u8>>,
+}
+
+impl Tar {
+    fn new() -> Tar {
+        Tar {
+            b: tar::Builder::new(Vec::new()),
+        }
+    }
+
+    fn header(kind: tar::EntryType, name: &str, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(1000);
+        h.set_gid(1001);
+        h.set_mtime(1_600_000_000);
+        h.set_size(0);
+        let raw = &mut h.as_old_mut().name;
+        raw.fill(0);
+        raw[..name.len()].copy_from_slice(name.as_bytes());
+        h
+    }
+
+    fn link_name(h: &mut tar::Header, target: &str) {
+        let raw = &mut h.as_old_mut().linkname;
+        raw.fill(0);
+        raw[..target.len()].copy_from_slice(target.as_bytes());
+    }
+
+    fn file(mut self, name: &str, data: &[u8], mode: u32) -> Tar {
+        let mut h = Tar::header(tar::EntryType::Regular, name, mode);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.b.append(&h, data).unwrap();
+        self
+    }
+
+    fn dir(mut self, name: &str, mode: u32) -> Tar {
+        let mut h = Tar::header(tar::EntryType::Directory, name, mode);
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    fn link(mut self, kind: tar::EntryType, name: &str, target: &str) -> Tar {
+        let mut h = Tar::header(kind, name, 0o777);
+        Tar::link_name(&mut h, target);
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    fn device(mut self, kind: tar::EntryType, name: &str, major: u32, minor: u32) -> Tar {
+        let mut h = Tar::header(kind, name, 0o640);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    fn pax_file(mut self, name: &str, data: &[u8], pax: &[(&str, &[u8])]) -> Tar {
+        self.b.append_pax_extensions(pax.iter().copied()).unwrap();
+        self.file_inner(name, data)
+    }
+
+    fn file_inner(mut self, name: &str, data: &[u8]) -> Tar {
+        let mut h = Tar::header(tar::EntryType::Regular, name, 0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.b.append(&h, data).unwrap();
+        self
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        self.b.into_inner().unwrap()
+    }
+}
+
+fn root() -> ApplyOptions {
+    ApplyOptions::for_current_user()
+}
+
+fn apply(tar: Tar, dest: &Path) -> Result<barge_store::ApplyStats, ApplyError> {
+    apply_tar(&tar.bytes()[..], dest, root())
+}
+
+/// A fresh layer directory inside a sandbox whose other contents must stay untouched.
+fn sandbox() -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let layer = t.path().join("layer");
+    std::fs::create_dir(&layer).unwrap();
+    std::fs::write(t.path().join("outside"), b"host file").unwrap();
+    (t, layer)
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn keeps_content_modes_links_times_and_owners() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .dir("etc/", 0o755)
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644)
+        .file("bin/su", b"suid", 0o4755)
+        .link(tar::EntryType::Symlink, "bin/sh", "busybox")
+        .link(tar::EntryType::Link, "bin/su2", "bin/su")
+        .link(tar::EntryType::Fifo, "run/fifo", "")
+        .device(tar::EntryType::Char, "dev/null", 1, 3)
+        .pax_file(
+            "x/attr",
+            b"a",
+            &[
+                ("SCHILY.xattr.user.note", b"hello"),
+                ("SCHILY.xattr.trusted.overlay.redirect", b"/evil"),
+            ],
+        );
+    let stats = apply(tar, &layer).unwrap();
+    assert_eq!(
+        std::fs::read(layer.join("etc/passwd")).unwrap(),
+        b"root:x:0:0::/root:/bin/sh\n"
+    );
+    let su = std::fs::metadata(layer.join("bin/su")).unwrap();
+    assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
+    assert_eq!(su.mtime(), 1_600_000_000);
+    assert_eq!(std::fs::read_link(layer.join("bin/sh")).unwrap(), Path::new("busybox"));
+    assert_eq!(std::fs::metadata(layer.join("bin/su2")).unwrap().ino(), su.ino());
+    assert!(std::fs::symlink_metadata(layer.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        std::fs::metadata(layer.join("etc")).unwrap().mtime(),
+        1_600_000_000,
+        "directory times are set last"
+    );
+    assert_eq!(stats.size, 26 + 4 + 1);
+    let xattr = rustix::fs::getxattr(layer.join("x/attr"), "user.note", &mut [0u8; 16]);
+    if let Ok(n) = xattr {
+        assert_eq!(n, 5);
+    }
+    let mut buf = [0u8; 16];
+    assert!(rustix::fs::getxattr(layer.join("x/attr"), "trusted.overlay.redirect", &mut buf).is_err());
+    if is_root() {
+        assert_eq!((su.uid(), su.gid()), (1000, 1001));
+        let null = std::fs::metadata(layer.join("dev/null")).unwrap();
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
+    }
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_become_overlay_form() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .dir("a/", 0o755)
+        .file("a/.wh..wh..opq", b"", 0o644)
+        .file("a/keep", b"k", 0o644)
+        .file(".wh.gone", b"", 0o644)
+        .file("b/.wh.c", b"", 0o644)
+        .file("b/.wh..wh.plnk", b"", 0o644);
+    let stats = apply(tar, &layer).unwrap();
+    assert_eq!(stats.whiteouts, 3);
+    for w in ["gone", "b/c"] {
+        let md = std::fs::symlink_metadata(layer.join(w)).unwrap();
+        assert!(md.file_type().is_char_device(), "{w}");
+        assert_eq!(md.rdev(), 0);
+    }
+    assert!(!layer.join("b/.wh..wh.plnk").exists());
+    let mut buf = [0u8; 4];
+    let n = rustix::fs::getxattr(layer.join("a"), root().opaque_xattr(), &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"y");
+    assert_eq!(std::fs::read(layer.join("a/keep")).unwrap(), b"k");
+}
+
+#[test]
+fn refuses_paths_that_climb_out() {
+    for name in ["../escape", "a/../../escape", "/../escape"] {
+        let (t, layer) = sandbox();
+        let err = apply(Tar::new().file(name, b"x", 0o644), &layer).unwrap_err();
+        assert!(matches!(err, ApplyError::Refused { .. }), "{name}: {err}");
+        assert!(!t.path().join("escape").exists());
+    }
+}
+
+#[test]
+fn absolute_names_stay_inside() {
+    let (t, layer) = sandbox();
+    apply(Tar::new().file("/outside", b"evil", 0o644), &layer).unwrap();
+    assert_eq!(std::fs::read(t.path().join("outside")).unwrap(), b"host file");
+    assert_eq!(std::fs::read(layer.join("outside")).unwrap(), b"evil");
+}
+
+#[test]
+fn symlinks_never_lead_out() {
+    // A symlink to the host root, to its parent, and a chain; then writes through them.
+    let (t, layer) = sandbox();
+    let outside = t.path().join("outside");
+    let tar = Tar::new()
+        .link(tar::EntryType::Symlink, "root", "/")
+        .link(tar::EntryType::Symlink, "up", "../..")
+        .link(tar::EntryType::Symlink, "chain", "up")
+        .link(tar::EntryType::Symlink, "direct", outside.to_str().unwrap())
+        .file("root/written-via-root", b"1", 0o644)
+        .file("up/written-via-up", b"2", 0o644)
+        .file("chain/written-via-chain", b"3", 0o644);
+    apply(tar, &layer).unwrap();
+    // Everything landed inside the layer (the symlinks resolve against the layer root).
+    for f in ["written-via-root", "written-via-up", "written-via-chain"] {
+        assert!(layer.join(f).is_file(), "{f}");
+        assert!(!t.path().join(f).exists(), "{f} escaped");
+        assert!(!Path::new("/").join(f).exists(), "{f} escaped to /");
+    }
+    // Replacing a symlink that points at a host file replaces the link, not the file.
+    apply(Tar::new().file("direct", b"overwrite", 0o600), &layer).unwrap();
+    assert_eq!(std::fs::read(&outside).unwrap(), b"host file");
+    assert_eq!(std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777, 0o644);
+}
+
+#[test]
+fn symlink_loops_are_refused() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .link(tar::EntryType::Symlink, "a", "b")
+        .link(tar::EntryType::Symlink, "b", "a")
+        .file("a/x", b"", 0o644);
+    assert!(apply(tar, &layer).is_err());
+}
+
+#[test]
+fn hardlinks_cannot_reach_host_files() {
+    let (t, layer) = sandbox();
+    let outside = t.path().join("outside");
+    for target in [outside.to_str().unwrap(), "../outside", "/etc/passwd"] {
+        let err = apply(Tar::new().link(tar::EntryType::Link, "stolen", target), &layer).unwrap_err();
+        assert!(matches!(err, ApplyError::Refused { .. }), "{target}: {err}");
+    }
+    assert_eq!(std::fs::metadata(&outside).unwrap().nlink(), 1);
+    // Through a symlink to the host root: resolved inside the layer, where it does not exist.
+    let tar = Tar::new()
+        .link(tar::EntryType::Symlink, "r", "/")
+        .link(tar::EntryType::Link, "stolen", "r/etc/passwd");
+    assert!(apply(tar, &layer).is_err());
+    assert_eq!(std::fs::metadata("/etc/passwd").unwrap().nlink(), 1);
+}
+
+#[test]
+fn hardlink_to_symlink_then_chmod_leaves_the_target_alone() {
+    let (t, layer) = sandbox();
+    let outside = t.path().join("outside");
+    let tar = Tar::new()
+        .link(tar::EntryType::Symlink, "s", outside.to_str().unwrap())
+        .link(tar::EntryType::Link, "h", "s")
+        .file("h", b"replaced", 0o777);
+    apply(tar, &layer).unwrap();
+    assert_eq!(std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"host file");
+}
+
+#[test]
+fn directories_replaced_by_symlinks_do_not_redirect_later_entries() {
+    let (t, layer) = sandbox();
+    let tar = Tar::new()
+        .dir("d/", 0o755)
+        .link(tar::EntryType::Symlink, "d", t.path().to_str().unwrap())
+        .file("d/planted", b"x", 0o644);
+    // The symlink resolves inside the layer, where its target does not exist: refused.
+    let err = apply(tar, &layer).unwrap_err();
+    assert!(matches!(err, ApplyError::Refused { .. }), "{err}");
+    assert!(!t.path().join("planted").exists());
+}
+
+#[test]
+fn bad_whiteouts_and_devices_are_refused() {
+    for name in [".wh..", "a/.wh.."] {
+        let (_t, layer) = sandbox();
+        assert!(apply(Tar::new().file(name, b"", 0o644), &layer).is_err(), "{name}");
+    }
+    let (_t, layer) = sandbox();
+    // A bare ".wh." names nothing.
+    assert!(apply(Tar::new().file(".wh.", b"", 0o644), &layer).is_err());
+    let (_t, layer) = sandbox();
+    let err = apply(Tar::new().device(tar::EntryType::Block, "dev/big", 0x1000, 0), &layer).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+}
+
+#[test]
+fn later_entries_replace_earlier_ones() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .file("x", b"first", 0o644)
+        .file("x", b"second", 0o600)
+        .dir("y/", 0o755)
+        .file("y/inner", b"i", 0o644)
+        .file("y", b"now a file", 0o644)
+        .file(".wh.x", b"", 0o644);
+    apply(tar, &layer).unwrap();
+    assert!(std::fs::symlink_metadata(layer.join("x"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(std::fs::read(layer.join("y")).unwrap(), b"now a file");
+}
+
+#[test]
+fn sparse_content_keeps_its_length() {
+    let (_t, layer) = sandbox();
+    let mut data = vec![0u8; 1 << 20];
+    data[(1 << 20) - 1] = 1;
+    apply(Tar::new().file("sparse", &data, 0o644), &layer).unwrap();
+    let md = std::fs::metadata(layer.join("sparse")).unwrap();
+    assert_eq!(md.len(), 1 << 20);
+    assert!(md.blocks() * 512 < (1 << 20), "zero blocks are holes");
+    assert_eq!(std::fs::read(layer.join("sparse")).unwrap(), data);
+}
