@@ -12,6 +12,7 @@ pub mod image;
 pub mod media;
 pub mod platform;
 pub mod reference;
+pub mod time;
 
 pub use digest::{Digest, DigestError, Hasher};
 pub use image::{Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError};

@@ -160,9 +160,11 @@ impl Client {
         let insecure = self.is_insecure(host);
         let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
         let mut last_err = String::new();
-        for scheme in schemes {
+        for (i, scheme) in schemes.iter().enumerate() {
             let base = format!("{scheme}://{host}");
-            match self.with_retries(|| self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
+            // With a plain-HTTP fallback left, HTTPS gets one try, as docker does.
+            let attempts = if i + 1 < schemes.len() { 1 } else { self.opts.max_attempts };
+            match self.retrying(attempts, || self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
                 Ok(resp) => {
                     let challenge = (resp.status().as_u16() == 401).then(|| pick_challenge(&resp)).flatten();
                     let state = Arc::new(HostState {
@@ -188,19 +190,24 @@ impl Client {
     }
 
     /// Runs a request, retrying transport errors and 429/5xx answers with backoff.
-    fn with_retries(
+    fn with_retries(&self, send: impl FnMut() -> Result<Response<Body>, ureq::Error>) -> Result<Response<Body>, ureq::Error> {
+        self.retrying(self.opts.max_attempts, send)
+    }
+
+    fn retrying(
         &self,
+        attempts: u32,
         mut send: impl FnMut() -> Result<Response<Body>, ureq::Error>,
     ) -> Result<Response<Body>, ureq::Error> {
         let mut attempt = 1;
         loop {
             match send() {
-                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < self.opts.max_attempts => {
+                Ok(resp) if retryable_status(resp.status().as_u16()) && attempt < attempts => {
                     let wait = retry_after(&resp).unwrap_or_else(|| self.backoff(attempt));
                     std::thread::sleep(wait.min(self.opts.retry_max));
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < self.opts.max_attempts && retryable_error(&e) => {
+                Err(e) if attempt < attempts && retryable_error(&e) => {
                     std::thread::sleep(self.backoff(attempt));
                 }
                 Err(e) => return Err(e),
@@ -677,11 +684,14 @@ fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// Transport errors worth another try. TLS failures (reported as invalid
+/// data) are not: they will not go away by waiting.
 pub(crate) fn retryable_error(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
-    )
+    match e {
+        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP-date.
@@ -712,22 +722,11 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     if hms.len() != 3 || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 || !(1..=31).contains(&day) {
         return None;
     }
-    let days = days_from_civil(year, month, day);
+    let days = barge_oci::time::days_from_civil(year, month, day);
     let secs = days * 86400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
     u64::try_from(secs)
         .ok()
         .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
 }
 
 /// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any.
@@ -903,5 +902,14 @@ mod tests {
         assert_eq!(c.backoff(1), Duration::from_millis(250));
         assert_eq!(c.backoff(2), Duration::from_millis(500));
         assert_eq!(c.backoff(30), Duration::from_secs(30));
+    }
+}
+#[cfg(test)]
+mod probe {
+    #[test]
+    fn probe_tls_error_kind() {
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let e = agent.get("https://127.0.0.1:5055/v2/").call().unwrap_err();
+        eprintln!("ERR: {e:?}");
     }
 }

@@ -121,12 +121,9 @@ impl Store {
                         .unwrap_or_else(|_| r.familiar()),
                 );
             }
-            let d = r
-                .digest()
-                .cloned()
-                .or_else(|| e.meta.repo_digest.clone())
-                .unwrap_or_else(|| e.manifest.digest.clone());
-            repo_digests.insert(digest_ref(r, &d));
+            if let Some(d) = r.digest().or(e.meta.repo_digest.as_ref()) {
+                repo_digests.insert(digest_ref(r, d));
+            }
         }
         let layer_sizes = chain_ids(&config.rootfs.diff_ids)
             .iter()

@@ -1,0 +1,462 @@
+//! `barge images`, `tag`, `rmi`, `image prune`, `history`, `inspect`.
+
+use super::Env;
+use crate::args::{HistoryArgs, ImagesArgs, InspectArgs, PruneArgs, RmiArgs, TagArgs};
+use crate::failure::{Context, Failure};
+use crate::format::{self, tabulate, Template};
+use barge_oci::{Digest, Reference};
+use barge_store::{ImageEntry, RemoveEvent, Store};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One row of `barge images`.
+struct Row {
+    repository: String,
+    tag: String,
+    digest: Option<Digest>,
+    /// The reference a `reference=` filter matches against.
+    reference: Option<Reference>,
+    id: Digest,
+    created: Option<String>,
+    created_secs: i64,
+    size: u64,
+}
+
+impl Row {
+    fn to_json(&self, no_trunc: bool, now: i64) -> Value {
+        let id = if no_trunc { self.id.to_string() } else { self.id.short().to_string() };
+        let size = format::human_size(self.size);
+        json!({
+            "Containers": "N/A",
+            "CreatedAt": format::go_time(self.created.as_deref()),
+            "CreatedSince": format::since(self.created.as_deref(), now),
+            "Digest": self.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "<none>".into()),
+            "ID": id,
+            "Repository": self.repository,
+            "SharedSize": "N/A",
+            "Size": size,
+            "Tag": self.tag,
+            "UniqueSize": "N/A",
+            "VirtualSize": size,
+        })
+    }
+}
+
+/// Column names of `--format 'table …'` fields, as docker names them.
+fn image_header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "VirtualSize" => "SIZE".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+/// Prints JSON-able rows in the `--format` mode asked for (or the default table).
+fn print_rows(rows: &[Value], format: Option<&str>, default_table: &str, header: &dyn Fn(&str) -> String) -> Result<(), Failure> {
+    match format {
+        Some("json") => {
+            for r in rows {
+                println!("{r}");
+            }
+        }
+        other => {
+            let src = match other {
+                None | Some("table") => default_table.to_string(),
+                Some(t) => t.to_string(),
+            };
+            let t = Template::parse(&src).context(|| "--format".to_string())?;
+            let mut lines = Vec::with_capacity(rows.len() + 1);
+            if t.table {
+                lines.push(t.header(header));
+            }
+            for r in rows {
+                lines.push(t.render(r).context(|| "--format".to_string())?);
+            }
+            if t.table {
+                print!("{}", tabulate(&lines));
+            } else {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
+    let store = env.store()?;
+    let entries = store.entries().context(|| "listing images".to_string())?;
+    let filters = Filters::parse(&a.filters, a.reference.as_deref(), &store, &entries)?;
+    let mut by_image: BTreeMap<&Digest, Vec<&ImageEntry>> = BTreeMap::new();
+    for e in &entries {
+        by_image.entry(&e.meta.image_id).or_default().push(e);
+    }
+    let mut rows = Vec::new();
+    for (id, es) in by_image {
+        let first = es[0];
+        let created_secs = first.meta.created.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0).unwrap_or(0);
+        let dangling = es.iter().all(|e| e.reference.is_none());
+        if !filters.keep_image(&store, first, dangling, created_secs)? {
+            continue;
+        }
+        let row = |r: Option<&Reference>, tag: &str, digest: Option<Digest>| Row {
+            repository: r.map(|r| r.familiar_name()).unwrap_or_else(|| "<none>".into()),
+            tag: tag.to_string(),
+            digest,
+            reference: r.cloned(),
+            id: id.clone(),
+            created: first.meta.created.clone(),
+            created_secs,
+            size: first.meta.size,
+        };
+        let mut image_rows = Vec::new();
+        for e in &es {
+            let Some(r) = &e.reference else { continue };
+            if let Some(tag) = r.tag() {
+                let digest = e.meta.repo_digest.clone().or_else(|| {
+                    es.iter().filter_map(|o| o.reference.as_ref()).find(|o| o.name() == r.name()).and_then(|o| o.digest().cloned())
+                });
+                image_rows.push(row(Some(r), tag, digest));
+            }
+        }
+        if image_rows.is_empty() {
+            let mut seen = BTreeSet::new();
+            for e in &es {
+                if let Some(r) = &e.reference {
+                    if seen.insert(r.to_string()) {
+                        image_rows.push(row(Some(r), "<none>", r.digest().cloned()));
+                    }
+                }
+            }
+        }
+        if image_rows.is_empty() {
+            image_rows.push(row(None, "<none>", None));
+        }
+        rows.extend(image_rows.into_iter().filter(|r| filters.keep_row(r)));
+    }
+    rows.sort_by(|x, y| y.created_secs.cmp(&x.created_secs).then(x.repository.cmp(&y.repository)).then(x.tag.cmp(&y.tag)));
+
+    if a.quiet {
+        for r in &rows {
+            println!("{}", if a.no_trunc { r.id.to_string() } else { r.id.short().to_string() });
+        }
+        return Ok(0);
+    }
+    let now = format::now();
+    let values: Vec<Value> = rows.iter().map(|r| r.to_json(a.no_trunc, now)).collect();
+    let default = if a.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    print_rows(&values, a.format.as_deref(), default, &image_header)?;
+    Ok(0)
+}
+
+/// `--filter` of `barge images`.
+struct Filters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+    before: Option<i64>,
+    since: Option<i64>,
+}
+
+impl Filters {
+    fn parse(raw: &[String], positional: Option<&str>, store: &Store, entries: &[ImageEntry]) -> Result<Filters, Failure> {
+        let mut f = Filters { dangling: None, references: Vec::new(), labels: Vec::new(), before: None, since: None };
+        if let Some(p) = positional {
+            f.references.push(p.to_string());
+        }
+        let created_of = |name: &str| -> Result<i64, Failure> {
+            let id = store.find_image(name).context(|| format!("filter on {name}"))?;
+            let e = entries.iter().find(|e| e.meta.image_id == id);
+            Ok(e.and_then(|e| e.meta.created.as_deref()).and_then(barge_oci::time::parse_rfc3339).map(|t| t.0).unwrap_or(0))
+        };
+        for item in raw {
+            let (key, value) = item.split_once('=').ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {item}")))?;
+            match key {
+                "dangling" => {
+                    f.dangling = Some(match value.to_ascii_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(Failure::msg(format!("invalid filter 'dangling={value}': expected true or false"))),
+                    })
+                }
+                "reference" => f.references.push(value.to_string()),
+                "label" => {
+                    let (k, v) = match value.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (value.to_string(), None),
+                    };
+                    f.labels.push((k, v));
+                }
+                "before" => f.before = Some(created_of(value)?),
+                "since" => f.since = Some(created_of(value)?),
+                other => return Err(Failure::msg(format!("invalid filter '{other}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn keep_image(&self, store: &Store, e: &ImageEntry, dangling: bool, created: i64) -> Result<bool, Failure> {
+        if self.dangling.is_some_and(|d| d != dangling) {
+            return Ok(false);
+        }
+        if self.before.is_some_and(|b| created >= b) || self.since.is_some_and(|s| created <= s) {
+            return Ok(false);
+        }
+        if !self.labels.is_empty() {
+            let (_, config) = store.manifest_and_config(&e.manifest.digest).context(|| format!("reading image {}", e.meta.image_id))?;
+            let labels = config.labels();
+            for (k, v) in &self.labels {
+                match (labels.get(k), v) {
+                    (Some(have), Some(want)) if have == want => {}
+                    (Some(_), None) => {}
+                    _ => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn keep_row(&self, row: &Row) -> bool {
+        if self.references.is_empty() {
+            return true;
+        }
+        let Some(r) = &row.reference else { return false };
+        let name = r.familiar_name();
+        let full = format!("{name}:{}", row.tag);
+        self.references.iter().any(|p| glob(p, &full) || glob(p, &name))
+    }
+}
+
+/// Go's `path.Match`: `*` and `?` do not cross `/`; `[…]` classes with ranges and `^` negation.
+fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != '/').any(|i| go(&p[1..], &n[i..])),
+            Some('?') => n.first().is_some_and(|c| *c != '/') && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(c) = n.first() else { return false };
+                let Some(end) = p.iter().skip(1).position(|x| *x == ']').map(|i| i + 1) else { return false };
+                let class = &p[1..end];
+                let (neg, class) = match class.first() {
+                    Some('^') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= *c && *c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != neg && *c != '/' && go(&p[end + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(&p, &n)
+}
+
+pub fn tag(env: &Env, a: &TagArgs) -> Result<i32, Failure> {
+    let target = Reference::parse_default_tag(&a.target).context(|| format!("tagging {}", a.target))?;
+    if target.digest().is_some() {
+        return Err(Failure::msg(format!("refusing to create a tag with a digest reference: {}", a.target)));
+    }
+    let store = env.store()?;
+    store.tag_image(&a.source, &target).context(String::new)?;
+    Ok(0)
+}
+
+pub fn remove(env: &Env, a: &RmiArgs) -> Result<i32, Failure> {
+    let store = env.store()?;
+    let mut code = 0;
+    for name in &a.images {
+        match store.remove_image(name, a.force) {
+            Ok(events) => {
+                for e in events {
+                    match e {
+                        RemoveEvent::Untagged(r) => println!("Untagged: {r}"),
+                        RemoveEvent::Deleted(d) => println!("Deleted: {d}"),
+                    }
+                }
+            }
+            Err(e) => {
+                Failure::new("", e).print(false);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
+    if !a.force {
+        let warning = if a.all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            eprintln!();
+            return Ok(0);
+        }
+    }
+    let store = env.store()?;
+    let report = store.prune(a.all).context(|| "pruning images".to_string())?;
+    if !report.events.is_empty() {
+        println!("Deleted Images:");
+        for e in &report.events {
+            match e {
+                RemoveEvent::Untagged(r) => println!("untagged: {r}"),
+                RemoveEvent::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", format::human_size(report.reclaimed));
+    Ok(0)
+}
+
+pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
+    let store = env.store()?;
+    let id = store.find_image(&a.image).context(String::new)?;
+    let d = store.image_details(&id).context(|| format!("reading image {}", a.image))?;
+    let now = format::now();
+    let mut layer_sizes = d.layer_sizes.iter();
+    let mut rows: Vec<Value> = Vec::new();
+    let history = if d.config.history.is_empty() {
+        // No history: one row per layer.
+        d.config.rootfs.diff_ids.iter().map(|_| barge_oci::image::History::default()).collect()
+    } else {
+        d.config.history.clone()
+    };
+    for h in &history {
+        let size = if h.empty_layer { 0 } else { layer_sizes.next().copied().unwrap_or(0) };
+        let created_by = h.created_by.clone().unwrap_or_default();
+        rows.push(json!({
+            "Comment": h.comment.clone().unwrap_or_default(),
+            "CreatedAt": if a.human { format::go_time(h.created.as_deref()) } else { h.created.clone().unwrap_or_default() },
+            "CreatedBy": if a.no_trunc { created_by } else { format::ellipsis(&created_by, 45) },
+            "CreatedSince": if a.human { format::since(h.created.as_deref(), now) } else { h.created.clone().unwrap_or_default() },
+            "ID": "<missing>",
+            "Size": if a.human { format::human_size(size) } else { size.to_string() },
+        }));
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top["ID"] = Value::String(if a.no_trunc { id.to_string() } else { id.short().to_string() });
+    }
+    if a.quiet {
+        for r in &rows {
+            println!("{}", r["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let header = |f: &str| match f {
+        "ID" => "IMAGE".to_string(),
+        "CreatedSince" => "CREATED".to_string(),
+        "CreatedBy" => "CREATED BY".to_string(),
+        "CreatedAt" => "CREATED AT".to_string(),
+        other => other.to_uppercase(),
+    };
+    print_rows(&rows, a.format.as_deref(), "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", &header)?;
+    Ok(0)
+}
+
+pub fn inspect(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
+    let store = env.store()?;
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for name in &a.images {
+        let details = store.find_image(name).and_then(|id| store.image_details(&id));
+        match details {
+            Ok(d) => out.push(inspect_json(&d)),
+            Err(e) => failures.push(Failure::new("", e)),
+        }
+    }
+    match a.format.as_deref() {
+        None | Some("json") => {
+            let mut buf = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+            serde::Serialize::serialize(&out, &mut ser).context(|| "printing".to_string())?;
+            println!("{}", String::from_utf8_lossy(&buf));
+        }
+        Some(t) => {
+            let t = Template::parse(t).context(|| "--format".to_string())?;
+            for v in &out {
+                println!("{}", t.render(v).context(|| "--format".to_string())?);
+            }
+        }
+    }
+    let failed = !failures.is_empty();
+    for f in failures {
+        f.print(false);
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn inspect_json(d: &barge_store::ImageDetails) -> Value {
+    let raw: Value = serde_json::from_slice(&d.config_raw).unwrap_or(Value::Null);
+    let mut v = json!({
+        "Id": d.id.to_string(),
+        "RepoTags": d.repo_tags,
+        "RepoDigests": d.repo_digests,
+        "Parent": "",
+        "Comment": d.config.comment.clone().unwrap_or_default(),
+        "Created": d.config.created.clone().unwrap_or_default(),
+        "DockerVersion": d.config.docker_version.clone().unwrap_or_default(),
+        "Author": d.config.author.clone().unwrap_or_default(),
+        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": d.config.architecture,
+        "Os": d.config.os,
+        "Size": d.size,
+        "RootFS": {
+            "Type": d.config.rootfs.kind,
+            "Layers": d.config.rootfs.diff_ids.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+        },
+        "Descriptor": {
+            "mediaType": d.manifest.media_type,
+            "digest": d.manifest.digest.to_string(),
+            "size": d.manifest.size,
+        },
+    });
+    if let (Some(variant), Some(obj)) = (&d.config.variant, v.as_object_mut()) {
+        obj.insert("Variant".into(), Value::String(variant.clone()));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_like_go_path_match() {
+        assert!(glob("busybox", "busybox"));
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*:latest", "busybox:latest"));
+        assert!(!glob("*", "library/busybox"));
+        assert!(glob("*/*", "user/app"));
+        assert!(glob("b?sybox", "busybox"));
+        assert!(glob("[a-c]usybox", "busybox"));
+        assert!(!glob("[^a-c]usybox", "busybox"));
+        assert!(!glob("busy", "busybox"));
+    }
+}

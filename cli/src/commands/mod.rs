@@ -1,0 +1,46 @@
+//! One function per command: parse what the library needs, call it, print.
+
+mod images;
+mod pull;
+
+use crate::args::{Cli, Command, ImageCommand};
+use crate::failure::{Context, Failure};
+use barge_registry::{Client, ClientOptions};
+use barge_store::Store;
+use std::sync::Arc;
+
+/// What every command may need, built on demand.
+pub struct Env {
+    cli_root: Option<std::path::PathBuf>,
+    config_dir: Option<std::path::PathBuf>,
+    insecure: Vec<String>,
+}
+
+impl Env {
+    pub fn store(&self) -> Result<Store, Failure> {
+        let root = self.cli_root.clone().unwrap_or_else(barge_store::default_root);
+        Store::open(&root).context(|| format!("opening the store at {}", root.display()))
+    }
+
+    pub fn client(&self) -> Result<Client, Failure> {
+        let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
+        let mut opts = ClientOptions::default();
+        opts.insecure_registries = self.insecure.iter().chain(settings.insecure_registries.iter()).cloned().collect();
+        let creds = barge_auth::DockerConfig::locate(self.config_dir.as_deref());
+        Ok(Client::new(Arc::new(creds), opts))
+    }
+}
+
+/// Runs a command; returns the exit status.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let env = Env { cli_root: cli.root, config_dir: cli.config, insecure: cli.insecure_registries };
+    match cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&env, &a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&env, &a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&env, &a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
+        Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a),
+    }
+}

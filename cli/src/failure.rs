@@ -1,0 +1,82 @@
+//! What the CLI prints when something fails: one line saying what failed
+//! and what to do, the cause chain under `--debug`, and an exit status.
+
+use std::error::Error;
+
+pub struct Failure {
+    /// What barge was doing (`pulling busybox:latest`); empty when the error says it all.
+    what: String,
+    source: Box<dyn Error + Send + Sync + 'static>,
+    hint: Option<String>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(what: impl Into<String>, source: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Failure {
+        let source = source.into();
+        let hint = hint_for(source.as_ref());
+        Failure { what: what.into(), source, hint, code: 1 }
+    }
+
+    /// A failure described by a message alone.
+    pub fn msg(message: impl Into<String>) -> Failure {
+        Failure::new("", message.into())
+    }
+
+    pub fn print(&self, debug: bool) {
+        let mut line = String::from("Error: ");
+        if !self.what.is_empty() {
+            line.push_str(&self.what);
+            line.push_str(": ");
+        }
+        line.push_str(&self.source.to_string());
+        if let Some(h) = &self.hint {
+            line.push_str("; ");
+            line.push_str(h);
+        }
+        eprintln!("{line}");
+        if debug {
+            let mut cause = self.source.source();
+            while let Some(c) = cause {
+                eprintln!("  caused by: {c}");
+                cause = c.source();
+            }
+            eprintln!("  debug: {:?}", self.source);
+        }
+    }
+}
+
+/// Adds "what failed" to errors of library calls.
+pub trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Box<dyn Error + Send + Sync + 'static>>> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(what(), e))
+    }
+}
+
+/// What to do about errors barge recognises.
+fn hint_for(e: &(dyn Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<barge_registry::RegistryError>() {
+            if let Some(h) = r.hint() {
+                return Some(h.to_string());
+            }
+            if let barge_registry::RegistryError::Connect { .. } = r {
+                return Some("check that the registry is running and the address is right".into());
+            }
+        }
+        if let Some(s) = err.downcast_ref::<barge_store::StoreError>() {
+            if let barge_store::StoreError::Io { source, .. } = s {
+                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                    return Some("run barge as root, or pass --root DIR (or set BARGE_ROOT) to use a store you can write".into());
+                }
+            }
+        }
+        cur = err.source();
+    }
+    None
+}

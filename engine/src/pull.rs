@@ -1,0 +1,414 @@
+//! `barge pull`.
+
+use crate::Progress;
+use barge_oci::image::{chain_ids, ImageConfig, MAX_CONFIG_BYTES};
+use barge_oci::media::{self, Compression};
+use barge_oci::{Descriptor, Digest, ImageManifest, Manifest, Platform, Reference};
+use barge_registry::{Client, RegistryError};
+use barge_store::{ImageMeta, Store, StoreError, TagOutcome};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform wanted; `None` means this host's, with a warning if the image has another.
+    pub platform: Option<Platform>,
+    /// Layers downloaded at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions { platform: None, max_concurrent: 3 }
+    }
+}
+
+/// The states a layer goes through, named as docker names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerState {
+    /// The layer is needed.
+    PullingFsLayer,
+    /// Queued behind other layers, or another process is fetching it.
+    Waiting,
+    /// Picking up a partial download of this many bytes.
+    Resuming { from: u64 },
+    /// Bytes arrived and were unpacked: `current` of `total`.
+    Downloading { current: u64, total: u64 },
+    VerifyingChecksum,
+    DownloadComplete,
+    /// Stored and unpacked.
+    PullComplete,
+    /// Already in the store.
+    AlreadyExists,
+}
+
+impl LayerState {
+    /// docker's wording.
+    pub fn label(&self) -> String {
+        match self {
+            LayerState::PullingFsLayer => "Pulling fs layer".into(),
+            LayerState::Waiting => "Waiting".into(),
+            LayerState::Resuming { from } => format!("Resuming download at byte {from}"),
+            LayerState::Downloading { .. } => "Downloading".into(),
+            LayerState::VerifyingChecksum => "Verifying Checksum".into(),
+            LayerState::DownloadComplete => "Download complete".into(),
+            LayerState::PullComplete => "Pull complete".into(),
+            LayerState::AlreadyExists => "Already exists".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// The reference as stored (`docker.io/library/busybox:latest`).
+    pub reference: Reference,
+    /// What the registry's tag resolved to (the index digest for multi-platform images).
+    pub digest: Digest,
+    pub image_id: Digest,
+    /// Nothing was downloaded and the tag already named this image.
+    pub up_to_date: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no matching manifest for {wanted} in the manifest list entries (available: {available})")]
+    NoMatchingPlatform { wanted: String, available: String },
+    #[error("image {reference} is for {actual}, not the requested platform {wanted}")]
+    PlatformMismatch { reference: String, actual: String, wanted: String },
+    #[error("image {reference}: the manifest has {layers} layers but the config lists {diff_ids} diff IDs")]
+    LayerCount { reference: String, layers: usize, diff_ids: usize },
+    #[error("manifest for {reference}: {source}")]
+    Manifest { reference: String, source: barge_oci::ManifestError },
+    #[error("config of {reference}: {source}")]
+    Config { reference: String, source: barge_oci::image::ConfigError },
+}
+
+/// What was resolved for one platform.
+struct Resolved {
+    /// The digest the tag points at (index or manifest).
+    repo_digest: Digest,
+    /// The index bytes when the tag names a multi-platform index.
+    index: Option<(Digest, Vec<u8>)>,
+    manifest_desc: Descriptor,
+    manifest_bytes: Vec<u8>,
+    manifest: ImageManifest,
+    config_raw: Vec<u8>,
+    config: ImageConfig,
+}
+
+/// Pulls `reference` into `store`. See the crate docs for the pipeline.
+pub fn pull(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullOutcome, PullError> {
+    // name:tag@digest pulls by digest, as docker does.
+    let reference = match reference.digest() {
+        Some(d) => reference.with_digest(d.clone()),
+        None => reference.clone(),
+    };
+    let _store_lock = store.lock_shared()?;
+    if let Some(outcome) = up_to_date(client, store, &reference, opts)? {
+        return Ok(outcome);
+    }
+    let resolved = resolve(client, &reference, opts, progress)?;
+    let shown = reference.tag().map(str::to_string).unwrap_or_else(|| reference.manifest_key());
+    progress.start(&shown, reference.repository());
+
+    let diff_ids = &resolved.config.rootfs.diff_ids;
+    let chains = chain_ids(diff_ids);
+    let downloaded = fetch_layers(client, store, &reference, &resolved, &chains, opts, progress)?;
+
+    store.put_blob(&resolved.config_raw_digest(), &resolved.config_raw)?;
+    store.put_blob(&resolved.manifest_desc.digest, &resolved.manifest_bytes)?;
+    if let Some((d, bytes)) = &resolved.index {
+        store.put_blob(d, bytes)?;
+    }
+    let size = chains.iter().map(|c| store.snapshot_info(c).map(|i| i.size)).sum::<Result<u64, _>>()?;
+    let meta = ImageMeta {
+        image_id: resolved.manifest.config.digest.clone(),
+        repo_digest: Some(resolved.repo_digest.clone()),
+        created: resolved.config.created.clone(),
+        size,
+    };
+    let outcome = store.tag(&reference, &resolved.manifest_desc, &meta)?;
+    Ok(PullOutcome {
+        reference,
+        digest: resolved.repo_digest,
+        image_id: meta.image_id,
+        up_to_date: !downloaded && outcome == TagOutcome::Unchanged,
+    })
+}
+
+impl Resolved {
+    fn config_raw_digest(&self) -> Digest {
+        self.manifest.config.digest.clone()
+    }
+}
+
+/// The fast path: the store has this reference complete and the registry
+/// still points it at the same content (one HEAD; none for a digest).
+fn up_to_date(client: &Client, store: &Store, reference: &Reference, opts: &PullOptions) -> Result<Option<PullOutcome>, PullError> {
+    let entries = store.entries()?;
+    let Some(entry) = entries.iter().find(|e| e.reference.as_ref() == Some(reference)) else { return Ok(None) };
+    if let (Some(want), Some(have)) = (&opts.platform, &entry.manifest.platform) {
+        if !want.matches(have) {
+            return Ok(None);
+        }
+    }
+    let Some(repo_digest) = entry.meta.repo_digest.clone() else { return Ok(None) };
+    let complete = store.has_blob(&entry.manifest.digest)
+        && store
+            .manifest_and_config(&entry.manifest.digest)
+            .map(|(_, c)| chain_ids(&c.rootfs.diff_ids).iter().all(|ch| store.has_snapshot(ch)))
+            .unwrap_or(false);
+    if !complete {
+        return Ok(None);
+    }
+    if reference.digest().is_none() {
+        match client.head_manifest(reference)? {
+            Some(head) if head.digest == repo_digest => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(PullOutcome { reference: reference.clone(), digest: repo_digest, image_id: entry.meta.image_id.clone(), up_to_date: true }))
+}
+
+fn resolve(client: &Client, reference: &Reference, opts: &PullOptions, progress: &dyn Progress) -> Result<Resolved, PullError> {
+    let name = reference.familiar();
+    let top = client.get_manifest(reference)?;
+    let repo_digest = top.digest.clone();
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let (index, manifest_desc, manifest_bytes, manifest) = match top.manifest {
+        Manifest::Index { index: list, .. } => {
+            let candidates = list
+                .manifests
+                .iter()
+                .filter(|d| media::is_image_manifest(&d.media_type))
+                .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
+            let chosen = wanted.select(candidates).cloned().ok_or_else(|| PullError::NoMatchingPlatform {
+                wanted: wanted.to_string(),
+                available: list.manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect::<Vec<_>>().join(", "),
+            })?;
+            let fetched = client.get_manifest_by_digest(reference, &chosen.digest)?;
+            let Manifest::Image { manifest, .. } = fetched.manifest else {
+                return Err(PullError::Manifest {
+                    reference: name,
+                    source: barge_oci::ManifestError::UnsupportedMediaType("a nested index".into()),
+                });
+            };
+            let mut desc = Descriptor::new(&fetched.media_type, fetched.digest.clone(), fetched.bytes.len() as u64);
+            desc.platform = chosen.platform.clone();
+            (Some((top.digest.clone(), top.bytes)), desc, fetched.bytes, manifest)
+        }
+        Manifest::Image { manifest, .. } => {
+            let desc = Descriptor::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
+            (None, desc, top.bytes, manifest)
+        }
+    };
+    manifest.check_layers().map_err(|source| PullError::Manifest { reference: name.clone(), source })?;
+    let config_raw = client.get_small_blob(reference, &manifest.config, MAX_CONFIG_BYTES)?;
+    let config = ImageConfig::parse(&config_raw).map_err(|source| PullError::Config { reference: name.clone(), source })?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(PullError::LayerCount { reference: name, layers: manifest.layers.len(), diff_ids: config.rootfs.diff_ids.len() });
+    }
+    let actual = config.platform();
+    if !wanted.matches(&actual) {
+        if opts.platform.is_some() {
+            return Err(PullError::PlatformMismatch { reference: name, actual: actual.to_string(), wanted: wanted.to_string() });
+        }
+        progress.warning(&format!(
+            "The requested image's platform ({actual}) does not match the detected host platform ({wanted}) and no specific platform was requested"
+        ));
+    }
+    let mut manifest_desc = manifest_desc;
+    if manifest_desc.platform.is_none() {
+        manifest_desc.platform = Some(actual);
+    }
+    Ok(Resolved { repo_digest, index, manifest_desc, manifest_bytes, manifest, config_raw, config })
+}
+
+/// Fetches every layer that is missing, in parallel. Returns whether anything was fetched.
+fn fetch_layers(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    resolved: &Resolved,
+    chains: &[Digest],
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<bool, PullError> {
+    let layers = &resolved.manifest.layers;
+    let mut todo = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        if store.has_snapshot(&chains[i]) && store.has_blob(&layer.digest) {
+            progress.layer(&layer.digest, LayerState::AlreadyExists);
+        } else {
+            progress.layer(&layer.digest, LayerState::PullingFsLayer);
+            todo.push(i);
+        }
+    }
+    let workers = opts.max_concurrent.max(1).min(todo.len());
+    for &i in todo.iter().skip(workers) {
+        progress.layer(&layers[i].digest, LayerState::Waiting);
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<PullError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = todo.get(k) else { return };
+                let parent = i.checked_sub(1).map(|p| &chains[p]);
+                let job = LayerJob {
+                    client,
+                    store,
+                    reference,
+                    desc: &layers[i],
+                    diff_id: &resolved.config.rootfs.diff_ids[i],
+                    chain_id: &chains[i],
+                    parent,
+                    progress,
+                };
+                if let Err(e) = job.run() {
+                    failed.store(true, Ordering::Relaxed);
+                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(!todo.is_empty()),
+    }
+}
+
+struct LayerJob<'a> {
+    client: &'a Client,
+    store: &'a Store,
+    reference: &'a Reference,
+    desc: &'a Descriptor,
+    diff_id: &'a Digest,
+    chain_id: &'a Digest,
+    parent: Option<&'a Digest>,
+    progress: &'a dyn Progress,
+}
+
+impl LayerJob<'_> {
+    fn run(&self) -> Result<(), PullError> {
+        let digest = &self.desc.digest;
+        let _blob_lock = match self.store.try_lock_blob(digest)? {
+            Some(l) => l,
+            None => {
+                self.progress.layer(digest, LayerState::Waiting);
+                self.store.lock_blob(digest)?
+            }
+        };
+        let have_blob = self.store.has_blob(digest);
+        let have_snapshot = self.store.has_snapshot(self.chain_id);
+        if have_blob && have_snapshot {
+            self.progress.layer(digest, LayerState::AlreadyExists);
+            return Ok(());
+        }
+        if have_blob {
+            // Downloaded before but never unpacked: unpack from the store.
+            let mut file = self.store.open_blob(digest)?;
+            self.unpack(&mut file)?;
+            self.progress.layer(digest, LayerState::PullComplete);
+            return Ok(());
+        }
+        let resumed = self.store.ingest(digest, self.desc.size)?.offset() > 0;
+        match self.download(have_snapshot) {
+            // A resumed download whose old part was bad: start once more from zero.
+            Err(PullError::Store(StoreError::DigestMismatch { .. } | StoreError::DiffIdMismatch { .. })) if resumed => {
+                self.store.ingest(digest, self.desc.size)?.restart()?;
+                self.download(have_snapshot)?;
+            }
+            other => other?,
+        }
+        self.progress.layer(digest, LayerState::PullComplete);
+        Ok(())
+    }
+
+    /// One pass: network → hash → ingest file → decompress → snapshot.
+    fn download(&self, have_snapshot: bool) -> Result<(), PullError> {
+        let digest = &self.desc.digest;
+        let ingest = self.store.ingest(digest, self.desc.size)?;
+        let offset = ingest.offset();
+        if offset > 0 {
+            self.progress.layer(digest, LayerState::Resuming { from: offset });
+        }
+        let remote = self.client.open_blob(self.reference, self.desc, offset)?;
+        let counted = Counted { inner: remote, seen: offset, total: self.desc.size, digest, progress: self.progress };
+        let mut tee = ingest.tee(counted).map_err(PullError::Store)?;
+        let result = if have_snapshot {
+            io::copy(&mut tee, &mut io::sink()).map(|_| ()).map_err(|e| transfer(StoreError::Transfer(e)))
+        } else {
+            self.unpack(&mut tee)
+        };
+        result?;
+        self.progress.layer(digest, LayerState::VerifyingChecksum);
+        tee.commit().map_err(transfer)?;
+        self.progress.layer(digest, LayerState::DownloadComplete);
+        Ok(())
+    }
+
+    /// Applies a layer stream into a new snapshot and commits it once its diff ID checks out.
+    fn unpack(&self, reader: &mut dyn Read) -> Result<(), PullError> {
+        let digest = &self.desc.digest;
+        let compression = media::layer_compression(&self.desc.media_type).unwrap_or(Compression::None);
+        let builder = self.store.new_snapshot(self.chain_id)?;
+        let (diff_id, stats) = builder.apply(reader, compression, digest).map_err(transfer)?;
+        if diff_id != *self.diff_id {
+            return Err(StoreError::DiffIdMismatch { layer: digest.clone(), expected: self.diff_id.clone(), actual: diff_id }.into());
+        }
+        builder.commit(&diff_id, self.parent, &stats)?;
+        Ok(())
+    }
+}
+
+/// Turns a transfer failure back into the registry error that caused it.
+fn transfer(e: StoreError) -> PullError {
+    match e {
+        StoreError::Transfer(io) => match io.get_ref().map(|i| i.is::<RegistryError>()) {
+            Some(true) => match io.into_inner().map(|i| i.downcast::<RegistryError>()) {
+                Some(Ok(r)) => PullError::Registry(*r),
+                Some(Err(other)) => PullError::Store(StoreError::Transfer(io::Error::other(other))),
+                None => PullError::Store(StoreError::Transfer(io::Error::other("transfer failed"))),
+            },
+            _ => PullError::Store(StoreError::Transfer(io)),
+        },
+        other => PullError::Store(other),
+    }
+}
+
+/// Counts bytes for progress reports.
+struct Counted<'a, R> {
+    inner: R,
+    seen: u64,
+    total: u64,
+    digest: &'a Digest,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        self.progress.layer(self.digest, LayerState::Downloading { current: self.seen, total: self.total });
+        Ok(n)
+    }
+}
