@@ -15,7 +15,12 @@ impl Failure {
     pub fn new(what: impl Into<String>, source: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Failure {
         let source = source.into();
         let hint = hint_for(source.as_ref());
-        Failure { what: what.into(), source, hint, code: 1 }
+        Failure {
+            what: what.into(),
+            source,
+            hint,
+            code: 1,
+        }
     }
 
     /// A failure described by a message alone.
@@ -61,22 +66,38 @@ impl<T, E: Into<Box<dyn Error + Send + Sync + 'static>>> Context<T> for Result<T
 fn hint_for(e: &(dyn Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if let Some(r) = err.downcast_ref::<barge_registry::RegistryError>() {
-            if let Some(h) = r.hint() {
-                return Some(h.to_string());
-            }
-            if let barge_registry::RegistryError::Connect { .. } = r {
-                return Some("check that the registry is running and the address is right".into());
-            }
-        }
-        if let Some(s) = err.downcast_ref::<barge_store::StoreError>() {
-            if let barge_store::StoreError::Io { source, .. } = s {
-                if source.kind() == std::io::ErrorKind::PermissionDenied {
-                    return Some("run barge as root, or pass --root DIR (or set BARGE_ROOT) to use a store you can write".into());
-                }
-            }
+        if let Some(h) = hint_of(err).or_else(|| inner(err).and_then(hint_of)) {
+            return Some(h);
         }
         cur = err.source();
+    }
+    None
+}
+
+/// The error inside a `#[error(transparent)]` wrapper, which the source chain skips.
+fn inner(err: &(dyn Error + 'static)) -> Option<&(dyn Error + 'static)> {
+    match err.downcast_ref::<barge_engine::PullError>()? {
+        barge_engine::PullError::Registry(r) => Some(r),
+        barge_engine::PullError::Store(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn hint_of(err: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(r) = err.downcast_ref::<barge_registry::RegistryError>() {
+        if let Some(h) = r.hint() {
+            return Some(h.to_string());
+        }
+        if let barge_registry::RegistryError::Connect { .. } = r {
+            return Some("check that the registry is running and the address is right".into());
+        }
+    }
+    if let Some(barge_store::StoreError::Io { source, .. }) = err.downcast_ref::<barge_store::StoreError>() {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            return Some(
+                "run barge as root, or pass --root DIR (or set BARGE_ROOT) to use a store you can write".into(),
+            );
+        }
     }
     None
 }

@@ -119,13 +119,18 @@ pub fn since(created: Option<&str>, now: i64) -> String {
 /// Go's `time.Time.String()` in UTC: `2024-01-02 15:04:05 +0000 UTC`.
 pub fn go_time(created: Option<&str>) -> String {
     match created.and_then(barge_oci::time::parse_rfc3339) {
-        Some((t, _)) => barge_oci::time::format_rfc3339(t).replace('T', " ").replace('Z', " +0000 UTC"),
+        Some((t, _)) => barge_oci::time::format_rfc3339(t)
+            .replace('T', " ")
+            .replace('Z', " +0000 UTC"),
         None => "0001-01-01 00:00:00 +0000 UTC".into(),
     }
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `s` cut to `max` characters with an ellipsis, as docker's `Ellipsis`.
@@ -166,7 +171,9 @@ enum Expr {
     Pipe(Vec<Expr>),
 }
 
-const FUNCS: [&str; 9] = ["json", "upper", "lower", "title", "truncate", "join", "index", "len", "println"];
+const FUNCS: [&str; 9] = [
+    "json", "upper", "lower", "title", "truncate", "join", "index", "len", "println",
+];
 
 impl Template {
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
@@ -182,7 +189,9 @@ impl Template {
                 parts.push(Part::Text(rest[..start].to_string()));
             }
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| TemplateError(format!("unclosed action in {src:?}")))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| TemplateError(format!("unclosed action in {src:?}")))?;
             let inner = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
             parts.push(Part::Action(parse_expr(inner)?));
             rest = &after[end + 2..];
@@ -292,7 +301,9 @@ fn parse_atom(tok: &str) -> Result<Expr, TemplateError> {
 fn parse_expr(s: &str) -> Result<Expr, TemplateError> {
     let stages = split_pipes(s);
     if stages.len() > 1 {
-        return Ok(Expr::Pipe(stages.iter().map(|st| parse_command(st)).collect::<Result<_, _>>()?));
+        return Ok(Expr::Pipe(
+            stages.iter().map(|st| parse_command(st)).collect::<Result<_, _>>()?,
+        ));
     }
     parse_command(s)
 }
@@ -325,7 +336,9 @@ fn split_pipes(s: &str) -> Vec<String> {
 
 fn parse_command(s: &str) -> Result<Expr, TemplateError> {
     let toks = tokenize(s)?;
-    let Some(first) = toks.first() else { return Err(TemplateError("missing value for command".into())) };
+    let Some(first) = toks.first() else {
+        return Err(TemplateError("missing value for command".into()));
+    };
     if FUNCS.contains(&first.as_str()) {
         let args = toks[1..].iter().map(|t| parse_atom(t)).collect::<Result<Vec<_>, _>>()?;
         return Ok(Expr::Call(first.clone(), args));
@@ -369,7 +382,11 @@ fn eval(e: &Expr, v: &Value) -> Result<Value, TemplateError> {
 fn call(name: &str, args: &[Expr], piped: Option<Value>, v: &Value) -> Result<Value, TemplateError> {
     let mut a: Vec<Value> = args.iter().map(|x| eval(x, v)).collect::<Result<_, _>>()?;
     a.extend(piped);
-    let arg = |i: usize| a.get(i).cloned().ok_or_else(|| TemplateError(format!("wrong number of args for {name}")));
+    let arg = |i: usize| {
+        a.get(i)
+            .cloned()
+            .ok_or_else(|| TemplateError(format!("wrong number of args for {name}")))
+    };
     Ok({
         {
             match name {
@@ -379,7 +396,11 @@ fn call(name: &str, args: &[Expr], piped: Option<Value>, v: &Value) -> Result<Va
                 "title" => {
                     let s = display(&arg(0)?);
                     let mut c = s.chars();
-                    Value::String(c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default())
+                    Value::String(
+                        c.next()
+                            .map(|f| f.to_uppercase().chain(c).collect())
+                            .unwrap_or_default(),
+                    )
                 }
                 "truncate" => {
                     let n = arg(1)?.as_u64().unwrap_or(0) as usize;
@@ -396,9 +417,10 @@ fn call(name: &str, args: &[Expr], piped: Option<Value>, v: &Value) -> Result<Va
                     let key = arg(1)?;
                     match (arg(0)?, key) {
                         (Value::Object(m), Value::String(k)) => m.get(&k).cloned().unwrap_or(Value::Null),
-                        (Value::Array(items), Value::Number(n)) => {
-                            items.get(n.as_u64().unwrap_or(u64::MAX) as usize).cloned().unwrap_or(Value::Null)
-                        }
+                        (Value::Array(items), Value::Number(n)) => items
+                            .get(n.as_u64().unwrap_or(u64::MAX) as usize)
+                            .cloned()
+                            .unwrap_or(Value::Null),
                         _ => Value::Null,
                     }
                 }
@@ -471,7 +493,10 @@ mod tests {
 
     #[test]
     fn tables_align_like_tabwriter() {
-        let t = tabulate(&["REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".into(), "busybox\tlatest\ta416a98b71e2\t2 weeks ago\t4.26MB".into()]);
+        let t = tabulate(&[
+            "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE".into(),
+            "busybox\tlatest\ta416a98b71e2\t2 weeks ago\t4.26MB".into(),
+        ]);
         assert_eq!(
             t,
             "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE\nbusybox      latest    a416a98b71e2   2 weeks ago   4.26MB\n"

@@ -35,7 +35,14 @@ impl Printer {
         } else {
             Mode::Lines
         };
-        Printer { mode, state: Mutex::new(State { layers: Vec::new(), drawn: 0, last_draw: None }) }
+        Printer {
+            mode,
+            state: Mutex::new(State {
+                layers: Vec::new(),
+                drawn: 0,
+                last_draw: None,
+            }),
+        }
     }
 
     /// A line outside the layer list (Digest:, Status:, warnings).
@@ -75,7 +82,12 @@ fn render(id: &str, s: &LayerState) -> String {
     match s {
         LayerState::Downloading { current, total } => {
             let width = 50usize;
-            let done = if *total > 0 { ((*current as f64 / *total as f64) * width as f64) as usize } else { 0 }.min(width);
+            let done = if *total > 0 {
+                ((*current as f64 / *total as f64) * width as f64) as usize
+            } else {
+                0
+            }
+            .min(width);
             let bar = if done == 0 {
                 " ".repeat(width)
             } else {

@@ -20,7 +20,10 @@ pub struct PullOptions {
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: None, max_concurrent: 3 }
+        PullOptions {
+            platform: None,
+            max_concurrent: 3,
+        }
     }
 }
 
@@ -32,9 +35,14 @@ pub enum LayerState {
     /// Queued behind other layers, or another process is fetching it.
     Waiting,
     /// Picking up a partial download of this many bytes.
-    Resuming { from: u64 },
+    Resuming {
+        from: u64,
+    },
     /// Bytes arrived and were unpacked: `current` of `total`.
-    Downloading { current: u64, total: u64 },
+    Downloading {
+        current: u64,
+        total: u64,
+    },
     VerifyingChecksum,
     DownloadComplete,
     /// Stored and unpacked.
@@ -79,13 +87,27 @@ pub enum PullError {
     #[error("no matching manifest for {wanted} in the manifest list entries (available: {available})")]
     NoMatchingPlatform { wanted: String, available: String },
     #[error("image {reference} is for {actual}, not the requested platform {wanted}")]
-    PlatformMismatch { reference: String, actual: String, wanted: String },
+    PlatformMismatch {
+        reference: String,
+        actual: String,
+        wanted: String,
+    },
     #[error("image {reference}: the manifest has {layers} layers but the config lists {diff_ids} diff IDs")]
-    LayerCount { reference: String, layers: usize, diff_ids: usize },
+    LayerCount {
+        reference: String,
+        layers: usize,
+        diff_ids: usize,
+    },
     #[error("manifest for {reference}: {source}")]
-    Manifest { reference: String, source: barge_oci::ManifestError },
+    Manifest {
+        reference: String,
+        source: barge_oci::ManifestError,
+    },
     #[error("config of {reference}: {source}")]
-    Config { reference: String, source: barge_oci::image::ConfigError },
+    Config {
+        reference: String,
+        source: barge_oci::image::ConfigError,
+    },
 }
 
 /// What was resolved for one platform.
@@ -119,7 +141,10 @@ pub fn pull(
         return Ok(outcome);
     }
     let resolved = resolve(client, &reference, opts, progress)?;
-    let shown = reference.tag().map(str::to_string).unwrap_or_else(|| reference.manifest_key());
+    let shown = reference
+        .tag()
+        .map(str::to_string)
+        .unwrap_or_else(|| reference.manifest_key());
     progress.start(&shown, reference.repository());
 
     let diff_ids = &resolved.config.rootfs.diff_ids;
@@ -131,7 +156,10 @@ pub fn pull(
     if let Some((d, bytes)) = &resolved.index {
         store.put_blob(d, bytes)?;
     }
-    let size = chains.iter().map(|c| store.snapshot_info(c).map(|i| i.size)).sum::<Result<u64, _>>()?;
+    let size = chains
+        .iter()
+        .map(|c| store.snapshot_info(c).map(|i| i.size))
+        .sum::<Result<u64, _>>()?;
     let meta = ImageMeta {
         image_id: resolved.manifest.config.digest.clone(),
         repo_digest: Some(resolved.repo_digest.clone()),
@@ -155,15 +183,24 @@ impl Resolved {
 
 /// The fast path: the store has this reference complete and the registry
 /// still points it at the same content (one HEAD; none for a digest).
-fn up_to_date(client: &Client, store: &Store, reference: &Reference, opts: &PullOptions) -> Result<Option<PullOutcome>, PullError> {
+fn up_to_date(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+) -> Result<Option<PullOutcome>, PullError> {
     let entries = store.entries()?;
-    let Some(entry) = entries.iter().find(|e| e.reference.as_ref() == Some(reference)) else { return Ok(None) };
+    let Some(entry) = entries.iter().find(|e| e.reference.as_ref() == Some(reference)) else {
+        return Ok(None);
+    };
     if let (Some(want), Some(have)) = (&opts.platform, &entry.manifest.platform) {
         if !want.matches(have) {
             return Ok(None);
         }
     }
-    let Some(repo_digest) = entry.meta.repo_digest.clone() else { return Ok(None) };
+    let Some(repo_digest) = entry.meta.repo_digest.clone() else {
+        return Ok(None);
+    };
     let complete = store.has_blob(&entry.manifest.digest)
         && store
             .manifest_and_config(&entry.manifest.digest)
@@ -178,10 +215,20 @@ fn up_to_date(client: &Client, store: &Store, reference: &Reference, opts: &Pull
             _ => return Ok(None),
         }
     }
-    Ok(Some(PullOutcome { reference: reference.clone(), digest: repo_digest, image_id: entry.meta.image_id.clone(), up_to_date: true }))
+    Ok(Some(PullOutcome {
+        reference: reference.clone(),
+        digest: repo_digest,
+        image_id: entry.meta.image_id.clone(),
+        up_to_date: true,
+    }))
 }
 
-fn resolve(client: &Client, reference: &Reference, opts: &PullOptions, progress: &dyn Progress) -> Result<Resolved, PullError> {
+fn resolve(
+    client: &Client,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Resolved, PullError> {
     let name = reference.familiar();
     let top = client.get_manifest(reference)?;
     let repo_digest = top.digest.clone();
@@ -193,10 +240,18 @@ fn resolve(client: &Client, reference: &Reference, opts: &PullOptions, progress:
                 .iter()
                 .filter(|d| media::is_image_manifest(&d.media_type))
                 .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
-            let chosen = wanted.select(candidates).cloned().ok_or_else(|| PullError::NoMatchingPlatform {
-                wanted: wanted.to_string(),
-                available: list.manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect::<Vec<_>>().join(", "),
-            })?;
+            let chosen = wanted
+                .select(candidates)
+                .cloned()
+                .ok_or_else(|| PullError::NoMatchingPlatform {
+                    wanted: wanted.to_string(),
+                    available: list
+                        .manifests
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
             let fetched = client.get_manifest_by_digest(reference, &chosen.digest)?;
             let Manifest::Image { manifest, .. } = fetched.manifest else {
                 return Err(PullError::Manifest {
@@ -213,16 +268,30 @@ fn resolve(client: &Client, reference: &Reference, opts: &PullOptions, progress:
             (None, desc, top.bytes, manifest)
         }
     };
-    manifest.check_layers().map_err(|source| PullError::Manifest { reference: name.clone(), source })?;
+    manifest.check_layers().map_err(|source| PullError::Manifest {
+        reference: name.clone(),
+        source,
+    })?;
     let config_raw = client.get_small_blob(reference, &manifest.config, MAX_CONFIG_BYTES)?;
-    let config = ImageConfig::parse(&config_raw).map_err(|source| PullError::Config { reference: name.clone(), source })?;
+    let config = ImageConfig::parse(&config_raw).map_err(|source| PullError::Config {
+        reference: name.clone(),
+        source,
+    })?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(PullError::LayerCount { reference: name, layers: manifest.layers.len(), diff_ids: config.rootfs.diff_ids.len() });
+        return Err(PullError::LayerCount {
+            reference: name,
+            layers: manifest.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
     }
     let actual = config.platform();
     if !wanted.matches(&actual) {
         if opts.platform.is_some() {
-            return Err(PullError::PlatformMismatch { reference: name, actual: actual.to_string(), wanted: wanted.to_string() });
+            return Err(PullError::PlatformMismatch {
+                reference: name,
+                actual: actual.to_string(),
+                wanted: wanted.to_string(),
+            });
         }
         progress.warning(&format!(
             "The requested image's platform ({actual}) does not match the detected host platform ({wanted}) and no specific platform was requested"
@@ -232,7 +301,15 @@ fn resolve(client: &Client, reference: &Reference, opts: &PullOptions, progress:
     if manifest_desc.platform.is_none() {
         manifest_desc.platform = Some(actual);
     }
-    Ok(Resolved { repo_digest, index, manifest_desc, manifest_bytes, manifest, config_raw, config })
+    Ok(Resolved {
+        repo_digest,
+        index,
+        manifest_desc,
+        manifest_bytes,
+        manifest,
+        config_raw,
+        config,
+    })
 }
 
 /// Fetches every layer that is missing, in parallel. Returns whether anything was fetched.
@@ -352,10 +429,18 @@ impl LayerJob<'_> {
             self.progress.layer(digest, LayerState::Resuming { from: offset });
         }
         let remote = self.client.open_blob(self.reference, self.desc, offset)?;
-        let counted = Counted { inner: remote, seen: offset, total: self.desc.size, digest, progress: self.progress };
+        let counted = Counted {
+            inner: remote,
+            seen: offset,
+            total: self.desc.size,
+            digest,
+            progress: self.progress,
+        };
         let mut tee = ingest.tee(counted).map_err(PullError::Store)?;
         let result = if have_snapshot {
-            io::copy(&mut tee, &mut io::sink()).map(|_| ()).map_err(|e| transfer(StoreError::Transfer(e)))
+            io::copy(&mut tee, &mut io::sink())
+                .map(|_| ())
+                .map_err(|e| transfer(StoreError::Transfer(e)))
         } else {
             self.unpack(&mut tee)
         };
@@ -373,7 +458,12 @@ impl LayerJob<'_> {
         let builder = self.store.new_snapshot(self.chain_id)?;
         let (diff_id, stats) = builder.apply(reader, compression, digest).map_err(transfer)?;
         if diff_id != *self.diff_id {
-            return Err(StoreError::DiffIdMismatch { layer: digest.clone(), expected: self.diff_id.clone(), actual: diff_id }.into());
+            return Err(StoreError::DiffIdMismatch {
+                layer: digest.clone(),
+                expected: self.diff_id.clone(),
+                actual: diff_id,
+            }
+            .into());
         }
         builder.commit(&diff_id, self.parent, &stats)?;
         Ok(())
@@ -408,7 +498,13 @@ impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.seen += n as u64;
-        self.progress.layer(self.digest, LayerState::Downloading { current: self.seen, total: self.total });
+        self.progress.layer(
+            self.digest,
+            LayerState::Downloading {
+                current: self.seen,
+                total: self.total,
+            },
+        );
         Ok(n)
     }
 }

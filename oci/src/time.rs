@@ -28,7 +28,13 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Parses RFC 3339 (`2024-01-02T15:04:05.123Z`, `…+02:00`) into Unix seconds and nanoseconds.
 pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -93,10 +99,20 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
         assert_eq!(parse_rfc3339("2024-02-29T12:30:45.5Z"), Some((1709209845, 500_000_000)));
         assert_eq!(parse_rfc3339("2024-02-29T14:30:45+02:00"), Some((1709209845, 0)));
-        assert_eq!(parse_rfc3339("2024-02-29T12:30:45.123456789123Z").map(|t| t.1), Some(123456789));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:30:45.123456789123Z").map(|t| t.1),
+            Some(123456789)
+        );
         assert_eq!(format_rfc3339(1709209845), "2024-02-29T12:30:45Z");
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
-        for bad in ["", "2024-02-29", "2024-13-01T00:00:00Z", "2024-02-29T12:30:45", "2024-02-29T12:30:45.Z", "x024-02-29T12:30:45Z"] {
+        for bad in [
+            "",
+            "2024-02-29",
+            "2024-13-01T00:00:00Z",
+            "2024-02-29T12:30:45",
+            "2024-02-29T12:30:45.Z",
+            "x024-02-29T12:30:45Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -163,7 +163,11 @@ impl Client {
         for (i, scheme) in schemes.iter().enumerate() {
             let base = format!("{scheme}://{host}");
             // With a plain-HTTP fallback left, HTTPS gets one try, as docker does.
-            let attempts = if i + 1 < schemes.len() { 1 } else { self.opts.max_attempts };
+            let attempts = if i + 1 < schemes.len() {
+                1
+            } else {
+                self.opts.max_attempts
+            };
             match self.retrying(attempts, || self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
                 Ok(resp) => {
                     let challenge = (resp.status().as_u16() == 401).then(|| pick_challenge(&resp)).flatten();
@@ -190,7 +194,10 @@ impl Client {
     }
 
     /// Runs a request, retrying transport errors and 429/5xx answers with backoff.
-    fn with_retries(&self, send: impl FnMut() -> Result<Response<Body>, ureq::Error>) -> Result<Response<Body>, ureq::Error> {
+    fn with_retries(
+        &self,
+        send: impl FnMut() -> Result<Response<Body>, ureq::Error>,
+    ) -> Result<Response<Body>, ureq::Error> {
         self.retrying(self.opts.max_attempts, send)
     }
 

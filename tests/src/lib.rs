@@ -1,1 +1,185 @@
-//! placeholder
+//! The end-to-end test harness: real registries and peer tools on loopback.
+//!
+//! - [`registry::Registry`] runs Debian's `docker-registry` on a free port,
+//!   anonymous, with htpasswd Basic auth, with token auth (trusting the
+//!   harness's own [`token::TokenServer`]), or over TLS.
+//! - [`image`] builds layers, configs, manifests and indexes byte for byte
+//!   and pushes them over HTTP, or has umoci and skopeo make them.
+//! - [`proxy::SlowProxy`] throttles a registry to interrupt pulls mid-blob.
+//! - [`Barge`] runs the real binary against a private store.
+//!
+//! Nothing here uses barge's own crates: the tests must not share bugs
+//! with the code they test.
+
+pub mod canned;
+pub mod image;
+pub mod proxy;
+pub mod registry;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Is this a CI run, where a missing prerequisite is a failure?
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Checks a prerequisite. Outside CI a missing one skips the test (returns
+/// false, with a note); in CI it fails the test.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("prerequisite missing in CI: {what}");
+    }
+    eprintln!("SKIPPED: prerequisite missing: {what}");
+    false
+}
+
+pub fn have_tool(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `require` for the usual set: root and the named tools.
+pub fn require_root_and(tools: &[&str]) -> bool {
+    require("running as root", is_root()) && tools.iter().all(|t| require(&format!("the {t} command"), have_tool(t)))
+}
+
+/// The barge binary: `$BARGE_BIN`, else `target/<profile>/barge` next to this test.
+pub fn barge_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BARGE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/barge
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("barge"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build --bin barge`",
+        bin.display()
+    );
+    bin
+}
+
+/// A barge store and config directory private to one test.
+pub struct Barge {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Barge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Barge {
+    pub fn new() -> Barge {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("docker")).expect("docker config dir");
+        std::fs::create_dir_all(dir.path().join("barge-config")).expect("barge config dir");
+        Barge { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// The docker config directory (`--config`).
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(barge_bin());
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--config")
+            .arg(self.docker_config());
+        c.env("BARGE_CONFIG", self.dir.path().join("barge-config"));
+        c.env_remove("BARGE_ROOT");
+        c
+    }
+
+    /// Runs barge with `args`; returns its output whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("running barge")
+    }
+
+    /// Runs barge and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "barge {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs barge and asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "barge {args:?} should have failed:\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The store's OCI layout `index.json`.
+    pub fn index(&self) -> serde_json::Value {
+        let bytes = std::fs::read(self.root().join("oci/index.json")).expect("index.json");
+        serde_json::from_slice(&bytes).expect("index.json is JSON")
+    }
+}
+
+/// Runs a command and asserts success; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `sha256:<hex>` of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    let mut s = String::from("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}

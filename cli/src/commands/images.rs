@@ -24,7 +24,11 @@ struct Row {
 
 impl Row {
     fn to_json(&self, no_trunc: bool, now: i64) -> Value {
-        let id = if no_trunc { self.id.to_string() } else { self.id.short().to_string() };
+        let id = if no_trunc {
+            self.id.to_string()
+        } else {
+            self.id.short().to_string()
+        };
         let size = format::human_size(self.size);
         json!({
             "Containers": "N/A",
@@ -54,7 +58,12 @@ fn image_header(field: &str) -> String {
 }
 
 /// Prints JSON-able rows in the `--format` mode asked for (or the default table).
-fn print_rows(rows: &[Value], format: Option<&str>, default_table: &str, header: &dyn Fn(&str) -> String) -> Result<(), Failure> {
+fn print_rows(
+    rows: &[Value],
+    format: Option<&str>,
+    default_table: &str,
+    header: &dyn Fn(&str) -> String,
+) -> Result<(), Failure> {
     match format {
         Some("json") => {
             for r in rows {
@@ -97,7 +106,13 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
     let mut rows = Vec::new();
     for (id, es) in by_image {
         let first = es[0];
-        let created_secs = first.meta.created.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0).unwrap_or(0);
+        let created_secs = first
+            .meta
+            .created
+            .as_deref()
+            .and_then(barge_oci::time::parse_rfc3339)
+            .map(|t| t.0)
+            .unwrap_or(0);
         let dangling = es.iter().all(|e| e.reference.is_none());
         if !filters.keep_image(&store, first, dangling, created_secs)? {
             continue;
@@ -117,7 +132,10 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
             let Some(r) = &e.reference else { continue };
             if let Some(tag) = r.tag() {
                 let digest = e.meta.repo_digest.clone().or_else(|| {
-                    es.iter().filter_map(|o| o.reference.as_ref()).find(|o| o.name() == r.name()).and_then(|o| o.digest().cloned())
+                    es.iter()
+                        .filter_map(|o| o.reference.as_ref())
+                        .find(|o| o.name() == r.name())
+                        .and_then(|o| o.digest().cloned())
                 });
                 image_rows.push(row(Some(r), tag, digest));
             }
@@ -137,11 +155,23 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
         }
         rows.extend(image_rows.into_iter().filter(|r| filters.keep_row(r)));
     }
-    rows.sort_by(|x, y| y.created_secs.cmp(&x.created_secs).then(x.repository.cmp(&y.repository)).then(x.tag.cmp(&y.tag)));
+    rows.sort_by(|x, y| {
+        y.created_secs
+            .cmp(&x.created_secs)
+            .then(x.repository.cmp(&y.repository))
+            .then(x.tag.cmp(&y.tag))
+    });
 
     if a.quiet {
         for r in &rows {
-            println!("{}", if a.no_trunc { r.id.to_string() } else { r.id.short().to_string() });
+            println!(
+                "{}",
+                if a.no_trunc {
+                    r.id.to_string()
+                } else {
+                    r.id.short().to_string()
+                }
+            );
         }
         return Ok(0);
     }
@@ -166,24 +196,44 @@ struct Filters {
 }
 
 impl Filters {
-    fn parse(raw: &[String], positional: Option<&str>, store: &Store, entries: &[ImageEntry]) -> Result<Filters, Failure> {
-        let mut f = Filters { dangling: None, references: Vec::new(), labels: Vec::new(), before: None, since: None };
+    fn parse(
+        raw: &[String],
+        positional: Option<&str>,
+        store: &Store,
+        entries: &[ImageEntry],
+    ) -> Result<Filters, Failure> {
+        let mut f = Filters {
+            dangling: None,
+            references: Vec::new(),
+            labels: Vec::new(),
+            before: None,
+            since: None,
+        };
         if let Some(p) = positional {
             f.references.push(p.to_string());
         }
         let created_of = |name: &str| -> Result<i64, Failure> {
             let id = store.find_image(name).context(|| format!("filter on {name}"))?;
             let e = entries.iter().find(|e| e.meta.image_id == id);
-            Ok(e.and_then(|e| e.meta.created.as_deref()).and_then(barge_oci::time::parse_rfc3339).map(|t| t.0).unwrap_or(0))
+            Ok(e.and_then(|e| e.meta.created.as_deref())
+                .and_then(barge_oci::time::parse_rfc3339)
+                .map(|t| t.0)
+                .unwrap_or(0))
         };
         for item in raw {
-            let (key, value) = item.split_once('=').ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {item}")))?;
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {item}")))?;
             match key {
                 "dangling" => {
                     f.dangling = Some(match value.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => return Err(Failure::msg(format!("invalid filter 'dangling={value}': expected true or false"))),
+                        _ => {
+                            return Err(Failure::msg(format!(
+                                "invalid filter 'dangling={value}': expected true or false"
+                            )))
+                        }
                     })
                 }
                 "reference" => f.references.push(value.to_string()),
@@ -210,7 +260,9 @@ impl Filters {
             return Ok(false);
         }
         if !self.labels.is_empty() {
-            let (_, config) = store.manifest_and_config(&e.manifest.digest).context(|| format!("reading image {}", e.meta.image_id))?;
+            let (_, config) = store
+                .manifest_and_config(&e.manifest.digest)
+                .context(|| format!("reading image {}", e.meta.image_id))?;
             let labels = config.labels();
             for (k, v) in &self.labels {
                 match (labels.get(k), v) {
@@ -241,11 +293,15 @@ fn glob(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.first() {
             None => n.is_empty(),
-            Some('*') => (0..=n.len()).take_while(|&i| i == 0 || n[i - 1] != '/').any(|i| go(&p[1..], &n[i..])),
+            Some('*') => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != '/')
+                .any(|i| go(&p[1..], &n[i..])),
             Some('?') => n.first().is_some_and(|c| *c != '/') && go(&p[1..], &n[1..]),
             Some('[') => {
                 let Some(c) = n.first() else { return false };
-                let Some(end) = p.iter().skip(1).position(|x| *x == ']').map(|i| i + 1) else { return false };
+                let Some(end) = p.iter().skip(1).position(|x| *x == ']').map(|i| i + 1) else {
+                    return false;
+                };
                 let class = &p[1..end];
                 let (neg, class) = match class.first() {
                     Some('^') => (true, &class[1..]),
@@ -274,7 +330,10 @@ fn glob(pattern: &str, name: &str) -> bool {
 pub fn tag(env: &Env, a: &TagArgs) -> Result<i32, Failure> {
     let target = Reference::parse_default_tag(&a.target).context(|| format!("tagging {}", a.target))?;
     if target.digest().is_some() {
-        return Err(Failure::msg(format!("refusing to create a tag with a digest reference: {}", a.target)));
+        return Err(Failure::msg(format!(
+            "refusing to create a tag with a digest reference: {}",
+            a.target
+        )));
     }
     let store = env.store()?;
     store.tag_image(&a.source, &target).context(String::new)?;
@@ -337,18 +396,29 @@ pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
 pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
     let store = env.store()?;
     let id = store.find_image(&a.image).context(String::new)?;
-    let d = store.image_details(&id).context(|| format!("reading image {}", a.image))?;
+    let d = store
+        .image_details(&id)
+        .context(|| format!("reading image {}", a.image))?;
     let now = format::now();
     let mut layer_sizes = d.layer_sizes.iter();
     let mut rows: Vec<Value> = Vec::new();
     let history = if d.config.history.is_empty() {
         // No history: one row per layer.
-        d.config.rootfs.diff_ids.iter().map(|_| barge_oci::image::History::default()).collect()
+        d.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|_| barge_oci::image::History::default())
+            .collect()
     } else {
         d.config.history.clone()
     };
     for h in &history {
-        let size = if h.empty_layer { 0 } else { layer_sizes.next().copied().unwrap_or(0) };
+        let size = if h.empty_layer {
+            0
+        } else {
+            layer_sizes.next().copied().unwrap_or(0)
+        };
         let created_by = h.created_by.clone().unwrap_or_default();
         rows.push(json!({
             "Comment": h.comment.clone().unwrap_or_default(),
@@ -361,7 +431,11 @@ pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
     }
     rows.reverse();
     if let Some(top) = rows.first_mut() {
-        top["ID"] = Value::String(if a.no_trunc { id.to_string() } else { id.short().to_string() });
+        top["ID"] = Value::String(if a.no_trunc {
+            id.to_string()
+        } else {
+            id.short().to_string()
+        });
     }
     if a.quiet {
         for r in &rows {
@@ -376,7 +450,12 @@ pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
         "CreatedAt" => "CREATED AT".to_string(),
         other => other.to_uppercase(),
     };
-    print_rows(&rows, a.format.as_deref(), "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", &header)?;
+    print_rows(
+        &rows,
+        a.format.as_deref(),
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        &header,
+    )?;
     Ok(0)
 }
 
@@ -394,7 +473,10 @@ pub fn inspect(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
     match a.format.as_deref() {
         None | Some("json") => {
             let mut buf = Vec::new();
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+            let mut ser = serde_json::Serializer::with_formatter(
+                &mut buf,
+                serde_json::ser::PrettyFormatter::with_indent(b"    "),
+            );
             serde::Serialize::serialize(&out, &mut ser).context(|| "printing".to_string())?;
             println!("{}", String::from_utf8_lossy(&buf));
         }

@@ -25,7 +25,12 @@ impl Env {
     pub fn client(&self) -> Result<Client, Failure> {
         let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
         let mut opts = ClientOptions::default();
-        opts.insecure_registries = self.insecure.iter().chain(settings.insecure_registries.iter()).cloned().collect();
+        opts.insecure_registries = self
+            .insecure
+            .iter()
+            .chain(settings.insecure_registries.iter())
+            .cloned()
+            .collect();
         let creds = barge_auth::DockerConfig::locate(self.config_dir.as_deref());
         Ok(Client::new(Arc::new(creds), opts))
     }
@@ -33,7 +38,11 @@ impl Env {
 
 /// Runs a command; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
-    let env = Env { cli_root: cli.root, config_dir: cli.config, insecure: cli.insecure_registries };
+    let env = Env {
+        cli_root: cli.root,
+        config_dir: cli.config,
+        insecure: cli.insecure_registries,
+    };
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&env, &a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&env, &a),
