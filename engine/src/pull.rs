@@ -81,7 +81,7 @@ pub struct PullOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no matching manifest for {wanted} in the manifest list entries (available: {available})")]
@@ -108,6 +108,12 @@ pub enum PullError {
         reference: String,
         source: barge_oci::image::ConfigError,
     },
+}
+
+impl From<RegistryError> for PullError {
+    fn from(e: RegistryError) -> Self {
+        PullError::Registry(Box::new(e))
+    }
 }
 
 /// What was resolved for one platform.
@@ -306,7 +312,7 @@ fn resolve(
         index,
         manifest_desc,
         manifest_bytes,
-        manifest,
+        manifest: *manifest,
         config_raw,
         config,
     })
@@ -409,8 +415,13 @@ impl LayerJob<'_> {
         }
         let resumed = self.store.ingest(digest, self.desc.size)?.offset() > 0;
         match self.download(have_snapshot) {
-            // A resumed download whose old part was bad: start once more from zero.
-            Err(PullError::Store(StoreError::DigestMismatch { .. } | StoreError::DiffIdMismatch { .. })) if resumed => {
+            // A resumed download whose old part may be bad: start once more from zero.
+            Err(PullError::Store(
+                StoreError::DigestMismatch { .. }
+                | StoreError::SizeMismatch { .. }
+                | StoreError::DiffIdMismatch { .. }
+                | StoreError::Apply { .. },
+            )) if resumed => {
                 self.store.ingest(digest, self.desc.size)?.restart()?;
                 self.download(have_snapshot)?;
             }
@@ -466,6 +477,13 @@ impl LayerJob<'_> {
             .into());
         }
         builder.commit(&diff_id, self.parent, &stats)?;
+        if stats.skipped_devices > 0 {
+            self.progress.warning(&format!(
+                "layer {}: {} device nodes were not created because barge is not running as root",
+                digest.short(),
+                stats.skipped_devices
+            ));
+        }
         Ok(())
     }
 }
@@ -475,7 +493,7 @@ fn transfer(e: StoreError) -> PullError {
     match e {
         StoreError::Transfer(io) => match io.get_ref().map(|i| i.is::<RegistryError>()) {
             Some(true) => match io.into_inner().map(|i| i.downcast::<RegistryError>()) {
-                Some(Ok(r)) => PullError::Registry(*r),
+                Some(Ok(r)) => PullError::Registry(r),
                 Some(Err(other)) => PullError::Store(StoreError::Transfer(io::Error::other(other))),
                 None => PullError::Store(StoreError::Transfer(io::Error::other("transfer failed"))),
             },

@@ -41,11 +41,6 @@ impl Digest {
         &self.hex
     }
 
-    /// The algorithm name, always `sha256`.
-    pub fn algorithm(&self) -> &'static str {
-        "sha256"
-    }
-
     /// The first 12 hex digits, as docker shows image IDs.
     pub fn short(&self) -> &str {
         &self.hex[..12]
@@ -140,19 +135,6 @@ impl<R: std::io::Read> HashingReader<R> {
             inner,
             hasher: Hasher::new(),
         }
-    }
-
-    /// Bytes read so far.
-    pub fn len(&self) -> u64 {
-        self.hasher.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.hasher.is_empty()
-    }
-
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
     }
 
     /// The digest of everything read and the inner reader.

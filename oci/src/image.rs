@@ -75,7 +75,7 @@ pub struct ImageIndex {
 pub enum Manifest {
     Image {
         media_type: String,
-        manifest: ImageManifest,
+        manifest: Box<ImageManifest>,
     },
     Index {
         media_type: String,
@@ -175,7 +175,10 @@ impl Manifest {
             if manifest.schema_version != 2 {
                 return Err(ManifestError::SchemaVersion(manifest.schema_version));
             }
-            Ok(Manifest::Image { media_type, manifest })
+            Ok(Manifest::Image {
+                media_type,
+                manifest: Box::new(manifest),
+            })
         } else {
             Err(ManifestError::UnsupportedMediaType(media_type))
         }

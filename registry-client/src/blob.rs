@@ -22,7 +22,6 @@ pub struct BlobReader<'c> {
     body: Option<BodyReader<'static>>,
     failures: u32,
     last_error: String,
-    reconnects: u32,
 }
 
 impl Client {
@@ -43,7 +42,6 @@ impl Client {
             body: None,
             failures: 0,
             last_error: String::new(),
-            reconnects: 0,
         };
         if r.pos < r.size {
             r.connect()?;
@@ -53,16 +51,6 @@ impl Client {
 }
 
 impl BlobReader<'_> {
-    /// Where the stream is: the offset of the next byte.
-    pub fn position(&self) -> u64 {
-        self.pos
-    }
-
-    /// How many times the stream had to reconnect.
-    pub fn reconnects(&self) -> u32 {
-        self.reconnects
-    }
-
     fn connect(&mut self) -> Result<(), RegistryError> {
         let path = format!("blobs/{}", self.digest);
         let mut headers = vec![];
@@ -132,7 +120,6 @@ impl BlobReader<'_> {
     fn fail(&mut self, message: String) -> io::Result<()> {
         self.body = None;
         self.failures += 1;
-        self.reconnects += 1;
         self.last_error = message;
         if self.failures >= self.client.options().max_attempts {
             return Err(io::Error::other(RegistryError::BlobTransfer {

@@ -179,7 +179,7 @@ impl Applier {
                 return Err(refuse("the layer root can only be a directory"));
             }
             let meta = self.meta(entry).map_err(io_err)?;
-            let root = self.root.try_clone().map_err(|e| io_err(e.into()))?;
+            let root = self.root.try_clone().map_err(io_err)?;
             self.set_meta_fd(&root, &meta).map_err(io_err)?;
             self.dirs.push((Vec::new(), meta.times));
             return Ok(());

@@ -180,15 +180,6 @@ pub struct IngestReader<R> {
 }
 
 impl<R: Read> IngestReader<R> {
-    /// Bytes of the blob passed through so far.
-    pub fn position(&self) -> u64 {
-        self.hasher.len() - (self.end - self.start) as u64
-    }
-
-    pub fn remote_mut(&mut self) -> &mut R {
-        &mut self.remote
-    }
-
     fn fill(&mut self) -> io::Result<()> {
         self.start = 0;
         self.end = 0;

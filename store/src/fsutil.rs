@@ -4,7 +4,7 @@ use rustix::fs::{flock, FlockOperation};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A unique name for a temporary file in this process.
@@ -51,14 +51,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<(
 #[derive(Debug)]
 pub struct LockGuard {
     _file: File,
-    path: PathBuf,
 }
 
-impl LockGuard {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
+impl LockGuard {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockKind {
@@ -86,10 +81,7 @@ pub(crate) fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(LockGuard {
-        _file: file,
-        path: path.to_path_buf(),
-    })
+    Ok(LockGuard { _file: file })
 }
 
 /// Tries to take a lock without waiting: `None` when someone else holds it.
@@ -106,10 +98,7 @@ pub(crate) fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<LockGua
         LockKind::Exclusive => FlockOperation::NonBlockingLockExclusive,
     };
     match flock(&file, op) {
-        Ok(()) => Ok(Some(LockGuard {
-            _file: file,
-            path: path.to_path_buf(),
-        })),
+        Ok(()) => Ok(Some(LockGuard { _file: file })),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -210,8 +210,15 @@ impl Store {
             if !force && !is_single_reference(&refs) && !refs.is_empty() {
                 return Err(StoreError::Conflict(id.short().to_string()));
             }
-            for r in &refs {
+            for e in entries.iter().filter(|e| e.meta.image_id == id) {
+                let Some(r) = &e.reference else { continue };
                 events.push(RemoveEvent::Untagged(r.familiar()));
+                if let Some(d) = &e.meta.repo_digest {
+                    let dref = RemoveEvent::Untagged(digest_ref(r, d));
+                    if r.digest().is_none() && !events.contains(&dref) {
+                        events.push(dref);
+                    }
+                }
             }
         }
         self.delete_image_rows(&id)?;

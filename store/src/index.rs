@@ -59,7 +59,7 @@ pub enum TagOutcome {
     /// The tag already named this image.
     Unchanged,
     /// The tag is new, or moved here from another image.
-    Tagged { previous: Option<Digest> },
+    Tagged,
 }
 
 impl Store {
@@ -166,7 +166,7 @@ impl Store {
     pub fn image_manifest(&self, digest: &Digest) -> Result<barge_oci::ImageManifest, StoreError> {
         let bytes = self.read_blob(digest, MAX_MANIFEST_BYTES)?;
         match Manifest::parse(&bytes, None)? {
-            Manifest::Image { manifest, .. } => Ok(manifest),
+            Manifest::Image { manifest, .. } => Ok(*manifest),
             Manifest::Index { .. } => Err(StoreError::Corrupt(format!(
                 "{digest} is an index, not an image manifest"
             ))),
@@ -217,7 +217,6 @@ impl Store {
             let existing = rows
                 .iter()
                 .position(|d| d.annotation(ANN_REF_NAME) == Some(name.as_str()));
-            let mut previous = None;
             if let Some(i) = existing {
                 let old = rows.remove(i);
                 if old.digest == desc.digest && old.annotations == desc.annotations {
@@ -226,7 +225,6 @@ impl Store {
                 }
                 let old_id = old.annotation(ANN_IMAGE_ID).map(str::to_string);
                 if old.digest != desc.digest {
-                    previous = Some(old.digest.clone());
                     let still_named = rows
                         .iter()
                         .any(|d| d.digest == old.digest && d.annotation(ANN_REF_NAME).is_some());
@@ -242,7 +240,7 @@ impl Store {
             }
             rows.retain(|d| !(d.annotation(ANN_REF_NAME).is_none() && d.digest == desc.digest));
             rows.push(desc);
-            Ok(TagOutcome::Tagged { previous })
+            Ok(TagOutcome::Tagged)
         })
     }
 }

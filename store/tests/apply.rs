@@ -1,4 +1,5 @@
 //! The layer applier against crafted tarballs, hostile ones included.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use barge_store::apply::{apply_tar, ApplyError, ApplyOptions};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

@@ -12,6 +12,9 @@ struct Shared {
     /// Bytes per second towards the client; 0 means unlimited.
     rate: AtomicU64,
     sent: AtomicU64,
+    /// Cut the next connection that reaches this many bytes sent (0: never).
+    cut_after: AtomicU64,
+    cuts: AtomicU64,
     requests: Mutex<Vec<u8>>,
     stop: AtomicBool,
 }
@@ -29,6 +32,8 @@ impl SlowProxy {
             upstream: upstream.to_string(),
             rate: AtomicU64::new(bytes_per_second),
             sent: AtomicU64::new(0),
+            cut_after: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -52,6 +57,16 @@ impl SlowProxy {
 
     pub fn set_rate(&self, bytes_per_second: u64) {
         self.shared.rate.store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Drops the next connection that has sent `bytes` to its client, once.
+    pub fn cut_once_after(&self, bytes: u64) {
+        self.shared.cut_after.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Connections cut so far.
+    pub fn cuts(&self) -> u64 {
+        self.shared.cuts.load(Ordering::SeqCst)
     }
 
     /// Bytes sent back to clients so far.
@@ -110,7 +125,18 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
     });
     let (mut s_read, mut c_write) = (server, client);
     let mut buf = [0u8; 16 * 1024];
+    let mut sent_here = 0u64;
     loop {
+        let cut = s.cut_after.load(Ordering::SeqCst);
+        if cut > 0
+            && sent_here >= cut
+            && s.cut_after
+                .compare_exchange(cut, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            s.cuts.fetch_add(1, Ordering::SeqCst);
+            break;
+        }
         let rate = s.rate.load(Ordering::SeqCst);
         // Throttled: small chunks, paced.
         let chunk = if rate == 0 {
@@ -125,6 +151,7 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
                     break;
                 }
                 s.sent.fetch_add(n as u64, Ordering::SeqCst);
+                sent_here += n as u64;
                 if rate > 0 {
                     std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
                 }

@@ -24,13 +24,15 @@ impl Env {
 
     pub fn client(&self) -> Result<Client, Failure> {
         let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
-        let mut opts = ClientOptions::default();
-        opts.insecure_registries = self
-            .insecure
-            .iter()
-            .chain(settings.insecure_registries.iter())
-            .cloned()
-            .collect();
+        let opts = ClientOptions {
+            insecure_registries: self
+                .insecure
+                .iter()
+                .chain(settings.insecure_registries.iter())
+                .cloned()
+                .collect(),
+            ..ClientOptions::default()
+        };
         let creds = barge_auth::DockerConfig::locate(self.config_dir.as_deref());
         Ok(Client::new(Arc::new(creds), opts))
     }
