@@ -911,12 +911,3 @@ mod tests {
         assert_eq!(c.backoff(30), Duration::from_secs(30));
     }
 }
-#[cfg(test)]
-mod probe {
-    #[test]
-    fn probe_tls_error_kind() {
-        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-        let e = agent.get("https://127.0.0.1:5055/v2/").call().unwrap_err();
-        eprintln!("ERR: {e:?}");
-    }
-}
