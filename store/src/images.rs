@@ -384,7 +384,7 @@ impl Store {
     }
 
     fn entries_raw(&self) -> Result<Vec<Descriptor>, StoreError> {
-        self.update_index(|rows| Ok(rows.clone()))
+        Ok(self.read_index()?.manifests)
     }
 }
 

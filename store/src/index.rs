@@ -22,12 +22,12 @@ pub const ANN_SIZE: &str = "dev.barge.image.size";
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct IndexFile {
+pub(crate) struct IndexFile {
     schema_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     media_type: Option<String>,
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
 }
@@ -85,7 +85,7 @@ impl Store {
             .map_err(|e| StoreError::io("locking index.json", e))
     }
 
-    fn read_index(&self) -> Result<IndexFile, StoreError> {
+    pub(crate) fn read_index(&self) -> Result<IndexFile, StoreError> {
         let path = self.layout_dir().join("index.json");
         let bytes = std::fs::read(&path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
         serde_json::from_slice(&bytes)

@@ -50,10 +50,9 @@ impl Store {
 
     /// Starts building the snapshot `chain_id` in a temporary directory.
     pub fn new_snapshot(&self, chain_id: &Digest) -> Result<SnapshotBuilder, StoreError> {
-        let tmp = self
-            .root
-            .join("snapshots")
-            .join(fsutil::temp_name(&format!("tmp-{}", chain_id.short())));
+        let prefix = format!("tmp-{}", chain_id.short());
+        self.remove_stale_builds(&prefix);
+        let tmp = self.root.join("snapshots").join(fsutil::temp_name(&prefix));
         std::fs::create_dir(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
         let fs = tmp.join("fs");
         std::fs::create_dir(&fs).map_err(|e| StoreError::io(format!("creating {}", fs.display()), e))?;
@@ -63,6 +62,35 @@ impl Store {
             tmp,
             committed: false,
         })
+    }
+}
+
+impl Store {
+    /// Removes earlier builds of a snapshot left by processes that died
+    /// (killed mid-pull, say). Builds of live processes are left alone.
+    fn remove_stale_builds(&self, prefix: &str) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("snapshots")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_prefix(prefix))
+            else {
+                continue;
+            };
+            let pid = rest
+                .strip_prefix('-')
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
     }
 }
 

@@ -98,6 +98,15 @@ fn a_pull_killed_mid_blob_resumes_with_a_range_request() {
         sha256(&std::fs::read(chain_fs(&b, &img).join("data/blob.bin")).unwrap()),
         sha256(&data)
     );
+    let snapshots: Vec<_> = std::fs::read_dir(b.root().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        snapshots.len(),
+        1,
+        "the killed run's half-built snapshot is gone: {snapshots:?}"
+    );
 }
 
 #[test]
