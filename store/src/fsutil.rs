@@ -53,23 +53,25 @@ pub struct LockGuard {
     _file: File,
 }
 
-impl LockGuard {}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockKind {
     Shared,
     Exclusive,
 }
 
-/// Takes a lock on `path` (created if missing), waiting for it.
-pub(crate) fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
-    let file = OpenOptions::new()
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)?;
+        .open(path)
+}
+
+/// Takes a lock on `path` (created if missing), waiting for it.
+pub(crate) fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
+    let file = open_lock_file(path)?;
     let op = match kind {
         LockKind::Shared => FlockOperation::LockShared,
         LockKind::Exclusive => FlockOperation::LockExclusive,
@@ -86,13 +88,7 @@ pub(crate) fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
 
 /// Tries to take a lock without waiting: `None` when someone else holds it.
 pub(crate) fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<LockGuard>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
+    let file = open_lock_file(path)?;
     let op = match kind {
         LockKind::Shared => FlockOperation::NonBlockingLockShared,
         LockKind::Exclusive => FlockOperation::NonBlockingLockExclusive,
