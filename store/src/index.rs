@@ -199,6 +199,7 @@ impl Store {
         meta: &ImageMeta,
     ) -> Result<TagOutcome, StoreError> {
         let name = reference.to_string();
+        let image_id = meta.image_id.to_string();
         self.update_index(|rows| {
             let mut desc = Descriptor::new(&manifest.media_type, manifest.digest.clone(), manifest.size);
             desc.platform = manifest.platform.clone();
@@ -223,22 +224,30 @@ impl Store {
                     rows.insert(i, old);
                     return Ok(TagOutcome::Unchanged);
                 }
-                let old_id = old.annotation(ANN_IMAGE_ID).map(str::to_string);
-                if old.digest != desc.digest {
-                    let still_named = rows
-                        .iter()
-                        .any(|d| d.digest == old.digest && d.annotation(ANN_REF_NAME).is_some());
-                    if !still_named && old_id.as_deref() != Some(meta.image_id.to_string().as_str()) {
-                        let mut dangling = old.clone();
-                        if let Some(a) = dangling.annotations.as_mut() {
-                            a.remove(ANN_REF_NAME);
-                            a.remove(ANN_REPO_DIGEST);
-                        }
-                        rows.push(dangling);
+                // The same image, possibly under another manifest: compare image IDs where known.
+                let same_image = |d: &Descriptor| match (d.annotation(ANN_IMAGE_ID), old.annotation(ANN_IMAGE_ID)) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => d.digest == old.digest,
+                };
+                let still_named = rows
+                    .iter()
+                    .any(|d| same_image(d) && d.annotation(ANN_REF_NAME).is_some());
+                let retagged_same = old.annotation(ANN_IMAGE_ID) == Some(image_id.as_str());
+                if !still_named && !retagged_same {
+                    let mut dangling = old.clone();
+                    if let Some(a) = dangling.annotations.as_mut() {
+                        a.remove(ANN_REF_NAME);
+                        a.remove(ANN_REPO_DIGEST);
                     }
+                    rows.push(dangling);
                 }
             }
-            rows.retain(|d| !(d.annotation(ANN_REF_NAME).is_none() && d.digest == desc.digest));
+            // This image is named now: it is no longer dangling.
+            rows.retain(|d| {
+                let dangling_of_this = d.annotation(ANN_REF_NAME).is_none()
+                    && (d.digest == desc.digest || d.annotation(ANN_IMAGE_ID) == Some(image_id.as_str()));
+                !dangling_of_this
+            });
             rows.push(desc);
             Ok(TagOutcome::Tagged)
         })
