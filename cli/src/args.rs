@@ -48,6 +48,15 @@ pub enum Command {
     History(HistoryArgs),
     /// Return low-level information on images
     Inspect(InspectArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
+    #[command(hide = true)]
+    CredentialHelper(CredentialHelperArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,4 +178,49 @@ pub struct InspectArgs {
     /// Accepted for docker compatibility: only images exist so far
     #[arg(long = "type", value_parser = ["image"])]
     pub kind: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry to log in to [default: Docker Hub]
+    pub server: Option<String>,
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (insecure: it shows in the process list and shell history; prefer --password-stdin)
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Keep the secret in this credential helper (docker-credential-NAME) and make it the default
+    /// (`credsStore`); `barge` is barge's own, backed by the OS keyring
+    #[arg(long, value_name = "NAME")]
+    pub creds_store: Option<String>,
+    /// Print the user name stored for the registry instead of logging in
+    #[arg(long, conflicts_with_all = ["username", "password", "password_stdin", "creds_store"])]
+    pub get_login: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry to log out from [default: Docker Hub]
+    #[arg(conflicts_with = "all")]
+    pub server: Option<String>,
+    /// Remove every stored login, including those kept by credential helpers
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Format output using a Go template, or json
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialHelperArgs {
+    /// get, store, erase, list or version
+    pub operation: String,
 }

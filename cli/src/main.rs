@@ -14,6 +14,19 @@ mod settings;
 use clap::Parser;
 
 fn main() {
+    // Installed (or linked) as docker-credential-barge, barge is a credential helper.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "docker-credential-barge")
+    {
+        let op = std::env::args().nth(1).unwrap_or_default();
+        if op.is_empty() {
+            eprintln!("Usage: docker-credential-barge <store|get|erase|list|version>");
+            std::process::exit(1);
+        }
+        std::process::exit(commands::credential_helper(&op));
+    }
     let cli = args::Cli::parse();
     let debug = cli.debug;
     let code = match commands::run(cli) {

@@ -1,14 +1,15 @@
 //! Endpoints, authentication, retries and manifest requests.
 
+use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
 use crate::error::RegistryError;
-use barge_auth::{Credential, CredentialLookup};
+use barge_auth::CredentialLookup;
 use barge_oci::image::MAX_MANIFEST_BYTES;
 use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
 use base64::Engine as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use ureq::http::Response;
 use ureq::{Agent, Body};
 
@@ -48,23 +49,18 @@ impl Default for ClientOptions {
 pub struct Client {
     verifying: Agent,
     trusting: Agent,
-    creds: Arc<dyn CredentialLookup>,
+    pub(crate) creds: Arc<dyn CredentialLookup>,
     opts: ClientOptions,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
 }
 
-struct HostState {
+pub(crate) struct HostState {
     /// `https://host:port` or `http://host:port`.
-    base: String,
-    insecure: bool,
-    challenge: Mutex<Option<Challenge>>,
-    tokens: Mutex<HashMap<String, Token>>,
-}
-
-#[derive(Clone)]
-struct Token {
-    value: String,
-    expires: Instant,
+    pub(crate) base: String,
+    pub(crate) insecure: bool,
+    pub(crate) challenge: Mutex<Option<Challenge>>,
+    /// Bearer tokens by scope key.
+    pub(crate) tokens: Mutex<HashMap<String, Token>>,
 }
 
 /// A manifest as fetched: exact bytes, media type, digest.
@@ -133,7 +129,7 @@ impl Client {
         &self.opts
     }
 
-    fn is_insecure(&self, host: &str) -> bool {
+    pub(crate) fn is_insecure(&self, host: &str) -> bool {
         is_loopback(host)
             || self
                 .opts
@@ -142,7 +138,7 @@ impl Client {
                 .any(|h| h.eq_ignore_ascii_case(host))
     }
 
-    fn agent_for(&self, insecure: bool) -> &Agent {
+    pub(crate) fn agent_for(&self, insecure: bool) -> &Agent {
         if insecure {
             &self.trusting
         } else {
@@ -152,7 +148,7 @@ impl Client {
 
     /// Finds (once per host) whether the registry speaks HTTPS or plain HTTP
     /// and what it challenges for, by a `GET /v2/`.
-    fn host(&self, host: &str) -> Result<Arc<HostState>, RegistryError> {
+    pub(crate) fn host(&self, host: &str) -> Result<Arc<HostState>, RegistryError> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = hosts.get(host) {
             return Ok(h.clone());
@@ -194,7 +190,7 @@ impl Client {
     }
 
     /// Runs a request, retrying transport errors and 429/5xx answers with backoff.
-    fn with_retries(
+    pub(crate) fn with_retries(
         &self,
         send: impl FnMut() -> Result<Response<Body>, ureq::Error>,
     ) -> Result<Response<Body>, ureq::Error> {
@@ -238,13 +234,26 @@ impl Client {
         headers: &[(&str, String)],
         follow: bool,
     ) -> Result<Response<Body>, RegistryError> {
+        self.send_scoped(reference, &[Scope::pull(reference)], method, path, headers, follow)
+    }
+
+    /// [`Client::send`] with the token scopes the request needs.
+    pub(crate) fn send_scoped(
+        &self,
+        reference: &Reference,
+        scopes: &[Scope],
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        follow: bool,
+    ) -> Result<Response<Body>, RegistryError> {
         let host_name = reference.api_host();
         let host = self.host(host_name)?;
-        let scope = format!("repository:{}:pull", reference.repository());
+        let scope = Scope::key(scopes);
         let url = format!("{}/v2/{}/{}", host.base, reference.repository(), path);
         let mut reauthenticated = false;
         loop {
-            let auth = self.authorization(&host, host_name, &scope)?;
+            let auth = self.authorization(&host, host_name, scopes)?;
             let resp = self
                 .with_retries(|| {
                     let agent = self.agent_for(host.insecure);
@@ -356,141 +365,6 @@ impl Client {
             message: describe(e),
             hint: None,
         }
-    }
-
-    /// The `Authorization` header for a request, fetching a token if needed.
-    fn authorization(&self, host: &HostState, host_name: &str, scope: &str) -> Result<Option<String>, RegistryError> {
-        let challenge = host.challenge.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(challenge) = challenge else { return Ok(None) };
-        let registry = registry_name(host_name);
-        match challenge.scheme.as_str() {
-            "basic" => Ok(match self.creds.lookup(registry)? {
-                Some(Credential::Basic { username, password }) => Some(basic(&username, &password)),
-                _ => None,
-            }),
-            "bearer" => {
-                if let Some(t) = host.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(scope) {
-                    if t.expires > Instant::now() {
-                        return Ok(Some(format!("Bearer {}", t.value)));
-                    }
-                }
-                let token = self.fetch_token(&challenge, host_name, scope)?;
-                let header = format!("Bearer {}", token.value);
-                host.tokens
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(scope.to_string(), token);
-                Ok(Some(header))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    fn fetch_token(&self, challenge: &Challenge, host_name: &str, scope: &str) -> Result<Token, RegistryError> {
-        let registry = registry_name(host_name);
-        let realm = challenge.param("realm").unwrap_or_default().to_string();
-        let token_err = |message: String| RegistryError::Token {
-            realm: realm.clone(),
-            message,
-        };
-        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
-            return Err(token_err(
-                "the registry's Bearer challenge has no usable realm URL".into(),
-            ));
-        }
-        let realm_insecure = self.is_insecure(authority(&realm));
-        if realm.starts_with("http://") && !realm_insecure {
-            return Err(RegistryError::InsecureRealm {
-                host: host_name.to_string(),
-                realm,
-            });
-        }
-        let cred = self.creds.lookup(registry)?;
-        if let Some(Credential::RegistryToken(t)) = &cred {
-            return Ok(Token {
-                value: t.clone(),
-                expires: Instant::now() + Duration::from_secs(3600),
-            });
-        }
-        let mut query = Vec::new();
-        if let Some(service) = challenge.param("service") {
-            query.push(("service", service.to_string()));
-        }
-        query.push(("scope", scope.to_string()));
-        let agent = self.agent_for(realm_insecure);
-        let resp = match &cred {
-            Some(Credential::IdentityToken { token, .. }) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token".to_string()),
-                    ("refresh_token", token.clone()),
-                    ("client_id", "barge".to_string()),
-                ];
-                form.extend(query.iter().cloned());
-                let body = encode_query(&form);
-                self.with_retries(|| {
-                    agent
-                        .post(&realm)
-                        .header("Content-Type", "application/x-www-form-urlencoded")
-                        .send(body.as_str())
-                })
-            }
-            other => {
-                let sep = if realm.contains('?') { '&' } else { '?' };
-                let url = format!("{realm}{sep}{}", encode_query(&query));
-                let basic_header = match other {
-                    Some(Credential::Basic { username, password }) => Some(basic(username, password)),
-                    _ => None,
-                };
-                self.with_retries(|| {
-                    let mut req = agent.get(&url);
-                    if let Some(b) = &basic_header {
-                        req = req.header("Authorization", b.as_str());
-                    }
-                    req.call()
-                })
-            }
-        }
-        .map_err(|e| token_err(describe(&e)))?;
-        let status = resp.status().as_u16();
-        if status == 401 || status == 403 {
-            let (code, message) = registry_error_body(resp);
-            return Err(RegistryError::Unauthorized {
-                host: registry.to_string(),
-                repository: scope.split(':').nth(1).unwrap_or_default().to_string(),
-                code,
-                message,
-            });
-        }
-        if status != 200 {
-            return Err(token_err(format!("HTTP {status}")));
-        }
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let body = resp
-            .into_body()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| token_err(format!("unreadable reply: {e}")))?;
-        let reply: Reply = serde_json::from_slice(&body).map_err(|e| token_err(format!("unreadable reply: {e}")))?;
-        let value = reply
-            .token
-            .or(reply.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_err("the reply holds no token".into()))?;
-        // The spec's minimum lifetime is 60 s; renew a little early.
-        let lifetime = reply.expires_in.unwrap_or(60).max(60);
-        Ok(Token {
-            value,
-            expires: Instant::now() + Duration::from_secs(lifetime - 10),
-        })
     }
 
     /// `HEAD` of a manifest: its digest without its body; `None` when the registry has no such tag.
@@ -657,7 +531,7 @@ impl Client {
 }
 
 /// The registry name the credential store knows for an API host.
-fn registry_name(api_host: &str) -> &str {
+pub(crate) fn registry_name(api_host: &str) -> &str {
     if api_host == barge_oci::reference::DOCKER_HUB_API_HOST {
         barge_oci::reference::DOCKER_HUB
     } else {
@@ -665,7 +539,7 @@ fn registry_name(api_host: &str) -> &str {
     }
 }
 
-fn basic(user: &str, pass: &str) -> String {
+pub(crate) fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
@@ -673,7 +547,7 @@ fn basic(user: &str, pass: &str) -> String {
 }
 
 /// Prefers a Bearer challenge, then Basic.
-fn pick_challenge(resp: &Response<Body>) -> Option<Challenge> {
+pub(crate) fn pick_challenge(resp: &Response<Body>) -> Option<Challenge> {
     let mut all = Vec::new();
     for v in resp.headers().get_all("www-authenticate") {
         if let Ok(s) = v.to_str() {
@@ -816,7 +690,7 @@ fn resolve_location(base: &str, location: &str) -> Option<String> {
     Some(format!("{origin}{dir}{location}"))
 }
 
-fn encode_query(pairs: &[(&str, String)]) -> String {
+pub(crate) fn encode_query(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))

@@ -44,6 +44,8 @@ pub enum RegistryError {
     },
     #[error("{what} from {host} is larger than the {limit} bytes allowed")]
     TooLarge { what: String, host: String, limit: u64 },
+    #[error("{registry} rejected the login: {message}")]
+    LoginRejected { registry: String, message: String },
     #[error("token server {realm} failed: {message}")]
     Token { realm: String, message: String },
     #[error("refusing to send credentials for {host} to {realm} over plain HTTP")]

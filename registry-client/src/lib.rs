@@ -11,11 +11,13 @@
 //! no blob in memory: callers read blobs as streams and verify their
 //! digests as they write them.
 
+mod auth;
 mod blob;
 mod challenge;
 mod client;
 mod error;
 
+pub use auth::Scope;
 pub use blob::BlobReader;
 pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead};

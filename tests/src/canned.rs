@@ -1,12 +1,13 @@
-//! A tiny HTTP server that answers fixed responses per path: for registry
+//! A tiny HTTP server that answers fixed responses per path, for registry
 //! behaviour a real registry will not produce (schema 1 manifests,
-//! oversized manifests).
+//! oversized manifests, blob redirects to another host). It records every
+//! request's method, path and headers.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct Response {
@@ -23,48 +24,83 @@ impl Response {
             body: body.into(),
         }
     }
+
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A request as received: method, path, lower-cased header names.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+}
+
+struct Shared {
+    routes: HashMap<String, Response>,
+    /// `Authorization` value every request but `/v2/` must carry; `None`: no auth.
+    require: Option<String>,
+    log: Mutex<Vec<Request>>,
+    stop: AtomicBool,
 }
 
 pub struct CannedServer {
     pub port: u16,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl CannedServer {
     /// Serves `routes` (path → response); `/v2/` answers 200; anything else 404.
     pub fn start(routes: Vec<(&str, Response)>) -> CannedServer {
-        let routes: Arc<HashMap<String, Response>> =
-            Arc::new(routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect());
+        CannedServer::start_with(routes, None)
+    }
+
+    /// Like `start`, but requests without `Authorization: <require>` get a
+    /// 401 with a Basic challenge.
+    pub fn start_with(routes: Vec<(&str, Response)>, require: Option<String>) -> CannedServer {
+        let shared = Arc::new(Shared {
+            routes: routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect(),
+            require,
+            log: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let s = shared.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
+                if s.stop.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let routes = routes.clone();
-                std::thread::spawn(move || serve(&routes, conn));
+                let s = s.clone();
+                std::thread::spawn(move || serve(&s, conn));
             }
         });
-        CannedServer { port, stop }
+        CannedServer { port, shared }
     }
 
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
 }
 
 impl Drop for CannedServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
-fn serve(routes: &HashMap<String, Response>, conn: TcpStream) {
+fn serve(s: &Shared, conn: TcpStream) {
     let Ok(clone) = conn.try_clone() else { return };
     let mut reader = BufReader::new(clone);
     let mut conn = conn;
@@ -76,20 +112,44 @@ fn serve(routes: &HashMap<String, Response>, conn: TcpStream) {
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
+        let mut headers = HashMap::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                 break;
             }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
         }
-        let resp = match routes.get(&path) {
-            Some(r) => r.clone(),
-            None if path == "/v2/" => Response::new(200, "application/json", "{}"),
-            None => Response::new(
-                404,
+        let authorized = match &s.require {
+            Some(want) => headers.get("authorization") == Some(want),
+            None => true,
+        };
+        if let Ok(mut log) = s.log.lock() {
+            log.push(Request {
+                method: method.clone(),
+                path: path.clone(),
+                headers,
+            });
+        }
+        let resp = if !authorized {
+            Response::new(
+                401,
                 "application/json",
-                r#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#,
-            ),
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )
+            .header("WWW-Authenticate", r#"Basic realm="canned""#)
+        } else {
+            match s.routes.get(&path) {
+                Some(r) => r.clone(),
+                None if path == "/v2/" => Response::new(200, "application/json", "{}"),
+                None => Response::new(
+                    404,
+                    "application/json",
+                    r#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#,
+                ),
+            }
         };
         let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\n", resp.status, resp.body.len());
         for (k, v) in &resp.headers {

@@ -145,6 +145,30 @@ impl Barge {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// The docker `config.json` barge uses, parsed (`{}` when absent).
+    pub fn docker_config_json(&self) -> serde_json::Value {
+        match std::fs::read(self.docker_config().join("config.json")) {
+            Ok(b) => serde_json::from_slice(&b).expect("config.json is JSON"),
+            Err(_) => serde_json::json!({}),
+        }
+    }
+
+    /// Runs barge with `stdin` as its standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running barge");
+        // barge may exit without reading its input: a broken pipe is fine.
+        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+        child.wait_with_output().expect("waiting for barge")
+    }
+
     /// The store's OCI layout `index.json`.
     pub fn index(&self) -> serde_json::Value {
         let bytes = std::fs::read(self.root().join("oci/index.json")).expect("index.json");
@@ -182,4 +206,12 @@ pub fn sha256(bytes: &[u8]) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
+}
+
+/// A directory with the harness's credential helper (`docker-credential-testhelper`),
+/// to put first on PATH; the helper keeps its data in `store`.
+pub fn test_helper_path(store: &Path) -> String {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers");
+    let _ = std::fs::create_dir_all(store);
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }

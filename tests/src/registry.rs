@@ -15,9 +15,7 @@ pub enum Auth {
     /// htpasswd Basic auth with [`USER`]/[`PASSWORD`].
     Basic,
     /// Bearer tokens from a harness token server.
-    Token {
-        anonymous_pull: bool,
-    },
+    Token(crate::token::TokenOptions),
 }
 
 pub struct Options {
@@ -103,8 +101,8 @@ impl Registry {
                     htpasswd.display()
                 ));
             }
-            Auth::Token { anonymous_pull } => {
-                let server = TokenServer::start(dir.path(), anonymous_pull);
+            Auth::Token(token_opts) => {
+                let server = TokenServer::start(dir.path(), token_opts);
                 cfg.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     server.realm(),

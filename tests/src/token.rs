@@ -14,13 +14,48 @@ use std::sync::{Arc, Mutex};
 pub const SERVICE: &str = "barge-test-registry";
 pub const ISSUER: &str = "barge-test-issuer";
 
+/// How the token issuer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenOptions {
+    /// Anonymous requests get `pull` on every repository.
+    pub anonymous_pull: bool,
+    /// Answer the OAuth2 refresh-token POST (otherwise 404, as plain token servers do).
+    pub oauth: bool,
+    /// Seconds from issue to a JWT's `exp`. The registry accepts tokens 60 s
+    /// past `exp` (clock-skew leeway), so -57 means tokens that work for 3 s.
+    /// `expires_in` still says 300: the client believes them fresh.
+    pub jwt_lifetime: i64,
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        TokenOptions {
+            anonymous_pull: false,
+            oauth: true,
+            jwt_lifetime: 300,
+        }
+    }
+}
+
+/// One request the issuer answered.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub method: String,
+    pub scopes: Vec<String>,
+    /// Who was authenticated (by password or refresh token).
+    pub user: Option<String>,
+    pub grant_type: Option<String>,
+    pub offline: bool,
+}
+
 struct Shared {
     key: ring::signature::RsaKeyPair,
     cert_der: Vec<u8>,
-    anonymous_pull: bool,
+    opts: TokenOptions,
     requests: AtomicUsize,
-    /// What each token request asked for: (scope, authenticated user).
-    log: Mutex<Vec<(String, Option<String>)>>,
+    log: Mutex<Vec<TokenRequest>>,
+    /// Refresh tokens issued: token → user.
+    refresh: Mutex<Vec<(String, String)>>,
     stop: AtomicBool,
 }
 
@@ -35,7 +70,7 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 impl TokenServer {
-    pub fn start(dir: &Path, anonymous_pull: bool) -> TokenServer {
+    pub fn start(dir: &Path, opts: TokenOptions) -> TokenServer {
         let key_pem = dir.join("token.key");
         let key_der = dir.join("token.key.der");
         let cert = dir.join("token.crt");
@@ -79,9 +114,10 @@ impl TokenServer {
         let shared = Arc::new(Shared {
             key,
             cert_der: std::fs::read(&cert_der).expect("cert"),
-            anonymous_pull,
+            opts,
             requests: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            refresh: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("token server bind");
@@ -113,8 +149,8 @@ impl TokenServer {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
-    /// (scope, user) of every token request so far.
-    pub fn log(&self) -> Vec<(String, Option<String>)> {
+    /// Every request answered so far.
+    pub fn log(&self) -> Vec<TokenRequest> {
         self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -153,7 +189,7 @@ fn mint(s: &Shared, subject: &str, access: &[(String, Vec<String>)]) -> String {
         "iss": ISSUER,
         "sub": subject,
         "aud": SERVICE,
-        "exp": now + 300,
+        "exp": now as i64 + s.opts.jwt_lifetime,
         "nbf": now - 10,
         "iat": now,
         "jti": format!("{now}-{}", s.requests.load(Ordering::SeqCst)),
@@ -236,6 +272,7 @@ fn serve(s: &Shared, mut conn: TcpStream) {
     let mut body = vec![0u8; content_length];
     let _ = std::io::Read::read_exact(&mut reader, &mut body);
     s.requests.fetch_add(1, Ordering::SeqCst);
+    let method = request_line.split_whitespace().next().unwrap_or("").to_string();
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
     let query = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
     let form = String::from_utf8_lossy(&body).into_owned();
@@ -245,30 +282,80 @@ fn serve(s: &Shared, mut conn: TcpStream) {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (percent_decode(k), percent_decode(v)))
         .collect();
-    let user = match auth.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
-        Some(b) => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default();
-            let decoded = String::from_utf8_lossy(&decoded).into_owned();
-            if decoded != format!("{USER}:{PASSWORD}") {
-                respond(
-                    &mut conn,
-                    "401 Unauthorized",
-                    r#"{"details":"incorrect username or password"}"#,
-                );
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    // A POSTed form carries its scopes space-separated; a GET repeats `scope=`.
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let known_refresh = |token: &str| {
+        s.refresh
+            .lock()
+            .ok()
+            .and_then(|r| r.iter().find(|(t, _)| t == token).map(|(_, u)| u.clone()))
+    };
+    let grant_type = param("grant_type");
+    let offline = param("offline_token").as_deref() == Some("true");
+    let user = if method == "POST" {
+        if !s.opts.oauth {
+            if let Ok(mut log) = s.log.lock() {
+                log.push(TokenRequest {
+                    method: method.clone(),
+                    scopes: scopes.clone(),
+                    user: None,
+                    grant_type,
+                    offline,
+                });
+            }
+            respond(&mut conn, "404 Not Found", r#"{"details":"no OAuth here"}"#);
+            return;
+        }
+        match (grant_type.as_deref(), param("refresh_token")) {
+            (Some("refresh_token"), Some(t)) => match known_refresh(&t) {
+                Some(u) => Some(u),
+                None => {
+                    respond(&mut conn, "401 Unauthorized", r#"{"details":"invalid refresh token"}"#);
+                    return;
+                }
+            },
+            _ => {
+                respond(&mut conn, "400 Bad Request", r#"{"details":"unsupported grant"}"#);
                 return;
             }
-            Some(USER.to_string())
         }
-        None => None,
+    } else {
+        match auth.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
+            Some(b) => {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default();
+                let decoded = String::from_utf8_lossy(&decoded).into_owned();
+                let (u, p) = decoded.split_once(':').unwrap_or((&decoded, ""));
+                if (u == USER && p == PASSWORD) || known_refresh(p).is_some_and(|owner| owner == u) {
+                    Some(USER.to_string())
+                } else {
+                    respond(
+                        &mut conn,
+                        "401 Unauthorized",
+                        r#"{"details":"incorrect username or password"}"#,
+                    );
+                    return;
+                }
+            }
+            None => None,
+        }
     };
+    if let Ok(mut log) = s.log.lock() {
+        log.push(TokenRequest {
+            method: method.clone(),
+            scopes: scopes.clone(),
+            user: user.clone(),
+            grant_type,
+            offline,
+        });
+    }
     let mut access = Vec::new();
-    for (k, v) in &params {
-        if k != "scope" {
-            continue;
-        }
-        if let Ok(mut log) = s.log.lock() {
-            log.push((v.clone(), user.clone()));
-        }
+    for v in &scopes {
         // repository:<name>:<actions>
         let mut parts = v.splitn(3, ':');
         let (Some("repository"), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next()) else {
@@ -276,12 +363,12 @@ fn serve(s: &Shared, mut conn: TcpStream) {
         };
         let granted: Vec<String> = actions
             .split(',')
-            .filter(|a| user.is_some() || (s.anonymous_pull && *a == "pull"))
+            .filter(|a| user.is_some() || (s.opts.anonymous_pull && *a == "pull"))
             .map(str::to_string)
             .collect();
         access.push((name.to_string(), granted));
     }
-    if user.is_none() && !s.anonymous_pull {
+    if user.is_none() && !s.opts.anonymous_pull {
         respond(
             &mut conn,
             "401 Unauthorized",
@@ -290,9 +377,13 @@ fn serve(s: &Shared, mut conn: TcpStream) {
         return;
     }
     let token = mint(s, user.as_deref().unwrap_or(""), &access);
-    respond(
-        &mut conn,
-        "200 OK",
-        &serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string(),
-    );
+    let mut reply = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
+    if let (true, Some(u)) = (offline, &user) {
+        let refresh = format!("refresh-{}-{}", u, s.requests.load(Ordering::SeqCst));
+        if let Ok(mut r) = s.refresh.lock() {
+            r.push((refresh.clone(), u.clone()));
+        }
+        reply["refresh_token"] = serde_json::Value::String(refresh);
+    }
+    respond(&mut conn, "200 OK", &reply.to_string());
 }

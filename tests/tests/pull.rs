@@ -3,6 +3,7 @@
 use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{self, Compression, Image, Index, LayerBuilder, Spec, Style};
 use barge_tests::registry::{Auth, Options, Registry, PASSWORD, USER};
+use barge_tests::token::TokenOptions;
 use barge_tests::{require, require_root_and, Barge};
 use std::path::PathBuf;
 
@@ -257,7 +258,10 @@ fn anonymous_bearer_token_flow() {
         return;
     }
     let reg = Registry::start(Options {
-        auth: Auth::Token { anonymous_pull: true },
+        auth: Auth::Token(TokenOptions {
+            anonymous_pull: true,
+            ..TokenOptions::default()
+        }),
         ..Options::default()
     });
     Image::simple(Style::Oci, Compression::Gzip, "tok").push(&reg, "team/app", "latest");
@@ -270,7 +274,7 @@ fn anonymous_bearer_token_flow() {
     let log = token.log();
     assert!(
         log.iter()
-            .any(|(scope, user)| scope == "repository:team/app:pull" && user.is_none()),
+            .any(|r| r.scopes == ["repository:team/app:pull"] && r.user.is_none()),
         "{log:?}"
     );
 }
@@ -281,7 +285,7 @@ fn token_auth_uses_credentials_from_docker_config() {
         return;
     }
     let reg = Registry::start(Options {
-        auth: Auth::Token { anonymous_pull: false },
+        auth: Auth::Token(TokenOptions::default()),
         ..Options::default()
     });
     Image::simple(Style::Oci, Compression::Gzip, "private").push(&reg, "private", "latest");
@@ -293,7 +297,7 @@ fn token_auth_uses_credentials_from_docker_config() {
     write_docker_auth(&b, &reg.host());
     b.ok(&["pull", "-q", &reference]);
     let log = reg.token.as_ref().unwrap().log();
-    assert!(log.iter().any(|(_, user)| user.as_deref() == Some(USER)), "{log:?}");
+    assert!(log.iter().any(|r| r.user.as_deref() == Some(USER)), "{log:?}");
 }
 
 fn write_docker_auth(b: &Barge, host: &str) {

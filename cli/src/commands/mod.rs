@@ -1,7 +1,10 @@
 //! One function per command: parse what the library needs, call it, print.
 
 mod images;
+mod login;
 mod pull;
+
+pub use login::credential_helper;
 
 use crate::args::{Cli, Command, ImageCommand};
 use crate::failure::{Context, Failure};
@@ -23,18 +26,26 @@ impl Env {
     }
 
     pub fn client(&self) -> Result<Client, Failure> {
-        let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
         let opts = ClientOptions {
-            insecure_registries: self
-                .insecure
-                .iter()
-                .chain(settings.insecure_registries.iter())
-                .cloned()
-                .collect(),
+            insecure_registries: self.insecure_registries()?,
             ..ClientOptions::default()
         };
-        let creds = barge_auth::DockerConfig::locate(self.config_dir.as_deref());
-        Ok(Client::new(Arc::new(creds), opts))
+        Ok(Client::new(Arc::new(self.auth()), opts))
+    }
+
+    pub fn auth(&self) -> barge_auth::AuthStore {
+        barge_auth::AuthStore::locate(self.config_dir.as_deref())
+    }
+
+    /// Insecure registries from flags and settings.
+    pub fn insecure_registries(&self) -> Result<Vec<String>, Failure> {
+        let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
+        Ok(self
+            .insecure
+            .iter()
+            .chain(settings.insecure_registries.iter())
+            .cloned()
+            .collect())
     }
 }
 
@@ -53,5 +64,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a),
+        Command::Login(a) => login::login(&env, &a),
+        Command::Logout(a) => login::logout(&env, &a),
+        Command::Info(a) => login::info(&env, &a),
+        Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
     }
 }
