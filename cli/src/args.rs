@@ -35,6 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// List images
     Images(ImagesArgs),
     /// Manage images
@@ -66,6 +68,8 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Remove one or more images
@@ -93,6 +97,19 @@ pub struct PullArgs {
     /// Layers to download at once
     #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
     pub max_concurrent_downloads: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Image to push: NAME[:TAG]
+    #[arg(value_name = "NAME[:TAG]")]
+    pub image: String,
+    /// Suppress verbose output: print only the pushed reference
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Layers to upload at once
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub max_concurrent_uploads: u16,
 }
 
 #[derive(Debug, Args)]

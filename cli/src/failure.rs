@@ -76,6 +76,13 @@ fn hint_for(e: &(dyn Error + 'static)) -> Option<String> {
 
 /// The error inside a `#[error(transparent)]` wrapper, which the source chain skips.
 fn inner<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
+    if let Some(p) = err.downcast_ref::<barge_engine::PushError>() {
+        return match p {
+            barge_engine::PushError::Registry(r) => Some(r.as_ref()),
+            barge_engine::PushError::Store(s) => Some(s),
+            _ => None,
+        };
+    }
     match err.downcast_ref::<barge_engine::PullError>()? {
         barge_engine::PullError::Registry(r) => Some(r.as_ref()),
         barge_engine::PullError::Store(s) => Some(s),

@@ -1,4 +1,4 @@
-//! Pull progress on stderr: a bar per layer on a terminal (redrawn in
+//! Pull and push progress on stderr: a bar per layer on a terminal (redrawn in
 //! place), one line per state change otherwise, nothing with `-q`.
 
 use barge_engine::{LayerState, Progress};
@@ -79,11 +79,11 @@ impl Printer {
 }
 
 fn render(id: &str, s: &LayerState) -> String {
-    match s {
-        LayerState::Downloading { current, total } => {
+    match s.transfer() {
+        Some((current, total)) => {
             let width = 50usize;
-            let done = if *total > 0 {
-                ((*current as f64 / *total as f64) * width as f64) as usize
+            let done = if total > 0 {
+                ((current as f64 / total as f64) * width as f64) as usize
             } else {
                 0
             }
@@ -94,18 +94,19 @@ fn render(id: &str, s: &LayerState) -> String {
                 format!("{}>{}", "=".repeat(done - 1), " ".repeat(width - done))
             };
             format!(
-                "{id}: Downloading [{bar}]  {}/{}",
-                crate::format::human_size(*current),
-                crate::format::human_size(*total)
+                "{id}: {} [{bar}]  {}/{}",
+                s.label(),
+                crate::format::human_size(current),
+                crate::format::human_size(total)
             )
         }
-        other => format!("{id}: {}", other.label()),
+        None => format!("{id}: {}", s.label()),
     }
 }
 
 impl Progress for Printer {
-    fn start(&self, tag_or_digest: &str, repository: &str) {
-        self.line(&format!("{tag_or_digest}: Pulling from {repository}"));
+    fn message(&self, text: &str) {
+        self.line(text);
     }
 
     fn layer(&self, layer: &Digest, state: LayerState) {
@@ -113,18 +114,19 @@ impl Progress for Printer {
         match self.mode {
             Mode::Quiet => {}
             Mode::Lines => {
-                if !matches!(state, LayerState::Downloading { .. }) {
+                if state.transfer().is_none() {
                     eprintln!("{id}: {}", state.label());
                 }
             }
             Mode::Terminal => {
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let in_transfer = state.transfer().is_some();
                 match st.layers.iter_mut().find(|(i, _)| *i == id) {
                     Some(slot) => slot.1 = state,
                     None => st.layers.push((id, state)),
                 }
                 let due = st.last_draw.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-                if due || !matches!(state, LayerState::Downloading { .. }) {
+                if due || !in_transfer {
                     self.redraw(&mut st);
                 }
             }

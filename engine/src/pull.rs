@@ -1,14 +1,12 @@
 //! `barge pull`.
 
-use crate::Progress;
+use crate::{LayerState, Progress};
 use barge_oci::image::{chain_ids, ImageConfig, MAX_CONFIG_BYTES};
 use barge_oci::media::{self, Compression};
 use barge_oci::{Descriptor, Digest, ImageManifest, Manifest, Platform, Reference};
 use barge_registry::{Client, RegistryError};
 use barge_store::{ImageMeta, Store, StoreError, TagOutcome};
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -23,46 +21,6 @@ impl Default for PullOptions {
         PullOptions {
             platform: None,
             max_concurrent: 3,
-        }
-    }
-}
-
-/// The states a layer goes through, named as docker names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerState {
-    /// The layer is needed.
-    PullingFsLayer,
-    /// Queued behind other layers, or another process is fetching it.
-    Waiting,
-    /// Picking up a partial download of this many bytes.
-    Resuming {
-        from: u64,
-    },
-    /// Bytes arrived and were unpacked: `current` of `total`.
-    Downloading {
-        current: u64,
-        total: u64,
-    },
-    VerifyingChecksum,
-    DownloadComplete,
-    /// Stored and unpacked.
-    PullComplete,
-    /// Already in the store.
-    AlreadyExists,
-}
-
-impl LayerState {
-    /// docker's wording.
-    pub fn label(&self) -> String {
-        match self {
-            LayerState::PullingFsLayer => "Pulling fs layer".into(),
-            LayerState::Waiting => "Waiting".into(),
-            LayerState::Resuming { from } => format!("Resuming download at byte {from}"),
-            LayerState::Downloading { .. } => "Downloading".into(),
-            LayerState::VerifyingChecksum => "Verifying Checksum".into(),
-            LayerState::DownloadComplete => "Download complete".into(),
-            LayerState::PullComplete => "Pull complete".into(),
-            LayerState::AlreadyExists => "Already exists".into(),
         }
     }
 }
@@ -151,7 +109,7 @@ pub fn pull(
         .tag()
         .map(str::to_string)
         .unwrap_or_else(|| reference.manifest_key());
-    progress.start(&shown, reference.repository());
+    progress.message(&format!("{shown}: Pulling from {}", reference.repository()));
 
     let diff_ids = &resolved.config.rootfs.diff_ids;
     let chains = chain_ids(diff_ids);
@@ -342,41 +300,20 @@ fn fetch_layers(
     for &i in todo.iter().skip(workers) {
         progress.layer(&layers[i].digest, LayerState::Waiting);
     }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<PullError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                if failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = todo.get(k) else { return };
-                let parent = i.checked_sub(1).map(|p| &chains[p]);
-                let job = LayerJob {
-                    client,
-                    store,
-                    reference,
-                    desc: &layers[i],
-                    diff_id: &resolved.config.rootfs.diff_ids[i],
-                    chain_id: &chains[i],
-                    parent,
-                    progress,
-                };
-                if let Err(e) = job.run() {
-                    failed.store(true, Ordering::Relaxed);
-                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(e);
-                    return;
-                }
-            });
+    crate::parallel(&todo, workers, |&i| {
+        LayerJob {
+            client,
+            store,
+            reference,
+            desc: &layers[i],
+            diff_id: &resolved.config.rootfs.diff_ids[i],
+            chain_id: &chains[i],
+            parent: i.checked_sub(1).map(|p| &chains[p]),
+            progress,
         }
-    });
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(!todo.is_empty()),
-    }
+        .run()
+    })?;
+    Ok(!todo.is_empty())
 }
 
 struct LayerJob<'a> {

@@ -22,6 +22,11 @@ impl Scope {
         Scope(format!("repository:{}:pull,push", r.repository()))
     }
 
+    /// Pull access to another repository of the same registry (the source of a mount).
+    pub fn pull_repository(repository: &str) -> Scope {
+        Scope(format!("repository:{repository}:pull"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

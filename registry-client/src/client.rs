@@ -100,6 +100,54 @@ pub fn is_loopback(host: &str) -> bool {
 pub(crate) enum Method {
     Get,
     Head,
+    Post,
+    Put,
+}
+
+/// Where a request goes: a path below `/v2/<repository>/`, or an absolute
+/// URL the registry handed out (an upload `Location`).
+pub(crate) enum Target<'a> {
+    Path(&'a str),
+    Url(&'a str),
+}
+
+/// What a request carries.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    None,
+    Bytes(&'a [u8]),
+    /// `len` bytes of `file` from `offset`, re-read from the start on every
+    /// attempt; `progress` hears the bytes sent so far.
+    File {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+        progress: &'a (dyn Fn(u64) + Sync),
+    },
+}
+
+/// A restartable reader over part of a file (pread, no shared offset).
+struct FileRange<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+    end: u64,
+    sent: u64,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl std::io::Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min((self.end - self.pos).min(usize::MAX as u64) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        self.sent += n as u64;
+        (self.progress)(self.sent);
+        Ok(n)
+    }
 }
 
 impl Client {
@@ -247,31 +295,98 @@ impl Client {
         headers: &[(&str, String)],
         follow: bool,
     ) -> Result<Response<Body>, RegistryError> {
+        self.request(
+            reference,
+            scopes,
+            method,
+            Target::Path(path),
+            headers,
+            Payload::None,
+            follow,
+        )
+    }
+
+    /// Sends a request with retries, one re-authentication on 401, and
+    /// (when `follow`) redirects. `Authorization` goes only to the
+    /// registry's own host.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn request(
+        &self,
+        reference: &Reference,
+        scopes: &[Scope],
+        method: Method,
+        target: Target<'_>,
+        headers: &[(&str, String)],
+        payload: Payload<'_>,
+        follow: bool,
+    ) -> Result<Response<Body>, RegistryError> {
         let host_name = reference.api_host();
         let host = self.host(host_name)?;
         let scope = Scope::key(scopes);
-        let url = format!("{}/v2/{}/{}", host.base, reference.repository(), path);
+        let url = match target {
+            Target::Path(path) => format!("{}/v2/{}/{}", host.base, reference.repository(), path),
+            Target::Url(u) => resolve_location(&host.base, u).ok_or_else(|| RegistryError::Redirect {
+                host: host_name.to_string(),
+                location: u.to_string(),
+                why: "it is not an http(s) URL".into(),
+            })?,
+        };
+        let same_host = authority(&url).eq_ignore_ascii_case(host_name);
         let mut reauthenticated = false;
         loop {
-            let auth = self.authorization(&host, host_name, scopes)?;
+            let auth = if same_host {
+                self.authorization(&host, host_name, scopes)?
+            } else {
+                None
+            };
             let resp = self
                 .with_retries(|| {
-                    let agent = self.agent_for(host.insecure);
-                    let mut req = match method {
-                        Method::Get => agent.get(&url),
-                        Method::Head => agent.head(&url),
-                    };
-                    for (k, v) in headers {
-                        req = req.header(*k, v.as_str());
-                    }
+                    let agent = self.agent_for(host.insecure || self.is_insecure(authority(&url)));
+                    let mut extra: Vec<(&str, String)> = headers.to_vec();
                     if let Some(a) = &auth {
-                        req = req.header("Authorization", a.as_str());
+                        extra.push(("Authorization", a.clone()));
                     }
-                    req.call()
+                    let without_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+                        for (k, v) in &extra {
+                            req = req.header(*k, v.as_str());
+                        }
+                        req.call()
+                    };
+                    let with_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+                        for (k, v) in &extra {
+                            req = req.header(*k, v.as_str());
+                        }
+                        match payload {
+                            Payload::None => req.header("Content-Length", "0").send_empty(),
+                            Payload::Bytes(b) => req.send(b),
+                            Payload::File {
+                                file,
+                                offset,
+                                len,
+                                progress,
+                            } => {
+                                let mut reader = FileRange {
+                                    file,
+                                    pos: offset,
+                                    end: offset + len,
+                                    sent: 0,
+                                    progress,
+                                };
+                                req.header("Content-Length", len.to_string())
+                                    .send(ureq::SendBody::from_reader(&mut reader))
+                            }
+                        }
+                    };
+                    match method {
+                        Method::Get => without_body(agent.get(&url)),
+                        Method::Head => without_body(agent.head(&url)),
+                        Method::Post => with_body(agent.post(&url)),
+                        Method::Put => with_body(agent.put(&url)),
+                    }
                 })
                 .map_err(|e| self.connect_error(host_name, &e))?;
             let status = resp.status().as_u16();
-            if status == 401 && !reauthenticated {
+            if status == 401 && !reauthenticated && same_host {
                 reauthenticated = true;
                 if let Some(c) = pick_challenge(&resp) {
                     *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
@@ -668,7 +783,7 @@ pub(crate) fn authority(url: &str) -> &str {
 }
 
 /// Resolves a `Location` header against the URL that sent it.
-fn resolve_location(base: &str, location: &str) -> Option<String> {
+pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
     if location.starts_with("https://") || location.starts_with("http://") {
         return Some(location.to_string());
     }

@@ -16,9 +16,11 @@ mod blob;
 mod challenge;
 mod client;
 mod error;
+mod push;
 
 pub use auth::Scope;
 pub use blob::BlobReader;
 pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead};
 pub use error::RegistryError;
+pub use push::MountOutcome;

@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     };
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&env, &a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => pull::push(&env, &a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&env, &a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&env, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),

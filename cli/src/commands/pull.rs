@@ -1,10 +1,10 @@
-//! `barge pull`.
+//! `barge pull` and `barge push`.
 
 use super::Env;
-use crate::args::PullArgs;
+use crate::args::{PullArgs, PushArgs};
 use crate::failure::{Context, Failure};
 use crate::progress::Printer;
-use barge_engine::PullOptions;
+use barge_engine::{PullOptions, PushOptions};
 use barge_oci::{Platform, Reference};
 
 pub fn pull(env: &Env, a: &PullArgs) -> Result<i32, Failure> {
@@ -32,5 +32,28 @@ pub fn pull(env: &Env, a: &PullArgs) -> Result<i32, Failure> {
     };
     printer.line(&format!("Status: {status} {}", outcome.reference.familiar()));
     println!("{}", outcome.reference);
+    Ok(0)
+}
+
+pub fn push(env: &Env, a: &PushArgs) -> Result<i32, Failure> {
+    let reference = Reference::parse_default_tag(&a.image).context(|| format!("pushing {}", a.image))?;
+    let store = env.store()?;
+    let client = env.client()?;
+    let printer = Printer::new(a.quiet);
+    let opts = PushOptions {
+        max_concurrent: a.max_concurrent_uploads as usize,
+    };
+    let outcome = barge_engine::push(&client, &store, &reference, &opts, &printer)
+        .context(|| format!("pushing {}", reference.familiar()))?;
+    if a.quiet {
+        println!("{}", outcome.reference);
+    } else {
+        println!(
+            "{}: digest: {} size: {}",
+            reference.manifest_key(),
+            outcome.digest,
+            outcome.size
+        );
+    }
     Ok(0)
 }

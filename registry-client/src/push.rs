@@ -1,0 +1,159 @@
+//! Pushing: blob existence checks, cross-repository mounts, uploads, manifests.
+
+use crate::auth::Scope;
+use crate::client::{Client, Method, Payload, Target};
+use crate::error::RegistryError;
+use barge_oci::{Digest, Reference};
+
+/// What a mount request achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOutcome {
+    /// The registry linked the blob from the other repository.
+    Mounted,
+    /// It did not; it opened an upload session at this location instead.
+    Upload(String),
+}
+
+fn location(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `url` with `digest=` added to its query.
+fn with_digest(url: &str, digest: &Digest) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}digest={}", digest.to_string().replace(':', "%3A"))
+}
+
+impl Client {
+    /// Does the repository already have this blob?
+    pub fn blob_exists(&self, r: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        let path = format!("blobs/{digest}");
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Head,
+            Target::Path(&path),
+            &[],
+            Payload::None,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            status => Err(self.status_error(r, "HEAD", &path, status, Some(resp))),
+        }
+    }
+
+    /// Asks the registry to link a blob from repository `from` of the same
+    /// registry (`from` as in references: `team/app`).
+    pub fn mount_blob(&self, r: &Reference, digest: &Digest, from: &str) -> Result<MountOutcome, RegistryError> {
+        let path = format!(
+            "blobs/uploads/?mount={}&from={from}",
+            digest.to_string().replace(':', "%3A")
+        );
+        let scopes = [Scope::push(r), Scope::pull_repository(from)];
+        let resp = self.request(r, &scopes, Method::Post, Target::Path(&path), &[], Payload::None, false)?;
+        match resp.status().as_u16() {
+            201 => Ok(MountOutcome::Mounted),
+            202 => location(&resp)
+                .map(MountOutcome::Upload)
+                .ok_or_else(|| self.status_error(r, "POST", &path, 202, None)),
+            status => Err(self.status_error(r, "POST", &path, status, Some(resp))),
+        }
+    }
+
+    /// Opens an upload session; returns its location.
+    pub fn start_upload(&self, r: &Reference) -> Result<String, RegistryError> {
+        let path = "blobs/uploads/";
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Post,
+            Target::Path(path),
+            &[],
+            Payload::None,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            202 => location(&resp).ok_or_else(|| self.status_error(r, "POST", path, 202, None)),
+            status => Err(self.status_error(r, "POST", path, status, Some(resp))),
+        }
+    }
+
+    /// Uploads a whole blob in one `PUT` to an upload session, streaming it
+    /// from `file`; `progress` hears the bytes sent.
+    pub fn upload_blob(
+        &self,
+        r: &Reference,
+        session: &str,
+        file: &std::fs::File,
+        size: u64,
+        digest: &Digest,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), RegistryError> {
+        let url = with_digest(session, digest);
+        let headers = [("Content-Type", "application/octet-stream".to_string())];
+        let payload = Payload::File {
+            file,
+            offset: 0,
+            len: size,
+            progress,
+        };
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Put,
+            Target::Url(&url),
+            &headers,
+            payload,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            201 | 204 => Ok(()),
+            status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
+        }
+    }
+
+    /// Puts a manifest under a tag or digest; returns the digest the registry reports.
+    pub fn put_manifest(
+        &self,
+        r: &Reference,
+        key: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, RegistryError> {
+        let path = format!("manifests/{key}");
+        let headers = [("Content-Type", media_type.to_string())];
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Put,
+            Target::Path(&path),
+            &headers,
+            Payload::Bytes(bytes),
+            false,
+        )?;
+        match resp.status().as_u16() {
+            201 | 200 | 204 => {
+                let reported = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let ours = Digest::of(bytes);
+                match reported {
+                    Some(d) if d != ours => Err(RegistryError::DigestMismatch {
+                        host: r.api_host().to_string(),
+                        expected: ours,
+                        actual: d,
+                    }),
+                    _ => Ok(ours),
+                }
+            }
+            status => Err(self.status_error(r, "PUT", &path, status, Some(resp))),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `barge push` with stored credentials, token scopes and cross-repository mounts.
+
+use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
+use barge_tests::registry::{Auth, Options, Registry, PASSWORD, USER};
+use barge_tests::token::TokenOptions;
+use barge_tests::{require_root_and, run_ok, Barge};
+use std::process::{Command, Output};
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn login(b: &Barge, host: &str) {
+    let o = b.run_with_stdin(&["login", "-u", USER, "--password-stdin", host], PASSWORD);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+fn two_layer_image() -> Image {
+    let base = LayerBuilder::new()
+        .file("base", &[1u8; 100_000], 0o644)
+        .build(Compression::Gzip);
+    let top = LayerBuilder::new().file("top", b"top", 0o644).build(Compression::Gzip);
+    Image::new(vec![base, top], Style::Oci, Spec::default())
+}
+
+#[test]
+fn push_to_a_basic_auth_registry_with_a_stored_login() {
+    if !require_root_and(&["docker-registry", "htpasswd", "skopeo"]) {
+        return;
+    }
+    let source = Registry::anonymous();
+    let img = two_layer_image();
+    img.push(&source, "app", "v1");
+    let dest = Registry::start(Options {
+        auth: Auth::Basic,
+        ..Options::default()
+    });
+    let b = Barge::new();
+    b.ok(&["pull", "-q", &format!("{}/app:v1", source.host())]);
+    let target = format!("{}/team/app:v1", dest.host());
+    b.ok(&["tag", &format!("{}/app:v1", source.host()), &target]);
+
+    let e = b.fails(&["push", &target]);
+    assert!(e.contains("barge login"), "{e}");
+    login(&b, &dest.host());
+    let o = b.run(&["push", &target]);
+    assert!(o.status.success(), "{}", err(&o));
+    let stderr = err(&o);
+    assert!(
+        stderr.starts_with(&format!("The push refers to repository [{}/team/app]\n", dest.host())),
+        "{stderr}"
+    );
+    for l in &img.layers {
+        assert!(stderr.contains(&format!("{}: Pushed", &l.digest[7..19])), "{stderr}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("v1: digest: {} size: {}\n", img.manifest_digest, img.manifest.len()),
+        "the exact manifest bytes were pushed"
+    );
+    let inspected = run_ok(
+        Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                &format!("{USER}:{PASSWORD}"),
+            ])
+            .arg(format!("docker://{target}")),
+    );
+    assert_eq!(inspected.as_bytes(), &img.manifest[..]);
+    // The pushed reference now knows its repo digest.
+    let digests = b.ok(&["inspect", "--format", "{{json .RepoDigests}}", &target]);
+    assert!(
+        digests.contains(&format!("{}/team/app@{}", dest.host(), img.manifest_digest)),
+        "{digests}"
+    );
+
+    let o = b.run(&["push", &target]);
+    assert!(o.status.success());
+    assert!(err(&o).contains(": Layer already exists"), "{}", err(&o));
+    assert!(!err(&o).contains(": Pushed"), "{}", err(&o));
+}
+
+#[test]
+fn token_push_uses_push_scopes_and_mounts_across_repositories() {
+    if !require_root_and(&["docker-registry", "openssl"]) {
+        return;
+    }
+    let source = Registry::anonymous();
+    let img = two_layer_image();
+    img.push(&source, "app", "v1");
+    let dest = Registry::start(Options {
+        auth: Auth::Token(TokenOptions::default()),
+        ..Options::default()
+    });
+    let b = Barge::new();
+    b.ok(&["pull", "-q", &format!("{}/app:v1", source.host())]);
+    let first = format!("{}/one:v1", dest.host());
+    let second = format!("{}/two:v1", dest.host());
+    b.ok(&["tag", &format!("{}/app:v1", source.host()), &first]);
+    b.ok(&["tag", &format!("{}/app:v1", source.host()), &second]);
+
+    let e = b.fails(&["push", &first]);
+    assert!(
+        e.contains("denied") && e.contains("barge login"),
+        "anonymous push is refused: {e}"
+    );
+    login(&b, &dest.host());
+    b.ok(&["push", &first]);
+    let o = b.run(&["push", &second]);
+    assert!(o.status.success(), "{}", err(&o));
+    for l in &img.layers {
+        assert!(
+            err(&o).contains(&format!("{}: Mounted from one", &l.digest[7..19])),
+            "{}",
+            err(&o)
+        );
+    }
+    let log = dest.token.as_ref().unwrap().log();
+    assert!(
+        log.iter()
+            .any(|r| r.scopes.contains(&"repository:one:pull,push".to_string())),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.scopes.contains(&"repository:two:pull,push".to_string())
+                && r.scopes.contains(&"repository:one:pull".to_string())),
+        "one token covers the target and the mount source: {log:?}"
+    );
+    // The mounted image is whole: another store can pull it.
+    Barge::new().ok(&["pull", "-q", &format!("{}/app:v1", source.host())]);
+    let b2 = Barge::new();
+    login(&b2, &dest.host());
+    b2.ok(&["pull", "-q", &second]);
+}
+
+#[test]
+fn pushing_what_is_not_stored_fails_clearly() {
+    let b = Barge::new();
+    let e = b.fails(&["push", "127.0.0.1:1/nothing:here"]);
+    assert!(
+        e.contains("An image does not exist locally with the tag: 127.0.0.1:1/nothing:here"),
+        "{e}"
+    );
+}
