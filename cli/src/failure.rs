@@ -28,6 +28,12 @@ impl Failure {
         Failure::new("", message.into())
     }
 
+    /// The exit status to use instead of 1.
+    pub fn with_code(mut self, code: i32) -> Failure {
+        self.code = code;
+        self
+    }
+
     pub fn print(&self, debug: bool) {
         let mut line = String::from("Error: ");
         if !self.what.is_empty() {

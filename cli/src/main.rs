@@ -27,7 +27,15 @@ fn main() {
         }
         std::process::exit(commands::credential_helper(&op));
     }
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // docker's status for its own usage errors is 125; help and version are not errors.
+            let code = if e.use_stderr() { 125 } else { 0 };
+            std::process::exit(code);
+        }
+    };
     let debug = cli.debug;
     let code = match commands::run(cli) {
         Ok(code) => code,

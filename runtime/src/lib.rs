@@ -1,10 +1,34 @@
-//! Containers from stored images: OCI runtime bundles and the namespaced
-//! runner (`barge run`).
+//! Containers from stored images, without a daemon.
 //!
-//! So far this crate computes a container's root filesystem: the overlay of
-//! an image's snapshots with a private upper directory. It is not for
-//! pulling or storing images (`barge-store`, `barge-engine`), and it never
-//! writes into a snapshot: snapshots are shared, read-only lower layers.
+//! [`Runtime::create`] turns an image into a container: a directory with a
+//! standard OCI runtime bundle (`config.json`, see [`spec`]), a private
+//! overlay upper dir, and barge's own records. [`runner`] starts it with
+//! barge's embedded runner: one `clone` into new PID, mount, UTS, IPC and
+//! (unless `--network host`) network namespaces; the overlay of the image's
+//! snapshots is mounted inside the new mount namespace (so nothing is ever
+//! left mounted on the host), then `/proc`, `/dev`, `/sys`, docker's masked
+//! and read-only paths, `pivot_root`, hostname, rlimits, user, capability
+//! bounding set, `no_new_privs`, and `execve`. `--runtime runc` hands the
+//! same bundle to an external OCI runtime instead. [`monitor`] is the
+//! process that waits for a container, keeps its log and records its exit.
+//!
+//! It is not for pulling or storing images (`barge-engine`, `barge-store`),
+//! and it never writes into a snapshot: snapshots are shared lower layers.
+
+pub mod caps;
+pub mod container;
+mod create;
+pub mod exec;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod runner;
+pub mod spec;
+mod terminal;
+pub mod user;
+
+pub use container::{Container, Meta, Network, State, Status, Volume};
+pub use create::CreateOptions;
 
 use barge_oci::image::chain_ids;
 use barge_store::{Store, StoreError};
@@ -14,10 +38,149 @@ use std::path::{Path, PathBuf};
 pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("container records are damaged: {0}")]
+    Corrupt(String),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("multiple containers match {0}; use more of the ID or the name")]
+    Ambiguous(String),
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, id: String },
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("no command specified: the image has no CMD or ENTRYPOINT; give one after the image name")]
+    NoCommand,
+    #[error(transparent)]
+    User(#[from] user::UserError),
+    #[error(transparent)]
+    Capability(#[from] caps::UnknownCapability),
     #[error("layer {0} of the image is not unpacked in the store; pull the image again")]
     MissingSnapshot(String),
     #[error("path {0:?} cannot be used in overlay mount options (it contains ',' or ':')")]
     UnsafePath(PathBuf),
+    #[error(
+        "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
+    )]
+    Running(String),
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("invalid volume specification {0:?}: expected HOST-DIR:CONTAINER-DIR[:ro|rw], both absolute")]
+    BadVolume(String),
+    #[error("starting the container failed: {message}")]
+    Start { code: i32, message: String },
+    #[error("OCI runtime {runtime}: {message}")]
+    External { runtime: String, message: String },
+    #[error("invalid signal {0:?}")]
+    BadSignal(String),
+}
+
+impl RuntimeError {
+    /// The exit status docker gives this failure: 126 for a command that
+    /// cannot be executed, 127 for one not found, 125 for anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Start { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let context = context.into();
+    move |source| RuntimeError::Io { context, source }
+}
+
+/// Now, as RFC 3339 with nanoseconds, UTC.
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = barge_oci::time::format_rfc3339(d.as_secs() as i64);
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+}
+
+/// The containers of a store.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    store: Store,
+    dir: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(store: &Store) -> Runtime {
+        Runtime {
+            store: store.clone(),
+            dir: store.root().join("containers"),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every container, newest first.
+    pub fn list(&self) -> Result<Vec<Container>, RuntimeError> {
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(&self.dir).map_err(io_err(format!("listing {}", self.dir.display())))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.join("meta.json").is_file() {
+                if let Ok(c) = Container::load(&p) {
+                    out.push(c);
+                }
+            }
+        }
+        out.sort_by(|a, b| b.meta.created.cmp(&a.meta.created));
+        Ok(out)
+    }
+
+    /// A container by name, full ID or unique ID prefix, as docker accepts.
+    pub fn find(&self, name_or_id: &str) -> Result<Container, RuntimeError> {
+        let wanted = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let all = self.list()?;
+        if let Some(c) = all.iter().find(|c| c.meta.id == wanted || c.meta.name == wanted) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&Container> = all
+            .iter()
+            .filter(|c| !wanted.is_empty() && c.meta.id.starts_with(wanted))
+            .collect();
+        match matches.len() {
+            0 => Err(RuntimeError::NoSuchContainer(name_or_id.to_string())),
+            1 => Ok(matches[0].clone()),
+            _ => Err(RuntimeError::Ambiguous(name_or_id.to_string())),
+        }
+    }
+
+    /// Lock serialising container creation and removal (names stay unique).
+    pub(crate) fn lock(&self) -> Result<std::fs::File, RuntimeError> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(format!("locking {}", path.display()))(e.into()))?;
+        Ok(f)
+    }
+
+    /// Removes a stopped container's files. Callers stop it first.
+    pub fn remove(&self, c: &Container) -> Result<(), RuntimeError> {
+        let _lock = self.lock()?;
+        if c.meta.runtime.is_some() {
+            runner::external_cleanup(c);
+        }
+        // Our own runner mounts nothing on the host; an external runtime's rootfs mount is gone above.
+        std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
+    }
 }
 
 /// The overlay lower directories of an image, topmost layer first, as
@@ -94,5 +257,14 @@ mod tests {
             lower_dirs(&store, &id),
             Err(RuntimeError::Store(StoreError::NoSuchImage(_)))
         ));
+    }
+
+    #[test]
+    fn rfc3339_now_has_nanoseconds() {
+        let n = now_rfc3339();
+        assert!(
+            n.ends_with('Z') && n.len() == "2024-01-02T03:04:05.123456789Z".len(),
+            "{n}"
+        );
     }
 }

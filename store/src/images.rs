@@ -170,6 +170,7 @@ impl Store {
             .filter_map(|e| e.reference.as_ref())
             .collect();
 
+        let users = self.container_images().remove(&id).unwrap_or_default();
         if let Some(r) = by_ref {
             let mut remove = vec![r.clone()];
             events.push(RemoveEvent::Untagged(r.familiar()));
@@ -196,6 +197,18 @@ impl Store {
                 }
             }
             let remaining = refs.iter().filter(|o| !remove.contains(o)).count();
+            if remaining == 0 && !users.is_empty() {
+                if !force {
+                    return Err(StoreError::ReferenceInUse {
+                        reference: r.familiar(),
+                        container: users[0][..12.min(users[0].len())].to_string(),
+                        image: id.short().to_string(),
+                    });
+                }
+                // Forced: untagged, but a container uses it, so it stays as a dangling image.
+                self.untag_all(&id)?;
+                return Ok(events);
+            }
             self.update_index(|rows| {
                 rows.retain(|d| {
                     let name = d.annotation(crate::index::ANN_REF_NAME);
@@ -207,6 +220,12 @@ impl Store {
                 return Ok(events);
             }
         } else {
+            if !users.is_empty() && !force {
+                return Err(StoreError::ImageInUse {
+                    image: id.short().to_string(),
+                    container: users[0][..12.min(users[0].len())].to_string(),
+                });
+            }
             if !force && !is_single_reference(&refs) && !refs.is_empty() {
                 return Err(StoreError::Conflict(id.short().to_string()));
             }
@@ -221,11 +240,53 @@ impl Store {
                 }
             }
         }
+        if !users.is_empty() {
+            // Forced, but a container still uses it: untagged, kept as a dangling image.
+            self.untag_all(&id)?;
+            return Ok(events);
+        }
         self.delete_image_rows(&id)?;
         events.push(RemoveEvent::Deleted(id));
         let gc = self.gc(false)?;
         events.extend(gc.deleted_snapshots.into_iter().map(RemoveEvent::Deleted));
         Ok(events)
+    }
+
+    /// Containers using each image: the image IDs in `containers/*/image.id`.
+    pub fn container_images(&self) -> std::collections::HashMap<Digest, Vec<String>> {
+        let mut out: std::collections::HashMap<Digest, Vec<String>> = std::collections::HashMap::new();
+        let Ok(rd) = std::fs::read_dir(self.root.join("containers")) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(id) = std::fs::read_to_string(e.path().join(crate::CONTAINER_IMAGE_FILE)) else {
+                continue;
+            };
+            if let Ok(d) = id.trim().parse::<Digest>() {
+                out.entry(d)
+                    .or_default()
+                    .push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out
+    }
+
+    /// Removes every name of an image, keeping it as one dangling row.
+    fn untag_all(&self, id: &Digest) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.update_index(|rows| {
+            let mine = |d: &Descriptor| d.annotation(crate::index::ANN_IMAGE_ID) == Some(id.as_str());
+            let Some(mut keep) = rows.iter().find(|d| mine(d)).cloned() else {
+                return Ok(());
+            };
+            rows.retain(|d| !mine(d));
+            if let Some(a) = keep.annotations.as_mut() {
+                a.remove(crate::index::ANN_REF_NAME);
+                a.remove(crate::index::ANN_REPO_DIGEST);
+            }
+            rows.push(keep);
+            Ok(())
+        })
     }
 
     fn delete_image_rows(&self, id: &Digest) -> Result<(), StoreError> {
@@ -254,7 +315,11 @@ impl Store {
             .filter(|e| e.reference.is_some())
             .map(|e| &e.meta.image_id)
             .collect();
+        let used = self.container_images();
         for e in &entries {
+            if used.contains_key(&e.meta.image_id) {
+                continue;
+            }
             if all || !named.contains(&e.meta.image_id) {
                 let v = victims.entry(e.meta.image_id.clone()).or_default();
                 if let Some(r) = &e.reference {
@@ -282,6 +347,15 @@ impl Store {
         let mut keep_blobs: HashSet<Digest> = HashSet::new();
         let mut keep_snapshots: HashSet<Digest> = HashSet::new();
         let index = self.entries_raw()?;
+        for id in self.container_images().keys() {
+            // A container's image stays whole even if its rows went (they are kept, but be safe).
+            if let Some(d) = index
+                .iter()
+                .find(|d| d.annotation(crate::index::ANN_IMAGE_ID) == Some(id.to_string().as_str()))
+            {
+                self.mark(&d.digest, &mut keep_blobs, &mut keep_snapshots, 0)?;
+            }
+        }
         for d in &index {
             keep_blobs.insert(d.digest.clone());
             if let Some(r) = d

@@ -58,6 +58,14 @@ pub enum StoreError {
     AmbiguousImage(String),
     #[error("conflict: unable to delete {0} (must be forced) - image is referenced in multiple repositories")]
     Conflict(String),
+    #[error("conflict: unable to remove repository reference \"{reference}\" (must force) - container {container} is using its referenced image {image}")]
+    ReferenceInUse {
+        reference: String,
+        container: String,
+        image: String,
+    },
+    #[error("conflict: unable to delete {image} (must be forced) - image is being used by container {container}")]
+    ImageInUse { image: String, container: String },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("image config: {0}")]
@@ -98,12 +106,26 @@ pub fn default_root() -> PathBuf {
     home.join(".local/share/barge")
 }
 
+/// The file in each container directory (`<root>/containers/<id>/`) that
+/// names the image it uses: the store keeps such images, and their
+/// snapshots, while the container exists.
+pub const CONTAINER_IMAGE_FILE: &str = "image.id";
+
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 impl Store {
     /// Opens the store at `root`, creating its layout if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         use std::os::unix::fs::DirBuilderExt;
+        // Absolute, so that paths into the store stay valid after a chdir (container setup does one).
+        let absolute;
+        let root = if root.is_absolute() {
+            root
+        } else {
+            let cwd = std::env::current_dir().map_err(|e| StoreError::io("finding the current directory", e))?;
+            absolute = cwd.join(root);
+            absolute.as_path()
+        };
         let ctx = |what: &str| format!("creating the store at {} ({what})", root.display());
         for (dir, mode) in [
             ("", 0o700),

@@ -396,6 +396,13 @@ pub fn push_manifest(reg: &Registry, repo: &str, reference: &str, media_type: &s
 /// A busybox image made by umoci from Debian's busybox-static and pushed by
 /// skopeo: independent tools end to end. Returns its manifest digest.
 pub fn busybox_via_umoci(reg: &Registry, repo: &str, tag: &str) -> String {
+    busybox_image(reg, repo, tag, &[], |_| {})
+}
+
+/// A busybox image with every applet linked, an `/etc/passwd` with `root`
+/// and `app` (1234:1234, in group `audio`), made by umoci and pushed by
+/// skopeo. `config` are extra `umoci config` arguments; `extra` may add files.
+pub fn busybox_image(reg: &Registry, repo: &str, tag: &str, config: &[&str], extra: impl FnOnce(&Path)) -> String {
     let work = tempfile::tempdir().expect("work dir");
     let layout = work.path().join("layout");
     let bundle = work.path().join("bundle");
@@ -404,13 +411,29 @@ pub fn busybox_via_umoci(reg: &Registry, repo: &str, tag: &str) -> String {
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     run_ok(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
     let rootfs = bundle.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).expect("bin");
+    for d in ["bin", "etc", "tmp", "root", "home/app"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("dir");
+    }
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
-    for applet in ["sh", "ls", "cat", "echo", "true"] {
+    let list = run_ok(Command::new("/bin/busybox").arg("--list"));
+    for applet in list.lines().filter(|a| !a.is_empty() && *a != "busybox") {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("applet link");
     }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1234:1234:app:/home/app:/bin/sh\n",
+    )
+    .expect("passwd");
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1234:\naudio:x:29:app\n").expect("group");
+    std::fs::set_permissions(rootfs.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        .expect("tmp mode");
+    extra(&rootfs);
     run_ok(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
-    run_ok(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "/bin/sh"]));
+    run_ok(
+        Command::new("umoci")
+            .args(["config", "--image", &image, "--config.cmd", "/bin/sh"])
+            .args(config),
+    );
     let dest = format!("docker://{}/{repo}:{tag}", reg.host());
     let mut skopeo = Command::new("skopeo");
     skopeo.args(["copy", "--quiet", "--dest-tls-verify=false"]);
@@ -424,6 +447,21 @@ pub fn busybox_via_umoci(reg: &Registry, repo: &str, tag: &str) -> String {
     }
     run_ok(skopeo.arg(format!("oci:{image}")).arg(&dest));
     manifest_digest(reg, repo, tag)
+}
+
+/// A static helper for IPC tests, built from `helpers/ipctool.c`:
+/// `ipctool create KEY` makes a System V shared memory segment,
+/// `ipctool find KEY` exits 0 when one with that key exists.
+pub fn ipctool() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = std::env::temp_dir().join(format!("barge-ipctool-{}", std::process::id()));
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/ipctool.c");
+            run_ok(Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
+            out
+        })
+        .clone()
 }
 
 /// The digest the registry serves for `repo:reference`.

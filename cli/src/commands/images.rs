@@ -461,12 +461,30 @@ pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
 
 pub fn inspect(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
     let store = env.store()?;
+    let rt = barge_runtime::Runtime::new(&store);
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for name in &a.images {
+        // As docker: containers first, then images, unless --type says which.
+        if a.kind.as_deref() != Some("image") {
+            match rt.find(name) {
+                Ok(c) => {
+                    out.push(super::containers::inspect_json(&rt, &c));
+                    continue;
+                }
+                Err(e) if a.kind.as_deref() == Some("container") => {
+                    failures.push(Failure::new("", e));
+                    continue;
+                }
+                Err(_) => {}
+            }
+        }
         let details = store.find_image(name).and_then(|id| store.image_details(&id));
         match details {
             Ok(d) => out.push(inspect_json(&d)),
+            Err(barge_store::StoreError::NoSuchImage(_)) if a.kind.is_none() => {
+                failures.push(Failure::msg(format!("No such object: {name}")))
+            }
             Err(e) => failures.push(Failure::new("", e)),
         }
     }

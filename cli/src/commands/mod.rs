@@ -1,12 +1,13 @@
 //! One function per command: parse what the library needs, call it, print.
 
+mod containers;
 mod images;
 mod login;
 mod pull;
 
 pub use login::credential_helper;
 
-use crate::args::{Cli, Command, ImageCommand};
+use crate::args::{Cli, Command, ContainerCommand, ImageCommand};
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
 use barge_store::Store;
@@ -64,7 +65,21 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a),
+        Command::Inspect(a)
+        | Command::Image(ImageCommand::Inspect(a))
+        | Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => containers::run(&env, &a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&env, &a),
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => containers::start(&env, &a),
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => containers::stop(&env, &a),
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => containers::kill(&env, &a),
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => containers::restart(&env, &a),
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => containers::wait(&env, &a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&env, &a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => containers::logs(&env, &a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => containers::exec(&env, &a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&env, &a),
+        Command::Container(ContainerCommand::Prune(a)) => containers::prune(&env, &a),
         Command::Login(a) => login::login(&env, &a),
         Command::Logout(a) => login::logout(&env, &a),
         Command::Info(a) => login::info(&env, &a),

@@ -1,0 +1,670 @@
+//! The container commands: run, create, start, stop, kill, restart, wait,
+//! rm, logs, exec, ps, container prune, and container inspect.
+
+use super::Env;
+use crate::args::{
+    ContainerPruneArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs,
+};
+use crate::failure::{Context, Failure};
+use crate::format::{self, tabulate, Template};
+use barge_oci::{Digest, Reference};
+use barge_runtime::exec::ExecOptions;
+use barge_runtime::monitor::Foreground;
+use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A runtime error as a failure with docker's exit status (125, 126, 127).
+fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
+    let code = e.exit_code();
+    Failure::new(what, e).with_code(code)
+}
+
+/// The image to run: from the store, pulled first when missing (or always).
+fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
+    let store = env.store().map_err(|f| f.with_code(125))?;
+    let found = store.find_image(&a.image);
+    let must_pull = match (a.pull.as_str(), &found) {
+        ("always", _) => true,
+        ("never", _) => false,
+        (_, Err(barge_store::StoreError::NoSuchImage(_))) => true,
+        _ => false,
+    };
+    if !must_pull {
+        return found.context(String::new).map_err(|f| f.with_code(125));
+    }
+    let reference = Reference::parse_default_tag(&a.image)
+        .context(|| format!("running {}", a.image))
+        .map_err(|f| f.with_code(125))?;
+    if found.is_err() && !a.quiet {
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    }
+    let platform = a
+        .platform
+        .as_deref()
+        .map(barge_oci::Platform::parse)
+        .transpose()
+        .context(|| "--platform".to_string())?;
+    let client = env.client()?;
+    let printer = crate::progress::Printer::new(a.quiet);
+    let opts = barge_engine::PullOptions {
+        platform,
+        ..Default::default()
+    };
+    let outcome = barge_engine::pull(&client, &store, &reference, &opts, &printer)
+        .context(|| format!("pulling {}", reference.familiar()))
+        .map_err(|f| f.with_code(125))?;
+    printer.line(&format!("Digest: {}", outcome.digest));
+    printer.line(&format!("Status: Downloaded newer image for {}", reference.familiar()));
+    Ok(outcome.image_id)
+}
+
+fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
+    let mut env_file_lines = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f)
+            .context(|| format!("reading --env-file {}", f.display()))
+            .map_err(|f| f.with_code(125))?;
+        env_file_lines.extend(text.lines().map(str::to_string));
+    }
+    Ok(CreateOptions {
+        name: a.name.clone(),
+        env: a.env.clone(),
+        env_file_lines,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        entrypoint: a.entrypoint.clone(),
+        cmd: a.command.clone(),
+        labels: a.label.clone(),
+        network: Some(if a.network == "host" {
+            Network::Host
+        } else {
+            Network::None
+        }),
+        runtime: a.runtime.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+        auto_remove: a.rm,
+        init: a.init,
+        read_only: a.read_only,
+        volumes: a.volume.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+    })
+}
+
+fn runtime(env: &Env) -> Result<Runtime, Failure> {
+    Ok(Runtime::new(&env.store()?))
+}
+
+fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
+    rt.find(name).map_err(|e| fail("", e))
+}
+
+pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
+    let image_id = image_for_run(env, a)?;
+    let rt = runtime(env)?;
+    let c = rt
+        .create(&image_id, &a.image, &create_options(a)?)
+        .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
+    println!("{}", c.id());
+    Ok(0)
+}
+
+pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
+    if a.detach && a.rm && a.runtime.is_some() {
+        return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
+    }
+    let image_id = image_for_run(env, a)?;
+    let rt = runtime(env)?;
+    let c = rt
+        .create(&image_id, &a.image, &create_options(a)?)
+        .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
+    if a.detach {
+        rt.run_detached(&c).map_err(|e| fail("", e))?;
+        println!("{}", c.id());
+        return Ok(0);
+    }
+    rt.run_foreground(&c, Foreground { sig_proxy: a.sig_proxy })
+        .map_err(|e| fail("", e))
+}
+
+pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            return Err(Failure::msg("you cannot start and attach multiple containers at once"));
+        }
+        let c = find(&rt, &a.containers[0])?;
+        if c.state().map(|s| s.status == Status::Running).unwrap_or(false) {
+            return Err(Failure::msg(format!(
+                "container {} is already running",
+                a.containers[0]
+            )));
+        }
+        return rt
+            .run_foreground(&c, Foreground { sig_proxy: true })
+            .map_err(|e| fail("", e));
+    }
+    let mut code = 0;
+    for name in &a.containers {
+        let r = find(&rt, name).and_then(|c| {
+            if c.state().map(|s| s.status == Status::Running).unwrap_or(false) {
+                return Ok(());
+            }
+            rt.run_detached(&c).map_err(|e| fail(format!("starting {name}"), e))
+        });
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(f) => {
+                f.print(false);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Runs `op` on each named container, printing the name on success as docker does.
+fn each(env: &Env, names: &[String], op: impl Fn(&Runtime, &Container) -> Result<(), Failure>) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let mut code = 0;
+    for name in names {
+        match find(&rt, name).and_then(|c| op(&rt, &c)) {
+            Ok(()) => println!("{name}"),
+            Err(f) => {
+                f.print(false);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn stop(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
+    each(env, &a.containers, |rt, c| {
+        rt.stop(c, Duration::from_secs(a.time))
+            .map_err(|e| fail(format!("stopping {}", c.meta.name), e))
+    })
+}
+
+pub fn restart(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
+    each(env, &a.containers, |rt, c| {
+        rt.stop(c, Duration::from_secs(a.time))
+            .map_err(|e| fail(format!("stopping {}", c.meta.name), e))?;
+        rt.run_detached(c)
+            .map_err(|e| fail(format!("starting {}", c.meta.name), e))
+    })
+}
+
+pub fn kill(env: &Env, a: &KillArgs) -> Result<i32, Failure> {
+    let sig = barge_runtime::runner::parse_signal(&a.signal).map_err(|e| fail("", e))?;
+    each(env, &a.containers, |_, c| {
+        let st = c.state().map_err(|e| fail("", e))?;
+        if st.status != Status::Running {
+            return Err(Failure::msg(format!(
+                "cannot kill container: {}: container is not running",
+                c.meta.name
+            )));
+        }
+        barge_runtime::runner::signal(c, &st, sig)
+            .map_err(|e| fail(format!("cannot kill container: {}", c.meta.name), e))
+    })
+}
+
+pub fn wait(env: &Env, a: &ContainersArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let mut code = 0;
+    for name in &a.containers {
+        let c = match find(&rt, name) {
+            Ok(c) => c,
+            Err(f) => {
+                f.print(false);
+                code = 1;
+                continue;
+            }
+        };
+        if let Some(fd) = rt.pidfd(&c) {
+            barge_runtime::monitor::wait_pidfd(&fd);
+        }
+        let _ = rt.wait_exit(&c, Duration::from_secs(3600 * 24 * 365));
+        match c.state() {
+            Ok(st) => println!("{}", st.exit_code.unwrap_or(0)),
+            // Removed on exit (--rm): docker reports 0 as well when it cannot tell.
+            Err(_) => println!("0"),
+        }
+    }
+    Ok(code)
+}
+
+pub fn rm(env: &Env, a: &RmArgs) -> Result<i32, Failure> {
+    each(env, &a.containers, |rt, c| {
+        let st = c.state().map_err(|e| fail("", e))?;
+        if st.status == Status::Running {
+            if !a.force {
+                return Err(fail("", RuntimeError::Running(c.meta.name.clone())));
+            }
+            let _ = barge_runtime::runner::signal(c, &st, libc::SIGKILL);
+            rt.wait_exit(c, Duration::from_secs(10)).map_err(|e| fail("", e))?;
+        }
+        rt.remove(c).map_err(|e| fail(format!("removing {}", c.meta.name), e))
+    })
+}
+
+pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
+    use std::io::Write;
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .map_err(|_| Failure::msg(format!("invalid --tail {n:?}: a number or \"all\"")))?,
+        ),
+    };
+    let print = |entries: &[barge_runtime::logs::Entry]| {
+        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+        for e in entries {
+            let line = if a.timestamps {
+                format!("{} {}", e.time, e.log)
+            } else {
+                e.log.clone()
+            };
+            let _ = if e.stream == "stderr" {
+                err.write_all(line.as_bytes())
+            } else {
+                out.write_all(line.as_bytes())
+            };
+        }
+        let _ = out.flush();
+    };
+    let (entries, mut offset) =
+        barge_runtime::logs::read_from(&c.log_path(), 0).context(|| "reading the log".to_string())?;
+    let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
+    print(&entries[skip..]);
+    if a.follow {
+        loop {
+            let running = c.state().map(|s| s.status == Status::Running).unwrap_or(false);
+            let (more, next) =
+                barge_runtime::logs::read_from(&c.log_path(), offset).context(|| "reading the log".to_string())?;
+            print(&more);
+            offset = next;
+            if !running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(0)
+}
+
+pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let o = ExecOptions {
+        args: a.command.clone(),
+        env: a.env.clone(),
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+    };
+    rt.exec(&c, &o).map_err(|e| fail("", e))
+}
+
+/// `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
+fn status_text(st: &State, now: i64) -> String {
+    let secs = |t: &Option<String>| t.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0);
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            format::human_duration(now - secs(&st.started_at).unwrap_or(now))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            st.exit_code.unwrap_or(0),
+            format::human_duration(now - secs(&st.finished_at).unwrap_or(now))
+        ),
+    }
+}
+
+fn command_text(c: &Container) -> String {
+    std::iter::once(c.meta.path.as_str())
+        .chain(c.meta.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--filter` of `barge ps`.
+struct PsFilter {
+    rules: Vec<(String, String)>,
+}
+
+impl PsFilter {
+    fn parse(raw: &[String]) -> Result<PsFilter, Failure> {
+        let mut rules = Vec::new();
+        for f in raw {
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {f}")))?;
+            if !matches!(
+                k,
+                "id" | "name" | "label" | "status" | "exited" | "ancestor" | "before" | "since"
+            ) {
+                return Err(Failure::msg(format!("invalid filter '{k}'")));
+            }
+            if k == "status"
+                && !matches!(
+                    v,
+                    "created" | "running" | "exited" | "paused" | "restarting" | "removing" | "dead"
+                )
+            {
+                return Err(Failure::msg(format!("invalid filter 'status={v}': expected created, running, exited, paused, restarting, removing or dead")));
+            }
+            rules.push((k.to_string(), v.to_string()));
+        }
+        Ok(PsFilter { rules })
+    }
+
+    /// Each key must match one of its values (docker: OR within a key, AND across keys).
+    fn keep(&self, rt: &Runtime, c: &Container, st: &State, all: &[Container]) -> bool {
+        let mut keys: Vec<&str> = self.rules.iter().map(|(k, _)| k.as_str()).collect();
+        keys.dedup();
+        keys.iter().all(|key| {
+            self.rules.iter().filter(|(k, _)| k == key).any(|(_, v)| match *key {
+                "id" => c.meta.id.starts_with(v.as_str()),
+                "name" => c.meta.name.contains(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.meta.labels.get(lk).is_some_and(|x| x == lv),
+                    None => c.meta.labels.contains_key(v.as_str()),
+                },
+                "status" => matches!(
+                    (v.as_str(), st.status),
+                    ("created", Status::Created) | ("running", Status::Running) | ("exited", Status::Exited)
+                ),
+                "exited" => st.status == Status::Exited && st.exit_code.map(|e| e.to_string()) == Some(v.clone()),
+                "ancestor" => {
+                    c.meta.image == *v
+                        || c.meta.image_id.hex().starts_with(v.trim_start_matches("sha256:"))
+                        || rt.store().find_image(v).is_ok_and(|id| id == c.meta.image_id)
+                }
+                "before" | "since" => match all
+                    .iter()
+                    .find(|o| o.meta.name == *v || o.meta.id.starts_with(v.as_str()))
+                {
+                    Some(o) if *key == "before" => c.meta.created < o.meta.created,
+                    Some(o) => c.meta.created > o.meta.created,
+                    None => false,
+                },
+                _ => false,
+            })
+        })
+    }
+}
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let filter = PsFilter::parse(&a.filters)?;
+    let all = rt.list().map_err(|e| fail("listing containers", e))?;
+    let now = format::now();
+    let mut rows: Vec<(Container, State)> = Vec::new();
+    let limit = if a.latest {
+        1
+    } else if a.last > 0 {
+        a.last as usize
+    } else {
+        usize::MAX
+    };
+    let show_all = a.all
+        || a.latest
+        || a.last > 0
+        || a.filters
+            .iter()
+            .any(|f| f.starts_with("status=") || f.starts_with("exited="));
+    for c in all.iter() {
+        let Ok(st) = c.state() else { continue };
+        if !show_all && st.status != Status::Running {
+            continue;
+        }
+        if filter.keep(&rt, c, &st, &all) {
+            rows.push((c.clone(), st));
+        }
+    }
+    rows.truncate(limit);
+    if a.quiet {
+        for (c, _) in &rows {
+            println!("{}", if a.no_trunc { c.id() } else { c.short_id() });
+        }
+        return Ok(0);
+    }
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|(c, st)| {
+            let cmd = command_text(c);
+            let command = if a.no_trunc { format!("\"{cmd}\"") } else { format!("\"{}\"", format::ellipsis(&cmd, 20)) };
+            let size = if a.size {
+                let image = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
+                let own = c.size();
+                format!("{} (virtual {})", format::human_size(own), format::human_size(own + image))
+            } else {
+                String::new()
+            };
+            json!({
+                "Command": command,
+                "CreatedAt": format::go_time(Some(&c.meta.created)),
+                "ID": if a.no_trunc { c.id() } else { c.short_id() },
+                "Image": c.meta.image,
+                "Labels": c.meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "LocalVolumes": "0",
+                "Mounts": c.meta.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
+                "Names": c.meta.name,
+                "Networks": match c.meta.network { Network::None => "none", Network::Host => "host" },
+                "Ports": "",
+                "RunningFor": format::since(Some(&c.meta.created), now),
+                "Size": size,
+                "State": match st.status { Status::Created => "created", Status::Running => "running", Status::Exited => "exited" },
+                "Status": status_text(st, now),
+            })
+        })
+        .collect();
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    match a.format.as_deref() {
+        Some("json") => {
+            for v in &values {
+                println!("{v}");
+            }
+        }
+        other => {
+            let src = match other {
+                None | Some("table") => default,
+                Some(t) => t,
+            };
+            let t = Template::parse(src).context(|| "--format".to_string())?;
+            let mut lines = Vec::new();
+            if t.table {
+                lines.push(t.header(&ps_header));
+            }
+            for v in &values {
+                lines.push(t.render(v).context(|| "--format".to_string())?);
+            }
+            if t.table {
+                print!("{}", tabulate(&lines));
+            } else {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `until=` as docker takes it: a Unix time, an RFC 3339 time, or a duration (`10m`, `2h`) before now.
+fn until_secs(v: &str, now: i64) -> Option<i64> {
+    if let Ok(t) = v.parse::<i64>() {
+        return Some(t);
+    }
+    if let Some((t, _)) = barge_oci::time::parse_rfc3339(v) {
+        return Some(t);
+    }
+    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    Some(now - n * mult)
+}
+
+pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
+    let now = format::now();
+    let mut labels: Vec<(bool, String, Option<String>)> = Vec::new();
+    let mut until = None;
+    for f in &a.filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {f}")))?;
+        let (k, negate) = match k.strip_suffix('!') {
+            Some(k) => (k, true),
+            None => (k, false),
+        };
+        match k {
+            "label" => {
+                let (lk, lv) = match v.split_once('=') {
+                    Some((a, b)) => (a.to_string(), Some(b.to_string())),
+                    None => (v.to_string(), None),
+                };
+                labels.push((negate, lk, lv));
+            }
+            "until" => {
+                until = Some(until_secs(v, now).ok_or_else(|| Failure::msg(format!("invalid filter 'until={v}'")))?)
+            }
+            other => return Err(Failure::msg(format!("invalid filter '{other}'"))),
+        }
+    }
+    if !a.force {
+        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            eprintln!();
+            return Ok(0);
+        }
+    }
+    let rt = runtime(env)?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for c in rt.list().map_err(|e| fail("listing containers", e))? {
+        let Ok(st) = c.state() else { continue };
+        if st.status == Status::Running {
+            continue;
+        }
+        let label_ok = labels.iter().all(|(negate, k, v)| {
+            let has = match v {
+                Some(v) => c.meta.labels.get(k).is_some_and(|x| x == v),
+                None => c.meta.labels.contains_key(k),
+            };
+            has != *negate
+        });
+        let created = barge_oci::time::parse_rfc3339(&c.meta.created)
+            .map(|t| t.0)
+            .unwrap_or(0);
+        if !label_ok || until.is_some_and(|u| created >= u) {
+            continue;
+        }
+        let size = c.size();
+        rt.remove(&c)
+            .map_err(|e| fail(format!("removing {}", c.meta.name), e))?;
+        reclaimed += size;
+        deleted.push(c.meta.id.clone());
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", format::human_size(reclaimed));
+    Ok(0)
+}
+
+/// docker's container inspect object.
+pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
+    let st = c.state().unwrap_or_else(|_| State::created());
+    let status = match st.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    };
+    let image_size = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
+    json!({
+        "Id": c.meta.id,
+        "Created": c.meta.created,
+        "Path": c.meta.path,
+        "Args": c.meta.args,
+        "State": {
+            "Status": status,
+            "Running": st.status == Status::Running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
+            "ExitCode": st.exit_code.unwrap_or(0),
+            "Error": st.error.clone().unwrap_or_default(),
+            "StartedAt": st.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": c.meta.image_id.to_string(),
+        "LogPath": c.log_path().display().to_string(),
+        "Name": format!("/{}", c.meta.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "NetworkMode": match c.meta.network { Network::None => "none", Network::Host => "host" },
+            "AutoRemove": c.meta.auto_remove,
+            "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "CapAdd": c.meta.cap_add,
+            "CapDrop": c.meta.cap_drop,
+            "ReadonlyRootfs": c.meta.read_only,
+            "Init": c.meta.init,
+            "Runtime": c.meta.runtime.clone().unwrap_or_else(|| "barge".into()),
+        },
+        "Mounts": c.meta.volumes.iter().map(|v| json!({"Type": "bind", "Source": v.source.display().to_string(), "Destination": v.destination, "RW": !v.read_only})).collect::<Vec<_>>(),
+        "Config": {
+            "Hostname": c.meta.hostname,
+            "User": c.meta.user,
+            "Tty": c.meta.tty,
+            "OpenStdin": c.meta.open_stdin,
+            "Env": c.meta.env,
+            "Cmd": c.meta.cmd,
+            "Entrypoint": c.meta.entrypoint,
+            "Image": c.meta.image,
+            "WorkingDir": c.meta.working_dir,
+            "Labels": c.meta.labels,
+            "StopSignal": c.meta.stop_signal,
+        },
+        "SizeRw": c.size(),
+        "SizeRootFs": c.size() + image_size,
+        "NetworkSettings": {"Networks": {}},
+    })
+}

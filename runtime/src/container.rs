@@ -1,0 +1,234 @@
+//! Containers on disk: `<root>/containers/<id>/` holds `meta.json` (what
+//! was asked for), `config.json` (the OCI bundle config), `state.json`
+//! (what is happening), the log, `upper/` and `work/` (the overlay's
+//! private layer), `rootfs/` (the mount point), and `hosts`, `hostname`,
+//! `resolv.conf`.
+
+use crate::RuntimeError;
+use barge_oci::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which network namespace a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A new network namespace with only `lo`, up.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// A bind mount: `-v HOST:CONTAINER[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// What a container was created with (`meta.json`). Written once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it (`busybox`).
+    pub image: String,
+    pub image_id: Digest,
+    /// The command: entrypoint and arguments.
+    pub path: String,
+    pub args: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub network: Network,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub init: bool,
+    pub read_only: bool,
+    pub volumes: Vec<Volume>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// An external OCI runtime (`runc`, a path), or `None` for barge's own.
+    pub runtime: Option<String>,
+    /// Signal `stop` sends first (the image's `StopSignal`, else SIGTERM).
+    pub stop_signal: String,
+    /// The image's snapshots, topmost first: the overlay's lower dirs.
+    pub lower_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// What is happening to a container (`state.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The process's start time (field 22 of /proc/PID/stat), to tell a
+    /// reused PID from ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
+    /// The process recording this container's exit: it is finishing up
+    /// while it lives, even if the container's process is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl State {
+    pub fn created() -> State {
+        State {
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            monitor_pid: None,
+            monitor_start: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            error: None,
+        }
+    }
+}
+
+/// A container of a store.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub dir: PathBuf,
+    pub meta: Meta,
+}
+
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RuntimeError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::Io {
+        context: path.display().to_string(),
+        source: e.into(),
+    })?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let io = |source: std::io::Error| RuntimeError::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    };
+    std::fs::write(&tmp, &bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RuntimeError> {
+    let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", path.display())))
+}
+
+/// Start time of a process, field 22 of /proc/PID/stat.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+impl Container {
+    pub fn load(dir: &Path) -> Result<Container, RuntimeError> {
+        Ok(Container {
+            dir: dir.to_path_buf(),
+            meta: read_json(&dir.join("meta.json"))?,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.meta.id[..12]
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("log.json")
+    }
+
+    /// The recorded state, corrected for reality: a "running" container
+    /// whose process and monitor are both gone (the monitor was killed,
+    /// say) is reported as exited with status 255 and this is written back.
+    pub fn state(&self) -> Result<State, RuntimeError> {
+        let mut st: State = read_json(&self.state_path())?;
+        if st.status == Status::Running {
+            let alive = |pid: Option<i32>, start: Option<u64>| {
+                pid.is_some_and(|p| start.is_some() && process_start_time(p) == start)
+            };
+            if !alive(st.pid, st.pid_start) && !alive(st.monitor_pid, st.monitor_start) {
+                // The monitor may have recorded the exit just now.
+                let again: State = read_json(&self.state_path())?;
+                if again.status != Status::Running {
+                    return Ok(again);
+                }
+                st.status = Status::Exited;
+                st.exit_code = Some(255);
+                st.finished_at = Some(crate::now_rfc3339());
+                st.error = Some("the container's monitor disappeared; its exit status is unknown".into());
+                self.set_state(&st)?;
+            }
+        }
+        Ok(st)
+    }
+
+    pub fn set_state(&self, st: &State) -> Result<(), RuntimeError> {
+        write_json(&self.state_path(), st)
+    }
+
+    pub fn spec(&self) -> Result<crate::spec::Spec, RuntimeError> {
+        read_json(&self.dir.join("config.json"))
+    }
+
+    /// Bytes the container wrote (its overlay upper dir).
+    pub fn size(&self) -> u64 {
+        du(&self.dir.join("upper"))
+    }
+}
+
+/// Total size of the regular files under `path`, not following symlinks.
+pub(crate) fn du(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if md.is_file() {
+            total += md.len();
+        }
+    }
+    total
+}

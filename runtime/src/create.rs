@@ -1,0 +1,419 @@
+//! `barge create`: a container directory with an OCI bundle for an image.
+
+use crate::container::{write_json, Container, Meta, Network, State, Volume};
+use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, Root, Spec, User};
+use crate::{caps, io_err, names, user, Runtime, RuntimeError};
+use barge_oci::Digest;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// What `run`/`create` were asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// `-e KEY=VALUE` (or `KEY`, taken from barge's environment).
+    pub env: Vec<String>,
+    /// Lines of `--env-file` files.
+    pub env_file_lines: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub entrypoint: Option<String>,
+    /// COMMAND [ARG…] after the image name.
+    pub cmd: Vec<String>,
+    pub labels: Vec<String>,
+    pub network: Option<Network>,
+    pub runtime: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub auto_remove: bool,
+    pub init: bool,
+    pub read_only: bool,
+    /// `-v HOST:CONTAINER[:ro]`.
+    pub volumes: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Parses `-v HOST:CONTAINER[:ro|rw]`.
+pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
+    let bad = || RuntimeError::BadVolume(v.to_string());
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(bad()),
+    };
+    let read_only = match mode {
+        "" | "rw" => false,
+        "ro" => true,
+        _ => return Err(bad()),
+    };
+    if !src.starts_with('/') || !dst.starts_with('/') || dst == "/" {
+        return Err(bad());
+    }
+    Ok(Volume {
+        source: PathBuf::from(src),
+        destination: dst.to_string(),
+        read_only,
+    })
+}
+
+/// Reads a file of the image through its layers (topmost first), honouring
+/// whiteouts, never following symlinks. For `/etc/passwd` and `/etc/group`.
+fn read_image_file(lowers: &[PathBuf], path: &str) -> Option<String> {
+    let rel = path.trim_start_matches('/');
+    for layer in lowers {
+        let mut cur = layer.clone();
+        for comp in rel.split('/') {
+            cur.push(comp);
+            match std::fs::symlink_metadata(&cur) {
+                // A whiteout hides the path and everything below in lower layers.
+                Ok(md) if md.file_type().is_char_device() && md.rdev() == 0 => return None,
+                _ => {}
+            }
+        }
+        match std::fs::symlink_metadata(&cur) {
+            Ok(md) if md.is_file() && md.len() < 4 << 20 => return std::fs::read_to_string(&cur).ok(),
+            Ok(_) => return None,
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
+    v.and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+impl Runtime {
+    /// Creates a container of the image `image_id` (named `image` by the user).
+    pub fn create(&self, image_id: &Digest, image: &str, opts: &CreateOptions) -> Result<Container, RuntimeError> {
+        let details = self.store.image_details(image_id)?;
+        let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
+        let cfg = details.config.config.clone().unwrap_or(serde_json::Value::Null);
+
+        // The command, as docker builds it.
+        let (entrypoint, cmd) = match &opts.entrypoint {
+            Some(ep) if ep.is_empty() => (Vec::new(), opts.cmd.clone()),
+            Some(ep) => (vec![ep.clone()], opts.cmd.clone()),
+            None => {
+                let cmd = if opts.cmd.is_empty() {
+                    json_strings(cfg.get("Cmd"))
+                } else {
+                    opts.cmd.clone()
+                };
+                (json_strings(cfg.get("Entrypoint")), cmd)
+            }
+        };
+        let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        let Some((path, args)) = argv.split_first() else {
+            return Err(RuntimeError::NoCommand);
+        };
+
+        let _lock = self.lock()?;
+        let existing = self.list()?;
+        let name = match &opts.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid(n) {
+                    return Err(RuntimeError::InvalidName(n.to_string()));
+                }
+                if let Some(c) = existing.iter().find(|c| c.meta.name == n) {
+                    return Err(RuntimeError::NameInUse {
+                        name: n.to_string(),
+                        id: c.meta.id.clone(),
+                    });
+                }
+                n.to_string()
+            }
+            None => (0..)
+                .map(names::generate)
+                .find(|n| !existing.iter().any(|c| c.meta.name == *n))
+                .unwrap_or_else(names::new_id),
+        };
+        let id = names::new_id();
+        let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+
+        // Environment: image, then --env-file, then -e; PATH always set.
+        let mut env: Vec<String> = json_strings(cfg.get("Env"));
+        let mut set = |kv: String| {
+            let key = kv.split('=').next().unwrap_or("").to_string();
+            env.retain(|e| e.split('=').next() != Some(key.as_str()));
+            env.push(kv);
+        };
+        for line in opts.env_file_lines.iter().chain(opts.env.iter()) {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.contains('=') {
+                set(line.to_string());
+            } else if let Ok(v) = std::env::var(line) {
+                set(format!("{line}={v}"));
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_string());
+        }
+        env.retain(|e| !e.starts_with("HOSTNAME="));
+        env.push(format!("HOSTNAME={hostname}"));
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+
+        let user_spec = opts
+            .user
+            .clone()
+            .unwrap_or_else(|| cfg.get("User").and_then(|u| u.as_str()).unwrap_or("").to_string());
+        let passwd = read_image_file(&lower_dirs, "/etc/passwd").unwrap_or_default();
+        let group = read_image_file(&lower_dirs, "/etc/group").unwrap_or_default();
+        let resolved = user::resolve(&user_spec, &passwd, &group)?;
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", resolved.home));
+        }
+        let working_dir = opts
+            .workdir
+            .clone()
+            .or_else(|| {
+                cfg.get("WorkingDir")
+                    .and_then(|w| w.as_str())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "/".to_string());
+        let mut labels: BTreeMap<String, String> = details.config.labels();
+        for l in &opts.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let volumes = opts
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
+        let network = opts.network.unwrap_or(Network::None);
+        let stop_signal = cfg
+            .get("StopSignal")
+            .and_then(|s| s.as_str())
+            .unwrap_or("SIGTERM")
+            .to_string();
+
+        let dir = self.dir.join(&id);
+        for sub in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(io_err(format!("creating {}", dir.join(sub).display())))?;
+        }
+        for v in &volumes {
+            if !v.source.exists() {
+                // As docker does for bind sources that do not exist.
+                std::fs::create_dir_all(&v.source).map_err(io_err(format!("creating {}", v.source.display())))?;
+            }
+        }
+        write_files(&dir, &hostname, network)?;
+
+        let meta = Meta {
+            id: id.clone(),
+            name,
+            created: crate::now_rfc3339(),
+            image: image.to_string(),
+            image_id: image_id.clone(),
+            path: path.clone(),
+            args: args.to_vec(),
+            entrypoint,
+            cmd,
+            env: env.clone(),
+            working_dir: working_dir.clone(),
+            user: user_spec,
+            hostname: hostname.clone(),
+            labels,
+            network,
+            tty: opts.tty,
+            open_stdin: opts.interactive,
+            auto_remove: opts.auto_remove,
+            init: opts.init,
+            read_only: opts.read_only,
+            volumes: volumes.clone(),
+            cap_add: opts.cap_add.clone(),
+            cap_drop: opts.cap_drop.clone(),
+            runtime: opts.runtime.clone(),
+            stop_signal,
+            lower_dirs,
+        };
+        let uid0 = resolved.uid == 0;
+        let nofile = nofile_limit();
+        let spec = Spec {
+            oci_version: "1.0.2".into(),
+            process: Process {
+                terminal: opts.tty,
+                user: User {
+                    uid: resolved.uid,
+                    gid: resolved.gid,
+                    additional_gids: resolved.additional_gids,
+                },
+                args: argv,
+                env,
+                cwd: working_dir,
+                capabilities: Capabilities {
+                    bounding: capabilities.clone(),
+                    effective: if uid0 { capabilities.clone() } else { Vec::new() },
+                    inheritable: Vec::new(),
+                    permitted: if uid0 { capabilities } else { Vec::new() },
+                    ambient: Vec::new(),
+                },
+                rlimits: vec![Rlimit {
+                    kind: "RLIMIT_NOFILE".into(),
+                    hard: nofile,
+                    soft: nofile,
+                }],
+                no_new_privileges: true,
+            },
+            root: Root {
+                path: "rootfs".into(),
+                readonly: opts.read_only,
+            },
+            hostname,
+            mounts: mounts(&dir, &volumes),
+            linux: Linux {
+                namespaces: ["pid", "ipc", "uts", "mount"]
+                    .iter()
+                    .copied()
+                    .chain((network == Network::None).then_some("network"))
+                    .map(|k| Namespace {
+                        kind: k.into(),
+                        path: None,
+                    })
+                    .collect(),
+                masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+                readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            },
+            annotations: BTreeMap::new(),
+        };
+        write_json(&dir.join("config.json"), &spec)?;
+        write_json(&dir.join("meta.json"), &meta)?;
+        write_json(&dir.join("state.json"), &State::created())?;
+        // The store reads this to keep the image while the container exists.
+        std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), image_id.to_string())
+            .map_err(io_err(format!("writing {}", dir.display())))?;
+        Ok(Container { dir, meta })
+    }
+}
+
+/// RLIMIT_NOFILE for containers: docker's 1048576 where barge may raise
+/// the hard limit (CAP_SYS_RESOURCE), else the hard limit barge has, so
+/// that any OCI runtime can apply it.
+fn nofile_limit() -> u64 {
+    let wanted = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
+        .min(1 << 20);
+    let cap_sys_resource = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+        .is_some_and(|caps| caps & (1 << 24) != 0);
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(wanted);
+    if cap_sys_resource {
+        wanted
+    } else {
+        hard.min(wanted)
+    }
+}
+
+/// The bundle's mounts: docker's standard ones, the container's own
+/// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and volumes.
+fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
+    let mut m = spec::default_mounts();
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        m.push(Mount {
+            destination: format!("/etc/{f}"),
+            kind: "bind".into(),
+            source: dir.join(f).display().to_string(),
+            options: vec!["rbind".into(), "rprivate".into()],
+        });
+    }
+    for v in volumes {
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        if v.read_only {
+            options.push("ro".into());
+        }
+        m.push(Mount {
+            destination: v.destination.clone(),
+            kind: "bind".into(),
+            source: v.source.display().to_string(),
+            options,
+        });
+    }
+    m
+}
+
+fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
+    let hosts = match network {
+        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        Network::None => format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        ),
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{hostname}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        std::fs::write(dir.join(name), content).map_err(io_err(format!("writing {}", dir.join(name).display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_specs() {
+        let v = parse_volume("/data:/srv:ro").unwrap();
+        assert_eq!(
+            (v.source.as_path(), v.destination.as_str(), v.read_only),
+            (Path::new("/data"), "/srv", true)
+        );
+        assert!(!parse_volume("/a:/b").unwrap().read_only);
+        for bad in ["rel:/b", "/a:rel", "/a", "/a:/b:xx", "/a:/", "/a:/b:ro:extra"] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_files_honour_whiteouts() {
+        let d = tempfile::tempdir().unwrap();
+        let (top, base) = (d.path().join("top"), d.path().join("base"));
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::write(base.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::write(base.join("etc/group"), "root:x:0:\n").unwrap();
+        let lowers = [top.clone(), base];
+        assert!(read_image_file(&lowers, "/etc/passwd").unwrap().starts_with("root"));
+        if rustix::process::geteuid().is_root() {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                top.join("etc/group"),
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::empty(),
+                0,
+            )
+            .unwrap();
+            assert_eq!(read_image_file(&lowers, "/etc/group"), None);
+        }
+        assert_eq!(read_image_file(&lowers, "/etc/shadow"), None);
+    }
+}

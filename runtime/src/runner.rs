@@ -1,0 +1,929 @@
+//! barge's embedded OCI runner, and hand-off to an external runtime.
+//!
+//! [`start`] prepares everything that allocates, then `clone`s with new
+//! namespaces. The child is PID 1 of its PID namespace; it mounts the
+//! overlay root and the bundle's mounts inside its own mount namespace,
+//! `pivot_root`s, sets hostname, rlimits, user, capabilities and
+//! `no_new_privs`, marks every other fd close-on-exec and `execve`s. Until
+//! `execve` it is non-dumpable, so nothing in the container can ptrace or
+//! reopen it. Failures travel back on a close-on-exec pipe as
+//! `<exit code>:<message>`; a clean EOF means the command is running.
+//!
+//! The parent must be single-threaded when it calls [`start`] (barge is:
+//! pulls join their threads first): the child allocates before `execve`.
+
+use crate::container::{process_start_time, Container};
+use crate::spec::Spec;
+use crate::{io_err, RuntimeError};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::MountFlags;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What the container's stdin, stdout and stderr are.
+pub enum ChildIo {
+    /// barge's own; stdin is /dev/null unless `stdin`.
+    Inherit { stdin: bool },
+    /// These become 0, 1 and 2.
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A pseudo-terminal opened inside the container; its master comes back
+    /// in [`Started::terminal`].
+    Terminal,
+}
+
+/// A started container process.
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub start_time: u64,
+    /// The pty master, for [`ChildIo::Terminal`].
+    pub terminal: Option<OwnedFd>,
+}
+
+/// A mount, ready for the child.
+struct PreparedMount {
+    /// Path inside the root, without the leading `/`.
+    dest: PathBuf,
+    kind: String,
+    source: CString,
+    flags: MountFlags,
+    data: CString,
+    bind: bool,
+    /// Bind source is a file: the target is created as a file.
+    file: bool,
+    read_only: bool,
+}
+
+/// The process to exec and its credentials, computed before forking.
+pub(crate) struct ProcessPlan {
+    pub(crate) cwd: PathBuf,
+    pub(crate) argv: Vec<CString>,
+    pub(crate) envp: Vec<CString>,
+    pub(crate) path_dirs: Vec<Vec<u8>>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) groups: Vec<u32>,
+    /// Bounding set; also effective and permitted for uid 0.
+    pub(crate) caps: u64,
+}
+
+impl ProcessPlan {
+    pub(crate) fn new(p: &crate::spec::Process) -> Result<ProcessPlan, RuntimeError> {
+        let path_dirs = p
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| d.as_bytes().to_vec())
+            .collect();
+        Ok(ProcessPlan {
+            cwd: PathBuf::from(&p.cwd),
+            argv: p.args.iter().map(cstr).collect::<Result<_, _>>()?,
+            envp: p.env.iter().map(cstr).collect::<Result<_, _>>()?,
+            path_dirs,
+            uid: p.user.uid,
+            gid: p.user.gid,
+            groups: p.user.additional_gids.clone(),
+            caps: crate::caps::mask(&p.capabilities.bounding)?,
+        })
+    }
+}
+
+/// Everything the child needs, computed before `clone`.
+struct Prepared {
+    rootfs: PathBuf,
+    snapshots_dir: PathBuf,
+    overlay_data: CString,
+    mounts: Vec<PreparedMount>,
+    masked: Vec<PathBuf>,
+    readonly: Vec<PathBuf>,
+    readonly_root: bool,
+    hostname: Vec<u8>,
+    nofile: (u64, u64),
+    process: ProcessPlan,
+    init: bool,
+    /// A new network namespace: bring its `lo` up.
+    loopback_up: bool,
+}
+
+pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString, RuntimeError> {
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| RuntimeError::Corrupt("a string in the bundle contains a NUL byte".into()))
+}
+
+/// Splits mount options into flags and filesystem data, as runc does.
+fn mount_flags(options: &[String]) -> (MountFlags, String, bool, bool) {
+    let mut flags = MountFlags::empty();
+    let mut data = Vec::new();
+    let (mut bind, mut ro) = (false, false);
+    for o in options {
+        match o.as_str() {
+            "nosuid" => flags |= MountFlags::NOSUID,
+            "noexec" => flags |= MountFlags::NOEXEC,
+            "nodev" => flags |= MountFlags::NODEV,
+            "ro" => ro = true,
+            "rw" | "rprivate" | "private" => {}
+            "strictatime" => flags |= MountFlags::STRICTATIME,
+            "relatime" => flags |= MountFlags::RELATIME,
+            "noatime" => flags |= MountFlags::NOATIME,
+            "bind" => bind = true,
+            "rbind" => {
+                bind = true;
+                flags |= MountFlags::REC;
+            }
+            other => data.push(other.to_string()),
+        }
+    }
+    (flags, data.join(","), bind, ro)
+}
+
+fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
+    let rootfs = c.dir.join(&spec.root.path);
+    let snapshots_dir = c
+        .meta
+        .lower_dirs
+        .first()
+        .and_then(|p| p.parent())
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // Lower dirs relative to the snapshots directory keep the option string short.
+    let lowers: Vec<PathBuf> = c
+        .meta
+        .lower_dirs
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&snapshots_dir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.clone())
+        })
+        .collect();
+    let overlay = crate::overlay_options(&lowers, Some((&c.dir.join("upper"), &c.dir.join("work"))))?;
+    let mut mounts = Vec::new();
+    for m in &spec.mounts {
+        let (flags, data, bind, ro) = mount_flags(&m.options);
+        let file = bind && Path::new(&m.source).is_file();
+        mounts.push(PreparedMount {
+            dest: PathBuf::from(m.destination.trim_start_matches('/')),
+            kind: m.kind.clone(),
+            source: cstr(m.source.as_bytes())?,
+            flags,
+            data: cstr(data)?,
+            bind,
+            file,
+            read_only: ro,
+        });
+    }
+    let p = &spec.process;
+    let nofile = p
+        .rlimits
+        .iter()
+        .find(|r| r.kind == "RLIMIT_NOFILE")
+        .map(|r| (r.soft, r.hard))
+        .unwrap_or((1024, 4096));
+    Ok(Prepared {
+        rootfs,
+        snapshots_dir,
+        overlay_data: cstr(overlay)?,
+        mounts,
+        masked: spec
+            .linux
+            .masked_paths
+            .iter()
+            .map(|s| PathBuf::from(s.trim_start_matches('/')))
+            .collect(),
+        readonly: spec
+            .linux
+            .readonly_paths
+            .iter()
+            .map(|s| PathBuf::from(s.trim_start_matches('/')))
+            .collect(),
+        readonly_root: spec.root.readonly,
+        hostname: spec.hostname.as_bytes().to_vec(),
+        nofile,
+        process: ProcessPlan::new(p)?,
+        init: c.meta.init,
+        loopback_up: spec
+            .linux
+            .namespaces
+            .iter()
+            .any(|n| n.kind == "network" && n.path.is_none()),
+    })
+}
+
+/// Starts the container's process with barge's runner, or the external
+/// runtime the container names.
+pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
+    let spec = c.spec()?;
+    if c.meta.runtime.is_some() {
+        return external_start(c, io);
+    }
+    let prepared = prepare(c, &spec)?;
+    let (err_read, err_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err("creating a pipe")(e.into()))?;
+    let terminal = match io {
+        ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
+        _ => None,
+    };
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec
+        .linux
+        .namespaces
+        .iter()
+        .any(|n| n.kind == "network" && n.path.is_none())
+    {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack). barge is
+    // single-threaded here, so the child may run ordinary code until execve.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(io_err("creating the container's namespaces (clone)")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        drop(err_read);
+        let sock = terminal.map(|(ours, theirs)| {
+            drop(ours);
+            theirs
+        });
+        let (code, message) = match child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        let mut f = std::fs::File::from(err_write);
+        let _ = f.write_all(format!("{code}:{message}").as_bytes());
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(err_write);
+    let pid = pid as i32;
+    drop(io);
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt("pid 0".into()))?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| io_err("watching the container process")(e.into()))?;
+    let start_time = process_start_time(pid).unwrap_or(0);
+    let master = match terminal {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            crate::terminal::receive_master(&ours).map_err(io_err("receiving the container's terminal"))?
+        }
+        None => None,
+    };
+    let mut msg = String::new();
+    let _ = std::fs::File::from(err_read).read_to_string(&mut msg);
+    if !msg.is_empty() {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let (code, message) = msg
+            .split_once(':')
+            .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+            .unwrap_or((125, msg));
+        return Err(RuntimeError::Start { code, message });
+    }
+    Ok(Started {
+        pid,
+        pidfd,
+        start_time,
+        terminal: master,
+    })
+}
+
+pub(crate) type ChildError = (i32, String);
+
+pub(crate) fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errno) -> ChildError {
+    let what = what.to_string();
+    move |e| (125, format!("{what}: {e}"))
+}
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens (creating as needed) a path inside the root, never leaving it.
+pub(crate) fn open_in_root(root: &OwnedFd, rel: &Path, create_file: bool) -> Result<OwnedFd, rustix::io::Errno> {
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let mut dir = rustix::fs::openat2(
+        root,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )?;
+    for (i, comp) in comps.iter().enumerate() {
+        let partial: PathBuf = comps[..=i].iter().collect();
+        let last = i + 1 == comps.len();
+        match rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
+            Ok(fd) => dir = fd,
+            Err(rustix::io::Errno::NOENT) => {
+                if last && create_file {
+                    let f = rustix::fs::openat(
+                        &dir,
+                        *comp,
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )?;
+                    drop(f);
+                } else {
+                    match rustix::fs::mkdirat(&dir, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                dir = rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The child: set up the container and exec. Returns only on failure.
+fn child(
+    p: &Prepared,
+    io: ChildIo,
+    terminal: Option<&OwnedFd>,
+    err_fd: i32,
+) -> Result<std::convert::Infallible, ChildError> {
+    use rustix::mount::{mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, MountPropagationFlags};
+    // Nothing in the container may ptrace or reopen this process while it runs barge code.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    reset_signals();
+    rustix::process::setsid().map_err(fail("setsid"))?;
+    match io {
+        ChildIo::Inherit { stdin } => {
+            if !stdin {
+                let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(fail("opening /dev/null"))?;
+                rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
+            }
+        }
+        ChildIo::Fds { stdin, stdout, stderr } => {
+            rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
+            rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
+            rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
+        }
+        // Opened after pivot_root, from the container's own /dev/pts.
+        ChildIo::Terminal => {}
+    }
+
+    // Our mounts stay in our mount namespace.
+    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(fail("making / private"))?;
+    rustix::process::chdir(&p.snapshots_dir).map_err(fail(format!("entering {}", p.snapshots_dir.display())))?;
+    mount(
+        "overlay",
+        &p.rootfs,
+        "overlay",
+        MountFlags::empty(),
+        p.overlay_data.as_c_str(),
+    )
+    .map_err(fail("mounting the root filesystem (overlay)"))?;
+    let root = rustix::fs::open(
+        &p.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening the root"))?;
+
+    for m in &p.mounts {
+        let what = format!("mounting {} on /{}", m.kind, m.dest.display());
+        let target = open_in_root(&root, &m.dest, m.file).map_err(fail(&what))?;
+        let t = fd_path(&target);
+        if m.bind {
+            if m.flags.contains(MountFlags::REC) {
+                mount_bind_recursive(m.source.as_c_str(), &t).map_err(fail(&what))?;
+            } else {
+                mount_bind(m.source.as_c_str(), &t).map_err(fail(&what))?;
+            }
+            if m.read_only || !(m.flags - MountFlags::REC).is_empty() {
+                let ro = if m.read_only {
+                    MountFlags::RDONLY
+                } else {
+                    MountFlags::empty()
+                };
+                let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND;
+                // The fd above is under the new mount: reopen to reach the mount itself.
+                let mounted = open_in_root(&root, &m.dest, false).map_err(fail(&what))?;
+                mount_remount(fd_path(&mounted), flags, "").map_err(fail(&what))?;
+            }
+        } else {
+            let flags = m.flags
+                | if m.read_only {
+                    MountFlags::RDONLY
+                } else {
+                    MountFlags::empty()
+                };
+            mount(m.source.as_c_str(), &t, m.kind.as_str(), flags, m.data.as_c_str()).map_err(fail(&what))?;
+        }
+        if m.dest == Path::new("dev") {
+            // The fd above is the directory under the new mount: open the mount itself.
+            let dev = open_in_root(&root, &m.dest, false).map_err(fail("opening /dev"))?;
+            make_dev(&dev)?;
+        }
+    }
+    for path in &p.masked {
+        let Ok(target) = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
+        else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(&target)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+            .unwrap_or(false);
+        let what = format!("masking /{}", path.display());
+        if is_dir {
+            mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, c"").map_err(fail(&what))?;
+        } else {
+            mount_bind("/dev/null", fd_path(&target)).map_err(fail(&what))?;
+        }
+    }
+    for path in &p.readonly {
+        let Ok(target) = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
+        else {
+            continue;
+        };
+        let what = format!("making /{} read-only", path.display());
+        mount_bind_recursive(fd_path(&target), fd_path(&target)).map_err(fail(&what))?;
+        let mounted = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
+            .map_err(fail(&what))?;
+        mount_remount(
+            fd_path(&mounted),
+            MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            "",
+        )
+        .map_err(fail(&what))?;
+    }
+    if p.readonly_root {
+        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(fail("making the root read-only"))?;
+    }
+    drop(root);
+
+    rustix::process::chdir(&p.rootfs).map_err(fail("entering the root"))?;
+    rustix::process::pivot_root(".", ".").map_err(fail("pivot_root"))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).map_err(fail("detaching the old root"))?;
+    rustix::process::chdir("/").map_err(fail("chdir /"))?;
+
+    if let Some(sock) = terminal {
+        crate::terminal::attach_child(sock, p.process.uid)?;
+    }
+    rustix::system::sethostname(&p.hostname).map_err(fail("setting the hostname"))?;
+    if p.loopback_up {
+        loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let limit = rustix::process::Rlimit {
+        current: Some(p.nofile.0.min(nr_open)),
+        maximum: Some(p.nofile.1.min(nr_open)),
+    };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit) {
+        // Without CAP_SYS_RESOURCE the hard limit cannot rise: use all of the current one.
+        let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let capped = rustix::process::Rlimit {
+            current: current.maximum,
+            maximum: current.maximum,
+        };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, capped)
+            .map_err(|_| fail("setting RLIMIT_NOFILE")(e))?;
+    }
+
+    let program = p.process.enter()?;
+    if p.init {
+        return run_init(&p.process, &program, err_fd);
+    }
+    Err(p.process.exec(&program))
+}
+
+/// Sets `IFF_UP` on `lo` (a new network namespace starts with it down).
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: an ifreq on the stack, a datagram socket closed at the end.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = std::io::Error::last_os_error();
+        libc::close(sock);
+        if r < 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Standard device nodes and links in the container's fresh `/dev`.
+fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
+    let dev = rustix::fs::openat(
+        dev,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening /dev"))?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        rustix::fs::mknodat(
+            &dev,
+            name,
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(major, minor),
+        )
+        .map_err(fail(format!("creating /dev/{name}")))?;
+        // mknod honours the umask: set the mode explicitly.
+        rustix::fs::chmodat(&dev, name, Mode::from_raw_mode(0o666), rustix::fs::AtFlags::empty())
+            .map_err(fail(format!("chmod /dev/{name}")))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        rustix::fs::symlinkat(target, &dev, name).map_err(fail(format!("creating /dev/{name}")))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn reset_signals() {
+    // SAFETY: plain signal-mask and disposition resets in the child.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+impl ProcessPlan {
+    /// In the container: working directory (created if missing, as docker
+    /// does), the program found on PATH, credentials, capabilities,
+    /// `no_new_privs`, every fd but stdio marked close-on-exec.
+    pub(crate) fn enter(&self) -> Result<CString, ChildError> {
+        if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
+            if !rel.as_os_str().is_empty() {
+                let _ = open_in_root(&root, rel, false);
+            }
+        }
+        rustix::process::chdir(&self.cwd).map_err(fail(format!(
+            "chdir to working directory {:?}",
+            self.cwd.display().to_string()
+        )))?;
+        let program = self.find_program()?;
+        self.set_credentials()?;
+        rustix::thread::set_no_new_privs(true).map_err(fail("setting no_new_privs"))?;
+        // SAFETY: close_range only marks descriptors close-on-exec.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            )
+        };
+        Ok(program)
+    }
+
+    /// The command's path: as given when it has a `/`, else found on the container's PATH.
+    fn find_program(&self) -> Result<CString, ChildError> {
+        let arg0 = self.argv.first().ok_or((125, "no command".to_string()))?;
+        let bytes = arg0.as_bytes();
+        if bytes.contains(&b'/') {
+            return Ok(arg0.clone());
+        }
+        for dir in &self.path_dirs {
+            let mut cand = dir.clone();
+            cand.push(b'/');
+            cand.extend_from_slice(bytes);
+            let path = Path::new(std::ffi::OsStr::from_bytes(&cand));
+            if let Ok(md) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                    return CString::new(cand).map_err(|_| (125, "bad path".to_string()));
+                }
+            }
+        }
+        Err((
+            127,
+            format!(
+                "exec: {:?}: executable file not found in $PATH",
+                String::from_utf8_lossy(bytes)
+            ),
+        ))
+    }
+
+    fn set_credentials(&self) -> Result<(), ChildError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        let last = crate::caps::last_cap();
+        for cap in 0..=last.min(63) {
+            if self.caps & (1 << cap) == 0 {
+                match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1 << cap)) {
+                    Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                    Err(e) => return Err(fail("dropping capabilities")(e)),
+                }
+            }
+        }
+        let groups: Vec<rustix::process::Gid> =
+            self.groups.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+        rustix::thread::set_thread_groups(&groups).map_err(fail("setgroups"))?;
+        let gid = rustix::process::Gid::from_raw(self.gid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(fail(format!("setgid {}", self.gid)))?;
+        let uid = rustix::process::Uid::from_raw(self.uid);
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(fail(format!("setuid {}", self.uid)))?;
+        let set = if self.uid == 0 {
+            CapabilitySet::from_bits_retain(self.caps)
+        } else {
+            CapabilitySet::empty()
+        };
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: set,
+                permitted: set,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(fail("setting capabilities"))?;
+        let _ = rustix::thread::clear_ambient_capability_set();
+        Ok(())
+    }
+
+    /// execve; returns only the error, with docker's exit status for it.
+    pub(crate) fn exec(&self, program: &CString) -> ChildError {
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
+        unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let e = std::io::Error::last_os_error();
+        let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => (127, format!("exec: {name:?}: no such file or directory")),
+            Some(libc::EACCES) => (126, format!("exec: {name:?}: permission denied")),
+            _ => (126, format!("exec: {name:?}: {e}")),
+        }
+    }
+}
+
+/// `--init`: PID 1 stays to reap zombies and forward signals; a child runs the command.
+fn run_init(p: &ProcessPlan, program: &CString, err_fd: i32) -> Result<std::convert::Infallible, ChildError> {
+    // SAFETY: signal masks and fork in a single-threaded process.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        let child = libc::fork();
+        if child < 0 {
+            return Err((125, format!("fork: {}", std::io::Error::last_os_error())));
+        }
+        if child == 0 {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            return Err(p.exec(program));
+        }
+        // The command owns the error pipe now; the reaper holds no descriptor
+        // but stdio (a monitor's pipes among them would keep barge waiting).
+        let _ = err_fd;
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig == libc::SIGCHLD {
+                loop {
+                    let mut status = 0;
+                    let reaped = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                    if reaped <= 0 {
+                        break;
+                    }
+                    if reaped == child {
+                        let code = if libc::WIFEXITED(status) {
+                            libc::WEXITSTATUS(status)
+                        } else {
+                            128 + libc::WTERMSIG(status)
+                        };
+                        libc::_exit(code);
+                    }
+                }
+            } else if sig > 0 {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}
+
+/// Starts the container with an external OCI runtime: the overlay is
+/// mounted on the bundle's `rootfs` on the host first (unmounted again when
+/// the container is cleaned up).
+fn external_start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
+    let runtime = c.meta.runtime.clone().unwrap_or_default();
+    let rootfs = c.dir.join("rootfs");
+    let overlay = crate::overlay_options(&c.meta.lower_dirs, Some((&c.dir.join("upper"), &c.dir.join("work"))))?;
+    let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+    rustix::mount::mount(
+        "overlay",
+        &rootfs,
+        "overlay",
+        MountFlags::empty(),
+        cstr(overlay)?.as_c_str(),
+    )
+    .map_err(|e| io_err(format!("mounting {}", rootfs.display()))(e.into()))?;
+    let mut cmd = std::process::Command::new(&runtime);
+    cmd.arg("--root")
+        .arg(external_state_dir(c))
+        .args(["run", "--bundle"])
+        .arg(&c.dir)
+        .arg(c.id());
+    match io {
+        ChildIo::Inherit { stdin } => {
+            if !stdin {
+                cmd.stdin(std::process::Stdio::null());
+            }
+        }
+        ChildIo::Fds { stdin, stdout, stderr } => {
+            cmd.stdin(std::process::Stdio::from(stdin))
+                .stdout(std::process::Stdio::from(stdout))
+                .stderr(std::process::Stdio::from(stderr));
+        }
+        ChildIo::Terminal => {
+            return Err(RuntimeError::External {
+                runtime,
+                message: "a terminal (-t) is not supported with --runtime yet".into(),
+            })
+        }
+    }
+    let child = cmd.spawn().map_err(|e| RuntimeError::External {
+        runtime: runtime.clone(),
+        message: e.to_string(),
+    })?;
+    let pid = child.id() as i32;
+    // The Child handle is not waited on: the pidfd and waitid do that.
+    std::mem::forget(child);
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt("pid 0".into()))?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| io_err("watching the runtime process")(e.into()))?;
+    Ok(Started {
+        pid,
+        pidfd,
+        start_time: process_start_time(pid).unwrap_or(0),
+        terminal: None,
+    })
+}
+
+fn external_state_dir(c: &Container) -> PathBuf {
+    c.dir
+        .parent()
+        .and_then(Path::parent)
+        .map(|root| root.join("runc"))
+        .unwrap_or_else(|| PathBuf::from("/run/barge-runc"))
+}
+
+/// After an external runtime's container ended: its state and our rootfs mount go.
+pub fn external_cleanup(c: &Container) {
+    if let Some(runtime) = &c.meta.runtime {
+        let _ = std::process::Command::new(runtime)
+            .arg("--root")
+            .arg(external_state_dir(c))
+            .args(["delete", "--force", c.id()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let _ = rustix::mount::unmount(c.dir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+}
+
+/// Sends a signal to a container's main process, checking it is still ours.
+pub fn signal(c: &Container, st: &crate::State, sig: i32) -> Result<(), RuntimeError> {
+    let (Some(pid), Some(start)) = (st.pid, st.pid_start) else {
+        return Err(RuntimeError::NotRunning(c.meta.name.clone()));
+    };
+    let fd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::NotRunning(c.meta.name.clone()))?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|_| RuntimeError::NotRunning(c.meta.name.clone()))?;
+    if process_start_time(pid) != Some(start) {
+        return Err(RuntimeError::NotRunning(c.meta.name.clone()));
+    }
+    if c.meta.runtime.is_some() {
+        // runc run forwards signals to the container; SIGKILL cannot be forwarded, so ask runc.
+        if sig == libc::SIGKILL {
+            let _ = std::process::Command::new(c.meta.runtime.as_deref().unwrap_or("runc"))
+                .arg("--root")
+                .arg(external_state_dir(c))
+                .args(["kill", c.id(), "KILL"])
+                .status();
+        }
+    }
+    // SAFETY: pidfd_send_signal on a pidfd we own.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_fd().as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io_err("sending the signal")(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Signal numbers from docker's spellings: `TERM`, `SIGTERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<i32, RuntimeError> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(RuntimeError::BadSignal(s.to_string()));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(RuntimeError::BadSignal(s.to_string())),
+    };
+    Ok(n)
+}

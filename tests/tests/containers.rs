@@ -1,0 +1,770 @@
+//! Containers: isolation proven from inside and outside, the lifecycle
+//! commands, exit codes, and the same bundle under runc.
+
+use barge_tests::image::{busybox_image, ipctool};
+use barge_tests::registry::Registry;
+use barge_tests::{require, require_root_and, Barge};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A store with a busybox image pulled; returns it with the image reference.
+fn setup() -> Option<(Registry, Barge, String)> {
+    if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
+        return None;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "busybox", "latest", &[], |_| {});
+    let b = Barge::new();
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    Some((reg, b, image))
+}
+
+/// `barge run --rm IMAGE sh -c SCRIPT`, asserting success; returns stdout.
+fn sh(b: &Barge, image: &str, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, "sh", "-c", script]);
+    b.ok(&args)
+}
+
+fn inspect(b: &Barge, c: &str, field: &str) -> String {
+    b.ok(&["inspect", "--format", field, c]).trim().to_string()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pid_namespace_from_inside_and_outside() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let inside = sh(&b, &image, &[], "echo $$; ps -o pid,comm");
+    let mut lines = inside.lines();
+    assert_eq!(lines.next(), Some("1"), "the command is PID 1: {inside}");
+    let pids: Vec<&str> = lines
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(pids.len() <= 3, "only the container's own processes: {inside}");
+
+    let id = b
+        .ok(&["run", "-d", "--name", "pidns", &image, "sleep", "30"])
+        .trim()
+        .to_string();
+    let host_pid: i32 = inspect(&b, "pidns", "{{.State.Pid}}").parse().unwrap();
+    assert!(host_pid > 1, "a different PID on the host");
+    let cmdline = std::fs::read(format!("/proc/{host_pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.starts_with(b"sleep\0"),
+        "{:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let ns_host = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let ns_container = std::fs::read_link(format!("/proc/{host_pid}/ns/pid")).unwrap();
+    assert_ne!(ns_host, ns_container);
+    b.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // An orphan is reparented to PID 1; `sleep` as PID 1 never reaps it, barge's init does.
+    let script = "(sleep 0.1 &); exec sleep 30";
+    b.ok(&["run", "-d", "--name", "noinit", &image, "sh", "-c", script]);
+    b.ok(&["run", "-d", "--init", "--name", "withinit", &image, "sh", "-c", script]);
+    std::thread::sleep(Duration::from_millis(800));
+    let started = std::time::Instant::now();
+    b.ok(&["run", "-d", "--init", "--name", "quick", &image, "sleep", "30"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "run -d --init returns at once"
+    );
+    let zombies = |name: &str| {
+        b.ok(&["exec", name, "ps", "-o", "stat,comm"])
+            .lines()
+            .filter(|l| l.trim_start().starts_with('Z'))
+            .count()
+    };
+    assert_eq!(zombies("noinit"), 1, "without --init the orphan stays a zombie");
+    assert_eq!(zombies("withinit"), 0, "--init reaps it");
+    let pid1 = b.ok(&["exec", "withinit", "cat", "/proc/1/cmdline"]);
+    assert!(
+        !pid1.starts_with("sleep"),
+        "with --init the command is not PID 1: {pid1:?}"
+    );
+    b.ok(&["rm", "-f", "noinit", "withinit", "quick"]);
+}
+
+#[test]
+fn mounts_rootfs_and_special_filesystems() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let mounts = sh(&b, &image, &[], "cat /proc/mounts");
+    assert!(
+        mounts
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with("overlay / overlay")),
+        "{mounts}"
+    );
+    for (dev, fs) in [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        ("/sys", "sysfs"),
+    ] {
+        assert!(
+            mounts
+                .lines()
+                .any(|l| l.split(' ').nth(1) == Some(dev) && l.split(' ').nth(2) == Some(fs)),
+            "{dev} {fs}: {mounts}"
+        );
+    }
+    assert!(
+        mounts.lines().any(|l| l.contains(" /sys sysfs ro,")),
+        "/sys is read-only: {mounts}"
+    );
+    let dev = sh(&b, &image, &[], "ls /dev | sort | tr '\\n' ' '");
+    assert_eq!(
+        dev.trim(),
+        "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero"
+    );
+    // docker's masked and read-only paths.
+    assert_eq!(sh(&b, &image, &[], "cat /proc/kcore | wc -c").trim(), "0");
+    assert_eq!(sh(&b, &image, &[], "ls /sys/firmware | wc -l").trim(), "0");
+    assert!(sh(
+        &b,
+        &image,
+        &[],
+        "echo 1 > /proc/sys/kernel/domainname 2>&1 && echo wrote || echo refused"
+    )
+    .contains("refused"));
+    assert!(sh(&b, &image, &[], "touch /sys/x 2>&1 || echo refused").contains("refused"));
+    // pivot_root, not chroot: the old root is gone, not just hidden.
+    assert_eq!(
+        sh(&b, &image, &[], "cat /proc/1/mountinfo | grep -c ' / / ' || true").trim(),
+        "1"
+    );
+    // /etc files.
+    let etc = sh(
+        &b,
+        &image,
+        &["--hostname", "box1"],
+        "cat /etc/hostname; grep localhost /etc/hosts | head -1; test -f /etc/resolv.conf && echo resolv",
+    );
+    assert_eq!(etc, "box1\n127.0.0.1\tlocalhost\nresolv\n");
+    // --read-only.
+    let ro = sh(
+        &b,
+        &image,
+        &["--read-only"],
+        "touch /x 2>&1 || echo refused; echo ok > /dev/shm/w && cat /dev/shm/w",
+    );
+    assert!(
+        ro.contains("Read-only file system") && ro.contains("refused") && ro.ends_with("ok\n"),
+        "{ro}"
+    );
+}
+
+#[test]
+fn volumes_and_host_files() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let rw = host.path().join("rw");
+    let ro = host.path().join("ro");
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("given"), "from host").unwrap();
+    let secret = host.path().join("outside-secret");
+    std::fs::write(&secret, "host only").unwrap();
+    let script = format!(
+        "echo written > /data/out; cat /conf/given; echo x > /conf/nope 2>/dev/null || echo ro-refused; cat {} 2>/dev/null || echo invisible; echo escape > /tmp/escaped-{}",
+        secret.display(),
+        std::process::id()
+    );
+    let o = sh(
+        &b,
+        &image,
+        &[
+            "-v",
+            &format!("{}:/data", rw.display()),
+            "-v",
+            &format!("{}:/conf:ro", ro.display()),
+        ],
+        &script,
+    );
+    assert_eq!(o, "from hostro-refused\ninvisible\n");
+    assert_eq!(std::fs::read_to_string(rw.join("out")).unwrap(), "written\n");
+    assert!(!ro.join("nope").exists());
+    assert!(
+        !std::path::Path::new(&format!("/tmp/escaped-{}", std::process::id())).exists(),
+        "a container write reached the host's /tmp"
+    );
+    let e = b.fails(&["run", "--rm", "-v", "relative:/x", &image, "true"]);
+    assert!(e.contains("invalid volume specification"), "{e}");
+}
+
+#[test]
+fn upper_dir_survives_stop_and_start_and_goes_with_rm() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "keeper",
+            &image,
+            "sh",
+            "-c",
+            "echo data > /persist; exec sleep 30",
+        ])
+        .trim()
+        .to_string();
+    wait_until("the write", || {
+        b.run(&["exec", "keeper", "cat", "/persist"]).status.success()
+    });
+    b.ok(&["kill", "keeper"]);
+    b.ok(&["wait", "keeper"]);
+    b.ok(&["start", "keeper"]);
+    assert_eq!(b.ok(&["exec", "keeper", "cat", "/persist"]), "data\n");
+    let dir = b.root().join("containers").join(&id);
+    assert!(dir.join("upper/persist").is_file());
+    b.ok(&["rm", "-f", "keeper"]);
+    assert!(!dir.exists(), "rm removes the container's files");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&id),
+        "nothing of the container is mounted on the host"
+    );
+}
+
+#[test]
+fn network_none_and_host() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let links = sh(&b, &image, &[], "ip -o link");
+    assert_eq!(links.lines().count(), 1, "only lo: {links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "lo is up: {links}");
+    let host_links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .map(|o| out(&o).lines().count())
+        .unwrap_or(0);
+    if host_links > 1 {
+        let links = sh(&b, &image, &["--network", "host"], "ip -o link");
+        assert_eq!(links.lines().count(), host_links, "the host's interfaces: {links}");
+    }
+    let help = b.ok(&["run", "--help"]);
+    assert!(help.contains("The default is none"), "{help}");
+}
+
+#[test]
+fn ipc_objects_stay_in_their_container() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require(
+        "gcc with a static libc",
+        Command::new("gcc").arg("--version").output().is_ok(),
+    ) {
+        return;
+    }
+    let tool = ipctool();
+    let dir = tool.parent().unwrap().display().to_string();
+    let vol = format!("{dir}:/ipc:ro");
+    let name = tool.file_name().unwrap().to_string_lossy().into_owned();
+    let key = "0x5eed";
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipc-a",
+        "-v",
+        &vol,
+        &image,
+        "sh",
+        "-c",
+        &format!("/ipc/{name} create {key} && touch /dev/mqueue/barge-q && exec sleep 30"),
+    ]);
+    wait_until("the segment", || {
+        b.run(&["exec", "ipc-a", &format!("/ipc/{name}"), "find", key])
+            .status
+            .success()
+    });
+    assert!(b.run(&["exec", "ipc-a", "ls", "/dev/mqueue/barge-q"]).status.success());
+    let other = b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        &image,
+        "sh",
+        "-c",
+        &format!("/ipc/{name} find {key} && echo seen || echo unseen; ls /dev/mqueue"),
+    ]);
+    assert_eq!(out(&other), "unseen\n", "{}", err(&other));
+    assert!(
+        !Command::new(&tool).args(["find", key]).status().unwrap().success(),
+        "the host does not see it"
+    );
+    b.ok(&["rm", "-f", "ipc-a"]);
+}
+
+#[test]
+fn hostname_capabilities_user_fds_and_limits() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let id = b
+        .ok(&["create", "--name", "uts", &image, "hostname"])
+        .trim()
+        .to_string();
+    b.ok(&["start", "-a", "uts"])
+        .contains(&id[..12])
+        .then_some(())
+        .expect("hostname is the short ID");
+    assert_eq!(sh(&b, &image, &["--hostname", "custom"], "hostname"), "custom\n");
+
+    let status = sh(
+        &b,
+        &image,
+        &[],
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
+    );
+    assert!(
+        status.contains("CapEff:\t00000000a80425fb") && status.contains("CapBnd:\t00000000a80425fb"),
+        "docker's default set: {status}"
+    );
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    let none = sh(&b, &image, &["--cap-drop", "ALL"], "grep CapBnd /proc/self/status");
+    assert!(none.contains("0000000000000000"), "{none}");
+    let plus = sh(
+        &b,
+        &image,
+        &["--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(
+        plus.contains("00000000a80435fa"),
+        "NET_ADMIN added, CHOWN dropped: {plus}"
+    );
+    let e = b.fails(&["run", "--rm", "--cap-add", "BOGUS", &image, "true"]);
+    assert!(e.contains("unknown capability"), "{e}");
+
+    // Users come from the image's own /etc/passwd and /etc/group.
+    assert_eq!(
+        sh(&b, &image, &["-u", "app"], "id"),
+        "uid=1234(app) gid=1234(app) groups=29(audio)\n"
+    );
+    assert_eq!(sh(&b, &image, &["-u", "4000:4001"], "id -u; id -g"), "4000\n4001\n");
+    let nouser = b.run(&["run", "--rm", "-u", "nobody-here", &image, "true"]);
+    assert_eq!(nouser.status.code(), Some(125));
+    assert!(
+        err(&nouser).contains("unable to find user nobody-here"),
+        "{}",
+        err(&nouser)
+    );
+    let caps = sh(&b, &image, &["-u", "app"], "grep CapEff /proc/self/status");
+    assert!(
+        caps.contains("0000000000000000"),
+        "a non-root user has no effective capabilities: {caps}"
+    );
+
+    // Only stdio is open (the 3 is ls's own directory handle).
+    let fds = sh(&b, &image, &[], "ls /proc/self/fd | tr '\\n' ' '");
+    assert_eq!(fds.trim(), "0 1 2 3", "{fds}");
+    let nofile: u64 = sh(&b, &image, &[], "ulimit -n").trim().parse().unwrap();
+    assert!(nofile > 1024, "RLIMIT_NOFILE is raised: {nofile}");
+}
+
+#[test]
+fn exit_codes_like_docker() {
+    let Some((_reg, b, image)) = setup() else { return };
+    assert_eq!(b.run(&["run", "--rm", &image, "true"]).status.code(), Some(0));
+    assert_eq!(
+        b.run(&["run", "--rm", &image, "sh", "-c", "exit 1"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        b.run(&["run", "--rm", &image, "sh", "-c", "exit 42"]).status.code(),
+        Some(42)
+    );
+    assert_eq!(b.run(&["run", "--rm", "--bogus-flag", &image]).status.code(), Some(125));
+    assert_eq!(b.run(&["run", "--rm", "127.0.0.1:1/nothing"]).status.code(), Some(125));
+    let o = b.run(&["run", "--rm", &image, "/etc/hosts"]);
+    assert_eq!(o.status.code(), Some(126), "{}", err(&o));
+    let o = b.run(&["run", "--rm", &image, "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        err(&o).contains("exec: \"nosuchcommand\": executable file not found in $PATH"),
+        "{}",
+        err(&o)
+    );
+    // Killed by a signal: 128 + the signal (PID 1 cannot be SIGKILLed from inside, so under --init).
+    assert_eq!(
+        b.run(&["run", "--rm", "--init", &image, "sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
+}
+
+#[test]
+fn signals_are_forwarded_to_the_container() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let mut child = b
+        .command()
+        .args([
+            "run",
+            "--rm",
+            &image,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(42));
+    assert!(rest.contains("got-term"), "{rest}");
+
+    // kill -s sends the signal; stop sends SIGTERM, then SIGKILL after the timeout.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        &image,
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]);
+    b.ok(&["kill", "-s", "USR1", "trapper"]);
+    assert_eq!(b.ok(&["wait", "trapper"]), "7\n");
+    b.ok(&["run", "-d", "--name", "stubborn", &image, "sleep", "60"]);
+    let started = std::time::Instant::now();
+    assert_eq!(b.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(inspect(&b, "stubborn", "{{.State.ExitCode}}"), "137");
+    let e = b.fails(&["kill", "stubborn"]);
+    assert!(e.contains("is not running"), "{e}");
+}
+
+#[test]
+fn detached_containers_ps_logs_stop_rm() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "-l",
+        "team=core",
+        &image,
+        "sh",
+        "-c",
+        "echo start; echo oops >&2; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    wait_until("some output", || b.ok(&["logs", "ticker"]).contains("tick 2"));
+    let table = b.ok(&["ps"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
+    );
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Up ") && row.trim_end().ends_with("ticker"),
+        "{table}"
+    );
+    assert!(row.contains("\"sh -c echo start; e…\""), "{row}");
+
+    let logs = b.run(&["logs", "ticker"]);
+    assert!(out(&logs).starts_with("start\ntick 0\n"), "{}", out(&logs));
+    assert_eq!(err(&logs), "oops\n", "stderr stays stderr");
+    assert_eq!(b.ok(&["logs", "--tail", "1", "ticker"]).lines().count(), 1);
+    let stamped = b.ok(&["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(stamped.starts_with("20") && stamped.contains("Z tick"), "{stamped}");
+    // -f follows until the container stops.
+    let follow = b
+        .command()
+        .args(["logs", "-f", "ticker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.ok(&["stop", "ticker"]), "ticker\n");
+    let followed = follow.wait_with_output().unwrap();
+    assert!(out(&followed).lines().count() > 3);
+    let status = b.ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(status.starts_with("Exited (") && status.contains("ago"), "{status}");
+    let e = b.fails(&["logs", "nosuch"]);
+    assert!(e.contains("No such container: nosuch"), "{e}");
+    assert_eq!(b.ok(&["rm", "ticker"]), "ticker\n");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn rm_of_a_running_container_needs_force_and_rm_flag_removes() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["run", "-d", "--name", "busy", &image, "sleep", "30"]);
+    let e = b.fails(&["rm", "busy"]);
+    assert!(
+        e.contains("container is running: stop the container before removing or force remove"),
+        "{e}"
+    );
+    b.ok(&["rm", "-f", "busy"]);
+    b.ok(&["run", "--rm", "--name", "gone", &image, "true"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    b.ok(&["run", "-d", "--rm", "--name", "gone2", &image, "true"]);
+    wait_until("--rm of a detached container", || b.ok(&["ps", "-aq"]).is_empty());
+}
+
+#[test]
+fn ps_filters_formats_and_prune() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["run", "--name", "ok0", "-l", "tier=a", &image, "true"]);
+    let _ = b.run(&["run", "--name", "bad3", "-l", "tier=b", &image, "sh", "-c", "exit 3"]);
+    b.ok(&["create", "--name", "fresh", &image, "true"]);
+    b.ok(&["run", "-d", "--name", "live", "-l", "tier=a", &image, "sleep", "30"]);
+    let names = |args: &[&str]| {
+        let mut v: Vec<String> = b
+            .ok(&[&["ps", "--format", "{{.Names}}"], args].concat())
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&[]), ["live"]);
+    assert_eq!(names(&["-a"]), ["bad3", "fresh", "live", "ok0"]);
+    assert_eq!(names(&["-a", "--filter", "label=tier=a"]), ["live", "ok0"]);
+    assert_eq!(names(&["-a", "--filter", "status=exited"]), ["bad3", "ok0"]);
+    assert_eq!(names(&["--filter", "exited=3"]), ["bad3"]);
+    assert_eq!(names(&["-a", "--filter", "status=created"]), ["fresh"]);
+    assert_eq!(names(&["-a", "--filter", "name=ok"]), ["ok0"]);
+    assert_eq!(names(&["-a", "--filter", &format!("ancestor={image}")]).len(), 4);
+    assert_eq!(names(&["-l"]), ["live"], "the latest created");
+    assert_eq!(b.ok(&["ps", "-n", "2", "-q"]).lines().count(), 2);
+    let json: serde_json::Value = serde_json::from_str(b.ok(&["ps", "--format", "json"]).trim()).unwrap();
+    assert_eq!(json["Names"], "live");
+    assert_eq!(json["State"], "running");
+    assert_eq!(b.ok(&["ps", "--no-trunc", "-q"]).trim().len(), 64);
+    let sized = b.ok(&["ps", "-s"]);
+    assert!(
+        sized.lines().next().unwrap().contains("SIZE") && sized.contains("(virtual "),
+        "{sized}"
+    );
+    let e = b.fails(&["ps", "--filter", "colour=red"]);
+    assert!(e.contains("invalid filter"), "{e}");
+
+    // prune: "n" keeps everything; label filter; then all stopped ones.
+    let o = b.run_with_stdin(&["container", "prune"], "n\n");
+    assert!(
+        err(&o).contains("WARNING! This will remove all stopped containers.")
+            && err(&o).contains("Are you sure you want to continue? [y/N]")
+    );
+    assert_eq!(names(&["-a"]).len(), 4);
+    let ok0 = inspect(&b, "ok0", "{{.Id}}");
+    let o = b.ok(&["container", "prune", "-f", "--filter", "label=tier=a"]);
+    assert_eq!(
+        o.lines().take(2).collect::<Vec<_>>(),
+        ["Deleted Containers:", ok0.as_str()]
+    );
+    assert!(
+        o.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("Total reclaimed space: "),
+        "{o}"
+    );
+    let o = b.run_with_stdin(&["container", "prune"], "y\n");
+    assert!(out(&o).contains("Deleted Containers:"));
+    assert_eq!(names(&["-a"]), ["live"], "running containers stay");
+    b.ok(&["rm", "-f", "live"]);
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            b.command()
+                .args(["run", "-d", &image, "sleep", "30"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        ids.push(out(&o).trim().to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    let running = b.ok(&["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = running.lines().collect();
+    assert_eq!(names.len(), 20);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 20, "unique names");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    b.ok(&rm);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn exec_enters_the_namespaces_and_leaves_nothing_behind() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "host1",
+        "--hostname",
+        "inside",
+        &image,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(b.ok(&["exec", "host1", "hostname"]), "inside\n");
+    assert_eq!(b.ok(&["exec", "host1", "cat", "/proc/1/cmdline"]), "sleep\u{0}30\u{0}");
+    assert_eq!(b.run(&["exec", "host1", "sh", "-c", "exit 5"]).status.code(), Some(5));
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            "-u",
+            "app",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "host1",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "1234\n/tmp\n1\n"
+    );
+    let ps = b.ok(&["exec", "host1", "ps", "-o", "comm"]);
+    assert_eq!(
+        ps.lines().skip(1).collect::<Vec<_>>(),
+        ["sleep", "ps"],
+        "no barge process inside: {ps}"
+    );
+    let o = b.run(&["exec", "host1", "nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    b.ok(&["rm", "-f", "host1"]);
+    let e = b.fails(&["exec", "host1", "true"]);
+    assert!(e.contains("No such container"), "{e}");
+}
+
+#[test]
+fn images_used_by_containers_need_force_to_remove() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["create", "--name", "user", &image, "true"]);
+    let e = b.fails(&["rmi", &image]);
+    assert!(
+        e.contains("(must force) - container") && e.contains("is using its referenced image"),
+        "{e}"
+    );
+    let out = b.ok(&["rmi", "-f", &image]);
+    assert!(
+        out.contains("Untagged:") && !out.contains("Deleted:"),
+        "untagged, kept: {out}"
+    );
+    // The container still runs: its image (now dangling) and layers stay.
+    b.ok(&["start", "-a", "user"]);
+    let pruned = b.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(pruned, "Total reclaimed space: 0B\n", "images in use survive prune -a");
+    b.ok(&["rm", "user"]);
+    assert!(b.ok(&["image", "prune", "-f"]).contains("deleted: sha256:"));
+}
+
+#[test]
+fn a_terminal_with_dash_t() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require_root_and(&["script"]) {
+        return;
+    }
+    let shell = format!(
+        "{} --root {} --config {} run --rm -t {image} sh -c 'tty; stty size; echo done'",
+        barge_tests::barge_bin().display(),
+        b.root().display(),
+        b.docker_config().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+        .output()
+        .unwrap();
+    let screen = out(&o);
+    assert!(o.status.success(), "{screen}");
+    assert!(screen.contains("/dev/pts/0"), "{screen}");
+    assert!(screen.contains("done"), "{screen}");
+}
+
+#[test]
+fn the_same_bundle_runs_under_runc() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require_root_and(&["runc"]) {
+        return;
+    }
+    let probe = "id; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; cat /etc/hostname; echo $$; ls / | tr '\\n' ' '";
+    let ours = sh(&b, &image, &["--hostname", "same"], probe);
+    let theirs = sh(&b, &image, &["--hostname", "same", "--runtime", "runc"], probe);
+    assert_eq!(ours, theirs, "the same observable result");
+    let bundle_check = b.ok(&["create", "--name", "bundle", &image, "true"]);
+    let dir = b.root().join("containers").join(bundle_check.trim());
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["ociVersion"], "1.0.2");
+    assert_eq!(spec["root"]["path"], "rootfs");
+    b.ok(&["rm", "bundle"]);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&b.root().join("containers").display().to_string()),
+        "runc's rootfs mount is gone: {mountinfo}"
+    );
+}
