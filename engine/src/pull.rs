@@ -346,7 +346,8 @@ impl LayerJob<'_> {
         if have_blob {
             // Downloaded before but never unpacked: unpack from the store.
             let mut file = self.store.open_blob(digest)?;
-            self.unpack(&mut file)?;
+            let unpacked = self.unpack(&mut file)?;
+            self.commit(unpacked)?;
             self.progress.layer(digest, LayerState::PullComplete);
             return Ok(());
         }
@@ -385,22 +386,25 @@ impl LayerJob<'_> {
             progress: self.progress,
         };
         let mut tee = ingest.tee(counted).map_err(PullError::Store)?;
-        let result = if have_snapshot {
-            io::copy(&mut tee, &mut io::sink())
-                .map(|_| ())
-                .map_err(|e| transfer(StoreError::Transfer(e)))
+        let unpacked = if have_snapshot {
+            io::copy(&mut tee, &mut io::sink()).map_err(|e| transfer(StoreError::Transfer(e)))?;
+            None
         } else {
-            self.unpack(&mut tee)
+            Some(self.unpack(&mut tee)?)
         };
-        result?;
+        // The blob is verified and stored before the snapshot made from it appears.
         self.progress.layer(digest, LayerState::VerifyingChecksum);
         tee.commit().map_err(transfer)?;
         self.progress.layer(digest, LayerState::DownloadComplete);
+        if let Some(u) = unpacked {
+            self.commit(u)?;
+        }
         Ok(())
     }
 
-    /// Applies a layer stream into a new snapshot and commits it once its diff ID checks out.
-    fn unpack(&self, reader: &mut dyn Read) -> Result<(), PullError> {
+    /// Applies a layer stream into a new snapshot, checking its diff ID;
+    /// [`LayerJob::commit`] makes it visible.
+    fn unpack(&self, reader: &mut dyn Read) -> Result<Unpacked, PullError> {
         let digest = &self.desc.digest;
         let compression = media::layer_compression(&self.desc.media_type).unwrap_or(Compression::None);
         let builder = self.store.new_snapshot(self.chain_id)?;
@@ -413,16 +417,36 @@ impl LayerJob<'_> {
             }
             .into());
         }
+        Ok(Unpacked {
+            builder,
+            diff_id,
+            stats,
+        })
+    }
+
+    fn commit(&self, u: Unpacked) -> Result<(), PullError> {
+        let Unpacked {
+            builder,
+            diff_id,
+            stats,
+        } = u;
         builder.commit(&diff_id, self.parent, &stats)?;
         if stats.skipped_devices > 0 {
             self.progress.warning(&format!(
                 "layer {}: {} device nodes were not created because barge is not running as root",
-                digest.short(),
+                self.desc.digest.short(),
                 stats.skipped_devices
             ));
         }
         Ok(())
     }
+}
+
+/// A layer applied and checked, not yet visible.
+struct Unpacked {
+    builder: barge_store::SnapshotBuilder,
+    diff_id: Digest,
+    stats: barge_store::ApplyStats,
 }
 
 /// Turns a transfer failure back into the registry error that caused it.

@@ -229,7 +229,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| token_err("the reply holds no token".into()))?;
         // The spec's minimum lifetime is 60 s; renew a little early.
-        let lifetime = reply.expires_in.unwrap_or(60).max(60);
+        let lifetime = reply.expires_in.unwrap_or(60).clamp(60, 24 * 3600);
         let token = Token {
             value,
             expires: Instant::now() + Duration::from_secs(lifetime - 10),

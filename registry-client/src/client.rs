@@ -331,7 +331,15 @@ impl Client {
                 why: "it is not an http(s) URL".into(),
             })?,
         };
-        let same_host = authority(&url).eq_ignore_ascii_case(host_name);
+        let same_host = authority(&url).eq_ignore_ascii_case(host_name) && url.starts_with(&format!("{}/", host.base));
+        // An upload location must not downgrade HTTPS: credentials and content would travel in clear.
+        if url.starts_with("http://") && host.base.starts_with("https://") && !self.is_insecure(authority(&url)) {
+            return Err(RegistryError::Redirect {
+                host: host_name.to_string(),
+                location: url,
+                why: "it downgrades HTTPS to plain HTTP".into(),
+            });
+        }
         let mut reauthenticated = false;
         loop {
             let auth = if same_host {

@@ -94,6 +94,8 @@ fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
 impl Runtime {
     /// Creates a container of the image `image_id` (named `image` by the user).
     pub fn create(&self, image_id: &Digest, image: &str, opts: &CreateOptions) -> Result<Container, RuntimeError> {
+        // No removal runs while the image is read and its use recorded.
+        let _store = self.store.lock_shared()?;
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
         let cfg = details.config.config.clone().unwrap_or(serde_json::Value::Null);
@@ -209,6 +211,9 @@ impl Runtime {
         for sub in ["upper", "work", "rootfs"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(io_err(format!("creating {}", dir.join(sub).display())))?;
         }
+        // First of the records: from now on the store keeps the image.
+        std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), image_id.to_string())
+            .map_err(io_err(format!("writing {}", dir.display())))?;
         for v in &volumes {
             if !v.source.exists() {
                 // As docker does for bind sources that do not exist.
@@ -297,9 +302,6 @@ impl Runtime {
         write_json(&dir.join("config.json"), &spec)?;
         write_json(&dir.join("meta.json"), &meta)?;
         write_json(&dir.join("state.json"), &State::created())?;
-        // The store reads this to keep the image while the container exists.
-        std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), image_id.to_string())
-            .map_err(io_err(format!("writing {}", dir.display())))?;
         Ok(Container { dir, meta })
     }
 }

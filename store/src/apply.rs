@@ -34,9 +34,27 @@ pub struct ApplyOptions {
 }
 
 impl ApplyOptions {
+    /// Privileged when barge holds what the privileged path needs (chown,
+    /// mknod, `trusted.` xattrs) in the initial user namespace — not merely
+    /// uid 0, which in a user namespace has none of them on the store.
     pub fn for_current_user() -> ApplyOptions {
+        const CHOWN: u32 = 0;
+        const SYS_ADMIN: u32 = 21;
+        const MKNOD: u32 = 27;
+        let caps = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+            })
+            .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+            .unwrap_or(0);
+        let in_initial_userns = std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true);
+        let all = [CHOWN, SYS_ADMIN, MKNOD].iter().all(|c| caps & (1 << c) != 0);
         ApplyOptions {
-            privileged: rustix::process::geteuid().is_root(),
+            privileged: all && in_initial_userns,
         }
     }
 
@@ -93,19 +111,112 @@ pub fn apply_tar<R: Read>(reader: R, dest: &Path, opts: ApplyOptions) -> Result<
         stats: ApplyStats::default(),
     };
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(ApplyError::Tar)? {
+    // Raw entries: extension headers are read here, with size limits,
+    // rather than by the tar crate, which would read any size into memory.
+    let mut pending = Extensions::default();
+    for entry in archive.entries().map_err(ApplyError::Tar)?.raw(true) {
         let mut entry = entry.map_err(ApplyError::Tar)?;
-        applier.entry(&mut entry)?;
+        let kind = entry.header().entry_type();
+        let extension = matches!(
+            kind,
+            EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader | EntryType::XGlobalHeader
+        );
+        if extension {
+            if entry.size() > MAX_EXTENSION {
+                return Err(ApplyError::Refused {
+                    path: display(&entry.path_bytes()),
+                    reason: format!(
+                        "a {kind:?} header of {} bytes is larger than the {MAX_EXTENSION} allowed",
+                        entry.size()
+                    ),
+                });
+            }
+            let mut data = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut data).map_err(ApplyError::Tar)?;
+            match kind {
+                EntryType::GNULongName => pending.path = Some(trim_nul(data)),
+                EntryType::GNULongLink => pending.link = Some(trim_nul(data)),
+                EntryType::XHeader => pending.pax = parse_pax(&data),
+                // Global headers: nothing barge applies.
+                _ => {}
+            }
+            continue;
+        }
+        if kind == EntryType::GNUSparse {
+            return Err(ApplyError::Refused {
+                path: display(&entry.path_bytes()),
+                reason: "GNU sparse entries are not supported (no image tool writes them)".into(),
+            });
+        }
+        let ext = std::mem::take(&mut pending);
+        applier.entry(&mut entry, ext)?;
     }
     applier.finish_dirs()?;
     Ok(applier.stats)
+}
+
+/// The largest GNU long-name or PAX header accepted.
+const MAX_EXTENSION: u64 = 1 << 20;
+/// The longest entry path accepted (Linux's PATH_MAX).
+const MAX_PATH: usize = 4096;
+
+/// What extension headers said about the next entry.
+#[derive(Default)]
+struct Extensions {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    pax: Vec<(String, Vec<u8>)>,
+}
+
+impl Extensions {
+    fn pax(&self, key: &str) -> Option<&[u8]> {
+        self.pax.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+    }
+}
+
+fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// PAX records: `<length> <key>=<value>\n`, the length counting the whole record.
+fn parse_pax(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let Some(space) = rest.iter().position(|b| *b == b' ') else {
+            break;
+        };
+        let Some(len) = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+        else {
+            break;
+        };
+        if len <= space + 1 || len > rest.len() {
+            break;
+        }
+        let record = &rest[space + 1..len];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(eq) = record.iter().position(|b| *b == b'=') {
+            if let Ok(key) = std::str::from_utf8(&record[..eq]) {
+                out.push((key.to_string(), record[eq + 1..].to_vec()));
+            }
+        }
+        rest = &rest[len..];
+    }
+    out
 }
 
 struct Applier {
     root: OwnedFd,
     opts: ApplyOptions,
     /// Directories whose times are set last, once nothing more is written in them.
-    dirs: Vec<(Vec<OsString>, Timestamps)>,
+    /// With the mode to set then, when it could not be set at once (unprivileged,
+    /// a read-only directory would stop this layer's own entries below it).
+    dirs: Vec<(PathBuf, Timestamps, Option<u32>)>,
     stats: ApplyStats,
 }
 
@@ -152,15 +263,35 @@ fn display(raw: &[u8]) -> String {
 }
 
 impl Applier {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ApplyError> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ext: Extensions) -> Result<(), ApplyError> {
         let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink
-        ) {
-            return Ok(());
+        let raw_path = match ext.pax("path").map(<[u8]>::to_vec).or_else(|| ext.path.clone()) {
+            Some(p) => p,
+            None => entry.path_bytes().into_owned(),
+        };
+        let link_name: Option<Vec<u8>> = ext
+            .pax("linkpath")
+            .map(<[u8]>::to_vec)
+            .or_else(|| ext.link.clone())
+            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
+        if raw_path.len() > MAX_PATH || link_name.as_ref().is_some_and(|l| l.len() > MAX_PATH) {
+            return Err(ApplyError::Refused {
+                path: display(&raw_path[..raw_path.len().min(200)]),
+                reason: format!("a path longer than {MAX_PATH} bytes"),
+            });
         }
-        let raw_path = entry.path_bytes().into_owned();
+        if let Some(size) = ext
+            .pax("size")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if size != entry.size() {
+                return Err(ApplyError::Refused {
+                    path: display(&raw_path),
+                    reason: "a PAX size that differs from the header's is not supported".into(),
+                });
+            }
+        }
         let path = display(&raw_path);
         let refuse = |reason: &str| ApplyError::Refused {
             path: path.clone(),
@@ -178,10 +309,10 @@ impl Applier {
             if kind != EntryType::Directory {
                 return Err(refuse("the layer root can only be a directory"));
             }
-            let meta = self.meta(entry).map_err(io_err)?;
+            let meta = self.meta(entry, &ext).map_err(io_err)?;
             let root = self.root.try_clone().map_err(io_err)?;
             self.set_meta_fd(&root, &meta).map_err(io_err)?;
-            self.dirs.push((Vec::new(), meta.times));
+            self.dirs.push((PathBuf::new(), meta.times, None));
             return Ok(());
         };
         let parent_comps = &comps[..comps.len() - 1];
@@ -197,9 +328,9 @@ impl Applier {
             ParentError::Refused(r) => refuse(&r),
             ParentError::Io(e) => io_err(e),
         })?;
-        let meta = self.meta(entry).map_err(io_err)?;
+        let meta = self.meta(entry, &ext).map_err(io_err)?;
         match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
                 self.replace(&parent, &name, false).map_err(io_err)?;
                 let fd = openat(
                     &parent,
@@ -225,14 +356,17 @@ impl Applier {
                     Mode::empty(),
                 )
                 .map_err(|e| io_err(e.into()))?;
-                self.set_meta_fd(dir.as_fd(), &meta).map_err(io_err)?;
-                self.dirs.push((comps.clone(), meta.times));
+                // Unprivileged, write permission is needed until the layer is done.
+                let deferred = (!self.opts.privileged && meta.mode & 0o700 != 0o700).then_some(meta.mode);
+                let now = Meta {
+                    mode: if deferred.is_some() { 0o700 } else { meta.mode },
+                    ..meta
+                };
+                self.set_meta_fd(dir.as_fd(), &now).map_err(io_err)?;
+                self.dirs.push((join(&comps), now.times, deferred));
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refuse("symlink without a target"))?
-                    .into_owned();
+                let target = link_name.clone().ok_or_else(|| refuse("symlink without a target"))?;
                 if target.is_empty() || target.contains(&0) {
                     return Err(refuse("symlink with an empty or invalid target"));
                 }
@@ -241,10 +375,7 @@ impl Applier {
                 self.set_meta_at(&parent, &name, &meta, true).map_err(io_err)?;
             }
             EntryType::Link => {
-                let target_raw = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refuse("hard link without a target"))?
-                    .into_owned();
+                let target_raw = link_name.clone().ok_or_else(|| refuse("hard link without a target"))?;
                 let target = clean_path(&target_raw).map_err(|r| refuse(&format!("hard link target: {r}")))?;
                 let Some(target_name) = target.last() else {
                     return Err(refuse("hard link to the layer root"));
@@ -300,28 +431,34 @@ impl Applier {
         Ok(())
     }
 
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, ext: &Extensions) -> io::Result<Meta> {
         let h = entry.header();
-        let uid = u32::try_from(h.uid()?).map_err(|_| io::Error::other("uid out of range"))?;
-        let gid = u32::try_from(h.gid()?).map_err(|_| io::Error::other("gid out of range"))?;
+        let pax_num = |key: &str| {
+            ext.pax(key)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let uid = u32::try_from(pax_num("uid").map_or_else(|| h.uid(), Ok)?)
+            .map_err(|_| io::Error::other("uid out of range"))?;
+        let gid = u32::try_from(pax_num("gid").map_or_else(|| h.gid(), Ok)?)
+            .map_err(|_| io::Error::other("gid out of range"))?;
         let mode = h.mode()? & 0o7777;
         let mut mtime = Timespec {
             tv_sec: i64::try_from(h.mtime()?).unwrap_or(0),
             tv_nsec: 0,
         };
+        if let Some(t) = ext
+            .pax("mtime")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(parse_pax_time)
+        {
+            mtime = t;
+        }
         let mut xattrs = Vec::new();
-        if let Some(exts) = entry.pax_extensions()? {
-            for ext in exts {
-                let ext = ext?;
-                let Ok(key) = ext.key() else { continue };
-                if key == "mtime" {
-                    if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
-                        mtime = t;
-                    }
-                } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                    if allowed_xattr(name, self.opts.privileged) {
-                        xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
-                    }
+        for (key, value) in &ext.pax {
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if allowed_xattr(name, self.opts.privileged) {
+                    xattrs.push((name.to_string(), value.clone()));
                 }
             }
         }
@@ -483,28 +620,48 @@ impl Applier {
 
     /// Sets directory times last: writing into a directory changes its mtime.
     fn finish_dirs(&mut self) -> Result<(), ApplyError> {
-        for (comps, times) in std::mem::take(&mut self.dirs) {
-            let path = join(&comps).display().to_string();
-            let (parent, name) = match comps.split_last() {
-                Some((name, parent)) => (parent, OsStr::new(name)),
-                None => {
-                    futimens(&self.root, &times).map_err(|e| ApplyError::Io { path, source: e.into() })?;
-                    continue;
+        for (path, times, mode) in std::mem::take(&mut self.dirs) {
+            let shown = path.display().to_string();
+            let err = |e: rustix::io::Errno| ApplyError::Io {
+                path: shown.clone(),
+                source: e.into(),
+            };
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                if let Some(m) = mode {
+                    fchmod(&self.root, Mode::from_raw_mode(m)).map_err(err)?;
                 }
+                futimens(&self.root, &times).map_err(err)?;
+                continue;
             };
             // Entries after the directory may have replaced it: then there is nothing to do.
-            let Ok(parent) = self.existing_dir(parent) else {
+            let Ok(parent) = openat2(
+                &self.root,
+                parent_or_dot(parent),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            ) else {
                 continue;
             };
             match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                    utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| ApplyError::Io { path, source: e.into() })?;
+                    if let Some(m) = mode {
+                        rustix::fs::chmodat(&parent, name, Mode::from_raw_mode(m), AtFlags::empty()).map_err(err)?;
+                    }
+                    utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+}
+
+fn parent_or_dot(p: &Path) -> &Path {
+    if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
     }
 }
 
@@ -542,20 +699,35 @@ fn allowed_xattr(name: &str, privileged: bool) -> bool {
 
 /// PAX times are decimal seconds with an optional fraction.
 fn parse_pax_time(s: &str) -> Option<Timespec> {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let tv_sec: i64 = secs.parse().ok()?;
+    let negative = s.starts_with('-');
+    let (secs, frac) = s
+        .trim_start_matches(['-', '+'])
+        .split_once('.')
+        .unwrap_or((s.trim_start_matches(['-', '+']), ""));
+    let whole: i64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let tv_nsec = if digits.is_empty() {
+    let nanos = if digits.is_empty() {
         0
     } else {
         digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
     };
-    Some(Timespec {
-        tv_sec,
-        tv_nsec: if tv_sec < 0 && tv_nsec > 0 { -tv_nsec } else { tv_nsec },
+    // Timespec nanoseconds are never negative: -1.5 s is -2 s + 0.5 s.
+    Some(match (negative, nanos) {
+        (false, n) => Timespec {
+            tv_sec: whole,
+            tv_nsec: n,
+        },
+        (true, 0) => Timespec {
+            tv_sec: -whole,
+            tv_nsec: 0,
+        },
+        (true, n) => Timespec {
+            tv_sec: -whole - 1,
+            tv_nsec: 1_000_000_000 - n,
+        },
     })
 }
 
@@ -624,6 +796,21 @@ mod tests {
         );
         assert_eq!(parse_pax_time("7"), Some(Timespec { tv_sec: 7, tv_nsec: 0 }));
         assert_eq!(parse_pax_time("x"), None);
+        assert_eq!(
+            parse_pax_time("-1.5"),
+            Some(Timespec {
+                tv_sec: -2,
+                tv_nsec: 500_000_000
+            })
+        );
+        assert_eq!(
+            parse_pax_time("-0.25"),
+            Some(Timespec {
+                tv_sec: -1,
+                tv_nsec: 750_000_000
+            })
+        );
+        assert_eq!(parse_pax_time("-3"), Some(Timespec { tv_sec: -3, tv_nsec: 0 }));
     }
 
     #[test]

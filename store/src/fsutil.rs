@@ -121,3 +121,28 @@ pub(crate) fn du(path: &Path) -> u64 {
     }
     total
 }
+
+/// Removes a directory tree, first making directories writable if a
+/// read-only one stops an unprivileged removal. Never follows symlinks.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            use std::os::unix::fs::PermissionsExt;
+            let mut stack = vec![path.to_path_buf()];
+            while let Some(p) = stack.pop() {
+                let Ok(md) = std::fs::symlink_metadata(&p) else {
+                    continue;
+                };
+                if md.is_dir() {
+                    let _ =
+                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(md.permissions().mode() | 0o700));
+                    if let Ok(rd) = std::fs::read_dir(&p) {
+                        stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+                    }
+                }
+            }
+            std::fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}

@@ -162,6 +162,38 @@ impl Store {
     pub fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveEvent>, StoreError> {
         let _lock = self.lock_exclusive()?;
         let entries = self.entries()?;
+        // `name@digest` naming the digest a tag was pulled by removes just that digest reference.
+        if let Ok(r) = Reference::parse(name) {
+            if let (Some(d), None) = (r.digest(), r.tag()) {
+                let exact = entries.iter().any(|e| e.reference.as_ref() == Some(&r));
+                let holders: Vec<String> = entries
+                    .iter()
+                    .filter(|e| e.meta.repo_digest.as_ref() == Some(d))
+                    .filter_map(|e| {
+                        e.reference
+                            .as_ref()
+                            .filter(|er| er.name() == r.name())
+                            .map(|er| er.to_string())
+                    })
+                    .collect();
+                if !exact && !holders.is_empty() {
+                    self.update_index(|rows| {
+                        for row in rows.iter_mut() {
+                            if row
+                                .annotation(crate::index::ANN_REF_NAME)
+                                .is_some_and(|n| holders.iter().any(|h| h == n))
+                            {
+                                if let Some(a) = row.annotations.as_mut() {
+                                    a.remove(crate::index::ANN_REPO_DIGEST);
+                                }
+                            }
+                        }
+                        Ok(())
+                    })?;
+                    return Ok(vec![RemoveEvent::Untagged(r.familiar())]);
+                }
+            }
+        }
         let (id, by_ref) = self.find_in(&entries, name)?;
         let mut events = Vec::new();
         let refs: Vec<&Reference> = entries
@@ -310,9 +342,10 @@ impl Store {
         let entries = self.entries()?;
         let mut events = Vec::new();
         let mut victims: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        // Dangling, for docker's prune, is without a tag: digest references do not count.
         let named: HashSet<&Digest> = entries
             .iter()
-            .filter(|e| e.reference.is_some())
+            .filter(|e| e.reference.as_ref().is_some_and(|r| r.tag().is_some()))
             .map(|e| &e.meta.image_id)
             .collect();
         let used = self.container_images();
@@ -396,7 +429,19 @@ impl Store {
                     None => crate::fsutil::du(&path),
                 };
                 report.reclaimed += size;
-                std::fs::remove_dir_all(&path)
+                // Renamed out of the way first: an interrupted removal must not leave a
+                // half-deleted snapshot under its real name.
+                let doomed = match &digest {
+                    Some(d) => {
+                        let to = path.with_file_name(crate::fsutil::temp_name(&format!("tmp-del-{}", d.short())));
+                        std::fs::rename(&path, &to)
+                            .map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
+                        let _ = crate::fsutil::sync_dir(&self.root.join("snapshots"));
+                        to
+                    }
+                    None => path.clone(),
+                };
+                crate::fsutil::remove_tree(&doomed)
                     .map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
                 if let Some(d) = digest {
                     report.deleted_snapshots.push(d);

@@ -233,13 +233,33 @@ impl Store {
                     .iter()
                     .any(|d| same_image(d) && d.annotation(ANN_REF_NAME).is_some());
                 let retagged_same = old.annotation(ANN_IMAGE_ID) == Some(image_id.as_str());
-                if !still_named && !retagged_same {
-                    let mut dangling = old.clone();
-                    if let Some(a) = dangling.annotations.as_mut() {
-                        a.remove(ANN_REF_NAME);
-                        a.remove(ANN_REPO_DIGEST);
+                // As docker: the image the tag left keeps its digest reference
+                // (`busybox@sha256:…`) if it was pulled, else it is dangling unless named otherwise.
+                let digest_name = old
+                    .annotation(ANN_REPO_DIGEST)
+                    .and_then(|d| d.parse::<Digest>().ok())
+                    .zip(Reference::parse(&name).ok())
+                    .map(|(d, r)| r.with_digest(d).to_string());
+                if !retagged_same {
+                    match digest_name {
+                        Some(dn) if !rows.iter().any(|d| d.annotation(ANN_REF_NAME) == Some(dn.as_str())) => {
+                            let mut kept = old.clone();
+                            if let Some(a) = kept.annotations.as_mut() {
+                                a.insert(ANN_REF_NAME.to_string(), dn);
+                            }
+                            rows.push(kept);
+                        }
+                        Some(_) => {}
+                        None if !still_named => {
+                            let mut dangling = old.clone();
+                            if let Some(a) = dangling.annotations.as_mut() {
+                                a.remove(ANN_REF_NAME);
+                                a.remove(ANN_REPO_DIGEST);
+                            }
+                            rows.push(dangling);
+                        }
+                        None => {}
                     }
-                    rows.push(dangling);
                 }
             }
             // This image is named now: it is no longer dangling.

@@ -54,6 +54,9 @@ impl Store {
         self.remove_stale_builds(&prefix);
         let tmp = self.root.join("snapshots").join(fsutil::temp_name(&prefix));
         std::fs::create_dir(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+        // Held while building: an unlocked build directory belongs to a process that died.
+        let lock = fsutil::lock(&tmp.join(BUILD_LOCK), fsutil::LockKind::Exclusive)
+            .map_err(|e| StoreError::io(format!("locking {}", tmp.display()), e))?;
         let fs = tmp.join("fs");
         std::fs::create_dir(&fs).map_err(|e| StoreError::io(format!("creating {}", fs.display()), e))?;
         Ok(SnapshotBuilder {
@@ -61,38 +64,29 @@ impl Store {
             chain_id: chain_id.clone(),
             tmp,
             committed: false,
+            _lock: lock,
         })
     }
-}
 
-impl Store {
     /// Removes earlier builds of a snapshot left by processes that died
-    /// (killed mid-pull, say). Builds of live processes are left alone.
+    /// (killed mid-pull, say): build directories whose lock nobody holds.
     fn remove_stale_builds(&self, prefix: &str) {
         let Ok(entries) = std::fs::read_dir(self.root.join("snapshots")) else {
             return;
         };
+        let marker = format!(".{prefix}-");
         for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(rest) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix('.'))
-                .and_then(|n| n.strip_prefix(prefix))
-            else {
+            if !e.file_name().to_str().is_some_and(|n| n.starts_with(&marker)) {
                 continue;
-            };
-            let pid = rest
-                .strip_prefix('-')
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            if let Some(pid) = pid {
-                if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+            }
+            if let Ok(Some(_stale)) = fsutil::try_lock(&e.path().join(BUILD_LOCK), fsutil::LockKind::Exclusive) {
+                let _ = fsutil::remove_tree(&e.path());
             }
         }
     }
 }
+
+const BUILD_LOCK: &str = "building.lock";
 
 /// A snapshot being built; removed on drop unless committed.
 pub struct SnapshotBuilder {
@@ -100,6 +94,7 @@ pub struct SnapshotBuilder {
     chain_id: Digest,
     tmp: PathBuf,
     committed: bool,
+    _lock: fsutil::LockGuard,
 }
 
 impl SnapshotBuilder {
@@ -174,6 +169,7 @@ impl SnapshotBuilder {
         match std::fs::rename(&self.tmp, &dest) {
             Ok(()) => {
                 self.committed = true;
+                let _ = std::fs::remove_file(dest.join(BUILD_LOCK));
                 if let Some(parent) = dest.parent() {
                     fsutil::sync_dir(parent).map_err(|e| StoreError::io("syncing the snapshot directory", e))?;
                 }
@@ -194,7 +190,7 @@ impl SnapshotBuilder {
 impl Drop for SnapshotBuilder {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.tmp);
+            let _ = fsutil::remove_tree(&self.tmp);
         }
     }
 }

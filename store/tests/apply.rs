@@ -326,3 +326,104 @@ fn sparse_content_keeps_its_length() {
     assert!(md.blocks() * 512 < (1 << 20), "zero blocks are holes");
     assert_eq!(std::fs::read(layer.join("sparse")).unwrap(), data);
 }
+
+/// A raw 512-byte header with a type, name and size.
+fn raw_header(kind: u8, name: &str, size: u64) -> tar::Header {
+    let mut h = Tar::header(tar::EntryType::new(kind), name, 0o644);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}
+
+#[test]
+fn oversized_extension_headers_are_refused_without_reading_them() {
+    for kind in [b'L', b'K', b'x'] {
+        let (_t, layer) = sandbox();
+        let mut b = tar::Builder::new(Vec::new());
+        // Declares 512 MiB; the stream ends long before: refused from the size alone.
+        let h = raw_header(kind, "././@LongLink", 512 << 20);
+        b.append(&h, &[0u8; 512][..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let err = apply_tar(&bytes[..], &layer, root()).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{}: {err}", kind as char);
+    }
+}
+
+#[test]
+fn gnu_sparse_entries_and_overlong_paths_are_refused() {
+    let (_t, layer) = sandbox();
+    let mut b = tar::Builder::new(Vec::new());
+    let h = raw_header(b'S', "sparse", 0);
+    b.append(&h, &[][..]).unwrap();
+    let err = apply_tar(&b.into_inner().unwrap()[..], &layer, root()).unwrap_err();
+    assert!(err.to_string().contains("sparse"), "{err}");
+
+    let (_t, layer) = sandbox();
+    let long = "d/".repeat(2100) + "f";
+    let tar = Tar::new().pax_file("short", b"x", &[("path", long.as_bytes())]);
+    let err = apply(tar, &layer).unwrap_err();
+    assert!(err.to_string().contains("longer than 4096"), "{err}");
+}
+
+#[test]
+fn long_names_and_pax_records_are_applied() {
+    let (_t, layer) = sandbox();
+    let deep = format!("{}/file", ["segment"; 30].join("/"));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o640);
+    h.set_mtime(1_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    b.append_data(&mut h, &deep, &b"long"[..]).unwrap();
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_uid(0);
+    link.set_gid(0);
+    link.set_mode(0o777);
+    link.set_mtime(1);
+    link.set_size(0);
+    b.append_link(&mut link, "ln", format!("/{}", "t".repeat(200))).unwrap();
+    b.append_pax_extensions([("uid", &b"4242"[..]), ("gid", &b"4343"[..]), ("mtime", &b"-1.5"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(1);
+    h.set_mode(0o600);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(&mut h, "owned", &b"o"[..]).unwrap();
+    apply_tar(&b.into_inner().unwrap()[..], &layer, root()).unwrap();
+    assert_eq!(std::fs::read(layer.join(&deep)).unwrap(), b"long");
+    assert_eq!(
+        std::fs::read_link(layer.join("ln")).unwrap().to_str().unwrap().len(),
+        201
+    );
+    let md = std::fs::metadata(layer.join("owned")).unwrap();
+    assert_eq!((md.mtime(), md.mtime_nsec()), (-2, 500_000_000));
+    if is_root() {
+        assert_eq!((md.uid(), md.gid()), (4242, 4343));
+    }
+}
+
+#[test]
+fn unprivileged_layers_with_read_only_directories_apply() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .dir("root/", 0o550)
+        .file("root/.bashrc", b"# rc", 0o644)
+        .dir("etc/", 0o555)
+        .file("etc/conf", b"c", 0o444);
+    apply_tar(&tar.bytes()[..], &layer, ApplyOptions { privileged: false }).unwrap();
+    assert_eq!(std::fs::read(layer.join("root/.bashrc")).unwrap(), b"# rc");
+    assert_eq!(
+        std::fs::metadata(layer.join("root")).unwrap().permissions().mode() & 0o777,
+        0o550
+    );
+    assert_eq!(
+        std::fs::metadata(layer.join("etc")).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+}

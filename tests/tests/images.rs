@@ -108,6 +108,12 @@ fn rmi_untags_and_deletes_as_docker_does() {
     b.ok(&["tag", &alpha1, &format!("{host}/alpha:2")]);
     b.ok(&["tag", &alpha1, "other:1"]);
 
+    // rmi of the digest a tag was pulled by drops only that reference, as docker does.
+    let by_digest = format!("{host}/alpha@{}", img.manifest_digest);
+    assert_eq!(b.ok(&["rmi", &by_digest]), format!("Untagged: {by_digest}\n"));
+    assert_eq!(b.ok(&["inspect", "--format", "{{json .RepoDigests}}", &alpha1]), "[]\n");
+    b.ok(&["pull", "-q", &alpha1]);
+
     let out = b.run(&["rmi", img.short_id()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -207,20 +213,23 @@ fn dangling_images_and_prune() {
     new.push(&reg, "app", "latest");
     b.ok(&["pull", "-q", &reference]);
 
+    // The old image keeps its digest reference, as docker keeps `app@sha256:…`.
     let rows = b.ok(&["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
     assert_eq!(
         lines(&rows),
         lines(&format!(
-            "<none> <none> {}\n{}/app latest {}\n",
+            "{host}/app <none> {}\n{host}/app latest {}\n",
             old.short_id(),
-            reg.host(),
-            new.short_id()
+            new.short_id(),
+            host = reg.host()
         ))
     );
     assert_eq!(
         b.ok(&["images", "-q", "--filter", "dangling=true"]),
         format!("{}\n", old.short_id())
     );
+    let old_digest = format!("{}/app@{}", reg.host(), old.manifest_digest);
+    assert!(b.ok(&["images", "--digests"]).contains(&old.manifest_digest));
 
     // Without -f, "n" at the prompt changes nothing.
     let mut child = b
@@ -239,7 +248,10 @@ fn dangling_images_and_prune() {
     std::fs::write(b.root().join("ingest/stale-partial"), vec![1u8; 5000]).unwrap();
     let out = b.ok(&["image", "prune", "-f"]);
     assert!(
-        out.starts_with(&format!("Deleted Images:\ndeleted: {}\n", old.config_digest)),
+        out.starts_with(&format!(
+            "Deleted Images:\nuntagged: {old_digest}\ndeleted: {}\n",
+            old.config_digest
+        )),
         "{out}"
     );
     let reclaimed = out.lines().last().unwrap();
@@ -360,7 +372,9 @@ fn inspect_reports_docker_fields() {
     assert_eq!(out.status.code(), Some(1));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed.as_array().unwrap().len(), 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No such image: nosuch:latest"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such object: nosuch"));
+    let e = b.fails(&["image", "inspect", "nosuch"]);
+    assert!(e.contains("No such image: nosuch:latest"), "{e}");
 }
 
 #[test]

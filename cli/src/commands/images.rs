@@ -113,7 +113,10 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
             .and_then(barge_oci::time::parse_rfc3339)
             .map(|t| t.0)
             .unwrap_or(0);
-        let dangling = es.iter().all(|e| e.reference.is_none());
+        // docker: dangling means without a tag (digest references do not count).
+        let dangling = es
+            .iter()
+            .all(|e| e.reference.as_ref().is_none_or(|r| r.tag().is_none()));
         if !filters.keep_image(&store, first, dangling, created_secs)? {
             continue;
         }
@@ -459,20 +462,20 @@ pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
-pub fn inspect(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
+pub fn inspect(env: &Env, a: &InspectArgs, kind: Option<&str>) -> Result<i32, Failure> {
     let store = env.store()?;
     let rt = barge_runtime::Runtime::new(&store);
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for name in &a.images {
         // As docker: containers first, then images, unless --type says which.
-        if a.kind.as_deref() != Some("image") {
+        if kind != Some("image") {
             match rt.find(name) {
                 Ok(c) => {
                     out.push(super::containers::inspect_json(&rt, &c));
                     continue;
                 }
-                Err(e) if a.kind.as_deref() == Some("container") => {
+                Err(e) if kind == Some("container") => {
                     failures.push(Failure::new("", e));
                     continue;
                 }
@@ -482,7 +485,7 @@ pub fn inspect(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
         let details = store.find_image(name).and_then(|id| store.image_details(&id));
         match details {
             Ok(d) => out.push(inspect_json(&d)),
-            Err(barge_store::StoreError::NoSuchImage(_)) if a.kind.is_none() => {
+            Err(barge_store::StoreError::NoSuchImage(_)) if kind.is_none() => {
                 failures.push(Failure::msg(format!("No such object: {name}")))
             }
             Err(e) => failures.push(Failure::new("", e)),

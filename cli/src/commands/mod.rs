@@ -65,9 +65,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
-        Command::Inspect(a)
-        | Command::Image(ImageCommand::Inspect(a))
-        | Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a),
+        Command::Inspect(a) => images::inspect(&env, &a, a.kind.as_deref()),
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a, Some("image")),
+        Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a, Some("container")),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => containers::run(&env, &a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&env, &a),
         Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => containers::start(&env, &a),
