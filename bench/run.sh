@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 size_mib="${1:-96}"
 
 export DEBIAN_FRONTEND=noninteractive
-for p in docker-registry skopeo umoci hyperfine busybox-static python3; do
-    command -v "$p" >/dev/null 2>&1 || dpkg-query -W "$p" >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq docker-registry skopeo umoci hyperfine busybox-static python3; break; }
+for p in docker-registry skopeo umoci hyperfine busybox-static python3 runc; do
+    command -v "$p" >/dev/null 2>&1 || dpkg-query -W "$p" >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq docker-registry skopeo umoci hyperfine busybox-static python3 runc; break; }
 done
 cargo build --release --bin barge
 barge="$(pwd)/target/release/barge"
@@ -53,6 +53,34 @@ python3 - "$work/result.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
 b = r["barge pull"]
+print()
+for name, t in r.items():
+    print(f"{name:36s} median {t*1000:8.1f} ms   barge/this = {b/t:5.2f}")
+PY
+
+# Container start: barge run --rm against runc run on an already unpacked bundle of the same image.
+umoci init --layout "$work/bb" >/dev/null
+umoci new --image "$work/bb:latest" >/dev/null
+umoci unpack --image "$work/bb:latest" "$work/bbb" >/dev/null
+mkdir -p "$work/bbb/rootfs/bin" && cp /bin/busybox "$work/bbb/rootfs/bin/" && ln -s busybox "$work/bbb/rootfs/bin/true"
+umoci repack --image "$work/bb:latest" "$work/bbb" >/dev/null
+skopeo copy --quiet --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
+"$barge" --root "$work/run-root" pull -q "127.0.0.1:$port/busybox" >/dev/null
+umoci unpack --image "$work/bb:latest" "$work/runc-bundle" >/dev/null
+python3 - "$work/runc-bundle/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/true"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+hyperfine --style basic -N --warmup 3 --runs "${START_RUNS:-30}" --export-json "$work/start.json" \
+    -n "barge run --rm" "$barge --root $work/run-root run --rm 127.0.0.1:$port/busybox /bin/true" \
+    -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench"
+python3 - "$work/start.json" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+b = r["barge run --rm"]
 print()
 for name, t in r.items():
     print(f"{name:36s} median {t*1000:8.1f} ms   barge/this = {b/t:5.2f}")

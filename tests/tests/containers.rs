@@ -768,3 +768,75 @@ fn the_same_bundle_runs_under_runc() {
         "runc's rootfs mount is gone: {mountinfo}"
     );
 }
+
+#[test]
+fn restart_wait_and_more_ps_filters() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let first = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "first",
+            &image,
+            "sh",
+            "-c",
+            "echo run; exec sleep 30",
+        ])
+        .trim()
+        .to_string();
+    let second = b.ok(&["create", "--name", "second", &image, "true"]).trim().to_string();
+    let third = b.ok(&["create", "--name", "third", &image, "true"]).trim().to_string();
+    let names = |args: &[&str]| {
+        b.ok(&[&["ps", "-a", "--format", "{{.Names}}"], args].concat())
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["--filter", &format!("id={}", &second[..8])]), ["second"]);
+    assert_eq!(names(&["--filter", "before=third"]), ["second", "first"]);
+    assert_eq!(names(&["--filter", "since=first"]), ["third", "second"]);
+    let _ = third;
+
+    let pid_before = inspect(&b, "first", "{{.State.Pid}}");
+    assert_eq!(b.ok(&["restart", "-t", "1", "first"]), "first\n");
+    let pid_after = inspect(&b, "first", "{{.State.Pid}}");
+    assert_ne!(pid_before, pid_after, "a new process");
+    assert_eq!(inspect(&b, &first, "{{.State.Status}}"), "running");
+    assert_eq!(
+        b.ok(&["logs", "first"]),
+        "run\nrun\n",
+        "the log continues across restarts"
+    );
+    b.ok(&["kill", "-s", "TERM", "first"]);
+    b.ok(&["kill", "first"]);
+    assert_eq!(b.ok(&["wait", "first"]), "137\n");
+    // until= keeps containers newer than the cut-off.
+    let o = b.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(o, "Total reclaimed space: 0B\n");
+    b.ok(&["rm", "first", "second", "third"]);
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require_root_and(&["script"]) {
+        return;
+    }
+    b.ok(&["run", "-d", "--name", "tty-target", &image, "sleep", "30"]);
+    let shell = format!(
+        "{} --root {} --config {} exec -t tty-target sh -c 'tty; echo done'",
+        barge_tests::barge_bin().display(),
+        b.root().display(),
+        b.docker_config().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+        .output()
+        .unwrap();
+    let screen = out(&o);
+    assert!(o.status.success(), "{screen}");
+    assert!(screen.contains("/dev/pts/") && screen.contains("done"), "{screen}");
+    b.ok(&["rm", "-f", "tty-target"]);
+}
