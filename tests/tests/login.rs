@@ -679,3 +679,43 @@ fn without_a_keyring_service_the_error_says_what_to_install() {
         "credsStore not set"
     );
 }
+
+#[test]
+fn login_prompts_on_a_terminal_without_echoing_the_password() {
+    if !require_root_and(&["docker-registry", "htpasswd", "script"]) {
+        return;
+    }
+    let reg = basic_registry();
+    let b = Barge::new();
+    let shell = format!(
+        "{} --root {} --config {} login {}",
+        barge_tests::barge_bin().display(),
+        b.root().display(),
+        b.docker_config().display(),
+        reg.host()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write as _;
+    // Typed at the prompts, one line each, as a user would.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stdin.write_all(format!("{USER}\n").as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let screen = out(&o);
+    assert!(
+        screen.contains("Username: ") && screen.contains("Password: "),
+        "{screen}"
+    );
+    assert!(screen.contains("Login Succeeded"), "{screen}");
+    assert!(!screen.contains(PASSWORD), "the password was echoed: {screen}");
+    assert!(b.docker_config_json()["auths"][&reg.host()]["auth"].is_string());
+}
