@@ -37,6 +37,12 @@ pub enum Command {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+    /// Copy an image between registries, OCI layouts, docker archives and the store
+    Copy(CopyArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
     /// List images
     Images(ImagesArgs),
     /// Manage images
@@ -102,10 +108,16 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Remove unused images, blobs and layers
     Prune(PruneArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
     /// Show the history of an image
     History(HistoryArgs),
     /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Draw the hierarchy of images and their layers (dot for Graphviz, or a tree)
+    Graph(GraphArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +386,42 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source: docker://REF, oci:DIR[:REF], docker-archive:FILE[:REF] or barge:REF (the store)
+    pub source: String,
+    /// Destination, in the same forms
+    pub destination: String,
+    /// Copy every platform of an index (the default between registries and OCI layouts)
+    #[arg(short, long)]
+    pub all: bool,
+    /// The platform to copy from an index when not --all [default: this host]
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from a tar archive file (plain, gzip or zstd), instead of STDIN
+    #[arg(short, long)]
+    pub input: Option<std::path::PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Only images matching this reference (NAME[:TAG], globs allowed)
     #[arg(value_name = "REPOSITORY[:TAG]")]
@@ -396,6 +444,22 @@ pub struct ImagesArgs {
     /// Format output: table, json, or a Go template such as '{{.Repository}}:{{.Tag}}'
     #[arg(long)]
     pub format: Option<String>,
+    /// Print the image hierarchy as Graphviz dot
+    #[arg(long, conflicts_with = "tree")]
+    pub dot: bool,
+    /// Print the image hierarchy as a text tree
+    #[arg(long)]
+    pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Graphviz dot (the default)
+    #[arg(long, conflicts_with = "tree")]
+    pub dot: bool,
+    /// A text tree
+    #[arg(long)]
+    pub tree: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod failure;
 mod format;
+mod graph;
 mod progress;
 mod settings;
 

@@ -1,4 +1,5 @@
-//! Workflows that move images between registries and the store: pull and push.
+//! Workflows that move images between registries, the store and files:
+//! pull, push, copy (with save and load).
 //!
 //! `pull` resolves a reference to one platform's image, then streams each
 //! missing layer once: bytes from the socket are hashed, appended to the
@@ -14,9 +15,12 @@
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
 
+mod copy;
 mod pull;
 mod push;
+pub mod transport;
 
+pub use copy::{copy, CopyError, CopyOptions, CopyOutcome};
 pub use pull::{pull, PullError, PullOptions, PullOutcome};
 pub use push::{push, PushError, PushOptions, PushOutcome};
 

@@ -345,9 +345,12 @@ impl LayerJob<'_> {
         }
         if have_blob {
             // Downloaded before but never unpacked: unpack from the store.
-            let mut file = self.store.open_blob(digest)?;
-            let unpacked = self.unpack(&mut file)?;
-            self.commit(unpacked)?;
+            let stats = self
+                .store
+                .unpack_layer(self.desc, self.diff_id, self.chain_id, self.parent)?;
+            if let Some(stats) = stats {
+                self.warn_skipped(&stats);
+            }
             self.progress.layer(digest, LayerState::PullComplete);
             return Ok(());
         }
@@ -431,6 +434,11 @@ impl LayerJob<'_> {
             stats,
         } = u;
         builder.commit(&diff_id, self.parent, &stats)?;
+        self.warn_skipped(&stats);
+        Ok(())
+    }
+
+    fn warn_skipped(&self, stats: &barge_store::ApplyStats) {
         if stats.skipped_devices > 0 {
             self.progress.warning(&format!(
                 "layer {}: {} device nodes were not created because barge is not running as root",
@@ -438,7 +446,6 @@ impl LayerJob<'_> {
                 stats.skipped_devices
             ));
         }
-        Ok(())
     }
 }
 

@@ -124,6 +124,11 @@ pub(crate) enum Payload<'a> {
         len: u64,
         progress: &'a (dyn Fn(u64) + Sync),
     },
+    /// `len` bytes from a stream: sent once, never retried (it cannot be re-read).
+    Stream {
+        reader: &'a std::cell::RefCell<&'a mut dyn std::io::Read>,
+        len: u64,
+    },
 }
 
 /// A restartable reader over part of a file (pread, no shared offset).
@@ -347,8 +352,13 @@ impl Client {
             } else {
                 None
             };
+            let attempts = if matches!(payload, Payload::Stream { .. }) {
+                1
+            } else {
+                self.opts.max_attempts
+            };
             let resp = self
-                .with_retries(|| {
+                .retrying(attempts, || {
                     let agent = self.agent_for(host.insecure || self.is_insecure(authority(&url)));
                     let mut extra: Vec<(&str, String)> = headers.to_vec();
                     if let Some(a) = &auth {
@@ -382,6 +392,11 @@ impl Client {
                                 };
                                 req.header("Content-Length", len.to_string())
                                     .send(ureq::SendBody::from_reader(&mut reader))
+                            }
+                            Payload::Stream { reader, len } => {
+                                let mut r = reader.borrow_mut();
+                                req.header("Content-Length", len.to_string())
+                                    .send(ureq::SendBody::from_reader(&mut **r))
                             }
                         }
                     };

@@ -117,6 +117,40 @@ impl Client {
         }
     }
 
+    /// Uploads a whole blob in one `PUT`, streaming it from `reader` (another
+    /// registry's blob, say). Sent once: a stream cannot be replayed.
+    pub fn upload_blob_stream(
+        &self,
+        r: &Reference,
+        session: &str,
+        reader: &mut dyn std::io::Read,
+        size: u64,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let url = with_digest(session, digest);
+        let headers = [("Content-Type", "application/octet-stream".to_string())];
+        // A shorter-lived trait object, so that the cell may borrow it.
+        let short: &mut dyn std::io::Read = &mut *reader;
+        let cell = std::cell::RefCell::new(short);
+        let payload = Payload::Stream {
+            reader: &cell,
+            len: size,
+        };
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Put,
+            Target::Url(&url),
+            &headers,
+            payload,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            201 | 204 => Ok(()),
+            status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
+        }
+    }
+
     /// Puts a manifest under a tag or digest; returns the digest the registry reports.
     pub fn put_manifest(
         &self,

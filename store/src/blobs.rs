@@ -81,6 +81,19 @@ impl Store {
             .map_err(|e| StoreError::io(format!("writing blob {digest}"), e))
     }
 
+    /// Stores a blob streamed from `reader` (from its first byte), verifying
+    /// its size and digest before it becomes visible.
+    pub fn put_blob_stream(&self, digest: &Digest, size: u64, reader: &mut dyn Read) -> Result<(), StoreError> {
+        let _lock = self.lock_blob(digest)?;
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let mut ingest = self.ingest(digest, size)?;
+        ingest.restart()?;
+        ingest.tee(reader)?.commit()?;
+        Ok(())
+    }
+
     /// Takes the per-blob lock that serialises downloads of one digest
     /// between processes. Waits while another process holds it.
     pub fn lock_blob(&self, digest: &Digest) -> Result<LockGuard, StoreError> {

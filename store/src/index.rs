@@ -189,6 +189,30 @@ impl Store {
             .sum()
     }
 
+    /// Records an image without a name (docker's `Loaded image ID`), unless it has rows already.
+    pub fn add_dangling(&self, manifest: &Descriptor, meta: &ImageMeta) -> Result<(), StoreError> {
+        let id = meta.image_id.to_string();
+        self.update_index(|rows| {
+            if rows
+                .iter()
+                .any(|d| d.annotation(ANN_IMAGE_ID) == Some(id.as_str()) || d.digest == manifest.digest)
+            {
+                return Ok(());
+            }
+            let mut desc = Descriptor::new(&manifest.media_type, manifest.digest.clone(), manifest.size);
+            desc.platform = manifest.platform.clone();
+            let mut ann = BTreeMap::new();
+            ann.insert(ANN_IMAGE_ID.to_string(), id.clone());
+            ann.insert(ANN_SIZE.to_string(), meta.size.to_string());
+            if let Some(c) = &meta.created {
+                ann.insert(ANN_CREATED.to_string(), c.clone());
+            }
+            desc.annotations = Some(ann);
+            rows.push(desc);
+            Ok(())
+        })
+    }
+
     /// Points `reference` at an image. A tag that named another image moves;
     /// that image is kept as dangling if nothing else names it. Dangling rows
     /// of this image go, as it is named now.

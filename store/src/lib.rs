@@ -15,6 +15,7 @@
 pub mod apply;
 mod blobs;
 pub mod fsutil;
+mod graph;
 mod images;
 mod index;
 mod snapshots;
@@ -22,6 +23,7 @@ mod snapshots;
 pub use apply::{ApplyError, ApplyOptions, ApplyStats};
 pub use blobs::{Ingest, IngestReader};
 pub use fsutil::LockGuard;
+pub use graph::{Graph, ImageNode, LayerNode};
 pub use images::{ImageDetails, PruneReport, RemoveEvent};
 pub use index::{ImageEntry, ImageMeta, TagOutcome};
 pub use snapshots::{SnapshotBuilder, SnapshotInfo};

@@ -68,6 +68,33 @@ impl Store {
         })
     }
 
+    /// Makes sure a stored layer blob is unpacked into its snapshot,
+    /// checking its diff ID. Returns the stats when it had to be applied.
+    pub fn unpack_layer(
+        &self,
+        layer: &barge_oci::Descriptor,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<Option<ApplyStats>, StoreError> {
+        if self.has_snapshot(chain_id) {
+            return Ok(None);
+        }
+        let compression = barge_oci::media::layer_compression(&layer.media_type).unwrap_or(Compression::None);
+        let mut file = self.open_blob(&layer.digest)?;
+        let builder = self.new_snapshot(chain_id)?;
+        let (actual, stats) = builder.apply(&mut file, compression, &layer.digest)?;
+        if actual != *diff_id {
+            return Err(StoreError::DiffIdMismatch {
+                layer: layer.digest.clone(),
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        builder.commit(&actual, parent, &stats)?;
+        Ok(Some(stats))
+    }
+
     /// Removes earlier builds of a snapshot left by processes that died
     /// (killed mid-pull, say): build directories whose lock nobody holds.
     fn remove_stale_builds(&self, prefix: &str) {

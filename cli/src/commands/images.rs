@@ -95,7 +95,27 @@ fn print_rows(
     Ok(())
 }
 
+/// `barge image graph`, `barge images --dot|--tree`.
+pub fn graph(env: &Env, tree: bool) -> Result<i32, Failure> {
+    let g = env
+        .store()?
+        .graph()
+        .context(|| "reading the image hierarchy".to_string())?;
+    print!(
+        "{}",
+        if tree {
+            crate::graph::tree(&g)
+        } else {
+            crate::graph::dot(&g)
+        }
+    );
+    Ok(0)
+}
+
 pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
+    if a.dot || a.tree {
+        return graph(env, a.tree);
+    }
     let store = env.store()?;
     let entries = store.entries().context(|| "listing images".to_string())?;
     let filters = Filters::parse(&a.filters, a.reference.as_deref(), &store, &entries)?;

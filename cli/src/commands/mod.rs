@@ -1,6 +1,7 @@
 //! One function per command: parse what the library needs, call it, print.
 
 mod containers;
+mod copy;
 mod images;
 mod login;
 mod pull;
@@ -64,6 +65,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&env, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
+        Command::Copy(a) => copy::copy(&env, &a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => copy::save(&env, &a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => copy::load(&env, &a),
+        Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
         Command::Inspect(a) => images::inspect(&env, &a, a.kind.as_deref()),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a, Some("image")),

@@ -1,0 +1,173 @@
+//! `barge copy`, `barge image save` and `barge image load`.
+
+use super::Env;
+use crate::args::{CopyArgs, LoadArgs, SaveArgs};
+use crate::failure::{Context, Failure};
+use crate::progress::Printer;
+use barge_engine::transport::{
+    ArchiveDestination, ArchiveSource, Destination, Location, OciDestination, OciSource, RegistryDestination,
+    RegistrySource, Source, StoreDestination, StoreSource,
+};
+use barge_engine::CopyOptions;
+use barge_oci::{Platform, Reference};
+use std::io::IsTerminal;
+
+pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
+    let src_loc = Location::parse(&a.source).context(|| "source".to_string())?;
+    let dst_loc = Location::parse(&a.destination).context(|| "destination".to_string())?;
+    let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
+    let client = if needs_client { Some(env.client()?) } else { None };
+    let needs_store = matches!(src_loc, Location::Store(_)) || matches!(dst_loc, Location::Store(_));
+    let store = if needs_store { Some(env.store()?) } else { None };
+    let _lock = match &store {
+        Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
+        None => None,
+    };
+    let what = || format!("copying {} to {}", a.source, a.destination);
+    let source: Box<dyn Source + '_> = match &src_loc {
+        Location::Registry(r) => Box::new(RegistrySource {
+            client: client.as_ref().ok_or_else(|| Failure::msg("no client"))?,
+            reference: r.clone(),
+        }),
+        Location::Oci { dir, reference } => Box::new(OciSource {
+            dir: dir.clone(),
+            reference: reference.clone(),
+        }),
+        Location::DockerArchive { file, reference } => {
+            Box::new(ArchiveSource::open(file, reference.as_ref()).context(what)?)
+        }
+        Location::Store(name) => Box::new(StoreSource {
+            store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
+            name: name.clone(),
+        }),
+    };
+    let dest: Box<dyn Destination + '_> = match &dst_loc {
+        Location::Registry(r) => Box::new(RegistryDestination {
+            client: client.as_ref().ok_or_else(|| Failure::msg("no client"))?,
+            reference: r.clone(),
+        }),
+        Location::Oci { dir, reference } => Box::new(OciDestination::new(dir, reference.clone()).context(what)?),
+        Location::DockerArchive { file, reference } => {
+            Box::new(ArchiveDestination::create(file, reference.clone()).context(what)?)
+        }
+        Location::Store(name) => Box::new(StoreDestination {
+            store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
+            reference: if name.is_empty() {
+                None
+            } else {
+                Some(Reference::parse_default_tag(name).context(what)?)
+            },
+            tagged: Default::default(),
+        }),
+    };
+    let platform = a
+        .platform
+        .as_deref()
+        .map(Platform::parse)
+        .transpose()
+        .context(|| "--platform".to_string())?;
+    let opts = CopyOptions {
+        all: a.all.then_some(true),
+        platform,
+        max_concurrent: 3,
+    };
+    let printer = Printer::new(a.quiet);
+    let outcome = barge_engine::copy(source.as_ref(), dest.as_ref(), &opts, &printer).context(what)?;
+    dest.finish().context(what)?;
+    println!("{}", outcome.digest);
+    Ok(0)
+}
+
+pub fn save(env: &Env, a: &SaveArgs) -> Result<i32, Failure> {
+    let path = match &a.output {
+        Some(p) => p.clone(),
+        None if std::io::stdout().is_terminal() => {
+            return Err(Failure::msg(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+            ));
+        }
+        None => std::path::PathBuf::from("/dev/stdout"),
+    };
+    let store = env.store()?;
+    let _lock = store.lock_shared().context(|| "locking the store".to_string())?;
+    let dest = ArchiveDestination::create(&path, None).context(|| format!("writing {}", path.display()))?;
+    let printer = Printer::new(true);
+    for name in &a.images {
+        let src = StoreSource {
+            store: store.clone(),
+            name: name.clone(),
+        };
+        barge_engine::copy(
+            &src,
+            &dest,
+            &CopyOptions {
+                max_concurrent: 1,
+                ..Default::default()
+            },
+            &printer,
+        )
+        .context(|| format!("saving {name}"))?;
+    }
+    dest.finish().context(|| format!("writing {}", path.display()))?;
+    Ok(0)
+}
+
+pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
+    // A stream is spooled to a file: an archive is read out of order.
+    let mut _spooled = None;
+    let path = match &a.input {
+        Some(p) => p.clone(),
+        None if std::io::stdin().is_terminal() => {
+            return Err(Failure::msg(
+                "requested load from stdin, but stdin is empty; use -i FILE or redirect an archive",
+            ));
+        }
+        None => {
+            let p = std::env::temp_dir().join(format!("barge-load-stdin-{}.tar", std::process::id()));
+            let mut f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+                .context(|| "reading the archive from stdin".to_string())?;
+            _spooled = Some(Spooled(p.clone()));
+            p
+        }
+    };
+    let store = env.store()?;
+    let _lock = store.lock_shared().context(|| "locking the store".to_string())?;
+    let sources = ArchiveSource::open_all(&path).context(|| format!("reading {}", path.display()))?;
+    let printer = Printer::new(true);
+    for src in &sources {
+        let dest = StoreDestination {
+            store: store.clone(),
+            reference: None,
+            tagged: Default::default(),
+        };
+        barge_engine::copy(
+            src,
+            &dest,
+            &CopyOptions {
+                max_concurrent: 1,
+                ..Default::default()
+            },
+            &printer,
+        )
+        .context(|| format!("loading {}", path.display()))?;
+        if !a.quiet {
+            for (name, id) in dest.tagged.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                match name {
+                    Some(r) => println!("Loaded image: {}", r.familiar()),
+                    None => println!("Loaded image ID: {id}"),
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// A spooled archive, removed when done.
+struct Spooled(std::path::PathBuf);
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,177 @@
+//! `barge copy` (and `image save`/`load`): images between transports,
+//! blobs streamed from source to destination and verified on the way.
+
+use crate::transport::{Destination, Fetched, Source};
+use crate::Progress;
+use barge_oci::{media, Descriptor, Digest, Manifest, ManifestError, Platform};
+use barge_registry::RegistryError;
+use barge_store::StoreError;
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error(transparent)]
+    Manifest(ManifestError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid location {location:?}: {why}")]
+    BadLocation { location: String, why: String },
+    #[error("no image for {wanted} in the index (available: {available})")]
+    NoMatchingPlatform { wanted: String, available: String },
+}
+
+impl From<RegistryError> for CopyError {
+    fn from(e: RegistryError) -> Self {
+        CopyError::Registry(Box::new(e))
+    }
+}
+
+impl From<StoreError> for CopyError {
+    fn from(e: StoreError) -> Self {
+        CopyError::from_store(e)
+    }
+}
+
+impl CopyError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> CopyError {
+        CopyError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A failed stream: the registry error inside, if that is what it was.
+    pub(crate) fn from_transfer(e: io::Error) -> CopyError {
+        if e.get_ref().is_some_and(|i| i.is::<RegistryError>()) {
+            if let Some(Ok(r)) = e.into_inner().map(|i| i.downcast::<RegistryError>()) {
+                return CopyError::Registry(r);
+            }
+            return CopyError::Invalid("transfer failed".into());
+        }
+        CopyError::io("copying a blob", e)
+    }
+
+    pub(crate) fn from_store(e: StoreError) -> CopyError {
+        match e {
+            StoreError::Transfer(io) => CopyError::from_transfer(io),
+            other => CopyError::Store(Box::new(other)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Every platform of an index; `None`: yes, unless the destination holds one platform.
+    pub all: Option<bool>,
+    /// The platform to copy from an index otherwise [default: this host].
+    pub platform: Option<Platform>,
+    /// Blobs copied at once.
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyOutcome {
+    /// The digest of the manifest (or index) the destination now names.
+    pub digest: Digest,
+}
+
+/// Copies the image `src` names to `dst`.
+pub fn copy(
+    src: &dyn Source,
+    dst: &dyn Destination,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<CopyOutcome, CopyError> {
+    let top = src.manifest()?;
+    let names = src.names();
+    let all = opts.all.unwrap_or(!dst.single_platform()) && !dst.single_platform();
+    let written = match top.parse()? {
+        Manifest::Index { index, .. } if all => {
+            for child in index
+                .manifests
+                .iter()
+                .filter(|d| media::is_image_manifest(&d.media_type))
+            {
+                let m = src.manifest_by_digest(&child.digest)?;
+                copy_image(src, dst, &m, opts, progress)?;
+                dst.put_manifest(&m, false, &names)?;
+            }
+            progress.message("Writing manifest list to image destination");
+            dst.put_manifest(&top, true, &names)?;
+            top.digest.clone()
+        }
+        Manifest::Index { index, .. } => {
+            let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+            let candidates = index
+                .manifests
+                .iter()
+                .filter(|d| media::is_image_manifest(&d.media_type))
+                .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
+            let chosen = wanted.select(candidates).ok_or_else(|| CopyError::NoMatchingPlatform {
+                wanted: wanted.to_string(),
+                available: index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            let m = src.manifest_by_digest(&chosen.digest)?;
+            copy_image(src, dst, &m, opts, progress)?;
+            progress.message("Writing manifest to image destination");
+            dst.put_manifest(&m, true, &names)?;
+            m.digest.clone()
+        }
+        Manifest::Image { .. } => {
+            copy_image(src, dst, &top, opts, progress)?;
+            progress.message("Writing manifest to image destination");
+            dst.put_manifest(&top, true, &names)?;
+            top.digest.clone()
+        }
+    };
+    Ok(CopyOutcome { digest: written })
+}
+
+/// The config and layers of one image manifest.
+fn copy_image(
+    src: &dyn Source,
+    dst: &dyn Destination,
+    m: &Fetched,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<(), CopyError> {
+    let Manifest::Image { manifest, .. } = m.parse()? else {
+        return Err(CopyError::Invalid(format!("{} is an index inside an index", m.digest)));
+    };
+    crate::parallel(&manifest.layers, opts.max_concurrent.max(1), |l| {
+        copy_blob(src, dst, l, "blob", progress)
+    })?;
+    copy_blob(src, dst, &manifest.config, "config", progress)
+}
+
+fn copy_blob(
+    src: &dyn Source,
+    dst: &dyn Destination,
+    d: &Descriptor,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<(), CopyError> {
+    if dst.has_blob(d)? {
+        progress.message(&format!("Copying {what} {} skipped: already exists", d.digest.short()));
+        return Ok(());
+    }
+    let mut r = src.blob(d)?;
+    dst.put_blob(d, &mut r, src.registry())?;
+    progress.message(&format!("Copying {what} {} done", d.digest.short()));
+    Ok(())
+}
