@@ -39,6 +39,8 @@ pub enum Command {
     Push(PushArgs),
     /// Copy an image between registries, OCI layouts, docker archives and the store
     Copy(CopyArgs),
+    /// Copy tags, repositories or whole registries to another registry
+    Mirror(MirrorArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
@@ -398,6 +400,29 @@ pub struct CopyArgs {
     #[arg(long)]
     pub platform: Option<String>,
     /// Suppress progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// Source: REGISTRY (every repository), REPOSITORY (every tag) or REPOSITORY:TAG
+    pub source: Option<String>,
+    /// Destination: REGISTRY[/PREFIX/], REPOSITORY or REPOSITORY:TAG
+    pub destination: Option<String>,
+    /// A JSON file of mirrors: {"mirrors": [{"source": S, "destination": D, "tags": REGEX}]}
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Only tags this regular expression matches, whole (e.g. '1\.[0-9]+|latest')
+    #[arg(long, value_name = "REGEX")]
+    pub tags: Option<String>,
+    /// List what would be copied; copy nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Images copied at once
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Print only failures and the summary
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -26,8 +26,22 @@ pub enum CopyError {
     NotFound(String),
     #[error("invalid location {location:?}: {why}")]
     BadLocation { location: String, why: String },
+    #[error("{host} says its pull rate limit is used up{}; try again later, or log in for a higher limit", quota(.limit, .window))]
+    RateLimited {
+        host: String,
+        limit: Option<u64>,
+        window: Option<u64>,
+    },
     #[error("no image for {wanted} in the index (available: {available})")]
     NoMatchingPlatform { wanted: String, available: String },
+}
+
+fn quota(limit: &Option<u64>, window: &Option<u64>) -> String {
+    match (*limit, *window) {
+        (Some(l), Some(w)) => format!(" ({l} pulls per {}h)", w as f64 / 3600.0),
+        (Some(l), None) => format!(" ({l} pulls)"),
+        _ => String::new(),
+    }
 }
 
 impl From<RegistryError> for CopyError {

@@ -16,12 +16,13 @@
 //! (`barge-store`) or output formatting (the CLI).
 
 mod copy;
+pub mod mirror;
 mod pull;
 mod push;
 pub mod transport;
 
 pub use copy::{copy, CopyError, CopyOptions, CopyOutcome};
-pub use pull::{pull, PullError, PullOptions, PullOutcome};
+pub use pull::{pull, PullError, PullMirror, PullOptions, PullOutcome};
 pub use push::{push, PushError, PushOptions, PushOutcome};
 
 use barge_oci::Digest;

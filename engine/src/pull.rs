@@ -14,6 +14,8 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Layers downloaded at once.
     pub max_concurrent: usize,
+    /// Pull-through mirrors of the reference's registry, tried in order before it.
+    pub mirrors: Vec<PullMirror>,
 }
 
 impl Default for PullOptions {
@@ -21,8 +23,19 @@ impl Default for PullOptions {
         PullOptions {
             platform: None,
             max_concurrent: 3,
+            mirrors: Vec::new(),
         }
     }
+}
+
+/// A registry that serves another registry's repositories under the same
+/// names (below `prefix`), like `docker-registry` in pull-through cache mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullMirror {
+    /// `host[:port]`.
+    pub host: String,
+    /// A repository path prefix, often empty.
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -101,10 +114,39 @@ pub fn pull(
         None => reference.clone(),
     };
     let _store_lock = store.lock_shared()?;
-    if let Some(outcome) = up_to_date(client, store, &reference, opts)? {
+    let mut mirrors = Vec::new();
+    for m in &opts.mirrors {
+        match reference.moved_to(&m.host, &m.prefix) {
+            Ok(r) => mirrors.push(r),
+            Err(e) => progress.warning(&format!("mirror {}/{}: {e}", m.host, m.prefix)),
+        }
+    }
+    for mirror in &mirrors {
+        match pull_from(client, store, &reference, mirror, opts, progress) {
+            Err(PullError::Registry(e)) => progress.warning(&format!(
+                "mirror {} failed: {e}; trying the next source",
+                mirror.registry()
+            )),
+            other => return other,
+        }
+    }
+    pull_from(client, store, &reference, &reference, opts, progress)
+}
+
+/// Pulls `reference` (the name it is stored under) from `source` (the same
+/// image on a mirror, or `reference` itself).
+fn pull_from(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    source: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullOutcome, PullError> {
+    if let Some(outcome) = up_to_date(client, store, reference, source, opts)? {
         return Ok(outcome);
     }
-    let resolved = resolve(client, &reference, opts, progress)?;
+    let resolved = resolve(client, source, opts, progress)?;
     let shown = reference
         .tag()
         .map(str::to_string)
@@ -113,7 +155,7 @@ pub fn pull(
 
     let diff_ids = &resolved.config.rootfs.diff_ids;
     let chains = chain_ids(diff_ids);
-    let downloaded = fetch_layers(client, store, &reference, &resolved, &chains, opts, progress)?;
+    let downloaded = fetch_layers(client, store, source, &resolved, &chains, opts, progress)?;
 
     store.put_blob(&resolved.config_raw_digest(), &resolved.config_raw)?;
     store.put_blob(&resolved.manifest_desc.digest, &resolved.manifest_bytes)?;
@@ -130,9 +172,9 @@ pub fn pull(
         created: resolved.config.created.clone(),
         size,
     };
-    let outcome = store.tag(&reference, &resolved.manifest_desc, &meta)?;
+    let outcome = store.tag(reference, &resolved.manifest_desc, &meta)?;
     Ok(PullOutcome {
-        reference,
+        reference: reference.clone(),
         digest: resolved.repo_digest,
         image_id: meta.image_id,
         up_to_date: !downloaded && outcome == TagOutcome::Unchanged,
@@ -146,11 +188,13 @@ impl Resolved {
 }
 
 /// The fast path: the store has this reference complete and the registry
-/// still points it at the same content (one HEAD; none for a digest).
+/// (`source`: the origin or a mirror) still points it at the same content
+/// (one HEAD; none for a digest).
 fn up_to_date(
     client: &Client,
     store: &Store,
     reference: &Reference,
+    source: &Reference,
     opts: &PullOptions,
 ) -> Result<Option<PullOutcome>, PullError> {
     let entries = store.entries()?;
@@ -174,7 +218,7 @@ fn up_to_date(
         return Ok(None);
     }
     if reference.digest().is_none() {
-        match client.head_manifest(reference)? {
+        match client.head_manifest(source)? {
             Some(head) if head.digest == repo_digest => {}
             _ => return Ok(None),
         }

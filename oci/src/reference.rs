@@ -149,6 +149,21 @@ impl Reference {
         })
     }
 
+    /// The same repository, tag and digest on another registry, below an
+    /// optional path prefix: the name a mirror of this registry serves it as.
+    pub fn moved_to(&self, registry: &str, prefix: &str) -> Result<Reference, ReferenceError> {
+        let prefix = prefix.trim_matches('/');
+        let repository = if prefix.is_empty() {
+            self.repository.clone()
+        } else {
+            format!("{prefix}/{}", self.repository)
+        };
+        let mut r = Reference::parse(&format!("{registry}/{repository}"))?;
+        r.tag = self.tag.clone();
+        r.digest = self.digest.clone();
+        Ok(r)
+    }
+
     /// The same repository pinned to a digest, with no tag.
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
@@ -329,6 +344,20 @@ mod tests {
 
     fn full(s: &str) -> String {
         Reference::parse_default_tag(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn moved_to_a_mirror() {
+        let r = Reference::parse_default_tag("busybox").unwrap();
+        let m = r.moved_to("mirror.local:5000", "").unwrap();
+        assert_eq!(m.to_string(), "mirror.local:5000/library/busybox:latest");
+        assert_eq!(m.api_host(), "mirror.local:5000");
+        let m = r.moved_to("mirror.local", "/hub/").unwrap();
+        assert_eq!(m.to_string(), "mirror.local/hub/library/busybox:latest");
+        let d = Reference::parse("quay.io/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+            .unwrap();
+        assert_eq!(d.moved_to("localhost:1", "q").unwrap().digest(), d.digest());
+        assert!(r.moved_to("Bad Host", "").is_err());
     }
 
     #[test]

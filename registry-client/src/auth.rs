@@ -22,6 +22,11 @@ impl Scope {
         Scope(format!("repository:{}:pull,push", r.repository()))
     }
 
+    /// The registry's repository list.
+    pub fn catalog() -> Scope {
+        Scope("registry:catalog:*".into())
+    }
+
     /// Pull access to another repository of the same registry (the source of a mount).
     pub fn pull_repository(repository: &str) -> Scope {
         Scope(format!("repository:{repository}:pull"))

@@ -61,6 +61,43 @@ pub(crate) struct HostState {
     pub(crate) challenge: Mutex<Option<Challenge>>,
     /// Bearer tokens by scope key.
     pub(crate) tokens: Mutex<HashMap<String, Token>>,
+    /// The last rate limit the registry announced.
+    pub(crate) rate_limit: Mutex<Option<RateLimit>>,
+}
+
+/// A registry's pull quota as its `RateLimit-Limit`/`RateLimit-Remaining`
+/// headers announce it (Docker Hub: `ratelimit-remaining: 76;w=21600`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: Option<u64>,
+    pub remaining: u64,
+    /// The quota window in seconds.
+    pub window: Option<u64>,
+}
+
+impl RateLimit {
+    /// Reads the headers of a response; `None` when it carries none.
+    pub fn from_headers(headers: &ureq::http::HeaderMap) -> Option<RateLimit> {
+        fn parse(v: &str) -> (Option<u64>, Option<u64>) {
+            let mut parts = v.split(';');
+            let n = parts.next().and_then(|n| n.trim().parse().ok());
+            let w = parts
+                .filter_map(|p| p.trim().strip_prefix("w="))
+                .find_map(|w| w.trim().parse().ok());
+            (n, w)
+        }
+        let (remaining, w1) = parse(headers.get("ratelimit-remaining")?.to_str().ok()?);
+        let (limit, w2) = headers
+            .get("ratelimit-limit")
+            .and_then(|v| v.to_str().ok())
+            .map(parse)
+            .unwrap_or((None, None));
+        Some(RateLimit {
+            limit,
+            remaining: remaining?,
+            window: w1.or(w2),
+        })
+    }
 }
 
 /// A manifest as fetched: exact bytes, media type, digest.
@@ -182,6 +219,14 @@ impl Client {
         &self.opts
     }
 
+    /// The pull quota `host` announced last, if it announces one.
+    pub fn rate_limit(&self, host: &str) -> Option<RateLimit> {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let h = hosts.get(host)?;
+        let limit = *h.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
+        limit
+    }
+
     pub(crate) fn is_insecure(&self, host: &str) -> bool {
         is_loopback(host)
             || self
@@ -225,6 +270,7 @@ impl Client {
                         insecure,
                         challenge: Mutex::new(challenge),
                         tokens: Mutex::new(HashMap::new()),
+                        rate_limit: Mutex::new(None),
                     });
                     hosts.insert(host.to_string(), state.clone());
                     return Ok(state);
@@ -408,6 +454,11 @@ impl Client {
                     }
                 })
                 .map_err(|e| self.connect_error(host_name, &e))?;
+            if same_host {
+                if let Some(limit) = RateLimit::from_headers(resp.headers()) {
+                    *host.rate_limit.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+                }
+            }
             let status = resp.status().as_u16();
             if status == 401 && !reauthenticated && same_host {
                 reauthenticated = true;
@@ -851,6 +902,29 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_headers() {
+        let mut h = ureq::http::HeaderMap::new();
+        assert_eq!(RateLimit::from_headers(&h), None);
+        h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
+        h.insert("ratelimit-remaining", "76;w=21600".parse().unwrap());
+        assert_eq!(
+            RateLimit::from_headers(&h),
+            Some(RateLimit {
+                limit: Some(100),
+                remaining: 76,
+                window: Some(21600)
+            })
+        );
+        h.insert("ratelimit-remaining", "0".parse().unwrap());
+        assert_eq!(
+            RateLimit::from_headers(&h).map(|l| (l.remaining, l.window)),
+            Some((0, Some(21600)))
+        );
+        h.insert("ratelimit-remaining", "lots".parse().unwrap());
+        assert_eq!(RateLimit::from_headers(&h), None);
+    }
 
     #[test]
     fn loopback_hosts() {

@@ -21,6 +21,6 @@ mod push;
 pub use auth::Scope;
 pub use blob::BlobReader;
 pub use challenge::{parse as parse_challenges, Challenge};
-pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead};
+pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead, RateLimit};
 pub use error::RegistryError;
 pub use push::MountOutcome;

@@ -191,3 +191,103 @@ impl Client {
         }
     }
 }
+
+/// The next page of a paginated listing, from a `Link: <url>; rel="next"` header.
+fn next_link(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    let link = resp.headers().get("link")?.to_str().ok()?;
+    link.split(',')
+        .find(|l| l.contains("rel=\"next\"") || l.contains("rel=next"))
+        .and_then(|l| {
+            let start = l.find('<')? + 1;
+            let end = l[start..].find('>')? + start;
+            Some(l[start..end].to_string())
+        })
+}
+
+impl Client {
+    /// Every tag of a repository, following `Link` pagination.
+    pub fn list_tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let base = self.host(r.api_host())?.base.clone();
+        let first = format!("{base}/v2/{}/tags/list?n=1000", r.repository());
+        let mut out = Vec::new();
+        self.pages(r, &[Scope::pull(r)], first, "tags/list", |p: Tags| {
+            out.extend(p.tags.unwrap_or_default())
+        })?;
+        Ok(out)
+    }
+
+    /// Every repository of a registry (`_catalog`), following `Link` pagination.
+    /// `any` is any reference on that registry.
+    pub fn catalog(&self, any: &Reference) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let base = self.host(any.api_host())?.base.clone();
+        let mut out = Vec::new();
+        self.pages(
+            any,
+            &[Scope::catalog()],
+            format!("{base}/v2/_catalog?n=1000"),
+            "_catalog",
+            |p: Catalog| out.extend(p.repositories),
+        )?;
+        Ok(out)
+    }
+
+    /// GETs a JSON listing page by page (`Link: <…>; rel="next"`).
+    fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        r: &Reference,
+        scopes: &[Scope],
+        first: String,
+        what: &str,
+        mut each: impl FnMut(T),
+    ) -> Result<(), RegistryError> {
+        let mut url = first;
+        for _ in 0..10_000 {
+            let resp = self.request(r, scopes, Method::Get, Target::Url(&url), &[], Payload::None, false)?;
+            let status = resp.status().as_u16();
+            if status != 200 {
+                return Err(self.status_error(r, "GET", what, status, Some(resp)));
+            }
+            let next = next_link(&resp);
+            let body = resp
+                .into_body()
+                .with_config()
+                .limit(32 << 20)
+                .read_to_vec()
+                .map_err(|e| RegistryError::Connect {
+                    host: r.api_host().to_string(),
+                    message: e.to_string(),
+                    hint: None,
+                })?;
+            let page = serde_json::from_slice(&body)
+                .map_err(|e| self.status_error(r, "GET", &format!("{what}: {e}"), 200, None))?;
+            each(page);
+            match next {
+                Some(n) => url = n,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_headers() {
+        let resp = ureq::http::Response::builder()
+            .header("Link", r#"</v2/_catalog?last=b&n=2>; rel="next""#)
+            .body(ureq::Body::builder().data(Vec::new()))
+            .unwrap();
+        assert_eq!(super::next_link(&resp).as_deref(), Some("/v2/_catalog?last=b&n=2"));
+    }
+}

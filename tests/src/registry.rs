@@ -23,6 +23,8 @@ pub struct Options {
     pub tls: bool,
     /// Listen on every interface rather than loopback only.
     pub all_interfaces: bool,
+    /// Run as a pull-through cache of this registry URL.
+    pub proxy_of: Option<String>,
 }
 
 impl Default for Options {
@@ -31,6 +33,7 @@ impl Default for Options {
             auth: Auth::None,
             tls: false,
             all_interfaces: false,
+            proxy_of: None,
         }
     }
 }
@@ -112,6 +115,9 @@ impl Registry {
                 ));
                 token = Some(server);
             }
+        }
+        if let Some(remote) = &opts.proxy_of {
+            cfg.push_str(&format!("proxy:\n  remoteurl: {remote}\n"));
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).expect("registry config");

@@ -49,6 +49,7 @@ fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
     let printer = crate::progress::Printer::new(a.quiet);
     let opts = barge_engine::PullOptions {
         platform,
+        mirrors: env.settings()?.mirrors_for(reference.registry()),
         ..Default::default()
     };
     let outcome = barge_engine::pull(&client, &store, &reference, &opts, &printer)

@@ -4,6 +4,7 @@ mod containers;
 mod copy;
 mod images;
 mod login;
+mod mirror;
 mod pull;
 
 pub use login::credential_helper;
@@ -39,14 +40,24 @@ impl Env {
         barge_auth::AuthStore::locate(self.config_dir.as_deref())
     }
 
-    /// Insecure registries from flags and settings.
+    pub fn settings(&self) -> Result<crate::settings::Settings, Failure> {
+        crate::settings::Settings::load().context(|| "reading barge settings".to_string())
+    }
+
+    /// Insecure registries from flags and settings, with mirrors given as `http://`.
     pub fn insecure_registries(&self) -> Result<Vec<String>, Failure> {
-        let settings = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
+        let settings = self.settings()?;
+        let plain_mirrors = settings
+            .all_mirrors()
+            .into_iter()
+            .filter(|e| e.plain_http)
+            .map(|e| e.mirror.host);
         Ok(self
             .insecure
             .iter()
             .chain(settings.insecure_registries.iter())
             .cloned()
+            .chain(plain_mirrors)
             .collect())
     }
 }
@@ -66,6 +77,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::Copy(a) => copy::copy(&env, &a),
+        Command::Mirror(a) => mirror::mirror(&env, &a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => copy::save(&env, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => copy::load(&env, &a),
         Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),
