@@ -379,6 +379,9 @@ pub struct PushArgs {
     /// Image to push: NAME[:TAG]
     #[arg(value_name = "NAME[:TAG]")]
     pub image: String,
+    /// Push every stored tag of the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output: print only the pushed reference
     #[arg(short, long)]
     pub quiet: bool,

@@ -146,3 +146,39 @@ fn pushing_what_is_not_stored_fails_clearly() {
         "{e}"
     );
 }
+
+#[test]
+fn push_all_tags_sends_every_stored_tag_of_the_repository() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let source = Registry::anonymous();
+    let dest = Registry::anonymous();
+    two_layer_image().push(&source, "app", "v1");
+    let b = Barge::new();
+    let pulled = format!("{}/app:v1", source.host());
+    b.ok(&["pull", "-q", &pulled]);
+    let repo = format!("{}/many", dest.host());
+    for tag in ["v1", "v2", "latest"] {
+        b.ok(&["tag", &pulled, &format!("{repo}:{tag}")]);
+    }
+    b.ok(&["tag", &pulled, &format!("{}/other:v9", dest.host())]);
+    let out = b.ok(&["push", "--all-tags", &repo]);
+    for tag in ["latest", "v1", "v2"] {
+        assert!(out.contains(&format!("{tag}: digest: sha256:")), "{out}");
+    }
+    let tags = run_ok(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
+    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
+    let mut tags: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1", "v2"], "only this repository's tags");
+    let e = b.fails(&["push", "-a", &format!("{repo}:v1")]);
+    assert!(e.contains("tag can't be used with --all-tags"), "{e}");
+    let e = b.fails(&["push", "-a", &format!("{}/none", dest.host())]);
+    assert!(e.contains("does not exist locally"), "{e}");
+}

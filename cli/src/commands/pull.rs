@@ -37,24 +37,51 @@ pub fn pull(env: &Env, a: &PullArgs) -> Result<i32, Failure> {
 }
 
 pub fn push(env: &Env, a: &PushArgs) -> Result<i32, Failure> {
-    let reference = Reference::parse_default_tag(&a.image).context(|| format!("pushing {}", a.image))?;
     let store = env.store()?;
+    let references = if a.all_tags {
+        let name = Reference::parse(&a.image).context(|| format!("pushing {}", a.image))?;
+        if name.tag().is_some() || name.digest().is_some() {
+            return Err(Failure::msg(format!(
+                "tag can't be used with --all-tags/-a: give the repository alone ({})",
+                name.familiar_name()
+            )));
+        }
+        let mut tagged: Vec<Reference> = store
+            .entries()
+            .context(|| "reading the store".to_string())?
+            .into_iter()
+            .filter_map(|e| e.reference)
+            .filter(|r| r.name() == name.name() && r.tag().is_some())
+            .collect();
+        tagged.sort_by(|x, y| x.tag().cmp(&y.tag()));
+        if tagged.is_empty() {
+            return Err(Failure::msg(format!(
+                "An image does not exist locally with the name: {}",
+                name.familiar_name()
+            )));
+        }
+        tagged
+    } else {
+        vec![Reference::parse_default_tag(&a.image).context(|| format!("pushing {}", a.image))?]
+    };
     let client = env.client()?;
     let printer = Printer::new(a.quiet);
     let opts = PushOptions {
         max_concurrent: a.max_concurrent_uploads as usize,
     };
-    let outcome = barge_engine::push(&client, &store, &reference, &opts, &printer)
-        .context(|| format!("pushing {}", reference.familiar()))?;
-    if a.quiet {
-        println!("{}", outcome.reference);
-    } else {
-        println!(
-            "{}: digest: {} size: {}",
-            reference.manifest_key(),
-            outcome.digest,
-            outcome.size
-        );
+    for reference in &references {
+        let outcome = barge_engine::push(&client, &store, reference, &opts, &printer)
+            .context(|| format!("pushing {}", reference.familiar()))?;
+        if a.quiet {
+            println!("{}", outcome.reference);
+        } else {
+            println!(
+                "{}: digest: {} size: {}",
+                reference.manifest_key(),
+                outcome.digest,
+                outcome.size
+            );
+        }
     }
     Ok(0)
 }
