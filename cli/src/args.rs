@@ -41,6 +41,8 @@ pub enum Command {
     Copy(CopyArgs),
     /// Copy tags, repositories or whole registries to another registry
     Mirror(MirrorArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
@@ -110,6 +112,8 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Remove unused images, blobs and layers
     Prune(PruneArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
@@ -403,6 +407,37 @@ pub struct CopyArgs {
     #[arg(long)]
     pub platform: Option<String>,
     /// Suppress progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context: a directory
+    #[arg(value_name = "PATH")]
+    pub context: std::path::PathBuf,
+    /// Name of the Dockerfile [default: PATH/Dockerfile]; - reads it from STDIN
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Name and optionally a tag in the name:tag format
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Set the platform of the image (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Do not use the layer cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Network for RUN: host (the default, as barge has no bridge network) or none
+    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    pub network: String,
+    /// Suppress the build output and print the image ID on success
     #[arg(short, long)]
     pub quiet: bool,
 }

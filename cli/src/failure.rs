@@ -35,17 +35,7 @@ impl Failure {
     }
 
     pub fn print(&self, debug: bool) {
-        let mut line = String::from("Error: ");
-        if !self.what.is_empty() {
-            line.push_str(&self.what);
-            line.push_str(": ");
-        }
-        line.push_str(&self.source.to_string());
-        if let Some(h) = &self.hint {
-            line.push_str("; ");
-            line.push_str(h);
-        }
-        eprintln!("{line}");
+        eprintln!("Error: {self}");
         if debug {
             let mut cause = self.source.source();
             while let Some(c) = cause {
@@ -54,6 +44,20 @@ impl Failure {
             }
             eprintln!("  debug: {:?}", self.source);
         }
+    }
+}
+
+/// What failed, why, and the hint: the line the CLI prints after `Error: `.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.what.is_empty() {
+            write!(f, "{}: ", self.what)?;
+        }
+        write!(f, "{}", self.source)?;
+        if let Some(h) = &self.hint {
+            write!(f, "; {h}")?;
+        }
+        Ok(())
     }
 }
 

@@ -99,7 +99,22 @@ impl Runtime {
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
         let cfg = details.config.config.clone().unwrap_or(serde_json::Value::Null);
+        self.create_with(image_id, image, &cfg, details.config.labels(), lower_dirs, opts)
+    }
 
+    /// Creates a container over explicit layers (`lower_dirs`, topmost
+    /// first) with an explicit container config (`Env`, `Cmd`, `User`, …):
+    /// a build step, whose image is not in the store yet. The caller holds
+    /// the store lock so that no prune removes those layers meanwhile.
+    pub fn create_with(
+        &self,
+        image_id: &Digest,
+        image: &str,
+        cfg: &serde_json::Value,
+        image_labels: BTreeMap<String, String>,
+        lower_dirs: Vec<PathBuf>,
+        opts: &CreateOptions,
+    ) -> Result<Container, RuntimeError> {
         // The command, as docker builds it.
         let (entrypoint, cmd) = match &opts.entrypoint {
             Some(ep) if ep.is_empty() => (Vec::new(), opts.cmd.clone()),
@@ -189,7 +204,7 @@ impl Runtime {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "/".to_string());
-        let mut labels: BTreeMap<String, String> = details.config.labels();
+        let mut labels = image_labels;
         for l in &opts.labels {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
             labels.insert(k.to_string(), v.to_string());

@@ -39,12 +39,7 @@ fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
     if found.is_err() && !a.quiet {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
-    let platform = a
-        .platform
-        .as_deref()
-        .map(barge_oci::Platform::parse)
-        .transpose()
-        .context(|| "--platform".to_string())?;
+    let platform = super::platform(a.platform.as_deref())?;
     let client = env.client()?;
     let printer = crate::progress::Printer::new(a.quiet);
     let opts = barge_engine::PullOptions {

@@ -9,7 +9,7 @@ use barge_engine::transport::{
     RegistrySource, Source, StoreDestination, StoreSource,
 };
 use barge_engine::CopyOptions;
-use barge_oci::{Platform, Reference};
+use barge_oci::Reference;
 use std::io::IsTerminal;
 
 pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
@@ -60,12 +60,7 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
             tagged: Default::default(),
         }),
     };
-    let platform = a
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .context(|| "--platform".to_string())?;
+    let platform = super::platform(a.platform.as_deref())?;
     let opts = CopyOptions {
         all: a.all.then_some(true),
         platform,

@@ -1,5 +1,6 @@
 //! One function per command: parse what the library needs, call it, print.
 
+mod build;
 mod containers;
 mod copy;
 mod images;
@@ -62,6 +63,14 @@ impl Env {
     }
 }
 
+/// A `--platform` value.
+fn platform(value: Option<&str>) -> Result<Option<barge_oci::Platform>, Failure> {
+    value
+        .map(barge_oci::Platform::parse)
+        .transpose()
+        .context(|| "--platform".to_string())
+}
+
 /// Runs a command; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let env = Env {
@@ -78,6 +87,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::Copy(a) => copy::copy(&env, &a),
         Command::Mirror(a) => mirror::mirror(&env, &a),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&env, &a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => copy::save(&env, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => copy::load(&env, &a),
         Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),

@@ -5,16 +5,11 @@ use crate::args::{PullArgs, PushArgs};
 use crate::failure::{Context, Failure};
 use crate::progress::Printer;
 use barge_engine::{PullOptions, PushOptions};
-use barge_oci::{Platform, Reference};
+use barge_oci::Reference;
 
 pub fn pull(env: &Env, a: &PullArgs) -> Result<i32, Failure> {
     let reference = Reference::parse_default_tag(&a.image).context(|| format!("pulling {}", a.image))?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(Platform::parse)
-        .transpose()
-        .context(|| "--platform".to_string())?;
+    let platform = super::platform(a.platform.as_deref())?;
     let store = env.store()?;
     let client = env.client()?;
     let printer = Printer::new(a.quiet);

@@ -1,0 +1,302 @@
+//! Looking at the image being built (its layers, in overlay form), at the
+//! build context, and at what a `RUN` changed (a container's upper dir).
+
+use crate::layer::{LayerWriter, Owner, Special};
+use crate::BuildError;
+use std::collections::{HashMap, VecDeque};
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+/// Upper-dir features a layer cannot express: refuse rather than lose data.
+const UNSUPPORTED_XATTRS: [&str; 4] = [
+    "trusted.overlay.redirect",
+    "user.overlay.redirect",
+    "trusted.overlay.metacopy",
+    "user.overlay.metacopy",
+];
+
+fn has_xattr(path: &Path, names: &[&str]) -> bool {
+    names.iter().any(|n| {
+        let mut buf = [0u8; 256];
+        rustix::fs::lgetxattr(path, *n, &mut buf).is_ok()
+    })
+}
+
+fn is_whiteout(md: &Metadata) -> bool {
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
+    let context = context.into();
+    move |source| BuildError::Io { context, source }
+}
+
+/// The merged view of an image's layer directories, topmost first.
+pub struct Lowers {
+    dirs: Vec<PathBuf>,
+}
+
+impl Lowers {
+    pub fn new(dirs: Vec<PathBuf>) -> Lowers {
+        Lowers { dirs }
+    }
+
+    /// Where `rel` (`a/b`, no leading `/`) is found, honouring whiteouts
+    /// and opaque directories; symlinks are not followed.
+    pub fn find(&self, rel: &str) -> Option<(PathBuf, Metadata)> {
+        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        if comps.is_empty() {
+            return None;
+        }
+        for layer in &self.dirs {
+            let mut cur = layer.clone();
+            let mut stop_below = false;
+            for (i, c) in comps.iter().enumerate() {
+                cur.push(c);
+                let Ok(md) = std::fs::symlink_metadata(&cur) else { break };
+                if is_whiteout(&md) {
+                    return None;
+                }
+                if i + 1 == comps.len() {
+                    return Some((cur, md));
+                }
+                if !md.is_dir() {
+                    break;
+                }
+                if has_xattr(&cur, &OPAQUE_XATTRS) {
+                    stop_below = true;
+                }
+            }
+            if stop_below {
+                return None;
+            }
+        }
+        None
+    }
+
+    pub fn read_file(&self, rel: &str) -> Option<String> {
+        let (path, md) = self.find(rel)?;
+        (md.is_file() && md.len() < 4 << 20)
+            .then(|| std::fs::read_to_string(path).ok())
+            .flatten()
+    }
+
+    /// `path` with symlinks in it resolved inside the image's root, as
+    /// docker places copied files; the last component too when `last`.
+    pub fn resolve(&self, path: &str, last: bool) -> String {
+        let mut todo: VecDeque<String> = components(path).into();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            let candidate = if done.is_empty() {
+                c.clone()
+            } else {
+                format!("{}/{c}", done.join("/"))
+            };
+            let follow = last || !todo.is_empty();
+            match self.find(&candidate) {
+                Some((p, md)) if follow && md.file_type().is_symlink() && hops < 40 => {
+                    hops += 1;
+                    let target = std::fs::read_link(&p).unwrap_or_default();
+                    let target = target.to_string_lossy();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    for t in components(&target).into_iter().rev() {
+                        todo.push_front(t);
+                    }
+                }
+                _ => done.push(c),
+            }
+        }
+        done.join("/")
+    }
+}
+
+fn components(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Normalises an absolute path inside the image: no `.`, `..` resolved
+/// lexically, no leading `/` (`/a/./b/../c` → `a/c`).
+pub fn clean(path: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for c in components(path) {
+        if c == ".." {
+            out.pop();
+        } else {
+            out.push(c);
+        }
+    }
+    out.join("/")
+}
+
+pub fn owner(md: &Metadata) -> Owner {
+    Owner {
+        uid: md.uid() as u64,
+        gid: md.gid() as u64,
+        mode: md.mode() & 0o7777,
+    }
+}
+
+/// Writes one filesystem object found at `src` as `dest` in the layer.
+/// Returns false for what layers cannot hold (sockets).
+pub fn write_entry(
+    w: &mut LayerWriter,
+    src: &Path,
+    md: &Metadata,
+    dest: &str,
+    o: Owner,
+    hardlinks: &mut HashMap<(u64, u64), String>,
+) -> Result<bool, BuildError> {
+    let ft = md.file_type();
+    let fail = io_err(format!("adding {} to the layer", src.display()));
+    if ft.is_dir() {
+        w.dir(dest, o).map_err(fail)?;
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(io_err(format!("reading the link {}", src.display())))?;
+        w.symlink(dest, &target.to_string_lossy(), o).map_err(fail)?;
+    } else if ft.is_file() {
+        if md.nlink() > 1 {
+            if let Some(first) = hardlinks.get(&(md.dev(), md.ino())) {
+                w.hardlink(dest, first, o).map_err(fail)?;
+                return Ok(true);
+            }
+            hardlinks.insert((md.dev(), md.ino()), dest.to_string());
+        }
+        let f = std::fs::File::open(src).map_err(io_err(format!("opening {}", src.display())))?;
+        w.file(dest, o, md.len(), f).map_err(fail)?;
+    } else if ft.is_char_device() || ft.is_block_device() {
+        let (ma, mi) = (rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev()));
+        let kind = if ft.is_char_device() {
+            Special::Char(ma, mi)
+        } else {
+            Special::Block(ma, mi)
+        };
+        w.special(dest, kind, o).map_err(fail)?;
+    } else if ft.is_fifo() {
+        w.special(dest, Special::Fifo, o).map_err(fail)?;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Every path below `dir` (relative to it), sorted, depth first; `keep`
+/// decides on each relative path, and a refused directory is not entered.
+pub fn walk(dir: &Path, keep: &dyn Fn(&str, &Metadata) -> bool) -> Result<Vec<(String, Metadata)>, BuildError> {
+    fn inner(
+        base: &Path,
+        rel: &str,
+        keep: &dyn Fn(&str, &Metadata) -> bool,
+        out: &mut Vec<(String, Metadata)>,
+    ) -> Result<(), BuildError> {
+        let here = if rel.is_empty() {
+            base.to_path_buf()
+        } else {
+            base.join(rel)
+        };
+        let mut names: Vec<String> = std::fs::read_dir(&here)
+            .map_err(io_err(format!("listing {}", here.display())))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let md = std::fs::symlink_metadata(base.join(&r)).map_err(io_err(format!("reading {}", r)))?;
+            if !keep(&r, &md) {
+                continue;
+            }
+            let is_dir = md.is_dir();
+            out.push((r.clone(), md));
+            if is_dir {
+                inner(base, &r, keep, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    inner(dir, "", keep, &mut out)?;
+    Ok(out)
+}
+
+/// Mount points the runtime creates in a container's root when the image
+/// lacks them; they are not part of what a `RUN` did.
+const RUNTIME_MOUNT_POINTS: [&str; 6] = ["dev", "proc", "sys", "etc/hosts", "etc/hostname", "etc/resolv.conf"];
+
+/// Writes what a `RUN` changed, from its container's upper dir: new and
+/// changed files, whiteouts for deletions, opaque markers for replaced
+/// directories.
+pub fn diff_upper(upper: &Path, lowers: &Lowers, w: &mut LayerWriter) -> Result<(), BuildError> {
+    let mut entries = walk(upper, &|rel, md| {
+        let empty = (md.is_dir()
+            && std::fs::read_dir(upper.join(rel))
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false))
+            || (md.is_file() && md.len() == 0);
+        !(RUNTIME_MOUNT_POINTS.contains(&rel) && empty && lowers.find(rel).is_none())
+    })?;
+    // `/etc` made only to hold those mount points.
+    if lowers.find("etc").is_none() && !entries.iter().any(|(r, _)| r.starts_with("etc/")) {
+        entries.retain(|(r, _)| r != "etc");
+    }
+    let mut hardlinks = HashMap::new();
+    for (rel, md) in entries {
+        let path = upper.join(&rel);
+        if is_whiteout(&md) {
+            w.whiteout(&rel).map_err(io_err("writing a whiteout"))?;
+            continue;
+        }
+        if has_xattr(&path, &UNSUPPORTED_XATTRS) {
+            return Err(BuildError::Unsupported(format!(
+                "/{rel} was renamed or copied up as metadata only by overlayfs (redirect_dir/metacopy); \
+                 turn those overlay features off to build with RUN"
+            )));
+        }
+        write_entry(w, &path, &md, &rel, owner(&md), &mut hardlinks)?;
+        if md.is_dir() && has_xattr(&path, &OPAQUE_XATTRS) {
+            w.opaque(&rel).map_err(io_err("writing an opaque marker"))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean("/a/./b/../c/"), "a/c");
+        assert_eq!(clean("/../../x"), "x");
+        assert_eq!(clean("/"), "");
+    }
+
+    #[test]
+    fn lowers_follow_symlinks_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let (top, base) = (d.path().join("top"), d.path().join("base"));
+        std::fs::create_dir_all(base.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(&top).unwrap();
+        std::os::unix::fs::symlink("usr/bin", top.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/../../etc", top.join("escape")).unwrap();
+        let l = Lowers::new(vec![top, base]);
+        assert_eq!(l.resolve("/bin/tool", false), "usr/bin/tool");
+        assert_eq!(l.resolve("/bin", false), "bin");
+        assert_eq!(l.resolve("/bin", true), "usr/bin");
+        assert_eq!(l.resolve("/escape/passwd", false), "etc/passwd", "never above the root");
+        assert!(l.find("usr/bin").unwrap().1.is_dir());
+        assert!(l.find("nothing").is_none());
+    }
+}

@@ -1,0 +1,83 @@
+//! `barge build`: images from a Dockerfile and a context directory, into
+//! the store.
+//!
+//! A build starts `FROM scratch` or from a stored image and applies the
+//! Dockerfile's instructions in order. `COPY` and `ADD` write layers
+//! straight from the context; `RUN` runs in a barge container over the
+//! layers so far and its upper dir becomes the next layer (whiteouts for
+//! deletions). Metadata instructions change the config and add a history
+//! entry marked `empty_layer`, as docker does. Layers are reproducible
+//! (sorted entries, one fixed mtime from `SOURCE_DATE_EPOCH` or 0,
+//! numeric owners, a fixed gzip header) and cached by content, so the same
+//! context and Dockerfile give the same image digest every time.
+//!
+//! It is not for pulling base images (the caller provides them through
+//! [`BaseImages`]), registries, or multi-stage builds (refused clearly).
+
+mod dockerfile;
+mod fs;
+mod ignore;
+mod layer;
+mod steps;
+
+pub use dockerfile::{parse, Instruction};
+pub use ignore::Ignore;
+pub use steps::build;
+
+use barge_oci::{Digest, Platform, Reference};
+use barge_runtime::Network;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("Dockerfile line {line}: {message}")]
+    Dockerfile { line: usize, message: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] barge_store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] barge_runtime::RuntimeError),
+    #[error("Dockerfile line {line}: the command '{command}' returned a non-zero code: {code}")]
+    RunFailed { line: usize, command: String, code: i32 },
+    #[error("base image {name}: {message}")]
+    Base { name: String, message: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Finds (pulling if need be) the image a `FROM` names; returns its image ID.
+pub trait BaseImages {
+    fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    pub build_args: Vec<(String, String)>,
+    /// `--label` additions to the image config.
+    pub labels: Vec<(String, String)>,
+    pub platform: Option<Platform>,
+    pub tags: Vec<Reference>,
+    pub no_cache: bool,
+    /// The network of `RUN` containers.
+    pub network: Network,
+    /// Every time in the image: `SOURCE_DATE_EPOCH`, else 0.
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub image_id: Digest,
+    pub manifest_digest: Digest,
+}
+
+/// What a build tells its user as it goes.
+pub trait BuildProgress {
+    /// `Step 2/5 : COPY demo /demo`.
+    fn step(&self, _text: &str) {}
+    /// ` ---> Using cache`, ` ---> 1a2b3c4d5e6f`.
+    fn note(&self, _text: &str) {}
+}

@@ -1,0 +1,1105 @@
+//! The build itself: one stage, instruction by instruction.
+
+use crate::dockerfile::{self, pairs, words, Instruction};
+use crate::fs::{clean, diff_upper, io_err, walk, write_entry, Lowers};
+use crate::ignore::{glob_matches, is_glob, Ignore};
+use crate::layer::{LayerWriter, Owner, Written};
+use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
+use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
+use barge_oci::{media, Descriptor, Digest, Platform};
+use barge_runtime::monitor::Foreground;
+use barge_runtime::{CreateOptions, Runtime};
+use barge_store::{ImageMeta, Store};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::Metadata;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const NOP: &str = "/bin/sh -c #(nop) ";
+
+/// Builds the image the Dockerfile describes; tags it (or keeps it dangling).
+pub fn build(
+    store: &Store,
+    runtime: &Runtime,
+    bases: &dyn BaseImages,
+    opts: &BuildOptions,
+    progress: &dyn BuildProgress,
+) -> Result<BuildOutcome, BuildError> {
+    let instructions = dockerfile::parse(&opts.dockerfile)?;
+    // No prune may remove layers this build stands on until it is tagged.
+    let _lock = store.lock_shared()?;
+    let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
+    let mut used_args: BTreeSet<String> = BTreeSet::new();
+    let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let mut stage: Option<Stage> = None;
+    let total = instructions.len();
+    for (n, ins) in instructions.iter().enumerate() {
+        let flags: String = ins.flags.iter().map(|(k, v)| format!("--{k}={v} ")).collect();
+        progress.step(&format!("Step {}/{total} : {} {flags}{}", n + 1, ins.keyword, ins.args));
+        match (ins.keyword.as_str(), &mut stage) {
+            ("ARG", None) => {
+                for (k, v) in declare_args(ins, &global, &build_args, &global)? {
+                    used_args.insert(k.clone());
+                    global.insert(k, v);
+                }
+            }
+            ("FROM", None) => stage = Some(Stage::from(store, runtime, bases, opts, progress, ins, &global)?),
+            ("FROM", Some(_)) => {
+                return Err(ins.error("multi-stage builds (a second FROM) are not supported by barge build yet"))
+            }
+            (_, None) => return Err(ins.error("a Dockerfile must begin with FROM (only ARG may come before it)")),
+            (_, Some(s)) => {
+                s.global = global.clone();
+                s.apply(ins, &build_args, &mut used_args)?;
+            }
+        }
+    }
+    let Some(stage) = stage else {
+        return Err(BuildError::Dockerfile {
+            line: 1,
+            message: "no FROM instruction".into(),
+        });
+    };
+    let unused: Vec<&String> = build_args.keys().filter(|k| !used_args.contains(*k)).collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        progress.note(&format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            names.join(" ")
+        ));
+    }
+    stage.finish()
+}
+
+/// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
+fn declare_args(
+    ins: &Instruction,
+    vars: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
+    global: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let ws = ins.words(vars)?;
+    if ws.is_empty() {
+        return Err(ins.error("needs a name"));
+    }
+    let mut out = Vec::new();
+    for w in ws {
+        let (name, default) = match w.split_once('=') {
+            Some((n, d)) => (n.to_string(), Some(d.to_string())),
+            None => (w, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ins.error(format!("invalid name {name:?}")));
+        }
+        let value = build_args
+            .get(&name)
+            .cloned()
+            .or(default)
+            .or_else(|| global.get(&name).cloned());
+        if let Some(v) = value {
+            out.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+struct Stage<'a> {
+    store: &'a Store,
+    runtime: &'a Runtime,
+    opts: &'a BuildOptions,
+    progress: &'a dyn BuildProgress,
+    /// Top-level config fields besides the ones rebuilt at the end (`author`).
+    extra: Map<String, Value>,
+    /// The `config` object: Env, Cmd, Entrypoint, WorkingDir, …
+    config: Map<String, Value>,
+    history: Vec<Value>,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<Digest>,
+    platform: Platform,
+    /// ARG values of this stage.
+    args: BTreeMap<String, String>,
+    /// ARG values declared before FROM.
+    global: BTreeMap<String, String>,
+    shell: Vec<String>,
+    /// The CMD came from the base image (an ENTRYPOINT clears it).
+    cmd_inherited: bool,
+    created: String,
+    ignore: Ignore,
+}
+
+impl<'a> Stage<'a> {
+    fn from(
+        store: &'a Store,
+        runtime: &'a Runtime,
+        bases: &dyn BaseImages,
+        opts: &'a BuildOptions,
+        progress: &'a dyn BuildProgress,
+        ins: &Instruction,
+        global: &BTreeMap<String, String>,
+    ) -> Result<Stage<'a>, BuildError> {
+        let ws = ins.words(global)?;
+        let name = match ws.as_slice() {
+            [name] => name.clone(),
+            [name, as_, _] if as_.eq_ignore_ascii_case("as") => name.clone(),
+            _ => return Err(ins.error("expected FROM IMAGE [AS NAME]")),
+        };
+        for (k, _) in &ins.flags {
+            if k != "platform" {
+                return Err(ins.error(format!("unknown flag --{k}")));
+            }
+        }
+        let platform = match ins.flag("platform") {
+            Some(p) => {
+                let p = words(p, ins.escape, global).map_err(|e| ins.error(e))?.join("");
+                Some(Platform::parse(&p).map_err(|e| ins.error(e))?)
+            }
+            None => opts.platform.clone(),
+        };
+        let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
+            Ok(t) => Ignore::parse(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+            Err(e) => return Err(io_err("reading .dockerignore")(e)),
+        };
+        let mut stage = Stage {
+            store,
+            runtime,
+            opts,
+            progress,
+            extra: Map::new(),
+            config: Map::new(),
+            history: Vec::new(),
+            layers: Vec::new(),
+            diff_ids: Vec::new(),
+            platform: platform.clone().unwrap_or_else(Platform::host),
+            args: BTreeMap::new(),
+            global: global.clone(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            cmd_inherited: false,
+            created: barge_oci::time::format_rfc3339(opts.epoch as i64),
+            ignore,
+        };
+        if name == "scratch" {
+            stage.config.insert("Env".into(), json!([DEFAULT_PATH]));
+            return Ok(stage);
+        }
+        let id = bases
+            .resolve(&name, platform.as_ref())
+            .map_err(|message| BuildError::Base {
+                name: name.clone(),
+                message,
+            })?;
+        stage.load_base(&id, &name)?;
+        progress.note(&format!(" ---> {}", &id.hex()[..12]));
+        Ok(stage)
+    }
+
+    /// Starts from a stored image: its layers, config and history.
+    fn load_base(&mut self, id: &Digest, name: &str) -> Result<(), BuildError> {
+        let entries = self.store.entries()?;
+        let entry = entries
+            .iter()
+            .find(|e| e.meta.image_id == *id)
+            .ok_or_else(|| BuildError::Base {
+                name: name.to_string(),
+                message: "not in the store".into(),
+            })?;
+        let manifest = self.store.image_manifest(&entry.manifest.digest)?;
+        let raw = self.store.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
+        let cfg: Value = serde_json::from_slice(&raw).map_err(|e| BuildError::Base {
+            name: name.to_string(),
+            message: format!("its config is not JSON: {e}"),
+        })?;
+        let parsed = barge_oci::ImageConfig::parse(&raw).map_err(|e| BuildError::Base {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
+        if parsed.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(BuildError::Base {
+                name: name.to_string(),
+                message: "its config and manifest disagree on the layers".into(),
+            });
+        }
+        self.platform = parsed.platform();
+        self.diff_ids = parsed.rootfs.diff_ids.clone();
+        self.layers = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                let mt = match l.media_type.as_str() {
+                    media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+                    other => other,
+                };
+                Descriptor::new(mt, l.digest.clone(), l.size)
+            })
+            .collect();
+        self.config = cfg
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        self.history = cfg
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(s) = self.config.get("Shell").and_then(Value::as_array) {
+            self.shell = s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        }
+        self.cmd_inherited = self.config.get("Cmd").is_some_and(|c| !c.is_null());
+        Ok(())
+    }
+
+    /// Variables for substitution: ARGs, then ENV over them.
+    fn vars(&self) -> BTreeMap<String, String> {
+        let mut v = self.args.clone();
+        for e in self.env() {
+            if let Some((k, val)) = e.split_once('=') {
+                v.insert(k.to_string(), val.to_string());
+            }
+        }
+        v
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.config
+            .get("Env")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    fn workdir(&self) -> String {
+        self.config
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    }
+
+    fn lower_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = chain_ids(&self.diff_ids)
+            .iter()
+            .map(|c| self.store.snapshot_fs(c))
+            .collect();
+        dirs.reverse();
+        dirs
+    }
+
+    fn nop(&mut self, text: String) {
+        self.history.push(json!({
+            "created": self.created,
+            "created_by": format!("{NOP} {text}"),
+            "empty_layer": true,
+        }));
+    }
+
+    /// A map of the config (`Labels`, `Volumes`, …), empty when absent.
+    fn object(&self, key: &str) -> Map<String, Value> {
+        self.config
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        self.config.insert(key.to_string(), value);
+    }
+
+    fn apply(
+        &mut self,
+        ins: &Instruction,
+        build_args: &BTreeMap<String, String>,
+        used_args: &mut BTreeSet<String>,
+    ) -> Result<(), BuildError> {
+        let vars = self.vars();
+        if !ins.flags.is_empty() && !matches!(ins.keyword.as_str(), "COPY" | "ADD") {
+            return Err(ins.error(format!("the flag --{} is not supported", ins.flags[0].0)));
+        }
+        match ins.keyword.as_str() {
+            "ARG" => {
+                let global = self.global.clone();
+                for (k, v) in declare_args(ins, &vars, build_args, &global)? {
+                    used_args.insert(k.clone());
+                    self.args.insert(k, v);
+                }
+                // Declared without a value: known, and a --build-arg for it is used.
+                for w in ins.words(&vars)? {
+                    used_args.insert(w.split('=').next().unwrap_or("").to_string());
+                }
+            }
+            "ENV" => {
+                let set = pairs(ins, &vars, true)?;
+                let mut env = self.env();
+                for (k, v) in &set {
+                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                }
+                self.set("Env", json!(env));
+                let shown: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.nop(format!("ENV {}", shown.join(" ")));
+            }
+            "LABEL" => {
+                let set = pairs(ins, &vars, false)?;
+                let mut labels = self.object("Labels");
+                for (k, v) in &set {
+                    labels.insert(k.clone(), json!(v));
+                }
+                self.set("Labels", Value::Object(labels));
+                let shown: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.nop(format!("LABEL {}", shown.join(" ")));
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = self.command(ins)?;
+                let key = if ins.keyword == "CMD" { "Cmd" } else { "Entrypoint" };
+                self.set(key, json!(argv));
+                if ins.keyword == "ENTRYPOINT" && self.cmd_inherited {
+                    self.set("Cmd", Value::Null);
+                }
+                if ins.keyword == "CMD" {
+                    self.cmd_inherited = false;
+                }
+                self.nop(format!("{} {}", ins.keyword, go_list(&argv)));
+            }
+            "SHELL" => {
+                let argv = ins
+                    .exec_form()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| ins.error("needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]"))?;
+                self.shell = argv.clone();
+                self.set("Shell", json!(argv));
+                self.nop(format!("SHELL {}", go_list(&argv)));
+            }
+            "WORKDIR" => {
+                let w = ins.words(&vars)?.join(" ");
+                if w.is_empty() {
+                    return Err(ins.error("needs a path"));
+                }
+                let abs = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", self.workdir())
+                };
+                let dir = format!("/{}", clean(&abs));
+                self.set("WorkingDir", json!(dir));
+                self.history.push(json!({
+                    "created": self.created,
+                    "created_by": format!("{NOP}WORKDIR {dir}"),
+                    "empty_layer": true,
+                }));
+            }
+            "USER" => {
+                let u = ins.words(&vars)?.join(" ");
+                if u.is_empty() || u.contains(char::is_whitespace) {
+                    return Err(ins.error("expected one USER[:GROUP]"));
+                }
+                self.set("User", json!(u));
+                self.nop(format!("USER {u}"));
+            }
+            "EXPOSE" => {
+                let ports = ins.words(&vars)?;
+                if ports.is_empty() {
+                    return Err(ins.error("needs at least one port"));
+                }
+                let mut exposed = self.object("ExposedPorts");
+                let mut shown = Vec::new();
+                for p in &ports {
+                    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                    let proto = proto.to_ascii_lowercase();
+                    let valid_port = |s: &str| s.parse::<u16>().is_ok_and(|n| n > 0);
+                    let ok = match num.split_once('-') {
+                        Some((a, b)) => valid_port(a) && valid_port(b),
+                        None => valid_port(num),
+                    };
+                    if !ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                        return Err(ins.error(format!("invalid port {p:?}: expected PORT[/tcp|udp|sctp]")));
+                    }
+                    exposed.insert(format!("{num}/{proto}"), json!({}));
+                    shown.push(format!("{num}/{proto}"));
+                }
+                self.set("ExposedPorts", Value::Object(exposed));
+                self.nop(format!("EXPOSE {}", shown.join(" ")));
+            }
+            "VOLUME" => {
+                let vols = match ins.exec_form() {
+                    Some(v) => v,
+                    None => ins.words(&vars)?,
+                };
+                if vols.is_empty() {
+                    return Err(ins.error("needs at least one path"));
+                }
+                let mut map = self.object("Volumes");
+                for v in &vols {
+                    map.insert(v.clone(), json!({}));
+                }
+                self.set("Volumes", Value::Object(map));
+                self.nop(format!("VOLUME [{}]", vols.join(" ")));
+            }
+            "STOPSIGNAL" => {
+                let s = ins.words(&vars)?.join(" ");
+                barge_runtime::runner::parse_signal(&s).map_err(|e| ins.error(e))?;
+                self.set("StopSignal", json!(s));
+                self.nop(format!("STOPSIGNAL {s}"));
+            }
+            "MAINTAINER" => {
+                let who = ins.args.trim().to_string();
+                self.extra.insert("author".into(), json!(who));
+                self.nop(format!("MAINTAINER {who}"));
+            }
+            "COPY" | "ADD" => self.copy(ins, &vars)?,
+            "RUN" => self.run(ins)?,
+            other => {
+                return Err(ins.error(format!(
+                    "{other} is not supported by barge build yet; remove it or build with docker"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// CMD/ENTRYPOINT/RUN arguments: exec form, or the shell form through the SHELL.
+    fn command(&self, ins: &Instruction) -> Result<Vec<String>, BuildError> {
+        if let Some(argv) = ins.exec_form() {
+            return Ok(argv);
+        }
+        let text = ins.args.trim();
+        if text.is_empty() {
+            return Err(ins.error("needs a command"));
+        }
+        let mut argv = self.shell.clone();
+        argv.push(text.to_string());
+        Ok(argv)
+    }
+
+    // ------------------------------------------------------------ COPY / ADD
+
+    fn copy(&mut self, ins: &Instruction, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
+        for (k, _) in &ins.flags {
+            match k.as_str() {
+                "chown" | "chmod" => {}
+                "from" => {
+                    return Err(ins.error("--from needs multi-stage builds, which barge build does not support yet"))
+                }
+                other => return Err(ins.error(format!("the flag --{other} is not supported"))),
+            }
+        }
+        let mut args = match ins.exec_form() {
+            Some(a) => a,
+            None => ins.words(vars)?,
+        };
+        if args.len() < 2 {
+            return Err(ins.error("needs at least one source and a destination"));
+        }
+        let dest_raw = args.pop().unwrap_or_default();
+        let lowers = Lowers::new(self.lower_dirs());
+        let chown = match ins.flag("chown") {
+            Some(spec) => {
+                let spec = words(spec, ins.escape, vars).map_err(|e| ins.error(e))?.join("");
+                let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
+                let group = lowers.read_file("etc/group").unwrap_or_default();
+                let u = barge_runtime::user::resolve(&spec, &passwd, &group).map_err(|e| ins.error(e))?;
+                Some((u.uid as u64, u.gid as u64))
+            }
+            None => None,
+        };
+        let chmod = match ins.flag("chmod") {
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| ins.error(format!("--chmod={m}: expected an octal mode such as 755")))?,
+            ),
+            None => None,
+        };
+
+        // Sources, as context-relative paths.
+        let mut sources: Vec<String> = Vec::new();
+        for s in &args {
+            if ins.keyword == "ADD" && (s.contains("://") || s.starts_with("git@")) {
+                return Err(ins.error(format!(
+                    "{s}: ADD from a URL is not supported; download it into the context and COPY it"
+                )));
+            }
+            let raw_comps: Vec<&str> = s.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            let mut depth = 0i32;
+            for c in &raw_comps {
+                depth += if *c == ".." { -1 } else { 1 };
+                if depth < 0 {
+                    return Err(ins.error(format!("{s}: forbidden path outside the build context")));
+                }
+            }
+            let rel = clean(s);
+            if is_glob(&rel) {
+                let ignore = &self.ignore;
+                let mut found: Vec<String> = walk(&self.opts.context, &|r, _| {
+                    !ignore.excluded(r) || ignore.has_exceptions()
+                })?
+                .into_iter()
+                .map(|(r, _)| r)
+                .filter(|r| !self.ignore.excluded(r) && glob_matches(&rel, r))
+                .collect();
+                // A match inside a matched directory comes with it.
+                let dirs: Vec<String> = found.clone();
+                found.retain(|r| !dirs.iter().any(|d| r.starts_with(&format!("{d}/"))));
+                if found.is_empty() {
+                    return Err(ins.error(format!("{s}: no source files were specified")));
+                }
+                sources.extend(found);
+            } else {
+                let path = self.opts.context.join(&rel);
+                if (!rel.is_empty() && self.ignore.excluded(&rel)) || std::fs::symlink_metadata(&path).is_err() {
+                    return Err(ins.error(format!(
+                        "{s}: file not found in build context or excluded by .dockerignore"
+                    )));
+                }
+                sources.push(rel);
+            }
+        }
+        if sources.len() > 1 && !dest_raw.ends_with('/') {
+            return Err(ins.error(
+                "when copying more than one source file, the destination must be a directory and end with a /",
+            ));
+        }
+        let dest_abs = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{dest_raw}", self.workdir())
+        };
+        let dest_is_dir = dest_raw.ends_with('/') || dest_raw == "." || sources.len() > 1;
+
+        let apply_owner = |o: Owner, is_dir: bool| -> Owner {
+            let mut o = match chown {
+                Some((uid, gid)) => Owner { uid, gid, ..o },
+                None => Owner { uid: 0, gid: 0, ..o },
+            };
+            if let Some(m) = chmod {
+                o.mode = m;
+            } else if is_dir && o.mode == 0 {
+                o.mode = 0o755;
+            }
+            o
+        };
+
+        let mut plan: BTreeMap<String, Item> = BTreeMap::new();
+        let mut archives: Vec<(PathBuf, String)> = Vec::new();
+        let mut kinds = BTreeSet::new();
+        for rel in &sources {
+            let src = self.opts.context.join(rel);
+            let md = std::fs::symlink_metadata(&src).map_err(io_err(format!("reading {}", src.display())))?;
+            if md.is_dir() {
+                kinds.insert("dir");
+                let target = lowers.resolve(&dest_abs, true);
+                plan.entry(target.clone())
+                    .or_insert_with(|| Item::Dir(apply_owner(dir_owner(&lowers, &target), true)));
+                let ignore = &self.ignore;
+                let base = rel.clone();
+                let inside = walk(&src, &|r, _| {
+                    let ctx = if base.is_empty() {
+                        r.to_string()
+                    } else {
+                        format!("{base}/{r}")
+                    };
+                    !ignore.excluded(&ctx) || ignore.has_exceptions()
+                })?;
+                for (r, m) in inside {
+                    let ctx = if rel.is_empty() {
+                        r.clone()
+                    } else {
+                        format!("{rel}/{r}")
+                    };
+                    if self.ignore.excluded(&ctx) && !m.is_dir() {
+                        continue;
+                    }
+                    let o = apply_owner(crate::fs::owner(&m), m.is_dir());
+                    let at = if target.is_empty() {
+                        r.clone()
+                    } else {
+                        format!("{target}/{r}")
+                    };
+                    plan.insert(at, Item::Source(src.join(&r), m, o));
+                }
+                continue;
+            }
+            if ins.keyword == "ADD" && md.is_file() && archive_kind(&src)?.is_some() {
+                kinds.insert("file");
+                let target = lowers.resolve(&dest_abs, true);
+                plan.entry(target.clone())
+                    .or_insert_with(|| Item::Dir(apply_owner(dir_owner(&lowers, &target), true)));
+                archives.push((src, target));
+                continue;
+            }
+            kinds.insert("file");
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            let into_dir = dest_is_dir
+                || lowers
+                    .find(&lowers.resolve(&dest_abs, true))
+                    .is_some_and(|(_, m)| m.is_dir());
+            let at = if into_dir {
+                let d = lowers.resolve(&dest_abs, true);
+                if d.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{d}/{name}")
+                }
+            } else {
+                lowers.resolve(&dest_abs, false)
+            };
+            if at.is_empty() {
+                return Err(ins.error("cannot copy a file over /"));
+            }
+            let o = apply_owner(crate::fs::owner(&md), false);
+            plan.insert(at, Item::Source(src, md, o));
+        }
+        // Parent directories: as the image has them, else root's 0755.
+        let planned: Vec<String> = plan.keys().cloned().collect();
+        for p in planned {
+            let mut parent = p.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                parent = up;
+                if !plan.contains_key(parent) {
+                    plan.insert(parent.to_string(), Item::Dir(dir_owner(&lowers, parent)));
+                }
+            }
+        }
+        plan.remove("");
+
+        let emit = |w: &mut LayerWriter| -> Result<(), BuildError> {
+            let mut hardlinks = HashMap::new();
+            for (at, item) in &plan {
+                match item {
+                    Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
+                    Item::Source(src, md, o) => {
+                        write_entry(w, src, md, at, *o, &mut hardlinks)?;
+                    }
+                }
+            }
+            for (archive, target) in &archives {
+                extract(w, archive, target)?;
+            }
+            Ok(())
+        };
+        let what = match (kinds.len(), kinds.iter().next()) {
+            (1, Some(k)) if sources.len() == 1 => *k,
+            _ => "multi",
+        };
+        let shown_dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            dest_abs.clone()
+        };
+        let mut probe = LayerWriter::hash_only(self.opts.epoch);
+        emit(&mut probe)?;
+        let diff_id = probe.finish().map_err(io_err("hashing the layer"))?.diff_id;
+        let created_by = format!("{NOP}{} {what}:{} in {shown_dest} ", ins.keyword, diff_id.hex());
+        let key = cache_key(&json!({"layer": diff_id.to_string()}));
+        if let Some(hit) = self.cached(&key) {
+            return self.add_layer(hit, created_by, None);
+        }
+        let mut w = LayerWriter::to_file(&self.store.root().join("ingest"), self.opts.epoch)
+            .map_err(io_err("creating a layer file"))?;
+        emit(&mut w)?;
+        let written = w.finish().map_err(io_err("writing the layer"))?;
+        if written.diff_id != diff_id {
+            return Err(ins.error("the build context changed while it was being read"));
+        }
+        self.store_layer(written, created_by, &key)
+    }
+
+    // ------------------------------------------------------------ RUN
+
+    fn run(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+        let argv = self.command(ins)?;
+        let env = self.env();
+        // ARG values reach RUN as environment, below ENV.
+        let from_args: Vec<(String, String)> = self
+            .args
+            .iter()
+            .filter(|(k, _)| !env.iter().any(|e| e.split('=').next() == Some(k.as_str())))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut created_by = match ins.exec_form() {
+            Some(_) => argv.join(" "),
+            None => format!("{} {}", self.shell.join(" "), ins.args.trim()),
+        };
+        if !from_args.is_empty() {
+            let kv: Vec<String> = from_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            created_by = format!("|{} {} {created_by}", kv.len(), kv.join(" "));
+        }
+        let mut run_env = env.clone();
+        run_env.extend(from_args.iter().map(|(k, v)| format!("{k}={v}")));
+        let user = self
+            .config
+            .get("User")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let workdir = self.workdir();
+        let parent = chain_ids(&self.diff_ids).last().cloned();
+        let key = cache_key(&json!({
+            "parent": parent.as_ref().map(|p| p.to_string()),
+            "run": argv,
+            "env": run_env,
+            "user": user,
+            "workdir": workdir,
+            "network": format!("{:?}", self.opts.network),
+        }));
+        if let Some(hit) = self.cached(&key) {
+            return self.add_layer(hit, created_by, None);
+        }
+        let lower_dirs = self.lower_dirs();
+        if lower_dirs.is_empty() {
+            return Err(ins.error("there is nothing to run it in: FROM scratch has no layers before this RUN"));
+        }
+        let cfg = json!({"Env": run_env, "User": user, "WorkingDir": workdir});
+        let copts = CreateOptions {
+            entrypoint: Some(String::new()),
+            cmd: argv.clone(),
+            network: Some(self.opts.network),
+            ..CreateOptions::default()
+        };
+        let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
+        let c = self.runtime.create_with(
+            &pseudo_id,
+            "barge-build",
+            &cfg,
+            BTreeMap::new(),
+            lower_dirs.clone(),
+            &copts,
+        )?;
+        self.progress.note(&format!(" ---> Running in {}", c.short_id()));
+        let result = (|| {
+            let code = self.runtime.run_foreground(&c, Foreground { sig_proxy: true })?;
+            if code != 0 {
+                return Err(BuildError::RunFailed {
+                    line: ins.line,
+                    command: argv.join(" "),
+                    code,
+                });
+            }
+            let mut w = LayerWriter::to_file(&self.store.root().join("ingest"), self.opts.epoch)
+                .map_err(io_err("creating a layer file"))?;
+            diff_upper(&c.dir.join("upper"), &Lowers::new(lower_dirs), &mut w)?;
+            w.finish().map_err(io_err("writing the layer"))
+        })();
+        let removed = self.runtime.remove(&c);
+        let written = result?;
+        removed?;
+        self.store_layer(written, created_by, &key)
+    }
+
+    // ------------------------------------------------------------ layers
+
+    /// A layer the cache remembers under `key`, if the store still has its blob.
+    fn cached(&self, key: &str) -> Option<CachedLayer> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let bytes = std::fs::read(self.store.root().join("build-cache").join(key)).ok()?;
+        let hit: CachedLayer = serde_json::from_slice(&bytes).ok()?;
+        self.store.has_blob(&hit.digest).then_some(hit)
+    }
+
+    fn store_layer(&mut self, written: Written, created_by: String, key: &str) -> Result<(), BuildError> {
+        let Some((file, digest, size)) = written.blob else {
+            return Err(BuildError::Unsupported("a layer was hashed but not written".into()));
+        };
+        let mut f = std::fs::File::open(file.path()).map_err(io_err("reopening the layer file"))?;
+        self.store.put_blob_stream(&digest, size, &mut f)?;
+        let layer = CachedLayer {
+            diff_id: written.diff_id,
+            digest,
+            size,
+        };
+        self.add_layer(layer, created_by, Some(key))
+    }
+
+    fn add_layer(&mut self, l: CachedLayer, created_by: String, remember: Option<&str>) -> Result<(), BuildError> {
+        if remember.is_none() {
+            self.progress.note(" ---> Using cache");
+        }
+        let desc = Descriptor::new(media::OCI_LAYER_GZIP, l.digest.clone(), l.size);
+        let mut diff_ids = self.diff_ids.clone();
+        diff_ids.push(l.diff_id.clone());
+        let chains = chain_ids(&diff_ids);
+        let parent = chains.len().checked_sub(2).map(|i| &chains[i]);
+        let chain = chains.last().cloned().unwrap_or_else(|| l.diff_id.clone());
+        self.store.unpack_layer(&desc, &l.diff_id, &chain, parent)?;
+        if let Some(key) = remember {
+            let dir = self.store.root().join("build-cache");
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            let tmp = dir.join(format!(".{key}.tmp"));
+            let bytes = serde_json::to_vec(&l).map_err(|e| BuildError::Unsupported(e.to_string()))?;
+            std::fs::write(&tmp, bytes).map_err(io_err("writing the build cache"))?;
+            std::fs::rename(&tmp, dir.join(key)).map_err(io_err("writing the build cache"))?;
+        }
+        self.layers.push(desc);
+        self.diff_ids = diff_ids;
+        self.history
+            .push(json!({"created": self.created, "created_by": created_by}));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ the image
+
+    fn finish(mut self) -> Result<BuildOutcome, BuildError> {
+        if !self.opts.labels.is_empty() {
+            let mut labels = self.object("Labels");
+            for (k, v) in &self.opts.labels {
+                labels.insert(k.clone(), json!(v));
+            }
+            self.set("Labels", Value::Object(labels));
+        }
+        let mut top = Map::new();
+        top.insert("architecture".into(), json!(self.platform.architecture));
+        for (k, v) in &self.extra {
+            top.insert(k.clone(), v.clone());
+        }
+        top.insert("config".into(), Value::Object(self.config.clone()));
+        top.insert("created".into(), json!(self.created));
+        top.insert("history".into(), Value::Array(self.history.clone()));
+        top.insert("os".into(), json!(self.platform.os));
+        top.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": self.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()}),
+        );
+        if let Some(v) = &self.platform.variant {
+            top.insert("variant".into(), json!(v));
+        }
+        let config = serde_json::to_vec(&Value::Object(top)).map_err(|e| BuildError::Unsupported(e.to_string()))?;
+        let config_digest = Digest::of(&config);
+        self.store.put_blob(&config_digest, &config)?;
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size}))
+            .collect();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+            "layers": layers,
+        }))
+        .map_err(|e| BuildError::Unsupported(e.to_string()))?;
+        let manifest_digest = Digest::of(&manifest);
+        self.store.put_blob(&manifest_digest, &manifest)?;
+        let size = chain_ids(&self.diff_ids)
+            .iter()
+            .map(|c| self.store.snapshot_info(c).map(|i| i.size))
+            .sum::<Result<u64, _>>()?;
+        let mut desc = Descriptor::new(media::OCI_MANIFEST, manifest_digest.clone(), manifest.len() as u64);
+        desc.platform = Some(self.platform.clone());
+        let meta = ImageMeta {
+            image_id: config_digest.clone(),
+            repo_digest: None,
+            created: Some(self.created.clone()),
+            size,
+        };
+        if self.opts.tags.is_empty() {
+            self.store.add_dangling(&desc, &meta)?;
+        }
+        for t in &self.opts.tags {
+            self.store.tag(t, &desc, &meta)?;
+        }
+        Ok(BuildOutcome {
+            image_id: config_digest,
+            manifest_digest,
+        })
+    }
+}
+
+enum Item {
+    Dir(Owner),
+    Source(PathBuf, Metadata, Owner),
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedLayer {
+    diff_id: Digest,
+    digest: Digest,
+    size: u64,
+}
+
+fn cache_key(v: &Value) -> String {
+    Digest::of(v.to_string().as_bytes()).hex().to_string()
+}
+
+/// A directory's owner as the image has it, else root's 0755.
+fn dir_owner(lowers: &Lowers, rel: &str) -> Owner {
+    lowers
+        .find(rel)
+        .filter(|(_, m)| m.is_dir())
+        .map(|(_, m)| crate::fs::owner(&m))
+        .unwrap_or(Owner {
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        })
+}
+
+/// `["a" "b"]`, as docker's history shows command lists.
+fn go_list(argv: &[String]) -> String {
+    let items: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", items.join(" "))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archive {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+/// Whether ADD should extract `path`: a tar, possibly gzip or zstd compressed.
+fn archive_kind(path: &Path) -> Result<Option<Archive>, BuildError> {
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+    let n = f
+        .read(&mut head)
+        .map_err(io_err(format!("reading {}", path.display())))?;
+    let kind = match &head[..n] {
+        [0x1f, 0x8b, ..] => Archive::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Archive::Zstd,
+        [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0] => {
+            return Err(BuildError::Unsupported(format!(
+                "ADD {}: bzip2 and xz archives are not supported; use a plain, gzip or zstd tar",
+                path.display()
+            )))
+        }
+        _ => Archive::Plain,
+    };
+    // A tar has "ustar" at offset 257 of its (decompressed) first block.
+    let mut block = vec![0u8; 512];
+    let mut r = open_archive(path, kind)?;
+    let mut got = 0;
+    while got < 512 {
+        match r.read(&mut block[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok((got == 512 && &block[257..262] == b"ustar").then_some(kind))
+}
+
+fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read>, BuildError> {
+    let f = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+    let f = std::io::BufReader::new(f);
+    Ok(match kind {
+        Archive::Plain => Box::new(f),
+        Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Archive::Zstd => Box::new(zstd::stream::read::Decoder::new(f).map_err(io_err("starting zstd"))?),
+    })
+}
+
+/// ADD of a local archive: its entries below `target`, none escaping it.
+fn extract(w: &mut LayerWriter, archive: &Path, target: &str) -> Result<(), BuildError> {
+    let kind = archive_kind(archive)?.unwrap_or(Archive::Plain);
+    let fail = |e: std::io::Error| BuildError::Io {
+        context: format!("extracting {}", archive.display()),
+        source: e,
+    };
+    let under = |p: &str| -> Result<String, BuildError> {
+        if p.split('/').any(|c| c == "..") {
+            return Err(BuildError::Unsupported(format!(
+                "ADD {}: the entry {p:?} points outside the destination",
+                archive.display()
+            )));
+        }
+        let c = clean(p);
+        Ok(match (target.is_empty(), c.is_empty()) {
+            (_, true) => target.to_string(),
+            (true, false) => c,
+            (false, false) => format!("{target}/{c}"),
+        })
+    };
+    let mut ar = tar::Archive::new(open_archive(archive, kind)?);
+    for entry in ar.entries().map_err(fail)? {
+        let mut e = entry.map_err(fail)?;
+        let path = e.path().map_err(fail)?.to_string_lossy().into_owned();
+        let at = under(&path)?;
+        if at.is_empty() {
+            continue;
+        }
+        let h = e.header().clone();
+        let o = Owner {
+            uid: h.uid().map_err(fail)?,
+            gid: h.gid().map_err(fail)?,
+            mode: h.mode().map_err(fail)? & 0o7777,
+        };
+        let fail_at = |err: std::io::Error| BuildError::Io {
+            context: format!("adding /{at} from {}", archive.display()),
+            source: err,
+        };
+        match h.entry_type() {
+            tar::EntryType::Directory => w.dir(&at, o).map_err(fail_at)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = e.size();
+                w.file(&at, o, size, &mut e).map_err(fail_at)?
+            }
+            tar::EntryType::Symlink => {
+                let t = e.link_name().map_err(fail)?.unwrap_or_default();
+                w.symlink(&at, &t.to_string_lossy(), o).map_err(fail_at)?
+            }
+            tar::EntryType::Link => {
+                let t = e.link_name().map_err(fail)?.unwrap_or_default();
+                let t = under(&t.to_string_lossy())?;
+                w.hardlink(&at, &t, o).map_err(fail_at)?
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let (ma, mi) = (
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                );
+                let k = if h.entry_type() == tar::EntryType::Char {
+                    crate::layer::Special::Char(ma, mi)
+                } else {
+                    crate::layer::Special::Block(ma, mi)
+                };
+                w.special(&at, k, o).map_err(fail_at)?
+            }
+            tar::EntryType::Fifo => w.special(&at, crate::layer::Special::Fifo, o).map_err(fail_at)?,
+            // PAX and GNU metadata records are consumed by the reader; others are skipped.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lists_look_like_dockers() {
+        assert_eq!(go_list(&["/demo".into()]), r#"["/demo"]"#);
+        assert_eq!(
+            go_list(&["sh".into(), "-c".into(), "echo \"hi\"".into()]),
+            r#"["sh" "-c" "echo \"hi\""]"#
+        );
+    }
+
+    #[test]
+    fn archives_are_recognised_by_content() {
+        let d = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "x", &b"hi"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        std::fs::write(d.path().join("a.tar"), &tar).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        std::fs::write(d.path().join("a.tgz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(d.path().join("plain.txt"), "not an archive at all").unwrap();
+        std::fs::write(d.path().join("x.bz2"), "BZh91AY&SY").unwrap();
+        assert_eq!(archive_kind(&d.path().join("a.tar")).unwrap(), Some(Archive::Plain));
+        assert_eq!(archive_kind(&d.path().join("a.tgz")).unwrap(), Some(Archive::Gzip));
+        assert_eq!(archive_kind(&d.path().join("plain.txt")).unwrap(), None);
+        assert!(archive_kind(&d.path().join("x.bz2")).is_err());
+    }
+}

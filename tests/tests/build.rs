@@ -1,0 +1,410 @@
+//! `barge build`: scratch images from busybox-static, RUN layers with
+//! whiteouts seen after a pull elsewhere, reproducible digests, the layer
+//! cache, and Dockerfile errors.
+
+use barge_tests::image::busybox_image;
+use barge_tests::registry::Registry;
+use barge_tests::{require_root_and, run_ok, Barge};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A context with the static busybox and a Dockerfile.
+fn scratch_context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    write(ctx.path(), "Dockerfile", dockerfile);
+    ctx
+}
+
+const SCRATCH: &str = "FROM scratch\nCOPY busybox /busybox\nCMD [\"/busybox\", \"echo\", \"hi from scratch\"]\n";
+
+#[test]
+fn a_scratch_image_is_its_binary_and_runs() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(SCRATCH);
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "demo:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Step 2/3 : COPY busybox /busybox"), "{stdout}");
+    assert!(stdout.contains("Successfully tagged demo:1"), "{stdout}");
+
+    // SIZE: the binary, and no more than a few hundred bytes besides.
+    let binary = std::fs::metadata("/bin/busybox").unwrap().len();
+    let size: u64 = b
+        .ok(&["inspect", "--format", "{{.Size}}", "demo:1"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(size >= binary && size - binary <= 512, "size {size}, binary {binary}");
+    let listed = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"]);
+    assert!(
+        listed.contains("demo:1 1.98MB") || listed.contains("demo:1 "),
+        "{listed}"
+    );
+
+    // History: one COPY layer, the CMD a 0B metadata step, as docker shows them.
+    let h = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Size}}",
+        "demo:1",
+    ]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines.len(), 2, "{h}");
+    assert_eq!(
+        lines[0],
+        "/bin/sh -c #(nop)  CMD [\"/busybox\" \"echo\" \"hi from scratch\"]|0B"
+    );
+    assert!(
+        lines[1].starts_with("/bin/sh -c #(nop) COPY file:") && lines[1].contains(" in /busybox"),
+        "{h}"
+    );
+    assert!(!lines[1].ends_with("|0B"), "{h}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&b.ok(&["inspect", "--format", "{{json .Config}}", "demo:1"])).unwrap();
+    assert_eq!(cfg["Cmd"], serde_json::json!(["/busybox", "echo", "hi from scratch"]));
+
+    let o = b.run(&["run", "--rm", "demo:1"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi from scratch\n");
+}
+
+#[test]
+fn the_same_context_builds_the_same_digest() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/\nCOPY files/ /files/\nLABEL a=b\nENV X=1\nENTRYPOINT [\"/bin/busybox\"]\n",
+    );
+    write(ctx.path(), "files/b.txt", "bee\n");
+    write(ctx.path(), "files/a.txt", "ay\n");
+    write(ctx.path(), "files/sub/c.txt", "sea\n");
+    let ids = |b: &Barge| {
+        let id = b.ok(&["build", "-q", ctx.path().to_str().unwrap()]).trim().to_string();
+        let manifest = b
+            .ok(&["inspect", "--format", "{{.Descriptor.digest}}", &id])
+            .trim()
+            .to_string();
+        (id, manifest)
+    };
+    // Two stores: no shared cache. Files touched in between: mtimes do not count.
+    let first = ids(&Barge::new());
+    run_ok(
+        Command::new("touch")
+            .arg(ctx.path().join("files/a.txt"))
+            .arg(ctx.path().join("busybox")),
+    );
+    let second = ids(&Barge::new());
+    assert_eq!(first, second, "image ID and manifest digest");
+    assert!(first.0.starts_with("sha256:"));
+
+    // SOURCE_DATE_EPOCH sets every time in the image, and still reproducibly.
+    let at = |b: &Barge| {
+        let o = b
+            .command()
+            .args(["build", "-q", ctx.path().to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        (
+            id.clone(),
+            b.ok(&["inspect", "--format", "{{.Created}}", &id]).trim().to_string(),
+        )
+    };
+    let (id1, created) = at(&Barge::new());
+    let (id2, _) = at(&Barge::new());
+    assert_eq!(id1, id2);
+    assert_ne!(id1, first.0);
+    assert_eq!(created, "2023-11-14T22:13:20Z");
+
+    // A changed file changes the digest.
+    write(ctx.path(), "files/a.txt", "changed\n");
+    assert_ne!(ids(&Barge::new()).0, first.0);
+}
+
+/// A Dockerfile that makes a busybox base from scratch, then changes it.
+const WITH_RUN: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /etc/old /keep && echo gone > /etc/old/file && echo stays > /keep/file && echo x > /etc/removed
+ARG FLAVOUR=plain
+RUN rm -rf /etc/old /etc/removed && echo "$FLAVOUR" > /keep/flavour && touch /keep/new
+CMD ["/bin/sh", "-c", "ls /etc /keep; cat /keep/flavour"]
+"#;
+
+#[test]
+fn run_layers_carry_whiteouts_that_hold_after_a_pull_elsewhere() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let ctx = scratch_context(WITH_RUN);
+    let b = Barge::new();
+    let o = b.run(&[
+        "build",
+        "--build-arg",
+        "FLAVOUR=spicy",
+        "-t",
+        "runs:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let h = b.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "runs:1"]);
+    assert!(h.contains("|1 FLAVOUR=spicy /bin/sh -c rm -rf /etc/old"), "{h}");
+
+    let reg = Registry::anonymous();
+    let name = format!("{}/runs:1", reg.host());
+    b.ok(&["tag", "runs:1", &name]);
+    b.ok(&["push", &name]);
+
+    // The last layer holds whiteouts for what RUN deleted.
+    let raw =
+        run_ok(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{name}")]));
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = barge_tests::image::agent()
+        .get(format!("{}/v2/runs/blobs/{last}", reg.base_url()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_vec()
+        .unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]))
+        .entries()
+        .unwrap()
+    {
+        names.push(e.unwrap().path().unwrap().display().to_string());
+    }
+    assert!(names.contains(&"etc/.wh.old".to_string()), "{names:?}");
+    assert!(names.contains(&"etc/.wh.removed".to_string()), "{names:?}");
+    assert!(names.contains(&"keep/new".to_string()), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("proc") || n.starts_with("etc/hosts")),
+        "{names:?}"
+    );
+
+    // Pulled into another store and run: the deleted files are gone.
+    let other = Barge::new();
+    let o = other.run(&["run", "--rm", &name]);
+    let shown = out(&o);
+    assert!(o.status.success(), "{shown}");
+    assert!(!shown.contains("old") && !shown.contains("removed"), "{shown}");
+    assert!(
+        shown.contains("flavour") && shown.contains("new") && shown.contains("spicy"),
+        "{shown}"
+    );
+
+    // And umoci, applying the layers its own way, agrees.
+    let work = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:img", work.path().join("layout").display());
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &layout,
+    ]));
+    run_ok(
+        Command::new("umoci")
+            .args([
+                "unpack",
+                "--image",
+                &format!("{}:img", work.path().join("layout").display()),
+            ])
+            .arg(work.path().join("bundle")),
+    );
+    let rootfs = work.path().join("bundle/rootfs");
+    assert!(!rootfs.join("etc/old").exists() && !rootfs.join("etc/removed").exists());
+    assert_eq!(std::fs::read_to_string(rootfs.join("keep/file")).unwrap(), "stays\n");
+    assert_eq!(std::fs::read_to_string(rootfs.join("keep/flavour")).unwrap(), "spicy\n");
+}
+
+#[test]
+fn unchanged_steps_reuse_their_layers() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY app.txt /app.txt\nRUN wc -c /app.txt > /count\n",
+    );
+    write(ctx.path(), "app.txt", "one\n");
+    let b = Barge::new();
+    let build = |b: &Barge| {
+        let o = b.run(&["build", "-t", "cached:1", ctx.path().to_str().unwrap()]);
+        assert!(o.status.success(), "{}", out(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let first = build(&b);
+    assert_eq!(first.matches("Using cache").count(), 0, "{first}");
+    assert_eq!(first.matches("Running in").count(), 2, "{first}");
+    let id1 = b.ok(&["inspect", "--format", "{{.Id}}", "cached:1"]);
+    let second = build(&b);
+    assert_eq!(second.matches("Using cache").count(), 4, "{second}");
+    assert_eq!(second.matches("Running in").count(), 0, "nothing ran again: {second}");
+    assert_eq!(b.ok(&["inspect", "--format", "{{.Id}}", "cached:1"]), id1);
+    // A changed file: the steps before it stay cached, the ones from it run again.
+    write(ctx.path(), "app.txt", "three\n");
+    let third = build(&b);
+    assert_eq!(third.matches("Using cache").count(), 2, "{third}");
+    assert_eq!(third.matches("Running in").count(), 1, "{third}");
+    let o = b.run(&["run", "--rm", "cached:1", "cat", "/count"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "6 /app.txt");
+    // --no-cache runs everything.
+    let o = b.run(&["build", "--no-cache", ctx.path().to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).matches("Using cache").count(), 0);
+}
+
+#[test]
+fn copy_add_globs_ignore_files_and_a_stored_base() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "base", "1", &[], |_| {});
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(c, "src/a.conf", "a\n");
+    write(c, "src/b.conf", "b\n");
+    write(c, "src/skip.log", "log\n");
+    write(c, "src/nested/deep.conf", "deep\n");
+    write(c, ".dockerignore", "**/*.log\nsecret\n");
+    write(c, "secret", "do not ship\n");
+    // A tar for ADD to extract.
+    let tar_path = c.join("bundle.tar.gz");
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&tar_path).unwrap(), flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    let mut h = tar::Header::new_ustar();
+    h.set_size(8);
+    h.set_mode(0o600);
+    h.set_uid(1234);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    t.append_data(&mut h, "inside/file.txt", &b"from tar"[..]).unwrap();
+    t.into_inner().unwrap().finish().unwrap();
+    write(
+        c,
+        "Dockerfile",
+        &format!(
+            "ARG BASE={}/base:1\nFROM $BASE\nWORKDIR /etc/app\nCOPY src/*.conf ./\nCOPY --chown=app:audio src/nested nested/\nADD bundle.tar.gz /opt/\nUSER app\nEXPOSE 8080 53/udp\nVOLUME /data\nSTOPSIGNAL SIGINT\n",
+            reg.host()
+        ),
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "--label", "built.by=barge", "-t", "app:1", c.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let ls = b.ok(&[
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "app:1",
+        "sh",
+        "-c",
+        "cd /etc/app && ls -n . nested /opt/inside && cat /opt/inside/file.txt; ls / ",
+    ]);
+    assert!(
+        ls.contains("a.conf") && ls.contains("b.conf") && ls.contains("deep.conf"),
+        "{ls}"
+    );
+    assert!(!ls.contains("skip.log") && !ls.contains("secret"), "{ls}");
+    assert!(ls.contains("1234     29") && ls.contains("from tar"), "{ls}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&b.ok(&["inspect", "--format", "{{json .Config}}", "app:1"])).unwrap();
+    assert_eq!(cfg["User"], "app");
+    assert_eq!(cfg["WorkingDir"], "/etc/app");
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert_eq!(cfg["Labels"]["built.by"], "barge");
+    assert!(cfg["ExposedPorts"]["8080/tcp"].is_object() && cfg["ExposedPorts"]["53/udp"].is_object());
+    assert!(cfg["Volumes"]["/data"].is_object());
+    assert_eq!(cfg["Cmd"], serde_json::json!(["/bin/sh"]), "inherited from the base");
+    // Base history comes first, then ours.
+    let h = b.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "app:1"]);
+    assert!(h.lines().next().unwrap().contains("STOPSIGNAL SIGINT"), "{h}");
+}
+
+#[test]
+fn dockerfile_errors_name_the_line() {
+    let ctx = tempfile::tempdir().unwrap();
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    for (dockerfile, expected) in [
+        ("FROM scratch\nCOPY a /a\nHEALTHCHECK CMD true\n", "line 3: HEALTHCHECK"),
+        ("FROM scratch\nFROB x\n", "line 2: unknown instruction: FROB"),
+        ("COPY a /a\n", "line 1: COPY: a Dockerfile must begin with FROM"),
+        (
+            "FROM scratch\nCOPY missing /x\n",
+            "line 2: COPY: missing: file not found in build context",
+        ),
+        (
+            "FROM scratch\nCOPY ../etc/passwd /x\n",
+            "forbidden path outside the build context",
+        ),
+        ("FROM scratch\nRUN true\n", "line 2: RUN: there is nothing to run it in"),
+        ("FROM scratch\nFROM scratch\n", "multi-stage builds"),
+        ("FROM scratch\nEXPOSE 99999\n", "invalid port"),
+        ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
+        (
+            "FROM scratch\nADD https://example.com/x /x\n",
+            "ADD from a URL is not supported",
+        ),
+    ] {
+        write(ctx.path(), "Dockerfile", dockerfile);
+        write(ctx.path(), "a", "a");
+        write(ctx.path(), "b", "b");
+        let e = b.fails(&["build", c]);
+        assert!(e.contains(expected), "{dockerfile:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+    }
+    let e = b.fails(&["build", "/nonexistent/context"]);
+    assert!(e.contains("not found or not a directory"), "{e}");
+}
+
+#[test]
+fn a_failing_run_stops_the_build_with_its_code() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN exit 3\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "fails:1", ctx.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("line 4: the command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        "{e}"
+    );
+    assert!(
+        b.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "the build container is gone"
+    );
+    assert!(!b.ok(&["images"]).contains("fails"));
+}
