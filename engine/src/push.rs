@@ -2,7 +2,7 @@
 
 use crate::{LayerState, Progress};
 use barge_oci::{Descriptor, Digest, Reference};
-use barge_registry::{Client, MountOutcome, RegistryError};
+use barge_registry::{Client, MountOutcome, RegistryError, Upload};
 use barge_store::{Store, StoreError};
 use std::collections::HashMap;
 
@@ -35,6 +35,8 @@ pub enum PushError {
     Store(#[from] StoreError),
     #[error("An image does not exist locally with the tag: {0}")]
     NoSuchImage(String),
+    #[error("the registry accepted a chunk of blob {0} but holds no more of it than before")]
+    Stalled(Digest),
 }
 
 impl From<RegistryError> for PushError {
@@ -109,7 +111,10 @@ pub fn push(
     })
 }
 
-/// Makes sure the registry has one blob: already there, mounted, or uploaded.
+/// Makes sure the registry has one blob: already there, mounted, or
+/// uploaded in one `PUT`, in `PATCH` chunks if the registry refuses a body
+/// that big. A push run again after an interruption finds the blobs that
+/// made it with `HEAD` and sends only the rest.
 fn send_blob(
     client: &Client,
     store: &Store,
@@ -121,10 +126,10 @@ fn send_blob(
     if client.blob_exists(reference, &blob.digest)? {
         return Ok(LayerState::LayerAlreadyExists);
     }
-    let session = match mount_from {
+    let upload = match mount_from {
         Some(from) => match client.mount_blob(reference, &blob.digest, from)? {
             MountOutcome::Mounted => return Ok(LayerState::MountedFrom(from.to_string())),
-            MountOutcome::Upload(location) => location,
+            MountOutcome::Upload(upload) => upload,
         },
         None => client.start_upload(reference)?,
     };
@@ -140,6 +145,44 @@ fn send_blob(
             );
         }
     };
-    client.upload_blob(reference, &session, &file, blob.size, &blob.digest, &report)?;
-    Ok(LayerState::Pushed)
+    match client.upload_blob(reference, &upload.location, &file, blob.size, &blob.digest, &report) {
+        Ok(()) => Ok(LayerState::Pushed),
+        Err(RegistryError::Status { status: 413, .. }) => {
+            let upload = client.start_upload(reference)?;
+            send_chunked(client, reference, blob, &file, &upload, &report)?;
+            Ok(LayerState::Pushed)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends a blob in `PATCH` chunks: half the blob at first, halved again on
+/// each 413 but never below the registry's `OCI-Chunk-Min-Length`; then
+/// closes the session with the digest.
+fn send_chunked(
+    client: &Client,
+    r: &Reference,
+    blob: &Descriptor,
+    file: &std::fs::File,
+    upload: &Upload,
+    report: &(dyn Fn(u64) + Sync),
+) -> Result<(), PushError> {
+    let min = upload.min_chunk.unwrap_or(0).max(1);
+    let mut chunk = (blob.size / 2).max(min);
+    let mut location = upload.location.clone();
+    let mut offset = 0;
+    while offset < blob.size {
+        let len = chunk.min(blob.size - offset);
+        match client.upload_chunk(r, &location, file, offset, len, report) {
+            Ok((next, held)) if held > offset => {
+                location = next;
+                offset = held;
+            }
+            Ok(_) => return Err(PushError::Stalled(blob.digest.clone())),
+            Err(RegistryError::Status { status: 413, .. }) if chunk / 2 >= min => chunk /= 2,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    client.finish_upload(r, &location, &blob.digest)?;
+    Ok(())
 }

@@ -241,9 +241,9 @@ impl Destination for RegistryDestination<'_> {
         let session = match from {
             Some(m) => match self.client.mount_blob(&self.reference, &desc.digest, m.repository())? {
                 MountOutcome::Mounted => return Ok(()),
-                MountOutcome::Upload(location) => location,
+                MountOutcome::Upload(upload) => upload.location,
             },
-            None => self.client.start_upload(&self.reference)?,
+            None => self.client.start_upload(&self.reference)?.location,
         };
         self.client
             .upload_blob_stream(&self.reference, &session, reader, desc.size, &desc.digest)?;

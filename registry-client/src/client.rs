@@ -139,6 +139,7 @@ pub(crate) enum Method {
     Head,
     Post,
     Put,
+    Patch,
 }
 
 /// Where a request goes: a path below `/v2/<repository>/`, or an absolute
@@ -451,6 +452,7 @@ impl Client {
                         Method::Head => without_body(agent.head(&url)),
                         Method::Post => with_body(agent.post(&url)),
                         Method::Put => with_body(agent.put(&url)),
+                        Method::Patch => with_body(agent.patch(&url)),
                     }
                 })
                 .map_err(|e| self.connect_error(host_name, &e))?;

@@ -23,4 +23,4 @@ pub use blob::BlobReader;
 pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead, RateLimit};
 pub use error::RegistryError;
-pub use push::MountOutcome;
+pub use push::{MountOutcome, Upload};

@@ -10,8 +10,37 @@ use barge_oci::{Digest, Reference};
 pub enum MountOutcome {
     /// The registry linked the blob from the other repository.
     Mounted,
-    /// It did not; it opened an upload session at this location instead.
-    Upload(String),
+    /// It did not; it opened an upload session instead.
+    Upload(Upload),
+}
+
+/// An open upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Where the next request of the session goes.
+    pub location: String,
+    /// The smallest chunk the registry accepts (`OCI-Chunk-Min-Length`).
+    pub min_chunk: Option<u64>,
+}
+
+impl Upload {
+    fn from_response(resp: &ureq::http::Response<ureq::Body>) -> Option<Upload> {
+        Some(Upload {
+            location: location(resp)?,
+            min_chunk: resp
+                .headers()
+                .get("oci-chunk-min-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok()),
+        })
+    }
+}
+
+/// The end of a `Range: 0-<last>` header: bytes the registry holds.
+fn range_end(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    let v = resp.headers().get("range")?.to_str().ok()?;
+    let (_, last) = v.trim().trim_start_matches("bytes=").split_once('-')?;
+    last.trim().parse::<u64>().ok().map(|l| l + 1)
 }
 
 fn location(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
@@ -58,15 +87,15 @@ impl Client {
         let resp = self.request(r, &scopes, Method::Post, Target::Path(&path), &[], Payload::None, false)?;
         match resp.status().as_u16() {
             201 => Ok(MountOutcome::Mounted),
-            202 => location(&resp)
+            202 => Upload::from_response(&resp)
                 .map(MountOutcome::Upload)
                 .ok_or_else(|| self.status_error(r, "POST", &path, 202, None)),
             status => Err(self.status_error(r, "POST", &path, status, Some(resp))),
         }
     }
 
-    /// Opens an upload session; returns its location.
-    pub fn start_upload(&self, r: &Reference) -> Result<String, RegistryError> {
+    /// Opens an upload session.
+    pub fn start_upload(&self, r: &Reference) -> Result<Upload, RegistryError> {
         let path = "blobs/uploads/";
         let resp = self.request(
             r,
@@ -78,7 +107,7 @@ impl Client {
             false,
         )?;
         match resp.status().as_u16() {
-            202 => location(&resp).ok_or_else(|| self.status_error(r, "POST", path, 202, None)),
+            202 => Upload::from_response(&resp).ok_or_else(|| self.status_error(r, "POST", path, 202, None)),
             status => Err(self.status_error(r, "POST", path, status, Some(resp))),
         }
     }
@@ -147,6 +176,64 @@ impl Client {
         )?;
         match resp.status().as_u16() {
             201 | 204 => Ok(()),
+            status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
+        }
+    }
+
+    /// Sends bytes `offset..offset+len` of `file` as one `PATCH` chunk;
+    /// returns the session's next location and how much the registry now holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload_chunk(
+        &self,
+        r: &Reference,
+        session: &str,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(String, u64), RegistryError> {
+        let headers = [
+            ("Content-Type", "application/octet-stream".to_string()),
+            ("Content-Range", format!("{offset}-{}", offset + len - 1)),
+        ];
+        let payload = Payload::File {
+            file,
+            offset,
+            len,
+            progress: &|sent| progress(offset + sent),
+        };
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Patch,
+            Target::Url(session),
+            &headers,
+            payload,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            202 | 204 => {
+                let next = location(&resp).unwrap_or_else(|| session.to_string());
+                Ok((next, range_end(&resp).unwrap_or(offset + len)))
+            }
+            status => Err(self.status_error(r, "PATCH", "blobs/uploads (chunk)", status, Some(resp))),
+        }
+    }
+
+    /// Closes a chunked upload with the blob's digest.
+    pub fn finish_upload(&self, r: &Reference, session: &str, digest: &Digest) -> Result<(), RegistryError> {
+        let url = with_digest(session, digest);
+        let resp = self.request(
+            r,
+            &[Scope::push(r)],
+            Method::Put,
+            Target::Url(&url),
+            &[],
+            Payload::None,
+            false,
+        )?;
+        match resp.status().as_u16() {
+            201 | 202 | 204 => Ok(()),
             status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
         }
     }

@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
@@ -44,12 +43,12 @@ struct Shared {
     /// `Authorization` value every request but `/v2/` must carry; `None`: no auth.
     require: Option<String>,
     log: Mutex<Vec<Request>>,
-    stop: AtomicBool,
 }
 
 pub struct CannedServer {
     pub port: u16,
     shared: Arc<Shared>,
+    _listener: crate::server::Listener,
 }
 
 impl CannedServer {
@@ -65,22 +64,15 @@ impl CannedServer {
             routes: routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect(),
             require,
             log: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let s = shared.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(&s, conn));
-            }
-        });
-        CannedServer { port, shared }
+        let listener = crate::server::Listener::start(move |conn| serve(&s, conn));
+        let port = listener.port;
+        CannedServer {
+            port,
+            shared,
+            _listener: listener,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -90,13 +82,6 @@ impl CannedServer {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for CannedServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 

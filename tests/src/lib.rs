@@ -13,8 +13,10 @@
 
 pub mod canned;
 pub mod image;
+pub mod limit;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod token;
 
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! and records the requests that pass through it.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,43 +12,42 @@ struct Shared {
     /// Bytes per second towards the client; 0 means unlimited.
     rate: AtomicU64,
     sent: AtomicU64,
+    /// Bytes per second towards the server; 0 means unlimited.
+    upload_rate: AtomicU64,
+    /// Bytes clients sent.
+    received: AtomicU64,
     /// Cut the next connection that reaches this many bytes sent (0: never).
     cut_after: AtomicU64,
     cuts: AtomicU64,
     requests: Mutex<Vec<u8>>,
-    stop: AtomicBool,
 }
 
 pub struct SlowProxy {
     shared: Arc<Shared>,
     pub port: u16,
+    _listener: crate::server::Listener,
 }
 
 impl SlowProxy {
     pub fn start(upstream: &str, bytes_per_second: u64) -> SlowProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
-        let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             rate: AtomicU64::new(bytes_per_second),
             sent: AtomicU64::new(0),
+            upload_rate: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             cut_after: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
         let s = shared.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(client) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || relay(s, client));
-            }
-        });
-        SlowProxy { shared, port }
+        let listener = crate::server::Listener::start(move |client| relay(s.clone(), client));
+        let port = listener.port;
+        SlowProxy {
+            shared,
+            port,
+            _listener: listener,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -57,6 +56,16 @@ impl SlowProxy {
 
     pub fn set_rate(&self, bytes_per_second: u64) {
         self.shared.rate.store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Throttles what clients send (uploads).
+    pub fn set_upload_rate(&self, bytes_per_second: u64) {
+        self.shared.upload_rate.store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Bytes clients sent so far.
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::SeqCst)
     }
 
     /// Drops the next connection that has sent `bytes` to its client, once.
@@ -76,6 +85,7 @@ impl SlowProxy {
 
     pub fn reset_counters(&self) {
         self.shared.sent.store(0, Ordering::SeqCst);
+        self.shared.received.store(0, Ordering::SeqCst);
         if let Ok(mut r) = self.shared.requests.lock() {
             r.clear();
         }
@@ -91,13 +101,6 @@ impl SlowProxy {
     }
 }
 
-impl Drop for SlowProxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
 fn relay(s: Arc<Shared>, client: TcpStream) {
     let Ok(server) = TcpStream::connect(&s.upstream) else {
         return;
@@ -109,14 +112,27 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
-            match c_read.read(&mut buf) {
+            let rate = up.upload_rate.load(Ordering::SeqCst);
+            let chunk = if rate == 0 {
+                buf.len()
+            } else {
+                (rate / 20).clamp(1, buf.len() as u64) as usize
+            };
+            match c_read.read(&mut buf[..chunk]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if let Ok(mut r) = up.requests.lock() {
-                        r.extend_from_slice(&buf[..n]);
+                        // Request heads, not whole uploads.
+                        if r.len() < 4 << 20 {
+                            r.extend_from_slice(&buf[..n.min(4096)]);
+                        }
                     }
                     if s_write.write_all(&buf[..n]).is_err() {
                         break;
+                    }
+                    up.received.fetch_add(n as u64, Ordering::SeqCst);
+                    if rate > 0 {
+                        std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
                     }
                 }
             }

@@ -5,10 +5,10 @@ use crate::registry::{PASSWORD, USER};
 use crate::run_ok;
 use base64::Engine as _;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const SERVICE: &str = "barge-test-registry";
@@ -56,13 +56,13 @@ struct Shared {
     log: Mutex<Vec<TokenRequest>>,
     /// Refresh tokens issued: token → user.
     refresh: Mutex<Vec<(String, String)>>,
-    stop: AtomicBool,
 }
 
 pub struct TokenServer {
     shared: Arc<Shared>,
     port: u16,
     cert: PathBuf,
+    _listener: crate::server::Listener,
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -118,22 +118,16 @@ impl TokenServer {
             requests: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             refresh: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("token server bind");
-        let port = listener.local_addr().expect("addr").port();
         let s = shared.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                std::thread::spawn(move || serve(&s, conn));
-            }
-        });
-        TokenServer { shared, port, cert }
+        let listener = crate::server::Listener::start(move |conn| serve(&s, conn));
+        let port = listener.port;
+        TokenServer {
+            shared,
+            port,
+            cert,
+            _listener: listener,
+        }
     }
 
     pub fn realm(&self) -> String {
@@ -161,13 +155,6 @@ impl TokenServer {
             subject,
             &[(repo.to_string(), actions.iter().map(|a| a.to_string()).collect())],
         )
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 

@@ -182,3 +182,138 @@ fn push_all_tags_sends_every_stored_tag_of_the_repository() {
     let e = b.fails(&["push", "-a", &format!("{}/none", dest.host())]);
     assert!(e.contains("does not exist locally"), "{e}");
 }
+
+/// A stored image built by barge with one layer per entry of `layers_mib`,
+/// each that many MiB of random bytes.
+fn random_image(b: &Barge, name: &str, layers_mib: &[usize]) {
+    let ctx = tempfile::tempdir().unwrap();
+    let mut dockerfile = String::from("FROM scratch\n");
+    for (i, mib) in layers_mib.iter().enumerate() {
+        let mut data = vec![0u8; mib << 20];
+        let mut seed = 0x9e3779b97f4a7c15u64 ^ ((i as u64) << 32) ^ *mib as u64;
+        for chunk in data.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::write(ctx.path().join(format!("random{i}.bin")), &data).unwrap();
+        dockerfile.push_str(&format!("COPY random{i}.bin /random{i}.bin\n"));
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    b.ok(&["build", "-q", "-t", name, ctx.path().to_str().unwrap()]);
+}
+
+#[test]
+fn push_falls_back_to_chunks_when_the_registry_refuses_big_bodies() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    // Bodies above 1 MiB get 413; sessions announce a 256 KiB minimum chunk.
+    let front = barge_tests::limit::BodyLimit::start(&reg.host(), 1 << 20, Some(256 << 10));
+    let b = Barge::new();
+    let name = format!("{}/chunked:1", front.host());
+    random_image(&b, &name, &[3]);
+    let o = b.run(&["push", &name]);
+    assert!(o.status.success(), "{}", err(&o));
+    let seen = front.seen();
+    assert!(
+        seen.iter().any(|r| r.method == "PUT" && r.status == 413),
+        "the monolithic upload was refused: {seen:?}"
+    );
+    let patches: Vec<_> = seen.iter().filter(|r| r.method == "PATCH" && r.status == 202).collect();
+    assert!(patches.len() >= 3, "{seen:?}");
+    let total: u64 = patches.iter().map(|r| r.length).sum();
+    let refused = seen
+        .iter()
+        .find(|r| r.method == "PUT" && r.status == 413)
+        .map(|r| r.length);
+    assert_eq!(Some(total), refused, "every byte of the layer once: {seen:?}");
+    for p in &patches[..patches.len() - 1] {
+        assert!(p.length >= 256 << 10 && p.length <= 1 << 20, "{p:?}");
+    }
+    // What the registry holds is the image, byte for byte.
+    let local = b.ok(&["inspect", "--format", "{{.Descriptor.digest}}", &name]);
+    let remote = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{}/chunked:1", reg.host()),
+    ]));
+    assert_eq!(local.trim(), remote.trim());
+    let other = Barge::new();
+    other.ok(&["pull", "-q", &format!("{}/chunked:1", reg.host())]);
+    assert_eq!(
+        other.ok(&["inspect", "--format", "{{.Id}}", &format!("{}/chunked:1", reg.host())]),
+        b.ok(&["inspect", "--format", "{{.Id}}", &name])
+    );
+}
+
+#[test]
+fn an_interrupted_push_sends_only_what_is_missing_when_run_again() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let proxy = barge_tests::proxy::SlowProxy::start(&reg.host(), 0);
+    proxy.set_upload_rate(16 << 20);
+    let b = Barge::new();
+    let name = format!("{}/resumed:1", proxy.host());
+    random_image(&b, &name, &[8, 8, 8]);
+    let mut child = b
+        .command()
+        .args(["push", "--max-concurrent-uploads", "1", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Two layers through, the third on its way: kill -9.
+    while proxy.received() < 20 << 20 {
+        assert!(std::time::Instant::now() < deadline, "the push did not get going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What the dead client left in socket buffers drains through the proxy first.
+    proxy.set_upload_rate(0);
+    let mut last = proxy.received();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = proxy.received();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    proxy.reset_counters();
+    let o = b.run(&["push", &name]);
+    assert!(o.status.success(), "{}", err(&o));
+    let stderr = err(&o);
+    assert_eq!(stderr.matches(": Layer already exists").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches(": Pushed").count(), 1, "{stderr}");
+    let again = proxy.received();
+    assert!(
+        again < 9 << 20,
+        "the second run sent {again} bytes: only the third layer was missing"
+    );
+    let remote = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{}/resumed:1", reg.host()),
+    ]));
+    assert_eq!(
+        remote.trim(),
+        b.ok(&["inspect", "--format", "{{.Descriptor.digest}}", &name]).trim()
+    );
+    // The blobs are whole: a pull elsewhere verifies every digest.
+    Barge::new().ok(&["pull", "-q", &format!("{}/resumed:1", reg.host())]);
+}
