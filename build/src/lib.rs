@@ -66,6 +66,8 @@ pub struct BuildOptions {
     pub network: Network,
     /// Every time in the image: `SOURCE_DATE_EPOCH`, else 0.
     pub epoch: u64,
+    /// Do not show what RUN commands print.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -771,7 +771,13 @@ impl<'a> Stage<'a> {
         )?;
         self.progress.note(&format!(" ---> Running in {}", c.short_id()));
         let result = (|| {
-            let code = self.runtime.run_foreground(&c, Foreground { sig_proxy: true })?;
+            let code = self.runtime.run_foreground(
+                &c,
+                Foreground {
+                    sig_proxy: true,
+                    quiet: self.opts.quiet,
+                },
+            )?;
             if code != 0 {
                 return Err(BuildError::RunFailed {
                     line: ins.line,

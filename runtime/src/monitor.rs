@@ -17,6 +17,8 @@ use std::io::{Read, Write};
 pub struct Foreground {
     /// Forward barge's signals to the container (docker's `--sig-proxy`).
     pub sig_proxy: bool,
+    /// Do not copy the container's output to barge's own (it is still logged).
+    pub quiet: bool,
 }
 
 /// Signals a monitor forwards to the container.
@@ -339,7 +341,7 @@ impl Runtime {
                 signals.as_ref(),
                 Some(&master),
             )
-        } else if !keep_log {
+        } else if !keep_log && !fg.quiet {
             // The fast path: the container writes straight to barge's stdio.
             let started = runner::start(
                 c,
@@ -378,8 +380,8 @@ impl Runtime {
             );
             let started = self.started(c, started)?;
             let out = Outputs {
-                to_terminal: true,
-                log: Some(open_log(c)?),
+                to_terminal: !fg.quiet,
+                log: if keep_log { Some(open_log(c)?) } else { None },
             };
             relay(
                 &started,

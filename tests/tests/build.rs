@@ -408,3 +408,35 @@ fn a_failing_run_stops_the_build_with_its_code() {
     );
     assert!(!b.ok(&["images"]).contains("fails"));
 }
+
+#[test]
+fn quiet_builds_print_the_image_id_only() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN echo loud-run-output; echo loud-on-stderr >&2\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-q", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.trim().starts_with("sha256:") && stdout.trim().lines().count() == 1,
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("loud"), "{}", out(&o));
+    // Without -q the RUN output shows.
+    let o = b.run(&["build", "--no-cache", ctx.path().to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("loud-run-output"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loud-on-stderr"),
+        "{}",
+        out(&o)
+    );
+}

@@ -85,7 +85,7 @@ fn push_to_a_basic_auth_registry_with_a_stored_login() {
 
 #[test]
 fn token_push_uses_push_scopes_and_mounts_across_repositories() {
-    if !require_root_and(&["docker-registry", "openssl"]) {
+    if !require_root_and(&["docker-registry", "openssl", "skopeo"]) {
         return;
     }
     let source = Registry::anonymous();
@@ -130,8 +130,17 @@ fn token_push_uses_push_scopes_and_mounts_across_repositories() {
                 && r.scopes.contains(&"repository:one:pull".to_string())),
         "one token covers the target and the mount source: {log:?}"
     );
+    // skopeo, through the same token flow, reads the exact manifest pushed.
+    let inspected = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &format!("{USER}:{PASSWORD}"),
+        &format!("docker://{second}"),
+    ]));
+    assert_eq!(inspected.as_bytes(), &img.manifest[..]);
     // The mounted image is whole: another store can pull it.
-    Barge::new().ok(&["pull", "-q", &format!("{}/app:v1", source.host())]);
     let b2 = Barge::new();
     login(&b2, &dest.host());
     b2.ok(&["pull", "-q", &second]);

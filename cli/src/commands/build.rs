@@ -124,6 +124,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
             Network::Host
         },
         epoch,
+        quiet: a.quiet,
     };
     let store = env.store()?;
     let runtime = Runtime::new(&store);

@@ -122,8 +122,14 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
         println!("{}", c.id());
         return Ok(0);
     }
-    rt.run_foreground(&c, Foreground { sig_proxy: a.sig_proxy })
-        .map_err(|e| fail("", e))
+    rt.run_foreground(
+        &c,
+        Foreground {
+            sig_proxy: a.sig_proxy,
+            quiet: false,
+        },
+    )
+    .map_err(|e| fail("", e))
 }
 
 pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
@@ -140,7 +146,13 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
             )));
         }
         return rt
-            .run_foreground(&c, Foreground { sig_proxy: true })
+            .run_foreground(
+                &c,
+                Foreground {
+                    sig_proxy: true,
+                    quiet: false,
+                },
+            )
             .map_err(|e| fail("", e));
     }
     let mut code = 0;
