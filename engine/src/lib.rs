@@ -1,5 +1,6 @@
 //! Workflows that move images between registries, the store and files:
-//! pull, push, copy (with save and load).
+//! pull (through pull-through mirrors when configured), push, copy (with
+//! save and load) and mirror.
 //!
 //! `pull` resolves a reference to one platform's image, then streams each
 //! missing layer once: bytes from the socket are hashed, appended to the
@@ -10,7 +11,12 @@
 //!
 //! `push` sends a stored image: each layer is checked with `HEAD`, mounted
 //! from another repository of the same registry when a stored image came
-//! from there, or streamed from the store; the manifest goes last.
+//! from there, or streamed from the store (in chunks when the registry
+//! refuses one big body); the manifest goes last.
+//!
+//! `copy` streams an image between any two transports, digests preserved;
+//! `mirror` plans repository and registry copies and re-copies only what
+//! changed, found with `HEAD` requests.
 //!
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
