@@ -555,6 +555,15 @@ impl<'a> Stage<'a> {
                         "{s}: file not found in build context or excluded by .dockerignore"
                     )));
                 }
+                // A symlinked directory on the way must not lead out of the context.
+                let parent = path.parent().unwrap_or(&self.opts.context);
+                let inside = match (parent.canonicalize(), self.opts.context.canonicalize()) {
+                    (Ok(p), Ok(c)) => p.starts_with(&c),
+                    _ => false,
+                };
+                if !inside {
+                    return Err(ins.error(format!("{s}: forbidden path outside the build context")));
+                }
                 sources.push(rel);
             }
         }

@@ -352,6 +352,7 @@ fn copy_add_globs_ignore_files_and_a_stored_base() {
 #[test]
 fn dockerfile_errors_name_the_line() {
     let ctx = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc", ctx.path().join("hostetc")).unwrap();
     let b = Barge::new();
     let c = ctx.path().to_str().unwrap();
     for (dockerfile, expected) in [
