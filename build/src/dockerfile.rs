@@ -246,17 +246,42 @@ pub fn words(s: &str, escape: char, vars: &BTreeMap<String, String>) -> Result<V
     Ok(out)
 }
 
+/// Substitutes the variables of a `${…}` default, as written.
+fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '$' {
+            i = substitute(&chars, i, vars, &mut out)?;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Expands one `$…` at `chars[i]` into `out`; returns the index after it.
 fn substitute(chars: &[char], i: usize, vars: &BTreeMap<String, String>, out: &mut String) -> Result<usize, String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     match chars.get(i + 1) {
         Some('{') => {
-            let close = chars[i + 2..]
-                .iter()
-                .position(|&c| c == '}')
-                .ok_or("missing } in a ${…} substitution")?
-                + i
-                + 2;
+            // The matching brace: defaults may hold substitutions of their own.
+            let mut depth = 0;
+            let mut close = None;
+            for (k, &c) in chars.iter().enumerate().skip(i + 2) {
+                match c {
+                    '{' if chars[k - 1] == '$' => depth += 1,
+                    '}' if depth == 0 => {
+                        close = Some(k);
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let close = close.ok_or("missing } in a ${…} substitution")?;
             let inner: String = chars[i + 2..close].iter().collect();
             let name_end = inner.find(|c: char| !is_name(c)).unwrap_or(inner.len());
             let (name, op) = inner.split_at(name_end);
@@ -265,24 +290,31 @@ fn substitute(chars: &[char], i: usize, vars: &BTreeMap<String, String>, out: &m
             }
             let value = vars.get(name);
             let set = value.is_some_and(|v| !v.is_empty());
+            let word = |w: &str| expand(w, vars);
             let expanded = match op {
                 "" => value.cloned().unwrap_or_default(),
                 o if o.starts_with(":-") => {
                     if set {
                         value.cloned().unwrap_or_default()
                     } else {
-                        o[2..].to_string()
+                        word(&o[2..])?
                     }
                 }
                 o if o.starts_with(":+") => {
                     if set {
-                        o[2..].to_string()
+                        word(&o[2..])?
                     } else {
                         String::new()
                     }
                 }
-                o if o.starts_with('-') => value.cloned().unwrap_or_else(|| o[1..].to_string()),
-                o if o.starts_with('+') => value.map(|_| o[1..].to_string()).unwrap_or_default(),
+                o if o.starts_with('-') => match value {
+                    Some(v) => v.clone(),
+                    None => word(&o[1..])?,
+                },
+                o if o.starts_with('+') => match value {
+                    Some(_) => word(&o[1..])?,
+                    None => String::new(),
+                },
                 _ => return Err(format!("unsupported substitution ${{{inner}}}")),
             };
             out.push_str(&expanded);
@@ -374,6 +406,7 @@ mod tests {
             ["def", "x", "alt", "end", "empty", ""]
         );
         assert_eq!(w(r"\$A a\ b"), ["$A", "a b"]);
+        assert_eq!(w("${B:-${A}y} ${B:-${C:-deep}}"), ["xy", "deep"]);
         assert!(words("\"open", '\\', &v).is_err());
         assert!(words("${A", '\\', &v).is_err());
     }

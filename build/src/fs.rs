@@ -19,10 +19,54 @@ const UNSUPPORTED_XATTRS: [&str; 4] = [
 ];
 
 fn has_xattr(path: &Path, names: &[&str]) -> bool {
+    // Present whatever its value: a value too long for the buffer says so too.
     names.iter().any(|n| {
-        let mut buf = [0u8; 256];
-        rustix::fs::lgetxattr(path, *n, &mut buf).is_ok()
+        let mut buf = [0u8; 64];
+        matches!(
+            rustix::fs::lgetxattr(path, *n, &mut buf[..]),
+            Ok(_) | Err(rustix::io::Errno::RANGE)
+        )
     })
+}
+
+/// Calls `f` with a buffer that grows until the answer fits (xattr names
+/// and values: 64 KiB at most, as Linux allows).
+fn with_buffer(mut f: impl FnMut(&mut [u8]) -> Result<usize, rustix::io::Errno>) -> Result<Vec<u8>, rustix::io::Errno> {
+    let mut size = 1024;
+    loop {
+        let mut buf = vec![0u8; size];
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::RANGE) if size < 1 << 16 => size *= 4,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A file's extended attributes but overlayfs' own, for its layer entry.
+fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
+    let fail = |e: rustix::io::Errno| BuildError::Io {
+        context: format!("reading the extended attributes of {}", path.display()),
+        source: e.into(),
+    };
+    let names = match with_buffer(|b| rustix::fs::llistxattr(path, b)) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(fail(e)),
+    };
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
+            continue;
+        }
+        let value = with_buffer(|b| rustix::fs::lgetxattr(path, name.as_str(), b)).map_err(fail)?;
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
 fn is_whiteout(md: &Metadata) -> bool {
@@ -63,8 +107,9 @@ impl Lowers {
                 if i + 1 == comps.len() {
                     return Some((cur, md));
                 }
+                // A file here hides whatever older layers have below this name.
                 if !md.is_dir() {
-                    break;
+                    return None;
                 }
                 if has_xattr(&cur, &OPAQUE_XATTRS) {
                     stop_below = true;
@@ -264,6 +309,10 @@ pub fn diff_upper(upper: &Path, lowers: &Lowers, w: &mut LayerWriter) -> Result<
                  turn those overlay features off to build with RUN"
             )));
         }
+        if !md.file_type().is_symlink() {
+            w.xattrs(&xattrs(&path)?)
+                .map_err(io_err("writing extended attributes"))?;
+        }
         write_entry(w, &path, &md, &rel, owner(&md), &mut hardlinks)?;
         if md.is_dir() && has_xattr(&path, &OPAQUE_XATTRS) {
             w.opaque(&rel).map_err(io_err("writing an opaque marker"))?;
@@ -281,6 +330,91 @@ mod tests {
         assert_eq!(clean("/a/./b/../c/"), "a/c");
         assert_eq!(clean("/../../x"), "x");
         assert_eq!(clean("/"), "");
+    }
+
+    /// Entry names of a layer file, each with its PAX xattr keys.
+    fn entries(w: LayerWriter) -> Vec<(String, Vec<String>)> {
+        let (f, _, _) = w.finish().unwrap().blob.unwrap();
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(f.path()).unwrap());
+        let mut ar = tar::Archive::new(gz);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let keys = e
+                    .pax_extensions()
+                    .unwrap()
+                    .map(|x| x.map(|x| x.unwrap().key().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                (e.path().unwrap().display().to_string(), keys)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_upper_dir_becomes_a_layer() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (upper, lower) = (d.path().join("upper"), d.path().join("lower"));
+        for p in [
+            "upper/data",
+            "upper/etc",
+            "upper/proc",
+            "upper/opaque",
+            "lower/etc/old",
+            "lower/opaque/x",
+        ] {
+            std::fs::create_dir_all(d.path().join(p)).unwrap();
+        }
+        std::fs::write(upper.join("data/f"), "new").unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        let cdev = |p: &Path| {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                p,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::empty(),
+                0,
+            )
+            .unwrap()
+        };
+        cdev(&upper.join("etc/old"));
+        rustix::fs::setxattr(
+            upper.join("opaque"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let user_xattrs = rustix::fs::setxattr(
+            upper.join("data/f"),
+            "user.barge",
+            b"1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        let mut w = LayerWriter::to_file(d.path(), 0).unwrap();
+        diff_upper(&upper, &Lowers::new(vec![lower]), &mut w).unwrap();
+        let got = entries(w);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "data/",
+                "data/f",
+                "etc/",
+                "etc/.wh.old",
+                "opaque/",
+                "opaque/.wh..wh..opq"
+            ],
+            "the runtime's /proc and /etc/hosts mount points are left out"
+        );
+        if user_xattrs {
+            assert_eq!(got[1].1, ["SCHILY.xattr.user.barge"]);
+        }
+        assert!(got[4].1.is_empty(), "overlay's own xattrs stay out");
     }
 
     #[test]

@@ -166,6 +166,29 @@ impl LayerWriter {
         self.tar.append_data(&mut h, path, io::empty())
     }
 
+    /// Extended attributes for the entry written next, as a PAX header
+    /// (`SCHILY.xattr.<name>`), sorted by name.
+    pub fn xattrs(&mut self, attrs: &[(String, Vec<u8>)]) -> io::Result<()> {
+        if attrs.is_empty() {
+            return Ok(());
+        }
+        let mut sorted: Vec<&(String, Vec<u8>)> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut body = Vec::new();
+        for (name, value) in sorted {
+            body.extend(pax_record(&format!("SCHILY.xattr.{name}"), value));
+        }
+        let root = Owner {
+            uid: 0,
+            gid: 0,
+            mode: 0o644,
+        };
+        let mut h = self.header(tar::EntryType::XHeader, root, body.len() as u64);
+        h.set_path("PaxHeader")?;
+        h.set_cksum();
+        self.tar.append(&h, &body[..])
+    }
+
     /// An AUFS-style whiteout hiding `path` of the layers below.
     pub fn whiteout(&mut self, path: &str) -> io::Result<()> {
         let (dir, name) = match path.rsplit_once('/') {
@@ -199,6 +222,19 @@ impl LayerWriter {
         };
         Ok(Written { diff_id, blob })
     }
+}
+
+/// One PAX record: `<length> <key>=<value>\n`, the length counting itself.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    let mut out = format!("{len} {key}=").into_bytes();
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
 }
 
 /// Reads exactly `left` bytes, no more.
@@ -271,6 +307,58 @@ mod tests {
         assert_eq!(
             names,
             ["bin/", "bin/tool", "bin/link", "etc/.wh.gone", "var/.wh..wh..opq"]
+        );
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        for (k, v) in [
+            ("a", &b"b"[..]),
+            ("SCHILY.xattr.user.x", &[7u8; 90][..]),
+            ("k", &[0u8; 995][..]),
+        ] {
+            let r = pax_record(k, v);
+            let text = String::from_utf8_lossy(&r);
+            let n: usize = text.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(n, r.len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn xattrs_reach_the_entry_that_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LayerWriter::to_file(dir.path(), 0).unwrap();
+        let o = Owner {
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        };
+        w.xattrs(&[
+            ("user.b".into(), b"2".to_vec()),
+            ("security.capability".into(), vec![1, 0, 0, 2]),
+        ])
+        .unwrap();
+        w.file("bin/ping", o, 2, &b"hi"[..]).unwrap();
+        let (f, _, _) = w.finish().unwrap().blob.unwrap();
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(f.path()).unwrap());
+        let mut ar = tar::Archive::new(gz);
+        let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.path().unwrap().to_str(), Some("bin/ping"));
+        let exts: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| {
+                let x = x.unwrap();
+                (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(
+            exts,
+            [
+                ("SCHILY.xattr.security.capability".to_string(), vec![1, 0, 0, 2]),
+                ("SCHILY.xattr.user.b".to_string(), b"2".to_vec())
+            ]
         );
     }
 

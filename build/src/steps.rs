@@ -32,7 +32,15 @@ pub fn build(
     let _lock = store.lock_shared()?;
     let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
     let mut used_args: BTreeSet<String> = BTreeSet::new();
+    // Docker's automatic platform ARGs; a stage sees them after `ARG NAME`.
     let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let target = opts.platform.clone().unwrap_or_else(Platform::host);
+    for (prefix, p) in [("TARGET", &target), ("BUILD", &Platform::host())] {
+        global.insert(format!("{prefix}PLATFORM"), p.to_string());
+        global.insert(format!("{prefix}OS"), p.os.clone());
+        global.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        global.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+    }
     let mut stage: Option<Stage> = None;
     let total = instructions.len();
     for (n, ins) in instructions.iter().enumerate() {
@@ -501,7 +509,9 @@ impl<'a> Stage<'a> {
                 let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
                 let group = lowers.read_file("etc/group").unwrap_or_default();
                 let u = barge_runtime::user::resolve(&spec, &passwd, &group).map_err(|e| ins.error(e))?;
-                Some((u.uid as u64, u.gid as u64))
+                // Docker: a user without a group gets the same number as its GID.
+                let gid = if spec.contains(':') { u.gid } else { u.uid };
+                Some((u.uid as u64, gid as u64))
             }
             None => None,
         };
@@ -555,16 +565,31 @@ impl<'a> Stage<'a> {
                         "{s}: file not found in build context or excluded by .dockerignore"
                     )));
                 }
-                // A symlinked directory on the way must not lead out of the context.
-                let parent = path.parent().unwrap_or(&self.opts.context);
-                let inside = match (parent.canonicalize(), self.opts.context.canonicalize()) {
-                    (Ok(p), Ok(c)) => p.starts_with(&c),
-                    _ => false,
-                };
-                if !inside {
-                    return Err(ins.error(format!("{s}: forbidden path outside the build context")));
-                }
                 sources.push(rel);
+            }
+        }
+        // Each source as copied: a top-level symlink is followed, as docker
+        // does, and neither it nor a symlinked directory on the way may
+        // lead out of the context.
+        let context = self
+            .opts
+            .context
+            .canonicalize()
+            .map_err(io_err(format!("reading {}", self.opts.context.display())))?;
+        let mut resolved: Vec<(String, PathBuf, Metadata)> = Vec::new();
+        for rel in &sources {
+            let path = self.opts.context.join(rel);
+            let real = if rel.is_empty() {
+                Ok(context.clone())
+            } else {
+                path.canonicalize()
+            };
+            match real {
+                Ok(real) if real.starts_with(&context) => {
+                    let md = std::fs::metadata(&real).map_err(io_err(format!("reading {}", real.display())))?;
+                    resolved.push((rel.clone(), real, md));
+                }
+                _ => return Err(ins.error(format!("{rel}: forbidden path outside the build context"))),
             }
         }
         if sources.len() > 1 && !dest_raw.ends_with('/') {
@@ -592,36 +617,48 @@ impl<'a> Stage<'a> {
             o
         };
 
+        // The directory copied into: left as the image has it, else made.
+        let target_dir = |target: &str| -> Item {
+            match lowers.find(target) {
+                Some((_, m)) if m.is_dir() => Item::Dir(crate::fs::owner(&m)),
+                _ => Item::Dir(apply_owner(dir_owner(&lowers, target), true)),
+            }
+        };
         let mut plan: BTreeMap<String, Item> = BTreeMap::new();
         let mut archives: Vec<(PathBuf, String)> = Vec::new();
         let mut kinds = BTreeSet::new();
-        for rel in &sources {
-            let src = self.opts.context.join(rel);
-            let md = std::fs::symlink_metadata(&src).map_err(io_err(format!("reading {}", src.display())))?;
+        for (rel, src, md) in resolved {
             if md.is_dir() {
                 kinds.insert("dir");
                 let target = lowers.resolve(&dest_abs, true);
-                plan.entry(target.clone())
-                    .or_insert_with(|| Item::Dir(apply_owner(dir_owner(&lowers, &target), true)));
+                plan.entry(target.clone()).or_insert_with(|| target_dir(&target));
                 let ignore = &self.ignore;
-                let base = rel.clone();
-                let inside = walk(&src, &|r, _| {
-                    let ctx = if base.is_empty() {
+                let in_context = |r: &str| {
+                    if rel.is_empty() {
                         r.to_string()
                     } else {
-                        format!("{base}/{r}")
-                    };
-                    !ignore.excluded(&ctx) || ignore.has_exceptions()
-                })?;
-                for (r, m) in inside {
-                    let ctx = if rel.is_empty() {
-                        r.clone()
-                    } else {
                         format!("{rel}/{r}")
-                    };
-                    if self.ignore.excluded(&ctx) && !m.is_dir() {
-                        continue;
                     }
+                };
+                let walked = walk(&src, &|r, _| {
+                    !ignore.excluded(&in_context(r)) || ignore.has_exceptions()
+                })?;
+                // An excluded directory is walked only for `!` exceptions, and
+                // kept only when one of them matched something below it.
+                let included: Vec<&String> = walked
+                    .iter()
+                    .filter(|(r, _)| !ignore.excluded(&in_context(r)))
+                    .map(|(r, _)| r)
+                    .collect();
+                let inside: Vec<(String, Metadata)> = walked
+                    .iter()
+                    .filter(|(r, m)| {
+                        !ignore.excluded(&in_context(r))
+                            || (m.is_dir() && included.iter().any(|i| i.starts_with(&format!("{r}/"))))
+                    })
+                    .cloned()
+                    .collect();
+                for (r, m) in inside {
                     let o = apply_owner(crate::fs::owner(&m), m.is_dir());
                     let at = if target.is_empty() {
                         r.clone()
@@ -635,13 +672,12 @@ impl<'a> Stage<'a> {
             if ins.keyword == "ADD" && md.is_file() && archive_kind(&src)?.is_some() {
                 kinds.insert("file");
                 let target = lowers.resolve(&dest_abs, true);
-                plan.entry(target.clone())
-                    .or_insert_with(|| Item::Dir(apply_owner(dir_owner(&lowers, &target), true)));
+                plan.entry(target.clone()).or_insert_with(|| target_dir(&target));
                 archives.push((src, target));
                 continue;
             }
             kinds.insert("file");
-            let name = rel.rsplit('/').next().unwrap_or(rel);
+            let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
             let into_dir = dest_is_dir
                 || lowers
                     .find(&lowers.resolve(&dest_abs, true))
@@ -649,7 +685,7 @@ impl<'a> Stage<'a> {
             let at = if into_dir {
                 let d = lowers.resolve(&dest_abs, true);
                 if d.is_empty() {
-                    name.to_string()
+                    name
                 } else {
                     format!("{d}/{name}")
                 }
@@ -754,6 +790,7 @@ impl<'a> Stage<'a> {
             "user": user,
             "workdir": workdir,
             "network": format!("{:?}", self.opts.network),
+            "epoch": self.opts.epoch,
         }));
         if let Some(hit) = self.cached(&key) {
             return self.add_layer(hit, created_by, None);
@@ -978,10 +1015,18 @@ fn archive_kind(path: &Path) -> Result<Option<Archive>, BuildError> {
         [0x1f, 0x8b, ..] => Archive::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Archive::Zstd,
         [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0] => {
-            return Err(BuildError::Unsupported(format!(
-                "ADD {}: bzip2 and xz archives are not supported; use a plain, gzip or zstd tar",
-                path.display()
-            )))
+            let name = path.to_string_lossy().to_ascii_lowercase();
+            if [".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz"]
+                .iter()
+                .any(|e| name.ends_with(e))
+            {
+                return Err(BuildError::Unsupported(format!(
+                    "ADD {}: bzip2 and xz archives are not supported; use a plain, gzip or zstd tar",
+                    path.display()
+                )));
+            }
+            // Compressed, but not a tar by its name: copied as it is.
+            return Ok(None);
         }
         _ => Archive::Plain,
     };
@@ -1111,10 +1156,12 @@ mod tests {
         std::io::Write::write_all(&mut gz, &tar).unwrap();
         std::fs::write(d.path().join("a.tgz"), gz.finish().unwrap()).unwrap();
         std::fs::write(d.path().join("plain.txt"), "not an archive at all").unwrap();
-        std::fs::write(d.path().join("x.bz2"), "BZh91AY&SY").unwrap();
+        std::fs::write(d.path().join("x.tar.bz2"), "BZh91AY&SY").unwrap();
+        std::fs::write(d.path().join("notes.bz2"), "BZh91AY&SY").unwrap();
         assert_eq!(archive_kind(&d.path().join("a.tar")).unwrap(), Some(Archive::Plain));
         assert_eq!(archive_kind(&d.path().join("a.tgz")).unwrap(), Some(Archive::Gzip));
         assert_eq!(archive_kind(&d.path().join("plain.txt")).unwrap(), None);
-        assert!(archive_kind(&d.path().join("x.bz2")).is_err());
+        assert!(archive_kind(&d.path().join("x.tar.bz2")).is_err());
+        assert_eq!(archive_kind(&d.path().join("notes.bz2")).unwrap(), None);
     }
 }

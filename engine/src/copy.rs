@@ -184,8 +184,21 @@ fn copy_blob(
         progress.message(&format!("Copying {what} {} skipped: already exists", d.digest.short()));
         return Ok(());
     }
-    let mut r = src.blob(d)?;
-    dst.put_blob(d, &mut r, src.registry())?;
+    // A stream cannot be replayed: after a registry failure (a connection
+    // cut, a token that expired mid-upload) the blob is sent once more from the start.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut r = src.blob(d)?;
+        match dst.put_blob(d, &mut r, src.registry()) {
+            Ok(()) => break,
+            Err(CopyError::Registry(e)) if attempt < 2 => progress.warning(&format!(
+                "Copying {what} {} failed ({e}); trying again",
+                d.digest.short()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
     progress.message(&format!("Copying {what} {} done", d.digest.short()));
     Ok(())
 }

@@ -137,12 +137,27 @@ pub fn plan(
         (Endpoint::Repository(src), Endpoint::Registry { host, prefix }) => {
             repo_jobs(src, &moved(src, host, prefix, false)?)
         }
-        (Endpoint::Registry { host, .. }, Endpoint::Registry { host: dhost, prefix }) => {
+        (Endpoint::Registry { host, prefix: under }, Endpoint::Registry { host: dhost, prefix }) => {
             let any = Reference::parse(&format!("{host}/x")).map_err(|e| CopyError::Invalid(e.to_string()))?;
             let mut jobs = Vec::new();
             for repo in client.catalog(&any)? {
+                // `HOST/PREFIX/` as a source: the repositories below PREFIX, named without it.
+                let rest = if under.is_empty() {
+                    repo.clone()
+                } else if let Some(r) = repo.strip_prefix(&format!("{under}/")) {
+                    r.to_string()
+                } else if repo == *under {
+                    repo.rsplit('/').next().unwrap_or(&repo).to_string()
+                } else {
+                    continue;
+                };
                 let src = Reference::parse(&format!("{host}/{repo}")).map_err(|e| CopyError::Invalid(e.to_string()))?;
-                jobs.extend(repo_jobs(&src, &moved(&src, dhost, prefix, false)?)?);
+                let dst_path = if prefix.is_empty() {
+                    rest
+                } else {
+                    format!("{prefix}/{rest}")
+                };
+                jobs.extend(repo_jobs(&src, &moved(&src, dhost, &dst_path, true)?)?);
             }
             Ok(jobs)
         }

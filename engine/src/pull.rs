@@ -121,13 +121,14 @@ pub fn pull(
             Err(e) => progress.warning(&format!("mirror {}/{}: {e}", m.host, m.prefix)),
         }
     }
+    // Whatever goes wrong with a mirror (unreachable, missing, bad data), the next source is tried.
     for mirror in &mirrors {
         match pull_from(client, store, &reference, mirror, opts, progress) {
-            Err(PullError::Registry(e)) => progress.warning(&format!(
+            Err(e) => progress.warning(&format!(
                 "mirror {} failed: {e}; trying the next source",
                 mirror.registry()
             )),
-            other => return other,
+            ok => return ok,
         }
     }
     pull_from(client, store, &reference, &reference, opts, progress)

@@ -104,6 +104,17 @@ impl Fetched {
         }
     }
 
+    /// The manifest, if its bytes are the ones `digest` names.
+    pub fn verify(self, digest: &Digest) -> Result<Fetched, CopyError> {
+        if self.digest != *digest {
+            return Err(CopyError::DigestMismatch {
+                expected: digest.clone(),
+                actual: self.digest,
+            });
+        }
+        Ok(self)
+    }
+
     pub fn parse(&self) -> Result<Manifest, CopyError> {
         Manifest::parse(&self.bytes, Some(&self.media_type)).map_err(CopyError::Manifest)
     }
@@ -326,7 +337,7 @@ impl Source for OciSource {
             ))
         })?;
         let bytes = read_limited(&blob_path(&self.dir, &desc.digest), MAX_MANIFEST_BYTES)?;
-        Ok(Fetched::new(bytes, &desc.media_type))
+        Fetched::new(bytes, &desc.media_type).verify(&desc.digest)
     }
 
     fn manifest_by_digest(&self, digest: &Digest) -> Result<Fetched, CopyError> {
@@ -335,7 +346,7 @@ impl Source for OciSource {
             .map_err(CopyError::Manifest)?
             .media_type()
             .to_string();
-        Ok(Fetched::new(bytes, &media_type))
+        Fetched::new(bytes, &media_type).verify(digest)
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>, CopyError> {
@@ -580,19 +591,6 @@ impl Destination for StoreDestination {
 struct Members {
     file: File,
     members: HashMap<String, (u64, u64)>,
-    /// A decompressed copy, removed with the source.
-    _temp: Option<tempfile_path::TempFile>,
-}
-
-mod tempfile_path {
-    /// A file removed on drop.
-    pub struct TempFile(pub std::path::PathBuf);
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 }
 
 fn normalise_member(name: &str) -> String {
@@ -612,31 +610,18 @@ impl Members {
             [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
             _ => None,
         };
-        let (file, temp) = match compression {
-            None => (f, None),
+        let file = match compression {
+            None => f,
             Some(c) => {
-                let tmp = std::env::temp_dir().join(format!(
-                    "barge-load-{}-{}",
-                    std::process::id(),
-                    path.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ));
-                let guard = tempfile_path::TempFile(tmp.clone());
-                let mut out = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&tmp)
-                    .map_err(io)?;
+                // Decompressed into an unnamed temporary file ($TMPDIR): gone when closed.
+                let mut out = tempfile::tempfile().map_err(io)?;
                 let mut reader: Box<dyn Read> = match c {
                     Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
                     _ => Box::new(zstd::stream::read::Decoder::new(f).map_err(io)?),
                 };
                 io::copy(&mut reader, &mut out).map_err(io)?;
                 out.seek(SeekFrom::Start(0)).map_err(io)?;
-                (out, Some(guard))
+                out
             }
         };
         let mut members = HashMap::new();
@@ -648,11 +633,7 @@ impl Members {
                 members.insert(name, (entry.raw_file_position(), entry.size()));
             }
         }
-        Ok(Members {
-            file,
-            members,
-            _temp: temp,
-        })
+        Ok(Members { file, members })
     }
 
     fn reader(&self, name: &str) -> Result<impl Read + Send + '_, CopyError> {
@@ -854,6 +835,8 @@ impl Source for ArchiveSource {
 pub struct ArchiveDestination {
     state: Mutex<ArchiveState>,
     path: PathBuf,
+    /// The archive being written beside `path`, renamed over it by `finish`.
+    temp: Mutex<Option<tempfile::TempPath>>,
     /// Names for the image copied in next when the source has none.
     pub reference: Option<Reference>,
 }
@@ -881,9 +864,26 @@ fn tar_header(size: u64) -> tar::Header {
 }
 
 impl ArchiveDestination {
+    /// An archive at `path`, which appears (replacing what was there) only
+    /// when the archive is complete.
     pub fn create(path: &Path, reference: Option<Reference>) -> Result<ArchiveDestination, CopyError> {
-        let f = File::create(path).map_err(|e| CopyError::io(format!("creating {}", path.display()), e))?;
-        Ok(ArchiveDestination {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".barge-save-")
+            .tempfile_in(dir)
+            .map_err(|e| CopyError::io(format!("creating a file in {}", dir.display()), e))?;
+        let (f, temp) = temp.into_parts();
+        let dest = ArchiveDestination::on(f, path, reference);
+        *dest.temp.lock().unwrap_or_else(|p| p.into_inner()) = Some(temp);
+        Ok(dest)
+    }
+
+    /// An archive written straight to `f` (standard output), named `path` in messages.
+    pub fn on(f: File, path: &Path, reference: Option<Reference>) -> ArchiveDestination {
+        ArchiveDestination {
             state: Mutex::new(ArchiveState {
                 tar: Some(tar::Builder::new(f)),
                 written: Default::default(),
@@ -894,8 +894,9 @@ impl ArchiveDestination {
                 repositories: BTreeMap::new(),
             }),
             path: path.to_path_buf(),
+            temp: Mutex::new(None),
             reference,
-        })
+        }
     }
 
     fn append(st: &mut ArchiveState, name: &str, size: u64, data: &mut dyn Read) -> Result<(), CopyError> {
@@ -942,16 +943,8 @@ impl Destination for ArchiveDestination {
             }
             Some(compression) => {
                 // Layers go in uncompressed, so their size must be known first: spooled to a temporary file.
-                let tmp = self.path.with_extension(format!("layer-{}", desc.digest.short()));
-                let _guard = tempfile_path::TempFile(tmp.clone());
-                let io = |e| CopyError::io(format!("writing {}", tmp.display()), e);
-                let mut spool = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&tmp)
-                    .map_err(io)?;
+                let io = |e| CopyError::io(format!("spooling layer {}", desc.digest.short()), e);
+                let mut spool = tempfile::tempfile().map_err(io)?;
                 let mut v = Verified::new(reader);
                 let mut plain: Box<dyn Read> = match compression {
                     Compression::None => Box::new(&mut v),
@@ -1072,8 +1065,13 @@ impl Destination for ArchiveDestination {
         let mut f = tar
             .into_inner()
             .map_err(|e| CopyError::io(format!("finishing {}", self.path.display()), e))?;
-        f.flush()
-            .and_then(|_| f.sync_all())
-            .map_err(|e| CopyError::io(format!("finishing {}", self.path.display()), e))
+        let fail = |e| CopyError::io(format!("finishing {}", self.path.display()), e);
+        f.flush().map_err(fail)?;
+        let temp = self.temp.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(temp) = temp {
+            f.sync_all().map_err(fail)?;
+            temp.persist(&self.path).map_err(|e| fail(e.error))?;
+        }
+        Ok(())
     }
 }

@@ -462,7 +462,9 @@ impl Client {
                 }
             }
             let status = resp.status().as_u16();
-            if status == 401 && !reauthenticated && same_host {
+            // A stream is consumed: it cannot be sent again after re-authenticating.
+            let replayable = !matches!(payload, Payload::Stream { .. });
+            if status == 401 && !reauthenticated && same_host && replayable {
                 reauthenticated = true;
                 if let Some(c) = pick_challenge(&resp) {
                     *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);

@@ -18,6 +18,8 @@ struct Shared {
     received: AtomicU64,
     /// Cut the next connection that reaches this many bytes sent (0: never).
     cut_after: AtomicU64,
+    /// Cut the next connection whose client has sent this many bytes (0: never).
+    cut_upload_after: AtomicU64,
     cuts: AtomicU64,
     requests: Mutex<Vec<u8>>,
 }
@@ -37,6 +39,7 @@ impl SlowProxy {
             upload_rate: AtomicU64::new(0),
             received: AtomicU64::new(0),
             cut_after: AtomicU64::new(0),
+            cut_upload_after: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
         });
@@ -71,6 +74,11 @@ impl SlowProxy {
     /// Drops the next connection that has sent `bytes` to its client, once.
     pub fn cut_once_after(&self, bytes: u64) {
         self.shared.cut_after.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Drops the next connection whose client has sent `bytes` (an upload), once.
+    pub fn cut_upload_once_after(&self, bytes: u64) {
+        self.shared.cut_upload_after.store(bytes, Ordering::SeqCst);
     }
 
     /// Connections cut so far.
@@ -111,7 +119,20 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
     let up = s.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
+        let mut received_here = 0u64;
         loop {
+            let cut = up.cut_upload_after.load(Ordering::SeqCst);
+            if cut > 0
+                && received_here >= cut
+                && up
+                    .cut_upload_after
+                    .compare_exchange(cut, 0, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                up.cuts.fetch_add(1, Ordering::SeqCst);
+                let _ = c_read.shutdown(Shutdown::Both);
+                break;
+            }
             let rate = up.upload_rate.load(Ordering::SeqCst);
             let chunk = if rate == 0 {
                 buf.len()
@@ -131,6 +152,7 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
                         break;
                     }
                     up.received.fetch_add(n as u64, Ordering::SeqCst);
+                    received_here += n as u64;
                     if rate > 0 {
                         std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
                     }

@@ -351,6 +351,9 @@ fn copy_add_globs_ignore_files_and_a_stored_base() {
 
 #[test]
 fn dockerfile_errors_name_the_line() {
+    if !require_root_and(&[]) {
+        return;
+    }
     let ctx = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc", ctx.path().join("hostetc")).unwrap();
     let b = Barge::new();
@@ -439,5 +442,74 @@ fn quiet_builds_print_the_image_id_only() {
         String::from_utf8_lossy(&o.stderr).contains("loud-on-stderr"),
         "{}",
         out(&o)
+    );
+}
+
+#[test]
+fn copy_follows_docker_rules() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    // A base with /home/app owned by app (1234).
+    busybox_image(&reg, "owned", "1", &[], |root| {
+        std::os::unix::fs::chown(root.join("home/app"), Some(1234), Some(1234)).unwrap();
+    });
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(c, "real/inner.txt", "inner\n");
+    std::os::unix::fs::symlink("real", c.join("link")).unwrap();
+    write(c, "tree/keep.md", "keep\n");
+    write(c, "tree/drop.md", "drop\n");
+    write(c, "tree/.git/objects/aa/blob", "git\n");
+    write(c, ".dockerignore", "tree/.git\n*.md\ntree/*.md\n!tree/keep.md\n");
+    write(
+        c,
+        "Dockerfile",
+        &format!(
+            "FROM {}/owned:1\nARG TARGETARCH\nCOPY tree/ /home/app/\nCOPY --chown=4321 link /linked/\nCOPY . /ctx/\nRUN echo \"$TARGETARCH\" > /arch\n",
+            reg.host()
+        ),
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "rules:1", c.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        "rules:1",
+        "sh",
+        "-c",
+        "ls -nd /home/app; ls -n /linked; ls -a /home/app; cat /arch; ls -a /ctx",
+    ]);
+    let mut lines = shown.lines();
+    let home = lines.next().unwrap();
+    assert!(
+        home.contains(" 1234 ") && home.contains("1234"),
+        "an existing directory keeps its owner: {shown}"
+    );
+    assert!(
+        shown.contains("4321     4321") && shown.contains("inner.txt"),
+        "a top-level link is followed, --chown=UID sets GID too: {shown}"
+    );
+    assert!(shown.contains("keep.md") && !shown.contains("drop.md"), "{shown}");
+    assert!(
+        !shown.contains(".git"),
+        "an excluded directory leaves no skeleton: {shown}"
+    );
+    assert!(
+        shown.contains(
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64")
+                .as_str()
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Dockerfile") && shown.contains("real"),
+        "COPY . copies the context: {shown}"
     );
 }

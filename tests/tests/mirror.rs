@@ -205,6 +205,19 @@ fn mirror_filters_tags_reads_a_file_and_lists_failures() {
         image("latest").manifest_digest
     );
 
+    // `HOST/PREFIX/` as a source: only the repositories below it, named without it.
+    image("other").push(&src, "elsewhere/thing", "1");
+    let out = b.ok(&[
+        "mirror",
+        "--tags",
+        "1\\.0",
+        &format!("{}/lib/", src.host()),
+        &format!("{}/copied/", dst.host()),
+    ]);
+    assert_eq!(out.matches("Copied").count(), 1, "{out}");
+    assert!(out.contains(&format!("{}/copied/tool:1.0", dst.host())), "{out}");
+    assert!(!out.contains("elsewhere"), "{out}");
+
     // Bad input gets a one-line error.
     assert!(b
         .fails(&["mirror", "--tags", "(", "a/b", "c/d"])

@@ -299,3 +299,57 @@ fn the_image_graph_draws_shared_layers_once() {
     );
     assert_eq!(tree.matches("└─image").count(), 2, "{tree}");
 }
+
+#[test]
+fn a_copy_sends_a_blob_again_when_the_upload_is_cut() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let src = Registry::anonymous();
+    let dst = Registry::anonymous();
+    let mut noise = vec![0u8; 400_000];
+    let mut x = 0x2545f4914f6cdd1du64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let layer = LayerBuilder::new()
+        .file("noise", &noise, 0o644)
+        .build(Compression::Gzip);
+    let img = Image::new(vec![layer], Style::Oci, Spec::default());
+    img.push(&src, "app", "v1");
+    let proxy = barge_tests::proxy::SlowProxy::start(&dst.host(), 0);
+    proxy.cut_upload_once_after(100_000);
+    let b = Barge::new();
+    let o = b.run(&[
+        "copy",
+        &format!("docker://{}/app:v1", src.host()),
+        &format!("docker://{}/app:v1", proxy.host()),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(proxy.cuts(), 1, "the upload was cut");
+    assert!(stderr.contains("trying again"), "{stderr}");
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/app:v1", dst.host())),
+        img.manifest_digest
+    );
+}
+
+#[test]
+fn a_failed_save_leaves_the_old_archive_alone() {
+    let b = Barge::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("images.tar");
+    std::fs::write(&out, "the archive of yesterday").unwrap();
+    let e = b.fails(&["save", "-o", out.to_str().unwrap(), "nothing-here:1"]);
+    assert!(e.contains("nothing-here"), "{e}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "the archive of yesterday");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left behind: {left:?}");
+}

@@ -60,16 +60,22 @@ impl BuildProgress for Steps {
     }
 }
 
-fn key_value(flag: &str, s: &str) -> Result<(String, String), Failure> {
+/// `KEY=VALUE`; for `--build-arg`, a bare `KEY` takes the value from the
+/// environment and is left out when unset there, as docker does.
+fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        // `--build-arg NAME` takes the value from the environment, as docker does.
-        None if flag == "--build-arg" && !s.is_empty() => Ok((s.to_string(), std::env::var(s).unwrap_or_default())),
+        Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
+        None if flag == "--build-arg" && !s.is_empty() => Ok(std::env::var(s).ok().map(|v| (s.to_string(), v))),
         _ => Err(Failure::msg(format!("{flag} {s:?}: expected KEY=VALUE"))),
     }
 }
 
 pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(Failure::msg(
+            "barge build needs root: RUN runs containers, and layers must keep the owners of their files; run it with sudo",
+        ));
+    }
     if !a.context.is_dir() {
         return Err(Failure::msg(format!(
             "unable to prepare context: path {:?} not found or not a directory",
@@ -108,12 +114,12 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         build_args: a
             .build_args
             .iter()
-            .map(|s| key_value("--build-arg", s))
+            .filter_map(|s| key_value("--build-arg", s).transpose())
             .collect::<Result<_, _>>()?,
         labels: a
             .labels
             .iter()
-            .map(|s| key_value("--label", s))
+            .filter_map(|s| key_value("--label", s).transpose())
             .collect::<Result<_, _>>()?,
         platform,
         tags: tags.clone(),

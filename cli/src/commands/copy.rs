@@ -74,18 +74,25 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
 }
 
 pub fn save(env: &Env, a: &SaveArgs) -> Result<i32, Failure> {
-    let path = match &a.output {
-        Some(p) => p.clone(),
+    let store = env.store()?;
+    let _lock = store.lock_shared().context(|| "locking the store".to_string())?;
+    let (path, dest) = match &a.output {
+        Some(p) => (
+            p.clone(),
+            ArchiveDestination::create(p, None).context(|| format!("writing {}", p.display()))?,
+        ),
         None if std::io::stdout().is_terminal() => {
             return Err(Failure::msg(
                 "cowardly refusing to save to a terminal. Use the -o flag or redirect",
             ));
         }
-        None => std::path::PathBuf::from("/dev/stdout"),
+        None => {
+            let stdout = rustix::io::dup(rustix::stdio::stdout()).context(|| "standard output".to_string())?;
+            let path = std::path::PathBuf::from("standard output");
+            let dest = ArchiveDestination::on(std::fs::File::from(stdout), &path, None);
+            (path, dest)
+        }
     };
-    let store = env.store()?;
-    let _lock = store.lock_shared().context(|| "locking the store".to_string())?;
-    let dest = ArchiveDestination::create(&path, None).context(|| format!("writing {}", path.display()))?;
     let printer = Printer::new(true);
     for name in &a.images {
         let src = StoreSource {
@@ -118,11 +125,14 @@ pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
             ));
         }
         None => {
-            let p = std::env::temp_dir().join(format!("barge-load-stdin-{}.tar", std::process::id()));
-            let mut f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+            let mut spool = tempfile::Builder::new()
+                .prefix("barge-load-")
+                .tempfile()
+                .context(|| "creating a temporary file".to_string())?;
+            std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut())
                 .context(|| "reading the archive from stdin".to_string())?;
-            _spooled = Some(Spooled(p.clone()));
+            let p = spool.path().to_path_buf();
+            _spooled = Some(spool);
             p
         }
     };
@@ -156,13 +166,4 @@ pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
         }
     }
     Ok(0)
-}
-
-/// A spooled archive, removed when done.
-struct Spooled(std::path::PathBuf);
-
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
