@@ -1,72 +1,75 @@
 #!/bin/sh
-# Side-by-side pull benchmark: barge against skopeo and umoci, in one run.
-# Usage (as root): bench/run.sh [MiB of random layer data, default 96]
-# Prints the median of each tool and barge/peer ratios.
+# barge against skopeo, podman, umoci and runc, side by side in one run.
+# Usage (as root): bench/run.sh      Environment: RUNS (default 5), START_RUNS (default 30)
+# Builds its images once into /var/tmp/barge-bench-cache (bench/images.sh),
+# serves them from a local docker-registry, and prints medians, ratios and
+# whether each target of bench/README.md is met.
 set -eu
 cd "$(dirname "$0")/.."
-size_mib="${1:-96}"
+runs="${RUNS:-5}"
+start_runs="${START_RUNS:-30}"
 
 export DEBIAN_FRONTEND=noninteractive
-for p in docker-registry skopeo umoci hyperfine busybox-static python3 runc; do
-    command -v "$p" >/dev/null 2>&1 || dpkg-query -W "$p" >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq docker-registry skopeo umoci hyperfine busybox-static python3 runc; break; }
-done
+need="docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time"
+# shellcheck disable=SC2086
+dpkg-query -W $need >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq $need >/dev/null; }
 cargo build --release --bin barge
 barge="$(pwd)/target/release/barge"
+cache=/var/tmp/barge-bench-cache
+bench/images.sh "$cache"
 
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
-trap 'kill "$registry_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat > "$work/registry.yml" <<YML
+pids=""
+trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done; umount -R "$work"/*/ 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+registry() { # NAME: a docker-registry on loopback, access log in $work/NAME.log; prints its host
+    port="$(free_port)"
+    cat >"$work/$1.yml" <<YML
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
+log: {level: info, formatter: text, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $work/$1-data}}
 http: {addr: 127.0.0.1:$port}
 YML
-docker-registry serve "$work/registry.yml" 2>"$work/registry.log" &
-registry_pid=$!
-sleep 1
-
-# A three-layer image: busybox; random (incompressible) data; text (compressible).
-umoci init --layout "$work/src" >/dev/null
-umoci new --image "$work/src:bench" >/dev/null
-umoci unpack --image "$work/src:bench" "$work/b" >/dev/null
-mkdir -p "$work/b/rootfs/bin" && cp /bin/busybox "$work/b/rootfs/bin/"
-umoci repack --image "$work/src:bench" "$work/b" >/dev/null
-mkdir -p "$work/b/rootfs/data"
-i=0; while [ "$i" -lt 8 ]; do
-    head -c "$((size_mib * 1024 * 1024 / 8))" /dev/urandom > "$work/b/rootfs/data/random.$i"; i=$((i + 1))
+    docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
+    pids="$pids $!"
+    until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null; do sleep 0.1; done
+    echo "127.0.0.1:$port"
+}
+reg="$(registry main)"
+for i in busybox debian big; do
+    skopeo copy --quiet --dest-tls-verify=false "oci:$cache/$i/layout:latest" "docker://$reg/$i:latest"
 done
-umoci repack --image "$work/src:bench" "$work/b" >/dev/null
-mkdir -p "$work/b/rootfs/text"
-i=0; while [ "$i" -lt 2000 ]; do seq 1 "$((size_mib * 10))" > "$work/b/rootfs/text/f.$i" 2>/dev/null; i=$((i + 50)); done
-umoci repack --image "$work/src:bench" "$work/b" >/dev/null
-skopeo copy --quiet --dest-tls-verify=false "oci:$work/src:bench" "docker://127.0.0.1:$port/bench:latest"
-ref="127.0.0.1:$port/bench:latest"
-echo "image: $(du -sh "$work/src/blobs" | cut -f1) of blobs, $(du -sh "$work/b/rootfs" | cut -f1) unpacked; machine: $(nproc) cores, $(uname -r)"
+deb_unpacked="$(du -sm "$cache/debian/bundle/rootfs" | cut -f1)"
+deb_files="$(find "$cache/debian/bundle/rootfs" | wc -l)"
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); debian image: ${deb_unpacked} MB and ${deb_files} files unpacked"
 
-hyperfine --style basic --warmup 1 --runs "${RUNS:-5}" --export-json "$work/result.json" \
-    --prepare "rm -rf $work/barge-root; sync" -n "barge pull" "$barge --root $work/barge-root pull -q $ref" \
-    --prepare "rm -rf $work/skopeo-out; sync" -n "skopeo copy (blobs only)" "skopeo copy --quiet --src-tls-verify=false docker://$ref oci:$work/skopeo-out:bench" \
-    --prepare "rm -rf $work/umoci-bundle; sync" -n "umoci unpack (local, no download)" "umoci unpack --image $work/src:bench $work/umoci-bundle"
+podman_flags="--root $work/podman --runroot $work/podman-run --storage-driver overlay"
+fresh="sync; echo 3 > /proc/sys/vm/drop_caches"
+json() { echo "$work/$1.json"; }
 
-python3 - "$work/result.json" <<'PY'
-import json, sys
-r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-b = r["barge pull"]
-print()
-for name, t in r.items():
-    print(f"{name:36s} median {t*1000:8.1f} ms   barge/this = {b/t:5.2f}")
-PY
+# 1. Pull to ready-to-run (blobs stored, layers unpacked) of the three-layer image.
+hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json pull)" \
+    --prepare "rm -rf $work/barge-root; $fresh" -n "barge pull" \
+    "$barge --root $work/barge-root pull -q $reg/debian:latest" \
+    --prepare "rm -rf $work/skopeo-out; $fresh" -n "skopeo copy (blobs only)" \
+    "skopeo copy --quiet --src-tls-verify=false docker://$reg/debian:latest oci:$work/skopeo-out:x" \
+    --prepare "podman $podman_flags rmi -af >/dev/null 2>&1 || true; $fresh" -n "podman pull" \
+    "podman $podman_flags pull -q --tls-verify=false docker://$reg/debian:latest" \
+    --prepare "rm -rf $work/umoci-bundle; $fresh" -n "umoci unpack (local, no download)" \
+    "umoci unpack --image $cache/debian/layout:latest $work/umoci-bundle"
 
-# Container start: barge run --rm against runc run on an already unpacked bundle of the same image.
-umoci init --layout "$work/bb" >/dev/null
-umoci new --image "$work/bb:latest" >/dev/null
-umoci unpack --image "$work/bb:latest" "$work/bbb" >/dev/null
-mkdir -p "$work/bbb/rootfs/bin" && cp /bin/busybox "$work/bbb/rootfs/bin/" && ln -s busybox "$work/bbb/rootfs/bin/true"
-umoci repack --image "$work/bb:latest" "$work/bbb" >/dev/null
-skopeo copy --quiet --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
-"$barge" --root "$work/run-root" pull -q "127.0.0.1:$port/busybox" >/dev/null
-umoci unpack --image "$work/bb:latest" "$work/runc-bundle" >/dev/null
+# 2. Blob-only copy into an OCI layout.
+hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json copy)" \
+    --prepare "rm -rf $work/barge-oci; $fresh" -n "barge copy" \
+    "$barge --root $work/unused copy -q docker://$reg/debian:latest oci:$work/barge-oci:x" \
+    --prepare "rm -rf $work/skopeo-oci; $fresh" -n "skopeo copy" \
+    "skopeo copy --quiet --src-tls-verify=false docker://$reg/debian:latest oci:$work/skopeo-oci:x"
+
+# 3. Container start.
+"$barge" --root "$work/run-root" pull -q "$reg/busybox:latest" >/dev/null
+podman $podman_flags pull -q --tls-verify=false "docker://$reg/busybox:latest" >/dev/null
+umoci unpack --image "$cache/busybox/layout:latest" "$work/runc-bundle" >/dev/null
 python3 - "$work/runc-bundle/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -74,14 +77,83 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(sys.argv[1], "w"))
 PY
-hyperfine --style basic -N --warmup 3 --runs "${START_RUNS:-30}" --export-json "$work/start.json" \
-    -n "barge run --rm" "$barge --root $work/run-root run --rm 127.0.0.1:$port/busybox /bin/true" \
-    -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench"
-python3 - "$work/start.json" <<'PY'
+hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json start)" \
+    -n "barge run --rm" "$barge --root $work/run-root run --rm $reg/busybox /bin/true" \
+    -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench" \
+    -n "podman run --rm" "podman $podman_flags run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true"
+
+# 4. Peak memory of a pull of one 1 GiB layer.
+rm -rf "$work/big-root"
+/usr/bin/time -f "%M" -o "$work/big-rss" "$barge" --root "$work/big-root" pull -q "$reg/big:latest" >/dev/null
+rm -rf "$work/big-root"
+
+# 5. Scale.
+#    barge images over 10,000 tags of one image.
+"$barge" --root "$work/tags-root" pull -q "$reg/busybox:latest" >/dev/null
+python3 - "$work/tags-root/oci/index.json" <<'PY'
+import copy, json, os, sys
+path = sys.argv[1]
+idx = json.load(open(path))
+row = idx["manifests"][0]
+name = row["annotations"]["org.opencontainers.image.ref.name"].rsplit(":", 1)[0]
+for i in range(10000):
+    r = copy.deepcopy(row)
+    r["annotations"]["org.opencontainers.image.ref.name"] = f"{name}:t{i}"
+    idx["manifests"].append(r)
+json.dump(idx, open(path + ".tmp", "w"))
+os.replace(path + ".tmp", path)
+PY
+#    a pull of an image already present: one manifest HEAD.
+hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json scale)" \
+    -n "barge images (10,001 tags)" "$barge --root $work/tags-root images" \
+    -n "barge pull (already present)" "$barge --root $work/run-root pull -q $reg/busybox:latest"
+#    mirror re-run over 100 unchanged tags: requests on both registries.
+dst="$(registry mirror-dst)"
+i=0
+while [ "$i" -lt 100 ]; do "$barge" --root "$work/run-root" tag "$reg/busybox:latest" "$reg/many:t$i"; i=$((i + 1)); done
+"$barge" --root "$work/run-root" push -q --all-tags "$reg/many" >/dev/null
+"$barge" --root "$work/run-root" mirror -q "$reg/many" "$dst/many"
+before_src="$(wc -l <"$work/main.log")"
+before_dst="$(wc -l <"$work/mirror-dst.log")"
+"$barge" --root "$work/run-root" mirror -q "$reg/many" "$dst/many"
+sleep 0.5
+# Requests in a registry's access log since line $2 whose path matches $3.
+requests() { tail -n +"$(($2 + 1))" "$work/$1.log" | grep '"\(GET\|HEAD\|PUT\|POST\|PATCH\|DELETE\) /v2/' | grep -c "$3" || true; }
+per_tag=$(($(requests main "$before_src" '/manifests/\|/blobs/') + $(requests mirror-dst "$before_dst" '/manifests/\|/blobs/')))
+all=$(($(requests main "$before_src" .) + $(requests mirror-dst "$before_dst" .)))
+echo "mirror re-run over 100 unchanged tags: $per_tag manifest/blob requests, $((all - per_tag)) others (/v2/ and tags/list)"
+mirror_requests="$per_tag"
+
+python3 - "$work" "$(cat "$work/big-rss")" "$mirror_requests" <<'PY'
 import json, sys
-r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-b = r["barge run --rm"]
-print()
-for name, t in r.items():
-    print(f"{name:36s} median {t*1000:8.1f} ms   barge/this = {b/t:5.2f}")
+work, rss_kib, mirror_requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    return {r["command"]: r["median"] for r in json.load(open(f"{work}/{name}.json"))["results"]}
+rows = []
+def table(name, base):
+    r = load(name)
+    b = r[base]
+    print()
+    for cmd, t in r.items():
+        ratio = "" if cmd == base else f"   {base}/this = {b / t:5.2f}"
+        print(f"  {cmd:38s} median {t * 1000:9.1f} ms{ratio}")
+    return r
+def target(what, value, limit, unit=""):
+    ok = value <= limit
+    rows.append(f"  {'met ' if ok else 'MISS'}  {what}: {value:.3g}{unit} (target <= {limit:g}{unit})")
+pull = table("pull", "barge pull")
+target("pull / skopeo copy", pull["barge pull"] / pull["skopeo copy (blobs only)"], 1.0, "x")
+target("pull / podman pull", pull["barge pull"] / pull["podman pull"], 0.1, "x")
+copy = table("copy", "barge copy")
+target("copy / skopeo copy", copy["barge copy"] / copy["skopeo copy"], 0.35, "x")
+start = table("start", "barge run --rm")
+target("run / runc run", start["barge run --rm"] / start["runc run (unpacked bundle)"], 0.4, "x")
+target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0.06, "x")
+target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
+scale = table("scale", "barge images (10,001 tags)")
+target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")
+target("barge pull, image present", scale["barge pull (already present)"] * 1000, 50, " ms")
+target("mirror re-run, manifest/blob requests per unchanged tag", mirror_requests / 100, 1, "")
+print("\ntargets:")
+print("\n".join(rows))
 PY

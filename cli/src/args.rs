@@ -457,6 +457,9 @@ pub struct MirrorArgs {
     /// List what would be copied; copy nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Ask the destination about every tag, not only barge's record of the last run
+    #[arg(long)]
+    pub verify: bool,
     /// Images copied at once
     #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,

@@ -189,8 +189,13 @@ fn copy_blob(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut r = src.blob(d)?;
-        match dst.put_blob(d, &mut r, src.registry()) {
+        let r = src.blob(d)?;
+        // The source is read on another thread while this one hashes and writes.
+        let sent = std::thread::scope(|scope| {
+            let mut ahead = barge_store::readahead::read_ahead(scope, r, 1 << 20, 4);
+            dst.put_blob(d, &mut ahead, src.registry())
+        });
+        match sent {
             Ok(()) => break,
             Err(CopyError::Registry(e)) if attempt < 2 => progress.warning(&format!(
                 "Copying {what} {} failed ({e}); trying again",

@@ -1,15 +1,20 @@
 //! `barge mirror`: tags, repositories or whole registries copied from one
 //! registry to another, every platform, digests preserved.
 //!
-//! Each image is checked with two `HEAD`s (source and destination manifest);
-//! only when the digests differ is it copied, so a re-run over an unchanged
-//! source moves no manifest body and no blob byte.
+//! Each image is checked with a `HEAD` of the source manifest, compared
+//! with what barge recorded at the destination last time (or, without a
+//! record, a `HEAD` there); only when the digests differ is it copied, so a
+//! re-run over an unchanged source sends one request per tag and moves no
+//! manifest body and no blob byte.
 
 use crate::copy::{copy, CopyError, CopyOptions};
 use crate::transport::{RegistryDestination, RegistrySource};
 use crate::Silent;
 use barge_oci::{Digest, Reference};
 use barge_registry::Client;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// One side of a mirror, as written by the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,14 +190,84 @@ fn moved(src: &Reference, registry: &str, path: &str, replace: bool) -> Result<R
     r.map_err(|e| CopyError::Invalid(e.to_string()))
 }
 
-/// Mirrors one image: `HEAD` on both sides, and a copy of every platform
-/// when they differ. Refuses to start a copy when the source registry has
-/// announced that its pull quota is used up.
+/// What barge last left at each destination (reference → manifest digest),
+/// so that a re-run over unchanged tags asks the source only: one `HEAD`
+/// per tag. Kept in a JSON file; `verify` asks the destination anyway.
+pub struct MirrorRecord {
+    path: Option<PathBuf>,
+    digests: Mutex<BTreeMap<String, String>>,
+}
+
+impl MirrorRecord {
+    /// A record kept in `path` (read now; missing or unreadable: empty).
+    pub fn at(path: &Path) -> MirrorRecord {
+        let digests = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        MirrorRecord {
+            path: Some(path.to_path_buf()),
+            digests: Mutex::new(digests),
+        }
+    }
+
+    /// A record that remembers nothing.
+    pub fn none() -> MirrorRecord {
+        MirrorRecord {
+            path: None,
+            digests: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn get(&self, destination: &Reference) -> Option<String> {
+        self.digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&destination.to_string())
+            .cloned()
+    }
+
+    fn set(&self, destination: &Reference, digest: &Digest) {
+        self.digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(destination.to_string(), digest.to_string());
+    }
+
+    /// Writes the record (temp file, rename).
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let bytes = serde_json::to_vec_pretty(&*self.digests.lock().unwrap_or_else(|p| p.into_inner()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    /// Only find what would be copied.
+    pub dry_run: bool,
+    /// Ask the destination for every tag, not only the record.
+    pub verify: bool,
+    /// Images at once.
+    pub parallel_images: usize,
+    /// Blobs at once within an image.
+    pub max_concurrent: usize,
+}
+
+/// Mirrors one image: `HEAD` on the source; the destination is asked only
+/// when the record does not already say it has that digest; every platform
+/// is copied when they differ. Refuses to start a copy when the source
+/// registry has announced that its pull quota is used up.
 pub fn mirror_image(
     client: &Client,
     job: &MirrorJob,
-    dry_run: bool,
-    max_concurrent: usize,
+    opts: &MirrorOptions,
+    record: &MirrorRecord,
 ) -> Result<MirrorResult, CopyError> {
     let want = match (job.source.digest(), client.head_manifest(&job.source)?) {
         (Some(d), _) => d.clone(),
@@ -200,12 +275,16 @@ pub fn mirror_image(
         // No digest in the answer (or no answer): the GET says which, or why not.
         (None, None) => client.get_manifest(&job.source)?.digest,
     };
+    if !opts.verify && record.get(&job.destination).as_deref() == Some(want.to_string().as_str()) {
+        return Ok(MirrorResult::Unchanged(want));
+    }
     if let Some(have) = client.head_manifest(&job.destination)? {
         if have.digest == want {
+            record.set(&job.destination, &want);
             return Ok(MirrorResult::Unchanged(want));
         }
     }
-    if dry_run {
+    if opts.dry_run {
         return Ok(MirrorResult::WouldCopy(want));
     }
     if let Some(limit) = client.rate_limit(job.source.api_host()) {
@@ -225,33 +304,33 @@ pub fn mirror_image(
         client,
         reference: job.destination.clone(),
     };
-    let opts = CopyOptions {
+    let copy_opts = CopyOptions {
         all: Some(true),
         platform: None,
-        max_concurrent,
+        max_concurrent: opts.max_concurrent,
     };
-    let out = copy(&src, &dst, &opts, &Silent)?;
+    let out = copy(&src, &dst, &copy_opts, &Silent)?;
+    record.set(&job.destination, &out.digest);
     Ok(MirrorResult::Copied(out.digest))
 }
 
-/// Mirrors every job, `jobs` images at once, and reports each as it ends.
-/// Every job runs whatever the others do; the results come back in order.
+/// Mirrors every job, `parallel_images` at once, and reports each as it
+/// ends. Every job runs whatever the others do; the results come back in
+/// order.
 pub fn mirror_all(
     client: &Client,
     jobs: &[MirrorJob],
-    dry_run: bool,
-    parallel_images: usize,
-    max_concurrent: usize,
+    opts: &MirrorOptions,
+    record: &MirrorRecord,
     on_done: &(dyn Fn(&MirrorJob, &Result<MirrorResult, CopyError>) + Sync),
 ) -> Vec<Result<MirrorResult, CopyError>> {
-    let results: Vec<std::sync::Mutex<Option<Result<MirrorResult, CopyError>>>> =
-        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Result<MirrorResult, CopyError>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let indexed: Vec<usize> = (0..jobs.len()).collect();
     let done = crate::parallel(
         &indexed,
-        parallel_images,
+        opts.parallel_images,
         |&i| -> Result<(), std::convert::Infallible> {
-            let r = mirror_image(client, &jobs[i], dry_run, max_concurrent);
+            let r = mirror_image(client, &jobs[i], opts, record);
             on_done(&jobs[i], &r);
             *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             Ok(())

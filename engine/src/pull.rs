@@ -452,7 +452,7 @@ impl LayerJob<'_> {
 
     /// Applies a layer stream into a new snapshot, checking its diff ID;
     /// [`LayerJob::commit`] makes it visible.
-    fn unpack(&self, reader: &mut dyn Read) -> Result<Unpacked, PullError> {
+    fn unpack(&self, reader: &mut (dyn Read + Send)) -> Result<Unpacked, PullError> {
         let digest = &self.desc.digest;
         let compression = media::layer_compression(&self.desc.media_type).unwrap_or(Compression::None);
         let builder = self.store.new_snapshot(self.chain_id)?;

@@ -161,6 +161,58 @@ pub trait Destination: Sync {
     }
 }
 
+/// `io::copy` with 1 MiB writes instead of 8 KiB ones: a blob costs a few
+/// hundred system calls, not tens of thousands.
+pub(crate) fn copy_in_big_writes(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        w.write_all(&buf[..filled])?;
+        total += filled as u64;
+    }
+}
+
+/// Starts writeback every 8 MiB written, so that the final `fsync` of a
+/// big blob does not wait for all of it.
+struct WritingBack<'a> {
+    file: &'a mut File,
+    since: usize,
+}
+
+impl<'a> WritingBack<'a> {
+    fn new(file: &'a mut File) -> Self {
+        WritingBack { file, since: 0 }
+    }
+}
+
+impl Write for WritingBack<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n;
+        if self.since >= 8 << 20 {
+            barge_store::fsutil::start_writeback(self.file);
+            self.since = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Hashes a stream and checks it against a descriptor at the end.
 pub(crate) struct Verified<'a> {
     inner: &'a mut dyn Read,
@@ -384,7 +436,7 @@ impl OciDestination {
         let io = |e| CopyError::io(format!("writing {}", dest.display()), e);
         let mut f = File::create(&tmp).map_err(io)?;
         let mut v = Verified::new(reader);
-        let result = io::copy(&mut v, &mut f)
+        let result = copy_in_big_writes(&mut v, &mut WritingBack::new(&mut f))
             .map_err(CopyError::from_transfer)
             .and_then(|_| v.check(desc));
         if let Err(e) = result {
@@ -619,7 +671,7 @@ impl Members {
                     Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
                     _ => Box::new(zstd::stream::read::Decoder::new(f).map_err(io)?),
                 };
-                io::copy(&mut reader, &mut out).map_err(io)?;
+                copy_in_big_writes(&mut reader, &mut out).map_err(io)?;
                 out.seek(SeekFrom::Start(0)).map_err(io)?;
                 out
             }
@@ -952,7 +1004,7 @@ impl Destination for ArchiveDestination {
                     Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut v).map_err(io)?),
                 };
                 let mut hashing = barge_oci::digest::HashingReader::new(&mut plain);
-                let size = io::copy(&mut hashing, &mut spool).map_err(CopyError::from_transfer)?;
+                let size = copy_in_big_writes(&mut hashing, &mut spool).map_err(CopyError::from_transfer)?;
                 let (diff_id, _) = hashing.finish();
                 drop(plain);
                 v.check(desc)?;

@@ -109,6 +109,7 @@ pub fn apply_tar<R: Read>(reader: R, dest: &Path, opts: ApplyOptions) -> Result<
         opts,
         dirs: Vec::new(),
         stats: ApplyStats::default(),
+        buf: Vec::new(),
     };
     let mut archive = tar::Archive::new(reader);
     // Raw entries: extension headers are read here, with size limits,
@@ -218,6 +219,8 @@ struct Applier {
     /// a read-only directory would stop this layer's own entries below it).
     dirs: Vec<(PathBuf, Timestamps, Option<u32>)>,
     stats: ApplyStats,
+    /// The copy buffer, one for every file.
+    buf: Vec<u8>,
 }
 
 /// Ownership, mode, times and xattrs of an entry.
@@ -340,8 +343,11 @@ impl Applier {
                 )
                 .map_err(|e| io_err(e.into()))?;
                 let mut file = File::from(fd);
-                let written = copy_sparse(entry, &mut file).map_err(io_err)?;
+                let written = copy_sparse(entry, &mut file, &mut self.buf).map_err(io_err)?;
                 self.stats.size += written;
+                if written >= EARLY_WRITEBACK {
+                    crate::fsutil::start_writeback(&file);
+                }
                 self.set_meta_fd(file.as_fd(), &meta).map_err(io_err)?;
             }
             EntryType::Directory => {
@@ -731,10 +737,16 @@ fn parse_pax_time(s: &str) -> Option<Timespec> {
     })
 }
 
+/// Files at least this big start their writeback as soon as they are
+/// written, so that the `syncfs` making the snapshot durable finds most of
+/// the work done.
+const EARLY_WRITEBACK: u64 = 256 << 10;
+
+const BLOCK: usize = 64 * 1024;
+
 /// Copies file content, leaving holes where whole blocks are zero.
-fn copy_sparse(src: &mut impl Read, dst: &mut File) -> io::Result<u64> {
-    const BLOCK: usize = 64 * 1024;
-    let mut buf = vec![0u8; BLOCK];
+fn copy_sparse(src: &mut impl Read, dst: &mut File, buf: &mut Vec<u8>) -> io::Result<u64> {
+    buf.resize(BLOCK, 0);
     let mut total = 0u64;
     let mut pending_hole = false;
     loop {

@@ -18,6 +18,7 @@ pub mod fsutil;
 mod graph;
 mod images;
 mod index;
+pub mod readahead;
 mod snapshots;
 
 pub use apply::{ApplyError, ApplyOptions, ApplyStats};

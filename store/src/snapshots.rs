@@ -131,9 +131,13 @@ impl SnapshotBuilder {
 
     /// Decompresses `reader` and applies the tar stream, hashing the
     /// uncompressed bytes. Reads the stream to its end and returns the diff ID.
+    ///
+    /// Two threads share the work: one reads (and so downloads, hashes and
+    /// stores the blob) and decompresses; this one hashes the tar stream and
+    /// writes the files. Chunks pass between them through a short queue.
     pub fn apply(
         &self,
-        reader: &mut dyn Read,
+        reader: &mut (dyn Read + Send),
         compression: Compression,
         layer: &Digest,
     ) -> Result<(Digest, ApplyStats), StoreError> {
@@ -141,7 +145,12 @@ impl SnapshotBuilder {
             layer: layer.clone(),
             source,
         };
-        let decompressed: Box<dyn Read + '_> = match compression {
+        // A failing read of the network stream is a transfer problem, not a bad layer.
+        let read_err = |e: io::Error| match crate::blobs::take_transfer_error(e) {
+            Ok(remote) => StoreError::Transfer(remote),
+            Err(e) => apply_err(crate::ApplyError::Tar(e)),
+        };
+        let decompressed: Box<dyn Read + Send + '_> = match compression {
             Compression::None => Box::new(reader),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Compression::Zstd => Box::new(
@@ -149,26 +158,22 @@ impl SnapshotBuilder {
                     .map_err(|e| apply_err(crate::ApplyError::Tar(io::Error::other(format!("zstd: {e}")))))?,
             ),
         };
-        let mut hashing = HashingReader::new(decompressed);
-        let stats = apply_tar(&mut hashing, &self.fs_path(), self.store.apply).map_err(|e| match e {
-            // A failing read of the network stream is a transfer problem, not a bad layer.
-            crate::ApplyError::Tar(io) => match crate::blobs::take_transfer_error(io) {
-                Ok(remote) => StoreError::Transfer(remote),
-                Err(io) => apply_err(crate::ApplyError::Tar(io)),
-            },
-            crate::ApplyError::Io { path, source } => match crate::blobs::take_transfer_error(source) {
-                Ok(remote) => StoreError::Transfer(remote),
-                Err(source) => apply_err(crate::ApplyError::Io { path, source }),
-            },
-            other => apply_err(other),
-        })?;
-        // The tar end-of-archive blocks and any padding are part of the diff ID.
-        io::copy(&mut hashing, &mut io::sink()).map_err(|e| match crate::blobs::take_transfer_error(e) {
-            Ok(remote) => StoreError::Transfer(remote),
-            Err(e) => apply_err(crate::ApplyError::Tar(e)),
-        })?;
-        let (diff_id, _) = hashing.finish();
-        Ok((diff_id, stats))
+        std::thread::scope(|scope| {
+            let ahead = crate::readahead::read_ahead(scope, decompressed, CHUNK, QUEUE_CHUNKS);
+            let mut hashing = HashingReader::new(ahead);
+            let stats = apply_tar(&mut hashing, &self.fs_path(), self.store.apply).map_err(|e| match e {
+                crate::ApplyError::Tar(io) => read_err(io),
+                crate::ApplyError::Io { path, source } => match crate::blobs::take_transfer_error(source) {
+                    Ok(remote) => StoreError::Transfer(remote),
+                    Err(source) => apply_err(crate::ApplyError::Io { path, source }),
+                },
+                other => apply_err(other),
+            })?;
+            // The tar end-of-archive blocks and any padding are part of the diff ID.
+            io::copy(&mut hashing, &mut io::sink()).map_err(read_err)?;
+            let (diff_id, _) = hashing.finish();
+            Ok((diff_id, stats))
+        })
     }
 
     /// Makes the snapshot visible. If another process completed the same
@@ -228,3 +233,8 @@ pub(crate) fn is_temp(name: &Path) -> bool {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with(".tmp-"))
 }
+
+/// Decompressed bytes per hand-over between the two threads of `apply`.
+const CHUNK: usize = 256 << 10;
+/// Chunks in flight: at most 2 MiB per layer.
+const QUEUE_CHUNKS: usize = 8;

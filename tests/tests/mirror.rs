@@ -126,6 +126,27 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
         5,
         "one HEAD per source tag"
     );
+    assert!(
+        request_lines(&dst_proxy).is_empty(),
+        "the destination is not asked: barge recorded what it left there: {:?}",
+        request_lines(&dst_proxy)
+    );
+
+    // A tag removed at the destination behind barge's back: --verify finds it.
+    let agent = barge_tests::image::agent();
+    agent
+        .delete(format!(
+            "{}/v2/copy/other/manifests/{}",
+            dst.base_url(),
+            other.manifest_digest
+        ))
+        .call()
+        .unwrap();
+    let out = b.ok(&["mirror", &s, &format!("{d}/copy/")]);
+    assert_eq!(out.matches("Unchanged").count(), 5, "trusting the record: {out}");
+    let out = b.ok(&["mirror", "--verify", &s, &format!("{d}/copy/")]);
+    assert_eq!(out.matches("Copied").count(), 1, "{out}");
+    assert!(out.contains("copy/other:latest"), "{out}");
 
     // A changed tag is copied again; only the layer that changed moves.
     image("v1-new").push(&src, "team/app", "v1");

@@ -3,7 +3,7 @@
 use super::Env;
 use crate::args::MirrorArgs;
 use crate::failure::{Context, Failure};
-use barge_engine::mirror::{self, Endpoint, MirrorJob, MirrorResult, TagFilter};
+use barge_engine::mirror::{self, Endpoint, MirrorJob, MirrorOptions, MirrorRecord, MirrorResult, TagFilter};
 use serde::Deserialize;
 
 /// A mirror file: `{"mirrors": [{"source": …, "destination": …, "tags": …}]}`.
@@ -51,7 +51,21 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
         Ok(_) => {}
         Err(e) => eprintln!("Failed {} -> {}: {e}", job.source, job.destination),
     };
-    let results = mirror::mirror_all(&client, &jobs, a.dry_run, a.jobs as usize, 3, &report);
+    let record = if a.verify {
+        MirrorRecord::none()
+    } else {
+        MirrorRecord::at(&env.store()?.root().join("mirror-record.json"))
+    };
+    let opts = MirrorOptions {
+        dry_run: a.dry_run,
+        verify: a.verify,
+        parallel_images: a.jobs as usize,
+        max_concurrent: 3,
+    };
+    let results = mirror::mirror_all(&client, &jobs, &opts, &record, &report);
+    if let Err(e) = record.save() {
+        eprintln!("Warning: could not record what was mirrored ({e}); the next run will ask the destinations");
+    }
     let count = |f: fn(&MirrorResult) -> bool| results.iter().filter(|r| r.as_ref().is_ok_and(f)).count();
     let copied = count(|r| matches!(r, MirrorResult::Copied(_)));
     let unchanged = count(|r| matches!(r, MirrorResult::Unchanged(_)));
