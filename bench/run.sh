@@ -19,8 +19,8 @@ cache=/var/tmp/barge-bench-cache
 bench/images.sh "$cache"
 
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
-pids=""
-trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done; umount -R "$work"/*/ 2>/dev/null || true; rm -rf "$work"' EXIT
+# Registries record their pids here (they start in command substitutions, which are subshells).
+trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 registry() { # NAME: a docker-registry on loopback, access log in $work/NAME.log; prints its host
     port="$(free_port)"
@@ -31,7 +31,7 @@ storage: {filesystem: {rootdirectory: $work/$1-data}}
 http: {addr: 127.0.0.1:$port}
 YML
     docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
-    pids="$pids $!"
+    echo "$!" >"$work/$1.pid"
     until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null; do sleep 0.1; done
     echo "127.0.0.1:$port"
 }
@@ -130,12 +130,11 @@ work, rss_kib, mirror_requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def load(name):
     return {r["command"]: r["median"] for r in json.load(open(f"{work}/{name}.json"))["results"]}
 rows = []
-def table(name, base):
+def table(name, base=None):
     r = load(name)
-    b = r[base]
     print()
     for cmd, t in r.items():
-        ratio = "" if cmd == base else f"   {base}/this = {b / t:5.2f}"
+        ratio = "" if base is None or cmd == base else f"   {base}/this = {r[base] / t:5.2f}"
         print(f"  {cmd:38s} median {t * 1000:9.1f} ms{ratio}")
     return r
 def target(what, value, limit, unit=""):
@@ -150,7 +149,7 @@ start = table("start", "barge run --rm")
 target("run / runc run", start["barge run --rm"] / start["runc run (unpacked bundle)"], 0.4, "x")
 target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0.06, "x")
 target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
-scale = table("scale", "barge images (10,001 tags)")
+scale = table("scale")
 target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")
 target("barge pull, image present", scale["barge pull (already present)"] * 1000, 50, " ms")
 target("mirror re-run, manifest/blob requests per unchanged tag", mirror_requests / 100, 1, "")

@@ -213,6 +213,33 @@ impl Template {
         Ok(out)
     }
 
+    /// The top-level fields the template reads (`Repository` of
+    /// `{{.Repository}}`); `None` when it reads the whole value (`{{json .}}`).
+    pub fn fields(&self) -> Option<std::collections::BTreeSet<String>> {
+        fn walk(e: &Expr, out: &mut std::collections::BTreeSet<String>) -> bool {
+            match e {
+                Expr::Field(path) => match path.first() {
+                    Some(f) => {
+                        out.insert(f.clone());
+                        true
+                    }
+                    None => false,
+                },
+                Expr::Call(_, args) | Expr::Pipe(args) => args.iter().all(|a| walk(a, out)),
+                Expr::Str(_) | Expr::Num(_) => true,
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for p in &self.parts {
+            if let Part::Action(e) = p {
+                if !walk(e, &mut out) {
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The header row of a `table` template: each field replaced by its column name.
     pub fn header(&self, name_of: &dyn Fn(&str) -> String) -> String {
         let mut out = String::new();

@@ -20,7 +20,7 @@ pub const ANN_IMAGE_ID: &str = "dev.barge.image.id";
 pub const ANN_REPO_DIGEST: &str = "dev.barge.image.repo-digest";
 pub const ANN_SIZE: &str = "dev.barge.image.size";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct IndexFile {
     schema_version: u32,
@@ -28,8 +28,51 @@ pub(crate) struct IndexFile {
     media_type: Option<String>,
     #[serde(default)]
     pub(crate) manifests: Vec<Descriptor>,
+    /// Fields barge does not know, kept as they are.
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
+}
+
+// By hand rather than derived: serde's `flatten` would buffer the whole
+// document (every manifest row) before reading it, which costs more than
+// the parse itself on a store with thousands of tags.
+impl<'de> Deserialize<'de> for IndexFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = IndexFile;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an OCI image index")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<IndexFile, A::Error> {
+                let mut index = IndexFile {
+                    schema_version: 0,
+                    media_type: None,
+                    manifests: Vec::new(),
+                    other: serde_json::Map::new(),
+                };
+                let mut version = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "schemaVersion" => version = Some(map.next_value()?),
+                        "mediaType" => index.media_type = map.next_value()?,
+                        "manifests" => {
+                            index.manifests = map.next_value::<Option<Vec<Descriptor>>>()?.unwrap_or_default()
+                        }
+                        _ => {
+                            let v = map.next_value()?;
+                            index.other.insert(key, v);
+                        }
+                    }
+                }
+                index.schema_version = version.ok_or_else(|| serde::de::Error::missing_field("schemaVersion"))?;
+                Ok(index)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 /// What barge records about an image alongside its tag.
@@ -295,5 +338,24 @@ impl Store {
             rows.push(desc);
             Ok(TagOutcome::Tagged)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_files_keep_what_barge_does_not_know() {
+        let text = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","size":7,"annotations":{"x":"y"}}],"annotations":{"made.by":"skopeo"},"custom":[1,2]}"#;
+        let index: IndexFile = serde_json::from_str(text).unwrap();
+        assert_eq!(index.manifests.len(), 1);
+        assert_eq!(index.manifests[0].annotation("x"), Some("y"));
+        let back: serde_json::Value = serde_json::to_value(&index).unwrap();
+        let original: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, original, "every field survives a read and write");
+        assert!(serde_json::from_str::<IndexFile>(r#"{"manifests":[]}"#).is_err());
+        let empty: IndexFile = serde_json::from_str(r#"{"schemaVersion":2,"manifests":null}"#).unwrap();
+        assert!(empty.manifests.is_empty());
     }
 }

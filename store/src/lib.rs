@@ -16,6 +16,7 @@ pub mod apply;
 mod blobs;
 pub mod fsutil;
 mod graph;
+mod gunzip;
 mod images;
 mod index;
 pub mod readahead;

@@ -152,7 +152,7 @@ impl SnapshotBuilder {
         };
         let decompressed: Box<dyn Read + Send + '_> = match compression {
             Compression::None => Box::new(reader),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Compression::Gzip => Box::new(crate::gunzip::Gunzip::new(io::BufReader::with_capacity(CHUNK, reader))),
             Compression::Zstd => Box::new(
                 zstd::stream::read::Decoder::new(reader)
                     .map_err(|e| apply_err(crate::ApplyError::Tar(io::Error::other(format!("zstd: {e}")))))?,

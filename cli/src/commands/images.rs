@@ -22,27 +22,55 @@ struct Row {
     size: u64,
 }
 
+/// What every row of one image shows alike, formatted once per image.
+struct ImageStrings {
+    id: String,
+    created_at: String,
+    created_since: String,
+    size: String,
+}
+
+impl ImageStrings {
+    fn of(row: &Row, no_trunc: bool, now: i64) -> ImageStrings {
+        ImageStrings {
+            id: if no_trunc {
+                row.id.to_string()
+            } else {
+                row.id.short().to_string()
+            },
+            created_at: format::go_time(row.created.as_deref()),
+            created_since: format::since(row.created.as_deref(), now),
+            size: format::human_size(row.size),
+        }
+    }
+}
+
 impl Row {
-    fn to_json(&self, no_trunc: bool, now: i64) -> Value {
-        let id = if no_trunc {
-            self.id.to_string()
-        } else {
-            self.id.short().to_string()
+    /// The row as docker's JSON; only `fields` when given (what a template reads).
+    fn to_json(&self, s: &ImageStrings, fields: Option<&BTreeSet<String>>) -> Value {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: &dyn Fn() -> String| {
+            if fields.is_none_or(|f| f.contains(k)) {
+                m.insert(k.to_string(), Value::String(v()));
+            }
         };
-        let size = format::human_size(self.size);
-        json!({
-            "Containers": "N/A",
-            "CreatedAt": format::go_time(self.created.as_deref()),
-            "CreatedSince": format::since(self.created.as_deref(), now),
-            "Digest": self.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "<none>".into()),
-            "ID": id,
-            "Repository": self.repository,
-            "SharedSize": "N/A",
-            "Size": size,
-            "Tag": self.tag,
-            "UniqueSize": "N/A",
-            "VirtualSize": size,
-        })
+        put("Containers", &|| "N/A".into());
+        put("CreatedAt", &|| s.created_at.clone());
+        put("CreatedSince", &|| s.created_since.clone());
+        put("Digest", &|| {
+            self.digest
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "<none>".into())
+        });
+        put("ID", &|| s.id.clone());
+        put("Repository", &|| self.repository.clone());
+        put("SharedSize", &|| "N/A".into());
+        put("Size", &|| s.size.clone());
+        put("Tag", &|| self.tag.clone());
+        put("UniqueSize", &|| "N/A".into());
+        put("VirtualSize", &|| s.size.clone());
+        Value::Object(m)
     }
 }
 
@@ -64,10 +92,13 @@ fn print_rows(
     default_table: &str,
     header: &dyn Fn(&str) -> String,
 ) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = |e: std::io::Error| Failure::new("writing the list", e);
     match format {
         Some("json") => {
             for r in rows {
-                println!("{r}");
+                writeln!(out, "{r}").map_err(written)?;
             }
         }
         other => {
@@ -84,14 +115,15 @@ fn print_rows(
                 lines.push(t.render(r).context(|| "--format".to_string())?);
             }
             if t.table {
-                print!("{}", tabulate(&lines));
+                write!(out, "{}", tabulate(&lines)).map_err(written)?;
             } else {
                 for l in lines {
-                    println!("{l}");
+                    writeln!(out, "{l}").map_err(written)?;
                 }
             }
         }
     }
+    out.flush().map_err(written)?;
     Ok(())
 }
 
@@ -186,26 +218,45 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
     });
 
     if a.quiet {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for r in &rows {
-            println!(
-                "{}",
-                if a.no_trunc {
-                    r.id.to_string()
-                } else {
-                    r.id.short().to_string()
-                }
-            );
+            let id = if a.no_trunc {
+                r.id.to_string()
+            } else {
+                r.id.short().to_string()
+            };
+            writeln!(out, "{id}").context(|| "writing the list".to_string())?;
         }
+        out.flush().context(|| "writing the list".to_string())?;
         return Ok(0);
     }
-    let now = format::now();
-    let values: Vec<Value> = rows.iter().map(|r| r.to_json(a.no_trunc, now)).collect();
     let default = if a.digests {
         "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
+    // Only what the template shows is formatted.
+    let fields = match a.format.as_deref() {
+        Some("json") => None,
+        None | Some("table") => Template::parse(default).ok().and_then(|t| t.fields()),
+        Some(f) => Template::parse(f).ok().and_then(|t| t.fields()),
+    };
+    let now = format::now();
+    let mut strings: std::collections::HashMap<&Digest, ImageStrings> = std::collections::HashMap::new();
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let s = strings
+                .entry(&r.id)
+                .or_insert_with(|| ImageStrings::of(r, a.no_trunc, now));
+            r.to_json(s, fields.as_ref())
+        })
+        .collect();
     print_rows(&values, a.format.as_deref(), default, &image_header)?;
+    // The process ends now: freeing tens of thousands of small allocations
+    // one by one would only cost time.
+    std::mem::forget((values, rows, entries));
     Ok(0)
 }
 
