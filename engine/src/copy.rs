@@ -173,6 +173,24 @@ fn copy_image(
     copy_blob(src, dst, &manifest.config, "config", progress)
 }
 
+/// The lock of one digest among the copies this process runs.
+fn in_flight(digest: &Digest) -> std::sync::Arc<std::sync::Mutex<()>> {
+    static SLOTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Digest, std::sync::Weak<std::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let mut slots = SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    slots.retain(|_, w| w.strong_count() > 0);
+    if let Some(slot) = slots.get(digest).and_then(std::sync::Weak::upgrade) {
+        return slot;
+    }
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(()));
+    slots.insert(digest.clone(), std::sync::Arc::downgrade(&slot));
+    slot
+}
+
 fn copy_blob(
     src: &dyn Source,
     dst: &dyn Destination,
@@ -180,6 +198,11 @@ fn copy_blob(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<(), CopyError> {
+    // Copies running at once (a mirror of many tags of one image) send a
+    // shared blob one at a time: the others then find it there. Two uploads
+    // of one digest racing in a registry can break the manifest that follows.
+    let slot = in_flight(&d.digest);
+    let _one_at_a_time = slot.lock().unwrap_or_else(|p| p.into_inner());
     if dst.has_blob(d)? {
         progress.message(&format!("Copying {what} {} skipped: already exists", d.digest.short()));
         return Ok(());
