@@ -3,7 +3,7 @@
 //! (hashing, writing files) overlap on two cores.
 
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
 
 /// Reads `reader` on a thread of `scope` in chunks of `chunk` bytes, at most
@@ -16,8 +16,11 @@ pub fn read_ahead<'scope, R: Read + Send + 'scope>(
     depth: usize,
 ) -> ChunkReader {
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(depth);
+    // Read chunks come back to be filled again: no allocation per chunk.
+    let (back_tx, back_rx) = sync_channel::<Vec<u8>>(depth + 2);
     scope.spawn(move || loop {
-        let mut buf = vec![0u8; chunk];
+        let mut buf = back_rx.try_recv().unwrap_or_default();
+        buf.resize(chunk, 0);
         let mut filled = 0;
         // Whole chunks: fewer hand-overs.
         while filled < chunk {
@@ -45,6 +48,7 @@ pub fn read_ahead<'scope, R: Read + Send + 'scope>(
     });
     ChunkReader {
         rx,
+        back: back_tx,
         current: Vec::new(),
         pos: 0,
     }
@@ -53,6 +57,7 @@ pub fn read_ahead<'scope, R: Read + Send + 'scope>(
 /// The consuming end of [`read_ahead`].
 pub struct ChunkReader {
     rx: Receiver<io::Result<Vec<u8>>>,
+    back: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
 }
@@ -62,7 +67,8 @@ impl Read for ChunkReader {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.current = chunk;
+                    let done = std::mem::replace(&mut self.current, chunk);
+                    let _ = self.back.try_send(done);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
