@@ -91,6 +91,9 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Manage barge
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
     #[command(hide = true)]
     CredentialHelper(CredentialHelperArgs),
@@ -124,6 +127,14 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Draw the hierarchy of images and their layers (dot for Graphviz, or a tree)
     Graph(GraphArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Verify the store: every blob's digest, every image's blobs and snapshots
+    Check,
+    /// Display system-wide information
+    Info(InfoArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -300,13 +300,18 @@ impl ImageConfig {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
-        };
+        let next = chain_id(out.last(), d);
         out.push(next);
     }
     out
+}
+
+/// The chain ID of a layer with diff ID `diff_id` over the chain `parent`.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(prev) => Digest::of(format!("{prev} {diff_id}").as_bytes()),
+    }
 }
 
 #[cfg(test)]

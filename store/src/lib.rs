@@ -14,6 +14,7 @@
 
 pub mod apply;
 mod blobs;
+mod check;
 pub mod fsutil;
 mod graph;
 mod gunzip;
@@ -24,6 +25,7 @@ mod snapshots;
 
 pub use apply::{ApplyError, ApplyOptions, ApplyStats};
 pub use blobs::{Ingest, IngestReader};
+pub use check::CheckReport;
 pub use fsutil::LockGuard;
 pub use graph::{Graph, ImageNode, LayerNode};
 pub use images::{ImageDetails, PruneReport, RemoveEvent};

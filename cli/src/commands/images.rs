@@ -634,3 +634,27 @@ mod tests {
         assert!(!glob("busy", "busybox"));
     }
 }
+
+/// `barge system check`.
+pub fn check(env: &Env) -> Result<i32, Failure> {
+    let store = env.store()?;
+    let r = store.check().context(|| "checking the store".to_string())?;
+    for p in &r.problems {
+        println!("problem: {p}");
+    }
+    for l in &r.leftovers {
+        println!("leftover: {l} (barge image prune removes it)");
+    }
+    println!(
+        "Checked {} blobs, {} index rows, {} snapshots: {}",
+        r.blobs,
+        r.images,
+        r.snapshots,
+        match r.problems.len() {
+            0 => "no problems".to_string(),
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        }
+    );
+    Ok(if r.problems.is_empty() { 0 } else { 1 })
+}

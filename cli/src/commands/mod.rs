@@ -10,7 +10,7 @@ mod pull;
 
 pub use login::credential_helper;
 
-use crate::args::{Cli, Command, ContainerCommand, ImageCommand};
+use crate::args::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
 use barge_store::Store;
@@ -109,7 +109,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&env, &a),
         Command::Login(a) => login::login(&env, &a),
         Command::Logout(a) => login::logout(&env, &a),
-        Command::Info(a) => login::info(&env, &a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => login::info(&env, &a),
+        Command::System(SystemCommand::Check) => images::check(&env),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
     }
 }
