@@ -617,24 +617,6 @@ fn inspect_json(d: &barge_store::ImageDetails) -> Value {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs_like_go_path_match() {
-        assert!(glob("busybox", "busybox"));
-        assert!(glob("busy*", "busybox"));
-        assert!(glob("*:latest", "busybox:latest"));
-        assert!(!glob("*", "library/busybox"));
-        assert!(glob("*/*", "user/app"));
-        assert!(glob("b?sybox", "busybox"));
-        assert!(glob("[a-c]usybox", "busybox"));
-        assert!(!glob("[^a-c]usybox", "busybox"));
-        assert!(!glob("busy", "busybox"));
-    }
-}
-
 /// `barge system check`.
 pub fn check(env: &Env) -> Result<i32, Failure> {
     let store = env.store()?;
@@ -657,4 +639,22 @@ pub fn check(env: &Env) -> Result<i32, Failure> {
         }
     );
     Ok(if r.problems.is_empty() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_like_go_path_match() {
+        assert!(glob("busybox", "busybox"));
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*:latest", "busybox:latest"));
+        assert!(!glob("*", "library/busybox"));
+        assert!(glob("*/*", "user/app"));
+        assert!(glob("b?sybox", "busybox"));
+        assert!(glob("[a-c]usybox", "busybox"));
+        assert!(!glob("[^a-c]usybox", "busybox"));
+        assert!(!glob("busy", "busybox"));
+    }
 }
