@@ -2,7 +2,8 @@
 //! `$BARGE_CONFIG`, else `/etc/barge` as root, else `$XDG_CONFIG_HOME/barge`.
 //! Keys are docker's daemon.json names: `insecure-registries`, and
 //! `registry-mirrors`, either docker's list (mirrors of Docker Hub) or an
-//! object from registry to its mirrors:
+//! object from registry to its mirrors; and barge's own `read-timeout`
+//! (seconds):
 //!
 //! ```json
 //! { "registry-mirrors": { "docker.io": ["mirror.local:5000"], "quay.io": ["mirror.local:5000/quay"] } }
@@ -20,6 +21,10 @@ pub struct Settings {
     pub insecure_registries: Vec<String>,
     #[serde(default)]
     registry_mirrors: Option<RegistryMirrors>,
+    /// Seconds a registry may stay silent in the middle of an answer
+    /// before barge gives up on that connection (and retries) [default: 60].
+    #[serde(default)]
+    pub read_timeout: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

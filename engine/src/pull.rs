@@ -438,14 +438,16 @@ impl LayerJob<'_> {
             io::copy(&mut tee, &mut io::sink()).map_err(|e| transfer(StoreError::Transfer(e)))?;
             None
         } else {
-            Some(self.unpack(&mut tee)?)
+            Some(self.unpack(&mut tee))
         };
-        // The blob is verified and stored before the snapshot made from it appears.
+        // The blob is verified and stored before the snapshot made from it
+        // appears. A blob that is not what its digest says is the error to
+        // report, even when unpacking it failed first.
         self.progress.layer(digest, LayerState::VerifyingChecksum);
         tee.commit().map_err(transfer)?;
         self.progress.layer(digest, LayerState::DownloadComplete);
         if let Some(u) = unpacked {
-            self.commit(u)?;
+            self.commit(u?)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! with the code they test.
 
 pub mod canned;
+pub mod fault;
 pub mod image;
 pub mod limit;
 pub mod proxy;

@@ -30,10 +30,13 @@ impl Env {
     }
 
     pub fn client(&self) -> Result<Client, Failure> {
-        let opts = ClientOptions {
+        let mut opts = ClientOptions {
             insecure_registries: self.insecure_registries()?,
             ..ClientOptions::default()
         };
+        if let Some(secs) = self.settings()?.read_timeout.filter(|s| *s > 0) {
+            opts.read_timeout = std::time::Duration::from_secs(secs);
+        }
         Ok(Client::new(Arc::new(self.auth()), opts))
     }
 
