@@ -9,7 +9,7 @@ use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
 use barge_runtime::{CreateOptions, Runtime};
-use barge_store::{ImageMeta, Store};
+use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
@@ -722,7 +722,7 @@ impl<'a> Stage<'a> {
                 }
             }
             for (archive, target) in &archives {
-                extract(w, archive, target)?;
+                extract(w, archive, target, self.store.layer_limits())?;
             }
             Ok(())
         };
@@ -1044,22 +1044,39 @@ fn archive_kind(path: &Path) -> Result<Option<Archive>, BuildError> {
     Ok((got == 512 && &block[257..262] == b"ustar").then_some(kind))
 }
 
-fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read>, BuildError> {
+fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read + Send>, BuildError> {
+    open_limited(
+        path,
+        kind,
+        LayerLimits {
+            max_size: 0,
+            max_ratio: 0,
+        },
+    )
+}
+
+/// The archive's tar stream, held to the store's layer limits (against bombs).
+fn open_limited(path: &Path, kind: Archive, limits: LayerLimits) -> Result<Box<dyn Read + Send>, BuildError> {
     let f = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
-    let f = std::io::BufReader::new(f);
-    Ok(match kind {
+    let (f, read) = barge_store::limits::Counting::new(std::io::BufReader::new(f));
+    let r: Box<dyn Read + Send> = match kind {
         Archive::Plain => Box::new(f),
         Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
         Archive::Zstd => Box::new(zstd::stream::read::Decoder::new(f).map_err(io_err("starting zstd"))?),
-    })
+    };
+    let read = (kind != Archive::Plain).then_some(read);
+    Ok(Box::new(barge_store::limits::Limited::new(r, limits, read)))
 }
 
 /// ADD of a local archive: its entries below `target`, none escaping it.
-fn extract(w: &mut LayerWriter, archive: &Path, target: &str) -> Result<(), BuildError> {
+fn extract(w: &mut LayerWriter, archive: &Path, target: &str, limits: LayerLimits) -> Result<(), BuildError> {
     let kind = archive_kind(archive)?.unwrap_or(Archive::Plain);
-    let fail = |e: std::io::Error| BuildError::Io {
-        context: format!("extracting {}", archive.display()),
-        source: e,
+    let fail = |e: std::io::Error| match barge_store::limits::exceeded(&e) {
+        Some(why) => BuildError::Unsupported(format!("ADD {}: {why}", archive.display())),
+        None => BuildError::Io {
+            context: format!("extracting {}", archive.display()),
+            source: e,
+        },
     };
     let under = |p: &str| -> Result<String, BuildError> {
         if p.split('/').any(|c| c == "..") {
@@ -1075,7 +1092,7 @@ fn extract(w: &mut LayerWriter, archive: &Path, target: &str) -> Result<(), Buil
             (false, false) => format!("{target}/{c}"),
         })
     };
-    let mut ar = tar::Archive::new(open_archive(archive, kind)?);
+    let mut ar = tar::Archive::new(open_limited(archive, kind, limits)?);
     for entry in ar.entries().map_err(fail)? {
         let mut e = entry.map_err(fail)?;
         let path = e.path().map_err(fail)?.to_string_lossy().into_owned();

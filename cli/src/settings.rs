@@ -3,7 +3,8 @@
 //! Keys are docker's daemon.json names: `insecure-registries`, and
 //! `registry-mirrors`, either docker's list (mirrors of Docker Hub) or an
 //! object from registry to its mirrors; and barge's own `read-timeout`
-//! (seconds):
+//! (seconds), `max-layer-size` (bytes) and `max-layer-ratio` (limits on what a
+//! layer may unpack to, against decompression bombs):
 //!
 //! ```json
 //! { "registry-mirrors": { "docker.io": ["mirror.local:5000"], "quay.io": ["mirror.local:5000/quay"] } }
@@ -25,6 +26,13 @@ pub struct Settings {
     /// before barge gives up on that connection (and retries) [default: 60].
     #[serde(default)]
     pub read_timeout: Option<u64>,
+    /// Bytes one layer may unpack to [default: 256 GiB; 0: no limit].
+    #[serde(default)]
+    pub max_layer_size: Option<u64>,
+    /// Uncompressed bytes per compressed byte a layer may reach once past
+    /// 1 GiB [default: 2000; 0: no limit].
+    #[serde(default)]
+    pub max_layer_ratio: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +101,14 @@ pub fn config_dir() -> PathBuf {
 }
 
 impl Settings {
+    pub fn layer_limits(&self) -> barge_store::LayerLimits {
+        let d = barge_store::LayerLimits::default();
+        barge_store::LayerLimits {
+            max_size: self.max_layer_size.unwrap_or(d.max_size),
+            max_ratio: self.max_layer_ratio.unwrap_or(d.max_ratio),
+        }
+    }
+
     /// Every configured mirror of every registry.
     pub fn all_mirrors(&self) -> Vec<MirrorEntry> {
         match &self.registry_mirrors {

@@ -87,6 +87,8 @@ pub enum ApplyError {
     Io { path: String, source: io::Error },
     #[error("the layer is not a valid tar stream: {0}")]
     Tar(io::Error),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT

@@ -20,6 +20,7 @@ mod graph;
 mod gunzip;
 mod images;
 mod index;
+pub mod limits;
 pub mod readahead;
 mod snapshots;
 
@@ -30,6 +31,7 @@ pub use fsutil::LockGuard;
 pub use graph::{Graph, ImageNode, LayerNode};
 pub use images::{ImageDetails, PruneReport, RemoveEvent};
 pub use index::{ImageEntry, ImageMeta, TagOutcome};
+pub use limits::LayerLimits;
 pub use snapshots::{SnapshotBuilder, SnapshotInfo};
 
 use barge_oci::{Digest, ManifestError};
@@ -92,6 +94,7 @@ impl StoreError {
 pub struct Store {
     root: PathBuf,
     apply: ApplyOptions,
+    limits: LayerLimits,
 }
 
 /// The store root: `$BARGE_ROOT`, else `/var/lib/barge` for root, else
@@ -158,9 +161,20 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             apply: ApplyOptions::for_current_user(),
+            limits: LayerLimits::default(),
         };
         store.ensure_index()?;
         Ok(store)
+    }
+
+    /// Holds every layer unpacked from now on to `limits`.
+    pub fn with_layer_limits(mut self, limits: LayerLimits) -> Store {
+        self.limits = limits;
+        self
+    }
+
+    pub fn layer_limits(&self) -> LayerLimits {
+        self.limits
     }
 
     pub fn root(&self) -> &Path {

@@ -148,8 +148,12 @@ impl SnapshotBuilder {
         // A failing read of the network stream is a transfer problem, not a bad layer.
         let read_err = |e: io::Error| match crate::blobs::take_transfer_error(e) {
             Ok(remote) => StoreError::Transfer(remote),
-            Err(e) => apply_err(crate::ApplyError::Tar(e)),
+            Err(e) => match crate::limits::exceeded(&e) {
+                Some(why) => apply_err(crate::ApplyError::TooLarge(why)),
+                None => apply_err(crate::ApplyError::Tar(e)),
+            },
         };
+        let (reader, compressed) = crate::limits::Counting::new(reader);
         let decompressed: Box<dyn Read + Send + '_> = match compression {
             Compression::None => Box::new(reader),
             Compression::Gzip => Box::new(crate::gunzip::Gunzip::new(io::BufReader::with_capacity(CHUNK, reader))),
@@ -158,6 +162,8 @@ impl SnapshotBuilder {
                     .map_err(|e| apply_err(crate::ApplyError::Tar(io::Error::other(format!("zstd: {e}")))))?,
             ),
         };
+        let compressed = (compression != Compression::None).then_some(compressed);
+        let decompressed = crate::limits::Limited::new(decompressed, self.store.limits, compressed);
         std::thread::scope(|scope| {
             let ahead = crate::readahead::read_ahead(scope, decompressed, CHUNK, QUEUE_CHUNKS);
             let mut hashing = HashingReader::new(ahead);

@@ -5,88 +5,7 @@ use barge_store::apply::{apply_tar, ApplyError, ApplyOptions};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-/// Builds tar entries with raw names, so that hostile names can be written
-/// (the tar crate's safe setters refuse them).
-struct Tar {
-    b: tar::Builder<Vec<u8>>,
-}
-
-impl Tar {
-    fn new() -> Tar {
-        Tar {
-            b: tar::Builder::new(Vec::new()),
-        }
-    }
-
-    fn header(kind: tar::EntryType, name: &str, mode: u32) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(1000);
-        h.set_gid(1001);
-        h.set_mtime(1_600_000_000);
-        h.set_size(0);
-        let raw = &mut h.as_old_mut().name;
-        raw.fill(0);
-        raw[..name.len()].copy_from_slice(name.as_bytes());
-        h
-    }
-
-    fn link_name(h: &mut tar::Header, target: &str) {
-        let raw = &mut h.as_old_mut().linkname;
-        raw.fill(0);
-        raw[..target.len()].copy_from_slice(target.as_bytes());
-    }
-
-    fn file(mut self, name: &str, data: &[u8], mode: u32) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Regular, name, mode);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        self.b.append(&h, data).unwrap();
-        self
-    }
-
-    fn dir(mut self, name: &str, mode: u32) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Directory, name, mode);
-        h.set_cksum();
-        self.b.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn link(mut self, kind: tar::EntryType, name: &str, target: &str) -> Tar {
-        let mut h = Tar::header(kind, name, 0o777);
-        Tar::link_name(&mut h, target);
-        h.set_cksum();
-        self.b.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn device(mut self, kind: tar::EntryType, name: &str, major: u32, minor: u32) -> Tar {
-        let mut h = Tar::header(kind, name, 0o640);
-        h.set_device_major(major).unwrap();
-        h.set_device_minor(minor).unwrap();
-        h.set_cksum();
-        self.b.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn pax_file(mut self, name: &str, data: &[u8], pax: &[(&str, &[u8])]) -> Tar {
-        self.b.append_pax_extensions(pax.iter().copied()).unwrap();
-        self.file_inner(name, data)
-    }
-
-    fn file_inner(mut self, name: &str, data: &[u8]) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Regular, name, 0o644);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        self.b.append(&h, data).unwrap();
-        self
-    }
-
-    fn bytes(self) -> Vec<u8> {
-        self.b.into_inner().unwrap()
-    }
-}
+type Tar = barge_tests::rawtar::RawTar;
 
 fn root() -> ApplyOptions {
     ApplyOptions::for_current_user()
@@ -116,8 +35,8 @@ fn keeps_content_modes_links_times_and_owners() {
         .dir("etc/", 0o755)
         .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644)
         .file("bin/su", b"suid", 0o4755)
-        .link(tar::EntryType::Symlink, "bin/sh", "busybox")
-        .link(tar::EntryType::Link, "bin/su2", "bin/su")
+        .symlink("bin/sh", "busybox")
+        .hardlink("bin/su2", "bin/su")
         .link(tar::EntryType::Fifo, "run/fifo", "")
         .device(tar::EntryType::Char, "dev/null", 1, 3)
         .pax_file(
@@ -210,10 +129,10 @@ fn symlinks_never_lead_out() {
     let (t, layer) = sandbox();
     let outside = t.path().join("outside");
     let tar = Tar::new()
-        .link(tar::EntryType::Symlink, "root", "/")
-        .link(tar::EntryType::Symlink, "up", "../..")
-        .link(tar::EntryType::Symlink, "chain", "up")
-        .link(tar::EntryType::Symlink, "direct", outside.to_str().unwrap())
+        .symlink("root", "/")
+        .symlink("up", "../..")
+        .symlink("chain", "up")
+        .symlink("direct", outside.to_str().unwrap())
         .file("root/written-via-root", b"1", 0o644)
         .file("up/written-via-up", b"2", 0o644)
         .file("chain/written-via-chain", b"3", 0o644);
@@ -233,10 +152,7 @@ fn symlinks_never_lead_out() {
 #[test]
 fn symlink_loops_are_refused() {
     let (_t, layer) = sandbox();
-    let tar = Tar::new()
-        .link(tar::EntryType::Symlink, "a", "b")
-        .link(tar::EntryType::Symlink, "b", "a")
-        .file("a/x", b"", 0o644);
+    let tar = Tar::new().symlink("a", "b").symlink("b", "a").file("a/x", b"", 0o644);
     assert!(apply(tar, &layer).is_err());
 }
 
@@ -245,14 +161,12 @@ fn hardlinks_cannot_reach_host_files() {
     let (t, layer) = sandbox();
     let outside = t.path().join("outside");
     for target in [outside.to_str().unwrap(), "../outside", "/etc/passwd"] {
-        let err = apply(Tar::new().link(tar::EntryType::Link, "stolen", target), &layer).unwrap_err();
+        let err = apply(Tar::new().hardlink("stolen", target), &layer).unwrap_err();
         assert!(matches!(err, ApplyError::Refused { .. }), "{target}: {err}");
     }
     assert_eq!(std::fs::metadata(&outside).unwrap().nlink(), 1);
     // Through a symlink to the host root: resolved inside the layer, where it does not exist.
-    let tar = Tar::new()
-        .link(tar::EntryType::Symlink, "r", "/")
-        .link(tar::EntryType::Link, "stolen", "r/etc/passwd");
+    let tar = Tar::new().symlink("r", "/").hardlink("stolen", "r/etc/passwd");
     assert!(apply(tar, &layer).is_err());
     assert_eq!(std::fs::metadata("/etc/passwd").unwrap().nlink(), 1);
 }
@@ -262,8 +176,8 @@ fn hardlink_to_symlink_then_chmod_leaves_the_target_alone() {
     let (t, layer) = sandbox();
     let outside = t.path().join("outside");
     let tar = Tar::new()
-        .link(tar::EntryType::Symlink, "s", outside.to_str().unwrap())
-        .link(tar::EntryType::Link, "h", "s")
+        .symlink("s", outside.to_str().unwrap())
+        .hardlink("h", "s")
         .file("h", b"replaced", 0o777);
     apply(tar, &layer).unwrap();
     assert_eq!(std::fs::metadata(&outside).unwrap().permissions().mode() & 0o777, 0o644);
@@ -275,7 +189,7 @@ fn directories_replaced_by_symlinks_do_not_redirect_later_entries() {
     let (t, layer) = sandbox();
     let tar = Tar::new()
         .dir("d/", 0o755)
-        .link(tar::EntryType::Symlink, "d", t.path().to_str().unwrap())
+        .symlink("d", t.path().to_str().unwrap())
         .file("d/planted", b"x", 0o644);
     // The symlink resolves inside the layer, where its target does not exist: refused.
     let err = apply(tar, &layer).unwrap_err();
@@ -327,24 +241,13 @@ fn sparse_content_keeps_its_length() {
     assert_eq!(std::fs::read(layer.join("sparse")).unwrap(), data);
 }
 
-/// A raw 512-byte header with a type, name and size.
-fn raw_header(kind: u8, name: &str, size: u64) -> tar::Header {
-    let mut h = Tar::header(tar::EntryType::new(kind), name, 0o644);
-    h.set_size(size);
-    h.set_cksum();
-    h
-}
-
 #[test]
 fn oversized_extension_headers_are_refused_without_reading_them() {
     for kind in [b'L', b'K', b'x'] {
         let (_t, layer) = sandbox();
-        let mut b = tar::Builder::new(Vec::new());
         // Declares 512 MiB; the stream ends long before: refused from the size alone.
-        let h = raw_header(kind, "././@LongLink", 512 << 20);
-        b.append(&h, &[0u8; 512][..]).unwrap();
-        let bytes = b.into_inner().unwrap();
-        let err = apply_tar(&bytes[..], &layer, root()).unwrap_err();
+        let tar = Tar::new().declared_only(kind, "././@LongLink", 512 << 20);
+        let err = apply(tar, &layer).unwrap_err();
         assert!(err.to_string().contains("larger than"), "{}: {err}", kind as char);
     }
 }
@@ -352,10 +255,7 @@ fn oversized_extension_headers_are_refused_without_reading_them() {
 #[test]
 fn gnu_sparse_entries_and_overlong_paths_are_refused() {
     let (_t, layer) = sandbox();
-    let mut b = tar::Builder::new(Vec::new());
-    let h = raw_header(b'S', "sparse", 0);
-    b.append(&h, &[][..]).unwrap();
-    let err = apply_tar(&b.into_inner().unwrap()[..], &layer, root()).unwrap_err();
+    let err = apply(Tar::new().declared_only(b'S', "sparse", 0), &layer).unwrap_err();
     assert!(err.to_string().contains("sparse"), "{err}");
 
     let (_t, layer) = sandbox();

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod image;
 pub mod limit;
 pub mod proxy;
+pub mod rawtar;
 pub mod registry;
 pub mod server;
 pub mod token;

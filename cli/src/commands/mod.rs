@@ -26,7 +26,10 @@ pub struct Env {
 impl Env {
     pub fn store(&self) -> Result<Store, Failure> {
         let root = self.cli_root.clone().unwrap_or_else(barge_store::default_root);
-        Store::open(&root).context(|| format!("opening the store at {}", root.display()))
+        let limits = self.settings()?.layer_limits();
+        Ok(Store::open(&root)
+            .context(|| format!("opening the store at {}", root.display()))?
+            .with_layer_limits(limits))
     }
 
     pub fn client(&self) -> Result<Client, Failure> {
