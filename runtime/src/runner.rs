@@ -394,11 +394,14 @@ fn child(
     // Our mounts stay in our mount namespace.
     mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(fail("making / private"))?;
     rustix::process::chdir(&p.snapshots_dir).map_err(fail(format!("entering {}", p.snapshots_dir.display())))?;
+    // nodev everywhere the container can create files: a device node it
+    // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
+    // it needs are the host's own nodes, bound into /dev (see `make_dev`).
     mount(
         "overlay",
         &p.rootfs,
         "overlay",
-        MountFlags::empty(),
+        MountFlags::NODEV,
         p.overlay_data.as_c_str(),
     )
     .map_err(fail("mounting the root filesystem (overlay)"))?;
@@ -419,21 +422,24 @@ fn child(
             } else {
                 mount_bind(m.source.as_c_str(), &t).map_err(fail(&what))?;
             }
-            if m.read_only || !(m.flags - MountFlags::REC).is_empty() {
-                let ro = if m.read_only {
-                    MountFlags::RDONLY
-                } else {
-                    MountFlags::empty()
-                };
-                let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND;
-                // The fd above is under the new mount: reopen to reach the mount itself.
-                let mounted = open_in_root(&root, &m.dest, false).map_err(fail(&what))?;
-                mount_remount(fd_path(&mounted), flags, "").map_err(fail(&what))?;
-            }
+            let ro = if m.read_only {
+                MountFlags::RDONLY
+            } else {
+                MountFlags::empty()
+            };
+            let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND | MountFlags::NODEV;
+            // The fd above is under the new mount: reopen to reach the mount itself.
+            let mounted = open_in_root(&root, &m.dest, false).map_err(fail(&what))?;
+            mount_remount(fd_path(&mounted), flags, "").map_err(fail(&what))?;
         } else {
             let flags = m.flags
                 | if m.read_only {
                     MountFlags::RDONLY
+                } else {
+                    MountFlags::empty()
+                }
+                | if m.dest == Path::new("dev") {
+                    MountFlags::NODEV
                 } else {
                     MountFlags::empty()
                 };
@@ -546,7 +552,8 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Standard device nodes and links in the container's fresh `/dev`.
+/// Standard devices and links in the container's fresh `/dev`: the host's
+/// own nodes bound onto empty files, as /dev itself is `nodev`.
 fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
     let dev = rustix::fs::openat(
         dev,
@@ -555,25 +562,16 @@ fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
         Mode::empty(),
     )
     .map_err(fail("opening /dev"))?;
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        rustix::fs::mknodat(
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let what = format!("creating /dev/{name}");
+        let file = rustix::fs::openat(
             &dev,
             name,
-            rustix::fs::FileType::CharacterDevice,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o666),
-            rustix::fs::makedev(major, minor),
         )
-        .map_err(fail(format!("creating /dev/{name}")))?;
-        // mknod honours the umask: set the mode explicitly.
-        rustix::fs::chmodat(&dev, name, Mode::from_raw_mode(0o666), rustix::fs::AtFlags::empty())
-            .map_err(fail(format!("chmod /dev/{name}")))?;
+        .map_err(fail(&what))?;
+        rustix::mount::mount_bind(format!("/dev/{name}").as_str(), fd_path(&file)).map_err(fail(&what))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),

@@ -219,6 +219,22 @@ fn volumes_and_host_files() {
 }
 
 #[test]
+fn device_nodes_made_inside_open_nothing() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // Any node the container makes (it holds CAP_MKNOD, as in docker) must
+    // open nothing: 1:3 (null) stands for the host's disks and /dev/mem,
+    // which this machine refuses to open even to the host's root.
+    let vol = tempfile::tempdir().unwrap();
+    let script = "for d in /made /dev/made /tmp/made /vol/made; do mknod $d c 1 3 && echo made; \
+         echo x 2>/dev/null >$d && echo OPENED $d; done; \
+         echo ok > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c";
+    let out = sh(&b, &image, &["-v", &format!("{}:/vol", vol.path().display())], script);
+    assert_eq!(out, "made\nmade\nmade\nmade\n4\n4\n", "nodes are made but open nothing");
+    let tty = sh(&b, &image, &[], "ls -l /dev/null /dev/tty | cut -c1");
+    assert_eq!(tty, "c\nc\n", "/dev/null and /dev/tty are the host's character devices");
+}
+
+#[test]
 fn upper_dir_survives_stop_and_start_and_goes_with_rm() {
     let Some((_reg, b, image)) = setup() else { return };
     let id = b
