@@ -219,3 +219,12 @@ pub fn test_helper_path(store: &Path) -> String {
     let _ = std::fs::create_dir_all(store);
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }
+
+/// One of this machine's IPv4 addresses that is not loopback.
+pub fn external_ip() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_string)
+}

@@ -25,6 +25,9 @@ pub struct TokenOptions {
     /// past `exp` (clock-skew leeway), so -57 means tokens that work for 3 s.
     /// `expires_in` still says 300: the client believes them fresh.
     pub jwt_lifetime: i64,
+    /// The address the realm URL names (the server itself listens on
+    /// loopback): another host's realm, for a client that must not call it.
+    pub realm_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for TokenOptions {
@@ -33,6 +36,7 @@ impl Default for TokenOptions {
             anonymous_pull: false,
             oauth: true,
             jwt_lifetime: 300,
+            realm_ip: None,
         }
     }
 }
@@ -131,7 +135,8 @@ impl TokenServer {
     }
 
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        let ip = self.shared.opts.realm_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        format!("http://{ip}:{}/token", self.port)
     }
 
     pub fn cert_path(&self) -> &Path {

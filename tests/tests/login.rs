@@ -719,3 +719,58 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
     assert!(!screen.contains(PASSWORD), "the password was echoed: {screen}");
     assert!(b.docker_config_json()["auths"][&reg.host()]["auth"].is_string());
 }
+
+#[test]
+fn a_plain_http_realm_for_a_remote_registry_gets_no_credentials() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let Some(ip) = barge_tests::external_ip() else {
+        assert!(barge_tests::require("a non-loopback IPv4 address", false));
+        return;
+    };
+    // An HTTPS registry on a non-loopback address whose token realm is plain HTTP.
+    let reg = Registry::start(Options {
+        auth: Auth::Token(TokenOptions {
+            realm_ip: Some(ip.parse().unwrap()),
+            ..TokenOptions::default()
+        }),
+        tls: true,
+        all_interfaces: true,
+        ..Options::default()
+    });
+    Image::simple(Style::Oci, Compression::Gzip, "private").push(&reg, "private", "latest");
+    let host = format!("{ip}:{}", reg.port);
+    let b = Barge::new();
+    let cred = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        b.docker_config().join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{cred}"}}}}}}"#),
+    )
+    .unwrap();
+    let token = reg.token.as_ref().unwrap();
+    let before = token.requests();
+    // Skipping certificate checks for the registry says nothing about its realm.
+    let e = b.fails(&["pull", "--insecure-registry", &host, &format!("{host}/private")]);
+    assert!(
+        e.contains(&format!("refusing to send credentials for {host} to http://{ip}:"))
+            && e.contains("over plain HTTP"),
+        "{e}"
+    );
+    let o = b.run_with_stdin(
+        &[
+            "login",
+            "--insecure-registry",
+            &host,
+            "-u",
+            USER,
+            "--password-stdin",
+            &host,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!o.status.success());
+    assert!(err(&o).contains("over plain HTTP"), "{}", err(&o));
+    assert_eq!(token.requests(), before, "the realm was never called");
+    assert!(b.run(&["images", "-q"]).stdout.is_empty());
+}

@@ -4,7 +4,7 @@ use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{self, Compression, Image, Index, LayerBuilder, Spec, Style};
 use barge_tests::registry::{Auth, Options, Registry, PASSWORD, USER};
 use barge_tests::token::TokenOptions;
-use barge_tests::{require, require_root_and, Barge};
+use barge_tests::{external_ip, require, require_root_and, Barge};
 use std::path::PathBuf;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -340,14 +340,6 @@ fn tls_registry_on_loopback() {
 }
 
 /// A non-loopback IPv4 address of this machine.
-fn external_ip() -> Option<String> {
-    let out = std::process::Command::new("hostname").arg("-I").output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(str::to_string)
-}
-
 #[test]
 fn plain_http_to_other_hosts_needs_insecure_registry() {
     if !require_root_and(&["docker-registry"]) {
