@@ -94,6 +94,11 @@ pub enum Command {
     /// Manage barge
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
     #[command(hide = true)]
     CredentialHelper(CredentialHelperArgs),
@@ -127,6 +132,81 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Draw the hierarchy of images and their layers (dot for Graphviz, or a tree)
     Graph(GraphArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// Remove all unused networks, and what a crash left of any network
+    Prune(NetworkPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a Go template, or json
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    pub name: String,
+    /// Driver to manage the network (only bridge)
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format [default: the next free /24 of 10.223.0.0/16]
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// IPv4 gateway for the subnet [default: its first address]
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Set metadata on a network (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+    /// Format output using a Go template, or json
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,9 +287,20 @@ pub struct RunArgs {
     /// Set meta data on a container (KEY=VALUE)
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
-    /// Network: none (only lo, up) or host. The default is none: barge has no bridge network yet
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
-    pub network: String,
+    /// Connect to a network: bridge (the default as root; none otherwise),
+    /// a user-defined network, none (only lo) or host
+    #[arg(long, visible_alias = "net", value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[HOST-IP:][HOST-PORT:]CONTAINER-PORT[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// OCI runtime for this container (runc, or a path) instead of barge's own
     #[arg(long)]
     pub runtime: Option<String>,

@@ -18,6 +18,9 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace with `eth0` on a bridge network
+    /// ([`Meta::network_name`]).
+    Bridge,
 }
 
 /// A bind mount: `-v HOST:CONTAINER[:ro]`.
@@ -48,6 +51,12 @@ pub struct Meta {
     pub hostname: String,
     pub labels: BTreeMap<String, String>,
     pub network: Network,
+    /// The bridge network (`bridge`, or a user-defined one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_name: Option<String>,
+    /// Published ports (`-p`, `-P`); host port 0 is chosen at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::PortSpec>,
     pub tty: bool,
     pub open_stdin: bool,
     pub auto_remove: bool,

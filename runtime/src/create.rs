@@ -23,7 +23,14 @@ pub struct CreateOptions {
     /// COMMAND [ARG…] after the image name.
     pub cmd: Vec<String>,
     pub labels: Vec<String>,
+    /// `None`: a bridge network as root (the default `bridge` unless
+    /// [`Self::network_name`] names another), else no network.
     pub network: Option<Network>,
+    pub network_name: Option<String>,
+    /// `-p` specifications.
+    pub publish: Vec<String>,
+    /// `-P`: every port the image exposes, on a free host port.
+    pub publish_all: bool,
     pub runtime: Option<String>,
     pub tty: bool,
     pub interactive: bool,
@@ -215,7 +222,31 @@ impl Runtime {
             .map(|v| parse_volume(v))
             .collect::<Result<Vec<_>, _>>()?;
         let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
-        let network = opts.network.unwrap_or(Network::None);
+        let network = opts.network.unwrap_or(if rustix::process::geteuid().is_root() {
+            Network::Bridge
+        } else {
+            Network::None
+        });
+        let network_name = match network {
+            Network::Bridge => {
+                let wanted = opts.network_name.as_deref().unwrap_or(crate::network::DEFAULT_NETWORK);
+                Some(crate::network::Networks::new(self.store.root()).find(wanted)?.name)
+            }
+            _ => None,
+        };
+        let mut ports = Vec::new();
+        for p in &opts.publish {
+            ports.extend(crate::network::ports::parse(p)?);
+        }
+        if opts.publish_all {
+            if let Some(exposed) = cfg.get("ExposedPorts").and_then(|e| e.as_object()) {
+                ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
+            }
+        }
+        if network != Network::Bridge {
+            // As docker: nothing to publish without a network of the container's own.
+            ports.clear();
+        }
         let stop_signal = cfg
             .get("StopSignal")
             .and_then(|s| s.as_str())
@@ -253,6 +284,8 @@ impl Runtime {
             hostname: hostname.clone(),
             labels,
             network,
+            network_name,
+            ports,
             tty: opts.tty,
             open_stdin: opts.interactive,
             auto_remove: opts.auto_remove,
@@ -303,10 +336,12 @@ impl Runtime {
                 namespaces: ["pid", "ipc", "uts", "mount"]
                     .iter()
                     .copied()
-                    .chain((network == Network::None).then_some("network"))
+                    .chain((network != Network::Host).then_some("network"))
                     .map(|k| Namespace {
                         kind: k.into(),
-                        path: None,
+                        // A bridge network's namespace is made (and kept there) at start.
+                        path: (k == "network" && network == Network::Bridge)
+                            .then(|| crate::network::netns_path(&dir).display().to_string()),
                     })
                     .collect(),
                 masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
@@ -378,7 +413,7 @@ fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
 fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
     let hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None => format!(
+        Network::None | Network::Bridge => format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
         ),
     };

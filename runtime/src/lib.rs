@@ -22,6 +22,7 @@ pub mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod runner;
 pub mod spec;
 mod terminal;
@@ -78,6 +79,10 @@ pub enum RuntimeError {
     External { runtime: String, message: String },
     #[error("invalid signal {0:?}")]
     BadSignal(String),
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Port(#[from] network::ports::PortError),
 }
 
 impl RuntimeError {
@@ -178,7 +183,9 @@ impl Runtime {
         if c.meta.runtime.is_some() {
             runner::external_cleanup(c);
         }
-        // Our own runner mounts nothing on the host; an external runtime's rootfs mount is gone above.
+        network::detach(c);
+        // Our own runner mounts nothing on the host but the network
+        // namespace (gone above); an external runtime's rootfs mount is gone too.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
     }
 }

@@ -109,6 +109,20 @@ pub(crate) fn copy_window_size(from: i32, to: &OwnedFd) {
     }
 }
 
+/// Starts forwarding the container's published ports (on threads of this,
+/// the monitor process) and records the host ports bound.
+fn publish_ports(c: &Container) -> Result<(), RuntimeError> {
+    if c.meta.ports.is_empty() {
+        return Ok(());
+    }
+    let Some(a) = crate::network::attachment(c) else {
+        return Ok(());
+    };
+    let bound = crate::network::ports::forward(&c.meta.ports, a.ip)?;
+    crate::network::record_ports(c, &bound)?;
+    Ok(())
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err("creating a pipe")(e.into()))
 }
@@ -399,6 +413,14 @@ impl Runtime {
     fn started(&self, c: &Container, r: Result<Started, RuntimeError>) -> Result<Started, RuntimeError> {
         match r {
             Ok(s) => {
+                if let Err(e) = publish_ports(c) {
+                    let _ = rustix::process::pidfd_send_signal(&s.pidfd, rustix::process::Signal::KILL);
+                    wait_pidfd(&s.pidfd);
+                    // SAFETY: reaping our own child.
+                    unsafe { libc::waitpid(s.pid, std::ptr::null_mut(), 0) };
+                    crate::network::detach(c);
+                    return self.started(c, Err(e));
+                }
                 set_running(c, &s)?;
                 Ok(s)
             }
@@ -418,6 +440,7 @@ impl Runtime {
         if c.meta.runtime.is_some() {
             runner::external_cleanup(c);
         }
+        crate::network::detach(c);
         if c.meta.auto_remove {
             self.remove(c)?;
         } else {

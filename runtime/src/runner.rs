@@ -113,6 +113,8 @@ struct Prepared {
     init: bool,
     /// A new network namespace: bring its `lo` up.
     loopback_up: bool,
+    /// A network namespace to join (a bridge network's, set up by barge).
+    netns: Option<OwnedFd>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString, RuntimeError> {
@@ -217,6 +219,18 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
             .namespaces
             .iter()
             .any(|n| n.kind == "network" && n.path.is_none()),
+        netns: match spec
+            .linux
+            .namespaces
+            .iter()
+            .find_map(|n| (n.kind == "network").then_some(n.path.as_ref()))
+        {
+            Some(Some(path)) => Some(
+                rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err(format!("opening the network namespace {path}"))(e.into()))?,
+            ),
+            _ => None,
+        },
     })
 }
 
@@ -224,10 +238,23 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
 /// runtime the container names.
 pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
     let spec = c.spec()?;
-    if c.meta.runtime.is_some() {
-        return external_start(c, io);
+    let attached = match (c.meta.network, &c.meta.network_name) {
+        (crate::Network::Bridge, Some(name)) => Some(crate::network::attach(c, name, &c.meta.ports)?),
+        _ => None,
+    };
+    let started = if c.meta.runtime.is_some() {
+        external_start(c, io)
+    } else {
+        native_start(c, &spec, io)
+    };
+    if started.is_err() && attached.is_some() {
+        crate::network::detach(c);
     }
-    let prepared = prepare(c, &spec)?;
+    started
+}
+
+fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, RuntimeError> {
+    let prepared = prepare(c, spec)?;
     let (err_read, err_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err("creating a pipe")(e.into()))?;
     let terminal = match io {
@@ -373,6 +400,15 @@ fn child(
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     reset_signals();
+    if let Some(ns) = &p.netns {
+        // SAFETY: setns on a namespace descriptor opened before clone.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err((
+                125,
+                format!("joining the network namespace: {}", std::io::Error::last_os_error()),
+            ));
+        }
+    }
     rustix::process::setsid().map_err(fail("setsid"))?;
     match io {
         ChildIo::Inherit { stdin } => {

@@ -73,11 +73,18 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         entrypoint: a.entrypoint.clone(),
         cmd: a.command.clone(),
         labels: a.label.clone(),
-        network: Some(if a.network == "host" {
-            Network::Host
-        } else {
-            Network::None
+        network: a.network.as_deref().map(|n| match n {
+            "host" => Network::Host,
+            "none" => Network::None,
+            _ => Network::Bridge,
         }),
+        network_name: a
+            .network
+            .as_deref()
+            .filter(|n| !matches!(*n, "host" | "none" | "default"))
+            .map(str::to_string),
+        publish: a.publish.clone(),
+        publish_all: a.publish_all,
         runtime: a.runtime.clone(),
         tty: a.tty,
         interactive: a.interactive,
@@ -477,8 +484,8 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 "LocalVolumes": "0",
                 "Mounts": c.meta.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
                 "Names": c.meta.name,
-                "Networks": match c.meta.network { Network::None => "none", Network::Host => "host" },
-                "Ports": "",
+                "Networks": network_mode(c),
+                "Ports": ports_text(c, st),
                 "RunningFor": format::since(Some(&c.meta.created), now),
                 "Size": size,
                 "State": match st.status { Status::Created => "created", Status::Running => "running", Status::Exited => "exited" },
@@ -648,7 +655,8 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
-            "NetworkMode": match c.meta.network { Network::None => "none", Network::Host => "host" },
+            "NetworkMode": network_mode(c),
+            "PortBindings": port_bindings(&c.meta.ports),
             "AutoRemove": c.meta.auto_remove,
             "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
             "CapAdd": c.meta.cap_add,
@@ -673,6 +681,101 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         },
         "SizeRw": c.size(),
         "SizeRootFs": c.size() + image_size,
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": network_settings(c, &st),
     })
+}
+
+fn network_mode(c: &Container) -> String {
+    match c.meta.network {
+        Network::None => "none".into(),
+        Network::Host => "host".into(),
+        Network::Bridge => c.meta.network_name.clone().unwrap_or_else(|| "bridge".into()),
+    }
+}
+
+/// `PORTS` of `docker ps`: published ports of a running container.
+fn ports_text(c: &Container, st: &State) -> String {
+    if st.status != Status::Running {
+        return String::new();
+    }
+    barge_runtime::network::attachment(c)
+        .map(|a| a.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// docker's `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+fn port_bindings(ports: &[barge_runtime::network::PortSpec]) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = json!({
+            "HostIp": if p.host_ip.is_unspecified() { String::new() } else { p.host_ip.to_string() },
+            "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() },
+        });
+        if let Some(Value::Array(list)) = m.get_mut(&key) {
+            list.push(entry);
+        } else {
+            m.insert(key, json!([entry]));
+        }
+    }
+    Value::Object(m)
+}
+
+fn network_settings(c: &Container, st: &State) -> Value {
+    let attached = (st.status == Status::Running)
+        .then(|| barge_runtime::network::attachment(c))
+        .flatten();
+    let Some(a) = attached else {
+        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "Ports": {}, "Networks": {}});
+    };
+    let endpoint = json!({
+        "NetworkID": a.network_id,
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix,
+        "Gateway": a.gateway.to_string(),
+        "MacAddress": a.mac,
+    });
+    json!({
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix,
+        "Gateway": a.gateway.to_string(),
+        "MacAddress": a.mac,
+        "Ports": port_bindings(&a.ports),
+        "Networks": { a.network.clone(): endpoint },
+    })
+}
+
+/// `barge port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+pub fn port(env: &Env, a: &crate::args::PortArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let st = c.state().context(String::new)?;
+    let ports = match barge_runtime::network::attachment(&c) {
+        Some(at) if st.status == Status::Running => at.ports,
+        _ => Vec::new(),
+    };
+    let wanted = a.port.as_deref().map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut found = false;
+    for p in &ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        match &wanted {
+            Some(w) if *w == key => println!("{}:{}", p.host_ip, p.host_port),
+            Some(_) => continue,
+            None => println!("{key} -> {}:{}", p.host_ip, p.host_port),
+        }
+        found = true;
+    }
+    if let (Some(w), false) = (&wanted, found) {
+        return Err(Failure::msg(format!(
+            "No public port '{w}' published for {}",
+            a.container
+        )));
+    }
+    Ok(0)
 }

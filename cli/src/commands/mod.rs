@@ -6,11 +6,12 @@ mod copy;
 mod images;
 mod login;
 mod mirror;
+mod network;
 mod pull;
 
 pub use login::credential_helper;
 
-use crate::args::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::args::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
 use barge_store::Store;
@@ -117,6 +118,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Logout(a) => login::logout(&env, &a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => login::info(&env, &a),
         Command::System(SystemCommand::Check) => images::check(&env),
+        Command::Network(NetworkCommand::Ls(a)) => network::ls(&env, &a),
+        Command::Network(NetworkCommand::Create(a)) => network::create(&env, &a),
+        Command::Network(NetworkCommand::Rm(a)) => network::rm(&env, &a),
+        Command::Network(NetworkCommand::Inspect(a)) => network::inspect(&env, &a),
+        Command::Network(NetworkCommand::Prune(a)) => network::prune(&env, &a),
+        Command::Port(a) => containers::port(&env, &a),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
     }
 }

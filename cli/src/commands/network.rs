@@ -1,0 +1,213 @@
+//! `barge network ls|create|rm|inspect|prune`.
+
+use super::Env;
+use crate::args::{NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs};
+use crate::failure::{Context, Failure};
+use crate::format::{tabulate, Template};
+use barge_runtime::network::{NetworkConfig, Networks};
+use barge_runtime::{Runtime, Status};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn networks(env: &Env) -> Result<(Networks, Runtime), Failure> {
+    let store = env.store()?;
+    Ok((Networks::new(store.root()), Runtime::new(&store)))
+}
+
+/// docker lists `host` and `none` too; they have no records of their own.
+fn rows(list: &[NetworkConfig]) -> Vec<Value> {
+    let mut out: Vec<Value> = list
+        .iter()
+        .map(|n| json!({"ID": n.id, "Name": n.name, "Driver": "bridge", "Scope": "local", "Created": n.created}))
+        .collect();
+    for (name, driver) in [("host", "host"), ("none", "null")] {
+        let id: String = name
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .chain(std::iter::repeat("0".into()))
+            .take(64 - name.len())
+            .collect();
+        out.push(json!({"ID": id, "Name": name, "Driver": driver, "Scope": "local", "Created": ""}));
+    }
+    out
+}
+
+pub fn ls(env: &Env, a: &NetworkLsArgs) -> Result<i32, Failure> {
+    let (nets, _) = networks(env)?;
+    let list = nets.list().context(|| "listing networks".to_string())?;
+    let mut values = rows(&list);
+    values.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
+    if !a.no_trunc {
+        for v in &mut values {
+            let short: String = v["ID"].as_str().unwrap_or("").chars().take(12).collect();
+            v["ID"] = Value::String(short);
+        }
+    }
+    if a.quiet {
+        for v in &values {
+            println!("{}", v["ID"].as_str().unwrap_or(""));
+        }
+        return Ok(0);
+    }
+    let src = a
+        .format
+        .as_deref()
+        .unwrap_or("table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}");
+    if src == "json" {
+        for v in &values {
+            println!("{v}");
+        }
+        return Ok(0);
+    }
+    let t = Template::parse(src).context(|| "--format".to_string())?;
+    let mut lines = Vec::new();
+    if t.table {
+        lines.push(t.header(&|f| match f {
+            "ID" => "NETWORK ID".into(),
+            other => other.to_uppercase(),
+        }));
+    }
+    for v in &values {
+        lines.push(t.render(v).context(|| "--format".to_string())?);
+    }
+    if t.table {
+        print!("{}", tabulate(&lines));
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(0)
+}
+
+pub fn create(env: &Env, a: &NetworkCreateArgs) -> Result<i32, Failure> {
+    if a.driver != "bridge" {
+        return Err(Failure::msg(format!(
+            "plugin \"{}\" not found: barge has only the bridge driver",
+            a.driver
+        )));
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let (nets, _) = networks(env)?;
+    let n = nets
+        .create(&a.name, a.subnet.as_deref(), a.gateway.as_deref(), labels)
+        .context(|| format!("creating network {}", a.name))?;
+    println!("{}", n.id);
+    Ok(0)
+}
+
+pub fn rm(env: &Env, a: &NetworkRmArgs) -> Result<i32, Failure> {
+    let (nets, rt) = networks(env)?;
+    // Leases of containers that stopped without detaching (a crash) do not count.
+    let running = |id: &str| is_running(&rt, id);
+    barge_runtime::network::prune(env.store()?.root(), &running, false).context(|| "checking networks".to_string())?;
+    let mut code = 0;
+    for name in &a.networks {
+        match nets.remove(name) {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn is_running(rt: &Runtime, id: &str) -> bool {
+    rt.find(id)
+        .ok()
+        .and_then(|c| c.state().ok())
+        .is_some_and(|s| s.status == Status::Running)
+}
+
+pub fn inspect(env: &Env, a: &NetworkInspectArgs) -> Result<i32, Failure> {
+    let (nets, rt) = networks(env)?;
+    let mut out = Vec::new();
+    let mut code = 0;
+    for name in &a.networks {
+        let n = match nets.find(name) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = 1;
+                continue;
+            }
+        };
+        let mut containers = serde_json::Map::new();
+        for (ip, id) in nets.leases(&n) {
+            if let Ok(c) = rt.find(&id) {
+                let a = barge_runtime::network::attachment(&c);
+                containers.insert(
+                    id.clone(),
+                    json!({
+                        "Name": c.meta.name,
+                        "MacAddress": a.as_ref().map(|a| a.mac.clone()).unwrap_or_default(),
+                        "IPv4Address": format!("{ip}/{}", a.as_ref().map(|a| a.prefix).unwrap_or(0)),
+                        "IPv6Address": "",
+                    }),
+                );
+            }
+        }
+        out.push(json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]},
+            "Internal": false,
+            "Attachable": false,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Labels": n.labels,
+        }));
+    }
+    match a.format.as_deref() {
+        None | Some("json") => {
+            if !out.is_empty() || code == 0 {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&Value::Array(out)).unwrap_or_else(|_| "[]".into())
+                );
+            }
+        }
+        Some(t) => {
+            let t = Template::parse(t).context(|| "--format".to_string())?;
+            for v in &out {
+                println!("{}", t.render(v).context(|| "--format".to_string())?);
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub fn prune(env: &Env, a: &NetworkPruneArgs) -> Result<i32, Failure> {
+    if !a.force {
+        eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            return Ok(0);
+        }
+    }
+    let (_, rt) = networks(env)?;
+    let running = |id: &str| is_running(&rt, id);
+    let r = barge_runtime::network::prune(env.store()?.root(), &running, true)
+        .context(|| "pruning networks".to_string())?;
+    for l in &r.leftovers {
+        eprintln!("removed leftover: {l}");
+    }
+    if !r.networks.is_empty() {
+        println!("Deleted Networks:");
+        for n in &r.networks {
+            println!("{n}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,907 @@
+//! Bridge networks: docker's default `bridge` (host bridge `barge0`) and
+//! user-defined ones (`br-<id>`), each a subnet on a Linux bridge.
+//!
+//! Records live in `<root>/networks/<name>.json`, changed under
+//! `<root>/networks/.lock`. Address leases are host-wide, as bridges are:
+//! `/run/barge/leases/<bridge>/<address>` names the container directory
+//! holding it, so stores sharing `barge0` never hand out one address twice
+//! (taken with `O_EXCL`; a lease whose container is gone or exited is taken
+//! over). Starting a container attaches it
+//! ([`attach`]): an address is leased, the bridge created on first use
+//! (with its gateway address and an outbound NAT rule), a network namespace
+//! made and kept at `<container>/netns` (a bind mount, which the bundle's
+//! config.json names, so runc joins the same one), a veth pair with `eth0`
+//! inside, its address and default route, and `/etc/hosts` of every
+//! container on a user network lists the others by name. [`detach`] undoes
+//! it when the container stops or is removed; [`prune`] removes what a
+//! crash left behind.
+
+pub mod netlink;
+pub mod ports;
+
+use crate::container::{read_json, write_json, Container};
+use crate::RuntimeError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub use ports::PortSpec;
+
+/// The default network's name, bridge and subnet (one docker does not use).
+pub const DEFAULT_NETWORK: &str = "bridge";
+pub const DEFAULT_BRIDGE: &str = "barge0";
+pub const DEFAULT_SUBNET: &str = "10.222.0.0/16";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("invalid subnet {0:?}: expected an IPv4 CIDR such as 10.1.2.0/24 (prefix 8 to 30)")]
+    BadSubnet(String),
+    #[error("invalid gateway {0:?}: expected an IPv4 address inside the subnet")]
+    BadGateway(String),
+    #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    Predefined(String),
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    InUse { name: String, id: String },
+    #[error("no free address left in network {0}")]
+    Full(String),
+    #[error("subnet {subnet} of network {name} overlaps with that of network {other}")]
+    Overlap {
+        name: String,
+        subnet: String,
+        other: String,
+    },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn net_io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
+    let context = context.into();
+    move |source| NetworkError::Io { context, source }
+}
+
+/// A network as `<name>.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    /// The Linux bridge.
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    /// Containers on it find each other by name (user-defined networks).
+    pub resolve_names: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An IPv4 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(s: &str) -> Result<Subnet, NetworkError> {
+        let bad = || NetworkError::BadSubnet(s.to_string());
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - u32::from(prefix));
+        Ok(Subnet {
+            base: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX << (32 - u32::from(self.prefix))
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.base)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let m = self.mask() & other.mask();
+        u32::from(self.base) & m == u32::from(other.base) & m
+    }
+
+    /// Host addresses, first to last (network and broadcast excluded).
+    fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let first = u32::from(self.base) + 1;
+        let last = (u32::from(self.base) | !self.mask()) - 1;
+        (first..=last).map(Ipv4Addr::from)
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// How a container is attached, kept in `<container>/network.json` while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub network_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// The host end of the veth pair.
+    pub veth: String,
+    /// Published ports, with the host ports actually bound.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+}
+
+/// The networks of a store root.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    dir: PathBuf,
+}
+
+impl Networks {
+    pub fn new(root: &Path) -> Networks {
+        Networks {
+            dir: root.join("networks"),
+        }
+    }
+
+    /// The networks of the store a container lives in (`<root>/containers/<id>`).
+    pub fn of(c: &Container) -> Networks {
+        let root = c.dir.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+        Networks::new(root)
+    }
+
+    fn lock(&self) -> Result<std::fs::File, NetworkError> {
+        std::fs::create_dir_all(&self.dir).map_err(net_io(format!("creating {}", self.dir.display())))?;
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(net_io(format!("opening {}", path.display())))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| net_io(format!("locking {}", path.display()))(e.into()))?;
+        Ok(f)
+    }
+
+    fn config_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    fn default_config() -> NetworkConfig {
+        NetworkConfig {
+            name: DEFAULT_NETWORK.into(),
+            id: random_id(),
+            created: crate::now_rfc3339(),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet: DEFAULT_SUBNET.into(),
+            gateway: "10.222.0.1".into(),
+            resolve_names: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Every network, the default one first (recorded on first sight).
+    pub fn list(&self) -> Result<Vec<NetworkConfig>, NetworkError> {
+        let _lock = self.lock()?;
+        self.list_locked()
+    }
+
+    fn list_locked(&self) -> Result<Vec<NetworkConfig>, NetworkError> {
+        let default = self.load_locked(DEFAULT_NETWORK)?;
+        let mut out = vec![default];
+        let rd = std::fs::read_dir(&self.dir).map_err(net_io(format!("listing {}", self.dir.display())))?;
+        let mut others = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name.strip_suffix(".json") {
+                if n != DEFAULT_NETWORK && !n.starts_with('.') {
+                    if let Ok(c) = read_json::<NetworkConfig>(&e.path()) {
+                        others.push(c);
+                    }
+                }
+            }
+        }
+        others.sort_by(|a, b| a.created.cmp(&b.created));
+        out.extend(others);
+        Ok(out)
+    }
+
+    fn load_locked(&self, name: &str) -> Result<NetworkConfig, NetworkError> {
+        let path = self.config_path(name);
+        if !path.is_file() {
+            if name == DEFAULT_NETWORK {
+                let c = Networks::default_config();
+                write_json(&path, &c).map_err(to_net)?;
+                return Ok(c);
+            }
+            return Err(NetworkError::NotFound(name.to_string()));
+        }
+        read_json(&path).map_err(to_net)
+    }
+
+    /// A network by name, full ID or unique ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<NetworkConfig, NetworkError> {
+        let all = self.list()?;
+        if let Some(n) = all.iter().find(|n| n.name == name_or_id || n.id == name_or_id) {
+            return Ok(n.clone());
+        }
+        let mut m = all
+            .into_iter()
+            .filter(|n| n.id.starts_with(name_or_id) && name_or_id.len() >= 3);
+        match (m.next(), m.next()) {
+            (Some(n), None) => Ok(n),
+            _ => Err(NetworkError::NotFound(name_or_id.to_string())),
+        }
+    }
+
+    /// `barge network create`.
+    pub fn create(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        gateway: Option<&str>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<NetworkConfig, NetworkError> {
+        if !crate::names::valid(name) || matches!(name, "host" | "none") {
+            return Err(NetworkError::BadName(name.to_string()));
+        }
+        let _lock = self.lock()?;
+        let existing = self.list_locked()?;
+        if existing.iter().any(|n| n.name == name) {
+            return Err(NetworkError::Exists(name.to_string()));
+        }
+        let mut taken: Vec<(Subnet, String)> = existing
+            .iter()
+            .filter_map(|n| Subnet::parse(&n.subnet).ok().map(|s| (s, n.name.clone())))
+            .collect();
+        let mine = taken.len();
+        let subnet = match subnet {
+            Some(s) => {
+                let s = Subnet::parse(s)?;
+                if let Some((_, other)) = taken[..mine].iter().find(|(t, _)| t.overlaps(&s)) {
+                    return Err(NetworkError::Overlap {
+                        name: name.to_string(),
+                        subnet: s.to_string(),
+                        other: other.clone(),
+                    });
+                }
+                s
+            }
+            None => {
+                // Nor one the host uses already (another store's bridge, a VPN).
+                taken.extend(host_addresses().into_iter().map(|(ip, prefix, dev)| {
+                    (
+                        Subnet {
+                            base: Ipv4Addr::from(u32::from(ip) & (u32::MAX << (32 - u32::from(prefix.max(1))))),
+                            prefix: prefix.max(1),
+                        },
+                        dev,
+                    )
+                }));
+                (0..=255u8)
+                    .map(|n| Subnet {
+                        base: Ipv4Addr::new(10, 223, n, 0),
+                        prefix: 24,
+                    })
+                    .find(|s| !taken.iter().any(|(t, _)| t.overlaps(s)))
+                    .ok_or_else(|| NetworkError::Full("the default pool 10.223.0.0/16".into()))?
+            }
+        };
+        let gateway = match gateway {
+            Some(g) => {
+                let ip: Ipv4Addr = g.parse().map_err(|_| NetworkError::BadGateway(g.to_string()))?;
+                if !subnet.contains(ip) || !subnet.hosts().any(|h| h == ip) {
+                    return Err(NetworkError::BadGateway(g.to_string()));
+                }
+                ip
+            }
+            None => Ipv4Addr::from(u32::from(subnet.base) + 1),
+        };
+        let id = random_id();
+        let config = NetworkConfig {
+            name: name.to_string(),
+            bridge: format!("br-{}", &id[..12]),
+            id,
+            created: crate::now_rfc3339(),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            resolve_names: true,
+            labels,
+        };
+        write_json(&self.config_path(name), &config).map_err(to_net)?;
+        Ok(config)
+    }
+
+    /// The containers of this store holding an address on `n`: address → ID.
+    pub fn leases(&self, n: &NetworkConfig) -> BTreeMap<Ipv4Addr, String> {
+        let containers = self.dir.with_file_name("containers");
+        read_leases(&n.bridge)
+            .into_iter()
+            .filter_map(|(ip, dir)| {
+                (dir.parent() == Some(containers.as_path()))
+                    .then(|| dir.file_name().map(|f| (ip, f.to_string_lossy().into_owned())))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// `barge network rm`: refused while containers are attached.
+    pub fn remove(&self, name_or_id: &str) -> Result<NetworkConfig, NetworkError> {
+        let n = self.find(name_or_id)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(NetworkError::Predefined(n.name));
+        }
+        let _lock = self.lock()?;
+        if read_leases(&n.bridge).values().any(|dir| lease_is_live(dir)) {
+            return Err(NetworkError::InUse { name: n.name, id: n.id });
+        }
+        delete_bridge(&n.bridge);
+        remove_nat(&n);
+        let _ = std::fs::remove_dir_all(lease_dir(&n.bridge));
+        std::fs::remove_file(self.config_path(&n.name)).map_err(net_io(format!("removing network {}", n.name)))?;
+        Ok(n)
+    }
+}
+
+/// The host's IPv4 addresses: address, prefix length, interface.
+fn host_addresses() -> Vec<(Ipv4Addr, u8, String)> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs fills a list we walk read-only and free once.
+    unsafe {
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && !ifa.ifa_netmask.is_null()
+            {
+                let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
+                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                out.push((ip, prefix, name));
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
+fn to_net(e: RuntimeError) -> NetworkError {
+    match e {
+        RuntimeError::Io { context, source } => NetworkError::Io { context, source },
+        other => NetworkError::Io {
+            context: "network records".into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn random_id() -> String {
+    crate::names::new_id()
+}
+
+/// Where the host's address leases of a bridge are.
+fn lease_dir(bridge: &str) -> PathBuf {
+    Path::new("/run/barge/leases").join(bridge)
+}
+
+/// Every lease on a bridge: address → container directory.
+fn read_leases(bridge: &str) -> BTreeMap<Ipv4Addr, PathBuf> {
+    let mut out = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(lease_dir(bridge)) {
+        for e in rd.flatten() {
+            let ip = e.file_name().to_str().and_then(|n| n.parse::<Ipv4Addr>().ok());
+            if let (Some(ip), Ok(dir)) = (ip, std::fs::read_to_string(e.path())) {
+                out.insert(ip, PathBuf::from(dir));
+            }
+        }
+    }
+    out
+}
+
+/// A lease is live while its container exists and has not exited (a
+/// container being started is still "created").
+fn lease_is_live(dir: &Path) -> bool {
+    Container::load(dir)
+        .and_then(|c| c.state())
+        .is_ok_and(|st| st.status != crate::Status::Exited)
+}
+
+/// Takes the first free address of `subnet` for the container at `dir`.
+fn take_lease(n: &NetworkConfig, subnet: Subnet, gateway: Ipv4Addr, dir: &Path) -> Result<Ipv4Addr, NetworkError> {
+    let leases = lease_dir(&n.bridge);
+    std::fs::create_dir_all(&leases).map_err(net_io(format!("creating {}", leases.display())))?;
+    let ours = dir.as_os_str().as_encoded_bytes();
+    for (ip, holder) in read_leases(&n.bridge) {
+        if holder.as_os_str().as_encoded_bytes() == ours {
+            let _ = std::fs::remove_file(leases.join(ip.to_string()));
+        }
+    }
+    for ip in subnet.hosts().filter(|h| *h != gateway) {
+        let path = leases.join(ip.to_string());
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(ours)
+                        .map_err(net_io(format!("writing {}", path.display())))?;
+                    return Ok(ip);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    if holder.is_empty() || lease_is_live(Path::new(&holder)) {
+                        break;
+                    }
+                    // Stale: its container is gone or exited without detaching.
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(net_io(format!("creating {}", path.display()))(e)),
+            }
+        }
+    }
+    Err(NetworkError::Full(n.name.clone()))
+}
+
+/// Gives up the container's lease on `bridge`, if it holds one.
+fn release(bridge: &str, dir: &Path) {
+    for (ip, holder) in read_leases(bridge) {
+        if holder == dir {
+            let _ = std::fs::remove_file(lease_dir(bridge).join(ip.to_string()));
+        }
+    }
+}
+
+/// The network namespace file of a container (a bind mount while attached).
+pub fn netns_path(dir: &Path) -> PathBuf {
+    dir.join("netns")
+}
+
+fn attachment_path(dir: &Path) -> PathBuf {
+    dir.join("network.json")
+}
+
+/// The attachment of a running container on a bridge network.
+pub fn attachment(c: &Container) -> Option<Attachment> {
+    read_json(&attachment_path(&c.dir)).ok()
+}
+
+/// Runs `f` on a thread of its own in the network namespace `ns`.
+fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> std::io::Result<T> + Send) -> std::io::Result<T> {
+    let ns = ns.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            // SAFETY: setns on a namespace descriptor we hold; it moves only this thread.
+            if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the network setup thread panicked")))
+    })
+}
+
+/// A new network namespace, kept alive by a bind mount on `path`.
+fn new_netns(path: &Path) -> std::io::Result<OwnedFd> {
+    std::fs::write(path, b"")?;
+    std::thread::scope(|s| {
+        s.spawn(|| -> std::io::Result<OwnedFd> {
+            // SAFETY: unshare moves only this thread into a new network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            rustix::mount::mount_bind("/proc/thread-self/ns/net", path)?;
+            Ok(rustix::fs::open(
+                path,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the network setup thread panicked")))
+    })
+}
+
+fn remove_netns(path: &Path) {
+    let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+/// The bridge of `n`, created with its gateway address and NAT on first use.
+fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -> Result<u32, NetworkError> {
+    let io = |what: &str| net_io(format!("{what} {} of network {}", n.bridge, n.name));
+    let created = nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
+    let index = netlink::link_index(&n.bridge)
+        .ok_or_else(|| io("finding bridge")(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+    let gateway: Ipv4Addr = n
+        .gateway
+        .parse()
+        .map_err(|_| NetworkError::BadGateway(n.gateway.clone()))?;
+    nl.add_address(index, gateway, subnet.prefix)
+        .map_err(io("addressing bridge"))?;
+    nl.set_up(index).map_err(io("bringing up bridge"))?;
+    if created {
+        setup_nat(n);
+    }
+    Ok(index)
+}
+
+/// Outbound NAT and forwarding for the subnet, with iptables. Without
+/// iptables the containers still reach the host and each other.
+fn setup_nat(n: &NetworkConfig) {
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    for (table, insert, rule) in nat_rules(n) {
+        match iptables(table, "-C", &rule) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = iptables(table, if insert { "-I" } else { "-A" }, &rule);
+            }
+            Err(_) => {
+                eprintln!(
+                    "warning: iptables not found: containers on network {} cannot reach other hosts (install iptables)",
+                    n.name
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn remove_nat(n: &NetworkConfig) {
+    for (table, _, rule) in nat_rules(n) {
+        while let Ok(true) = iptables(table, "-D", &rule) {}
+    }
+}
+
+/// Each rule a network needs: table, whether it goes first in its chain, chain and match.
+fn nat_rules(n: &NetworkConfig) -> Vec<(&'static str, bool, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "nat",
+            false,
+            s(&["POSTROUTING", "-s", &n.subnet, "!", "-o", &n.bridge, "-j", "MASQUERADE"]),
+        ),
+        // Ahead of a DROP policy or rules docker may have put in FORWARD.
+        ("filter", true, s(&["FORWARD", "-i", &n.bridge, "-j", "ACCEPT"])),
+        ("filter", true, s(&["FORWARD", "-o", &n.bridge, "-j", "ACCEPT"])),
+    ]
+}
+
+/// Runs `iptables -w -t TABLE OP RULE…`; whether it succeeded.
+fn iptables(table: &str, op: &str, rule: &[String]) -> std::io::Result<bool> {
+    std::process::Command::new("iptables")
+        .args(["-w", "-t", table, op])
+        .args(rule)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+}
+
+fn delete_bridge(name: &str) {
+    if let (Ok(mut nl), Some(i)) = (netlink::Netlink::open(), netlink::link_index(name)) {
+        let _ = nl.delete_link(i);
+    }
+}
+
+/// docker's MAC for an address: 02:42 and the four octets.
+fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Attaches a container that is about to start to its bridge network.
+pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attachment, NetworkError> {
+    let nets = Networks::of(c);
+    let _lock = nets.lock()?;
+    let n = nets.load_locked(network)?;
+    let subnet = Subnet::parse(&n.subnet)?;
+    let gateway: Ipv4Addr = n
+        .gateway
+        .parse()
+        .map_err(|_| NetworkError::BadGateway(n.gateway.clone()))?;
+    let ip = take_lease(&n, subnet, gateway, &c.dir)?;
+
+    let attached = (|| {
+        let mut nl = netlink::Netlink::open().map_err(net_io("opening a netlink socket"))?;
+        let bridge = ensure_bridge(&mut nl, &n, subnet)?;
+        let ns_path = netns_path(&c.dir);
+        remove_netns(&ns_path);
+        let ns = new_netns(&ns_path).map_err(net_io("creating the container's network namespace"))?;
+        let veth = format!("veth{}", &c.id()[..10]);
+        if let Some(old) = netlink::link_index(&veth) {
+            let _ = nl.delete_link(old);
+        }
+        let mac = mac_for(ip);
+        nl.add_veth(&veth, "eth0", mac, ns.as_raw_fd())
+            .map_err(net_io(format!("creating the veth pair {veth}")))?;
+        let host_end = netlink::link_index(&veth)
+            .ok_or_else(|| net_io(format!("finding {veth}"))(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+        nl.set_master(host_end, bridge)
+            .map_err(net_io(format!("attaching {veth} to {}", n.bridge)))?;
+        nl.set_up(host_end).map_err(net_io(format!("bringing up {veth}")))?;
+        in_netns(&ns, || {
+            let mut inner = netlink::Netlink::open()?;
+            let lo = netlink::link_index("lo").ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+            inner.set_up(lo)?;
+            let eth0 = netlink::link_index("eth0").ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+            inner.add_address(eth0, ip, subnet.prefix)?;
+            inner.set_up(eth0)?;
+            inner.add_default_route(eth0, gateway)
+        })
+        .map_err(net_io("configuring eth0 in the container"))?;
+        Ok(Attachment {
+            network: n.name.clone(),
+            network_id: n.id.clone(),
+            ip,
+            prefix: subnet.prefix,
+            gateway,
+            mac: mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+            veth,
+            ports: ports.to_vec(),
+        })
+    })();
+    match attached {
+        Ok(a) => {
+            write_json(&attachment_path(&c.dir), &a).map_err(to_net)?;
+            write_resolv_conf(&c.dir);
+            refresh_hosts(&nets, &n, c);
+            Ok(a)
+        }
+        Err(e) => {
+            release(&n.bridge, &c.dir);
+            undo(c);
+            Err(e)
+        }
+    }
+}
+
+/// Records the host ports actually bound (for `-p 80` and `-P`).
+pub fn record_ports(c: &Container, ports: &[PortSpec]) -> Result<(), NetworkError> {
+    let Some(mut a) = attachment(c) else { return Ok(()) };
+    a.ports = ports.to_vec();
+    write_json(&attachment_path(&c.dir), &a).map_err(to_net)
+}
+
+fn undo(c: &Container) {
+    remove_netns(&netns_path(&c.dir));
+    if let Ok(a) = read_json::<Attachment>(&attachment_path(&c.dir)) {
+        delete_bridge(&a.veth);
+    } else {
+        delete_bridge(&format!("veth{}", &c.id()[..10]));
+    }
+    let _ = std::fs::remove_file(attachment_path(&c.dir));
+}
+
+/// Detaches a container that stopped (or is removed). Does nothing if it
+/// is not attached.
+pub fn detach(c: &Container) {
+    let nets = Networks::of(c);
+    let Ok(_lock) = nets.lock() else { return };
+    let network = attachment(c).map(|a| a.network);
+    undo(c);
+    for name in network.into_iter().chain(c.meta.network_name.clone()) {
+        if let Ok(n) = nets.load_locked(&name) {
+            release(&n.bridge, &c.dir);
+            refresh_hosts(&nets, &n, c);
+        }
+    }
+}
+
+/// docker's rule: the host's resolv.conf, unless it names only loopback
+/// servers (a local resolver the container cannot reach): then public ones.
+fn write_resolv_conf(dir: &Path) {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: Vec<&str> = host
+        .lines()
+        .filter(|l| {
+            !l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| l.starts_with("nameserver") && (a.starts_with("127.") || a == "::1"))
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    if !kept.iter().any(|l| l.starts_with("nameserver")) {
+        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
+    }
+    out.push('\n');
+    overwrite_in_place(&dir.join("resolv.conf"), out.trim_start().as_bytes());
+}
+
+/// Rewrites a bind-mounted file without replacing its inode (a rename
+/// would leave the container looking at the old one).
+fn overwrite_in_place(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+        let _ = f.write_all(bytes);
+    }
+}
+
+/// `/etc/hosts` of `changed` and, on user networks, of every container of
+/// the store on `n`: its own name, and there the others' names and hostnames.
+fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Container) {
+    let containers = changed.dir.parent().unwrap_or(Path::new("/"));
+    let members: Vec<(Ipv4Addr, Container)> = nets
+        .leases(n)
+        .into_iter()
+        .filter_map(|(ip, id)| Container::load(&containers.join(id)).ok().map(|c| (ip, c)))
+        .collect();
+    for (ip, c) in &members {
+        if !n.resolve_names && c.id() != changed.id() {
+            continue;
+        }
+        let mut hosts = String::from(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        );
+        hosts.push_str(&format!("{ip}\t{}\n", c.meta.hostname));
+        if n.resolve_names {
+            for (other_ip, other) in &members {
+                if other.id() != c.id() {
+                    hosts.push_str(&format!("{other_ip}\t{} {}\n", other.meta.name, other.meta.hostname));
+                }
+            }
+        }
+        overwrite_in_place(&c.dir.join("hosts"), hosts.as_bytes());
+    }
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    pub networks: Vec<String>,
+    /// Leftovers of containers that are not running: leases, veths, namespaces.
+    pub leftovers: Vec<String>,
+}
+
+/// `barge network prune`: user networks without containers, and what a
+/// crash left behind (leases, namespace mounts and veths of containers that
+/// are not running). `running` says whether a container ID is running.
+pub fn prune(
+    root: &Path,
+    running: &dyn Fn(&str) -> bool,
+    remove_unused_networks: bool,
+) -> Result<PruneReport, NetworkError> {
+    let nets = Networks::new(root);
+    let containers = root.join("containers");
+    let mut report = PruneReport::default();
+    let all = nets.list()?;
+    {
+        let _lock = nets.lock()?;
+        for n in &all {
+            for (ip, id) in nets.leases(n) {
+                if !running(&id) {
+                    release(&n.bridge, &containers.join(&id));
+                    report
+                        .leftovers
+                        .push(format!("address {ip} of {} held by {id}", n.name));
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&containers) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let ns = netns_path(&e.path());
+                if ns.exists() && !running(&id) {
+                    remove_netns(&ns);
+                    let _ = std::fs::remove_file(attachment_path(&e.path()));
+                    report.leftovers.push(format!("network namespace of {id}"));
+                }
+            }
+        }
+        // veths of containers that no longer run (veth + the first 10 hex digits of the ID).
+        if let Ok(rd) = std::fs::read_dir("/sys/class/net") {
+            let ids: Vec<String> = std::fs::read_dir(&containers)
+                .map(|r| {
+                    r.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(short) = name.strip_prefix("veth").filter(|s| s.len() == 10) else {
+                    continue;
+                };
+                let owner = ids.iter().find(|id| id.starts_with(short));
+                let master = std::fs::read_link(e.path().join("master")).ok();
+                let ours = master.as_ref().and_then(|m| m.file_name()).is_some_and(|m| {
+                    let m = m.to_string_lossy();
+                    all.iter().any(|n| n.bridge == m)
+                });
+                if ours && owner.is_none_or(|id| !running(id)) {
+                    delete_bridge(&name);
+                    report.leftovers.push(format!("veth {name}"));
+                }
+            }
+        }
+    }
+    if remove_unused_networks {
+        for n in all.iter().filter(|n| n.name != DEFAULT_NETWORK) {
+            if nets.leases(n).is_empty() && nets.remove(&n.name).is_ok() {
+                report.networks.push(n.name.clone());
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let s = Subnet::parse("10.1.2.77/24").unwrap();
+        assert_eq!(s.to_string(), "10.1.2.0/24");
+        assert!(s.contains("10.1.2.254".parse().unwrap()));
+        assert!(!s.contains("10.1.3.1".parse().unwrap()));
+        assert_eq!(s.hosts().count(), 254);
+        assert!(s.overlaps(&Subnet::parse("10.1.0.0/16").unwrap()));
+        assert!(!s.overlaps(&Subnet::parse("10.1.3.0/24").unwrap()));
+        for bad in ["10.1.2.0", "10.1.2.0/33", "10.1.2.0/31", "x/24", "10.1.2.0/7"] {
+            assert!(Subnet::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_networks_get_free_subnets_and_names_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let nets = Networks::new(d.path());
+        let a = nets.create("alpha", None, None, BTreeMap::new()).unwrap();
+        let b = nets.create("beta", None, None, BTreeMap::new()).unwrap();
+        // From the pool, /24s, distinct (which ones depends on the host's bridges).
+        let pool = Subnet::parse("10.223.0.0/16").unwrap();
+        let (sa, sb) = (Subnet::parse(&a.subnet).unwrap(), Subnet::parse(&b.subnet).unwrap());
+        assert!(pool.contains(sa.base) && pool.contains(sb.base) && sa.prefix == 24 && !sa.overlaps(&sb));
+        assert_eq!(a.gateway, Ipv4Addr::from(u32::from(sa.base) + 1).to_string());
+        assert!(matches!(
+            nets.create("alpha", None, None, BTreeMap::new()),
+            Err(NetworkError::Exists(_))
+        ));
+        assert!(matches!(
+            nets.create("gamma", Some(&format!("{}/25", sb.base)), None, BTreeMap::new()),
+            Err(NetworkError::Overlap { .. })
+        ));
+        assert!(matches!(
+            nets.create("delta", Some("192.168.5.0/24"), Some("192.168.6.1"), BTreeMap::new()),
+            Err(NetworkError::BadGateway(_))
+        ));
+        assert!(matches!(
+            nets.create("bad name", None, None, BTreeMap::new()),
+            Err(NetworkError::BadName(_))
+        ));
+        let names: Vec<String> = nets.list().unwrap().into_iter().map(|n| n.name).collect();
+        assert_eq!(names, ["bridge", "alpha", "beta"]);
+        assert_eq!(nets.find(&a.id[..6]).unwrap().name, "alpha");
+        assert!(matches!(nets.remove("bridge"), Err(NetworkError::Predefined(_))));
+        nets.remove("alpha").unwrap();
+        assert!(matches!(nets.find("alpha"), Err(NetworkError::NotFound(_))));
+    }
+}
