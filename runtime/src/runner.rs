@@ -72,10 +72,15 @@ pub(crate) struct ProcessPlan {
     pub(crate) groups: Vec<u32>,
     /// Bounding set; also effective and permitted for uid 0.
     pub(crate) caps: u64,
+    /// The system call filter, compiled before forking.
+    pub(crate) seccomp: Option<crate::seccomp::Program>,
 }
 
 impl ProcessPlan {
-    pub(crate) fn new(p: &crate::spec::Process) -> Result<ProcessPlan, RuntimeError> {
+    pub(crate) fn new(
+        p: &crate::spec::Process,
+        seccomp: Option<&crate::seccomp::LinuxSeccomp>,
+    ) -> Result<ProcessPlan, RuntimeError> {
         let path_dirs = p
             .env
             .iter()
@@ -94,6 +99,7 @@ impl ProcessPlan {
             gid: p.user.gid,
             groups: p.user.additional_gids.clone(),
             caps: crate::caps::mask(&p.capabilities.bounding)?,
+            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
         })
     }
 }
@@ -210,7 +216,7 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
         readonly_root: spec.root.readonly,
         hostname: spec.hostname.as_bytes().to_vec(),
         nofile,
-        process: ProcessPlan::new(p)?,
+        process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
         init: c.meta.init,
         loopback_up: spec
             .linux
@@ -605,7 +611,9 @@ pub(crate) fn reset_signals() {
 impl ProcessPlan {
     /// In the container: working directory (created if missing, as docker
     /// does), the program found on PATH, credentials, capabilities,
-    /// `no_new_privs`, every fd but stdio marked close-on-exec.
+    /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
+    /// the seccomp filter: nothing but `execve` (and, with `--init`, the
+    /// reaper) runs under it.
     pub(crate) fn enter(&self) -> Result<CString, ChildError> {
         if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
             let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
@@ -629,6 +637,9 @@ impl ProcessPlan {
                 libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
             )
         };
+        if let Some(filter) = &self.seccomp {
+            filter.install().map_err(fail("installing the seccomp filter"))?;
+        }
         Ok(program)
     }
 
