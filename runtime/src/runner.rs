@@ -176,7 +176,12 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
     let overlay = crate::overlay_options(&lowers, Some((&c.dir.join("upper"), &c.dir.join("work"))))?;
     let mut mounts = Vec::new();
     for m in &spec.mounts {
-        let (flags, data, bind, ro) = mount_flags(&m.options);
+        let (mut flags, data, bind, ro) = mount_flags(&m.options);
+        if bind {
+            // Device nodes a container makes in a volume stay unopenable
+            // (barge has no device cgroup; see `make_dev`).
+            flags |= MountFlags::NODEV;
+        }
         let file = bind && Path::new(&m.source).is_file();
         mounts.push(PreparedMount {
             dest: PathBuf::from(m.destination.trim_start_matches('/')),
@@ -400,11 +405,12 @@ fn child(
     // Our mounts stay in our mount namespace.
     mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(fail("making / private"))?;
     rustix::process::chdir(&p.snapshots_dir).map_err(fail(format!("entering {}", p.snapshots_dir.display())))?;
+    // nodev: a device node made in the container (CAP_MKNOD) cannot be opened.
     mount(
         "overlay",
         &p.rootfs,
         "overlay",
-        MountFlags::empty(),
+        MountFlags::NODEV,
         p.overlay_data.as_c_str(),
     )
     .map_err(fail("mounting the root filesystem (overlay)"))?;
@@ -445,10 +451,8 @@ fn child(
                 };
             mount(m.source.as_c_str(), &t, m.kind.as_str(), flags, m.data.as_c_str()).map_err(fail(&what))?;
         }
-        if m.dest == Path::new("dev") {
-            // The fd above is the directory under the new mount: open the mount itself.
-            let dev = open_in_root(&root, &m.dest, false).map_err(fail("opening /dev"))?;
-            make_dev(&dev)?;
+        if m.dest == Path::new("dev") && !m.bind {
+            make_dev(&root, m)?;
         }
     }
     for path in &p.masked {
@@ -483,7 +487,7 @@ fn child(
         .map_err(fail(&what))?;
     }
     if p.readonly_root {
-        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY, "")
+        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV, "")
             .map_err(fail("making the root read-only"))?;
     }
     drop(root);
@@ -553,24 +557,37 @@ fn loopback_up() -> std::io::Result<()> {
 }
 
 /// Standard device nodes and links in the container's fresh `/dev`.
-fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
-    let dev = rustix::fs::openat(
-        dev,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail("opening /dev"))?;
-    for (name, major, minor) in [
+///
+/// barge has no device cgroup, so no mount a container can write to allows
+/// opening devices: the nodes are made in the tmpfs just mounted (`m`),
+/// then a second tmpfs with `nodev` covers it and gets bind mounts of those
+/// nodes only. A node made later in `/dev` (or the root, or a volume) can be
+/// created, as docker allows, but never opened.
+fn make_dev(root: &OwnedFd, m: &PreparedMount) -> Result<(), ChildError> {
+    const NODES: [(&str, u32, u32); 6] = [
         ("null", 1, 3),
         ("zero", 1, 5),
         ("full", 1, 7),
         ("random", 1, 8),
         ("urandom", 1, 9),
         ("tty", 5, 0),
-    ] {
+    ];
+    let open_dir = |what: &str| -> Result<OwnedFd, ChildError> {
+        // Under the mount just made: reopen to reach the mount itself.
+        let top = open_in_root(root, &m.dest, false).map_err(fail(what))?;
+        rustix::fs::openat(
+            &top,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail(what))
+    };
+    let nodes_dir = open_dir("opening /dev")?;
+    let mut nodes = Vec::with_capacity(NODES.len());
+    for (name, major, minor) in NODES {
         rustix::fs::mknodat(
-            &dev,
+            &nodes_dir,
             name,
             rustix::fs::FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
@@ -578,8 +595,38 @@ fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
         )
         .map_err(fail(format!("creating /dev/{name}")))?;
         // mknod honours the umask: set the mode explicitly.
-        rustix::fs::chmodat(&dev, name, Mode::from_raw_mode(0o666), rustix::fs::AtFlags::empty())
-            .map_err(fail(format!("chmod /dev/{name}")))?;
+        rustix::fs::chmodat(
+            &nodes_dir,
+            name,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(fail(format!("chmod /dev/{name}")))?;
+        let node = rustix::fs::openat(&nodes_dir, name, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(fail(format!("opening /dev/{name}")))?;
+        nodes.push((name, node));
+    }
+    drop(nodes_dir);
+    let under = open_in_root(root, &m.dest, false).map_err(fail("opening /dev"))?;
+    rustix::mount::mount(
+        m.source.as_c_str(),
+        fd_path(&under),
+        m.kind.as_str(),
+        m.flags | MountFlags::NODEV,
+        m.data.as_c_str(),
+    )
+    .map_err(fail("mounting /dev"))?;
+    let dev = open_dir("opening /dev")?;
+    for (name, node) in &nodes {
+        let what = format!("binding /dev/{name}");
+        let file = rustix::fs::openat(
+            &dev,
+            *name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+        .map_err(fail(&what))?;
+        rustix::mount::mount_bind(fd_path(node), fd_path(&file)).map_err(fail(&what))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
