@@ -319,6 +319,9 @@ pub struct RunArgs {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,

@@ -65,6 +65,9 @@ pub struct Meta {
     pub volumes: Vec<Volume>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// `--security-opt` as given.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
     /// An external OCI runtime (`runc`, a path), or `None` for barge's own.
     pub runtime: Option<String>,
     /// Signal `stop` sends first (the image's `StopSignal`, else SIGTERM).

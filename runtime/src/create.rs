@@ -2,7 +2,7 @@
 
 use crate::container::{write_json, Container, Meta, Network, State, Volume};
 use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, Root, Spec, User};
-use crate::{caps, io_err, names, user, Runtime, RuntimeError};
+use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
 use barge_oci::Digest;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -41,6 +41,8 @@ pub struct CreateOptions {
     pub volumes: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// `--security-opt`: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`.
+    pub security_opt: Vec<String>,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -222,6 +224,8 @@ impl Runtime {
             .map(|v| parse_volume(v))
             .collect::<Result<Vec<_>, _>>()?;
         let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
+        let security = seccomp::parse_security_opts(&opts.security_opt)?;
+        let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?;
         let network = opts.network.unwrap_or(if rustix::process::geteuid().is_root() {
             Network::Bridge
         } else {
@@ -294,6 +298,7 @@ impl Runtime {
             volumes: volumes.clone(),
             cap_add: opts.cap_add.clone(),
             cap_drop: opts.cap_drop.clone(),
+            security_opt: opts.security_opt.clone(),
             runtime: opts.runtime.clone(),
             stop_signal,
             lower_dirs,
@@ -346,6 +351,7 @@ impl Runtime {
                     .collect(),
                 masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
                 readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+                seccomp,
             },
             annotations: BTreeMap::new(),
         };

@@ -118,7 +118,7 @@ impl Runtime {
             process.capabilities.permitted = caps;
         }
         drop(root);
-        let plan = ProcessPlan::new(&process)?;
+        let plan = ProcessPlan::new(&process, spec.linux.seccomp.as_ref())?;
         let terminal = if o.tty {
             Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
         } else {

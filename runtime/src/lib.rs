@@ -8,7 +8,7 @@
 //! snapshots is mounted inside the new mount namespace (so nothing is ever
 //! left mounted on the host), then `/proc`, `/dev`, `/sys`, docker's masked
 //! and read-only paths, `pivot_root`, hostname, rlimits, user, capability
-//! bounding set, `no_new_privs`, and `execve`. `--runtime runc` hands the
+//! bounding set, `no_new_privs`, the [`seccomp`] filter, and `execve`. `--runtime runc` hands the
 //! same bundle to an external OCI runtime instead. [`monitor`] is the
 //! process that waits for a container, keeps its log and records its exit.
 //!
@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod runner;
+pub mod seccomp;
 pub mod spec;
 mod terminal;
 pub mod user;
@@ -59,6 +60,8 @@ pub enum RuntimeError {
     User(#[from] user::UserError),
     #[error(transparent)]
     Capability(#[from] caps::UnknownCapability),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
     #[error("layer {0} of the image is not unpacked in the store; pull the image again")]
     MissingSnapshot(String),
     #[error("path {0:?} cannot be used in overlay mount options (it contains ',' or ':')")]

@@ -72,10 +72,15 @@ pub(crate) struct ProcessPlan {
     pub(crate) groups: Vec<u32>,
     /// Bounding set; also effective and permitted for uid 0.
     pub(crate) caps: u64,
+    /// The system call filter, compiled before forking.
+    pub(crate) seccomp: Option<crate::seccomp::Program>,
 }
 
 impl ProcessPlan {
-    pub(crate) fn new(p: &crate::spec::Process) -> Result<ProcessPlan, RuntimeError> {
+    pub(crate) fn new(
+        p: &crate::spec::Process,
+        seccomp: Option<&crate::seccomp::LinuxSeccomp>,
+    ) -> Result<ProcessPlan, RuntimeError> {
         let path_dirs = p
             .env
             .iter()
@@ -94,6 +99,7 @@ impl ProcessPlan {
             gid: p.user.gid,
             groups: p.user.additional_gids.clone(),
             caps: crate::caps::mask(&p.capabilities.bounding)?,
+            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
         })
     }
 }
@@ -172,7 +178,12 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
     let overlay = crate::overlay_options(&lowers, Some((&c.dir.join("upper"), &c.dir.join("work"))))?;
     let mut mounts = Vec::new();
     for m in &spec.mounts {
-        let (flags, data, bind, ro) = mount_flags(&m.options);
+        let (mut flags, data, bind, ro) = mount_flags(&m.options);
+        if bind {
+            // Device nodes a container makes in a volume stay unopenable
+            // (barge has no device cgroup; see `make_dev`).
+            flags |= MountFlags::NODEV;
+        }
         let file = bind && Path::new(&m.source).is_file();
         mounts.push(PreparedMount {
             dest: PathBuf::from(m.destination.trim_start_matches('/')),
@@ -212,7 +223,7 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
         readonly_root: spec.root.readonly,
         hostname: spec.hostname.as_bytes().to_vec(),
         nofile,
-        process: ProcessPlan::new(p)?,
+        process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
         init: c.meta.init,
         loopback_up: spec
             .linux
@@ -463,7 +474,7 @@ fn child(
             } else {
                 MountFlags::empty()
             };
-            let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND | MountFlags::NODEV;
+            let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND;
             // The fd above is under the new mount: reopen to reach the mount itself.
             let mounted = open_in_root(&root, &m.dest, false).map_err(fail(&what))?;
             mount_remount(fd_path(&mounted), flags, "").map_err(fail(&what))?;
@@ -481,7 +492,7 @@ fn child(
                 };
             mount(m.source.as_c_str(), &t, m.kind.as_str(), flags, m.data.as_c_str()).map_err(fail(&what))?;
         }
-        if m.dest == Path::new("dev") {
+        if m.dest == Path::new("dev") && !m.bind {
             // The fd above is the directory under the new mount: open the mount itself.
             let dev = open_in_root(&root, &m.dest, false).map_err(fail("opening /dev"))?;
             make_dev(&dev)?;
@@ -519,7 +530,7 @@ fn child(
         .map_err(fail(&what))?;
     }
     if p.readonly_root {
-        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY, "")
+        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV, "")
             .map_err(fail("making the root read-only"))?;
     }
     drop(root);
@@ -639,7 +650,9 @@ pub(crate) fn reset_signals() {
 impl ProcessPlan {
     /// In the container: working directory (created if missing, as docker
     /// does), the program found on PATH, credentials, capabilities,
-    /// `no_new_privs`, every fd but stdio marked close-on-exec.
+    /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
+    /// the seccomp filter: nothing but `execve` (and, with `--init`, the
+    /// reaper) runs under it.
     pub(crate) fn enter(&self) -> Result<CString, ChildError> {
         if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
             let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
@@ -663,6 +676,9 @@ impl ProcessPlan {
                 libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
             )
         };
+        if let Some(filter) = &self.seccomp {
+            filter.install().map_err(fail("installing the seccomp filter"))?;
+        }
         Ok(program)
     }
 

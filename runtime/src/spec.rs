@@ -85,6 +85,9 @@ pub struct Linux {
     pub masked_paths: Vec<String>,
     #[serde(default)]
     pub readonly_paths: Vec<String>,
+    /// The system call filter; none for `seccomp=unconfined`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::LinuxSeccomp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

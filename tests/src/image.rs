@@ -464,6 +464,22 @@ pub fn ipctool() -> std::path::PathBuf {
         .clone()
 }
 
+/// A static helper for the seccomp tests, built from `helpers/sysprobe.c`:
+/// `sysprobe PROBE…` prints `PROBE OK|ERRNO-NAME|signal N` per probe.
+pub fn sysprobe() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("barge-sysprobe-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("sysprobe dir");
+            let out = dir.join("sysprobe");
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/sysprobe.c");
+            run_ok(Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
+            out
+        })
+        .clone()
+}
+
 /// The digest the registry serves for `repo:reference`.
 pub fn manifest_digest(reg: &Registry, repo: &str, reference: &str) -> String {
     let agent = agent();

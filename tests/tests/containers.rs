@@ -271,7 +271,7 @@ fn upper_dir_survives_stop_and_start_and_goes_with_rm() {
 #[test]
 fn network_none_and_host() {
     let Some((_reg, b, image)) = setup() else { return };
-    let links = sh(&b, &image, &[], "ip -o link");
+    let links = sh(&b, &image, &["--network", "none"], "ip -o link");
     assert_eq!(links.lines().count(), 1, "only lo: {links}");
     assert!(links.contains("lo:") && links.contains("UP"), "lo is up: {links}");
     let host_links = Command::new("ip")
@@ -284,7 +284,7 @@ fn network_none_and_host() {
         assert_eq!(links.lines().count(), host_links, "the host's interfaces: {links}");
     }
     let help = b.ok(&["run", "--help"]);
-    assert!(help.contains("The default is none"), "{help}");
+    assert!(help.contains("bridge (the default as root"), "{help}");
 }
 
 #[test]
@@ -768,10 +768,14 @@ fn the_same_bundle_runs_under_runc() {
     if !require_root_and(&["runc"]) {
         return;
     }
-    let probe = "id; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; cat /etc/hostname; echo $$; ls / | tr '\\n' ' '";
+    // The seccomp filter of the bundle applies under runc too: unshare and
+    // mount are refused, a user namespace (which needs no capability) too.
+    let probe = "id; hostname; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/hostname; echo $$; ls / | tr '\\n' ' '; unshare -U true 2>&1; mount -t tmpfs none /mnt 2>&1; echo";
     let ours = sh(&b, &image, &["--hostname", "same"], probe);
     let theirs = sh(&b, &image, &["--hostname", "same", "--runtime", "runc"], probe);
     assert_eq!(ours, theirs, "the same observable result");
+    assert!(ours.contains("Seccomp:\t2"), "{ours}");
+    assert!(ours.contains("unshare(0x10000000): Operation not permitted"), "{ours}");
     let bundle_check = b.ok(&["create", "--name", "bundle", &image, "true"]);
     let dir = b.root().join("containers").join(bundle_check.trim());
     let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();

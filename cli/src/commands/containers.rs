@@ -94,6 +94,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         volumes: a.volume.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
+        security_opt: a.security_opt.clone(),
     })
 }
 
@@ -661,6 +662,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
             "CapAdd": c.meta.cap_add,
             "CapDrop": c.meta.cap_drop,
+            "SecurityOpt": c.meta.security_opt,
             "ReadonlyRootfs": c.meta.read_only,
             "Init": c.meta.init,
             "Runtime": c.meta.runtime.clone().unwrap_or_else(|| "barge".into()),
