@@ -809,13 +809,17 @@ pub fn prune(
                 let id = e.file_name().to_string_lossy().into_owned();
                 let ns = netns_path(&e.path());
                 if ns.exists() && !running(&id) {
+                    if let Ok(a) = read_json::<Attachment>(&attachment_path(&e.path())) {
+                        delete_bridge(&a.veth);
+                    }
                     remove_netns(&ns);
                     let _ = std::fs::remove_file(attachment_path(&e.path()));
                     report.leftovers.push(format!("network namespace of {id}"));
                 }
             }
         }
-        // veths of containers that no longer run (veth + the first 10 hex digits of the ID).
+        // veths of this store's containers that no longer run (veth + the
+        // first 10 hex digits of the ID).
         if let Ok(rd) = std::fs::read_dir("/sys/class/net") {
             let ids: Vec<String> = std::fs::read_dir(&containers)
                 .map(|r| {
@@ -835,7 +839,8 @@ pub fn prune(
                     let m = m.to_string_lossy();
                     all.iter().any(|n| n.bridge == m)
                 });
-                if ours && owner.is_none_or(|id| !running(id)) {
+                // Only this store's containers: another store may share barge0.
+                if ours && owner.is_some_and(|id| !running(id)) {
                     delete_bridge(&name);
                     report.leftovers.push(format!("veth {name}"));
                 }

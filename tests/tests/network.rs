@@ -1,0 +1,396 @@
+//! Bridge networks, user networks, published ports and their teardown,
+//! using only addresses on bridges and in network namespaces the tests make.
+
+use barge_tests::image::busybox_image;
+use barge_tests::registry::Registry;
+use barge_tests::{require_root_and, Barge};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A store with busybox (with a web root) pulled.
+fn setup() -> Option<(Registry, Barge, String)> {
+    if !require_root_and(&["docker-registry", "umoci", "skopeo", "ip", "iptables"]) {
+        return None;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "busybox", "latest", &["--config.exposedports=8080/tcp"], |root| {
+        std::fs::create_dir_all(root.join("www")).unwrap();
+        std::fs::write(root.join("www/index.html"), "served from the container\n").unwrap();
+    });
+    let b = Barge::new();
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    Some((reg, b, image))
+}
+
+fn sh(b: &Barge, flags: &[&str], image: &str, script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, "sh", "-c", script]);
+    b.ok(&args)
+}
+
+/// A shell loop's head for retrying until a just-started server listens.
+const RETRY: &str = "for i in $(seq 100); do";
+
+/// A detached busybox httpd serving /www on 8080; returns its ID.
+fn web(b: &Barge, flags: &[&str], image: &str) -> String {
+    let mut args = vec!["run", "-d"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, "httpd", "-f", "-p", "8080", "-h", "/www"]);
+    b.ok(&args).trim().to_string()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn veth_of(b: &Barge, name: &str) -> String {
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", name]);
+    format!("veth{}", &id.trim()[..10])
+}
+
+fn http_get(port: u16) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn the_default_bridge_gives_eth0_a_route_and_hosts() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let out = sh(
+        &b,
+        &["--hostname", "web1"],
+        &image,
+        "ip -o -4 addr show; ip route; cat /etc/hosts; hostname -i",
+    );
+    assert!(out.contains("1: lo    inet 127.0.0.1/8"), "{out}");
+    let eth0 = out
+        .lines()
+        .find(|l| l.contains("eth0") && l.contains("inet "))
+        .unwrap_or_else(|| panic!("eth0 with an address: {out}"));
+    let ip = eth0
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with("10.222."), "an address from barge0's subnet: {out}");
+    assert!(out.contains("default via 10.222.0.1 dev eth0"), "{out}");
+    assert!(
+        out.contains(&format!("{ip}\tweb1")),
+        "/etc/hosts names the container: {out}"
+    );
+    assert!(links().contains(&"barge0".to_string()));
+    // Only lo and eth0, as in docker.
+    let names = sh(&b, &[], &image, "ls /sys/class/net | tr '\\n' ' '");
+    assert_eq!(names.trim(), "eth0 lo");
+    // The container reaches the host on the gateway, and another container directly.
+    let srv = web(&b, &[], &image);
+    let srv_ip = b
+        .ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", &srv])
+        .trim()
+        .to_string();
+    assert!(srv_ip.starts_with("10.222."), "{srv_ip}");
+    let got = sh(
+        &b,
+        &[],
+        &image,
+        &format!("{RETRY} wget -qO- http://{srv_ip}:8080/ && break; sleep 0.1; done"),
+    );
+    assert_eq!(got, "served from the container\n");
+    b.ok(&["rm", "-f", &srv]);
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let net = format!("t{}", std::process::id());
+    let subnet = format!("10.224.{}.0/24", std::process::id() % 250);
+    let id = b
+        .ok(&["network", "create", "--subnet", &subnet, &net])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ls = b.ok(&["network", "ls"]);
+    assert!(ls.starts_with("NETWORK ID     NAME"), "{ls}");
+    for n in ["bridge", "host", "none", &net] {
+        assert!(ls.lines().any(|l| l.split_whitespace().nth(1) == Some(n)), "{n}: {ls}");
+    }
+    web(&b, &["--name", "alpha", "--network", &net], &image);
+    b.ok(&["run", "-d", "--name", "beta", "--network", &net, &image, "sleep", "300"]);
+    let alpha_ip = b
+        .ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", "alpha"])
+        .trim()
+        .to_string();
+    assert!(
+        alpha_ip.starts_with(&subnet[..subnet.len() - 4]),
+        "{alpha_ip} in {subnet}"
+    );
+    let by_name = b.ok(&[
+        "exec",
+        "beta",
+        "sh",
+        "-c",
+        &format!("{RETRY} wget -qO- http://alpha:8080/ && break; sleep 0.1; done"),
+    ]);
+    assert_eq!(by_name, "served from the container\n");
+    let by_addr = b.ok(&["exec", "beta", "wget", "-qO-", &format!("http://{alpha_ip}:8080/")]);
+    assert_eq!(by_addr, "served from the container\n");
+    let ping = b.ok(&["exec", "beta", "ping", "-c", "1", "-W", "5", "alpha"]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    // A container joining later is known to those already there.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "gamma",
+        "--network",
+        &net,
+        &image,
+        "sleep",
+        "300",
+    ]);
+    let hosts = b.ok(&["exec", "alpha", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("\tgamma ") && hosts.contains("\tbeta "), "{hosts}");
+
+    let inspect: serde_json::Value = serde_json::from_str(&b.ok(&["network", "inspect", &net])).unwrap();
+    assert_eq!(inspect[0]["IPAM"]["Config"][0]["Subnet"], subnet.as_str());
+    assert_eq!(inspect[0]["Containers"].as_object().unwrap().len(), 3);
+    let busy = b.run(&["network", "rm", &net]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("has active endpoints"));
+    // The default bridge does not resolve names, as in docker.
+    let e = b.run(&["run", "--rm", &image, "ping", "-c", "1", "-W", "1", "alpha"]);
+    assert!(!e.status.success());
+
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(links().contains(&bridge));
+    b.ok(&["rm", "-f", "alpha", "beta", "gamma"]);
+    b.ok(&["network", "rm", &net]);
+    assert!(!links().contains(&bridge), "the bridge goes with the network");
+    let nat = Command::new("iptables").args(["-t", "nat", "-S"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&nat.stdout).contains(&subnet),
+        "its NAT rule too"
+    );
+    let e = b.run(&["run", "--rm", "--network", "nosuch", &image, "true"]);
+    assert_eq!(e.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("network nosuch not found"));
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host_loopback() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let port = barge_tests::free_port();
+    web(&b, &["--name", "web", "-p", &format!("127.0.0.1:{port}:8080")], &image);
+    // The port is bound before httpd listens inside: wait for it, as with docker.
+    wait_until("the server", || {
+        http_get(port).is_ok_and(|p| p.ends_with("served from the container\n"))
+    });
+    let ps = b.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->8080/tcp"));
+    assert_eq!(b.ok(&["port", "web", "8080"]).trim(), format!("127.0.0.1:{port}"));
+    // Taken: a second container cannot have it.
+    let taken = b.run(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
+        &image,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(taken.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("port is already allocated"));
+
+    // -P: the image's exposed port on a free one.
+    web(&b, &["--name", "any", "-P"], &image);
+    let mapped = b.ok(&["port", "any"]);
+    let host_port: u16 = mapped.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(mapped.starts_with("8080/tcp -> 0.0.0.0:"), "{mapped}");
+    wait_until("the -P server", || {
+        http_get(host_port).is_ok_and(|p| p.ends_with("served from the container\n"))
+    });
+
+    // Stopping closes the port; the veth goes too.
+    let veth = veth_of(&b, "web");
+    assert!(links().contains(&veth), "{veth} in {:?}", links());
+    b.ok(&["stop", "-t", "1", "web"]);
+    assert!(http_get(port).is_err(), "nothing listens after stop");
+    assert!(!links().contains(&veth));
+    assert_eq!(
+        b.ok(&["ps", "-a", "--filter", "name=web", "--format", "{{.Ports}}"])
+            .trim(),
+        ""
+    );
+    // Start again: the port is served again.
+    b.ok(&["start", "web"]);
+    wait_until("the port again", || http_get(port).is_ok());
+    b.ok(&["rm", "-f", "web", "any"]);
+    let e = b.run(&["run", "--rm", "-p", "80:80:80", &image, "true"]);
+    assert_eq!(e.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("invalid port specification"));
+}
+
+/// A network namespace standing for another host: 198.18.N.2 behind a veth
+/// whose host end is 198.18.N.1.
+struct OtherHost {
+    ns: String,
+    host_end: String,
+    addr: String,
+}
+
+impl OtherHost {
+    fn new() -> OtherHost {
+        let n = std::process::id() % 250;
+        let ns = format!("barge-test-{}", std::process::id());
+        let host_end = format!("bth{n}");
+        let run = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                o.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        run(&["netns", "add", &ns]);
+        run(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "eth9", "netns", &ns,
+        ]);
+        run(&["addr", "add", &format!("198.18.{n}.1/24"), "dev", &host_end]);
+        run(&["link", "set", &host_end, "up"]);
+        run(&["-n", &ns, "addr", "add", &format!("198.18.{n}.2/24"), "dev", "eth9"]);
+        run(&["-n", &ns, "link", "set", "eth9", "up"]);
+        run(&["-n", &ns, "link", "set", "lo", "up"]);
+        OtherHost {
+            ns,
+            host_end,
+            addr: format!("198.18.{n}.2"),
+        }
+    }
+
+    /// Accepts one connection inside the namespace; returns the peer address.
+    fn accept_one(&self) -> std::thread::JoinHandle<String> {
+        let path = format!("/run/netns/{}", self.ns);
+        let addr = self.addr.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns moves only this thread into the namespace.
+            let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            let l = TcpListener::bind((addr.as_str(), 9000)).unwrap();
+            tx.send(()).unwrap();
+            let (mut s, peer) = l.accept().unwrap();
+            let _ = s.write_all(format!("you are {}\n", peer.ip()).as_bytes());
+            peer.ip().to_string()
+        });
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        h
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_end]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let other = OtherHost::new();
+    let seen = other.accept_one();
+    let out = sh(&b, &[], &image, &format!("nc {} 9000 </dev/null", other.addr));
+    let peer = seen.join().unwrap();
+    let host_side = other.addr.replace(".2", ".1");
+    assert_eq!(peer, host_side, "the other host sees the host's address, not 10.222.x");
+    assert_eq!(out, format!("you are {host_side}\n"));
+}
+
+#[test]
+fn teardown_and_crash_leftovers() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // Each --rm container takes and gives back its address and veth (other
+    // tests' containers share barge0, so the leases of this store are counted).
+    let ours = b.root().join("containers").display().to_string();
+    let our_leases = || {
+        std::fs::read_dir("/run/barge/leases/barge0")
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| std::fs::read_to_string(e.path()).unwrap_or_default().starts_with(&ours))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    for _ in 0..3 {
+        let veth = sh(&b, &[], &image, "cat /sys/class/net/eth0/iflink");
+        assert!(!veth.trim().is_empty());
+    }
+    assert_eq!(our_leases(), 0);
+    let c = web(&b, &["--name", "victim", "-p", "127.0.0.1::8080"], &image);
+    let id = c.trim().to_string();
+    let veth = veth_of(&b, "victim");
+    let dir = b.root().join("containers").join(&id);
+    assert!(dir.join("netns").exists());
+    // A crash: the monitor and the container die without detaching.
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    for pid in [&state["monitor_pid"], &state["pid"]] {
+        // SAFETY: killing processes the test started.
+        unsafe { libc::kill(pid.as_i64().unwrap() as i32, libc::SIGKILL) };
+    }
+    wait_until("the crash to show", || {
+        b.ok(&["ps", "-a", "--filter", "name=victim", "--format", "{{.State}}"])
+            .trim()
+            == "exited"
+    });
+    let lease_dir = std::path::Path::new("/run/barge/leases/barge0");
+    let holds = || {
+        std::fs::read_dir(lease_dir)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| std::fs::read_to_string(e.path()).unwrap_or_default() == dir.display().to_string())
+            })
+            .unwrap_or(false)
+    };
+    assert!(holds(), "the crash left the lease");
+    let pruned = b.run(&["network", "prune", "-f"]);
+    assert!(pruned.status.success());
+    let said = String::from_utf8_lossy(&pruned.stderr);
+    assert!(
+        said.contains("network namespace of") && said.contains("address 10.222."),
+        "{said}"
+    );
+    assert!(!holds());
+    assert!(!dir.join("netns").exists());
+    wait_until("the veth to go with the namespace", || !links().contains(&veth));
+    b.ok(&["rm", "victim"]);
+    assert_eq!(our_leases(), 0);
+    // container prune detaches too.
+    b.ok(&["create", "--name", "idle", &image, "true"]);
+    b.ok(&["start", "-a", "idle"]);
+    b.ok(&["container", "prune", "-f"]);
+    assert!(b.run(&["inspect", "idle"]).status.code() == Some(1));
+}
