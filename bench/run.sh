@@ -82,9 +82,11 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(sys.argv[1], "w"))
 PY
 hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json start)" \
-    -n "barge run --rm" "$barge --root $work/run-root run --rm $reg/busybox /bin/true" \
+    -n "barge run --rm" "$barge --root $work/run-root run --rm --network none $reg/busybox /bin/true" \
     -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench" \
-    -n "podman run --rm" "podman $podman_flags run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true"
+    -n "podman run --rm" "podman $podman_flags run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "barge run --rm (bridge)" "$barge --root $work/run-root run --rm $reg/busybox /bin/true" \
+    -n "podman run --rm (bridge)" "podman $podman_flags run --rm --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true"
 
 # 4. Peak memory of a pull of one 1 GiB layer.
 rm -rf "$work/big-root"
@@ -154,6 +156,7 @@ print("   their writes in the page cache: the 'then sync' rows compare like with
 start = table("start", "barge run --rm")
 target("run / runc run", start["barge run --rm"] / start["runc run (unpacked bundle)"], 0.4, "x")
 target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0.06, "x")
+target("run / podman run, both on a bridge", start["barge run --rm (bridge)"] / start["podman run --rm (bridge)"], 0.06, "x")
 target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
 scale = table("scale")
 target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")
