@@ -34,6 +34,8 @@ pub struct CreateOptions {
     pub volumes: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// `--memory`, `--cpus`, `--pids-limit`, `--ulimit`, …
+    pub limits: crate::limits::Limits,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -215,6 +217,9 @@ impl Runtime {
             .map(|v| parse_volume(v))
             .collect::<Result<Vec<_>, _>>()?;
         let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
+        // SAFETY: sysconf has no preconditions.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+        opts.limits.validate(cpus)?;
         let network = opts.network.unwrap_or(Network::None);
         let stop_signal = cfg
             .get("StopSignal")
@@ -286,11 +291,11 @@ impl Runtime {
                     permitted: if uid0 { capabilities } else { Vec::new() },
                     ambient: Vec::new(),
                 },
-                rlimits: vec![Rlimit {
+                rlimits: opts.limits.rlimits(vec![Rlimit {
                     kind: "RLIMIT_NOFILE".into(),
                     hard: nofile,
                     soft: nofile,
-                }],
+                }]),
                 no_new_privileges: true,
             },
             root: Root {
@@ -311,6 +316,8 @@ impl Runtime {
                     .collect(),
                 masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
                 readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+                cgroups_path: Some(crate::cgroups::default_path(&id)),
+                resources: Some(opts.limits.resources()),
             },
             annotations: BTreeMap::new(),
         };

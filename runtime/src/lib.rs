@@ -11,19 +11,26 @@
 //! bounding set, `no_new_privs`, and `execve`. `--runtime runc` hands the
 //! same bundle to an external OCI runtime instead. [`monitor`] is the
 //! process that waits for a container, keeps its log and records its exit.
+//! [`limits`] turns docker's `--memory`, `--cpus`, `--pids-limit` and
+//! `--ulimit` into the bundle; [`cgroups`] makes the container's cgroup
+//! that enforces them, reads its usage ([`stats`]), kills its processes
+//! and removes it with the container.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
 
 pub mod caps;
+pub mod cgroups;
 pub mod container;
 mod create;
 pub mod exec;
+pub mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod runner;
 pub mod spec;
+pub mod stats;
 mod terminal;
 pub mod user;
 
@@ -78,6 +85,10 @@ pub enum RuntimeError {
     External { runtime: String, message: String },
     #[error("invalid signal {0:?}")]
     BadSignal(String),
+    #[error(transparent)]
+    Limits(#[from] limits::LimitError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
 }
 
 impl RuntimeError {
@@ -178,6 +189,7 @@ impl Runtime {
         if c.meta.runtime.is_some() {
             runner::external_cleanup(c);
         }
+        cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host; an external runtime's rootfs mount is gone above.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
     }
