@@ -91,12 +91,8 @@ pub fn parse_layout(mountinfo: &str) -> Option<Layout> {
         };
         let mount = PathBuf::from(unescape(mount));
         match *fstype {
-            "cgroup2" => {
-                // The canonical place wins over another mount of the same hierarchy.
-                if v2.is_none() || mount == Path::new("/sys/fs/cgroup") {
-                    v2 = Some(mount);
-                }
-            }
+            // The canonical place wins over another mount of the same hierarchy.
+            "cgroup2" if v2.is_none() || mount == Path::new("/sys/fs/cgroup") => v2 = Some(mount),
             "cgroup" => {
                 let controllers: Vec<String> = post
                     .get(2)
@@ -460,10 +456,8 @@ impl Cgroup {
                 return Err(CgroupError::NoController(controller));
             };
             // Without swap accounting docker limits memory alone.
-            if file == "memory.memsw.limit_in_bytes" || file == "memory.swap.max" {
-                if !dir.join(file).exists() {
-                    continue;
-                }
+            if (file == "memory.memsw.limit_in_bytes" || file == "memory.swap.max") && !dir.join(file).exists() {
+                continue;
             }
             write(dir, file, &value)?;
         }

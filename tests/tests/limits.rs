@@ -209,7 +209,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
     let procs: Vec<String> = read(&dir.join("cgroup.procs")).lines().map(str::to_string).collect();
     let sleeps = procs
         .iter()
-        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\0300\0"))
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x00300\x00"))
         .count();
     // At the failing fork: PID 1, the subshell and 18 sleeps made 20.
     assert_eq!(sleeps, 18, "as many sleeps as the limit left room for: {procs:?}");
