@@ -399,17 +399,26 @@ fn the_same_bundle_gets_the_same_limits_under_runc() {
     if !require_root_and(&["runc"]) {
         return;
     }
-    let flags = ["--memory", "48m", "--pids-limit", "30", "--cpus", "0.5"];
+    let flags = [
+        "--memory",
+        "48m",
+        "--pids-limit",
+        "30",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+    ];
     let limits_of = |pid: &str| {
         let mem = memory_limit(&cgroup_dir(pid, "memory"));
         let pids = read(&cgroup_dir(pid, "pids").join("pids.max"));
         let cpu = cgroup_dir(pid, "cpu");
-        let quota = if v1() {
-            read(&cpu.join("cpu.cfs_quota_us"))
+        let (quota, weight) = if v1() {
+            (read(&cpu.join("cpu.cfs_quota_us")), read(&cpu.join("cpu.shares")))
         } else {
-            read(&cpu.join("cpu.max"))
+            (read(&cpu.join("cpu.max")), read(&cpu.join("cpu.weight")))
         };
-        (mem, pids, quota)
+        (mem, pids, quota, weight)
     };
     let mut args = vec!["run", "-d", "--name", "ours"];
     args.extend(flags);
@@ -443,5 +452,8 @@ fn the_same_bundle_gets_the_same_limits_under_runc() {
     assert_eq!(ours, theirs, "the same limits from the same bundle");
     assert_eq!(ours.0, (48u64 << 20).to_string());
     assert_eq!(ours.1, "30");
+    if v1() {
+        assert_eq!((ours.2.as_str(), ours.3.as_str()), ("50000", "512"));
+    }
     b.ok(&["rm", "-f", "ours", "theirs"]);
 }
