@@ -82,6 +82,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// List containers
     Ps(PsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -247,6 +249,26 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output: table, json, or a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +344,24 @@ pub struct RunArgs {
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Memory limit (512m, 1g, …; at least 6m)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub memory: Option<i64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap [default: twice --memory]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = barge_runtime::limits::parse_memory_swap)]
+    pub memory_swap: Option<i64>,
+    /// Number of CPUs (1.5 is one and a half CPUs' time)
+    #[arg(long, value_name = "DECIMAL", value_parser = barge_runtime::limits::parse_cpus)]
+    pub cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "INT")]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
+    #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
+    pub ulimit: Vec<barge_runtime::limits::Ulimit>,
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,

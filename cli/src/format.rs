@@ -45,6 +45,18 @@ pub fn human_size(bytes: u64) -> String {
     format!("{}{}", go_g(size, 3), UNITS[i])
 }
 
+/// docker's `units.BytesSize`: binary units, four significant digits (`1.555MiB`).
+pub fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1024.0 && i < UNITS.len() - 1 {
+        size /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, 4), UNITS[i])
+}
+
 /// Go's `%.{precision}g`.
 fn go_g(v: f64, precision: usize) -> String {
     if v == 0.0 {
@@ -501,6 +513,15 @@ mod tests {
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(human_size(1_500_000), "1.5MB");
         assert_eq!(human_size(2_000_000_000), "2GB");
+    }
+
+    #[test]
+    fn binary_sizes_like_docker_stats() {
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(1023), "1023B");
+        assert_eq!(binary_size(1_630_000), "1.554MiB");
+        assert_eq!(binary_size(8_348_520_448), "7.775GiB");
+        assert_eq!(binary_size(32 << 20), "32MiB");
     }
 
     #[test]

@@ -108,6 +108,9 @@ pub struct State {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container's cgroup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl State {
@@ -122,6 +125,7 @@ impl State {
             finished_at: None,
             exit_code: None,
             error: None,
+            oom_killed: false,
         }
     }
 }

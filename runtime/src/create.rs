@@ -43,6 +43,8 @@ pub struct CreateOptions {
     pub cap_drop: Vec<String>,
     /// `--security-opt`: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`.
     pub security_opt: Vec<String>,
+    /// `--memory`, `--cpus`, `--pids-limit`, `--ulimit`, …
+    pub limits: crate::limits::Limits,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -251,6 +253,9 @@ impl Runtime {
             // As docker: nothing to publish without a network of the container's own.
             ports.clear();
         }
+        // SAFETY: sysconf has no preconditions.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+        opts.limits.validate(cpus)?;
         let stop_signal = cfg
             .get("StopSignal")
             .and_then(|s| s.as_str())
@@ -324,11 +329,11 @@ impl Runtime {
                     permitted: if uid0 { capabilities } else { Vec::new() },
                     ambient: Vec::new(),
                 },
-                rlimits: vec![Rlimit {
+                rlimits: opts.limits.rlimits(vec![Rlimit {
                     kind: "RLIMIT_NOFILE".into(),
                     hard: nofile,
                     soft: nofile,
-                }],
+                }]),
                 no_new_privileges: true,
             },
             root: Root {
@@ -352,6 +357,8 @@ impl Runtime {
                 masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
                 readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
                 seccomp,
+                cgroups_path: Some(crate::cgroups::default_path(&id)),
+                resources: Some(opts.limits.resources()),
             },
             annotations: BTreeMap::new(),
         };

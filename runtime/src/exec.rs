@@ -125,6 +125,11 @@ impl Runtime {
             None
         };
         let signals = SignalFd::new()?;
+        // The command joins the container's cgroup: its limits and `stop` apply to it.
+        let cgroup_procs = match crate::cgroups::Cgroup::load(&c.dir) {
+            Some(cg) => cg.procs_files()?,
+            None => Vec::new(),
+        };
         let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io_err("creating a pipe")(e.into()))?;
 
@@ -135,6 +140,9 @@ impl Runtime {
         }
         if outer == 0 {
             drop(err_read);
+            for procs in &cgroup_procs {
+                let _ = rustix::io::write(procs, b"0");
+            }
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
             let (code, message) = match enter(&namespaces, &plan, sock, o.interactive, err_write.as_raw_fd()) {
                 Ok(never) => match never {},
@@ -146,6 +154,7 @@ impl Runtime {
         }
         drop(err_write);
         drop(namespaces);
+        drop(cgroup_procs);
         let master = match terminal {
             Some((ours, theirs)) => {
                 drop(theirs);

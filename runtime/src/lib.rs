@@ -11,14 +11,20 @@
 //! bounding set, `no_new_privs`, the [`seccomp`] filter, and `execve`. `--runtime runc` hands the
 //! same bundle to an external OCI runtime instead. [`monitor`] is the
 //! process that waits for a container, keeps its log and records its exit.
+//! [`limits`] turns docker's `--memory`, `--cpus`, `--pids-limit` and
+//! `--ulimit` into the bundle; [`cgroups`] makes the container's cgroup
+//! that enforces them, reads its usage ([`stats`]), kills its processes
+//! and removes it with the container.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
 
 pub mod caps;
+pub mod cgroups;
 pub mod container;
 mod create;
 pub mod exec;
+pub mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -26,6 +32,7 @@ pub mod network;
 pub mod runner;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;
 mod terminal;
 pub mod user;
 
@@ -86,6 +93,10 @@ pub enum RuntimeError {
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Port(#[from] network::ports::PortError),
+    #[error(transparent)]
+    Limits(#[from] limits::LimitError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
 }
 
 impl RuntimeError {
@@ -187,6 +198,7 @@ impl Runtime {
             runner::external_cleanup(c);
         }
         network::detach(c);
+        cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
         // namespace (gone above); an external runtime's rootfs mount is gone too.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))

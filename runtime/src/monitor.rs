@@ -160,13 +160,15 @@ fn set_running(c: &Container, s: &Started) -> Result<(), RuntimeError> {
     st.finished_at = None;
     st.exit_code = None;
     st.error = None;
+    st.oom_killed = false;
     c.set_state(&st)
 }
 
-fn set_exited(c: &Container, code: i32) -> Result<(), RuntimeError> {
+fn set_exited(c: &Container, code: i32, oom_killed: bool) -> Result<(), RuntimeError> {
     let mut st: State = c.state().unwrap_or_else(|_| State::created());
     st.status = Status::Exited;
     st.exit_code = Some(code);
+    st.oom_killed = oom_killed;
     st.finished_at = Some(crate::now_rfc3339());
     c.set_state(&st)
 }
@@ -441,10 +443,12 @@ impl Runtime {
             runner::external_cleanup(c);
         }
         crate::network::detach(c);
+        // The OOM verdict is read before the cgroup goes.
+        let oom_killed = crate::cgroups::release(&c.dir);
         if c.meta.auto_remove {
             self.remove(c)?;
         } else {
-            set_exited(c, code)?;
+            set_exited(c, code, oom_killed)?;
         }
         Ok(code)
     }

@@ -121,6 +121,10 @@ struct Prepared {
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
     netns: Option<OwnedFd>,
+    /// rlimits other than RLIMIT_NOFILE: (resource, soft, hard).
+    rlimits: Vec<(i32, u64, u64)>,
+    /// The container cgroup's `cgroup.procs` files: the child joins first thing.
+    cgroup_procs: Vec<OwnedFd>,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString, RuntimeError> {
@@ -242,7 +246,29 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
             ),
             _ => None,
         },
+        rlimits: p
+            .rlimits
+            .iter()
+            .filter(|r| r.kind != "RLIMIT_NOFILE")
+            .map(|r| {
+                crate::limits::rlimit_resource(&r.kind)
+                    .map(|n| (n, r.soft, r.hard))
+                    .ok_or_else(|| RuntimeError::Corrupt(format!("unknown rlimit {:?} in the bundle", r.kind)))
+            })
+            .collect::<Result<_, _>>()?,
+        cgroup_procs: Vec::new(),
     })
+}
+
+/// Removes the container's cgroup when a start fails half way.
+struct CgroupGuard<'a>(Option<&'a Path>);
+
+impl Drop for CgroupGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0 {
+            crate::cgroups::release(dir);
+        }
+    }
 }
 
 /// Starts the container's process with barge's runner, or the external
@@ -265,7 +291,26 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
 }
 
 fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, RuntimeError> {
-    let prepared = prepare(c, spec)?;
+    let mut prepared = prepare(c, spec)?;
+    // The cgroup, with its limits, exists before the child does.
+    let resources = spec.linux.resources.as_ref();
+    let cgroup_path = spec
+        .linux
+        .cgroups_path
+        .clone()
+        .unwrap_or_else(|| crate::cgroups::default_path(c.id()));
+    let cgroup = match crate::cgroups::Cgroup::create(&cgroup_path, resources) {
+        Ok(cg) => cg,
+        // No limit asked for: a host where barge may not make cgroups still runs containers.
+        Err(_) if !crate::cgroups::limits_asked(resources) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut guard = CgroupGuard(None);
+    if let Some(cg) = &cgroup {
+        guard.0 = Some(&c.dir);
+        cg.save(&c.dir)?;
+        prepared.cgroup_procs = cg.procs_files()?;
+    }
     let (err_read, err_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err("creating a pipe")(e.into()))?;
     let terminal = match io {
@@ -341,6 +386,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
             .unwrap_or((125, msg));
         return Err(RuntimeError::Start { code, message });
     }
+    guard.0 = None;
     Ok(Started {
         pid,
         pidfd,
@@ -408,6 +454,10 @@ fn child(
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, MountPropagationFlags};
+    // Into the container's cgroup before anything is charged or run.
+    for procs in &p.cgroup_procs {
+        rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     reset_signals();
@@ -564,6 +614,19 @@ fn child(
         };
         rustix::process::setrlimit(rustix::process::Resource::Nofile, capped)
             .map_err(|_| fail("setting RLIMIT_NOFILE")(e))?;
+    }
+    for &(resource, soft, hard) in &p.rlimits {
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit with a valid resource number and an rlimit on the stack.
+        if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
+            return Err((
+                125,
+                format!("setting rlimit {resource}: {}", std::io::Error::last_os_error()),
+            ));
+        }
     }
 
     let program = p.process.enter()?;
@@ -928,6 +991,12 @@ pub fn signal(c: &Container, st: &crate::State, sig: i32) -> Result<(), RuntimeE
     };
     if r < 0 {
         return Err(io_err("sending the signal")(std::io::Error::last_os_error()));
+    }
+    if sig == libc::SIGKILL && c.meta.runtime.is_none() {
+        // Every process of the container, not only its PID 1.
+        if let Some(cg) = crate::cgroups::Cgroup::load(&c.dir) {
+            cg.kill_all();
+        }
     }
     Ok(())
 }

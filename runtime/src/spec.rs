@@ -88,6 +88,66 @@ pub struct Linux {
     /// The system call filter; none for `seccomp=unconfined`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<crate::seccomp::LinuxSeccomp>,
+    /// Where the container's cgroup is: relative to the runtime's own
+    /// cgroup in each v1 hierarchy, absolute on cgroup v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// `linux.resources`: what the container's cgroup enforces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Cpu>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<Pids>,
+}
+
+/// A device cgroup rule: `allow` or deny `access` (`rwm`) to `type` (`c`,
+/// `b`, `a`) `major:minor` (absent = any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+}
+
+/// Memory limits in bytes; `swap` is memory plus swap, -1 for unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Memory {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<i64>,
+}
+
+/// CPU: relative `shares`, and at most `quota` microseconds each `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cpu {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+}
+
+/// The most processes (and threads) the container may have; -1 for no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pids {
+    pub limit: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +173,38 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
+
+/// docker's default device cgroup rules: nothing but the standard nodes
+/// (and creating any node, which `nodev` mounts make harmless).
+pub fn default_device_rules() -> Vec<DeviceRule> {
+    let rule = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| DeviceRule {
+        allow: true,
+        kind: Some(kind.into()),
+        major,
+        minor,
+        access: Some(access.into()),
+    };
+    vec![
+        DeviceRule {
+            allow: false,
+            kind: None,
+            major: None,
+            minor: None,
+            access: Some("rwm".into()),
+        },
+        rule("c", None, None, "m"),
+        rule("b", None, None, "m"),
+        rule("c", Some(1), Some(3), "rwm"),    // null
+        rule("c", Some(1), Some(5), "rwm"),    // zero
+        rule("c", Some(1), Some(7), "rwm"),    // full
+        rule("c", Some(5), Some(0), "rwm"),    // tty
+        rule("c", Some(1), Some(8), "rwm"),    // random
+        rule("c", Some(1), Some(9), "rwm"),    // urandom
+        rule("c", Some(136), None, "rwm"),     // pts/*
+        rule("c", Some(5), Some(2), "rwm"),    // ptmx
+        rule("c", Some(10), Some(200), "rwm"), // net/tun
+    ]
+}
 
 /// docker's read-only paths.
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];

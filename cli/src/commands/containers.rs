@@ -3,7 +3,8 @@
 
 use super::Env;
 use crate::args::{
-    ContainerPruneArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs,
+    ContainerPruneArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StartArgs, StatsArgs,
+    StopArgs,
 };
 use crate::failure::{Context, Failure};
 use crate::format::{self, tabulate, Template};
@@ -95,6 +96,14 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
+        limits: barge_runtime::limits::Limits {
+            memory: a.memory,
+            memory_swap: a.memory_swap,
+            nano_cpus: a.cpus,
+            cpu_shares: a.cpu_shares,
+            pids_limit: a.pids_limit,
+            ulimits: a.ulimit.clone(),
+        },
     })
 }
 
@@ -631,6 +640,8 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         Status::Exited => "exited",
     };
     let image_size = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
+    let spec = c.spec().ok();
+    let resources = spec.as_ref().and_then(|s| s.linux.resources.as_ref());
     json!({
         "Id": c.meta.id,
         "Created": c.meta.created,
@@ -641,7 +652,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "Running": st.status == Status::Running,
             "Paused": false,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": st.oom_killed,
             "Dead": false,
             "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
             "ExitCode": st.exit_code.unwrap_or(0),
@@ -666,6 +677,16 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "ReadonlyRootfs": c.meta.read_only,
             "Init": c.meta.init,
             "Runtime": c.meta.runtime.clone().unwrap_or_else(|| "barge".into()),
+            "Memory": resources.and_then(|r| r.memory).and_then(|m| m.limit).unwrap_or(0),
+            "MemorySwap": resources.and_then(|r| r.memory).and_then(|m| m.swap).unwrap_or(0),
+            "NanoCpus": resources.and_then(|r| r.cpu).and_then(|c| c.quota).map(|q| q * 10_000).unwrap_or(0),
+            "CpuShares": resources.and_then(|r| r.cpu).and_then(|c| c.shares).unwrap_or(0),
+            "PidsLimit": resources.and_then(|r| r.pids).map(|p| p.limit),
+            "Ulimits": spec.as_ref().map(|s| s.process.rlimits.iter().filter(|r| r.kind != "RLIMIT_NOFILE" || (r.soft, r.hard) != (1 << 20, 1 << 20)).map(|r| json!({
+                "Name": r.kind.trim_start_matches("RLIMIT_").to_ascii_lowercase(),
+                "Soft": if r.soft == u64::MAX { -1 } else { r.soft as i64 },
+                "Hard": if r.hard == u64::MAX { -1 } else { r.hard as i64 },
+            })).collect::<Vec<_>>()).unwrap_or_default(),
         },
         "Mounts": c.meta.volumes.iter().map(|v| json!({"Type": "bind", "Source": v.source.display().to_string(), "Destination": v.destination, "RW": !v.read_only})).collect::<Vec<_>>(),
         "Config": {
@@ -780,4 +801,98 @@ pub fn port(env: &Env, a: &crate::args::PortArgs) -> Result<i32, Failure> {
         )));
     }
     Ok(0)
+}
+
+fn stats_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "Container" => "CONTAINER".into(),
+        "CPUPerc" => "CPU %".into(),
+        "MemUsage" => "MEM USAGE / LIMIT".into(),
+        "MemPerc" => "MEM %".into(),
+        "NetIO" => "NET I/O".into(),
+        "BlockIO" => "BLOCK I/O".into(),
+        "PIDs" => "PIDS".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+/// `barge stats`: docker's table of CPU, memory, network, block I/O and
+/// process counts, refreshed every second until interrupted (`--no-stream`: once).
+pub fn stats(env: &Env, a: &StatsArgs) -> Result<i32, Failure> {
+    use barge_runtime::stats::{self, Sample};
+    use std::collections::HashMap;
+    let rt = runtime(env)?;
+    let src = match a.format.as_deref() {
+        None | Some("table") => {
+            "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+        }
+        Some("json") => "{{json .}}",
+        Some(t) => t,
+    };
+    let template = Template::parse(src).context(|| "--format".to_string())?;
+    // Named containers stay as named; otherwise the running ones (or all), looked up again each round.
+    let pick = || -> Result<Vec<(String, Container)>, Failure> {
+        if a.containers.is_empty() {
+            let all = rt.list().map_err(|e| fail("listing containers", e))?;
+            Ok(all
+                .into_iter()
+                .filter(|c| a.all || c.state().is_ok_and(|s| s.status == Status::Running))
+                .map(|c| (c.short_id().to_string(), c))
+                .collect())
+        } else {
+            a.containers.iter().map(|n| Ok((n.clone(), find(&rt, n)?))).collect()
+        }
+    };
+    let host_memory = stats::host_memory();
+    let mut containers = pick()?;
+    let mut previous: HashMap<String, Sample> = containers
+        .iter()
+        .map(|(_, c)| (c.meta.id.clone(), stats::sample(c)))
+        .collect();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if a.containers.is_empty() {
+            containers = pick()?;
+        }
+        let mut lines = Vec::new();
+        if template.table {
+            lines.push(template.header(&stats_header));
+        }
+        for (given, c) in &containers {
+            let cur = stats::sample(c);
+            let prev = previous.insert(c.meta.id.clone(), cur).unwrap_or(cur);
+            let n = stats::numbers(&prev, &cur, host_memory);
+            let v = json!({
+                "BlockIO": format!("{} / {}", format::human_size(n.block_read), format::human_size(n.block_write)),
+                "CPUPerc": format!("{:.2}%", n.cpu_percent),
+                "Container": given,
+                "ID": if a.no_trunc { c.id() } else { c.short_id() },
+                "MemPerc": format!("{:.2}%", n.memory_percent),
+                "MemUsage": format!("{} / {}", format::binary_size(n.memory), format::binary_size(n.memory_limit)),
+                "Name": c.meta.name,
+                "NetIO": format!("{} / {}", format::human_size(n.net_rx), format::human_size(n.net_tx)),
+                "PIDs": n.pids.to_string(),
+            });
+            lines.push(template.render(&v).context(|| "--format".to_string())?);
+        }
+        let text = if template.table {
+            tabulate(&lines)
+        } else {
+            lines.iter().map(|l| format!("{l}\n")).collect()
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if !a.no_stream {
+                // docker's refresh: clear the screen, cursor home.
+                let _ = out.write_all(b"\x1b[2J\x1b[H");
+            }
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+        if a.no_stream {
+            return Ok(0);
+        }
+    }
 }

@@ -114,6 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => containers::exec(&env, &a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&env, &a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&env, &a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => containers::stats(&env, &a),
         Command::Login(a) => login::login(&env, &a),
         Command::Logout(a) => login::logout(&env, &a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => login::info(&env, &a),

@@ -1,0 +1,832 @@
+//! A container's cgroup: created with its limits before the container's
+//! process runs its command, the place its usage is read from, the set of
+//! processes `stop`/`kill`/`rm -f` kill, removed with the container.
+//!
+//! On cgroup v1 (and the "hybrid" layout, whose cgroup2 mount holds no
+//! controllers) the container gets `barge/<id>` in each hierarchy barge
+//! uses (memory, cpu, cpuacct, pids, blkio, freezer, devices), relative to
+//! barge's own cgroup in that hierarchy, as runc reads a relative
+//! `cgroupsPath`: a barge started inside a limited cgroup keeps its
+//! containers inside it. On a pure cgroup v2 host it is one directory,
+//! `/barge/<id>` below the root, with the controllers enabled in each
+//! parent's `cgroup.subtree_control` (a cgroup with processes, such as
+//! barge's own, cannot have controllers enabled for children).
+//!
+//! The runner opens the new cgroup's `cgroup.procs` files before `clone`;
+//! the child writes `0` to each (itself) before it does anything else.
+//! Where the cgroup lives is recorded in the container directory's
+//! `cgroup.json`, for whoever kills, reads or removes it later.
+
+use crate::spec::Resources;
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// v1 controllers a container's cgroup is made in.
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices"];
+/// v2 controllers enabled for containers (those the parent has).
+const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
+/// The container directory's record of where its cgroup is.
+const RECORD: &str = "cgroup.json";
+/// v1's "no limit" is a page-rounded i64::MAX; anything this large is none.
+const UNLIMITED: u64 = 1 << 62;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo); --memory, --cpus and --pids-limit need one")]
+    NotMounted,
+    #[error("the cgroup path {0:?} is not a plain relative or absolute path")]
+    BadPath(String),
+    #[error("unable to set swap limit without memory limit")]
+    SwapWithoutMemory,
+    #[error("memory+swap limit should be >= memory limit")]
+    SwapBelowMemory,
+    #[error("the {0} cgroup controller is not available on this host")]
+    NoController(&'static str),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError {
+    let context = context.into();
+    move |source| CgroupError::Io { context, source }
+}
+
+/// Whether `res` limits anything a cgroup enforces (device rules aside).
+pub fn limits_asked(res: Option<&Resources>) -> bool {
+    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some())
+}
+
+/// A cgroup v1 hierarchy as mounted: its controllers, mount point, and
+/// which cgroup of the hierarchy the mount shows at its top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub controllers: Vec<String>,
+    pub mount: PathBuf,
+    pub root: String,
+}
+
+/// How cgroups are mounted on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    V1(Vec<Hierarchy>),
+    /// The unified hierarchy's mount point.
+    V2(PathBuf),
+}
+
+/// The layout from `/proc/self/mountinfo` text. Any v1 hierarchy with
+/// controllers makes it v1 (a hybrid host's cgroup2 mount has none); a
+/// cgroup2 mount alone is v2.
+pub fn parse_layout(mountinfo: &str) -> Option<Layout> {
+    let mut v1 = Vec::new();
+    let mut v2 = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let (Some(root), Some(mount), Some(fstype)) = (pre.get(3), pre.get(4), post.first()) else {
+            continue;
+        };
+        let mount = PathBuf::from(unescape(mount));
+        match *fstype {
+            // The canonical place wins over another mount of the same hierarchy.
+            "cgroup2" if v2.is_none() || mount == Path::new("/sys/fs/cgroup") => v2 = Some(mount),
+            "cgroup" => {
+                let controllers: Vec<String> = post
+                    .get(2)
+                    .unwrap_or(&"")
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o))
+                    .map(str::to_string)
+                    .collect();
+                if !controllers.is_empty() && !v1.iter().any(|h: &Hierarchy| h.controllers == controllers) {
+                    v1.push(Hierarchy {
+                        controllers,
+                        mount,
+                        root: unescape(root),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if !v1.is_empty() {
+        Some(Layout::V1(v1))
+    } else {
+        v2.map(Layout::V2)
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// This host's layout.
+pub fn detect() -> Option<Layout> {
+    parse_layout(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+}
+
+/// A process's cgroup in the hierarchy with `controller` (v1), or its v2
+/// cgroup (`controller` None), from `/proc/PID/cgroup` text.
+pub fn own_cgroup(proc_cgroup: &str, controller: Option<&str>) -> Option<String> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let hit = match controller {
+            None => ctrls.is_empty(),
+            Some(c) => ctrls.split(',').any(|x| x == c),
+        };
+        hit.then(|| path.to_string())
+    })
+}
+
+/// The `cgroupsPath` barge writes into a container's bundle.
+pub fn default_path(id: &str) -> String {
+    match detect() {
+        Some(Layout::V2(_)) => format!("/barge/{id}"),
+        _ => format!("barge/{id}"),
+    }
+}
+
+fn checked_rel(path: &str) -> Result<PathBuf, CgroupError> {
+    let p = Path::new(path);
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(CgroupError::BadPath(path.to_string())),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(CgroupError::BadPath(path.to_string()));
+    }
+    Ok(out)
+}
+
+/// The directory of cgroup `path` in a hierarchy mounted at `mount` (whose
+/// top is `mount_root`), for a process in cgroup `own` there: absolute
+/// paths from the top, relative ones below `own`.
+pub fn resolve(mount: &Path, mount_root: &str, own: &str, path: &str) -> Result<PathBuf, CgroupError> {
+    let rel = checked_rel(path)?;
+    if path.starts_with('/') {
+        return Ok(mount.join(rel));
+    }
+    let own = own.strip_prefix(mount_root).unwrap_or(own);
+    let mut dir = mount.to_path_buf();
+    if let Ok(own_rel) = checked_rel(own) {
+        dir.push(own_rel);
+    }
+    Ok(dir.join(rel))
+}
+
+/// runc's conversion of cpu shares (2..262144) to a v2 weight (1..10000).
+pub fn cpu_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// v2's `memory.swap.max` for the spec's memory and memory+swap limits.
+pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>, CgroupError> {
+    match (limit, swap) {
+        (_, None) | (_, Some(0)) => Ok(None),
+        (_, Some(-1)) => Ok(Some("max".into())),
+        (None, Some(_)) | (Some(0), Some(_)) | (Some(-1), Some(_)) => Err(CgroupError::SwapWithoutMemory),
+        (Some(l), Some(s)) if s < l => Err(CgroupError::SwapBelowMemory),
+        (Some(l), Some(s)) => Ok(Some((s - l).to_string())),
+    }
+}
+
+/// The files to write for `res`, in order: (controller, file, value).
+pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static str, String)>, CgroupError> {
+    let mut out = Vec::new();
+    let num = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+    if let Some(m) = &res.memory {
+        if v2 {
+            if let Some(l) = m.limit {
+                out.push(("memory", "memory.max", num(l)));
+            }
+            if let Some(s) = swap_max(m.limit, m.swap)? {
+                out.push(("memory", "memory.swap.max", s));
+            }
+        } else {
+            // The memory limit first: memory+swap may never be below it.
+            if let Some(l) = m.limit {
+                out.push(("memory", "memory.limit_in_bytes", l.to_string()));
+            }
+            if let Some(s) = m.swap.filter(|s| *s != 0) {
+                out.push(("memory", "memory.memsw.limit_in_bytes", s.to_string()));
+            }
+        }
+    }
+    if let Some(c) = &res.cpu {
+        if v2 {
+            if let Some(w) = c.shares.map(cpu_weight).filter(|w| *w > 0) {
+                out.push(("cpu", "cpu.weight", w.to_string()));
+            }
+            if c.quota.is_some() || c.period.is_some() {
+                let period = c.period.unwrap_or(crate::limits::CPU_PERIOD);
+                let quota = c.quota.filter(|q| *q > 0).map(|q| q.to_string());
+                out.push((
+                    "cpu",
+                    "cpu.max",
+                    format!("{} {period}", quota.as_deref().unwrap_or("max")),
+                ));
+            }
+        } else {
+            if let Some(s) = c.shares {
+                out.push(("cpu", "cpu.shares", s.to_string()));
+            }
+            if let Some(p) = c.period {
+                out.push(("cpu", "cpu.cfs_period_us", p.to_string()));
+            }
+            if let Some(q) = c.quota {
+                out.push(("cpu", "cpu.cfs_quota_us", q.to_string()));
+            }
+        }
+    }
+    if let Some(p) = &res.pids {
+        out.push((
+            "pids",
+            "pids.max",
+            if p.limit > 0 { p.limit.to_string() } else { "max".into() },
+        ));
+    }
+    // v2 device rules are eBPF programs; barge relies on nodev mounts there.
+    if !v2 {
+        for d in &res.devices {
+            let field = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+            out.push((
+                "devices",
+                if d.allow { "devices.allow" } else { "devices.deny" },
+                format!(
+                    "{} {}:{} {}",
+                    d.kind.as_deref().unwrap_or("a"),
+                    field(d.major),
+                    field(d.minor),
+                    d.access.as_deref().unwrap_or("rwm")
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The `N` of a `key N` line (`oom_kill 3` in memory.events or memory.oom_control).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Bytes read and written, from v1 `blkio.*io_service_bytes*` text.
+pub fn parse_blkio_v1(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0, 0);
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [_, op, n] = f.as_slice() {
+            let n: u64 = n.parse().unwrap_or(0);
+            match *op {
+                "Read" => r += n,
+                "Write" => w += n,
+                _ => {}
+            }
+        }
+    }
+    (r, w)
+}
+
+/// Bytes read and written, from v2 `io.stat` text.
+pub fn parse_io_stat(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0, 0);
+    for l in text.lines() {
+        for kv in l.split_whitespace().skip(1) {
+            match kv.split_once('=') {
+                Some(("rbytes", n)) => r += n.parse().unwrap_or(0),
+                Some(("wbytes", n)) => w += n.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    (r, w)
+}
+
+/// What a cgroup has used so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time of every process, ever, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, without the inactive file cache (as docker shows it).
+    pub memory: u64,
+    /// The memory limit, if any.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    pub block_read: u64,
+    pub block_write: u64,
+}
+
+/// A container's cgroup: one directory per v1 hierarchy (named by its
+/// controllers, `cpu` or `cpu,cpuacct`), or the one v2 directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub v2: bool,
+    pub dirs: Vec<(String, PathBuf)>,
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    read(path)?.trim().parse().ok()
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(io(format!("writing {value:?} to {}", path.display())))
+}
+
+/// `mkdir -p`, retried: a parent removed by another container's cleanup
+/// between the two mkdirs is made again.
+fn make_dir(dir: &Path) -> Result<(), CgroupError> {
+    let mut last = None;
+    for _ in 0..5 {
+        match std::fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(io(format!("creating cgroup {}", dir.display()))(
+        last.unwrap_or_else(|| std::io::Error::other("mkdir failed")),
+    ))
+}
+
+impl Cgroup {
+    /// Creates the cgroup `path` (the bundle's `cgroupsPath`) with the
+    /// limits of `res`. `Ok(None)` when the host has no cgroups and none
+    /// were asked for.
+    pub fn create(path: &str, res: Option<&Resources>) -> Result<Option<Cgroup>, CgroupError> {
+        let Some(layout) = detect() else {
+            return if limits_asked(res) {
+                Err(CgroupError::NotMounted)
+            } else {
+                Ok(None)
+            };
+        };
+        let proc_cgroup = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
+        let cg = match layout {
+            Layout::V1(hierarchies) => {
+                let mut dirs = Vec::new();
+                for h in hierarchies {
+                    let own = h
+                        .controllers
+                        .iter()
+                        .find_map(|c| own_cgroup(&proc_cgroup, Some(c)))
+                        .unwrap_or_else(|| "/".into());
+                    let dir = resolve(&h.mount, &h.root, &own, path)?;
+                    dirs.push((h.controllers.join(","), dir));
+                }
+                Cgroup { v2: false, dirs }
+            }
+            Layout::V2(mount) => {
+                let own = own_cgroup(&proc_cgroup, None).unwrap_or_else(|| "/".into());
+                let dir = resolve(&mount, "/", &own, path)?;
+                enable_controllers(&mount, &dir);
+                Cgroup {
+                    v2: true,
+                    dirs: vec![("".into(), dir)],
+                }
+            }
+        };
+        let result = (|| {
+            for (_, dir) in &cg.dirs {
+                make_dir(dir)?;
+            }
+            if let Some(res) = res {
+                cg.apply(res)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(Some(cg)),
+            Err(e) => {
+                cg.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// The directory holding `controller`'s files.
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
+        if self.v2 {
+            return self.dirs.first().map(|(_, d)| d.as_path());
+        }
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
+        for (controller, file, value) in settings(res, self.v2)? {
+            let Some(dir) = self.dir(controller) else {
+                if controller == "devices" {
+                    continue;
+                }
+                return Err(CgroupError::NoController(controller));
+            };
+            // Without swap accounting docker limits memory alone.
+            if (file == "memory.memsw.limit_in_bytes" || file == "memory.swap.max") && !dir.join(file).exists() {
+                continue;
+            }
+            write(dir, file, &value)?;
+        }
+        Ok(())
+    }
+
+    /// Each directory's `cgroup.procs`, open for writing: the child
+    /// writes `0` to each to join.
+    pub fn procs_files(&self) -> Result<Vec<rustix::fd::OwnedFd>, CgroupError> {
+        use rustix::fs::{Mode, OFlags};
+        self.dirs
+            .iter()
+            .map(|(_, d)| {
+                let p = d.join("cgroup.procs");
+                rustix::fs::open(&p, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io(format!("opening {}", p.display()))(e.into()))
+            })
+            .collect()
+    }
+
+    /// Every process in the cgroup (in any of its directories).
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out: Vec<i32> = Vec::new();
+        for (_, d) in &self.dirs {
+            for p in read(&d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+            {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// Freezes (or thaws) every process; false when there is no freezer
+    /// or it did not settle within a second.
+    fn freeze(&self, on: bool) -> bool {
+        let (dir, file, value) = match (self.v2, self.dir(if self.v2 { "" } else { "freezer" })) {
+            (_, None) => return false,
+            (true, Some(d)) => (d, "cgroup.freeze", if on { "1" } else { "0" }),
+            (false, Some(d)) => (d, "freezer.state", if on { "FROZEN" } else { "THAWED" }),
+        };
+        if write(dir, file, value).is_err() {
+            return false;
+        }
+        let settled = || {
+            if self.v2 {
+                keyed(&read(&dir.join("cgroup.events")).unwrap_or_default(), "frozen") == Some(on as u64)
+            } else {
+                read(&dir.join("freezer.state")).is_some_and(|s| s.trim() == value)
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !settled() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
+    /// SIGKILL to every process in the cgroup, frozen first so that none
+    /// can fork meanwhile; returns once none is left (or after 5 seconds).
+    pub fn kill_all(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if self.v2 {
+            if let Some(d) = self.dir("") {
+                if d.join("cgroup.kill").exists() && write(d, "cgroup.kill", "1").is_ok() {
+                    while !self.pids().is_empty() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    return;
+                }
+            }
+        }
+        loop {
+            self.freeze(true);
+            let pids = self.pids();
+            for p in &pids {
+                // SAFETY: kill(2) with a pid read from the cgroup; no memory is involved.
+                unsafe { libc::kill(*p, libc::SIGKILL) };
+            }
+            // Thawed in any case: a frozen task dies only once thawed.
+            self.freeze(false);
+            if pids.is_empty() || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// How many processes the kernel's OOM killer has killed here.
+    pub fn oom_kills(&self) -> u64 {
+        let Some(d) = self.dir("memory") else { return 0 };
+        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
+        read(&d.join(file)).and_then(|t| keyed(&t, "oom_kill")).unwrap_or(0)
+    }
+
+    /// What the cgroup has used so far.
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage::default();
+        if self.v2 {
+            let Some(d) = self.dir("") else { return u };
+            u.cpu_ns = read(&d.join("cpu.stat"))
+                .and_then(|t| keyed(&t, "usage_usec"))
+                .unwrap_or(0)
+                .saturating_mul(1000);
+            let inactive = read(&d.join("memory.stat")).and_then(|t| keyed(&t, "inactive_file"));
+            u.memory = read_u64(&d.join("memory.current"))
+                .unwrap_or(0)
+                .saturating_sub(inactive.unwrap_or(0));
+            u.memory_limit = read_u64(&d.join("memory.max"));
+            u.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+            (u.block_read, u.block_write) = parse_io_stat(&read(&d.join("io.stat")).unwrap_or_default());
+        } else {
+            if let Some(d) = self.dir("cpuacct") {
+                u.cpu_ns = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+            }
+            if let Some(d) = self.dir("memory") {
+                let inactive = read(&d.join("memory.stat")).and_then(|t| keyed(&t, "total_inactive_file"));
+                u.memory = read_u64(&d.join("memory.usage_in_bytes"))
+                    .unwrap_or(0)
+                    .saturating_sub(inactive.unwrap_or(0));
+                u.memory_limit = read_u64(&d.join("memory.limit_in_bytes")).filter(|l| *l < UNLIMITED);
+            }
+            if let Some(d) = self.dir("pids") {
+                u.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+            }
+            if let Some(d) = self.dir("blkio") {
+                // docker's order: the CFQ/BFQ-independent file first, the throttle one when that is empty.
+                for f in [
+                    "blkio.io_service_bytes_recursive",
+                    "blkio.throttle.io_service_bytes_recursive",
+                ] {
+                    let (r, w) = parse_blkio_v1(&read(&d.join(f)).unwrap_or_default());
+                    if r + w > 0 {
+                        (u.block_read, u.block_write) = (r, w);
+                        break;
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    /// Kills what is left and removes the directories (and an empty
+    /// `barge` parent). Errors are ignored: nothing more can be done.
+    pub fn remove(&self) {
+        if self.dirs.iter().any(|(_, d)| d.exists()) {
+            self.kill_all();
+        }
+        for (_, dir) in &self.dirs {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(parent) = dir.parent().filter(|p| p.file_name().is_some_and(|n| n == "barge")) {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+
+    /// The cgroup recorded for a container directory.
+    pub fn load(container_dir: &Path) -> Option<Cgroup> {
+        serde_json::from_slice(&std::fs::read(container_dir.join(RECORD)).ok()?).ok()
+    }
+
+    pub(crate) fn save(&self, container_dir: &Path) -> Result<(), crate::RuntimeError> {
+        crate::container::write_json(&container_dir.join(RECORD), self)
+    }
+}
+
+/// After a container's processes are gone: reads whether the OOM killer
+/// struck, removes the cgroup and its record. Returns the OOM verdict.
+pub(crate) fn release(container_dir: &Path) -> bool {
+    let Some(cg) = Cgroup::load(container_dir) else {
+        return false;
+    };
+    let oom = cg.oom_kills() > 0;
+    cg.remove();
+    let _ = std::fs::remove_file(container_dir.join(RECORD));
+    oom
+}
+
+/// v2: enables barge's controllers in every parent of `dir` below `mount`.
+fn enable_controllers(mount: &Path, dir: &Path) {
+    let Ok(rel) = dir.strip_prefix(mount) else { return };
+    let mut cur = mount.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        if i + 1 == comps.len() {
+            break;
+        }
+        let available = read(&cur.join("cgroup.controllers")).unwrap_or_default();
+        let enable: Vec<String> = V2_CONTROLLERS
+            .iter()
+            .filter(|c| available.split_whitespace().any(|a| a == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if write(&cur, "cgroup.subtree_control", &enable.join(" ")).is_err() {
+            for e in &enable {
+                let _ = write(&cur, "cgroup.subtree_control", e);
+            }
+        }
+        cur.push(c);
+        let _ = std::fs::create_dir(&cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Cpu, Memory, Pids};
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn layouts_from_mountinfo() {
+        let Some(Layout::V1(h)) = parse_layout(HYBRID) else {
+            panic!("hybrid is v1")
+        };
+        assert_eq!(h.len(), 4, "name=systemd has no controller: {h:?}");
+        assert_eq!(h[2].controllers, vec!["memory"]);
+        assert_eq!(h[2].mount, PathBuf::from("/sys/fs/cgroup/memory"));
+        let comounted = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let Some(Layout::V1(h)) = parse_layout(comounted) else {
+            panic!()
+        };
+        assert_eq!(h[0].controllers, vec!["cpu", "cpuacct"]);
+        let pure = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(parse_layout(pure), Some(Layout::V2(PathBuf::from("/sys/fs/cgroup"))));
+        assert_eq!(parse_layout("22 1 0:5 / /proc rw - proc proc rw\n"), None);
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn paths_relative_to_our_own_cgroup() {
+        let pc = "4:memory:/process_api/55c5\n2:cpu,cpuacct:/\n0::/user.slice/s.scope\n";
+        assert_eq!(own_cgroup(pc, Some("memory")).as_deref(), Some("/process_api/55c5"));
+        assert_eq!(own_cgroup(pc, Some("cpuacct")).as_deref(), Some("/"));
+        assert_eq!(own_cgroup(pc, None).as_deref(), Some("/user.slice/s.scope"));
+        let m = Path::new("/sys/fs/cgroup/memory");
+        assert_eq!(
+            resolve(m, "/", "/process_api/55c5", "barge/abc").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/process_api/55c5/barge/abc")
+        );
+        assert_eq!(
+            resolve(m, "/", "/process_api/55c5", "/barge/abc").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/barge/abc")
+        );
+        // A mount showing part of the hierarchy (in a container).
+        assert_eq!(
+            resolve(m, "/docker/x", "/docker/x/inner", "barge/abc").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/inner/barge/abc")
+        );
+        assert!(resolve(m, "/", "/", "../escape").is_err());
+        assert!(resolve(m, "/", "/", "/").is_err());
+    }
+
+    fn res() -> Resources {
+        Resources {
+            devices: Vec::new(),
+            memory: Some(Memory {
+                limit: Some(32 << 20),
+                swap: Some(64 << 20),
+            }),
+            cpu: Some(Cpu {
+                shares: Some(512),
+                quota: Some(50_000),
+                period: Some(100_000),
+            }),
+            pids: Some(Pids { limit: 20 }),
+        }
+    }
+
+    #[test]
+    fn v2_files() {
+        let s = settings(&res(), true).unwrap();
+        let get = |f: &str| s.iter().find(|(_, file, _)| *file == f).map(|(_, _, v)| v.clone());
+        assert_eq!(get("memory.max").as_deref(), Some("33554432"));
+        assert_eq!(
+            get("memory.swap.max").as_deref(),
+            Some("33554432"),
+            "swap is memsw minus memory"
+        );
+        assert_eq!(get("cpu.max").as_deref(), Some("50000 100000"));
+        assert_eq!(
+            get("cpu.weight").as_deref(),
+            Some("20"),
+            "runc: 1 + (512-2)*9999/262142"
+        );
+        assert_eq!(get("pids.max").as_deref(), Some("20"));
+        assert!(s.iter().all(|(c, _, _)| *c != "devices"));
+
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(1024), 39);
+        assert_eq!(cpu_weight(262_144), 10_000);
+        assert_eq!(cpu_weight(0), 0);
+        assert_eq!(swap_max(Some(100), Some(-1)).unwrap().as_deref(), Some("max"));
+        assert_eq!(swap_max(Some(100), Some(100)).unwrap().as_deref(), Some("0"));
+        assert_eq!(swap_max(Some(100), None).unwrap(), None);
+        assert!(matches!(swap_max(None, Some(100)), Err(CgroupError::SwapWithoutMemory)));
+        assert!(matches!(
+            swap_max(Some(200), Some(100)),
+            Err(CgroupError::SwapBelowMemory)
+        ));
+
+        let mut unlimited_quota = res();
+        unlimited_quota.cpu = Some(Cpu {
+            shares: None,
+            quota: None,
+            period: Some(100_000),
+        });
+        unlimited_quota.pids = Some(Pids { limit: -1 });
+        let s = settings(&unlimited_quota, true).unwrap();
+        assert!(s.contains(&("cpu", "cpu.max", "max 100000".into())));
+        assert!(s.contains(&("pids", "pids.max", "max".into())));
+
+        let events = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(keyed(events, "oom_kill"), Some(1));
+        assert_eq!(keyed("usage_usec 1500\nuser_usec 1000\n", "usage_usec"), Some(1500));
+        assert_eq!(
+            parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=0\n"),
+            (4097, 8192)
+        );
+    }
+
+    #[test]
+    fn v1_files() {
+        let mut r = res();
+        r.devices = crate::spec::default_device_rules();
+        let s = settings(&r, false).unwrap();
+        let files: Vec<&str> = s.iter().map(|(_, f, _)| *f).collect();
+        let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();
+        assert!(pos("memory.limit_in_bytes") < pos("memory.memsw.limit_in_bytes"));
+        assert!(pos("cpu.cfs_period_us") < pos("cpu.cfs_quota_us"));
+        assert!(s.contains(&("cpu", "cpu.shares", "512".into())));
+        assert!(s.contains(&("memory", "memory.memsw.limit_in_bytes", (64u64 << 20).to_string())));
+        assert_eq!(
+            s.iter()
+                .find(|(c, _, _)| *c == "devices")
+                .map(|(_, f, v)| (*f, v.as_str())),
+            Some(("devices.deny", "a *:* rwm"))
+        );
+        assert!(s.contains(&("devices", "devices.allow", "c 136:* rwm".into())));
+        assert_eq!(
+            keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill"),
+            Some(2)
+        );
+        assert_eq!(
+            parse_blkio_v1("8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\nTotal 4608\n"),
+            (4096, 512)
+        );
+    }
+}

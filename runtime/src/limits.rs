@@ -1,0 +1,410 @@
+//! Resource limits as docker takes them on the command line (`--memory
+//! 512m`, `--memory-swap -1`, `--cpus 1.5`, `--cpu-shares`, `--pids-limit`,
+//! `--ulimit nofile=1024:2048`), checked with docker's messages, and turned
+//! into the bundle's `linux.resources` and `process.rlimits`.
+
+use crate::spec::{self, Cpu, Memory, Pids, Resources, Rlimit};
+
+/// docker refuses memory limits below this (`linuxMinMemory`).
+pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+/// The CFS period docker uses for `--cpus`, in microseconds.
+pub const CPU_PERIOD: u64 = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("invalid size: '{0}'")]
+    Size(String),
+    #[error("failed to parse {0} as a rational number")]
+    Cpus(String),
+    #[error("value is too precise")]
+    TooPrecise,
+    #[error("invalid ulimit argument: {0}")]
+    UlimitArgument(String),
+    #[error("invalid ulimit type: {0}")]
+    UlimitType(String),
+    #[error("too many limit value arguments - {0}, can only have up to two, `soft[:hard]`")]
+    UlimitValues(String),
+    #[error("ulimit soft limit must be less than or equal to hard limit: {0} > {1}")]
+    UlimitOrder(i64, i64),
+    #[error("Minimum memory limit allowed is 6MB")]
+    MemoryTooSmall,
+    #[error("You should always set the Memory limit when using Memoryswap limit, see usage")]
+    SwapWithoutMemory,
+    #[error("Minimum memoryswap limit should be larger than memory limit, see usage")]
+    SwapTooSmall,
+    #[error("Range of CPUs is from 0.01 to {0}.00, as there are only {0} CPUs available")]
+    CpuRange(usize),
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]`; -1 is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// What `run`/`create` were asked to limit. `None` is docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `--memory`, bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap`: memory plus swap in bytes, -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// `--cpus` in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`; 0 or -1 for unlimited.
+    pub pids_limit: Option<i64>,
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// go-units' `RAMInBytes`: `512m`, `1g`, `1.5GiB`, `100` (bytes); binary multiples.
+pub fn parse_size(s: &str) -> Result<i64, LimitError> {
+    let bad = || LimitError::Size(s.to_string());
+    let digits_end = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.contains("..") {
+        return Err(bad());
+    }
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let mut chars = unit.chars().peekable();
+    let mult: f64 = match chars.peek() {
+        Some('k') => 1024.0,
+        Some('m') => 1024f64.powi(2),
+        Some('g') => 1024f64.powi(3),
+        Some('t') => 1024f64.powi(4),
+        Some('p') => 1024f64.powi(5),
+        _ => 1.0,
+    };
+    if mult > 1.0 {
+        chars.next();
+    }
+    let rest: String = chars.collect();
+    // What may follow the multiplier: nothing, `b`, `i`, or `ib`.
+    if !matches!(rest.as_str(), "" | "b" | "i" | "ib") {
+        return Err(bad());
+    }
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as i64)
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn parse_memory_swap(s: &str) -> Result<i64, LimitError> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    parse_size(s)
+}
+
+/// `--cpus 1.5` as billionths of a CPU (docker's `NanoCPUs`).
+pub fn parse_cpus(s: &str) -> Result<i64, LimitError> {
+    let bad = || LimitError::Cpus(s.to_string());
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 9 {
+        return Err(LimitError::TooPrecise);
+    }
+    let whole: i64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let mut part: i64 = 0;
+    for (i, d) in frac.bytes().enumerate() {
+        part += i64::from(d - b'0') * 10i64.pow(8 - i as u32);
+    }
+    let nano = whole
+        .checked_mul(1_000_000_000)
+        .and_then(|w| w.checked_add(part))
+        .ok_or_else(bad)?;
+    Ok(if neg { -nano } else { nano })
+}
+
+/// The rlimit names docker accepts, with their OCI spellings and numbers.
+const ULIMITS: &[(&str, &str, i32)] = &[
+    ("core", "RLIMIT_CORE", libc::RLIMIT_CORE as i32),
+    ("cpu", "RLIMIT_CPU", libc::RLIMIT_CPU as i32),
+    ("data", "RLIMIT_DATA", libc::RLIMIT_DATA as i32),
+    ("fsize", "RLIMIT_FSIZE", libc::RLIMIT_FSIZE as i32),
+    ("locks", "RLIMIT_LOCKS", libc::RLIMIT_LOCKS as i32),
+    ("memlock", "RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK as i32),
+    ("msgqueue", "RLIMIT_MSGQUEUE", libc::RLIMIT_MSGQUEUE as i32),
+    ("nice", "RLIMIT_NICE", libc::RLIMIT_NICE as i32),
+    ("nofile", "RLIMIT_NOFILE", libc::RLIMIT_NOFILE as i32),
+    ("nproc", "RLIMIT_NPROC", libc::RLIMIT_NPROC as i32),
+    ("rss", "RLIMIT_RSS", libc::RLIMIT_RSS as i32),
+    ("rtprio", "RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO as i32),
+    ("rttime", "RLIMIT_RTTIME", libc::RLIMIT_RTTIME as i32),
+    ("sigpending", "RLIMIT_SIGPENDING", libc::RLIMIT_SIGPENDING as i32),
+    ("stack", "RLIMIT_STACK", libc::RLIMIT_STACK as i32),
+];
+
+/// The `setrlimit` resource number of an OCI rlimit type (`RLIMIT_NPROC`).
+pub fn rlimit_resource(oci_name: &str) -> Option<i32> {
+    ULIMITS.iter().find(|(_, oci, _)| *oci == oci_name).map(|(_, _, n)| *n)
+}
+
+/// go-units' `ParseUlimit`: `NAME=SOFT[:HARD]`.
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, LimitError> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| LimitError::UlimitArgument(s.to_string()))?;
+    if !ULIMITS.iter().any(|(n, _, _)| *n == name) {
+        return Err(LimitError::UlimitType(name.to_string()));
+    }
+    let num = |v: &str| v.parse::<i64>().map_err(|_| LimitError::UlimitArgument(s.to_string()));
+    let parts: Vec<&str> = values.split(':').collect();
+    let (soft, hard) = match parts.as_slice() {
+        [soft] => (num(soft)?, num(soft)?),
+        [soft, hard] => (num(soft)?, num(hard)?),
+        _ => return Err(LimitError::UlimitValues(values.to_string())),
+    };
+    // -1 (unlimited) is the largest value there is.
+    let order = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    if order(soft) > order(hard) {
+        return Err(LimitError::UlimitOrder(soft, hard));
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+fn rlimit_value(v: i64) -> u64 {
+    if v < 0 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}
+
+impl Limits {
+    /// docker's checks of the combination (the daemon's, with its messages).
+    pub fn validate(&self, online_cpus: usize) -> Result<(), LimitError> {
+        let memory = self.memory.unwrap_or(0);
+        if memory != 0 && memory < MIN_MEMORY {
+            return Err(LimitError::MemoryTooSmall);
+        }
+        match self.memory_swap {
+            Some(swap) if swap > 0 && memory == 0 => return Err(LimitError::SwapWithoutMemory),
+            Some(swap) if swap > 0 && swap < memory => return Err(LimitError::SwapTooSmall),
+            _ => {}
+        }
+        if let Some(n) = self.nano_cpus {
+            if n != 0 && (n < 10_000_000 || n > online_cpus as i64 * 1_000_000_000) {
+                return Err(LimitError::CpuRange(online_cpus));
+            }
+        }
+        Ok(())
+    }
+
+    /// `linux.resources`: docker's device rules and whatever was asked.
+    pub fn resources(&self) -> Resources {
+        let memory = self.memory.filter(|m| *m > 0).map(|limit| Memory {
+            limit: Some(limit),
+            // docker's default: as much swap as memory.
+            swap: Some(match self.memory_swap {
+                Some(s) if s == -1 || s > 0 => s,
+                _ => limit.saturating_mul(2),
+            }),
+        });
+        let quota = self
+            .nano_cpus
+            .filter(|n| *n > 0)
+            .map(|n| n * CPU_PERIOD as i64 / 1_000_000_000);
+        let shares = self.cpu_shares.filter(|s| *s > 0);
+        let cpu = (quota.is_some() || shares.is_some()).then_some(Cpu {
+            shares,
+            quota,
+            period: quota.map(|_| CPU_PERIOD),
+        });
+        Resources {
+            devices: spec::default_device_rules(),
+            memory,
+            cpu,
+            pids: self.pids_limit.filter(|p| *p > 0).map(|limit| Pids { limit }),
+        }
+    }
+
+    /// `process.rlimits`: `base` (barge's RLIMIT_NOFILE) overridden by `--ulimit`.
+    pub fn rlimits(&self, base: Vec<Rlimit>) -> Vec<Rlimit> {
+        let mut out = base;
+        for u in &self.ulimits {
+            let Some((_, oci, _)) = ULIMITS.iter().find(|(n, _, _)| *n == u.name) else {
+                continue;
+            };
+            out.retain(|r| r.kind != *oci);
+            out.push(Rlimit {
+                kind: oci.to_string(),
+                hard: rlimit_value(u.hard),
+                soft: rlimit_value(u.soft),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_go_units() {
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("32mb"), Ok(32 << 20));
+        assert_eq!(parse_size("64 k"), Ok(64 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100b"), Ok(100));
+        for bad in ["", "m", "-1", "12x", "1.2.3.m", "1gg", ".5g", "5.g", "1 gb x"] {
+            assert_eq!(parse_size(bad), Err(LimitError::Size(bad.into())), "{bad}");
+        }
+        assert_eq!(parse_memory_swap("-1"), Ok(-1));
+        assert_eq!(parse_memory_swap("1g"), Ok(1 << 30));
+        assert_eq!(LimitError::Size("12x".into()).to_string(), "invalid size: '12x'");
+    }
+
+    #[test]
+    fn cpus_as_nano_cpus() {
+        assert_eq!(parse_cpus("1.5"), Ok(1_500_000_000));
+        assert_eq!(parse_cpus("0.01"), Ok(10_000_000));
+        assert_eq!(parse_cpus("2"), Ok(2_000_000_000));
+        assert_eq!(parse_cpus(".5"), Ok(500_000_000));
+        assert_eq!(parse_cpus("0.0000000001"), Err(LimitError::TooPrecise));
+        assert_eq!(parse_cpus("abc"), Err(LimitError::Cpus("abc".into())));
+        assert_eq!(
+            LimitError::Cpus("abc".into()).to_string(),
+            "failed to parse abc as a rational number"
+        );
+    }
+
+    #[test]
+    fn ulimits_like_go_units() {
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048"),
+            Ok(Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            })
+        );
+        assert_eq!(parse_ulimit("nproc=100").map(|u| (u.soft, u.hard)), Ok((100, 100)));
+        assert_eq!(parse_ulimit("core=-1").map(|u| (u.soft, u.hard)), Ok((-1, -1)));
+        assert_eq!(parse_ulimit("bogus=1"), Err(LimitError::UlimitType("bogus".into())));
+        assert_eq!(parse_ulimit("nofile"), Err(LimitError::UlimitArgument("nofile".into())));
+        assert_eq!(
+            parse_ulimit("nofile=x"),
+            Err(LimitError::UlimitArgument("nofile=x".into()))
+        );
+        assert_eq!(
+            parse_ulimit("nofile=1:2:3"),
+            Err(LimitError::UlimitValues("1:2:3".into()))
+        );
+        assert_eq!(parse_ulimit("nofile=20:10"), Err(LimitError::UlimitOrder(20, 10)));
+        let l = Limits {
+            ulimits: vec![parse_ulimit("nofile=10:20").unwrap(), parse_ulimit("core=-1").unwrap()],
+            ..Default::default()
+        };
+        let r = l.rlimits(vec![Rlimit {
+            kind: "RLIMIT_NOFILE".into(),
+            hard: 1 << 20,
+            soft: 1 << 20,
+        }]);
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].kind.as_str(), r[0].soft, r[0].hard), ("RLIMIT_NOFILE", 10, 20));
+        assert_eq!(
+            (r[1].kind.as_str(), r[1].soft, r[1].hard),
+            ("RLIMIT_CORE", u64::MAX, u64::MAX)
+        );
+        assert_eq!(rlimit_resource("RLIMIT_NPROC"), Some(libc::RLIMIT_NPROC as i32));
+    }
+
+    #[test]
+    fn docker_checks() {
+        let l = |memory: Option<i64>, memory_swap: Option<i64>| Limits {
+            memory,
+            memory_swap,
+            ..Default::default()
+        };
+        assert_eq!(l(Some(4 << 20), None).validate(2), Err(LimitError::MemoryTooSmall));
+        assert_eq!(
+            LimitError::MemoryTooSmall.to_string(),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert_eq!(l(None, Some(1 << 30)).validate(2), Err(LimitError::SwapWithoutMemory));
+        assert_eq!(
+            l(Some(1 << 30), Some(1 << 29)).validate(2),
+            Err(LimitError::SwapTooSmall)
+        );
+        assert_eq!(l(Some(1 << 30), Some(-1)).validate(2), Ok(()));
+        let cpus = |n| Limits {
+            nano_cpus: Some(n),
+            ..Default::default()
+        };
+        assert_eq!(cpus(3_000_000_000).validate(2), Err(LimitError::CpuRange(2)));
+        assert_eq!(
+            LimitError::CpuRange(2).to_string(),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        assert_eq!(cpus(1_000_000).validate(2), Err(LimitError::CpuRange(2)));
+        assert_eq!(cpus(500_000_000).validate(2), Ok(()));
+    }
+
+    #[test]
+    fn resources_as_docker_writes_them() {
+        let r = Limits {
+            memory: Some(32 << 20),
+            nano_cpus: Some(500_000_000),
+            cpu_shares: Some(512),
+            pids_limit: Some(20),
+            ..Default::default()
+        }
+        .resources();
+        assert_eq!(
+            r.memory,
+            Some(Memory {
+                limit: Some(32 << 20),
+                swap: Some(64 << 20)
+            })
+        );
+        assert_eq!(
+            r.cpu,
+            Some(Cpu {
+                shares: Some(512),
+                quota: Some(50_000),
+                period: Some(100_000)
+            })
+        );
+        assert_eq!(r.pids, Some(Pids { limit: 20 }));
+        assert!(!r.devices[0].allow, "deny everything first");
+        let unlimited_swap = Limits {
+            memory: Some(32 << 20),
+            memory_swap: Some(-1),
+            pids_limit: Some(-1),
+            ..Default::default()
+        }
+        .resources();
+        assert_eq!(unlimited_swap.memory.and_then(|m| m.swap), Some(-1));
+        assert_eq!(unlimited_swap.pids, None);
+        assert_eq!(unlimited_swap.cpu, None);
+    }
+}
