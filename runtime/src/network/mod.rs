@@ -354,7 +354,7 @@ impl Networks {
         if read_leases(&n.bridge).values().any(|dir| lease_is_live(dir)) {
             return Err(NetworkError::InUse { name: n.name, id: n.id });
         }
-        delete_bridge(&n.bridge);
+        delete_link_named(&n.bridge);
         remove_nat(&n);
         let _ = std::fs::remove_dir_all(lease_dir(&n.bridge));
         std::fs::remove_file(self.config_path(&n.name)).map_err(net_io(format!("removing network {}", n.name)))?;
@@ -605,7 +605,8 @@ fn iptables(table: &str, op: &str, rule: &[String]) -> std::io::Result<bool> {
         .map(|s| s.success())
 }
 
-fn delete_bridge(name: &str) {
+/// Deletes a link (a bridge, a veth) by name, if it exists.
+fn delete_link_named(name: &str) {
     if let (Ok(mut nl), Some(i)) = (netlink::Netlink::open(), netlink::link_index(name)) {
         let _ = nl.delete_link(i);
     }
@@ -693,9 +694,9 @@ pub fn record_ports(c: &Container, ports: &[PortSpec]) -> Result<(), NetworkErro
 fn undo(c: &Container) {
     remove_netns(&netns_path(&c.dir));
     if let Ok(a) = read_json::<Attachment>(&attachment_path(&c.dir)) {
-        delete_bridge(&a.veth);
+        delete_link_named(&a.veth);
     } else {
-        delete_bridge(&format!("veth{}", &c.id()[..10]));
+        delete_link_named(&format!("veth{}", &c.id()[..10]));
     }
     let _ = std::fs::remove_file(attachment_path(&c.dir));
 }
@@ -705,9 +706,11 @@ fn undo(c: &Container) {
 pub fn detach(c: &Container) {
     let nets = Networks::of(c);
     let Ok(_lock) = nets.lock() else { return };
-    let network = attachment(c).map(|a| a.network);
+    let mut names: Vec<String> = attachment(c).map(|a| a.network).into_iter().collect();
+    names.extend(c.meta.network_name.clone());
+    names.dedup();
     undo(c);
-    for name in network.into_iter().chain(c.meta.network_name.clone()) {
+    for name in names {
         if let Ok(n) = nets.load_locked(&name) {
             release(&n.bridge, &c.dir);
             refresh_hosts(&nets, &n, c);
@@ -810,7 +813,7 @@ pub fn prune(
                 let ns = netns_path(&e.path());
                 if ns.exists() && !running(&id) {
                     if let Ok(a) = read_json::<Attachment>(&attachment_path(&e.path())) {
-                        delete_bridge(&a.veth);
+                        delete_link_named(&a.veth);
                     }
                     remove_netns(&ns);
                     let _ = std::fs::remove_file(attachment_path(&e.path()));
@@ -841,7 +844,7 @@ pub fn prune(
                 });
                 // Only this store's containers: another store may share barge0.
                 if ours && owner.is_some_and(|id| !running(id)) {
-                    delete_bridge(&name);
+                    delete_link_named(&name);
                     report.leftovers.push(format!("veth {name}"));
                 }
             }
