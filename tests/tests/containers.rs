@@ -832,11 +832,10 @@ fn restart_wait_and_more_ps_filters() {
     let pid_after = inspect(&b, "first", "{{.State.Pid}}");
     assert_ne!(pid_before, pid_after, "a new process");
     assert_eq!(inspect(&b, &first, "{{.State.Status}}"), "running");
-    assert_eq!(
-        b.ok(&["logs", "first"]),
-        "run\nrun\n",
-        "the log continues across restarts"
-    );
+    // The monitor relays the new output a moment after `restart` returns.
+    wait_until("the log to continue across restarts", || {
+        b.ok(&["logs", "first"]) == "run\nrun\n"
+    });
     b.ok(&["kill", "-s", "TERM", "first"]);
     b.ok(&["kill", "first"]);
     assert_eq!(b.ok(&["wait", "first"]), "137\n");
