@@ -19,6 +19,15 @@ pub enum Stored {
     Helper(String),
 }
 
+/// What a config document holds for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigEntry {
+    /// The secret is kept by `docker-credential-<name>`.
+    Helper(String),
+    /// The secret is in the document.
+    Credential(Credential),
+}
+
 /// docker's `config.json` plus the containers `auth.json` files read as a fallback.
 #[derive(Debug, Clone)]
 pub struct AuthStore {
@@ -212,6 +221,18 @@ impl AuthStore {
         Ok(self.lookup(registry)?.and_then(|c| c.username().map(str::to_string)))
     }
 
+    /// What the config document `bytes` holds for `registry`, read with
+    /// the same rules as [`CredentialLookup::lookup`] but without running a
+    /// credential helper: one that is configured is named instead. `path`
+    /// only names the document in errors.
+    pub fn entry_in(bytes: &[u8], path: &Path, registry: &str) -> Result<Option<ConfigEntry>, AuthError> {
+        let doc = file::parse(bytes, path)?;
+        if let Some(h) = Self::helper_for(&doc, registry) {
+            return Ok(Some(ConfigEntry::Helper(h)));
+        }
+        Ok(Self::file_entry(&doc, path, registry)?.map(ConfigEntry::Credential))
+    }
+
     fn from_doc(doc: &Doc, path: &Path, registry: &str, helpers: bool) -> Result<Option<Credential>, AuthError> {
         if helpers {
             if let Some(h) = Self::helper_for(doc, registry) {
@@ -231,6 +252,11 @@ impl AuthStore {
                 }));
             }
         }
+        Self::file_entry(doc, path, registry)
+    }
+
+    /// The credential kept in the document itself (`auths`) for `registry`.
+    fn file_entry(doc: &Doc, path: &Path, registry: &str) -> Result<Option<Credential>, AuthError> {
         let Some((key, entry)) = doc
             .get("auths")
             .and_then(Value::as_object)
