@@ -419,6 +419,25 @@ mod tests {
     }
 
     #[test]
+    fn entry_in_names_helpers_without_running_them() {
+        let doc = br#"{"auths":{"a.io":{"auth":"dTpw"}},"credHelpers":{"b.io":"nope"},"credsStore":""}"#;
+        let p = Path::new("config.json");
+        assert_eq!(
+            AuthStore::entry_in(doc, p, "a.io").unwrap(),
+            Some(ConfigEntry::Credential(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }))
+        );
+        assert_eq!(
+            AuthStore::entry_in(doc, p, "https://b.io/v2/").unwrap(),
+            Some(ConfigEntry::Helper("nope".into()))
+        );
+        assert_eq!(AuthStore::entry_in(doc, p, "c.io").unwrap(), None);
+        assert!(AuthStore::entry_in(b"[]", p, "a.io").is_err());
+    }
+
+    #[test]
     fn errors_name_the_file_and_the_helper() {
         let d = tempfile::tempdir().unwrap();
         let s = store_in(d.path());
