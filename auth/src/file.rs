@@ -22,10 +22,15 @@ pub(crate) fn read(path: &Path) -> Result<Doc, AuthError> {
             })
         }
     };
+    parse(&bytes, path)
+}
+
+/// Parses a config document; blank is empty. `path` names it in errors.
+pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Doc, AuthError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Doc::new());
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(AuthError::Invalid {
             path: path.to_path_buf(),

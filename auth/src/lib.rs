@@ -15,7 +15,7 @@ pub mod helper;
 pub mod keyring;
 mod store;
 
-pub use store::{AuthStore, Stored};
+pub use store::{AuthStore, ConfigEntry, Stored};
 
 use std::path::PathBuf;
 

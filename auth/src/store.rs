@@ -19,6 +19,15 @@ pub enum Stored {
     Helper(String),
 }
 
+/// What a config document holds for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigEntry {
+    /// The secret is kept by `docker-credential-<name>`.
+    Helper(String),
+    /// The secret is in the document.
+    Credential(Credential),
+}
+
 /// docker's `config.json` plus the containers `auth.json` files read as a fallback.
 #[derive(Debug, Clone)]
 pub struct AuthStore {
@@ -212,6 +221,18 @@ impl AuthStore {
         Ok(self.lookup(registry)?.and_then(|c| c.username().map(str::to_string)))
     }
 
+    /// What the config document `bytes` holds for `registry`, read with
+    /// the same rules as [`CredentialLookup::lookup`] but without running a
+    /// credential helper: one that is configured is named instead. `path`
+    /// only names the document in errors.
+    pub fn entry_in(bytes: &[u8], path: &Path, registry: &str) -> Result<Option<ConfigEntry>, AuthError> {
+        let doc = file::parse(bytes, path)?;
+        if let Some(h) = Self::helper_for(&doc, registry) {
+            return Ok(Some(ConfigEntry::Helper(h)));
+        }
+        Ok(Self::file_entry(&doc, path, registry)?.map(ConfigEntry::Credential))
+    }
+
     fn from_doc(doc: &Doc, path: &Path, registry: &str, helpers: bool) -> Result<Option<Credential>, AuthError> {
         if helpers {
             if let Some(h) = Self::helper_for(doc, registry) {
@@ -231,6 +252,11 @@ impl AuthStore {
                 }));
             }
         }
+        Self::file_entry(doc, path, registry)
+    }
+
+    /// The credential kept in the document itself (`auths`) for `registry`.
+    fn file_entry(doc: &Doc, path: &Path, registry: &str) -> Result<Option<Credential>, AuthError> {
         let Some((key, entry)) = doc
             .get("auths")
             .and_then(Value::as_object)
@@ -390,6 +416,25 @@ mod tests {
                 password: "p".into()
             })
         );
+    }
+
+    #[test]
+    fn entry_in_names_helpers_without_running_them() {
+        let doc = br#"{"auths":{"a.io":{"auth":"dTpw"}},"credHelpers":{"b.io":"nope"},"credsStore":""}"#;
+        let p = Path::new("config.json");
+        assert_eq!(
+            AuthStore::entry_in(doc, p, "a.io").unwrap(),
+            Some(ConfigEntry::Credential(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }))
+        );
+        assert_eq!(
+            AuthStore::entry_in(doc, p, "https://b.io/v2/").unwrap(),
+            Some(ConfigEntry::Helper("nope".into()))
+        );
+        assert_eq!(AuthStore::entry_in(doc, p, "c.io").unwrap(), None);
+        assert!(AuthStore::entry_in(b"[]", p, "a.io").is_err());
     }
 
     #[test]

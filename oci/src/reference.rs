@@ -123,14 +123,20 @@ impl Reference {
     }
 
     /// The name as the docker CLI shows it (`busybox`, `user/app`, `host:5000/app`).
+    ///
+    /// Docker Hub's name is left out only when the rest cannot be taken for
+    /// a registry: `docker.io/my.org/app` stays as it is, since `my.org/app`
+    /// would name the registry `my.org`.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DOCKER_HUB {
-            match self.repository.strip_prefix("library/") {
-                Some(short) if !short.contains('/') => short.to_string(),
+        if self.registry != DOCKER_HUB {
+            return self.name();
+        }
+        match self.repository.strip_prefix("library/") {
+            Some(short) if !short.contains('/') => short.to_string(),
+            _ => match self.repository.split_once('/') {
+                Some((first, _)) if looks_like_host(first) => self.name(),
                 _ => self.repository.clone(),
-            }
-        } else {
-            self.name()
+            },
         }
     }
 
@@ -215,16 +221,14 @@ impl std::str::FromStr for Reference {
     }
 }
 
+/// Is this first component of a name a registry host (docker's rule)?
+fn looks_like_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
 fn split_domain(name: &str) -> Result<(String, String), ReferenceError> {
     let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            (first.to_string(), rest.to_string())
-        }
+        Some((first, rest)) if looks_like_host(first) => (first.to_string(), rest.to_string()),
         _ => (DOCKER_HUB.to_string(), name.to_string()),
     };
     let domain = if domain == "index.docker.io" {

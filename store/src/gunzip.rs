@@ -13,6 +13,7 @@ enum State<R> {
     Done,
 }
 
+/// A gzip stream decoder (see the module comment: no CRC-32 check).
 pub struct Gunzip<R: BufRead> {
     state: State<R>,
 }

@@ -29,6 +29,7 @@ pub use blobs::{Ingest, IngestReader};
 pub use check::CheckReport;
 pub use fsutil::LockGuard;
 pub use graph::{Graph, ImageNode, LayerNode};
+pub use gunzip::Gunzip;
 pub use images::{ImageDetails, PruneReport, RemoveEvent};
 pub use index::{ImageEntry, ImageMeta, TagOutcome};
 pub use limits::LayerLimits;
