@@ -316,8 +316,9 @@ impl Applier {
             }
             let meta = self.meta(entry, &ext).map_err(io_err)?;
             let root = self.root.try_clone().map_err(io_err)?;
-            self.set_meta_fd(&root, &meta).map_err(io_err)?;
-            self.dirs.push((PathBuf::new(), meta.times, None));
+            let (now, deferred) = self.writable_until_done(meta);
+            self.set_meta_fd(&root, &now).map_err(io_err)?;
+            self.dirs.push((PathBuf::new(), now.times, deferred));
             return Ok(());
         };
         let parent_comps = &comps[..comps.len() - 1];
@@ -364,12 +365,7 @@ impl Applier {
                     Mode::empty(),
                 )
                 .map_err(|e| io_err(e.into()))?;
-                // Unprivileged, write permission is needed until the layer is done.
-                let deferred = (!self.opts.privileged && meta.mode & 0o700 != 0o700).then_some(meta.mode);
-                let now = Meta {
-                    mode: if deferred.is_some() { 0o700 } else { meta.mode },
-                    ..meta
-                };
+                let (now, deferred) = self.writable_until_done(meta);
                 self.set_meta_fd(dir.as_fd(), &now).map_err(io_err)?;
                 self.dirs.push((join(&comps), now.times, deferred));
             }
@@ -483,6 +479,17 @@ impl Applier {
     }
 
     /// Ownership, mode, xattrs and times on an open file or directory.
+    /// A directory's metadata to set now, and the mode to set once the layer
+    /// is done: unprivileged, write permission is needed until then.
+    fn writable_until_done(&self, meta: Meta) -> (Meta, Option<u32>) {
+        let deferred = (!self.opts.privileged && meta.mode & 0o700 != 0o700).then_some(meta.mode);
+        let now = Meta {
+            mode: if deferred.is_some() { 0o700 } else { meta.mode },
+            ..meta
+        };
+        (now, deferred)
+    }
+
     fn set_meta_fd(&self, fd: impl AsFd, meta: &Meta) -> io::Result<()> {
         if self.opts.privileged {
             fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))?;

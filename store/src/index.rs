@@ -194,7 +194,7 @@ impl Store {
                     created: config.created.clone(),
                     size: self
                         .image_size(&config)
-                        .unwrap_or_else(|| manifest.layers.iter().map(|l| l.size).sum()),
+                        .unwrap_or_else(|| manifest.layers.iter().fold(0u64, |t, l| t.saturating_add(l.size))),
                 }
             }
         };
@@ -357,5 +357,37 @@ mod tests {
         assert!(serde_json::from_str::<IndexFile>(r#"{"manifests":[]}"#).is_err());
         let empty: IndexFile = serde_json::from_str(r#"{"schemaVersion":2,"manifests":null}"#).unwrap();
         assert!(empty.manifests.is_empty());
+    }
+
+    #[test]
+    fn rows_other_tools_wrote_with_absurd_layer_sizes_do_not_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]}}"#;
+        let config_digest = Digest::of(config);
+        store.put_blob(&config_digest, config).unwrap();
+        let layer = |n: u8| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{}","size":{}}}"#,
+                format!("{n:02x}").repeat(32),
+                u64::MAX - 1
+            )
+        };
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{},{}]}}"#,
+            config.len(),
+            layer(1),
+            layer(2)
+        );
+        let manifest_digest = Digest::of(manifest.as_bytes());
+        store.put_blob(&manifest_digest, manifest.as_bytes()).unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"example.com/odd:latest"}}}}]}}"#,
+            manifest.len()
+        );
+        std::fs::write(dir.path().join("oci/index.json"), index).unwrap();
+        let entries = store.entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].meta.size, u64::MAX, "saturated, not wrapped or panicked");
     }
 }

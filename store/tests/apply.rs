@@ -312,11 +312,26 @@ fn long_names_and_pax_records_are_applied() {
 fn unprivileged_layers_with_read_only_directories_apply() {
     let (_t, layer) = sandbox();
     let tar = Tar::new()
+        .dir("./", 0o555)
         .dir("root/", 0o550)
         .file("root/.bashrc", b"# rc", 0o644)
         .dir("etc/", 0o555)
         .file("etc/conf", b"c", 0o444);
-    apply_tar(&tar.bytes()[..], &layer, ApplyOptions { privileged: false }).unwrap();
+    // As a user would: on a thread without the capabilities that let root
+    // write into read-only directories (capabilities are per thread).
+    let bytes = tar.bytes();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use rustix::thread::{capabilities, set_capabilities, CapabilityFlags};
+            let mut caps = capabilities(None).unwrap();
+            let drop = CapabilityFlags::DAC_OVERRIDE | CapabilityFlags::DAC_READ_SEARCH | CapabilityFlags::FOWNER;
+            caps.effective -= drop;
+            set_capabilities(None, caps).unwrap();
+            apply_tar(&bytes[..], &layer, ApplyOptions { privileged: false }).unwrap();
+        })
+        .join()
+        .unwrap();
+    });
     assert_eq!(std::fs::read(layer.join("root/.bashrc")).unwrap(), b"# rc");
     assert_eq!(
         std::fs::metadata(layer.join("root")).unwrap().permissions().mode() & 0o777,
@@ -325,5 +340,10 @@ fn unprivileged_layers_with_read_only_directories_apply() {
     assert_eq!(
         std::fs::metadata(layer.join("etc")).unwrap().permissions().mode() & 0o777,
         0o555
+    );
+    assert_eq!(
+        std::fs::metadata(&layer).unwrap().permissions().mode() & 0o777,
+        0o555,
+        "a read-only layer root too, set last"
     );
 }
