@@ -322,9 +322,9 @@ fn unprivileged_layers_with_read_only_directories_apply() {
     let bytes = tar.bytes();
     std::thread::scope(|s| {
         s.spawn(|| {
-            use rustix::thread::{capabilities, set_capabilities, CapabilityFlags};
+            use rustix::thread::{capabilities, set_capabilities, CapabilitySet};
             let mut caps = capabilities(None).unwrap();
-            let drop = CapabilityFlags::DAC_OVERRIDE | CapabilityFlags::DAC_READ_SEARCH | CapabilityFlags::FOWNER;
+            let drop = CapabilitySet::DAC_OVERRIDE | CapabilitySet::DAC_READ_SEARCH | CapabilitySet::FOWNER;
             caps.effective -= drop;
             set_capabilities(None, caps).unwrap();
             apply_tar(&bytes[..], &layer, ApplyOptions { privileged: false }).unwrap();
