@@ -230,6 +230,16 @@ fn device_nodes_made_inside_open_nothing() {
          echo ok > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c";
     let out = sh(&b, &image, &["-v", &format!("{}:/vol", vol.path().display())], script);
     assert_eq!(out, "made\nmade\nmade\nmade\n4\n4\n", "nodes are made but open nothing");
+    // With CAP_SYS_ADMIN a container can mount a filesystem of its own that
+    // allows devices: the devices cgroup (docker's allowlist) still refuses.
+    let admin = sh(
+        &b,
+        &image,
+        &["--cap-add", "SYS_ADMIN"],
+        // 1:11 is /dev/kmsg, outside docker's allowlist; opened for writing, nothing written.
+        "mkdir /m && mount -t tmpfs t /m && mknod /m/kmsg c 1 11 && (cat /dev/null >/m/kmsg) 2>/dev/null && echo OPENED || echo refused",
+    );
+    assert_eq!(admin, "refused\n");
     let tty = sh(&b, &image, &[], "ls -l /dev/null /dev/tty | cut -c1");
     assert_eq!(tty, "c\nc\n", "/dev/null and /dev/tty are the host's character devices");
 }
