@@ -91,6 +91,25 @@ impl Default for Barge {
     }
 }
 
+impl Drop for Barge {
+    /// A test that failed halfway leaves containers running: they, their
+    /// network namespaces and cgroups must not outlive the store.
+    fn drop(&mut self) {
+        let containers = self.root().join("containers");
+        let any = std::fs::read_dir(&containers)
+            .map(|rd| rd.flatten().any(|e| e.path().join("meta.json").is_file()))
+            .unwrap_or(false);
+        if any {
+            let ids = String::from_utf8_lossy(&self.run(&["ps", "-aq", "--no-trunc"]).stdout).into_owned();
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.lines().filter(|l| !l.is_empty()));
+            if args.len() > 2 {
+                let _ = self.run(&args);
+            }
+        }
+    }
+}
+
 impl Barge {
     pub fn new() -> Barge {
         let dir = tempfile::tempdir().expect("temp dir");

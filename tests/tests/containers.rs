@@ -490,8 +490,10 @@ fn signals_are_forwarded_to_the_container() {
         &image,
         "sh",
         "-c",
-        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 7' USR1; echo trapping; while true; do sleep 0.1; done",
     ]);
+    // Until the trap is set, USR1 to the namespace's PID 1 would be dropped.
+    wait_until("the trap", || b.ok(&["logs", "trapper"]) == "trapping\n");
     b.ok(&["kill", "-s", "USR1", "trapper"]);
     assert_eq!(b.ok(&["wait", "trapper"]), "7\n");
     b.ok(&["run", "-d", "--name", "stubborn", &image, "sleep", "60"]);
