@@ -259,6 +259,8 @@ struct OtherHost {
     ns: String,
     host_end: String,
     addr: String,
+    /// The host's end of the veth, which masquerading puts as the source.
+    host_addr: String,
 }
 
 impl OtherHost {
@@ -287,6 +289,7 @@ impl OtherHost {
             ns,
             host_end,
             addr: format!("198.18.{n}.2"),
+            host_addr: format!("198.18.{n}.1"),
         }
     }
 
@@ -325,9 +328,11 @@ fn outbound_traffic_is_masqueraded() {
     let seen = other.accept_one();
     let out = sh(&b, &[], &image, &format!("nc {} 9000 </dev/null", other.addr));
     let peer = seen.join().unwrap();
-    let host_side = other.addr.replace(".2", ".1");
-    assert_eq!(peer, host_side, "the other host sees the host's address, not 10.222.x");
-    assert_eq!(out, format!("you are {host_side}\n"));
+    assert_eq!(
+        peer, other.host_addr,
+        "the other host sees the host's address, not 10.222.x"
+    );
+    assert_eq!(out, format!("you are {}\n", other.host_addr));
 }
 
 #[test]
