@@ -579,7 +579,7 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
-    /// Network for RUN: host (the default, as barge has no bridge network) or none
+    /// Network for RUN: host (the default, as in docker build with BuildKit) or none
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     pub network: String,
     /// Suppress the build output and print the image ID on success

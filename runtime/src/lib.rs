@@ -14,7 +14,9 @@
 //! [`limits`] turns docker's `--memory`, `--cpus`, `--pids-limit` and
 //! `--ulimit` into the bundle; [`cgroups`] makes the container's cgroup
 //! that enforces them, reads its usage ([`stats`]), kills its processes
-//! and removes it with the container.
+//! and removes it with the container. [`network`] attaches containers to
+//! bridge networks (a kept network namespace the runner joins, a veth
+//! pair, an address, NAT) and forwards published ports.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
