@@ -6,6 +6,26 @@ use std::fmt::Write as _;
 
 /// Aligns tab-separated lines as Go's tabwriter does in docker
 /// (minimum width 10, padding 3; the last cell of a line is not padded).
+/// Prints `values` through `t`: aligned columns under a header for a
+/// `table` template, else one line each.
+pub fn print_rows(t: &Template, values: &[Value], header: &dyn Fn(&str) -> String) -> Result<(), TemplateError> {
+    let mut lines = Vec::with_capacity(values.len() + 1);
+    if t.table {
+        lines.push(t.header(header));
+    }
+    for v in values {
+        lines.push(t.render(v)?);
+    }
+    if t.table {
+        print!("{}", tabulate(&lines));
+    } else {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
+
 pub fn tabulate(lines: &[String]) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<usize> = Vec::new();

@@ -180,17 +180,10 @@ impl Runtime {
     }
 
     /// Lock serialising container creation and removal (names stay unique).
-    pub(crate) fn lock(&self) -> Result<std::fs::File, RuntimeError> {
+    pub(crate) fn lock(&self) -> Result<barge_store::LockGuard, RuntimeError> {
         let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(format!("opening {}", path.display())))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_err(format!("locking {}", path.display()))(e.into()))?;
-        Ok(f)
+        barge_store::fsutil::lock(&path, barge_store::fsutil::LockKind::Exclusive)
+            .map_err(io_err(format!("locking {}", path.display())))
     }
 
     /// Removes a stopped container's files. Callers stop it first.

@@ -70,7 +70,7 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 }
 
 /// Takes a lock on `path` (created if missing), waiting for it.
-pub(crate) fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
+pub fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
     let file = open_lock_file(path)?;
     let op = match kind {
         LockKind::Shared => FlockOperation::LockShared,

@@ -449,6 +449,27 @@ pub fn busybox_image(reg: &Registry, repo: &str, tag: &str, config: &[&str], ext
     manifest_digest(reg, repo, tag)
 }
 
+/// A store with [`busybox_image`] (with `config` and `extra`) pulled from a
+/// fresh registry, or `None` (a failure under CI) without root, the
+/// registry, umoci, skopeo or `tools`. Returns the image reference too.
+pub fn busybox_store(
+    tools: &[&str],
+    config: &[&str],
+    extra: impl FnOnce(&Path),
+) -> Option<(Registry, crate::Barge, String)> {
+    let mut needed = vec!["docker-registry", "umoci", "skopeo"];
+    needed.extend_from_slice(tools);
+    if !crate::require_root_and(&needed) {
+        return None;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "busybox", "latest", config, extra);
+    let b = crate::Barge::new();
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    Some((reg, b, image))
+}
+
 /// A static helper for IPC tests, built from `helpers/ipctool.c`:
 /// `ipctool create KEY` makes a System V shared memory segment,
 /// `ipctool find KEY` exits 0 when one with that key exists.

@@ -138,6 +138,14 @@ impl Barge {
         c
     }
 
+    /// `barge run --rm FLAGS IMAGE sh -c SCRIPT`, asserting success; returns stdout.
+    pub fn sh(&self, image: &str, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image, "sh", "-c", script]);
+        self.ok(&args)
+    }
+
     /// Runs barge with `args`; returns its output whatever the status.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("running barge")
@@ -246,4 +254,14 @@ pub fn external_ip() -> Option<String> {
         .split_whitespace()
         .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
         .map(str::to_string)
+}
+
+/// A process's standard output as text.
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A process's standard error as text.
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }

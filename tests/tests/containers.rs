@@ -1,39 +1,20 @@
 //! Containers: isolation proven from inside and outside, the lifecycle
 //! commands, exit codes, and the same bundle under runc.
 
-use barge_tests::image::{busybox_image, ipctool};
+use barge_tests::image::{busybox_store, ipctool};
 use barge_tests::registry::Registry;
 use barge_tests::{require, require_root_and, Barge};
-use std::process::{Command, Output, Stdio};
+use barge_tests::{stderr_of as err, stdout_of as out};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
-    if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
-        return None;
-    }
-    let reg = Registry::anonymous();
-    busybox_image(&reg, "busybox", "latest", &[], |_| {});
-    let b = Barge::new();
-    let image = format!("{}/busybox", reg.host());
-    b.ok(&["pull", "-q", &image]);
-    Some((reg, b, image))
+    busybox_store(&[], &[], |_| {})
 }
 
-/// `barge run --rm IMAGE sh -c SCRIPT`, asserting success; returns stdout.
 fn sh(b: &Barge, image: &str, flags: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&[image, "sh", "-c", script]);
-    b.ok(&args)
+    b.sh(image, flags, script)
 }
 
 fn inspect(b: &Barge, c: &str, field: &str) -> String {

@@ -3,32 +3,16 @@
 //! `--pids-limit`, `--cpus` against a busy loop, `--ulimit`, `barge stats`,
 //! `stop` killing every process of the cgroup, and the same bundle under runc.
 
-use barge_tests::image::busybox_image;
+use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
 use barge_tests::{require_root_and, Barge};
+use barge_tests::{stderr_of as err, stdout_of as out};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
-    if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
-        return None;
-    }
-    let reg = Registry::anonymous();
-    busybox_image(&reg, "busybox", "latest", &[], |_| {});
-    let b = Barge::new();
-    let image = format!("{}/busybox", reg.host());
-    b.ok(&["pull", "-q", &image]);
-    Some((reg, b, image))
+    busybox_store(&[], &[], |_| {})
 }
 
 fn inspect(b: &Barge, c: &str, field: &str) -> String {

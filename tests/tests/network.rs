@@ -1,35 +1,24 @@
 //! Bridge networks, user networks, published ports and their teardown,
 //! using only addresses on bridges and in network namespaces the tests make.
 
-use barge_tests::image::busybox_image;
+use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::Barge;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A store with busybox (with a web root) pulled.
+/// A store with busybox (with a web root, exposing 8080) pulled.
 fn setup() -> Option<(Registry, Barge, String)> {
-    if !require_root_and(&["docker-registry", "umoci", "skopeo", "ip", "iptables"]) {
-        return None;
-    }
-    let reg = Registry::anonymous();
-    busybox_image(&reg, "busybox", "latest", &["--config.exposedports=8080/tcp"], |root| {
+    busybox_store(&["ip", "iptables"], &["--config.exposedports=8080/tcp"], |root| {
         std::fs::create_dir_all(root.join("www")).unwrap();
         std::fs::write(root.join("www/index.html"), "served from the container\n").unwrap();
-    });
-    let b = Barge::new();
-    let image = format!("{}/busybox", reg.host());
-    b.ok(&["pull", "-q", &image]);
-    Some((reg, b, image))
+    })
 }
 
 fn sh(b: &Barge, flags: &[&str], image: &str, script: &str) -> String {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&[image, "sh", "-c", script]);
-    b.ok(&args)
+    b.sh(image, flags, script)
 }
 
 /// A shell loop's head for retrying until a just-started server listens.

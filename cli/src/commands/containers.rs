@@ -520,20 +520,7 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 Some(t) => t,
             };
             let t = Template::parse(src).context(|| "--format".to_string())?;
-            let mut lines = Vec::new();
-            if t.table {
-                lines.push(t.header(&ps_header));
-            }
-            for v in &values {
-                lines.push(t.render(v).context(|| "--format".to_string())?);
-            }
-            if t.table {
-                print!("{}", tabulate(&lines));
-            } else {
-                for l in lines {
-                    println!("{l}");
-                }
-            }
+            format::print_rows(&t, &values, &ps_header).context(|| "--format".to_string())?;
         }
     }
     Ok(0)

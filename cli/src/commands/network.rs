@@ -3,7 +3,7 @@
 use super::Env;
 use crate::args::{NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs};
 use crate::failure::{Context, Failure};
-use crate::format::{tabulate, Template};
+use crate::format::{print_rows, Template};
 use barge_runtime::network::{NetworkConfig, Networks};
 use barge_runtime::{Runtime, Status};
 use serde_json::{json, Value};
@@ -60,23 +60,11 @@ pub fn ls(env: &Env, a: &NetworkLsArgs) -> Result<i32, Failure> {
         return Ok(0);
     }
     let t = Template::parse(src).context(|| "--format".to_string())?;
-    let mut lines = Vec::new();
-    if t.table {
-        lines.push(t.header(&|f| match f {
-            "ID" => "NETWORK ID".into(),
-            other => other.to_uppercase(),
-        }));
-    }
-    for v in &values {
-        lines.push(t.render(v).context(|| "--format".to_string())?);
-    }
-    if t.table {
-        print!("{}", tabulate(&lines));
-    } else {
-        for l in lines {
-            println!("{l}");
-        }
-    }
+    let header = |f: &str| match f {
+        "ID" => "NETWORK ID".into(),
+        other => other.to_uppercase(),
+    };
+    print_rows(&t, &values, &header).context(|| "--format".to_string())?;
     Ok(0)
 }
 

@@ -168,18 +168,11 @@ impl Networks {
         Networks::new(root)
     }
 
-    fn lock(&self) -> Result<std::fs::File, NetworkError> {
+    fn lock(&self) -> Result<barge_store::LockGuard, NetworkError> {
         std::fs::create_dir_all(&self.dir).map_err(net_io(format!("creating {}", self.dir.display())))?;
         let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(net_io(format!("opening {}", path.display())))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| net_io(format!("locking {}", path.display()))(e.into()))?;
-        Ok(f)
+        barge_store::fsutil::lock(&path, barge_store::fsutil::LockKind::Exclusive)
+            .map_err(net_io(format!("locking {}", path.display())))
     }
 
     fn config_path(&self, name: &str) -> PathBuf {
