@@ -4,7 +4,8 @@
 //! `registry-mirrors`, either docker's list (mirrors of Docker Hub) or an
 //! object from registry to its mirrors; and barge's own `read-timeout`
 //! (seconds), `max-layer-size` (bytes) and `max-layer-ratio` (limits on what a
-//! layer may unpack to, against decompression bombs):
+//! layer may unpack to, against decompression bombs), and docker's `bridge`
+//! and `bip` for the default bridge network:
 //!
 //! ```json
 //! { "registry-mirrors": { "docker.io": ["mirror.local:5000"], "quay.io": ["mirror.local:5000/quay"] } }
@@ -33,6 +34,12 @@ pub struct Settings {
     /// 1 GiB [default: 2000; 0: no limit].
     #[serde(default)]
     pub max_layer_ratio: Option<u64>,
+    /// The default bridge network's device [default: barge0].
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix [default: 10.222.0.1/16].
+    #[serde(default)]
+    pub bip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

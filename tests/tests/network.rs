@@ -388,3 +388,54 @@ fn teardown_and_crash_leftovers() {
     b.ok(&["container", "prune", "-f"]);
     assert!(b.run(&["inspect", "idle"]).status.code() == Some(1));
 }
+
+#[test]
+fn the_default_bridge_follows_bridge_and_bip_in_barge_json() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // A device of its own, so that tests running meanwhile keep barge0.
+    let n = std::process::id() % 250;
+    let device = format!("bt{n}");
+    let _cleanup = LinkGone(device.clone());
+    let settings = b.dir.path().join("barge-config/barge.json");
+    std::fs::write(
+        &settings,
+        format!(r#"{{"bridge": "{device}", "bip": "10.225.{n}.1/24"}}"#),
+    )
+    .unwrap();
+    let out = sh(&b, &[], &image, "ip -o -4 addr show eth0; ip route");
+    assert!(out.contains(&format!("inet 10.225.{n}.2/24")), "{out}");
+    assert!(out.contains(&format!("default via 10.225.{n}.1 dev eth0")), "{out}");
+    assert!(links().contains(&device));
+    let inspect: serde_json::Value = serde_json::from_str(&b.ok(&["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(inspect[0]["Options"]["com.docker.network.bridge.name"], device.as_str());
+    // Changing it while a container runs on it waits; the old device goes once none does.
+    b.ok(&["run", "-d", "--name", "holder", &image, "sleep", "60"]);
+    std::fs::write(
+        &settings,
+        format!(r#"{{"bridge": "{device}", "bip": "10.226.{n}.1/24"}}"#),
+    )
+    .unwrap();
+    let ps = b.run(&["ps", "-q"]);
+    assert!(ps.status.success());
+    assert!(String::from_utf8_lossy(&ps.stderr).contains("not applied yet"));
+    b.ok(&["rm", "-f", "holder"]);
+    let out = sh(&b, &[], &image, "ip -o -4 addr show eth0");
+    assert!(out.contains(&format!("inet 10.226.{n}.2/24")), "{out}");
+    std::fs::write(&settings, r#"{"bip": "10.225.0.300/24"}"#).unwrap();
+    let e = b.run(&["run", "--rm", &image, "true"]);
+    assert_eq!(e.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("barge.json"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+}
+
+/// Deletes a link when dropped, passed or failed.
+struct LinkGone(String);
+
+impl Drop for LinkGone {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}

@@ -108,7 +108,9 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
 }
 
 fn runtime(env: &Env) -> Result<Runtime, Failure> {
-    Ok(Runtime::new(&env.store()?))
+    let store = env.store()?;
+    env.networks(&store)?;
+    Ok(Runtime::new(&store))
 }
 
 fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
@@ -117,7 +119,7 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
 
 pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     let image_id = image_for_run(env, a)?;
-    let rt = runtime(env)?;
+    let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
         .create(&image_id, &a.image, &create_options(a)?)
         .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
@@ -130,7 +132,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
         return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
     }
     let image_id = image_for_run(env, a)?;
-    let rt = runtime(env)?;
+    let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
         .create(&image_id, &a.image, &create_options(a)?)
         .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;

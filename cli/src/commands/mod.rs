@@ -48,6 +48,22 @@ impl Env {
         barge_auth::AuthStore::locate(self.config_dir.as_deref())
     }
 
+    /// The store's networks, with the default bridge as barge.json sets it.
+    /// A setting that cannot take effect yet (containers run on the bridge)
+    /// is a warning: `ps`, `stop` and the rest must keep working.
+    pub fn networks(&self, store: &Store) -> Result<barge_runtime::network::Networks, Failure> {
+        let settings = self.settings()?;
+        let nets = barge_runtime::network::Networks::new(store.root());
+        match nets.configure_default(settings.bridge.as_deref(), settings.bip.as_deref()) {
+            Ok(()) => {}
+            Err(e @ barge_runtime::network::NetworkError::InUse { .. }) => {
+                eprintln!("warning: barge.json's bridge/bip not applied yet: {e}")
+            }
+            Err(e) => return Err(Failure::new("barge.json: bridge, bip", e)),
+        }
+        Ok(nets)
+    }
+
     pub fn settings(&self) -> Result<crate::settings::Settings, Failure> {
         crate::settings::Settings::load().context(|| "reading barge settings".to_string())
     }

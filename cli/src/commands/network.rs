@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 fn networks(env: &Env) -> Result<(Networks, Runtime), Failure> {
     let store = env.store()?;
-    Ok((Networks::new(store.root()), Runtime::new(&store)))
+    Ok((env.networks(&store)?, Runtime::new(&store)))
 }
 
 /// docker lists `host` and `none` too; they have no records of their own.

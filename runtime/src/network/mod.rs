@@ -192,6 +192,58 @@ impl Networks {
         }
     }
 
+    /// Sets the default network's bridge device and its address (docker's
+    /// daemon.json `bridge` and `bip`, such as `10.222.0.1/16`); `None`
+    /// means barge's defaults. A change to a bridge without running
+    /// containers takes effect at the next start (the old device goes);
+    /// with containers running on it, it is refused.
+    pub fn configure_default(&self, bridge: Option<&str>, bip: Option<&str>) -> Result<(), NetworkError> {
+        let (gateway, subnet) = match bip {
+            Some(b) => {
+                let subnet = Subnet::parse(b)?;
+                let ip: Ipv4Addr = b
+                    .split('/')
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| NetworkError::BadGateway(b.to_string()))?;
+                if !subnet.hosts().any(|h| h == ip) {
+                    return Err(NetworkError::BadGateway(b.to_string()));
+                }
+                (ip.to_string(), subnet.to_string())
+            }
+            None => ("10.222.0.1".to_string(), DEFAULT_SUBNET.to_string()),
+        };
+        let bridge = bridge.unwrap_or(DEFAULT_BRIDGE).to_string();
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ']) {
+            return Err(NetworkError::BadName(bridge));
+        }
+        let _lock = self.lock()?;
+        let current = self.load_locked(DEFAULT_NETWORK)?;
+        if (
+            current.bridge.as_str(),
+            current.subnet.as_str(),
+            current.gateway.as_str(),
+        ) == (bridge.as_str(), subnet.as_str(), gateway.as_str())
+        {
+            return Ok(());
+        }
+        if read_leases(&current.bridge).values().any(|dir| lease_is_live(dir)) {
+            return Err(NetworkError::InUse {
+                name: current.name,
+                id: current.id,
+            });
+        }
+        delete_link_named(&current.bridge);
+        remove_nat(&current);
+        let changed = NetworkConfig {
+            bridge,
+            subnet,
+            gateway,
+            ..current
+        };
+        write_json(&self.config_path(DEFAULT_NETWORK), &changed).map_err(to_net)
+    }
+
     /// Every network, the default one first (recorded on first sight).
     pub fn list(&self) -> Result<Vec<NetworkConfig>, NetworkError> {
         let _lock = self.lock()?;
