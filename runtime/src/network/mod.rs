@@ -227,14 +227,19 @@ impl Networks {
         {
             return Ok(());
         }
-        if read_leases(&current.bridge).values().any(|dir| lease_is_live(dir)) {
+        // This store's containers hold it: wait until they stop.
+        let containers = self.dir.with_file_name("containers");
+        if self.leases(&current).values().any(|id| lease_is_live(&containers.join(id))) {
             return Err(NetworkError::InUse {
                 name: current.name,
                 id: current.id,
             });
         }
-        delete_link_named(&current.bridge);
-        remove_nat(&current);
+        // Another store's containers may still use the old device.
+        if !read_leases(&current.bridge).values().any(|dir| lease_is_live(dir)) {
+            delete_link_named(&current.bridge);
+            remove_nat(&current);
+        }
         let changed = NetworkConfig {
             bridge,
             subnet,
