@@ -229,7 +229,11 @@ impl Networks {
         }
         // This store's containers hold it: wait until they stop.
         let containers = self.dir.with_file_name("containers");
-        if self.leases(&current).values().any(|id| lease_is_live(&containers.join(id))) {
+        if self
+            .leases(&current)
+            .values()
+            .any(|id| lease_is_live(&containers.join(id)))
+        {
             return Err(NetworkError::InUse {
                 name: current.name,
                 id: current.id,
