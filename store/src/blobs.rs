@@ -176,6 +176,7 @@ impl Ingest {
             buf: vec![0; TEE_CHUNK],
             start: 0,
             end: 0,
+            write_failed: None,
             ingest: self,
         })
     }
@@ -190,10 +191,21 @@ pub struct IngestReader<R> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// A failed write of the partial file (a full disk): the bytes of that
+    /// chunk are lost, so every later read and the commit fail the same way,
+    /// whoever swallowed the first error.
+    write_failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<R: Read> IngestReader<R> {
+    fn failure(&self) -> Option<io::Error> {
+        self.write_failed.as_ref().map(|(k, m)| io::Error::new(*k, m.clone()))
+    }
+
     fn fill(&mut self) -> io::Result<()> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
         self.start = 0;
         self.end = 0;
         if let Some(existing) = self.existing.as_mut() {
@@ -218,7 +230,10 @@ impl<R: Read> IngestReader<R> {
             }
         }
         if n > 0 {
-            self.ingest.file.write_all(&self.buf[..n])?;
+            if let Err(e) = self.ingest.file.write_all(&self.buf[..n]) {
+                self.write_failed = Some((e.kind(), e.to_string()));
+                return Err(e);
+            }
             self.hasher.update(&self.buf[..n]);
             self.end = n;
         }
@@ -228,7 +243,12 @@ impl<R: Read> IngestReader<R> {
     /// Reads what is left, checks size and digest, and moves the blob into
     /// place atomically. On a mismatch the partial file is removed.
     pub fn commit(mut self) -> Result<PathBuf, StoreError> {
-        io::copy(&mut self, &mut io::sink()).map_err(|e| match take_transfer_error(e) {
+        let copied = io::copy(&mut self, &mut io::sink());
+        if let Some(e) = self.failure() {
+            let _ = std::fs::remove_file(&self.ingest.path);
+            return Err(StoreError::io("writing the download", e));
+        }
+        copied.map_err(|e| match take_transfer_error(e) {
             Ok(remote) => StoreError::Transfer(remote),
             Err(local) => StoreError::io("writing the download", local),
         })?;

@@ -294,13 +294,21 @@ fn a_full_disk_gives_a_clear_error_and_no_damage() {
     assert!(err.contains("No space left on device"), "{err}");
     assert_eq!(err.lines().filter(|l| l.starts_with("Error:")).count(), 1, "{err}");
     assert_consistent(&b, "a pull that filled the disk");
-    // No blob or snapshot of the image appeared.
-    let blobs: Vec<_> = std::fs::read_dir(root.join("oci/blobs/sha256"))
+    // No partial blob is visible: a layer blob there (one that fitted
+    // before the disk filled) is whole and verified.
+    for l in &img.layers {
+        let path = root.join("oci/blobs/sha256").join(&l.digest[7..]);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert_eq!(barge_tests::sha256(&bytes), l.digest, "{} is whole", path.display());
+        }
+    }
+    let partial: Vec<_> = std::fs::read_dir(root.join("oci/blobs/sha256"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    for l in &img.layers {
-        assert!(!blobs.iter().any(|n| n.to_string_lossy() == l.digest[7..]), "{blobs:?}");
-    }
+    assert!(
+        partial.iter().all(|n| n.to_string_lossy().len() == 64),
+        "no temporary file among the blobs: {partial:?}"
+    );
     let images = b.run(&["images", "-q"]);
     assert!(String::from_utf8_lossy(&images.stdout).trim().is_empty());
 }
