@@ -309,7 +309,7 @@ pub struct RunArgs {
     /// Set meta data on a container (KEY=VALUE)
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
-    /// Connect to a network: bridge (the default as root; none otherwise),
+    /// Connect to a network: bridge (the default as root on the host; none in a user namespace or unprivileged),
     /// a user-defined network, none (only lo) or host
     #[arg(long, visible_alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,

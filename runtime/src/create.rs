@@ -228,7 +228,7 @@ impl Runtime {
         let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
         let security = seccomp::parse_security_opts(&opts.security_opt)?;
         let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?;
-        let network = opts.network.unwrap_or(if rustix::process::geteuid().is_root() {
+        let network = opts.network.unwrap_or(if crate::network::can_make_bridges() {
             Network::Bridge
         } else {
             Network::None

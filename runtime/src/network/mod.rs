@@ -460,6 +460,16 @@ fn random_id() -> String {
     crate::names::new_id()
 }
 
+/// Whether this process can make bridges: root in the initial user
+/// namespace (root of a user namespace has no say over the host's links).
+/// Elsewhere the default network is `none`.
+pub fn can_make_bridges() -> bool {
+    rustix::process::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(false)
+}
+
 /// Where the host's address leases of a bridge are.
 fn lease_dir(bridge: &str) -> PathBuf {
     Path::new("/run/barge/leases").join(bridge)
@@ -733,7 +743,15 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
         Err(e) => {
             release(&n.bridge, &c.dir);
             undo(c);
-            Err(e)
+            // Where bridges cannot be made (no CAP_NET_ADMIN, no bridge
+            // module), say how to run without one.
+            Err(match e {
+                NetworkError::Io { context, source } => NetworkError::Io {
+                    context: format!("{context} (--network host or --network none needs no bridge)"),
+                    source,
+                },
+                other => other,
+            })
         }
     }
 }
