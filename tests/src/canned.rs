@@ -4,7 +4,7 @@
 //! request's method, path and headers.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
@@ -89,24 +89,14 @@ fn serve(s: &Shared, conn: TcpStream) {
     let Ok(clone) = conn.try_clone() else { return };
     let mut reader = BufReader::new(clone);
     let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
+    while let Some(req) = crate::server::RequestHead::read(&mut reader) {
+        let (method, path) = (req.method.clone(), req.path.clone());
+        let headers: HashMap<String, String> = req
+            .headers
+            .iter()
+            .filter_map(|h| h.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
         let authorized = match &s.require {
             Some(want) => headers.get("authorization") == Some(want),
             None => true,

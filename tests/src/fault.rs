@@ -3,7 +3,7 @@
 //! headers, an ignored `Range`, a stall. One request per connection
 //! (`Connection: close` upstream); every request is logged.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,42 +116,15 @@ fn take_fault(s: &Shared, method: &str, path: &str) -> Option<Fault> {
 fn serve(s: &Shared, client: TcpStream) {
     let Ok(read_half) = client.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some(req) = crate::server::RequestHead::read(&mut reader) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
+    };
+    let (method, path) = (req.method.clone(), req.path.clone());
     let fault = take_fault(s, &method, &path);
-    let mut head = line.clone();
-    let mut length = 0u64;
-    let mut range = None;
-    let mut authorization = false;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("authorization:") {
-            authorization = true;
-        }
-        if lower.starts_with("range:") {
-            range = Some(h[6..].trim().to_string());
-            if matches!(fault, Some(Fault::IgnoreRange)) {
-                continue;
-            }
-        }
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        head.push_str(&h);
-    }
-    head.push_str("Connection: close\r\n\r\n");
+    let length = req.content_length();
+    let range = req.header("range").map(str::to_string);
+    let authorization = req.header("authorization").is_some();
+    let head = req.forwarded(|h| !(h.starts_with("range:") && matches!(fault, Some(Fault::IgnoreRange))));
     let mut body = Vec::new();
     let _ = (&mut reader).take(length).read_to_end(&mut body);
     let mut client = client;

@@ -3,7 +3,7 @@
 //! `OCI-Chunk-Min-Length` on upload sessions. One request per connection;
 //! every request is logged with its body length and the status returned.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -58,30 +58,12 @@ impl BodyLimit {
 fn serve(s: &Shared, client: TcpStream) {
     let Ok(read_half) = client.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some(req) = crate::server::RequestHead::read(&mut reader) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut head = line.clone();
-    let mut length = 0u64;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        head.push_str(&h);
-    }
-    head.push_str("Connection: close\r\n\r\n");
+    };
+    let (method, path) = (req.method.clone(), req.path.clone());
+    let length = req.content_length();
+    let head = req.forwarded(|_| true);
     let mut body = reader.take(length);
     let mut client = client;
     let log = |status: u16| {
