@@ -265,3 +265,29 @@ pub fn stdout_of(o: &Output) -> String {
 pub fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Incompressible bytes, the same for a given seed (xorshift).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The tags of a repository (`HOST/REPO`) as skopeo lists them, sorted.
+pub fn skopeo_tags(repo: &str) -> Vec<String> {
+    let out = run_ok(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("skopeo list-tags JSON");
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}

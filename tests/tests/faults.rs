@@ -4,23 +4,9 @@
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::proxy::SlowProxy;
 use barge_tests::registry::{Auth, Options, Registry, PASSWORD, USER};
-use barge_tests::{require_root_and, run_ok, Barge};
+use barge_tests::{noise, require_root_and, run_ok, Barge};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Incompressible bytes, the same for a given seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Three layers: a shared base and two of their own, `mib` MiB each.
 fn image(seed: u64, mib: usize) -> Image {

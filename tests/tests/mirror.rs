@@ -185,20 +185,10 @@ fn mirror_filters_tags_reads_a_file_and_lists_failures() {
         &format!("{}/tool", dst.host()),
     ]);
     assert_eq!(out.matches("Copied").count(), 2, "{out}");
-    let tags = run_ok(Command::new("skopeo").args([
-        "list-tags",
-        "--tls-verify=false",
-        &format!("docker://{}/tool", dst.host()),
-    ]));
-    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
-    let mut tags: Vec<&str> = tags["Tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
-    tags.sort();
-    assert_eq!(tags, ["1.0", "1.1"]);
+    assert_eq!(
+        barge_tests::skopeo_tags(&format!("{}/tool", dst.host())),
+        ["1.0", "1.1"]
+    );
 
     // A file of mirrors: one good, one missing; the good one is copied, the
     // missing one is listed at the end and the exit status says so.

@@ -176,16 +176,11 @@ fn push_all_tags_sends_every_stored_tag_of_the_repository() {
     for tag in ["latest", "v1", "v2"] {
         assert!(out.contains(&format!("{tag}: digest: sha256:")), "{out}");
     }
-    let tags = run_ok(Command::new("skopeo").args(["list-tags", "--tls-verify=false", &format!("docker://{repo}")]));
-    let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
-    let mut tags: Vec<&str> = tags["Tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
-    tags.sort();
-    assert_eq!(tags, ["latest", "v1", "v2"], "only this repository's tags");
+    assert_eq!(
+        barge_tests::skopeo_tags(&repo),
+        ["latest", "v1", "v2"],
+        "only this repository's tags"
+    );
     let e = b.fails(&["push", "-a", &format!("{repo}:v1")]);
     assert!(e.contains("tag can't be used with --all-tags"), "{e}");
     let e = b.fails(&["push", "-a", &format!("{}/none", dest.host())]);

@@ -5,22 +5,9 @@
 use barge_tests::fault::{Fault, FaultProxy};
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::{noise, require_root_and, Barge};
 use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 struct Setup {
     _reg: Registry,

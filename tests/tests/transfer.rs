@@ -4,22 +4,8 @@
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::proxy::SlowProxy;
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, sha256, Barge};
+use barge_tests::{noise, require_root_and, sha256, Barge};
 use std::time::{Duration, Instant};
-
-/// Incompressible bytes, the same for a given seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 fn big_image(len: usize, seed: u64) -> (Image, Vec<u8>) {
     let data = noise(len, seed);
