@@ -439,15 +439,17 @@ impl Runtime {
     }
 
     fn finish(&self, c: &Container, code: i32) -> Result<i32, RuntimeError> {
-        if c.meta.runtime.is_some() {
-            runner::external_cleanup(c);
-        }
-        crate::network::detach(c);
-        // The OOM verdict is read before the cgroup goes.
-        let oom_killed = crate::cgroups::release(&c.dir);
         if c.meta.auto_remove {
+            // `remove` cleans up after an external runtime, detaches the
+            // network and releases the cgroup.
             self.remove(c)?;
         } else {
+            if c.meta.runtime.is_some() {
+                runner::external_cleanup(c);
+            }
+            crate::network::detach(c);
+            // The OOM verdict is read before the cgroup goes.
+            let oom_killed = crate::cgroups::release(&c.dir);
             set_exited(c, code, oom_killed)?;
         }
         Ok(code)

@@ -22,6 +22,8 @@ pub struct Env {
     cli_root: Option<std::path::PathBuf>,
     config_dir: Option<std::path::PathBuf>,
     insecure: Vec<String>,
+    /// barge.json, read once per command.
+    settings: std::sync::OnceLock<crate::settings::Settings>,
 }
 
 impl Env {
@@ -64,8 +66,12 @@ impl Env {
         Ok(nets)
     }
 
-    pub fn settings(&self) -> Result<crate::settings::Settings, Failure> {
-        crate::settings::Settings::load().context(|| "reading barge settings".to_string())
+    pub fn settings(&self) -> Result<&crate::settings::Settings, Failure> {
+        if let Some(s) = self.settings.get() {
+            return Ok(s);
+        }
+        let loaded = crate::settings::Settings::load().context(|| "reading barge settings".to_string())?;
+        Ok(self.settings.get_or_init(|| loaded))
     }
 
     /// Insecure registries from flags and settings, with mirrors given as `http://`.
@@ -100,6 +106,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         cli_root: cli.root,
         config_dir: cli.config,
         insecure: cli.insecure_registries,
+        settings: std::sync::OnceLock::new(),
     };
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&env, &a),
