@@ -49,9 +49,7 @@ impl ApplyOptions {
             })
             .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
             .unwrap_or(0);
-        let in_initial_userns = std::fs::read_to_string("/proc/self/uid_map")
-            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
-            .unwrap_or(true);
+        let in_initial_userns = crate::fsutil::in_initial_user_namespace();
         let all = [CHOWN, SYS_ADMIN, MKNOD].iter().all(|c| caps & (1 << c) != 0);
         ApplyOptions {
             privileged: all && in_initial_userns,

@@ -47,6 +47,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<(
     result
 }
 
+/// Whether this process is in the host's (initial) user namespace, where
+/// uid 0 has its capabilities over the host's files, devices and links.
+pub fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(true)
+}
+
 /// An advisory lock held until dropped (flock on an open file).
 #[derive(Debug)]
 pub struct LockGuard {

@@ -464,10 +464,7 @@ fn random_id() -> String {
 /// namespace (root of a user namespace has no say over the host's links).
 /// Elsewhere the default network is `none`.
 pub fn can_make_bridges() -> bool {
-    rustix::process::geteuid().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map")
-            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
-            .unwrap_or(false)
+    rustix::process::geteuid().is_root() && barge_store::fsutil::in_initial_user_namespace()
 }
 
 /// Where the host's address leases of a bridge are.
