@@ -423,12 +423,13 @@ fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     m
 }
 
+/// The lines every container's `/etc/hosts` starts with, as docker writes them.
+pub(crate) const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
 fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
     let hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None | Network::Bridge => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-        ),
+        Network::None | Network::Bridge => format!("{HOSTS_HEADER}127.0.0.1\t{hostname}\n"),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (name, content) in [

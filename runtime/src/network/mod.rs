@@ -819,28 +819,26 @@ fn overwrite_in_place(path: &Path, bytes: &[u8]) {
 /// `/etc/hosts` of `changed` and, on user networks, of every container of
 /// the store on `n`: its own name, and there the others' names and hostnames.
 fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Container) {
+    let leases = nets.leases(n);
+    let hosts = |ip: &Ipv4Addr, c: &Container| format!("{}{ip}\t{}\n", crate::create::HOSTS_HEADER, c.meta.hostname);
+    if !n.resolve_names {
+        // Only the container's own name: no other container is read.
+        if let Some((ip, _)) = leases.iter().find(|(_, id)| id.as_str() == changed.id()) {
+            overwrite_in_place(&changed.dir.join("hosts"), hosts(ip, changed).as_bytes());
+        }
+        return;
+    }
     let containers = changed.dir.parent().unwrap_or(Path::new("/"));
-    let members: Vec<(Ipv4Addr, Container)> = nets
-        .leases(n)
+    let members: Vec<(Ipv4Addr, Container)> = leases
         .into_iter()
         .filter_map(|(ip, id)| Container::load(&containers.join(id)).ok().map(|c| (ip, c)))
         .collect();
     for (ip, c) in &members {
-        if !n.resolve_names && c.id() != changed.id() {
-            continue;
+        let mut text = hosts(ip, c);
+        for (other_ip, other) in members.iter().filter(|(_, o)| o.id() != c.id()) {
+            text.push_str(&format!("{other_ip}\t{} {}\n", other.meta.name, other.meta.hostname));
         }
-        let mut hosts = String::from(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-        );
-        hosts.push_str(&format!("{ip}\t{}\n", c.meta.hostname));
-        if n.resolve_names {
-            for (other_ip, other) in &members {
-                if other.id() != c.id() {
-                    hosts.push_str(&format!("{other_ip}\t{} {}\n", other.meta.name, other.meta.hostname));
-                }
-            }
-        }
-        overwrite_in_place(&c.dir.join("hosts"), hosts.as_bytes());
+        overwrite_in_place(&c.dir.join("hosts"), text.as_bytes());
     }
 }
 
