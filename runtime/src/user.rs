@@ -63,16 +63,27 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let entry = passwd_entries(passwd).find(|p| p.name == user || user.parse::<u32>().ok() == Some(p.uid));
-    let (uid, mut gid, name, home) = match (&entry, user.parse::<u32>()) {
+    // A numeric user matches only the uid column, a name only the name
+    // column (runc's rule): a passwd line named "1000" with uid 0 must not
+    // turn `-u 1000` into root.
+    let numeric = user.parse::<u32>().ok();
+    let entry = passwd_entries(passwd).find(|p| match numeric {
+        Some(uid) => p.uid == uid,
+        None => p.name == user,
+    });
+    let (uid, mut gid, name, home) = match (&entry, numeric) {
         (Some(p), _) => (p.uid, p.gid, p.name.to_string(), p.home.to_string()),
-        (None, Ok(uid)) => (uid, 0, String::new(), "/".to_string()),
-        (None, Err(_)) => return Err(UserError::NoUser(user.to_string())),
+        (None, Some(uid)) => (uid, 0, String::new(), "/".to_string()),
+        (None, None) => return Err(UserError::NoUser(user.to_string())),
     };
     if let Some(g) = grp {
-        gid = match group_entries(group).find(|(n, id, _)| *n == g || g.parse::<u32>().ok() == Some(*id)) {
+        let numeric = g.parse::<u32>().ok();
+        gid = match group_entries(group).find(|(n, id, _)| match numeric {
+            Some(gid) => *id == gid,
+            None => *n == g,
+        }) {
             Some((_, id, _)) => id,
-            None => g.parse().map_err(|_| UserError::NoGroup(g.to_string()))?,
+            None => numeric.ok_or_else(|| UserError::NoGroup(g.to_string()))?,
         };
     }
     let mut additional: Vec<u32> = Vec::new();
@@ -124,5 +135,20 @@ mod tests {
             resolve("user:nogroup", PASSWD, GROUP),
             Err(UserError::NoGroup("nogroup".into()))
         );
+    }
+
+    #[test]
+    fn numeric_ids_never_match_names() {
+        // A hostile image names a root line "1000" and a root group "1000".
+        let passwd = "1000:x:0:0:evil:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n";
+        let group = "1000:x:0:\nuser:x:1000:\n";
+        let r = resolve("1000", passwd, group).unwrap();
+        assert_eq!((r.uid, r.gid, r.home.as_str()), (1000, 1000, "/home/user"));
+        let r = resolve("1000:1000", passwd, group).unwrap();
+        assert_eq!((r.uid, r.gid), (1000, 1000));
+        // Absent from passwd: used as is, never root.
+        let r = resolve("4000", "4000:x:0:0::/:/bin/sh\n", "").unwrap();
+        assert_eq!((r.uid, r.gid), (4000, 0));
+        assert_eq!(resolve("4000:4000", "", "4000:x:0:\n").unwrap().gid, 4000);
     }
 }
