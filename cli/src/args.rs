@@ -31,6 +31,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// Whether the command starts processes inside containers (the
+    /// container's setup, `exec`, `RUN` steps), and so must run from a
+    /// binary that no container can write.
+    pub fn starts_containers(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Start(_)
+                | Command::Restart(_)
+                | Command::Exec(_)
+                | Command::Build(_)
+                | Command::Image(ImageCommand::Build(_))
+                | Command::Container(
+                    ContainerCommand::Run(_)
+                        | ContainerCommand::Start(_)
+                        | ContainerCommand::Restart(_)
+                        | ContainerCommand::Exec(_)
+                )
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download an image from a registry

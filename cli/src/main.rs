@@ -38,6 +38,14 @@ fn main() {
         }
     };
     let debug = cli.debug;
+    // Commands that put processes into containers run from a copy of barge
+    // that no container can write (CVE-2019-5736).
+    if cli.command.starts_containers() {
+        if let Err(e) = barge_runtime::sealed::ensure() {
+            eprintln!("Error: {e}");
+            std::process::exit(125);
+        }
+    }
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(f) => {

@@ -32,6 +32,7 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod runner;
+pub mod sealed;
 pub mod seccomp;
 pub mod spec;
 pub mod stats;

@@ -1,0 +1,167 @@
+//! Programs that processes inside a container may reach through
+//! `/proc/PID/exe`: never writable (CVE-2019-5736).
+//!
+//! Every process barge puts into a container — the clone child that sets
+//! the container up, `exec`'s children — is barge itself until it
+//! `execve`s. A container that replaces the command
+//! with `#!/proc/self/exe` makes the kernel run *that* binary inside, where
+//! `/proc/PID/exe` reopened for writing would be the host's barge. So the
+//! commands that start container processes first re-execute barge from a
+//! copy nothing can write, as runc does with its cloned binary:
+//!
+//! - as root: a detached, read-only bind mount of the binary
+//!   (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_RDONLY)`):
+//!   no copy, writes fail with `EROFS`;
+//! - else: a sealed memfd copy (`F_SEAL_WRITE|GROW|SHRINK|SEAL`).
+//!
+//! A binary already on a read-only mount, or already sealed, runs as is.
+//! `--init`'s PID 1 is not barge: a small static program built with it,
+//! executed from a sealed memfd ([`init_program`]).
+
+use crate::{io_err, RuntimeError};
+use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], set)`: mount
+/// flags set on the mount `fd` names (and every mount below it).
+pub(crate) fn mount_setattr(fd: &OwnedFd, set: u64, recursive: bool) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: a valid fd, an empty NUL-terminated path and a mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether the running binary can be written through `/proc/self/exe`.
+fn writable_exe() -> bool {
+    let Ok(exe) = rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+        return true;
+    };
+    if rustix::fs::fstatvfs(&exe).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)) {
+        return false;
+    }
+    // SAFETY: F_GET_SEALS on a descriptor we own; files that cannot be sealed answer EINVAL.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    !(seals >= 0 && seals & libc::F_SEAL_WRITE != 0)
+}
+
+/// A read-only, detached bind mount of the running binary.
+fn read_only_mount() -> std::io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let fd = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        "/proc/self/exe",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
+    mount_setattr(&fd, MOUNT_ATTR_RDONLY, false)?;
+    Ok(fd)
+}
+
+/// A sealed memfd named `name` holding what `content` reads.
+fn sealed_copy(name: &str, mut content: impl std::io::Read) -> std::io::Result<OwnedFd> {
+    let mem = rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut copy = std::fs::File::from(mem);
+    std::io::copy(&mut content, &mut copy)?;
+    let mem = OwnedFd::from(copy);
+    rustix::fs::fcntl_add_seals(
+        &mem,
+        rustix::fs::SealFlags::SEAL
+            | rustix::fs::SealFlags::SHRINK
+            | rustix::fs::SealFlags::GROW
+            | rustix::fs::SealFlags::WRITE,
+    )?;
+    Ok(mem)
+}
+
+fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Result<Vec<CString>, RuntimeError> {
+    items
+        .map(|b| CString::new(b).map_err(|_| RuntimeError::Corrupt("an argument contains a NUL byte".into())))
+        .collect()
+}
+
+/// Re-executes barge (same arguments and environment) from a copy that no
+/// container process can write, unless the binary already is one. Call it
+/// first thing in commands that start container processes, while nothing
+/// else has happened. Returns only when nothing needed doing; fails (and
+/// the command with it) when no safe copy can be made.
+pub fn ensure() -> Result<(), RuntimeError> {
+    if !writable_exe() {
+        return Ok(());
+    }
+    let exe = match read_only_mount() {
+        Ok(fd) => fd,
+        Err(_) => std::fs::File::open("/proc/self/exe")
+            .and_then(|exe| sealed_copy("barge", exe))
+            .map_err(io_err("making a sealed copy of the barge binary"))?,
+    };
+    let argv = cstrings(std::env::args_os().map(|a| a.as_bytes().to_vec()))?;
+    let envp = cstrings(std::env::vars_os().map(|(k, v)| {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        kv
+    }))?;
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of C strings that outlive the call; execveat returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe.as_raw_fd(),
+            c"".as_ptr(),
+            argv_p.as_ptr(),
+            envp_p.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(io_err("re-executing barge from its sealed copy")(
+        std::io::Error::last_os_error(),
+    ))
+}
+
+/// `--init`'s PID 1 (`init/init.c`), built static with barge so that it
+/// runs in any image.
+const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/barge-init"));
+
+/// The init program in a sealed memfd, to execute inside the container.
+pub(crate) fn init_program() -> Result<OwnedFd, RuntimeError> {
+    sealed_copy("barge-init", INIT).map_err(io_err("preparing the container's init"))
+}
