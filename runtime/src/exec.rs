@@ -7,8 +7,8 @@
 //! container's credentials and capabilities and execs the command. No
 //! barge code is left inside once the command runs.
 
-use crate::monitor::{copy_window_size, relay, Outputs, RawMode, SignalFd};
-use crate::runner::{fail, reset_signals, ChildError, ProcessPlan, Started};
+use crate::monitor::{copy_window_size, relay, stdio_pipes, Outputs, RawMode, SignalFd, StdinTo};
+use crate::runner::{fail, reset_signals, ChildError, ChildIo, ProcessPlan, Started};
 use crate::{io_err, Container, Runtime, RuntimeError, Status};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -69,7 +69,10 @@ impl Runtime {
             .map_err(|_| RuntimeError::NotRunning(c.meta.name.clone()))
         };
         let mut namespaces = vec![open("ns/ipc")?, open("ns/uts")?];
-        if c.meta.network == crate::Network::None {
+        // Every namespace of the container, the network's included (a
+        // bridge network's is the container's own too); only a container
+        // on the host's network shares the host's.
+        if c.meta.network != crate::Network::Host {
             namespaces.push(open("ns/net")?);
         }
         namespaces.push(open("ns/pid")?);
@@ -124,6 +127,13 @@ impl Runtime {
         } else {
             None
         };
+        // Without a terminal: pipes barge relays, never barge's own stdio.
+        let (io, streams, stdin_to) = if o.tty {
+            (None, Vec::new(), None)
+        } else {
+            let (io, streams, to) = stdio_pipes(o.interactive)?;
+            (Some(io), streams, to)
+        };
         let signals = SignalFd::new()?;
         // The command joins the container's cgroup: its limits and `stop` apply to it.
         let cgroup_procs = match crate::cgroups::Cgroup::load(&c.dir) {
@@ -144,7 +154,7 @@ impl Runtime {
                 let _ = rustix::io::write(procs, b"0");
             }
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
-            let (code, message) = match enter(&namespaces, &plan, sock, o.interactive, err_write.as_raw_fd()) {
+            let (code, message) = match enter(&namespaces, &plan, sock, io, err_write.as_raw_fd()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -153,6 +163,7 @@ impl Runtime {
             unsafe { libc::_exit(code) };
         }
         drop(err_write);
+        drop(io);
         drop(namespaces);
         drop(cgroup_procs);
         let master = match terminal {
@@ -197,7 +208,7 @@ impl Runtime {
                         log: None,
                     },
                     vec![(read_end, "stdout")],
-                    o.interactive.then_some(m),
+                    o.interactive.then_some(StdinTo::Pty(m)),
                     Some(&signals),
                     Some(m),
                 )
@@ -205,11 +216,11 @@ impl Runtime {
             None => relay(
                 &started,
                 Outputs {
-                    to_terminal: false,
+                    to_terminal: true,
                     log: None,
                 },
-                Vec::new(),
-                None,
+                streams,
+                stdin_to,
                 Some(&signals),
                 None,
             ),
@@ -223,7 +234,7 @@ fn enter(
     namespaces: &[OwnedFd],
     plan: &ProcessPlan,
     terminal: Option<&OwnedFd>,
-    stdin: bool,
+    io: Option<ChildIo>,
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
@@ -239,21 +250,30 @@ fn enter(
     if inner == 0 {
         reset_signals();
         rustix::process::setsid().map_err(fail("setsid"))?;
-        match terminal {
-            Some(sock) => crate::terminal::attach_child(sock, plan.uid)?,
-            None if !stdin => {
-                let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(fail("opening /dev/null"))?;
-                rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
+        match (terminal, io) {
+            (Some(sock), _) => crate::terminal::attach_child(sock, plan.uid)?,
+            (None, Some(ChildIo::Fds { stdin, stdout, stderr })) => {
+                let stdin = match stdin {
+                    Some(fd) => fd,
+                    // The container's own /dev/null: the mount namespace is joined.
+                    None => rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(fail("opening /dev/null"))?,
+                };
+                rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
+                rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
+                rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
             }
-            None => {}
+            (None, _) => return Err((125, "no stdio for the command".into())),
         }
         let program = plan.enter()?;
         return Err(plan.exec(&program));
     }
-    // SAFETY: the exec'ing child holds the error pipe; this one only waits.
+    // SAFETY: the exec'ing child holds the error pipe and the stdio; this
+    // one only waits, holding nothing (an end of barge's stdin pipe kept
+    // here would keep the command from ever seeing end of input).
     unsafe {
-        libc::close(err_fd);
+        let _ = err_fd;
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
         let mut status = 0;
         loop {
             let r = libc::waitpid(inner, &mut status, 0);

@@ -173,12 +173,45 @@ fn set_exited(c: &Container, code: i32, oom_killed: bool) -> Result<(), RuntimeE
     c.set_state(&st)
 }
 
+/// Where the relay copies what barge reads on its own stdin.
+pub(crate) enum StdinTo<'a> {
+    /// The container's terminal: it stays open at barge's end of input.
+    Pty(&'a OwnedFd),
+    /// The write end of the container's stdin pipe (non-blocking): closed
+    /// at barge's end of input, so the container sees it too.
+    Pipe(OwnedFd),
+}
+
+/// The container's stdio as pipes: its ends (stdin only when `stdin`),
+/// barge's output ends, and barge's end of the stdin pipe.
+pub(crate) fn stdio_pipes(stdin: bool) -> Result<(ChildIo, Streams, Option<StdinTo<'static>>), RuntimeError> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (child_in, to) = if stdin {
+        let (in_r, in_w) = pipe()?;
+        rustix::fs::fcntl_setfl(&in_w, rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| io_err("setting up stdin")(e.into()))?;
+        (Some(in_r), Some(StdinTo::Pipe(in_w)))
+    } else {
+        (None, None)
+    };
+    Ok((
+        ChildIo::Fds {
+            stdin: child_in,
+            stdout: out_w,
+            stderr: err_w,
+        },
+        vec![(out_r, "stdout"), (err_r, "stderr")],
+        to,
+    ))
+}
+
 /// The relay loop: until the container exits and its output ends.
 pub(crate) fn relay(
     started: &Started,
     out: Outputs,
     streams: Streams,
-    stdin_to: Option<&OwnedFd>,
+    mut stdin_to: Option<StdinTo<'_>>,
     signals: Option<&SignalFd>,
     pty_master: Option<&OwnedFd>,
 ) -> i32 {
@@ -186,6 +219,8 @@ pub(crate) fn relay(
     let mut writers: Vec<LineWriter> = streams.iter().map(|(_, s)| LineWriter::new(s)).collect();
     let mut open: Vec<bool> = vec![true; streams.len()];
     let mut stdin_open = stdin_to.is_some();
+    // Input read but not yet taken by the container's stdin pipe.
+    let mut pending: Vec<u8> = Vec::new();
     let mut exit: Option<i32> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let stdin_fd = rustix::stdio::stdin();
@@ -210,8 +245,16 @@ pub(crate) fn relay(
             kinds.push((2, 0));
         }
         if stdin_open && exit.is_none() {
-            fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
-            kinds.push((3, 0));
+            match (&stdin_to, pending.is_empty()) {
+                (Some(StdinTo::Pipe(to)), false) => {
+                    fds.push(PollFd::new(to, PollFlags::OUT));
+                    kinds.push((4, 0));
+                }
+                _ => {
+                    fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+                    kinds.push((3, 0));
+                }
+            }
         }
         // After the exit, wait briefly for the last output; a process that escaped the PID namespace cannot keep us.
         let timeout = exit.map(|_| rustix::event::Timespec { tv_sec: 2, tv_nsec: 0 });
@@ -280,16 +323,39 @@ pub(crate) fn relay(
                         }
                     }
                 }
-                _ => match rustix::io::read(stdin_fd, &mut buf) {
+                3 => match rustix::io::read(stdin_fd, &mut buf) {
+                    Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
                     Ok(0) | Err(_) => {
                         stdin_open = false;
-                    }
-                    Ok(n) => {
-                        if let Some(to) = stdin_to {
-                            let _ = rustix::io::write(to, &buf[..n]);
+                        // The container's stdin pipe closes with barge's input.
+                        if matches!(stdin_to, Some(StdinTo::Pipe(_))) {
+                            stdin_to = None;
                         }
                     }
+                    Ok(n) => match &stdin_to {
+                        Some(StdinTo::Pty(to)) => {
+                            let _ = rustix::io::write(to, &buf[..n]);
+                        }
+                        Some(StdinTo::Pipe(_)) => pending.extend_from_slice(&buf[..n]),
+                        None => {}
+                    },
                 },
+                _ => {
+                    if let Some(StdinTo::Pipe(to)) = &stdin_to {
+                        match rustix::io::write(to, &pending) {
+                            Ok(n) => {
+                                pending.drain(..n);
+                            }
+                            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                            // The container closed its stdin: drop the rest, as docker does.
+                            Err(_) => {
+                                pending.clear();
+                                stdin_open = false;
+                                stdin_to = None;
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -348,7 +414,7 @@ impl Runtime {
                 log: if keep_log { Some(open_log(c)?) } else { None },
             };
             let read_end = master.try_clone().map_err(|e| io_err("cloning the terminal")(e))?;
-            let stdin_to = c.meta.open_stdin.then_some(&master);
+            let stdin_to = c.meta.open_stdin.then_some(StdinTo::Pty(&master));
             relay(
                 &started,
                 out,
@@ -357,56 +423,16 @@ impl Runtime {
                 signals.as_ref(),
                 Some(&master),
             )
-        } else if !keep_log && !fg.quiet {
-            // The fast path: the container writes straight to barge's stdio.
-            let started = runner::start(
-                c,
-                ChildIo::Inherit {
-                    stdin: c.meta.open_stdin,
-                },
-            );
-            let started = self.started(c, started)?;
-            relay(
-                &started,
-                Outputs {
-                    to_terminal: false,
-                    log: None,
-                },
-                Vec::new(),
-                None,
-                signals.as_ref(),
-                None,
-            )
         } else {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
-            let stdin = if c.meta.open_stdin {
-                rustix::io::dup(rustix::stdio::stdin()).map_err(|e| io_err("dup stdin")(e.into()))?
-            } else {
-                rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
-                    .map_err(|e| io_err("opening /dev/null")(e.into()))?
-            };
-            let started = runner::start(
-                c,
-                ChildIo::Fds {
-                    stdin,
-                    stdout: out_w,
-                    stderr: err_w,
-                },
-            );
-            let started = self.started(c, started)?;
+            // Pipes relayed by barge, never barge's own stdio: a file or
+            // terminal of the host is not the container's to read or change.
+            let (io, streams, stdin_to) = stdio_pipes(c.meta.open_stdin)?;
+            let started = self.started(c, runner::start(c, io))?;
             let out = Outputs {
                 to_terminal: !fg.quiet,
                 log: if keep_log { Some(open_log(c)?) } else { None },
             };
-            relay(
-                &started,
-                out,
-                vec![(out_r, "stdout"), (err_r, "stderr")],
-                None,
-                signals.as_ref(),
-                None,
-            )
+            relay(&started, out, streams, stdin_to, signals.as_ref(), None)
         };
         self.finish(c, result)
     }
@@ -513,10 +539,6 @@ impl Runtime {
             }
         };
         let setup = || -> Result<(Started, Streams, Option<OwnedFd>), RuntimeError> {
-            let null = || {
-                rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
-                    .map_err(|e| io_err("opening /dev/null")(e.into()))
-            };
             if c.meta.tty {
                 let mut s = self.started(c, runner::start(c, ChildIo::Terminal))?;
                 let master = s
@@ -526,20 +548,8 @@ impl Runtime {
                 let read_end = master.try_clone().map_err(io_err("cloning the terminal"))?;
                 Ok((s, vec![(read_end, "stdout")], Some(master)))
             } else {
-                let (out_r, out_w) = pipe()?;
-                let (err_r, err_w) = pipe()?;
-                let s = self.started(
-                    c,
-                    runner::start(
-                        c,
-                        ChildIo::Fds {
-                            stdin: null()?,
-                            stdout: out_w,
-                            stderr: err_w,
-                        },
-                    ),
-                )?;
-                Ok((s, vec![(out_r, "stdout"), (err_r, "stderr")], None))
+                let (io, streams, _) = stdio_pipes(false)?;
+                Ok((self.started(c, runner::start(c, io))?, streams, None))
             }
         };
         let (started, streams, master) = match setup() {

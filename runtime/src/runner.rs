@@ -23,13 +23,13 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// What the container's stdin, stdout and stderr are.
+/// What the container's stdin, stdout and stderr are. Never barge's own:
+/// a file or terminal of the host must not reach the container, so the
+/// monitor relays pipes (or a pty the container opens) instead.
 pub enum ChildIo {
-    /// barge's own; stdin is /dev/null unless `stdin`.
-    Inherit { stdin: bool },
-    /// These become 0, 1 and 2.
+    /// These become 0, 1 and 2; without `stdin`, the container's own `/dev/null`.
     Fds {
-        stdin: OwnedFd,
+        stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
     },
@@ -116,7 +116,8 @@ struct Prepared {
     hostname: Vec<u8>,
     nofile: (u64, u64),
     process: ProcessPlan,
-    init: bool,
+    /// `--init`: the sealed init program, executed as PID 1.
+    init: Option<OwnedFd>,
     /// A new network namespace: bring its `lo` up.
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
@@ -228,7 +229,7 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
         hostname: spec.hostname.as_bytes().to_vec(),
         nofile,
         process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
-        init: c.meta.init,
+        init: c.meta.init.then(crate::sealed::init_program).transpose()?,
         loopback_up: spec
             .linux
             .namespaces
@@ -405,7 +406,21 @@ pub(crate) fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errn
 const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 /// Opens (creating as needed) a path inside the root, never leaving it.
+/// Links are followed inside the root, a dangling one too: what it names
+/// is created, as runc's securejoin does.
 pub(crate) fn open_in_root(root: &OwnedFd, rel: &Path, create_file: bool) -> Result<OwnedFd, rustix::io::Errno> {
+    open_in_root_at_depth(root, rel, create_file, 0)
+}
+
+fn open_in_root_at_depth(
+    root: &OwnedFd,
+    rel: &Path,
+    create_file: bool,
+    depth: usize,
+) -> Result<OwnedFd, rustix::io::Errno> {
+    if depth > 40 {
+        return Err(rustix::io::Errno::LOOP);
+    }
     let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
     let mut dir = rustix::fs::openat2(
         root,
@@ -420,6 +435,17 @@ pub(crate) fn open_in_root(root: &OwnedFd, rel: &Path, create_file: bool) -> Res
         match rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
             Ok(fd) => dir = fd,
             Err(rustix::io::Errno::NOENT) => {
+                if let Ok(target) = rustix::fs::readlinkat(&dir, *comp, Vec::new()) {
+                    // A dangling link: resolve what it names from the root
+                    // (absolute) or its directory, then the rest of the path.
+                    let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    let mut next: PathBuf = match target.strip_prefix("/") {
+                        Ok(abs) => abs.to_path_buf(),
+                        Err(_) => comps[..i].iter().collect::<PathBuf>().join(target),
+                    };
+                    next.extend(&comps[i + 1..]);
+                    return open_in_root_at_depth(root, &next, create_file, depth + 1);
+                }
                 if last && create_file {
                     let f = rustix::fs::openat(
                         &dir,
@@ -446,6 +472,194 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// A refusal of the image's layout at a mount point, with docker's status.
+fn refuse(what: String) -> ChildError {
+    (125, what)
+}
+
+/// Opens `rel` below `dir` one component at a time, never following a
+/// link, creating what is missing (directories, and the last component as
+/// a file when `file`). A component that is a link, or not a directory
+/// where one is needed, is refused: the runtime's own mount points must be
+/// what they look like.
+fn open_plain(dir: &OwnedFd, rel: &Path, file: bool) -> Result<OwnedFd, ChildError> {
+    let show = || format!("/{}", rel.display());
+    let mut cur = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(format!("opening the parent of {}", show())))?;
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        if *comp == "." || *comp == ".." {
+            return Err(refuse(format!("mount point {} must not contain '.' or '..'", show())));
+        }
+        let last = i + 1 == comps.len();
+        let open = |d: &OwnedFd| {
+            rustix::fs::openat(
+                d,
+                *comp,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match open(&cur) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                let made = if last && file {
+                    rustix::fs::openat(
+                        &cur,
+                        *comp,
+                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    rustix::fs::mkdirat(&cur, *comp, Mode::from_raw_mode(0o755))
+                };
+                made.map_err(fail(format!("creating the mount point {}", show())))?;
+                open(&cur).map_err(fail(format!("opening the mount point {}", show())))?
+            }
+            Err(e) => return Err(fail(format!("opening the mount point {}", show()))(e)),
+        };
+        let kind = rustix::fs::fstat(&fd)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+            .map_err(fail(format!("opening the mount point {}", show())))?;
+        let partial: PathBuf = comps[..=i].iter().collect();
+        if kind == rustix::fs::FileType::Symlink {
+            return Err(refuse(format!(
+                "mount point {}: /{} is a symbolic link in the image; it must be an ordinary {}",
+                show(),
+                partial.display(),
+                if last && file { "file" } else { "directory" }
+            )));
+        }
+        let want_dir = !(last && file);
+        if want_dir != (kind == rustix::fs::FileType::Directory) {
+            return Err(refuse(format!(
+                "mount point {}: /{} in the image is not an ordinary {}",
+                show(),
+                partial.display(),
+                if want_dir { "directory" } else { "file" }
+            )));
+        }
+        cur = fd;
+    }
+    Ok(cur)
+}
+
+/// Whether a path inside the root is the root itself or at or below a
+/// kernel filesystem the runtime mounts (`/proc`, `/sys`, `/dev`).
+pub(crate) fn reserved_destination(rel: &Path) -> bool {
+    match rel.iter().next() {
+        None => true,
+        Some(first) => ["proc", "sys", "dev"].iter().any(|r| first == *r),
+    }
+}
+
+/// The target of a bind mount (a volume, `/etc/hosts`, …): resolved
+/// inside the root, links included, as docker does, but refused where it
+/// lands on the root or on `/proc`, `/sys` or `/dev` (runc's rule).
+fn bind_target(root: &OwnedFd, root_path: &Path, m: &PreparedMount) -> Result<OwnedFd, ChildError> {
+    let show = format!("/{}", m.dest.display());
+    if reserved_destination(&m.dest) {
+        return Err(refuse(format!(
+            "invalid mount destination {show}: the root, /proc, /sys and /dev cannot be mounted over"
+        )));
+    }
+    let target = open_in_root(root, &m.dest, m.file).map_err(fail(format!("mounting on {show}")))?;
+    let landed = rustix::fs::readlink(fd_path(&target), Vec::new()).map_err(fail(format!("mounting on {show}")))?;
+    let inside = Path::new(std::ffi::OsStr::from_bytes(landed.as_bytes()))
+        .strip_prefix(root_path)
+        .map(Path::to_path_buf);
+    match inside {
+        Ok(rel) if !reserved_destination(&rel) => Ok(target),
+        Ok(rel) => Err(refuse(format!(
+            "invalid mount destination {show}: it resolves to /{} through a link in the image",
+            rel.display()
+        ))),
+        Err(_) => Err(refuse(format!(
+            "invalid mount destination {show}: it resolves outside the root"
+        ))),
+    }
+}
+
+/// A masked or read-only path, found from the root of the kernel
+/// filesystem mounted where it lies (else from the container's root),
+/// without following links. `None` when the kernel has no such file.
+fn open_below(root: &OwnedFd, fresh: &[(PathBuf, OwnedFd)], path: &Path) -> Result<Option<OwnedFd>, ChildError> {
+    let (base, rel) = fresh
+        .iter()
+        .filter_map(|(dest, fd)| path.strip_prefix(dest).ok().map(|rel| (fd, rel)))
+        .max_by_key(|(_, rel)| std::cmp::Reverse(rel.components().count()))
+        .unwrap_or((root, path));
+    let mut cur = rustix::fs::openat(
+        base,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(format!("opening /{}", path.display())))?;
+    for comp in rel.iter() {
+        match rustix::fs::openat(
+            &cur,
+            comp,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let link = rustix::fs::fstat(&fd)
+                    .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink)
+                    .map_err(fail(format!("opening /{}", path.display())))?;
+                if link {
+                    return Err(refuse(format!(
+                        "/{} is a symbolic link; it cannot be masked",
+                        path.display()
+                    )));
+                }
+                cur = fd;
+            }
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(fail(format!("opening /{}", path.display()))(e)),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// Mounts a copy of the tree at `from_dir`/`from` on `target` with mount
+/// attributes `attrs` set on every mount of the copy before it is attached
+/// (`open_tree` + `mount_setattr(AT_RECURSIVE)` + `move_mount`): no
+/// submount of a volume escapes `nodev`, `nosuid` or `ro`, and nothing is
+/// looked up again by path.
+fn attach_copy(
+    from_dir: impl rustix::fd::AsFd,
+    from: &std::ffi::CStr,
+    recursive: bool,
+    attrs: u64,
+    target: &OwnedFd,
+) -> std::io::Result<()> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    if from.is_empty() {
+        flags |= OpenTreeFlags::AT_EMPTY_PATH;
+    }
+    let tree = rustix::mount::open_tree(from_dir, from, flags)?;
+    crate::sealed::mount_setattr(&tree, attrs, true)?;
+    rustix::mount::move_mount(
+        &tree,
+        c"",
+        target,
+        c"",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
 /// The child: set up the container and exec. Returns only on failure.
 fn child(
     p: &Prepared,
@@ -453,7 +667,7 @@ fn child(
     terminal: Option<&OwnedFd>,
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
-    use rustix::mount::{mount, mount_bind, mount_bind_recursive, mount_change, mount_remount, MountPropagationFlags};
+    use rustix::mount::{mount, mount_bind, mount_change, MountPropagationFlags};
     // Into the container's cgroup before anything is charged or run.
     for procs in &p.cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
@@ -471,16 +685,15 @@ fn child(
         }
     }
     rustix::process::setsid().map_err(fail("setsid"))?;
+    // barge's own stdio are replaced before anything of the container runs.
+    let mut null_stdin = false;
     match io {
-        ChildIo::Inherit { stdin } => {
-            if !stdin {
-                let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(fail("opening /dev/null"))?;
-                rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
-            }
-        }
         ChildIo::Fds { stdin, stdout, stderr } => {
-            rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
+            match stdin {
+                Some(stdin) => rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?,
+                // Opened once inside the root, below.
+                None => null_stdin = true,
+            }
             rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
             rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
         }
@@ -509,26 +722,36 @@ fn child(
     )
     .map_err(fail("opening the root"))?;
 
+    // Where the root is, as the kernel names it: bind destinations are checked against it.
+    let root_path = rustix::fs::readlink(fd_path(&root), Vec::new()).map_err(fail("locating the root"))?;
+    let root_path = Path::new(std::ffi::OsStr::from_bytes(root_path.as_bytes()));
+    // The root of each kernel filesystem mounted below: masks and
+    // read-only paths are found from these, never by a path from the root.
+    let mut fresh: Vec<(PathBuf, OwnedFd)> = Vec::new();
     for m in &p.mounts {
         let what = format!("mounting {} on /{}", m.kind, m.dest.display());
-        let target = open_in_root(&root, &m.dest, m.file).map_err(fail(&what))?;
-        let t = fd_path(&target);
         if m.bind {
-            if m.flags.contains(MountFlags::REC) {
-                mount_bind_recursive(m.source.as_c_str(), &t).map_err(fail(&what))?;
-            } else {
-                mount_bind(m.source.as_c_str(), &t).map_err(fail(&what))?;
+            let target = bind_target(&root, root_path, m)?;
+            let mut attrs = crate::sealed::MOUNT_ATTR_NODEV | crate::sealed::MOUNT_ATTR_NOSUID;
+            if m.read_only {
+                attrs |= crate::sealed::MOUNT_ATTR_RDONLY;
             }
-            let ro = if m.read_only {
-                MountFlags::RDONLY
-            } else {
-                MountFlags::empty()
-            };
-            let flags = (m.flags - MountFlags::REC) | ro | MountFlags::BIND;
-            // The fd above is under the new mount: reopen to reach the mount itself.
-            let mounted = open_in_root(&root, &m.dest, false).map_err(fail(&what))?;
-            mount_remount(fd_path(&mounted), flags, "").map_err(fail(&what))?;
+            if m.flags.contains(MountFlags::NOEXEC) {
+                attrs |= crate::sealed::MOUNT_ATTR_NOEXEC;
+            }
+            attach_copy(
+                rustix::fs::CWD,
+                m.source.as_c_str(),
+                m.flags.contains(MountFlags::REC),
+                attrs,
+                &target,
+            )
+            .map_err(|e| (125, format!("{what}: {e}")))?;
         } else {
+            // A kernel filesystem goes on an ordinary directory of the
+            // image, never through a link (runc's rule): a /proc that is a
+            // link elsewhere would leave the real mount point unmasked.
+            let target = open_plain(&root, &m.dest, false)?;
             let flags = m.flags
                 | if m.read_only {
                     MountFlags::RDONLY
@@ -540,22 +763,29 @@ fn child(
                 } else {
                     MountFlags::empty()
                 };
-            mount(m.source.as_c_str(), &t, m.kind.as_str(), flags, m.data.as_c_str()).map_err(fail(&what))?;
-        }
-        if m.dest == Path::new("dev") && !m.bind {
-            // The fd above is the directory under the new mount: open the mount itself.
-            let dev = open_in_root(&root, &m.dest, false).map_err(fail("opening /dev"))?;
-            make_dev(&dev)?;
+            mount(
+                m.source.as_c_str(),
+                fd_path(&target),
+                m.kind.as_str(),
+                flags,
+                m.data.as_c_str(),
+            )
+            .map_err(fail(&what))?;
+            // The same walk now ends on the new mount's root.
+            let mounted = open_plain(&root, &m.dest, false)?;
+            if m.dest == Path::new("dev") {
+                make_dev(&mounted)?;
+            }
+            fresh.push((m.dest.clone(), mounted));
         }
     }
     for path in &p.masked {
-        let Ok(target) = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
-        else {
+        let Some(target) = open_below(&root, &fresh, path)? else {
             continue;
         };
         let is_dir = rustix::fs::fstat(&target)
             .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
-            .unwrap_or(false);
+            .map_err(fail(format!("masking /{}", path.display())))?;
         let what = format!("masking /{}", path.display());
         if is_dir {
             mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, c"").map_err(fail(&what))?;
@@ -564,25 +794,21 @@ fn child(
         }
     }
     for path in &p.readonly {
-        let Ok(target) = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
-        else {
+        let Some(target) = open_below(&root, &fresh, path)? else {
             continue;
         };
-        let what = format!("making /{} read-only", path.display());
-        mount_bind_recursive(fd_path(&target), fd_path(&target)).map_err(fail(&what))?;
-        let mounted = rustix::fs::openat2(&root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)
-            .map_err(fail(&what))?;
-        mount_remount(
-            fd_path(&mounted),
-            MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            "",
-        )
-        .map_err(fail(&what))?;
+        let attrs = crate::sealed::MOUNT_ATTR_RDONLY
+            | crate::sealed::MOUNT_ATTR_NOSUID
+            | crate::sealed::MOUNT_ATTR_NODEV
+            | crate::sealed::MOUNT_ATTR_NOEXEC;
+        attach_copy(&target, c"", true, attrs, &target)
+            .map_err(|e| (125, format!("making /{} read-only: {e}", path.display())))?;
     }
     if p.readonly_root {
-        mount_remount(&p.rootfs, MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV, "")
-            .map_err(fail("making the root read-only"))?;
+        crate::sealed::mount_setattr(&root, crate::sealed::MOUNT_ATTR_RDONLY, false)
+            .map_err(|e| (125, format!("making the root read-only: {e}")))?;
     }
+    drop(fresh);
     drop(root);
 
     rustix::process::chdir(&p.rootfs).map_err(fail("entering the root"))?;
@@ -592,6 +818,11 @@ fn child(
 
     if let Some(sock) = terminal {
         crate::terminal::attach_child(sock, p.process.uid)?;
+    }
+    if null_stdin {
+        let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(fail("opening /dev/null"))?;
+        rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
     }
     rustix::system::sethostname(&p.hostname).map_err(fail("setting the hostname"))?;
     if p.loopback_up {
@@ -630,8 +861,8 @@ fn child(
     }
 
     let program = p.process.enter()?;
-    if p.init {
-        return run_init(&p.process, &program, err_fd);
+    if let Some(exe) = &p.init {
+        return Err(exec_init(&p.process, &program, err_fd, exe));
     }
     Err(p.process.exec(&program))
 }
@@ -811,67 +1042,56 @@ impl ProcessPlan {
 
     /// execve; returns only the error, with docker's exit status for it.
     pub(crate) fn exec(&self, program: &CString) -> ChildError {
-        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
-        unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let e = std::io::Error::last_os_error();
-        let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => (127, format!("exec: {name:?}: no such file or directory")),
-            Some(libc::EACCES) => (126, format!("exec: {name:?}: permission denied")),
-            _ => (126, format!("exec: {name:?}: {e}")),
-        }
+        execve(program, &self.argv, &self.envp)
     }
 }
 
-/// `--init`: PID 1 stays to reap zombies and forward signals; a child runs the command.
-fn run_init(p: &ProcessPlan, program: &CString, err_fd: i32) -> Result<std::convert::Infallible, ChildError> {
-    // SAFETY: signal masks and fork in a single-threaded process.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-        let child = libc::fork();
-        if child < 0 {
-            return Err((125, format!("fork: {}", std::io::Error::last_os_error())));
-        }
-        if child == 0 {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            return Err(p.exec(program));
-        }
-        // The command owns the error pipe now; the reaper holds no descriptor
-        // but stdio (a monitor's pipes among them would keep barge waiting).
-        let _ = err_fd;
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig == libc::SIGCHLD {
-                loop {
-                    let mut status = 0;
-                    let reaped = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                    if reaped <= 0 {
-                        break;
-                    }
-                    if reaped == child {
-                        let code = if libc::WIFEXITED(status) {
-                            libc::WEXITSTATUS(status)
-                        } else {
-                            128 + libc::WTERMSIG(status)
-                        };
-                        libc::_exit(code);
-                    }
-                }
-            } else if sig > 0 {
-                libc::kill(child, sig);
-            }
-        }
+/// execve; returns only the error, with docker's exit status for it.
+pub(crate) fn execve(program: &CString, argv: &[CString], envp: &[CString]) -> ChildError {
+    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = std::io::Error::last_os_error();
+    let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => (127, format!("exec: {name:?}: no such file or directory")),
+        Some(libc::EACCES) => (126, format!("exec: {name:?}: permission denied")),
+        _ => (126, format!("exec: {name:?}: {e}")),
     }
+}
+
+/// `--init`: PID 1 becomes barge's static init (`init/init.c`), executed
+/// from the sealed memfd `exe` with the container's environment: it forks
+/// and execs `program`, whose exec failure it reports on `err_fd`.
+fn exec_init(p: &ProcessPlan, program: &CString, err_fd: i32, exe: &OwnedFd) -> ChildError {
+    // The error pipe must outlive this exec (the init's child closes it on its own exec).
+    // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
+    unsafe { libc::fcntl(err_fd, libc::F_SETFD, 0) };
+    let mut argv = vec![
+        CString::from(c"barge-init"),
+        CString::new(err_fd.to_string()).unwrap_or_default(),
+        program.clone(),
+    ];
+    argv.extend(p.argv.iter().cloned());
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = p.envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of C strings that outlive the call; returns only on failure.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe.as_raw_fd(),
+            c"".as_ptr(),
+            argv_p.as_ptr(),
+            envp_p.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    (125, format!("starting the init: {}", std::io::Error::last_os_error()))
 }
 
 /// Starts the container with an external OCI runtime: the overlay is
@@ -897,12 +1117,16 @@ fn external_start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
         .arg(&c.dir)
         .arg(c.id());
     match io {
-        ChildIo::Inherit { stdin } => {
-            if !stdin {
-                cmd.stdin(std::process::Stdio::null());
-            }
-        }
         ChildIo::Fds { stdin, stdout, stderr } => {
+            let stdin = match stdin {
+                Some(fd) => fd,
+                // An empty pipe, not the host's /dev/null.
+                None => {
+                    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                        .map_err(|e| io_err("creating a pipe")(e.into()))?
+                        .0
+                }
+            };
             cmd.stdin(std::process::Stdio::from(stdin))
                 .stdout(std::process::Stdio::from(stdout))
                 .stderr(std::process::Stdio::from(stderr));
