@@ -470,35 +470,41 @@ pub fn busybox_store(
     Some((reg, b, image))
 }
 
+/// A static program built once per test process from `helpers/NAME.c`,
+/// alone in a directory of its own (so that it can be bound as a volume).
+fn static_helper(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, std::path::PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let dir = std::env::temp_dir().join(format!("barge-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("helper dir");
+    let out = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("helpers/{name}.c"));
+    run_ok(Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
+    built.push((name.to_string(), out.clone()));
+    out
+}
+
 /// A static helper for IPC tests, built from `helpers/ipctool.c`:
 /// `ipctool create KEY` makes a System V shared memory segment,
 /// `ipctool find KEY` exits 0 when one with that key exists.
 pub fn ipctool() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = std::env::temp_dir().join(format!("barge-ipctool-{}", std::process::id()));
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/ipctool.c");
-            run_ok(Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
-            out
-        })
-        .clone()
+    static_helper("ipctool")
 }
 
 /// A static helper for the seccomp tests, built from `helpers/sysprobe.c`:
 /// `sysprobe PROBE…` prints `PROBE OK|ERRNO-NAME|signal N` per probe.
 pub fn sysprobe() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("barge-sysprobe-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("sysprobe dir");
-            let out = dir.join("sysprobe");
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/sysprobe.c");
-            run_ok(Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(&src));
-            out
-        })
-        .clone()
+    static_helper("sysprobe")
+}
+
+/// The CVE-2019-5736 attacker, built from `helpers/exewatch.c`: `exewatch
+/// SECONDS` keeps every other program it can open through `/proc/PID/exe`,
+/// then writes to each (`held …`, then `WROTE …` or `refused …`).
+pub fn exewatch() -> std::path::PathBuf {
+    static_helper("exewatch")
 }
 
 /// The digest the registry serves for `repo:reference`.

@@ -1,0 +1,464 @@
+//! Hostile images against the runtime (issue 20): links at every path the
+//! runtime mounts on, passwd lines with numeric names, the CVE-2019-5736
+//! pattern, `--init`'s memory and environment, bind submounts, the
+//! operator's own stdio, and `exec` on a bridge network. Each image is
+//! either refused with one line and exit 125, or runs with every mask and
+//! read-only path in place.
+
+use barge_tests::image::busybox_image;
+use barge_tests::registry::Registry;
+use barge_tests::{require_root_and, Barge};
+use barge_tests::{stderr_of as err, stdout_of as out};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// One registry holding several variants of the busybox image, and a store.
+struct Corpus {
+    reg: Registry,
+    b: Barge,
+}
+
+impl Corpus {
+    fn new() -> Option<Corpus> {
+        if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
+            return None;
+        }
+        Some(Corpus {
+            reg: Registry::anonymous(),
+            b: Barge::new(),
+        })
+    }
+
+    /// Pushes a busybox image changed by `extra` as `tag`, pulls it, returns its reference.
+    fn image(&self, tag: &str, extra: impl FnOnce(&Path)) -> String {
+        busybox_image(&self.reg, "hostile", tag, &[], extra);
+        let image = format!("{}/hostile:{tag}", self.reg.host());
+        self.b.ok(&["pull", "-q", &image]);
+        image
+    }
+}
+
+fn link(rootfs: &Path, path: &str, target: &str) {
+    let at = rootfs.join(path);
+    if let Some(parent) = at.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let _ = std::fs::remove_file(&at);
+    let _ = std::fs::remove_dir_all(&at);
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+/// The masks and read-only paths as the container's mountinfo shows them,
+/// and a write to a global sysctl, which must fail.
+const MASK_PROBE: &str =
+    "grep -E ' /proc/(kcore|keys|timer_list|sys|sysrq-trigger|bus|fs|irq) ' /proc/self/mountinfo | \
+                          awk '{print $5, $6}'; \
+                          echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null && echo WROTE-SYSCTL; \
+                          grep -c . /proc/kcore 2>/dev/null; true";
+
+fn assert_masked(what: &str, seen: &str) {
+    for (path, ro) in [
+        ("/proc/kcore", false),
+        ("/proc/keys", false),
+        ("/proc/timer_list", false),
+        ("/proc/sys", true),
+        ("/proc/sysrq-trigger", true),
+        ("/proc/irq", true),
+        ("/proc/bus", true),
+    ] {
+        // Kernels without a file have nothing to mask there.
+        if !Path::new(path).exists() {
+            continue;
+        }
+        let line = seen
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(path))
+            .unwrap_or_else(|| panic!("{what}: {path} is not masked or read-only:\n{seen}"));
+        if ro {
+            assert!(line.contains("ro,") || line.ends_with(" ro"), "{what}: {line}");
+        }
+    }
+    assert!(
+        !seen.contains("WROTE-SYSCTL"),
+        "{what}: a global sysctl was written:\n{seen}"
+    );
+}
+
+fn assert_refused(b: &Barge, args: &[&str], words: &str) {
+    let o = b.run(args);
+    let e = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{args:?} must be refused: {e}{}", out(&o));
+    assert!(e.contains(words), "{args:?}: {e}");
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+}
+
+#[test]
+fn links_at_runtime_mount_points_are_refused_or_harmless() {
+    let Some(c) = Corpus::new() else { return };
+    let b = &c.b;
+    // The reported attack: /proc -> /sys/x, /sys/x -> /y.
+    let proc_link = c.image("proc", |r| {
+        std::fs::remove_dir_all(r.join("proc")).ok();
+        link(r, "proc", "sys/x");
+        std::fs::create_dir_all(r.join("sys")).unwrap();
+        link(r, "sys/x", "/y");
+    });
+    assert_refused(b, &["run", "--rm", &proc_link, "true"], "/proc is a symbolic link");
+    let sys_link = c.image("sys", |r| link(r, "sys", "/tmp"));
+    assert_refused(b, &["run", "--rm", &sys_link, "true"], "/sys is a symbolic link");
+    let dev_link = c.image("dev", |r| link(r, "dev", "/tmp"));
+    assert_refused(b, &["run", "--rm", &dev_link, "true"], "/dev is a symbolic link");
+    // Files where the runtime needs a directory.
+    let proc_file = c.image("procfile", |r| {
+        std::fs::remove_dir_all(r.join("proc")).ok();
+        std::fs::write(r.join("proc"), "x").unwrap();
+    });
+    assert_refused(b, &["run", "--rm", &proc_file, "true"], "not an ordinary directory");
+    // Runtime files bound through links into /proc.
+    let hosts_link = c.image("hosts", |r| link(r, "etc/hosts", "/proc/sys/kernel/core_pattern"));
+    assert_refused(
+        b,
+        &["run", "--rm", &hosts_link, "true"],
+        "resolves to /proc/sys/kernel/core_pattern",
+    );
+    let resolv_link = c.image("resolv", |r| link(r, "etc/resolv.conf", "../proc/sysrq-trigger"));
+    assert_refused(b, &["run", "--rm", &resolv_link, "true"], "/etc/resolv.conf");
+    // Links the fresh /dev hides, or that stay inside the root, run with every mask.
+    let shm_link = c.image("shm", |r| {
+        std::fs::create_dir_all(r.join("dev")).unwrap();
+        link(r, "dev/shm", "/");
+        link(r, "dev/pts", "/proc");
+        link(r, "etc/hostname", "/tmp/hostname");
+    });
+    for image in [&shm_link, &shm_link] {
+        let seen = b.sh(image, &[], MASK_PROBE);
+        assert_masked(image, &seen);
+    }
+    let seen = b.sh(&shm_link, &[], "cat /tmp/hostname; ls -ld /dev/shm | cut -c1");
+    assert!(seen.ends_with("d\n"), "/dev/shm is the runtime's tmpfs: {seen}");
+    let seen = b.sh(&shm_link, &["--read-only"], MASK_PROBE);
+    assert_masked("--read-only", &seen);
+}
+
+#[test]
+fn volume_destinations_through_links() {
+    let Some(c) = Corpus::new() else { return };
+    let b = &c.b;
+    let image = c.image("vol", |r| {
+        link(r, "data", "/");
+        link(r, "p", "/proc");
+        link(r, "d", "../dev/");
+        // Dangling: what it names is made, as docker does.
+        link(r, "ok", "/srv/data");
+    });
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("file"), "from the host\n").unwrap();
+    let v = |dest: &str| format!("{}:{dest}", host.path().display());
+    assert_refused(b, &["run", "--rm", "-v", &v("/data"), &image, "true"], "resolves to /");
+    assert_refused(
+        b,
+        &["run", "--rm", "-v", &v("/p/sys"), &image, "true"],
+        "resolves to /proc/sys",
+    );
+    assert_refused(
+        b,
+        &["run", "--rm", "-v", &v("/d/shm"), &image, "true"],
+        "resolves to /dev/shm",
+    );
+    assert_refused(
+        b,
+        &["run", "--rm", "-v", &v("/proc/x"), &image, "true"],
+        "cannot be mounted over",
+    );
+    assert_refused(
+        b,
+        &["run", "--rm", "-v", &v("/sys"), &image, "true"],
+        "cannot be mounted over",
+    );
+    // A link that stays inside the root is followed, as docker does.
+    let seen = b.sh(&image, &["-v", &v("/ok")], "cat /srv/data/file");
+    assert_eq!(seen, "from the host\n");
+}
+
+#[test]
+fn numeric_users_match_uids_not_names() {
+    let Some(c) = Corpus::new() else { return };
+    let b = &c.b;
+    let image = c.image("passwd", |r| {
+        std::fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\n1000:x:0:0:evil:/root:/bin/sh\n2000:x:0:0::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("etc/group"), "root:x:0:\n1000:x:0:\n").unwrap();
+    });
+    let probe = "id -u; id -g; grep ^CapEff: /proc/self/status";
+    for (user, uid, gid) in [
+        ("1000", "1000", "0"),
+        ("1000:1000", "1000", "1000"),
+        ("2000", "2000", "0"),
+    ] {
+        let seen = b.sh(&image, &["-u", user], probe);
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(&lines[..2], [uid, gid], "-u {user}: {seen}");
+        assert_eq!(
+            lines[2], "CapEff:\t0000000000000000",
+            "-u {user} has no capability: {seen}"
+        );
+    }
+    b.ok(&["run", "-d", "--name", "numeric", &image, "sleep", "30"]);
+    let seen = b.ok(&["exec", "-u", "1000", "numeric", "sh", "-c", probe]);
+    assert!(
+        seen.starts_with("1000\n0\nCapEff:\t0000000000000000"),
+        "exec -u 1000: {seen}"
+    );
+    b.ok(&["rm", "-f", "numeric"]);
+}
+
+/// CVE-2019-5736: the container replaces a command with `#!/proc/self/exe`
+/// so that barge's own binary runs inside (the image carries the loader
+/// and libraries it needs), keeps a descriptor of it, and writes it once
+/// that process has exited. It must never reach the binary barge runs from
+/// (a copy here, so that a failure cannot damage the build).
+#[test]
+fn the_barge_binary_cannot_be_overwritten_from_a_container() {
+    let Some(c) = Corpus::new() else { return };
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("barge");
+    std::fs::copy(barge_tests::barge_bin(), &copy).unwrap();
+    let watcher = barge_tests::image::exewatch();
+    let image = c.image("cve", |r| {
+        std::fs::write(r.join("bin/evil"), "#!/proc/self/exe\n").unwrap();
+        std::fs::copy(&watcher, r.join("bin/exewatch")).unwrap();
+        for f in ["bin/evil", "bin/exewatch"] {
+            std::fs::set_permissions(r.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        // What the dynamic barge binary needs to start inside.
+        let ldd = Command::new("ldd").arg(&copy).output().unwrap();
+        for lib in out(&ldd).split_whitespace().filter(|w| w.starts_with('/')) {
+            let dest = r.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(lib, dest).unwrap();
+        }
+    });
+    let before = std::fs::read(&copy).unwrap();
+    let barge = |args: &[&str]| {
+        let cmd = c.b.command();
+        let mut real = Command::new(&copy);
+        real.args(cmd.get_args()).args(args);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => real.env(k, v),
+                None => real.env_remove(k),
+            };
+        }
+        real
+    };
+    // The container's monitor and the watcher's exec run the installed
+    // barge; the attacked `exec`s run the copy, as after an upgrade, so
+    // nothing else holds the copy busy once they are done.
+    c.b.ok(&["run", "-d", "--name", "cve", &image, "sleep", "60"]);
+    let watch =
+        c.b.command()
+            .args(["exec", "cve", "/bin/exewatch", "/tmp/stop"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..20 {
+        // barge runs inside as the script's interpreter (and fails on its arguments).
+        let o = barge(&["exec", "cve", "/bin/evil"]).output().unwrap();
+        assert!(err(&o).contains("Usage"), "barge did not run inside: {}", err(&o));
+    }
+    c.b.ok(&["exec", "cve", "touch", "/tmp/stop"]);
+    let seen = out(&watch.wait_with_output().unwrap());
+    assert!(!seen.contains("WROTE"), "a container wrote the barge binary:\n{seen}");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        before,
+        "the barge binary changed:\n{seen}"
+    );
+    // The attack did catch barge's binary (else this test proves nothing).
+    assert!(seen.contains("refused"), "no barge process was caught inside:\n{seen}");
+    c.b.ok(&["rm", "-f", "cve"]);
+}
+
+#[test]
+fn init_holds_nothing_of_the_host() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("init", |_| {});
+    let mut run = c.b.command();
+    run.env("BARGE_TEST_SECRET", "s3cr3t-token").args([
+        "run",
+        "-d",
+        "--init",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--name",
+        "init",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let o = run.output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let seen = c.b.ok(&[
+        "exec",
+        "init",
+        "sh",
+        "-c",
+        "tr '\\0' '\\n' < /proc/1/environ; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+         readlink /proc/1/exe; ls /proc/1/fd; \
+         echo x >> /proc/1/exe 2>/dev/null && echo WROTE-EXE; true",
+    ]);
+    assert!(!seen.contains("s3cr3t"), "PID 1 holds barge's environment:\n{seen}");
+    assert!(!seen.contains("BARGE"), "{seen}");
+    assert!(seen.contains("barge-init"), "PID 1 is barge's init: {seen}");
+    assert!(!seen.contains("WROTE-EXE"), "{seen}");
+    assert!(
+        !seen.contains(&barge_tests::barge_bin().display().to_string()),
+        "{seen}"
+    );
+    c.b.ok(&["rm", "-f", "init"]);
+}
+
+#[test]
+fn bind_submounts_are_nodev_nosuid_and_read_only() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("binds", |_| {});
+    let host = tempfile::tempdir().unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // A submount that allows devices, with a node of the host's /dev/null in it.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "dev,suid", "barge-test", sub.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let guard = Unmount(sub.clone());
+    assert!(Command::new("mknod")
+        .arg(sub.join("null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(sub.join("file"), "x").unwrap();
+    let v = format!("{}:/v", host.path().display());
+    let probe = "grep ' /v/sub ' /proc/self/mountinfo | awk '{print $6}'; \
+                 echo hi > /v/sub/null && echo OPENED-DEVICE; \
+                 touch /v/sub/new 2>/dev/null && echo WROTE; true";
+    let seen = c.b.sh(&image, &["-v", &v], probe);
+    let opts = seen.lines().next().unwrap_or_default();
+    assert!(opts.contains("nodev") && opts.contains("nosuid"), "{seen}");
+    assert!(
+        !seen.contains("OPENED-DEVICE"),
+        "a device opened through a volume's submount:\n{seen}"
+    );
+    assert!(seen.contains("WROTE"), "rw volume: {seen}");
+    let seen = c.b.sh(&image, &["-v", &format!("{v}:ro")], probe);
+    let opts = seen.lines().next().unwrap_or_default();
+    assert!(opts.starts_with("ro,"), "{seen}");
+    assert!(
+        !seen.contains("WROTE") && !seen.contains("OPENED-DEVICE"),
+        ":ro reaches below: {seen}"
+    );
+    drop(guard);
+}
+
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn the_operators_stdio_never_enters_the_container() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("stdio", |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.log");
+    std::fs::write(&file, "SECRET from before\n").unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "typed by the operator\n").unwrap();
+    let script = "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; \
+                  : > /proc/self/fd/1; cat; echo done";
+    for extra in [&["--rm"][..], &["--rm", "-i"][..]] {
+        let out_file = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        let mut cmd = c.b.command();
+        cmd.arg("run").args(extra).args([&image, "sh", "-c", script]);
+        let o = cmd
+            .stdin(std::fs::File::open(&input).unwrap())
+            .stdout(out_file)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        let log = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            log.starts_with("SECRET from before\n"),
+            "the container truncated the file: {log:?}"
+        );
+        assert_eq!(
+            log.matches("SECRET").count(),
+            1,
+            "the container read the file back: {log:?}"
+        );
+        assert!(!log.contains(&file.display().to_string()), "{log}");
+        assert!(!log.contains(&input.display().to_string()), "{log}");
+        // -i relays stdin through a pipe; without it the container reads nothing.
+        assert_eq!(log.contains("typed by the operator"), extra.contains(&"-i"), "{log}");
+        assert!(log.trim_end().ends_with("done"), "{log}");
+    }
+    // exec, too.
+    c.b.ok(&["run", "-d", "--name", "stdio", &image, "sleep", "30"]);
+    let o =
+        c.b.command()
+            .args([
+                "exec",
+                "-i",
+                "stdio",
+                "sh",
+                "-c",
+                "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done; cat",
+            ])
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .unwrap();
+    let seen = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(seen.lines().filter(|l| l.starts_with("pipe:")).count(), 3, "{seen}");
+    assert!(seen.contains("typed by the operator"), "{seen}");
+    c.b.ok(&["rm", "-f", "stdio"]);
+}
+
+#[test]
+fn exec_joins_the_containers_network() {
+    let Some(c) = Corpus::new() else { return };
+    if !require_root_and(&["iptables"]) {
+        return;
+    }
+    let image = c.image("net", |_| {});
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    c.b.ok(&["run", "-d", "--name", "bridged", &image, "sleep", "60"]);
+    let pid = c.b.ok(&["inspect", "--format", "{{.State.Pid}}", "bridged"]);
+    let container_ns = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).unwrap();
+    let seen = c.b.ok(&[
+        "exec",
+        "bridged",
+        "sh",
+        "-c",
+        &format!("readlink /proc/self/ns/net; grep -c eth0 /proc/net/dev; nc -w 1 127.0.0.1 {port} </dev/null && echo REACHED-HOST; true"),
+    ]);
+    let first = seen.lines().next().unwrap_or_default();
+    assert_eq!(first, container_ns.display().to_string(), "{seen}");
+    assert!(
+        !seen.contains("REACHED-HOST"),
+        "exec reached the host's loopback: {seen}"
+    );
+    c.b.ok(&["rm", "-f", "bridged"]);
+    drop(listener);
+}
