@@ -12,6 +12,10 @@
 //! parent's `cgroup.subtree_control` (a cgroup with processes, such as
 //! barge's own, cannot have controllers enabled for children).
 //!
+//! The container's device policy is enforced here too (see [`crate::devices`]):
+//! the devices controller's lists on v1, an eBPF device program attached
+//! to the container's cgroup on v2.
+//!
 //! The runner opens the new cgroup's `cgroup.procs` files before `clone`;
 //! the child writes `0` to each (itself) before it does anything else.
 //! Where the cgroup lives is recorded in the container directory's
@@ -43,6 +47,8 @@ pub enum CgroupError {
     SwapBelowMemory,
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
+    #[error(transparent)]
+    Devices(#[from] crate::devices::DeviceError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -329,21 +335,11 @@ pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static
             if p.limit > 0 { p.limit.to_string() } else { "max".into() },
         ));
     }
-    // v2 device rules are eBPF programs; barge relies on nodev mounts there.
-    if !v2 {
-        for d in &res.devices {
-            let field = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
-            out.push((
-                "devices",
-                if d.allow { "devices.allow" } else { "devices.deny" },
-                format!(
-                    "{} {}:{} {}",
-                    d.kind.as_deref().unwrap_or("a"),
-                    field(d.major),
-                    field(d.minor),
-                    d.access.as_deref().unwrap_or("rwm")
-                ),
-            ));
+    // On v2 the rules are an eBPF program (`Cgroup::apply`), checked here all the same.
+    for rule in crate::devices::parse_all(&res.devices)? {
+        if !v2 {
+            let (file, line) = rule.v1_line();
+            out.push(("devices", file, line));
         }
     }
     Ok(out)
@@ -518,6 +514,10 @@ impl Cgroup {
                 continue;
             }
             write(dir, file, &value)?;
+        }
+        if self.v2 && !res.devices.is_empty() {
+            let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
+            crate::devices::attach(dir, &res.devices)?;
         }
         Ok(())
     }
