@@ -14,7 +14,8 @@
 //!
 //! The container's device policy is enforced here too (see [`crate::devices`]):
 //! the devices controller's lists on v1, an eBPF device program attached
-//! to the container's cgroup on v2.
+//! to the container's cgroup on v2. A container whose bundle has device
+//! rules does not start where they cannot be applied.
 //!
 //! The runner opens the new cgroup's `cgroup.procs` files before `clone`;
 //! the child writes `0` to each (itself) before it does anything else.
@@ -37,7 +38,7 @@ const UNLIMITED: u64 = 1 << 62;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo); --memory, --cpus and --pids-limit need one")]
+    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo); the device policy, --memory, --cpus and --pids-limit need one")]
     NotMounted,
     #[error("the cgroup path {0:?} is not a plain relative or absolute path")]
     BadPath(String),
@@ -58,9 +59,10 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError 
     move |source| CgroupError::Io { context, source }
 }
 
-/// Whether `res` limits anything a cgroup enforces (device rules aside).
+/// Whether `res` asks for anything only a cgroup enforces: a limit or a
+/// device policy (every container barge creates has docker's).
 pub fn limits_asked(res: Option<&Resources>) -> bool {
-    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some())
+    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some() || !r.devices.is_empty())
 }
 
 /// A cgroup v1 hierarchy as mounted: its controllers, mount point, and
@@ -503,10 +505,8 @@ impl Cgroup {
 
     fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
         for (controller, file, value) in settings(res, self.v2)? {
+            // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
-                if controller == "devices" {
-                    continue;
-                }
                 return Err(CgroupError::NoController(controller));
             };
             // Without swap accounting docker limits memory alone.

@@ -1,5 +1,6 @@
 //! The container's device policy: docker's allow-list, enforced by the
-//! devices cgroup on v1 and by barge's eBPF device program on cgroup v2.
+//! devices cgroup on v1 and by barge's eBPF device program on cgroup v2,
+//! and no container started where it cannot be applied.
 //!
 //! The CI host is cgroup v1 (hybrid: its cgroup2 mount has no
 //! controllers). A pure v2 host is made for barge in a private mount
@@ -18,6 +19,10 @@ enum View {
     Host,
     /// Only cgroup v2, mounted at /sys/fs/cgroup.
     V2Only,
+    /// v1 without the devices hierarchy.
+    NoDevicesHierarchy,
+    /// No cgroup filesystem at all.
+    NoCgroups,
 }
 
 /// Runs barge with `args` in a private mount namespace showing `view`.
@@ -25,6 +30,8 @@ fn barge_in(b: &Barge, view: View, args: &[&str]) -> Output {
     let setup = match view {
         View::Host => "",
         View::V2Only => "umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && ",
+        View::NoDevicesHierarchy => "umount /sys/fs/cgroup/devices && ",
+        View::NoCgroups => "umount -R /sys/fs/cgroup && ",
     };
     let barge = b.command();
     let mut c = Command::new("unshare");
@@ -157,4 +164,32 @@ fn cgroup_v2_device_program_attached_and_removed_with_the_container() {
     assert_eq!(out(&probe), "fine\n");
     ok_in(&b, View::V2Only, &["rm", "-f", &id]);
     assert!(!dir.exists(), "the cgroup and its program went with the container");
+}
+
+#[test]
+fn no_start_where_the_device_policy_cannot_be_applied() {
+    let Some((_reg, b, image)) = setup(&[]) else { return };
+    for (view, reason) in [
+        (
+            View::NoDevicesHierarchy,
+            "the devices cgroup controller is not available on this host",
+        ),
+        (View::NoCgroups, "no cgroup filesystem is mounted"),
+    ] {
+        let o = barge_in(
+            &b,
+            view,
+            &["run", "--rm", "--network", "none", &image, "sh", "-c", "echo RAN"],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && !out(&o).contains("RAN"),
+            "in {view:?} the container ran: {}\n{stderr}",
+            out(&o)
+        );
+        assert_eq!(o.status.code(), Some(125), "in {view:?}: {stderr}");
+        assert!(stderr.contains(reason), "in {view:?}: {stderr}");
+    }
+    // Nothing was left behind.
+    assert_eq!(ok_in(&b, View::Host, &["ps", "-aq"]), "");
 }
