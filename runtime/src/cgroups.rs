@@ -12,6 +12,11 @@
 //! parent's `cgroup.subtree_control` (a cgroup with processes, such as
 //! barge's own, cannot have controllers enabled for children).
 //!
+//! The container's device policy is enforced here too (see [`crate::devices`]):
+//! the devices controller's lists on v1, an eBPF device program attached
+//! to the container's cgroup on v2. A container whose bundle has device
+//! rules does not start where they cannot be applied.
+//!
 //! The runner opens the new cgroup's `cgroup.procs` files before `clone`;
 //! the child writes `0` to each (itself) before it does anything else.
 //! Where the cgroup lives is recorded in the container directory's
@@ -33,7 +38,7 @@ const UNLIMITED: u64 = 1 << 62;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo); --memory, --cpus and --pids-limit need one")]
+    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo); the device policy, --memory, --cpus and --pids-limit need one")]
     NotMounted,
     #[error("the cgroup path {0:?} is not a plain relative or absolute path")]
     BadPath(String),
@@ -43,6 +48,8 @@ pub enum CgroupError {
     SwapBelowMemory,
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
+    #[error(transparent)]
+    Devices(#[from] crate::devices::DeviceError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -52,9 +59,10 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError 
     move |source| CgroupError::Io { context, source }
 }
 
-/// Whether `res` limits anything a cgroup enforces (device rules aside).
+/// Whether `res` asks for anything only a cgroup enforces: a limit or a
+/// device policy (every container barge creates has docker's).
 pub fn limits_asked(res: Option<&Resources>) -> bool {
-    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some())
+    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some() || !r.devices.is_empty())
 }
 
 /// A cgroup v1 hierarchy as mounted: its controllers, mount point, and
@@ -329,21 +337,11 @@ pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static
             if p.limit > 0 { p.limit.to_string() } else { "max".into() },
         ));
     }
-    // v2 device rules are eBPF programs; barge relies on nodev mounts there.
-    if !v2 {
-        for d in &res.devices {
-            let field = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
-            out.push((
-                "devices",
-                if d.allow { "devices.allow" } else { "devices.deny" },
-                format!(
-                    "{} {}:{} {}",
-                    d.kind.as_deref().unwrap_or("a"),
-                    field(d.major),
-                    field(d.minor),
-                    d.access.as_deref().unwrap_or("rwm")
-                ),
-            ));
+    // On v2 the rules are an eBPF program (`Cgroup::apply`), checked here all the same.
+    for rule in crate::devices::parse_all(&res.devices)? {
+        if !v2 {
+            let (file, line) = rule.v1_line();
+            out.push(("devices", file, line));
         }
     }
     Ok(out)
@@ -507,10 +505,8 @@ impl Cgroup {
 
     fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
         for (controller, file, value) in settings(res, self.v2)? {
+            // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
-                if controller == "devices" {
-                    continue;
-                }
                 return Err(CgroupError::NoController(controller));
             };
             // Without swap accounting docker limits memory alone.
@@ -518,6 +514,10 @@ impl Cgroup {
                 continue;
             }
             write(dir, file, &value)?;
+        }
+        if self.v2 && !res.devices.is_empty() {
+            let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
+            crate::devices::attach(dir, &res.devices)?;
         }
         Ok(())
     }

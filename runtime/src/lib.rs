@@ -25,6 +25,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod container;
 mod create;
+pub mod devices;
 pub mod exec;
 pub mod limits;
 pub mod logs;
