@@ -582,8 +582,10 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
-    /// Network for RUN: host (the default, as in docker build with BuildKit) or none
-    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    /// Network for RUN: default (an isolated bridge network as root on the host, none in a user
+    /// namespace), bridge, none (only lo) or host (the host's own network: its 127.0.0.1 services,
+    /// its interfaces to sniff; only when asked)
+    #[arg(long, default_value = "default", value_parser = ["default", "bridge", "none", "host"])]
     pub network: String,
     /// Suppress the build output and print the image ID on success
     #[arg(short, long)]
