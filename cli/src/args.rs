@@ -385,6 +385,9 @@ pub struct RunArgs {
     /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
     #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
     pub ulimit: Vec<barge_runtime::limits::Ulimit>,
+    /// Log driver options (json-file): max-size=10m rotates the log at that size, max-file=3 keeps that many files
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
@@ -602,8 +605,10 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
-    /// Network for RUN: host (the default, as in docker build with BuildKit) or none
-    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    /// Network for RUN: default (an isolated bridge network as root on the host, none in a user
+    /// namespace), bridge, none (only lo) or host (the host's own network: its 127.0.0.1 services,
+    /// its interfaces to sniff; only when asked)
+    #[arg(long, default_value = "default", value_parser = ["default", "bridge", "none", "host"])]
     pub network: String,
     /// Suppress the build output and print the image ID on success
     #[arg(short, long)]

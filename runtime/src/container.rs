@@ -74,6 +74,9 @@ pub struct Meta {
     pub stop_signal: String,
     /// The image's snapshots, topmost first: the overlay's lower dirs.
     pub lower_dirs: Vec<PathBuf>,
+    /// `--log-opt` as given (json-file's `max-size`, `max-file`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,8 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// `--memory`, `--cpus`, `--pids-limit`, `--ulimit`, …
     pub limits: crate::limits::Limits,
+    /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
+    pub log_opts: Vec<String>,
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -256,6 +258,7 @@ impl Runtime {
         // SAFETY: sysconf has no preconditions.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
         opts.limits.validate(cpus)?;
+        let log_opts = crate::logs::parse_opts(&opts.log_opts)?;
         let stop_signal = cfg
             .get("StopSignal")
             .and_then(|s| s.as_str())
@@ -307,6 +310,7 @@ impl Runtime {
             runtime: opts.runtime.clone(),
             stop_signal,
             lower_dirs,
+            log_opts,
         };
         let uid0 = resolved.uid == 0;
         let nofile = nofile_limit();

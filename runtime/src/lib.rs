@@ -101,6 +101,8 @@ pub enum RuntimeError {
     Limits(#[from] limits::LimitError),
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
+    #[error(transparent)]
+    LogOpt(#[from] logs::LogOptError),
 }
 
 impl RuntimeError {

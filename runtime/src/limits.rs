@@ -62,6 +62,15 @@ pub struct Limits {
 
 /// go-units' `RAMInBytes`: `512m`, `1g`, `1.5GiB`, `100` (bytes); binary multiples.
 pub fn parse_size(s: &str) -> Result<i64, LimitError> {
+    parse_units(s, 1024.0)
+}
+
+/// go-units' `FromHumanSize` (json-file's `max-size`): as [`parse_size`], decimal multiples.
+pub fn from_human_size(s: &str) -> Result<i64, LimitError> {
+    parse_units(s, 1000.0)
+}
+
+fn parse_units(s: &str, base: f64) -> Result<i64, LimitError> {
     let bad = || LimitError::Size(s.to_string());
     let digits_end = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(digits_end);
@@ -72,11 +81,11 @@ pub fn parse_size(s: &str) -> Result<i64, LimitError> {
     let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
     let mut chars = unit.chars().peekable();
     let mult: f64 = match chars.peek() {
-        Some('k') => 1024.0,
-        Some('m') => 1024f64.powi(2),
-        Some('g') => 1024f64.powi(3),
-        Some('t') => 1024f64.powi(4),
-        Some('p') => 1024f64.powi(5),
+        Some('k') => base,
+        Some('m') => base.powi(2),
+        Some('g') => base.powi(3),
+        Some('t') => base.powi(4),
+        Some('p') => base.powi(5),
         _ => 1.0,
     };
     if mult > 1.0 {

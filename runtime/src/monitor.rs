@@ -4,7 +4,7 @@
 //! `start` fork one that outlives the barge that started it.
 
 use crate::container::{Container, State, Status};
-use crate::logs::LineWriter;
+use crate::logs::{LineWriter, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
 use crate::{io_err, Runtime, RuntimeError};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -134,7 +134,7 @@ type Streams = Vec<(OwnedFd, &'static str)>;
 pub(crate) struct Outputs {
     /// Copy to barge's own stdout/stderr.
     pub(crate) to_terminal: bool,
-    pub(crate) log: Option<File>,
+    pub(crate) log: Option<LogFile>,
 }
 
 /// Exit status of a reaped child: its code, or 128 + the signal.
@@ -385,12 +385,10 @@ fn close_all_but(keep: &[i32]) {
     }
 }
 
-fn open_log(c: &Container) -> Result<File, RuntimeError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(c.log_path())
-        .map_err(io_err(format!("opening {}", c.log_path().display())))
+/// The container's log, rotated as its `--log-opt`s say.
+fn open_log(c: &Container) -> Result<LogFile, RuntimeError> {
+    let rotation = Rotation::from_opts(&c.meta.log_opts)?;
+    LogFile::open(&c.log_path(), rotation).map_err(io_err(format!("opening {}", c.log_path().display())))
 }
 
 impl Runtime {

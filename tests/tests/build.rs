@@ -513,3 +513,117 @@ fn copy_follows_docker_rules() {
         "COPY . copies the context: {shown}"
     );
 }
+
+/// The interfaces of a `/proc/net/dev` listing.
+fn interfaces(proc_net_dev: &str) -> Vec<String> {
+    proc_net_dev
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim().to_string())
+        .collect()
+}
+
+/// What one RUN step printed between `==NAME==` and `==end==`.
+fn section<'a>(build_output: &'a str, name: &str) -> &'a str {
+    let start = format!("=={name}==\n");
+    let from = build_output
+        .find(&start)
+        .map(|i| i + start.len())
+        .unwrap_or_else(|| panic!("no {name} in {build_output}"));
+    let rest = &build_output[from..];
+    &rest[..rest.find("==end==").unwrap_or(rest.len())]
+}
+
+#[test]
+fn run_steps_get_a_network_of_their_own_unless_host_is_asked() {
+    if !require_root_and(&["busybox", "iptables"]) {
+        return;
+    }
+    // A service only the host's own processes should reach, as a plain-HTTP registry on 127.0.0.1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 21\r\n\r\nhost-loopback-secret\n");
+        }
+    });
+    let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host_ifaces = interfaces(&std::fs::read_to_string("/proc/net/dev").unwrap());
+    let ctx = scratch_context(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN echo ==netns==; readlink /proc/self/ns/net; echo ==end==; \
+         echo ==dev==; cat /proc/net/dev; echo ==end==; \
+         echo ==loopback==; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 {port} 2>&1 || echo unreachable; echo ==end==\n"
+    ));
+    let b = Barge::new();
+    let build = |flags: &[&str]| {
+        // No cache: every build runs its RUN steps.
+        let mut args = vec!["build", "--no-cache"];
+        args.extend_from_slice(flags);
+        args.push(ctx.path().to_str().unwrap());
+        let o = b.run(&args);
+        assert!(o.status.success(), "{}", out(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+
+    for flags in [&[][..], &["--network", "default"][..], &["--network", "bridge"][..]] {
+        let shown = build(flags);
+        assert_ne!(
+            section(&shown, "netns").trim(),
+            host_netns.to_str().unwrap(),
+            "{flags:?}: RUN is not in the host's network namespace: {shown}"
+        );
+        let seen = interfaces(section(&shown, "dev"));
+        assert!(
+            seen.iter().all(|i| i == "lo" || i == "eth0"),
+            "{flags:?}: only its own lo and eth0, none of the host's {host_ifaces:?}: {seen:?}"
+        );
+        assert!(seen.iter().any(|i| i == "eth0"), "{flags:?}: on the bridge: {seen:?}");
+        let reached = section(&shown, "loopback");
+        assert!(
+            reached.contains("unreachable") && !reached.contains("host-loopback-secret"),
+            "{flags:?}: the host's 127.0.0.1 is out of reach: {reached}"
+        );
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection came in"
+    );
+
+    let none = build(&["--network", "none"]);
+    assert_eq!(interfaces(section(&none, "dev")), ["lo"], "{none}");
+    assert!(section(&none, "loopback").contains("unreachable"), "{none}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection came in"
+    );
+
+    // Only when asked: the host's network, its loopback services and interfaces.
+    let host = build(&["--network", "host"]);
+    assert_eq!(section(&host, "netns").trim(), host_netns.to_str().unwrap(), "{host}");
+    let seen = interfaces(section(&host, "dev"));
+    assert!(
+        seen.iter().any(|i| i != "lo" && i != "eth0" && host_ifaces.contains(i)) || host_ifaces.len() <= 2,
+        "the host's interfaces {host_ifaces:?}: {seen:?}"
+    );
+    assert!(section(&host, "loopback").contains("host-loopback-secret"), "{host}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let help = b
+        .ok(&["build", "--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("isolated bridge") && help.contains("only when asked"),
+        "{help}"
+    );
+}

@@ -70,6 +70,21 @@ fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
     }
 }
 
+/// The network of RUN containers: the host's only when asked, else one of
+/// their own, as docker's: the default bridge where barge can make one,
+/// else none (only lo), said once.
+fn run_network(flag: &str) -> Network {
+    match flag {
+        "host" => Network::Host,
+        "none" => Network::None,
+        _ if barge_runtime::network::can_make_bridges() => Network::Bridge,
+        _ => {
+            eprintln!("barge build: no bridge network can be made here (a user namespace); RUN gets --network none");
+            Network::None
+        }
+    }
+}
+
 pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
     if !rustix::process::geteuid().is_root() {
         return Err(Failure::msg(
@@ -124,15 +139,15 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         platform,
         tags: tags.clone(),
         no_cache: a.no_cache,
-        network: if a.network == "none" {
-            Network::None
-        } else {
-            Network::Host
-        },
+        network: run_network(&a.network),
         epoch,
         quiet: a.quiet,
     };
     let store = env.store()?;
+    if opts.network == Network::Bridge {
+        // barge.json's bridge/bip, as for run.
+        env.networks(&store)?;
+    }
     let runtime = Runtime::new(&store);
     let bases = Bases {
         env,

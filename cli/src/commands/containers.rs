@@ -13,6 +13,7 @@ use barge_runtime::exec::ExecOptions;
 use barge_runtime::monitor::Foreground;
 use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status};
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 /// A runtime error as a failure with docker's exit status (125, 126, 127).
@@ -104,6 +105,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
             pids_limit: a.pids_limit,
             ulimits: a.ulimit.clone(),
         },
+        log_opts: a.log_opt.clone(),
     })
 }
 
@@ -290,38 +292,39 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
                 .map_err(|_| Failure::msg(format!("invalid --tail {n:?}: a number or \"all\"")))?,
         ),
     };
-    let print = |entries: &[barge_runtime::logs::Entry]| {
-        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-        for e in entries {
-            let line = if a.timestamps {
-                format!("{} {}", e.time, e.log)
-            } else {
-                e.log.clone()
-            };
-            let _ = if e.stream == "stderr" {
-                err.write_all(line.as_bytes())
-            } else {
-                out.write_all(line.as_bytes())
-            };
+    // One entry at a time from the files, so that memory stays bounded however long the log.
+    let mut print = |e: barge_runtime::logs::Entry| {
+        let time = if a.timestamps {
+            format!("{} ", e.time)
+        } else {
+            String::new()
+        };
+        let written = if e.stream == "stderr" {
+            let mut err = std::io::stderr().lock();
+            err.write_all(time.as_bytes())
+                .and_then(|_| err.write_all(e.log.as_bytes()))
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(time.as_bytes())
+                .and_then(|_| out.write_all(e.log.as_bytes()))
+                .and_then(|_| out.flush())
+        };
+        // A reader that went away (`logs | head`) ends the command.
+        match written {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
         }
-        let _ = out.flush();
     };
-    let (entries, mut offset) =
-        barge_runtime::logs::read_from(&c.log_path(), 0).context(|| "reading the log".to_string())?;
-    let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
-    print(&entries[skip..]);
-    if a.follow {
-        loop {
-            let running = c.state().map(|s| s.status == Status::Running).unwrap_or(false);
-            let (more, next) =
-                barge_runtime::logs::read_from(&c.log_path(), offset).context(|| "reading the log".to_string())?;
-            print(&more);
-            offset = next;
-            if !running {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    let reading = || "reading the log".to_string();
+    let mut reader = barge_runtime::logs::Reader::open(&c.log_path(), tail).context(reading)?;
+    let mut flow = reader.read(&mut print).context(reading)?;
+    while a.follow && flow.is_continue() {
+        let running = c.state().map(|s| s.status == Status::Running).unwrap_or(false);
+        flow = reader.read(&mut print).context(reading)?;
+        if !running {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(0)
 }
@@ -657,6 +660,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "Platform": "linux",
         "HostConfig": {
             "NetworkMode": network_mode(c),
+            "LogConfig": {"Type": "json-file", "Config": c.meta.log_opts},
             "PortBindings": port_bindings(&c.meta.ports),
             "AutoRemove": c.meta.auto_remove,
             "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
