@@ -136,8 +136,16 @@ impl Runtime {
         };
         let signals = SignalFd::new()?;
         // The command joins the container's cgroup: its limits and `stop` apply to it.
+        // Fail closed: a container whose limits or device policy live in a
+        // cgroup never gets a command outside it.
         let cgroup_procs = match crate::cgroups::Cgroup::load(&c.dir) {
             Some(cg) => cg.procs_files()?,
+            None if crate::cgroups::limits_asked(spec.linux.resources.as_ref()) => {
+                return Err(RuntimeError::Corrupt(format!(
+                    "the cgroup of container {} is not recorded; its limits and device policy could not apply to the command",
+                    c.meta.name
+                )))
+            }
             None => Vec::new(),
         };
         let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -150,11 +158,8 @@ impl Runtime {
         }
         if outer == 0 {
             drop(err_read);
-            for procs in &cgroup_procs {
-                let _ = rustix::io::write(procs, b"0");
-            }
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
-            let (code, message) = match enter(&namespaces, &plan, sock, io, err_write.as_raw_fd()) {
+            let (code, message) = match enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -229,8 +234,10 @@ impl Runtime {
     }
 }
 
-/// The forked child: join the namespaces, then fork the process that execs.
+/// The forked child: join the cgroup and the namespaces, then fork the
+/// process that execs.
 fn enter(
+    cgroup_procs: &[OwnedFd],
     namespaces: &[OwnedFd],
     plan: &ProcessPlan,
     terminal: Option<&OwnedFd>,
@@ -238,6 +245,9 @@ fn enter(
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    for procs in cgroup_procs {
+        rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
     for ns in namespaces {
         rustix::thread::move_into_link_name_space(rustix::fd::AsFd::as_fd(ns), None)
             .map_err(fail("joining the container's namespaces"))?;

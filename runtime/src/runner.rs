@@ -302,7 +302,8 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         .unwrap_or_else(|| crate::cgroups::default_path(c.id()));
     let cgroup = match crate::cgroups::Cgroup::create(&cgroup_path, resources) {
         Ok(cg) => cg,
-        // No limit asked for: a host where barge may not make cgroups still runs containers.
+        // Nothing a cgroup enforces is asked for (a bundle without limits or
+        // device rules): a host where barge may not make cgroups still runs it.
         Err(_) if !crate::cgroups::limits_asked(resources) => None,
         Err(e) => return Err(e.into()),
     };
