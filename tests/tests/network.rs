@@ -700,3 +700,94 @@ fn networks_are_isolated_and_only_published_ports_come_in() {
         assert!(filter.contains(&kept), "the host's rule {kept} stays: {filter}");
     }
 }
+
+/// Monitor of a running container: its pid, threads and open descriptors.
+fn monitor_counts(b: &Barge, name: &str) -> (i32, usize, usize) {
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", name]);
+    let dir = b.root().join("containers").join(id.trim());
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let pid = state["monitor_pid"].as_i64().unwrap() as i32;
+    let count = |what: &str| std::fs::read_dir(format!("/proc/{pid}/{what}")).unwrap().count();
+    (pid, count("task"), count("fd"))
+}
+
+/// A UDP echo server inside a container's network namespace, run by the
+/// test; counts the datagrams it got.
+fn udp_echo_in(netns: std::path::PathBuf, port: u16) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = got.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        enter_netns(&netns).unwrap();
+        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        while let Ok((len, from)) = s.recv_from(&mut buf) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.send_to(&buf[..len], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    got
+}
+
+/// One datagram from each of thousands of source ports: the monitor keeps
+/// a bounded number of flows (oldest closed), no thread per client, and
+/// the port still answers.
+#[test]
+fn published_udp_ports_keep_threads_and_sockets_bounded() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "127.0.0.1::5353/udp",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", "udp"]);
+    let netns = b.root().join("containers").join(id.trim()).join("netns");
+    let received = udp_echo_in(netns, 5353);
+    let mapped = b.ok(&["port", "udp", "5353/udp"]);
+    let port: u16 = mapped.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let (pid, threads, fds) = monitor_counts(&b, "udp");
+    const CLIENTS: usize = 3000;
+    // Each client waits for its echo, so no datagram is dropped for a full buffer.
+    let mut echoed = 0;
+    let mut buf = [0u8; 16];
+    for i in 0..CLIENTS {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.send_to(format!("{i}").as_bytes(), ("127.0.0.1", port)).unwrap();
+        echoed += usize::from(
+            c.recv(&mut buf)
+                .is_ok_and(|len| buf[..len] == *format!("{i}").as_bytes()),
+        );
+    }
+    let got = received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(echoed >= CLIENTS - 10, "{echoed} of {CLIENTS} echoed, {got} received");
+    std::thread::sleep(Duration::from_millis(500));
+    let (same, threads_after, fds_after) = monitor_counts(&b, "udp");
+    assert_eq!(same, pid);
+    eprintln!("monitor: threads {threads} -> {threads_after}, descriptors {fds} -> {fds_after}");
+    assert!(
+        threads_after <= threads + 1,
+        "threads {threads} -> {threads_after} after {CLIENTS} clients"
+    );
+    // At most the cap of flows is open (1024), not one per client.
+    assert!(
+        fds_after <= fds + 1024 + 8,
+        "descriptors {fds} -> {fds_after} after {CLIENTS} clients"
+    );
+    // A new client is still served, replies included.
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 16];
+    let len = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"ping");
+    b.ok(&["rm", "-f", "udp"]);
+}
