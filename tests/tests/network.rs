@@ -242,6 +242,16 @@ fn published_ports_reach_the_container_from_the_host_loopback() {
     assert!(String::from_utf8_lossy(&e.stderr).contains("invalid port specification"));
 }
 
+/// Moves the calling thread into the network namespace at `path`.
+fn enter_netns(path: &std::path::Path) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: setns moves only this thread into the namespace.
+    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A network namespace standing for another host: 198.18.N.2 behind a veth
 /// whose host end is 198.18.N.1.
 struct OtherHost {
@@ -254,8 +264,11 @@ struct OtherHost {
 
 impl OtherHost {
     fn new() -> OtherHost {
-        let n = std::process::id() % 250;
-        let ns = format!("barge-test-{}", std::process::id());
+        // Two per test process (tests run in parallel), each its own.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2;
+        let n = std::process::id() % 125 * 2 + k;
+        let ns = format!("barge-test-{}-{k}", std::process::id());
         let host_end = format!("bth{n}");
         let run = |args: &[&str]| {
             let o = Command::new("ip").args(args).output().unwrap();
@@ -288,10 +301,7 @@ impl OtherHost {
         let addr = self.addr.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
-            let f = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns moves only this thread into the namespace.
-            let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            enter_netns(path.as_ref()).unwrap();
             let l = TcpListener::bind((addr.as_str(), 9000)).unwrap();
             tx.send(()).unwrap();
             let (mut s, peer) = l.accept().unwrap();
@@ -300,6 +310,34 @@ impl OtherHost {
         });
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
         h
+    }
+}
+
+impl OtherHost {
+    /// Routes `subnet` through the host, as a LAN host routing to barge's subnet would.
+    fn route(&self, subnet: &str) {
+        let o = Command::new("ip")
+            .args(["-n", &self.ns, "route", "add", subnet, "via", &self.host_addr])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `GET /` of `addr:port`, connecting from inside the namespace.
+    fn http_get(&self, addr: &str, port: u16) -> std::io::Result<String> {
+        let path = format!("/run/netns/{}", self.ns);
+        let to: std::net::SocketAddr = (addr.parse::<Ipv4Addr>().unwrap(), port).into();
+        std::thread::spawn(move || {
+            enter_netns(path.as_ref())?;
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+        .join()
+        .unwrap()
     }
 }
 
@@ -431,11 +469,325 @@ fn the_default_bridge_follows_bridge_and_bip_in_barge_json() {
     );
 }
 
-/// Deletes a link when dropped, passed or failed.
+/// Deletes a link when dropped, passed or failed, and the firewall rules
+/// barge made for it.
 struct LinkGone(String);
 
 impl Drop for LinkGone {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        for table in ["filter", "nat"] {
+            let rules = Command::new("iptables").args(["-w", "-t", table, "-S"]).output();
+            let rules = rules
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for rule in rules.lines().filter(|l| l.split(' ').any(|w| w == self.0)) {
+                let Some(spec) = rule.strip_prefix("-A ") else { continue };
+                let _ = Command::new("iptables")
+                    .args(["-w", "-t", table, "-D"])
+                    .args(spec.split(' '))
+                    .status();
+            }
+        }
     }
+}
+
+/// Removes a test's networks when dropped, passed or failed (their
+/// containers first), so no bridge or rule outlives the test.
+struct NetworksGone<'a>(&'a Barge, Vec<String>);
+
+impl Drop for NetworksGone<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.run(&["ps", "-aq"]);
+        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(ids.lines().filter(|l| !l.is_empty()));
+        if rm.len() > 2 {
+            let _ = self.0.run(&rm);
+        }
+        for n in &self.1 {
+            let _ = self.0.run(&["network", "rm", n]);
+        }
+    }
+}
+
+/// `iptables -S` of a table.
+fn iptables_rules(table: &str) -> String {
+    let o = Command::new("iptables")
+        .args(["-w", "-t", table, "-S"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn iptables_ok(args: &[String]) {
+    let o = Command::new("iptables").arg("-w").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "iptables {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Rules the test adds for the host: one at the head of FORWARD and one in
+/// BARGE-USER (both for a TEST-NET address nothing uses); removed on drop.
+struct HostRules {
+    forward: Vec<String>,
+    user: Vec<String>,
+}
+
+impl HostRules {
+    fn add(n: u32) -> HostRules {
+        let rule = |chain: &str| {
+            [chain, "-s", &format!("192.0.2.{n}/32"), "-j", "RETURN"]
+                .map(String::from)
+                .to_vec()
+        };
+        let (forward, user) = (rule("FORWARD"), rule("BARGE-USER"));
+        let _ = Command::new("iptables").args(["-w", "-N", "BARGE-USER"]).output();
+        iptables_ok(&[vec!["-I".to_string()], forward.clone()].concat());
+        iptables_ok(&[vec!["-A".to_string()], user.clone()].concat());
+        HostRules { forward, user }
+    }
+
+    /// As `iptables -S` prints them.
+    fn lines(&self) -> [String; 2] {
+        [
+            format!("-A {}", self.forward.join(" ")),
+            format!("-A {}", self.user.join(" ")),
+        ]
+    }
+}
+
+impl Drop for HostRules {
+    fn drop(&mut self) {
+        for r in [&self.forward, &self.user] {
+            let _ = Command::new("iptables").args(["-w", "-D"]).args(r).status();
+        }
+    }
+}
+
+/// docker's model: containers on different networks cannot connect, and
+/// nothing from outside reaches a container's port unless published (then
+/// through the host's port); barge's rules come after the host's.
+#[test]
+fn networks_are_isolated_and_only_published_ports_come_in() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let n = std::process::id() % 250;
+    let host_rules = HostRules::add(n);
+    let other = OtherHost::new();
+    let (net_a, net_b) = (format!("isoa{n}"), format!("isob{n}"));
+    let (subnet_a, subnet_b) = (format!("10.229.{n}.0/24"), format!("10.230.{n}.0/24"));
+    let id_a = b
+        .ok(&["network", "create", "--subnet", &subnet_a, &net_a])
+        .trim()
+        .to_string();
+    let id_b = b
+        .ok(&["network", "create", "--subnet", &subnet_b, &net_b])
+        .trim()
+        .to_string();
+    let bridges = [format!("br-{}", &id_a[..12]), format!("br-{}", &id_b[..12])];
+    let _gone = NetworksGone(&b, vec![net_a.clone(), net_b.clone()]);
+    // What an older barge left for A at the head of FORWARD goes at the next start.
+    for dir in ["-i", "-o"] {
+        iptables_ok(&["-I", "FORWARD", dir, &bridges[0], "-j", "ACCEPT"].map(String::from));
+    }
+    let port = barge_tests::free_port();
+    // On A: one server unpublished, one published on the host's address facing the other host.
+    web(&b, &["--name", "hidden", "--network", &net_a], &image);
+    web(
+        &b,
+        &[
+            "--name",
+            "public",
+            "--network",
+            &net_a,
+            "-p",
+            &format!("{}:{port}:8080", other.host_addr),
+        ],
+        &image,
+    );
+    let ip_of = |name: &str| {
+        b.ok(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", name])
+            .trim()
+            .to_string()
+    };
+    let hidden = ip_of("hidden");
+    // From a container on `network` (its own run: exec may share the host's network).
+    let from = |network: &str, script: &str| b.run(&["run", "--rm", "--network", network, &image, "sh", "-c", script]);
+    // Same network: allowed (and the server is up).
+    let got = from(
+        &net_a,
+        &format!("{RETRY} wget -qO- http://{hidden}:8080/ && break; sleep 0.1; done"),
+    );
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "served from the container\n");
+    // Another user network, the default bridge: no connection.
+    // (busybox's wget -T crashes: timeout bounds the wait instead, with sh
+    // staying PID 1, as PID 1 would ignore its SIGTERM.)
+    for network in [net_b.as_str(), "bridge"] {
+        let e = from(
+            network,
+            &format!("timeout 3 wget -qO- http://{hidden}:8080/; echo exit $?"),
+        );
+        let out = String::from_utf8_lossy(&e.stdout);
+        assert!(
+            out.contains("exit ") && !out.contains("exit 0") && !out.contains("served"),
+            "a container on {network} reached one on another network: {out}"
+        );
+    }
+    // A published port is reached through the host from any network.
+    let got = from(
+        &net_b,
+        &format!(
+            "{RETRY} wget -qO- http://{}:{port}/ && break; sleep 0.1; done",
+            other.host_addr
+        ),
+    );
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "served from the container\n");
+
+    // Another host routing to the subnet: the published port only.
+    other.route(&subnet_a);
+    wait_until("the published port from the other host", || {
+        other
+            .http_get(&other.host_addr, port)
+            .is_ok_and(|p| p.ends_with("served from the container\n"))
+    });
+    let direct = other.http_get(&hidden, 8080);
+    assert!(
+        direct.is_err(),
+        "the other host reached an unpublished port: {direct:?}"
+    );
+    let direct = other.http_get(&ip_of("public"), 8080);
+    assert!(direct.is_err(), "only through the host's port: {direct:?}");
+
+    // barge's rules: after the host's own, and never in BARGE-USER.
+    let filter = iptables_rules("filter");
+    let [host_forward, host_user] = host_rules.lines();
+    let forward: Vec<&str> = filter.lines().filter(|l| l.starts_with("-A FORWARD ")).collect();
+    assert!(
+        !forward.iter().any(|l| l.contains(&bridges[0])),
+        "the older rules are gone: {filter}"
+    );
+    let mine = |l: &&str| l.contains("BARGE") || bridges.iter().any(|br| l.contains(br.as_str()));
+    let host_at = forward.iter().position(|l| *l == host_forward).unwrap();
+    assert!(
+        forward.iter().position(mine).is_some_and(|p| p > host_at),
+        "barge's rules come after the host's: {filter}"
+    );
+    let user: Vec<&str> = filter.lines().filter(|l| l.starts_with("-A BARGE-USER ")).collect();
+    assert!(user.contains(&host_user.as_str()), "{filter}");
+    assert!(
+        !user.iter().any(|l| bridges.iter().any(|br| l.contains(br.as_str()))),
+        "{filter}"
+    );
+    assert!(forward.contains(&"-A FORWARD -j BARGE-FORWARD"), "{filter}");
+
+    // network rm removes exactly its rules; prune too.
+    b.ok(&["rm", "-f", "hidden", "public"]);
+    b.ok(&["network", "rm", &net_a]);
+    let gone = |bridge: &str| {
+        let all = format!("{}{}", iptables_rules("filter"), iptables_rules("nat"));
+        !all.contains(bridge)
+    };
+    assert!(gone(&bridges[0]), "{}", iptables_rules("filter"));
+    assert!(!gone(&bridges[1]), "the other network keeps its rules");
+    let pruned = b.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains(&net_b), "{pruned}");
+    assert!(gone(&bridges[1]), "{}", iptables_rules("filter"));
+    let filter = iptables_rules("filter");
+    for kept in host_rules.lines() {
+        assert!(filter.contains(&kept), "the host's rule {kept} stays: {filter}");
+    }
+}
+
+/// Monitor of a running container: its pid, threads and open descriptors.
+fn monitor_counts(b: &Barge, name: &str) -> (i32, usize, usize) {
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", name]);
+    let dir = b.root().join("containers").join(id.trim());
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let pid = state["monitor_pid"].as_i64().unwrap() as i32;
+    let count = |what: &str| std::fs::read_dir(format!("/proc/{pid}/{what}")).unwrap().count();
+    (pid, count("task"), count("fd"))
+}
+
+/// A UDP echo server inside a container's network namespace, run by the
+/// test; counts the datagrams it got.
+fn udp_echo_in(netns: std::path::PathBuf, port: u16) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = got.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        enter_netns(&netns).unwrap();
+        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        while let Ok((len, from)) = s.recv_from(&mut buf) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.send_to(&buf[..len], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    got
+}
+
+/// One datagram from each of thousands of source ports: the monitor keeps
+/// a bounded number of flows (oldest closed), no thread per client, and
+/// the port still answers.
+#[test]
+fn published_udp_ports_keep_threads_and_sockets_bounded() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "127.0.0.1::5353/udp",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", "udp"]);
+    let netns = b.root().join("containers").join(id.trim()).join("netns");
+    let received = udp_echo_in(netns, 5353);
+    let mapped = b.ok(&["port", "udp", "5353/udp"]);
+    let port: u16 = mapped.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let (pid, threads, fds) = monitor_counts(&b, "udp");
+    const CLIENTS: usize = 3000;
+    // Each client waits for its echo, so no datagram is dropped for a full buffer.
+    let mut echoed = 0;
+    let mut buf = [0u8; 16];
+    for i in 0..CLIENTS {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.send_to(format!("{i}").as_bytes(), ("127.0.0.1", port)).unwrap();
+        echoed += usize::from(
+            c.recv(&mut buf)
+                .is_ok_and(|len| buf[..len] == *format!("{i}").as_bytes()),
+        );
+    }
+    let got = received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(echoed >= CLIENTS - 10, "{echoed} of {CLIENTS} echoed, {got} received");
+    std::thread::sleep(Duration::from_millis(500));
+    let (same, threads_after, fds_after) = monitor_counts(&b, "udp");
+    assert_eq!(same, pid);
+    eprintln!("monitor: threads {threads} -> {threads_after}, descriptors {fds} -> {fds_after}");
+    assert!(
+        threads_after <= threads + 1,
+        "threads {threads} -> {threads_after} after {CLIENTS} clients"
+    );
+    // At most the cap of flows is open (1024), not one per client.
+    assert!(
+        fds_after <= fds + 1024 + 8,
+        "descriptors {fds} -> {fds_after} after {CLIENTS} clients"
+    );
+    // A new client is still served, replies included.
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 16];
+    let len = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"ping");
+    b.ok(&["rm", "-f", "udp"]);
 }

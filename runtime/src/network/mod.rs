@@ -8,7 +8,8 @@
 //! (taken with `O_EXCL`; a lease whose container is gone or exited is taken
 //! over). Starting a container attaches it
 //! ([`attach`]): an address is leased, the bridge created on first use
-//! (with its gateway address and an outbound NAT rule), a network namespace
+//! (with its gateway address; its outbound NAT and filter rules are made
+//! or repaired every time, see `forward_rules`), a network namespace
 //! made and kept at `<container>/netns` (a bind mount, which the bundle's
 //! config.json names, so runc joins the same one), a veth pair with `eth0`
 //! inside, its address and default route, and `/etc/hosts` of every
@@ -242,7 +243,7 @@ impl Networks {
         // Another store's containers may still use the old device.
         if !read_leases(&current.bridge).values().any(|dir| lease_is_live(dir)) {
             delete_link_named(&current.bridge);
-            remove_nat(&current);
+            remove_firewall(&current);
         }
         let changed = NetworkConfig {
             bridge,
@@ -409,7 +410,7 @@ impl Networks {
             return Err(NetworkError::InUse { name: n.name, id: n.id });
         }
         delete_link_named(&n.bridge);
-        remove_nat(&n);
+        remove_firewall(&n);
         let _ = std::fs::remove_dir_all(lease_dir(&n.bridge));
         std::fs::remove_file(self.config_path(&n.name)).map_err(net_io(format!("removing network {}", n.name)))?;
         Ok(n)
@@ -594,7 +595,7 @@ fn remove_netns(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// The bridge of `n`, created with its gateway address and NAT on first use.
+/// The bridge of `n`, created with its gateway address on first use, and its firewall rules.
 fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -> Result<u32, NetworkError> {
     let io = |what: &str| net_io(format!("{what} {} of network {}", n.bridge, n.name));
     let created = nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
@@ -607,52 +608,199 @@ fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -
     nl.add_address(index, gateway, subnet.prefix)
         .map_err(io("addressing bridge"))?;
     nl.set_up(index).map_err(io("bringing up bridge"))?;
-    if created {
-        setup_nat(n);
-    }
+    setup_firewall(n, created);
     Ok(index)
 }
 
-/// Outbound NAT and forwarding for the subnet, with iptables. Without
-/// iptables the containers still reach the host and each other.
-fn setup_nat(n: &NetworkConfig) {
-    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
-    for (table, insert, rule) in nat_rules(n) {
-        match iptables(table, "-C", &rule) {
-            Ok(true) => {}
-            Ok(false) => {
-                let _ = iptables(table, if insert { "-I" } else { "-A" }, &rule);
-            }
-            Err(_) => {
-                eprintln!(
-                    "warning: iptables not found: containers on network {} cannot reach other hosts (install iptables)",
-                    n.name
-                );
-                return;
-            }
+/// barge's filter chains. FORWARD jumps to `BARGE-USER` (the host's own
+/// rules for containers, as docker's `DOCKER-USER`: made empty once, never
+/// flushed) and then to `BARGE-FORWARD`; both jumps are appended, so the
+/// host's own FORWARD rules keep coming first.
+const USER_CHAIN: &str = "BARGE-USER";
+const FORWARD_CHAIN: &str = "BARGE-FORWARD";
+const ISOLATION_CHAIN: &str = "BARGE-ISOLATION";
+
+fn words(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// A bridge's rules in `BARGE-FORWARD`, in order: leaving for another
+/// barge bridge goes to `BARGE-ISOLATION` (dropped there); coming in only
+/// as replies; its containers reach each other and the outside; nothing
+/// else comes in (another bridge, the LAN, other host interfaces).
+/// Published ports are unaffected: the monitor connects from the host.
+fn forward_rules(bridge: &str) -> Vec<Vec<String>> {
+    vec![
+        words(&["-i", bridge, "!", "-o", bridge, "-j", ISOLATION_CHAIN]),
+        words(&[
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ]),
+        words(&["-i", bridge, "-j", "ACCEPT"]),
+        words(&["-o", bridge, "-j", "DROP"]),
+    ]
+}
+
+/// A bridge's rule in `BARGE-ISOLATION`: nothing from another bridge enters it.
+fn isolation_rule(bridge: &str) -> Vec<String> {
+    words(&["-o", bridge, "-j", "DROP"])
+}
+
+fn masquerade_rule(n: &NetworkConfig) -> Vec<String> {
+    words(&["POSTROUTING", "-s", &n.subnet, "!", "-o", &n.bridge, "-j", "MASQUERADE"])
+}
+
+/// What older barge versions put at the head of FORWARD for a bridge.
+fn legacy_rules(bridge: &str) -> [Vec<String>; 2] {
+    [
+        words(&["-i", bridge, "-j", "ACCEPT"]),
+        words(&["-o", bridge, "-j", "ACCEPT"]),
+    ]
+}
+
+/// Deletes an older barge's FORWARD accepts for `bridge` that `lines` show.
+fn remove_legacy(lines: &[String], bridge: &str) {
+    for rule in legacy_rules(bridge) {
+        if lines.contains(&spec_line("FORWARD", &rule)) {
+            let rule = [vec!["FORWARD".to_string()], rule].concat();
+            while let Ok(true) = iptables("filter", "-D", &rule) {}
         }
     }
 }
 
-fn remove_nat(n: &NetworkConfig) {
-    for (table, _, rule) in nat_rules(n) {
-        while let Ok(true) = iptables(table, "-D", &rule) {}
+/// Host-wide: stores share bridges and the firewall.
+fn firewall_lock() -> std::io::Result<barge_store::LockGuard> {
+    std::fs::create_dir_all("/run/barge")?;
+    barge_store::fsutil::lock(
+        Path::new("/run/barge/firewall.lock"),
+        barge_store::fsutil::LockKind::Exclusive,
+    )
+}
+
+/// The filter table as `iptables -S` prints it, one rule a line (`None`
+/// without iptables).
+fn filter_rules() -> Option<Vec<String>> {
+    let out = std::process::Command::new("iptables")
+        .args(["-w", "-t", "filter", "-S"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// `-A CHAIN RULE…` as `iptables -S` prints it.
+fn spec_line(chain: &str, rule: &[String]) -> String {
+    format!("-A {chain} {}", rule.join(" "))
+}
+
+/// The rules of `chain` naming `bridge` (as `-i` or `-o`), without `-A CHAIN`.
+fn rules_naming(lines: &[String], chain: &str, bridge: &str) -> Vec<Vec<String>> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() > 2
+                && w[0] == "-A"
+                && w[1] == chain
+                && w.windows(2).any(|p| matches!(p[0], "-i" | "-o") && p[1] == bridge))
+            .then(|| words(&w[2..]))
+        })
+        .collect()
+}
+
+/// Outbound NAT and the bridge's filter rules (see [`forward_rules`]),
+/// with iptables; made or repaired at every attach, so a bridge made by an
+/// older barge, or a firewall reloaded since, gets them. Without iptables
+/// the containers still reach the host and each other (said once, when the
+/// bridge is `created`).
+fn setup_firewall(n: &NetworkConfig, created: bool) {
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+    let _lock = firewall_lock();
+    let Some(lines) = filter_rules() else {
+        if !created {
+            return;
+        }
+        eprintln!(
+            "warning: iptables not found: containers on network {} cannot reach other hosts and are not firewalled (install iptables)",
+            n.name
+        );
+        return;
+    };
+    let has = |line: &str| lines.iter().any(|l| l == line);
+    for chain in [USER_CHAIN, FORWARD_CHAIN, ISOLATION_CHAIN] {
+        if !has(&format!("-N {chain}")) {
+            let _ = iptables("filter", "-N", &[chain.to_string()]);
+        }
+    }
+    // FORWARD: BARGE-USER, then BARGE-FORWARD, after whatever the host has.
+    let jump = |chain: &str| words(&["FORWARD", "-j", chain]);
+    let at = |chain: &str| lines.iter().position(|l| *l == format!("-A FORWARD -j {chain}"));
+    match (at(USER_CHAIN), at(FORWARD_CHAIN)) {
+        (Some(u), Some(f)) if u < f => {}
+        (user, forward) => {
+            if forward.is_some() {
+                while let Ok(true) = iptables("filter", "-D", &jump(FORWARD_CHAIN)) {}
+            }
+            if user.is_none() {
+                let _ = iptables("filter", "-A", &jump(USER_CHAIN));
+            }
+            let _ = iptables("filter", "-A", &jump(FORWARD_CHAIN));
+        }
+    }
+    remove_legacy(&lines, &n.bridge);
+    // The bridge's rules, exactly and in order; else made again.
+    let wanted = forward_rules(&n.bridge);
+    let present = rules_naming(&lines, FORWARD_CHAIN, &n.bridge);
+    if present != wanted {
+        for rule in present {
+            delete_rule(FORWARD_CHAIN, rule);
+        }
+        for rule in wanted {
+            append_rule(FORWARD_CHAIN, rule);
+        }
+    }
+    let isolation = isolation_rule(&n.bridge);
+    if !has(&spec_line(ISOLATION_CHAIN, &isolation)) {
+        append_rule(ISOLATION_CHAIN, isolation);
+    }
+    let nat = masquerade_rule(n);
+    if let Ok(false) = iptables("nat", "-C", &nat) {
+        let _ = iptables("nat", "-A", &nat);
     }
 }
 
-/// Each rule a network needs: table, whether it goes first in its chain, chain and match.
-fn nat_rules(n: &NetworkConfig) -> Vec<(&'static str, bool, Vec<String>)> {
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    vec![
-        (
-            "nat",
-            false,
-            s(&["POSTROUTING", "-s", &n.subnet, "!", "-o", &n.bridge, "-j", "MASQUERADE"]),
-        ),
-        // Ahead of a DROP policy or rules docker may have put in FORWARD.
-        ("filter", true, s(&["FORWARD", "-i", &n.bridge, "-j", "ACCEPT"])),
-        ("filter", true, s(&["FORWARD", "-o", &n.bridge, "-j", "ACCEPT"])),
-    ]
+fn append_rule(chain: &str, rule: Vec<String>) {
+    let _ = iptables("filter", "-A", &[vec![chain.to_string()], rule].concat());
+}
+
+fn delete_rule(chain: &str, rule: Vec<String>) {
+    let _ = iptables("filter", "-D", &[vec![chain.to_string()], rule].concat());
+}
+
+/// Removes the bridge's rules, exactly: its own in barge's chains, its NAT
+/// rule, and an older barge's. The chains, their jumps and `BARGE-USER`
+/// stay (docker's chains stay too).
+fn remove_firewall(n: &NetworkConfig) {
+    let _lock = firewall_lock();
+    let Some(lines) = filter_rules() else { return };
+    for chain in [FORWARD_CHAIN, ISOLATION_CHAIN] {
+        for rule in rules_naming(&lines, chain, &n.bridge) {
+            delete_rule(chain, rule);
+        }
+    }
+    remove_legacy(&lines, &n.bridge);
+    while let Ok(true) = iptables("nat", "-D", &masquerade_rule(n)) {}
 }
 
 /// Runs `iptables -w -t TABLE OP RULE…`; whether it succeeded.

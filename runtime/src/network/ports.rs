@@ -9,11 +9,12 @@
 //! (docker-proxy). The cost is a copy through the monitor and the client's
 //! address hidden from the container.
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,41 +210,143 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
-/// Each client address gets its own socket to the container, so replies
-/// find their way back; at most this many at once.
-const MAX_UDP_CLIENTS: usize = 1024;
+/// A UDP flow closes after this long without a datagram either way, as
+/// docker-proxy's (`UDPConnTrackTimeout`).
+pub const UDP_IDLE: Duration = Duration::from_secs(90);
 
+/// At most this many UDP flows per published port: a new client beyond it
+/// closes the least recently active flow.
+pub const MAX_UDP_FLOWS: usize = 1024;
+
+/// Datagrams handled from one socket per wakeup, so no flow starves the others.
+const UDP_BATCH: usize = 64;
+
+/// One client address's socket to the container (connected to it, so the
+/// container's replies come back on it and go to that client).
+struct Flow {
+    sock: UdpSocket,
+    last: Instant,
+}
+
+/// The UDP flows of one published port, keyed by client address. Times are
+/// passed in, so expiry is tested without waiting.
+struct UdpRelay {
+    to: SocketAddr,
+    idle: Duration,
+    cap: usize,
+    flows: HashMap<SocketAddr, Flow>,
+    /// No flow expires before this (lasts only move forward).
+    next_sweep: Option<Instant>,
+}
+
+impl UdpRelay {
+    fn new(to: SocketAddr, idle: Duration, cap: usize) -> UdpRelay {
+        UdpRelay {
+            to,
+            idle,
+            cap: cap.max(1),
+            flows: HashMap::new(),
+            next_sweep: None,
+        }
+    }
+
+    /// Closes the flows idle for `idle` at `now`; returns when the next may expire.
+    fn expire(&mut self, now: Instant) -> Option<Instant> {
+        if self.next_sweep.is_some_and(|t| now >= t) {
+            let idle = self.idle;
+            self.flows.retain(|_, f| now.saturating_duration_since(f.last) < idle);
+            self.next_sweep = self.flows.values().map(|f| f.last + idle).min();
+        }
+        self.next_sweep
+    }
+
+    /// The flow of `client`, opened if new (closing the least recently
+    /// active one when at the cap), marked active at `now`.
+    fn flow(&mut self, client: SocketAddr, now: Instant) -> io::Result<&UdpSocket> {
+        if !self.flows.contains_key(&client) {
+            while self.flows.len() >= self.cap {
+                let Some(oldest) = self.flows.iter().min_by_key(|(_, f)| f.last).map(|(a, _)| *a) else {
+                    break;
+                };
+                self.flows.remove(&oldest);
+            }
+        }
+        let flow = match self.flows.entry(client) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+                sock.connect(self.to)?;
+                sock.set_nonblocking(true)?;
+                v.insert(Flow { sock, last: now })
+            }
+        };
+        flow.last = now;
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.idle);
+        }
+        Ok(&flow.sock)
+    }
+
+    /// Marks `client`'s flow active at `now` (a reply went to it).
+    fn touch(&mut self, client: &SocketAddr, now: Instant) {
+        if let Some(f) = self.flows.get_mut(client) {
+            f.last = now;
+        }
+    }
+}
+
+/// Relays datagrams between clients of `sock` and `to`, on this thread:
+/// one poll over the port and every flow's socket.
 fn serve_udp(sock: UdpSocket, to: SocketAddr) {
-    let sock = Arc::new(sock);
-    let mut clients: std::collections::HashMap<SocketAddr, UdpSocket> = std::collections::HashMap::new();
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut relay = UdpRelay::new(to, UDP_IDLE, MAX_UDP_FLOWS);
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
+        let now = Instant::now();
+        let timeout = relay.expire(now).map(|t| {
+            // Rounded up, so the wakeup is not just before the deadline.
+            let d = t.saturating_duration_since(now) + Duration::from_millis(1);
+            Timespec {
+                tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: d.subsec_nanos().into(),
+            }
+        });
+        let (port_ready, replies) = {
+            let clients: Vec<SocketAddr> = relay.flows.keys().copied().collect();
+            let mut fds = vec![PollFd::new(&sock, PollFlags::IN)];
+            fds.extend(relay.flows.values().map(|f| PollFd::new(&f.sock, PollFlags::IN)));
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return,
+            }
+            let ready = |f: &PollFd| !f.revents().is_empty();
+            let replies: Vec<SocketAddr> = fds[1..]
+                .iter()
+                .zip(clients)
+                .filter_map(|(f, c)| ready(f).then_some(c))
+                .collect();
+            (ready(&fds[0]), replies)
         };
-        if !clients.contains_key(&from) {
-            if clients.len() >= MAX_UDP_CLIENTS {
-                clients.clear();
+        let now = Instant::now();
+        for client in replies {
+            for _ in 0..UDP_BATCH {
+                let Some(f) = relay.flows.get(&client) else { break };
+                // An error (the container's port refused) is consumed by reading it.
+                let Ok(n) = f.sock.recv(&mut buf) else { break };
+                let _ = sock.send_to(&buf[..n], client);
+                relay.touch(&client, now);
             }
-            let Ok(up) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
-                continue;
-            };
-            if up.connect(to).is_err() {
-                continue;
-            }
-            let (Ok(reader), replies) = (up.try_clone(), sock.clone()) else {
-                continue;
-            };
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                while let Ok(n) = reader.recv(&mut buf) {
-                    let _ = replies.send_to(&buf[..n], from);
-                }
-            });
-            clients.insert(from, up);
         }
-        if let Some(up) = clients.get(&from) {
-            let _ = up.send(&buf[..n]);
+        if port_ready {
+            for _ in 0..UDP_BATCH {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { break };
+                if let Ok(up) = relay.flow(from, now) {
+                    let _ = up.send(&buf[..n]);
+                }
+            }
         }
     }
 }
@@ -282,6 +385,61 @@ mod tests {
         }
         assert_eq!(exposed("53/udp").unwrap().to_string(), "0.0.0.0:0->53/udp");
         assert!(exposed("x/tcp").is_none());
+    }
+
+    /// A UDP socket standing for the container, and a relay to it.
+    fn relay(idle: Duration, cap: usize) -> (UdpSocket, UdpRelay) {
+        let container = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = container.local_addr().unwrap();
+        (container, UdpRelay::new(to, idle, cap))
+    }
+
+    fn client(port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), port))
+    }
+
+    #[test]
+    fn udp_flows_expire_when_idle() {
+        let (_container, mut r) = relay(UDP_IDLE, 8);
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        r.flow(client(1), t0).unwrap();
+        r.flow(client(2), secs(60)).unwrap();
+        assert_eq!(r.expire(secs(89)), Some(secs(90)));
+        assert_eq!(r.flows.len(), 2);
+        assert_eq!(r.expire(secs(90)), Some(secs(150)), "1 went at 90 s");
+        assert_eq!(r.flows.keys().collect::<Vec<_>>(), [&client(2)]);
+        // Traffic either way keeps a flow: a reply to 2 at 100 s.
+        r.touch(&client(2), secs(100));
+        assert_eq!(r.expire(secs(150)), Some(secs(190)));
+        assert_eq!(r.flows.len(), 1);
+        assert_eq!(r.expire(secs(190)), None, "all idle, all closed");
+        assert!(r.flows.is_empty());
+        // A later datagram opens a new flow.
+        r.flow(client(1), secs(200)).unwrap();
+        assert_eq!(r.expire(secs(201)), Some(secs(290)));
+    }
+
+    #[test]
+    fn the_udp_cap_closes_the_least_recently_active_flow() {
+        let (container, mut r) = relay(UDP_IDLE, 2);
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        r.flow(client(1), t0).unwrap();
+        let second = r.flow(client(2), secs(1)).unwrap().local_addr().unwrap();
+        r.flow(client(1), secs(2)).unwrap().send(b"one").unwrap();
+        r.flow(client(3), secs(3)).unwrap().send(b"three").unwrap();
+        let mut keys: Vec<_> = r.flows.keys().copied().collect();
+        keys.sort();
+        assert_eq!(keys, [client(1), client(3)]);
+        // 2's socket is closed: its port can be bound again.
+        UdpSocket::bind(second).unwrap();
+        container.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 10];
+        for want in [&b"one"[..], b"three"] {
+            let n = container.recv(&mut b).unwrap();
+            assert_eq!(&b[..n], want);
+        }
     }
 
     #[test]
