@@ -5,6 +5,7 @@
 use crate::challenge::Challenge;
 use crate::client::{authority, basic, describe, encode_query, registry_error_body, Client, HostState};
 use crate::error::RegistryError;
+use crate::text::sanitize;
 use barge_auth::Credential;
 use barge_oci::Reference;
 use std::time::{Duration, Instant};
@@ -104,8 +105,8 @@ impl Client {
         let registry = crate::client::registry_name(host_name);
         let realm = challenge.param("realm").unwrap_or_default().to_string();
         let token_err = |message: String| RegistryError::Token {
-            realm: realm.clone(),
-            message,
+            realm: sanitize(&realm),
+            message: sanitize(&message),
         };
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             return Err(token_err(
@@ -116,7 +117,7 @@ impl Client {
         if realm.starts_with("http://") && !realm_insecure {
             return Err(RegistryError::InsecureRealm {
                 host: host_name.to_string(),
-                realm,
+                realm: sanitize(&realm),
             });
         }
         if let Some(Credential::RegistryToken(t)) = cred {

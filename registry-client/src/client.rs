@@ -3,6 +3,7 @@
 use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
 use crate::error::RegistryError;
+use crate::text::{sanitize, sanitize_opt};
 use barge_auth::CredentialLookup;
 use barge_oci::image::MAX_MANIFEST_BYTES;
 use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
@@ -379,7 +380,7 @@ impl Client {
             Target::Path(path) => format!("{}/v2/{}/{}", host.base, reference.repository(), path),
             Target::Url(u) => resolve_location(&host.base, u).ok_or_else(|| RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: u.to_string(),
+                location: sanitize(u),
                 why: "it is not an http(s) URL".into(),
             })?,
         };
@@ -388,7 +389,7 @@ impl Client {
         if url.starts_with("http://") && host.base.starts_with("https://") && !self.is_insecure(authority(&url)) {
             return Err(RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: url,
+                location: sanitize(&url),
                 why: "it downgrades HTTPS to plain HTTP".into(),
             });
         }
@@ -517,7 +518,7 @@ impl Client {
                 .to_string();
             let next = resolve_location(&url, &location).ok_or_else(|| RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: location.clone(),
+                location: sanitize(&location),
                 why: "it is not an http(s) URL".into(),
             })?;
             let next_authority = authority(&next).to_string();
@@ -525,7 +526,7 @@ impl Client {
             if next.starts_with("http://") && url.starts_with("https://") && !target_insecure {
                 return Err(RegistryError::Redirect {
                     host: host_name.to_string(),
-                    location: next,
+                    location: sanitize(&next),
                     why: "it downgrades HTTPS to plain HTTP".into(),
                 });
             }
@@ -547,7 +548,7 @@ impl Client {
         }
         Err(RegistryError::Redirect {
             host: host_name.to_string(),
-            location: url,
+            location: sanitize(&url),
             why: "too many redirects".into(),
         })
     }
@@ -824,7 +825,7 @@ pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Opti
             .errors
             .into_iter()
             .next()
-            .map(|i| (i.code, i.message))
+            .map(|i| (sanitize_opt(i.code), sanitize_opt(i.message)))
             .unwrap_or((None, None)),
         Err(_) => (None, None),
     }
@@ -844,12 +845,12 @@ fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, Option<ureq
 
 /// One line describing a transport error.
 pub(crate) fn describe(e: &ureq::Error) -> String {
-    match e {
+    sanitize(&match e {
         ureq::Error::Io(io) => io.to_string(),
         ureq::Error::HostNotFound => "host not found".to_string(),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         other => other.to_string(),
-    }
+    })
 }
 
 /// The `host[:port]` of an absolute URL.

@@ -17,6 +17,7 @@ mod challenge;
 mod client;
 mod error;
 mod push;
+mod text;
 
 pub use auth::Scope;
 pub use blob::BlobReader;
@@ -24,3 +25,4 @@ pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead, RateLimit};
 pub use error::RegistryError;
 pub use push::{MountOutcome, Upload};
+pub use text::sanitize;

@@ -356,7 +356,7 @@ impl Client {
                     hint: None,
                 })?;
             let page = serde_json::from_slice(&body)
-                .map_err(|e| self.status_error(r, "GET", &format!("{what}: {e}"), 200, None))?;
+                .map_err(|e| self.status_error(r, "GET", &crate::sanitize(&format!("{what}: {e}")), 200, None))?;
             each(page);
             match next {
                 Some(n) => url = n,

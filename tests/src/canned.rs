@@ -1,7 +1,8 @@
 //! A tiny HTTP server that answers fixed responses per path, for registry
 //! behaviour a real registry will not produce (schema 1 manifests,
 //! oversized manifests, blob redirects to another host). It records every
-//! request's method, path and headers.
+//! request's method, path and headers. A route matches the request's path
+//! with its query, else without it.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
@@ -116,7 +117,8 @@ fn serve(s: &Shared, conn: TcpStream) {
             )
             .header("WWW-Authenticate", r#"Basic realm="canned""#)
         } else {
-            match s.routes.get(&path) {
+            let without_query = path.split('?').next().unwrap_or(&path);
+            match s.routes.get(&path).or_else(|| s.routes.get(without_query)) {
                 Some(r) => r.clone(),
                 None if path == "/v2/" => Response::new(200, "application/json", "{}"),
                 None => Response::new(

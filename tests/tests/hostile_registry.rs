@@ -9,8 +9,40 @@ use barge_tests::{noise, Barge};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
+/// Terminal escapes a registry might send: erase the line, move up, set the
+/// window title, ring the bell, a C1 CSI, a bidi override.
+const ESCAPES: &str = "\u{1b}[2K\r\u{1b}[1A\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}";
+
+/// A registry error body whose message tries to rewrite the terminal.
+fn hostile_errors(code: &str) -> String {
+    serde_json::json!({"errors": [{
+        "code": format!("{code}{ESCAPES}"),
+        "message": format!("{ESCAPES}Login Succeeded\n"),
+    }]})
+    .to_string()
+}
+
+/// No byte of `text` can drive a terminal: no C0 but newline, no DEL, no
+/// C1, no bidi override; and the escapes are still visible, written out.
+fn assert_inert(what: &str, text: &str) {
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{what}: raw {c:?} reaches the terminal:\n{text:?}"
+        );
+    }
+    assert!(
+        text.contains("\\x1b[2K"),
+        "{what}: the escape is shown, not dropped: {text:?}"
+    );
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// An image served by a canned registry as `app:v1`, the layer's response
@@ -39,6 +71,50 @@ fn noisy_image() -> Image {
         .file("noise", &noise(64 * 1024, 3), 0o644)
         .build(Compression::Gzip);
     Image::new(vec![layer], Style::Oci, Spec::default())
+}
+
+// ---------------------------------------------------------------- item 12
+
+#[test]
+fn registry_text_cannot_drive_the_terminal() {
+    // A login rejected with a 401 whose body tries to print "Login Succeeded".
+    let reg = CannedServer::start(vec![(
+        "/v2/",
+        Response::new(401, "application/json", hostile_errors("UNAUTHORIZED"))
+            .header("WWW-Authenticate", r#"Basic realm="hostile""#),
+    )]);
+    let b = Barge::new();
+    let o = b.run_with_stdin(&["login", "-u", "user", "--password-stdin", &reg.host()], "secret\n");
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("Login Succeeded"), "{}", stdout(&o));
+    assert_inert("login", &stderr(&o));
+
+    // A pull whose manifest request is answered with such an error.
+    let reg = CannedServer::start(vec![(
+        "/v2/app/manifests/v1",
+        Response::new(400, "application/json", hostile_errors("DENIED")),
+    )]);
+    let o = b.run(&["pull", &format!("{}/app:v1", reg.host())]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert_inert("pull", &stderr(&o));
+    assert_inert(
+        "pull --debug",
+        &stderr(&b.run(&["--debug", "pull", &format!("{}/app:v1", reg.host())])),
+    );
+
+    // A token server that refuses with one, behind a Bearer challenge.
+    let tokens = CannedServer::start(vec![(
+        "/token",
+        Response::new(401, "application/json", hostile_errors("UNAUTHORIZED")),
+    )]);
+    let realm = format!(r#"Bearer realm="http://{}/token",service="hostile""#, tokens.host());
+    let reg = CannedServer::start(vec![(
+        "/v2/",
+        Response::new(401, "application/json", "{}").header("WWW-Authenticate", &realm),
+    )]);
+    let o = b.run(&["pull", &format!("{}/app:v1", reg.host())]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert_inert("token", &stderr(&o));
 }
 
 // ---------------------------------------------------------------- item 16
