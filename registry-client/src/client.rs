@@ -474,7 +474,7 @@ impl Client {
                 continue;
             }
             if status == 401 || status == 403 {
-                let (code, message) = registry_error_body(resp);
+                let (code, message) = self.error_body(resp);
                 return Err(RegistryError::Unauthorized {
                     host: reference.registry().to_string(),
                     repository: reference.familiar_name(),
@@ -642,14 +642,9 @@ impl Client {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).map_err(|e| match e {
-            Some(e) => self.connect_error(&host, &e),
-            None => RegistryError::TooLarge {
-                what: "manifest".into(),
-                host: host.clone(),
-                limit: MAX_MANIFEST_BYTES,
-            },
-        })?;
+        let bytes = self
+            .read_body(resp, MAX_MANIFEST_BYTES)
+            .map_err(|e| e.into_error("manifest", &host, MAX_MANIFEST_BYTES))?;
         let digest = Digest::of(&bytes);
         if let Some(expected) = expected.or(header_digest.as_ref()) {
             if *expected != digest {
@@ -712,7 +707,7 @@ impl Client {
         status: u16,
         resp: Option<Response<Body>>,
     ) -> RegistryError {
-        let (code, message) = resp.map(registry_error_body).unwrap_or((None, None));
+        let (code, message) = resp.map(|r| self.error_body(r)).unwrap_or((None, None));
         RegistryError::Status {
             host: reference.api_host().to_string(),
             method: method.to_string(),
@@ -804,8 +799,55 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
-/// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any.
-pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Option<String>) {
+impl Client {
+    /// Reads a body of at most `limit` bytes.
+    pub(crate) fn read_body(&self, resp: Response<Body>, limit: u64) -> Result<Vec<u8>, BodyError> {
+        use std::io::Read as _;
+        if resp.body().content_length().is_some_and(|l| l > limit) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut reader = resp.into_body().into_with_config().reader();
+        let mut bytes = Vec::new();
+        match (&mut reader).take(limit.saturating_add(1)).read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() as u64 > limit => Err(BodyError::TooLarge),
+            Ok(_) => Ok(bytes),
+            Err(e) => Err(BodyError::Failed(sanitize(&e.to_string()))),
+        }
+    }
+
+    /// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any, sanitised.
+    pub(crate) fn error_body(&self, resp: Response<Body>) -> (Option<String>, Option<String>) {
+        registry_error_body(self.read_body(resp, 64 * 1024).ok())
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Failed(String),
+}
+
+impl BodyError {
+    /// The error to report for `what` from `host`.
+    pub(crate) fn into_error(self, what: &str, host: &str, limit: u64) -> RegistryError {
+        match self {
+            BodyError::TooLarge => RegistryError::TooLarge {
+                what: what.to_string(),
+                host: host.to_string(),
+                limit,
+            },
+            BodyError::Failed(message) => RegistryError::Connect {
+                host: host.to_string(),
+                message,
+                hint: None,
+            },
+        }
+    }
+}
+
+/// The first error of a `{"errors":[{"code":…,"message":…}]}` body.
+fn registry_error_body(body: Option<Vec<u8>>) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorItem>,
@@ -817,7 +859,7 @@ pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Opti
         #[serde(default)]
         message: Option<String>,
     }
-    let Ok(body) = resp.into_body().with_config().limit(64 * 1024).read_to_vec() else {
+    let Some(body) = body else {
         return (None, None);
     };
     match serde_json::from_slice::<Errors>(&body) {
@@ -828,18 +870,6 @@ pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Opti
             .map(|i| (sanitize_opt(i.code), sanitize_opt(i.message)))
             .unwrap_or((None, None)),
         Err(_) => (None, None),
-    }
-}
-
-/// Reads a body of at most `limit` bytes: `Err(None)` when it is larger.
-fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, Option<ureq::Error>> {
-    if resp.body().content_length().is_some_and(|l| l > limit) {
-        return Err(None);
-    }
-    match resp.into_body().with_config().limit(limit).read_to_vec() {
-        Ok(v) => Ok(v),
-        Err(ureq::Error::BodyExceedsLimit(_)) => Err(None),
-        Err(e) => Err(Some(e)),
     }
 }
 

@@ -7,7 +7,9 @@ use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::{noise, Barge};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// Terminal escapes a registry might send: erase the line, move up, set the
 /// window title, ring the bell, a C1 CSI, a bidi override.
@@ -115,6 +117,81 @@ fn registry_text_cannot_drive_the_terminal() {
     let o = b.run(&["pull", &format!("{}/app:v1", reg.host())]);
     assert!(!o.status.success(), "{}", stderr(&o));
     assert_inert("token", &stderr(&o));
+}
+
+// ---------------------------------------------------------------- item 15
+
+#[test]
+fn an_oversized_token_answer_is_named_for_what_it_is() {
+    let huge_token = serde_json::json!({"token": "t".repeat(512 * 1024)}).to_string();
+    let huge_reply = serde_json::json!({"token": "t", "padding": "p".repeat(2 << 20)}).to_string();
+    for (what, body, expected) in [
+        ("a token too long for any header", huge_token, "token from 127.0.0.1"),
+        (
+            "a reply over the limit",
+            huge_reply,
+            "token server reply from 127.0.0.1",
+        ),
+    ] {
+        let tokens = CannedServer::start(vec![("/token", Response::new(200, "application/json", body))]);
+        let realm = format!(r#"Bearer realm="http://{}/token",service="big""#, tokens.host());
+        let reg = CannedServer::start(vec![(
+            "/v2/",
+            Response::new(401, "application/json", "{}").header("WWW-Authenticate", &realm),
+        )]);
+        let b = Barge::new();
+        let err = b.fails(&["pull", &format!("{}/app:v1", reg.host())]);
+        assert!(
+            err.contains(expected) && err.contains("is larger than"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("cannot reach"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn endless_tag_pagination_stops_at_a_bound() {
+    // Every page is 1 MiB of tags and points at a next one, forever.
+    let tags: Vec<String> = (0..10_000).map(|i| format!("{i:0>110}")).collect();
+    let page = serde_json::json!({"name": "app", "tags": tags}).to_string();
+    assert!(page.len() > 1 << 20);
+    let reg = CannedServer::start(vec![(
+        "/v2/app/tags/list",
+        Response::new(200, "application/json", page).header("Link", r#"</v2/app/tags/list?n=1000&last=x>; rel="next""#),
+    )]);
+    let b = Barge::new();
+    let mut cmd = b.command();
+    cmd.args([
+        "mirror",
+        "--dry-run",
+        &format!("{}/app", reg.host()),
+        &format!("{}/copy/", reg.host()),
+    ]);
+    // Held to 2 GiB of address space: the unbounded listing fails here, not the machine.
+    // SAFETY: setrlimit is async-signal-safe and touches only this child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let o = cmd.output().expect("running barge");
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("tags/list listing") && err.contains("is larger than"),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+    let pages = reg.requests().iter().filter(|r| r.path.contains("tags/list")).count();
+    assert!(pages <= 40, "{pages} pages fetched");
 }
 
 // ---------------------------------------------------------------- item 16
