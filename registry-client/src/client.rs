@@ -3,6 +3,7 @@
 use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
 use crate::error::RegistryError;
+use crate::speed::{too_slow, Pace, Paced, TooSlow};
 use crate::text::{sanitize, sanitize_opt};
 use barge_auth::CredentialLookup;
 use barge_oci::image::MAX_MANIFEST_BYTES;
@@ -29,6 +30,10 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest wait for any single read from the network.
     pub read_timeout: Duration,
+    /// Bytes per second a body must average over `low_speed_time` of
+    /// waiting for it, or the transfer is given up (0: no minimum).
+    pub low_speed_limit: u64,
+    pub low_speed_time: Duration,
     pub user_agent: String,
 }
 
@@ -41,6 +46,8 @@ impl Default for ClientOptions {
             retry_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
+            low_speed_limit: 1024,
+            low_speed_time: Duration::from_secs(60),
             user_agent: concat!("barge/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -204,6 +211,8 @@ impl Client {
                 .user_agent(opts.user_agent.as_str())
                 .timeout_connect(Some(opts.connect_timeout))
                 .timeout_per_read(Some(opts.read_timeout))
+                // A response head trickled in byte by byte is bounded too.
+                .timeout_recv_response(Some(opts.read_timeout.max(opts.low_speed_time)))
                 .tls_config(ureq::tls::TlsConfig::builder().disable_verification(!verify).build())
                 .build()
                 .into()
@@ -800,18 +809,24 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 impl Client {
-    /// Reads a body of at most `limit` bytes.
+    /// Reads a body of at most `limit` bytes at no less than the minimum speed.
     pub(crate) fn read_body(&self, resp: Response<Body>, limit: u64) -> Result<Vec<u8>, BodyError> {
         use std::io::Read as _;
         if resp.body().content_length().is_some_and(|l| l > limit) {
             return Err(BodyError::TooLarge);
         }
-        let mut reader = resp.into_body().into_with_config().reader();
+        let mut reader = Paced {
+            inner: resp.into_body().into_with_config().reader(),
+            pace: Pace::new(&self.opts),
+        };
         let mut bytes = Vec::new();
         match (&mut reader).take(limit.saturating_add(1)).read_to_end(&mut bytes) {
             Ok(_) if bytes.len() as u64 > limit => Err(BodyError::TooLarge),
             Ok(_) => Ok(bytes),
-            Err(e) => Err(BodyError::Failed(sanitize(&e.to_string()))),
+            Err(e) => Err(match too_slow(&e) {
+                Some(slow) => BodyError::Slow(slow),
+                None => BodyError::Failed(sanitize(&e.to_string())),
+            }),
         }
     }
 
@@ -825,6 +840,7 @@ impl Client {
 #[derive(Debug)]
 pub(crate) enum BodyError {
     TooLarge,
+    Slow(TooSlow),
     Failed(String),
 }
 
@@ -836,6 +852,11 @@ impl BodyError {
                 what: what.to_string(),
                 host: host.to_string(),
                 limit,
+            },
+            BodyError::Slow(slow) => RegistryError::TooSlow {
+                what: what.to_string(),
+                host: host.to_string(),
+                detail: slow.to_string(),
             },
             BodyError::Failed(message) => RegistryError::Connect {
                 host: host.to_string(),

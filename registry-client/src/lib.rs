@@ -17,6 +17,7 @@ mod challenge;
 mod client;
 mod error;
 mod push;
+mod speed;
 mod text;
 
 pub use auth::Scope;

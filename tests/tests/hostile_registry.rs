@@ -8,7 +8,7 @@ use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::{noise, Barge};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Terminal escapes a registry might send: erase the line, move up, set the
@@ -37,6 +37,34 @@ fn assert_inert(what: &str, text: &str) {
         text.contains("\\x1b[2K"),
         "{what}: the escape is shown, not dropped: {text:?}"
     );
+}
+
+/// Runs barge; kills it if it is still running after `limit`.
+fn run_within(b: &Barge, args: &[&str], limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    let mut child = b
+        .command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running barge");
+    loop {
+        if child.try_wait().expect("waiting for barge").is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("barge output");
+            panic!(
+                "barge {args:?} still running after {limit:?}:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child.wait_with_output().expect("barge output"), start.elapsed())
 }
 
 fn stderr(o: &Output) -> String {
@@ -120,6 +148,56 @@ fn registry_text_cannot_drive_the_terminal() {
 }
 
 // ---------------------------------------------------------------- item 15
+
+#[test]
+fn a_registry_trickling_bytes_is_given_up_at_the_minimum_speed() {
+    let img = noisy_image();
+    let b = Barge::new();
+    std::fs::write(
+        b.dir.path().join("barge-config/barge.json"),
+        r#"{"low-speed-limit": 1000, "low-speed-time": 3}"#,
+    )
+    .unwrap();
+
+    // A layer sent one byte every 100 ms: no read ever times out.
+    let reg = canned_image(&img, |r| r.trickled(Duration::from_millis(100)));
+    let (o, took) = run_within(
+        &b,
+        &["pull", &format!("{}/app:v1", reg.host())],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("too slowly") && err.contains("low-speed-limit"), "{err}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(b.ok(&["images", "-q"]).trim().is_empty(), "nothing tagged");
+    assert!(b.run(&["system", "check"]).status.success());
+
+    // A manifest sent the same way.
+    let reg = CannedServer::start(vec![(
+        "/v2/app/manifests/v1",
+        Response::new(200, img.media_type, img.manifest.clone()).trickled(Duration::from_millis(100)),
+    )]);
+    let (o, _) = run_within(
+        &b,
+        &["pull", &format!("{}/app:v1", reg.host())],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("manifest from") && err.contains("too slowly"),
+        "{err}"
+    );
+
+    // Fast enough, the same limits let a pull through.
+    let reg = canned_image(&img, |r| r);
+    let (o, _) = run_within(
+        &b,
+        &["pull", &format!("{}/app:v1", reg.host())],
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
 
 #[test]
 fn an_oversized_token_answer_is_named_for_what_it_is() {
