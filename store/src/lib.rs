@@ -208,6 +208,38 @@ impl Store {
         self.root.join("oci")
     }
 
+    /// An unnamed file (0600) in `ingest/`, for data a command keeps only
+    /// while it runs (the entries of an archive being loaded): it holds no
+    /// name, so nothing is left behind, whatever happens to the process.
+    pub fn spool_file(&self) -> Result<std::fs::File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.root.join("ingest");
+        let ctx = || format!("creating a spool file in {}", dir.display());
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&dir)
+        {
+            Ok(f) => Ok(f),
+            // A file system without O_TMPFILE: a named file, unlinked at once.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)) => {
+                let path = dir.join(fsutil::temp_name("spool"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| StoreError::io(ctx(), e))?;
+                std::fs::remove_file(&path).map_err(|e| StoreError::io(ctx(), e))?;
+                Ok(f)
+            }
+            Err(e) => Err(StoreError::io(ctx(), e)),
+        }
+    }
+
     /// Shared store lock: held by anything that adds content, so that
     /// deletions (which take it exclusively) never remove what a running
     /// pull is about to reference.

@@ -2,6 +2,8 @@
 //! drive the terminal, bodies trickled a byte at a time, listings and
 //! token answers without end, compressed archive bombs; and a store whose
 //! root was left open to other users.
+//!
+//! Each test is a regression test of security issue 20 (items 12, 14, 15, 16).
 
 use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
@@ -65,6 +67,23 @@ fn run_within(b: &Barge, args: &[&str], limit: Duration) -> (Output, Duration) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (child.wait_with_output().expect("barge output"), start.elapsed())
+}
+
+/// Holds the command's process to `value` of `resource` (setrlimit).
+fn rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn stderr(o: &Output) -> String {
@@ -246,19 +265,7 @@ fn endless_tag_pagination_stops_at_a_bound() {
         &format!("{}/copy/", reg.host()),
     ]);
     // Held to 2 GiB of address space: the unbounded listing fails here, not the machine.
-    // SAFETY: setrlimit is async-signal-safe and touches only this child.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 2 << 30,
-                rlim_max: 2 << 30,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    rlimit(&mut cmd, libc::RLIMIT_AS, 2 << 30);
     let start = Instant::now();
     let o = cmd.output().expect("running barge");
     let err = stderr(&o);
@@ -319,4 +326,142 @@ fn the_store_is_private_even_in_a_root_left_open() {
     assert_eq!(open_bits(&other), 0, "--root left open to other users");
     let config = other.join("oci/blobs/sha256").join(&img.config_digest[7..]);
     assert!(config.is_file(), "the config is stored");
+}
+
+// ---------------------------------------------------------------- item 14
+
+/// Runs barge held to `max_file` bytes per file written (RLIMIT_FSIZE): an
+/// archive decompressed in full to a temporary file kills it (SIGXFSZ).
+fn run_capped(b: &Barge, args: &[&str], tmp: &std::path::Path, max_file: u64) -> Output {
+    let mut cmd = b.command();
+    cmd.args(args).env("TMPDIR", tmp);
+    rlimit(&mut cmd, libc::RLIMIT_FSIZE, max_file);
+    cmd.output().expect("running barge")
+}
+
+/// `len` bytes of `byte` compressed into `path` (gzip or zstd by extension).
+fn compressed_bomb(path: &std::path::Path, write: impl FnOnce(&mut dyn std::io::Write)) {
+    let f = std::fs::File::create(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::best());
+        write(&mut e);
+        e.finish().unwrap();
+    } else {
+        let mut e = zstd::Encoder::new(f, 3).unwrap();
+        write(&mut e);
+        e.finish().unwrap();
+    }
+}
+
+/// Nothing is left in the store's ingest area (but its per-blob lock
+/// files) or in `$TMPDIR`.
+fn assert_nothing_spooled(b: &Barge, tmp: &std::path::Path) {
+    for dir in [b.root().join("ingest"), tmp.to_path_buf()] {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_none_or(|x| x != "lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
+    }
+}
+
+#[test]
+fn a_compressed_archive_that_is_no_tar_is_refused_at_its_first_header() {
+    let b = Barge::new();
+    let tmp = b.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    for (name, len) in [("bomb.tar.zst", 1u64 << 30), ("bomb.tar.gz", 64 << 20)] {
+        let bomb = b.dir.path().join(name);
+        compressed_bomb(&bomb, |w| {
+            std::io::copy(&mut std::io::Read::take(std::io::repeat(0xff), len), w).unwrap();
+        });
+        assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20, "{name} is small");
+        let start = Instant::now();
+        let o = run_capped(&b, &["load", "-i", bomb.to_str().unwrap()], &tmp, 16 << 20);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{name}: {err}");
+        assert!(err.contains("not a readable tar archive"), "{name}: {err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name}: took {:?}",
+            start.elapsed()
+        );
+        assert_nothing_spooled(&b, &tmp);
+    }
+}
+
+#[test]
+fn the_layer_limits_hold_for_the_outer_decompression() {
+    let b = Barge::new();
+    std::fs::write(
+        b.dir.path().join("barge-config/barge.json"),
+        r#"{"max-layer-size": 20000000}"#,
+    )
+    .unwrap();
+    let tmp = b.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // A tar whose one member claims 512 MiB of zeros, zstd-compressed to a few KiB.
+    let bomb = b.dir.path().join("bomb.tar.zst");
+    compressed_bomb(&bomb, |w| {
+        let mut t = tar::Builder::new(w);
+        let len = 512u64 << 20;
+        let mut h = barge_tests::rawtar::RawTar::header(
+            tar::EntryType::Regular,
+            &format!("blobs/sha256/{}", "0".repeat(64)),
+            0o644,
+        );
+        h.set_size(len);
+        h.set_cksum();
+        t.append(&h, std::io::Read::take(std::io::repeat(0), len)).unwrap();
+        t.finish().unwrap();
+    });
+    let archive = bomb.to_str().unwrap();
+    for args in [
+        vec!["load", "-i", archive],
+        vec!["copy", &format!("docker-archive:{archive}"), "oci:/nonexistent/never"],
+    ] {
+        let o = run_capped(&b, &args, &tmp, 64 << 20);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?}: {err}");
+        assert!(err.contains("max-layer-size"), "{args:?}: {err}");
+        assert_nothing_spooled(&b, &tmp);
+    }
+}
+
+#[test]
+fn compressed_archives_load_from_a_file_and_from_standard_input() {
+    let img = noisy_image();
+    let reg = canned_image(&img, |r| r);
+    let b = Barge::new();
+    let name = format!("{}/app:v1", reg.host());
+    b.ok(&["pull", "-q", &name]);
+    let plain = b.dir.path().join("app.tar");
+    b.ok(&["save", "-o", plain.to_str().unwrap(), &name]);
+    let gz = b.dir.path().join("app.tar.gz");
+    compressed_bomb(&gz, |w| {
+        std::io::copy(&mut std::fs::File::open(&plain).unwrap(), w).unwrap();
+    });
+    let tmp = b.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    for from_stdin in [false, true] {
+        let fresh = Barge::new();
+        let mut cmd = fresh.command();
+        cmd.env("TMPDIR", &tmp);
+        if from_stdin {
+            cmd.args(["load"]).stdin(std::fs::File::open(&gz).unwrap());
+        } else {
+            cmd.args(["load", "-i", gz.to_str().unwrap()]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "stdin {from_stdin}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Loaded image: "), "{}", stdout(&o));
+        let id = fresh.ok(&["inspect", "--format", "{{.Id}}", &name]);
+        assert_eq!(id.trim(), img.config_digest);
+        assert!(fresh.run(&["system", "check"]).status.success());
+        assert_nothing_spooled(&fresh, &tmp);
+    }
 }
