@@ -164,6 +164,25 @@ fn registry_text_cannot_drive_the_terminal() {
     let o = b.run(&["pull", &format!("{}/app:v1", reg.host())]);
     assert!(!o.status.success(), "{}", stderr(&o));
     assert_inert("token", &stderr(&o));
+
+    // An image whose config carries them: history, labels, the command.
+    let layer = LayerBuilder::new().file("f", b"x", 0o644).build(Compression::Gzip);
+    let spec = Spec {
+        labels: vec![("evil".into(), ESCAPES.into())],
+        cmd: vec![format!("sh{ESCAPES}")],
+        history: vec![(format!("RUN {ESCAPES}"), false)],
+        ..Spec::default()
+    };
+    let img = Image::new(vec![layer], Style::Oci, spec);
+    let reg = canned_image(&img, |r| r);
+    let name = format!("{}/app:v1", reg.host());
+    b.ok(&["pull", "-q", &name]);
+    assert_inert("history", &b.ok(&["history", "--no-trunc", &name]));
+    assert_inert("inspect", &b.ok(&["inspect", &name]));
+    assert_inert(
+        "inspect --format",
+        &b.ok(&["inspect", "--format", "{{.Config.Labels}} {{json .Config.Cmd}}", &name]),
+    );
 }
 
 // ---------------------------------------------------------------- item 15
