@@ -684,10 +684,14 @@ impl Members {
     fn open(path: &Path, store: &Store) -> Result<Members, CopyError> {
         let io = |e| CopyError::io(format!("reading {}", path.display()), e);
         let mut f = File::open(path).map_err(io)?;
+        // A pipe (`-i /dev/stdin`) cannot seek: it is a stream from the start.
+        if !f.metadata().map_err(io)?.is_file() {
+            return Members::stream(Box::new(f), &path.display().to_string(), store);
+        }
         let mut magic = [0u8; 4];
         let n = f.read(&mut magic).map_err(io)?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
-        if sniff(&magic[..n]).is_some() || !f.metadata().map_err(io)?.is_file() {
+        if sniff(&magic[..n]).is_some() {
             return Members::stream(Box::new(f), &path.display().to_string(), store);
         }
         let mut members = HashMap::new();
