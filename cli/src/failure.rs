@@ -1,6 +1,7 @@
 //! What the CLI prints when something fails: one line saying what failed
 //! and what to do, the cause chain under `--debug`, and an exit status.
 
+use barge_registry::sanitize;
 use std::error::Error;
 
 pub struct Failure {
@@ -34,15 +35,18 @@ impl Failure {
         self
     }
 
+    /// Prints the error (and its causes under `--debug`) to stderr. Errors
+    /// carry text registries, token servers and archives chose: every line
+    /// goes through [`sanitize`] so none of it can drive the terminal.
     pub fn print(&self, debug: bool) {
-        eprintln!("Error: {self}");
+        eprintln!("Error: {}", sanitize(&self.to_string()));
         if debug {
             let mut cause = self.source.source();
             while let Some(c) = cause {
-                eprintln!("  caused by: {c}");
+                eprintln!("  caused by: {}", sanitize(&c.to_string()));
                 cause = c.source();
             }
-            eprintln!("  debug: {:?}", self.source);
+            eprintln!("  debug: {}", sanitize(&format!("{:?}", self.source)));
         }
     }
 }

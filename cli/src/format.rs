@@ -26,6 +26,19 @@ pub fn print_rows(t: &Template, values: &[Value], header: &dyn Fn(&str) -> Strin
     Ok(())
 }
 
+/// `v` with every string (keys too) passed through
+/// [`barge_registry::sanitize`]: what barge prints of an image's metadata
+/// can hold no terminal escapes.
+pub fn sanitized(v: &Value) -> Value {
+    use barge_registry::sanitize;
+    match v {
+        Value::String(s) => Value::String(sanitize(s)),
+        Value::Array(a) => Value::Array(a.iter().map(sanitized).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (sanitize(k), sanitized(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 pub fn tabulate(lines: &[String]) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<usize> = Vec::new();
@@ -234,7 +247,10 @@ impl Template {
         Ok(Template { parts, table })
     }
 
+    /// The template applied to `v`, whose strings (image configs, labels,
+    /// commands: text a registry chose) are [`sanitized`] first.
     pub fn render(&self, v: &Value) -> Result<String, TemplateError> {
+        let v = &sanitized(v);
         let mut out = String::new();
         for p in &self.parts {
             match p {

@@ -45,11 +45,13 @@ impl Printer {
         }
     }
 
-    /// A line outside the layer list (Digest:, Status:, warnings).
+    /// A line outside the layer list (Digest:, Status:, warnings). Warnings
+    /// quote registries' errors: the text is sanitised.
     pub fn line(&self, text: &str) {
         if self.mode == Mode::Quiet {
             return;
         }
+        let text = barge_registry::sanitize(text);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if self.mode == Mode::Terminal {
             // Finish the layer list as it stands, then print below it.

@@ -3,7 +3,9 @@
 //! Keys are docker's daemon.json names: `insecure-registries`, and
 //! `registry-mirrors`, either docker's list (mirrors of Docker Hub) or an
 //! object from registry to its mirrors; and barge's own `read-timeout`
-//! (seconds), `max-layer-size` (bytes) and `max-layer-ratio` (limits on what a
+//! (seconds), `low-speed-limit` (bytes/s) and `low-speed-time` (seconds, the
+//! minimum speed of a transfer from a registry, as curl's options of those
+//! names), `max-layer-size` (bytes) and `max-layer-ratio` (limits on what a
 //! layer may unpack to, against decompression bombs), and docker's `bridge`
 //! and `bip` for the default bridge network:
 //!
@@ -27,6 +29,13 @@ pub struct Settings {
     /// before barge gives up on that connection (and retries) [default: 60].
     #[serde(default)]
     pub read_timeout: Option<u64>,
+    /// Bytes per second a transfer from a registry must average over
+    /// `low-speed-time` seconds of waiting for it [default: 1024; 0: no minimum].
+    #[serde(default)]
+    pub low_speed_limit: Option<u64>,
+    /// The window of `low-speed-limit`, in seconds [default: 60].
+    #[serde(default)]
+    pub low_speed_time: Option<u64>,
     /// Bytes one layer may unpack to [default: 256 GiB; 0: no limit].
     #[serde(default)]
     pub max_layer_size: Option<u64>,

@@ -639,53 +639,138 @@ impl Destination for StoreDestination {
 
 // ---------------------------------------------------------------- docker archives
 
-/// Where each member of a tar archive starts and how long it is.
+/// Where each member of a tar archive starts and how long it is, in `file`:
+/// the archive itself when it is a plain tar file, else a spool file in
+/// the store's ingest area holding the data of the members an image needs.
 struct Members {
     file: File,
     members: HashMap<String, (u64, u64)>,
 }
 
+/// Members an archive may list, against archives of millions of tiny files.
+const MAX_MEMBERS: usize = 100_000;
+
 fn normalise_member(name: &str) -> String {
     name.trim_start_matches("./").trim_start_matches('/').to_string()
 }
 
+/// What the archive's first bytes say it is.
+fn sniff(magic: &[u8]) -> Option<Compression> {
+    match magic {
+        [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// The member names `manifest.json` refers to, once it has been read.
+fn referenced(manifest: &[u8]) -> Option<std::collections::HashSet<String>> {
+    let entries: Vec<ArchiveEntry> = serde_json::from_slice(manifest).ok()?;
+    Some(
+        entries
+            .iter()
+            .flat_map(|e| std::iter::once(&e.config).chain(&e.layers))
+            .map(|n| normalise_member(n))
+            .collect(),
+    )
+}
+
 impl Members {
-    /// Indexes an archive; a gzip or zstd one is decompressed to a temporary file first.
-    fn open(path: &Path) -> Result<Members, CopyError> {
+    /// Reads an archive once. A plain tar file is indexed where it is; a
+    /// gzip or zstd one is decompressed as it is read, held to the store's
+    /// layer limits, and only the members an image may need are spooled
+    /// into the store's ingest area (`manifest.json` often comes last, so
+    /// that is every regular file until it has been seen).
+    fn open(path: &Path, store: &Store) -> Result<Members, CopyError> {
         let io = |e| CopyError::io(format!("reading {}", path.display()), e);
         let mut f = File::open(path).map_err(io)?;
+        // A pipe (`-i /dev/stdin`) cannot seek: it is a stream from the start.
+        if !f.metadata().map_err(io)?.is_file() {
+            return Members::stream(Box::new(f), &path.display().to_string(), store);
+        }
         let mut magic = [0u8; 4];
         let n = f.read(&mut magic).map_err(io)?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
-        let compression = match &magic[..n] {
-            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
-            [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
-            _ => None,
-        };
-        let file = match compression {
-            None => f,
-            Some(c) => {
-                // Decompressed into an unnamed temporary file ($TMPDIR): gone when closed.
-                let mut out = tempfile::tempfile().map_err(io)?;
-                let mut reader: Box<dyn Read> = match c {
-                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-                    _ => Box::new(zstd::stream::read::Decoder::new(f).map_err(io)?),
-                };
-                copy_in_big_writes(&mut reader, &mut out).map_err(io)?;
-                out.seek(SeekFrom::Start(0)).map_err(io)?;
-                out
-            }
-        };
+        if sniff(&magic[..n]).is_some() {
+            return Members::stream(Box::new(f), &path.display().to_string(), store);
+        }
         let mut members = HashMap::new();
         {
-            let mut archive = tar::Archive::new(&file);
-            for entry in archive.entries_with_seek().map_err(io)? {
-                let entry = entry.map_err(io)?;
+            let mut archive = tar::Archive::new(&f);
+            for entry in archive.entries_with_seek().map_err(|e| not_tar(path.display(), e))? {
+                let entry = entry.map_err(|e| not_tar(path.display(), e))?;
+                if members.len() >= MAX_MEMBERS {
+                    return Err(too_many(path.display()));
+                }
                 let name = normalise_member(&String::from_utf8_lossy(&entry.path_bytes()));
                 members.insert(name, (entry.raw_file_position(), entry.size()));
             }
         }
-        Ok(Members { file, members })
+        Ok(Members { file: f, members })
+    }
+
+    /// Reads an archive from a stream (a compressed file, standard input),
+    /// named `name` in messages, spooling what it needs into the store.
+    fn stream(reader: Box<dyn Read + Send>, name: &str, store: &Store) -> Result<Members, CopyError> {
+        let io = |e| CopyError::io(format!("reading {name}"), e);
+        let mut reader = io::BufReader::with_capacity(1 << 20, reader);
+        let compression = sniff(io::BufRead::fill_buf(&mut reader).map_err(io)?);
+        let (counted, read) = barge_store::limits::Counting::new(reader);
+        let decoded: Box<dyn Read + Send> = match compression {
+            None => Box::new(counted),
+            Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+            Some(_) => Box::new(zstd::stream::read::Decoder::new(counted).map_err(io)?),
+        };
+        let read = compression.is_some().then_some(read);
+        let limited = barge_store::limits::Limited::new(decoded, store.layer_limits(), read);
+        // A limit tripped or a bad header: say which, not just "I/O error".
+        let failed = |e: io::Error| match barge_store::limits::exceeded(&e) {
+            Some(why) => CopyError::Invalid(format!("{name}: {why}")),
+            None => not_tar(name, e),
+        };
+        let mut spool = store.spool_file()?;
+        let mut members = HashMap::new();
+        let mut wanted: Option<std::collections::HashSet<String>> = None;
+        let mut offset = 0u64;
+        let mut archive = tar::Archive::new(limited);
+        for entry in archive.entries().map_err(failed)? {
+            let mut entry = entry.map_err(failed)?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let member = normalise_member(&String::from_utf8_lossy(&entry.path_bytes()));
+            if member == "manifest.json" {
+                let mut bytes = Vec::new();
+                (&mut entry)
+                    .take(MAX_MANIFEST_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(failed)?;
+                if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+                    return Err(CopyError::Invalid(format!(
+                        "manifest.json of {name} is larger than {MAX_MANIFEST_BYTES} bytes"
+                    )));
+                }
+                wanted = referenced(&bytes);
+                spool.write_all(&bytes).map_err(io)?;
+                members.insert(member, (offset, bytes.len() as u64));
+                offset += bytes.len() as u64;
+                continue;
+            }
+            if wanted.as_ref().is_some_and(|w| !w.contains(&member)) {
+                continue;
+            }
+            if members.len() >= MAX_MEMBERS {
+                return Err(too_many(name));
+            }
+            let size = copy_in_big_writes(&mut entry, &mut spool).map_err(|e| match e.get_ref() {
+                // Errors of the spool file itself are plain I/O errors.
+                None => io(e),
+                Some(_) => failed(e),
+            })?;
+            members.insert(member, (offset, size));
+            offset += size;
+        }
+        Ok(Members { file: spool, members })
     }
 
     fn reader(&self, name: &str) -> Result<impl Read + Send + '_, CopyError> {
@@ -711,6 +796,15 @@ impl Members {
         }
         Ok(bytes)
     }
+}
+
+/// The error of an archive whose tar stream does not read.
+fn not_tar(name: impl std::fmt::Display, e: io::Error) -> CopyError {
+    CopyError::Invalid(format!("{name} is not a readable tar archive: {e}"))
+}
+
+fn too_many(name: impl std::fmt::Display) -> CopyError {
+    CopyError::Invalid(format!("{name} holds more than {MAX_MEMBERS} files"))
 }
 
 struct MemberReader<'a> {
@@ -752,12 +846,23 @@ pub struct ArchiveSource {
 }
 
 impl ArchiveSource {
-    /// Every image in an archive.
-    pub fn open_all(file: &Path) -> Result<Vec<ArchiveSource>, CopyError> {
-        let members = std::sync::Arc::new(Members::open(file)?);
+    /// Every image in an archive file. What has to be kept of a
+    /// compressed one goes to `store`'s ingest area, held to its layer limits.
+    pub fn open_all(file: &Path, store: &Store) -> Result<Vec<ArchiveSource>, CopyError> {
+        ArchiveSource::images(Members::open(file, store)?, &file.display().to_string())
+    }
+
+    /// Every image in an archive read from a stream (standard input), named
+    /// `name` in messages.
+    pub fn read_all(reader: Box<dyn Read + Send>, name: &str, store: &Store) -> Result<Vec<ArchiveSource>, CopyError> {
+        ArchiveSource::images(Members::stream(reader, name, store)?, name)
+    }
+
+    fn images(members: Members, name: &str) -> Result<Vec<ArchiveSource>, CopyError> {
+        let members = std::sync::Arc::new(members);
         let bytes = members.read("manifest.json", MAX_MANIFEST_BYTES)?;
-        let entries: Vec<ArchiveEntry> = serde_json::from_slice(&bytes)
-            .map_err(|e| CopyError::Invalid(format!("manifest.json of {}: {e}", file.display())))?;
+        let entries: Vec<ArchiveEntry> =
+            serde_json::from_slice(&bytes).map_err(|e| CopyError::Invalid(format!("manifest.json of {name}: {e}")))?;
         entries
             .into_iter()
             .map(|e| ArchiveSource::new(members.clone(), e))
@@ -765,8 +870,8 @@ impl ArchiveSource {
     }
 
     /// The image of an archive with this name (or its only image).
-    pub fn open(file: &Path, reference: Option<&Reference>) -> Result<ArchiveSource, CopyError> {
-        let mut all = ArchiveSource::open_all(file)?;
+    pub fn open(file: &Path, reference: Option<&Reference>, store: &Store) -> Result<ArchiveSource, CopyError> {
+        let mut all = ArchiveSource::open_all(file, store)?;
         let pick = match reference {
             Some(r) => all.iter().position(|s| s.names().contains(r)),
             None if all.len() == 1 => Some(0),

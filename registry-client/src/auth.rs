@@ -3,11 +3,19 @@
 //! and verifying a login.
 
 use crate::challenge::Challenge;
-use crate::client::{authority, basic, describe, encode_query, registry_error_body, Client, HostState};
+use crate::client::{authority, basic, describe, encode_query, Client, HostState};
 use crate::error::RegistryError;
+use crate::text::sanitize;
 use barge_auth::Credential;
 use barge_oci::Reference;
 use std::time::{Duration, Instant};
+
+/// The most a token server's reply may hold (tokens, refresh tokens, metadata).
+const MAX_TOKEN_REPLY_BYTES: u64 = 1024 * 1024;
+
+/// The longest token barge sends: registries' own header limits are
+/// 8–64 KiB, and real tokens are a few KiB.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
 /// A token scope: `repository:<name>:<actions>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +112,8 @@ impl Client {
         let registry = crate::client::registry_name(host_name);
         let realm = challenge.param("realm").unwrap_or_default().to_string();
         let token_err = |message: String| RegistryError::Token {
-            realm: realm.clone(),
-            message,
+            realm: sanitize(&realm),
+            message: sanitize(&message),
         };
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             return Err(token_err(
@@ -116,7 +124,7 @@ impl Client {
         if realm.starts_with("http://") && !realm_insecure {
             return Err(RegistryError::InsecureRealm {
                 host: host_name.to_string(),
-                realm,
+                realm: sanitize(&realm),
             });
         }
         if let Some(Credential::RegistryToken(t)) = cred {
@@ -194,7 +202,7 @@ impl Client {
         .map_err(|e| token_err(describe(&e)))?;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
-            let (code, message) = registry_error_body(resp);
+            let (code, message) = self.error_body(resp);
             let repository = scopes
                 .first()
                 .and_then(|s| s.0.split(':').nth(1))
@@ -221,18 +229,25 @@ impl Client {
             #[serde(default)]
             refresh_token: Option<String>,
         }
-        let body = resp
-            .into_body()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| token_err(format!("unreadable reply: {e}")))?;
+        let token_host = sanitize(authority(&realm));
+        let body = self
+            .read_body(resp, MAX_TOKEN_REPLY_BYTES)
+            .map_err(|e| e.into_error("token server reply", &token_host, MAX_TOKEN_REPLY_BYTES))?;
         let reply: Reply = serde_json::from_slice(&body).map_err(|e| token_err(format!("unreadable reply: {e}")))?;
         let value = reply
             .token
             .or(reply.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| token_err("the reply holds no token".into()))?;
+        // The token goes into an `Authorization` header of every request:
+        // one no registry would accept is refused here, for what it is.
+        if value.len() as u64 > MAX_TOKEN_BYTES {
+            return Err(RegistryError::TooLarge {
+                what: "token".into(),
+                host: token_host,
+                limit: MAX_TOKEN_BYTES,
+            });
+        }
         // The spec's minimum lifetime is 60 s; renew a little early.
         let lifetime = reply.expires_in.unwrap_or(60).clamp(60, 24 * 3600);
         let token = Token {
@@ -291,7 +306,7 @@ impl Client {
                 match resp.status().as_u16() {
                     200..=299 => Ok(None),
                     401 | 403 => {
-                        let (code, message) = registry_error_body(resp);
+                        let (code, message) = self.error_body(resp);
                         Err(rejected(code, message))
                     }
                     status => Err(RegistryError::Status {

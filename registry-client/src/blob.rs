@@ -2,8 +2,10 @@
 
 use crate::client::{Client, Method};
 use crate::error::RegistryError;
+use crate::speed::Pace;
 use barge_oci::{Descriptor, Digest, Reference};
 use std::io::{self, Read};
+use std::time::Instant;
 use ureq::BodyReader;
 
 /// Reads one blob from a registry, from `offset` to its declared size.
@@ -13,6 +15,11 @@ use ureq::BodyReader;
 /// ignores ranges), backing off between attempts; it gives up after the
 /// client's `max_attempts` consecutive failures without progress. It never
 /// yields more than the descriptor's size. Callers verify the digest.
+///
+/// The time spent in its reads, reconnections included, is held to the
+/// client's minimum speed ([`crate::speed`]): a registry that keeps every
+/// connection alive with a byte now and then, or answers each reconnection
+/// with one more byte, is given up once a window falls short, for good.
 pub struct BlobReader<'c> {
     client: &'c Client,
     reference: Reference,
@@ -22,6 +29,7 @@ pub struct BlobReader<'c> {
     body: Option<BodyReader<'static>>,
     failures: u32,
     last_error: String,
+    pace: Pace,
 }
 
 impl Client {
@@ -42,6 +50,7 @@ impl Client {
             body: None,
             failures: 0,
             last_error: String::new(),
+            pace: Pace::new(self.options()),
         };
         if r.pos < r.size {
             r.connect()?;
@@ -136,6 +145,23 @@ impl BlobReader<'_> {
 
 impl Read for BlobReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let start = Instant::now();
+        let result = self.read_unpaced(buf);
+        let n = *result.as_ref().unwrap_or(&0);
+        if let Err(slow) = self.pace.record(n, start.elapsed()) {
+            self.body = None;
+            return Err(io::Error::other(RegistryError::TooSlow {
+                what: format!("blob {}", self.digest),
+                host: self.reference.api_host().to_string(),
+                detail: slow.to_string(),
+            }));
+        }
+        result
+    }
+}
+
+impl BlobReader<'_> {
+    fn read_unpaced(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pos >= self.size || buf.is_empty() {
             return Ok(0);
         }

@@ -3,6 +3,8 @@
 use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
 use crate::error::RegistryError;
+use crate::speed::{too_slow, Pace, Paced, TooSlow};
+use crate::text::{sanitize, sanitize_opt};
 use barge_auth::CredentialLookup;
 use barge_oci::image::MAX_MANIFEST_BYTES;
 use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
@@ -28,6 +30,10 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest wait for any single read from the network.
     pub read_timeout: Duration,
+    /// Bytes per second a body must average over `low_speed_time` of
+    /// waiting for it, or the transfer is given up (0: no minimum).
+    pub low_speed_limit: u64,
+    pub low_speed_time: Duration,
     pub user_agent: String,
 }
 
@@ -40,6 +46,8 @@ impl Default for ClientOptions {
             retry_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
+            low_speed_limit: 1024,
+            low_speed_time: Duration::from_secs(60),
             user_agent: concat!("barge/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -203,6 +211,8 @@ impl Client {
                 .user_agent(opts.user_agent.as_str())
                 .timeout_connect(Some(opts.connect_timeout))
                 .timeout_per_read(Some(opts.read_timeout))
+                // A response head trickled in byte by byte is bounded too.
+                .timeout_recv_response(Some(opts.read_timeout.max(opts.low_speed_time)))
                 .tls_config(ureq::tls::TlsConfig::builder().disable_verification(!verify).build())
                 .build()
                 .into()
@@ -379,7 +389,7 @@ impl Client {
             Target::Path(path) => format!("{}/v2/{}/{}", host.base, reference.repository(), path),
             Target::Url(u) => resolve_location(&host.base, u).ok_or_else(|| RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: u.to_string(),
+                location: sanitize(u),
                 why: "it is not an http(s) URL".into(),
             })?,
         };
@@ -388,7 +398,7 @@ impl Client {
         if url.starts_with("http://") && host.base.starts_with("https://") && !self.is_insecure(authority(&url)) {
             return Err(RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: url,
+                location: sanitize(&url),
                 why: "it downgrades HTTPS to plain HTTP".into(),
             });
         }
@@ -473,7 +483,7 @@ impl Client {
                 continue;
             }
             if status == 401 || status == 403 {
-                let (code, message) = registry_error_body(resp);
+                let (code, message) = self.error_body(resp);
                 return Err(RegistryError::Unauthorized {
                     host: reference.registry().to_string(),
                     repository: reference.familiar_name(),
@@ -517,7 +527,7 @@ impl Client {
                 .to_string();
             let next = resolve_location(&url, &location).ok_or_else(|| RegistryError::Redirect {
                 host: host_name.to_string(),
-                location: location.clone(),
+                location: sanitize(&location),
                 why: "it is not an http(s) URL".into(),
             })?;
             let next_authority = authority(&next).to_string();
@@ -525,7 +535,7 @@ impl Client {
             if next.starts_with("http://") && url.starts_with("https://") && !target_insecure {
                 return Err(RegistryError::Redirect {
                     host: host_name.to_string(),
-                    location: next,
+                    location: sanitize(&next),
                     why: "it downgrades HTTPS to plain HTTP".into(),
                 });
             }
@@ -547,7 +557,7 @@ impl Client {
         }
         Err(RegistryError::Redirect {
             host: host_name.to_string(),
-            location: url,
+            location: sanitize(&url),
             why: "too many redirects".into(),
         })
     }
@@ -641,14 +651,9 @@ impl Client {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).map_err(|e| match e {
-            Some(e) => self.connect_error(&host, &e),
-            None => RegistryError::TooLarge {
-                what: "manifest".into(),
-                host: host.clone(),
-                limit: MAX_MANIFEST_BYTES,
-            },
-        })?;
+        let bytes = self
+            .read_body(resp, MAX_MANIFEST_BYTES)
+            .map_err(|e| e.into_error("manifest", &host, MAX_MANIFEST_BYTES))?;
         let digest = Digest::of(&bytes);
         if let Some(expected) = expected.or(header_digest.as_ref()) {
             if *expected != digest {
@@ -711,7 +716,7 @@ impl Client {
         status: u16,
         resp: Option<Response<Body>>,
     ) -> RegistryError {
-        let (code, message) = resp.map(registry_error_body).unwrap_or((None, None));
+        let (code, message) = resp.map(|r| self.error_body(r)).unwrap_or((None, None));
         RegistryError::Status {
             host: reference.api_host().to_string(),
             method: method.to_string(),
@@ -803,8 +808,67 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
         .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
 }
 
-/// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any.
-pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Option<String>) {
+impl Client {
+    /// Reads a body of at most `limit` bytes at no less than the minimum speed.
+    pub(crate) fn read_body(&self, resp: Response<Body>, limit: u64) -> Result<Vec<u8>, BodyError> {
+        use std::io::Read as _;
+        if resp.body().content_length().is_some_and(|l| l > limit) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut reader = Paced {
+            inner: resp.into_body().into_with_config().reader(),
+            pace: Pace::new(&self.opts),
+        };
+        let mut bytes = Vec::new();
+        match (&mut reader).take(limit.saturating_add(1)).read_to_end(&mut bytes) {
+            Ok(_) if bytes.len() as u64 > limit => Err(BodyError::TooLarge),
+            Ok(_) => Ok(bytes),
+            Err(e) => Err(match too_slow(&e) {
+                Some(slow) => BodyError::Slow(slow),
+                None => BodyError::Failed(sanitize(&e.to_string())),
+            }),
+        }
+    }
+
+    /// The registry's `{"errors":[{"code":…,"message":…}]}` body, if any, sanitised.
+    pub(crate) fn error_body(&self, resp: Response<Body>) -> (Option<String>, Option<String>) {
+        registry_error_body(self.read_body(resp, 64 * 1024).ok())
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Slow(TooSlow),
+    Failed(String),
+}
+
+impl BodyError {
+    /// The error to report for `what` from `host`.
+    pub(crate) fn into_error(self, what: &str, host: &str, limit: u64) -> RegistryError {
+        match self {
+            BodyError::TooLarge => RegistryError::TooLarge {
+                what: what.to_string(),
+                host: host.to_string(),
+                limit,
+            },
+            BodyError::Slow(slow) => RegistryError::TooSlow {
+                what: what.to_string(),
+                host: host.to_string(),
+                detail: slow.to_string(),
+            },
+            BodyError::Failed(message) => RegistryError::Connect {
+                host: host.to_string(),
+                message,
+                hint: None,
+            },
+        }
+    }
+}
+
+/// The first error of a `{"errors":[{"code":…,"message":…}]}` body.
+fn registry_error_body(body: Option<Vec<u8>>) -> (Option<String>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorItem>,
@@ -816,7 +880,7 @@ pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Opti
         #[serde(default)]
         message: Option<String>,
     }
-    let Ok(body) = resp.into_body().with_config().limit(64 * 1024).read_to_vec() else {
+    let Some(body) = body else {
         return (None, None);
     };
     match serde_json::from_slice::<Errors>(&body) {
@@ -824,32 +888,20 @@ pub(crate) fn registry_error_body(resp: Response<Body>) -> (Option<String>, Opti
             .errors
             .into_iter()
             .next()
-            .map(|i| (i.code, i.message))
+            .map(|i| (sanitize_opt(i.code), sanitize_opt(i.message)))
             .unwrap_or((None, None)),
         Err(_) => (None, None),
     }
 }
 
-/// Reads a body of at most `limit` bytes: `Err(None)` when it is larger.
-fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, Option<ureq::Error>> {
-    if resp.body().content_length().is_some_and(|l| l > limit) {
-        return Err(None);
-    }
-    match resp.into_body().with_config().limit(limit).read_to_vec() {
-        Ok(v) => Ok(v),
-        Err(ureq::Error::BodyExceedsLimit(_)) => Err(None),
-        Err(e) => Err(Some(e)),
-    }
-}
-
 /// One line describing a transport error.
 pub(crate) fn describe(e: &ureq::Error) -> String {
-    match e {
+    sanitize(&match e {
         ureq::Error::Io(io) => io.to_string(),
         ureq::Error::HostNotFound => "host not found".to_string(),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         other => other.to_string(),
-    }
+    })
 }
 
 /// The `host[:port]` of an absolute URL.

@@ -44,6 +44,8 @@ pub enum RegistryError {
     },
     #[error("{what} from {host} is larger than the {limit} bytes allowed")]
     TooLarge { what: String, host: String, limit: u64 },
+    #[error("{what} from {host} arrived too slowly: {detail}")]
+    TooSlow { what: String, host: String, detail: String },
     #[error("{registry} rejected the login: {message}")]
     LoginRejected { registry: String, message: String },
     #[error("token server {realm} failed: {message}")]

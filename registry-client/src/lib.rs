@@ -17,6 +17,8 @@ mod challenge;
 mod client;
 mod error;
 mod push;
+mod speed;
+mod text;
 
 pub use auth::Scope;
 pub use blob::BlobReader;
@@ -24,3 +26,4 @@ pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead, RateLimit};
 pub use error::RegistryError;
 pub use push::{MountOutcome, Upload};
+pub use text::sanitize;

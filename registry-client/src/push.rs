@@ -1,7 +1,7 @@
 //! Pushing: blob existence checks, cross-repository mounts, uploads, manifests.
 
 use crate::auth::Scope;
-use crate::client::{Client, Method, Payload, Target};
+use crate::client::{BodyError, Client, Method, Payload, Target};
 use crate::error::RegistryError;
 use barge_oci::{Digest, Reference};
 
@@ -279,6 +279,13 @@ impl Client {
     }
 }
 
+/// JSON a paginated listing may send in all its pages together.
+const MAX_LISTING_BYTES: u64 = 32 << 20;
+/// Names (tags, repositories) a listing may hold.
+const MAX_LISTING_NAMES: usize = 1_000_000;
+/// Pages a listing may take.
+const MAX_LISTING_PAGES: usize = 10_000;
+
 /// The next page of a paginated listing, from a `Link: <url>; rel="next"` header.
 fn next_link(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
     let link = resp.headers().get("link")?.to_str().ok()?;
@@ -303,7 +310,10 @@ impl Client {
         let first = format!("{base}/v2/{}/tags/list?n=1000", r.repository());
         let mut out = Vec::new();
         self.pages(r, &[Scope::pull(r)], first, "tags/list", |p: Tags| {
-            out.extend(p.tags.unwrap_or_default())
+            let tags = p.tags.unwrap_or_default();
+            let n = tags.len();
+            out.extend(tags);
+            n
         })?;
         Ok(out)
     }
@@ -323,47 +333,69 @@ impl Client {
             &[Scope::catalog()],
             format!("{base}/v2/_catalog?n=1000"),
             "_catalog",
-            |p: Catalog| out.extend(p.repositories),
+            |p: Catalog| {
+                let n = p.repositories.len();
+                out.extend(p.repositories);
+                n
+            },
         )?;
         Ok(out)
     }
 
-    /// GETs a JSON listing page by page (`Link: <…>; rel="next"`).
+    /// GETs a JSON listing page by page (`Link: <…>; rel="next"`). The
+    /// pages together may hold at most [`MAX_LISTING_BYTES`] of JSON and
+    /// [`MAX_LISTING_NAMES`] names in at most [`MAX_LISTING_PAGES`] pages:
+    /// everything listed stays in memory, and a registry decides how many
+    /// pages there are. `each` returns how many names a page added.
     fn pages<T: serde::de::DeserializeOwned>(
         &self,
         r: &Reference,
         scopes: &[Scope],
         first: String,
         what: &str,
-        mut each: impl FnMut(T),
+        mut each: impl FnMut(T) -> usize,
     ) -> Result<(), RegistryError> {
+        let host = r.api_host().to_string();
+        let too_large = |limit: u64| RegistryError::TooLarge {
+            what: format!("the {what} listing"),
+            host: host.clone(),
+            limit,
+        };
         let mut url = first;
-        for _ in 0..10_000 {
+        let (mut bytes, mut names) = (0u64, 0usize);
+        for _ in 0..MAX_LISTING_PAGES {
             let resp = self.request(r, scopes, Method::Get, Target::Url(&url), &[], Payload::None, false)?;
             let status = resp.status().as_u16();
             if status != 200 {
                 return Err(self.status_error(r, "GET", what, status, Some(resp)));
             }
             let next = next_link(&resp);
-            let body = resp
-                .into_body()
-                .with_config()
-                .limit(32 << 20)
-                .read_to_vec()
-                .map_err(|e| RegistryError::Connect {
-                    host: r.api_host().to_string(),
-                    message: e.to_string(),
-                    hint: None,
-                })?;
+            let left = MAX_LISTING_BYTES - bytes;
+            let body = self.read_body(resp, left).map_err(|e| match e {
+                BodyError::TooLarge => too_large(MAX_LISTING_BYTES),
+                other => other.into_error(&format!("the {what} listing"), &host, left),
+            })?;
+            bytes += body.len() as u64;
             let page = serde_json::from_slice(&body)
-                .map_err(|e| self.status_error(r, "GET", &format!("{what}: {e}"), 200, None))?;
-            each(page);
+                .map_err(|e| self.status_error(r, "GET", &crate::sanitize(&format!("{what}: {e}")), 200, None))?;
+            names += each(page);
+            if names > MAX_LISTING_NAMES {
+                return Err(RegistryError::TooLarge {
+                    what: format!("the {what} listing (names)"),
+                    host,
+                    limit: MAX_LISTING_NAMES as u64,
+                });
+            }
             match next {
                 Some(n) => url = n,
                 None => return Ok(()),
             }
         }
-        Ok(())
+        Err(RegistryError::TooLarge {
+            what: format!("the {what} listing (pages)"),
+            host,
+            limit: MAX_LISTING_PAGES as u64,
+        })
     }
 }
 

@@ -121,12 +121,23 @@ pub fn default_root() -> PathBuf {
 /// snapshots, while the container exists.
 pub const CONTAINER_IMAGE_FILE: &str = "image.id";
 
+/// The store's own directories, all 0700.
+const STORE_DIRS: [&str; 7] = [
+    "",
+    "oci",
+    "oci/blobs",
+    "oci/blobs/sha256",
+    "ingest",
+    "snapshots",
+    "containers",
+];
+
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 impl Store {
     /// Opens the store at `root`, creating its layout if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         // Absolute, so that paths into the store stay valid after a chdir (container setup does one).
         let absolute;
         let root = if root.is_absolute() {
@@ -137,22 +148,32 @@ impl Store {
             absolute.as_path()
         };
         let ctx = |what: &str| format!("creating the store at {} ({what})", root.display());
-        for (dir, mode) in [
-            ("", 0o700),
-            ("oci", 0o755),
-            ("oci/blobs", 0o755),
-            ("oci/blobs/sha256", 0o755),
-            ("ingest", 0o700),
-            ("snapshots", 0o700),
-            ("containers", 0o700),
-        ] {
+        // Image configs, manifests, layers and containers are private to the
+        // store's owner, as docker keeps its data root: every directory of the
+        // store is 0700, and one found open to others (a store made by an
+        // older barge, or `--root` naming a 0755 directory) is closed.
+        for dir in STORE_DIRS {
             let p = root.join(dir);
-            if !p.is_dir() {
-                std::fs::DirBuilder::new()
+            match std::fs::metadata(&p) {
+                Ok(md) if md.is_dir() => {
+                    if md.permissions().mode() & 0o077 != 0 {
+                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                            StoreError::io(
+                                format!(
+                                    "{} is open to other users (mode {:o}) and cannot be made private (0700)",
+                                    p.display(),
+                                    md.permissions().mode() & 0o7777
+                                ),
+                                e,
+                            )
+                        })?;
+                    }
+                }
+                _ => std::fs::DirBuilder::new()
                     .recursive(true)
-                    .mode(mode)
+                    .mode(0o700)
                     .create(&p)
-                    .map_err(|e| StoreError::io(ctx(dir), e))?;
+                    .map_err(|e| StoreError::io(ctx(dir), e))?,
             }
         }
         let layout = root.join("oci/oci-layout");
@@ -185,6 +206,38 @@ impl Store {
     /// The OCI image layout directory (`<root>/oci`), for skopeo and umoci.
     pub fn layout_dir(&self) -> PathBuf {
         self.root.join("oci")
+    }
+
+    /// An unnamed file (0600) in `ingest/`, for data a command keeps only
+    /// while it runs (the entries of an archive being loaded): it holds no
+    /// name, so nothing is left behind, whatever happens to the process.
+    pub fn spool_file(&self) -> Result<std::fs::File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.root.join("ingest");
+        let ctx = || format!("creating a spool file in {}", dir.display());
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&dir)
+        {
+            Ok(f) => Ok(f),
+            // A file system without O_TMPFILE: a named file, unlinked at once.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)) => {
+                let path = dir.join(fsutil::temp_name("spool"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| StoreError::io(ctx(), e))?;
+                std::fs::remove_file(&path).map_err(|e| StoreError::io(ctx(), e))?;
+                Ok(f)
+            }
+            Err(e) => Err(StoreError::io(ctx(), e)),
+        }
     }
 
     /// Shared store lock: held by anything that adds content, so that

@@ -1,18 +1,22 @@
 //! A tiny HTTP server that answers fixed responses per path, for registry
 //! behaviour a real registry will not produce (schema 1 manifests,
-//! oversized manifests, blob redirects to another host). It records every
-//! request's method, path and headers.
+//! oversized manifests, blob redirects to another host, bodies trickled a
+//! byte at a time). It records every request's method, path and headers.
+//! A route matches the request's path with its query, else without it.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send the body one byte per this interval instead of at once.
+    pub trickle: Option<Duration>,
 }
 
 impl Response {
@@ -21,7 +25,15 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
+            trickle: None,
         }
+    }
+
+    /// The body goes out one byte every `interval` (a registry that never
+    /// stalls long enough for a read timeout, yet never finishes).
+    pub fn trickled(mut self, interval: Duration) -> Response {
+        self.trickle = Some(interval);
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Response {
@@ -116,7 +128,8 @@ fn serve(s: &Shared, conn: TcpStream) {
             )
             .header("WWW-Authenticate", r#"Basic realm="canned""#)
         } else {
-            match s.routes.get(&path) {
+            let without_query = path.split('?').next().unwrap_or(&path);
+            match s.routes.get(&path).or_else(|| s.routes.get(without_query)) {
                 Some(r) => r.clone(),
                 None if path == "/v2/" => Response::new(200, "application/json", "{}"),
                 None => Response::new(
@@ -134,8 +147,27 @@ fn serve(s: &Shared, conn: TcpStream) {
         if conn.write_all(head.as_bytes()).is_err() {
             return;
         }
-        if method != "HEAD" && conn.write_all(&resp.body).is_err() {
-            return;
+        if method == "HEAD" {
+            continue;
+        }
+        match resp.trickle {
+            None => {
+                if conn.write_all(&resp.body).is_err() {
+                    return;
+                }
+            }
+            Some(interval) => {
+                for b in &resp.body {
+                    if conn
+                        .write_all(std::slice::from_ref(b))
+                        .and_then(|_| conn.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(interval);
+                }
+            }
         }
     }
 }

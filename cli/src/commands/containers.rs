@@ -516,7 +516,7 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     match a.format.as_deref() {
         Some("json") => {
             for v in &values {
-                println!("{v}");
+                println!("{}", crate::format::sanitized(v));
             }
         }
         other => {

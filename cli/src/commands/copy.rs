@@ -17,7 +17,9 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     let dst_loc = Location::parse(&a.destination).context(|| "destination".to_string())?;
     let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
     let client = if needs_client { Some(env.client()?) } else { None };
-    let needs_store = matches!(src_loc, Location::Store(_)) || matches!(dst_loc, Location::Store(_));
+    // A compressed docker archive is spooled into the store's ingest area.
+    let needs_store =
+        matches!(src_loc, Location::Store(_) | Location::DockerArchive { .. }) || matches!(dst_loc, Location::Store(_));
     let store = if needs_store { Some(env.store()?) } else { None };
     let _lock = match &store {
         Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
@@ -33,9 +35,14 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
             dir: dir.clone(),
             reference: reference.clone(),
         }),
-        Location::DockerArchive { file, reference } => {
-            Box::new(ArchiveSource::open(file, reference.as_ref()).context(what)?)
-        }
+        Location::DockerArchive { file, reference } => Box::new(
+            ArchiveSource::open(
+                file,
+                reference.as_ref(),
+                store.as_ref().ok_or_else(|| Failure::msg("no store"))?,
+            )
+            .context(what)?,
+        ),
         Location::Store(name) => Box::new(StoreSource {
             store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
             name: name.clone(),
@@ -115,30 +122,26 @@ pub fn save(env: &Env, a: &SaveArgs) -> Result<i32, Failure> {
 }
 
 pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
-    // A stream is spooled to a file: an archive is read out of order.
-    let mut _spooled = None;
-    let path = match &a.input {
-        Some(p) => p.clone(),
-        None if std::io::stdin().is_terminal() => {
-            return Err(Failure::msg(
-                "requested load from stdin, but stdin is empty; use -i FILE or redirect an archive",
-            ));
-        }
-        None => {
-            let mut spool = tempfile::Builder::new()
-                .prefix("barge-load-")
-                .tempfile()
-                .context(|| "creating a temporary file".to_string())?;
-            std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut())
-                .context(|| "reading the archive from stdin".to_string())?;
-            let p = spool.path().to_path_buf();
-            _spooled = Some(spool);
-            p
-        }
-    };
+    if a.input.is_none() && std::io::stdin().is_terminal() {
+        return Err(Failure::msg(
+            "requested load from stdin, but stdin is empty; use -i FILE or redirect an archive",
+        ));
+    }
     let store = env.store()?;
     let _lock = store.lock_shared().context(|| "locking the store".to_string())?;
-    let sources = ArchiveSource::open_all(&path).context(|| format!("reading {}", path.display()))?;
+    // The archive is read once, as a stream; what an image needs of a
+    // compressed archive or of standard input is spooled into the store.
+    let (name, sources) = match &a.input {
+        Some(p) => (
+            p.display().to_string(),
+            ArchiveSource::open_all(p, &store).context(|| format!("reading {}", p.display()))?,
+        ),
+        None => (
+            "standard input".to_string(),
+            ArchiveSource::read_all(Box::new(std::io::stdin()), "standard input", &store)
+                .context(|| "reading the archive from standard input".to_string())?,
+        ),
+    };
     let printer = Printer::new(true);
     for src in &sources {
         let dest = StoreDestination {
@@ -155,7 +158,7 @@ pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
             },
             &printer,
         )
-        .context(|| format!("loading {}", path.display()))?;
+        .context(|| format!("loading {name}"))?;
         if !a.quiet {
             for (name, id) in dest.tagged.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 match name {

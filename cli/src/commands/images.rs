@@ -98,7 +98,7 @@ fn print_rows(
     match format {
         Some("json") => {
             for r in rows {
-                writeln!(out, "{r}").map_err(written)?;
+                writeln!(out, "{}", crate::format::sanitized(r)).map_err(written)?;
             }
         }
         other => {
@@ -569,6 +569,7 @@ pub fn inspect(env: &Env, a: &InspectArgs, kind: Option<&str>) -> Result<i32, Fa
                 &mut buf,
                 serde_json::ser::PrettyFormatter::with_indent(b"    "),
             );
+            let out: Vec<serde_json::Value> = out.iter().map(crate::format::sanitized).collect();
             serde::Serialize::serialize(&out, &mut ser).context(|| "printing".to_string())?;
             println!("{}", String::from_utf8_lossy(&buf));
         }

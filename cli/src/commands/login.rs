@@ -97,7 +97,10 @@ pub fn login(env: &Env, a: &LoginArgs) -> Result<i32, Failure> {
                     return Ok(0);
                 }
                 Err(e) if !interactive() => return Err(Failure::new(format!("login to {key}"), e)),
-                Err(e) => eprintln!("Login did not succeed, error: {e}"),
+                Err(e) => eprintln!(
+                    "Login did not succeed, error: {}",
+                    barge_registry::sanitize(&e.to_string())
+                ),
             }
         }
     }

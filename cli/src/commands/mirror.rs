@@ -38,6 +38,7 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
             Ok(j) => jobs.extend(j),
             Err(err) => {
                 let line = format!("{} -> {}: {err}", e.source, e.destination);
+                let line = barge_registry::sanitize(&line);
                 eprintln!("Failed {line}");
                 failures.push(line);
             }
@@ -49,7 +50,12 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
         Ok(MirrorResult::Unchanged(d)) if !quiet => println!("Unchanged {} ({d})", job.destination),
         Ok(MirrorResult::WouldCopy(d)) => println!("Would copy {} -> {} ({d})", job.source, job.destination),
         Ok(_) => {}
-        Err(e) => eprintln!("Failed {} -> {}: {e}", job.source, job.destination),
+        Err(e) => eprintln!(
+            "Failed {} -> {}: {}",
+            job.source,
+            job.destination,
+            barge_registry::sanitize(&e.to_string())
+        ),
     };
     let record = if a.verify {
         MirrorRecord::none()
@@ -72,7 +78,10 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
     let would = count(|r| matches!(r, MirrorResult::WouldCopy(_)));
     for (job, r) in jobs.iter().zip(&results) {
         if let Err(e) = r {
-            failures.push(format!("{} -> {}: {e}", job.source, job.destination));
+            failures.push(barge_registry::sanitize(&format!(
+                "{} -> {}: {e}",
+                job.source, job.destination
+            )));
         }
     }
     let mut summary = format!("{} images: ", jobs.len());

@@ -40,8 +40,15 @@ impl Env {
             insecure_registries: self.insecure_registries()?,
             ..ClientOptions::default()
         };
-        if let Some(secs) = self.settings()?.read_timeout.filter(|s| *s > 0) {
+        let settings = self.settings()?;
+        if let Some(secs) = settings.read_timeout.filter(|s| *s > 0) {
             opts.read_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(rate) = settings.low_speed_limit {
+            opts.low_speed_limit = rate;
+        }
+        if let Some(secs) = settings.low_speed_time.filter(|s| *s > 0) {
+            opts.low_speed_time = std::time::Duration::from_secs(secs);
         }
         Ok(Client::new(Arc::new(self.auth()), opts))
     }
