@@ -396,7 +396,14 @@ impl Runtime {
     /// (and the log, unless it is removed afterwards), signals forwarded.
     /// Returns the container's exit status.
     pub fn run_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
-        let signals = if fg.sig_proxy { Some(SignalFd::new()?) } else { None };
+        // With a terminal, signals are always the container's (docker's
+        // --sig-proxy is for non-TTY mode): barge is never killed by one
+        // while the operator's terminal is in raw mode, so it is restored.
+        let signals = if fg.sig_proxy || c.meta.tty {
+            Some(SignalFd::new()?)
+        } else {
+            None
+        };
         let keep_log = !c.meta.auto_remove;
         let result = if c.meta.tty {
             let started = runner::start(c, ChildIo::Terminal);

@@ -183,12 +183,8 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
     let overlay = crate::overlay_options(&lowers, Some((&c.dir.join("upper"), &c.dir.join("work"))))?;
     let mut mounts = Vec::new();
     for m in &spec.mounts {
-        let (mut flags, data, bind, ro) = mount_flags(&m.options);
-        if bind {
-            // Device nodes a container makes in a volume stay unopenable
-            // (barge has no device cgroup; see `make_dev`).
-            flags |= MountFlags::NODEV;
-        }
+        // Binds get nodev and nosuid on every submount when attached (`attach_copy`).
+        let (flags, data, bind, ro) = mount_flags(&m.options);
         let file = bind && Path::new(&m.source).is_file();
         mounts.push(PreparedMount {
             dest: PathBuf::from(m.destination.trim_start_matches('/')),
