@@ -1057,15 +1057,15 @@ fn open_archive(path: &Path, kind: Archive) -> Result<Box<dyn Read + Send>, Buil
 
 /// The archive's tar stream, held to the store's layer limits (against bombs).
 fn open_limited(path: &Path, kind: Archive, limits: LayerLimits) -> Result<Box<dyn Read + Send>, BuildError> {
+    use barge_oci::media::Compression;
     let f = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
-    let (f, read) = barge_store::limits::Counting::new(std::io::BufReader::new(f));
-    let r: Box<dyn Read + Send> = match kind {
-        Archive::Plain => Box::new(f),
-        Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        Archive::Zstd => Box::new(zstd::stream::read::Decoder::new(f).map_err(io_err("starting zstd"))?),
+    let compression = match kind {
+        Archive::Plain => Compression::None,
+        Archive::Gzip => Compression::Gzip,
+        Archive::Zstd => Compression::Zstd,
     };
-    let read = (kind != Archive::Plain).then_some(read);
-    Ok(Box::new(barge_store::limits::Limited::new(r, limits, read)))
+    barge_store::limits::decompress_limited(std::io::BufReader::new(f), compression, limits)
+        .map_err(io_err(format!("decompressing {}", path.display())))
 }
 
 /// ADD of a local archive: its entries below `target`, none escaping it.

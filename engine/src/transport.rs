@@ -654,15 +654,6 @@ fn normalise_member(name: &str) -> String {
     name.trim_start_matches("./").trim_start_matches('/').to_string()
 }
 
-/// What the archive's first bytes say it is.
-fn sniff(magic: &[u8]) -> Option<Compression> {
-    match magic {
-        [0x1f, 0x8b, ..] => Some(Compression::Gzip),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
-        _ => None,
-    }
-}
-
 /// The member names `manifest.json` refers to, once it has been read.
 fn referenced(manifest: &[u8]) -> Option<std::collections::HashSet<String>> {
     let entries: Vec<ArchiveEntry> = serde_json::from_slice(manifest).ok()?;
@@ -691,7 +682,7 @@ impl Members {
         let mut magic = [0u8; 4];
         let n = f.read(&mut magic).map_err(io)?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
-        if sniff(&magic[..n]).is_some() {
+        if barge_store::limits::sniff(&magic[..n]) != Compression::None {
             return Members::stream(Box::new(f), &path.display().to_string(), store);
         }
         let mut members = HashMap::new();
@@ -714,15 +705,8 @@ impl Members {
     fn stream(reader: Box<dyn Read + Send>, name: &str, store: &Store) -> Result<Members, CopyError> {
         let io = |e| CopyError::io(format!("reading {name}"), e);
         let mut reader = io::BufReader::with_capacity(1 << 20, reader);
-        let compression = sniff(io::BufRead::fill_buf(&mut reader).map_err(io)?);
-        let (counted, read) = barge_store::limits::Counting::new(reader);
-        let decoded: Box<dyn Read + Send> = match compression {
-            None => Box::new(counted),
-            Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-            Some(_) => Box::new(zstd::stream::read::Decoder::new(counted).map_err(io)?),
-        };
-        let read = compression.is_some().then_some(read);
-        let limited = barge_store::limits::Limited::new(decoded, store.layer_limits(), read);
+        let compression = barge_store::limits::sniff(io::BufRead::fill_buf(&mut reader).map_err(io)?);
+        let limited = barge_store::limits::decompress_limited(reader, compression, store.layer_limits()).map_err(io)?;
         // A limit tripped or a bad header: say which, not just "I/O error".
         let failed = |e: io::Error| match barge_store::limits::exceeded(&e) {
             Some(why) => CopyError::Invalid(format!("{name}: {why}")),

@@ -114,6 +114,35 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// The compression a stream starts with, by its magic bytes.
+pub fn sniff(head: &[u8]) -> barge_oci::media::Compression {
+    use barge_oci::media::Compression;
+    match head {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// `reader` decompressed as `compression` says, held to `limits` (size,
+/// and ratio to what was read): for archives that no digest vouches for
+/// (a `docker save` file, an `ADD`ed tarball), so gzip's CRC is checked.
+pub fn decompress_limited<'a>(
+    reader: impl Read + Send + 'a,
+    compression: barge_oci::media::Compression,
+    limits: LayerLimits,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    use barge_oci::media::Compression;
+    let (counted, read) = Counting::new(reader);
+    let decoded: Box<dyn Read + Send + 'a> = match compression {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counted)?),
+    };
+    let read = (compression != Compression::None).then_some(read);
+    Ok(Box::new(Limited::new(decoded, limits, read)))
+}
+
 /// The limit message if `e` came from a [`Limited`] reader.
 pub fn exceeded(e: &io::Error) -> Option<String> {
     e.get_ref()
