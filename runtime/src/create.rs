@@ -81,11 +81,15 @@ fn read_image_file(lowers: &[PathBuf], path: &str) -> Option<String> {
     let rel = path.trim_start_matches('/');
     for layer in lowers {
         let mut cur = layer.clone();
-        for comp in rel.split('/') {
+        let comps: Vec<&str> = rel.split('/').collect();
+        for (i, comp) in comps.iter().enumerate() {
             cur.push(comp);
             match std::fs::symlink_metadata(&cur) {
                 // A whiteout hides the path and everything below in lower layers.
                 Ok(md) if md.file_type().is_char_device() && md.rdev() == 0 => return None,
+                // A link (or a file) where a directory should be: reading
+                // through it would follow it on the host, out of the layer.
+                Ok(md) if i + 1 < comps.len() && !md.is_dir() => return None,
                 _ => {}
             }
         }

@@ -8,7 +8,7 @@
 //! barge code is left inside once the command runs.
 
 use crate::monitor::{copy_window_size, relay, stdio_pipes, Outputs, RawMode, SignalFd, StdinTo};
-use crate::runner::{fail, reset_signals, ChildError, ChildIo, ProcessPlan, Started};
+use crate::runner::{fail, in_child, reset_signals, ChildError, ChildIo, ProcessPlan, Started};
 use crate::{io_err, Container, Runtime, RuntimeError, Status};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -159,10 +159,8 @@ impl Runtime {
         if outer == 0 {
             drop(err_read);
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
-            let (code, message) = match enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
+            let (code, message) =
+                in_child(|| enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()));
             let _ = std::fs::File::from(err_write).write_all(format!("{code}:{message}").as_bytes());
             // SAFETY: leaving the forked child.
             unsafe { libc::_exit(code) };
@@ -245,6 +243,22 @@ fn enter(
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    // The operator's stdio go before anything inside the container is looked
+    // up: a container that controls its /dev could otherwise point a path
+    // this process opens at /proc/self/fd/0 and get the operator's terminal.
+    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(fail("opening /dev/null"))?;
+    for fd in [
+        rustix::stdio::dup2_stdin,
+        rustix::stdio::dup2_stdout,
+        rustix::stdio::dup2_stderr,
+    ] {
+        fd(&null).map_err(fail("replacing stdio"))?;
+    }
+    drop(null);
+    // Without -i the command reads an empty pipe, opened here, not a path.
+    let (empty, closed) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail("creating a pipe"))?;
+    drop(closed);
     for procs in cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
     }
@@ -263,12 +277,7 @@ fn enter(
         match (terminal, io) {
             (Some(sock), _) => crate::terminal::attach_child(sock, plan.uid)?,
             (None, Some(ChildIo::Fds { stdin, stdout, stderr })) => {
-                let stdin = match stdin {
-                    Some(fd) => fd,
-                    // The container's own /dev/null: the mount namespace is joined.
-                    None => rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(fail("opening /dev/null"))?,
-                };
+                let stdin = stdin.unwrap_or(empty);
                 rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
                 rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
                 rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;

@@ -74,6 +74,10 @@ pub(crate) struct ProcessPlan {
     pub(crate) caps: u64,
     /// The system call filter, compiled before forking.
     pub(crate) seccomp: Option<crate::seccomp::Program>,
+    /// RLIMIT_NOFILE (soft, hard).
+    pub(crate) nofile: (u64, u64),
+    /// rlimits other than RLIMIT_NOFILE: (resource, soft, hard).
+    pub(crate) rlimits: Vec<(i32, u64, u64)>,
 }
 
 impl ProcessPlan {
@@ -100,6 +104,22 @@ impl ProcessPlan {
             groups: p.user.additional_gids.clone(),
             caps: crate::caps::mask(&p.capabilities.bounding)?,
             seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
+            nofile: p
+                .rlimits
+                .iter()
+                .find(|r| r.kind == "RLIMIT_NOFILE")
+                .map(|r| (r.soft, r.hard))
+                .unwrap_or((1024, 4096)),
+            rlimits: p
+                .rlimits
+                .iter()
+                .filter(|r| r.kind != "RLIMIT_NOFILE")
+                .map(|r| {
+                    crate::limits::rlimit_resource(&r.kind)
+                        .map(|n| (n, r.soft, r.hard))
+                        .ok_or_else(|| RuntimeError::Corrupt(format!("unknown rlimit {:?} in the bundle", r.kind)))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -114,7 +134,6 @@ struct Prepared {
     readonly: Vec<PathBuf>,
     readonly_root: bool,
     hostname: Vec<u8>,
-    nofile: (u64, u64),
     process: ProcessPlan,
     /// `--init`: the sealed init program, executed as PID 1.
     init: Option<OwnedFd>,
@@ -122,8 +141,6 @@ struct Prepared {
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
     netns: Option<OwnedFd>,
-    /// rlimits other than RLIMIT_NOFILE: (resource, soft, hard).
-    rlimits: Vec<(i32, u64, u64)>,
     /// The container cgroup's `cgroup.procs` files: the child joins first thing.
     cgroup_procs: Vec<OwnedFd>,
 }
@@ -198,12 +215,6 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
         });
     }
     let p = &spec.process;
-    let nofile = p
-        .rlimits
-        .iter()
-        .find(|r| r.kind == "RLIMIT_NOFILE")
-        .map(|r| (r.soft, r.hard))
-        .unwrap_or((1024, 4096));
     Ok(Prepared {
         rootfs,
         snapshots_dir,
@@ -223,7 +234,6 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
             .collect(),
         readonly_root: spec.root.readonly,
         hostname: spec.hostname.as_bytes().to_vec(),
-        nofile,
         process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
         init: c.meta.init.then(crate::sealed::init_program).transpose()?,
         loopback_up: spec
@@ -243,16 +253,6 @@ fn prepare(c: &Container, spec: &Spec) -> Result<Prepared, RuntimeError> {
             ),
             _ => None,
         },
-        rlimits: p
-            .rlimits
-            .iter()
-            .filter(|r| r.kind != "RLIMIT_NOFILE")
-            .map(|r| {
-                crate::limits::rlimit_resource(&r.kind)
-                    .map(|n| (n, r.soft, r.hard))
-                    .ok_or_else(|| RuntimeError::Corrupt(format!("unknown rlimit {:?} in the bundle", r.kind)))
-            })
-            .collect::<Result<_, _>>()?,
         cgroup_procs: Vec::new(),
     })
 }
@@ -347,10 +347,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
             drop(ours);
             theirs
         });
-        let (code, message) = match child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
+        let (code, message) = in_child(|| child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()));
         let mut f = std::fs::File::from(err_write);
         let _ = f.write_all(format!("{code}:{message}").as_bytes());
         // SAFETY: leaving the child without running the parent's destructors.
@@ -394,6 +391,17 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
 }
 
 pub(crate) type ChildError = (i32, String);
+
+/// Runs the setup of a forked child, which returns only on failure. A
+/// panic there is a failure too (exit 125), never an unwind into the
+/// parent's code that this process still holds a copy of.
+pub(crate) fn in_child(setup: impl FnOnce() -> Result<std::convert::Infallible, ChildError>) -> ChildError {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(setup)) {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_) => (125, "the container's setup failed unexpectedly".into()),
+    }
+}
 
 pub(crate) fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errno) -> ChildError {
     let what = what.to_string();
@@ -825,38 +833,6 @@ fn child(
     if p.loopback_up {
         loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
     }
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(1 << 20);
-    let limit = rustix::process::Rlimit {
-        current: Some(p.nofile.0.min(nr_open)),
-        maximum: Some(p.nofile.1.min(nr_open)),
-    };
-    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit) {
-        // Without CAP_SYS_RESOURCE the hard limit cannot rise: use all of the current one.
-        let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let capped = rustix::process::Rlimit {
-            current: current.maximum,
-            maximum: current.maximum,
-        };
-        rustix::process::setrlimit(rustix::process::Resource::Nofile, capped)
-            .map_err(|_| fail("setting RLIMIT_NOFILE")(e))?;
-    }
-    for &(resource, soft, hard) in &p.rlimits {
-        let limit = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: setrlimit with a valid resource number and an rlimit on the stack.
-        if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
-            return Err((
-                125,
-                format!("setting rlimit {resource}: {}", std::io::Error::last_os_error()),
-            ));
-        }
-    }
-
     let program = p.process.enter()?;
     if let Some(exe) = &p.init {
         return Err(exec_init(&p.process, &program, err_fd, exe));
@@ -939,12 +915,50 @@ pub(crate) fn reset_signals() {
 }
 
 impl ProcessPlan {
-    /// In the container: working directory (created if missing, as docker
+    /// The bundle's rlimits (`--ulimit`), for the container's command and
+    /// every `exec`.
+    fn set_rlimits(&self) -> Result<(), ChildError> {
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(1 << 20);
+        let limit = rustix::process::Rlimit {
+            current: Some(self.nofile.0.min(nr_open)),
+            maximum: Some(self.nofile.1.min(nr_open)),
+        };
+        if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit) {
+            // Without CAP_SYS_RESOURCE the hard limit cannot rise: use all of the current one.
+            let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            let capped = rustix::process::Rlimit {
+                current: current.maximum,
+                maximum: current.maximum,
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, capped)
+                .map_err(|_| fail("setting RLIMIT_NOFILE")(e))?;
+        }
+        for &(resource, soft, hard) in &self.rlimits {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            // SAFETY: setrlimit with a valid resource number and an rlimit on the stack.
+            if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
+                return Err((
+                    125,
+                    format!("setting rlimit {resource}: {}", std::io::Error::last_os_error()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// In the container: rlimits, working directory (created if missing, as docker
     /// does), the program found on PATH, credentials, capabilities,
     /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
-    /// the seccomp filter: nothing but `execve` (and, with `--init`, the
-    /// reaper) runs under it.
+    /// the seccomp filter: nothing but `execve` (of the command, or of
+    /// `--init`'s program) runs under it.
     pub(crate) fn enter(&self) -> Result<CString, ChildError> {
+        self.set_rlimits()?;
         if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
             let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
             if !rel.as_os_str().is_empty() {

@@ -57,18 +57,14 @@ pub(crate) fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>>
 /// In the container: open a pty, send its master to barge, make the slave
 /// the controlling terminal and stdin/stdout/stderr, owned by `uid`.
 pub(crate) fn attach_child(sock: &OwnedFd, uid: u32) -> Result<(), ChildError> {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use rustix::pty::{grantpt, openpt, unlockpt, OpenptFlags};
     let master =
         openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(fail("opening /dev/ptmx"))?;
     grantpt(&master).map_err(fail("grantpt"))?;
     unlockpt(&master).map_err(fail("unlockpt"))?;
-    let name = ptsname(&master, Vec::new()).map_err(fail("ptsname"))?;
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(fail("opening the terminal"))?;
+    // The peer by the master's descriptor, not by a path the container controls.
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
+        .map_err(fail("opening the terminal"))?;
     let _ = rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(uid)), None);
     send_fd(sock, master.as_fd()).map_err(|e| (125, format!("passing the terminal to barge: {e}")))?;
     drop(master);

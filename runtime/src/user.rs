@@ -15,7 +15,12 @@ pub enum UserError {
     NoUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    #[error("invalid user {0:?}: uids and gids must be in range 0-2147483647")]
+    OutOfRange(String),
 }
+
+/// runc's range for ids: above it, -1 and friends mean "unchanged" to the kernel.
+const MAX_ID: u32 = i32::MAX as u32;
 
 struct Passwd<'a> {
     name: &'a str,
@@ -86,6 +91,9 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
             None => numeric.ok_or_else(|| UserError::NoGroup(g.to_string()))?,
         };
     }
+    if uid > MAX_ID || gid > MAX_ID {
+        return Err(UserError::OutOfRange(spec.to_string()));
+    }
     let mut additional: Vec<u32> = Vec::new();
     if grp.is_none() && !name.is_empty() {
         for (_, id, members) in group_entries(group) {
@@ -94,6 +102,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
             }
         }
     }
+    additional.retain(|g| *g <= MAX_ID);
     // As runc: with no memberships, the primary group is the supplementary list.
     if additional.is_empty() {
         additional.push(gid);
@@ -150,5 +159,11 @@ mod tests {
         let r = resolve("4000", "4000:x:0:0::/:/bin/sh\n", "").unwrap();
         assert_eq!((r.uid, r.gid), (4000, 0));
         assert_eq!(resolve("4000:4000", "", "4000:x:0:\n").unwrap().gid, 4000);
+        // -1 would mean "unchanged" to setresuid: refused, as runc does.
+        for bad in ["4294967295", "0:4294967295", "2147483648"] {
+            assert!(matches!(resolve(bad, "", ""), Err(UserError::OutOfRange(_))), "{bad}");
+        }
+        let huge = "big:x:4294967295:0::/:/bin/sh\n";
+        assert!(matches!(resolve("big", huge, ""), Err(UserError::OutOfRange(_))));
     }
 }

@@ -462,3 +462,96 @@ fn exec_joins_the_containers_network() {
     c.b.ok(&["rm", "-f", "bridged"]);
     drop(listener);
 }
+
+/// A container given CAP_SYS_ADMIN replaces its /dev/null with a link to
+/// /proc/self/fd/1: the process `exec` starts must not open it while its
+/// stdout is still the operator's file.
+#[test]
+fn exec_opens_nothing_of_the_container_while_holding_the_operators_stdio() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("devnull", |_| {});
+    c.b.ok(&[
+        "run",
+        "-d",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--name",
+        "devnull",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    c.b.ok(&[
+        "exec",
+        "devnull",
+        "sh",
+        "-c",
+        "umount -l /dev/null && rm /dev/null && ln -s /proc/self/fd/1 /dev/null",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator.log");
+    std::fs::write(&file, "SECRET of the operator\n").unwrap();
+    let o =
+        c.b.command()
+            .args(["exec", "devnull", "sh", "-c", "cat; readlink /proc/self/fd/0"])
+            .stdout(std::fs::OpenOptions::new().append(true).open(&file).unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let log = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        log.matches("SECRET").count(),
+        1,
+        "the command read the operator's file: {log:?}"
+    );
+    assert!(log.contains("pipe:"), "{log}");
+    c.b.ok(&["rm", "-f", "devnull"]);
+}
+
+/// `/etc` a link out of the layer: create must not read the host's passwd
+/// through it (a hostile image probing the host's accounts).
+#[test]
+fn user_lookup_never_follows_a_link_out_of_the_image() {
+    let Some(c) = Corpus::new() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("passwd"), "spy:x:4321:10::/HOST-SECRET-HOME:/bin/sh\n").unwrap();
+    std::fs::write(host.path().join("group"), "spies:x:10:spy\n").unwrap();
+    let up = "../".repeat(40);
+    let target = format!("{up}{}", host.path().display().to_string().trim_start_matches('/'));
+    let image = c.image("etclink", |r| {
+        std::fs::remove_dir_all(r.join("etc")).unwrap();
+        std::os::unix::fs::symlink(&target, r.join("etc")).unwrap();
+    });
+    let o =
+        c.b.run(&["run", "--rm", "-u", "spy", &image, "sh", "-c", "id -u; echo $HOME"]);
+    assert!(
+        !out(&o).contains("4321") && !out(&o).contains("HOST-SECRET"),
+        "{}",
+        out(&o)
+    );
+    assert!(err(&o).contains("unable to find user spy"), "{}", err(&o));
+}
+
+#[test]
+fn exec_gets_the_containers_ulimits_and_ids_stay_in_range() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("ulimit", |_| {});
+    c.b.ok(&[
+        "run",
+        "-d",
+        "--ulimit",
+        "nofile=64:64",
+        "--name",
+        "ulimit",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(c.b.ok(&["exec", "ulimit", "sh", "-c", "ulimit -n"]).trim(), "64");
+    c.b.ok(&["rm", "-f", "ulimit"]);
+    // -1 means "unchanged" to setresuid: refused before anything starts.
+    for user in ["4294967295", "0:4294967295"] {
+        assert_refused(&c.b, &["run", "--rm", "-u", user, &image, "true"], "must be in range");
+    }
+}
