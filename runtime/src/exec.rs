@@ -266,6 +266,7 @@ fn enter(
         rustix::thread::move_into_link_name_space(rustix::fd::AsFd::as_fd(ns), None)
             .map_err(fail("joining the container's namespaces"))?;
     }
+    plan.confine()?;
     // SAFETY: fork in a single-threaded process.
     let inner = unsafe { libc::fork() };
     if inner < 0 {

@@ -1015,17 +1015,56 @@ impl ProcessPlan {
         ))
     }
 
-    fn set_credentials(&self) -> Result<(), ChildError> {
-        use rustix::thread::{CapabilitySet, CapabilitySets};
+    /// Drops every capability not in `keep` from the bounding set (which
+    /// needs CAP_SETPCAP in the effective set).
+    fn limit_bounding_set(keep: u64) -> Result<(), ChildError> {
+        use rustix::thread::CapabilitySet;
         let last = crate::caps::last_cap();
         for cap in 0..=last.min(63) {
-            if self.caps & (1 << cap) == 0 {
+            if keep & (1 << cap) == 0 {
                 match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1 << cap)) {
                     Ok(()) | Err(rustix::io::Errno::INVAL) => {}
                     Err(e) => return Err(fail("dropping capabilities")(e)),
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Keeps only the capabilities in `keep`: bounding, effective and
+    /// permitted sets (the uid does not change here).
+    fn limit_capabilities(keep: u64) -> Result<(), ChildError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        Self::limit_bounding_set(keep)?;
+        let current = rustix::thread::capabilities(None).map_err(fail("reading capabilities"))?;
+        let set = CapabilitySet::from_bits_retain(keep);
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: current.effective & set,
+                permitted: current.permitted & set,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(fail("dropping capabilities"))
+    }
+
+    /// Before a process enters a container's PID namespace, where the
+    /// container can see it: no capability beyond the container's own
+    /// (and those taking the container's user and bounding set need), and
+    /// no copy of barge's environment, so that a container allowed to
+    /// ptrace gains nothing by taking it over.
+    pub(crate) fn confine(&self) -> Result<(), ChildError> {
+        // CAP_SETGID, CAP_SETUID, and CAP_SETPCAP to finish the bounding set.
+        const SETUP: u64 = (1 << 6) | (1 << 7) | (1 << 8);
+        Self::limit_capabilities(self.caps | SETUP)?;
+        scrub_environment();
+        Ok(())
+    }
+
+    fn set_credentials(&self) -> Result<(), ChildError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        Self::limit_bounding_set(self.caps)?;
         let groups: Vec<rustix::process::Gid> =
             self.groups.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect();
         rustix::thread::set_thread_groups(&groups).map_err(fail("setgroups"))?;
@@ -1054,6 +1093,23 @@ impl ProcessPlan {
     /// execve; returns only the error, with docker's exit status for it.
     pub(crate) fn exec(&self, program: &CString) -> ChildError {
         execve(program, &self.argv, &self.envp)
+    }
+}
+
+/// Zeroes this (forked) process's environment strings in place.
+fn scrub_environment() {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: walking the NUL-terminated environ array of this
+    // single-threaded child and zeroing each string within its length.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let s = *p;
+            std::ptr::write_bytes(s, 0, libc::strlen(s));
+            p = p.add(1);
+        }
     }
 }
 

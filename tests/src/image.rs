@@ -507,6 +507,14 @@ pub fn exewatch() -> std::path::PathBuf {
     static_helper("exewatch")
 }
 
+/// A watcher for a container allowed to ptrace, built from
+/// `helpers/procspy.c`: `procspy STOPFILE` reports other processes whose
+/// environment holds `BARGE_TEST_SECRET` or whose capabilities exceed its
+/// own bounding set.
+pub fn procspy() -> std::path::PathBuf {
+    static_helper("procspy")
+}
+
 /// The digest the registry serves for `repo:reference`.
 pub fn manifest_digest(reg: &Registry, repo: &str, reference: &str) -> String {
     let agent = agent();

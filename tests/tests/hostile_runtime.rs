@@ -555,3 +555,57 @@ fn exec_gets_the_containers_ulimits_and_ids_stay_in_range() {
         assert_refused(&c.b, &["run", "--rm", "-u", user, &image, "true"], "must be in range");
     }
 }
+
+/// A container allowed to ptrace sees exec's process enter its PID
+/// namespace: that process must hold no capability beyond the
+/// container's and no copy of barge's environment by then.
+#[test]
+fn exec_enters_holding_nothing_a_tracer_could_take() {
+    let Some(c) = Corpus::new() else { return };
+    let spy = barge_tests::image::procspy();
+    let image = c.image("spy", |r| {
+        std::fs::copy(&spy, r.join("bin/procspy")).unwrap();
+        std::fs::set_permissions(
+            r.join("bin/procspy"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    });
+    c.b.ok(&[
+        "run",
+        "-d",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--name",
+        "spy",
+        &image,
+        "sleep",
+        "60",
+    ]);
+    let watch =
+        c.b.command()
+            .args(["exec", "spy", "/bin/procspy", "/tmp/stop"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..40 {
+        let o =
+            c.b.command()
+                .env("BARGE_TEST_SECRET", "hunter2")
+                .args(["exec", "spy", "true"])
+                .output()
+                .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    c.b.ok(&["exec", "spy", "touch", "/tmp/stop"]);
+    let seen = out(&watch.wait_with_output().unwrap());
+    assert!(seen.contains("looked at"), "{seen}");
+    assert!(!seen.contains("ENV "), "barge's environment inside: {seen}");
+    assert!(
+        !seen.contains("CAPS "),
+        "capabilities beyond the container's inside: {seen}"
+    );
+    c.b.ok(&["rm", "-f", "spy"]);
+}
