@@ -609,3 +609,31 @@ fn exec_enters_holding_nothing_a_tracer_could_take() {
     );
     c.b.ok(&["rm", "-f", "spy"]);
 }
+
+/// Without a firewall a bridge's containers would be open to other
+/// networks and the LAN: the start fails instead (fail closed).
+#[test]
+fn no_bridge_without_its_firewall() {
+    let Some(c) = Corpus::new() else { return };
+    if !require_root_and(&["iptables"]) {
+        return;
+    }
+    let image = c.image("nofw", |_| {});
+    // iptables lives in /usr/sbin: a PATH without it.
+    let o =
+        c.b.command()
+            .env("PATH", "/usr/bin:/bin")
+            .args(["run", "--rm", &image, "true"])
+            .output()
+            .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(err(&o).contains("bridge networks need iptables"), "{}", err(&o));
+    assert_eq!(c.b.ok(&["ps", "-aq"]).trim(), "", "a refused container is left behind");
+    let o =
+        c.b.command()
+            .env("PATH", "/usr/bin:/bin")
+            .args(["run", "--rm", "--network", "none", &image, "true"])
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+}

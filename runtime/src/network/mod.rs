@@ -61,6 +61,8 @@ pub enum NetworkError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("cannot isolate network {network}: {why}; bridge networks need iptables (install it), or use --network none or host")]
+    Firewall { network: String, why: String },
 }
 
 fn net_io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
@@ -598,7 +600,7 @@ fn remove_netns(path: &Path) {
 /// The bridge of `n`, created with its gateway address on first use, and its firewall rules.
 fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -> Result<u32, NetworkError> {
     let io = |what: &str| net_io(format!("{what} {} of network {}", n.bridge, n.name));
-    let created = nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
+    nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
     let index = netlink::link_index(&n.bridge)
         .ok_or_else(|| io("finding bridge")(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
     let gateway: Ipv4Addr = n
@@ -608,7 +610,7 @@ fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -
     nl.add_address(index, gateway, subnet.prefix)
         .map_err(io("addressing bridge"))?;
     nl.set_up(index).map_err(io("bringing up bridge"))?;
-    setup_firewall(n, created);
+    setup_firewall(n)?;
     Ok(index)
 }
 
@@ -721,26 +723,23 @@ fn rules_naming(lines: &[String], chain: &str, bridge: &str) -> Vec<Vec<String>>
 
 /// Outbound NAT and the bridge's filter rules (see [`forward_rules`]),
 /// with iptables; made or repaired at every attach, so a bridge made by an
-/// older barge, or a firewall reloaded since, gets them. Without iptables
-/// the containers still reach the host and each other (said once, when the
-/// bridge is `created`).
-fn setup_firewall(n: &NetworkConfig, created: bool) {
+/// older barge, or a firewall reloaded since, gets them. It fails closed:
+/// without iptables, or when a rule cannot be made, no container starts on
+/// the bridge (it would be reachable from other networks and the LAN).
+fn setup_firewall(n: &NetworkConfig) -> Result<(), NetworkError> {
+    let refuse = |why: &str| NetworkError::Firewall {
+        network: n.name.clone(),
+        why: why.to_string(),
+    };
     let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     let _lock = firewall_lock();
     let Some(lines) = filter_rules() else {
-        if !created {
-            return;
-        }
-        eprintln!(
-            "warning: iptables not found: containers on network {} cannot reach other hosts and are not firewalled (install iptables)",
-            n.name
-        );
-        return;
+        return Err(refuse("iptables is not installed"));
     };
     let has = |line: &str| lines.iter().any(|l| l == line);
     for chain in [USER_CHAIN, FORWARD_CHAIN, ISOLATION_CHAIN] {
         if !has(&format!("-N {chain}")) {
-            let _ = iptables("filter", "-N", &[chain.to_string()]);
+            must(iptables("filter", "-N", &[chain.to_string()])).map_err(|e| refuse(&e))?;
         }
     }
     // FORWARD: BARGE-USER, then BARGE-FORWARD, after whatever the host has.
@@ -753,9 +752,9 @@ fn setup_firewall(n: &NetworkConfig, created: bool) {
                 while let Ok(true) = iptables("filter", "-D", &jump(FORWARD_CHAIN)) {}
             }
             if user.is_none() {
-                let _ = iptables("filter", "-A", &jump(USER_CHAIN));
+                must(iptables("filter", "-A", &jump(USER_CHAIN))).map_err(|e| refuse(&e))?;
             }
-            let _ = iptables("filter", "-A", &jump(FORWARD_CHAIN));
+            must(iptables("filter", "-A", &jump(FORWARD_CHAIN))).map_err(|e| refuse(&e))?;
         }
     }
     remove_legacy(&lines, &n.bridge);
@@ -767,21 +766,31 @@ fn setup_firewall(n: &NetworkConfig, created: bool) {
             delete_rule(FORWARD_CHAIN, rule);
         }
         for rule in wanted {
-            append_rule(FORWARD_CHAIN, rule);
+            append_rule(FORWARD_CHAIN, rule).map_err(|e| refuse(&e))?;
         }
     }
     let isolation = isolation_rule(&n.bridge);
     if !has(&spec_line(ISOLATION_CHAIN, &isolation)) {
-        append_rule(ISOLATION_CHAIN, isolation);
+        append_rule(ISOLATION_CHAIN, isolation).map_err(|e| refuse(&e))?;
     }
     let nat = masquerade_rule(n);
     if let Ok(false) = iptables("nat", "-C", &nat) {
-        let _ = iptables("nat", "-A", &nat);
+        must(iptables("nat", "-A", &nat)).map_err(|e| refuse(&e))?;
+    }
+    Ok(())
+}
+
+/// An iptables change that must have happened, or why not.
+fn must(done: std::io::Result<bool>) -> Result<(), String> {
+    match done {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("iptables refused a rule".into()),
+        Err(e) => Err(format!("running iptables: {e}")),
     }
 }
 
-fn append_rule(chain: &str, rule: Vec<String>) {
-    let _ = iptables("filter", "-A", &[vec![chain.to_string()], rule].concat());
+fn append_rule(chain: &str, rule: Vec<String>) -> Result<(), String> {
+    must(iptables("filter", "-A", &[vec![chain.to_string()], rule].concat()))
 }
 
 fn delete_rule(chain: &str, rule: Vec<String>) {

@@ -182,8 +182,8 @@ impl Netlink {
         }
     }
 
-    /// Creates a bridge; `Ok(false)` if one of that name exists.
-    pub fn add_bridge(&mut self, name: &str) -> io::Result<bool> {
+    /// Creates a bridge, unless one of that name exists.
+    pub fn add_bridge(&mut self, name: &str) -> io::Result<()> {
         let msg = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL)
             .ifinfo(0, 0, 0)
             .str_attr(IFLA_IFNAME, name)
@@ -191,9 +191,8 @@ impl Netlink {
             .str_attr(IFLA_INFO_KIND, "bridge")
             .end();
         match self.request(msg) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
-            Err(e) => Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other,
         }
     }
 
