@@ -1113,12 +1113,16 @@ fn scrub_environment() {
     }
 }
 
+/// The pointers of `strings` and a NULL, as execve takes them; valid
+/// while `strings` lives.
+pub(crate) fn nul_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain([std::ptr::null()]).collect()
+}
+
 /// execve; returns only the error, with docker's exit status for it.
 pub(crate) fn execve(program: &CString, argv: &[CString], envp: &[CString]) -> ChildError {
-    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let argv = nul_terminated(argv);
+    let envp = nul_terminated(envp);
     // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
     unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     let e = std::io::Error::last_os_error();
@@ -1143,22 +1147,10 @@ fn exec_init(p: &ProcessPlan, program: &CString, err_fd: i32, exe: &OwnedFd) -> 
         program.clone(),
     ];
     argv.extend(p.argv.iter().cloned());
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = p.envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NUL-terminated arrays of C strings that outlive the call; returns only on failure.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            exe.as_raw_fd(),
-            c"".as_ptr(),
-            argv_p.as_ptr(),
-            envp_p.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    (125, format!("starting the init: {}", std::io::Error::last_os_error()))
+    (
+        125,
+        format!("starting the init: {}", crate::sealed::execveat(exe, &argv, &p.envp)),
+    )
 }
 
 /// Starts the container with an external OCI runtime: the overlay is

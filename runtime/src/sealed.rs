@@ -137,24 +137,28 @@ pub fn ensure() -> Result<(), RuntimeError> {
         kv.extend_from_slice(v.as_bytes());
         kv
     }))?;
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NUL-terminated arrays of C strings that outlive the call; execveat returns only on failure.
+    Err(io_err("re-executing barge from its sealed copy")(execveat(
+        &exe, &argv, &envp,
+    )))
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the program `fd`
+/// holds; returns only its error.
+pub(crate) fn execveat(fd: &OwnedFd, argv: &[CString], envp: &[CString]) -> std::io::Error {
+    let argv = crate::runner::nul_terminated(argv);
+    let envp = crate::runner::nul_terminated(envp);
+    // SAFETY: NUL-terminated arrays of C strings that outlive the call.
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            exe.as_raw_fd(),
+            fd.as_raw_fd(),
             c"".as_ptr(),
-            argv_p.as_ptr(),
-            envp_p.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         )
     };
-    Err(io_err("re-executing barge from its sealed copy")(
-        std::io::Error::last_os_error(),
-    ))
+    std::io::Error::last_os_error()
 }
 
 /// `--init`'s PID 1 (`init/init.c`), built static with barge so that it
