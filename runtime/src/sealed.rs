@@ -169,3 +169,42 @@ const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/barge-init"));
 pub(crate) fn init_program() -> Result<OwnedFd, RuntimeError> {
     sealed_copy("barge-init", INIT).map_err(io_err("preparing the container's init"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_copy_cannot_be_written_or_resized() {
+        let fd = sealed_copy("test", &b"\x7fELF and the rest"[..]).unwrap();
+        // SAFETY: F_GET_SEALS on a descriptor we own.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        for seal in [
+            libc::F_SEAL_WRITE,
+            libc::F_SEAL_GROW,
+            libc::F_SEAL_SHRINK,
+            libc::F_SEAL_SEAL,
+        ] {
+            assert_ne!(seals & seal, 0, "seal {seal:#x} missing");
+        }
+        // Reopened for writing through /proc, as a container would try.
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let err = std::io::Write::write_all(&mut w, b"pwned").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        assert!(w.set_len(0).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"\x7fELF and the rest");
+    }
+
+    #[test]
+    fn the_init_program_is_sealed_and_static() {
+        let fd = init_program().unwrap();
+        let bytes = std::fs::read(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        // A static program has no PT_INTERP (3): it runs in images without a loader.
+        let u = |at: usize, n: usize| bytes[at..at + n].iter().rev().fold(0usize, |v, b| v << 8 | *b as usize);
+        let (phoff, phentsize, phnum) = (u(0x20, 8), u(0x36, 2), u(0x38, 2));
+        let types: Vec<usize> = (0..phnum).map(|i| u(phoff + i * phentsize, 4)).collect();
+        assert!(!types.is_empty() && !types.contains(&3), "program headers {types:?}");
+    }
+}
