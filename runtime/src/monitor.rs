@@ -217,7 +217,9 @@ pub(crate) fn relay(
 ) -> i32 {
     let mut log = out.log;
     let mut writers: Vec<LineWriter> = streams.iter().map(|(_, s)| LineWriter::new(s)).collect();
-    let mut open: Vec<bool> = vec![true; streams.len()];
+    let (mut readers, names): (Vec<Option<OwnedFd>>, Vec<&str>) =
+        streams.into_iter().map(|(fd, name)| (Some(fd), name)).unzip();
+    let mut open: Vec<bool> = vec![true; readers.len()];
     let mut stdin_open = stdin_to.is_some();
     // Input read but not yet taken by the container's stdin pipe.
     let mut pending: Vec<u8> = Vec::new();
@@ -234,8 +236,8 @@ pub(crate) fn relay(
             fds.push(PollFd::new(&started.pidfd, PollFlags::IN));
             kinds.push((0, 0));
         }
-        for (i, (fd, _)) in streams.iter().enumerate() {
-            if open[i] {
+        for (i, fd) in readers.iter().enumerate() {
+            if let (true, Some(fd)) = (open[i], fd) {
                 fds.push(PollFd::new(fd, PollFlags::IN));
                 kinds.push((1, i));
             }
@@ -283,25 +285,31 @@ pub(crate) fn relay(
                         exit = Some(exit_code(status));
                     }
                 }
-                1 => match rustix::io::read(&streams[i].0, &mut buf) {
-                    Ok(0) | Err(rustix::io::Errno::IO) => open[i] = false,
-                    Ok(n) => {
+                1 => match readers[i].as_ref().map(|fd| rustix::io::read(fd, &mut buf)) {
+                    None | Some(Ok(0)) | Some(Err(rustix::io::Errno::IO)) => open[i] = false,
+                    Some(Ok(n)) => {
                         if out.to_terminal {
                             let data = &buf[..n];
-                            if streams[i].1 == "stderr" {
-                                let _ = std::io::stderr().write_all(data);
+                            let written = if names[i] == "stderr" {
+                                std::io::stderr().write_all(data)
                             } else {
                                 let mut so = std::io::stdout().lock();
-                                let _ = so.write_all(data);
-                                let _ = so.flush();
+                                so.write_all(data).and_then(|()| so.flush())
+                            };
+                            // Nobody reads barge's end any more (`| head`) and
+                            // no log wants the rest: the container's write
+                            // fails next, as it would on barge's own pipe.
+                            if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) && log.is_none() {
+                                readers[i] = None;
+                                open[i] = false;
                             }
                         }
                         if let Some(l) = log.as_mut() {
                             writers[i].push(&buf[..n], l);
                         }
                     }
-                    Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-                    Err(_) => open[i] = false,
+                    Some(Err(rustix::io::Errno::INTR)) | Some(Err(rustix::io::Errno::AGAIN)) => {}
+                    Some(Err(_)) => open[i] = false,
                 },
                 2 => {
                     while let Some(sig) = signals.and_then(SignalFd::read) {

@@ -637,3 +637,32 @@ fn no_bridge_without_its_firewall() {
             .unwrap();
     assert!(o.status.success(), "{}", err(&o));
 }
+
+/// With relayed pipes, `barge run IMAGE yes | head -1` must still end: when
+/// barge's own stdout is closed and no log wants the output, the
+/// container's write fails as it would have on barge's pipe.
+#[test]
+fn a_closed_reader_ends_the_containers_output() {
+    let Some(c) = Corpus::new() else { return };
+    let image = c.image("yes", |_| {});
+    let mut child =
+        c.b.command()
+            .args(["run", "--rm", &image, "yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"y\n");
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "barge kept relaying to a closed pipe"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(c.b.ok(&["ps", "-aq"]).trim(), "");
+}
