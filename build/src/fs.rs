@@ -3,13 +3,14 @@
 
 use crate::layer::{LayerWriter, Owner, Special};
 use crate::BuildError;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+use barge_store::lowers::{has_xattr, is_opaque, is_whiteout, Lowers};
+
 /// Upper-dir features a layer cannot express: refuse rather than lose data.
 const UNSUPPORTED_XATTRS: [&str; 4] = [
     "trusted.overlay.redirect",
@@ -17,17 +18,6 @@ const UNSUPPORTED_XATTRS: [&str; 4] = [
     "trusted.overlay.metacopy",
     "user.overlay.metacopy",
 ];
-
-fn has_xattr(path: &Path, names: &[&str]) -> bool {
-    // Present whatever its value: a value too long for the buffer says so too.
-    names.iter().any(|n| {
-        let mut buf = [0u8; 64];
-        matches!(
-            rustix::fs::lgetxattr(path, *n, &mut buf[..]),
-            Ok(_) | Err(rustix::io::Errno::RANGE)
-        )
-    })
-}
 
 /// Calls `f` with a buffer that grows until the answer fits (xattr names
 /// and values: 64 KiB at most, as Linux allows).
@@ -69,100 +59,9 @@ fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
     Ok(out)
 }
 
-fn is_whiteout(md: &Metadata) -> bool {
-    md.file_type().is_char_device() && md.rdev() == 0
-}
-
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
     let context = context.into();
     move |source| BuildError::Io { context, source }
-}
-
-/// The merged view of an image's layer directories, topmost first.
-pub struct Lowers {
-    dirs: Vec<PathBuf>,
-}
-
-impl Lowers {
-    pub fn new(dirs: Vec<PathBuf>) -> Lowers {
-        Lowers { dirs }
-    }
-
-    /// Where `rel` (`a/b`, no leading `/`) is found, honouring whiteouts
-    /// and opaque directories; symlinks are not followed.
-    pub fn find(&self, rel: &str) -> Option<(PathBuf, Metadata)> {
-        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
-        if comps.is_empty() {
-            return None;
-        }
-        for layer in &self.dirs {
-            let mut cur = layer.clone();
-            let mut stop_below = false;
-            for (i, c) in comps.iter().enumerate() {
-                cur.push(c);
-                let Ok(md) = std::fs::symlink_metadata(&cur) else { break };
-                if is_whiteout(&md) {
-                    return None;
-                }
-                if i + 1 == comps.len() {
-                    return Some((cur, md));
-                }
-                // A file here hides whatever older layers have below this name.
-                if !md.is_dir() {
-                    return None;
-                }
-                if has_xattr(&cur, &OPAQUE_XATTRS) {
-                    stop_below = true;
-                }
-            }
-            if stop_below {
-                return None;
-            }
-        }
-        None
-    }
-
-    pub fn read_file(&self, rel: &str) -> Option<String> {
-        let (path, md) = self.find(rel)?;
-        (md.is_file() && md.len() < 4 << 20)
-            .then(|| std::fs::read_to_string(path).ok())
-            .flatten()
-    }
-
-    /// `path` with symlinks in it resolved inside the image's root, as
-    /// docker places copied files; the last component too when `last`.
-    pub fn resolve(&self, path: &str, last: bool) -> String {
-        let mut todo: VecDeque<String> = components(path).into();
-        let mut done: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(c) = todo.pop_front() {
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            let candidate = if done.is_empty() {
-                c.clone()
-            } else {
-                format!("{}/{c}", done.join("/"))
-            };
-            let follow = last || !todo.is_empty();
-            match self.find(&candidate) {
-                Some((p, md)) if follow && md.file_type().is_symlink() && hops < 40 => {
-                    hops += 1;
-                    let target = std::fs::read_link(&p).unwrap_or_default();
-                    let target = target.to_string_lossy();
-                    if target.starts_with('/') {
-                        done.clear();
-                    }
-                    for t in components(&target).into_iter().rev() {
-                        todo.push_front(t);
-                    }
-                }
-                _ => done.push(c),
-            }
-        }
-        done.join("/")
-    }
 }
 
 fn components(path: &str) -> Vec<String> {
@@ -314,7 +213,7 @@ pub fn diff_upper(upper: &Path, lowers: &Lowers, w: &mut LayerWriter) -> Result<
                 .map_err(io_err("writing extended attributes"))?;
         }
         write_entry(w, &path, &md, &rel, owner(&md), &mut hardlinks)?;
-        if md.is_dir() && has_xattr(&path, &OPAQUE_XATTRS) {
+        if md.is_dir() && is_opaque(&path) {
             w.opaque(&rel).map_err(io_err("writing an opaque marker"))?;
         }
     }

@@ -1,7 +1,7 @@
 //! The build itself: one stage, instruction by instruction.
 
 use crate::dockerfile::{self, pairs, words, Instruction};
-use crate::fs::{clean, diff_upper, io_err, walk, write_entry, Lowers};
+use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
 use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
@@ -9,6 +9,7 @@ use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
 use barge_runtime::{CreateOptions, Runtime};
+use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

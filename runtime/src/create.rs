@@ -5,7 +5,6 @@ use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, 
 use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
 use barge_oci::Digest;
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// What `run`/`create` were asked for.
@@ -73,33 +72,6 @@ pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
         destination: dst.to_string(),
         read_only,
     })
-}
-
-/// Reads a file of the image through its layers (topmost first), honouring
-/// whiteouts, never following symlinks. For `/etc/passwd` and `/etc/group`.
-fn read_image_file(lowers: &[PathBuf], path: &str) -> Option<String> {
-    let rel = path.trim_start_matches('/');
-    for layer in lowers {
-        let mut cur = layer.clone();
-        let comps: Vec<&str> = rel.split('/').collect();
-        for (i, comp) in comps.iter().enumerate() {
-            cur.push(comp);
-            match std::fs::symlink_metadata(&cur) {
-                // A whiteout hides the path and everything below in lower layers.
-                Ok(md) if md.file_type().is_char_device() && md.rdev() == 0 => return None,
-                // A link (or a file) where a directory should be: reading
-                // through it would follow it on the host, out of the layer.
-                Ok(md) if i + 1 < comps.len() && !md.is_dir() => return None,
-                _ => {}
-            }
-        }
-        match std::fs::symlink_metadata(&cur) {
-            Ok(md) if md.is_file() && md.len() < 4 << 20 => return std::fs::read_to_string(&cur).ok(),
-            Ok(_) => return None,
-            Err(_) => continue,
-        }
-    }
-    None
 }
 
 fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
@@ -205,8 +177,11 @@ impl Runtime {
             .user
             .clone()
             .unwrap_or_else(|| cfg.get("User").and_then(|u| u.as_str()).unwrap_or("").to_string());
-        let passwd = read_image_file(&lower_dirs, "/etc/passwd").unwrap_or_default();
-        let group = read_image_file(&lower_dirs, "/etc/group").unwrap_or_default();
+        // As overlayfs will show the image: whiteouts, opaque directories,
+        // no link followed (a link could lead out of the layer on the host).
+        let lowers = barge_store::lowers::Lowers::new(lower_dirs.clone());
+        let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
+        let group = lowers.read_file("etc/group").unwrap_or_default();
         let resolved = user::resolve(&user_spec, &passwd, &group)?;
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", resolved.home));
@@ -465,29 +440,5 @@ mod tests {
         for bad in ["rel:/b", "/a:rel", "/a", "/a:/b:xx", "/a:/", "/a:/b:ro:extra"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn image_files_honour_whiteouts() {
-        let d = tempfile::tempdir().unwrap();
-        let (top, base) = (d.path().join("top"), d.path().join("base"));
-        std::fs::create_dir_all(base.join("etc")).unwrap();
-        std::fs::create_dir_all(top.join("etc")).unwrap();
-        std::fs::write(base.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
-        std::fs::write(base.join("etc/group"), "root:x:0:\n").unwrap();
-        let lowers = [top.clone(), base];
-        assert!(read_image_file(&lowers, "/etc/passwd").unwrap().starts_with("root"));
-        if rustix::process::geteuid().is_root() {
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                top.join("etc/group"),
-                rustix::fs::FileType::CharacterDevice,
-                rustix::fs::Mode::empty(),
-                0,
-            )
-            .unwrap();
-            assert_eq!(read_image_file(&lowers, "/etc/group"), None);
-        }
-        assert_eq!(read_image_file(&lowers, "/etc/shadow"), None);
     }
 }

@@ -21,6 +21,7 @@ mod gunzip;
 mod images;
 mod index;
 pub mod limits;
+pub mod lowers;
 pub mod readahead;
 mod snapshots;
 

@@ -666,3 +666,31 @@ fn a_closed_reader_ends_the_containers_output() {
     }
     assert_eq!(c.b.ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// `-u NAME` is looked up in `/etc/passwd` as the container will see it:
+/// an upper layer that makes `/etc` opaque hides a lower layer's stale
+/// passwd (here one that names `app` root).
+#[test]
+fn user_lookup_honours_opaque_directories() {
+    use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
+    let Some(c) = Corpus::new() else { return };
+    let base = LayerBuilder::new()
+        .dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\napp:x:0:0::/:/bin/sh\n",
+            0o644,
+        )
+        .build(Compression::Gzip);
+    let top = LayerBuilder::new()
+        .dir("etc/", 0o755)
+        .opaque("etc")
+        .file("etc/group", b"root:x:0:\n", 0o644)
+        .build(Compression::Gzip);
+    Image::new(vec![base, top], Style::Oci, Spec::default()).push(&c.reg, "opaque", "latest");
+    let image = format!("{}/opaque", c.reg.host());
+    c.b.ok(&["pull", "-q", &image]);
+    let o = c.b.run(&["run", "--rm", "-u", "app", &image, "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(err(&o).contains("unable to find user app"), "{}", err(&o));
+}
