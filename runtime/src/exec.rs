@@ -8,11 +8,13 @@
 //! barge code is left inside once the command runs.
 
 use crate::monitor::{copy_window_size, relay, stdio_pipes, Outputs, RawMode, SignalFd, StdinTo};
-use crate::runner::{fail, in_child, reset_signals, ChildError, ChildIo, ProcessPlan, Started};
+use crate::runner::{
+    exit_reporting, fail, in_child, reset_signals, started_or_reaped, ChildError, ChildIo, ProcessPlan, Started,
+};
 use crate::{io_err, Container, Runtime, RuntimeError, Status};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use std::io::{Read, Write};
+use std::io::Read;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -159,11 +161,8 @@ impl Runtime {
         if outer == 0 {
             drop(err_read);
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
-            let (code, message) =
-                in_child(|| enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()));
-            let _ = std::fs::File::from(err_write).write_all(format!("{code}:{message}").as_bytes());
-            // SAFETY: leaving the forked child.
-            unsafe { libc::_exit(code) };
+            let failure = in_child(|| enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()));
+            exit_reporting(err_write, failure);
         }
         drop(err_write);
         drop(io);
@@ -176,18 +175,7 @@ impl Runtime {
             }
             None => None,
         };
-        let mut msg = String::new();
-        let _ = std::fs::File::from(err_read).read_to_string(&mut msg);
-        if !msg.is_empty() {
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(outer, &mut status, 0) };
-            let (code, message) = msg
-                .split_once(':')
-                .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
-                .unwrap_or((125, msg));
-            return Err(RuntimeError::Start { code, message });
-        }
+        started_or_reaped(outer, err_read)?;
         let pidfd = rustix::process::pidfd_open(
             rustix::process::Pid::from_raw(outer).ok_or_else(|| RuntimeError::Corrupt("pid 0".into()))?,
             rustix::process::PidfdFlags::empty(),

@@ -515,10 +515,7 @@ impl Runtime {
         match msg.strip_prefix("ok") {
             Some(_) => Ok(()),
             None => {
-                let (code, message) = msg
-                    .split_once(':')
-                    .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
-                    .unwrap_or((125, msg));
+                let (code, message) = runner::parse_failure(msg);
                 Err(RuntimeError::Start {
                     code,
                     message: if message.is_empty() {

@@ -347,11 +347,8 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
             drop(ours);
             theirs
         });
-        let (code, message) = in_child(|| child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()));
-        let mut f = std::fs::File::from(err_write);
-        let _ = f.write_all(format!("{code}:{message}").as_bytes());
-        // SAFETY: leaving the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
+        let failure = in_child(|| child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()));
+        exit_reporting(err_write, failure);
     }
     drop(err_write);
     let pid = pid as i32;
@@ -369,18 +366,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         }
         None => None,
     };
-    let mut msg = String::new();
-    let _ = std::fs::File::from(err_read).read_to_string(&mut msg);
-    if !msg.is_empty() {
-        let mut status = 0;
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let (code, message) = msg
-            .split_once(':')
-            .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
-            .unwrap_or((125, msg));
-        return Err(RuntimeError::Start { code, message });
-    }
+    started_or_reaped(pid, err_read)?;
     guard.0 = None;
     Ok(Started {
         pid,
@@ -391,6 +377,37 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
 }
 
 pub(crate) type ChildError = (i32, String);
+
+/// Leaves a forked child that failed: the failure goes to its error pipe
+/// as `<exit code>:<message>`, then `_exit` (no destructor of the
+/// parent's runs here).
+pub(crate) fn exit_reporting(err_pipe: OwnedFd, (code, message): ChildError) -> ! {
+    let _ = std::fs::File::from(err_pipe).write_all(format!("{code}:{message}").as_bytes());
+    // SAFETY: leaving the child without running the parent's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// `<exit code>:<message>` as a failure (125 when the code is missing).
+pub(crate) fn parse_failure(msg: String) -> ChildError {
+    msg.split_once(':')
+        .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+        .unwrap_or((125, msg))
+}
+
+/// Waits for the child `pid` to exec (its close-on-exec error pipe reaches
+/// end of file) or fail (it wrote why; it is reaped).
+pub(crate) fn started_or_reaped(pid: i32, err_pipe: OwnedFd) -> Result<(), RuntimeError> {
+    let mut msg = String::new();
+    let _ = std::fs::File::from(err_pipe).read_to_string(&mut msg);
+    if msg.is_empty() {
+        return Ok(());
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+    let (code, message) = parse_failure(msg);
+    Err(RuntimeError::Start { code, message })
+}
 
 /// Runs the setup of a forked child, which returns only on failure. A
 /// panic there is a failure too (exit 125), never an unwind into the
