@@ -3,7 +3,7 @@
 
 use barge_tests::image::{busybox_store, ipctool};
 use barge_tests::registry::Registry;
-use barge_tests::{require, require_root_and, Barge};
+use barge_tests::{require, require_root_and, wait_until, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,14 +19,6 @@ fn sh(b: &Barge, image: &str, flags: &[&str], script: &str) -> String {
 
 fn inspect(b: &Barge, c: &str, field: &str) -> String {
     b.ok(&["inspect", "--format", field, c]).trim().to_string()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

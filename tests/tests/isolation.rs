@@ -5,10 +5,9 @@
 
 use barge_tests::image::{busybox_store, sysprobe};
 use barge_tests::registry::Registry;
-use barge_tests::{require, require_root_and, Barge};
+use barge_tests::{require, require_root_and, wait_until, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
@@ -17,14 +16,6 @@ fn setup() -> Option<(Registry, Barge, String)> {
 
 fn sh(b: &Barge, image: &str, flags: &[&str], script: &str) -> String {
     b.sh(image, flags, script)
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The sysprobe helper as a read-only volume: (`-v` value, path inside).

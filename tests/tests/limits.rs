@@ -5,10 +5,10 @@
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::{require_root_and, wait_until, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
@@ -17,14 +17,6 @@ fn setup() -> Option<(Registry, Barge, String)> {
 
 fn inspect(b: &Barge, c: &str, field: &str) -> String {
     b.ok(&["inspect", "--format", field, c]).trim().to_string()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The mount point of the cgroup v1 hierarchy with `controller`, if the host has one.

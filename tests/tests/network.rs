@@ -3,11 +3,12 @@
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
+use barge_tests::wait_until;
 use barge_tests::Barge;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A store with busybox (with a web root, exposing 8080) pulled.
 fn setup() -> Option<(Registry, Barge, String)> {
@@ -30,14 +31,6 @@ fn web(b: &Barge, flags: &[&str], image: &str) -> String {
     args.extend_from_slice(flags);
     args.extend_from_slice(&[image, "httpd", "-f", "-p", "8080", "-h", "/www"]);
     b.ok(&args).trim().to_string()
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn links() -> Vec<String> {
