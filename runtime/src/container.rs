@@ -227,27 +227,9 @@ impl Container {
         read_json(&self.dir.join("config.json"))
     }
 
-    /// Bytes the container wrote (its overlay upper dir).
+    /// Bytes the container wrote (its overlay upper dir; a file with
+    /// several hard links counts once, as du and docker count it).
     pub fn size(&self) -> u64 {
-        du(&self.dir.join("upper"))
+        barge_store::fsutil::du(&self.dir.join("upper"))
     }
-}
-
-/// Total size of the regular files under `path`, not following symlinks.
-pub(crate) fn du(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if md.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
-            }
-        } else if md.is_file() {
-            total += md.len();
-        }
-    }
-    total
 }

@@ -109,7 +109,7 @@ pub(crate) fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<LockGua
 }
 
 /// Total size of the regular files under `path` (hard links counted once), without following symlinks.
-pub(crate) fn du(path: &Path) -> u64 {
+pub fn du(path: &Path) -> u64 {
     use std::collections::HashSet;
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();

@@ -853,3 +853,25 @@ fn exec_with_a_terminal() {
     assert!(screen.contains("/dev/pts/") && screen.contains("done"), "{screen}");
     b.ok(&["rm", "-f", "tty-target"]);
 }
+
+/// A container's size counts a file with several hard links once, as the
+/// store's (and du's) count does.
+#[test]
+fn container_size_counts_hard_links_once() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "--name",
+        "links",
+        &image,
+        "sh",
+        "-c",
+        "head -c 1048576 /dev/zero > /big && ln /big /l1 && ln /big /l2 && ln /big /l3",
+    ]);
+    let size: u64 = inspect(&b, "links", "{{.SizeRw}}").parse().unwrap();
+    assert!(
+        (1 << 20..2 << 20).contains(&size),
+        "1 MiB written once, linked thrice: {size}"
+    );
+    b.ok(&["rm", "links"]);
+}
