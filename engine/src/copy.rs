@@ -32,8 +32,8 @@ pub enum CopyError {
         limit: Option<u64>,
         window: Option<u64>,
     },
-    #[error("no image for {wanted} in the index (available: {available})")]
-    NoMatchingPlatform { wanted: String, available: String },
+    #[error(transparent)]
+    NoMatchingPlatform(#[from] barge_oci::NoMatchingPlatform),
 }
 
 fn quota(limit: &Option<u64>, window: &Option<u64>) -> String {
@@ -126,20 +126,7 @@ pub fn copy(
         }
         Manifest::Index { index, .. } => {
             let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
-            let candidates = index
-                .manifests
-                .iter()
-                .filter(|d| media::is_image_manifest(&d.media_type))
-                .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
-            let chosen = wanted.select(candidates).ok_or_else(|| CopyError::NoMatchingPlatform {
-                wanted: wanted.to_string(),
-                available: index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            let chosen = index.select(&wanted)?;
             let m = src.manifest_by_digest(&chosen.digest)?;
             copy_image(src, dst, &m, opts, progress)?;
             progress.message("Writing manifest to image destination");

@@ -55,8 +55,8 @@ pub enum PullError {
     Registry(Box<RegistryError>),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no matching manifest for {wanted} in the manifest list entries (available: {available})")]
-    NoMatchingPlatform { wanted: String, available: String },
+    #[error(transparent)]
+    NoMatchingPlatform(#[from] barge_oci::NoMatchingPlatform),
     #[error("image {reference} is for {actual}, not the requested platform {wanted}")]
     PlatformMismatch {
         reference: String,
@@ -244,23 +244,7 @@ fn resolve(
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let (index, manifest_desc, manifest_bytes, manifest) = match top.manifest {
         Manifest::Index { index: list, .. } => {
-            let candidates = list
-                .manifests
-                .iter()
-                .filter(|d| media::is_image_manifest(&d.media_type))
-                .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
-            let chosen = wanted
-                .select(candidates)
-                .cloned()
-                .ok_or_else(|| PullError::NoMatchingPlatform {
-                    wanted: wanted.to_string(),
-                    available: list
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+            let chosen = list.select(&wanted)?.clone();
             let fetched = client.get_manifest_by_digest(reference, &chosen.digest)?;
             let Manifest::Image { manifest, .. } = fetched.manifest else {
                 return Err(PullError::Manifest {

@@ -70,6 +70,35 @@ pub struct ImageIndex {
     pub manifests: Vec<Descriptor>,
 }
 
+/// No image manifest of an index is for the wanted platform (docker's message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no matching manifest for {wanted} in the manifest list entries (available: {available})")]
+pub struct NoMatchingPlatform {
+    pub wanted: String,
+    pub available: String,
+}
+
+impl ImageIndex {
+    /// The image manifest for `wanted` ([`crate::Platform::select`]'s choice
+    /// among the image manifests that name a platform).
+    pub fn select(&self, wanted: &crate::Platform) -> Result<&Descriptor, NoMatchingPlatform> {
+        let candidates = self
+            .manifests
+            .iter()
+            .filter(|d| crate::media::is_image_manifest(&d.media_type))
+            .filter_map(|d| d.platform.as_ref().map(|p| (p, d)));
+        wanted.select(candidates).ok_or_else(|| NoMatchingPlatform {
+            wanted: wanted.to_string(),
+            available: self
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
 /// A parsed manifest of either kind, with its media type.
 #[derive(Debug, Clone)]
 pub enum Manifest {
@@ -343,6 +372,24 @@ mod tests {
         );
         let parsed = Manifest::parse(i.as_bytes(), Some(media::OCI_INDEX)).unwrap();
         assert!(matches!(parsed, Manifest::Index { .. }));
+    }
+
+    #[test]
+    fn an_index_selects_its_image_for_a_platform() {
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{m}","digest":"{D}","size":3,"platform":{{"architecture":"arm64","os":"linux"}}}},{{"mediaType":"{m}","digest":"{D}","size":4,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            m = media::OCI_MANIFEST
+        );
+        let Manifest::Index { index, .. } = Manifest::parse(i.as_bytes(), Some(media::OCI_INDEX)).unwrap() else {
+            panic!("an index")
+        };
+        let amd64 = crate::Platform::parse("linux/amd64").unwrap();
+        assert_eq!(index.select(&amd64).unwrap().size, 4);
+        let s390x = crate::Platform::parse("linux/s390x").unwrap();
+        assert_eq!(
+            index.select(&s390x).unwrap_err().to_string(),
+            "no matching manifest for linux/s390x in the manifest list entries (available: linux/arm64, linux/amd64)"
+        );
     }
 
     #[test]

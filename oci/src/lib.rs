@@ -15,6 +15,6 @@ pub mod reference;
 pub mod time;
 
 pub use digest::{Digest, DigestError, Hasher};
-pub use image::{Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError};
+pub use image::{Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError, NoMatchingPlatform};
 pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};
