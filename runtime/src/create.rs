@@ -48,6 +48,38 @@ pub struct CreateOptions {
     pub log_opts: Vec<String>,
 }
 
+impl CreateOptions {
+    /// Checks every option that needs no image, as docker does before it
+    /// pulls anything: `run --memory 1k IMAGE` fails at once, not after a
+    /// download.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        if let Some(n) = &self.name {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !names::valid(n) {
+                return Err(RuntimeError::InvalidName(n.to_string()));
+            }
+        }
+        for v in &self.volumes {
+            parse_volume(v)?;
+        }
+        let capabilities = caps::resolve(&self.cap_add, &self.cap_drop)?;
+        let security = seccomp::parse_security_opts(&self.security_opt)?;
+        seccomp::for_container(&security.seccomp, &capabilities)?;
+        for p in &self.publish {
+            crate::network::ports::parse(p)?;
+        }
+        self.limits.validate(online_cpus())?;
+        crate::logs::parse_opts(&self.log_opts)?;
+        Ok(())
+    }
+}
+
+/// Processors online, for `--cpus`.
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
+}
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Parses `-v HOST:CONTAINER[:ro|rw]`.
@@ -234,9 +266,7 @@ impl Runtime {
             // As docker: nothing to publish without a network of the container's own.
             ports.clear();
         }
-        // SAFETY: sysconf has no preconditions.
-        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
-        opts.limits.validate(cpus)?;
+        opts.limits.validate(online_cpus())?;
         let log_opts = crate::logs::parse_opts(&opts.log_opts)?;
         let stop_signal = cfg
             .get("StopSignal")

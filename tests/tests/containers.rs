@@ -875,3 +875,32 @@ fn container_size_counts_hard_links_once() {
     );
     b.ok(&["rm", "links"]);
 }
+
+/// Options are checked before any image is looked up or pulled: a bad
+/// limit or volume is reported at once, with no download attempted.
+#[test]
+fn options_are_checked_before_any_pull() {
+    let b = Barge::new();
+    // Nothing listens on port 1: a pull would fail with "cannot reach registry".
+    for (flags, words) in [
+        (&["--memory", "1k"][..], "Minimum memory limit allowed is 6MB"),
+        (&["-v", "rel:/x"][..], "invalid volume specification"),
+        (&["-p", "99999:80"][..], "invalid port specification"),
+        (&["--cap-add", "NOPE"][..], "NOPE"),
+        (&["--log-opt", "max-size=lots"][..], "invalid size"),
+    ] {
+        for verb in ["run", "create"] {
+            let mut args = vec![verb];
+            args.extend_from_slice(flags);
+            args.extend(["127.0.0.1:1/nothing", "true"]);
+            let o = b.run(&args);
+            let e = err(&o);
+            assert_eq!(o.status.code(), Some(125), "{args:?}: {e}");
+            assert!(e.contains(words), "{args:?}: {e}");
+            assert!(
+                !e.contains("Unable to find image") && !e.contains("cannot reach"),
+                "{args:?} pulled first: {e}"
+            );
+        }
+    }
+}

@@ -119,11 +119,19 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
     rt.find(name).map_err(|e| fail("", e))
 }
 
+/// The options, checked before any image is looked up or pulled.
+fn checked_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
+    let opts = create_options(a)?;
+    opts.validate().map_err(|e| fail("", e))?;
+    Ok(opts)
+}
+
 pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
+    let opts = checked_options(a)?;
     let image_id = image_for_run(env, a)?;
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
-        .create(&image_id, &a.image, &create_options(a)?)
+        .create(&image_id, &a.image, &opts)
         .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
     println!("{}", c.id());
     Ok(0)
@@ -133,10 +141,11 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if a.detach && a.rm && a.runtime.is_some() {
         return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
     }
+    let opts = checked_options(a)?;
     let image_id = image_for_run(env, a)?;
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
-        .create(&image_id, &a.image, &create_options(a)?)
+        .create(&image_id, &a.image, &opts)
         .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
     if a.detach {
         rt.run_detached(&c).map_err(|e| fail("", e))?;
