@@ -58,21 +58,33 @@ fn init_reaps_orphaned_zombies() {
     let script = "(sleep 0.1 &); exec sleep 30";
     b.ok(&["run", "-d", "--name", "noinit", &image, "sh", "-c", script]);
     b.ok(&["run", "-d", "--init", "--name", "withinit", &image, "sh", "-c", script]);
-    std::thread::sleep(Duration::from_millis(800));
     let started = std::time::Instant::now();
     b.ok(&["run", "-d", "--init", "--name", "quick", &image, "sleep", "30"]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "run -d --init returns at once"
     );
-    let zombies = |name: &str| {
+    // (state, command) of each process but the `ps` itself.
+    let procs = |name: &str| -> Vec<(String, String)> {
         b.ok(&["exec", name, "ps", "-o", "stat,comm"])
             .lines()
-            .filter(|l| l.trim_start().starts_with('Z'))
-            .count()
+            .skip(1)
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.to_string()))
+            })
+            .filter(|(_, comm)| comm != "ps")
+            .collect()
     };
-    assert_eq!(zombies("noinit"), 1, "without --init the orphan stays a zombie");
-    assert_eq!(zombies("withinit"), 0, "--init reaps it");
+    let zombies = |p: &[(String, String)]| p.iter().filter(|(stat, _)| stat.starts_with('Z')).count();
+    // The orphan's 0.1 s are over once it is a zombie where nothing reaps it…
+    wait_until("the orphan to exit", || zombies(&procs("noinit")) == 1);
+    // …and gone where the init reaps it: only the command is left asleep.
+    wait_until("the init to reap the orphan", || {
+        let p = procs("withinit");
+        zombies(&p) == 0 && p.iter().filter(|(_, comm)| comm == "sleep").count() == 1
+    });
+    assert_eq!(zombies(&procs("noinit")), 1, "without --init the orphan stays a zombie");
     let pid1 = b.ok(&["exec", "withinit", "cat", "/proc/1/cmdline"]);
     assert!(
         !pid1.starts_with("sleep"),
