@@ -10,6 +10,8 @@
 //! It is not for HTTP or token exchange (that is `barge-registry`). It never
 //! prints, logs or formats a secret: [`Credential`]'s `Debug` redacts them.
 
+#![forbid(unsafe_code)]
+
 mod file;
 pub mod helper;
 pub mod keyring;

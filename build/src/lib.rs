@@ -14,6 +14,8 @@
 //! It is not for pulling base images (the caller provides them through
 //! [`BaseImages`]), registries, or multi-stage builds (refused clearly).
 
+#![forbid(unsafe_code)]
+
 mod dockerfile;
 mod fs;
 mod ignore;

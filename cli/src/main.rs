@@ -4,6 +4,8 @@
 //! one library function per command, and prints the result. Behaviour lives
 //! in the library crates.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod commands;
 mod failure;

@@ -21,6 +21,8 @@
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
 
+#![forbid(unsafe_code)]
+
 mod copy;
 pub mod mirror;
 mod pull;

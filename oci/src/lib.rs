@@ -7,6 +7,8 @@
 //! (that is `barge-store`). Manifests and configs are parsed from the exact
 //! bytes received and never re-serialised, so digests stay valid.
 
+#![forbid(unsafe_code)]
+
 pub mod digest;
 pub mod image;
 pub mod media;

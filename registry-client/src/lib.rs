@@ -11,6 +11,8 @@
 //! no blob in memory: callers read blobs as streams and verify their
 //! digests as they write them.
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod blob;
 mod challenge;
