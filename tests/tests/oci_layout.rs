@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 /// Images at once, and rounds of them, each into a fresh layout.
 const IMAGES: usize = 8;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 10;
 
 fn image(marker: &str) -> Image {
     // A shared base layer, so that the copies also write the same blob at once.
