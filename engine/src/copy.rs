@@ -5,7 +5,7 @@ use crate::transport::{Destination, Fetched, Source};
 use crate::Progress;
 use barge_oci::{media, Descriptor, Digest, Manifest, ManifestError, Platform};
 use barge_registry::RegistryError;
-use barge_store::StoreError;
+use barge_store::{LayoutError, StoreError};
 use std::io;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,16 @@ impl From<RegistryError> for CopyError {
 impl From<StoreError> for CopyError {
     fn from(e: StoreError) -> Self {
         CopyError::from_store(e)
+    }
+}
+
+impl From<LayoutError> for CopyError {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::Transfer { source, .. } => CopyError::from_transfer(source),
+            LayoutError::Mismatch { expected, actual, .. } => CopyError::DigestMismatch { expected, actual },
+            other => CopyError::Store(Box::new(other.into())),
+        }
     }
 }
 

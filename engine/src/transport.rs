@@ -9,7 +9,7 @@ use barge_oci::image::{ImageConfig, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
 use barge_oci::media::{self, Compression};
 use barge_oci::{Descriptor, Digest, Hasher, Manifest, Reference};
 use barge_registry::{Client, MountOutcome};
-use barge_store::Store;
+use barge_store::{Layout, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -181,35 +181,6 @@ pub(crate) fn copy_in_big_writes(r: &mut dyn Read, w: &mut dyn Write) -> io::Res
         }
         w.write_all(&buf[..filled])?;
         total += filled as u64;
-    }
-}
-
-/// Starts writeback every 8 MiB written, so that the final `fsync` of a
-/// big blob does not wait for all of it.
-struct WritingBack<'a> {
-    file: &'a mut File,
-    since: usize,
-}
-
-impl<'a> WritingBack<'a> {
-    fn new(file: &'a mut File) -> Self {
-        WritingBack { file, since: 0 }
-    }
-}
-
-impl Write for WritingBack<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.since += n;
-        if self.since >= 8 << 20 {
-            barge_store::fsutil::start_writeback(self.file);
-            self.since = 0;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
     }
 }
 
@@ -409,48 +380,24 @@ impl Source for OciSource {
     }
 }
 
+/// Writes into an OCI image layout through the store's layout writer, so
+/// that several copies into one layout, at once, keep every tag.
 pub struct OciDestination {
-    pub dir: PathBuf,
+    pub layout: Layout,
     pub reference: Option<String>,
 }
 
 impl OciDestination {
     pub fn new(dir: &Path, reference: Option<String>) -> Result<OciDestination, CopyError> {
-        let blobs = dir.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| CopyError::io(format!("creating {}", blobs.display()), e))?;
-        let layout = dir.join("oci-layout");
-        if !layout.exists() {
-            std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
-                .map_err(|e| CopyError::io(format!("writing {}", layout.display()), e))?;
-        }
-        Ok(OciDestination {
-            dir: dir.to_path_buf(),
-            reference,
-        })
-    }
-
-    /// Writes a blob under a temporary name and renames it once verified.
-    fn write_blob(&self, desc: &Descriptor, reader: &mut dyn Read) -> Result<(), CopyError> {
-        let dest = blob_path(&self.dir, &desc.digest);
-        let tmp = dest.with_extension(format!("tmp-{}", std::process::id()));
-        let io = |e| CopyError::io(format!("writing {}", dest.display()), e);
-        let mut f = File::create(&tmp).map_err(io)?;
-        let mut v = Verified::new(reader);
-        let result = copy_in_big_writes(&mut v, &mut WritingBack::new(&mut f))
-            .map_err(CopyError::from_transfer)
-            .and_then(|_| v.check(desc));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &dest).map_err(io)
+        let layout = Layout::at(dir);
+        layout.create(0o755)?;
+        Ok(OciDestination { layout, reference })
     }
 }
 
 impl Destination for OciDestination {
     fn has_blob(&self, desc: &Descriptor) -> Result<bool, CopyError> {
-        Ok(blob_path(&self.dir, &desc.digest).is_file())
+        Ok(self.layout.has_blob(&desc.digest))
     }
 
     fn put_blob(
@@ -459,38 +406,26 @@ impl Destination for OciDestination {
         reader: &mut dyn Read,
         _mount_from: Option<&Reference>,
     ) -> Result<(), CopyError> {
-        self.write_blob(desc, reader)
+        Ok(self.layout.put_blob(desc, reader)?)
     }
 
     fn put_manifest(&self, m: &Fetched, top: bool, _names: &[Reference]) -> Result<(), CopyError> {
-        let desc = Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64);
-        self.write_blob(&desc, &mut &m.bytes[..])?;
+        let mut desc = Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64);
+        self.layout.put_blob_bytes(&desc, &m.bytes)?;
         if !top {
             return Ok(());
         }
-        let path = self.dir.join("index.json");
-        let mut index: serde_json::Value = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| CopyError::Invalid(format!("{}: {e}", path.display())))?,
-            Err(_) => serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
-        };
-        let mut entry =
-            serde_json::json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.bytes.len()});
         if let Some(r) = &self.reference {
-            entry["annotations"] = serde_json::json!({ REF_NAME: r });
+            desc.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), r.clone())]));
         }
-        let list = index["manifests"]
-            .as_array_mut()
-            .ok_or_else(|| CopyError::Invalid(format!("{}: no manifests list", path.display())))?;
-        list.retain(|d| match &self.reference {
-            Some(r) => d["annotations"][REF_NAME].as_str() != Some(r.as_str()),
-            None => d["digest"].as_str() != Some(m.digest.to_string().as_str()),
-        });
-        list.push(entry);
-        let bytes = serde_json::to_vec(&index).map_err(|e| CopyError::Invalid(e.to_string()))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| CopyError::io(format!("writing {}", path.display()), e))
+        self.layout.update_index(|rows| {
+            rows.retain(|d| match &self.reference {
+                Some(r) => d.annotation(REF_NAME) != Some(r.as_str()),
+                None => d.digest != m.digest,
+            });
+            rows.push(desc);
+            Ok::<_, CopyError>(())
+        })
     }
 }
 

@@ -7,11 +7,10 @@
 //! keeps them. barge's own annotations cache what `barge images` shows, so
 //! listing reads this one file.
 
-use crate::fsutil::{self, LockKind};
+use crate::layout::{Index, Layout};
 use crate::{Store, StoreError};
 use barge_oci::image::{ImageConfig, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES};
 use barge_oci::{media, Descriptor, Digest, Manifest, Reference};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -19,61 +18,6 @@ pub const ANN_CREATED: &str = "org.opencontainers.image.created";
 pub const ANN_IMAGE_ID: &str = "dev.barge.image.id";
 pub const ANN_REPO_DIGEST: &str = "dev.barge.image.repo-digest";
 pub const ANN_SIZE: &str = "dev.barge.image.size";
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IndexFile {
-    schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    #[serde(default)]
-    pub(crate) manifests: Vec<Descriptor>,
-    /// Fields barge does not know, kept as they are.
-    #[serde(flatten)]
-    other: serde_json::Map<String, serde_json::Value>,
-}
-
-// By hand rather than derived: serde's `flatten` would buffer the whole
-// document (every manifest row) before reading it, which costs more than
-// the parse itself on a store with thousands of tags.
-impl<'de> Deserialize<'de> for IndexFile {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = IndexFile;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an OCI image index")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<IndexFile, A::Error> {
-                let mut index = IndexFile {
-                    schema_version: 0,
-                    media_type: None,
-                    manifests: Vec::new(),
-                    other: serde_json::Map::new(),
-                };
-                let mut version = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "schemaVersion" => version = Some(map.next_value()?),
-                        "mediaType" => index.media_type = map.next_value()?,
-                        "manifests" => {
-                            index.manifests = map.next_value::<Option<Vec<Descriptor>>>()?.unwrap_or_default()
-                        }
-                        _ => {
-                            let v = map.next_value()?;
-                            index.other.insert(key, v);
-                        }
-                    }
-                }
-                index.schema_version = version.ok_or_else(|| serde::de::Error::missing_field("schemaVersion"))?;
-                Ok(index)
-            }
-        }
-        d.deserialize_map(Fields)
-    }
-}
 
 /// What barge records about an image alongside its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,39 +50,13 @@ pub enum TagOutcome {
 }
 
 impl Store {
-    pub(crate) fn ensure_index(&self) -> Result<(), StoreError> {
-        let path = self.layout_dir().join("index.json");
-        if path.exists() {
-            return Ok(());
-        }
-        let _lock = self.lock_index()?;
-        if path.exists() {
-            return Ok(());
-        }
-        self.write_index(&IndexFile {
-            schema_version: 2,
-            media_type: Some(media::OCI_INDEX.to_string()),
-            manifests: Vec::new(),
-            other: serde_json::Map::new(),
-        })
+    /// The store's OCI layout (`<root>/oci`), its index lock `<root>/index.lock`.
+    pub fn layout(&self) -> Layout {
+        Layout::with_lock_file(&self.layout_dir(), &self.root.join("index.lock"))
     }
 
-    fn lock_index(&self) -> Result<fsutil::LockGuard, StoreError> {
-        fsutil::lock(&self.root.join("index.lock"), LockKind::Exclusive)
-            .map_err(|e| StoreError::io("locking index.json", e))
-    }
-
-    pub(crate) fn read_index(&self) -> Result<IndexFile, StoreError> {
-        let path = self.layout_dir().join("index.json");
-        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt(format!("{} is not a valid OCI index: {e}", path.display())))
-    }
-
-    fn write_index(&self, index: &IndexFile) -> Result<(), StoreError> {
-        let path = self.layout_dir().join("index.json");
-        let bytes = serde_json::to_vec(index).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        fsutil::write_atomic(&path, &bytes, 0o644).map_err(|e| StoreError::io(format!("writing {}", path.display()), e))
+    pub(crate) fn read_index(&self) -> Result<Index, StoreError> {
+        Ok(self.layout().read_index()?)
     }
 
     /// Read-modify-write of the index under its lock.
@@ -146,11 +64,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Vec<Descriptor>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _lock = self.lock_index()?;
-        let mut index = self.read_index()?;
-        let out = f(&mut index.manifests)?;
-        self.write_index(&index)?;
-        Ok(out)
+        self.layout().update_index(f)
     }
 
     /// Every image row of the index. Rows written by other tools (skopeo
@@ -348,14 +262,14 @@ mod tests {
     #[test]
     fn index_files_keep_what_barge_does_not_know() {
         let text = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","size":7,"annotations":{"x":"y"}}],"annotations":{"made.by":"skopeo"},"custom":[1,2]}"#;
-        let index: IndexFile = serde_json::from_str(text).unwrap();
+        let index: Index = serde_json::from_str(text).unwrap();
         assert_eq!(index.manifests.len(), 1);
         assert_eq!(index.manifests[0].annotation("x"), Some("y"));
         let back: serde_json::Value = serde_json::to_value(&index).unwrap();
         let original: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(back, original, "every field survives a read and write");
-        assert!(serde_json::from_str::<IndexFile>(r#"{"manifests":[]}"#).is_err());
-        let empty: IndexFile = serde_json::from_str(r#"{"schemaVersion":2,"manifests":null}"#).unwrap();
+        assert!(serde_json::from_str::<Index>(r#"{"manifests":[]}"#).is_err());
+        let empty: Index = serde_json::from_str(r#"{"schemaVersion":2,"manifests":null}"#).unwrap();
         assert!(empty.manifests.is_empty());
     }
 

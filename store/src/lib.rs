@@ -8,6 +8,8 @@
 //! rename, fsync of the directory) and a blob becomes visible only after its
 //! digest is verified. Processes coordinate with `flock`: additions take the
 //! store lock shared, deletions exclusive, each blob download its own lock.
+//! [`layout`] is the one writer of OCI layouts, the store's and any other
+//! (`barge copy … oci:DIR`): verified blobs, `index.json` changed under a lock.
 //!
 //! It is not for networking (`barge-registry`) or running containers
 //! (`barge-runtime`), and has no opinion on output formatting.
@@ -20,6 +22,7 @@ mod graph;
 mod gunzip;
 mod images;
 mod index;
+pub mod layout;
 pub mod limits;
 pub mod lowers;
 pub mod readahead;
@@ -33,6 +36,7 @@ pub use graph::{Graph, ImageNode, LayerNode};
 pub use gunzip::Gunzip;
 pub use images::{ImageDetails, PruneReport, RemoveEvent};
 pub use index::{ImageEntry, ImageMeta, TagOutcome};
+pub use layout::{Layout, LayoutError};
 pub use limits::LayerLimits;
 pub use snapshots::{SnapshotBuilder, SnapshotInfo};
 
@@ -80,6 +84,29 @@ pub enum StoreError {
     Manifest(#[from] ManifestError),
     #[error("image config: {0}")]
     Config(#[from] barge_oci::image::ConfigError),
+}
+
+impl From<LayoutError> for StoreError {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::Io { context, source } => StoreError::Io { context, source },
+            LayoutError::Transfer { source, .. } => StoreError::Transfer(source),
+            LayoutError::Mismatch {
+                expected,
+                expected_size,
+                actual,
+                actual_size,
+            } if expected == actual => StoreError::SizeMismatch {
+                digest: expected,
+                expected: expected_size,
+                actual: actual_size,
+            },
+            LayoutError::Mismatch { expected, actual, .. } => StoreError::DigestMismatch { expected, actual },
+            LayoutError::BadIndex { path, why } => {
+                StoreError::Corrupt(format!("{} is not a valid OCI index: {why}", path.display()))
+            }
+        }
+    }
 }
 
 impl StoreError {
@@ -133,8 +160,6 @@ const STORE_DIRS: [&str; 7] = [
     "containers",
 ];
 
-const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
 impl Store {
     /// Opens the store at `root`, creating its layout if needed.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -177,16 +202,13 @@ impl Store {
                     .map_err(|e| StoreError::io(ctx(dir), e))?,
             }
         }
-        let layout = root.join("oci/oci-layout");
-        if !layout.exists() {
-            fsutil::write_atomic(&layout, OCI_LAYOUT, 0o644).map_err(|e| StoreError::io(ctx("oci-layout"), e))?;
-        }
         let store = Store {
             root: root.to_path_buf(),
             apply: ApplyOptions::for_current_user(),
             limits: LayerLimits::default(),
         };
-        store.ensure_index()?;
+        // `oci-layout` and an empty `index.json`, if missing.
+        store.layout().create(0o700)?;
         Ok(store)
     }
 
@@ -265,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s")).unwrap();
         let layout = std::fs::read(store.layout_dir().join("oci-layout")).unwrap();
-        assert_eq!(layout, OCI_LAYOUT);
+        assert_eq!(layout, crate::layout::OCI_LAYOUT);
         let index: serde_json::Value =
             serde_json::from_slice(&std::fs::read(store.layout_dir().join("index.json")).unwrap()).unwrap();
         assert_eq!(index["schemaVersion"], 2);
