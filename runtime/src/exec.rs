@@ -8,9 +8,7 @@
 //! barge code is left inside once the command runs.
 
 use crate::monitor::{copy_window_size, relay, stdio_pipes, Outputs, RawMode, SignalFd, StdinTo};
-use crate::runner::{
-    exit_reporting, fail, in_child, reset_signals, started_or_reaped, ChildError, ChildIo, ProcessPlan, Started,
-};
+use crate::runner::{fail, reset_signals, run_child, started_or_reaped, ChildError, ChildIo, ProcessPlan, Started};
 use crate::{io_err, Container, Runtime, RuntimeError, Status};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -131,10 +129,9 @@ impl Runtime {
         };
         // Without a terminal: pipes barge relays, never barge's own stdio.
         let (io, streams, stdin_to) = if o.tty {
-            (None, Vec::new(), None)
+            (ChildIo::Terminal, Vec::new(), None)
         } else {
-            let (io, streams, to) = stdio_pipes(o.interactive)?;
-            (Some(io), streams, to)
+            stdio_pipes(o.interactive)?
         };
         let signals = SignalFd::new()?;
         // The command joins the container's cgroup: its limits and `stop` apply to it.
@@ -161,8 +158,8 @@ impl Runtime {
         if outer == 0 {
             drop(err_read);
             let sock = terminal.as_ref().map(|(_, theirs)| theirs);
-            let failure = in_child(|| enter(&cgroup_procs, &namespaces, &plan, sock, io, err_write.as_raw_fd()));
-            exit_reporting(err_write, failure);
+            let err_fd = err_write.as_raw_fd();
+            run_child(err_write, || enter(&cgroup_procs, &namespaces, &plan, sock, io, err_fd));
         }
         drop(err_write);
         drop(io);
@@ -227,7 +224,7 @@ fn enter(
     namespaces: &[OwnedFd],
     plan: &ProcessPlan,
     terminal: Option<&OwnedFd>,
-    io: Option<ChildIo>,
+    io: ChildIo,
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
@@ -263,15 +260,14 @@ fn enter(
     if inner == 0 {
         reset_signals();
         rustix::process::setsid().map_err(fail("setsid"))?;
-        match (terminal, io) {
-            (Some(sock), _) => crate::terminal::attach_child(sock, plan.uid)?,
-            (None, Some(ChildIo::Fds { stdin, stdout, stderr })) => {
-                let stdin = stdin.unwrap_or(empty);
-                rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
-                rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
-                rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
-            }
-            (None, _) => return Err((125, "no stdio for the command".into())),
+        if let Some(sock) = terminal {
+            crate::terminal::attach_child(sock, plan.uid)?;
+        }
+        if let ChildIo::Fds { stdin, stdout, stderr } = io {
+            let stdin = stdin.unwrap_or(empty);
+            rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?;
+            rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
+            rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
         }
         let program = plan.enter()?;
         return Err(plan.exec(&program));

@@ -347,8 +347,8 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
             drop(ours);
             theirs
         });
-        let failure = in_child(|| child(&prepared, io, sock.as_ref(), err_write.as_raw_fd()));
-        exit_reporting(err_write, failure);
+        let err_fd = err_write.as_raw_fd();
+        run_child(err_write, || child(&prepared, io, sock.as_ref(), err_fd));
     }
     drop(err_write);
     let pid = pid as i32;
@@ -378,10 +378,17 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
 
 pub(crate) type ChildError = (i32, String);
 
-/// Leaves a forked child that failed: the failure goes to its error pipe
-/// as `<exit code>:<message>`, then `_exit` (no destructor of the
-/// parent's runs here).
-pub(crate) fn exit_reporting(err_pipe: OwnedFd, (code, message): ChildError) -> ! {
+/// Runs the setup of a forked child, which returns only on failure, and
+/// leaves the child: the failure goes to its error pipe as `<exit
+/// code>:<message>`, then `_exit` (no destructor of the parent's runs
+/// here). A panic in the setup is a failure too (exit 125), never an
+/// unwind into the parent's code that this process still holds a copy of.
+pub(crate) fn run_child(err_pipe: OwnedFd, setup: impl FnOnce() -> Result<std::convert::Infallible, ChildError>) -> ! {
+    let (code, message) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(setup)) {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_) => (125, "the container's setup failed unexpectedly".into()),
+    };
     let _ = std::fs::File::from(err_pipe).write_all(format!("{code}:{message}").as_bytes());
     // SAFETY: leaving the child without running the parent's destructors.
     unsafe { libc::_exit(code) }
@@ -407,17 +414,6 @@ pub(crate) fn started_or_reaped(pid: i32, err_pipe: OwnedFd) -> Result<(), Runti
     }
     let (code, message) = parse_failure(msg);
     Err(RuntimeError::Start { code, message })
-}
-
-/// Runs the setup of a forked child, which returns only on failure. A
-/// panic there is a failure too (exit 125), never an unwind into the
-/// parent's code that this process still holds a copy of.
-pub(crate) fn in_child(setup: impl FnOnce() -> Result<std::convert::Infallible, ChildError>) -> ChildError {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(setup)) {
-        Ok(Ok(never)) => match never {},
-        Ok(Err(e)) => e,
-        Err(_) => (125, "the container's setup failed unexpectedly".into()),
-    }
 }
 
 pub(crate) fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errno) -> ChildError {
@@ -499,26 +495,33 @@ fn refuse(what: String) -> ChildError {
     (125, what)
 }
 
-/// Opens `rel` below `dir` one component at a time, never following a
-/// link, creating what is missing (directories, and the last component as
-/// a file when `file`). A component that is a link, or not a directory
-/// where one is needed, is refused: the runtime's own mount points must be
-/// what they look like.
-fn open_plain(dir: &OwnedFd, rel: &Path, file: bool) -> Result<OwnedFd, ChildError> {
-    let show = || format!("/{}", rel.display());
+/// What [`walk_plain`] does with a component that does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Make it a directory: a mount point of the runtime.
+    Create,
+    /// The whole path is absent (`None`): a file the kernel lacks.
+    Absent,
+}
+
+/// Walks `rel` below `dir` one component at a time without following a
+/// link, and refuses one: the runtime's mount points, masks and read-only
+/// paths must be what they look like. With [`Missing::Create`] every
+/// component is (made) an ordinary directory. `what` names the purpose in
+/// messages (`mount point /proc`).
+fn walk_plain(dir: &OwnedFd, rel: &Path, missing: Missing, what: &str) -> Result<Option<OwnedFd>, ChildError> {
     let mut cur = rustix::fs::openat(
         dir,
         ".",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(fail(format!("opening the parent of {}", show())))?;
+    .map_err(fail(format!("{what}: opening its parent")))?;
     let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
     for (i, comp) in comps.iter().enumerate() {
         if *comp == "." || *comp == ".." {
-            return Err(refuse(format!("mount point {} must not contain '.' or '..'", show())));
+            return Err(refuse(format!("{what}: '.' and '..' are not allowed")));
         }
-        let last = i + 1 == comps.len();
         let open = |d: &OwnedFd| {
             rustix::fs::openat(
                 d,
@@ -527,49 +530,42 @@ fn open_plain(dir: &OwnedFd, rel: &Path, file: bool) -> Result<OwnedFd, ChildErr
                 Mode::empty(),
             )
         };
-        let fd = match open(&cur) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => {
-                let made = if last && file {
-                    rustix::fs::openat(
-                        &cur,
-                        *comp,
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .map(drop)
-                } else {
-                    rustix::fs::mkdirat(&cur, *comp, Mode::from_raw_mode(0o755))
-                };
-                made.map_err(fail(format!("creating the mount point {}", show())))?;
-                open(&cur).map_err(fail(format!("opening the mount point {}", show())))?
+        let fd = match (open(&cur), missing) {
+            (Ok(fd), _) => fd,
+            (Err(rustix::io::Errno::NOENT), Missing::Absent) => return Ok(None),
+            (Err(rustix::io::Errno::NOENT), Missing::Create) => {
+                rustix::fs::mkdirat(&cur, *comp, Mode::from_raw_mode(0o755))
+                    .map_err(fail(format!("{what}: creating it")))?;
+                open(&cur).map_err(fail(format!("{what}: opening it")))?
             }
-            Err(e) => return Err(fail(format!("opening the mount point {}", show()))(e)),
+            (Err(e), _) => return Err(fail(format!("{what}: opening it"))(e)),
         };
         let kind = rustix::fs::fstat(&fd)
             .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
-            .map_err(fail(format!("opening the mount point {}", show())))?;
+            .map_err(fail(format!("{what}: opening it")))?;
         let partial: PathBuf = comps[..=i].iter().collect();
         if kind == rustix::fs::FileType::Symlink {
             return Err(refuse(format!(
-                "mount point {}: /{} is a symbolic link in the image; it must be an ordinary {}",
-                show(),
-                partial.display(),
-                if last && file { "file" } else { "directory" }
+                "{what}: /{} is a symbolic link in the image; it must be an ordinary directory",
+                partial.display()
             )));
         }
-        let want_dir = !(last && file);
-        if want_dir != (kind == rustix::fs::FileType::Directory) {
+        if missing == Missing::Create && kind != rustix::fs::FileType::Directory {
             return Err(refuse(format!(
-                "mount point {}: /{} in the image is not an ordinary {}",
-                show(),
-                partial.display(),
-                if want_dir { "directory" } else { "file" }
+                "{what}: /{} in the image is not an ordinary directory",
+                partial.display()
             )));
         }
         cur = fd;
     }
-    Ok(cur)
+    Ok(Some(cur))
+}
+
+/// A mount point of the runtime (`/proc`, `/dev/pts`, …): an ordinary
+/// directory of the image, made where absent (see [`walk_plain`]).
+fn mount_point(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, ChildError> {
+    let what = format!("mount point /{}", rel.display());
+    walk_plain(root, rel, Missing::Create, &what)?.ok_or_else(|| refuse(format!("{what}: not found")))
 }
 
 /// Whether a path inside the root is the root itself or at or below a
@@ -617,37 +613,7 @@ fn open_below(root: &OwnedFd, fresh: &[(PathBuf, OwnedFd)], path: &Path) -> Resu
         .filter_map(|(dest, fd)| path.strip_prefix(dest).ok().map(|rel| (fd, rel)))
         .max_by_key(|(_, rel)| std::cmp::Reverse(rel.components().count()))
         .unwrap_or((root, path));
-    let mut cur = rustix::fs::openat(
-        base,
-        ".",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail(format!("opening /{}", path.display())))?;
-    for comp in rel.iter() {
-        match rustix::fs::openat(
-            &cur,
-            comp,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => {
-                let link = rustix::fs::fstat(&fd)
-                    .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink)
-                    .map_err(fail(format!("opening /{}", path.display())))?;
-                if link {
-                    return Err(refuse(format!(
-                        "/{} is a symbolic link; it cannot be masked",
-                        path.display()
-                    )));
-                }
-                cur = fd;
-            }
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(fail(format!("opening /{}", path.display()))(e)),
-        }
-    }
-    Ok(Some(cur))
+    walk_plain(base, rel, Missing::Absent, &format!("/{}", path.display()))
 }
 
 /// Mounts a copy of the tree at `from_dir`/`from` on `target` with mount
@@ -773,7 +739,7 @@ fn child(
             // A kernel filesystem goes on an ordinary directory of the
             // image, never through a link (runc's rule): a /proc that is a
             // link elsewhere would leave the real mount point unmasked.
-            let target = open_plain(&root, &m.dest, false)?;
+            let target = mount_point(&root, &m.dest)?;
             let flags = m.flags
                 | if m.read_only {
                     MountFlags::RDONLY
@@ -794,7 +760,7 @@ fn child(
             )
             .map_err(fail(&what))?;
             // The same walk now ends on the new mount's root.
-            let mounted = open_plain(&root, &m.dest, false)?;
+            let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {
                 make_dev(&mounted)?;
             }
