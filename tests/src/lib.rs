@@ -128,7 +128,12 @@ impl Barge {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(barge_bin());
+        self.command_of(&barge_bin())
+    }
+
+    /// [`Self::command`] with another barge binary (a copy, an older build).
+    pub fn command_of(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
         c.arg("--root")
             .arg(self.root())
             .arg("--config")

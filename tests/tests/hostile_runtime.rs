@@ -243,16 +243,9 @@ fn the_barge_binary_cannot_be_overwritten_from_a_container() {
     });
     let before = std::fs::read(&copy).unwrap();
     let barge = |args: &[&str]| {
-        let cmd = c.b.command();
-        let mut real = Command::new(&copy);
-        real.args(cmd.get_args()).args(args);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => real.env(k, v),
-                None => real.env_remove(k),
-            };
-        }
-        real
+        let mut cmd = c.b.command_of(&copy);
+        cmd.args(args);
+        cmd
     };
     // The container's monitor and the watcher's exec run the installed
     // barge; the attacked `exec`s run the copy, as after an upgrade, so
