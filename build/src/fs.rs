@@ -64,18 +64,11 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Bu
     move |source| BuildError::Io { context, source }
 }
 
-fn components(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect()
-}
-
 /// Normalises an absolute path inside the image: no `.`, `..` resolved
 /// lexically, no leading `/` (`/a/./b/../c` → `a/c`).
 pub fn clean(path: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for c in components(path) {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
         if c == ".." {
             out.pop();
         } else {

@@ -170,10 +170,6 @@ impl Layout {
         Ok(())
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
@@ -229,7 +225,7 @@ impl Layout {
     }
 
     /// Takes the index lock, waiting for other writers.
-    pub fn lock_index(&self) -> Result<LockGuard, LayoutError> {
+    fn lock_index(&self) -> Result<LockGuard, LayoutError> {
         fsutil::lock(&self.lock, LockKind::Exclusive)
             .map_err(|e| LayoutError::io(format!("locking {}", self.lock.display()), e))
     }
