@@ -332,11 +332,15 @@ fn serve_udp(sock: UdpSocket, to: SocketAddr) {
         };
         let now = Instant::now();
         for client in replies {
+            let Some(f) = relay.flows.get(&client) else { continue };
+            let mut replied = false;
             for _ in 0..UDP_BATCH {
-                let Some(f) = relay.flows.get(&client) else { break };
                 // An error (the container's port refused) is consumed by reading it.
                 let Ok(n) = f.sock.recv(&mut buf) else { break };
                 let _ = sock.send_to(&buf[..n], client);
+                replied = true;
+            }
+            if replied {
                 relay.touch(&client, now);
             }
         }
