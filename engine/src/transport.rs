@@ -315,25 +315,29 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CopyError> {
     Ok(bytes)
 }
 
-fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
-    dir.join("blobs/sha256").join(d.hex())
-}
-
+/// Reads an image out of an OCI image layout; its paths are the store's [`Layout`]'s.
 pub struct OciSource {
-    pub dir: PathBuf,
+    pub layout: Layout,
     pub reference: Option<String>,
 }
 
 impl OciSource {
+    pub fn new(dir: &Path, reference: Option<String>) -> OciSource {
+        OciSource {
+            layout: Layout::at(dir),
+            reference,
+        }
+    }
+
     fn index(&self) -> Result<Vec<Descriptor>, CopyError> {
         #[derive(serde::Deserialize)]
         struct Index {
             #[serde(default)]
             manifests: Vec<Descriptor>,
         }
-        let bytes = read_limited(&self.dir.join("index.json"), MAX_MANIFEST_BYTES)?;
+        let bytes = read_limited(&self.layout.index_path(), MAX_MANIFEST_BYTES)?;
         let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| CopyError::Invalid(format!("{}/index.json: {e}", self.dir.display())))?;
+            .map_err(|e| CopyError::Invalid(format!("{}/index.json: {e}", self.layout.dir().display())))?;
         Ok(index.manifests)
     }
 }
@@ -347,7 +351,7 @@ impl Source for OciSource {
             None => {
                 return Err(CopyError::Invalid(format!(
                     "{} holds {} images: name one with oci:DIR:REF",
-                    self.dir.display(),
+                    self.layout.dir().display(),
                     index.len()
                 )))
             }
@@ -356,15 +360,15 @@ impl Source for OciSource {
             CopyError::NotFound(format!(
                 "{} in {}",
                 self.reference.clone().unwrap_or_default(),
-                self.dir.display()
+                self.layout.dir().display()
             ))
         })?;
-        let bytes = read_limited(&blob_path(&self.dir, &desc.digest), MAX_MANIFEST_BYTES)?;
+        let bytes = read_limited(&self.layout.blob_path(&desc.digest), MAX_MANIFEST_BYTES)?;
         Fetched::new(bytes, &desc.media_type).verify(&desc.digest)
     }
 
     fn manifest_by_digest(&self, digest: &Digest) -> Result<Fetched, CopyError> {
-        let bytes = read_limited(&blob_path(&self.dir, digest), MAX_MANIFEST_BYTES)?;
+        let bytes = read_limited(&self.layout.blob_path(digest), MAX_MANIFEST_BYTES)?;
         let media_type = Manifest::parse(&bytes, None)
             .map_err(CopyError::Manifest)?
             .media_type()
@@ -373,7 +377,7 @@ impl Source for OciSource {
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>, CopyError> {
-        let p = blob_path(&self.dir, &desc.digest);
+        let p = self.layout.blob_path(&desc.digest);
         Ok(Box::new(
             File::open(&p).map_err(|e| CopyError::io(format!("opening {}", p.display()), e))?,
         ))

@@ -31,10 +31,7 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
             client: client.as_ref().ok_or_else(|| Failure::msg("no client"))?,
             reference: r.clone(),
         }),
-        Location::Oci { dir, reference } => Box::new(OciSource {
-            dir: dir.clone(),
-            reference: reference.clone(),
-        }),
+        Location::Oci { dir, reference } => Box::new(OciSource::new(dir, reference.clone())),
         Location::DockerArchive { file, reference } => Box::new(
             ArchiveSource::open(
                 file,
