@@ -170,6 +170,11 @@ impl Layout {
         Ok(())
     }
 
+    /// The layout's directory (for messages).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
