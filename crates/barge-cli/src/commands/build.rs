@@ -4,7 +4,7 @@ use super::Env;
 use crate::args::BuildArgs;
 use crate::failure::{Context, Failure};
 use crate::progress::Printer;
-use barge_build::{BaseImages, BuildOptions, BuildProgress};
+use barge_builder::{BaseImages, BuildOptions, BuildProgress};
 use barge_oci::{Digest, Platform, Reference};
 use barge_runtime::{Network, Runtime};
 use barge_store::{Store, StoreError};
@@ -155,7 +155,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         quiet: a.quiet,
     };
     let steps = Steps { quiet: a.quiet };
-    let outcome = barge_build::build(&store, &runtime, &bases, &opts, &steps).context(String::new)?;
+    let outcome = barge_builder::build(&store, &runtime, &bases, &opts, &steps).context(String::new)?;
     if a.quiet {
         println!("{}", outcome.image_id);
         return Ok(0);
