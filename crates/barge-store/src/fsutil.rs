@@ -157,10 +157,13 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
 
 /// Starts writing a file's dirty pages to disk without waiting, so that a
 /// later `fsync`/`syncfs` finds most of the work done. Best effort.
+///
+/// `POSIX_FADV_DONTNEED` starts asynchronous writeback of the dirty pages
+/// (as `sync_file_range(SYNC_FILE_RANGE_WRITE)` does) and lets the kernel
+/// drop the pages already written: a blob or a big unpacked file is not
+/// read back soon after it is written (pulls tee the network stream into
+/// the unpacker), so a gigabyte layer no longer pushes everything else out
+/// of the page cache.
 pub fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range only reads its arguments; the fd is open for the call.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
 }

@@ -14,6 +14,8 @@
 //! It is not for networking (`barge-registry`) or running containers
 //! (`barge-runtime`), and has no opinion on output formatting.
 
+#![forbid(unsafe_code)]
+
 pub mod apply;
 mod blobs;
 mod check;

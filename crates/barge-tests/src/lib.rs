@@ -51,8 +51,7 @@ pub fn have_tool(name: &str) -> bool {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// `require` for the usual set: root and the named tools.
@@ -214,12 +213,23 @@ impl Barge {
 
 /// Waits (20 s at most, checking every 50 ms) until `cond` holds; fails
 /// the test naming `what` otherwise.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(what, std::time::Duration::from_secs(20), cond)
+}
+
+/// [`wait_until`] with another limit than 20 s.
+pub fn wait_within(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
     while !cond() {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Sends `signal` to the process `pid` (one the test started).
+pub fn kill(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a process id is positive");
+    rustix::process::kill_process(pid, signal).unwrap_or_else(|e| panic!("kill {pid:?}: {e}"));
 }
 
 /// Runs a command and asserts success; returns stdout.

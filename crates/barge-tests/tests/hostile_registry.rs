@@ -9,7 +9,6 @@ use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::{noise, Barge};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,21 +68,18 @@ fn run_within(b: &Barge, args: &[&str], limit: Duration) -> (Output, Duration) {
     (child.wait_with_output().expect("barge output"), start.elapsed())
 }
 
-/// Holds the command's process to `value` of `resource` (setrlimit).
-fn rlimit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
-            };
-            if libc::setrlimit(resource, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+/// `cmd` run by util-linux's `prlimit`, which holds it to `limit` (a
+/// prlimit option such as `--as=2147483648`) from its first instruction.
+fn limited(cmd: &Command, limit: &str) -> Command {
+    let mut wrapped = Command::new("prlimit");
+    wrapped.arg(limit).arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
     }
+    wrapped
 }
 
 fn stderr(o: &Output) -> String {
@@ -284,9 +280,10 @@ fn endless_tag_pagination_stops_at_a_bound() {
         &format!("{}/copy/", reg.host()),
     ]);
     // Held to 2 GiB of address space: the unbounded listing fails here, not the machine.
-    rlimit(&mut cmd, libc::RLIMIT_AS, 2 << 30);
     let start = Instant::now();
-    let o = cmd.output().expect("running barge");
+    let o = limited(&cmd, &format!("--as={}", 2u64 << 30))
+        .output()
+        .expect("running barge");
     let err = stderr(&o);
     assert!(!o.status.success(), "{err}");
     assert!(
@@ -354,8 +351,9 @@ fn the_store_is_private_even_in_a_root_left_open() {
 fn run_capped(b: &Barge, args: &[&str], tmp: &std::path::Path, max_file: u64) -> Output {
     let mut cmd = b.command();
     cmd.args(args).env("TMPDIR", tmp);
-    rlimit(&mut cmd, libc::RLIMIT_FSIZE, max_file);
-    cmd.output().expect("running barge")
+    limited(&cmd, &format!("--fsize={max_file}"))
+        .output()
+        .expect("running barge")
 }
 
 /// `len` bytes of `byte` compressed into `path` (gzip or zstd by extension).

@@ -238,10 +238,10 @@ fn published_ports_reach_the_container_from_the_host_loopback() {
 /// Moves the calling thread into the network namespace at `path`.
 fn enter_netns(path: &std::path::Path) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
-    // SAFETY: setns moves only this thread into the namespace.
-    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&f),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )?;
     Ok(())
 }
 
@@ -383,8 +383,7 @@ fn teardown_and_crash_leftovers() {
     // A crash: the monitor and the container die without detaching.
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
     for pid in [&state["monitor_pid"], &state["pid"]] {
-        // SAFETY: killing processes the test started.
-        unsafe { libc::kill(pid.as_i64().unwrap() as i32, libc::SIGKILL) };
+        barge_tests::kill(pid.as_u64().unwrap() as u32, rustix::process::Signal::KILL);
     }
     wait_until("the crash to show", || {
         b.ok(&["ps", "-a", "--filter", "name=victim", "--format", "{{.State}}"])

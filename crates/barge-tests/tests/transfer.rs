@@ -4,8 +4,9 @@
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::proxy::SlowProxy;
 use barge_tests::registry::Registry;
-use barge_tests::{noise, require_root_and, sha256, Barge};
-use std::time::{Duration, Instant};
+use barge_tests::{kill, noise, require_root_and, sha256, wait_within, Barge};
+use rustix::process::Signal;
+use std::time::Duration;
 
 fn big_image(len: usize, seed: u64) -> (Image, Vec<u8>) {
     let data = noise(len, seed);
@@ -13,14 +14,6 @@ fn big_image(len: usize, seed: u64) -> (Image, Vec<u8>) {
         .file("data/blob.bin", &data, 0o644)
         .build(Compression::Gzip);
     (Image::new(vec![layer], Style::Oci, Spec::default()), data)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn chain_fs(b: &Barge, img: &Image) -> std::path::PathBuf {
@@ -48,11 +41,10 @@ fn a_pull_killed_mid_blob_resumes_with_a_range_request() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("a partial download", Duration::from_secs(30), || {
+    wait_within("a partial download", Duration::from_secs(30), || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > 4 << 20)
     });
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    kill(child.id(), Signal::KILL);
     child.wait().unwrap();
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept > 0 && kept < layer.blob.len() as u64);
