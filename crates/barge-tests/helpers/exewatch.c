@@ -5,7 +5,8 @@
  * O_PATH descriptor ("held PID TARGET"; a readable one would deny writes
  * on recent kernels). Then, those processes being gone, it reopens each
  * kept descriptor for writing through /proc/self/fd/N and appends to it
- * ("WROTE TARGET" on success, "refused TARGET: ERROR" otherwise).
+ * ("WROTE TARGET" on success, "refused TARGET: ERROR" otherwise). It
+ * prints "watching" once it has started.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,51 +18,56 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "watch.h"
+
 #define MAX_HELD 16
+
+struct held {
+	int fds[MAX_HELD], n;
+	char self[4096];
+};
+
+static int hold(int pid, void *ctx)
+{
+	struct held *h = ctx;
+	char name[64], target[4096];
+	ssize_t len;
+	int fd;
+
+	if (h->n >= MAX_HELD)
+		return 1;
+	snprintf(name, sizeof name, "/proc/%d/exe", pid);
+	len = readlink(name, target, sizeof target - 1);
+	if (len <= 0)
+		return 0;
+	target[len] = 0;
+	if (!strcmp(target, h->self) || strstr(target, "busybox"))
+		return 0;
+	fd = open(name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	h->fds[h->n++] = fd;
+	printf("held %d %s\n", pid, target);
+	fflush(stdout);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
-	int held[MAX_HELD], n = 0, i;
-	char self[4096] = "", name[300], target[4096];
-	time_t end = time(NULL) + 60;
+	static struct held h;
+	char name[64], target[4096];
+	int i;
 
 	if (argc < 2)
 		return 2;
-
-	if (readlink("/proc/self/exe", self, sizeof self - 1) < 0)
+	if (readlink("/proc/self/exe", h.self, sizeof h.self - 1) < 0)
 		return 2;
-	while (time(NULL) < end && access(argv[1], F_OK) != 0) {
-		DIR *d = opendir("/proc");
-		struct dirent *e;
-
-		if (!d)
-			return 2;
-		while ((e = readdir(d)) && n < MAX_HELD) {
-			ssize_t len;
-			int fd;
-
-			if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == getpid())
-				continue;
-			snprintf(name, sizeof name, "/proc/%s/exe", e->d_name);
-			len = readlink(name, target, sizeof target - 1);
-			if (len <= 0)
-				continue;
-			target[len] = 0;
-			if (!strcmp(target, self) || strstr(target, "busybox"))
-				continue;
-			fd = open(name, O_PATH | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			held[n++] = fd;
-			printf("held %s %s\n", e->d_name, target);
-			fflush(stdout);
-		}
-		closedir(d);
-	}
-	for (i = 0; i < n; i++) {
+	if (watch_processes(argv[1], hold, &h))
+		return 2;
+	for (i = 0; i < h.n; i++) {
 		int fd;
 
-		snprintf(name, sizeof name, "/proc/self/fd/%d", held[i]);
+		snprintf(name, sizeof name, "/proc/self/fd/%d", h.fds[i]);
 		if (readlink(name, target, sizeof target - 1) < 0)
 			strcpy(target, "?");
 		else

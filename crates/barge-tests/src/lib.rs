@@ -226,6 +226,34 @@ pub fn wait_within(what: &str, limit: std::time::Duration, mut cond: impl FnMut(
     }
 }
 
+/// Reads `child`'s standard output until a line that is `line`, so the test
+/// knows the child got that far; the reader holds the rest of the output.
+pub fn read_past_line(child: &mut std::process::Child, line: &str) -> std::io::BufReader<std::process::ChildStdout> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut seen = String::new();
+    loop {
+        let mut next = String::new();
+        let n = reader.read_line(&mut next).expect("reading the child's output");
+        assert!(n > 0, "the child's output ended before the line {line:?}:\n{seen}");
+        if next.trim_end_matches('\n') == line {
+            return reader;
+        }
+        seen.push_str(&next);
+    }
+}
+
+/// The rest of a child's output after [`read_past_line`], once it has
+/// exited successfully.
+pub fn rest_of(child: &mut std::process::Child, reader: &mut std::io::BufReader<std::process::ChildStdout>) -> String {
+    let mut rest = String::new();
+    std::io::Read::read_to_string(reader, &mut rest).expect("reading the child's output");
+    let status = child.wait().expect("waiting for the child");
+    assert!(status.success(), "the child failed ({status}):\n{rest}");
+    rest
+}
+
 /// Sends `signal` to the process `pid` (one the test started).
 pub fn kill(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("a process id is positive");

@@ -3,7 +3,7 @@
 
 use barge_tests::image::{busybox_store, ipctool};
 use barge_tests::registry::Registry;
-use barge_tests::{require, require_root_and, wait_until, Barge};
+use barge_tests::{read_past_line, require, require_root_and, rest_of, wait_until, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -541,18 +541,23 @@ fn detached_containers_ps_logs_stop_rm() {
     assert_eq!(b.ok(&["logs", "--tail", "1", "ticker"]).lines().count(), 1);
     let stamped = b.ok(&["logs", "-t", "--tail", "1", "ticker"]);
     assert!(stamped.starts_with("20") && stamped.contains("Z tick"), "{stamped}");
-    // -f follows until the container stops.
-    let follow = b
+    // -f follows until the container stops: it shows a tick written after
+    // the log was last read, then ends when the container does.
+    let ticks = b
+        .ok(&["logs", "ticker"])
+        .lines()
+        .filter(|l| l.starts_with("tick "))
+        .count();
+    let mut follow = b
         .command()
         .args(["logs", "-f", "ticker"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut rest = read_past_line(&mut follow, &format!("tick {}", ticks + 2));
     assert_eq!(b.ok(&["stop", "ticker"]), "ticker\n");
-    let followed = follow.wait_with_output().unwrap();
-    assert!(out(&followed).lines().count() > 3);
+    rest_of(&mut follow, &mut rest);
     let status = b.ok(&["ps", "-a", "--format", "{{.Status}}"]);
     assert!(status.starts_with("Exited (") && status.contains("ago"), "{status}");
     let e = b.fails(&["logs", "nosuch"]);

@@ -7,7 +7,7 @@
 
 use barge_tests::image::busybox_image;
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::{read_past_line, require_root_and, rest_of, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -251,21 +251,21 @@ fn the_barge_binary_cannot_be_overwritten_from_a_container() {
     // barge; the attacked `exec`s run the copy, as after an upgrade, so
     // nothing else holds the copy busy once they are done.
     c.b.ok(&["run", "-d", "--name", "cve", &image, "sleep", "60"]);
-    let watch =
+    let mut watch =
         c.b.command()
             .args(["exec", "cve", "/bin/exewatch", "/tmp/stop"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut watched = read_past_line(&mut watch, "watching");
     for _ in 0..20 {
         // barge runs inside as the script's interpreter (and fails on its arguments).
         let o = barge(&["exec", "cve", "/bin/evil"]).output().unwrap();
         assert!(err(&o).contains("Usage"), "barge did not run inside: {}", err(&o));
     }
     c.b.ok(&["exec", "cve", "touch", "/tmp/stop"]);
-    let seen = out(&watch.wait_with_output().unwrap());
+    let seen = rest_of(&mut watch, &mut watched);
     assert!(!seen.contains("WROTE"), "a container wrote the barge binary:\n{seen}");
     assert_eq!(
         std::fs::read(&copy).unwrap(),
@@ -575,14 +575,14 @@ fn exec_enters_holding_nothing_a_tracer_could_take() {
         "sleep",
         "60",
     ]);
-    let watch =
+    let mut watch =
         c.b.command()
             .args(["exec", "spy", "/bin/procspy", "/tmp/stop"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut watched = read_past_line(&mut watch, "watching");
     for _ in 0..40 {
         let o =
             c.b.command()
@@ -593,7 +593,7 @@ fn exec_enters_holding_nothing_a_tracer_could_take() {
         assert!(o.status.success(), "{}", err(&o));
     }
     c.b.ok(&["exec", "spy", "touch", "/tmp/stop"]);
-    let seen = out(&watch.wait_with_output().unwrap());
+    let seen = rest_of(&mut watch, &mut watched);
     assert!(seen.contains("looked at"), "{seen}");
     assert!(!seen.contains("ENV "), "barge's environment inside: {seen}");
     assert!(

@@ -8,7 +8,6 @@ use barge_tests::registry::Registry;
 use barge_tests::{require_root_and, wait_until, Barge};
 use barge_tests::{stderr_of as err, stdout_of as out};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
@@ -56,6 +55,20 @@ fn read(p: &Path) -> String {
         .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
         .trim()
         .to_string()
+}
+
+/// CPU time the cgroup of process `pid` has used, in microseconds.
+fn cpu_usage_us(pid: &str) -> u64 {
+    if v1() {
+        read(&cgroup_dir(pid, "cpuacct").join("cpuacct.usage"))
+            .parse::<u64>()
+            .unwrap()
+            / 1000
+    } else {
+        let stat = read(&cgroup_dir(pid, "cpu").join("cpu.stat"));
+        let usage = stat.lines().find_map(|l| l.strip_prefix("usage_usec "));
+        usage.expect("usage_usec in cpu.stat").parse().unwrap()
+    }
 }
 
 fn v1() -> bool {
@@ -260,7 +273,13 @@ fn cpus_quota_and_stats_of_busy_containers() {
     } else {
         assert_eq!(read(&cpu.join("cpu.max")), "25000 100000");
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Both loops have started their sleeps and used the CPU before stats looks.
+    for name in ["free", "capped"] {
+        let pid = inspect(&b, name, "{{.State.Pid}}");
+        let pids = cgroup_dir(&pid, "pids").join("pids.current");
+        wait_until(&format!("{name} to run its three processes"), || read(&pids) == "3");
+        wait_until(&format!("{name} to use the CPU"), || cpu_usage_us(&pid) > 50_000);
+    }
 
     let table = b.ok(&["stats", "--no-stream"]);
     let mut lines = table.lines();

@@ -761,7 +761,10 @@ fn published_udp_ports_keep_threads_and_sockets_bounded() {
     }
     let got = received.load(std::sync::atomic::Ordering::SeqCst);
     assert!(echoed >= CLIENTS - 10, "{echoed} of {CLIENTS} echoed, {got} received");
-    std::thread::sleep(Duration::from_millis(500));
+    // Threads that served the burst end; wait for that rather than a while.
+    wait_until("the forwarder's threads to settle", || {
+        monitor_counts(&b, "udp").1 <= threads + 1
+    });
     let (same, threads_after, fds_after) = monitor_counts(&b, "udp");
     assert_eq!(same, pid);
     eprintln!("monitor: threads {threads} -> {threads_after}, descriptors {fds} -> {fds_after}");
