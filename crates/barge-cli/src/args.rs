@@ -36,77 +36,39 @@ impl Command {
     /// container's setup, `exec`, `RUN` steps), and so must run from a
     /// binary that no container can write.
     pub fn starts_containers(&self) -> bool {
-        matches!(
-            self,
-            Command::Run(_)
-                | Command::Start(_)
-                | Command::Restart(_)
-                | Command::Exec(_)
-                | Command::Build(_)
-                | Command::Image(ImageCommand::Build(_))
-                | Command::Container(
-                    ContainerCommand::Run(_)
-                        | ContainerCommand::Start(_)
-                        | ContainerCommand::Restart(_)
-                        | ContainerCommand::Exec(_)
-                )
-        )
+        match self {
+            Command::ContainerVerbs(verb) | Command::Container(ContainerCommand::Verb(verb)) => {
+                verb.starts_containers()
+            }
+            Command::ImageVerbs(ImageVerb::Build(_)) | Command::Image(ImageCommand::Verb(ImageVerb::Build(_))) => true,
+            _ => false,
+        }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Download an image from a registry
-    Pull(PullArgs),
-    /// Upload an image to a registry
-    Push(PushArgs),
+    #[command(flatten)]
+    ImageVerbs(ImageVerb),
     /// Copy an image between registries, OCI layouts, docker archives and the store
     Copy(CopyArgs),
     /// Copy tags, repositories or whole registries to another registry
     Mirror(MirrorArgs),
-    /// Build an image from a Dockerfile
-    Build(BuildArgs),
-    /// Save one or more images to a tar archive (streamed to STDOUT by default)
-    Save(SaveArgs),
-    /// Load an image from a tar archive or STDIN
-    Load(LoadArgs),
     /// List images
     Images(ImagesArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
-    /// Show the history of an image
-    History(HistoryArgs),
     /// Return low-level information on images
     Inspect(InspectArgs),
-    /// Create and run a new container from an image
-    Run(RunArgs),
-    /// Create a new container
-    Create(RunArgs),
-    /// Start one or more stopped containers
-    Start(StartArgs),
-    /// Stop one or more running containers
-    Stop(StopArgs),
-    /// Kill one or more running containers
-    Kill(KillArgs),
-    /// Restart one or more containers
-    Restart(StopArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(ContainersArgs),
+    #[command(flatten)]
+    ContainerVerbs(ContainerVerb),
     /// Remove one or more containers
     Rm(RmArgs),
-    /// Fetch the logs of a container
-    Logs(LogsArgs),
-    /// Execute a command in a running container
-    Exec(ExecArgs),
     /// List containers
     Ps(PsArgs),
-    /// Display a live stream of container(s) resource usage statistics
-    Stats(StatsArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -134,29 +96,37 @@ pub enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]
     Ls(ImagesArgs),
-    /// Download an image from a registry
-    Pull(PullArgs),
-    /// Upload an image to a registry
-    Push(PushArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(TagArgs),
+    #[command(flatten)]
+    Verb(ImageVerb),
     /// Remove one or more images
     #[command(visible_alias = "remove", visible_alias = "rmi")]
     Rm(RmiArgs),
     /// Remove unused images, blobs and layers
     Prune(PruneArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Draw the hierarchy of images and their layers (dot for Graphviz, or a tree)
+    Graph(GraphArgs),
+}
+
+/// The image verbs that docker has both at the top level (`pull`) and
+/// under `image` (`image pull`): one definition for both.
+#[derive(Debug, Subcommand)]
+pub enum ImageVerb {
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
     /// Show the history of an image
     History(HistoryArgs),
-    /// Display detailed information on one or more images
-    Inspect(InspectArgs),
-    /// Draw the hierarchy of images and their layers (dot for Graphviz, or a tree)
-    Graph(GraphArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,11 +212,28 @@ pub enum SystemCommand {
     Info(InfoArgs),
 }
 
+// Parsed once per process: the size of the biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_alias = "list", visible_alias = "ps")]
     Ls(PsArgs),
+    #[command(flatten)]
+    Verb(ContainerVerb),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
+}
+
+/// The container verbs that docker has both at the top level (`run`) and
+/// under `container` (`container run`): one definition for both.
+#[derive(Debug, Subcommand)]
+pub enum ContainerVerb {
     /// Create and run a new container from an image
     Run(RunArgs),
     /// Create a new container
@@ -261,19 +248,22 @@ pub enum ContainerCommand {
     Restart(StopArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
-    /// Remove one or more containers
-    #[command(visible_alias = "remove")]
-    Rm(RmArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
-    /// Display detailed information on one or more containers
-    Inspect(InspectArgs),
-    /// Remove all stopped containers
-    Prune(ContainerPruneArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+}
+
+impl ContainerVerb {
+    /// Whether the verb starts processes inside a container.
+    fn starts_containers(&self) -> bool {
+        matches!(
+            self,
+            ContainerVerb::Run(_) | ContainerVerb::Start(_) | ContainerVerb::Restart(_) | ContainerVerb::Exec(_)
+        )
+    }
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,9 @@ mod pull;
 
 pub use login::credential_helper;
 
-use crate::args::{Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand};
+use crate::args::{
+    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, NetworkCommand, SystemCommand,
+};
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
 use barge_store::Store;
@@ -116,35 +118,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         settings: std::sync::OnceLock::new(),
     };
     match cli.command {
-        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::pull(&env, &a),
-        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => pull::push(&env, &a),
+        Command::ImageVerbs(verb) | Command::Image(ImageCommand::Verb(verb)) => image_verb(&env, verb),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&env, &a),
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&env, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&env, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&env, &a),
         Command::Copy(a) => copy::copy(&env, &a),
         Command::Mirror(a) => mirror::mirror(&env, &a),
-        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&env, &a),
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => copy::save(&env, &a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => copy::load(&env, &a),
         Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&env, &a),
         Command::Inspect(a) => images::inspect(&env, &a, a.kind.as_deref()),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a, Some("image")),
         Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a, Some("container")),
-        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => containers::run(&env, &a),
-        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => containers::create(&env, &a),
-        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => containers::start(&env, &a),
-        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => containers::stop(&env, &a),
-        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => containers::kill(&env, &a),
-        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => containers::restart(&env, &a),
-        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => containers::wait(&env, &a),
+        Command::ContainerVerbs(verb) | Command::Container(ContainerCommand::Verb(verb)) => container_verb(&env, verb),
         Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(&env, &a),
-        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => containers::logs(&env, &a),
-        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => containers::exec(&env, &a),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(&env, &a),
         Command::Container(ContainerCommand::Prune(a)) => containers::prune(&env, &a),
-        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => containers::stats(&env, &a),
         Command::Login(a) => login::login(&env, &a),
         Command::Logout(a) => login::logout(&env, &a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => login::info(&env, &a),
@@ -156,5 +143,32 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&env, &a),
         Command::Port(a) => containers::port(&env, &a),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
+    }
+}
+
+fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
+    match verb {
+        ContainerVerb::Run(a) => containers::run(env, &a),
+        ContainerVerb::Create(a) => containers::create(env, &a),
+        ContainerVerb::Start(a) => containers::start(env, &a),
+        ContainerVerb::Stop(a) => containers::stop(env, &a),
+        ContainerVerb::Kill(a) => containers::kill(env, &a),
+        ContainerVerb::Restart(a) => containers::restart(env, &a),
+        ContainerVerb::Wait(a) => containers::wait(env, &a),
+        ContainerVerb::Logs(a) => containers::logs(env, &a),
+        ContainerVerb::Exec(a) => containers::exec(env, &a),
+        ContainerVerb::Stats(a) => containers::stats(env, &a),
+    }
+}
+
+fn image_verb(env: &Env, verb: ImageVerb) -> Result<i32, Failure> {
+    match verb {
+        ImageVerb::Pull(a) => pull::pull(env, &a),
+        ImageVerb::Push(a) => pull::push(env, &a),
+        ImageVerb::Build(a) => build::build(env, &a),
+        ImageVerb::Save(a) => copy::save(env, &a),
+        ImageVerb::Load(a) => copy::load(env, &a),
+        ImageVerb::Tag(a) => images::tag(env, &a),
+        ImageVerb::History(a) => images::history(env, &a),
     }
 }
