@@ -142,6 +142,21 @@ impl Barge {
         c
     }
 
+    /// barge on a pseudo-terminal (script(1)), with `args` as a shell
+    /// would split them: its output is what a user would see.
+    pub fn on_terminal(&self, args: &str) -> Command {
+        let shell = format!(
+            "{} --root {} --config {} {args}",
+            barge_bin().display(),
+            self.root().display(),
+            self.docker_config().display()
+        );
+        let mut c = Command::new("script");
+        c.args(["-qec", &shell, "/dev/null"]);
+        c.env("BARGE_CONFIG", self.dir.path().join("barge-config"));
+        c
+    }
+
     /// `barge run --rm FLAGS IMAGE sh -c SCRIPT`, asserting success; returns stdout.
     pub fn sh(&self, image: &str, flags: &[&str], script: &str) -> String {
         let mut args = vec!["run", "--rm"];

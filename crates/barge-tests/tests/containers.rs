@@ -755,15 +755,8 @@ fn a_terminal_with_dash_t() {
     if !require_root_and(&["script"]) {
         return;
     }
-    let shell = format!(
-        "{} --root {} --config {} run --rm -t {image} sh -c 'tty; stty size; echo done'",
-        barge_tests::barge_bin().display(),
-        b.root().display(),
-        b.docker_config().display()
-    );
-    let o = Command::new("script")
-        .args(["-qec", &shell, "/dev/null"])
-        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+    let o = b
+        .on_terminal(&format!("run --rm -t {image} sh -c 'tty; stty size; echo done'"))
         .output()
         .unwrap();
     let screen = out(&o);
@@ -853,15 +846,8 @@ fn exec_with_a_terminal() {
         return;
     }
     b.ok(&["run", "-d", "--name", "tty-target", &image, "sleep", "30"]);
-    let shell = format!(
-        "{} --root {} --config {} exec -t tty-target sh -c 'tty; echo done'",
-        barge_tests::barge_bin().display(),
-        b.root().display(),
-        b.docker_config().display()
-    );
-    let o = Command::new("script")
-        .args(["-qec", &shell, "/dev/null"])
-        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+    let o = b
+        .on_terminal("exec -t tty-target sh -c 'tty; echo done'")
         .output()
         .unwrap();
     let screen = out(&o);

@@ -204,18 +204,7 @@ fn progress_bars_on_a_terminal() {
     let proxy = SlowProxy::start(&reg.host(), 4 << 20);
     let b = Barge::new();
     // script(1) gives barge a pseudo-terminal; its output is what a user would see.
-    let shell = format!(
-        "{} --root {} --config {} pull {}/bars",
-        barge_tests::barge_bin().display(),
-        b.root().display(),
-        b.docker_config().display(),
-        proxy.host()
-    );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &shell, "/dev/null"])
-        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
-        .output()
-        .unwrap();
+    let out = b.on_terminal(&format!("pull {}/bars", proxy.host())).output().unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(screen.contains("Downloading ["), "a progress bar was drawn: {screen}");

@@ -126,13 +126,20 @@ fn checked_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
     Ok(opts)
 }
 
-pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
+/// Checks the options, finds (or pulls) the image and creates the
+/// container: what `create` and `run` share.
+fn new_container(env: &Env, a: &RunArgs) -> Result<(Runtime, Container), Failure> {
     let opts = checked_options(a)?;
     let image_id = image_for_run(env, a)?;
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
         .create(&image_id, &a.image, &opts)
         .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
+    Ok((rt, c))
+}
+
+pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
+    let (_, c) = new_container(env, a)?;
     println!("{}", c.id());
     Ok(0)
 }
@@ -141,12 +148,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if a.detach && a.rm && a.runtime.is_some() {
         return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
     }
-    let opts = checked_options(a)?;
-    let image_id = image_for_run(env, a)?;
-    let rt = runtime(env).map_err(|f| f.with_code(125))?;
-    let c = rt
-        .create(&image_id, &a.image, &opts)
-        .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
+    let (rt, c) = new_container(env, a)?;
     if a.detach {
         rt.run_detached(&c).map_err(|e| fail("", e))?;
         println!("{}", c.id());
