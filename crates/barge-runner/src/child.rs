@@ -18,9 +18,10 @@ use crate::process::{
     fail, process_start_time, run_child, started_or_reaped, ChildError, ChildIo, ProcessPlan, Started,
 };
 use crate::spec::Spec;
+use crate::sys::mounts::{Kernel, Mounts};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::{cstr, io_err, RunnerError};
-use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::MountFlags;
 use std::ffi::CString;
@@ -418,36 +419,125 @@ fn open_below(root: &OwnedFd, fresh: &[(PathBuf, OwnedFd)], path: &Path) -> Resu
     walk_plain(base, rel, Missing::Absent, &format!("/{}", path.display()))
 }
 
-/// Mounts a copy of the tree at `from_dir`/`from` on `target` with mount
-/// attributes `attrs` set on every mount of the copy before it is attached
-/// (`open_tree` + `mount_setattr(AT_RECURSIVE)` + `move_mount`): no
-/// submount of a volume escapes `nodev`, `nosuid` or `ro`, and nothing is
-/// looked up again by path.
-fn attach_copy(
-    from_dir: impl rustix::fd::AsFd,
-    from: &std::ffi::CStr,
-    recursive: bool,
-    attrs: u64,
-    target: &OwnedFd,
-) -> std::io::Result<()> {
-    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
+/// The container's root, as the plan says: the overlay on `rootfs`, each
+/// bundle mount (kernel filesystems on ordinary directories of the image,
+/// binds resolved inside the root and refused on `/proc`, `/sys`, `/dev`),
+/// a fresh `/dev`, masked and read-only paths found from the kernel
+/// filesystems' own roots, `--read-only`; then `pivot_root` into it. Every
+/// mount call goes through `sys` (the kernel, or a recording fake in tests).
+fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
+    // nodev everywhere the container can create files: a device node it
+    // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
+    // it needs are the host's own nodes, bound into /dev (see `make_dev`).
+    sys.mount(
+        c"overlay",
+        &p.rootfs,
+        "overlay",
+        MountFlags::NODEV,
+        p.overlay_data.as_c_str(),
+    )
+    .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    let root = rustix::fs::open(
+        &p.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening the root"))?;
+
+    // Where the root is, as the kernel names it: bind destinations are checked against it.
+    let root_path = rustix::fs::readlink(fd_path(&root), Vec::new()).map_err(fail("locating the root"))?;
+    let root_path = Path::new(std::ffi::OsStr::from_bytes(root_path.as_bytes()));
+    // The root of each kernel filesystem mounted below: masks and
+    // read-only paths are found from these, never by a path from the root.
+    let mut fresh: Vec<(PathBuf, OwnedFd)> = Vec::new();
+    for m in &p.mounts {
+        let what = format!("mounting {} on /{}", m.kind, m.dest.display());
+        if m.bind {
+            let target = bind_target(&root, root_path, m)?;
+            let mut attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
+            if m.read_only {
+                attrs |= MOUNT_ATTR_RDONLY;
+            }
+            if m.flags.contains(MountFlags::NOEXEC) {
+                attrs |= MOUNT_ATTR_NOEXEC;
+            }
+            sys.attach_copy(
+                rustix::fs::CWD,
+                m.source.as_c_str(),
+                m.flags.contains(MountFlags::REC),
+                attrs,
+                &target,
+            )
+            .map_err(|e| (125, format!("{what}: {e}")))?;
+        } else {
+            // A kernel filesystem goes on an ordinary directory of the
+            // image, never through a link (runc's rule): a /proc that is a
+            // link elsewhere would leave the real mount point unmasked.
+            let target = mount_point(&root, &m.dest)?;
+            let flags = m.flags
+                | if m.read_only {
+                    MountFlags::RDONLY
+                } else {
+                    MountFlags::empty()
+                }
+                | if m.dest == Path::new("dev") {
+                    MountFlags::NODEV
+                } else {
+                    MountFlags::empty()
+                };
+            sys.mount(
+                m.source.as_c_str(),
+                &fd_path(&target),
+                m.kind.as_str(),
+                flags,
+                m.data.as_c_str(),
+            )
+            .map_err(io_fail(&what))?;
+            // The same walk now ends on the new mount's root.
+            let mounted = mount_point(&root, &m.dest)?;
+            if m.dest == Path::new("dev") {
+                make_dev(&mounted, sys)?;
+            }
+            fresh.push((m.dest.clone(), mounted));
+        }
     }
-    if from.is_empty() {
-        flags |= OpenTreeFlags::AT_EMPTY_PATH;
+    for path in &p.masked {
+        let Some(target) = open_below(&root, &fresh, path)? else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(&target)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+            .map_err(fail(format!("masking /{}", path.display())))?;
+        let what = format!("masking /{}", path.display());
+        if is_dir {
+            sys.mount(c"tmpfs", &fd_path(&target), "tmpfs", MountFlags::RDONLY, c"")
+                .map_err(io_fail(&what))?;
+        } else {
+            sys.bind("/dev/null", &fd_path(&target)).map_err(io_fail(&what))?;
+        }
     }
-    let tree = rustix::mount::open_tree(from_dir, from, flags)?;
-    crate::sys::mount_setattr(&tree, attrs, true)?;
-    rustix::mount::move_mount(
-        &tree,
-        c"",
-        target,
-        c"",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )?;
-    Ok(())
+    for path in &p.readonly {
+        let Some(target) = open_below(&root, &fresh, path)? else {
+            continue;
+        };
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        sys.attach_copy(target.as_fd(), c"", true, attrs, &target)
+            .map_err(|e| (125, format!("making /{} read-only: {e}", path.display())))?;
+    }
+    if p.readonly_root {
+        sys.set_attr(&root, MOUNT_ATTR_RDONLY, false)
+            .map_err(|e| (125, format!("making the root read-only: {e}")))?;
+    }
+    drop(fresh);
+    drop(root);
+
+    sys.pivot(&p.rootfs).map_err(io_fail("pivot_root"))
+}
+
+/// A failed mount call, as a [`ChildError`] with status 125.
+fn io_fail(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ChildError {
+    let what = what.to_string();
+    move |e| (125, format!("{what}: {e}"))
 }
 
 /// The child: set up the container and exec. Returns only on failure.
@@ -457,7 +547,7 @@ fn child(
     terminal: Option<&OwnedFd>,
     err_fd: i32,
 ) -> Result<std::convert::Infallible, ChildError> {
-    use rustix::mount::{mount, mount_bind, mount_change, MountPropagationFlags};
+    use rustix::mount::{mount_change, MountPropagationFlags};
     // Into the container's cgroup before anything is charged or run.
     for procs in &p.cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
@@ -492,114 +582,7 @@ fn child(
     // Our mounts stay in our mount namespace.
     mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(fail("making / private"))?;
     rustix::process::chdir(&p.snapshots_dir).map_err(fail(format!("entering {}", p.snapshots_dir.display())))?;
-    // nodev everywhere the container can create files: a device node it
-    // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
-    // it needs are the host's own nodes, bound into /dev (see `make_dev`).
-    mount(
-        "overlay",
-        &p.rootfs,
-        "overlay",
-        MountFlags::NODEV,
-        p.overlay_data.as_c_str(),
-    )
-    .map_err(fail("mounting the root filesystem (overlay)"))?;
-    let root = rustix::fs::open(
-        &p.rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail("opening the root"))?;
-
-    // Where the root is, as the kernel names it: bind destinations are checked against it.
-    let root_path = rustix::fs::readlink(fd_path(&root), Vec::new()).map_err(fail("locating the root"))?;
-    let root_path = Path::new(std::ffi::OsStr::from_bytes(root_path.as_bytes()));
-    // The root of each kernel filesystem mounted below: masks and
-    // read-only paths are found from these, never by a path from the root.
-    let mut fresh: Vec<(PathBuf, OwnedFd)> = Vec::new();
-    for m in &p.mounts {
-        let what = format!("mounting {} on /{}", m.kind, m.dest.display());
-        if m.bind {
-            let target = bind_target(&root, root_path, m)?;
-            let mut attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
-            if m.read_only {
-                attrs |= MOUNT_ATTR_RDONLY;
-            }
-            if m.flags.contains(MountFlags::NOEXEC) {
-                attrs |= MOUNT_ATTR_NOEXEC;
-            }
-            attach_copy(
-                rustix::fs::CWD,
-                m.source.as_c_str(),
-                m.flags.contains(MountFlags::REC),
-                attrs,
-                &target,
-            )
-            .map_err(|e| (125, format!("{what}: {e}")))?;
-        } else {
-            // A kernel filesystem goes on an ordinary directory of the
-            // image, never through a link (runc's rule): a /proc that is a
-            // link elsewhere would leave the real mount point unmasked.
-            let target = mount_point(&root, &m.dest)?;
-            let flags = m.flags
-                | if m.read_only {
-                    MountFlags::RDONLY
-                } else {
-                    MountFlags::empty()
-                }
-                | if m.dest == Path::new("dev") {
-                    MountFlags::NODEV
-                } else {
-                    MountFlags::empty()
-                };
-            mount(
-                m.source.as_c_str(),
-                fd_path(&target),
-                m.kind.as_str(),
-                flags,
-                m.data.as_c_str(),
-            )
-            .map_err(fail(&what))?;
-            // The same walk now ends on the new mount's root.
-            let mounted = mount_point(&root, &m.dest)?;
-            if m.dest == Path::new("dev") {
-                make_dev(&mounted)?;
-            }
-            fresh.push((m.dest.clone(), mounted));
-        }
-    }
-    for path in &p.masked {
-        let Some(target) = open_below(&root, &fresh, path)? else {
-            continue;
-        };
-        let is_dir = rustix::fs::fstat(&target)
-            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
-            .map_err(fail(format!("masking /{}", path.display())))?;
-        let what = format!("masking /{}", path.display());
-        if is_dir {
-            mount("tmpfs", fd_path(&target), "tmpfs", MountFlags::RDONLY, c"").map_err(fail(&what))?;
-        } else {
-            mount_bind("/dev/null", fd_path(&target)).map_err(fail(&what))?;
-        }
-    }
-    for path in &p.readonly {
-        let Some(target) = open_below(&root, &fresh, path)? else {
-            continue;
-        };
-        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-        attach_copy(&target, c"", true, attrs, &target)
-            .map_err(|e| (125, format!("making /{} read-only: {e}", path.display())))?;
-    }
-    if p.readonly_root {
-        crate::sys::mount_setattr(&root, MOUNT_ATTR_RDONLY, false)
-            .map_err(|e| (125, format!("making the root read-only: {e}")))?;
-    }
-    drop(fresh);
-    drop(root);
-
-    rustix::process::chdir(&p.rootfs).map_err(fail("entering the root"))?;
-    rustix::process::pivot_root(".", ".").map_err(fail("pivot_root"))?;
-    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).map_err(fail("detaching the old root"))?;
-    rustix::process::chdir("/").map_err(fail("chdir /"))?;
+    mount_root(p, &mut Kernel)?;
 
     if let Some(sock) = terminal {
         crate::terminal::attach_child(sock, p.process.uid)?;
@@ -622,7 +605,7 @@ fn child(
 
 /// Standard devices and links in the container's fresh `/dev`: the host's
 /// own nodes bound onto empty files, as /dev itself is `nodev`.
-fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
+fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
     let dev = rustix::fs::openat(
         dev,
         ".",
@@ -639,7 +622,8 @@ fn make_dev(dev: &OwnedFd) -> Result<(), ChildError> {
             Mode::from_raw_mode(0o666),
         )
         .map_err(fail(&what))?;
-        rustix::mount::mount_bind(format!("/dev/{name}").as_str(), fd_path(&file)).map_err(fail(&what))?;
+        sys.bind(&format!("/dev/{name}"), &fd_path(&file))
+            .map_err(io_fail(&what))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -670,4 +654,226 @@ fn exec_init(p: &ProcessPlan, program: &CString, err_fd: i32, exe: &OwnedFd) -> 
         125,
         format!("starting the init: {}", crate::sys::execveat(exe, &argv, &p.envp)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, Capabilities, Linux, Mount, Process, Root, User};
+    use crate::sys::mounts::{Op, Recorder};
+
+    const NODEV: u64 = MOUNT_ATTR_NODEV;
+    const NOSUID: u64 = MOUNT_ATTR_NOSUID;
+    const RDONLY: u64 = MOUNT_ATTR_RDONLY;
+    const NOEXEC: u64 = MOUNT_ATTR_NOEXEC;
+
+    /// A bundle as `create` writes it: docker's mounts, masks and
+    /// read-only paths, plus `extra` mounts.
+    fn spec(extra: Vec<Mount>, readonly_root: bool) -> Spec {
+        let mut mounts = spec::default_mounts();
+        mounts.extend(extra);
+        Spec {
+            oci_version: "1.0.2".into(),
+            process: Process {
+                terminal: false,
+                user: User {
+                    uid: 0,
+                    gid: 0,
+                    additional_gids: Vec::new(),
+                },
+                args: vec!["/bin/true".into()],
+                env: Vec::new(),
+                cwd: "/".into(),
+                capabilities: Capabilities::default(),
+                rlimits: Vec::new(),
+                no_new_privileges: true,
+            },
+            root: Root {
+                path: "rootfs".into(),
+                readonly: readonly_root,
+            },
+            hostname: "box".into(),
+            mounts,
+            linux: Linux {
+                namespaces: Vec::new(),
+                masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+                readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+                seccomp: None,
+                cgroups_path: None,
+                resources: None,
+            },
+            annotations: Default::default(),
+        }
+    }
+
+    fn bind(source: &Path, destination: &str, options: &[&str]) -> Mount {
+        Mount {
+            destination: destination.into(),
+            kind: "bind".into(),
+            source: source.display().to_string(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    /// Runs the mount plan of `spec` over the image `rootfs` against the fake.
+    fn run(bundle: &Path, spec: &Spec) -> (Result<(), ChildError>, Vec<Op>) {
+        let lowers = [bundle.join("snapshots/a/fs")];
+        let plan = Plan::new(spec, bundle, &lowers, false).unwrap();
+        let mut rec = Recorder::new(&bundle.join("rootfs"));
+        let r = mount_root(&plan, &mut rec);
+        (r, rec.ops)
+    }
+
+    fn mount(fstype: &str, target: &str, flags: MountFlags) -> Op {
+        Op::Mount {
+            fstype: fstype.into(),
+            target: target.into(),
+            flags,
+        }
+    }
+
+    #[test]
+    fn the_mount_plan_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        // An image with some of what the kernel filesystems will hold.
+        for dir in ["etc", "proc/acpi", "proc/sys", "sys/firmware"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("proc/kcore"), b"").unwrap();
+        let volume = d.path().join("volume");
+        std::fs::create_dir(&volume).unwrap();
+        let hosts = d.path().join("hosts");
+        std::fs::write(&hosts, b"127.0.0.1 localhost\n").unwrap();
+        let spec = spec(
+            vec![
+                bind(&volume, "/data/in", &["rbind", "ro"]),
+                bind(&hosts, "/etc/hosts", &["bind", "noexec"]),
+            ],
+            true,
+        );
+        let (r, ops) = run(d.path(), &spec);
+        r.unwrap();
+
+        let mut want = vec![
+            mount("overlay", "/", MountFlags::NODEV),
+            mount(
+                "proc",
+                "/proc",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            mount(
+                "tmpfs",
+                "/dev",
+                MountFlags::NOSUID | MountFlags::STRICTATIME | MountFlags::NODEV,
+            ),
+        ];
+        // The host's standard nodes on empty files of the nodev /dev.
+        for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+            want.push(Op::Bind {
+                source: format!("/dev/{name}"),
+                target: format!("/dev/{name}"),
+            });
+        }
+        want.extend([
+            mount("devpts", "/dev/pts", MountFlags::NOSUID | MountFlags::NOEXEC),
+            mount(
+                "sysfs",
+                "/sys",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV | MountFlags::RDONLY,
+            ),
+            mount(
+                "mqueue",
+                "/dev/mqueue",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            mount(
+                "tmpfs",
+                "/dev/shm",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            // Binds: a copy with nodev and nosuid on every submount, ro and noexec as asked.
+            Op::AttachCopy {
+                source: volume.display().to_string(),
+                target: "/data/in".into(),
+                recursive: true,
+                attrs: NODEV | NOSUID | RDONLY,
+            },
+            Op::AttachCopy {
+                source: hosts.display().to_string(),
+                target: "/etc/hosts".into(),
+                recursive: false,
+                attrs: NODEV | NOSUID | NOEXEC,
+            },
+            // Masks: a directory under an empty read-only tmpfs, a file under /dev/null;
+            // what the image (here: the kernel) lacks is skipped.
+            mount("tmpfs", "/proc/acpi", MountFlags::RDONLY),
+            Op::Bind {
+                source: "/dev/null".into(),
+                target: "/proc/kcore".into(),
+            },
+            mount("tmpfs", "/sys/firmware", MountFlags::RDONLY),
+            Op::AttachCopy {
+                source: "/proc/sys".into(),
+                target: "/proc/sys".into(),
+                recursive: true,
+                attrs: RDONLY | NOSUID | NODEV | NOEXEC,
+            },
+            Op::SetAttr {
+                target: "/".into(),
+                attrs: RDONLY,
+                recursive: false,
+            },
+            Op::Pivot,
+        ]);
+        assert_eq!(ops, want);
+        // Mount points and the bind targets were made as ordinary files and directories.
+        assert!(root.join("dev/pts").is_dir() && root.join("data/in").is_dir());
+        assert!(root.join("etc/hosts").is_file());
+        assert_eq!(
+            std::fs::read_link(root.join("dev/ptmx")).unwrap(),
+            Path::new("pts/ptmx")
+        );
+    }
+
+    #[test]
+    fn kernel_filesystems_never_go_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.join("proc")).unwrap();
+        let (r, ops) = run(d.path(), &spec(Vec::new(), false));
+        let (code, msg) = r.unwrap_err();
+        assert_eq!(code, 125);
+        assert!(msg.contains("mount point /proc: /proc is a symbolic link"), "{msg}");
+        // Only the overlay was mounted: nothing went on the link's target.
+        assert_eq!(ops, [mount("overlay", "/", MountFlags::NODEV)]);
+    }
+
+    #[test]
+    fn binds_are_refused_on_and_through_links_to_kernel_filesystems() {
+        for (dest, why) in [
+            ("/proc/sys", "the root, /proc, /sys and /dev cannot be mounted over"),
+            ("/", "the root, /proc, /sys and /dev cannot be mounted over"),
+            (
+                "/innocent/x",
+                "it resolves to /sys/kernel/x through a link in the image",
+            ),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let root = d.path().join("rootfs");
+            std::fs::create_dir_all(&root).unwrap();
+            std::os::unix::fs::symlink("/sys/kernel", root.join("innocent")).unwrap();
+            let volume = d.path().join("volume");
+            std::fs::create_dir(&volume).unwrap();
+            let (r, ops) = run(d.path(), &spec(vec![bind(&volume, dest, &["rbind"])], false));
+            let (code, msg) = r.unwrap_err();
+            assert_eq!(code, 125);
+            assert!(msg.contains(why), "{dest}: {msg}");
+            assert!(
+                !ops.iter().any(|op| matches!(op, Op::AttachCopy { .. })),
+                "{dest}: {ops:?}"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! barge calls rustix (or std); nothing outside this crate has `unsafe`.
 
 pub mod bpf;
+pub mod mounts;
 
 use rustix::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::ffi::CString;
