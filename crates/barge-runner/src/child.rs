@@ -208,13 +208,7 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
     )
     .map_err(|e| io_err("watching the container process")(e.into()))?;
     let start_time = process_start_time(pid).unwrap_or(0);
-    let master = match terminal {
-        Some((ours, theirs)) => {
-            drop(theirs);
-            crate::terminal::receive_master(&ours).map_err(io_err("receiving the container's terminal"))?
-        }
-        None => None,
-    };
+    let master = crate::terminal::master_from(terminal)?;
     started_or_reaped(pid, err_read)?;
     Ok(Started {
         pid,

@@ -41,13 +41,7 @@ pub fn spawn(
     drop(io);
     drop(namespaces);
     drop(cgroup_procs);
-    let master = match terminal {
-        Some((ours, theirs)) => {
-            drop(theirs);
-            crate::terminal::receive_master(&ours).map_err(io_err("receiving the container's terminal"))?
-        }
-        None => None,
-    };
+    let master = crate::terminal::master_from(terminal)?;
     started_or_reaped(outer, err_read)?;
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(outer).ok_or_else(|| RunnerError::Corrupt("pid 0".into()))?,

@@ -31,7 +31,7 @@ fn send_fd(sock: &OwnedFd, fd: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 /// The terminal master the container sent, or `None` if it closed the socket first.
-pub fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
+fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
@@ -52,6 +52,18 @@ pub fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
         }
     }
     Ok(None)
+}
+
+/// The master a child sent over the pair `socketpair` made (ours, the
+/// child's), once the child holds its end: ours is read, theirs closed.
+pub fn master_from(pair: Option<(OwnedFd, OwnedFd)>) -> Result<Option<OwnedFd>, crate::RunnerError> {
+    match pair {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            receive_master(&ours).map_err(crate::io_err("receiving the container's terminal"))
+        }
+        None => Ok(None),
+    }
 }
 
 /// In the container: open a pty, send its master to barge, make the slave

@@ -173,6 +173,49 @@ pub fn mount_setattr(fd: impl AsFd, set: u64, recursive: bool) -> std::io::Resul
     Ok(())
 }
 
+/// Installs the classic BPF program `filter` as this thread's seccomp
+/// filter (`seccomp(SECCOMP_SET_MODE_FILTER, flags)`, or `prctl` on a
+/// kernel without seccomp(2) when no flags are asked for). Allocates
+/// nothing, so it may run in a forked child.
+pub fn install_seccomp_filter(filter: &[libc::sock_filter], flags: u32) -> Result<(), rustix::io::Errno> {
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    let last_errno =
+        || rustix::io::Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    // SAFETY: `prog` points at `filter`, which outlives the call; the
+    // kernel copies it and writes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = last_errno();
+    if e != rustix::io::Errno::NOSYS || flags != 0 {
+        return Err(e);
+    }
+    // SAFETY: as above, through the older interface.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(last_errno())
+    }
+}
+
 /// Which side of a fork this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
