@@ -21,8 +21,8 @@
 //! directory, ID and hostname), and what the network must know of the
 //! others (is a lease's holder alive, what are its names) it asks the
 //! caller's [`Members`]. `barge-runtime` passes both. Its `unsafe` is
-//! confined to what rustix does not wrap: `unshare(CLONE_NEWNET)` for a
-//! thread, `getifaddrs` and the rtnetlink socket ([`netlink`]).
+//! confined to what rustix does not wrap safely: `unshare(CLONE_NEWNET)`
+//! for a thread and `getifaddrs`.
 
 pub mod netlink;
 pub mod ports;

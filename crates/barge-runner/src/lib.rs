@@ -10,8 +10,10 @@
 //! [`sealed`] keeps `/proc/PID/exe` unwritable (CVE-2019-5736) and holds
 //! `--init`'s program (`init/init.c`, built by `build.rs`). [`spec`] is
 //! the bundle's `config.json` this crate executes. [`sys`] holds the
-//! system calls rustix does not wrap; it is the only place of `unsafe` in
-//! barge's runtime besides `barge-network`'s netlink socket.
+//! system calls rustix does not wrap, and the mount calls behind a trait
+//! ([`sys::mounts::Mounts`]) so that the mount plan is unit-tested without
+//! root; it is the only place of `unsafe` in this crate outside tests, and
+//! in barge's runtime besides two calls of `barge-network`.
 //!
 //! It is not for containers as barge records them (`barge-runtime`: it
 //! hands this crate plain data and descriptors), cgroups (`barge-cgroups`:
