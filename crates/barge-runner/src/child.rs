@@ -186,20 +186,20 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
-    let pid = match crate::sys::clone_into_namespaces(plan.new_net) {
-        Ok(crate::sys::Forked::Parent { child }) => child,
-        Ok(crate::sys::Forked::Child) => 0,
-        Err(e) => return Err(io_err("creating the container's namespaces (clone)")(e)),
+    let forked = crate::sys::clone_into_namespaces(plan.new_net)
+        .map_err(io_err("creating the container's namespaces (clone)"))?;
+    let pid = match forked {
+        crate::sys::Forked::Parent { child } => child,
+        crate::sys::Forked::Child => {
+            drop(err_read);
+            let sock = terminal.map(|(ours, theirs)| {
+                drop(ours);
+                theirs
+            });
+            let err_fd = err_write.as_raw_fd();
+            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd));
+        }
     };
-    if pid == 0 {
-        drop(err_read);
-        let sock = terminal.map(|(ours, theirs)| {
-            drop(ours);
-            theirs
-        });
-        let err_fd = err_write.as_raw_fd();
-        run_child(err_write, || child(plan, io, sock.as_ref(), err_fd));
-    }
     drop(err_write);
     drop(io);
     let pidfd = rustix::process::pidfd_open(

@@ -96,6 +96,7 @@ fn enter(
         Ok(Forked::Child) => 0,
         Err(e) => return Err((125, format!("fork: {e}"))),
     };
+    // The child: the container's process.
     if inner == 0 {
         crate::sys::reset_signals();
         rustix::process::setsid().map_err(fail("setsid"))?;
