@@ -141,34 +141,14 @@ pub struct Container {
 }
 
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RuntimeError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| RuntimeError::Io {
-        context: path.display().to_string(),
-        source: e.into(),
-    })?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let io = |source: std::io::Error| RuntimeError::Io {
-        context: format!("writing {}", path.display()),
-        source,
-    };
-    std::fs::write(&tmp, &bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    Ok(barge_records::write_json(path, value)?)
 }
 
 pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, RuntimeError> {
-    let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
-        context: format!("reading {}", path.display()),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Corrupt(format!("{}: {e}", path.display())))
+    Ok(barge_records::read_json(path)?)
 }
 
-/// Start time of a process, field 22 of /proc/PID/stat.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
+pub use barge_runner::process::process_start_time;
 
 impl Container {
     pub fn load(dir: &Path) -> Result<Container, RuntimeError> {

@@ -76,8 +76,7 @@ impl CreateOptions {
 
 /// Processors online, for `--cpus`.
 fn online_cpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
+    barge_cgroups::stats::online_cpus() as usize
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -370,7 +369,7 @@ impl Runtime {
                 masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
                 readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
                 seccomp,
-                cgroups_path: Some(crate::cgroups::default_path(&id)),
+                cgroups_path: Some(barge_cgroups::default_path(&id)),
                 resources: Some(opts.limits.resources()),
             },
             annotations: BTreeMap::new(),
@@ -436,13 +435,10 @@ fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     m
 }
 
-/// The lines every container's `/etc/hosts` starts with, as docker writes them.
-pub(crate) const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
-
 fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
     let hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None | Network::Bridge => format!("{HOSTS_HEADER}127.0.0.1\t{hostname}\n"),
+        Network::None | Network::Bridge => format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (name, content) in [

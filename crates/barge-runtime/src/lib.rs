@@ -2,30 +2,23 @@
 //!
 //! [`Runtime::create`] turns an image into a container: a directory with a
 //! standard OCI runtime bundle (`config.json`, see [`spec`]), a private
-//! overlay upper dir, and barge's own records. [`runner`] starts it with
-//! barge's embedded runner: one `clone` into new PID, mount, UTS, IPC and
-//! (unless `--network host`) network namespaces; the overlay of the image's
-//! snapshots is mounted inside the new mount namespace (so nothing is ever
-//! left mounted on the host), then `/proc`, `/dev`, `/sys`, docker's masked
-//! and read-only paths, `pivot_root`, hostname, rlimits, user, capability
-//! bounding set, `no_new_privs`, the [`seccomp`] filter, and `execve`. `--runtime runc` hands the
-//! same bundle to an external OCI runtime instead. [`monitor`] is the
-//! process that waits for a container, keeps its log and records its exit.
-//! [`limits`] turns docker's `--memory`, `--cpus`, `--pids-limit` and
-//! `--ulimit` into the bundle; [`cgroups`] makes the container's cgroup
-//! that enforces them, reads its usage ([`stats`]), kills its processes
-//! and removes it with the container. [`network`] attaches containers to
-//! bridge networks (a kept network namespace the runner joins, a veth
-//! pair, an address, NAT) and forwards published ports.
+//! overlay upper dir, and barge's own records ([`container`]). [`runner`]
+//! starts it: its cgroup (`barge-cgroups`) with the limits [`limits`] put
+//! in the bundle, its bridge network ([`network`], `barge-network`), then
+//! barge's embedded runner (`barge-runner`: one `clone` into new
+//! namespaces, the overlay root mounted inside, docker's masks, `pivot_root`,
+//! credentials, the [`seccomp`] filter, `execve`), or `--runtime runc` with
+//! the same bundle. [`monitor`] is the process that waits for a container,
+//! keeps its log ([`logs`]) and records its exit; [`exec`] runs a command
+//! in a running one; [`stats`] samples its usage.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
+//! It makes no raw system call: those are `barge-runner`'s `sys`.
+#![forbid(unsafe_code)]
 
-pub mod caps;
-pub mod cgroups;
 pub mod container;
 mod create;
-pub mod devices;
 pub mod exec;
 pub mod limits;
 pub mod logs;
@@ -33,19 +26,17 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod runner;
-pub mod sealed;
-pub mod seccomp;
-pub mod spec;
 pub mod stats;
-mod terminal;
 pub mod user;
+
+pub use barge_runner::{caps, sealed, seccomp, spec};
 
 pub use container::{Container, Meta, Network, State, Status, Volume};
 pub use create::CreateOptions;
 
 use barge_oci::image::chain_ids;
 use barge_store::{Store, StoreError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -100,9 +91,32 @@ pub enum RuntimeError {
     #[error(transparent)]
     Limits(#[from] limits::LimitError),
     #[error(transparent)]
-    Cgroup(#[from] cgroups::CgroupError),
+    Cgroup(#[from] barge_cgroups::CgroupError),
     #[error(transparent)]
     LogOpt(#[from] logs::LogOptError),
+}
+
+impl From<barge_records::RecordError> for RuntimeError {
+    fn from(e: barge_records::RecordError) -> RuntimeError {
+        match e {
+            barge_records::RecordError::Io { context, source } => RuntimeError::Io { context, source },
+            barge_records::RecordError::Corrupt(what) => RuntimeError::Corrupt(what),
+        }
+    }
+}
+
+impl From<barge_runner::RunnerError> for RuntimeError {
+    fn from(e: barge_runner::RunnerError) -> RuntimeError {
+        use barge_runner::RunnerError as E;
+        match e {
+            E::Io { context, source } => RuntimeError::Io { context, source },
+            E::Corrupt(what) => RuntimeError::Corrupt(what),
+            E::Capability(e) => RuntimeError::Capability(e),
+            E::Seccomp(e) => RuntimeError::Seccomp(e),
+            E::UnsafePath(p) => RuntimeError::UnsafePath(p),
+            E::Start { code, message } => RuntimeError::Start { code, message },
+        }
+    }
 }
 
 impl RuntimeError {
@@ -121,14 +135,7 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
     move |source| RuntimeError::Io { context, source }
 }
 
-/// Now, as RFC 3339 with nanoseconds, UTC.
-pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = barge_oci::time::format_rfc3339(d.as_secs() as i64);
-    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
-}
+pub use barge_records::now_rfc3339;
 
 /// The containers of a store.
 #[derive(Debug, Clone)]
@@ -197,7 +204,7 @@ impl Runtime {
             runner::external_cleanup(c);
         }
         network::detach(c);
-        cgroups::release(&c.dir);
+        barge_cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
         // namespace (gone above); an external runtime's rootfs mount is gone too.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
@@ -219,53 +226,11 @@ pub fn lower_dirs(store: &Store, image_id: &barge_oci::Digest) -> Result<Vec<Pat
     Ok(dirs)
 }
 
-/// The `-o` options of an overlay mount. Paths with `,` or `:` are refused:
-/// overlayfs would split them into other options or layers.
-pub fn overlay_options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> Result<String, RuntimeError> {
-    let check = |p: &Path| -> Result<String, RuntimeError> {
-        let s = p.to_string_lossy();
-        if s.contains(',') || s.contains(':') || s.contains('\\') {
-            return Err(RuntimeError::UnsafePath(p.to_path_buf()));
-        }
-        Ok(s.into_owned())
-    };
-    let lower = lowers
-        .iter()
-        .map(|p| check(p))
-        .collect::<Result<Vec<_>, _>>()?
-        .join(":");
-    let mut opts = format!("lowerdir={lower}");
-    match upper {
-        Some((upper, work)) => opts.push_str(&format!(",upperdir={},workdir={}", check(upper)?, check(work)?)),
-        None => opts.insert_str(0, "ro,"),
-    }
-    Ok(opts)
-}
+pub use barge_runner::overlay_options;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_for_read_only_and_writable_mounts() {
-        let lowers = [PathBuf::from("/s/top/fs"), PathBuf::from("/s/base/fs")];
-        assert_eq!(
-            overlay_options(&lowers, None).unwrap(),
-            "ro,lowerdir=/s/top/fs:/s/base/fs"
-        );
-        assert_eq!(
-            overlay_options(&lowers, Some((Path::new("/c/upper"), Path::new("/c/work")))).unwrap(),
-            "lowerdir=/s/top/fs:/s/base/fs,upperdir=/c/upper,workdir=/c/work"
-        );
-        assert!(matches!(
-            overlay_options(&[PathBuf::from("/a:b")], None),
-            Err(RuntimeError::UnsafePath(_))
-        ));
-        assert!(matches!(
-            overlay_options(&[PathBuf::from("/a,upperdir=/etc")], None),
-            Err(RuntimeError::UnsafePath(_))
-        ));
-    }
 
     #[test]
     fn an_image_without_snapshots_has_no_lower_dirs() {
@@ -278,14 +243,5 @@ mod tests {
             lower_dirs(&store, &id),
             Err(RuntimeError::Store(StoreError::NoSuchImage(_)))
         ));
-    }
-
-    #[test]
-    fn rfc3339_now_has_nanoseconds() {
-        let n = now_rfc3339();
-        assert!(
-            n.ends_with('Z') && n.len() == "2024-01-02T03:04:05.123456789Z".len(),
-            "{n}"
-        );
     }
 }

@@ -8,7 +8,7 @@ use crate::spec::{self, Cpu, Memory, Pids, Resources, Rlimit};
 /// docker refuses memory limits below this (`linuxMinMemory`).
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 /// The CFS period docker uses for `--cpus`, in microseconds.
-pub const CPU_PERIOD: u64 = 100_000;
+pub use barge_cgroups::CPU_PERIOD;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
@@ -145,29 +145,9 @@ pub fn parse_cpus(s: &str) -> Result<i64, LimitError> {
     Ok(if neg { -nano } else { nano })
 }
 
-/// The rlimit names docker accepts, with their OCI spellings and numbers.
-const ULIMITS: &[(&str, &str, i32)] = &[
-    ("core", "RLIMIT_CORE", libc::RLIMIT_CORE as i32),
-    ("cpu", "RLIMIT_CPU", libc::RLIMIT_CPU as i32),
-    ("data", "RLIMIT_DATA", libc::RLIMIT_DATA as i32),
-    ("fsize", "RLIMIT_FSIZE", libc::RLIMIT_FSIZE as i32),
-    ("locks", "RLIMIT_LOCKS", libc::RLIMIT_LOCKS as i32),
-    ("memlock", "RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK as i32),
-    ("msgqueue", "RLIMIT_MSGQUEUE", libc::RLIMIT_MSGQUEUE as i32),
-    ("nice", "RLIMIT_NICE", libc::RLIMIT_NICE as i32),
-    ("nofile", "RLIMIT_NOFILE", libc::RLIMIT_NOFILE as i32),
-    ("nproc", "RLIMIT_NPROC", libc::RLIMIT_NPROC as i32),
-    ("rss", "RLIMIT_RSS", libc::RLIMIT_RSS as i32),
-    ("rtprio", "RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO as i32),
-    ("rttime", "RLIMIT_RTTIME", libc::RLIMIT_RTTIME as i32),
-    ("sigpending", "RLIMIT_SIGPENDING", libc::RLIMIT_SIGPENDING as i32),
-    ("stack", "RLIMIT_STACK", libc::RLIMIT_STACK as i32),
-];
-
-/// The `setrlimit` resource number of an OCI rlimit type (`RLIMIT_NPROC`).
-pub fn rlimit_resource(oci_name: &str) -> Option<i32> {
-    ULIMITS.iter().find(|(_, oci, _)| *oci == oci_name).map(|(_, _, n)| *n)
-}
+pub use barge_runner::process::rlimit_resource;
+/// The rlimit names docker accepts, with their OCI spellings.
+use barge_runner::process::RLIMITS as ULIMITS;
 
 /// go-units' `ParseUlimit`: `NAME=SOFT[:HARD]`.
 pub fn parse_ulimit(s: &str) -> Result<Ulimit, LimitError> {
@@ -344,7 +324,7 @@ mod tests {
             (r[1].kind.as_str(), r[1].soft, r[1].hard),
             ("RLIMIT_CORE", u64::MAX, u64::MAX)
         );
-        assert_eq!(rlimit_resource("RLIMIT_NPROC"), Some(libc::RLIMIT_NPROC as i32));
+        assert_eq!(rlimit_resource("RLIMIT_NPROC"), Some(rustix::process::Resource::Nproc));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use crate::container::{Container, State, Status};
 use crate::logs::{LineWriter, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
 use crate::{io_err, Runtime, RuntimeError};
+use barge_runner::sys::{Forked, SignalFd};
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::process::{Pid, Signal, WaitOptions};
 use std::fs::File;
 use std::io::{Read, Write};
 
@@ -22,90 +24,50 @@ pub struct Foreground {
 }
 
 /// Signals a monitor forwards to the container.
-const FORWARDED: &[i32] = &[
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
+const FORWARDED: &[Signal] = &[
+    Signal::HUP,
+    Signal::INT,
+    Signal::QUIT,
+    Signal::TERM,
+    Signal::USR1,
+    Signal::USR2,
+    Signal::WINCH,
 ];
 
-pub(crate) struct SignalFd(OwnedFd);
-
-impl SignalFd {
-    /// Blocks the forwarded signals and returns a signalfd for them.
-    pub(crate) fn new() -> Result<SignalFd, RuntimeError> {
-        // SAFETY: building a sigset and blocking it; signalfd returns a new fd we own.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in FORWARDED {
-                libc::sigaddset(&mut set, *s);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(io_err("creating a signalfd")(std::io::Error::last_os_error()));
-            }
-            Ok(SignalFd(<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)))
-        }
-    }
-
-    fn read(&self) -> Option<i32> {
-        // SAFETY: reading one signalfd_siginfo into a zeroed buffer of its size.
-        unsafe {
-            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
-            let n = libc::read(
-                self.0.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                std::mem::size_of::<libc::signalfd_siginfo>(),
-            );
-            (n == std::mem::size_of::<libc::signalfd_siginfo>() as isize).then_some(info.ssi_signo as i32)
-        }
-    }
+/// Blocks the forwarded signals and returns a signalfd for them.
+pub(crate) fn forwarded_signals() -> Result<SignalFd, RuntimeError> {
+    SignalFd::new(FORWARDED).map_err(io_err("creating a signalfd"))
 }
 
 /// Puts a terminal in raw mode until dropped.
-pub(crate) struct RawMode {
-    fd: i32,
-    saved: libc::termios,
+pub(crate) struct RawMode<Fd: AsFd> {
+    fd: Fd,
+    saved: rustix::termios::Termios,
 }
 
-impl RawMode {
-    pub(crate) fn enter(fd: i32) -> Option<RawMode> {
-        // SAFETY: termios calls on a descriptor we were given.
-        unsafe {
-            if libc::isatty(fd) != 1 {
-                return None;
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(fd, libc::TCSANOW, &t);
-            Some(RawMode { fd, saved })
+impl<Fd: AsFd> RawMode<Fd> {
+    pub(crate) fn enter(fd: Fd) -> Option<RawMode<Fd>> {
+        if !rustix::termios::isatty(&fd) {
+            return None;
         }
+        let saved = rustix::termios::tcgetattr(&fd).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &raw);
+        Some(RawMode { fd, saved })
     }
 }
 
-impl Drop for RawMode {
+impl<Fd: AsFd> Drop for RawMode<Fd> {
     fn drop(&mut self) {
-        // SAFETY: restoring the attributes saved in `enter`.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        let _ = rustix::termios::tcsetattr(&self.fd, rustix::termios::OptionalActions::Now, &self.saved);
     }
 }
 
-pub(crate) fn copy_window_size(from: i32, to: &OwnedFd) {
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a winsize on the stack.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+/// The window size of terminal `from` on terminal `to`.
+pub(crate) fn copy_window_size(from: impl AsFd, to: &OwnedFd) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(from) {
+        let _ = rustix::termios::tcsetwinsize(to, ws);
     }
 }
 
@@ -138,13 +100,11 @@ pub(crate) struct Outputs {
 }
 
 /// Exit status of a reaped child: its code, or 128 + the signal.
-fn exit_code(status: i32) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
+fn exit_code(status: rustix::process::WaitStatus) -> i32 {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 255,
     }
 }
 
@@ -243,7 +203,7 @@ pub(crate) fn relay(
             }
         }
         if let Some(sig) = signals {
-            fds.push(PollFd::new(&sig.0, PollFlags::IN));
+            fds.push(PollFd::new(sig, PollFlags::IN));
             kinds.push((2, 0));
         }
         if stdin_open && exit.is_none() {
@@ -278,10 +238,10 @@ pub(crate) fn relay(
             }
             match kind {
                 0 => {
-                    let mut status = 0;
-                    // SAFETY: reaping our own child, named by the pidfd that became readable.
-                    let r = unsafe { libc::waitpid(started.pid, &mut status, libc::WNOHANG) };
-                    if r == started.pid {
+                    // Our own child, named by the pidfd that became readable.
+                    let pid = Pid::from_raw(started.pid);
+                    let reaped = pid.and_then(|pid| rustix::process::waitpid(Some(pid), WaitOptions::NOHANG).ok());
+                    if let Some(Some((_, status))) = reaped {
                         exit = Some(exit_code(status));
                     }
                 }
@@ -313,21 +273,12 @@ pub(crate) fn relay(
                 },
                 2 => {
                     while let Some(sig) = signals.and_then(SignalFd::read) {
-                        if sig == libc::SIGWINCH {
+                        if sig == Signal::WINCH.as_raw() {
                             if let Some(m) = pty_master {
-                                copy_window_size(0, m);
+                                copy_window_size(rustix::stdio::stdin(), m);
                             }
                         } else {
-                            // SAFETY: forwarding a signal to our child's pidfd.
-                            unsafe {
-                                libc::syscall(
-                                    libc::SYS_pidfd_send_signal,
-                                    started.pidfd.as_raw_fd(),
-                                    sig,
-                                    std::ptr::null::<libc::siginfo_t>(),
-                                    0,
-                                )
-                            };
+                            let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
                         }
                     }
                 }
@@ -375,24 +326,6 @@ pub(crate) fn relay(
     exit.unwrap_or(255)
 }
 
-/// Closes every descriptor above stdio but `keep`: the monitor outlives
-/// the barge that started it and must not hold that one's pipes open.
-fn close_all_but(keep: &[i32]) {
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect();
-    for fd in fds {
-        if fd > 2 && !keep.contains(&fd) {
-            // SAFETY: closing descriptors this process will not use; the directory's own fd is among them and already done with.
-            unsafe { libc::close(fd) };
-        }
-    }
-}
-
 /// The container's log, rotated as its `--log-opt`s say.
 fn open_log(c: &Container) -> Result<LogFile, RuntimeError> {
     let rotation = Rotation::from_opts(&c.meta.log_opts)?;
@@ -408,7 +341,7 @@ impl Runtime {
         // --sig-proxy is for non-TTY mode): barge is never killed by one
         // while the operator's terminal is in raw mode, so it is restored.
         let signals = if fg.sig_proxy || c.meta.tty {
-            Some(SignalFd::new()?)
+            Some(forwarded_signals()?)
         } else {
             None
         };
@@ -420,8 +353,12 @@ impl Runtime {
                 .terminal
                 .take()
                 .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
-            copy_window_size(0, &master);
-            let _raw = if c.meta.open_stdin { RawMode::enter(0) } else { None };
+            copy_window_size(rustix::stdio::stdin(), &master);
+            let _raw = if c.meta.open_stdin {
+                RawMode::enter(rustix::stdio::stdin())
+            } else {
+                None
+            };
             let out = Outputs {
                 to_terminal: true,
                 log: if keep_log { Some(open_log(c)?) } else { None },
@@ -457,8 +394,10 @@ impl Runtime {
                 if let Err(e) = publish_ports(c) {
                     let _ = rustix::process::pidfd_send_signal(&s.pidfd, rustix::process::Signal::KILL);
                     wait_pidfd(&s.pidfd);
-                    // SAFETY: reaping our own child.
-                    unsafe { libc::waitpid(s.pid, std::ptr::null_mut(), 0) };
+                    // Reaping our own child.
+                    if let Some(pid) = Pid::from_raw(s.pid) {
+                        let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+                    }
                     crate::network::detach(c);
                     return self.started(c, Err(e));
                 }
@@ -488,7 +427,7 @@ impl Runtime {
             }
             crate::network::detach(c);
             // The OOM verdict is read before the cgroup goes.
-            let oom_killed = crate::cgroups::release(&c.dir);
+            let oom_killed = barge_cgroups::release(&c.dir);
             set_exited(c, code, oom_killed)?;
         }
         Ok(code)
@@ -498,16 +437,12 @@ impl Runtime {
     /// outlives this one. Returns once the container runs (or failed to).
     pub fn run_detached(&self, c: &Container) -> Result<(), RuntimeError> {
         let (ready_r, ready_w) = pipe()?;
-        // SAFETY: fork in a single-threaded process; the child only runs the monitor and exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io_err("starting the monitor (fork)")(std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
+        // barge is single-threaded here; the child only runs the monitor and exits.
+        if let Forked::Child = barge_runner::sys::fork().map_err(io_err("starting the monitor (fork)"))? {
             drop(ready_r);
             let code = self.monitor(c, ready_w);
-            // SAFETY: leaving the monitor without running the parent's destructors.
-            unsafe { libc::_exit(code) };
+            // Without running the parent's destructors.
+            barge_runner::sys::exit(code);
         }
         drop(ready_w);
         let mut msg = String::new();
@@ -515,7 +450,7 @@ impl Runtime {
         match msg.strip_prefix("ok") {
             Some(_) => Ok(()),
             None => {
-                let (code, message) = runner::parse_failure(msg);
+                let (code, message) = barge_runner::process::parse_failure(msg);
                 Err(RuntimeError::Start {
                     code,
                     message: if message.is_empty() {
@@ -531,7 +466,7 @@ impl Runtime {
     /// The monitor process: detach, start, report, relay to the log, record the exit.
     fn monitor(&self, c: &Container, ready: OwnedFd) -> i32 {
         let _ = rustix::process::setsid();
-        close_all_but(&[ready.as_raw_fd()]);
+        barge_runner::sys::close_all_but(&[ready.as_raw_fd()]);
         if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
             let _ = rustix::stdio::dup2_stdin(&null);
             let _ = rustix::stdio::dup2_stdout(&null);
@@ -596,9 +531,9 @@ impl Runtime {
         if st.status != Status::Running {
             return Ok(());
         }
-        let sig = runner::parse_signal(&c.meta.stop_signal).unwrap_or(libc::SIGTERM);
+        let sig = runner::parse_signal(&c.meta.stop_signal).unwrap_or(Signal::TERM.as_raw());
         if runner::signal(c, &st, sig).is_ok() && !self.wait_exit(c, timeout)? {
-            let _ = runner::signal(c, &st, libc::SIGKILL);
+            let _ = runner::signal(c, &st, Signal::KILL.as_raw());
             self.wait_exit(c, std::time::Duration::from_secs(10))?;
         }
         Ok(())

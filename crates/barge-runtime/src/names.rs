@@ -71,34 +71,7 @@ const SURNAMES: &[&str] = &[
     "yonath",
 ];
 
-/// Random bytes from the kernel.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            // getrandom only fails on ancient kernels; fall back to the clock.
-            Err(_) => {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                for (i, b) in buf.iter_mut().enumerate().skip(filled) {
-                    *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151) ^ std::process::id() as u8;
-                }
-                filled = N;
-            }
-        }
-    }
-    buf
-}
-
-/// A new 64-hex-digit container ID.
-pub fn new_id() -> String {
-    random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use barge_records::{new_id, random_bytes, valid_name as valid};
 
 /// A random `adjective_surname`; `attempt` > 0 appends a number, as docker
 /// does when a name is taken.
@@ -113,26 +86,12 @@ pub fn generate(attempt: u32) -> String {
     }
 }
 
-/// docker's rule for `--name`: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn valid(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_names() {
-        let id = new_id();
-        assert_eq!(id.len(), 64);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(new_id(), id);
+    fn generated_names() {
         let n = generate(0);
         assert!(valid(&n) && n.contains('_'), "{n}");
         assert!(generate(3).ends_with('3'));

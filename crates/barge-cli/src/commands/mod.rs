@@ -65,7 +65,11 @@ impl Env {
     pub fn networks(&self, store: &Store) -> Result<barge_runtime::network::Networks, Failure> {
         let settings = self.settings()?;
         let nets = barge_runtime::network::Networks::new(store.root());
-        match nets.configure_default(settings.bridge.as_deref(), settings.bip.as_deref()) {
+        match nets.configure_default(
+            settings.bridge.as_deref(),
+            settings.bip.as_deref(),
+            &barge_runtime::network::Containers,
+        ) {
             Ok(()) => {}
             Err(e @ barge_runtime::network::NetworkError::InUse { .. }) => {
                 eprintln!("warning: barge.json's bridge/bip not applied yet: {e}")

@@ -4,7 +4,7 @@ use super::Env;
 use crate::args::{NetworkCreateArgs, NetworkInspectArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs};
 use crate::failure::{Context, Failure};
 use crate::format::{print_rows, Template};
-use barge_runtime::network::{NetworkConfig, Networks};
+use barge_runtime::network::{Containers, NetworkConfig, Networks};
 use barge_runtime::{Runtime, Status};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -92,10 +92,11 @@ pub fn rm(env: &Env, a: &NetworkRmArgs) -> Result<i32, Failure> {
     let (nets, rt) = networks(env)?;
     // Leases of containers that stopped without detaching (a crash) do not count.
     let running = |id: &str| is_running(&rt, id);
-    barge_runtime::network::prune(env.store()?.root(), &running, false).context(|| "checking networks".to_string())?;
+    barge_runtime::network::prune(env.store()?.root(), &running, &Containers, false)
+        .context(|| "checking networks".to_string())?;
     let mut code = 0;
     for name in &a.networks {
-        match nets.remove(name) {
+        match nets.remove(name, &Containers) {
             Ok(_) => println!("{name}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
@@ -186,7 +187,7 @@ pub fn prune(env: &Env, a: &NetworkPruneArgs) -> Result<i32, Failure> {
     }
     let (_, rt) = networks(env)?;
     let running = |id: &str| is_running(&rt, id);
-    let r = barge_runtime::network::prune(env.store()?.root(), &running, true)
+    let r = barge_runtime::network::prune(env.store()?.root(), &running, &Containers, true)
         .context(|| "pruning networks".to_string())?;
     for l in &r.leftovers {
         eprintln!("removed leftover: {l}");

@@ -764,42 +764,7 @@ impl Program {
     /// execs). Needs `no_new_privs` or CAP_SYS_ADMIN. Allocates nothing,
     /// so it may run in a forked child.
     pub fn install(&self) -> Result<(), rustix::io::Errno> {
-        let prog = libc::sock_fprog {
-            len: self.filter.len() as u16,
-            filter: self.filter.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at our filter, which outlives the call; the
-        // kernel copies it.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                self.flags,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = rustix::io::Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
-        if e != rustix::io::Errno::NOSYS || self.flags != 0 {
-            return Err(e);
-        }
-        // SAFETY: as above, through the older interface.
-        let r = unsafe {
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(rustix::io::Errno::from_raw_os_error(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ))
-        }
+        crate::sys::install_seccomp_filter(&self.filter, self.flags)
     }
 }
 

@@ -18,52 +18,12 @@
 //! `--init`'s PID 1 is not barge: a small static program built with it,
 //! executed from a sealed memfd ([`init_program`]).
 
-use crate::{io_err, RuntimeError};
-use rustix::fd::{AsRawFd, OwnedFd};
+use crate::sys::{execveat, mount_setattr, MOUNT_ATTR_RDONLY};
+use crate::{io_err, RunnerError};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
-pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-
-/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], set)`: mount
-/// flags set on the mount `fd` names (and every mount below it).
-pub(crate) fn mount_setattr(fd: &OwnedFd, set: u64, recursive: bool) -> std::io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: a valid fd, an empty NUL-terminated path and a mount_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Whether the running binary can be written through `/proc/self/exe`.
 fn writable_exe() -> bool {
@@ -73,9 +33,8 @@ fn writable_exe() -> bool {
     if rustix::fs::fstatvfs(&exe).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)) {
         return false;
     }
-    // SAFETY: F_GET_SEALS on a descriptor we own; files that cannot be sealed answer EINVAL.
-    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
-    !(seals >= 0 && seals & libc::F_SEAL_WRITE != 0)
+    // Files that cannot be sealed answer EINVAL.
+    !rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE))
 }
 
 /// A read-only, detached bind mount of the running binary.
@@ -109,9 +68,9 @@ fn sealed_copy(name: &str, mut content: impl std::io::Read) -> std::io::Result<O
     Ok(mem)
 }
 
-fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Result<Vec<CString>, RuntimeError> {
+fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Result<Vec<CString>, RunnerError> {
     items
-        .map(|b| CString::new(b).map_err(|_| RuntimeError::Corrupt("an argument contains a NUL byte".into())))
+        .map(|b| CString::new(b).map_err(|_| RunnerError::Corrupt("an argument contains a NUL byte".into())))
         .collect()
 }
 
@@ -120,7 +79,7 @@ fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Result<Vec<CString>, Runtim
 /// first thing in commands that start container processes, while nothing
 /// else has happened. Returns only when nothing needed doing; fails (and
 /// the command with it) when no safe copy can be made.
-pub fn ensure() -> Result<(), RuntimeError> {
+pub fn ensure() -> Result<(), RunnerError> {
     if !writable_exe() {
         return Ok(());
     }
@@ -142,50 +101,27 @@ pub fn ensure() -> Result<(), RuntimeError> {
     )))
 }
 
-/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the program `fd`
-/// holds; returns only its error.
-pub(crate) fn execveat(fd: &OwnedFd, argv: &[CString], envp: &[CString]) -> std::io::Error {
-    let argv = crate::runner::nul_terminated(argv);
-    let envp = crate::runner::nul_terminated(envp);
-    // SAFETY: NUL-terminated arrays of C strings that outlive the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    std::io::Error::last_os_error()
-}
-
 /// `--init`'s PID 1 (`init/init.c`), built static with barge so that it
 /// runs in any image.
 const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/barge-init"));
 
 /// The init program in a sealed memfd, to execute inside the container.
-pub(crate) fn init_program() -> Result<OwnedFd, RuntimeError> {
+pub fn init_program() -> Result<OwnedFd, RunnerError> {
     sealed_copy("barge-init", INIT).map_err(io_err("preparing the container's init"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fd::AsRawFd;
 
     #[test]
     fn a_sealed_copy_cannot_be_written_or_resized() {
         let fd = sealed_copy("test", &b"\x7fELF and the rest"[..]).unwrap();
-        // SAFETY: F_GET_SEALS on a descriptor we own.
-        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        for seal in [
-            libc::F_SEAL_WRITE,
-            libc::F_SEAL_GROW,
-            libc::F_SEAL_SHRINK,
-            libc::F_SEAL_SEAL,
-        ] {
-            assert_ne!(seals & seal, 0, "seal {seal:#x} missing");
+        let seals = rustix::fs::fcntl_get_seals(&fd).unwrap();
+        use rustix::fs::SealFlags;
+        for seal in [SealFlags::WRITE, SealFlags::GROW, SealFlags::SHRINK, SealFlags::SEAL] {
+            assert!(seals.contains(seal), "seal {seal:?} missing");
         }
         // Reopened for writing through /proc, as a container would try.
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());

@@ -17,8 +17,9 @@
 //! keep applying too) before any process joins the cgroup. The attachment
 //! holds the program; it goes with the cgroup.
 
-use crate::spec::DeviceRule;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use barge_runner::spec::DeviceRule;
+use barge_runner::sys::bpf;
+use rustix::fd::OwnedFd;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,16 +120,7 @@ pub fn parse_all(rules: &[DeviceRule]) -> Result<Vec<Rule>, DeviceError> {
     rules.iter().map(Rule::parse).collect()
 }
 
-/// One eBPF instruction, as `struct bpf_insn` lays it out.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u8,
-    /// dst in the low nibble, src in the high one.
-    pub regs: u8,
-    pub off: i16,
-    pub imm: i32,
-}
+pub use barge_runner::sys::bpf::Insn;
 
 // Opcodes: class | operation | source.
 pub const LDX_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
@@ -240,111 +232,10 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
     code
 }
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_QUERY: libc::c_long = 16;
-const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-const BPF_CGROUP_DEVICE: u32 = 6;
-const BPF_F_ALLOW_MULTI: u32 = 2;
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoad {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// `union bpf_attr` for BPF_PROG_ATTACH.
-#[repr(C)]
-struct ProgAttach {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-}
-
-/// `union bpf_attr` for BPF_PROG_QUERY, up to `prog_cnt`.
-#[repr(C)]
-struct ProgQuery {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-    _pad: u32,
-}
-
-/// bpf(2) with `attr`; its non-negative result.
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, writable `union bpf_attr` prefix of the
-    // size passed; the kernel reads (and for queries writes) only that.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 /// Loads `code` as a cgroup device program; the verifier's log's last
 /// line is in the error.
 pub fn load(code: &[Insn]) -> Result<OwnedFd, DeviceError> {
-    const LICENSE: &[u8] = b"Apache-2.0\0";
-    let mut name = [0u8; 16];
-    name[..13].copy_from_slice(b"barge_devices");
-    let attr = |log: &mut [u8]| ProgLoad {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: u32::try_from(code.len()).unwrap_or(u32::MAX),
-        insns: code.as_ptr() as u64,
-        license: LICENSE.as_ptr() as u64,
-        log_level: u32::from(!log.is_empty()),
-        log_size: u32::try_from(log.len()).unwrap_or(0),
-        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
-        prog_name: name,
-        ..ProgLoad::default()
-    };
-    let fd_of = |fd: libc::c_long| {
-        // SAFETY: BPF_PROG_LOAD returned a new file descriptor that nothing else owns.
-        unsafe { OwnedFd::from_raw_fd(fd as i32) }
-    };
-    match bpf(BPF_PROG_LOAD, &mut attr(&mut [])) {
-        Ok(fd) => Ok(fd_of(fd)),
-        Err(source) => {
-            // Again with the verifier's log, for the reason.
-            let mut buf = vec![0u8; 1 << 16];
-            if let Ok(fd) = bpf(BPF_PROG_LOAD, &mut attr(&mut buf)) {
-                drop(fd_of(fd));
-            }
-            let text = String::from_utf8_lossy(buf.split(|b| *b == 0).next().unwrap_or_default()).into_owned();
-            let log = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| format!(" ({})", l.trim()))
-                .unwrap_or_default();
-            Err(DeviceError::Load { source, log })
-        }
-    }
+    bpf::load_device_program(code).map_err(|bpf::LoadError { source, log }| DeviceError::Load { source, log })
 }
 
 fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
@@ -362,16 +253,7 @@ pub fn attach(dir: &Path, rules: &[DeviceRule]) -> Result<(), DeviceError> {
         source,
     };
     let cgroup = open_dir(dir).map_err(err)?;
-    let fd = |f: &OwnedFd| u32::try_from(f.as_raw_fd()).unwrap_or(u32::MAX);
-    let mut attr = ProgAttach {
-        target_fd: fd(&cgroup),
-        attach_bpf_fd: fd(&prog),
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-        replace_bpf_fd: 0,
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr).map_err(err)?;
-    Ok(())
+    bpf::attach_device_program(&cgroup, &prog).map_err(err)
 }
 
 /// The ids of the device programs attached to the cgroup v2 directory `dir` itself.
@@ -381,19 +263,7 @@ pub fn attached(dir: &Path) -> Result<Vec<u32>, DeviceError> {
         source,
     };
     let cgroup = open_dir(dir).map_err(err)?;
-    let mut ids = vec![0u32; 64];
-    let mut attr = ProgQuery {
-        target_fd: u32::try_from(cgroup.as_raw_fd()).unwrap_or(u32::MAX),
-        attach_type: BPF_CGROUP_DEVICE,
-        query_flags: 0,
-        attach_flags: 0,
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: 64,
-        _pad: 0,
-    };
-    bpf(BPF_PROG_QUERY, &mut attr).map_err(err)?;
-    ids.truncate(attr.prog_cnt as usize);
-    Ok(ids)
+    bpf::device_programs(&cgroup).map_err(err)
 }
 
 #[cfg(test)]
@@ -448,7 +318,7 @@ mod tests {
 
     #[test]
     fn docker_list_as_a_program() {
-        let code = program(&parse_all(&crate::spec::default_device_rules()).unwrap());
+        let code = program(&parse_all(&barge_runner::spec::default_device_rules()).unwrap());
         let rw = READ | WRITE;
         assert_eq!(run(&code, DEV_CHAR, 1, 3, rw), 1, "/dev/null");
         assert_eq!(run(&code, DEV_CHAR, 136, 7, rw), 1, "a pty");
@@ -545,45 +415,30 @@ mod tests {
         let dir = mount.join(format!("barge-devices-test-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         assert_eq!(attached(&dir).unwrap(), Vec::<u32>::new());
-        attach(&dir, &crate::spec::default_device_rules()).unwrap();
+        attach(&dir, &barge_runner::spec::default_device_rules()).unwrap();
         assert_eq!(attached(&dir).unwrap().len(), 1, "one program attached");
-        let path =
-            |name: &str| std::ffi::CString::new(nodes.path().join(name).into_os_string().into_encoded_bytes()).unwrap();
-        let (null, kmsg) = (path("null"), path("kmsg"));
-        let procs = std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes()).unwrap();
-        // SAFETY: the child makes raw syscalls on memory prepared before
-        // the fork and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: as above: open, write, close, errno and _exit only.
-            unsafe {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    libc::_exit(10);
-                }
-                libc::close(fd);
-                if libc::open(null.as_ptr(), libc::O_WRONLY) < 0 {
-                    libc::_exit(11);
-                }
-                let refused = libc::open(kmsg.as_ptr(), libc::O_WRONLY) < 0 && *libc::__errno_location() == libc::EPERM;
-                libc::_exit(if refused { 0 } else { 12 });
-            }
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        // A shell joins the cgroup, then opens the two nodes for writing.
+        let script = format!(
+            "echo 0 > {procs} || exit 10; : > {null} || exit 11; \
+             err=$( (: > {kmsg}) 2>&1 ) && exit 12; \
+             case \"$err\" in *'not permitted'*) exit 0;; *) echo \"$err\" >&2; exit 13;; esac",
+            procs = dir.join("cgroup.procs").display(),
+            null = nodes.path().join("null").display(),
+            kmsg = nodes.path().join("kmsg").display(),
+        );
+        let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
         std::fs::remove_dir(&dir).unwrap();
-        assert!(libc::WIFEXITED(status), "{status:#x}");
         assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "10: no joining the cgroup, 11: 1:3 refused, 12: 1:11 not refused with EPERM"
+            out.status.code(),
+            Some(0),
+            "10: no joining the cgroup, 11: 1:3 refused, 12: 1:11 not refused, 13: not with EPERM ({})",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 
     #[test]
     fn rules_checked_and_written_for_v1() {
-        let lines: Vec<_> = parse_all(&crate::spec::default_device_rules())
+        let lines: Vec<_> = parse_all(&barge_runner::spec::default_device_rules())
             .unwrap()
             .iter()
             .map(Rule::v1_line)

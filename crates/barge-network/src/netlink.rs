@@ -2,9 +2,10 @@
 //! or a veth pair, attach, bring up, address, route, delete. Each request
 //! waits for the kernel's acknowledgement; errors come back as errno.
 
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
@@ -113,19 +114,8 @@ impl Msg {
 
 impl Netlink {
     pub fn open() -> io::Result<Netlink> {
-        // SAFETY: socket(2) returns a new descriptor we own, or -1.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // No protocol is NETLINK_ROUTE.
+        let fd = rustix::net::socket_with(AddressFamily::NETLINK, SocketType::RAW, SocketFlags::CLOEXEC, None)?;
         Ok(Netlink { fd, seq: 1 })
     }
 
@@ -134,34 +124,21 @@ impl Netlink {
         self.seq += 1;
         let seq = self.seq;
         let bytes = msg.finish(seq);
-        // SAFETY: sending a buffer we own to the kernel (sockaddr_nl zeroed = kernel).
-        let sent = unsafe {
-            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-            addr.nl_family = libc::AF_NETLINK as u16;
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Port 0 is the kernel.
+        rustix::net::sendto(
+            &self.fd,
+            &bytes,
+            SendFlags::empty(),
+            &rustix::net::netlink::SocketAddrNetlink::new(0, 0),
+        )?;
         let mut buf = vec![0u8; 8192];
         loop {
-            // SAFETY: receiving into a buffer we own.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let mut rest = &buf[..n as usize];
+            let n = match rustix::net::recv(&self.fd, &mut buf[..], RecvFlags::empty()) {
+                Ok((n, _)) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut rest = &buf[..n];
             while rest.len() >= 16 {
                 let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
                 let kind = u16::from_ne_bytes([rest[4], rest[5]]);
@@ -272,12 +249,13 @@ impl Netlink {
     }
 }
 
-/// The index of the link called `name` in this thread's namespace.
+/// The index of the link called `name` in this thread's namespace (a
+/// socket is of the namespace of the thread that makes it).
 pub fn link_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
+    let sock = rustix::net::socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None).ok()?;
+    rustix::net::netdevice::name_to_index(&sock, name)
+        .ok()
+        .filter(|i| *i != 0)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! its own `/dev/pts` instance (so `tty` and `ttyname` work there), and the
 //! master is passed back to barge over a socket with `SCM_RIGHTS`.
 
-use crate::runner::{fail, ChildError};
+use crate::process::{fail, ChildError};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{
     recvmsg, sendmsg, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -12,7 +12,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 
 /// A connected pair: (barge's end, the container's end).
-pub(crate) fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -31,7 +31,7 @@ fn send_fd(sock: &OwnedFd, fd: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 /// The terminal master the container sent, or `None` if it closed the socket first.
-pub(crate) fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
+fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
@@ -54,9 +54,21 @@ pub(crate) fn receive_master(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>>
     Ok(None)
 }
 
+/// The master a child sent over the pair `socketpair` made (ours, the
+/// child's), once the child holds its end: ours is read, theirs closed.
+pub fn master_from(pair: Option<(OwnedFd, OwnedFd)>) -> Result<Option<OwnedFd>, crate::RunnerError> {
+    match pair {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            receive_master(&ours).map_err(crate::io_err("receiving the container's terminal"))
+        }
+        None => Ok(None),
+    }
+}
+
 /// In the container: open a pty, send its master to barge, make the slave
 /// the controlling terminal and stdin/stdout/stderr, owned by `uid`.
-pub(crate) fn attach_child(sock: &OwnedFd, uid: u32) -> Result<(), ChildError> {
+pub fn attach_child(sock: &OwnedFd, uid: u32) -> Result<(), ChildError> {
     use rustix::pty::{grantpt, openpt, unlockpt, OpenptFlags};
     let master =
         openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(fail("opening /dev/ptmx"))?;

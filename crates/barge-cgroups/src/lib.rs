@@ -12,17 +12,28 @@
 //! parent's `cgroup.subtree_control` (a cgroup with processes, such as
 //! barge's own, cannot have controllers enabled for children).
 //!
-//! The container's device policy is enforced here too (see [`crate::devices`]):
+//! The container's device policy is enforced here too (see [`devices`]):
 //! the devices controller's lists on v1, an eBPF device program attached
 //! to the container's cgroup on v2. A container whose bundle has device
 //! rules does not start where they cannot be applied.
 //!
-//! The runner opens the new cgroup's `cgroup.procs` files before `clone`;
-//! the child writes `0` to each (itself) before it does anything else.
-//! Where the cgroup lives is recorded in the container directory's
-//! `cgroup.json`, for whoever kills, reads or removes it later.
+//! The runtime opens the new cgroup's `cgroup.procs` files before `clone`
+//! ([`Cgroup::procs_files`]); the runner's child writes `0` to each
+//! (itself) before it does anything else. Where the cgroup lives is
+//! recorded in the container directory's `cgroup.json` ([`Cgroup::save`]),
+//! for whoever kills, reads or removes it later. [`stats`] turns its usage
+//! into `barge stats`' numbers.
+//!
+//! It is not for starting processes (`barge-runner`) or for what a
+//! container is (`barge-runtime`): it knows a container only by its
+//! directory, where the record lives. It makes no raw system call: the
+//! device program's bpf(2) calls are `barge_runner::sys::bpf`.
+#![forbid(unsafe_code)]
 
-use crate::spec::Resources;
+pub mod devices;
+pub mod stats;
+
+use barge_runner::spec::Resources;
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,6 +44,8 @@ const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio", "
 const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
 /// The container directory's record of where its cgroup is.
 const RECORD: &str = "cgroup.json";
+/// The CFS period docker uses for `--cpus`, in microseconds.
+pub const CPU_PERIOD: u64 = 100_000;
 /// v1's "no limit" is a page-rounded i64::MAX; anything this large is none.
 const UNLIMITED: u64 = 1 << 62;
 
@@ -49,9 +62,11 @@ pub enum CgroupError {
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
     #[error(transparent)]
-    Devices(#[from] crate::devices::DeviceError),
+    Devices(#[from] devices::DeviceError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Record(#[from] barge_records::RecordError),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -283,11 +298,11 @@ pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>,
 }
 
 /// The files to write for `res`, in order: (controller, file, value).
-pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static str, String)>, CgroupError> {
+pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, &'static str, String)>, CgroupError> {
     let mut out = Vec::new();
     let num = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
     if let Some(m) = &res.memory {
-        if v2 {
+        if version == Version::V2 {
             if let Some(l) = m.limit {
                 out.push(("memory", "memory.max", num(l)));
             }
@@ -305,12 +320,12 @@ pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static
         }
     }
     if let Some(c) = &res.cpu {
-        if v2 {
+        if version == Version::V2 {
             if let Some(w) = c.shares.map(cpu_weight).filter(|w| *w > 0) {
                 out.push(("cpu", "cpu.weight", w.to_string()));
             }
             if c.quota.is_some() || c.period.is_some() {
-                let period = c.period.unwrap_or(crate::limits::CPU_PERIOD);
+                let period = c.period.unwrap_or(CPU_PERIOD);
                 let quota = c.quota.filter(|q| *q > 0).map(|q| q.to_string());
                 out.push((
                     "cpu",
@@ -338,8 +353,8 @@ pub fn settings(res: &Resources, v2: bool) -> Result<Vec<(&'static str, &'static
         ));
     }
     // On v2 the rules are an eBPF program (`Cgroup::apply`), checked here all the same.
-    for rule in crate::devices::parse_all(&res.devices)? {
-        if !v2 {
+    for rule in devices::parse_all(&res.devices)? {
+        if version == Version::V1 {
             let (file, line) = rule.v1_line();
             out.push(("devices", file, line));
         }
@@ -405,8 +420,37 @@ pub struct Usage {
 /// controllers, `cpu` or `cpu,cpuacct`), or the one v2 directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
-    pub v2: bool,
+    /// Recorded as `"v2": true|false`, as before there was an enum: the
+    /// records of containers running across an upgrade still load.
+    #[serde(rename = "v2", with = "version_as_v2")]
+    pub version: Version,
     pub dirs: Vec<(String, PathBuf)>,
+}
+
+/// Which cgroup interface a container's cgroup is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// One directory per hierarchy, each with its controllers' files.
+    V1,
+    /// The unified hierarchy: one directory.
+    V2,
+}
+
+mod version_as_v2 {
+    use super::Version;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*v == Version::V2)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Version, D::Error> {
+        Ok(if bool::deserialize(d)? {
+            Version::V2
+        } else {
+            Version::V1
+        })
+    }
 }
 
 fn read(path: &Path) -> Option<String> {
@@ -462,14 +506,17 @@ impl Cgroup {
                     let dir = resolve(&h.mount, &h.root, &own, path)?;
                     dirs.push((h.controllers.join(","), dir));
                 }
-                Cgroup { v2: false, dirs }
+                Cgroup {
+                    version: Version::V1,
+                    dirs,
+                }
             }
             Layout::V2(mount) => {
                 let own = own_cgroup(&proc_cgroup, None).unwrap_or_else(|| "/".into());
                 let dir = resolve(&mount, "/", &own, path)?;
                 enable_controllers(&mount, &dir);
                 Cgroup {
-                    v2: true,
+                    version: Version::V2,
                     dirs: vec![("".into(), dir)],
                 }
             }
@@ -494,7 +541,7 @@ impl Cgroup {
 
     /// The directory holding `controller`'s files.
     pub fn dir(&self, controller: &str) -> Option<&Path> {
-        if self.v2 {
+        if self.version == Version::V2 {
             return self.dirs.first().map(|(_, d)| d.as_path());
         }
         self.dirs
@@ -504,7 +551,7 @@ impl Cgroup {
     }
 
     fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
-        for (controller, file, value) in settings(res, self.v2)? {
+        for (controller, file, value) in settings(res, self.version)? {
             // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
                 return Err(CgroupError::NoController(controller));
@@ -515,9 +562,9 @@ impl Cgroup {
             }
             write(dir, file, &value)?;
         }
-        if self.v2 && !res.devices.is_empty() {
+        if self.version == Version::V2 && !res.devices.is_empty() {
             let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
-            crate::devices::attach(dir, &res.devices)?;
+            devices::attach(dir, &res.devices)?;
         }
         Ok(())
     }
@@ -556,16 +603,20 @@ impl Cgroup {
     /// Freezes (or thaws) every process; false when there is no freezer
     /// or it did not settle within a second.
     fn freeze(&self, on: bool) -> bool {
-        let (dir, file, value) = match (self.v2, self.dir(if self.v2 { "" } else { "freezer" })) {
+        let controller = match self.version {
+            Version::V1 => "freezer",
+            Version::V2 => "",
+        };
+        let (dir, file, value) = match (self.version, self.dir(controller)) {
             (_, None) => return false,
-            (true, Some(d)) => (d, "cgroup.freeze", if on { "1" } else { "0" }),
-            (false, Some(d)) => (d, "freezer.state", if on { "FROZEN" } else { "THAWED" }),
+            (Version::V2, Some(d)) => (d, "cgroup.freeze", if on { "1" } else { "0" }),
+            (Version::V1, Some(d)) => (d, "freezer.state", if on { "FROZEN" } else { "THAWED" }),
         };
         if write(dir, file, value).is_err() {
             return false;
         }
         let settled = || {
-            if self.v2 {
+            if self.version == Version::V2 {
                 keyed(&read(&dir.join("cgroup.events")).unwrap_or_default(), "frozen") == Some(on as u64)
             } else {
                 read(&dir.join("freezer.state")).is_some_and(|s| s.trim() == value)
@@ -585,7 +636,7 @@ impl Cgroup {
     /// can fork meanwhile; returns once none is left (or after 5 seconds).
     pub fn kill_all(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        if self.v2 {
+        if self.version == Version::V2 {
             if let Some(d) = self.dir("") {
                 if d.join("cgroup.kill").exists() && write(d, "cgroup.kill", "1").is_ok() {
                     while !self.pids().is_empty() && Instant::now() < deadline {
@@ -599,8 +650,9 @@ impl Cgroup {
             self.freeze(true);
             let pids = self.pids();
             for p in &pids {
-                // SAFETY: kill(2) with a pid read from the cgroup; no memory is involved.
-                unsafe { libc::kill(*p, libc::SIGKILL) };
+                if let Some(pid) = rustix::process::Pid::from_raw(*p) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
             // Thawed in any case: a frozen task dies only once thawed.
             self.freeze(false);
@@ -614,14 +666,17 @@ impl Cgroup {
     /// How many processes the kernel's OOM killer has killed here.
     pub fn oom_kills(&self) -> u64 {
         let Some(d) = self.dir("memory") else { return 0 };
-        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
+        let file = match self.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
         read(&d.join(file)).and_then(|t| keyed(&t, "oom_kill")).unwrap_or(0)
     }
 
     /// What the cgroup has used so far.
     pub fn usage(&self) -> Usage {
         let mut u = Usage::default();
-        if self.v2 {
+        if self.version == Version::V2 {
             let Some(d) = self.dir("") else { return u };
             u.cpu_ns = read(&d.join("cpu.stat"))
                 .and_then(|t| keyed(&t, "usage_usec"))
@@ -675,7 +730,10 @@ impl Cgroup {
             let deadline = Instant::now() + Duration::from_secs(2);
             loop {
                 match std::fs::remove_dir(dir) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    Err(e)
+                        if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error())
+                            && Instant::now() < deadline =>
+                    {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     _ => break,
@@ -692,14 +750,15 @@ impl Cgroup {
         serde_json::from_slice(&std::fs::read(container_dir.join(RECORD)).ok()?).ok()
     }
 
-    pub(crate) fn save(&self, container_dir: &Path) -> Result<(), crate::RuntimeError> {
-        crate::container::write_json(&container_dir.join(RECORD), self)
+    /// Records the cgroup in a container directory, for [`Cgroup::load`].
+    pub fn save(&self, container_dir: &Path) -> Result<(), CgroupError> {
+        Ok(barge_records::write_json(&container_dir.join(RECORD), self)?)
     }
 }
 
 /// After a container's processes are gone: reads whether the OOM killer
 /// struck, removes the cgroup and its record. Returns the OOM verdict.
-pub(crate) fn release(container_dir: &Path) -> bool {
+pub fn release(container_dir: &Path) -> bool {
     let Some(cg) = Cgroup::load(container_dir) else {
         return false;
     };
@@ -737,7 +796,7 @@ fn enable_controllers(mount: &Path, dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Cpu, Memory, Pids};
+    use barge_runner::spec::{Cpu, Memory, Pids};
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -829,8 +888,29 @@ mod tests {
     }
 
     #[test]
+    fn records_keep_the_v2_flag_of_earlier_barges() {
+        let d = tempfile::tempdir().unwrap();
+        // A record as a barge from before `Version` wrote it.
+        std::fs::write(
+            d.path().join(RECORD),
+            br#"{"v2": true, "dirs": [["", "/sys/fs/cgroup/barge/x"]]}"#,
+        )
+        .unwrap();
+        let cg = Cgroup::load(d.path()).unwrap();
+        assert_eq!(cg.version, Version::V2);
+        let v1 = Cgroup {
+            version: Version::V1,
+            dirs: vec![("memory".into(), PathBuf::from("/sys/fs/cgroup/memory/barge/x"))],
+        };
+        v1.save(d.path()).unwrap();
+        let text = std::fs::read_to_string(d.path().join(RECORD)).unwrap();
+        assert!(text.contains(r#""v2": false"#), "{text}");
+        assert_eq!(Cgroup::load(d.path()), Some(v1));
+    }
+
+    #[test]
     fn v2_files() {
-        let s = settings(&res(), true).unwrap();
+        let s = settings(&res(), Version::V2).unwrap();
         let get = |f: &str| s.iter().find(|(_, file, _)| *file == f).map(|(_, _, v)| v.clone());
         assert_eq!(get("memory.max").as_deref(), Some("33554432"));
         assert_eq!(
@@ -867,7 +947,7 @@ mod tests {
             period: Some(100_000),
         });
         unlimited_quota.pids = Some(Pids { limit: -1 });
-        let s = settings(&unlimited_quota, true).unwrap();
+        let s = settings(&unlimited_quota, Version::V2).unwrap();
         assert!(s.contains(&("cpu", "cpu.max", "max 100000".into())));
         assert!(s.contains(&("pids", "pids.max", "max".into())));
 
@@ -883,8 +963,8 @@ mod tests {
     #[test]
     fn v1_files() {
         let mut r = res();
-        r.devices = crate::spec::default_device_rules();
-        let s = settings(&r, false).unwrap();
+        r.devices = barge_runner::spec::default_device_rules();
+        let s = settings(&r, Version::V1).unwrap();
         let files: Vec<&str> = s.iter().map(|(_, f, _)| *f).collect();
         let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();
         assert!(pos("memory.limit_in_bytes") < pos("memory.memsw.limit_in_bytes"));

@@ -16,16 +16,22 @@
 //! container on a user network lists the others by name. [`detach`] undoes
 //! it when the container stops or is removed; [`prune`] removes what a
 //! crash left behind.
+//!
+//! It is not for containers' records: a container is an [`Endpoint`] (its
+//! directory, ID and hostname), and what the network must know of the
+//! others (is a lease's holder alive, what are its names) it asks the
+//! caller's [`Members`]. `barge-runtime` passes both. Its `unsafe` is
+//! confined to what rustix does not wrap safely: `unshare(CLONE_NEWNET)`
+//! for a thread and `getifaddrs`.
 
 pub mod netlink;
 pub mod ports;
 
-use crate::container::{read_json, write_json, Container};
-use crate::RuntimeError;
+use barge_records::{read_json, write_json, RecordError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub use ports::PortSpec;
@@ -34,6 +40,32 @@ pub use ports::PortSpec;
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "barge0";
 pub const DEFAULT_SUBNET: &str = "10.222.0.0/16";
+
+/// The lines every container's `/etc/hosts` starts with, as docker writes them.
+pub const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// A container as its network sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    /// Its directory (`<root>/containers/<id>`): the lease names it; the
+    /// namespace, `network.json`, `hosts` and `resolv.conf` are kept there.
+    pub dir: &'a Path,
+    /// Its 64-hex-digit ID (its veth is `veth` + the first 10).
+    pub id: &'a str,
+    pub hostname: &'a str,
+    /// The network it is configured for, if any.
+    pub network: Option<&'a str>,
+}
+
+/// What the network asks about the containers whose directories its
+/// leases name.
+pub trait Members {
+    /// Whether the container at `dir` exists and has not exited (a
+    /// container being started is still "created"): its lease stands.
+    fn is_live(&self, dir: &Path) -> bool;
+    /// The name and hostname of the container at `dir`, if there is one.
+    fn names(&self, dir: &Path) -> Option<(String, String)>;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -165,9 +197,9 @@ impl Networks {
         }
     }
 
-    /// The networks of the store a container lives in (`<root>/containers/<id>`).
-    pub fn of(c: &Container) -> Networks {
-        let root = c.dir.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    /// The networks of the store a container directory is in (`<root>/containers/<id>`).
+    pub fn of(container_dir: &Path) -> Networks {
+        let root = container_dir.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
         Networks::new(root)
     }
 
@@ -186,7 +218,7 @@ impl Networks {
         NetworkConfig {
             name: DEFAULT_NETWORK.into(),
             id: random_id(),
-            created: crate::now_rfc3339(),
+            created: barge_records::now_rfc3339(),
             bridge: DEFAULT_BRIDGE.into(),
             subnet: DEFAULT_SUBNET.into(),
             gateway: "10.222.0.1".into(),
@@ -199,8 +231,13 @@ impl Networks {
     /// daemon.json `bridge` and `bip`, such as `10.222.0.1/16`); `None`
     /// means barge's defaults. A change to a bridge without running
     /// containers takes effect at the next start (the old device goes);
-    /// with containers running on it, it is refused.
-    pub fn configure_default(&self, bridge: Option<&str>, bip: Option<&str>) -> Result<(), NetworkError> {
+    /// with containers running on it (as `members` says), it is refused.
+    pub fn configure_default(
+        &self,
+        bridge: Option<&str>,
+        bip: Option<&str>,
+        members: &dyn Members,
+    ) -> Result<(), NetworkError> {
         let (gateway, subnet) = match bip {
             Some(b) => {
                 let subnet = Subnet::parse(b)?;
@@ -235,7 +272,7 @@ impl Networks {
         if self
             .leases(&current)
             .values()
-            .any(|id| lease_is_live(&containers.join(id)))
+            .any(|id| members.is_live(&containers.join(id)))
         {
             return Err(NetworkError::InUse {
                 name: current.name,
@@ -243,7 +280,7 @@ impl Networks {
             });
         }
         // Another store's containers may still use the old device.
-        if !read_leases(&current.bridge).values().any(|dir| lease_is_live(dir)) {
+        if !read_leases(&current.bridge).values().any(|dir| members.is_live(dir)) {
             delete_link_named(&current.bridge);
             remove_firewall(&current);
         }
@@ -318,7 +355,7 @@ impl Networks {
         gateway: Option<&str>,
         labels: BTreeMap<String, String>,
     ) -> Result<NetworkConfig, NetworkError> {
-        if !crate::names::valid(name) || matches!(name, "host" | "none") {
+        if !barge_records::valid_name(name) || matches!(name, "host" | "none") {
             return Err(NetworkError::BadName(name.to_string()));
         }
         let _lock = self.lock()?;
@@ -378,7 +415,7 @@ impl Networks {
             name: name.to_string(),
             bridge: format!("br-{}", &id[..12]),
             id,
-            created: crate::now_rfc3339(),
+            created: barge_records::now_rfc3339(),
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
             resolve_names: true,
@@ -401,14 +438,15 @@ impl Networks {
             .collect()
     }
 
-    /// `barge network rm`: refused while containers are attached.
-    pub fn remove(&self, name_or_id: &str) -> Result<NetworkConfig, NetworkError> {
+    /// `barge network rm`: refused while containers are attached (live, as
+    /// `members` says).
+    pub fn remove(&self, name_or_id: &str, members: &dyn Members) -> Result<NetworkConfig, NetworkError> {
         let n = self.find(name_or_id)?;
         if n.name == DEFAULT_NETWORK {
             return Err(NetworkError::Predefined(n.name));
         }
         let _lock = self.lock()?;
-        if read_leases(&n.bridge).values().any(|dir| lease_is_live(dir)) {
+        if read_leases(&n.bridge).values().any(|dir| members.is_live(dir)) {
             return Err(NetworkError::InUse { name: n.name, id: n.id });
         }
         delete_link_named(&n.bridge);
@@ -449,9 +487,9 @@ fn host_addresses() -> Vec<(Ipv4Addr, u8, String)> {
     out
 }
 
-fn to_net(e: RuntimeError) -> NetworkError {
+fn to_net(e: RecordError) -> NetworkError {
     match e {
-        RuntimeError::Io { context, source } => NetworkError::Io { context, source },
+        RecordError::Io { context, source } => NetworkError::Io { context, source },
         other => NetworkError::Io {
             context: "network records".into(),
             source: std::io::Error::other(other.to_string()),
@@ -460,7 +498,7 @@ fn to_net(e: RuntimeError) -> NetworkError {
 }
 
 fn random_id() -> String {
-    crate::names::new_id()
+    barge_records::new_id()
 }
 
 /// Whether this process can make bridges: root in the initial user
@@ -489,16 +527,14 @@ fn read_leases(bridge: &str) -> BTreeMap<Ipv4Addr, PathBuf> {
     out
 }
 
-/// A lease is live while its container exists and has not exited (a
-/// container being started is still "created").
-fn lease_is_live(dir: &Path) -> bool {
-    Container::load(dir)
-        .and_then(|c| c.state())
-        .is_ok_and(|st| st.status != crate::Status::Exited)
-}
-
 /// Takes the first free address of `subnet` for the container at `dir`.
-fn take_lease(n: &NetworkConfig, subnet: Subnet, gateway: Ipv4Addr, dir: &Path) -> Result<Ipv4Addr, NetworkError> {
+fn take_lease(
+    n: &NetworkConfig,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    dir: &Path,
+    members: &dyn Members,
+) -> Result<Ipv4Addr, NetworkError> {
     let leases = lease_dir(&n.bridge);
     std::fs::create_dir_all(&leases).map_err(net_io(format!("creating {}", leases.display())))?;
     let ours = dir.as_os_str().as_encoded_bytes();
@@ -519,7 +555,7 @@ fn take_lease(n: &NetworkConfig, subnet: Subnet, gateway: Ipv4Addr, dir: &Path) 
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if holder.is_empty() || lease_is_live(Path::new(&holder)) {
+                    if holder.is_empty() || members.is_live(Path::new(&holder)) {
                         break;
                     }
                     // Stale: its container is gone or exited without detaching.
@@ -550,20 +586,18 @@ fn attachment_path(dir: &Path) -> PathBuf {
     dir.join("network.json")
 }
 
-/// The attachment of a running container on a bridge network.
-pub fn attachment(c: &Container) -> Option<Attachment> {
-    read_json(&attachment_path(&c.dir)).ok()
+/// The attachment of a running container (its directory) on a bridge network.
+pub fn attachment(container_dir: &Path) -> Option<Attachment> {
+    read_json(&attachment_path(container_dir)).ok()
 }
 
 /// Runs `f` on a thread of its own in the network namespace `ns`.
 fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> std::io::Result<T> + Send) -> std::io::Result<T> {
-    let ns = ns.as_raw_fd();
+    let ns = ns.as_fd();
     std::thread::scope(|s| {
         s.spawn(move || {
-            // SAFETY: setns on a namespace descriptor we hold; it moves only this thread.
-            if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            // Moves only this thread.
+            rustix::thread::move_into_link_name_space(ns, Some(rustix::thread::LinkNameSpaceType::Network))?;
             f()
         })
         .join()
@@ -576,10 +610,9 @@ fn new_netns(path: &Path) -> std::io::Result<OwnedFd> {
     std::fs::write(path, b"")?;
     std::thread::scope(|s| {
         s.spawn(|| -> std::io::Result<OwnedFd> {
-            // SAFETY: unshare moves only this thread into a new network namespace.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            // SAFETY: CLONE_NEWNET moves only this thread into a new network
+            // namespace; no descriptor table is unshared (the hazard of unshare_unsafe).
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }?;
             rustix::mount::mount_bind("/proc/thread-self/ns/net", path)?;
             Ok(rustix::fs::open(
                 path,
@@ -602,7 +635,7 @@ fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -
     let io = |what: &str| net_io(format!("{what} {} of network {}", n.bridge, n.name));
     nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
     let index = netlink::link_index(&n.bridge)
-        .ok_or_else(|| io("finding bridge")(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+        .ok_or_else(|| io("finding bridge")(std::io::Error::from(rustix::io::Errno::NODEV)))?;
     let gateway: Ipv4Addr = n
         .gateway
         .parse()
@@ -837,8 +870,13 @@ fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 /// Attaches a container that is about to start to its bridge network.
-pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attachment, NetworkError> {
-    let nets = Networks::of(c);
+pub fn attach(
+    c: &Endpoint,
+    members: &dyn Members,
+    network: &str,
+    ports: &[PortSpec],
+) -> Result<Attachment, NetworkError> {
+    let nets = Networks::of(c.dir);
     let _lock = nets.lock()?;
     let n = nets.load_locked(network)?;
     let subnet = Subnet::parse(&n.subnet)?;
@@ -846,15 +884,15 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
         .gateway
         .parse()
         .map_err(|_| NetworkError::BadGateway(n.gateway.clone()))?;
-    let ip = take_lease(&n, subnet, gateway, &c.dir)?;
+    let ip = take_lease(&n, subnet, gateway, c.dir, members)?;
 
     let attached = (|| {
         let mut nl = netlink::Netlink::open().map_err(net_io("opening a netlink socket"))?;
         let bridge = ensure_bridge(&mut nl, &n, subnet)?;
-        let ns_path = netns_path(&c.dir);
+        let ns_path = netns_path(c.dir);
         remove_netns(&ns_path);
         let ns = new_netns(&ns_path).map_err(net_io("creating the container's network namespace"))?;
-        let veth = format!("veth{}", &c.id()[..10]);
+        let veth = veth_name(c.id);
         if let Some(old) = netlink::link_index(&veth) {
             let _ = nl.delete_link(old);
         }
@@ -862,15 +900,15 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
         nl.add_veth(&veth, "eth0", mac, ns.as_raw_fd())
             .map_err(net_io(format!("creating the veth pair {veth}")))?;
         let host_end = netlink::link_index(&veth)
-            .ok_or_else(|| net_io(format!("finding {veth}"))(std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+            .ok_or_else(|| net_io(format!("finding {veth}"))(std::io::Error::from(rustix::io::Errno::NODEV)))?;
         nl.set_master(host_end, bridge)
             .map_err(net_io(format!("attaching {veth} to {}", n.bridge)))?;
         nl.set_up(host_end).map_err(net_io(format!("bringing up {veth}")))?;
         in_netns(&ns, || {
             let mut inner = netlink::Netlink::open()?;
-            let lo = netlink::link_index("lo").ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+            let lo = netlink::link_index("lo").ok_or_else(|| std::io::Error::from(rustix::io::Errno::NODEV))?;
             inner.set_up(lo)?;
-            let eth0 = netlink::link_index("eth0").ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+            let eth0 = netlink::link_index("eth0").ok_or_else(|| std::io::Error::from(rustix::io::Errno::NODEV))?;
             inner.add_address(eth0, ip, subnet.prefix)?;
             inner.set_up(eth0)?;
             inner.add_default_route(eth0, gateway)
@@ -889,13 +927,13 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
     })();
     match attached {
         Ok(a) => {
-            write_json(&attachment_path(&c.dir), &a).map_err(to_net)?;
-            write_resolv_conf(&c.dir);
-            refresh_hosts(&nets, &n, c);
+            write_json(&attachment_path(c.dir), &a).map_err(to_net)?;
+            write_resolv_conf(c.dir);
+            refresh_hosts(&nets, &n, c, members);
             Ok(a)
         }
         Err(e) => {
-            release(&n.bridge, &c.dir);
+            release(&n.bridge, c.dir);
             undo(c);
             // Where bridges cannot be made (no CAP_NET_ADMIN, no bridge
             // module), say how to run without one.
@@ -911,35 +949,42 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
 }
 
 /// Records the host ports actually bound (for `-p 80` and `-P`).
-pub fn record_ports(c: &Container, ports: &[PortSpec]) -> Result<(), NetworkError> {
-    let Some(mut a) = attachment(c) else { return Ok(()) };
+pub fn record_ports(container_dir: &Path, ports: &[PortSpec]) -> Result<(), NetworkError> {
+    let Some(mut a) = attachment(container_dir) else {
+        return Ok(());
+    };
     a.ports = ports.to_vec();
-    write_json(&attachment_path(&c.dir), &a).map_err(to_net)
+    write_json(&attachment_path(container_dir), &a).map_err(to_net)
 }
 
-fn undo(c: &Container) {
-    remove_netns(&netns_path(&c.dir));
-    if let Ok(a) = read_json::<Attachment>(&attachment_path(&c.dir)) {
+/// The host end of a container's veth pair: `veth` and 10 digits of its ID.
+fn veth_name(id: &str) -> String {
+    format!("veth{}", id.get(..10).unwrap_or(id))
+}
+
+fn undo(c: &Endpoint) {
+    remove_netns(&netns_path(c.dir));
+    if let Ok(a) = read_json::<Attachment>(&attachment_path(c.dir)) {
         delete_link_named(&a.veth);
     } else {
-        delete_link_named(&format!("veth{}", &c.id()[..10]));
+        delete_link_named(&veth_name(c.id));
     }
-    let _ = std::fs::remove_file(attachment_path(&c.dir));
+    let _ = std::fs::remove_file(attachment_path(c.dir));
 }
 
 /// Detaches a container that stopped (or is removed). Does nothing if it
 /// is not attached.
-pub fn detach(c: &Container) {
-    let nets = Networks::of(c);
+pub fn detach(c: &Endpoint, members: &dyn Members) {
+    let nets = Networks::of(c.dir);
     let Ok(_lock) = nets.lock() else { return };
-    let mut names: Vec<String> = attachment(c).map(|a| a.network).into_iter().collect();
-    names.extend(c.meta.network_name.clone());
+    let mut names: Vec<String> = attachment(c.dir).map(|a| a.network).into_iter().collect();
+    names.extend(c.network.map(str::to_string));
     names.dedup();
     undo(c);
     for name in names {
         if let Ok(n) = nets.load_locked(&name) {
-            release(&n.bridge, &c.dir);
-            refresh_hosts(&nets, &n, c);
+            release(&n.bridge, c.dir);
+            refresh_hosts(&nets, &n, c, members);
         }
     }
 }
@@ -975,27 +1020,27 @@ fn overwrite_in_place(path: &Path, bytes: &[u8]) {
 
 /// `/etc/hosts` of `changed` and, on user networks, of every container of
 /// the store on `n`: its own name, and there the others' names and hostnames.
-fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Container) {
+fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Endpoint, members: &dyn Members) {
     let leases = nets.leases(n);
-    let hosts = |ip: &Ipv4Addr, c: &Container| format!("{}{ip}\t{}\n", crate::create::HOSTS_HEADER, c.meta.hostname);
+    let hosts = |ip: &Ipv4Addr, hostname: &str| format!("{HOSTS_HEADER}{ip}\t{hostname}\n");
     if !n.resolve_names {
         // Only the container's own name: no other container is read.
-        if let Some((ip, _)) = leases.iter().find(|(_, id)| id.as_str() == changed.id()) {
-            overwrite_in_place(&changed.dir.join("hosts"), hosts(ip, changed).as_bytes());
+        if let Some((ip, _)) = leases.iter().find(|(_, id)| id.as_str() == changed.id) {
+            overwrite_in_place(&changed.dir.join("hosts"), hosts(ip, changed.hostname).as_bytes());
         }
         return;
     }
     let containers = changed.dir.parent().unwrap_or(Path::new("/"));
-    let members: Vec<(Ipv4Addr, Container)> = leases
+    let members: Vec<(Ipv4Addr, String, (String, String))> = leases
         .into_iter()
-        .filter_map(|(ip, id)| Container::load(&containers.join(id)).ok().map(|c| (ip, c)))
+        .filter_map(|(ip, id)| members.names(&containers.join(&id)).map(|names| (ip, id, names)))
         .collect();
-    for (ip, c) in &members {
-        let mut text = hosts(ip, c);
-        for (other_ip, other) in members.iter().filter(|(_, o)| o.id() != c.id()) {
-            text.push_str(&format!("{other_ip}\t{} {}\n", other.meta.name, other.meta.hostname));
+    for (ip, id, (_, hostname)) in &members {
+        let mut text = hosts(ip, hostname);
+        for (other_ip, _, (name, hostname)) in members.iter().filter(|(_, o, _)| o != id) {
+            text.push_str(&format!("{other_ip}\t{name} {hostname}\n"));
         }
-        overwrite_in_place(&c.dir.join("hosts"), text.as_bytes());
+        overwrite_in_place(&containers.join(id).join("hosts"), text.as_bytes());
     }
 }
 
@@ -1009,10 +1054,12 @@ pub struct PruneReport {
 
 /// `barge network prune`: user networks without containers, and what a
 /// crash left behind (leases, namespace mounts and veths of containers that
-/// are not running). `running` says whether a container ID is running.
+/// are not running). `running` says whether a container ID of this store
+/// is running; `members` whether a lease of any store is live.
 pub fn prune(
     root: &Path,
     running: &dyn Fn(&str) -> bool,
+    members: &dyn Members,
     remove_unused_networks: bool,
 ) -> Result<PruneReport, NetworkError> {
     let nets = Networks::new(root);
@@ -1076,7 +1123,7 @@ pub fn prune(
     }
     if remove_unused_networks {
         for n in all.iter().filter(|n| n.name != DEFAULT_NETWORK) {
-            if nets.leases(n).is_empty() && nets.remove(&n.name).is_ok() {
+            if nets.leases(n).is_empty() && nets.remove(&n.name, members).is_ok() {
                 report.networks.push(n.name.clone());
             }
         }
@@ -1100,6 +1147,47 @@ mod tests {
         for bad in ["10.1.2.0", "10.1.2.0/33", "10.1.2.0/31", "x/24", "10.1.2.0/7"] {
             assert!(Subnet::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Containers as a test says: live or not, with these names.
+    struct Fake(Vec<(PathBuf, bool, &'static str)>);
+
+    impl Members for Fake {
+        fn is_live(&self, dir: &Path) -> bool {
+            self.0.iter().any(|(d, live, _)| d == dir && *live)
+        }
+        fn names(&self, dir: &Path) -> Option<(String, String)> {
+            let (_, _, name) = self.0.iter().find(|(d, _, _)| d == dir)?;
+            Some((name.to_string(), format!("{name}-host")))
+        }
+    }
+
+    #[test]
+    fn a_live_lease_keeps_a_network_and_a_dead_one_is_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let nets = Networks::new(d.path());
+        let n = nets.create("held", None, None, BTreeMap::new()).unwrap();
+        let subnet = Subnet::parse(&n.subnet).unwrap();
+        let gateway: Ipv4Addr = n.gateway.parse().unwrap();
+        let containers = d.path().join("containers");
+        let (a, b) = (containers.join("a".repeat(64)), containers.join("b".repeat(64)));
+        let first = take_lease(&n, subnet, gateway, &a, &Fake(vec![])).unwrap();
+        assert_eq!(
+            nets.leases(&n).get(&first).map(String::as_str),
+            Some("a".repeat(64).as_str())
+        );
+        // `a` is live: `b` gets the next address, and the network stays.
+        let live = Fake(vec![(a.clone(), true, "web")]);
+        let second = take_lease(&n, subnet, gateway, &b, &live).unwrap();
+        assert_ne!(first, second);
+        assert!(matches!(nets.remove("held", &live), Err(NetworkError::InUse { .. })));
+        // `a` exited without detaching: its address is taken over.
+        release(&n.bridge, &b);
+        let c = containers.join("c".repeat(64));
+        assert_eq!(take_lease(&n, subnet, gateway, &c, &Fake(vec![])).unwrap(), first);
+        release(&n.bridge, &c);
+        nets.remove("held", &Fake(vec![])).unwrap();
+        let _ = std::fs::remove_dir_all(lease_dir(&n.bridge));
     }
 
     #[test]
@@ -1132,8 +1220,11 @@ mod tests {
         let names: Vec<String> = nets.list().unwrap().into_iter().map(|n| n.name).collect();
         assert_eq!(names, ["bridge", "alpha", "beta"]);
         assert_eq!(nets.find(&a.id[..6]).unwrap().name, "alpha");
-        assert!(matches!(nets.remove("bridge"), Err(NetworkError::Predefined(_))));
-        nets.remove("alpha").unwrap();
+        assert!(matches!(
+            nets.remove("bridge", &Fake(vec![])),
+            Err(NetworkError::Predefined(_))
+        ));
+        nets.remove("alpha", &Fake(vec![])).unwrap();
         assert!(matches!(nets.find("alpha"), Err(NetworkError::NotFound(_))));
     }
 }

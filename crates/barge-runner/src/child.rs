@@ -1,0 +1,873 @@
+//! The clone child: a container's first process, from `clone` to `execve`.
+//!
+//! [`Plan::new`] prepares everything that allocates from the bundle;
+//! [`spawn`] `clone`s with new namespaces. The child is PID 1 of its PID
+//! namespace; it joins the cgroup it is given, mounts the overlay root and
+//! the bundle's mounts inside its own mount namespace, masks and makes
+//! read-only what the bundle says, `pivot_root`s, sets hostname, rlimits,
+//! user, capabilities and `no_new_privs`, marks every other fd
+//! close-on-exec and `execve`s. Until `execve` it is non-dumpable, so
+//! nothing in the container can ptrace or reopen it. Failures travel back
+//! on a close-on-exec pipe as `<exit code>:<message>`; a clean EOF means the
+//! command is running.
+//!
+//! The parent must be single-threaded when it calls [`spawn`] (barge is:
+//! pulls join their threads first): the child allocates before `execve`.
+
+use crate::process::{
+    fail, process_start_time, run_child, started_or_reaped, ChildError, ChildIo, ProcessPlan, Started,
+};
+use crate::spec::Spec;
+use crate::sys::mounts::{Kernel, Mounts};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::{cstr, io_err, RunnerError};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::MountFlags;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A mount, ready for the child.
+struct PreparedMount {
+    /// Path inside the root, without the leading `/`.
+    dest: PathBuf,
+    kind: String,
+    source: CString,
+    flags: MountFlags,
+    data: CString,
+    bind: bool,
+    /// Bind source is a file: the target is created as a file.
+    file: bool,
+    read_only: bool,
+}
+
+/// Everything the child needs, computed before `clone`.
+pub struct Plan {
+    rootfs: PathBuf,
+    snapshots_dir: PathBuf,
+    overlay_data: CString,
+    mounts: Vec<PreparedMount>,
+    masked: Vec<PathBuf>,
+    readonly: Vec<PathBuf>,
+    readonly_root: bool,
+    hostname: Vec<u8>,
+    process: ProcessPlan,
+    /// `--init`: the sealed init program, executed as PID 1.
+    init: Option<OwnedFd>,
+    /// A new network namespace: bring its `lo` up.
+    loopback_up: bool,
+    /// A network namespace to join (a bridge network's, set up by barge).
+    netns: Option<OwnedFd>,
+    /// The container cgroup's `cgroup.procs` files: the child joins first thing.
+    pub cgroup_procs: Vec<OwnedFd>,
+    /// A new network namespace (else the host's, or `netns`).
+    new_net: bool,
+}
+
+/// Splits mount options into flags and filesystem data, as runc does.
+fn mount_flags(options: &[String]) -> (MountFlags, String, bool, bool) {
+    let mut flags = MountFlags::empty();
+    let mut data = Vec::new();
+    let (mut bind, mut ro) = (false, false);
+    for o in options {
+        match o.as_str() {
+            "nosuid" => flags |= MountFlags::NOSUID,
+            "noexec" => flags |= MountFlags::NOEXEC,
+            "nodev" => flags |= MountFlags::NODEV,
+            "ro" => ro = true,
+            "rw" | "rprivate" | "private" => {}
+            "strictatime" => flags |= MountFlags::STRICTATIME,
+            "relatime" => flags |= MountFlags::RELATIME,
+            "noatime" => flags |= MountFlags::NOATIME,
+            "bind" => bind = true,
+            "rbind" => {
+                bind = true;
+                flags |= MountFlags::REC;
+            }
+            other => data.push(other.to_string()),
+        }
+    }
+    (flags, data.join(","), bind, ro)
+}
+
+impl Plan {
+    /// The plan for the bundle at `bundle` whose root is an overlay of
+    /// `lower_dirs` (topmost first) with the bundle's `upper` and `work`;
+    /// `init` runs barge's init as PID 1.
+    pub fn new(spec: &Spec, bundle: &Path, lower_dirs: &[PathBuf], init: bool) -> Result<Plan, RunnerError> {
+        let rootfs = bundle.join(&spec.root.path);
+        let snapshots_dir = lower_dirs
+            .first()
+            .and_then(|p| p.parent())
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        // Lower dirs relative to the snapshots directory keep the option string short.
+        let lowers: Vec<PathBuf> = lower_dirs
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&snapshots_dir)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| p.clone())
+            })
+            .collect();
+        let overlay = crate::overlay_options(&lowers, Some((&bundle.join("upper"), &bundle.join("work"))))?;
+        let mut mounts = Vec::new();
+        for m in &spec.mounts {
+            // Binds get nodev and nosuid on every submount when attached (`attach_copy`).
+            let (flags, data, bind, ro) = mount_flags(&m.options);
+            let file = bind && Path::new(&m.source).is_file();
+            mounts.push(PreparedMount {
+                dest: PathBuf::from(m.destination.trim_start_matches('/')),
+                kind: m.kind.clone(),
+                source: cstr(m.source.as_bytes())?,
+                flags,
+                data: cstr(data)?,
+                bind,
+                file,
+                read_only: ro,
+            });
+        }
+        let p = &spec.process;
+        Ok(Plan {
+            rootfs,
+            snapshots_dir,
+            overlay_data: cstr(overlay)?,
+            mounts,
+            masked: spec
+                .linux
+                .masked_paths
+                .iter()
+                .map(|s| PathBuf::from(s.trim_start_matches('/')))
+                .collect(),
+            readonly: spec
+                .linux
+                .readonly_paths
+                .iter()
+                .map(|s| PathBuf::from(s.trim_start_matches('/')))
+                .collect(),
+            readonly_root: spec.root.readonly,
+            hostname: spec.hostname.as_bytes().to_vec(),
+            process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
+            init: init.then(crate::sealed::init_program).transpose()?,
+            loopback_up: spec
+                .linux
+                .namespaces
+                .iter()
+                .any(|n| n.kind == "network" && n.path.is_none()),
+            netns: match spec
+                .linux
+                .namespaces
+                .iter()
+                .find_map(|n| (n.kind == "network").then_some(n.path.as_ref()))
+            {
+                Some(Some(path)) => Some(
+                    rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| io_err(format!("opening the network namespace {path}"))(e.into()))?,
+                ),
+                _ => None,
+            },
+            cgroup_procs: Vec::new(),
+            new_net: spec
+                .linux
+                .namespaces
+                .iter()
+                .any(|n| n.kind == "network" && n.path.is_none()),
+        })
+    }
+}
+
+/// Starts the container's first process as `plan` says.
+pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
+    let (err_read, err_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err("creating a pipe")(e.into()))?;
+    let terminal = match io {
+        ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
+        _ => None,
+    };
+    let forked = crate::sys::clone_into_namespaces(plan.new_net)
+        .map_err(io_err("creating the container's namespaces (clone)"))?;
+    let pid = match forked {
+        crate::sys::Forked::Parent { child } => child,
+        crate::sys::Forked::Child => {
+            drop(err_read);
+            let sock = terminal.map(|(ours, theirs)| {
+                drop(ours);
+                theirs
+            });
+            let err_fd = err_write.as_raw_fd();
+            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd));
+        }
+    };
+    drop(err_write);
+    drop(io);
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| RunnerError::Corrupt("pid 0".into()))?,
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| io_err("watching the container process")(e.into()))?;
+    let start_time = process_start_time(pid).unwrap_or(0);
+    let master = crate::terminal::master_from(terminal)?;
+    started_or_reaped(pid, err_read)?;
+    Ok(Started {
+        pid,
+        pidfd,
+        start_time,
+        terminal: master,
+    })
+}
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens (creating as needed) a path inside the root, never leaving it.
+/// Links are followed inside the root, a dangling one too: what it names
+/// is created, as runc's securejoin does.
+pub(crate) fn open_in_root(root: &OwnedFd, rel: &Path, create_file: bool) -> Result<OwnedFd, rustix::io::Errno> {
+    open_in_root_at_depth(root, rel, create_file, 0)
+}
+
+fn open_in_root_at_depth(
+    root: &OwnedFd,
+    rel: &Path,
+    create_file: bool,
+    depth: usize,
+) -> Result<OwnedFd, rustix::io::Errno> {
+    if depth > 40 {
+        return Err(rustix::io::Errno::LOOP);
+    }
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let mut dir = rustix::fs::openat2(
+        root,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )?;
+    for (i, comp) in comps.iter().enumerate() {
+        let partial: PathBuf = comps[..=i].iter().collect();
+        let last = i + 1 == comps.len();
+        match rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
+            Ok(fd) => dir = fd,
+            Err(rustix::io::Errno::NOENT) => {
+                if let Ok(target) = rustix::fs::readlinkat(&dir, *comp, Vec::new()) {
+                    // A dangling link: resolve what it names from the root
+                    // (absolute) or its directory, then the rest of the path.
+                    let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    let mut next: PathBuf = match target.strip_prefix("/") {
+                        Ok(abs) => abs.to_path_buf(),
+                        Err(_) => comps[..i].iter().collect::<PathBuf>().join(target),
+                    };
+                    next.extend(&comps[i + 1..]);
+                    return open_in_root_at_depth(root, &next, create_file, depth + 1);
+                }
+                if last && create_file {
+                    let f = rustix::fs::openat(
+                        &dir,
+                        *comp,
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )?;
+                    drop(f);
+                } else {
+                    match rustix::fs::mkdirat(&dir, *comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                dir = rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// A refusal of the image's layout at a mount point, with docker's status.
+fn refuse(what: String) -> ChildError {
+    (125, what)
+}
+
+/// What [`walk_plain`] does with a component that does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Make it a directory: a mount point of the runtime.
+    Create,
+    /// The whole path is absent (`None`): a file the kernel lacks.
+    Absent,
+}
+
+/// Walks `rel` below `dir` one component at a time without following a
+/// link, and refuses one: the runtime's mount points, masks and read-only
+/// paths must be what they look like. With [`Missing::Create`] every
+/// component is (made) an ordinary directory. `what` names the purpose in
+/// messages (`mount point /proc`).
+fn walk_plain(dir: &OwnedFd, rel: &Path, missing: Missing, what: &str) -> Result<Option<OwnedFd>, ChildError> {
+    let mut cur = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(format!("{what}: opening its parent")))?;
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        if *comp == "." || *comp == ".." {
+            return Err(refuse(format!("{what}: '.' and '..' are not allowed")));
+        }
+        let open = |d: &OwnedFd| {
+            rustix::fs::openat(
+                d,
+                *comp,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match (open(&cur), missing) {
+            (Ok(fd), _) => fd,
+            (Err(rustix::io::Errno::NOENT), Missing::Absent) => return Ok(None),
+            (Err(rustix::io::Errno::NOENT), Missing::Create) => {
+                rustix::fs::mkdirat(&cur, *comp, Mode::from_raw_mode(0o755))
+                    .map_err(fail(format!("{what}: creating it")))?;
+                open(&cur).map_err(fail(format!("{what}: opening it")))?
+            }
+            (Err(e), _) => return Err(fail(format!("{what}: opening it"))(e)),
+        };
+        let kind = rustix::fs::fstat(&fd)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+            .map_err(fail(format!("{what}: opening it")))?;
+        let partial: PathBuf = comps[..=i].iter().collect();
+        if kind == rustix::fs::FileType::Symlink {
+            return Err(refuse(format!(
+                "{what}: /{} is a symbolic link in the image; it must be an ordinary directory",
+                partial.display()
+            )));
+        }
+        if missing == Missing::Create && kind != rustix::fs::FileType::Directory {
+            return Err(refuse(format!(
+                "{what}: /{} in the image is not an ordinary directory",
+                partial.display()
+            )));
+        }
+        cur = fd;
+    }
+    Ok(Some(cur))
+}
+
+/// A mount point of the runtime (`/proc`, `/dev/pts`, …): an ordinary
+/// directory of the image, made where absent (see [`walk_plain`]).
+fn mount_point(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, ChildError> {
+    let what = format!("mount point /{}", rel.display());
+    walk_plain(root, rel, Missing::Create, &what)?.ok_or_else(|| refuse(format!("{what}: not found")))
+}
+
+/// Whether a path inside the root is the root itself or at or below a
+/// kernel filesystem the runtime mounts (`/proc`, `/sys`, `/dev`).
+pub fn reserved_destination(rel: &Path) -> bool {
+    match rel.iter().next() {
+        None => true,
+        Some(first) => ["proc", "sys", "dev"].iter().any(|r| first == *r),
+    }
+}
+
+/// The target of a bind mount (a volume, `/etc/hosts`, …): resolved
+/// inside the root, links included, as docker does, but refused where it
+/// lands on the root or on `/proc`, `/sys` or `/dev` (runc's rule).
+fn bind_target(root: &OwnedFd, root_path: &Path, m: &PreparedMount) -> Result<OwnedFd, ChildError> {
+    let show = format!("/{}", m.dest.display());
+    if reserved_destination(&m.dest) {
+        return Err(refuse(format!(
+            "invalid mount destination {show}: the root, /proc, /sys and /dev cannot be mounted over"
+        )));
+    }
+    let target = open_in_root(root, &m.dest, m.file).map_err(fail(format!("mounting on {show}")))?;
+    let landed = rustix::fs::readlink(fd_path(&target), Vec::new()).map_err(fail(format!("mounting on {show}")))?;
+    let inside = Path::new(std::ffi::OsStr::from_bytes(landed.as_bytes()))
+        .strip_prefix(root_path)
+        .map(Path::to_path_buf);
+    match inside {
+        Ok(rel) if !reserved_destination(&rel) => Ok(target),
+        Ok(rel) => Err(refuse(format!(
+            "invalid mount destination {show}: it resolves to /{} through a link in the image",
+            rel.display()
+        ))),
+        Err(_) => Err(refuse(format!(
+            "invalid mount destination {show}: it resolves outside the root"
+        ))),
+    }
+}
+
+/// A masked or read-only path, found from the root of the kernel
+/// filesystem mounted where it lies (else from the container's root),
+/// without following links. `None` when the kernel has no such file.
+fn open_below(root: &OwnedFd, fresh: &[(PathBuf, OwnedFd)], path: &Path) -> Result<Option<OwnedFd>, ChildError> {
+    let (base, rel) = fresh
+        .iter()
+        .filter_map(|(dest, fd)| path.strip_prefix(dest).ok().map(|rel| (fd, rel)))
+        .max_by_key(|(_, rel)| std::cmp::Reverse(rel.components().count()))
+        .unwrap_or((root, path));
+    walk_plain(base, rel, Missing::Absent, &format!("/{}", path.display()))
+}
+
+/// The container's root, as the plan says: the overlay on `rootfs`, each
+/// bundle mount (kernel filesystems on ordinary directories of the image,
+/// binds resolved inside the root and refused on `/proc`, `/sys`, `/dev`),
+/// a fresh `/dev`, masked and read-only paths found from the kernel
+/// filesystems' own roots, `--read-only`; then `pivot_root` into it. Every
+/// mount call goes through `sys` (the kernel, or a recording fake in tests).
+fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
+    // nodev everywhere the container can create files: a device node it
+    // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
+    // it needs are the host's own nodes, bound into /dev (see `make_dev`).
+    sys.mount(
+        c"overlay",
+        &p.rootfs,
+        "overlay",
+        MountFlags::NODEV,
+        p.overlay_data.as_c_str(),
+    )
+    .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    let root = rustix::fs::open(
+        &p.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening the root"))?;
+
+    // Where the root is, as the kernel names it: bind destinations are checked against it.
+    let root_path = rustix::fs::readlink(fd_path(&root), Vec::new()).map_err(fail("locating the root"))?;
+    let root_path = Path::new(std::ffi::OsStr::from_bytes(root_path.as_bytes()));
+    // The root of each kernel filesystem mounted below: masks and
+    // read-only paths are found from these, never by a path from the root.
+    let mut fresh: Vec<(PathBuf, OwnedFd)> = Vec::new();
+    for m in &p.mounts {
+        let what = format!("mounting {} on /{}", m.kind, m.dest.display());
+        if m.bind {
+            let target = bind_target(&root, root_path, m)?;
+            let mut attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
+            if m.read_only {
+                attrs |= MOUNT_ATTR_RDONLY;
+            }
+            if m.flags.contains(MountFlags::NOEXEC) {
+                attrs |= MOUNT_ATTR_NOEXEC;
+            }
+            sys.attach_copy(
+                rustix::fs::CWD,
+                m.source.as_c_str(),
+                m.flags.contains(MountFlags::REC),
+                attrs,
+                &target,
+            )
+            .map_err(|e| (125, format!("{what}: {e}")))?;
+        } else {
+            // A kernel filesystem goes on an ordinary directory of the
+            // image, never through a link (runc's rule): a /proc that is a
+            // link elsewhere would leave the real mount point unmasked.
+            let target = mount_point(&root, &m.dest)?;
+            let flags = m.flags
+                | if m.read_only {
+                    MountFlags::RDONLY
+                } else {
+                    MountFlags::empty()
+                }
+                | if m.dest == Path::new("dev") {
+                    MountFlags::NODEV
+                } else {
+                    MountFlags::empty()
+                };
+            sys.mount(
+                m.source.as_c_str(),
+                &fd_path(&target),
+                m.kind.as_str(),
+                flags,
+                m.data.as_c_str(),
+            )
+            .map_err(io_fail(&what))?;
+            // The same walk now ends on the new mount's root.
+            let mounted = mount_point(&root, &m.dest)?;
+            if m.dest == Path::new("dev") {
+                make_dev(&mounted, sys)?;
+            }
+            fresh.push((m.dest.clone(), mounted));
+        }
+    }
+    for path in &p.masked {
+        let Some(target) = open_below(&root, &fresh, path)? else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(&target)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+            .map_err(fail(format!("masking /{}", path.display())))?;
+        let what = format!("masking /{}", path.display());
+        if is_dir {
+            sys.mount(c"tmpfs", &fd_path(&target), "tmpfs", MountFlags::RDONLY, c"")
+                .map_err(io_fail(&what))?;
+        } else {
+            sys.bind("/dev/null", &fd_path(&target)).map_err(io_fail(&what))?;
+        }
+    }
+    for path in &p.readonly {
+        let Some(target) = open_below(&root, &fresh, path)? else {
+            continue;
+        };
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        sys.attach_copy(target.as_fd(), c"", true, attrs, &target)
+            .map_err(|e| (125, format!("making /{} read-only: {e}", path.display())))?;
+    }
+    if p.readonly_root {
+        sys.set_attr(&root, MOUNT_ATTR_RDONLY, false)
+            .map_err(|e| (125, format!("making the root read-only: {e}")))?;
+    }
+    drop(fresh);
+    drop(root);
+
+    sys.pivot(&p.rootfs).map_err(io_fail("pivot_root"))
+}
+
+/// A failed mount call, as a [`ChildError`] with status 125.
+fn io_fail(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ChildError {
+    let what = what.to_string();
+    move |e| (125, format!("{what}: {e}"))
+}
+
+/// The child: set up the container and exec. Returns only on failure.
+fn child(
+    p: &Plan,
+    io: ChildIo,
+    terminal: Option<&OwnedFd>,
+    err_fd: i32,
+) -> Result<std::convert::Infallible, ChildError> {
+    use rustix::mount::{mount_change, MountPropagationFlags};
+    // Into the container's cgroup before anything is charged or run.
+    for procs in &p.cgroup_procs {
+        rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
+    // Nothing in the container may ptrace or reopen this process while it runs barge code.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    crate::sys::reset_signals();
+    if let Some(ns) = &p.netns {
+        rustix::thread::move_into_link_name_space(
+            rustix::fd::AsFd::as_fd(ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(fail("joining the network namespace"))?;
+    }
+    rustix::process::setsid().map_err(fail("setsid"))?;
+    // barge's own stdio are replaced before anything of the container runs.
+    let mut null_stdin = false;
+    match io {
+        ChildIo::Fds { stdin, stdout, stderr } => {
+            match stdin {
+                Some(stdin) => rustix::stdio::dup2_stdin(&stdin).map_err(fail("stdin"))?,
+                // Opened once inside the root, below.
+                None => null_stdin = true,
+            }
+            rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
+            rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
+        }
+        // Opened after pivot_root, from the container's own /dev/pts.
+        ChildIo::Terminal => {}
+    }
+
+    // Our mounts stay in our mount namespace.
+    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE).map_err(fail("making / private"))?;
+    rustix::process::chdir(&p.snapshots_dir).map_err(fail(format!("entering {}", p.snapshots_dir.display())))?;
+    mount_root(p, &mut Kernel)?;
+
+    if let Some(sock) = terminal {
+        crate::terminal::attach_child(sock, p.process.uid)?;
+    }
+    if null_stdin {
+        let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(fail("opening /dev/null"))?;
+        rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
+    }
+    rustix::system::sethostname(&p.hostname).map_err(fail("setting the hostname"))?;
+    if p.loopback_up {
+        crate::sys::loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
+    }
+    let program = p.process.enter()?;
+    if let Some(exe) = &p.init {
+        return Err(exec_init(&p.process, &program, err_fd, exe));
+    }
+    Err(p.process.exec(&program))
+}
+
+/// Standard devices and links in the container's fresh `/dev`: the host's
+/// own nodes bound onto empty files, as /dev itself is `nodev`.
+fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
+    let dev = rustix::fs::openat(
+        dev,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening /dev"))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let what = format!("creating /dev/{name}");
+        let file = rustix::fs::openat(
+            &dev,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+        .map_err(fail(&what))?;
+        sys.bind(&format!("/dev/{name}"), &fd_path(&file))
+            .map_err(io_fail(&what))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        rustix::fs::symlinkat(target, &dev, name).map_err(fail(format!("creating /dev/{name}")))?;
+    }
+    Ok(())
+}
+
+/// `--init`: PID 1 becomes barge's static init (`init/init.c`), executed
+/// from the sealed memfd `exe` with the container's environment: it forks
+/// and execs `program`, whose exec failure it reports on `err_fd`.
+fn exec_init(p: &ProcessPlan, program: &CString, err_fd: i32, exe: &OwnedFd) -> ChildError {
+    // The error pipe must outlive this exec (the init's child closes it on its own exec).
+    crate::sys::clear_cloexec(err_fd);
+    let mut argv = vec![
+        CString::from(c"barge-init"),
+        CString::new(err_fd.to_string()).unwrap_or_default(),
+        program.clone(),
+    ];
+    argv.extend(p.argv.iter().cloned());
+    (
+        125,
+        format!("starting the init: {}", crate::sys::execveat(exe, &argv, &p.envp)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, Capabilities, Linux, Mount, Process, Root, User};
+    use crate::sys::mounts::{Op, Recorder};
+
+    const NODEV: u64 = MOUNT_ATTR_NODEV;
+    const NOSUID: u64 = MOUNT_ATTR_NOSUID;
+    const RDONLY: u64 = MOUNT_ATTR_RDONLY;
+    const NOEXEC: u64 = MOUNT_ATTR_NOEXEC;
+
+    /// A bundle as `create` writes it: docker's mounts, masks and
+    /// read-only paths, plus `extra` mounts.
+    fn spec(extra: Vec<Mount>, readonly_root: bool) -> Spec {
+        let mut mounts = spec::default_mounts();
+        mounts.extend(extra);
+        Spec {
+            oci_version: "1.0.2".into(),
+            process: Process {
+                terminal: false,
+                user: User {
+                    uid: 0,
+                    gid: 0,
+                    additional_gids: Vec::new(),
+                },
+                args: vec!["/bin/true".into()],
+                env: Vec::new(),
+                cwd: "/".into(),
+                capabilities: Capabilities::default(),
+                rlimits: Vec::new(),
+                no_new_privileges: true,
+            },
+            root: Root {
+                path: "rootfs".into(),
+                readonly: readonly_root,
+            },
+            hostname: "box".into(),
+            mounts,
+            linux: Linux {
+                namespaces: Vec::new(),
+                masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+                readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+                seccomp: None,
+                cgroups_path: None,
+                resources: None,
+            },
+            annotations: Default::default(),
+        }
+    }
+
+    fn bind(source: &Path, destination: &str, options: &[&str]) -> Mount {
+        Mount {
+            destination: destination.into(),
+            kind: "bind".into(),
+            source: source.display().to_string(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    /// Runs the mount plan of `spec` over the image `rootfs` against the fake.
+    fn run(bundle: &Path, spec: &Spec) -> (Result<(), ChildError>, Vec<Op>) {
+        let lowers = [bundle.join("snapshots/a/fs")];
+        let plan = Plan::new(spec, bundle, &lowers, false).unwrap();
+        let mut rec = Recorder::new(&bundle.join("rootfs"));
+        let r = mount_root(&plan, &mut rec);
+        (r, rec.ops)
+    }
+
+    fn mount(fstype: &str, target: &str, flags: MountFlags) -> Op {
+        Op::Mount {
+            fstype: fstype.into(),
+            target: target.into(),
+            flags,
+        }
+    }
+
+    #[test]
+    fn the_mount_plan_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        // An image with some of what the kernel filesystems will hold.
+        for dir in ["etc", "proc/acpi", "proc/sys", "sys/firmware"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("proc/kcore"), b"").unwrap();
+        let volume = d.path().join("volume");
+        std::fs::create_dir(&volume).unwrap();
+        let hosts = d.path().join("hosts");
+        std::fs::write(&hosts, b"127.0.0.1 localhost\n").unwrap();
+        let spec = spec(
+            vec![
+                bind(&volume, "/data/in", &["rbind", "ro"]),
+                bind(&hosts, "/etc/hosts", &["bind", "noexec"]),
+            ],
+            true,
+        );
+        let (r, ops) = run(d.path(), &spec);
+        r.unwrap();
+
+        let mut want = vec![
+            mount("overlay", "/", MountFlags::NODEV),
+            mount(
+                "proc",
+                "/proc",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            mount(
+                "tmpfs",
+                "/dev",
+                MountFlags::NOSUID | MountFlags::STRICTATIME | MountFlags::NODEV,
+            ),
+        ];
+        // The host's standard nodes on empty files of the nodev /dev.
+        for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+            want.push(Op::Bind {
+                source: format!("/dev/{name}"),
+                target: format!("/dev/{name}"),
+            });
+        }
+        want.extend([
+            mount("devpts", "/dev/pts", MountFlags::NOSUID | MountFlags::NOEXEC),
+            mount(
+                "sysfs",
+                "/sys",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV | MountFlags::RDONLY,
+            ),
+            mount(
+                "mqueue",
+                "/dev/mqueue",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            mount(
+                "tmpfs",
+                "/dev/shm",
+                MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
+            ),
+            // Binds: a copy with nodev and nosuid on every submount, ro and noexec as asked.
+            Op::AttachCopy {
+                source: volume.display().to_string(),
+                target: "/data/in".into(),
+                recursive: true,
+                attrs: NODEV | NOSUID | RDONLY,
+            },
+            Op::AttachCopy {
+                source: hosts.display().to_string(),
+                target: "/etc/hosts".into(),
+                recursive: false,
+                attrs: NODEV | NOSUID | NOEXEC,
+            },
+            // Masks: a directory under an empty read-only tmpfs, a file under /dev/null;
+            // what the image (here: the kernel) lacks is skipped.
+            mount("tmpfs", "/proc/acpi", MountFlags::RDONLY),
+            Op::Bind {
+                source: "/dev/null".into(),
+                target: "/proc/kcore".into(),
+            },
+            mount("tmpfs", "/sys/firmware", MountFlags::RDONLY),
+            Op::AttachCopy {
+                source: "/proc/sys".into(),
+                target: "/proc/sys".into(),
+                recursive: true,
+                attrs: RDONLY | NOSUID | NODEV | NOEXEC,
+            },
+            Op::SetAttr {
+                target: "/".into(),
+                attrs: RDONLY,
+                recursive: false,
+            },
+            Op::Pivot,
+        ]);
+        assert_eq!(ops, want);
+        // Mount points and the bind targets were made as ordinary files and directories.
+        assert!(root.join("dev/pts").is_dir() && root.join("data/in").is_dir());
+        assert!(root.join("etc/hosts").is_file());
+        assert_eq!(
+            std::fs::read_link(root.join("dev/ptmx")).unwrap(),
+            Path::new("pts/ptmx")
+        );
+    }
+
+    #[test]
+    fn kernel_filesystems_never_go_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.join("proc")).unwrap();
+        let (r, ops) = run(d.path(), &spec(Vec::new(), false));
+        let (code, msg) = r.unwrap_err();
+        assert_eq!(code, 125);
+        assert!(msg.contains("mount point /proc: /proc is a symbolic link"), "{msg}");
+        // Only the overlay was mounted: nothing went on the link's target.
+        assert_eq!(ops, [mount("overlay", "/", MountFlags::NODEV)]);
+    }
+
+    #[test]
+    fn binds_are_refused_on_and_through_links_to_kernel_filesystems() {
+        for (dest, why) in [
+            ("/proc/sys", "the root, /proc, /sys and /dev cannot be mounted over"),
+            ("/", "the root, /proc, /sys and /dev cannot be mounted over"),
+            (
+                "/innocent/x",
+                "it resolves to /sys/kernel/x through a link in the image",
+            ),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let root = d.path().join("rootfs");
+            std::fs::create_dir_all(&root).unwrap();
+            std::os::unix::fs::symlink("/sys/kernel", root.join("innocent")).unwrap();
+            let volume = d.path().join("volume");
+            std::fs::create_dir(&volume).unwrap();
+            let (r, ops) = run(d.path(), &spec(vec![bind(&volume, dest, &["rbind"])], false));
+            let (code, msg) = r.unwrap_err();
+            assert_eq!(code, 125);
+            assert!(msg.contains(why), "{dest}: {msg}");
+            assert!(
+                !ops.iter().any(|op| matches!(op, Op::AttachCopy { .. })),
+                "{dest}: {ops:?}"
+            );
+        }
+    }
+}

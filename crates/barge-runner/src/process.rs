@@ -1,0 +1,360 @@
+//! The process a container runs, and the plumbing of a forked child.
+//!
+//! [`ProcessPlan`] is the bundle's `process` made ready before forking
+//! (C strings, capability masks, the compiled seccomp filter, rlimits);
+//! in the child it takes the container's credentials and execs. A forked
+//! child reports a failure to its parent on a close-on-exec pipe as
+//! `<exit code>:<message>` ([`run_child`], [`started_or_reaped`]).
+
+use crate::{cstr, RunnerError};
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::Resource;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The rlimit names docker accepts, with their OCI spellings and resources.
+pub const RLIMITS: &[(&str, &str, Resource)] = &[
+    ("core", "RLIMIT_CORE", Resource::Core),
+    ("cpu", "RLIMIT_CPU", Resource::Cpu),
+    ("data", "RLIMIT_DATA", Resource::Data),
+    ("fsize", "RLIMIT_FSIZE", Resource::Fsize),
+    ("locks", "RLIMIT_LOCKS", Resource::Locks),
+    ("memlock", "RLIMIT_MEMLOCK", Resource::Memlock),
+    ("msgqueue", "RLIMIT_MSGQUEUE", Resource::Msgqueue),
+    ("nice", "RLIMIT_NICE", Resource::Nice),
+    ("nofile", "RLIMIT_NOFILE", Resource::Nofile),
+    ("nproc", "RLIMIT_NPROC", Resource::Nproc),
+    ("rss", "RLIMIT_RSS", Resource::Rss),
+    ("rtprio", "RLIMIT_RTPRIO", Resource::Rtprio),
+    ("rttime", "RLIMIT_RTTIME", Resource::Rttime),
+    ("sigpending", "RLIMIT_SIGPENDING", Resource::Sigpending),
+    ("stack", "RLIMIT_STACK", Resource::Stack),
+];
+
+/// The `setrlimit` resource of an OCI rlimit type (`RLIMIT_NPROC`).
+pub fn rlimit_resource(oci_name: &str) -> Option<Resource> {
+    RLIMITS.iter().find(|(_, oci, _)| *oci == oci_name).map(|(_, _, r)| *r)
+}
+
+/// Start time of a process, field 22 of /proc/PID/stat.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// What the container's stdin, stdout and stderr are. Never barge's own:
+/// a file or terminal of the host must not reach the container, so the
+/// monitor relays pipes (or a pty the container opens) instead.
+pub enum ChildIo {
+    /// These become 0, 1 and 2; without `stdin`, the container's own `/dev/null`.
+    Fds {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A pseudo-terminal opened inside the container; its master comes back
+    /// in [`Started::terminal`].
+    Terminal,
+}
+
+/// A started container process.
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub start_time: u64,
+    /// The pty master, for [`ChildIo::Terminal`].
+    pub terminal: Option<OwnedFd>,
+}
+
+/// The process to exec and its credentials, computed before forking.
+pub struct ProcessPlan {
+    pub(crate) cwd: PathBuf,
+    pub(crate) argv: Vec<CString>,
+    pub(crate) envp: Vec<CString>,
+    pub(crate) path_dirs: Vec<Vec<u8>>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) groups: Vec<u32>,
+    /// Bounding set; also effective and permitted for uid 0.
+    pub(crate) caps: u64,
+    /// The system call filter, compiled before forking.
+    pub(crate) seccomp: Option<crate::seccomp::Program>,
+    /// RLIMIT_NOFILE (soft, hard).
+    pub(crate) nofile: (u64, u64),
+    /// rlimits other than RLIMIT_NOFILE: (resource, soft, hard).
+    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+}
+
+impl ProcessPlan {
+    pub fn new(
+        p: &crate::spec::Process,
+        seccomp: Option<&crate::seccomp::LinuxSeccomp>,
+    ) -> Result<ProcessPlan, RunnerError> {
+        let path_dirs = p
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| d.as_bytes().to_vec())
+            .collect();
+        Ok(ProcessPlan {
+            cwd: PathBuf::from(&p.cwd),
+            argv: p.args.iter().map(cstr).collect::<Result<_, _>>()?,
+            envp: p.env.iter().map(cstr).collect::<Result<_, _>>()?,
+            path_dirs,
+            uid: p.user.uid,
+            gid: p.user.gid,
+            groups: p.user.additional_gids.clone(),
+            caps: crate::caps::mask(&p.capabilities.bounding)?,
+            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
+            nofile: p
+                .rlimits
+                .iter()
+                .find(|r| r.kind == "RLIMIT_NOFILE")
+                .map(|r| (r.soft, r.hard))
+                .unwrap_or((1024, 4096)),
+            rlimits: p
+                .rlimits
+                .iter()
+                .filter(|r| r.kind != "RLIMIT_NOFILE")
+                .map(|r| {
+                    rlimit_resource(&r.kind)
+                        .map(|n| (n, r.soft, r.hard))
+                        .ok_or_else(|| RunnerError::Corrupt(format!("unknown rlimit {:?} in the bundle", r.kind)))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// A failure in a forked child: its exit status and message.
+pub type ChildError = (i32, String);
+
+/// Runs the setup of a forked child, which returns only on failure, and
+/// leaves the child: the failure goes to its error pipe as `<exit
+/// code>:<message>`, then `_exit` (no destructor of the parent's runs
+/// here). A panic in the setup is a failure too (exit 125), never an
+/// unwind into the parent's code that this process still holds a copy of.
+pub fn run_child(err_pipe: OwnedFd, setup: impl FnOnce() -> Result<std::convert::Infallible, ChildError>) -> ! {
+    let (code, message) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(setup)) {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_) => (125, "the container's setup failed unexpectedly".into()),
+    };
+    let _ = std::fs::File::from(err_pipe).write_all(format!("{code}:{message}").as_bytes());
+    crate::sys::exit(code)
+}
+
+/// `<exit code>:<message>` as a failure (125 when the code is missing).
+pub fn parse_failure(msg: String) -> ChildError {
+    msg.split_once(':')
+        .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+        .unwrap_or((125, msg))
+}
+
+/// Waits for the child `pid` to exec (its close-on-exec error pipe reaches
+/// end of file) or fail (it wrote why; it is reaped).
+pub fn started_or_reaped(pid: i32, err_pipe: OwnedFd) -> Result<(), RunnerError> {
+    let mut msg = String::new();
+    let _ = std::fs::File::from(err_pipe).read_to_string(&mut msg);
+    if msg.is_empty() {
+        return Ok(());
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+    let (code, message) = parse_failure(msg);
+    Err(RunnerError::Start { code, message })
+}
+
+/// A failed call in a child, as a [`ChildError`] with status 125.
+pub fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errno) -> ChildError {
+    let what = what.to_string();
+    move |e| (125, format!("{what}: {e}"))
+}
+
+impl ProcessPlan {
+    /// The bundle's rlimits (`--ulimit`), for the container's command and
+    /// every `exec`.
+    fn set_rlimits(&self) -> Result<(), ChildError> {
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(1 << 20);
+        let limit = rustix::process::Rlimit {
+            current: Some(self.nofile.0.min(nr_open)),
+            maximum: Some(self.nofile.1.min(nr_open)),
+        };
+        if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit) {
+            // Without CAP_SYS_RESOURCE the hard limit cannot rise: use all of the current one.
+            let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            let capped = rustix::process::Rlimit {
+                current: current.maximum,
+                maximum: current.maximum,
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, capped)
+                .map_err(|_| fail("setting RLIMIT_NOFILE")(e))?;
+        }
+        for &(resource, soft, hard) in &self.rlimits {
+            let limit = rustix::process::Rlimit {
+                current: Some(soft),
+                maximum: Some(hard),
+            };
+            rustix::process::setrlimit(resource, limit).map_err(fail(format!("setting rlimit {resource:?}")))?;
+        }
+        Ok(())
+    }
+
+    /// In the container: rlimits, working directory (created if missing, as docker
+    /// does), the program found on PATH, credentials, capabilities,
+    /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
+    /// the seccomp filter: nothing but `execve` (of the command, or of
+    /// `--init`'s program) runs under it.
+    pub fn enter(&self) -> Result<CString, ChildError> {
+        self.set_rlimits()?;
+        if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+            let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
+            if !rel.as_os_str().is_empty() {
+                let _ = crate::child::open_in_root(&root, rel, false);
+            }
+        }
+        rustix::process::chdir(&self.cwd).map_err(fail(format!(
+            "chdir to working directory {:?}",
+            self.cwd.display().to_string()
+        )))?;
+        let program = self.find_program()?;
+        self.set_credentials()?;
+        rustix::thread::set_no_new_privs(true).map_err(fail("setting no_new_privs"))?;
+        crate::sys::cloexec_from(3);
+        if let Some(filter) = &self.seccomp {
+            filter.install().map_err(fail("installing the seccomp filter"))?;
+        }
+        Ok(program)
+    }
+
+    /// The command's path: as given when it has a `/`, else found on the container's PATH.
+    fn find_program(&self) -> Result<CString, ChildError> {
+        let arg0 = self.argv.first().ok_or((125, "no command".to_string()))?;
+        let bytes = arg0.as_bytes();
+        if bytes.contains(&b'/') {
+            return Ok(arg0.clone());
+        }
+        for dir in &self.path_dirs {
+            let mut cand = dir.clone();
+            cand.push(b'/');
+            cand.extend_from_slice(bytes);
+            let path = Path::new(std::ffi::OsStr::from_bytes(&cand));
+            if let Ok(md) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                    return CString::new(cand).map_err(|_| (125, "bad path".to_string()));
+                }
+            }
+        }
+        Err((
+            127,
+            format!(
+                "exec: {:?}: executable file not found in $PATH",
+                String::from_utf8_lossy(bytes)
+            ),
+        ))
+    }
+
+    /// Drops every capability not in `keep` from the bounding set (which
+    /// needs CAP_SETPCAP in the effective set).
+    fn limit_bounding_set(keep: u64) -> Result<(), ChildError> {
+        use rustix::thread::CapabilitySet;
+        let last = crate::caps::last_cap();
+        for cap in 0..=last.min(63) {
+            if keep & (1 << cap) == 0 {
+                match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(1 << cap)) {
+                    Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                    Err(e) => return Err(fail("dropping capabilities")(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only the capabilities in `keep`: bounding, effective and
+    /// permitted sets (the uid does not change here).
+    fn limit_capabilities(keep: u64) -> Result<(), ChildError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        Self::limit_bounding_set(keep)?;
+        let current = rustix::thread::capabilities(None).map_err(fail("reading capabilities"))?;
+        let set = CapabilitySet::from_bits_retain(keep);
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: current.effective & set,
+                permitted: current.permitted & set,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(fail("dropping capabilities"))
+    }
+
+    /// Before a process enters a container's PID namespace, where the
+    /// container can see it: no capability beyond the container's own
+    /// (and those taking the container's user and bounding set need), and
+    /// no copy of barge's environment, so that a container allowed to
+    /// ptrace gains nothing by taking it over.
+    pub fn confine(&self) -> Result<(), ChildError> {
+        // CAP_SETGID, CAP_SETUID, and CAP_SETPCAP to finish the bounding set.
+        const SETUP: u64 = (1 << 6) | (1 << 7) | (1 << 8);
+        Self::limit_capabilities(self.caps | SETUP)?;
+        crate::sys::scrub_environment();
+        Ok(())
+    }
+
+    fn set_credentials(&self) -> Result<(), ChildError> {
+        use rustix::thread::{CapabilitySet, CapabilitySets};
+        Self::limit_bounding_set(self.caps)?;
+        let groups: Vec<rustix::process::Gid> =
+            self.groups.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect();
+        rustix::thread::set_thread_groups(&groups).map_err(fail("setgroups"))?;
+        let gid = rustix::process::Gid::from_raw(self.gid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(fail(format!("setgid {}", self.gid)))?;
+        let uid = rustix::process::Uid::from_raw(self.uid);
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(fail(format!("setuid {}", self.uid)))?;
+        let set = if self.uid == 0 {
+            CapabilitySet::from_bits_retain(self.caps)
+        } else {
+            CapabilitySet::empty()
+        };
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: set,
+                permitted: set,
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .map_err(fail("setting capabilities"))?;
+        let _ = rustix::thread::clear_ambient_capability_set();
+        Ok(())
+    }
+
+    /// execve; returns only the error, with docker's exit status for it.
+    pub fn exec(&self, program: &CString) -> ChildError {
+        execve(program, &self.argv, &self.envp)
+    }
+}
+
+/// execve; returns only the error, with docker's exit status for it.
+pub(crate) fn execve(program: &CString, argv: &[CString], envp: &[CString]) -> ChildError {
+    let e = crate::sys::execve(program, argv, envp);
+    let name = String::from_utf8_lossy(program.as_bytes()).into_owned();
+    match rustix::io::Errno::from_io_error(&e) {
+        Some(rustix::io::Errno::NOENT) => (127, format!("exec: {name:?}: no such file or directory")),
+        Some(rustix::io::Errno::ACCESS) => (126, format!("exec: {name:?}: permission denied")),
+        _ => (126, format!("exec: {name:?}: {e}")),
+    }
+}
