@@ -546,7 +546,7 @@ pub fn pairs(args: &Args, vars: &BTreeMap<String, String>, legacy: bool) -> Resu
     if legacy && !first.contains('=') {
         let key = first.clone();
         let text = args.text.trim_start();
-        let rest = text[text.find(char::is_whitespace).unwrap_or(0)..].trim();
+        let rest = text[text.find(char::is_whitespace).unwrap_or(text.len())..].trim();
         if rest.is_empty() {
             return Err(format!("{key} needs a value"));
         }
@@ -759,6 +759,8 @@ mod tests {
             pairs(&args("novalue"), &v, false).unwrap_err(),
             "\"novalue\" is not KEY=VALUE"
         );
+        // A key alone is no legacy pair: it was once taken as its own value.
+        assert_eq!(pairs(&args("LEGACY"), &v, true).unwrap_err(), "LEGACY needs a value");
         assert_eq!(pairs(&args("=x"), &v, false).unwrap_err(), "\"=x\": empty name");
         assert_eq!(pairs(&args(""), &v, true).unwrap_err(), "needs at least one argument");
     }

@@ -373,6 +373,7 @@ fn dockerfile_errors_name_the_line() {
         ("FROM scratch\nRUN true\n", "line 2: RUN: there is nothing to run it in"),
         ("FROM scratch\nFROM scratch\n", "multi-stage builds"),
         ("FROM scratch\nEXPOSE 99999\n", "invalid port"),
+        ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
         (
             "FROM scratch\nADD https://example.com/x /x\n",
