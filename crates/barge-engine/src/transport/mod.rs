@@ -294,3 +294,47 @@ pub(crate) fn names_to_record(told: Option<&Reference>, source: &[Reference]) ->
         None => source.to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pick_image_takes_the_named_or_the_only_image() {
+        let images = ["a", "b"];
+        let pick =
+            |name: Option<&str>, images: &[&str]| pick_image(images, name, |i| Some(*i) == name, &"/x", "oci:DIR:REF");
+        assert_eq!(pick(Some("b"), &images).unwrap(), 1);
+        assert_eq!(pick(None, &["a"]).unwrap(), 0);
+        let e = pick(None, &images).unwrap_err().to_string();
+        assert_eq!(e, "/x holds 2 images: name one with oci:DIR:REF");
+        let e = pick(Some("c"), &images).unwrap_err().to_string();
+        assert_eq!(e, "not found: c in /x");
+        let e = pick(None, &[]).unwrap_err().to_string();
+        assert_eq!(e, "/x holds 0 images: name one with oci:DIR:REF");
+    }
+
+    #[test]
+    fn read_capped_refuses_one_byte_more() {
+        assert_eq!(read_capped(&b"four"[..], 4, &"f").unwrap(), b"four");
+        let e = read_capped(&b"fives"[..], 4, &"f").unwrap_err().to_string();
+        assert_eq!(e, "f is larger than 4 bytes");
+    }
+
+    #[test]
+    fn names_to_record_prefers_the_one_given() {
+        let r = |s: &str| Reference::parse_default_tag(s).unwrap();
+        let source = [r("a:1"), r("b:2")];
+        assert_eq!(names_to_record(Some(&r("c:3")), &source), [r("c:3")]);
+        assert_eq!(names_to_record(None, &source), source);
+    }
+
+    #[test]
+    fn sniffed_manifests_carry_the_media_type_of_their_bytes() {
+        let bytes = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let f = Fetched::sniffed(bytes.to_vec()).unwrap();
+        assert_eq!(f.media_type, barge_oci::media::OCI_INDEX);
+        assert_eq!(f.digest, Digest::of(bytes));
+        assert!(Fetched::sniffed(b"{}".to_vec()).is_err());
+    }
+}
