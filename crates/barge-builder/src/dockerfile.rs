@@ -42,8 +42,8 @@ pub enum Instruction {
     Run(Command),
     Cmd(Command),
     Entrypoint(Command),
-    Copy(Copy),
-    Add(Copy),
+    Copy(CopyArgs),
+    Add(CopyArgs),
     /// `KEY=VALUE …`, or the legacy `KEY VALUE`.
     Env(Args),
     /// `NAME[=DEFAULT] …`.
@@ -119,7 +119,7 @@ impl List {
 
 /// COPY and ADD: the flags and the sources and destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copy {
+pub struct CopyArgs {
     /// `--from=STAGE` (refused by the build: one stage only).
     pub from: Option<String>,
     /// `--chown=USER[:GROUP]`, substituted and resolved in the image.
@@ -238,7 +238,7 @@ fn command(args: &str) -> Result<Command, String> {
     }
 }
 
-fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<Copy, String> {
+fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<CopyArgs, String> {
     if let Some((k, _)) = flags
         .iter()
         .find(|(k, _)| !matches!(k.as_str(), "chown" | "chmod" | "from"))
@@ -254,7 +254,7 @@ fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<Copy, St
         ),
         None => None,
     };
-    Ok(Copy {
+    Ok(CopyArgs {
         from: flag(flags, "from").map(str::to_string),
         chown: flag(flags, "chown").map(|c| Args {
             text: c.to_string(),

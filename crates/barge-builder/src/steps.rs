@@ -1,6 +1,6 @@
 //! The build itself: one stage, instruction by instruction.
 
-use crate::dockerfile::{self, pairs, Args, Command, Copy, Instruction, Line};
+use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Instruction, Line};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
@@ -522,7 +522,13 @@ impl<'a> Stage<'a> {
 
     /// COPY and ADD: the sources found in the context, the destination
     /// decided, every entry planned with its owner, then one layer written.
-    fn copy(&mut self, line: &Line, c: &Copy, add: bool, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    fn copy(
+        &mut self,
+        line: &Line,
+        c: &CopyArgs,
+        add: bool,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), BuildError> {
         if c.from.is_some() {
             return Err(line.error("--from needs multi-stage builds, which barge build does not support yet"));
         }
