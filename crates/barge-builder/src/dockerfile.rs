@@ -1,86 +1,291 @@
 //! The Dockerfile grammar: parser directives, line continuations, comments,
 //! instructions with their flags, exec (JSON) and shell forms, and the
 //! variable substitution and word splitting docker applies to arguments.
+//!
+//! [`parse`] turns the text into [`Line`]s, each holding an [`Instruction`]
+//! with its arguments in their parsed form. Everything that does not depend
+//! on variables is checked here (flags, forms, modes); what does (a `$VAR`
+//! in a path or a port) is kept as [`Args`] and substituted by the build
+//! when it reaches the instruction, since ARG and ENV change the values.
 
 use crate::BuildError;
 use std::collections::BTreeMap;
 
-/// One instruction, continuation lines joined.
+/// One instruction, continuation lines joined, and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instruction {
+pub struct Line {
     /// The line it starts on (1-based), for error messages.
-    pub line: usize,
-    /// Upper-cased keyword (`COPY`).
-    pub keyword: String,
-    /// `--name=value` flags before the arguments (COPY, ADD, FROM, RUN).
-    pub flags: Vec<(String, String)>,
-    /// The arguments as written, flags removed.
-    pub args: String,
+    pub number: usize,
+    /// The instruction as `Step n/N :` shows it: keyword, flags, arguments.
+    pub shown: String,
+    pub instruction: Instruction,
+}
+
+impl Line {
+    /// An error of this instruction: `Dockerfile line N: KEYWORD: message`.
+    pub fn error(&self, message: impl std::fmt::Display) -> BuildError {
+        BuildError::Dockerfile {
+            line: self.number,
+            message: format!("{}: {message}", self.instruction.keyword()),
+        }
+    }
+}
+
+/// A Dockerfile instruction with its parsed arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instruction {
+    /// `FROM [--platform=P] IMAGE [AS NAME]`: the words after the flags, and the platform.
+    From {
+        image: Args,
+        platform: Option<Args>,
+    },
+    Run(Command),
+    Cmd(Command),
+    Entrypoint(Command),
+    Copy(CopyArgs),
+    Add(CopyArgs),
+    /// `KEY=VALUE …`, or the legacy `KEY VALUE`.
+    Env(Args),
+    /// `NAME[=DEFAULT] …`.
+    Arg(Args),
+    /// `KEY=VALUE …`.
+    Label(Args),
+    /// `PORT[/PROTO] …`.
+    Expose(Args),
+    Volume(List),
+    User(Args),
+    Workdir(Args),
+    Stopsignal(Args),
+    /// Parsed so that it is refused with a clear message, as written.
+    Healthcheck(String),
+    /// The shell of shell-form commands from here on (JSON form only).
+    Shell(Vec<String>),
+    /// Parsed so that it is refused with a clear message, as written.
+    Onbuild(String),
+    /// The author, as written.
+    Maintainer(String),
+}
+
+/// Arguments as written, substituted when the build reaches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub text: String,
     /// The escape character in force.
     pub escape: char,
 }
 
-impl Instruction {
-    /// The arguments as a JSON array of strings, if written that way.
-    pub fn exec_form(&self) -> Option<Vec<String>> {
-        let t = self.args.trim();
-        if !t.starts_with('[') {
-            return None;
-        }
-        serde_json::from_str::<Vec<String>>(t).ok()
-    }
-
+impl Args {
     /// The arguments split into words, variables substituted.
-    pub fn words(&self, vars: &BTreeMap<String, String>) -> Result<Vec<String>, BuildError> {
-        words(&self.args, self.escape, vars).map_err(|e| self.error(e))
+    pub fn words(&self, vars: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+        words(&self.text, self.escape, vars)
+    }
+}
+
+/// The command of RUN, CMD and ENTRYPOINT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `["prog", "arg"]`: run as it is.
+    Exec(Vec<String>),
+    /// A command line, run through the SHELL (never empty).
+    Shell(String),
+}
+
+/// A list of COPY/ADD or VOLUME: a JSON array, or words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum List {
+    Exec(Vec<String>),
+    Words(Args),
+}
+
+impl List {
+    fn parse(args: &str, escape: char) -> List {
+        match exec_form(args) {
+            Some(a) => List::Exec(a),
+            None => List::Words(Args {
+                text: args.to_string(),
+                escape,
+            }),
+        }
     }
 
-    pub fn flag(&self, name: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn error(&self, message: impl std::fmt::Display) -> BuildError {
-        BuildError::Dockerfile {
-            line: self.line,
-            message: format!("{}: {message}", self.keyword),
+    /// The items, variables substituted in the words form (never in JSON).
+    pub fn items(&self, vars: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
+        match self {
+            List::Exec(a) => Ok(a.clone()),
+            List::Words(w) => w.words(vars),
         }
     }
 }
 
-const KNOWN: &[&str] = &[
-    "FROM",
-    "RUN",
-    "CMD",
-    "ENTRYPOINT",
-    "COPY",
-    "ADD",
-    "ENV",
-    "ARG",
-    "WORKDIR",
-    "LABEL",
-    "USER",
-    "EXPOSE",
-    "VOLUME",
-    "STOPSIGNAL",
-    "SHELL",
-    "MAINTAINER",
-    "HEALTHCHECK",
-    "ONBUILD",
-];
+/// COPY and ADD: the flags and the sources and destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyArgs {
+    /// `--from=STAGE` (refused by the build: one stage only).
+    pub from: Option<String>,
+    /// `--chown=USER[:GROUP]`, substituted and resolved in the image.
+    pub chown: Option<Args>,
+    /// `--chmod=MODE`, octal.
+    pub chmod: Option<u32>,
+    /// Sources, then the destination.
+    pub paths: List,
+}
+
+impl Instruction {
+    /// The keyword, as error messages name it.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Instruction::From { .. } => "FROM",
+            Instruction::Run(_) => "RUN",
+            Instruction::Cmd(_) => "CMD",
+            Instruction::Entrypoint(_) => "ENTRYPOINT",
+            Instruction::Copy(_) => "COPY",
+            Instruction::Add(_) => "ADD",
+            Instruction::Env(_) => "ENV",
+            Instruction::Arg(_) => "ARG",
+            Instruction::Label(_) => "LABEL",
+            Instruction::Expose(_) => "EXPOSE",
+            Instruction::Volume(_) => "VOLUME",
+            Instruction::User(_) => "USER",
+            Instruction::Workdir(_) => "WORKDIR",
+            Instruction::Stopsignal(_) => "STOPSIGNAL",
+            Instruction::Healthcheck(_) => "HEALTHCHECK",
+            Instruction::Shell(_) => "SHELL",
+            Instruction::Onbuild(_) => "ONBUILD",
+            Instruction::Maintainer(_) => "MAINTAINER",
+        }
+    }
+
+    /// The instruction `keyword` (upper case) names, from its flags and
+    /// arguments; `None` for a keyword that is not an instruction. The
+    /// error is the message, without the keyword.
+    fn parse(
+        keyword: &str,
+        flags: &[(String, String)],
+        args: &str,
+        escape: char,
+    ) -> Option<Result<Instruction, String>> {
+        let words = || Args {
+            text: args.to_string(),
+            escape,
+        };
+        let i = match keyword {
+            "FROM" => from(flags, words()),
+            "RUN" => match flags.first() {
+                Some((k, _)) => Err(format!("the flag --{k} is not supported")),
+                None => command(args).map(Instruction::Run),
+            },
+            "CMD" => command(args).map(Instruction::Cmd),
+            "ENTRYPOINT" => command(args).map(Instruction::Entrypoint),
+            "COPY" => copy(flags, args, escape).map(Instruction::Copy),
+            "ADD" => copy(flags, args, escape).map(Instruction::Add),
+            "ENV" => Ok(Instruction::Env(words())),
+            "ARG" => Ok(Instruction::Arg(words())),
+            "LABEL" => Ok(Instruction::Label(words())),
+            "EXPOSE" => Ok(Instruction::Expose(words())),
+            "VOLUME" => Ok(Instruction::Volume(List::parse(args, escape))),
+            "USER" => Ok(Instruction::User(words())),
+            "WORKDIR" => Ok(Instruction::Workdir(words())),
+            "STOPSIGNAL" => Ok(Instruction::Stopsignal(words())),
+            "HEALTHCHECK" => Ok(Instruction::Healthcheck(args.to_string())),
+            "SHELL" => exec_form(args)
+                .filter(|a| !a.is_empty())
+                .map(Instruction::Shell)
+                .ok_or_else(|| "needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]".to_string()),
+            "ONBUILD" => Ok(Instruction::Onbuild(args.to_string())),
+            "MAINTAINER" => Ok(Instruction::Maintainer(args.trim().to_string())),
+            _ => return None,
+        };
+        Some(i)
+    }
+}
 
 /// Instructions that take `--flag=value` options.
 const FLAGGED: &[&str] = &["FROM", "COPY", "ADD", "RUN"];
 
+/// The last value of a flag, as docker takes it.
+fn flag<'f>(flags: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The arguments as a JSON array of strings, if written that way.
+fn exec_form(args: &str) -> Option<Vec<String>> {
+    let t = args.trim();
+    if !t.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<Vec<String>>(t).ok()
+}
+
+fn from(flags: &[(String, String)], image: Args) -> Result<Instruction, String> {
+    if let Some((k, _)) = flags.iter().find(|(k, _)| k != "platform") {
+        return Err(format!("unknown flag --{k}"));
+    }
+    let platform = flag(flags, "platform").map(|p| Args {
+        text: p.to_string(),
+        escape: image.escape,
+    });
+    Ok(Instruction::From { image, platform })
+}
+
+/// CMD/ENTRYPOINT/RUN arguments: the exec form, or a shell command line.
+fn command(args: &str) -> Result<Command, String> {
+    if let Some(argv) = exec_form(args) {
+        return Ok(Command::Exec(argv));
+    }
+    match args.trim() {
+        "" => Err("needs a command".into()),
+        text => Ok(Command::Shell(text.to_string())),
+    }
+}
+
+fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<CopyArgs, String> {
+    if let Some((k, _)) = flags
+        .iter()
+        .find(|(k, _)| !matches!(k.as_str(), "chown" | "chmod" | "from"))
+    {
+        return Err(format!("the flag --{k} is not supported"));
+    }
+    let chmod = match flag(flags, "chmod") {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| format!("--chmod={m}: expected an octal mode such as 755"))?,
+        ),
+        None => None,
+    };
+    Ok(CopyArgs {
+        from: flag(flags, "from").map(str::to_string),
+        chown: flag(flags, "chown").map(|c| Args {
+            text: c.to_string(),
+            escape,
+        }),
+        chmod,
+        paths: List::parse(args, escape),
+    })
+}
+
 /// Parses a Dockerfile.
-pub fn parse(text: &str) -> Result<Vec<Instruction>, BuildError> {
-    let mut escape = '\\';
-    let mut out = Vec::new();
+pub fn parse(text: &str) -> Result<Vec<Line>, BuildError> {
     let mut lines = text.lines().enumerate().peekable();
-    // Parser directives: leading `# key=value` comments.
+    let escape = directives(&mut lines)?;
+    let mut out = Vec::new();
+    while let Some((i, raw)) = lines.next() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let logical = join_continued(raw, &mut lines, escape);
+        out.push(instruction(i + 1, logical.trim(), escape)?);
+    }
+    Ok(out)
+}
+
+type Lines<'t> = std::iter::Peekable<std::iter::Enumerate<std::str::Lines<'t>>>;
+
+/// Parser directives, leading `# key=value` comments: the escape character.
+fn directives(lines: &mut Lines) -> Result<char, BuildError> {
+    let mut escape = '\\';
     while let Some((_, l)) = lines.peek() {
         let Some(body) = l.trim().strip_prefix('#') else { break };
         let Some((k, v)) = body.split_once('=') else { break };
@@ -102,66 +307,60 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, BuildError> {
         }
         lines.next();
     }
-    while let Some((i, raw)) = lines.next() {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let mut logical = String::new();
-        let mut current = raw.trim_end().to_string();
-        loop {
-            match current.strip_suffix(escape) {
-                Some(head) => {
-                    logical.push_str(head);
-                    // Next non-comment, non-empty line continues this one.
-                    let mut next = None;
-                    for (_, l) in lines.by_ref() {
-                        let t = l.trim();
-                        if t.starts_with('#') || t.is_empty() {
-                            continue;
-                        }
-                        next = Some(l.trim_end().to_string());
-                        break;
-                    }
-                    match next {
-                        Some(n) => current = n,
-                        None => break,
-                    }
-                }
-                None => {
-                    logical.push_str(&current);
-                    break;
+    Ok(escape)
+}
+
+/// `first` with the lines it continues (an escape at the end) joined to it.
+fn join_continued(first: &str, lines: &mut Lines, escape: char) -> String {
+    let mut logical = String::new();
+    let mut current = first.trim_end().to_string();
+    loop {
+        match current.strip_suffix(escape) {
+            Some(head) => {
+                logical.push_str(head);
+                // Next non-comment, non-empty line continues this one.
+                let next = lines.by_ref().map(|(_, l)| l).find(|l| {
+                    let t = l.trim();
+                    !(t.starts_with('#') || t.is_empty())
+                });
+                match next {
+                    Some(n) => current = n.trim_end().to_string(),
+                    None => break,
                 }
             }
-        }
-        let logical = logical.trim();
-        let (word, rest) = logical.split_once(char::is_whitespace).unwrap_or((logical, ""));
-        let keyword = word.to_ascii_uppercase();
-        if !KNOWN.contains(&keyword.as_str()) {
-            return Err(BuildError::Dockerfile {
-                line: i + 1,
-                message: format!("unknown instruction: {word}"),
-            });
-        }
-        let mut rest = rest.trim_start();
-        let mut flags = Vec::new();
-        if FLAGGED.contains(&keyword.as_str()) {
-            while let Some(f) = rest.strip_prefix("--") {
-                let (tok, after) = f.split_once(char::is_whitespace).unwrap_or((f, ""));
-                let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
-                flags.push((k.to_string(), v.to_string()));
-                rest = after.trim_start();
+            None => {
+                logical.push_str(&current);
+                break;
             }
         }
-        out.push(Instruction {
-            line: i + 1,
-            keyword,
-            flags,
-            args: rest.to_string(),
-            escape,
-        });
     }
-    Ok(out)
+    logical
+}
+
+/// One logical line: keyword, flags, arguments.
+fn instruction(number: usize, logical: &str, escape: char) -> Result<Line, BuildError> {
+    let (word, rest) = logical.split_once(char::is_whitespace).unwrap_or((logical, ""));
+    let keyword = word.to_ascii_uppercase();
+    let mut rest = rest.trim_start();
+    let mut flags = Vec::new();
+    if FLAGGED.contains(&keyword.as_str()) {
+        while let Some(f) = rest.strip_prefix("--") {
+            let (tok, after) = f.split_once(char::is_whitespace).unwrap_or((f, ""));
+            let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
+            flags.push((k.to_string(), v.to_string()));
+            rest = after.trim_start();
+        }
+    }
+    let fail = |message| BuildError::Dockerfile { line: number, message };
+    let instruction = Instruction::parse(&keyword, &flags, rest, escape)
+        .ok_or_else(|| fail(format!("unknown instruction: {word}")))?
+        .map_err(|m| fail(format!("{keyword}: {m}")))?;
+    let shown: String = flags.iter().map(|(k, v)| format!("--{k}={v} ")).collect();
+    Ok(Line {
+        number,
+        shown: format!("{keyword} {shown}{rest}"),
+        instruction,
+    })
 }
 
 /// Splits `s` into words as docker does for ENV, LABEL, COPY and the like:
@@ -339,29 +538,26 @@ fn substitute(chars: &[char], i: usize, vars: &BTreeMap<String, String>, out: &m
 
 /// `KEY=VALUE` pairs of ENV, LABEL and ARG; also the legacy `ENV KEY VALUE` form
 /// when `legacy` is allowed.
-pub fn pairs(
-    ins: &Instruction,
-    vars: &BTreeMap<String, String>,
-    legacy: bool,
-) -> Result<Vec<(String, String)>, BuildError> {
-    let ws = ins.words(vars)?;
-    if ws.is_empty() {
-        return Err(ins.error("needs at least one argument"));
-    }
-    if legacy && !ws[0].contains('=') {
-        let key = ws[0].clone();
-        let rest = ins.args.trim_start()[ins.args.trim_start().find(char::is_whitespace).unwrap_or(0)..].trim();
+pub fn pairs(args: &Args, vars: &BTreeMap<String, String>, legacy: bool) -> Result<Vec<(String, String)>, String> {
+    let ws = args.words(vars)?;
+    let Some(first) = ws.first() else {
+        return Err("needs at least one argument".into());
+    };
+    if legacy && !first.contains('=') {
+        let key = first.clone();
+        let text = args.text.trim_start();
+        let rest = text[text.find(char::is_whitespace).unwrap_or(text.len())..].trim();
         if rest.is_empty() {
-            return Err(ins.error(format!("{key} needs a value")));
+            return Err(format!("{key} needs a value"));
         }
-        let value = words(rest, ins.escape, vars).map_err(|e| ins.error(e))?.join(" ");
+        let value = words(rest, args.escape, vars)?.join(" ");
         return Ok(vec![(key, value)]);
     }
     ws.into_iter()
         .map(|w| match w.split_once('=') {
-            Some(("", _)) => Err(ins.error(format!("{w:?}: empty name"))),
+            Some(("", _)) => Err(format!("{w:?}: empty name")),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => Err(ins.error(format!("{w:?} is not KEY=VALUE"))),
+            None => Err(format!("{w:?} is not KEY=VALUE")),
         })
         .collect()
 }
@@ -374,26 +570,159 @@ mod tests {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn args(text: &str) -> Args {
+        Args {
+            text: text.into(),
+            escape: '\\',
+        }
+    }
+
+    /// The one instruction of `text`.
+    fn one(text: &str) -> Instruction {
+        let mut lines = parse(text).unwrap();
+        assert_eq!(lines.len(), 1, "{text}");
+        lines.remove(0).instruction
+    }
+
+    /// The message of the error `text` gives.
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
     #[test]
     fn continuations_comments_and_flags() {
         let df = "# syntax=docker/dockerfile:1\nFROM scratch\n\n# a comment\ncopy --chown=1:2 --chmod=755 \\\n  # inside\n  a b \\\n  /dst/\nCMD [\"/demo\"]\n";
-        let ins = parse(df).unwrap();
-        assert_eq!(ins.len(), 3);
-        assert_eq!((ins[0].line, ins[0].keyword.as_str()), (2, "FROM"));
-        assert_eq!(ins[1].keyword, "COPY");
-        assert_eq!(ins[1].line, 5);
-        assert_eq!(ins[1].flag("chown"), Some("1:2"));
-        assert_eq!(ins[1].flag("chmod"), Some("755"));
-        assert_eq!(ins[1].args.split_whitespace().collect::<Vec<_>>(), ["a", "b", "/dst/"]);
-        assert_eq!(ins[2].exec_form().unwrap(), ["/demo"]);
-        let e = parse("FROM scratch\nFROB x\n").unwrap_err().to_string();
+        let lines = parse(df).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].number, 2);
+        assert_eq!(lines[1].number, 5);
+        assert_eq!(lines[1].shown, "COPY --chown=1:2 --chmod=755 a b   /dst/");
+        let Instruction::Copy(c) = &lines[1].instruction else {
+            panic!("{:?}", lines[1].instruction)
+        };
+        assert_eq!(c.chown, Some(args("1:2")));
+        assert_eq!(c.chmod, Some(0o755));
+        assert_eq!(c.paths.items(&BTreeMap::new()).unwrap(), ["a", "b", "/dst/"]);
+        assert_eq!(
+            lines[2].instruction,
+            Instruction::Cmd(Command::Exec(vec!["/demo".into()]))
+        );
+        let e = error("FROM scratch\nFROB x\n");
         assert!(e.contains("line 2") && e.contains("unknown instruction: FROB"), "{e}");
     }
 
     #[test]
     fn escape_directive() {
-        let ins = parse("# escape=`\nFROM scratch\nCOPY a `\n  c:\\dir\\\n").unwrap();
-        assert_eq!(ins[1].args.split_whitespace().collect::<Vec<_>>(), ["a", "c:\\dir\\"]);
+        let lines = parse("# escape=`\nFROM scratch\nCOPY a `\n  c:\\dir\\\n").unwrap();
+        let Instruction::Copy(c) = &lines[1].instruction else {
+            panic!("{:?}", lines[1].instruction)
+        };
+        assert_eq!(c.paths.items(&BTreeMap::new()).unwrap(), ["a", "c:\\dir\\"]);
+        let e = error("# escape=x\nFROM scratch\n");
+        assert!(
+            e.contains("line 1") && e.contains("invalid escape directive \"x\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn from_with_and_without_a_platform() {
+        assert_eq!(
+            one("FROM busybox AS base"),
+            Instruction::From {
+                image: args("busybox AS base"),
+                platform: None
+            }
+        );
+        assert_eq!(
+            one("from --platform=linux/arm64 busybox"),
+            Instruction::From {
+                image: args("busybox"),
+                platform: Some(args("linux/arm64"))
+            }
+        );
+        let e = error("FROM --pull=always busybox");
+        assert!(e.contains("line 1: FROM: unknown flag --pull"), "{e}");
+    }
+
+    #[test]
+    fn commands_in_exec_and_shell_form() {
+        let exec = || Command::Exec(vec!["sh".into(), "-c".into(), "echo hi".into()]);
+        assert_eq!(one(r#"RUN ["sh", "-c", "echo hi"]"#), Instruction::Run(exec()));
+        assert_eq!(one(r#"CMD ["sh", "-c", "echo hi"]"#), Instruction::Cmd(exec()));
+        assert_eq!(
+            one("ENTRYPOINT  echo $HOME  "),
+            Instruction::Entrypoint(Command::Shell("echo $HOME".into()))
+        );
+        // Not a JSON array of strings: a command line, as docker takes it.
+        assert_eq!(one("RUN [1, 2]"), Instruction::Run(Command::Shell("[1, 2]".into())));
+        assert_eq!(one("CMD []"), Instruction::Cmd(Command::Exec(vec![])));
+        for keyword in ["RUN", "CMD", "ENTRYPOINT"] {
+            let e = error(&format!("FROM scratch\n{keyword}\n"));
+            assert!(e.contains(&format!("line 2: {keyword}: needs a command")), "{e}");
+        }
+        let e = error("RUN --mount=type=cache,target=/x make");
+        assert!(e.contains("RUN: the flag --mount is not supported"), "{e}");
+    }
+
+    #[test]
+    fn copy_and_add_flags_and_forms() {
+        let Instruction::Add(c) = one(r#"ADD --from=build --chown=app ["a b", "/dst/"]"#) else {
+            panic!()
+        };
+        assert_eq!(c.from.as_deref(), Some("build"));
+        assert_eq!(c.chown, Some(args("app")));
+        assert_eq!(c.chmod, None);
+        assert_eq!(c.paths, List::Exec(vec!["a b".into(), "/dst/".into()]));
+        // The last of a repeated flag counts.
+        let Instruction::Copy(c) = one("COPY --chmod=600 --chmod=0750 a /b") else {
+            panic!()
+        };
+        assert_eq!(c.chmod, Some(0o750));
+        assert_eq!(c.paths, List::Words(args("a /b")));
+        for bad in ["x", "8", "17777"] {
+            let e = error(&format!("FROM scratch\nCOPY --chmod={bad} a /b"));
+            assert!(
+                e.contains(&format!(
+                    "line 2: COPY: --chmod={bad}: expected an octal mode such as 755"
+                )),
+                "{e}"
+            );
+        }
+        let e = error("ADD --checksum=sha256:00 a /b");
+        assert!(e.contains("ADD: the flag --checksum is not supported"), "{e}");
+    }
+
+    #[test]
+    fn metadata_instructions_keep_their_arguments() {
+        assert_eq!(one("ENV A=1 B=2"), Instruction::Env(args("A=1 B=2")));
+        assert_eq!(one("ARG V=1"), Instruction::Arg(args("V=1")));
+        assert_eq!(one("LABEL a=b"), Instruction::Label(args("a=b")));
+        assert_eq!(one("EXPOSE 80/udp"), Instruction::Expose(args("80/udp")));
+        assert_eq!(one("USER app:app"), Instruction::User(args("app:app")));
+        assert_eq!(one("WORKDIR /srv/$APP"), Instruction::Workdir(args("/srv/$APP")));
+        assert_eq!(one("STOPSIGNAL SIGINT"), Instruction::Stopsignal(args("SIGINT")));
+        assert_eq!(
+            one("MAINTAINER  Jo <jo@example.org> "),
+            Instruction::Maintainer("Jo <jo@example.org>".into())
+        );
+        assert_eq!(one("VOLUME /a /b"), Instruction::Volume(List::Words(args("/a /b"))));
+        assert_eq!(
+            one(r#"VOLUME ["/a"]"#),
+            Instruction::Volume(List::Exec(vec!["/a".into()]))
+        );
+        assert_eq!(
+            one(r#"SHELL ["/bin/bash", "-c"]"#),
+            Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])
+        );
+        assert_eq!(one("HEALTHCHECK NONE"), Instruction::Healthcheck("NONE".into()));
+        assert_eq!(one("ONBUILD RUN x"), Instruction::Onbuild("RUN x".into()));
+        // Only FROM, RUN, COPY and ADD take flags: elsewhere `--x` is an argument.
+        assert_eq!(one("ENV --x=1"), Instruction::Env(args("--x=1")));
+        for bad in ["SHELL /bin/bash -c", "SHELL []"] {
+            let e = error(bad);
+            assert!(e.contains("line 1: SHELL: needs the JSON form"), "{e}");
+        }
     }
 
     #[test]
@@ -413,10 +742,9 @@ mod tests {
 
     #[test]
     fn env_pairs() {
-        let ins = parse("ENV A=1 B=\"two words\" C=${A}x\nENV LEGACY some value\nLABEL novalue\n").unwrap();
         let v = vars(&[("A", "1")]);
         assert_eq!(
-            pairs(&ins[0], &v, true).unwrap(),
+            pairs(&args("A=1 B=\"two words\" C=${A}x"), &v, true).unwrap(),
             [
                 ("A".into(), "1".into()),
                 ("B".into(), "two words".into()),
@@ -424,9 +752,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            pairs(&ins[1], &v, true).unwrap(),
+            pairs(&args("LEGACY some value"), &v, true).unwrap(),
             [("LEGACY".into(), "some value".into())]
         );
-        assert!(pairs(&ins[2], &v, false).is_err());
+        assert_eq!(
+            pairs(&args("novalue"), &v, false).unwrap_err(),
+            "\"novalue\" is not KEY=VALUE"
+        );
+        // A key alone is no legacy pair: it was once taken as its own value.
+        assert_eq!(pairs(&args("LEGACY"), &v, true).unwrap_err(), "LEGACY needs a value");
+        assert_eq!(pairs(&args("=x"), &v, false).unwrap_err(), "\"=x\": empty name");
+        assert_eq!(pairs(&args(""), &v, true).unwrap_err(), "needs at least one argument");
     }
 }

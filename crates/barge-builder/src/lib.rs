@@ -22,7 +22,7 @@ mod ignore;
 mod layer;
 mod steps;
 
-pub use dockerfile::{parse, Instruction};
+pub use dockerfile::{parse, Args, Command, CopyArgs, Instruction, Line, List};
 pub use ignore::Ignore;
 pub use steps::build;
 

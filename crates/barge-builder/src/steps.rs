@@ -1,6 +1,6 @@
 //! The build itself: one stage, instruction by instruction.
 
-use crate::dockerfile::{self, pairs, words, Instruction};
+use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Instruction, Line};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
@@ -28,7 +28,7 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn BuildProgress,
 ) -> Result<BuildOutcome, BuildError> {
-    let instructions = dockerfile::parse(&opts.dockerfile)?;
+    let lines = dockerfile::parse(&opts.dockerfile)?;
     // No prune may remove layers this build stands on until it is tagged.
     let _lock = store.lock_shared()?;
     let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
@@ -43,25 +43,28 @@ pub fn build(
         global.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
     }
     let mut stage: Option<Stage> = None;
-    let total = instructions.len();
-    for (n, ins) in instructions.iter().enumerate() {
-        let flags: String = ins.flags.iter().map(|(k, v)| format!("--{k}={v} ")).collect();
-        progress.step(&format!("Step {}/{total} : {} {flags}{}", n + 1, ins.keyword, ins.args));
-        match (ins.keyword.as_str(), &mut stage) {
-            ("ARG", None) => {
-                for (k, v) in declare_args(ins, &global, &build_args, &global)? {
+    let total = lines.len();
+    for (n, line) in lines.iter().enumerate() {
+        progress.step(&format!("Step {}/{total} : {}", n + 1, line.shown));
+        match (&line.instruction, &mut stage) {
+            (Instruction::Arg(args), None) => {
+                for (k, v) in declare_args(line, args, &global, &build_args, &global)? {
                     used_args.insert(k.clone());
                     global.insert(k, v);
                 }
             }
-            ("FROM", None) => stage = Some(Stage::from(store, runtime, bases, opts, progress, ins, &global)?),
-            ("FROM", Some(_)) => {
-                return Err(ins.error("multi-stage builds (a second FROM) are not supported by barge build yet"))
+            (Instruction::From { image, platform }, None) => {
+                let base = Base {
+                    line,
+                    image,
+                    platform: platform.as_ref(),
+                };
+                stage = Some(Stage::from(store, runtime, bases, opts, progress, base, &global)?)
             }
-            (_, None) => return Err(ins.error("a Dockerfile must begin with FROM (only ARG may come before it)")),
+            (_, None) => return Err(line.error("a Dockerfile must begin with FROM (only ARG may come before it)")),
             (_, Some(s)) => {
                 s.global = global.clone();
-                s.apply(ins, &build_args, &mut used_args)?;
+                s.apply(line, &build_args, &mut used_args)?;
             }
         }
     }
@@ -84,14 +87,15 @@ pub fn build(
 
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
 fn declare_args(
-    ins: &Instruction,
+    line: &Line,
+    args: &Args,
     vars: &BTreeMap<String, String>,
     build_args: &BTreeMap<String, String>,
     global: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, String)>, BuildError> {
-    let ws = ins.words(vars)?;
+    let ws = args.words(vars).map_err(|e| line.error(e))?;
     if ws.is_empty() {
-        return Err(ins.error("needs a name"));
+        return Err(line.error("needs a name"));
     }
     let mut out = Vec::new();
     for w in ws {
@@ -100,7 +104,7 @@ fn declare_args(
             None => (w, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ins.error(format!("invalid name {name:?}")));
+            return Err(line.error(format!("invalid name {name:?}")));
         }
         let value = build_args
             .get(&name)
@@ -112,6 +116,14 @@ fn declare_args(
         }
     }
     Ok(out)
+}
+
+/// The FROM a stage starts with.
+struct Base<'l> {
+    line: &'l Line,
+    /// `IMAGE [AS NAME]`.
+    image: &'l Args,
+    platform: Option<&'l Args>,
 }
 
 struct Stage<'a> {
@@ -145,24 +157,20 @@ impl<'a> Stage<'a> {
         bases: &dyn BaseImages,
         opts: &'a BuildOptions,
         progress: &'a dyn BuildProgress,
-        ins: &Instruction,
+        base: Base,
         global: &BTreeMap<String, String>,
     ) -> Result<Stage<'a>, BuildError> {
-        let ws = ins.words(global)?;
+        let line = base.line;
+        let ws = base.image.words(global).map_err(|e| line.error(e))?;
         let name = match ws.as_slice() {
             [name] => name.clone(),
             [name, as_, _] if as_.eq_ignore_ascii_case("as") => name.clone(),
-            _ => return Err(ins.error("expected FROM IMAGE [AS NAME]")),
+            _ => return Err(line.error("expected FROM IMAGE [AS NAME]")),
         };
-        for (k, _) in &ins.flags {
-            if k != "platform" {
-                return Err(ins.error(format!("unknown flag --{k}")));
-            }
-        }
-        let platform = match ins.flag("platform") {
+        let platform = match base.platform {
             Some(p) => {
-                let p = words(p, ins.escape, global).map_err(|e| ins.error(e))?.join("");
-                Some(Platform::parse(&p).map_err(|e| ins.error(e))?)
+                let p = p.words(global).map_err(|e| line.error(e))?.join("");
+                Some(Platform::parse(&p).map_err(|e| line.error(e))?)
             }
             None => opts.platform.clone(),
         };
@@ -318,267 +326,293 @@ impl<'a> Stage<'a> {
         self.config.insert(key.to_string(), value);
     }
 
+    /// One instruction of the stage (all but FROM).
     fn apply(
         &mut self,
-        ins: &Instruction,
+        line: &Line,
         build_args: &BTreeMap<String, String>,
         used_args: &mut BTreeSet<String>,
     ) -> Result<(), BuildError> {
         let vars = self.vars();
-        if !ins.flags.is_empty() && !matches!(ins.keyword.as_str(), "COPY" | "ADD") {
-            return Err(ins.error(format!("the flag --{} is not supported", ins.flags[0].0)));
-        }
-        match ins.keyword.as_str() {
-            "ARG" => {
-                let global = self.global.clone();
-                for (k, v) in declare_args(ins, &vars, build_args, &global)? {
-                    used_args.insert(k.clone());
-                    self.args.insert(k, v);
-                }
-                // Declared without a value: known, and a --build-arg for it is used.
-                for w in ins.words(&vars)? {
-                    used_args.insert(w.split('=').next().unwrap_or("").to_string());
-                }
+        let words = |args: &Args| args.words(&vars).map_err(|e| line.error(e));
+        match &line.instruction {
+            Instruction::Arg(args) => self.arg(line, args, &vars, build_args, used_args)?,
+            Instruction::Env(args) => {
+                let set = pairs(args, &vars, true).map_err(|e| line.error(e))?;
+                self.env_vars(&set);
             }
-            "ENV" => {
-                let set = pairs(ins, &vars, true)?;
-                let mut env = self.env();
-                for (k, v) in &set {
-                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
-                    env.push(format!("{k}={v}"));
-                }
-                self.set("Env", json!(env));
-                let shown: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                self.nop(format!("ENV {}", shown.join(" ")));
+            Instruction::Label(args) => {
+                let set = pairs(args, &vars, false).map_err(|e| line.error(e))?;
+                self.labels(&set);
             }
-            "LABEL" => {
-                let set = pairs(ins, &vars, false)?;
-                let mut labels = self.object("Labels");
-                for (k, v) in &set {
-                    labels.insert(k.clone(), json!(v));
-                }
-                self.set("Labels", Value::Object(labels));
-                let shown: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                self.nop(format!("LABEL {}", shown.join(" ")));
-            }
-            "CMD" | "ENTRYPOINT" => {
-                let argv = self.command(ins)?;
-                let key = if ins.keyword == "CMD" { "Cmd" } else { "Entrypoint" };
-                self.set(key, json!(argv));
-                if ins.keyword == "ENTRYPOINT" && self.cmd_inherited {
-                    self.set("Cmd", Value::Null);
-                }
-                if ins.keyword == "CMD" {
-                    self.cmd_inherited = false;
-                }
-                self.nop(format!("{} {}", ins.keyword, go_list(&argv)));
-            }
-            "SHELL" => {
-                let argv = ins
-                    .exec_form()
-                    .filter(|a| !a.is_empty())
-                    .ok_or_else(|| ins.error("needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]"))?;
+            Instruction::Cmd(c) => self.cmd(c),
+            Instruction::Entrypoint(c) => self.entrypoint(c),
+            Instruction::Shell(argv) => {
                 self.shell = argv.clone();
                 self.set("Shell", json!(argv));
-                self.nop(format!("SHELL {}", go_list(&argv)));
+                self.nop(format!("SHELL {}", go_list(argv)));
             }
-            "WORKDIR" => {
-                let w = ins.words(&vars)?.join(" ");
-                if w.is_empty() {
-                    return Err(ins.error("needs a path"));
-                }
-                let abs = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}/{w}", self.workdir())
-                };
-                let dir = format!("/{}", clean(&abs));
-                self.set("WorkingDir", json!(dir));
-                self.history.push(json!({
-                    "created": self.created,
-                    "created_by": format!("{NOP}WORKDIR {dir}"),
-                    "empty_layer": true,
-                }));
-            }
-            "USER" => {
-                let u = ins.words(&vars)?.join(" ");
+            Instruction::Workdir(args) => self.workdir_to(line, words(args)?.join(" "))?,
+            Instruction::User(args) => {
+                let u = words(args)?.join(" ");
                 if u.is_empty() || u.contains(char::is_whitespace) {
-                    return Err(ins.error("expected one USER[:GROUP]"));
+                    return Err(line.error("expected one USER[:GROUP]"));
                 }
                 self.set("User", json!(u));
                 self.nop(format!("USER {u}"));
             }
-            "EXPOSE" => {
-                let ports = ins.words(&vars)?;
-                if ports.is_empty() {
-                    return Err(ins.error("needs at least one port"));
-                }
-                let mut exposed = self.object("ExposedPorts");
-                let mut shown = Vec::new();
-                for p in &ports {
-                    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-                    let proto = proto.to_ascii_lowercase();
-                    let valid_port = |s: &str| s.parse::<u16>().is_ok_and(|n| n > 0);
-                    let ok = match num.split_once('-') {
-                        Some((a, b)) => valid_port(a) && valid_port(b),
-                        None => valid_port(num),
-                    };
-                    if !ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-                        return Err(ins.error(format!("invalid port {p:?}: expected PORT[/tcp|udp|sctp]")));
-                    }
-                    exposed.insert(format!("{num}/{proto}"), json!({}));
-                    shown.push(format!("{num}/{proto}"));
-                }
-                self.set("ExposedPorts", Value::Object(exposed));
-                self.nop(format!("EXPOSE {}", shown.join(" ")));
+            Instruction::Expose(args) => self.expose(line, &words(args)?)?,
+            Instruction::Volume(list) => {
+                let vols = list.items(&vars).map_err(|e| line.error(e))?;
+                self.volumes(line, &vols)?
             }
-            "VOLUME" => {
-                let vols = match ins.exec_form() {
-                    Some(v) => v,
-                    None => ins.words(&vars)?,
-                };
-                if vols.is_empty() {
-                    return Err(ins.error("needs at least one path"));
-                }
-                let mut map = self.object("Volumes");
-                for v in &vols {
-                    map.insert(v.clone(), json!({}));
-                }
-                self.set("Volumes", Value::Object(map));
-                self.nop(format!("VOLUME [{}]", vols.join(" ")));
-            }
-            "STOPSIGNAL" => {
-                let s = ins.words(&vars)?.join(" ");
-                barge_runtime::runner::parse_signal(&s).map_err(|e| ins.error(e))?;
+            Instruction::Stopsignal(args) => {
+                let s = words(args)?.join(" ");
+                barge_runtime::runner::parse_signal(&s).map_err(|e| line.error(e))?;
                 self.set("StopSignal", json!(s));
                 self.nop(format!("STOPSIGNAL {s}"));
             }
-            "MAINTAINER" => {
-                let who = ins.args.trim().to_string();
+            Instruction::Maintainer(who) => {
                 self.extra.insert("author".into(), json!(who));
                 self.nop(format!("MAINTAINER {who}"));
             }
-            "COPY" | "ADD" => self.copy(ins, &vars)?,
-            "RUN" => self.run(ins)?,
-            other => {
-                return Err(ins.error(format!(
-                    "{other} is not supported by barge build yet; remove it or build with docker"
+            Instruction::Copy(c) => self.copy(line, c, false, &vars)?,
+            Instruction::Add(c) => self.copy(line, c, true, &vars)?,
+            Instruction::Run(c) => self.run(line, c)?,
+            Instruction::From { .. } => {
+                return Err(line.error("multi-stage builds (a second FROM) are not supported by barge build yet"))
+            }
+            Instruction::Healthcheck(_) | Instruction::Onbuild(_) => {
+                return Err(line.error(format!(
+                    "{} is not supported by barge build yet; remove it or build with docker",
+                    line.instruction.keyword()
                 )))
             }
         }
         Ok(())
     }
 
+    /// `ARG` in a stage: declared values, and names a `--build-arg` may use.
+    fn arg(
+        &mut self,
+        line: &Line,
+        args: &Args,
+        vars: &BTreeMap<String, String>,
+        build_args: &BTreeMap<String, String>,
+        used_args: &mut BTreeSet<String>,
+    ) -> Result<(), BuildError> {
+        let global = self.global.clone();
+        for (k, v) in declare_args(line, args, vars, build_args, &global)? {
+            used_args.insert(k.clone());
+            self.args.insert(k, v);
+        }
+        // Declared without a value: known, and a --build-arg for it is used.
+        for w in args.words(vars).map_err(|e| line.error(e))? {
+            used_args.insert(w.split('=').next().unwrap_or("").to_string());
+        }
+        Ok(())
+    }
+
+    fn env_vars(&mut self, set: &[(String, String)]) {
+        let mut env = self.env();
+        for (k, v) in set {
+            env.retain(|e| e.split('=').next() != Some(k.as_str()));
+            env.push(format!("{k}={v}"));
+        }
+        self.set("Env", json!(env));
+        self.nop(format!("ENV {}", shown_pairs(set)));
+    }
+
+    fn labels(&mut self, set: &[(String, String)]) {
+        let mut labels = self.object("Labels");
+        for (k, v) in set {
+            labels.insert(k.clone(), json!(v));
+        }
+        self.set("Labels", Value::Object(labels));
+        self.nop(format!("LABEL {}", shown_pairs(set)));
+    }
+
+    fn cmd(&mut self, c: &Command) {
+        let argv = self.command(c);
+        self.set("Cmd", json!(argv));
+        self.cmd_inherited = false;
+        self.nop(format!("CMD {}", go_list(&argv)));
+    }
+
+    /// ENTRYPOINT; a CMD that came with the base image goes, as docker does.
+    fn entrypoint(&mut self, c: &Command) {
+        let argv = self.command(c);
+        self.set("Entrypoint", json!(argv));
+        if self.cmd_inherited {
+            self.set("Cmd", Value::Null);
+        }
+        self.nop(format!("ENTRYPOINT {}", go_list(&argv)));
+    }
+
+    fn workdir_to(&mut self, line: &Line, w: String) -> Result<(), BuildError> {
+        if w.is_empty() {
+            return Err(line.error("needs a path"));
+        }
+        let abs = if w.starts_with('/') {
+            w
+        } else {
+            format!("{}/{w}", self.workdir())
+        };
+        let dir = format!("/{}", clean(&abs));
+        self.set("WorkingDir", json!(dir));
+        self.history.push(json!({
+            "created": self.created,
+            "created_by": format!("{NOP}WORKDIR {dir}"),
+            "empty_layer": true,
+        }));
+        Ok(())
+    }
+
+    fn expose(&mut self, line: &Line, ports: &[String]) -> Result<(), BuildError> {
+        if ports.is_empty() {
+            return Err(line.error("needs at least one port"));
+        }
+        let mut exposed = self.object("ExposedPorts");
+        let mut shown = Vec::new();
+        for p in ports {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let proto = proto.to_ascii_lowercase();
+            let valid_port = |s: &str| s.parse::<u16>().is_ok_and(|n| n > 0);
+            let ok = match num.split_once('-') {
+                Some((a, b)) => valid_port(a) && valid_port(b),
+                None => valid_port(num),
+            };
+            if !ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                return Err(line.error(format!("invalid port {p:?}: expected PORT[/tcp|udp|sctp]")));
+            }
+            exposed.insert(format!("{num}/{proto}"), json!({}));
+            shown.push(format!("{num}/{proto}"));
+        }
+        self.set("ExposedPorts", Value::Object(exposed));
+        self.nop(format!("EXPOSE {}", shown.join(" ")));
+        Ok(())
+    }
+
+    fn volumes(&mut self, line: &Line, vols: &[String]) -> Result<(), BuildError> {
+        if vols.is_empty() {
+            return Err(line.error("needs at least one path"));
+        }
+        let mut map = self.object("Volumes");
+        for v in vols {
+            map.insert(v.clone(), json!({}));
+        }
+        self.set("Volumes", Value::Object(map));
+        self.nop(format!("VOLUME [{}]", vols.join(" ")));
+        Ok(())
+    }
+
     /// CMD/ENTRYPOINT/RUN arguments: exec form, or the shell form through the SHELL.
-    fn command(&self, ins: &Instruction) -> Result<Vec<String>, BuildError> {
-        if let Some(argv) = ins.exec_form() {
-            return Ok(argv);
+    fn command(&self, c: &Command) -> Vec<String> {
+        match c {
+            Command::Exec(argv) => argv.clone(),
+            Command::Shell(text) => {
+                let mut argv = self.shell.clone();
+                argv.push(text.clone());
+                argv
+            }
         }
-        let text = ins.args.trim();
-        if text.is_empty() {
-            return Err(ins.error("needs a command"));
-        }
-        let mut argv = self.shell.clone();
-        argv.push(text.to_string());
-        Ok(argv)
     }
 
     // ------------------------------------------------------------ COPY / ADD
 
-    fn copy(&mut self, ins: &Instruction, vars: &BTreeMap<String, String>) -> Result<(), BuildError> {
-        for (k, _) in &ins.flags {
-            match k.as_str() {
-                "chown" | "chmod" => {}
-                "from" => {
-                    return Err(ins.error("--from needs multi-stage builds, which barge build does not support yet"))
-                }
-                other => return Err(ins.error(format!("the flag --{other} is not supported"))),
-            }
+    /// COPY and ADD: the sources found in the context, the destination
+    /// decided, every entry planned with its owner, then one layer written.
+    fn copy(
+        &mut self,
+        line: &Line,
+        c: &CopyArgs,
+        add: bool,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(), BuildError> {
+        if c.from.is_some() {
+            return Err(line.error("--from needs multi-stage builds, which barge build does not support yet"));
         }
-        let mut args = match ins.exec_form() {
-            Some(a) => a,
-            None => ins.words(vars)?,
-        };
+        let mut args = c.paths.items(vars).map_err(|e| line.error(e))?;
         if args.len() < 2 {
-            return Err(ins.error("needs at least one source and a destination"));
+            return Err(line.error("needs at least one source and a destination"));
         }
         let dest_raw = args.pop().unwrap_or_default();
         let lowers = Lowers::new(self.lower_dirs());
-        let chown = match ins.flag("chown") {
-            Some(spec) => {
-                let spec = words(spec, ins.escape, vars).map_err(|e| ins.error(e))?.join("");
-                let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
-                let group = lowers.read_file("etc/group").unwrap_or_default();
-                let u = barge_runtime::user::resolve(&spec, &passwd, &group).map_err(|e| ins.error(e))?;
-                // Docker: a user without a group gets the same number as its GID.
-                let gid = if spec.contains(':') { u.gid } else { u.uid };
-                Some((u.uid as u64, gid as u64))
-            }
-            None => None,
+        let perms = Perms {
+            chown: chown_ids(line, c.chown.as_ref(), vars, &lowers)?,
+            chmod: c.chmod,
         };
-        let chmod = match ins.flag("chmod") {
-            Some(m) => Some(
-                u32::from_str_radix(m, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| ins.error(format!("--chmod={m}: expected an octal mode such as 755")))?,
-            ),
-            None => None,
-        };
+        let sources = self.context_sources(line, &args, add)?;
+        let resolved = self.follow_sources(line, &sources)?;
+        let dest = self.destination(line, dest_raw, sources.len())?;
+        let plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
+        self.write_copy_layer(line, &plan, &dest, sources.len())
+    }
 
-        // Sources, as context-relative paths.
+    /// The sources as context-relative paths: globs expanded, each checked
+    /// to stay inside the context and not be excluded by .dockerignore.
+    fn context_sources(&self, line: &Line, args: &[String], add: bool) -> Result<Vec<String>, BuildError> {
         let mut sources: Vec<String> = Vec::new();
-        for s in &args {
-            if ins.keyword == "ADD" && (s.contains("://") || s.starts_with("git@")) {
-                return Err(ins.error(format!(
+        for s in args {
+            if add && (s.contains("://") || s.starts_with("git@")) {
+                return Err(line.error(format!(
                     "{s}: ADD from a URL is not supported; download it into the context and COPY it"
                 )));
             }
-            let raw_comps: Vec<&str> = s.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
             let mut depth = 0i32;
-            for c in &raw_comps {
-                depth += if *c == ".." { -1 } else { 1 };
+            for c in s.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                depth += if c == ".." { -1 } else { 1 };
                 if depth < 0 {
-                    return Err(ins.error(format!("{s}: forbidden path outside the build context")));
+                    return Err(line.error(format!("{s}: forbidden path outside the build context")));
                 }
             }
             let rel = clean(s);
             if is_glob(&rel) {
-                let ignore = &self.ignore;
-                let mut found: Vec<String> = walk(&self.opts.context, &|r, _| {
-                    !ignore.excluded(r) || ignore.has_exceptions()
-                })?
-                .into_iter()
-                .map(|(r, _)| r)
-                .filter(|r| !self.ignore.excluded(r) && glob_matches(&rel, r))
-                .collect();
-                // A match inside a matched directory comes with it.
-                let dirs: Vec<String> = found.clone();
-                found.retain(|r| !dirs.iter().any(|d| r.starts_with(&format!("{d}/"))));
+                let found = self.glob_sources(&rel)?;
                 if found.is_empty() {
-                    return Err(ins.error(format!("{s}: no source files were specified")));
+                    return Err(line.error(format!("{s}: no source files were specified")));
                 }
                 sources.extend(found);
             } else {
                 let path = self.opts.context.join(&rel);
                 if (!rel.is_empty() && self.ignore.excluded(&rel)) || std::fs::symlink_metadata(&path).is_err() {
-                    return Err(ins.error(format!(
+                    return Err(line.error(format!(
                         "{s}: file not found in build context or excluded by .dockerignore"
                     )));
                 }
                 sources.push(rel);
             }
         }
-        // Each source as copied: a top-level symlink is followed, as docker
-        // does, and neither it nor a symlinked directory on the way may
-        // lead out of the context.
+        Ok(sources)
+    }
+
+    /// The context paths a glob matches, .dockerignore applied; a match
+    /// inside a matched directory comes with that directory.
+    fn glob_sources(&self, pattern: &str) -> Result<Vec<String>, BuildError> {
+        let ignore = &self.ignore;
+        let mut found: Vec<String> = walk(&self.opts.context, &|r, _| {
+            !ignore.excluded(r) || ignore.has_exceptions()
+        })?
+        .into_iter()
+        .map(|(r, _)| r)
+        .filter(|r| !ignore.excluded(r) && glob_matches(pattern, r))
+        .collect();
+        let dirs: Vec<String> = found.clone();
+        found.retain(|r| !dirs.iter().any(|d| r.starts_with(&format!("{d}/"))));
+        Ok(found)
+    }
+
+    /// Each source as copied: a top-level symlink is followed, as docker
+    /// does, and neither it nor a symlinked directory on the way may
+    /// lead out of the context.
+    fn follow_sources(&self, line: &Line, sources: &[String]) -> Result<Vec<Resolved>, BuildError> {
         let context = self
             .opts
             .context
             .canonicalize()
             .map_err(io_err(format!("reading {}", self.opts.context.display())))?;
-        let mut resolved: Vec<(String, PathBuf, Metadata)> = Vec::new();
-        for rel in &sources {
+        let mut resolved = Vec::new();
+        for rel in sources {
             let path = self.opts.context.join(rel);
             let real = if rel.is_empty() {
                 Ok(context.clone())
@@ -588,133 +622,142 @@ impl<'a> Stage<'a> {
             match real {
                 Ok(real) if real.starts_with(&context) => {
                     let md = std::fs::metadata(&real).map_err(io_err(format!("reading {}", real.display())))?;
-                    resolved.push((rel.clone(), real, md));
+                    resolved.push(Resolved {
+                        rel: rel.clone(),
+                        real,
+                        md,
+                    });
                 }
-                _ => return Err(ins.error(format!("{rel}: forbidden path outside the build context"))),
+                _ => return Err(line.error(format!("{rel}: forbidden path outside the build context"))),
             }
         }
-        if sources.len() > 1 && !dest_raw.ends_with('/') {
-            return Err(ins.error(
+        Ok(resolved)
+    }
+
+    /// The destination, absolute against WORKDIR; several sources need a directory.
+    fn destination(&self, line: &Line, raw: String, sources: usize) -> Result<CopyDest, BuildError> {
+        if sources > 1 && !raw.ends_with('/') {
+            return Err(line.error(
                 "when copying more than one source file, the destination must be a directory and end with a /",
             ));
         }
-        let dest_abs = if dest_raw.starts_with('/') {
-            dest_raw.clone()
+        let abs = if raw.starts_with('/') {
+            raw.clone()
         } else {
-            format!("{}/{dest_raw}", self.workdir())
+            format!("{}/{raw}", self.workdir())
         };
-        let dest_is_dir = dest_raw.ends_with('/') || dest_raw == "." || sources.len() > 1;
+        let is_dir = raw.ends_with('/') || raw == "." || sources > 1;
+        Ok(CopyDest { raw, abs, is_dir })
+    }
 
-        let apply_owner = |o: Owner, is_dir: bool| -> Owner {
-            let mut o = match chown {
-                Some((uid, gid)) => Owner { uid, gid, ..o },
-                None => Owner { uid: 0, gid: 0, ..o },
-            };
-            if let Some(m) = chmod {
-                o.mode = m;
-            } else if is_dir && o.mode == 0 {
-                o.mode = 0o755;
-            }
-            o
-        };
-
-        // The directory copied into: left as the image has it, else made.
-        let target_dir = |target: &str| -> Item {
-            match lowers.find(target) {
-                Some((_, m)) if m.is_dir() => Item::Dir(crate::fs::owner(&m)),
-                _ => Item::Dir(apply_owner(dir_owner(&lowers, target), true)),
-            }
-        };
-        let mut plan: BTreeMap<String, Item> = BTreeMap::new();
-        let mut archives: Vec<(PathBuf, String)> = Vec::new();
-        let mut kinds = BTreeSet::new();
-        for (rel, src, md) in resolved {
-            if md.is_dir() {
-                kinds.insert("dir");
-                let target = lowers.resolve(&dest_abs, true);
-                plan.entry(target.clone()).or_insert_with(|| target_dir(&target));
-                let ignore = &self.ignore;
-                let in_context = |r: &str| {
-                    if rel.is_empty() {
-                        r.to_string()
-                    } else {
-                        format!("{rel}/{r}")
-                    }
-                };
-                let walked = walk(&src, &|r, _| {
-                    !ignore.excluded(&in_context(r)) || ignore.has_exceptions()
-                })?;
-                // An excluded directory is walked only for `!` exceptions, and
-                // kept only when one of them matched something below it.
-                let included: Vec<&String> = walked
-                    .iter()
-                    .filter(|(r, _)| !ignore.excluded(&in_context(r)))
-                    .map(|(r, _)| r)
-                    .collect();
-                let inside: Vec<(String, Metadata)> = walked
-                    .iter()
-                    .filter(|(r, m)| {
-                        !ignore.excluded(&in_context(r))
-                            || (m.is_dir() && included.iter().any(|i| i.starts_with(&format!("{r}/"))))
-                    })
-                    .cloned()
-                    .collect();
-                for (r, m) in inside {
-                    let o = apply_owner(crate::fs::owner(&m), m.is_dir());
-                    let at = if target.is_empty() {
-                        r.clone()
-                    } else {
-                        format!("{target}/{r}")
-                    };
-                    plan.insert(at, Item::Source(src.join(&r), m, o));
-                }
+    /// Every entry of the layer, by its path in the image, with its owner;
+    /// parent directories as the image has them, else root's 0755.
+    fn plan_copy(
+        &self,
+        line: &Line,
+        resolved: Vec<Resolved>,
+        dest: &CopyDest,
+        add: bool,
+        perms: Perms,
+        lowers: &Lowers,
+    ) -> Result<CopyPlan, BuildError> {
+        let mut plan = CopyPlan::default();
+        for source in resolved {
+            if source.md.is_dir() {
+                plan.kinds.insert("dir");
+                let target = lowers.resolve(&dest.abs, true);
+                plan.entries
+                    .entry(target.clone())
+                    .or_insert_with(|| target_dir(lowers, perms, &target));
+                self.plan_directory(&mut plan, &source, &target, perms)?;
                 continue;
             }
-            if ins.keyword == "ADD" && md.is_file() && archive_kind(&src)?.is_some() {
-                kinds.insert("file");
-                let target = lowers.resolve(&dest_abs, true);
-                plan.entry(target.clone()).or_insert_with(|| target_dir(&target));
-                archives.push((src, target));
+            plan.kinds.insert("file");
+            if add && source.md.is_file() && archive_kind(&source.real)?.is_some() {
+                let target = lowers.resolve(&dest.abs, true);
+                plan.entries
+                    .entry(target.clone())
+                    .or_insert_with(|| target_dir(lowers, perms, &target));
+                plan.archives.push((source.real, target));
                 continue;
             }
-            kinds.insert("file");
-            let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-            let into_dir = dest_is_dir
-                || lowers
-                    .find(&lowers.resolve(&dest_abs, true))
-                    .is_some_and(|(_, m)| m.is_dir());
-            let at = if into_dir {
-                let d = lowers.resolve(&dest_abs, true);
-                if d.is_empty() {
-                    name
-                } else {
-                    format!("{d}/{name}")
-                }
-            } else {
-                lowers.resolve(&dest_abs, false)
-            };
+            let at = file_target(&source.rel, dest, lowers);
             if at.is_empty() {
-                return Err(ins.error("cannot copy a file over /"));
+                return Err(line.error("cannot copy a file over /"));
             }
-            let o = apply_owner(crate::fs::owner(&md), false);
-            plan.insert(at, Item::Source(src, md, o));
+            let o = perms.apply(crate::fs::owner(&source.md), false);
+            plan.entries.insert(at, Item::Source(source.real, source.md, o));
         }
-        // Parent directories: as the image has them, else root's 0755.
-        let planned: Vec<String> = plan.keys().cloned().collect();
+        let planned: Vec<String> = plan.entries.keys().cloned().collect();
         for p in planned {
             let mut parent = p.as_str();
             while let Some((up, _)) = parent.rsplit_once('/') {
                 parent = up;
-                if !plan.contains_key(parent) {
-                    plan.insert(parent.to_string(), Item::Dir(dir_owner(&lowers, parent)));
+                if !plan.entries.contains_key(parent) {
+                    plan.entries
+                        .insert(parent.to_string(), Item::Dir(dir_owner(lowers, parent)));
                 }
             }
         }
-        plan.remove("");
+        plan.entries.remove("");
+        Ok(plan)
+    }
 
+    /// A source directory's contents into `target`. An excluded directory
+    /// is walked only for `!` exceptions, and kept only when one of them
+    /// matched something below it.
+    fn plan_directory(
+        &self,
+        plan: &mut CopyPlan,
+        source: &Resolved,
+        target: &str,
+        perms: Perms,
+    ) -> Result<(), BuildError> {
+        let ignore = &self.ignore;
+        let rel = &source.rel;
+        let in_context = |r: &str| {
+            if rel.is_empty() {
+                r.to_string()
+            } else {
+                format!("{rel}/{r}")
+            }
+        };
+        let walked = walk(&source.real, &|r, _| {
+            !ignore.excluded(&in_context(r)) || ignore.has_exceptions()
+        })?;
+        let included: Vec<&String> = walked
+            .iter()
+            .filter(|(r, _)| !ignore.excluded(&in_context(r)))
+            .map(|(r, _)| r)
+            .collect();
+        let inside = walked.iter().filter(|(r, m)| {
+            !ignore.excluded(&in_context(r)) || (m.is_dir() && included.iter().any(|i| i.starts_with(&format!("{r}/"))))
+        });
+        for (r, m) in inside {
+            let o = perms.apply(crate::fs::owner(m), m.is_dir());
+            let at = if target.is_empty() {
+                r.clone()
+            } else {
+                format!("{target}/{r}")
+            };
+            plan.entries.insert(at, Item::Source(source.real.join(r), m.clone(), o));
+        }
+        Ok(())
+    }
+
+    /// Writes the planned entries as a layer: hashed first, so that a cached
+    /// layer of the same content is used instead.
+    fn write_copy_layer(
+        &mut self,
+        line: &Line,
+        plan: &CopyPlan,
+        dest: &CopyDest,
+        sources: usize,
+    ) -> Result<(), BuildError> {
+        let limits = self.store.layer_limits();
         let emit = |w: &mut LayerWriter| -> Result<(), BuildError> {
             let mut hardlinks = HashMap::new();
-            for (at, item) in &plan {
+            for (at, item) in &plan.entries {
                 match item {
                     Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
                     Item::Source(src, md, o) => {
@@ -722,24 +765,25 @@ impl<'a> Stage<'a> {
                     }
                 }
             }
-            for (archive, target) in &archives {
-                extract(w, archive, target, self.store.layer_limits())?;
+            for (archive, target) in &plan.archives {
+                extract(w, archive, target, limits)?;
             }
             Ok(())
         };
-        let what = match (kinds.len(), kinds.iter().next()) {
-            (1, Some(k)) if sources.len() == 1 => *k,
+        let what = match (plan.kinds.len(), plan.kinds.iter().next()) {
+            (1, Some(k)) if sources == 1 => *k,
             _ => "multi",
         };
-        let shown_dest = if dest_raw.starts_with('/') {
-            dest_raw.clone()
+        let shown_dest = if dest.raw.starts_with('/') {
+            &dest.raw
         } else {
-            dest_abs.clone()
+            &dest.abs
         };
         let mut probe = LayerWriter::hash_only(self.opts.epoch);
         emit(&mut probe)?;
         let diff_id = probe.finish().map_err(io_err("hashing the layer"))?.diff_id;
-        let created_by = format!("{NOP}{} {what}:{} in {shown_dest} ", ins.keyword, diff_id.hex());
+        let keyword = line.instruction.keyword();
+        let created_by = format!("{NOP}{keyword} {what}:{} in {shown_dest} ", diff_id.hex());
         let key = cache_key(&json!({"layer": diff_id.to_string()}));
         if let Some(hit) = self.cached(&key) {
             return self.add_layer(hit, created_by, None);
@@ -749,15 +793,15 @@ impl<'a> Stage<'a> {
         emit(&mut w)?;
         let written = w.finish().map_err(io_err("writing the layer"))?;
         if written.diff_id != diff_id {
-            return Err(ins.error("the build context changed while it was being read"));
+            return Err(line.error("the build context changed while it was being read"));
         }
         self.store_layer(written, created_by, &key)
     }
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, ins: &Instruction) -> Result<(), BuildError> {
-        let argv = self.command(ins)?;
+    fn run(&mut self, line: &Line, c: &Command) -> Result<(), BuildError> {
+        let argv = self.command(c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
         let from_args: Vec<(String, String)> = self
@@ -766,9 +810,9 @@ impl<'a> Stage<'a> {
             .filter(|(k, _)| !env.iter().any(|e| e.split('=').next() == Some(k.as_str())))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut created_by = match ins.exec_form() {
-            Some(_) => argv.join(" "),
-            None => format!("{} {}", self.shell.join(" "), ins.args.trim()),
+        let mut created_by = match c {
+            Command::Exec(_) => argv.join(" "),
+            Command::Shell(text) => format!("{} {text}", self.shell.join(" ")),
         };
         if !from_args.is_empty() {
             let kv: Vec<String> = from_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -798,7 +842,7 @@ impl<'a> Stage<'a> {
         }
         let lower_dirs = self.lower_dirs();
         if lower_dirs.is_empty() {
-            return Err(ins.error("there is nothing to run it in: FROM scratch has no layers before this RUN"));
+            return Err(line.error("there is nothing to run it in: FROM scratch has no layers before this RUN"));
         }
         let cfg = json!({"Env": run_env, "User": user, "WorkingDir": workdir});
         let copts = CreateOptions {
@@ -827,7 +871,7 @@ impl<'a> Stage<'a> {
             )?;
             if code != 0 {
                 return Err(BuildError::RunFailed {
-                    line: ins.line,
+                    line: line.number,
                     command: argv.join(" "),
                     code,
                 });
@@ -968,6 +1012,100 @@ enum Item {
     Source(PathBuf, Metadata, Owner),
 }
 
+/// A COPY source as copied: its path in the context, where it really is
+/// (a top-level symlink followed) and what it is.
+struct Resolved {
+    rel: String,
+    real: PathBuf,
+    md: Metadata,
+}
+
+/// A COPY destination: as written, made absolute against WORKDIR, and
+/// whether it names a directory to copy into.
+struct CopyDest {
+    raw: String,
+    abs: String,
+    is_dir: bool,
+}
+
+/// What a COPY/ADD layer holds: entries by their path in the image,
+/// archives ADD extracts (into a directory) and the kinds of source
+/// (`file`, `dir`) that history names.
+#[derive(Default)]
+struct CopyPlan {
+    entries: BTreeMap<String, Item>,
+    archives: Vec<(PathBuf, String)>,
+    kinds: BTreeSet<&'static str>,
+}
+
+/// What `--chown` and `--chmod` make of copied entries' owners.
+#[derive(Clone, Copy)]
+struct Perms {
+    chown: Option<(u64, u64)>,
+    chmod: Option<u32>,
+}
+
+impl Perms {
+    /// The owner and mode an entry gets: root's unless `--chown`, the
+    /// source's mode unless `--chmod` (a directory without one gets 0755).
+    fn apply(self, o: Owner, is_dir: bool) -> Owner {
+        let mut o = match self.chown {
+            Some((uid, gid)) => Owner { uid, gid, ..o },
+            None => Owner { uid: 0, gid: 0, ..o },
+        };
+        if let Some(m) = self.chmod {
+            o.mode = m;
+        } else if is_dir && o.mode == 0 {
+            o.mode = 0o755;
+        }
+        o
+    }
+}
+
+/// `--chown=USER[:GROUP]` as numeric IDs, names resolved in the image's
+/// passwd and group files.
+fn chown_ids(
+    line: &Line,
+    chown: Option<&Args>,
+    vars: &BTreeMap<String, String>,
+    lowers: &Lowers,
+) -> Result<Option<(u64, u64)>, BuildError> {
+    let Some(spec) = chown else {
+        return Ok(None);
+    };
+    let spec = spec.words(vars).map_err(|e| line.error(e))?.join("");
+    let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
+    let group = lowers.read_file("etc/group").unwrap_or_default();
+    let u = barge_runtime::user::resolve(&spec, &passwd, &group).map_err(|e| line.error(e))?;
+    // Docker: a user without a group gets the same number as its GID.
+    let gid = if spec.contains(':') { u.gid } else { u.uid };
+    Ok(Some((u.uid as u64, gid as u64)))
+}
+
+/// The directory copied into: left as the image has it, else made.
+fn target_dir(lowers: &Lowers, perms: Perms, target: &str) -> Item {
+    match lowers.find(target) {
+        Some((_, m)) if m.is_dir() => Item::Dir(crate::fs::owner(&m)),
+        _ => Item::Dir(perms.apply(dir_owner(lowers, target), true)),
+    }
+}
+
+/// Where a copied file goes: into the destination when that is (or the
+/// image has it as) a directory, else the destination itself.
+fn file_target(rel: &str, dest: &CopyDest, lowers: &Lowers) -> String {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let into = lowers.resolve(&dest.abs, true);
+    let into_dir = dest.is_dir || lowers.find(&into).is_some_and(|(_, m)| m.is_dir());
+    if !into_dir {
+        return lowers.resolve(&dest.abs, false);
+    }
+    if into.is_empty() {
+        name.to_string()
+    } else {
+        format!("{into}/{name}")
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CachedLayer {
     diff_id: Digest,
@@ -990,6 +1128,12 @@ fn dir_owner(lowers: &Lowers, rel: &str) -> Owner {
             gid: 0,
             mode: 0o755,
         })
+}
+
+/// `K=V K2=V2`, as docker's history shows ENV and LABEL.
+fn shown_pairs(set: &[(String, String)]) -> String {
+    let shown: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.join(" ")
 }
 
 /// `["a" "b"]`, as docker's history shows command lists.

@@ -213,7 +213,7 @@ fn copy_blob(
         // The source is read on another thread while this one hashes and writes.
         let sent = std::thread::scope(|scope| {
             let mut ahead = barge_store::readahead::read_ahead(scope, r, 1 << 20, 4);
-            dst.put_blob(d, &mut ahead, src.registry())
+            dst.mount_or_put(d, &mut ahead, src.registry())
         });
         match sent {
             Ok(()) => break,

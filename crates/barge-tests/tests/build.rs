@@ -373,6 +373,7 @@ fn dockerfile_errors_name_the_line() {
         ("FROM scratch\nRUN true\n", "line 2: RUN: there is nothing to run it in"),
         ("FROM scratch\nFROM scratch\n", "multi-stage builds"),
         ("FROM scratch\nEXPOSE 99999\n", "invalid port"),
+        ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
         (
             "FROM scratch\nADD https://example.com/x /x\n",
@@ -388,6 +389,51 @@ fn dockerfile_errors_name_the_line() {
     }
     let e = b.fails(&["build", "/nonexistent/context"]);
     assert!(e.contains("not found or not a directory"), "{e}");
+}
+
+/// Mistakes that need no variable are the parser's: found, with their
+/// line, before any step runs or the base image is looked for (the base
+/// here is on a port where nothing listens).
+#[test]
+fn dockerfile_mistakes_are_found_before_any_step_runs() {
+    if !require_root_and(&[]) {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a", "a");
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    for (dockerfile, expected) in [
+        (
+            "FROM 127.0.0.1:9/absent\nCOPY --chmod=9 a /a\n",
+            "line 2: COPY: --chmod=9: expected an octal mode such as 755",
+        ),
+        (
+            "FROM 127.0.0.1:9/absent\nADD --checksum=sha256:00 a /a\n",
+            "line 2: ADD: the flag --checksum is not supported",
+        ),
+        (
+            "FROM 127.0.0.1:9/absent\nENV A=1\nSHELL /bin/bash -c\n",
+            "line 3: SHELL: needs the JSON form",
+        ),
+        (
+            "FROM 127.0.0.1:9/absent\nRUN --mount=type=cache,target=/c make\n",
+            "line 2: RUN: the flag --mount is not supported",
+        ),
+        ("FROM 127.0.0.1:9/absent\nCMD\n", "line 2: CMD: needs a command"),
+        (
+            "FROM --pull=always 127.0.0.1:9/absent\n",
+            "line 1: FROM: unknown flag --pull",
+        ),
+    ] {
+        write(ctx.path(), "Dockerfile", dockerfile);
+        let o = b.run(&["build", c]);
+        let shown = out(&o);
+        assert!(!o.status.success(), "{dockerfile:?}: {shown}");
+        assert!(shown.contains(expected), "{dockerfile:?}: {shown}");
+        assert!(!shown.contains("Step 1/"), "no step ran: {shown}");
+        assert!(!shown.contains("base image"), "the base was not looked for: {shown}");
+    }
 }
 
 #[test]

@@ -338,6 +338,37 @@ fn a_copy_sends_a_blob_again_when_the_upload_is_cut() {
     );
 }
 
+/// A copy between two repositories of one registry mounts every blob
+/// instead of sending it: the registry destination's `mount_or_put`.
+#[test]
+fn a_copy_within_one_registry_mounts_the_blobs() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let img = two_layers("mounted");
+    img.push(&reg, "app", "v1");
+    let proxy = barge_tests::proxy::SlowProxy::start(&reg.host(), 0);
+    let b = Barge::new();
+    b.ok(&[
+        "copy",
+        "-q",
+        &format!("docker://{}/app:v1", proxy.host()),
+        &format!("docker://{}/other:v1", proxy.host()),
+    ]);
+    let sent = proxy.requests();
+    let mounts = sent.matches("mount=").count();
+    assert_eq!(mounts, 3, "two layers and the config mounted: {sent}");
+    assert!(
+        !sent.contains("PATCH ") && !sent.contains("?digest="),
+        "no blob was uploaded: {sent}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/other:v1", reg.host())),
+        img.manifest_digest
+    );
+}
+
 #[test]
 fn a_failed_save_leaves_the_old_archive_alone() {
     let b = Barge::new();
