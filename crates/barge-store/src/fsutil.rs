@@ -155,6 +155,22 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Reads from `reader` until `buf` is full or the stream ends, so that
+/// callers write in whole buffers (a network read returns a few KiB);
+/// returns how many bytes were read (0 at the end of the stream).
+pub fn read_full(reader: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Starts writing a file's dirty pages to disk without waiting, so that a
 /// later `fsync`/`syncfs` finds most of the work done. Best effort.
 ///

@@ -280,20 +280,10 @@ fn copy_hashing(digest: &Digest, reader: &mut dyn Read, file: &mut File) -> Resu
     let mut buf = vec![0u8; 1 << 20];
     let mut since = 0usize;
     loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(LayoutError::Transfer {
-                        digest: digest.clone(),
-                        source,
-                    })
-                }
-            }
-        }
+        let filled = fsutil::read_full(reader, &mut buf).map_err(|source| LayoutError::Transfer {
+            digest: digest.clone(),
+            source,
+        })?;
         if filled == 0 {
             let len = hasher.len();
             return Ok((hasher.finish(), len));

@@ -198,15 +198,7 @@ pub(crate) fn copy_in_big_writes(r: &mut dyn Read, w: &mut dyn Write) -> io::Res
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
     loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = barge_store::fsutil::read_full(r, &mut buf)?;
         if filled == 0 {
             return Ok(total);
         }
