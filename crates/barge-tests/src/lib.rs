@@ -10,6 +10,7 @@
 //!
 //! Nothing here uses barge's own crates: the tests must not share bugs
 //! with the code they test.
+#![forbid(unsafe_code)]
 
 pub mod canned;
 pub mod fault;
