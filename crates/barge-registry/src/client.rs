@@ -59,8 +59,14 @@ pub struct Client {
     trusting: Agent,
     pub(crate) creds: Arc<dyn CredentialLookup>,
     opts: ClientOptions,
-    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    /// One slot per host. The table's lock is held only to find or add a
+    /// slot; a slot's own lock is held while its host is probed, so threads
+    /// wanting the same host probe it once and other hosts never wait.
+    hosts: Mutex<HashMap<String, Arc<HostSlot>>>,
 }
+
+/// A host as probed, or `None` until a probe succeeds.
+type HostSlot = Mutex<Option<Arc<HostState>>>;
 
 pub(crate) struct HostState {
     /// `https://host:port` or `http://host:port`.
@@ -232,9 +238,9 @@ impl Client {
 
     /// The pull quota `host` announced last, if it announces one.
     pub fn rate_limit(&self, host: &str) -> Option<RateLimit> {
-        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let h = hosts.get(host)?;
-        let limit = *h.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).get(host)?.clone();
+        let state = slot.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let limit = *state.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
         limit
     }
 
@@ -258,10 +264,25 @@ impl Client {
     /// Finds (once per host) whether the registry speaks HTTPS or plain HTTP
     /// and what it challenges for, by a `GET /v2/`.
     pub(crate) fn host(&self, host: &str) -> Result<Arc<HostState>, RegistryError> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = hosts.get(host) {
+        let slot = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        // The table is unlocked: a slow host holds up only its own slot.
+        let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = state.as_ref() {
             return Ok(h.clone());
         }
+        let probed = Arc::new(self.probe(host)?);
+        *state = Some(probed.clone());
+        Ok(probed)
+    }
+
+    /// `GET /v2/` over HTTPS, then (for insecure hosts) plain HTTP.
+    fn probe(&self, host: &str) -> Result<HostState, RegistryError> {
         let insecure = self.is_insecure(host);
         let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
         let mut last_err = String::new();
@@ -276,15 +297,13 @@ impl Client {
             match self.retrying(attempts, || self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
                 Ok(resp) => {
                     let challenge = (resp.status().as_u16() == 401).then(|| pick_challenge(&resp)).flatten();
-                    let state = Arc::new(HostState {
+                    return Ok(HostState {
                         base,
                         insecure,
                         challenge: Mutex::new(challenge),
                         tokens: Mutex::new(HashMap::new()),
                         rate_limit: Mutex::new(None),
                     });
-                    hosts.insert(host.to_string(), state.clone());
-                    return Ok(state);
                 }
                 Err(e) => last_err = describe(&e),
             }
