@@ -107,10 +107,7 @@ fn inner<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)
 fn hint_of(err: &(dyn Error + 'static)) -> Option<String> {
     if let Some(r) = err.downcast_ref::<barge_registry::RegistryError>() {
         if let Some(h) = r.hint() {
-            return Some(h.to_string());
-        }
-        if let barge_registry::RegistryError::Connect { .. } = r {
-            return Some("check that the registry is running and the address is right".into());
+            return Some(h);
         }
     }
     if let Some(barge_store::StoreError::Io { source, .. }) = err.downcast_ref::<barge_store::StoreError>() {

@@ -2,7 +2,7 @@
 
 use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
-use crate::error::RegistryError;
+use crate::error::{ConnectCause, RegistryError};
 use crate::speed::{too_slow, Pace, Paced, TooSlow};
 use crate::text::{sanitize, sanitize_opt};
 use barge_auth::CredentialLookup;
@@ -285,7 +285,7 @@ impl Client {
     fn probe(&self, host: &str) -> Result<HostState, RegistryError> {
         let insecure = self.is_insecure(host);
         let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
-        let mut last_err = String::new();
+        let mut last_err = ConnectCause::Other("no address to try".into());
         for (i, scheme) in schemes.iter().enumerate() {
             let base = format!("{scheme}://{host}");
             // With a plain-HTTP fallback left, HTTPS gets one try, as docker does.
@@ -305,16 +305,13 @@ impl Client {
                         rate_limit: Mutex::new(None),
                     });
                 }
-                Err(e) => last_err = describe(&e),
+                Err(e) => last_err = ConnectCause::of(&e),
             }
         }
-        let hint = (!insecure).then(|| {
-            format!("if {host} serves plain HTTP or a self-signed certificate, pass --insecure-registry {host}")
-        });
         Err(RegistryError::Connect {
             host: host.to_string(),
-            message: last_err,
-            hint,
+            cause: last_err,
+            insecure,
         })
     }
 
@@ -581,11 +578,11 @@ impl Client {
         })
     }
 
-    fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
+    pub(crate) fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
         RegistryError::Connect {
             host: host.to_string(),
-            message: describe(e),
-            hint: None,
+            cause: ConnectCause::of(e),
+            insecure: self.is_insecure(host),
         }
     }
 
@@ -879,8 +876,8 @@ impl BodyError {
             },
             BodyError::Failed(message) => RegistryError::Connect {
                 host: host.to_string(),
-                message,
-                hint: None,
+                cause: ConnectCause::Other(message),
+                insecure: false,
             },
         }
     }
@@ -915,12 +912,33 @@ fn registry_error_body(body: Option<Vec<u8>>) -> (Option<String>, Option<String>
 
 /// One line describing a transport error.
 pub(crate) fn describe(e: &ureq::Error) -> String {
-    sanitize(&match e {
-        ureq::Error::Io(io) => io.to_string(),
-        ureq::Error::HostNotFound => "host not found".to_string(),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        other => other.to_string(),
-    })
+    ConnectCause::of(e).to_string()
+}
+
+impl ConnectCause {
+    /// Sorts a transport error by what the user can do about it; the text
+    /// is sanitised (it may quote what a server sent).
+    pub(crate) fn of(e: &ureq::Error) -> ConnectCause {
+        use std::io::ErrorKind;
+        match e {
+            ureq::Error::HostNotFound => ConnectCause::HostNotFound("no address".into()),
+            // std reports a failed getaddrinfo as an uncategorised I/O error.
+            ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+                ConnectCause::HostNotFound(sanitize(&io.to_string()))
+            }
+            ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => ConnectCause::Refused,
+            // rustls reports a failed handshake as invalid data.
+            ureq::Error::Io(io) if io.kind() == ErrorKind::InvalidData => ConnectCause::Tls(sanitize(&io.to_string())),
+            ureq::Error::Tls(t) => ConnectCause::Tls(sanitize(t)),
+            ureq::Error::Rustls(t) => ConnectCause::Tls(sanitize(&t.to_string())),
+            ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
+                ConnectCause::TimedOut(sanitize(&io.to_string()))
+            }
+            ureq::Error::Timeout(t) => ConnectCause::TimedOut(t.to_string()),
+            ureq::Error::Io(io) => ConnectCause::Other(sanitize(&io.to_string())),
+            other => ConnectCause::Other(sanitize(&other.to_string())),
+        }
+    }
 }
 
 /// The `host[:port]` of an absolute URL.

@@ -4,11 +4,14 @@ use barge_oci::{Digest, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach registry {host}: {message}")]
+    #[error("cannot reach registry {host}: {cause}")]
     Connect {
         host: String,
-        message: String,
-        hint: Option<String>,
+        /// Why, as the transport reported it; the hint is chosen from it.
+        cause: ConnectCause,
+        /// Was the host already trusted without verification (loopback or
+        /// `--insecure-registry`)? Then `--insecure-registry` cannot help.
+        insecure: bool,
     },
     #[error("registry {host} answered {method} {path} with HTTP {status}{}", detail(.code, .message))]
     Status {
@@ -78,12 +81,47 @@ fn detail(code: &Option<String>, message: &Option<String>) -> String {
     }
 }
 
+/// Why a registry could not be reached. Kept apart from its text so that
+/// the hint fits the cause: a name that does not resolve and a TLS handshake
+/// that fails want different advice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectCause {
+    /// The host name does not resolve (the resolver's words).
+    #[error("the name does not resolve ({0})")]
+    HostNotFound(String),
+    /// The host answered, but nothing accepts connections on the port.
+    #[error("connection refused")]
+    Refused,
+    /// The TLS handshake failed: plain HTTP reached as HTTPS, or a
+    /// certificate that does not verify.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    #[error("timed out ({0})")]
+    TimedOut(String),
+    /// Anything else: a reset connection, an answer that is not HTTP.
+    #[error("{0}")]
+    Other(String),
+}
+
 impl RegistryError {
     /// What the user should try, when barge knows.
-    pub fn hint(&self) -> Option<&str> {
-        match self {
-            RegistryError::Connect { hint, .. } => hint.as_deref(),
-            _ => None,
-        }
+    pub fn hint(&self) -> Option<String> {
+        let RegistryError::Connect { host, cause, insecure } = self else {
+            return None;
+        };
+        Some(match cause {
+            ConnectCause::HostNotFound(_) => {
+                format!("check the name {host}, and whether this machine is offline or its DNS is down")
+            }
+            ConnectCause::Refused => {
+                format!("nothing listens on {host}: check that the registry is running and the port is right")
+            }
+            ConnectCause::Tls(_) if !insecure => {
+                format!("if {host} serves plain HTTP or a self-signed certificate, pass --insecure-registry {host}")
+            }
+            ConnectCause::Tls(_) | ConnectCause::TimedOut(_) | ConnectCause::Other(_) => {
+                "check that the registry is running and the address is right".to_string()
+            }
+        })
     }
 }

@@ -3,8 +3,8 @@
 
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::proxy::SlowProxy;
-use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::registry::{Options, Registry};
+use barge_tests::{external_ip, free_port, require, require_root_and, Barge};
 use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -70,4 +70,55 @@ fn a_slow_registry_does_not_stall_the_others_in_a_parallel_mirror() {
         fast < stall - Duration::from_secs(5),
         "the normal registry finished in {fast:?}, held up by the slow one's {stall:?}: {lines:?}"
     );
+}
+#[test]
+fn a_name_that_does_not_resolve_gets_a_name_hint() {
+    let b = Barge::new();
+    let err = b.fails(&["pull", "nonexistent.invalid:5000/x"]);
+    assert!(err.contains("cannot reach registry nonexistent.invalid:5000"), "{err}");
+    assert!(err.contains("does not resolve"), "{err}");
+    assert!(err.contains("check the name"), "{err}");
+    assert!(!err.contains("--insecure-registry"), "{err}");
+}
+
+#[test]
+fn a_port_where_nothing_listens_gets_a_refused_hint() {
+    let b = Barge::new();
+    let host = format!("127.0.0.1:{}", free_port());
+    let err = b.fails(&["pull", &format!("{host}/x")]);
+    assert!(err.contains(&format!("cannot reach registry {host}")), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(err.contains(&format!("nothing listens on {host}")), "{err}");
+    assert!(!err.contains("--insecure-registry"), "{err}");
+    assert!(!err.contains("check the name"), "{err}");
+}
+
+#[test]
+fn a_tls_mismatch_gets_the_insecure_registry_hint() {
+    if !require_root_and(&["docker-registry", "openssl"]) {
+        return;
+    }
+    let Some(ip) = external_ip() else {
+        assert!(require("a non-loopback IPv4 address", false));
+        return;
+    };
+    // Plain HTTP reached as HTTPS, and HTTPS with a certificate nobody signed.
+    for tls in [false, true] {
+        let reg = Registry::start(Options {
+            all_interfaces: true,
+            tls,
+            ..Options::default()
+        });
+        let host = format!("{ip}:{}", reg.port);
+        let b = Barge::new();
+        let err = b.fails(&["pull", &format!("{host}/x")]);
+        assert!(err.contains(&format!("cannot reach registry {host}")), "{err}");
+        assert!(err.contains("TLS"), "tls {tls}: {err}");
+        assert!(
+            err.contains(&format!("pass --insecure-registry {host}")),
+            "tls {tls}: {err}"
+        );
+        assert!(!err.contains("nothing listens"), "{err}");
+        assert!(!err.contains("check the name"), "{err}");
+    }
 }
