@@ -680,10 +680,10 @@ impl Client {
                 });
             }
         }
-        let manifest = Manifest::parse(&bytes, content_type.as_deref()).map_err(|source| RegistryError::Manifest {
+        let manifest = Manifest::parse(&bytes, content_type.as_deref()).map_err(|error| RegistryError::Manifest {
             what: format!("manifest for {}", reference.familiar()),
             host: host.clone(),
-            source,
+            error,
         })?;
         let media_type = manifest.media_type().to_string();
         Ok(FetchedManifest {

@@ -33,11 +33,13 @@ pub enum RegistryError {
     ManifestNotFound { reference: String },
     #[error("blob {digest} not found in {repository}")]
     BlobNotFound { repository: String, digest: Digest },
-    #[error("{what} from {host}: {source}")]
+    // The message says the cause (`error`), so it is not also a `source`:
+    // a printed cause chain would repeat it.
+    #[error("{what} from {host}: {error}")]
     Manifest {
         what: String,
         host: String,
-        source: ManifestError,
+        error: ManifestError,
     },
     #[error("content from {host} does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch {
