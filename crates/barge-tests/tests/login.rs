@@ -721,16 +721,31 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // What the terminal shows, read as it comes.
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let shown = |what: &str| String::from_utf8_lossy(&screen.lock().unwrap()).contains(what);
     let mut stdin = child.stdin.take().unwrap();
     use std::io::Write as _;
-    // Typed at the prompts, one line each, as a user would.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Typed at each prompt once it shows, as a user would.
+    barge_tests::wait_until("the Username prompt", || shown("Username: "));
     stdin.write_all(format!("{USER}\n").as_bytes()).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    barge_tests::wait_until("the Password prompt", || shown("Password: "));
     stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     drop(stdin);
-    let o = child.wait_with_output().unwrap();
-    let screen = out(&o);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let screen = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
     assert!(
         screen.contains("Username: ") && screen.contains("Password: "),
         "{screen}"
