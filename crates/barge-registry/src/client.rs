@@ -1138,6 +1138,40 @@ mod tests {
     }
 
     #[test]
+    fn threads_wanting_one_host_probe_it_once() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = probes.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let mut buf = [0u8; 4096];
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    // HTTPS is tried first: a TLS hello is not a probe.
+                    if buf[..n].starts_with(b"GET /v2/ ") {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Slow enough that the other threads ask meanwhile.
+                        std::thread::sleep(Duration::from_millis(300));
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                });
+            }
+        });
+        let c = Client::new(Arc::new(barge_auth::Anonymous), ClientOptions::default());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert!(c.host(&host).is_ok()));
+            }
+        });
+        assert_eq!(probes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(c.host(&host).unwrap().base.starts_with("http://"));
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let c = Client::new(Arc::new(barge_auth::Anonymous), ClientOptions::default());
         assert_eq!(c.backoff(1), Duration::from_millis(250));

@@ -127,3 +127,34 @@ impl RegistryError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(cause: ConnectCause, insecure: bool) -> String {
+        RegistryError::Connect {
+            host: "reg.example:5000".into(),
+            cause,
+            insecure,
+        }
+        .hint()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn connection_hints_fit_their_cause() {
+        let dns = hint(ConnectCause::HostNotFound("no address".into()), false);
+        assert!(dns.contains("check the name reg.example:5000"), "{dns}");
+        let refused = hint(ConnectCause::Refused, false);
+        assert!(refused.contains("nothing listens on reg.example:5000"), "{refused}");
+        let tls = hint(ConnectCause::Tls("bad certificate".into()), false);
+        assert!(tls.contains("--insecure-registry reg.example:5000"), "{tls}");
+        // Already trusted: --insecure-registry would change nothing.
+        let trusted = hint(ConnectCause::Tls("bad record".into()), true);
+        assert!(!trusted.contains("--insecure-registry"), "{trusted}");
+        for h in [dns, refused] {
+            assert!(!h.contains("--insecure-registry"), "{h}");
+        }
+    }
+}
