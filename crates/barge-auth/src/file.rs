@@ -18,7 +18,7 @@ pub(crate) fn read(path: &Path) -> Result<Doc, AuthError> {
         Err(source) => {
             return Err(AuthError::Read {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             })
         }
     };
@@ -36,9 +36,9 @@ pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Doc, AuthError> {
             path: path.to_path_buf(),
             what: "the top level is not a JSON object".into(),
         }),
-        Err(source) => Err(AuthError::Malformed {
+        Err(error) => Err(AuthError::Malformed {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -65,9 +65,9 @@ fn resolve_symlinks(path: &Path) -> PathBuf {
 /// replacing the file atomically with mode 0600. The directory is created
 /// 0700 if missing. A malformed file fails the update and is left as is.
 pub(crate) fn update<T>(path: &Path, f: impl FnOnce(&mut Doc) -> Result<T, AuthError>) -> Result<T, AuthError> {
-    let werr = |p: &Path, source: std::io::Error| AuthError::Write {
+    let werr = |p: &Path, error: std::io::Error| AuthError::Write {
         path: p.to_path_buf(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() && !dir.exists() {

@@ -5,8 +5,9 @@
 //!
 //! Items carry the attributes `application=barge`, `server=<ServerURL>` and
 //! `username=<Username>`; the secret is the password or identity token.
-//! Secrets travel over the local session bus with the service's plain
-//! algorithm (the bus is private to the user's session).
+//! Secrets travel over the session bus encrypted: the session is opened
+//! with Diffie-Hellman (`dh-ietf1024-sha256-aes128-cbc-pkcs7`), so another
+//! client of the bus that sees the messages does not see the secrets.
 
 use crate::helper::HelperCredentials;
 use dbus_secret_service::{EncryptionType, Item, SecretService};
@@ -33,7 +34,7 @@ pub enum KeyringError {
 }
 
 fn connect() -> Result<SecretService, KeyringError> {
-    SecretService::connect(EncryptionType::Plain).map_err(|e| KeyringError::Unavailable(e.to_string()))
+    SecretService::connect(EncryptionType::Dh).map_err(|e| KeyringError::Unavailable(e.to_string()))
 }
 
 fn service_err(e: dbus_secret_service::Error) -> KeyringError {

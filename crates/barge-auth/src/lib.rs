@@ -59,12 +59,14 @@ impl std::fmt::Debug for Credential {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not valid JSON ({source}); fix or remove it, barge will not overwrite it")]
-    Malformed { path: PathBuf, source: serde_json::Error },
+    // The message says the cause (`error`), so it is not also a `source`:
+    // a printed cause chain would repeat it.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("cannot write {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
+    #[error("{path} is not valid JSON ({error}); fix or remove it, barge will not overwrite it")]
+    Malformed { path: PathBuf, error: serde_json::Error },
     #[error("{path}: {what}; fix or remove it, barge will not overwrite it")]
     Invalid { path: PathBuf, what: String },
     #[error("{path}: the \"auth\" entry for {registry} is not base64 of user:password")]

@@ -41,13 +41,31 @@ impl Failure {
     pub fn print(&self, debug: bool) {
         eprintln!("Error: {}", sanitize(&self.to_string()));
         if debug {
-            let mut cause = self.source.source();
-            while let Some(c) = cause {
-                eprintln!("  caused by: {}", sanitize(&c.to_string()));
-                cause = c.source();
+            for cause in self.causes() {
+                eprintln!("  caused by: {}", sanitize(&cause));
             }
             eprintln!("  debug: {}", sanitize(&format!("{:?}", self.source)));
         }
+    }
+
+    /// The texts of the source chain, each once: a cause whose text the
+    /// message or an earlier cause already contains is left out (many
+    /// errors, in barge and in the crates it uses, say their source in
+    /// their own message as well as returning it from `source()`).
+    fn causes(&self) -> Vec<String> {
+        let mut said = self.to_string();
+        let mut out = Vec::new();
+        let mut cause = self.source.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !said.contains(&text) {
+                said.push('\n');
+                said.push_str(&text);
+                out.push(text);
+            }
+            cause = c.source();
+        }
+        out
     }
 }
 
@@ -107,10 +125,7 @@ fn inner<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)
 fn hint_of(err: &(dyn Error + 'static)) -> Option<String> {
     if let Some(r) = err.downcast_ref::<barge_registry::RegistryError>() {
         if let Some(h) = r.hint() {
-            return Some(h.to_string());
-        }
-        if let barge_registry::RegistryError::Connect { .. } = r {
-            return Some("check that the registry is running and the address is right".into());
+            return Some(h);
         }
     }
     if let Some(barge_store::StoreError::Io { source, .. }) = err.downcast_ref::<barge_store::StoreError>() {
@@ -121,4 +136,49 @@ fn hint_of(err: &(dyn Error + 'static)) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with a message and an optional source.
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl Error for E {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.1.as_deref().map(|e| e as &(dyn Error + 'static))
+        }
+    }
+
+    fn chain(links: &[&'static str]) -> E {
+        links
+            .iter()
+            .rev()
+            .fold(None, |inner, text| Some(E(text, inner.map(Box::new))))
+            .unwrap_or(E("", None))
+    }
+
+    #[test]
+    fn causes_the_message_already_says_are_left_out() {
+        // The top error repeats its source; the source does not repeat its own.
+        let f = Failure::new(
+            "pulling x",
+            chain(&["bad manifest: key must be a string", "key must be a string", "io: gone"]),
+        );
+        assert_eq!(f.causes(), ["io: gone"]);
+        // Causes that say something new all show, in order.
+        let f = Failure::new("", chain(&["cannot push", "upload refused", "connection reset"]));
+        assert_eq!(f.causes(), ["upload refused", "connection reset"]);
+        // A cause repeating an earlier cause (not the message) shows once.
+        let f = Failure::new("", chain(&["cannot push", "reset: by peer", "by peer"]));
+        assert_eq!(f.causes(), ["reset: by peer"]);
+    }
 }

@@ -298,11 +298,7 @@ impl Client {
                             .header("Authorization", header.as_str())
                             .call()
                     })
-                    .map_err(|e| RegistryError::Connect {
-                        host: api_host.to_string(),
-                        message: describe(&e),
-                        hint: None,
-                    })?;
+                    .map_err(|e| self.connect_error(api_host, &e))?;
                 match resp.status().as_u16() {
                     200..=299 => Ok(None),
                     401 | 403 => {

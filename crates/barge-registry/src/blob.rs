@@ -1,6 +1,6 @@
 //! Blob streams that survive broken connections.
 
-use crate::client::{Client, Method};
+use crate::client::{Client, Method, Request, Target};
 use crate::error::RegistryError;
 use crate::speed::Pace;
 use barge_oci::{Descriptor, Digest, Reference};
@@ -62,11 +62,11 @@ impl Client {
 impl BlobReader<'_> {
     fn connect(&mut self) -> Result<(), RegistryError> {
         let path = format!("blobs/{}", self.digest);
-        let mut headers = vec![];
+        let mut req = Request::new(&self.reference, Method::Get, Target::Path(&path)).following_redirects();
         if self.pos > 0 {
-            headers.push(("Range", format!("bytes={}-", self.pos)));
+            req = req.header("Range", format!("bytes={}-", self.pos));
         }
-        let resp = self.client.send(&self.reference, Method::Get, &path, &headers, true)?;
+        let resp = self.client.request(req)?;
         let status = resp.status().as_u16();
         match status {
             206 => {

@@ -2,7 +2,7 @@
 
 use crate::auth::{Scope, Token};
 use crate::challenge::{self, Challenge};
-use crate::error::RegistryError;
+use crate::error::{ConnectCause, RegistryError};
 use crate::speed::{too_slow, Pace, Paced, TooSlow};
 use crate::text::{sanitize, sanitize_opt};
 use barge_auth::CredentialLookup;
@@ -59,8 +59,14 @@ pub struct Client {
     trusting: Agent,
     pub(crate) creds: Arc<dyn CredentialLookup>,
     opts: ClientOptions,
-    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    /// One slot per host. The table's lock is held only to find or add a
+    /// slot; a slot's own lock is held while its host is probed, so threads
+    /// wanting the same host probe it once and other hosts never wait.
+    hosts: Mutex<HashMap<String, Arc<HostSlot>>>,
 }
+
+/// A host as probed, or `None` until a probe succeeds.
+type HostSlot = Mutex<Option<Arc<HostState>>>;
 
 pub(crate) struct HostState {
     /// `https://host:port` or `http://host:port`.
@@ -177,6 +183,152 @@ pub(crate) enum Payload<'a> {
     },
 }
 
+/// One request to a registry, for [`Client::request`]: by default a pull
+/// with no headers, no body, and redirects answered rather than followed.
+/// Its body has a lifetime of its own (`'p`): a stream's is invariant.
+pub(crate) struct Request<'a, 'p> {
+    pub(crate) reference: &'a Reference,
+    /// The token scopes it needs.
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) method: Method,
+    pub(crate) target: Target<'a>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) payload: Payload<'p>,
+    /// Follow redirects (blob downloads, to a CDN say).
+    pub(crate) follow: bool,
+}
+
+impl<'a, 'p> Request<'a, 'p> {
+    pub(crate) fn new(reference: &'a Reference, method: Method, target: Target<'a>) -> Request<'a, 'p> {
+        Request {
+            reference,
+            scopes: vec![Scope::pull(reference)],
+            method,
+            target,
+            headers: Vec::new(),
+            payload: Payload::None,
+            follow: false,
+        }
+    }
+
+    /// Needs push (and pull) access to the repository.
+    pub(crate) fn pushing(self) -> Request<'a, 'p> {
+        let scopes = vec![Scope::push(self.reference)];
+        self.scopes(scopes)
+    }
+
+    pub(crate) fn scopes(mut self, scopes: Vec<Scope>) -> Request<'a, 'p> {
+        self.scopes = scopes;
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Request<'a, 'p> {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn payload(mut self, payload: Payload<'p>) -> Request<'a, 'p> {
+        self.payload = payload;
+        self
+    }
+
+    pub(crate) fn following_redirects(mut self) -> Request<'a, 'p> {
+        self.follow = true;
+        self
+    }
+
+    /// Can it be sent again (after a transport error or a 401)? A stream is consumed.
+    fn replayable(&self) -> bool {
+        !matches!(self.payload, Payload::Stream { .. })
+    }
+}
+
+/// One HTTP exchange, no retry: method, headers, `Authorization`, body.
+fn send_once(
+    agent: &Agent,
+    req: &Request<'_, '_>,
+    url: &str,
+    auth: Option<&str>,
+) -> Result<Response<Body>, ureq::Error> {
+    fn with_headers<B>(
+        mut builder: ureq::RequestBuilder<B>,
+        req: &Request<'_, '_>,
+        auth: Option<&str>,
+    ) -> ureq::RequestBuilder<B> {
+        for (k, v) in &req.headers {
+            builder = builder.header(*k, v.as_str());
+        }
+        if let Some(a) = auth {
+            builder = builder.header("Authorization", a);
+        }
+        builder
+    }
+    match req.method {
+        Method::Get => with_headers(agent.get(url), req, auth).call(),
+        Method::Head => with_headers(agent.head(url), req, auth).call(),
+        Method::Post => send_payload(with_headers(agent.post(url), req, auth), req.payload),
+        Method::Put => send_payload(with_headers(agent.put(url), req, auth), req.payload),
+        Method::Patch => send_payload(with_headers(agent.patch(url), req, auth), req.payload),
+    }
+}
+
+/// Sends a request's body.
+fn send_payload(
+    builder: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    payload: Payload<'_>,
+) -> Result<Response<Body>, ureq::Error> {
+    match payload {
+        Payload::None => builder.header("Content-Length", "0").send_empty(),
+        Payload::Bytes(b) => builder.send(b),
+        Payload::File {
+            file,
+            offset,
+            len,
+            progress,
+        } => {
+            let mut reader = FileRange {
+                file,
+                pos: offset,
+                end: offset + len,
+                sent: 0,
+                progress,
+            };
+            builder
+                .header("Content-Length", len.to_string())
+                .send(ureq::SendBody::from_reader(&mut reader))
+        }
+        Payload::Stream { reader, len } => {
+            let mut r = reader.borrow_mut();
+            builder
+                .header("Content-Length", len.to_string())
+                .send(ureq::SendBody::from_reader(&mut **r))
+        }
+    }
+}
+
+/// Records the rate limit a response of the registry's own host announces.
+fn note_rate_limit(host: &HostState, resp: &Response<Body>) {
+    if let Some(limit) = RateLimit::from_headers(resp.headers()) {
+        *host.rate_limit.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+    }
+}
+
+/// After a 401: takes the registry's new challenge and drops the token for
+/// `scopes`, so that the next attempt asks for a fresh one.
+fn forget_token(host: &HostState, scopes: &[Scope], resp: &Response<Body>) {
+    if let Some(c) = pick_challenge(resp) {
+        *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+    }
+    host.tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&Scope::key(scopes));
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
 /// A restartable reader over part of a file (pread, no shared offset).
 struct FileRange<'a> {
     file: &'a std::fs::File,
@@ -232,9 +384,9 @@ impl Client {
 
     /// The pull quota `host` announced last, if it announces one.
     pub fn rate_limit(&self, host: &str) -> Option<RateLimit> {
-        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let h = hosts.get(host)?;
-        let limit = *h.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).get(host)?.clone();
+        let state = slot.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let limit = *state.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
         limit
     }
 
@@ -258,13 +410,28 @@ impl Client {
     /// Finds (once per host) whether the registry speaks HTTPS or plain HTTP
     /// and what it challenges for, by a `GET /v2/`.
     pub(crate) fn host(&self, host: &str) -> Result<Arc<HostState>, RegistryError> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = hosts.get(host) {
+        let slot = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        // The table is unlocked: a slow host holds up only its own slot.
+        let mut state = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = state.as_ref() {
             return Ok(h.clone());
         }
+        let probed = Arc::new(self.probe(host)?);
+        *state = Some(probed.clone());
+        Ok(probed)
+    }
+
+    /// `GET /v2/` over HTTPS, then (for insecure hosts) plain HTTP.
+    fn probe(&self, host: &str) -> Result<HostState, RegistryError> {
         let insecure = self.is_insecure(host);
         let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
-        let mut last_err = String::new();
+        let mut last_err = ConnectCause::Other("no address to try".into());
         for (i, scheme) in schemes.iter().enumerate() {
             let base = format!("{scheme}://{host}");
             // With a plain-HTTP fallback left, HTTPS gets one try, as docker does.
@@ -276,26 +443,21 @@ impl Client {
             match self.retrying(attempts, || self.agent_for(insecure).get(format!("{base}/v2/")).call()) {
                 Ok(resp) => {
                     let challenge = (resp.status().as_u16() == 401).then(|| pick_challenge(&resp)).flatten();
-                    let state = Arc::new(HostState {
+                    return Ok(HostState {
                         base,
                         insecure,
                         challenge: Mutex::new(challenge),
                         tokens: Mutex::new(HashMap::new()),
                         rate_limit: Mutex::new(None),
                     });
-                    hosts.insert(host.to_string(), state.clone());
-                    return Ok(state);
                 }
-                Err(e) => last_err = describe(&e),
+                Err(e) => last_err = ConnectCause::of(&e),
             }
         }
-        let hint = (!insecure).then(|| {
-            format!("if {host} serves plain HTTP or a self-signed certificate, pass --insecure-registry {host}")
-        });
         Err(RegistryError::Connect {
             host: host.to_string(),
-            message: last_err,
-            hint,
+            cause: last_err,
+            insecure,
         })
     }
 
@@ -334,67 +496,63 @@ impl Client {
         (self.opts.retry_base * factor).min(self.opts.retry_max)
     }
 
-    /// Sends an authenticated request for `path` (below `/v2/`) in `repository`,
-    /// with retries, one re-authentication on 401, and (when `follow`) redirects.
-    pub(crate) fn send(
-        &self,
-        reference: &Reference,
-        method: Method,
-        path: &str,
-        headers: &[(&str, String)],
-        follow: bool,
-    ) -> Result<Response<Body>, RegistryError> {
-        self.send_scoped(reference, &[Scope::pull(reference)], method, path, headers, follow)
-    }
-
-    /// [`Client::send`] with the token scopes the request needs.
-    pub(crate) fn send_scoped(
-        &self,
-        reference: &Reference,
-        scopes: &[Scope],
-        method: Method,
-        path: &str,
-        headers: &[(&str, String)],
-        follow: bool,
-    ) -> Result<Response<Body>, RegistryError> {
-        self.request(
-            reference,
-            scopes,
-            method,
-            Target::Path(path),
-            headers,
-            Payload::None,
-            follow,
-        )
-    }
-
-    /// Sends a request with retries, one re-authentication on 401, and
-    /// (when `follow`) redirects. `Authorization` goes only to the
-    /// registry's own host.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn request(
-        &self,
-        reference: &Reference,
-        scopes: &[Scope],
-        method: Method,
-        target: Target<'_>,
-        headers: &[(&str, String)],
-        payload: Payload<'_>,
-        follow: bool,
-    ) -> Result<Response<Body>, RegistryError> {
-        let host_name = reference.api_host();
+    /// Sends a request through the layers of the protocol: authentication
+    /// (the registry's challenge answered, and once more after a 401),
+    /// retries with backoff ([`Client::send_retrying`]), the rate limit the
+    /// registry announces, and redirects when the request follows them.
+    /// `Authorization` goes only to the registry's own host.
+    pub(crate) fn request(&self, req: Request<'_, '_>) -> Result<Response<Body>, RegistryError> {
+        let host_name = req.reference.api_host();
         let host = self.host(host_name)?;
-        let scope = Scope::key(scopes);
-        let url = match target {
-            Target::Path(path) => format!("{}/v2/{}/{}", host.base, reference.repository(), path),
+        let url = self.target_url(&host, host_name, &req)?;
+        let same_host = authority(&url).eq_ignore_ascii_case(host_name) && url.starts_with(&format!("{}/", host.base));
+        let insecure = host.insecure || self.is_insecure(authority(&url));
+        let mut reauthenticated = false;
+        loop {
+            let auth = if same_host {
+                self.authorization(&host, host_name, &req.scopes)?
+            } else {
+                None
+            };
+            let resp = self
+                .send_retrying(&req, &url, insecure, auth.as_deref())
+                .map_err(|e| self.connect_error(host_name, &e))?;
+            if same_host {
+                note_rate_limit(&host, &resp);
+            }
+            let status = resp.status().as_u16();
+            if status == 401 && !reauthenticated && same_host && req.replayable() {
+                reauthenticated = true;
+                forget_token(&host, &req.scopes, &resp);
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let (code, message) = self.error_body(resp);
+                return Err(RegistryError::Unauthorized {
+                    host: req.reference.registry().to_string(),
+                    repository: req.reference.familiar_name(),
+                    code,
+                    message,
+                });
+            }
+            if req.follow && is_redirect(status) {
+                return self.follow_redirects(host_name, &url, resp, &auth, &req.headers);
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The URL a request goes to. An upload location must not downgrade
+    /// HTTPS: credentials and content would travel in clear.
+    fn target_url(&self, host: &HostState, host_name: &str, req: &Request<'_, '_>) -> Result<String, RegistryError> {
+        let url = match req.target {
+            Target::Path(path) => format!("{}/v2/{}/{}", host.base, req.reference.repository(), path),
             Target::Url(u) => resolve_location(&host.base, u).ok_or_else(|| RegistryError::Redirect {
                 host: host_name.to_string(),
                 location: sanitize(u),
                 why: "it is not an http(s) URL".into(),
             })?,
         };
-        let same_host = authority(&url).eq_ignore_ascii_case(host_name) && url.starts_with(&format!("{}/", host.base));
-        // An upload location must not downgrade HTTPS: credentials and content would travel in clear.
         if url.starts_with("http://") && host.base.starts_with("https://") && !self.is_insecure(authority(&url)) {
             return Err(RegistryError::Redirect {
                 host: host_name.to_string(),
@@ -402,100 +560,21 @@ impl Client {
                 why: "it downgrades HTTPS to plain HTTP".into(),
             });
         }
-        let mut reauthenticated = false;
-        loop {
-            let auth = if same_host {
-                self.authorization(&host, host_name, scopes)?
-            } else {
-                None
-            };
-            let attempts = if matches!(payload, Payload::Stream { .. }) {
-                1
-            } else {
-                self.opts.max_attempts
-            };
-            let resp = self
-                .retrying(attempts, || {
-                    let agent = self.agent_for(host.insecure || self.is_insecure(authority(&url)));
-                    let mut extra: Vec<(&str, String)> = headers.to_vec();
-                    if let Some(a) = &auth {
-                        extra.push(("Authorization", a.clone()));
-                    }
-                    let without_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
-                        for (k, v) in &extra {
-                            req = req.header(*k, v.as_str());
-                        }
-                        req.call()
-                    };
-                    let with_body = |mut req: ureq::RequestBuilder<ureq::typestate::WithBody>| {
-                        for (k, v) in &extra {
-                            req = req.header(*k, v.as_str());
-                        }
-                        match payload {
-                            Payload::None => req.header("Content-Length", "0").send_empty(),
-                            Payload::Bytes(b) => req.send(b),
-                            Payload::File {
-                                file,
-                                offset,
-                                len,
-                                progress,
-                            } => {
-                                let mut reader = FileRange {
-                                    file,
-                                    pos: offset,
-                                    end: offset + len,
-                                    sent: 0,
-                                    progress,
-                                };
-                                req.header("Content-Length", len.to_string())
-                                    .send(ureq::SendBody::from_reader(&mut reader))
-                            }
-                            Payload::Stream { reader, len } => {
-                                let mut r = reader.borrow_mut();
-                                req.header("Content-Length", len.to_string())
-                                    .send(ureq::SendBody::from_reader(&mut **r))
-                            }
-                        }
-                    };
-                    match method {
-                        Method::Get => without_body(agent.get(&url)),
-                        Method::Head => without_body(agent.head(&url)),
-                        Method::Post => with_body(agent.post(&url)),
-                        Method::Put => with_body(agent.put(&url)),
-                        Method::Patch => with_body(agent.patch(&url)),
-                    }
-                })
-                .map_err(|e| self.connect_error(host_name, &e))?;
-            if same_host {
-                if let Some(limit) = RateLimit::from_headers(resp.headers()) {
-                    *host.rate_limit.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
-                }
-            }
-            let status = resp.status().as_u16();
-            // A stream is consumed: it cannot be sent again after re-authenticating.
-            let replayable = !matches!(payload, Payload::Stream { .. });
-            if status == 401 && !reauthenticated && same_host && replayable {
-                reauthenticated = true;
-                if let Some(c) = pick_challenge(&resp) {
-                    *host.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
-                }
-                host.tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(&scope);
-                continue;
-            }
-            if status == 401 || status == 403 {
-                let (code, message) = self.error_body(resp);
-                return Err(RegistryError::Unauthorized {
-                    host: reference.registry().to_string(),
-                    repository: reference.familiar_name(),
-                    code,
-                    message,
-                });
-            }
-            if follow && matches!(status, 301 | 302 | 303 | 307 | 308) {
-                return self.follow_redirects(host_name, &url, resp, &auth, headers);
-            }
-            return Ok(resp);
-        }
+        Ok(url)
+    }
+
+    /// The retry layer: sends the request until it gets an answer worth
+    /// keeping, at most `max_attempts` times (a stream once: it cannot be re-read).
+    fn send_retrying(
+        &self,
+        req: &Request<'_, '_>,
+        url: &str,
+        insecure: bool,
+        auth: Option<&str>,
+    ) -> Result<Response<Body>, ureq::Error> {
+        let attempts = if req.replayable() { self.opts.max_attempts } else { 1 };
+        let agent = self.agent_for(insecure);
+        self.retrying(attempts, || send_once(agent, req, url, auth))
     }
 
     /// Follows blob redirects (to a CDN, say). `Authorization` goes only to
@@ -507,12 +586,12 @@ impl Client {
         start: &str,
         mut resp: Response<Body>,
         auth: &Option<String>,
-        headers: &[(&str, String)],
+        headers: &[(&'static str, String)],
     ) -> Result<Response<Body>, RegistryError> {
         let mut url = start.to_string();
         for _ in 0..10 {
             let status = resp.status().as_u16();
-            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            if !is_redirect(status) {
                 return Ok(resp);
             }
             let location = resp
@@ -562,23 +641,19 @@ impl Client {
         })
     }
 
-    fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
+    pub(crate) fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
         RegistryError::Connect {
             host: host.to_string(),
-            message: describe(e),
-            hint: None,
+            cause: ConnectCause::of(e),
+            insecure: self.is_insecure(host),
         }
     }
 
     /// `HEAD` of a manifest: its digest without its body; `None` when the registry has no such tag.
     pub fn head_manifest(&self, reference: &Reference) -> Result<Option<ManifestHead>, RegistryError> {
         let path = format!("manifests/{}", reference.manifest_key());
-        let resp = self.send(
-            reference,
-            Method::Head,
-            &path,
-            &[("Accept", media::MANIFEST_ACCEPT.to_string())],
-            false,
+        let resp = self.request(
+            Request::new(reference, Method::Head, Target::Path(&path)).header("Accept", media::MANIFEST_ACCEPT),
         )?;
         match resp.status().as_u16() {
             200 => {
@@ -624,12 +699,8 @@ impl Client {
         expected: Option<&Digest>,
     ) -> Result<FetchedManifest, RegistryError> {
         let path = format!("manifests/{key}");
-        let resp = self.send(
-            reference,
-            Method::Get,
-            &path,
-            &[("Accept", media::MANIFEST_ACCEPT.to_string())],
-            false,
+        let resp = self.request(
+            Request::new(reference, Method::Get, Target::Path(&path)).header("Accept", media::MANIFEST_ACCEPT),
         )?;
         let status = resp.status().as_u16();
         if status == 404 {
@@ -664,10 +735,10 @@ impl Client {
                 });
             }
         }
-        let manifest = Manifest::parse(&bytes, content_type.as_deref()).map_err(|source| RegistryError::Manifest {
+        let manifest = Manifest::parse(&bytes, content_type.as_deref()).map_err(|error| RegistryError::Manifest {
             what: format!("manifest for {}", reference.familiar()),
             host: host.clone(),
-            source,
+            error,
         })?;
         let media_type = manifest.media_type().to_string();
         Ok(FetchedManifest {
@@ -860,8 +931,8 @@ impl BodyError {
             },
             BodyError::Failed(message) => RegistryError::Connect {
                 host: host.to_string(),
-                message,
-                hint: None,
+                cause: ConnectCause::Other(message),
+                insecure: false,
             },
         }
     }
@@ -896,12 +967,33 @@ fn registry_error_body(body: Option<Vec<u8>>) -> (Option<String>, Option<String>
 
 /// One line describing a transport error.
 pub(crate) fn describe(e: &ureq::Error) -> String {
-    sanitize(&match e {
-        ureq::Error::Io(io) => io.to_string(),
-        ureq::Error::HostNotFound => "host not found".to_string(),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        other => other.to_string(),
-    })
+    ConnectCause::of(e).to_string()
+}
+
+impl ConnectCause {
+    /// Sorts a transport error by what the user can do about it; the text
+    /// is sanitised (it may quote what a server sent).
+    pub(crate) fn of(e: &ureq::Error) -> ConnectCause {
+        use std::io::ErrorKind;
+        match e {
+            ureq::Error::HostNotFound => ConnectCause::HostNotFound("no address".into()),
+            // std reports a failed getaddrinfo as an uncategorised I/O error.
+            ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+                ConnectCause::HostNotFound(sanitize(&io.to_string()))
+            }
+            ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => ConnectCause::Refused,
+            // rustls reports a failed handshake as invalid data.
+            ureq::Error::Io(io) if io.kind() == ErrorKind::InvalidData => ConnectCause::Tls(sanitize(&io.to_string())),
+            ureq::Error::Tls(t) => ConnectCause::Tls(sanitize(t)),
+            ureq::Error::Rustls(t) => ConnectCause::Tls(sanitize(&t.to_string())),
+            ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
+                ConnectCause::TimedOut(sanitize(&io.to_string()))
+            }
+            ureq::Error::Timeout(t) => ConnectCause::TimedOut(t.to_string()),
+            ureq::Error::Io(io) => ConnectCause::Other(sanitize(&io.to_string())),
+            other => ConnectCause::Other(sanitize(&other.to_string())),
+        }
+    }
 }
 
 /// The `host[:port]` of an absolute URL.
@@ -1043,6 +1135,40 @@ mod tests {
             encode_query(&[("scope", "repository:a/b:pull".into()), ("service", "x y".into())]),
             "scope=repository%3Aa%2Fb%3Apull&service=x%20y"
         );
+    }
+
+    #[test]
+    fn threads_wanting_one_host_probe_it_once() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let probes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = probes.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let mut buf = [0u8; 4096];
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    // HTTPS is tried first: a TLS hello is not a probe.
+                    if buf[..n].starts_with(b"GET /v2/ ") {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        // Slow enough that the other threads ask meanwhile.
+                        std::thread::sleep(Duration::from_millis(300));
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                });
+            }
+        });
+        let c = Client::new(Arc::new(barge_auth::Anonymous), ClientOptions::default());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| assert!(c.host(&host).is_ok()));
+            }
+        });
+        assert_eq!(probes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(c.host(&host).unwrap().base.starts_with("http://"));
     }
 
     #[test]

@@ -4,11 +4,14 @@ use barge_oci::{Digest, ManifestError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach registry {host}: {message}")]
+    #[error("cannot reach registry {host}: {cause}")]
     Connect {
         host: String,
-        message: String,
-        hint: Option<String>,
+        /// Why, as the transport reported it; the hint is chosen from it.
+        cause: ConnectCause,
+        /// Was the host already trusted without verification (loopback or
+        /// `--insecure-registry`)? Then `--insecure-registry` cannot help.
+        insecure: bool,
     },
     #[error("registry {host} answered {method} {path} with HTTP {status}{}", detail(.code, .message))]
     Status {
@@ -30,11 +33,13 @@ pub enum RegistryError {
     ManifestNotFound { reference: String },
     #[error("blob {digest} not found in {repository}")]
     BlobNotFound { repository: String, digest: Digest },
-    #[error("{what} from {host}: {source}")]
+    // The message says the cause (`error`), so it is not also a `source`:
+    // a printed cause chain would repeat it.
+    #[error("{what} from {host}: {error}")]
     Manifest {
         what: String,
         host: String,
-        source: ManifestError,
+        error: ManifestError,
     },
     #[error("content from {host} does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -78,12 +83,78 @@ fn detail(code: &Option<String>, message: &Option<String>) -> String {
     }
 }
 
+/// Why a registry could not be reached. Kept apart from its text so that
+/// the hint fits the cause: a name that does not resolve and a TLS handshake
+/// that fails want different advice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectCause {
+    /// The host name does not resolve (the resolver's words).
+    #[error("the name does not resolve ({0})")]
+    HostNotFound(String),
+    /// The host answered, but nothing accepts connections on the port.
+    #[error("connection refused")]
+    Refused,
+    /// The TLS handshake failed: plain HTTP reached as HTTPS, or a
+    /// certificate that does not verify.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    #[error("timed out ({0})")]
+    TimedOut(String),
+    /// Anything else: a reset connection, an answer that is not HTTP.
+    #[error("{0}")]
+    Other(String),
+}
+
 impl RegistryError {
     /// What the user should try, when barge knows.
-    pub fn hint(&self) -> Option<&str> {
-        match self {
-            RegistryError::Connect { hint, .. } => hint.as_deref(),
-            _ => None,
+    pub fn hint(&self) -> Option<String> {
+        let RegistryError::Connect { host, cause, insecure } = self else {
+            return None;
+        };
+        Some(match cause {
+            ConnectCause::HostNotFound(_) => {
+                format!("check the name {host}, and whether this machine is offline or its DNS is down")
+            }
+            ConnectCause::Refused => {
+                format!("nothing listens on {host}: check that the registry is running and the port is right")
+            }
+            ConnectCause::Tls(_) if !insecure => {
+                format!("if {host} serves plain HTTP or a self-signed certificate, pass --insecure-registry {host}")
+            }
+            ConnectCause::Tls(_) | ConnectCause::TimedOut(_) | ConnectCause::Other(_) => {
+                "check that the registry is running and the address is right".to_string()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(cause: ConnectCause, insecure: bool) -> String {
+        RegistryError::Connect {
+            host: "reg.example:5000".into(),
+            cause,
+            insecure,
+        }
+        .hint()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn connection_hints_fit_their_cause() {
+        let dns = hint(ConnectCause::HostNotFound("no address".into()), false);
+        assert!(dns.contains("check the name reg.example:5000"), "{dns}");
+        let refused = hint(ConnectCause::Refused, false);
+        assert!(refused.contains("nothing listens on reg.example:5000"), "{refused}");
+        let tls = hint(ConnectCause::Tls("bad certificate".into()), false);
+        assert!(tls.contains("--insecure-registry reg.example:5000"), "{tls}");
+        // Already trusted: --insecure-registry would change nothing.
+        let trusted = hint(ConnectCause::Tls("bad record".into()), true);
+        assert!(!trusted.contains("--insecure-registry"), "{trusted}");
+        for h in [dns, refused] {
+            assert!(!h.contains("--insecure-registry"), "{h}");
         }
     }
 }

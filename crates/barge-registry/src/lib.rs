@@ -26,6 +26,6 @@ pub use auth::Scope;
 pub use blob::BlobReader;
 pub use challenge::{parse as parse_challenges, Challenge};
 pub use client::{is_loopback, Client, ClientOptions, FetchedManifest, ManifestHead, RateLimit};
-pub use error::RegistryError;
+pub use error::{ConnectCause, RegistryError};
 pub use push::{MountOutcome, Upload};
 pub use text::sanitize;

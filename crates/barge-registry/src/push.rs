@@ -1,7 +1,7 @@
 //! Pushing: blob existence checks, cross-repository mounts, uploads, manifests.
 
 use crate::auth::Scope;
-use crate::client::{BodyError, Client, Method, Payload, Target};
+use crate::client::{BodyError, Client, Method, Payload, Request, Target};
 use crate::error::RegistryError;
 use barge_oci::{Digest, Reference};
 
@@ -60,15 +60,7 @@ impl Client {
     /// Does the repository already have this blob?
     pub fn blob_exists(&self, r: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("blobs/{digest}");
-        let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Head,
-            Target::Path(&path),
-            &[],
-            Payload::None,
-            false,
-        )?;
+        let resp = self.request(Request::new(r, Method::Head, Target::Path(&path)).pushing())?;
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -83,8 +75,8 @@ impl Client {
             "blobs/uploads/?mount={}&from={from}",
             digest.to_string().replace(':', "%3A")
         );
-        let scopes = [Scope::push(r), Scope::pull_repository(from)];
-        let resp = self.request(r, &scopes, Method::Post, Target::Path(&path), &[], Payload::None, false)?;
+        let scopes = vec![Scope::push(r), Scope::pull_repository(from)];
+        let resp = self.request(Request::new(r, Method::Post, Target::Path(&path)).scopes(scopes))?;
         match resp.status().as_u16() {
             201 => Ok(MountOutcome::Mounted),
             202 => Upload::from_response(&resp)
@@ -97,15 +89,7 @@ impl Client {
     /// Opens an upload session.
     pub fn start_upload(&self, r: &Reference) -> Result<Upload, RegistryError> {
         let path = "blobs/uploads/";
-        let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Post,
-            Target::Path(path),
-            &[],
-            Payload::None,
-            false,
-        )?;
+        let resp = self.request(Request::new(r, Method::Post, Target::Path(path)).pushing())?;
         match resp.status().as_u16() {
             202 => Upload::from_response(&resp).ok_or_else(|| self.status_error(r, "POST", path, 202, None)),
             status => Err(self.status_error(r, "POST", path, status, Some(resp))),
@@ -123,27 +107,13 @@ impl Client {
         digest: &Digest,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), RegistryError> {
-        let url = with_digest(session, digest);
-        let headers = [("Content-Type", "application/octet-stream".to_string())];
         let payload = Payload::File {
             file,
             offset: 0,
             len: size,
             progress,
         };
-        let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Put,
-            Target::Url(&url),
-            &headers,
-            payload,
-            false,
-        )?;
-        match resp.status().as_u16() {
-            201 | 204 => Ok(()),
-            status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
-        }
+        self.close_upload(r, session, digest, payload, &[201, 204])
     }
 
     /// Uploads a whole blob in one `PUT`, streaming it from `reader` (another
@@ -156,8 +126,6 @@ impl Client {
         size: u64,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
-        let url = with_digest(session, digest);
-        let headers = [("Content-Type", "application/octet-stream".to_string())];
         // A shorter-lived trait object, so that the cell may borrow it.
         let short: &mut dyn std::io::Read = &mut *reader;
         let cell = std::cell::RefCell::new(short);
@@ -165,17 +133,30 @@ impl Client {
             reader: &cell,
             len: size,
         };
-        let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Put,
-            Target::Url(&url),
-            &headers,
-            payload,
-            false,
-        )?;
+        self.close_upload(r, session, digest, payload, &[201, 204])
+    }
+
+    /// The `PUT` that closes an upload session with the blob's digest,
+    /// carrying `payload` (the blob, or the rest of it, or nothing after
+    /// chunks); the registry must answer with one of `accepted`.
+    fn close_upload(
+        &self,
+        r: &Reference,
+        session: &str,
+        digest: &Digest,
+        payload: Payload<'_>,
+        accepted: &[u16],
+    ) -> Result<(), RegistryError> {
+        let url = with_digest(session, digest);
+        let mut req = Request::new(r, Method::Put, Target::Url(&url))
+            .pushing()
+            .payload(payload);
+        if !matches!(payload, Payload::None) {
+            req = req.header("Content-Type", "application/octet-stream");
+        }
+        let resp = self.request(req)?;
         match resp.status().as_u16() {
-            201 | 204 => Ok(()),
+            status if accepted.contains(&status) => Ok(()),
             status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
         }
     }
@@ -192,10 +173,6 @@ impl Client {
         len: u64,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(String, u64), RegistryError> {
-        let headers = [
-            ("Content-Type", "application/octet-stream".to_string()),
-            ("Content-Range", format!("{offset}-{}", offset + len - 1)),
-        ];
         let payload = Payload::File {
             file,
             offset,
@@ -203,13 +180,11 @@ impl Client {
             progress: &|sent| progress(offset + sent),
         };
         let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Patch,
-            Target::Url(session),
-            &headers,
-            payload,
-            false,
+            Request::new(r, Method::Patch, Target::Url(session))
+                .pushing()
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                .payload(payload),
         )?;
         match resp.status().as_u16() {
             202 | 204 => {
@@ -222,20 +197,7 @@ impl Client {
 
     /// Closes a chunked upload with the blob's digest.
     pub fn finish_upload(&self, r: &Reference, session: &str, digest: &Digest) -> Result<(), RegistryError> {
-        let url = with_digest(session, digest);
-        let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Put,
-            Target::Url(&url),
-            &[],
-            Payload::None,
-            false,
-        )?;
-        match resp.status().as_u16() {
-            201 | 202 | 204 => Ok(()),
-            status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
-        }
+        self.close_upload(r, session, digest, Payload::None, &[201, 202, 204])
     }
 
     /// Puts a manifest under a tag or digest; returns the digest the registry reports.
@@ -247,15 +209,11 @@ impl Client {
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
         let path = format!("manifests/{key}");
-        let headers = [("Content-Type", media_type.to_string())];
         let resp = self.request(
-            r,
-            &[Scope::push(r)],
-            Method::Put,
-            Target::Path(&path),
-            &headers,
-            Payload::Bytes(bytes),
-            false,
+            Request::new(r, Method::Put, Target::Path(&path))
+                .pushing()
+                .header("Content-Type", media_type)
+                .payload(Payload::Bytes(bytes)),
         )?;
         match resp.status().as_u16() {
             201 | 200 | 204 => {
@@ -364,7 +322,7 @@ impl Client {
         let mut url = first;
         let (mut bytes, mut names) = (0u64, 0usize);
         for _ in 0..MAX_LISTING_PAGES {
-            let resp = self.request(r, scopes, Method::Get, Target::Url(&url), &[], Payload::None, false)?;
+            let resp = self.request(Request::new(r, Method::Get, Target::Url(&url)).scopes(scopes.to_vec()))?;
             let status = resp.status().as_u16();
             if status != 200 {
                 return Err(self.status_error(r, "GET", what, status, Some(resp)));

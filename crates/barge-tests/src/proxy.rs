@@ -21,6 +21,9 @@ struct Shared {
     /// Cut the next connection whose client has sent this many bytes (0: never).
     cut_upload_after: AtomicU64,
     cuts: AtomicU64,
+    /// Milliseconds the next connection waits before anything reaches the
+    /// registry (0: none), once.
+    stall_next_ms: AtomicU64,
     requests: Mutex<Vec<u8>>,
 }
 
@@ -41,6 +44,7 @@ impl SlowProxy {
             cut_after: AtomicU64::new(0),
             cut_upload_after: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
+            stall_next_ms: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
@@ -81,6 +85,13 @@ impl SlowProxy {
         self.shared.cut_upload_after.store(bytes, Ordering::SeqCst);
     }
 
+    /// Holds the next connection for `stall` before it reaches the
+    /// registry, once: a registry slow to answer its first request.
+    pub fn stall_next_connection(&self, stall: Duration) {
+        let ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.shared.stall_next_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// Connections cut so far.
     pub fn cuts(&self) -> u64 {
         self.shared.cuts.load(Ordering::SeqCst)
@@ -110,6 +121,10 @@ impl SlowProxy {
 }
 
 fn relay(s: Arc<Shared>, client: TcpStream) {
+    let stall = s.stall_next_ms.swap(0, Ordering::SeqCst);
+    if stall > 0 {
+        std::thread::sleep(Duration::from_millis(stall));
+    }
     let Ok(server) = TcpStream::connect(&s.upstream) else {
         return;
     };

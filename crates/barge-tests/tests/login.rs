@@ -549,6 +549,7 @@ fn the_os_keyring_holds_credentials_for_barge_and_docker() {
         "dbus-run-session",
         "gnome-keyring-daemon",
         "secret-tool",
+        "dbus-monitor",
     ]) {
         return;
     }
@@ -567,9 +568,13 @@ fn the_os_keyring_holds_credentials_for_barge_and_docker() {
     let script = format!(
         r#"
 export PATH={bin}:$PATH BARGE_CONFIG={cfg}
+# Everything on the session bus while barge talks to the keyring.
+dbus-monitor --session > monitor.out 2>&1 &
+monitor=$!
+i=0
+until grep -q NameLost monitor.out; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done
 printf '%s' '{PASSWORD}' | {barge} login --creds-store barge -u {USER} --password-stdin {host} > login.out 2> login.err
 cp {docker}/config.json config-after-login.json
-secret-tool search --all application barge > search.out 2>&1 || true
 {barge} pull -q {host}/private > pull.out 2> pull.err
 {barge} login --get-login {host} > getlogin.out
 echo {host} | docker-credential-barge get > helper-get.out
@@ -577,6 +582,9 @@ docker-credential-barge list > helper-list.out
 printf '%s' '{{"ServerURL":"docker.example","Username":"d","Secret":"from-docker"}}' | docker-credential-barge store
 echo docker.example | docker-credential-barge get > helper-get2.out
 echo nowhere.example | docker-credential-barge get > helper-missing.out || echo "status=$?" >> helper-missing.out
+kill $monitor
+wait $monitor || true
+secret-tool search --all application barge > search.out 2>&1 || true
 {barge} logout --all > logout.out
 secret-tool search --all application barge > search-after.out 2>&1 || true
 "#,
@@ -636,6 +644,18 @@ secret-tool search --all application barge > search-after.out 2>&1 || true
         "{}",
         read("search-after.out")
     );
+    // The secrets crossed the bus in an encrypted session: dbus-monitor
+    // prints a printable byte array as a string, so a plain one would show.
+    let monitor = read("monitor.out");
+    assert!(monitor.contains("member=OpenSession"), "{monitor}");
+    assert!(
+        monitor.contains("string \"dh-ietf1024-sha256-aes128-cbc-pkcs7\""),
+        "{monitor}"
+    );
+    assert!(!monitor.contains("string \"plain\""), "{monitor}");
+    for secret in [PASSWORD, "from-docker"] {
+        assert!(!monitor.contains(secret), "{secret} crossed the bus in clear");
+    }
 }
 
 #[test]
@@ -701,16 +721,31 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // What the terminal shows, read as it comes.
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let shown = |what: &str| String::from_utf8_lossy(&screen.lock().unwrap()).contains(what);
     let mut stdin = child.stdin.take().unwrap();
     use std::io::Write as _;
-    // Typed at the prompts, one line each, as a user would.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Typed at each prompt once it shows, as a user would.
+    barge_tests::wait_until("the Username prompt", || shown("Username: "));
     stdin.write_all(format!("{USER}\n").as_bytes()).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    barge_tests::wait_until("the Password prompt", || shown("Password: "));
     stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     drop(stdin);
-    let o = child.wait_with_output().unwrap();
-    let screen = out(&o);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let screen = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
     assert!(
         screen.contains("Username: ") && screen.contains("Password: "),
         "{screen}"

@@ -444,3 +444,33 @@ fn bad_references_and_missing_images_fail_clearly() {
     let err = b.fails(&["pull", &format!("127.0.0.1:{}/x", barge_tests::free_port())]);
     assert!(err.contains("cannot reach registry"), "{err}");
 }
+
+/// `-D` prints the cause chain, and each cause once: not again when the
+/// message above already says it.
+#[test]
+fn debug_output_prints_each_cause_once() {
+    let server = CannedServer::start(vec![(
+        "/v2/broken/manifests/latest",
+        Response::new(200, image::OCI_MANIFEST, "{\"schemaVersion\": 2, oops"),
+    )]);
+    let b = Barge::new();
+    let err = b.fails(&["-D", "pull", &format!("{}/broken", server.host())]);
+    // The `debug:` line is the error's Debug form: it repeats by design.
+    let chain: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("Error: ") || l.starts_with("  caused by: "))
+        .collect();
+    assert!(chain[0].contains("manifest is not valid JSON"), "{err}");
+    let text = chain.join("\n");
+    for what in ["manifest is not valid JSON", "key must be a string"] {
+        assert_eq!(text.matches(what).count(), 1, "{what:?} once in:\n{err}");
+    }
+    // Every line of the chain says something the lines above did not.
+    for (i, line) in chain.iter().enumerate().skip(1) {
+        let cause = line.trim_start_matches("  caused by: ");
+        assert!(
+            !chain[..i].iter().any(|l| l.contains(cause)),
+            "{cause:?} repeated:\n{err}"
+        );
+    }
+}
