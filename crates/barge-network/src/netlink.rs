@@ -370,4 +370,129 @@ mod tests {
         // A truncated answer is a bad message, not a panic.
         assert_eq!(acknowledged(0, &[1, 2]), Err((Errno::BADMSG, None)));
     }
+
+    /// Runs `f` with a socket in a network namespace of its own (so the
+    /// host's links are untouched), or returns false where that needs
+    /// root and we are not (a failure under CI=true).
+    fn in_scratch_netns(f: impl FnOnce(&mut Netlink) + Send) -> bool {
+        if !barge_tests::require_root_and(&[]) {
+            return false;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("netns");
+        let ns = crate::new_netns(&path).unwrap();
+        let done = crate::in_netns(&ns, || {
+            f(&mut Netlink::open()?);
+            Ok(())
+        });
+        crate::remove_netns(&path);
+        done.unwrap();
+        true
+    }
+
+    /// This thread's namespace, for a veth's peer.
+    fn own_netns() -> std::fs::File {
+        std::fs::File::open("/proc/thread-self/ns/net").unwrap()
+    }
+
+    #[test]
+    fn links_are_found_by_name_and_a_missing_one_is_none() {
+        in_scratch_netns(|nl| {
+            let lo = nl.link("lo").unwrap().unwrap();
+            assert_eq!(
+                lo,
+                Link {
+                    index: 1,
+                    name: "lo".into()
+                }
+            );
+            assert_eq!(nl.link("nosuchlink0").unwrap(), None);
+            let e = nl.must_link("nosuchlink0").unwrap_err();
+            assert_eq!(e.errno, Errno::NODEV);
+            assert_eq!(e.doing, "finding link nosuchlink0");
+        });
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_with_eexist_and_names_the_request() {
+        use std::os::fd::AsRawFd;
+        in_scratch_netns(|nl| {
+            let ns = own_netns();
+            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
+                .unwrap();
+            let e = nl
+                .add_veth("nlt0", "nlt2", [2, 0x42, 0, 0, 0, 2], ns.as_raw_fd())
+                .unwrap_err();
+            assert_eq!(e.errno, Errno::EXIST, "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("creating the veth pair nlt0 (nlt2 in the container): File exists"),
+                "{e}"
+            );
+            // A bridge whose name is taken is there already: not an error.
+            nl.add_bridge("nlt0").unwrap();
+        });
+    }
+
+    #[test]
+    fn an_address_on_a_missing_link_is_refused_with_enodev() {
+        in_scratch_netns(|nl| {
+            let gone = Link {
+                index: 999_999,
+                name: "gone0".into(),
+            };
+            let e = nl.add_address(&gone, Ipv4Addr::new(10, 9, 0, 1), 24).unwrap_err();
+            assert_eq!(e.errno, Errno::NODEV, "{e}");
+            assert!(
+                e.to_string().starts_with("adding 10.9.0.1/24 to gone0: No such device"),
+                "{e}"
+            );
+            // Where the kernel explains (6.x: "ipv4: Device not found"), it is shown.
+            if let Some(said) = &e.kernel {
+                assert!(e.to_string().ends_with(&format!("(kernel: {said})")), "{e}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_bridge_refused_as_a_port_says_why() {
+        in_scratch_netns(|nl| {
+            nl.add_bridge("nlbr0").unwrap();
+            nl.add_bridge("nlbr1").unwrap();
+            let (port, bridge) = (nl.must_link("nlbr0").unwrap(), nl.must_link("nlbr1").unwrap());
+            let e = nl.set_master(&port, &bridge).unwrap_err();
+            // "Can not enslave a bridge to a bridge"
+            assert!(e.kernel.as_deref().is_some_and(|k| k.contains("bridge")), "{e:?}");
+            assert_eq!(e.errno, Errno::LOOP, "{e}");
+            assert!(e.to_string().starts_with("attaching nlbr0 to nlbr1: "), "{e}");
+        });
+    }
+
+    #[test]
+    fn a_gateway_off_the_link_is_refused_with_the_kernels_message() {
+        use std::os::fd::AsRawFd;
+        in_scratch_netns(|nl| {
+            let ns = own_netns();
+            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
+                .unwrap();
+            let link = nl.must_link("nlt0").unwrap();
+            nl.set_up(&link).unwrap();
+            nl.add_address(&link, Ipv4Addr::new(10, 9, 0, 2), 24).unwrap();
+            // Again: already there is fine.
+            nl.add_address(&link, Ipv4Addr::new(10, 9, 0, 2), 24).unwrap();
+            nl.add_default_route(&link, Ipv4Addr::new(10, 9, 0, 1)).unwrap();
+            nl.delete_link(&link).unwrap();
+            let other = nl.must_link("lo").unwrap();
+            let e = nl.add_default_route(&other, Ipv4Addr::new(192, 0, 2, 1)).unwrap_err();
+            assert!(e.kernel.is_some(), "{e:?}");
+            assert_eq!(e.errno, Errno::NETUNREACH, "{e}");
+            // "Network is unreachable (kernel: Nexthop has invalid gateway)"
+            assert!(
+                e.to_string()
+                    .starts_with("adding a default route via 192.0.2.1 on lo: "),
+                "{e}"
+            );
+            assert!(e.to_string().contains("(kernel: "), "{e}");
+        });
+    }
 }
