@@ -22,7 +22,7 @@
 //! others (is a lease's holder alive, what are its names) it asks the
 //! caller's [`Members`]. `barge-runtime` passes both. Its `unsafe` is
 //! confined to what rustix does not wrap safely: `unshare(CLONE_NEWNET)`
-//! for a thread and `getifaddrs`.
+//! for a thread.
 
 pub mod netlink;
 pub mod ports;
@@ -460,34 +460,12 @@ impl Networks {
     }
 }
 
-/// The host's IPv4 addresses: address, prefix length, interface.
+/// The host's IPv4 addresses: address, prefix length, interface (none
+/// if netlink cannot say).
 fn host_addresses() -> Vec<(Ipv4Addr, u8, String)> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs fills a list we walk read-only and free once.
-    unsafe {
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut list) != 0 {
-            return out;
-        }
-        let mut cur = list;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            if !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-                && !ifa.ifa_netmask.is_null()
-            {
-                let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-                out.push((ip, prefix, name));
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(list);
-    }
-    out
+    netlink::Netlink::open()
+        .and_then(|mut nl| nl.ipv4_addresses())
+        .unwrap_or_default()
 }
 
 fn to_net(e: RecordError) -> NetworkError {

@@ -7,8 +7,9 @@
 //! message when it gives one, and what barge was doing.
 
 use netlink_packet_core::{
-    ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_ALIGNTO, NLMSG_DONE,
-    NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+    ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, Parseable, NLMSG_ALIGNTO,
+    NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -29,6 +30,8 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLMSG_HDRLEN: usize = 16;
 /// `RTM_NEWLINK`, the kind of the kernel's answer to `RTM_GETLINK`.
 const RTM_NEWLINK: u16 = 16;
+/// `RTM_NEWADDR`, the kind of the kernel's answers to `RTM_GETADDR`.
+const RTM_NEWADDR: u16 = 20;
 
 /// A netlink request that failed: what barge was doing, the error number
 /// (the kernel's, or the socket's), and the kernel's extended-ack message
@@ -143,7 +146,17 @@ impl Netlink {
                                 .map(|()| answers)
                                 .map_err(|(errno, kernel)| NetlinkError::new(doing, errno, kernel))
                         }
-                        NLMSG_DONE => return Ok(answers),
+                        // A dump's end: its payload is 0 or an error.
+                        NLMSG_DONE => {
+                            let code = ErrorBuffer::new_checked(m.payload()).ok().and_then(|b| b.code());
+                            return match code {
+                                Some(c) => {
+                                    let errno = Errno::from_raw_os_error(c.get().saturating_abs());
+                                    Err(NetlinkError::new(doing, errno, None))
+                                }
+                                None => Ok(answers),
+                            };
+                        }
                         kind => answers.push((kind, m.payload().to_vec())),
                     }
                 }
@@ -173,6 +186,36 @@ impl Netlink {
                 }))
             }
         }
+    }
+
+    /// The IPv4 addresses in this socket's namespace: address, prefix
+    /// length, and the interface (its label, as `ip addr` shows it).
+    pub fn ipv4_addresses(&mut self) -> Result<Vec<(Ipv4Addr, u8, String)>, NetlinkError> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        let answers = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP, "listing addresses")?;
+        let mut out = Vec::new();
+        for (_, a) in answers.iter().filter(|(kind, _)| *kind == RTM_NEWADDR) {
+            let Ok(m) = AddressMessage::parse(a.as_slice()) else {
+                continue;
+            };
+            let mut local = None;
+            let mut address = None;
+            let mut label = None;
+            for attr in m.attributes {
+                match attr {
+                    AddressAttribute::Local(IpAddr::V4(ip)) => local = Some(ip),
+                    AddressAttribute::Address(IpAddr::V4(ip)) => address = Some(ip),
+                    AddressAttribute::Label(l) => label = Some(l),
+                    _ => {}
+                }
+            }
+            if let Some(ip) = local.or(address) {
+                let name = label.unwrap_or_else(|| format!("if{}", m.header.index));
+                out.push((ip, m.header.prefix_len, name));
+            }
+        }
+        Ok(out)
     }
 
     /// The link called `name`; ENODEV if there is none.
@@ -410,6 +453,30 @@ mod tests {
             let e = nl.must_link("nosuchlink0").unwrap_err();
             assert_eq!(e.errno, Errno::NODEV);
             assert_eq!(e.doing, "finding link nosuchlink0");
+        });
+    }
+
+    #[test]
+    fn addresses_are_listed_with_prefix_and_label() {
+        use std::os::fd::AsRawFd;
+        in_scratch_netns(|nl| {
+            assert_eq!(nl.ipv4_addresses().unwrap(), Vec::new());
+            let lo = nl.must_link("lo").unwrap();
+            nl.set_up(&lo).unwrap();
+            let ns = own_netns();
+            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
+                .unwrap();
+            let link = nl.must_link("nlt0").unwrap();
+            nl.add_address(&link, Ipv4Addr::new(10, 9, 3, 2), 22).unwrap();
+            let mut got = nl.ipv4_addresses().unwrap();
+            got.sort();
+            assert_eq!(
+                got,
+                vec![
+                    (Ipv4Addr::new(10, 9, 3, 2), 22, "nlt0".to_string()),
+                    (Ipv4Addr::LOCALHOST, 8, "lo".to_string()),
+                ]
+            );
         });
     }
 
