@@ -433,9 +433,11 @@ mod tests {
         true
     }
 
-    /// This thread's namespace, for a veth's peer.
-    fn own_netns() -> std::fs::File {
-        std::fs::File::open("/proc/thread-self/ns/net").unwrap()
+    /// A veth pair `host`/`peer` with both ends in this thread's namespace.
+    fn add_test_veth(nl: &mut Netlink, host: &str, peer: &str) -> Result<(), NetlinkError> {
+        use std::os::fd::AsRawFd;
+        let here = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        nl.add_veth(host, peer, [2, 0x42, 0, 0, 0, 1], here.as_raw_fd())
     }
 
     #[test]
@@ -458,14 +460,11 @@ mod tests {
 
     #[test]
     fn addresses_are_listed_with_prefix_and_label() {
-        use std::os::fd::AsRawFd;
         in_scratch_netns(|nl| {
             assert_eq!(nl.ipv4_addresses().unwrap(), Vec::new());
             let lo = nl.must_link("lo").unwrap();
             nl.set_up(&lo).unwrap();
-            let ns = own_netns();
-            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
-                .unwrap();
+            add_test_veth(nl, "nlt0", "nlt1").unwrap();
             let link = nl.must_link("nlt0").unwrap();
             nl.add_address(&link, Ipv4Addr::new(10, 9, 3, 2), 22).unwrap();
             let mut got = nl.ipv4_addresses().unwrap();
@@ -482,14 +481,9 @@ mod tests {
 
     #[test]
     fn a_taken_name_is_refused_with_eexist_and_names_the_request() {
-        use std::os::fd::AsRawFd;
         in_scratch_netns(|nl| {
-            let ns = own_netns();
-            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
-                .unwrap();
-            let e = nl
-                .add_veth("nlt0", "nlt2", [2, 0x42, 0, 0, 0, 2], ns.as_raw_fd())
-                .unwrap_err();
+            add_test_veth(nl, "nlt0", "nlt1").unwrap();
+            let e = add_test_veth(nl, "nlt0", "nlt2").unwrap_err();
             assert_eq!(e.errno, Errno::EXIST, "{e}");
             assert!(
                 e.to_string()
@@ -537,11 +531,8 @@ mod tests {
 
     #[test]
     fn a_gateway_off_the_link_is_refused_with_the_kernels_message() {
-        use std::os::fd::AsRawFd;
         in_scratch_netns(|nl| {
-            let ns = own_netns();
-            nl.add_veth("nlt0", "nlt1", [2, 0x42, 0, 0, 0, 1], ns.as_raw_fd())
-                .unwrap();
+            add_test_veth(nl, "nlt0", "nlt1").unwrap();
             let link = nl.must_link("nlt0").unwrap();
             nl.set_up(&link).unwrap();
             nl.add_address(&link, Ipv4Addr::new(10, 9, 0, 2), 24).unwrap();
