@@ -93,7 +93,7 @@ pub enum NetworkError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
-    /// A netlink request the kernel refused: errno, its message, what barge did.
+    /// A netlink request that failed: what barge did, the errno, the kernel's message.
     #[error(transparent)]
     Netlink(#[from] netlink::NetlinkError),
     #[error("cannot isolate network {network}: {why}; bridge networks need iptables (install it), or use --network none or host")]
@@ -585,7 +585,7 @@ fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> Result<T, NetworkError> +
         })
         .join()
         .unwrap_or_else(|_| {
-            Err(net_io(entering)(std::io::Error::other(
+            Err(net_io("configuring the container's network")(std::io::Error::other(
                 "the network setup thread panicked",
             )))
         })
