@@ -22,7 +22,7 @@
 //! others (is a lease's holder alive, what are its names) it asks the
 //! caller's [`Members`]. `barge-runtime` passes both. Its `unsafe` is
 //! confined to what rustix does not wrap safely: `unshare(CLONE_NEWNET)`
-//! for a thread and `getifaddrs`.
+//! for a thread.
 
 pub mod netlink;
 pub mod ports;
@@ -93,6 +93,9 @@ pub enum NetworkError {
     },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// A netlink request that failed: what barge did, the errno, the kernel's message.
+    #[error(transparent)]
+    Netlink(#[from] netlink::NetlinkError),
     #[error("cannot isolate network {network}: {why}; bridge networks need iptables (install it), or use --network none or host")]
     Firewall { network: String, why: String },
 }
@@ -457,34 +460,12 @@ impl Networks {
     }
 }
 
-/// The host's IPv4 addresses: address, prefix length, interface.
+/// The host's IPv4 addresses: address, prefix length, interface (none
+/// if netlink cannot say).
 fn host_addresses() -> Vec<(Ipv4Addr, u8, String)> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs fills a list we walk read-only and free once.
-    unsafe {
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut list) != 0 {
-            return out;
-        }
-        let mut cur = list;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            if !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-                && !ifa.ifa_netmask.is_null()
-            {
-                let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
-                let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
-                out.push((ip, prefix, name));
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(list);
-    }
-    out
+    netlink::Netlink::open()
+        .and_then(|mut nl| nl.ipv4_addresses())
+        .unwrap_or_default()
 }
 
 fn to_net(e: RecordError) -> NetworkError {
@@ -592,16 +573,22 @@ pub fn attachment(container_dir: &Path) -> Option<Attachment> {
 }
 
 /// Runs `f` on a thread of its own in the network namespace `ns`.
-fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> std::io::Result<T> + Send) -> std::io::Result<T> {
+fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> Result<T, NetworkError> + Send) -> Result<T, NetworkError> {
     let ns = ns.as_fd();
+    let entering = "entering the container's network namespace";
     std::thread::scope(|s| {
         s.spawn(move || {
             // Moves only this thread.
-            rustix::thread::move_into_link_name_space(ns, Some(rustix::thread::LinkNameSpaceType::Network))?;
+            rustix::thread::move_into_link_name_space(ns, Some(rustix::thread::LinkNameSpaceType::Network))
+                .map_err(|e| net_io(entering)(e.into()))?;
             f()
         })
         .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the network setup thread panicked")))
+        .unwrap_or_else(|_| {
+            Err(net_io("configuring the container's network")(std::io::Error::other(
+                "the network setup thread panicked",
+            )))
+        })
     })
 }
 
@@ -631,20 +618,18 @@ fn remove_netns(path: &Path) {
 }
 
 /// The bridge of `n`, created with its gateway address on first use, and its firewall rules.
-fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -> Result<u32, NetworkError> {
-    let io = |what: &str| net_io(format!("{what} {} of network {}", n.bridge, n.name));
-    nl.add_bridge(&n.bridge).map_err(io("creating bridge"))?;
-    let index = netlink::link_index(&n.bridge)
-        .ok_or_else(|| io("finding bridge")(std::io::Error::from(rustix::io::Errno::NODEV)))?;
+fn ensure_bridge(nl: &mut netlink::Netlink, n: &NetworkConfig, subnet: Subnet) -> Result<netlink::Link, NetworkError> {
+    let of_network = |e: netlink::NetlinkError| e.within(&format!("of network {}", n.name));
+    nl.add_bridge(&n.bridge).map_err(of_network)?;
+    let bridge = nl.must_link(&n.bridge).map_err(of_network)?;
     let gateway: Ipv4Addr = n
         .gateway
         .parse()
         .map_err(|_| NetworkError::BadGateway(n.gateway.clone()))?;
-    nl.add_address(index, gateway, subnet.prefix)
-        .map_err(io("addressing bridge"))?;
-    nl.set_up(index).map_err(io("bringing up bridge"))?;
+    nl.add_address(&bridge, gateway, subnet.prefix).map_err(of_network)?;
+    nl.set_up(&bridge).map_err(of_network)?;
     setup_firewall(n)?;
-    Ok(index)
+    Ok(bridge)
 }
 
 /// barge's filter chains. FORWARD jumps to `BARGE-USER` (the host's own
@@ -858,8 +843,9 @@ fn iptables(table: &str, op: &str, rule: &[String]) -> std::io::Result<bool> {
 
 /// Deletes a link (a bridge, a veth) by name, if it exists.
 fn delete_link_named(name: &str) {
-    if let (Ok(mut nl), Some(i)) = (netlink::Netlink::open(), netlink::link_index(name)) {
-        let _ = nl.delete_link(i);
+    let Ok(mut nl) = netlink::Netlink::open() else { return };
+    if let Ok(Some(link)) = nl.link(name) {
+        let _ = nl.delete_link(&link);
     }
 }
 
@@ -887,33 +873,31 @@ pub fn attach(
     let ip = take_lease(&n, subnet, gateway, c.dir, members)?;
 
     let attached = (|| {
-        let mut nl = netlink::Netlink::open().map_err(net_io("opening a netlink socket"))?;
+        let mut nl = netlink::Netlink::open()?;
         let bridge = ensure_bridge(&mut nl, &n, subnet)?;
         let ns_path = netns_path(c.dir);
         remove_netns(&ns_path);
         let ns = new_netns(&ns_path).map_err(net_io("creating the container's network namespace"))?;
         let veth = veth_name(c.id);
-        if let Some(old) = netlink::link_index(&veth) {
-            let _ = nl.delete_link(old);
+        if let Some(old) = nl.link(&veth)? {
+            let _ = nl.delete_link(&old);
         }
         let mac = mac_for(ip);
-        nl.add_veth(&veth, "eth0", mac, ns.as_raw_fd())
-            .map_err(net_io(format!("creating the veth pair {veth}")))?;
-        let host_end = netlink::link_index(&veth)
-            .ok_or_else(|| net_io(format!("finding {veth}"))(std::io::Error::from(rustix::io::Errno::NODEV)))?;
-        nl.set_master(host_end, bridge)
-            .map_err(net_io(format!("attaching {veth} to {}", n.bridge)))?;
-        nl.set_up(host_end).map_err(net_io(format!("bringing up {veth}")))?;
+        nl.add_veth(&veth, "eth0", mac, ns.as_raw_fd())?;
+        let host_end = nl.must_link(&veth)?;
+        nl.set_master(&host_end, &bridge)?;
+        nl.set_up(&host_end)?;
         in_netns(&ns, || {
-            let mut inner = netlink::Netlink::open()?;
-            let lo = netlink::link_index("lo").ok_or_else(|| std::io::Error::from(rustix::io::Errno::NODEV))?;
-            inner.set_up(lo)?;
-            let eth0 = netlink::link_index("eth0").ok_or_else(|| std::io::Error::from(rustix::io::Errno::NODEV))?;
-            inner.add_address(eth0, ip, subnet.prefix)?;
-            inner.set_up(eth0)?;
-            inner.add_default_route(eth0, gateway)
-        })
-        .map_err(net_io("configuring eth0 in the container"))?;
+            let in_container = |e: netlink::NetlinkError| e.within("in the container");
+            let mut inner = netlink::Netlink::open().map_err(in_container)?;
+            let lo = inner.must_link("lo").map_err(in_container)?;
+            inner.set_up(&lo).map_err(in_container)?;
+            let eth0 = inner.must_link("eth0").map_err(in_container)?;
+            inner.add_address(&eth0, ip, subnet.prefix).map_err(in_container)?;
+            inner.set_up(&eth0).map_err(in_container)?;
+            inner.add_default_route(&eth0, gateway).map_err(in_container)?;
+            Ok(())
+        })?;
         Ok(Attachment {
             network: n.name.clone(),
             network_id: n.id.clone(),
@@ -937,11 +921,13 @@ pub fn attach(
             undo(c);
             // Where bridges cannot be made (no CAP_NET_ADMIN, no bridge
             // module), say how to run without one.
+            let hint = "(--network host or --network none needs no bridge)";
             Err(match e {
                 NetworkError::Io { context, source } => NetworkError::Io {
-                    context: format!("{context} (--network host or --network none needs no bridge)"),
+                    context: format!("{context} {hint}"),
                     source,
                 },
+                NetworkError::Netlink(e) => NetworkError::Netlink(e.within(hint)),
                 other => other,
             })
         }

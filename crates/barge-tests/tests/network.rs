@@ -461,6 +461,33 @@ fn the_default_bridge_follows_bridge_and_bip_in_barge_json() {
     );
 }
 
+/// A bridge name barge.json lets through and the kernel refuses (a link
+/// name has no ':'): the user reads what barge was doing and the kernel's
+/// errno as netlink returned it, and nothing is left behind.
+#[test]
+fn a_bridge_name_the_kernel_refuses_reaches_the_user() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let n = std::process::id() % 250;
+    let device = format!("bt:{n}");
+    std::fs::write(
+        b.dir.path().join("barge-config/barge.json"),
+        format!(r#"{{"bridge": "{device}", "bip": "10.227.{n}.1/24"}}"#),
+    )
+    .unwrap();
+    let e = b.run(&["run", "--rm", &image, "true"]);
+    assert_eq!(e.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains(&format!("creating bridge {device} of network bridge ")),
+        "{stderr}"
+    );
+    // The errno as text, not std's "(os error 22)".
+    assert!(stderr.contains("needs no bridge): Invalid argument"), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    assert!(!links().contains(&device));
+    assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+}
+
 /// Deletes a link when dropped, passed or failed, and the firewall rules
 /// barge made for it.
 struct LinkGone(String);
