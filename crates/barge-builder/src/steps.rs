@@ -8,7 +8,7 @@ use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
 use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{CreateOptions, Runtime};
+use barge_runtime::{CreateOptions, ImageSource, Runtime};
 use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
@@ -853,12 +853,14 @@ impl<'a> Stage<'a> {
         };
         let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
         let c = self.runtime.create_with(
-            &pseudo_id,
-            "barge-build",
-            &cfg,
-            BTreeMap::new(),
-            lower_dirs.clone(),
-            &copts,
+            &ImageSource {
+                id: &pseudo_id,
+                name: "barge-build",
+                config: &cfg,
+                labels: &BTreeMap::new(),
+                lower_dirs: &lower_dirs,
+            },
+            &copts.validate()?,
         )?;
         self.progress.note(&format!(" ---> Running in {}", c.short_id()));
         let result = (|| {

@@ -11,7 +11,7 @@ use crate::format::{self, tabulate, Template};
 use barge_oci::{Digest, Reference};
 use barge_runtime::exec::ExecOptions;
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status};
+use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status, Validated};
 use serde_json::{json, Value};
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -120,10 +120,8 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
 }
 
 /// The options, checked before any image is looked up or pulled.
-fn checked_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
-    let opts = create_options(a)?;
-    opts.validate().map_err(|e| fail("", e))?;
-    Ok(opts)
+fn checked_options(a: &RunArgs) -> Result<Validated, Failure> {
+    create_options(a)?.validate().map_err(|e| fail("", e))
 }
 
 /// Checks the options, finds (or pulls) the image and creates the
