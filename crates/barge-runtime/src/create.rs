@@ -5,7 +5,7 @@ use crate::network::PortSpec;
 use crate::seccomp::LinuxSeccomp;
 use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, Root, Spec, User};
 use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
-use barge_oci::Digest;
+use barge_oci::{ContainerConfig, Digest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -182,12 +182,6 @@ pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
     })
 }
 
-fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
-    v.and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 /// The image a container is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageSource<'a> {
@@ -195,7 +189,7 @@ pub struct ImageSource<'a> {
     /// As the user named it (`busybox`).
     pub name: &'a str,
     /// Its container config: `Env`, `Cmd`, `User`, …
-    pub config: &'a serde_json::Value,
+    pub config: &'a ContainerConfig,
     pub labels: &'a BTreeMap<String, String>,
     /// Its layers, topmost first.
     pub lower_dirs: &'a [PathBuf],
@@ -236,11 +230,11 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         Some(ep) => (vec![ep.clone()], opts.cmd.clone()),
         None => {
             let cmd = if opts.cmd.is_empty() {
-                json_strings(cfg.get("Cmd"))
+                cfg.cmd.clone().unwrap_or_default()
             } else {
                 opts.cmd.clone()
             };
-            (json_strings(cfg.get("Entrypoint")), cmd)
+            (cfg.entrypoint.clone().unwrap_or_default(), cmd)
         }
     };
     let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
@@ -267,7 +261,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
     let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
 
     // Environment: image, then --env-file, then -e; PATH always set.
-    let mut env: Vec<String> = json_strings(cfg.get("Env"));
+    let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();
     for kv in &v.env {
         let key = kv.split('=').next().unwrap_or("");
         env.retain(|e| e.split('=').next() != Some(key));
@@ -285,7 +279,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
     let user_spec = opts
         .user
         .clone()
-        .unwrap_or_else(|| cfg.get("User").and_then(|u| u.as_str()).unwrap_or("").to_string());
+        .unwrap_or_else(|| cfg.user.clone().unwrap_or_default());
     let resolved = user::resolve(&user_spec, &facts.passwd, &facts.group)?;
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", resolved.home));
@@ -293,19 +287,14 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
     let working_dir = opts
         .workdir
         .clone()
-        .or_else(|| {
-            cfg.get("WorkingDir")
-                .and_then(|w| w.as_str())
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-        })
+        .or_else(|| cfg.working_dir.clone().filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".to_string());
     let mut labels = image.labels.clone();
     labels.extend(v.labels.iter().cloned());
     let network = v.network;
     let mut ports = v.ports.clone();
     if opts.publish_all {
-        if let Some(exposed) = cfg.get("ExposedPorts").and_then(|e| e.as_object()) {
+        if let Some(exposed) = &cfg.exposed_ports {
             ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
         }
     }
@@ -313,11 +302,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         // As docker: nothing to publish without a network of the container's own.
         ports.clear();
     }
-    let stop_signal = cfg
-        .get("StopSignal")
-        .and_then(|s| s.as_str())
-        .unwrap_or("SIGTERM")
-        .to_string();
+    let stop_signal = cfg.stop_signal.clone().unwrap_or_else(|| "SIGTERM".to_string());
 
     let meta = Meta {
         id: id.clone(),
@@ -439,7 +424,7 @@ impl Runtime {
         let _store = self.store.lock_shared()?;
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
-        let cfg = details.config.config.clone().unwrap_or(serde_json::Value::Null);
+        let cfg = details.config.config.clone().unwrap_or_default();
         let labels = details.config.labels();
         self.create_with(
             &ImageSource {
@@ -639,6 +624,10 @@ mod tests {
     }
 
     fn planned(config: serde_json::Value, o: CreateOptions, facts: Facts) -> Result<Plan, RuntimeError> {
+        let serde_json::Value::Object(config) = config else {
+            panic!("a config is an object")
+        };
+        let config = ContainerConfig::from_json(config).unwrap();
         let id = Digest::of(b"image");
         let labels = BTreeMap::from([("from".to_string(), "image".to_string())]);
         let image = ImageSource {
