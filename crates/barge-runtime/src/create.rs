@@ -2,8 +2,9 @@
 
 use crate::container::{write_json, Container, Meta, Network, State, Volume};
 use crate::network::PortSpec;
-use crate::seccomp::LinuxSeccomp;
-use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, Root, Spec, User};
+use crate::spec::{
+    self, Linux, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Mount, PosixRlimitType, Process, Root, Spec,
+};
 use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
 use barge_oci::{ContainerConfig, Digest};
 use std::collections::BTreeMap;
@@ -73,7 +74,9 @@ impl CreateOptions {
             .collect::<Result<Vec<_>, _>>()?;
         let capabilities = caps::resolve(&self.cap_add, &self.cap_drop)?;
         let security = seccomp::parse_security_opts(&self.security_opt)?;
-        let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?;
+        let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?
+            .map(|s| s.to_oci())
+            .transpose()?;
         let mut ports = Vec::new();
         for p in &self.publish {
             ports.extend(crate::network::ports::parse(p)?);
@@ -336,60 +339,68 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         lower_dirs: image.lower_dirs.to_vec(),
         log_opts: v.log_opts.clone(),
     };
-    let uid0 = resolved.uid == 0;
-    let capabilities = v.capabilities.clone();
-    let spec = Spec {
-        oci_version: "1.0.2".into(),
-        process: Process {
-            terminal: opts.tty,
-            user: User {
-                uid: resolved.uid,
-                gid: resolved.gid,
-                additional_gids: resolved.additional_gids,
-            },
-            args: argv,
-            env,
-            cwd: working_dir,
-            capabilities: Capabilities {
-                bounding: capabilities.clone(),
-                effective: if uid0 { capabilities.clone() } else { Vec::new() },
-                inheritable: Vec::new(),
-                permitted: if uid0 { capabilities } else { Vec::new() },
-                ambient: Vec::new(),
-            },
-            rlimits: opts.limits.rlimits(vec![Rlimit {
-                kind: "RLIMIT_NOFILE".into(),
-                hard: facts.nofile,
-                soft: facts.nofile,
-            }]),
-            no_new_privileges: true,
-        },
-        root: Root {
-            path: "rootfs".into(),
-            readonly: opts.read_only,
-        },
-        hostname,
-        mounts: mounts(&facts.dir, &v.volumes),
-        linux: Linux {
-            namespaces: ["pid", "ipc", "uts", "mount"]
-                .iter()
-                .copied()
-                .chain((network != Network::Host).then_some("network"))
-                .map(|k| Namespace {
-                    kind: k.into(),
-                    // A bridge network's namespace is made (and kept there) at start.
-                    path: (k == "network" && network == Network::Bridge)
-                        .then(|| crate::network::netns_path(&facts.dir).display().to_string()),
-                })
-                .collect(),
-            masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-            readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
-            seccomp: v.seccomp.clone(),
-            cgroups_path: Some(barge_cgroups::default_path(&id)),
-            resources: Some(opts.limits.resources()),
-        },
-        annotations: BTreeMap::new(),
+    let capabilities = spec::capability_set(&v.capabilities)?;
+    let granted = if resolved.uid == 0 {
+        capabilities.clone()
+    } else {
+        Default::default()
     };
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(capabilities))
+        .set_effective(Some(granted.clone()))
+        .set_inheritable(Some(Default::default()))
+        .set_permitted(Some(granted))
+        .set_ambient(Some(Default::default()));
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(opts.tty))
+        .set_args(Some(argv))
+        .set_env(Some(env))
+        .set_cwd(working_dir.into())
+        .set_capabilities(Some(caps))
+        .set_rlimits(Some(opts.limits.rlimits(vec![spec::rlimit(
+            PosixRlimitType::RlimitNofile,
+            facts.nofile,
+            facts.nofile,
+        )?])?))
+        .set_no_new_privileges(Some(true));
+    process
+        .user_mut()
+        .set_uid(resolved.uid)
+        .set_gid(resolved.gid)
+        .set_additional_gids(Some(resolved.additional_gids).filter(|g| !g.is_empty()));
+    let mut root = Root::default();
+    root.set_path("rootfs".into()).set_readonly(Some(opts.read_only));
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|k| spec::namespace(k, None))
+    .chain((network != Network::Host).then(|| {
+        // A bridge network's namespace is made (and kept there) at start.
+        let path = (network == Network::Bridge).then(|| crate::network::netns_path(&facts.dir));
+        spec::namespace(LinuxNamespaceType::Network, path)
+    }))
+    .collect();
+    let mut linux = Linux::default();
+    linux
+        .set_namespaces(Some(namespaces))
+        .set_masked_paths(Some(spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect()))
+        .set_readonly_paths(Some(spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect()))
+        .set_seccomp(v.seccomp.clone())
+        .set_cgroups_path(Some(barge_cgroups::default_path(&id).into()))
+        .set_resources(Some(opts.limits.resources()));
+    let mut spec = Spec::default();
+    spec.set_version(spec::OCI_VERSION.into())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some(hostname))
+        .set_mounts(Some(mounts(&facts.dir, &v.volumes)))
+        .set_linux(Some(linux))
+        .set_annotations(None);
     Ok(Plan { spec, meta })
 }
 
@@ -507,24 +518,25 @@ fn nofile_limit() -> u64 {
 fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     let mut m = spec::default_mounts();
     for f in ["hosts", "hostname", "resolv.conf"] {
-        m.push(Mount {
-            destination: format!("/etc/{f}"),
-            kind: "bind".into(),
-            source: dir.join(f).display().to_string(),
-            options: vec!["rbind".into(), "rprivate".into()],
-        });
+        m.push(spec::mount(
+            &format!("/etc/{f}"),
+            "bind",
+            &dir.join(f).display().to_string(),
+            &["rbind", "rprivate"],
+        ));
     }
     for v in volumes {
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-        if v.read_only {
-            options.push("ro".into());
-        }
-        m.push(Mount {
-            destination: v.destination.clone(),
-            kind: "bind".into(),
-            source: v.source.display().to_string(),
+        let options: &[&str] = if v.read_only {
+            &["rbind", "rprivate", "ro"]
+        } else {
+            &["rbind", "rprivate"]
+        };
+        m.push(spec::mount(
+            &v.destination,
+            "bind",
+            &v.source.display().to_string(),
             options,
-        });
+        ));
     }
     m
 }
@@ -659,23 +671,40 @@ mod tests {
             ..options()
         };
         let p = planned(config, o, facts()).unwrap();
-        assert_eq!(p.spec.process.args, ["/entry", "given"]);
+        let process = spec::process(&p.spec).unwrap();
+        assert_eq!(process.args().as_deref().unwrap(), ["/entry", "given"]);
         assert_eq!(
-            p.spec.process.env,
+            process.env().as_deref().unwrap(),
             ["PATH=/bin", "A=flag", "HOSTNAME=0123456789ab", "HOME=/var/www"]
         );
-        assert_eq!((p.spec.process.user.uid, p.spec.process.user.gid), (33, 33));
+        assert_eq!((process.user().uid(), process.user().gid()), (33, 33));
         // Not root: no effective capabilities.
-        assert!(p.spec.process.capabilities.effective.is_empty());
-        assert_eq!(p.spec.process.cwd, "/srv");
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(spec::capability_names(caps.bounding().as_ref()).contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(process.cwd(), Path::new("/srv"));
         assert_eq!(p.meta.stop_signal, "SIGQUIT");
         assert_eq!(p.meta.labels["from"], "flag");
         assert!(names::valid(&p.meta.name) && p.meta.name != "web");
         // -P without a bridge network publishes nothing.
         assert!(p.meta.ports.is_empty());
-        let kinds: Vec<&str> = p.spec.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
+        // A network of its own, made by the runner.
+        assert_eq!(spec::network_namespace(&p.spec), Some(None));
+        assert_eq!(process.rlimits().as_ref().unwrap()[0].hard(), 1024);
+        // The JSON runc reads.
+        let json = serde_json::to_value(&p.spec).unwrap();
+        assert_eq!(json["ociVersion"], "1.0.2");
+        let kinds: Vec<&str> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["pid", "ipc", "uts", "mount", "network"]);
-        assert_eq!(p.spec.process.rlimits[0].hard, 1024);
+        assert_eq!(json["linux"]["namespaces"][4], serde_json::json!({"type": "network"}));
+        assert_eq!(json["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(json["root"], serde_json::json!({"path": "rootfs", "readonly": false}));
+        assert!(json.get("annotations").is_none());
     }
 
     #[test]
@@ -694,12 +723,8 @@ mod tests {
         let p = planned(config, o, f).unwrap();
         assert_eq!(p.meta.ports.len(), 3);
         assert_eq!(p.meta.network_name.as_deref(), Some("bridge"));
-        let netns = p.spec.linux.namespaces.iter().find(|n| n.kind == "network").unwrap();
-        assert!(netns
-            .path
-            .as_deref()
-            .unwrap()
-            .starts_with("/store/containers/0123456789abcdef"));
+        let netns = spec::network_namespace(&p.spec).unwrap().unwrap();
+        assert!(netns.starts_with("/store/containers/0123456789abcdef"));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl From<barge_runner::RunnerError> for RuntimeError {
             E::Seccomp(e) => RuntimeError::Seccomp(e),
             E::UnsafePath(p) => RuntimeError::UnsafePath(p),
             E::Start { code, message } => RuntimeError::Start { code, message },
+            E::Spec(e) => RuntimeError::Corrupt(format!("the bundle's config: {e}")),
         }
     }
 }
