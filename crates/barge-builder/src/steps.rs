@@ -848,7 +848,6 @@ impl<'a> Stage<'a> {
                 id: &pseudo_id,
                 name: "barge-build",
                 config: &cfg,
-                labels: &BTreeMap::new(),
                 lower_dirs: &lower_dirs,
             },
             &copts.validate()?,

@@ -147,13 +147,6 @@ pub struct Validated {
     options: CreateOptions,
 }
 
-impl Validated {
-    /// The options as given.
-    pub fn options(&self) -> &CreateOptions {
-        &self.options
-    }
-}
-
 /// Processors online, for `--cpus`.
 fn online_cpus() -> usize {
     barge_cgroups::stats::online_cpus() as usize
@@ -191,9 +184,8 @@ pub struct ImageSource<'a> {
     pub id: &'a Digest,
     /// As the user named it (`busybox`).
     pub name: &'a str,
-    /// Its container config: `Env`, `Cmd`, `User`, …
+    /// Its container config: `Env`, `Cmd`, `User`, `Labels`, …
     pub config: &'a ContainerConfig,
-    pub labels: &'a BTreeMap<String, String>,
     /// Its layers, topmost first.
     pub lower_dirs: &'a [PathBuf],
 }
@@ -292,7 +284,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .clone()
         .or_else(|| cfg.working_dir.clone().filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".to_string());
-    let mut labels = image.labels.clone();
+    let mut labels = cfg.labels();
     labels.extend(v.labels.iter().cloned());
     let network = v.network;
     let mut ports = v.ports.clone();
@@ -436,13 +428,11 @@ impl Runtime {
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
         let cfg = details.config.config.clone().unwrap_or_default();
-        let labels = details.config.labels();
         self.create_with(
             &ImageSource {
                 id: image_id,
                 name: image,
                 config: &cfg,
-                labels: &labels,
                 lower_dirs: &lower_dirs,
             },
             opts,
@@ -641,12 +631,10 @@ mod tests {
         };
         let config = ContainerConfig::from_json(config).unwrap();
         let id = Digest::of(b"image");
-        let labels = BTreeMap::from([("from".to_string(), "image".to_string())]);
         let image = ImageSource {
             id: &id,
             name: "busybox",
             config: &config,
-            labels: &labels,
             lower_dirs: &[],
         };
         plan(&image, &o.validate()?, facts)
@@ -658,6 +646,7 @@ mod tests {
             "Env": ["PATH=/bin", "A=image"],
             "Entrypoint": ["/entry"],
             "Cmd": ["default"],
+            "Labels": {"from": "image", "kept": "image"},
             "User": "www",
             "WorkingDir": "/srv",
             "StopSignal": "SIGQUIT",
@@ -685,6 +674,7 @@ mod tests {
         assert_eq!(process.cwd(), Path::new("/srv"));
         assert_eq!(p.meta.stop_signal, "SIGQUIT");
         assert_eq!(p.meta.labels["from"], "flag");
+        assert_eq!(p.meta.labels["kept"], "image");
         assert!(names::valid(&p.meta.name) && p.meta.name != "web");
         // -P without a bridge network publishes nothing.
         assert!(p.meta.ports.is_empty());
