@@ -6,9 +6,9 @@ use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
 use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
 use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
-use barge_oci::{media, Descriptor, Digest, Platform};
+use barge_oci::{media, ContainerConfig, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{CreateOptions, Runtime};
+use barge_runtime::{CreateOptions, ImageSource, Runtime};
 use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
@@ -134,7 +134,7 @@ struct Stage<'a> {
     /// Top-level config fields besides the ones rebuilt at the end (`author`).
     extra: Map<String, Value>,
     /// The `config` object: Env, Cmd, Entrypoint, WorkingDir, …
-    config: Map<String, Value>,
+    config: ContainerConfig,
     history: Vec<Value>,
     layers: Vec<Descriptor>,
     diff_ids: Vec<Digest>,
@@ -185,7 +185,7 @@ impl<'a> Stage<'a> {
             opts,
             progress,
             extra: Map::new(),
-            config: Map::new(),
+            config: ContainerConfig::default(),
             history: Vec::new(),
             layers: Vec::new(),
             diff_ids: Vec::new(),
@@ -198,7 +198,7 @@ impl<'a> Stage<'a> {
             ignore,
         };
         if name == "scratch" {
-            stage.config.insert("Env".into(), json!([DEFAULT_PATH]));
+            stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
             return Ok(stage);
         }
         let id = bases
@@ -251,20 +251,16 @@ impl<'a> Stage<'a> {
                 Descriptor::new(mt, l.digest.clone(), l.size)
             })
             .collect();
-        self.config = cfg
-            .get("config")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        self.config = parsed.config.unwrap_or_default();
         self.history = cfg
             .get("history")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if let Some(s) = self.config.get("Shell").and_then(Value::as_array) {
-            self.shell = s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        if let Some(s) = &self.config.shell {
+            self.shell = s.clone();
         }
-        self.cmd_inherited = self.config.get("Cmd").is_some_and(|c| !c.is_null());
+        self.cmd_inherited = self.config.cmd.is_some();
         Ok(())
     }
 
@@ -280,17 +276,13 @@ impl<'a> Stage<'a> {
     }
 
     fn env(&self) -> Vec<String> {
-        self.config
-            .get("Env")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
+        self.config.env.clone().unwrap_or_default()
     }
 
     fn workdir(&self) -> String {
         self.config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
+            .working_dir
+            .as_deref()
             .filter(|w| !w.is_empty())
             .unwrap_or("/")
             .to_string()
@@ -313,17 +305,21 @@ impl<'a> Stage<'a> {
         }));
     }
 
-    /// A map of the config (`Labels`, `Volumes`, …), empty when absent.
-    fn object(&self, key: &str) -> Map<String, Value> {
-        self.config
-            .get(key)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+    /// Changes the config's `key` (docker's name) with `change`: a key new
+    /// to the config is written after the others, as docker does.
+    fn set(&mut self, key: &str, change: impl FnOnce(&mut ContainerConfig)) {
+        change(&mut self.config);
+        self.config.touch(key);
     }
 
-    fn set(&mut self, key: &str, value: Value) {
-        self.config.insert(key.to_string(), value);
+    /// Adds `set` to the labels.
+    fn add_labels<'l>(&mut self, set: impl IntoIterator<Item = (&'l String, &'l String)>) {
+        self.set("Labels", |c| {
+            let labels = c.labels.get_or_insert_with(Default::default);
+            for (k, v) in set {
+                labels.insert(k.clone(), v.clone());
+            }
+        });
     }
 
     /// One instruction of the stage (all but FROM).
@@ -349,7 +345,7 @@ impl<'a> Stage<'a> {
             Instruction::Entrypoint(c) => self.entrypoint(c),
             Instruction::Shell(argv) => {
                 self.shell = argv.clone();
-                self.set("Shell", json!(argv));
+                self.set("Shell", |c| c.shell = Some(argv.clone()));
                 self.nop(format!("SHELL {}", go_list(argv)));
             }
             Instruction::Workdir(args) => self.workdir_to(line, words(args)?.join(" "))?,
@@ -358,7 +354,7 @@ impl<'a> Stage<'a> {
                 if u.is_empty() || u.contains(char::is_whitespace) {
                     return Err(line.error("expected one USER[:GROUP]"));
                 }
-                self.set("User", json!(u));
+                self.set("User", |c| c.user = Some(u.clone()));
                 self.nop(format!("USER {u}"));
             }
             Instruction::Expose(args) => self.expose(line, &words(args)?)?,
@@ -369,7 +365,7 @@ impl<'a> Stage<'a> {
             Instruction::Stopsignal(args) => {
                 let s = words(args)?.join(" ");
                 barge_runtime::runner::parse_signal(&s).map_err(|e| line.error(e))?;
-                self.set("StopSignal", json!(s));
+                self.set("StopSignal", |c| c.stop_signal = Some(s.clone()));
                 self.nop(format!("STOPSIGNAL {s}"));
             }
             Instruction::Maintainer(who) => {
@@ -419,22 +415,18 @@ impl<'a> Stage<'a> {
             env.retain(|e| e.split('=').next() != Some(k.as_str()));
             env.push(format!("{k}={v}"));
         }
-        self.set("Env", json!(env));
+        self.set("Env", |c| c.env = Some(env));
         self.nop(format!("ENV {}", shown_pairs(set)));
     }
 
     fn labels(&mut self, set: &[(String, String)]) {
-        let mut labels = self.object("Labels");
-        for (k, v) in set {
-            labels.insert(k.clone(), json!(v));
-        }
-        self.set("Labels", Value::Object(labels));
+        self.add_labels(set.iter().map(|(k, v)| (k, v)));
         self.nop(format!("LABEL {}", shown_pairs(set)));
     }
 
     fn cmd(&mut self, c: &Command) {
         let argv = self.command(c);
-        self.set("Cmd", json!(argv));
+        self.set("Cmd", |c| c.cmd = Some(argv.clone()));
         self.cmd_inherited = false;
         self.nop(format!("CMD {}", go_list(&argv)));
     }
@@ -442,9 +434,9 @@ impl<'a> Stage<'a> {
     /// ENTRYPOINT; a CMD that came with the base image goes, as docker does.
     fn entrypoint(&mut self, c: &Command) {
         let argv = self.command(c);
-        self.set("Entrypoint", json!(argv));
+        self.set("Entrypoint", |c| c.entrypoint = Some(argv.clone()));
         if self.cmd_inherited {
-            self.set("Cmd", Value::Null);
+            self.set("Cmd", |c| c.cmd = None);
         }
         self.nop(format!("ENTRYPOINT {}", go_list(&argv)));
     }
@@ -459,7 +451,7 @@ impl<'a> Stage<'a> {
             format!("{}/{w}", self.workdir())
         };
         let dir = format!("/{}", clean(&abs));
-        self.set("WorkingDir", json!(dir));
+        self.set("WorkingDir", |c| c.working_dir = Some(dir.clone()));
         self.history.push(json!({
             "created": self.created,
             "created_by": format!("{NOP}WORKDIR {dir}"),
@@ -472,7 +464,7 @@ impl<'a> Stage<'a> {
         if ports.is_empty() {
             return Err(line.error("needs at least one port"));
         }
-        let mut exposed = self.object("ExposedPorts");
+        let mut exposed = self.config.exposed_ports.clone().unwrap_or_default();
         let mut shown = Vec::new();
         for p in ports {
             let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
@@ -488,7 +480,7 @@ impl<'a> Stage<'a> {
             exposed.insert(format!("{num}/{proto}"), json!({}));
             shown.push(format!("{num}/{proto}"));
         }
-        self.set("ExposedPorts", Value::Object(exposed));
+        self.set("ExposedPorts", |c| c.exposed_ports = Some(exposed));
         self.nop(format!("EXPOSE {}", shown.join(" ")));
         Ok(())
     }
@@ -497,11 +489,12 @@ impl<'a> Stage<'a> {
         if vols.is_empty() {
             return Err(line.error("needs at least one path"));
         }
-        let mut map = self.object("Volumes");
-        for v in vols {
-            map.insert(v.clone(), json!({}));
-        }
-        self.set("Volumes", Value::Object(map));
+        self.set("Volumes", |c| {
+            let map = c.volumes.get_or_insert_with(Default::default);
+            for v in vols {
+                map.insert(v.clone(), json!({}));
+            }
+        });
         self.nop(format!("VOLUME [{}]", vols.join(" ")));
         Ok(())
     }
@@ -820,12 +813,7 @@ impl<'a> Stage<'a> {
         }
         let mut run_env = env.clone();
         run_env.extend(from_args.iter().map(|(k, v)| format!("{k}={v}")));
-        let user = self
-            .config
-            .get("User")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let user = self.config.user.clone().unwrap_or_default();
         let workdir = self.workdir();
         let parent = chain_ids(&self.diff_ids).last().cloned();
         let key = cache_key(&json!({
@@ -844,7 +832,10 @@ impl<'a> Stage<'a> {
         if lower_dirs.is_empty() {
             return Err(line.error("there is nothing to run it in: FROM scratch has no layers before this RUN"));
         }
-        let cfg = json!({"Env": run_env, "User": user, "WorkingDir": workdir});
+        let mut cfg = ContainerConfig::default();
+        cfg.env = Some(run_env);
+        cfg.user = Some(user);
+        cfg.working_dir = Some(workdir);
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
             cmd: argv.clone(),
@@ -853,12 +844,13 @@ impl<'a> Stage<'a> {
         };
         let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
         let c = self.runtime.create_with(
-            &pseudo_id,
-            "barge-build",
-            &cfg,
-            BTreeMap::new(),
-            lower_dirs.clone(),
-            &copts,
+            &ImageSource {
+                id: &pseudo_id,
+                name: "barge-build",
+                config: &cfg,
+                lower_dirs: &lower_dirs,
+            },
+            &copts.validate()?,
         )?;
         self.progress.note(&format!(" ---> Running in {}", c.short_id()));
         let result = (|| {
@@ -942,19 +934,16 @@ impl<'a> Stage<'a> {
     // ------------------------------------------------------------ the image
 
     fn finish(mut self) -> Result<BuildOutcome, BuildError> {
-        if !self.opts.labels.is_empty() {
-            let mut labels = self.object("Labels");
-            for (k, v) in &self.opts.labels {
-                labels.insert(k.clone(), json!(v));
-            }
-            self.set("Labels", Value::Object(labels));
+        let opts = self.opts;
+        if !opts.labels.is_empty() {
+            self.add_labels(opts.labels.iter().map(|(k, v)| (k, v)));
         }
         let mut top = Map::new();
         top.insert("architecture".into(), json!(self.platform.architecture));
         for (k, v) in &self.extra {
             top.insert(k.clone(), v.clone());
         }
-        top.insert("config".into(), Value::Object(self.config.clone()));
+        top.insert("config".into(), Value::Object(self.config.to_json()));
         top.insert("created".into(), json!(self.created));
         top.insert("history".into(), Value::Array(self.history.clone()));
         top.insert("os".into(), json!(self.platform.os));

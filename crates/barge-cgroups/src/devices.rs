@@ -17,7 +17,7 @@
 //! keep applying too) before any process joins the cgroup. The attachment
 //! holds the program; it goes with the cgroup.
 
-use barge_runner::spec::DeviceRule;
+use barge_runner::spec::{LinuxDeviceCgroup as DeviceRule, LinuxDeviceType};
 use barge_runner::sys::bpf;
 use rustix::fd::OwnedFd;
 use std::path::Path;
@@ -66,17 +66,18 @@ impl Rule {
     /// numbers absent or -1 for any, access letters of `rwm` (absent is all).
     pub fn parse(r: &DeviceRule) -> Result<Rule, DeviceError> {
         let bad = || DeviceError::BadRule(format!("{r:?}"));
-        let kind = match r.kind.as_deref() {
-            None | Some("a") => Kind::All,
-            Some("c") => Kind::Char,
-            Some("b") => Kind::Block,
-            Some(_) => return Err(bad()),
+        let kind = match r.typ() {
+            None | Some(LinuxDeviceType::A) => Kind::All,
+            Some(LinuxDeviceType::C) => Kind::Char,
+            Some(LinuxDeviceType::B) => Kind::Block,
+            // Not kinds the devices controller knows.
+            Some(LinuxDeviceType::U | LinuxDeviceType::P) => return Err(bad()),
         };
         let number = |n: Option<i64>| match n {
             None | Some(-1) => Ok(None),
             Some(n) => i32::try_from(n).ok().filter(|n| *n >= 0).map(Some).ok_or_else(bad),
         };
-        let access = match r.access.as_deref() {
+        let access = match r.access().as_deref() {
             None => MKNOD | READ | WRITE,
             Some("") => return Err(bad()),
             Some(s) => s.chars().try_fold(0, |acc, c| match c {
@@ -87,10 +88,10 @@ impl Rule {
             })?,
         };
         Ok(Rule {
-            allow: r.allow,
+            allow: r.allow(),
             kind,
-            major: number(r.major)?,
-            minor: number(r.minor)?,
+            major: number(r.major())?,
+            minor: number(r.minor())?,
             access,
         })
     }
@@ -307,13 +308,20 @@ mod tests {
     }
 
     fn rule(allow: bool, kind: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind: Some(kind.into()),
-            major,
-            minor,
-            access: Some(access.into()),
-        }
+        let kind = match kind {
+            "a" => LinuxDeviceType::A,
+            "b" => LinuxDeviceType::B,
+            "c" => LinuxDeviceType::C,
+            "p" => LinuxDeviceType::P,
+            other => panic!("no device type {other}"),
+        };
+        let mut r = DeviceRule::default();
+        r.set_allow(allow)
+            .set_typ(Some(kind))
+            .set_major(major)
+            .set_minor(minor)
+            .set_access(Some(access.into()));
+        r
     }
 
     #[test]
@@ -447,7 +455,7 @@ mod tests {
         assert!(lines.contains(&("devices.allow", "c 136:* rwm".to_string())));
         assert!(lines.contains(&("devices.allow", "b *:* m".to_string())));
         for bad in [
-            rule(true, "x", None, None, "r"),
+            rule(true, "p", None, None, "r"),
             rule(true, "c", Some(-2), None, "r"),
             rule(true, "c", Some(1 << 40), None, "r"),
             rule(true, "c", None, None, "rx"),

@@ -33,7 +33,7 @@
 pub mod devices;
 pub mod stats;
 
-use barge_runner::spec::Resources;
+use barge_runner::spec::LinuxResources as Resources;
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -77,7 +77,12 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError 
 /// Whether `res` asks for anything only a cgroup enforces: a limit or a
 /// device policy (every container barge creates has docker's).
 pub fn limits_asked(res: Option<&Resources>) -> bool {
-    res.is_some_and(|r| r.memory.is_some() || r.cpu.is_some() || r.pids.is_some() || !r.devices.is_empty())
+    res.is_some_and(|r| {
+        r.memory().is_some()
+            || r.cpu().is_some()
+            || r.pids().is_some()
+            || r.devices().as_ref().is_some_and(|d| !d.is_empty())
+    })
 }
 
 /// A cgroup v1 hierarchy as mounted: its controllers, mount point, and
@@ -301,32 +306,32 @@ pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>,
 pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, &'static str, String)>, CgroupError> {
     let mut out = Vec::new();
     let num = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
-    if let Some(m) = &res.memory {
+    if let Some(m) = res.memory() {
         if version == Version::V2 {
-            if let Some(l) = m.limit {
+            if let Some(l) = m.limit() {
                 out.push(("memory", "memory.max", num(l)));
             }
-            if let Some(s) = swap_max(m.limit, m.swap)? {
+            if let Some(s) = swap_max(m.limit(), m.swap())? {
                 out.push(("memory", "memory.swap.max", s));
             }
         } else {
             // The memory limit first: memory+swap may never be below it.
-            if let Some(l) = m.limit {
+            if let Some(l) = m.limit() {
                 out.push(("memory", "memory.limit_in_bytes", l.to_string()));
             }
-            if let Some(s) = m.swap.filter(|s| *s != 0) {
+            if let Some(s) = m.swap().filter(|s| *s != 0) {
                 out.push(("memory", "memory.memsw.limit_in_bytes", s.to_string()));
             }
         }
     }
-    if let Some(c) = &res.cpu {
+    if let Some(c) = res.cpu() {
         if version == Version::V2 {
-            if let Some(w) = c.shares.map(cpu_weight).filter(|w| *w > 0) {
+            if let Some(w) = c.shares().map(cpu_weight).filter(|w| *w > 0) {
                 out.push(("cpu", "cpu.weight", w.to_string()));
             }
-            if c.quota.is_some() || c.period.is_some() {
-                let period = c.period.unwrap_or(CPU_PERIOD);
-                let quota = c.quota.filter(|q| *q > 0).map(|q| q.to_string());
+            if c.quota().is_some() || c.period().is_some() {
+                let period = c.period().unwrap_or(CPU_PERIOD);
+                let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string());
                 out.push((
                     "cpu",
                     "cpu.max",
@@ -334,26 +339,30 @@ pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, 
                 ));
             }
         } else {
-            if let Some(s) = c.shares {
+            if let Some(s) = c.shares() {
                 out.push(("cpu", "cpu.shares", s.to_string()));
             }
-            if let Some(p) = c.period {
+            if let Some(p) = c.period() {
                 out.push(("cpu", "cpu.cfs_period_us", p.to_string()));
             }
-            if let Some(q) = c.quota {
+            if let Some(q) = c.quota() {
                 out.push(("cpu", "cpu.cfs_quota_us", q.to_string()));
             }
         }
     }
-    if let Some(p) = &res.pids {
+    if let Some(p) = res.pids() {
         out.push((
             "pids",
             "pids.max",
-            if p.limit > 0 { p.limit.to_string() } else { "max".into() },
+            if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            },
         ));
     }
     // On v2 the rules are an eBPF program (`Cgroup::apply`), checked here all the same.
-    for rule in devices::parse_all(&res.devices)? {
+    for rule in devices::parse_all(res.devices().as_deref().unwrap_or_default())? {
         if version == Version::V1 {
             let (file, line) = rule.v1_line();
             out.push(("devices", file, line));
@@ -562,9 +571,10 @@ impl Cgroup {
             }
             write(dir, file, &value)?;
         }
-        if self.version == Version::V2 && !res.devices.is_empty() {
+        let rules = res.devices().as_deref().unwrap_or_default();
+        if self.version == Version::V2 && !rules.is_empty() {
             let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
-            devices::attach(dir, &res.devices)?;
+            devices::attach(dir, rules)?;
         }
         Ok(())
     }
@@ -796,7 +806,7 @@ fn enable_controllers(mount: &Path, dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use barge_runner::spec::{Cpu, Memory, Pids};
+    use barge_runner::spec::{LinuxCpu, LinuxMemory, LinuxPids};
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -871,20 +881,26 @@ mod tests {
         assert!(resolve(m, "/", "/", "/").is_err());
     }
 
+    fn cpu(shares: Option<u64>, quota: Option<i64>, period: Option<u64>) -> LinuxCpu {
+        let mut c = LinuxCpu::default();
+        c.set_shares(shares).set_quota(quota).set_period(period);
+        c
+    }
+
+    fn pids(limit: i64) -> LinuxPids {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        p
+    }
+
     fn res() -> Resources {
-        Resources {
-            devices: Vec::new(),
-            memory: Some(Memory {
-                limit: Some(32 << 20),
-                swap: Some(64 << 20),
-            }),
-            cpu: Some(Cpu {
-                shares: Some(512),
-                quota: Some(50_000),
-                period: Some(100_000),
-            }),
-            pids: Some(Pids { limit: 20 }),
-        }
+        let mut memory = LinuxMemory::default();
+        memory.set_limit(Some(32 << 20)).set_swap(Some(64 << 20));
+        let mut r = Resources::default();
+        r.set_memory(Some(memory))
+            .set_cpu(Some(cpu(Some(512), Some(50_000), Some(100_000))))
+            .set_pids(Some(pids(20)));
+        r
     }
 
     #[test]
@@ -941,12 +957,9 @@ mod tests {
         ));
 
         let mut unlimited_quota = res();
-        unlimited_quota.cpu = Some(Cpu {
-            shares: None,
-            quota: None,
-            period: Some(100_000),
-        });
-        unlimited_quota.pids = Some(Pids { limit: -1 });
+        unlimited_quota
+            .set_cpu(Some(cpu(None, None, Some(100_000))))
+            .set_pids(Some(pids(-1)));
         let s = settings(&unlimited_quota, Version::V2).unwrap();
         assert!(s.contains(&("cpu", "cpu.max", "max 100000".into())));
         assert!(s.contains(&("pids", "pids.max", "max".into())));
@@ -963,7 +976,7 @@ mod tests {
     #[test]
     fn v1_files() {
         let mut r = res();
-        r.devices = barge_runner::spec::default_device_rules();
+        r.set_devices(Some(barge_runner::spec::default_device_rules()));
         let s = settings(&r, Version::V1).unwrap();
         let files: Vec<&str> = s.iter().map(|(_, f, _)| *f).collect();
         let pos = |f: &str| files.iter().position(|x| *x == f).unwrap();

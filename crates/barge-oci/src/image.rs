@@ -249,8 +249,8 @@ pub struct ImageConfig {
     pub created: Option<String>,
     #[serde(default)]
     pub author: Option<String>,
-    #[serde(default)]
-    pub config: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "ContainerConfig::deserialize_ordered")]
+    pub config: Option<ContainerConfig>,
     pub rootfs: RootFs,
     #[serde(default)]
     pub history: Vec<History>,
@@ -258,6 +258,136 @@ pub struct ImageConfig {
     pub comment: Option<String>,
     #[serde(default)]
     pub docker_version: Option<String>,
+}
+
+/// The `config` of an image config: how a container of the image runs,
+/// with docker's names (its image spec v1.2 and the OCI image spec's
+/// `config`). Fields barge does not know are kept in [`Self::other`], and
+/// the order of the keys is kept too: [`Self::to_json`] writes back what
+/// was read, byte for byte, with the keys set since appended in the order
+/// they were set ([`Self::touch`]). `None` is a key absent or `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `user`, `uid`, `user:group`, `uid:gid`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `PORT/PROTO` → `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// Windows only: the command line is already escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_escaped: Option<bool>,
+    /// Container paths → `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Dockerfile instructions run when the image is a build's base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<indexmap::IndexMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// The shell of shell-form commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// Everything else (`Hostname`, `Image`, `Tty`, … and fields of
+    /// later specs), as received.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+    /// The keys in the order read or set.
+    #[serde(skip)]
+    order: Vec<String>,
+}
+
+/// `config.Healthcheck`; durations in nanoseconds, 0 for the default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `[]` inherit, `["NONE"]`, `["CMD", …]` or `["CMD-SHELL", command]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ContainerConfig {
+    /// Parses a `config` object, keeping the order of its keys.
+    pub fn from_json(map: serde_json::Map<String, serde_json::Value>) -> Result<ContainerConfig, serde_json::Error> {
+        let order = map.keys().cloned().collect();
+        let mut c: ContainerConfig = serde_json::from_value(serde_json::Value::Object(map))?;
+        c.order = order;
+        Ok(c)
+    }
+
+    fn deserialize_ordered<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ContainerConfig>, D::Error> {
+        match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+            Some(map) => ContainerConfig::from_json(map)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+
+    /// Records that `key` (docker's name: `Env`, `Cmd`, …) is set now: a
+    /// key new to the config is written after those there before. A key
+    /// touched and left `None` is written as `null`, as docker writes a
+    /// `Cmd` that an `ENTRYPOINT` cleared.
+    pub fn touch(&mut self, key: &str) {
+        if !self.order.iter().any(|k| k == key) {
+            self.order.push(key.to_string());
+        }
+    }
+
+    /// The config as JSON: the keys in the order read or touched (those
+    /// left `None` as `null`), then any others set.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            // A struct of strings, lists and maps always serialises to an object.
+            _ => serde_json::Map::new(),
+        };
+        let mut out = serde_json::Map::new();
+        for k in &self.order {
+            let v = fields.remove(k).unwrap_or(serde_json::Value::Null);
+            out.insert(k.clone(), v);
+        }
+        out.extend(fields);
+        out
+    }
+
+    /// The labels, sorted.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,15 +442,7 @@ impl ImageConfig {
 
     /// The image's labels (`config.Labels`).
     pub fn labels(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        if let Some(serde_json::Value::Object(m)) = self.config.as_ref().and_then(|c| c.get("Labels")) {
-            for (k, v) in m {
-                if let Some(v) = v.as_str() {
-                    out.insert(k.clone(), v.to_string());
-                }
-            }
-        }
-        out
+        self.config.as_ref().map(ContainerConfig::labels).unwrap_or_default()
     }
 }
 
@@ -415,6 +537,55 @@ mod tests {
         ));
         assert!(Manifest::parse(b"not json", None).is_err());
         assert!(Manifest::parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None).is_err());
+    }
+
+    #[test]
+    fn a_container_config_is_typed_and_written_back_as_read() {
+        let text = r#"{"Hostname":"","User":"www","Env":["PATH=/bin","A=b"],"Cmd":null,"Image":"sha256:x","Volumes":{"/data":{}},"WorkingDir":"/srv","Entrypoint":["/init"],"OnBuild":null,"Labels":{"z":"1","a":"2"},"Healthcheck":{"Test":["CMD","true"],"Interval":1000000000,"Future":1},"StopSignal":"SIGQUIT","Shell":["/bin/bash","-c"],"FutureField":{"x":[1,2]},"ExposedPorts":{"80/tcp":{}}}"#;
+        let top = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{text},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let parsed = ImageConfig::parse(top.as_bytes()).unwrap();
+        let c = parsed.config.as_ref().unwrap();
+        assert_eq!(c.user.as_deref(), Some("www"));
+        assert_eq!(
+            c.env.as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=b".to_string()][..])
+        );
+        assert_eq!(c.cmd, None);
+        assert_eq!(c.entrypoint.as_deref(), Some(&["/init".to_string()][..]));
+        assert_eq!(c.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(c.healthcheck.as_ref().and_then(|h| h.interval), Some(1_000_000_000));
+        assert!(c.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
+        assert_eq!(c.other["FutureField"], serde_json::json!({"x": [1, 2]}));
+        assert_eq!(
+            parsed.labels().into_iter().collect::<Vec<_>>(),
+            [("a".into(), "2".into()), ("z".into(), "1".into())]
+        );
+        // Read → write: the same bytes, unknown fields, nulls and key order kept.
+        assert_eq!(serde_json::to_string(&c.to_json()).unwrap(), text);
+    }
+
+    #[test]
+    fn keys_set_later_follow_in_the_order_touched() {
+        let mut c =
+            ContainerConfig::from_json(serde_json::from_str(r#"{"Env":["A=1"],"Cmd":["sh"]}"#).unwrap()).unwrap();
+        c.labels = Some(
+            [("b".to_string(), "1".to_string()), ("a".to_string(), "2".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        c.touch("Labels");
+        c.working_dir = Some("/w".into());
+        c.touch("WorkingDir");
+        c.cmd = None;
+        c.touch("Cmd");
+        assert_eq!(
+            serde_json::to_string(&c.to_json()).unwrap(),
+            r#"{"Env":["A=1"],"Cmd":null,"Labels":{"b":"1","a":"2"},"WorkingDir":"/w"}"#
+        );
+        assert!(ContainerConfig::from_json(serde_json::from_str(r#"{"Env":"not a list"}"#).unwrap()).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! This crate is shared vocabulary. It does no I/O: it does not talk HTTP
 //! (that is `barge-registry`) and does not know the store's disk layout
 //! (that is `barge-store`). Manifests and configs are parsed from the exact
-//! bytes received and never re-serialised, so digests stay valid.
+//! bytes received and never re-serialised, so digests stay valid; a config
+//! that barge writes (a build's) goes through [`ContainerConfig::to_json`],
+//! which keeps the key order and unknown fields of what was read.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +19,8 @@ pub mod reference;
 pub mod time;
 
 pub use digest::{Digest, DigestError, Hasher};
-pub use image::{Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError, NoMatchingPlatform};
+pub use image::{
+    ContainerConfig, Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, ManifestError, NoMatchingPlatform,
+};
 pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};

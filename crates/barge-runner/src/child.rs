@@ -96,7 +96,12 @@ impl Plan {
     /// `lower_dirs` (topmost first) with the bundle's `upper` and `work`;
     /// `init` runs barge's init as PID 1.
     pub fn new(spec: &Spec, bundle: &Path, lower_dirs: &[PathBuf], init: bool) -> Result<Plan, RunnerError> {
-        let rootfs = bundle.join(&spec.root.path);
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| RunnerError::Corrupt("the bundle has no root".into()))?;
+        let linux = crate::spec::linux(spec)?;
+        let rootfs = bundle.join(root.path());
         let snapshots_dir = lower_dirs
             .first()
             .and_then(|p| p.parent())
@@ -114,14 +119,19 @@ impl Plan {
             .collect();
         let overlay = crate::overlay_options(&lowers, Some((&bundle.join("upper"), &bundle.join("work"))))?;
         let mut mounts = Vec::new();
-        for m in &spec.mounts {
+        for m in spec.mounts().iter().flatten() {
             // Binds get nodev and nosuid on every submount when attached (`attach_copy`).
-            let (flags, data, bind, ro) = mount_flags(&m.options);
-            let file = bind && Path::new(&m.source).is_file();
+            let (flags, data, bind, ro) = mount_flags(m.options().as_deref().unwrap_or_default());
+            let source = m.source().as_deref().unwrap_or(Path::new(""));
+            let file = bind && source.is_file();
             mounts.push(PreparedMount {
-                dest: PathBuf::from(m.destination.trim_start_matches('/')),
-                kind: m.kind.clone(),
-                source: cstr(m.source.as_bytes())?,
+                dest: m
+                    .destination()
+                    .strip_prefix("/")
+                    .unwrap_or(m.destination())
+                    .to_path_buf(),
+                kind: m.typ().clone().unwrap_or_default(),
+                source: cstr(source.as_os_str().as_bytes())?,
                 flags,
                 data: cstr(data)?,
                 bind,
@@ -129,51 +139,35 @@ impl Plan {
                 read_only: ro,
             });
         }
-        let p = &spec.process;
+        let relative = |paths: &Option<Vec<String>>| {
+            paths
+                .iter()
+                .flatten()
+                .map(|s| PathBuf::from(s.trim_start_matches('/')))
+                .collect()
+        };
+        let network = crate::spec::network_namespace(spec);
         Ok(Plan {
             rootfs,
             snapshots_dir,
             overlay_data: cstr(overlay)?,
             mounts,
-            masked: spec
-                .linux
-                .masked_paths
-                .iter()
-                .map(|s| PathBuf::from(s.trim_start_matches('/')))
-                .collect(),
-            readonly: spec
-                .linux
-                .readonly_paths
-                .iter()
-                .map(|s| PathBuf::from(s.trim_start_matches('/')))
-                .collect(),
-            readonly_root: spec.root.readonly,
-            hostname: spec.hostname.as_bytes().to_vec(),
-            process: ProcessPlan::new(p, spec.linux.seccomp.as_ref())?,
+            masked: relative(linux.masked_paths()),
+            readonly: relative(linux.readonly_paths()),
+            readonly_root: root.readonly().unwrap_or(false),
+            hostname: spec.hostname().as_deref().unwrap_or_default().as_bytes().to_vec(),
+            process: ProcessPlan::new(crate::spec::process(spec)?, linux.seccomp().as_ref())?,
             init: init.then(crate::sealed::init_program).transpose()?,
-            loopback_up: spec
-                .linux
-                .namespaces
-                .iter()
-                .any(|n| n.kind == "network" && n.path.is_none()),
-            netns: match spec
-                .linux
-                .namespaces
-                .iter()
-                .find_map(|n| (n.kind == "network").then_some(n.path.as_ref()))
-            {
+            loopback_up: network == Some(None),
+            netns: match network {
                 Some(Some(path)) => Some(
-                    rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(|e| io_err(format!("opening the network namespace {path}"))(e.into()))?,
+                    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| io_err(format!("opening the network namespace {}", path.display()))(e.into()))?,
                 ),
                 _ => None,
             },
             cgroup_procs: Vec::new(),
-            new_net: spec
-                .linux
-                .namespaces
-                .iter()
-                .any(|n| n.kind == "network" && n.path.is_none()),
+            new_net: network == Some(None),
         })
     }
 }
@@ -653,7 +647,7 @@ fn exec_init(p: &ProcessPlan, program: &CString, err_fd: i32, exe: &OwnedFd) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{self, Capabilities, Linux, Mount, Process, Root, User};
+    use crate::spec::{self, Linux, Mount, Process, Root};
     use crate::sys::mounts::{Op, Recorder};
 
     const NODEV: u64 = MOUNT_ATTR_NODEV;
@@ -666,47 +660,31 @@ mod tests {
     fn spec(extra: Vec<Mount>, readonly_root: bool) -> Spec {
         let mut mounts = spec::default_mounts();
         mounts.extend(extra);
-        Spec {
-            oci_version: "1.0.2".into(),
-            process: Process {
-                terminal: false,
-                user: User {
-                    uid: 0,
-                    gid: 0,
-                    additional_gids: Vec::new(),
-                },
-                args: vec!["/bin/true".into()],
-                env: Vec::new(),
-                cwd: "/".into(),
-                capabilities: Capabilities::default(),
-                rlimits: Vec::new(),
-                no_new_privileges: true,
-            },
-            root: Root {
-                path: "rootfs".into(),
-                readonly: readonly_root,
-            },
-            hostname: "box".into(),
-            mounts,
-            linux: Linux {
-                namespaces: Vec::new(),
-                masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-                readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
-                seccomp: None,
-                cgroups_path: None,
-                resources: None,
-            },
-            annotations: Default::default(),
-        }
+        let mut process = Process::default();
+        process
+            .set_args(Some(vec!["/bin/true".into()]))
+            .set_env(Some(Vec::new()))
+            .set_capabilities(None)
+            .set_rlimits(None);
+        let mut root = Root::default();
+        root.set_readonly(Some(readonly_root));
+        let mut linux = Linux::default();
+        linux
+            .set_namespaces(Some(Vec::new()))
+            .set_masked_paths(Some(spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect()))
+            .set_readonly_paths(Some(spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect()))
+            .set_resources(None);
+        let mut s = Spec::default();
+        s.set_process(Some(process))
+            .set_root(Some(root))
+            .set_hostname(Some("box".into()))
+            .set_mounts(Some(mounts))
+            .set_linux(Some(linux));
+        s
     }
 
     fn bind(source: &Path, destination: &str, options: &[&str]) -> Mount {
-        Mount {
-            destination: destination.into(),
-            kind: "bind".into(),
-            source: source.display().to_string(),
-            options: options.iter().map(|o| o.to_string()).collect(),
-        }
+        spec::mount(destination, "bind", &source.display().to_string(), options)
     }
 
     /// Runs the mount plan of `spec` over the image `rootfs` against the fake.

@@ -48,6 +48,9 @@ pub enum RunnerError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error("path {0:?} cannot be used in overlay mount options (it contains ',' or ':')")]
     UnsafePath(PathBuf),
+    /// A bundle section `oci-spec` refused to build.
+    #[error("the bundle's config: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
     /// The child failed before `execve`: docker's exit status and why.
     #[error("starting the container failed: {message}")]
     Start { code: i32, message: String },

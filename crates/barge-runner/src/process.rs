@@ -93,10 +93,10 @@ pub struct ProcessPlan {
 impl ProcessPlan {
     pub fn new(
         p: &crate::spec::Process,
-        seccomp: Option<&crate::seccomp::LinuxSeccomp>,
+        seccomp: Option<&crate::spec::LinuxSeccomp>,
     ) -> Result<ProcessPlan, RunnerError> {
-        let path_dirs = p
-            .env
+        let env = p.env().as_deref().unwrap_or_default();
+        let path_dirs = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -104,30 +104,33 @@ impl ProcessPlan {
             .filter(|d| !d.is_empty())
             .map(|d| d.as_bytes().to_vec())
             .collect();
+        let bounding = crate::spec::capability_names(p.capabilities().as_ref().and_then(|c| c.bounding().as_ref()));
+        let rlimits = p.rlimits().as_deref().unwrap_or_default();
+        let nofile = |r: &&crate::spec::PosixRlimit| r.typ() == crate::spec::PosixRlimitType::RlimitNofile;
+        let seccomp = seccomp.map(crate::seccomp::LinuxSeccomp::from_oci).transpose()?;
         Ok(ProcessPlan {
-            cwd: PathBuf::from(&p.cwd),
-            argv: p.args.iter().map(cstr).collect::<Result<_, _>>()?,
-            envp: p.env.iter().map(cstr).collect::<Result<_, _>>()?,
+            cwd: p.cwd().clone(),
+            argv: p.args().iter().flatten().map(cstr).collect::<Result<_, _>>()?,
+            envp: env.iter().map(cstr).collect::<Result<_, _>>()?,
             path_dirs,
-            uid: p.user.uid,
-            gid: p.user.gid,
-            groups: p.user.additional_gids.clone(),
-            caps: crate::caps::mask(&p.capabilities.bounding)?,
-            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
-            nofile: p
-                .rlimits
+            uid: p.user().uid(),
+            gid: p.user().gid(),
+            groups: p.user().additional_gids().clone().unwrap_or_default(),
+            caps: crate::caps::mask(&bounding)?,
+            seccomp: seccomp.as_ref().map(crate::seccomp::compile).transpose()?,
+            nofile: rlimits
                 .iter()
-                .find(|r| r.kind == "RLIMIT_NOFILE")
-                .map(|r| (r.soft, r.hard))
+                .find(nofile)
+                .map(|r| (r.soft(), r.hard()))
                 .unwrap_or((1024, 4096)),
-            rlimits: p
-                .rlimits
+            rlimits: rlimits
                 .iter()
-                .filter(|r| r.kind != "RLIMIT_NOFILE")
+                .filter(|r| !nofile(r))
                 .map(|r| {
-                    rlimit_resource(&r.kind)
-                        .map(|n| (n, r.soft, r.hard))
-                        .ok_or_else(|| RunnerError::Corrupt(format!("unknown rlimit {:?} in the bundle", r.kind)))
+                    let kind = r.typ().to_string();
+                    rlimit_resource(&kind)
+                        .map(|n| (n, r.soft(), r.hard()))
+                        .ok_or_else(|| RunnerError::Corrupt(format!("unknown rlimit {kind:?} in the bundle")))
                 })
                 .collect::<Result<_, _>>()?,
         })

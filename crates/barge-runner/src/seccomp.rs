@@ -66,6 +66,23 @@ pub struct ArgCondition {
     pub op: Op,
 }
 
+impl LinuxSeccomp {
+    /// This section in `oci-spec`'s types, for the bundle. Both are the
+    /// runtime spec's JSON, so the conversion goes through it.
+    pub fn to_oci(&self) -> Result<oci_spec::runtime::LinuxSeccomp, SeccompError> {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .map_err(SeccompError::Section)
+    }
+
+    /// A bundle's section, in the types [`compile`] takes.
+    pub fn from_oci(section: &oci_spec::runtime::LinuxSeccomp) -> Result<LinuxSeccomp, SeccompError> {
+        serde_json::to_value(section)
+            .and_then(serde_json::from_value)
+            .map_err(SeccompError::Section)
+    }
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -136,6 +153,8 @@ pub enum SeccompError {
     TooLarge(usize),
     #[error("internal error assembling the seccomp filter: a jump goes backwards")]
     Internal,
+    #[error("the seccomp section does not fit the runtime spec: {0}")]
+    Section(serde_json::Error),
 }
 
 // ---------------------------------------------------------------------------

@@ -1,161 +1,102 @@
-//! The OCI runtime spec's `config.json`, the part barge writes and reads.
-//! It is a standard bundle: `runc run` accepts the same file.
+//! The OCI runtime spec's `config.json`: `oci-spec`'s runtime types, and
+//! what barge puts in them (docker's mounts, masks, read-only paths and
+//! device rules). It is a standard bundle: `runc run` accepts the same
+//! file. The runner reads it through the accessors below, which turn the
+//! spec's optional sections into what a bundle barge executes must have.
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+pub use oci_spec::runtime::{
+    Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
+    LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimit, PosixRlimitType,
+    Process, Root, Spec, User,
+};
+pub use oci_spec::OciSpecError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Spec {
-    pub oci_version: String,
-    pub process: Process,
-    pub root: Root,
-    pub hostname: String,
-    pub mounts: Vec<Mount>,
-    pub linux: Linux,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+use oci_spec::runtime::PosixRlimitBuilder;
+
+use crate::caps::UnknownCapability;
+use crate::RunnerError;
+use serde::de::IntoDeserializer;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The runtime-spec version barge writes.
+pub const OCI_VERSION: &str = "1.0.2";
+
+/// The capability set of `names` (`CAP_NET_ADMIN`, …).
+pub fn capability_set(names: &[String]) -> Result<Capabilities, UnknownCapability> {
+    names
+        .iter()
+        .map(|n| {
+            let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = n.as_str().into_deserializer();
+            Capability::deserialize(de).map_err(|_| UnknownCapability(n.clone()))
+        })
+        .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Process {
-    #[serde(default)]
-    pub terminal: bool,
-    pub user: User,
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub capabilities: Capabilities,
-    #[serde(default)]
-    pub rlimits: Vec<Rlimit>,
-    #[serde(default)]
-    pub no_new_privileges: bool,
+/// The names of a capability set (`CAP_NET_ADMIN`, …), sorted: a set has
+/// no order of its own.
+pub fn capability_names(set: Option<&Capabilities>) -> Vec<String> {
+    let mut names: Vec<String> = set.into_iter().flatten().map(|c| format!("CAP_{c}")).collect();
+    names.sort();
+    names
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub uid: u32,
-    pub gid: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub additional_gids: Vec<u32>,
+/// An rlimit of `kind` (`RLIMIT_NOFILE`).
+pub fn rlimit(kind: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit, RunnerError> {
+    Ok(PosixRlimitBuilder::default().typ(kind).soft(soft).hard(hard).build()?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Capabilities {
-    pub bounding: Vec<String>,
-    pub effective: Vec<String>,
-    pub inheritable: Vec<String>,
-    pub permitted: Vec<String>,
-    #[serde(default)]
-    pub ambient: Vec<String>,
+/// A namespace of `kind`, joined at `path` or new.
+pub fn namespace(kind: LinuxNamespaceType, path: Option<PathBuf>) -> LinuxNamespace {
+    let mut n = LinuxNamespace::default();
+    n.set_typ(kind).set_path(path);
+    n
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rlimit {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub hard: u64,
-    pub soft: u64,
+/// A mount of `source` on `destination`.
+pub fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination))
+        .set_typ(Some(kind.to_string()))
+        .set_source(Some(PathBuf::from(source)))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Root {
-    pub path: String,
-    #[serde(default)]
-    pub readonly: bool,
+/// The process of a bundle, which barge's runner needs.
+pub fn process(spec: &Spec) -> Result<&Process, RunnerError> {
+    spec.process()
+        .as_ref()
+        .ok_or_else(|| RunnerError::Corrupt("the bundle has no process".into()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mount {
-    pub destination: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub source: String,
-    #[serde(default)]
-    pub options: Vec<String>,
+/// The `linux` section of a bundle, which barge's runner needs.
+pub fn linux(spec: &Spec) -> Result<&Linux, RunnerError> {
+    spec.linux()
+        .as_ref()
+        .ok_or_else(|| RunnerError::Corrupt("the bundle has no linux section".into()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Linux {
-    pub namespaces: Vec<Namespace>,
-    #[serde(default)]
-    pub masked_paths: Vec<String>,
-    #[serde(default)]
-    pub readonly_paths: Vec<String>,
-    /// The system call filter; none for `seccomp=unconfined`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<crate::seccomp::LinuxSeccomp>,
-    /// Where the container's cgroup is: relative to the runtime's own
-    /// cgroup in each v1 hierarchy, absolute on cgroup v2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroups_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Resources>,
+/// The bundle's `linux.resources`, if any.
+pub fn resources(spec: &Spec) -> Option<&LinuxResources> {
+    spec.linux().as_ref().and_then(|l| l.resources().as_ref())
 }
 
-/// `linux.resources`: what the container's cgroup enforces.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Resources {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<DeviceRule>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<Memory>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<Cpu>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pids: Option<Pids>,
+/// The bundle's `linux.seccomp`, if any.
+pub fn seccomp(spec: &Spec) -> Option<&LinuxSeccomp> {
+    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())
 }
 
-/// A device cgroup rule: `allow` or deny `access` (`rwm`) to `type` (`c`,
-/// `b`, `a`) `major:minor` (absent = any).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceRule {
-    pub allow: bool,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub major: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minor: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access: Option<String>,
-}
-
-/// Memory limits in bytes; `swap` is memory plus swap, -1 for unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Memory {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub swap: Option<i64>,
-}
-
-/// CPU: relative `shares`, and at most `quota` microseconds each `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Cpu {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shares: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub period: Option<u64>,
-}
-
-/// The most processes (and threads) the container may have; -1 for no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pids {
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Namespace {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+/// The bundle's network namespace: `None` for the host's, `Some(None)`
+/// for a new one, `Some(Some(path))` for one to join.
+pub fn network_namespace(spec: &Spec) -> Option<Option<&PathBuf>> {
+    spec.linux()
+        .as_ref()?
+        .namespaces()
+        .as_ref()?
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .map(|n| n.path().as_ref())
 }
 
 /// docker's masked paths: hidden behind /dev/null or an empty read-only tmpfs.
@@ -176,33 +117,30 @@ pub const MASKED_PATHS: &[&str] = &[
 
 /// docker's default device cgroup rules: nothing but the standard nodes
 /// (and creating any node, which `nodev` mounts make harmless).
-pub fn default_device_rules() -> Vec<DeviceRule> {
-    let rule = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| DeviceRule {
-        allow: true,
-        kind: Some(kind.into()),
-        major,
-        minor,
-        access: Some(access.into()),
+pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{B, C};
+    let rule = |allow: bool, kind: Option<LinuxDeviceType>, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow)
+            .set_typ(kind)
+            .set_major(major)
+            .set_minor(minor)
+            .set_access(Some(access.into()));
+        r
     };
     vec![
-        DeviceRule {
-            allow: false,
-            kind: None,
-            major: None,
-            minor: None,
-            access: Some("rwm".into()),
-        },
-        rule("c", None, None, "m"),
-        rule("b", None, None, "m"),
-        rule("c", Some(1), Some(3), "rwm"),    // null
-        rule("c", Some(1), Some(5), "rwm"),    // zero
-        rule("c", Some(1), Some(7), "rwm"),    // full
-        rule("c", Some(5), Some(0), "rwm"),    // tty
-        rule("c", Some(1), Some(8), "rwm"),    // random
-        rule("c", Some(1), Some(9), "rwm"),    // urandom
-        rule("c", Some(136), None, "rwm"),     // pts/*
-        rule("c", Some(5), Some(2), "rwm"),    // ptmx
-        rule("c", Some(10), Some(200), "rwm"), // net/tun
+        rule(false, None, None, None, "rwm"),
+        rule(true, Some(C), None, None, "m"),
+        rule(true, Some(B), None, None, "m"),
+        rule(true, Some(C), Some(1), Some(3), "rwm"),    // null
+        rule(true, Some(C), Some(1), Some(5), "rwm"),    // zero
+        rule(true, Some(C), Some(1), Some(7), "rwm"),    // full
+        rule(true, Some(C), Some(5), Some(0), "rwm"),    // tty
+        rule(true, Some(C), Some(1), Some(8), "rwm"),    // random
+        rule(true, Some(C), Some(1), Some(9), "rwm"),    // urandom
+        rule(true, Some(C), Some(136), None, "rwm"),     // pts/*
+        rule(true, Some(C), Some(5), Some(2), "rwm"),    // ptmx
+        rule(true, Some(C), Some(10), Some(200), "rwm"), // net/tun
     ]
 }
 
@@ -211,12 +149,7 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 /// The mounts every container gets, as docker sets them up.
 pub fn default_mounts() -> Vec<Mount> {
-    let m = |destination: &str, kind: &str, source: &str, options: &[&str]| Mount {
-        destination: destination.into(),
-        kind: kind.into(),
-        source: source.into(),
-        options: options.iter().map(|o| o.to_string()).collect(),
-    };
+    let m = mount;
     vec![
         m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         m(

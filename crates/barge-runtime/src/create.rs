@@ -1,9 +1,12 @@
 //! `barge create`: a container directory with an OCI bundle for an image.
 
 use crate::container::{write_json, Container, Meta, Network, State, Volume};
-use crate::spec::{self, Capabilities, Linux, Mount, Namespace, Process, Rlimit, Root, Spec, User};
+use crate::network::PortSpec;
+use crate::spec::{
+    self, Linux, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Mount, PosixRlimitType, Process, Root, Spec,
+};
 use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
-use barge_oci::Digest;
+use barge_oci::{ContainerConfig, Digest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -51,27 +54,97 @@ pub struct CreateOptions {
 impl CreateOptions {
     /// Checks every option that needs no image, as docker does before it
     /// pulls anything: `run --memory 1k IMAGE` fails at once, not after a
-    /// download.
-    pub fn validate(&self) -> Result<(), RuntimeError> {
-        if let Some(n) = &self.name {
-            let n = n.strip_prefix('/').unwrap_or(n);
-            if !names::valid(n) {
-                return Err(RuntimeError::InvalidName(n.to_string()));
+    /// download. What it parsed is kept in the [`Validated`] options that
+    /// [`Runtime::create`] takes, so nothing is parsed twice.
+    pub fn validate(&self) -> Result<Validated, RuntimeError> {
+        let name = match &self.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid(n) {
+                    return Err(RuntimeError::InvalidName(n.to_string()));
+                }
+                Some(n.to_string())
             }
-        }
-        for v in &self.volumes {
-            parse_volume(v)?;
-        }
+            None => None,
+        };
+        let volumes = self
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<Vec<_>, _>>()?;
         let capabilities = caps::resolve(&self.cap_add, &self.cap_drop)?;
         let security = seccomp::parse_security_opts(&self.security_opt)?;
-        seccomp::for_container(&security.seccomp, &capabilities)?;
+        let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?
+            .map(|s| s.to_oci())
+            .transpose()?;
+        let mut ports = Vec::new();
         for p in &self.publish {
-            crate::network::ports::parse(p)?;
+            ports.extend(crate::network::ports::parse(p)?);
         }
         self.limits.validate(online_cpus())?;
-        crate::logs::parse_opts(&self.log_opts)?;
-        Ok(())
+        let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        let network = self.network.unwrap_or(if crate::network::can_make_bridges() {
+            Network::Bridge
+        } else {
+            Network::None
+        });
+        // `-e KEY` takes KEY from barge's environment, as the docker client does.
+        let mut env = Vec::new();
+        for line in self.env_file_lines.iter().chain(self.env.iter()) {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.contains('=') {
+                env.push(line.to_string());
+            } else if let Ok(v) = std::env::var(line) {
+                env.push(format!("{line}={v}"));
+            }
+        }
+        let labels = self
+            .labels
+            .iter()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        Ok(Validated {
+            name,
+            env,
+            labels,
+            volumes,
+            capabilities,
+            seccomp,
+            ports,
+            network,
+            log_opts,
+            options: self.clone(),
+        })
     }
+}
+
+/// [`CreateOptions`] that [`CreateOptions::validate`] accepted, with what
+/// it parsed: all that creating a container needs besides the image.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// `--name` without a leading `/`.
+    name: Option<String>,
+    /// `--env-file` lines then `-e`, as `KEY=VALUE`, in order.
+    env: Vec<String>,
+    /// `--label`s, in order (a later one wins).
+    labels: Vec<(String, String)>,
+    volumes: Vec<Volume>,
+    /// The bounding set: docker's default with `--cap-add`/`--cap-drop`.
+    capabilities: Vec<String>,
+    /// The filter for `--security-opt seccomp=…`, none if unconfined.
+    seccomp: Option<LinuxSeccomp>,
+    /// `-p` ports.
+    ports: Vec<PortSpec>,
+    /// The network kind, with the default chosen.
+    network: Network,
+    log_opts: BTreeMap<String, String>,
+    options: CreateOptions,
 }
 
 /// Processors online, for `--cpus`.
@@ -105,279 +178,301 @@ pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
     })
 }
 
-fn json_strings(v: Option<&serde_json::Value>) -> Vec<String> {
-    v.and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
+/// The image a container is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageSource<'a> {
+    pub id: &'a Digest,
+    /// As the user named it (`busybox`).
+    pub name: &'a str,
+    /// Its container config: `Env`, `Cmd`, `User`, `Labels`, …
+    pub config: &'a ContainerConfig,
+    /// Its layers, topmost first.
+    pub lower_dirs: &'a [PathBuf],
+}
+
+/// What [`plan`] needs from the machine, read under the containers' lock.
+#[derive(Debug, Clone)]
+struct Facts {
+    /// The new container's ID and directory.
+    id: String,
+    dir: PathBuf,
+    created: String,
+    /// (name, ID) of every container there is.
+    taken: Vec<(String, String)>,
+    /// The bridge network's name, if the container is on one.
+    network_name: Option<String>,
+    /// The image's `/etc/passwd` and `/etc/group`.
+    passwd: String,
+    group: String,
+    /// RLIMIT_NOFILE to give.
+    nofile: u64,
+}
+
+/// A container about to be made: its bundle config and records.
+#[derive(Debug, Clone)]
+struct Plan {
+    spec: Spec,
+    meta: Meta,
+}
+
+/// The container for `image` with `v` and `facts`: pure, it writes nothing.
+fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, RuntimeError> {
+    let opts = &v.options;
+    let cfg = image.config;
+    // The command, as docker builds it.
+    let (entrypoint, cmd) = match &opts.entrypoint {
+        Some(ep) if ep.is_empty() => (Vec::new(), opts.cmd.clone()),
+        Some(ep) => (vec![ep.clone()], opts.cmd.clone()),
+        None => {
+            let cmd = if opts.cmd.is_empty() {
+                cfg.cmd.clone().unwrap_or_default()
+            } else {
+                opts.cmd.clone()
+            };
+            (cfg.entrypoint.clone().unwrap_or_default(), cmd)
+        }
+    };
+    let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    let Some((path, args)) = argv.split_first() else {
+        return Err(RuntimeError::NoCommand);
+    };
+
+    let name = match &v.name {
+        Some(n) => {
+            if let Some((_, id)) = facts.taken.iter().find(|(taken, _)| taken == n) {
+                return Err(RuntimeError::NameInUse {
+                    name: n.clone(),
+                    id: id.clone(),
+                });
+            }
+            n.clone()
+        }
+        None => (0..)
+            .map(names::generate)
+            .find(|n| !facts.taken.iter().any(|(taken, _)| taken == n))
+            .unwrap_or_else(|| facts.id.clone()),
+    };
+    let id = facts.id;
+    let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+
+    // Environment: image, then --env-file, then -e; PATH always set.
+    let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();
+    for kv in &v.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    env.retain(|e| !e.starts_with("HOSTNAME="));
+    env.push(format!("HOSTNAME={hostname}"));
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+
+    let user_spec = opts
+        .user
+        .clone()
+        .unwrap_or_else(|| cfg.user.clone().unwrap_or_default());
+    let resolved = user::resolve(&user_spec, &facts.passwd, &facts.group)?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", resolved.home));
+    }
+    let working_dir = opts
+        .workdir
+        .clone()
+        .or_else(|| cfg.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_string());
+    let mut labels = cfg.labels();
+    labels.extend(v.labels.iter().cloned());
+    let network = v.network;
+    let mut ports = v.ports.clone();
+    if opts.publish_all {
+        if let Some(exposed) = &cfg.exposed_ports {
+            ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
+        }
+    }
+    if network != Network::Bridge {
+        // As docker: nothing to publish without a network of the container's own.
+        ports.clear();
+    }
+    let stop_signal = cfg.stop_signal.clone().unwrap_or_else(|| "SIGTERM".to_string());
+
+    let meta = Meta {
+        id: id.clone(),
+        name,
+        created: facts.created,
+        image: image.name.to_string(),
+        image_id: image.id.clone(),
+        path: path.clone(),
+        args: args.to_vec(),
+        entrypoint,
+        cmd,
+        env: env.clone(),
+        working_dir: working_dir.clone(),
+        user: user_spec,
+        hostname: hostname.clone(),
+        labels,
+        network,
+        network_name: facts.network_name,
+        ports,
+        tty: opts.tty,
+        open_stdin: opts.interactive,
+        auto_remove: opts.auto_remove,
+        init: opts.init,
+        read_only: opts.read_only,
+        volumes: v.volumes.clone(),
+        cap_add: opts.cap_add.clone(),
+        cap_drop: opts.cap_drop.clone(),
+        security_opt: opts.security_opt.clone(),
+        runtime: opts.runtime.clone(),
+        stop_signal,
+        lower_dirs: image.lower_dirs.to_vec(),
+        log_opts: v.log_opts.clone(),
+    };
+    let capabilities = spec::capability_set(&v.capabilities)?;
+    let granted = if resolved.uid == 0 {
+        capabilities.clone()
+    } else {
+        Default::default()
+    };
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(capabilities))
+        .set_effective(Some(granted.clone()))
+        .set_inheritable(Some(Default::default()))
+        .set_permitted(Some(granted))
+        .set_ambient(Some(Default::default()));
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(opts.tty))
+        .set_args(Some(argv))
+        .set_env(Some(env))
+        .set_cwd(working_dir.into())
+        .set_capabilities(Some(caps))
+        .set_rlimits(Some(opts.limits.rlimits(vec![spec::rlimit(
+            PosixRlimitType::RlimitNofile,
+            facts.nofile,
+            facts.nofile,
+        )?])?))
+        .set_no_new_privileges(Some(true));
+    process
+        .user_mut()
+        .set_uid(resolved.uid)
+        .set_gid(resolved.gid)
+        .set_additional_gids(Some(resolved.additional_gids).filter(|g| !g.is_empty()));
+    let mut root = Root::default();
+    root.set_path("rootfs".into()).set_readonly(Some(opts.read_only));
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|k| spec::namespace(k, None))
+    .chain((network != Network::Host).then(|| {
+        // A bridge network's namespace is made (and kept there) at start.
+        let path = (network == Network::Bridge).then(|| crate::network::netns_path(&facts.dir));
+        spec::namespace(LinuxNamespaceType::Network, path)
+    }))
+    .collect();
+    let mut linux = Linux::default();
+    linux
+        .set_namespaces(Some(namespaces))
+        .set_masked_paths(Some(spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect()))
+        .set_readonly_paths(Some(spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect()))
+        .set_seccomp(v.seccomp.clone())
+        .set_cgroups_path(Some(barge_cgroups::default_path(&id).into()))
+        .set_resources(Some(opts.limits.resources()));
+    let mut spec = Spec::default();
+    spec.set_version(spec::OCI_VERSION.into())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some(hostname))
+        .set_mounts(Some(mounts(&facts.dir, &v.volumes)))
+        .set_linux(Some(linux))
+        .set_annotations(None);
+    Ok(Plan { spec, meta })
+}
+
+/// Makes the planned container on disk: its directories, the record that
+/// keeps its image, bind sources that are missing, its `/etc` files, the
+/// bundle config and its records.
+fn apply(dir: PathBuf, plan: Plan) -> Result<Container, RuntimeError> {
+    let Plan { spec, meta } = plan;
+    for sub in ["upper", "work", "rootfs"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(io_err(format!("creating {}", dir.join(sub).display())))?;
+    }
+    // First of the records: from now on the store keeps the image.
+    std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), meta.image_id.to_string())
+        .map_err(io_err(format!("writing {}", dir.display())))?;
+    for v in &meta.volumes {
+        if !v.source.exists() {
+            // As docker does for bind sources that do not exist.
+            std::fs::create_dir_all(&v.source).map_err(io_err(format!("creating {}", v.source.display())))?;
+        }
+    }
+    write_files(&dir, &meta.hostname, meta.network)?;
+    write_json(&dir.join("config.json"), &spec)?;
+    write_json(&dir.join("meta.json"), &meta)?;
+    write_json(&dir.join("state.json"), &State::created())?;
+    Ok(Container { dir, meta })
 }
 
 impl Runtime {
     /// Creates a container of the image `image_id` (named `image` by the user).
-    pub fn create(&self, image_id: &Digest, image: &str, opts: &CreateOptions) -> Result<Container, RuntimeError> {
+    pub fn create(&self, image_id: &Digest, image: &str, opts: &Validated) -> Result<Container, RuntimeError> {
         // No removal runs while the image is read and its use recorded.
         let _store = self.store.lock_shared()?;
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
-        let cfg = details.config.config.clone().unwrap_or(serde_json::Value::Null);
-        self.create_with(image_id, image, &cfg, details.config.labels(), lower_dirs, opts)
+        let cfg = details.config.config.clone().unwrap_or_default();
+        self.create_with(
+            &ImageSource {
+                id: image_id,
+                name: image,
+                config: &cfg,
+                lower_dirs: &lower_dirs,
+            },
+            opts,
+        )
     }
 
-    /// Creates a container over explicit layers (`lower_dirs`, topmost
-    /// first) with an explicit container config (`Env`, `Cmd`, `User`, …):
-    /// a build step, whose image is not in the store yet. The caller holds
-    /// the store lock so that no prune removes those layers meanwhile.
-    pub fn create_with(
-        &self,
-        image_id: &Digest,
-        image: &str,
-        cfg: &serde_json::Value,
-        image_labels: BTreeMap<String, String>,
-        lower_dirs: Vec<PathBuf>,
-        opts: &CreateOptions,
-    ) -> Result<Container, RuntimeError> {
-        // The command, as docker builds it.
-        let (entrypoint, cmd) = match &opts.entrypoint {
-            Some(ep) if ep.is_empty() => (Vec::new(), opts.cmd.clone()),
-            Some(ep) => (vec![ep.clone()], opts.cmd.clone()),
-            None => {
-                let cmd = if opts.cmd.is_empty() {
-                    json_strings(cfg.get("Cmd"))
-                } else {
-                    opts.cmd.clone()
-                };
-                (json_strings(cfg.get("Entrypoint")), cmd)
-            }
-        };
-        let argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-        let Some((path, args)) = argv.split_first() else {
-            return Err(RuntimeError::NoCommand);
-        };
-
+    /// Creates a container over explicit layers with an explicit container
+    /// config: a build step, whose image is not in the store yet. The
+    /// caller holds the store lock so that no prune removes those layers
+    /// meanwhile.
+    pub fn create_with(&self, image: &ImageSource<'_>, opts: &Validated) -> Result<Container, RuntimeError> {
         let _lock = self.lock()?;
-        let existing = self.list()?;
-        let name = match &opts.name {
-            Some(n) => {
-                let n = n.strip_prefix('/').unwrap_or(n);
-                if !names::valid(n) {
-                    return Err(RuntimeError::InvalidName(n.to_string()));
-                }
-                if let Some(c) = existing.iter().find(|c| c.meta.name == n) {
-                    return Err(RuntimeError::NameInUse {
-                        name: n.to_string(),
-                        id: c.meta.id.clone(),
-                    });
-                }
-                n.to_string()
-            }
-            None => (0..)
-                .map(names::generate)
-                .find(|n| !existing.iter().any(|c| c.meta.name == *n))
-                .unwrap_or_else(names::new_id),
-        };
         let id = names::new_id();
-        let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-
-        // Environment: image, then --env-file, then -e; PATH always set.
-        let mut env: Vec<String> = json_strings(cfg.get("Env"));
-        let mut set = |kv: String| {
-            let key = kv.split('=').next().unwrap_or("").to_string();
-            env.retain(|e| e.split('=').next() != Some(key.as_str()));
-            env.push(kv);
-        };
-        for line in opts.env_file_lines.iter().chain(opts.env.iter()) {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if line.contains('=') {
-                set(line.to_string());
-            } else if let Ok(v) = std::env::var(line) {
-                set(format!("{line}={v}"));
-            }
-        }
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, DEFAULT_PATH.to_string());
-        }
-        env.retain(|e| !e.starts_with("HOSTNAME="));
-        env.push(format!("HOSTNAME={hostname}"));
-        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
-
-        let user_spec = opts
-            .user
-            .clone()
-            .unwrap_or_else(|| cfg.get("User").and_then(|u| u.as_str()).unwrap_or("").to_string());
-        // As overlayfs will show the image: whiteouts, opaque directories,
-        // no link followed (a link could lead out of the layer on the host).
-        let lowers = barge_store::lowers::Lowers::new(lower_dirs.clone());
-        let passwd = lowers.read_file("etc/passwd").unwrap_or_default();
-        let group = lowers.read_file("etc/group").unwrap_or_default();
-        let resolved = user::resolve(&user_spec, &passwd, &group)?;
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", resolved.home));
-        }
-        let working_dir = opts
-            .workdir
-            .clone()
-            .or_else(|| {
-                cfg.get("WorkingDir")
-                    .and_then(|w| w.as_str())
-                    .filter(|w| !w.is_empty())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "/".to_string());
-        let mut labels = image_labels;
-        for l in &opts.labels {
-            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-            labels.insert(k.to_string(), v.to_string());
-        }
-        let volumes = opts
-            .volumes
-            .iter()
-            .map(|v| parse_volume(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        let capabilities = caps::resolve(&opts.cap_add, &opts.cap_drop)?;
-        let security = seccomp::parse_security_opts(&opts.security_opt)?;
-        let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?;
-        let network = opts.network.unwrap_or(if crate::network::can_make_bridges() {
-            Network::Bridge
-        } else {
-            Network::None
-        });
-        let network_name = match network {
+        let network_name = match opts.network {
             Network::Bridge => {
-                let wanted = opts.network_name.as_deref().unwrap_or(crate::network::DEFAULT_NETWORK);
+                let wanted = opts
+                    .options
+                    .network_name
+                    .as_deref()
+                    .unwrap_or(crate::network::DEFAULT_NETWORK);
                 Some(crate::network::Networks::new(self.store.root()).find(wanted)?.name)
             }
             _ => None,
         };
-        let mut ports = Vec::new();
-        for p in &opts.publish {
-            ports.extend(crate::network::ports::parse(p)?);
-        }
-        if opts.publish_all {
-            if let Some(exposed) = cfg.get("ExposedPorts").and_then(|e| e.as_object()) {
-                ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
-            }
-        }
-        if network != Network::Bridge {
-            // As docker: nothing to publish without a network of the container's own.
-            ports.clear();
-        }
-        opts.limits.validate(online_cpus())?;
-        let log_opts = crate::logs::parse_opts(&opts.log_opts)?;
-        let stop_signal = cfg
-            .get("StopSignal")
-            .and_then(|s| s.as_str())
-            .unwrap_or("SIGTERM")
-            .to_string();
-
-        let dir = self.dir.join(&id);
-        for sub in ["upper", "work", "rootfs"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(io_err(format!("creating {}", dir.join(sub).display())))?;
-        }
-        // First of the records: from now on the store keeps the image.
-        std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), image_id.to_string())
-            .map_err(io_err(format!("writing {}", dir.display())))?;
-        for v in &volumes {
-            if !v.source.exists() {
-                // As docker does for bind sources that do not exist.
-                std::fs::create_dir_all(&v.source).map_err(io_err(format!("creating {}", v.source.display())))?;
-            }
-        }
-        write_files(&dir, &hostname, network)?;
-
-        let meta = Meta {
-            id: id.clone(),
-            name,
+        // As overlayfs will show the image: whiteouts, opaque directories,
+        // no link followed (a link could lead out of the layer on the host).
+        let lowers = barge_store::lowers::Lowers::new(image.lower_dirs.to_vec());
+        let facts = Facts {
+            dir: self.dir.join(&id),
+            id,
             created: crate::now_rfc3339(),
-            image: image.to_string(),
-            image_id: image_id.clone(),
-            path: path.clone(),
-            args: args.to_vec(),
-            entrypoint,
-            cmd,
-            env: env.clone(),
-            working_dir: working_dir.clone(),
-            user: user_spec,
-            hostname: hostname.clone(),
-            labels,
-            network,
+            taken: self.list()?.into_iter().map(|c| (c.meta.name, c.meta.id)).collect(),
             network_name,
-            ports,
-            tty: opts.tty,
-            open_stdin: opts.interactive,
-            auto_remove: opts.auto_remove,
-            init: opts.init,
-            read_only: opts.read_only,
-            volumes: volumes.clone(),
-            cap_add: opts.cap_add.clone(),
-            cap_drop: opts.cap_drop.clone(),
-            security_opt: opts.security_opt.clone(),
-            runtime: opts.runtime.clone(),
-            stop_signal,
-            lower_dirs,
-            log_opts,
+            passwd: lowers.read_file("etc/passwd").unwrap_or_default(),
+            group: lowers.read_file("etc/group").unwrap_or_default(),
+            nofile: nofile_limit(),
         };
-        let uid0 = resolved.uid == 0;
-        let nofile = nofile_limit();
-        let spec = Spec {
-            oci_version: "1.0.2".into(),
-            process: Process {
-                terminal: opts.tty,
-                user: User {
-                    uid: resolved.uid,
-                    gid: resolved.gid,
-                    additional_gids: resolved.additional_gids,
-                },
-                args: argv,
-                env,
-                cwd: working_dir,
-                capabilities: Capabilities {
-                    bounding: capabilities.clone(),
-                    effective: if uid0 { capabilities.clone() } else { Vec::new() },
-                    inheritable: Vec::new(),
-                    permitted: if uid0 { capabilities } else { Vec::new() },
-                    ambient: Vec::new(),
-                },
-                rlimits: opts.limits.rlimits(vec![Rlimit {
-                    kind: "RLIMIT_NOFILE".into(),
-                    hard: nofile,
-                    soft: nofile,
-                }]),
-                no_new_privileges: true,
-            },
-            root: Root {
-                path: "rootfs".into(),
-                readonly: opts.read_only,
-            },
-            hostname,
-            mounts: mounts(&dir, &volumes),
-            linux: Linux {
-                namespaces: ["pid", "ipc", "uts", "mount"]
-                    .iter()
-                    .copied()
-                    .chain((network != Network::Host).then_some("network"))
-                    .map(|k| Namespace {
-                        kind: k.into(),
-                        // A bridge network's namespace is made (and kept there) at start.
-                        path: (k == "network" && network == Network::Bridge)
-                            .then(|| crate::network::netns_path(&dir).display().to_string()),
-                    })
-                    .collect(),
-                masked_paths: spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-                readonly_paths: spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
-                seccomp,
-                cgroups_path: Some(barge_cgroups::default_path(&id)),
-                resources: Some(opts.limits.resources()),
-            },
-            annotations: BTreeMap::new(),
-        };
-        write_json(&dir.join("config.json"), &spec)?;
-        write_json(&dir.join("meta.json"), &meta)?;
-        write_json(&dir.join("state.json"), &State::created())?;
-        Ok(Container { dir, meta })
+        let dir = facts.dir.clone();
+        let plan = plan(image, opts, facts)?;
+        apply(dir, plan)
     }
 }
 
@@ -413,24 +508,25 @@ fn nofile_limit() -> u64 {
 fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     let mut m = spec::default_mounts();
     for f in ["hosts", "hostname", "resolv.conf"] {
-        m.push(Mount {
-            destination: format!("/etc/{f}"),
-            kind: "bind".into(),
-            source: dir.join(f).display().to_string(),
-            options: vec!["rbind".into(), "rprivate".into()],
-        });
+        m.push(spec::mount(
+            &format!("/etc/{f}"),
+            "bind",
+            &dir.join(f).display().to_string(),
+            &["rbind", "rprivate"],
+        ));
     }
     for v in volumes {
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-        if v.read_only {
-            options.push("ro".into());
-        }
-        m.push(Mount {
-            destination: v.destination.clone(),
-            kind: "bind".into(),
-            source: v.source.display().to_string(),
+        let options: &[&str] = if v.read_only {
+            &["rbind", "rprivate", "ro"]
+        } else {
+            &["rbind", "rprivate"]
+        };
+        m.push(spec::mount(
+            &v.destination,
+            "bind",
+            &v.source.display().to_string(),
             options,
-        });
+        ));
     }
     m
 }
@@ -466,5 +562,181 @@ mod tests {
         for bad in ["rel:/b", "/a:rel", "/a", "/a:/b:xx", "/a:/", "/a:/b:ro:extra"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
+    }
+
+    fn options() -> CreateOptions {
+        CreateOptions {
+            network: Some(Network::None),
+            ..CreateOptions::default()
+        }
+    }
+
+    #[test]
+    fn validation_rejects_each_bad_option() {
+        let bad: [fn(&mut CreateOptions); 7] = [
+            |o| o.name = Some("-x".into()),
+            |o| o.volumes = vec!["rel:/b".into()],
+            |o| o.cap_add = vec!["NOT_A_CAP".into()],
+            |o| o.security_opt = vec!["bogus".into()],
+            |o| o.publish = vec!["http".into()],
+            |o| o.limits.memory = Some(1024),
+            |o| o.log_opts = vec!["max-size".into()],
+        ];
+        for (i, set) in bad.iter().enumerate() {
+            let mut o = options();
+            set(&mut o);
+            assert!(o.validate().is_err(), "option {i} was accepted");
+        }
+    }
+
+    #[test]
+    fn validation_keeps_what_it_parsed() {
+        let o = CreateOptions {
+            name: Some("/web".into()),
+            env_file_lines: vec!["# comment".into(), "".into(), "A=file".into()],
+            env: vec!["B=flag".into(), "BARGE_SURELY_UNSET_VARIABLE".into()],
+            labels: vec!["a=1".into(), "b".into()],
+            volumes: vec!["/data:/srv:ro".into()],
+            publish: vec!["8080:80".into()],
+            security_opt: vec!["seccomp=unconfined".into()],
+            ..options()
+        };
+        let v = o.validate().unwrap();
+        assert_eq!(v.name.as_deref(), Some("web"));
+        assert_eq!(v.env, ["A=file", "B=flag"]);
+        assert_eq!(v.labels, [("a".into(), "1".into()), ("b".into(), String::new())]);
+        assert_eq!(v.volumes.len(), 1);
+        assert_eq!(v.ports.len(), 1);
+        assert!(v.seccomp.is_none());
+        assert_eq!(v.network, Network::None);
+        assert!(options().validate().unwrap().seccomp.is_some());
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            dir: PathBuf::from("/store/containers/0123456789abcdef"),
+            created: "2026-01-01T00:00:00Z".into(),
+            taken: vec![("web".into(), "feedface".into())],
+            network_name: None,
+            passwd: "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/var/www:/bin/sh\n".into(),
+            group: "root:x:0:\nwww:x:33:\n".into(),
+            nofile: 1024,
+        }
+    }
+
+    fn planned(config: serde_json::Value, o: CreateOptions, facts: Facts) -> Result<Plan, RuntimeError> {
+        let serde_json::Value::Object(config) = config else {
+            panic!("a config is an object")
+        };
+        let config = ContainerConfig::from_json(config).unwrap();
+        let id = Digest::of(b"image");
+        let image = ImageSource {
+            id: &id,
+            name: "busybox",
+            config: &config,
+            lower_dirs: &[],
+        };
+        plan(&image, &o.validate()?, facts)
+    }
+
+    #[test]
+    fn a_plan_joins_the_image_config_and_the_options() {
+        let config = serde_json::json!({
+            "Env": ["PATH=/bin", "A=image"],
+            "Entrypoint": ["/entry"],
+            "Cmd": ["default"],
+            "Labels": {"from": "image", "kept": "image"},
+            "User": "www",
+            "WorkingDir": "/srv",
+            "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"80/tcp": {}},
+        });
+        let o = CreateOptions {
+            env: vec!["A=flag".into()],
+            cmd: vec!["given".into()],
+            labels: vec!["from=flag".into()],
+            publish_all: true,
+            ..options()
+        };
+        let p = planned(config, o, facts()).unwrap();
+        let process = spec::process(&p.spec).unwrap();
+        assert_eq!(process.args().as_deref().unwrap(), ["/entry", "given"]);
+        assert_eq!(
+            process.env().as_deref().unwrap(),
+            ["PATH=/bin", "A=flag", "HOSTNAME=0123456789ab", "HOME=/var/www"]
+        );
+        assert_eq!((process.user().uid(), process.user().gid()), (33, 33));
+        // Not root: no effective capabilities.
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(spec::capability_names(caps.bounding().as_ref()).contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(process.cwd(), Path::new("/srv"));
+        assert_eq!(p.meta.stop_signal, "SIGQUIT");
+        assert_eq!(p.meta.labels["from"], "flag");
+        assert_eq!(p.meta.labels["kept"], "image");
+        assert!(names::valid(&p.meta.name) && p.meta.name != "web");
+        // -P without a bridge network publishes nothing.
+        assert!(p.meta.ports.is_empty());
+        // A network of its own, made by the runner.
+        assert_eq!(spec::network_namespace(&p.spec), Some(None));
+        assert_eq!(process.rlimits().as_ref().unwrap()[0].hard(), 1024);
+        // The JSON runc reads.
+        let json = serde_json::to_value(&p.spec).unwrap();
+        assert_eq!(json["ociVersion"], "1.0.2");
+        let kinds: Vec<&str> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["pid", "ipc", "uts", "mount", "network"]);
+        assert_eq!(json["linux"]["namespaces"][4], serde_json::json!({"type": "network"}));
+        assert_eq!(json["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(json["root"], serde_json::json!({"path": "rootfs", "readonly": false}));
+        assert!(json.get("annotations").is_none());
+    }
+
+    #[test]
+    fn a_plan_for_a_bridge_network_publishes_exposed_ports() {
+        let config = serde_json::json!({"Cmd": ["x"], "ExposedPorts": {"80/tcp": {}, "53/udp": {}}});
+        let o = CreateOptions {
+            network: Some(Network::Bridge),
+            publish: vec!["8080:8080".into()],
+            publish_all: true,
+            ..CreateOptions::default()
+        };
+        let f = Facts {
+            network_name: Some("bridge".into()),
+            ..facts()
+        };
+        let p = planned(config, o, f).unwrap();
+        assert_eq!(p.meta.ports.len(), 3);
+        assert_eq!(p.meta.network_name.as_deref(), Some("bridge"));
+        let netns = spec::network_namespace(&p.spec).unwrap().unwrap();
+        assert!(netns.starts_with("/store/containers/0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_plan_refuses_a_taken_name_and_no_command() {
+        let config = serde_json::json!({"Cmd": ["x"]});
+        let o = CreateOptions {
+            name: Some("web".into()),
+            ..options()
+        };
+        assert!(matches!(
+            planned(config.clone(), o, facts()),
+            Err(RuntimeError::NameInUse { id, .. }) if id == "feedface"
+        ));
+        assert!(matches!(
+            planned(serde_json::json!({}), options(), facts()),
+            Err(RuntimeError::NoCommand)
+        ));
+        let host = CreateOptions {
+            network: Some(Network::Host),
+            user: Some("nobody-here".into()),
+            ..options()
+        };
+        assert!(matches!(planned(config, host, facts()), Err(RuntimeError::User(_))));
     }
 }

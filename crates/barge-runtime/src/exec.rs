@@ -87,18 +87,19 @@ impl Runtime {
         }
 
         let spec = c.spec()?;
-        let mut process = spec.process.clone();
+        let mut process = crate::spec::process(&spec)?.clone();
         if o.args.is_empty() {
             return Err(RuntimeError::NoCommand);
         }
-        process.args = o.args.clone();
+        process.set_args(Some(o.args.clone()));
+        let env = process.env_mut().get_or_insert_with(Vec::new);
         for kv in &o.env {
             let key = kv.split('=').next().unwrap_or_default();
-            process.env.retain(|e| e.split('=').next() != Some(key));
-            process.env.push(kv.clone());
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
         }
         if let Some(w) = &o.workdir {
-            process.cwd = w.clone();
+            process.set_cwd(w.into());
         }
         if let Some(u) = &o.user {
             let r = crate::user::resolve(
@@ -106,21 +107,23 @@ impl Runtime {
                 &read_container_file(&root, "/etc/passwd"),
                 &read_container_file(&root, "/etc/group"),
             )?;
-            process.user = crate::spec::User {
-                uid: r.uid,
-                gid: r.gid,
-                additional_gids: r.additional_gids,
-            };
-            let caps = if r.uid == 0 {
-                process.capabilities.bounding.clone()
-            } else {
-                Vec::new()
-            };
-            process.capabilities.effective = caps.clone();
-            process.capabilities.permitted = caps;
+            let user = process.user_mut();
+            user.set_uid(r.uid)
+                .set_gid(r.gid)
+                .set_additional_gids(Some(r.additional_gids).filter(|g| !g.is_empty()));
+            if let Some(caps) = process.capabilities().clone() {
+                let set = if r.uid == 0 {
+                    caps.bounding().clone()
+                } else {
+                    Some(Default::default())
+                };
+                let mut caps = caps;
+                caps.set_effective(set.clone()).set_permitted(set);
+                process.set_capabilities(Some(caps));
+            }
         }
         drop(root);
-        let plan = ProcessPlan::new(&process, spec.linux.seccomp.as_ref())?;
+        let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?;
         let terminal = if o.tty {
             Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
         } else {
@@ -138,7 +141,7 @@ impl Runtime {
         // cgroup never gets a command outside it.
         let cgroup_procs = match barge_cgroups::Cgroup::load(&c.dir) {
             Some(cg) => cg.procs_files()?,
-            None if barge_cgroups::limits_asked(spec.linux.resources.as_ref()) => {
+            None if barge_cgroups::limits_asked(crate::spec::resources(&spec)) => {
                 return Err(RuntimeError::Corrupt(format!(
                     "the cgroup of container {} is not recorded; its limits and device policy could not apply to the command",
                     c.meta.name

@@ -32,7 +32,7 @@ pub mod user;
 pub use barge_runner::{caps, sealed, seccomp, spec};
 
 pub use container::{Container, Meta, Network, State, Status, Volume};
-pub use create::CreateOptions;
+pub use create::{CreateOptions, ImageSource, Validated};
 
 use barge_oci::image::chain_ids;
 use barge_store::{Store, StoreError};
@@ -115,6 +115,7 @@ impl From<barge_runner::RunnerError> for RuntimeError {
             E::Seccomp(e) => RuntimeError::Seccomp(e),
             E::UnsafePath(p) => RuntimeError::UnsafePath(p),
             E::Start { code, message } => RuntimeError::Start { code, message },
+            E::Spec(e) => RuntimeError::Corrupt(format!("the bundle's config: {e}")),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `--ulimit nofile=1024:2048`), checked with docker's messages, and turned
 //! into the bundle's `linux.resources` and `process.rlimits`.
 
-use crate::spec::{self, Cpu, Memory, Pids, Resources, Rlimit};
+use crate::spec::{self, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, PosixRlimit, PosixRlimitType};
+use std::str::FromStr;
 
 /// docker refuses memory limits below this (`linuxMinMemory`).
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -205,48 +206,54 @@ impl Limits {
     }
 
     /// `linux.resources`: docker's device rules and whatever was asked.
-    pub fn resources(&self) -> Resources {
-        let memory = self.memory.filter(|m| *m > 0).map(|limit| Memory {
-            limit: Some(limit),
-            // docker's default: as much swap as memory.
-            swap: Some(match self.memory_swap {
+    pub fn resources(&self) -> LinuxResources {
+        let memory = self.memory.filter(|m| *m > 0).map(|limit| {
+            let mut m = LinuxMemory::default();
+            m.set_limit(Some(limit)).set_swap(Some(match self.memory_swap {
+                // docker's default: as much swap as memory.
                 Some(s) if s == -1 || s > 0 => s,
                 _ => limit.saturating_mul(2),
-            }),
+            }));
+            m
         });
         let quota = self
             .nano_cpus
             .filter(|n| *n > 0)
             .map(|n| n * CPU_PERIOD as i64 / 1_000_000_000);
         let shares = self.cpu_shares.filter(|s| *s > 0);
-        let cpu = (quota.is_some() || shares.is_some()).then_some(Cpu {
-            shares,
-            quota,
-            period: quota.map(|_| CPU_PERIOD),
+        let cpu = (quota.is_some() || shares.is_some()).then(|| {
+            let mut c = LinuxCpu::default();
+            c.set_shares(shares)
+                .set_quota(quota)
+                .set_period(quota.map(|_| CPU_PERIOD));
+            c
         });
-        Resources {
-            devices: spec::default_device_rules(),
-            memory,
-            cpu,
-            pids: self.pids_limit.filter(|p| *p > 0).map(|limit| Pids { limit }),
-        }
+        let pids = self.pids_limit.filter(|p| *p > 0).map(|limit| {
+            let mut p = LinuxPids::default();
+            p.set_limit(limit);
+            p
+        });
+        let mut r = LinuxResources::default();
+        r.set_devices(Some(spec::default_device_rules()))
+            .set_memory(memory)
+            .set_cpu(cpu)
+            .set_pids(pids);
+        r
     }
 
     /// `process.rlimits`: `base` (barge's RLIMIT_NOFILE) overridden by `--ulimit`.
-    pub fn rlimits(&self, base: Vec<Rlimit>) -> Vec<Rlimit> {
+    pub fn rlimits(&self, base: Vec<PosixRlimit>) -> Result<Vec<PosixRlimit>, crate::RuntimeError> {
         let mut out = base;
         for u in &self.ulimits {
             let Some((_, oci, _)) = ULIMITS.iter().find(|(n, _, _)| *n == u.name) else {
                 continue;
             };
-            out.retain(|r| r.kind != *oci);
-            out.push(Rlimit {
-                kind: oci.to_string(),
-                hard: rlimit_value(u.hard),
-                soft: rlimit_value(u.soft),
-            });
+            let kind = PosixRlimitType::from_str(oci)
+                .map_err(|_| crate::RuntimeError::Corrupt(format!("no rlimit {oci} in the runtime spec")))?;
+            out.retain(|r| r.typ() != kind);
+            out.push(spec::rlimit(kind, rlimit_value(u.soft), rlimit_value(u.hard))?);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -313,16 +320,18 @@ mod tests {
             ulimits: vec![parse_ulimit("nofile=10:20").unwrap(), parse_ulimit("core=-1").unwrap()],
             ..Default::default()
         };
-        let r = l.rlimits(vec![Rlimit {
-            kind: "RLIMIT_NOFILE".into(),
-            hard: 1 << 20,
-            soft: 1 << 20,
-        }]);
-        assert_eq!(r.len(), 2);
-        assert_eq!((r[0].kind.as_str(), r[0].soft, r[0].hard), ("RLIMIT_NOFILE", 10, 20));
+        let r = l
+            .rlimits(vec![
+                spec::rlimit(PosixRlimitType::RlimitNofile, 1 << 20, 1 << 20).unwrap()
+            ])
+            .unwrap();
+        let r: Vec<(String, u64, u64)> = r.iter().map(|r| (r.typ().to_string(), r.soft(), r.hard())).collect();
         assert_eq!(
-            (r[1].kind.as_str(), r[1].soft, r[1].hard),
-            ("RLIMIT_CORE", u64::MAX, u64::MAX)
+            r,
+            [
+                ("RLIMIT_NOFILE".to_string(), 10, 20),
+                ("RLIMIT_CORE".to_string(), u64::MAX, u64::MAX)
+            ]
         );
         assert_eq!(rlimit_resource("RLIMIT_NPROC"), Some(rustix::process::Resource::Nproc));
     }
@@ -368,23 +377,15 @@ mod tests {
             ..Default::default()
         }
         .resources();
+        let m = r.memory().unwrap();
+        assert_eq!((m.limit(), m.swap()), (Some(32 << 20), Some(64 << 20)));
+        let c = r.cpu().as_ref().unwrap();
         assert_eq!(
-            r.memory,
-            Some(Memory {
-                limit: Some(32 << 20),
-                swap: Some(64 << 20)
-            })
+            (c.shares(), c.quota(), c.period()),
+            (Some(512), Some(50_000), Some(100_000))
         );
-        assert_eq!(
-            r.cpu,
-            Some(Cpu {
-                shares: Some(512),
-                quota: Some(50_000),
-                period: Some(100_000)
-            })
-        );
-        assert_eq!(r.pids, Some(Pids { limit: 20 }));
-        assert!(!r.devices[0].allow, "deny everything first");
+        assert_eq!(r.pids().map(|p| p.limit()), Some(20));
+        assert!(!r.devices().as_ref().unwrap()[0].allow(), "deny everything first");
         let unlimited_swap = Limits {
             memory: Some(32 << 20),
             memory_swap: Some(-1),
@@ -392,8 +393,8 @@ mod tests {
             ..Default::default()
         }
         .resources();
-        assert_eq!(unlimited_swap.memory.and_then(|m| m.swap), Some(-1));
-        assert_eq!(unlimited_swap.pids, None);
-        assert_eq!(unlimited_swap.cpu, None);
+        assert_eq!(unlimited_swap.memory().and_then(|m| m.swap()), Some(-1));
+        assert_eq!(unlimited_swap.pids(), &None);
+        assert_eq!(unlimited_swap.cpu(), &None);
     }
 }

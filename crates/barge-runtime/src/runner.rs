@@ -47,12 +47,12 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
 fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, RuntimeError> {
     let mut plan = barge_runner::child::Plan::new(spec, &c.dir, &c.meta.lower_dirs, c.meta.init)?;
     // The cgroup, with its limits, exists before the child does.
-    let resources = spec.linux.resources.as_ref();
-    let cgroup_path = spec
-        .linux
-        .cgroups_path
-        .clone()
-        .unwrap_or_else(|| barge_cgroups::default_path(c.id()));
+    let resources = crate::spec::resources(spec);
+    let cgroup_path = crate::spec::linux(spec)?
+        .cgroups_path()
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .map_or_else(|| barge_cgroups::default_path(c.id()), str::to_string);
     let cgroup = match barge_cgroups::Cgroup::create(&cgroup_path, resources) {
         Ok(cg) => cg,
         // Nothing a cgroup enforces is asked for (a bundle without limits or

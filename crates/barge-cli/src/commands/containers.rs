@@ -11,7 +11,8 @@ use crate::format::{self, tabulate, Template};
 use barge_oci::{Digest, Reference};
 use barge_runtime::exec::ExecOptions;
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status};
+use barge_runtime::spec::PosixRlimitType;
+use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status, Validated};
 use serde_json::{json, Value};
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -120,10 +121,8 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
 }
 
 /// The options, checked before any image is looked up or pulled.
-fn checked_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
-    let opts = create_options(a)?;
-    opts.validate().map_err(|e| fail("", e))?;
-    Ok(opts)
+fn checked_options(a: &RunArgs) -> Result<Validated, Failure> {
+    create_options(a)?.validate().map_err(|e| fail("", e))
 }
 
 /// Checks the options, finds (or pulls) the image and creates the
@@ -644,7 +643,14 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
     };
     let image_size = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
     let spec = c.spec().ok();
-    let resources = spec.as_ref().and_then(|s| s.linux.resources.as_ref());
+    let resources = spec.as_ref().and_then(barge_runtime::spec::resources);
+    let memory = resources.and_then(|r| r.memory().as_ref());
+    let cpu = resources.and_then(|r| r.cpu().as_ref());
+    let rlimits = spec
+        .as_ref()
+        .and_then(|s| s.process().as_ref())
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default();
     json!({
         "Id": c.meta.id,
         "Created": c.meta.created,
@@ -681,16 +687,16 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "ReadonlyRootfs": c.meta.read_only,
             "Init": c.meta.init,
             "Runtime": c.meta.runtime.clone().unwrap_or_else(|| "barge".into()),
-            "Memory": resources.and_then(|r| r.memory).and_then(|m| m.limit).unwrap_or(0),
-            "MemorySwap": resources.and_then(|r| r.memory).and_then(|m| m.swap).unwrap_or(0),
-            "NanoCpus": resources.and_then(|r| r.cpu).and_then(|c| c.quota).map(|q| q * 10_000).unwrap_or(0),
-            "CpuShares": resources.and_then(|r| r.cpu).and_then(|c| c.shares).unwrap_or(0),
-            "PidsLimit": resources.and_then(|r| r.pids).map(|p| p.limit),
-            "Ulimits": spec.as_ref().map(|s| s.process.rlimits.iter().filter(|r| r.kind != "RLIMIT_NOFILE" || (r.soft, r.hard) != (1 << 20, 1 << 20)).map(|r| json!({
-                "Name": r.kind.trim_start_matches("RLIMIT_").to_ascii_lowercase(),
-                "Soft": if r.soft == u64::MAX { -1 } else { r.soft as i64 },
-                "Hard": if r.hard == u64::MAX { -1 } else { r.hard as i64 },
-            })).collect::<Vec<_>>()).unwrap_or_default(),
+            "Memory": memory.and_then(|m| m.limit()).unwrap_or(0),
+            "MemorySwap": memory.and_then(|m| m.swap()).unwrap_or(0),
+            "NanoCpus": cpu.and_then(|c| c.quota()).map(|q| q * 10_000).unwrap_or(0),
+            "CpuShares": cpu.and_then(|c| c.shares()).unwrap_or(0),
+            "PidsLimit": resources.and_then(|r| r.pids().as_ref()).map(|p| p.limit()),
+            "Ulimits": rlimits.iter().filter(|r| r.typ() != PosixRlimitType::RlimitNofile || (r.soft(), r.hard()) != (1 << 20, 1 << 20)).map(|r| json!({
+                "Name": r.typ().to_string().trim_start_matches("RLIMIT_").to_ascii_lowercase(),
+                "Soft": if r.soft() == u64::MAX { -1 } else { r.soft() as i64 },
+                "Hard": if r.hard() == u64::MAX { -1 } else { r.hard() as i64 },
+            })).collect::<Vec<_>>(),
         },
         "Mounts": c.meta.volumes.iter().map(|v| json!({"Type": "bind", "Source": v.source.display().to_string(), "Destination": v.destination, "RW": !v.read_only})).collect::<Vec<_>>(),
         "Config": {

@@ -588,7 +588,6 @@ pub fn inspect(env: &Env, a: &InspectArgs, kind: Option<&str>) -> Result<i32, Fa
 }
 
 fn inspect_json(d: &barge_store::ImageDetails) -> Value {
-    let raw: Value = serde_json::from_slice(&d.config_raw).unwrap_or(Value::Null);
     let mut v = json!({
         "Id": d.id.to_string(),
         "RepoTags": d.repo_tags,
@@ -598,7 +597,8 @@ fn inspect_json(d: &barge_store::ImageDetails) -> Value {
         "Created": d.config.created.clone().unwrap_or_default(),
         "DockerVersion": d.config.docker_version.clone().unwrap_or_default(),
         "Author": d.config.author.clone().unwrap_or_default(),
-        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+        // As the image has it: its keys in order, unknown ones kept.
+        "Config": d.config.config.as_ref().map_or(Value::Null, |c| Value::Object(c.to_json())),
         "Architecture": d.config.architecture,
         "Os": d.config.os,
         "Size": d.size,
