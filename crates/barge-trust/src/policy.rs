@@ -233,23 +233,7 @@ impl SigstoreSigned {
     }
 
     fn check(&self, image: &Reference, digest: &Digest, c: &Candidate) -> Result<Verified, String> {
-        let sig = c
-            .attached
-            .signature
-            .as_ref()
-            .map_err(|e| format!("signature {}: {e}", c.attached.layer.digest))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.verify(&c.payload, sig).is_ok())
-            .ok_or_else(|| "the signature was not made by a trusted key".to_string())?;
-        let payload = Payload::parse(&c.payload).map_err(|e| e.to_string())?;
-        if payload.manifest_digest != *digest {
-            return Err(format!(
-                "the signature is for manifest {}, not {digest} (was the image changed after signing?)",
-                payload.manifest_digest
-            ));
-        }
+        let (payload, key) = verify_candidate(&self.keys, digest, c)?;
         let signed = payload.identity().map_err(|e| e.to_string())?;
         if !self.identity.matches(image, &signed) {
             return Err(format!(
@@ -265,6 +249,38 @@ impl SigstoreSigned {
             algorithm: key.algorithm(),
         })
     }
+}
+
+/// Checks one signature without its identity: made by one of `keys`, over a
+/// well-formed payload, for manifest `digest`. Returns the payload and the key.
+pub fn verify_candidate<'k>(
+    keys: &'k [PublicKey],
+    digest: &Digest,
+    c: &Candidate,
+) -> Result<(Payload, &'k PublicKey), String> {
+    let sig = c
+        .attached
+        .signature
+        .as_ref()
+        .map_err(|e| format!("signature {}: {e}", c.attached.layer.digest))?;
+    let key = keys
+        .iter()
+        .find(|k| k.verify(&c.payload, sig).is_ok())
+        .ok_or_else(|| {
+            if c.attached.keyless {
+                "the signature was not made by a trusted key (it carries a certificate: keyless signatures cannot be verified by barge)".to_string()
+            } else {
+                "the signature was not made by a trusted key".to_string()
+            }
+        })?;
+    let payload = Payload::parse(&c.payload).map_err(|e| e.to_string())?;
+    if payload.manifest_digest != *digest {
+        return Err(format!(
+            "the signature is for manifest {}, not {digest} (was the image changed after signing?)",
+            payload.manifest_digest
+        ));
+    }
+    Ok((payload, key))
 }
 
 impl IdentityRule {
