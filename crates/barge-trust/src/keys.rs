@@ -363,6 +363,35 @@ mod tests {
         assert!(public.verify(b"other", &sig).is_err());
     }
 
+    /// A key pair `cosign generate-key-pair` made (empty password, N = 2^16),
+    /// published as a test vector in sigstore/cosign's signature tests.
+    const COSIGN_ED25519_KEY: &str = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----
+eyJrZGYiOnsibmFtZSI6InNjcnlwdCIsInBhcmFtcyI6eyJOIjo2NTUzNiwiciI6
+OCwicCI6MX0sInNhbHQiOiJxYVVSY1ppbTN3RE9ZMVlselFGaFdVWHBnMU5tZlAv
+YndiM2ZpWE54ck5BPSJ9LCJjaXBoZXIiOnsibmFtZSI6Im5hY2wvc2VjcmV0Ym94
+Iiwibm9uY2UiOiJMRjNVN3crNXgzWmRvMlNGUkFicE1nY1N5Y2sxN3R1LyJ9LCJj
+aXBoZXJ0ZXh0IjoiY2lUQTYrODVWRDdsTlpwRTVLdmpMdjJrTXNZdmtvOHNHV0tq
+QTRYZDY2WFRaTUw3UG5xczQ2NloycDRyWGJUdXBlcStwSXlnSXhvS29UVmFHbG9N
+RXc9PSJ9
+-----END ENCRYPTED SIGSTORE PRIVATE KEY-----
+";
+    const COSIGN_ED25519_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAFs2AhZmYWkoEsqUf6yotyIwVb5uATpuKK194tq8OkoQ=
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn a_key_cosign_made_decrypts_to_its_public_key() {
+        let parsed = EncryptedKey::parse(COSIGN_ED25519_KEY).expect("parses");
+        assert_eq!(parsed.scrypt_log_n(), 16);
+        let key = parsed.decrypt(b"").expect("decrypts with the empty password");
+        let public = PublicKey::from_pem(COSIGN_ED25519_PUB).expect("public key");
+        assert_eq!(key.public_key(), public);
+        assert_eq!(public.to_pem().expect("pem"), COSIGN_ED25519_PUB);
+        public.verify(b"m", &key.sign(b"m")).expect("verifies");
+        assert!(parsed.decrypt(b"hello").is_err());
+    }
+
     #[test]
     fn absurd_scrypt_costs_are_refused_before_running() {
         let json = r#"{"kdf":{"name":"scrypt","params":{"N":1099511627776,"r":8,"p":1},"salt":""},"cipher":{"name":"nacl/secretbox","nonce":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},"ciphertext":""}"#;
