@@ -1,0 +1,561 @@
+//! Signatures and policy end to end, against independent peers.
+//!
+//! Debian's skopeo 1.9 and podman 4.3 are built with sigstore disabled
+//! ("Debian-local change: sigstore disabled"): they can neither make nor
+//! check these signatures. The independent party is therefore OpenSSL:
+//! it makes a key pair and signs a payload the test writes into cosign's
+//! storage layout byte by byte, which barge must verify and pull; and it
+//! verifies the signatures barge writes, read back over plain HTTP. Then
+//! barge refuses, storing nothing, an unsigned image, another key's
+//! signature, a signature for another repository and one for a manifest
+//! the tag no longer names.
+
+use barge_tests::image::{agent, push_manifest, Compression, Image, Style};
+use barge_tests::registry::Registry;
+use barge_tests::{require_root_and, run_ok, Barge};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PASSWORD: &str = "correct horse";
+
+/// A key pair made by `barge generate-key` in `dir` (PREFIX.key, PREFIX.pub).
+struct Keys {
+    private: PathBuf,
+    public: PathBuf,
+}
+
+fn generate_key(b: &Barge, dir: &Path, prefix: &str) -> Keys {
+    let p = dir.join(prefix);
+    let out = b
+        .command()
+        .args(["generate-key", "--output-key-prefix", &p.display().to_string()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .output()
+        .expect("barge generate-key");
+    assert!(
+        out.status.success(),
+        "generate-key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Keys {
+        private: p.with_extension("key"),
+        public: p.with_extension("pub"),
+    }
+}
+
+/// policy.json demanding a signature by `public` for everything on `host`
+/// (with `identity` as signedIdentity), and registries.d enabling sigstore
+/// attachments there; written into `dir` (barge's config dir, or one for the peers).
+fn write_policy(dir: &Path, host: &str, public: &Path, identity: serde_json::Value) -> PathBuf {
+    let policy = serde_json::json!({
+        "default": [{"type": "insecureAcceptAnything"}],
+        "transports": {"docker": {host: [{
+            "type": "sigstoreSigned",
+            "keyPath": public,
+            "signedIdentity": identity,
+        }]}}
+    });
+    std::fs::create_dir_all(dir.join("registries.d")).expect("registries.d");
+    std::fs::write(
+        dir.join("registries.d/test.yaml"),
+        format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
+    )
+    .expect("registries.d file");
+    let path = dir.join("policy.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&policy).expect("json")).expect("policy.json");
+    path
+}
+
+fn repo_digest_or_exact() -> serde_json::Value {
+    serde_json::json!({"type": "matchRepoDigestOrExact"})
+}
+
+fn barge_config(b: &Barge) -> PathBuf {
+    b.dir.path().join("barge-config")
+}
+
+fn sign_with_barge(b: &Barge, keys: &Keys, reference: &str) -> String {
+    let out = b
+        .command()
+        .args(["sign", "--key", &keys.private.display().to_string(), reference])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .output()
+        .expect("barge sign");
+    assert!(
+        out.status.success(),
+        "barge sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stored_references(b: &Barge) -> Vec<String> {
+    b.index()["manifests"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["annotations"]["org.opencontainers.image.ref.name"].as_str())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The refusal names the rule, and nothing of the image reached the store.
+fn assert_refused(b: &Barge, reference: &str, expect: &str) {
+    let err = b.fails(&["pull", reference]);
+    assert!(err.contains("sigstoreSigned") && err.contains(expect), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    if b.root().join("oci/index.json").exists() {
+        let refs = stored_references(b);
+        assert!(
+            !refs.iter().any(|r| r.contains(reference)),
+            "{reference} was stored: {refs:?}"
+        );
+    }
+}
+
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+fn openssl(args: &[&str]) -> String {
+    run_ok(Command::new("openssl").args(args))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Signs `payload` with OpenSSL's P-256 key `key` (ECDSA over SHA-256, DER): the signature bytes.
+fn openssl_sign(dir: &Path, key: &Path, payload: &[u8]) -> Vec<u8> {
+    let input = dir.join("payload");
+    let sig = dir.join("payload.sig");
+    std::fs::write(&input, payload).expect("payload");
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        &key.display().to_string(),
+        "-out",
+        &sig.display().to_string(),
+        &input.display().to_string(),
+    ]);
+    std::fs::read(sig).expect("signature")
+}
+
+/// Writes cosign's signature manifest for `digest` in `repo` by hand: the
+/// payloads as layers, each signature in its annotation, under `sha256-<hex>.sig`.
+fn push_signatures(reg: &Registry, repo: &str, digest: &str, signed: &[(Vec<u8>, Vec<u8>)]) {
+    let mut layers = Vec::new();
+    for (payload, signature) in signed {
+        barge_tests::image::push_blob(reg, repo, payload);
+        layers.push(serde_json::json!({
+            "mediaType": SIMPLE_SIGNING,
+            "size": payload.len(),
+            "digest": barge_tests::sha256(payload),
+            "annotations": {SIGNATURE_ANNOTATION: b64(signature)},
+        }));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l["digest"].clone()).collect::<Vec<_>>()},
+    }))
+    .expect("config");
+    barge_tests::image::push_blob(reg, repo, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": barge_tests::sha256(&config)},
+        "layers": layers,
+    }))
+    .expect("manifest");
+    let tag = format!("sha256-{}.sig", &digest[7..]);
+    push_manifest(reg, repo, &tag, "application/vnd.oci.image.manifest.v1+json", &manifest);
+}
+
+fn payload(identity: &str, digest: &str) -> Vec<u8> {
+    format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{identity}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn an_openssl_signature_verifies_and_its_image_pulls_under_the_policy() {
+    if !require_root_and(&["docker-registry", "openssl"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "signed-by-openssl");
+    img.push(&reg, "signed", "v1");
+    img.push(&reg, "plain", "v1");
+    let b = Barge::new();
+    let dir = b.dir.path();
+    let key = dir.join("openssl.key");
+    let public = dir.join("openssl.pub");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &key.display().to_string(),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        &key.display().to_string(),
+        "-pubout",
+        "-out",
+        &public.display().to_string(),
+    ]);
+    let reference = format!("{host}/signed:v1");
+    let signed = payload(&reference, &img.manifest_digest);
+    // A stranger's signature first: barge must look past it.
+    let stranger = dir.join("stranger.key");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &stranger.display().to_string(),
+    ]);
+    let sigs = vec![
+        (signed.clone(), openssl_sign(dir, &stranger, &signed)),
+        (signed.clone(), openssl_sign(dir, &key, &signed)),
+    ];
+    push_signatures(&reg, "signed", &img.manifest_digest, &sigs);
+
+    let out = b.ok(&["verify", "--key", &public.display().to_string(), &reference]);
+    let payloads: serde_json::Value = serde_json::from_str(&out).expect("verify prints JSON");
+    assert_eq!(payloads.as_array().map(Vec::len), Some(1), "{payloads}");
+    assert_eq!(
+        payloads[0]["critical"]["image"]["docker-manifest-digest"],
+        img.manifest_digest.as_str()
+    );
+
+    write_policy(&barge_config(&b), &host, &public, repo_digest_or_exact());
+    b.ok(&["pull", "-q", &reference]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", &reference])).expect("inspect JSON");
+    assert_eq!(
+        inspect[0]["VerifiedSignatures"],
+        serde_json::json!([barge_tests::sha256(&signed)]),
+        "{inspect}"
+    );
+    // A second pull, up to date, passes the policy again.
+    b.ok(&["pull", "-q", &reference]);
+
+    // The same image under another name carries no signature: refused, not stored.
+    assert_refused(&b, &format!("{host}/plain:v1"), "no signature exists");
+    // Without registries.d, signatures are not looked up (as podman): refused, saying why.
+    std::fs::remove_dir_all(barge_config(&b).join("registries.d")).expect("remove registries.d");
+    b.ok(&["rmi", &reference]);
+    let err = b.fails(&["pull", &reference]);
+    assert!(err.contains("use-sigstore-attachments"), "{err}");
+}
+
+#[test]
+fn openssl_verifies_what_barge_signs() {
+    if !require_root_and(&["docker-registry", "openssl"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "signed-by-barge");
+    img.push(&reg, "app", "v1");
+    let b = Barge::new();
+    let keys = generate_key(&b, b.dir.path(), "cosign");
+    let key_text = std::fs::read_to_string(&keys.private).expect("key");
+    assert!(
+        key_text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"),
+        "{key_text}"
+    );
+    let reference = format!("{host}/app:v1");
+    let out = sign_with_barge(&b, &keys, &reference);
+    assert_eq!(out.trim(), format!("{host}/app@{}", img.manifest_digest));
+    // Signing again adds nothing; another key adds a second signature.
+    sign_with_barge(&b, &keys, &reference);
+    let other = generate_key(&b, b.dir.path(), "other");
+    sign_with_barge(&b, &other, &reference);
+
+    let tag = format!("sha256-{}.sig", &img.manifest_digest[7..]);
+    let manifest = agent()
+        .get(format!("{}/v2/app/manifests/{tag}", reg.base_url()))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("GET signature manifest")
+        .body_mut()
+        .read_to_vec()
+        .expect("signature manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("signature manifest JSON");
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(layers.len(), 2, "{manifest}");
+    let layer = &layers[0];
+    assert_eq!(layer["mediaType"], SIMPLE_SIGNING);
+    let digest = layer["digest"].as_str().expect("digest");
+    let body = agent()
+        .get(format!("{}/v2/app/blobs/{digest}", reg.base_url()))
+        .call()
+        .expect("GET payload")
+        .body_mut()
+        .read_to_vec()
+        .expect("payload");
+    let parsed: serde_json::Value = serde_json::from_slice(&body).expect("payload JSON");
+    assert_eq!(parsed["critical"]["type"], "cosign container image signature");
+    assert_eq!(parsed["critical"]["identity"]["docker-reference"], reference.as_str());
+    assert_eq!(
+        parsed["critical"]["image"]["docker-manifest-digest"],
+        img.manifest_digest.as_str()
+    );
+
+    use base64::Engine as _;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"][SIGNATURE_ANNOTATION]
+                .as_str()
+                .expect("signature annotation"),
+        )
+        .expect("base64");
+    let dir = b.dir.path();
+    std::fs::write(dir.join("p"), &body).expect("payload file");
+    std::fs::write(dir.join("p.sig"), &sig).expect("signature file");
+    let verified = openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &keys.public.display().to_string(),
+        "-signature",
+        &dir.join("p.sig").display().to_string(),
+        &dir.join("p").display().to_string(),
+    ]);
+    assert_eq!(verified.trim(), "Verified OK");
+    let wrong = Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            &other.public.display().to_string(),
+            "-signature",
+        ])
+        .arg(dir.join("p.sig"))
+        .arg(dir.join("p"))
+        .output()
+        .expect("openssl");
+    assert!(!wrong.status.success());
+}
+
+#[test]
+fn barge_refuses_unsigned_foreign_misnamed_and_moved_images() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let host = reg.host();
+    let b = Barge::new();
+    let keys = generate_key(&b, b.dir.path(), "cosign");
+    let other = generate_key(&b, b.dir.path(), "other");
+    write_policy(&barge_config(&b), &host, &keys.public, repo_digest_or_exact());
+
+    // Unsigned.
+    Image::simple(Style::Oci, Compression::Gzip, "unsigned").push(&reg, "unsigned", "v1");
+    assert_refused(&b, &format!("{host}/unsigned:v1"), "no signature exists");
+
+    // Signed by a key the policy does not trust.
+    Image::simple(Style::Oci, Compression::Gzip, "other-key").push(&reg, "otherkey", "v1");
+    sign_with_barge(&b, &other, &format!("{host}/otherkey:v1"));
+    assert_refused(&b, &format!("{host}/otherkey:v1"), "not made by a trusted key");
+
+    // Signed for another repository: the signature manifest copied beside a copy of the image.
+    let img = Image::simple(Style::Oci, Compression::Gzip, "identity");
+    img.push(&reg, "signed-here", "v1");
+    sign_with_barge(&b, &keys, &format!("{host}/signed-here:v1"));
+    img.push(&reg, "copied-there", "v1");
+    copy_signature_manifest(
+        &reg,
+        "signed-here",
+        "copied-there",
+        &img.manifest_digest,
+        &img.manifest_digest,
+    );
+    assert_refused(&b, &format!("{host}/copied-there:v1"), "does not match");
+    // Signed for another tag of the same repository.
+    img.push(&reg, "signed-here", "v2");
+    assert_refused(&b, &format!("{host}/signed-here:v2"), "does not match");
+    // The original passes: the refusals above are about the image, not the key.
+    b.ok(&["pull", "-q", &format!("{host}/signed-here:v1")]);
+    // By digest, matchRepoDigestOrExact asks only for the repository.
+    b.ok(&["pull", "-q", &format!("{host}/signed-here@{}", img.manifest_digest)]);
+
+    // The tag moved to another manifest, which carries the old manifest's signature.
+    let first = Image::simple(Style::Oci, Compression::Gzip, "before");
+    first.push(&reg, "tampered", "v1");
+    sign_with_barge(&b, &keys, &format!("{host}/tampered:v1"));
+    let second = Image::simple(Style::Oci, Compression::Gzip, "after");
+    second.push(&reg, "tampered", "v1");
+    copy_signature_manifest(
+        &reg,
+        "tampered",
+        "tampered",
+        &first.manifest_digest,
+        &second.manifest_digest,
+    );
+    assert_refused(&b, &format!("{host}/tampered:v1"), "is for manifest");
+    // run of an image not yet present goes through the same gate.
+    let err = b.fails(&["run", "--rm", &format!("{host}/tampered:v1"), "true"]);
+    assert!(err.contains("is for manifest"), "{err}");
+    // copy too, and writes nothing.
+    let out = tempfile::tempdir().expect("copy destination");
+    let err = b.fails(&[
+        "copy",
+        &format!("docker://{host}/tampered:v1"),
+        &format!("oci:{}:x", out.path().display()),
+    ]);
+    assert!(err.contains("is for manifest"), "{err}");
+    let index = std::fs::read(out.path().join("index.json")).unwrap_or_else(|_| b"{}".to_vec());
+    let index: serde_json::Value = serde_json::from_slice(&index).expect("index.json");
+    assert!(index["manifests"].as_array().is_none_or(Vec::is_empty), "{index}");
+    let blobs = std::fs::read_dir(out.path().join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "the refused copy wrote blobs");
+}
+
+/// Puts the signature manifest of `from_digest` in `from_repo` under the
+/// signature tag of `to_digest` in `to_repo`, with its blobs.
+fn copy_signature_manifest(reg: &Registry, from_repo: &str, to_repo: &str, from_digest: &str, to_digest: &str) {
+    let from_tag = format!("sha256-{}.sig", &from_digest[7..]);
+    let to_tag = format!("sha256-{}.sig", &to_digest[7..]);
+    let manifest = agent()
+        .get(format!("{}/v2/{from_repo}/manifests/{from_tag}", reg.base_url()))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("GET signature manifest")
+        .body_mut()
+        .read_to_vec()
+        .expect("signature manifest body");
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).expect("signature manifest JSON");
+    let mut descs = vec![parsed["config"].clone()];
+    descs.extend(parsed["layers"].as_array().cloned().unwrap_or_default());
+    for d in descs {
+        let digest = d["digest"].as_str().expect("digest");
+        let blob = agent()
+            .get(format!("{}/v2/{from_repo}/blobs/{digest}", reg.base_url()))
+            .call()
+            .expect("GET blob")
+            .body_mut()
+            .read_to_vec()
+            .expect("blob body");
+        barge_tests::image::push_blob(reg, to_repo, &blob);
+    }
+    push_manifest(
+        reg,
+        to_repo,
+        &to_tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+}
+
+#[test]
+fn signatures_survive_a_mirror_and_verify_on_the_destination() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let src = Registry::anonymous();
+    let dst = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "mirrored");
+    img.push(&src, "team/app", "v1");
+    let b = Barge::new();
+    let keys = generate_key(&b, b.dir.path(), "cosign");
+    sign_with_barge(&b, &keys, &format!("{}/team/app:v1", src.host()));
+
+    // The policy applies to mirror's source, and the signature travels.
+    write_policy(
+        &barge_config(&b),
+        &dst.host(),
+        &keys.public,
+        serde_json::json!({
+            "type": "remapIdentity",
+            "prefix": format!("{}/copy", dst.host()),
+            "signedPrefix": src.host(),
+        }),
+    );
+    b.ok(&[
+        "mirror",
+        &format!("{}/team/app", src.host()),
+        &format!("{}/copy/team/app", dst.host()),
+    ]);
+    let copied = format!("{}/copy/team/app:v1", dst.host());
+    b.ok(&["verify", "--key", &keys.public.display().to_string(), &copied]);
+    b.ok(&["pull", "-q", &copied]);
+    let inspect: serde_json::Value = serde_json::from_str(&b.ok(&["image", "inspect", &copied])).expect("inspect");
+    assert_eq!(
+        inspect[0]["VerifiedSignatures"].as_array().map(Vec::len),
+        Some(1),
+        "{inspect}"
+    );
+
+    // Without the remap, the mirror's name is not the signed one.
+    write_policy(&barge_config(&b), &dst.host(), &keys.public, repo_digest_or_exact());
+    b.ok(&["rmi", &copied]);
+    assert_refused(&b, &copied, "does not match");
+
+    // barge copy carries signatures too.
+    let dest = format!("{}/single:v1", dst.host());
+    b.ok(&[
+        "copy",
+        &format!("docker://{}/team/app:v1", src.host()),
+        &format!("docker://{dest}"),
+    ]);
+    b.ok(&["verify", "--key", &keys.public.display().to_string(), &dest]);
+}
+
+#[test]
+fn verify_and_sign_fail_in_one_line() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let b = Barge::new();
+    let keys = generate_key(&b, b.dir.path(), "cosign");
+    let other = generate_key(&b, b.dir.path(), "other");
+    Image::simple(Style::Oci, Compression::Gzip, "verify").push(&reg, "v", "v1");
+    let reference = format!("{}/v:v1", reg.host());
+    let unsigned = b.fails(&["verify", "--key", &keys.public.display().to_string(), &reference]);
+    assert!(unsigned.contains("no signatures"), "{unsigned}");
+    sign_with_barge(&b, &keys, &reference);
+    let wrong = b.fails(&["verify", "--key", &other.public.display().to_string(), &reference]);
+    assert!(
+        wrong.contains("not made by a trusted key") && wrong.trim().lines().count() == 1,
+        "{wrong}"
+    );
+    // A wrong password is refused before anything is pushed.
+    let out = b
+        .command()
+        .args(["sign", "--key", &keys.private.display().to_string(), &reference])
+        .env("COSIGN_PASSWORD", "wrong")
+        .output()
+        .expect("barge sign");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("wrong password"), "{err}");
+    let keyless = b.fails(&["verify", "--certificate", "/dev/null", &reference]);
+    assert!(keyless.contains("keyless"), "{keyless}");
+    // generate-key does not overwrite.
+    let again = b
+        .command()
+        .args([
+            "generate-key",
+            "--output-key-prefix",
+            &b.dir.path().join("cosign").display().to_string(),
+        ])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .output()
+        .expect("generate-key");
+    assert!(!again.status.success());
+}
