@@ -24,19 +24,29 @@ struct Keys {
     public: PathBuf,
 }
 
-fn generate_key(b: &Barge, dir: &Path, prefix: &str) -> Keys {
-    let p = dir.join(prefix);
-    let out = b
-        .command()
-        .args(["generate-key", "--output-key-prefix", &p.display().to_string()])
-        .env("COSIGN_PASSWORD", PASSWORD)
+/// barge with `args` and `$COSIGN_PASSWORD` set to `password`: its output.
+fn with_password(b: &Barge, password: &str, args: &[&str]) -> std::process::Output {
+    b.command()
+        .args(args)
+        .env("COSIGN_PASSWORD", password)
         .output()
-        .expect("barge generate-key");
+        .unwrap_or_else(|e| panic!("barge {args:?}: {e}"))
+}
+
+/// [`with_password`] with the right password, asserting success: stdout.
+fn ok_with_password(b: &Barge, args: &[&str]) -> String {
+    let out = with_password(b, PASSWORD, args);
     assert!(
         out.status.success(),
-        "generate-key: {}",
+        "barge {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn generate_key(b: &Barge, dir: &Path, prefix: &str) -> Keys {
+    let p = dir.join(prefix);
+    ok_with_password(b, &["generate-key", "--output-key-prefix", &p.display().to_string()]);
     Keys {
         private: p.with_extension("key"),
         public: p.with_extension("pub"),
@@ -75,18 +85,7 @@ fn barge_config(b: &Barge) -> PathBuf {
 }
 
 fn sign_with_barge(b: &Barge, keys: &Keys, reference: &str) -> String {
-    let out = b
-        .command()
-        .args(["sign", "--key", &keys.private.display().to_string(), reference])
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .output()
-        .expect("barge sign");
-    assert!(
-        out.status.success(),
-        "barge sign: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok_with_password(b, &["sign", "--key", &keys.private.display().to_string(), reference])
 }
 
 fn stored_references(b: &Barge) -> Vec<String> {
@@ -125,6 +124,23 @@ fn openssl(args: &[&str]) -> String {
 fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A P-256 private key made by OpenSSL at `key`, and its public key at `public`.
+fn openssl_key(key: &Path, public: Option<&Path>) {
+    let key = key.display().to_string();
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &key,
+    ]);
+    if let Some(p) = public {
+        openssl(&["pkey", "-in", &key, "-pubout", "-out", &p.display().to_string()]);
+    }
 }
 
 /// Signs `payload` with OpenSSL's P-256 key `key` (ECDSA over SHA-256, DER): the signature bytes.
@@ -174,6 +190,16 @@ fn push_signatures(reg: &Registry, repo: &str, digest: &str, signed: &[(Vec<u8>,
     push_manifest(reg, repo, &tag, "application/vnd.oci.image.manifest.v1+json", &manifest);
 }
 
+/// A registry holding one image as `REPO:v1` in each of `repos`, and a private barge.
+fn registry_with(marker: &str, repos: &[&str]) -> (Registry, Image, Barge) {
+    let reg = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, marker);
+    for repo in repos {
+        img.push(&reg, repo, "v1");
+    }
+    (reg, img, Barge::new())
+}
+
 fn payload(identity: &str, digest: &str) -> Vec<u8> {
     format!(
         r#"{{"critical":{{"identity":{{"docker-reference":"{identity}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
@@ -186,45 +212,17 @@ fn an_openssl_signature_verifies_and_its_image_pulls_under_the_policy() {
     if !require_root_and(&["docker-registry", "openssl"]) {
         return;
     }
-    let reg = Registry::anonymous();
+    let (reg, img, b) = registry_with("signed-by-openssl", &["signed", "plain"]);
     let host = reg.host();
-    let img = Image::simple(Style::Oci, Compression::Gzip, "signed-by-openssl");
-    img.push(&reg, "signed", "v1");
-    img.push(&reg, "plain", "v1");
-    let b = Barge::new();
     let dir = b.dir.path();
     let key = dir.join("openssl.key");
     let public = dir.join("openssl.pub");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &key.display().to_string(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        &key.display().to_string(),
-        "-pubout",
-        "-out",
-        &public.display().to_string(),
-    ]);
+    openssl_key(&key, Some(&public));
     let reference = format!("{host}/signed:v1");
     let signed = payload(&reference, &img.manifest_digest);
     // A stranger's signature first: barge must look past it.
     let stranger = dir.join("stranger.key");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &stranger.display().to_string(),
-    ]);
+    openssl_key(&stranger, None);
     let sigs = vec![
         (signed.clone(), openssl_sign(dir, &stranger, &signed)),
         (signed.clone(), openssl_sign(dir, &key, &signed)),
@@ -265,11 +263,8 @@ fn openssl_verifies_what_barge_signs() {
     if !require_root_and(&["docker-registry", "openssl"]) {
         return;
     }
-    let reg = Registry::anonymous();
+    let (reg, img, b) = registry_with("signed-by-barge", &["app"]);
     let host = reg.host();
-    let img = Image::simple(Style::Oci, Compression::Gzip, "signed-by-barge");
-    img.push(&reg, "app", "v1");
-    let b = Barge::new();
     let keys = generate_key(&b, b.dir.path(), "cosign");
     let key_text = std::fs::read_to_string(&keys.private).expect("key");
     assert!(
@@ -285,27 +280,14 @@ fn openssl_verifies_what_barge_signs() {
     sign_with_barge(&b, &other, &reference);
 
     let tag = format!("sha256-{}.sig", &img.manifest_digest[7..]);
-    let manifest = agent()
-        .get(format!("{}/v2/app/manifests/{tag}", reg.base_url()))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .call()
-        .expect("GET signature manifest")
-        .body_mut()
-        .read_to_vec()
-        .expect("signature manifest");
+    let manifest = registry_get(&reg, &format!("app/manifests/{tag}"));
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("signature manifest JSON");
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
     assert_eq!(layers.len(), 2, "{manifest}");
     let layer = &layers[0];
     assert_eq!(layer["mediaType"], SIMPLE_SIGNING);
     let digest = layer["digest"].as_str().expect("digest");
-    let body = agent()
-        .get(format!("{}/v2/app/blobs/{digest}", reg.base_url()))
-        .call()
-        .expect("GET payload")
-        .body_mut()
-        .read_to_vec()
-        .expect("payload");
+    let body = registry_get(&reg, &format!("app/blobs/{digest}"));
     let parsed: serde_json::Value = serde_json::from_slice(&body).expect("payload JSON");
     assert_eq!(parsed["critical"]["type"], "cosign container image signature");
     assert_eq!(parsed["critical"]["identity"]["docker-reference"], reference.as_str());
@@ -426,31 +408,30 @@ fn barge_refuses_unsigned_foreign_misnamed_and_moved_images() {
     assert_eq!(blobs, 0, "the refused copy wrote blobs");
 }
 
+/// `GET /v2/PATH` (a manifest is asked for as an OCI image manifest): the body.
+fn registry_get(reg: &Registry, path: &str) -> Vec<u8> {
+    agent()
+        .get(format!("{}/v2/{path}", reg.base_url()))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .body_mut()
+        .read_to_vec()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 /// Puts the signature manifest of `from_digest` in `from_repo` under the
 /// signature tag of `to_digest` in `to_repo`, with its blobs.
 fn copy_signature_manifest(reg: &Registry, from_repo: &str, to_repo: &str, from_digest: &str, to_digest: &str) {
     let from_tag = format!("sha256-{}.sig", &from_digest[7..]);
     let to_tag = format!("sha256-{}.sig", &to_digest[7..]);
-    let manifest = agent()
-        .get(format!("{}/v2/{from_repo}/manifests/{from_tag}", reg.base_url()))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .call()
-        .expect("GET signature manifest")
-        .body_mut()
-        .read_to_vec()
-        .expect("signature manifest body");
+    let manifest = registry_get(reg, &format!("{from_repo}/manifests/{from_tag}"));
     let parsed: serde_json::Value = serde_json::from_slice(&manifest).expect("signature manifest JSON");
     let mut descs = vec![parsed["config"].clone()];
     descs.extend(parsed["layers"].as_array().cloned().unwrap_or_default());
     for d in descs {
         let digest = d["digest"].as_str().expect("digest");
-        let blob = agent()
-            .get(format!("{}/v2/{from_repo}/blobs/{digest}", reg.base_url()))
-            .call()
-            .expect("GET blob")
-            .body_mut()
-            .read_to_vec()
-            .expect("blob body");
+        let blob = registry_get(reg, &format!("{from_repo}/blobs/{digest}"));
         barge_tests::image::push_blob(reg, to_repo, &blob);
     }
     push_manifest(
@@ -536,26 +517,18 @@ fn verify_and_sign_fail_in_one_line() {
         "{wrong}"
     );
     // A wrong password is refused before anything is pushed.
-    let out = b
-        .command()
-        .args(["sign", "--key", &keys.private.display().to_string(), &reference])
-        .env("COSIGN_PASSWORD", "wrong")
-        .output()
-        .expect("barge sign");
+    let out = with_password(
+        &b,
+        "wrong",
+        &["sign", "--key", &keys.private.display().to_string(), &reference],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("wrong password"), "{err}");
     let keyless = b.fails(&["verify", "--certificate", "/dev/null", &reference]);
     assert!(keyless.contains("keyless"), "{keyless}");
     // generate-key does not overwrite.
-    let again = b
-        .command()
-        .args([
-            "generate-key",
-            "--output-key-prefix",
-            &b.dir.path().join("cosign").display().to_string(),
-        ])
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .output()
-        .expect("generate-key");
-    assert!(!again.status.success());
+    let prefix = b.dir.path().join("cosign").display().to_string();
+    let again = with_password(&b, PASSWORD, &["generate-key", "--output-key-prefix", &prefix]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("already exists"), "{err}");
 }
