@@ -126,38 +126,60 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A P-256 private key made by OpenSSL at `key`, and its public key at `public`.
-fn openssl_key(key: &Path, public: Option<&Path>) {
+/// A private key made by OpenSSL at `key` (P-256, or Ed25519), and its public key at `public`.
+fn openssl_key(key: &Path, public: Option<&Path>, ed25519: bool) {
     let key = key.display().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &key,
-    ]);
+    if ed25519 {
+        openssl(&["genpkey", "-algorithm", "ED25519", "-out", &key]);
+    } else {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ]);
+    }
     if let Some(p) = public {
         openssl(&["pkey", "-in", &key, "-pubout", "-out", &p.display().to_string()]);
     }
 }
 
-/// Signs `payload` with OpenSSL's P-256 key `key` (ECDSA over SHA-256, DER): the signature bytes.
-fn openssl_sign(dir: &Path, key: &Path, payload: &[u8]) -> Vec<u8> {
-    let input = dir.join("payload");
-    let sig = dir.join("payload.sig");
+/// Signs `payload` with OpenSSL's key `key`: ECDSA over SHA-256 (DER) for
+/// P-256, Ed25519 over the payload itself; the signature bytes.
+fn openssl_sign(dir: &Path, key: &Path, payload: &[u8], ed25519: bool) -> Vec<u8> {
+    let input = dir.join("payload").display().to_string();
+    let sig = dir.join("payload.sig").display().to_string();
+    let key = key.display().to_string();
     std::fs::write(&input, payload).expect("payload");
-    openssl(&[
-        "dgst",
-        "-sha256",
-        "-sign",
-        &key.display().to_string(),
-        "-out",
-        &sig.display().to_string(),
-        &input.display().to_string(),
-    ]);
+    if ed25519 {
+        openssl(&[
+            "pkeyutl", "-sign", "-inkey", &key, "-rawin", "-in", &input, "-out", &sig,
+        ]);
+    } else {
+        openssl(&["dgst", "-sha256", "-sign", &key, "-out", &sig, &input]);
+    }
     std::fs::read(sig).expect("signature")
+}
+
+/// Whether OpenSSL finds `sig` a signature of `payload` by `public` (as [`openssl_sign`] makes them).
+fn openssl_verifies(dir: &Path, public: &Path, payload: &[u8], sig: &[u8], ed25519: bool) -> bool {
+    let input = dir.join("checked").display().to_string();
+    let sig_file = dir.join("checked.sig").display().to_string();
+    let public = public.display().to_string();
+    std::fs::write(&input, payload).expect("payload");
+    std::fs::write(&sig_file, sig).expect("signature");
+    let mut cmd = Command::new("openssl");
+    if ed25519 {
+        cmd.args([
+            "pkeyutl", "-verify", "-pubin", "-inkey", &public, "-rawin", "-in", &input, "-sigfile", &sig_file,
+        ]);
+    } else {
+        cmd.args(["dgst", "-sha256", "-verify", &public, "-signature", &sig_file, &input]);
+    }
+    cmd.output().expect("openssl").status.success()
 }
 
 /// Writes cosign's signature manifest for `digest` in `repo` by hand: the
@@ -217,15 +239,19 @@ fn an_openssl_signature_verifies_and_its_image_pulls_under_the_policy() {
     let dir = b.dir.path();
     let key = dir.join("openssl.key");
     let public = dir.join("openssl.pub");
-    openssl_key(&key, Some(&public));
+    openssl_key(&key, Some(&public), false);
+    let ed_key = dir.join("ed.key");
+    let ed_public = dir.join("ed.pub");
+    openssl_key(&ed_key, Some(&ed_public), true);
     let reference = format!("{host}/signed:v1");
     let signed = payload(&reference, &img.manifest_digest);
     // A stranger's signature first: barge must look past it.
     let stranger = dir.join("stranger.key");
-    openssl_key(&stranger, None);
+    openssl_key(&stranger, None, false);
     let sigs = vec![
-        (signed.clone(), openssl_sign(dir, &stranger, &signed)),
-        (signed.clone(), openssl_sign(dir, &key, &signed)),
+        (signed.clone(), openssl_sign(dir, &stranger, &signed, false)),
+        (signed.clone(), openssl_sign(dir, &key, &signed, false)),
+        (signed.clone(), openssl_sign(dir, &ed_key, &signed, true)),
     ];
     push_signatures(&reg, "signed", &img.manifest_digest, &sigs);
 
@@ -236,6 +262,9 @@ fn an_openssl_signature_verifies_and_its_image_pulls_under_the_policy() {
         payloads[0]["critical"]["image"]["docker-manifest-digest"],
         img.manifest_digest.as_str()
     );
+    let out = b.ok(&["verify", "--key", &ed_public.display().to_string(), &reference]);
+    let payloads: serde_json::Value = serde_json::from_str(&out).expect("verify prints JSON");
+    assert_eq!(payloads.as_array().map(Vec::len), Some(1), "Ed25519: {payloads}");
 
     write_policy(&barge_config(&b), &host, &public, repo_digest_or_exact());
     b.ok(&["pull", "-q", &reference]);
@@ -265,7 +294,8 @@ fn openssl_verifies_what_barge_signs() {
     }
     let (reg, img, b) = registry_with("signed-by-barge", &["app"]);
     let host = reg.host();
-    let keys = generate_key(&b, b.dir.path(), "cosign");
+    let dir = b.dir.path();
+    let keys = generate_key(&b, dir, "cosign");
     let key_text = std::fs::read_to_string(&keys.private).expect("key");
     assert!(
         key_text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"),
@@ -274,62 +304,55 @@ fn openssl_verifies_what_barge_signs() {
     let reference = format!("{host}/app:v1");
     let out = sign_with_barge(&b, &keys, &reference);
     assert_eq!(out.trim(), format!("{host}/app@{}", img.manifest_digest));
-    // Signing again adds nothing; another key adds a second signature.
+    // Signing again adds nothing; another key adds a signature.
     sign_with_barge(&b, &keys, &reference);
-    let other = generate_key(&b, b.dir.path(), "other");
-    sign_with_barge(&b, &other, &reference);
+    let ed = dir.join("ed");
+    ok_with_password(
+        &b,
+        &[
+            "generate-key",
+            "--ed25519",
+            "--output-key-prefix",
+            &ed.display().to_string(),
+        ],
+    );
+    let ed = Keys {
+        private: ed.with_extension("key"),
+        public: ed.with_extension("pub"),
+    };
+    sign_with_barge(&b, &ed, &reference);
 
     let tag = format!("sha256-{}.sig", &img.manifest_digest[7..]);
     let manifest = registry_get(&reg, &format!("app/manifests/{tag}"));
     let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("signature manifest JSON");
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
     assert_eq!(layers.len(), 2, "{manifest}");
-    let layer = &layers[0];
-    assert_eq!(layer["mediaType"], SIMPLE_SIGNING);
-    let digest = layer["digest"].as_str().expect("digest");
-    let body = registry_get(&reg, &format!("app/blobs/{digest}"));
-    let parsed: serde_json::Value = serde_json::from_slice(&body).expect("payload JSON");
-    assert_eq!(parsed["critical"]["type"], "cosign container image signature");
-    assert_eq!(parsed["critical"]["identity"]["docker-reference"], reference.as_str());
-    assert_eq!(
-        parsed["critical"]["image"]["docker-manifest-digest"],
-        img.manifest_digest.as_str()
-    );
-
-    use base64::Engine as _;
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(
-            layer["annotations"][SIGNATURE_ANNOTATION]
-                .as_str()
-                .expect("signature annotation"),
-        )
-        .expect("base64");
-    let dir = b.dir.path();
-    std::fs::write(dir.join("p"), &body).expect("payload file");
-    std::fs::write(dir.join("p.sig"), &sig).expect("signature file");
-    let verified = openssl(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &keys.public.display().to_string(),
-        "-signature",
-        &dir.join("p.sig").display().to_string(),
-        &dir.join("p").display().to_string(),
-    ]);
-    assert_eq!(verified.trim(), "Verified OK");
-    let wrong = Command::new("openssl")
-        .args([
-            "dgst",
-            "-sha256",
-            "-verify",
-            &other.public.display().to_string(),
-            "-signature",
-        ])
-        .arg(dir.join("p.sig"))
-        .arg(dir.join("p"))
-        .output()
-        .expect("openssl");
-    assert!(!wrong.status.success());
+    for (layer, public, ed25519) in [(&layers[0], &keys.public, false), (&layers[1], &ed.public, true)] {
+        assert_eq!(layer["mediaType"], SIMPLE_SIGNING);
+        let digest = layer["digest"].as_str().expect("digest");
+        let body = registry_get(&reg, &format!("app/blobs/{digest}"));
+        let parsed: serde_json::Value = serde_json::from_slice(&body).expect("payload JSON");
+        assert_eq!(parsed["critical"]["type"], "cosign container image signature");
+        assert_eq!(parsed["critical"]["identity"]["docker-reference"], reference.as_str());
+        assert_eq!(
+            parsed["critical"]["image"]["docker-manifest-digest"],
+            img.manifest_digest.as_str()
+        );
+        use base64::Engine as _;
+        let annotation = layer["annotations"][SIGNATURE_ANNOTATION]
+            .as_str()
+            .expect("signature annotation");
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(annotation)
+            .expect("base64");
+        assert!(
+            openssl_verifies(dir, public, &body, &sig, ed25519),
+            "OpenSSL rejects {layer}"
+        );
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        assert!(!openssl_verifies(dir, public, &tampered, &sig, ed25519));
+    }
 }
 
 #[test]
