@@ -125,7 +125,9 @@ pub fn sign(client: &Client, reference: &Reference, key: &PrivateKey) -> Result<
         Some(t) => reference.with_tag(t).map_err(|e| TrustError::Payload(e.to_string()))?,
         None => reference.clone(),
     };
-    let payload = Payload::for_image(&identity, &digest).to_bytes();
+    let signed = Payload::for_image(&identity, &digest);
+    let payload = signed.to_bytes();
+    let docker_reference = signed.docker_reference;
     let signature = key.sign(&payload);
     let layer = signature_layer(&payload, &signature);
     let existing = fetch_signatures(client, reference, &digest)?;
@@ -134,7 +136,6 @@ pub fn sign(client: &Client, reference: &Reference, key: &PrivateKey) -> Result<
         .map(|s| s.candidates.iter().map(|c| c.attached.layer.clone()).collect())
         .unwrap_or_default();
     let tag = signature_tag(&digest);
-    let docker_reference = Payload::for_image(&identity, &digest).docker_reference;
     if layers.contains(&layer) {
         return Ok(Signed {
             digest,
