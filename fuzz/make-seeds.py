@@ -258,8 +258,108 @@ def layers():
     write("layer_apply", "07-sparse.tar.gz", gzip.compress(sparse, mtime=0))
 
 
+def signatures():
+    digest = "sha256:" + HEX
+    payloads = [
+        {"critical": {"identity": {"docker-reference": "localhost:5000/app:v1"},
+                      "image": {"docker-manifest-digest": digest},
+                      "type": "cosign container image signature"},
+         "optional": None},
+        {"critical": {"identity": {"docker-reference": "quay.io/team/app"},
+                      "image": {"docker-manifest-digest": digest},
+                      "type": "cosign container image signature"},
+         "optional": {"creator": "containers/image", "timestamp": 1700000000}},
+        {"critical": {"identity": {"docker-reference": "a/b"},
+                      "image": {"docker-manifest-digest": "sha512:00"},
+                      "type": "atomic container signature"}},
+    ]
+    for i, p in enumerate(payloads):
+        write("signature_payload", "%02d-payload.json" % i, json.dumps(p, separators=(",", ":")))
+    layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": 240,
+             "digest": "sha256:" + HEX2,
+             "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQDx"}}
+    keyless = dict(layer, annotations={"dev.cosignproject.cosign/signature": "!!",
+                                       "dev.sigstore.cosign/certificate": "-----BEGIN CERTIFICATE-----"})
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 233,
+                           "digest": "sha256:" + HEX3},
+                "layers": [layer, keyless]}
+    write("signature_payload", "10-manifest.json", json.dumps(manifest))
+
+
+def pem(label, der):
+    import base64
+    body = base64.b64encode(der).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, "\n".join(lines), label)
+
+
+# Made once with openssl genpkey (P-256 and Ed25519) for these seeds.
+P256_PKCS8 = bytes.fromhex(
+    "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b02010104206ff9d22d5333639e6ef924"
+    "7709d275be7bc09aea1ca19d77fedbf882e76a75eba14403420004b146abbee34ae0edbd43fdb03348d9887d3a003a"
+    "0dba664be1ad93530d9248f2bdd45653aabf2de227978c0078b4040774a2f86bf5b660683851a069189b422d")
+P256_SPKI = bytes.fromhex(
+    "3059301306072a8648ce3d020106082a8648ce3d03010703420004b146abbee34ae0edbd43fdb03348d9887d3a003a"
+    "0dba664be1ad93530d9248f2bdd45653aabf2de227978c0078b4040774a2f86bf5b660683851a069189b422d")
+ED25519_PKCS8 = bytes.fromhex(
+    "302e020100300506032b65700422042021a0730f5d16dbee6ef327014cbd9eb7c0000c71cbc0e1370014f546cfd2b950")
+# cosign generate-key-pair's output (Ed25519, empty password), from cosign's tests.
+COSIGN_ED25519_KEY = """-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----
+eyJrZGYiOnsibmFtZSI6InNjcnlwdCIsInBhcmFtcyI6eyJOIjo2NTUzNiwiciI6
+OCwicCI6MX0sInNhbHQiOiJxYVVSY1ppbTN3RE9ZMVlselFGaFdVWHBnMU5tZlAv
+YndiM2ZpWE54ck5BPSJ9LCJjaXBoZXIiOnsibmFtZSI6Im5hY2wvc2VjcmV0Ym94
+Iiwibm9uY2UiOiJMRjNVN3crNXgzWmRvMlNGUkFicE1nY1N5Y2sxN3R1LyJ9LCJj
+aXBoZXJ0ZXh0IjoiY2lUQTYrODVWRDdsTlpwRTVLdmpMdjJrTXNZdmtvOHNHV0tq
+QTRYZDY2WFRaTUw3UG5xczQ2NloycDRyWGJUdXBlcStwSXlnSXhvS29UVmFHbG9N
+RXc9PSJ9
+-----END ENCRYPTED SIGSTORE PRIVATE KEY-----
+"""
+
+
+def keys():
+    write("cosign_keys", "00-p256.pkcs8", P256_PKCS8)
+    write("cosign_keys", "01-p256.spki", P256_SPKI)
+    write("cosign_keys", "02-ed25519.pkcs8", ED25519_PKCS8)
+    write("cosign_keys", "03-p256.pub", pem("PUBLIC KEY", P256_SPKI))
+    write("cosign_keys", "04-cosign-ed25519.key", COSIGN_ED25519_KEY)
+    cheap = {"kdf": {"name": "scrypt", "params": {"N": 16, "r": 8, "p": 1}, "salt": "c2FsdA=="},
+             "cipher": {"name": "nacl/secretbox", "nonce": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+             "ciphertext": "ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY="}
+    write("cosign_keys", "05-cheap.key",
+          pem("ENCRYPTED COSIGN PRIVATE KEY", json.dumps(cheap, separators=(",", ":")).encode()))
+
+
+def trust_configs():
+    import base64
+    key_data = base64.b64encode(pem("PUBLIC KEY", P256_SPKI).encode()).decode()
+    policies = [
+        {"default": [{"type": "insecureAcceptAnything"}]},
+        {"default": [{"type": "reject"}],
+         "transports": {"docker": {
+             "localhost:5000": [{"type": "sigstoreSigned", "keyData": key_data,
+                                 "signedIdentity": {"type": "matchRepository"}}],
+             "quay.io/a": [{"type": "sigstoreSigned", "keyDatas": [key_data],
+                            "signedIdentity": {"type": "remapIdentity", "prefix": "quay.io/a",
+                                               "signedPrefix": "example.com/a"}}],
+             "*.example.com": [{"type": "insecureAcceptAnything"}],
+             "": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}}},
+        {"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}, "rekorPublicKeyPath": "/r"}],
+         "transports": {"docker-daemon": {"": [{"type": "insecureAcceptAnything"}]}}},
+    ]
+    for i, p in enumerate(policies):
+        write("trust_config", "%02d-policy.json" % i, json.dumps(p, indent=2))
+    write("trust_config", "10-registries.yaml",
+          "# registries.d\ndefault-docker:\n  lookaside: https://example.com/sigs # where\n"
+          "docker:\n  localhost:5000/app:\n    use-sigstore-attachments: true\n"
+          "  'quay.io':\n    use-sigstore-attachments: false\n")
+
+
 references()
 challenges()
 manifests()
 docker_configs()
 layers()
+signatures()
+keys()
+trust_configs()

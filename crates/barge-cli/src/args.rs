@@ -89,6 +89,12 @@ pub enum Command {
     /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
     #[command(hide = true)]
     CredentialHelper(CredentialHelperArgs),
+    /// Make a cosign key pair: PREFIX.key (encrypted with $COSIGN_PASSWORD or a prompt) and PREFIX.pub
+    GenerateKey(GenerateKeyArgs),
+    /// Sign an image in its registry with a cosign private key (a sigstore signature)
+    Sign(SignArgs),
+    /// Verify an image's sigstore signatures with a cosign public key
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -794,4 +800,40 @@ pub struct InfoArgs {
 pub struct CredentialHelperArgs {
     /// get, store, erase, list or version
     pub operation: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateKeyArgs {
+    /// Write PREFIX.key and PREFIX.pub
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub output_key_prefix: String,
+    /// Make an Ed25519 key instead of ECDSA P-256
+    #[arg(long)]
+    pub ed25519: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The cosign private key (ENCRYPTED SIGSTORE PRIVATE KEY PEM); its password is $COSIGN_PASSWORD or asked for
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Image to sign: NAME[:TAG] or NAME@DIGEST
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The cosign public key (PUBLIC KEY PEM)
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["certificate", "certificate_chain"])]
+    pub key: Option<PathBuf>,
+    /// A signing certificate (keyless signatures; not supported)
+    #[arg(long, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// The certificate's chain (keyless signatures; not supported)
+    #[arg(long, value_name = "FILE")]
+    pub certificate_chain: Option<PathBuf>,
+    /// Image to verify: NAME[:TAG] or NAME@DIGEST
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 }

@@ -2,6 +2,7 @@
 //! blobs streamed from source to destination and verified on the way.
 
 use crate::transport::{Destination, Fetched, Source};
+use crate::trust::{SignatureError, SignatureSet, TrustPolicy};
 use crate::Progress;
 use barge_oci::{media, Descriptor, Digest, Manifest, ManifestError, Platform};
 use barge_registry::RegistryError;
@@ -34,6 +35,17 @@ pub enum CopyError {
     },
     #[error(transparent)]
     NoMatchingPlatform(#[from] barge_oci::NoMatchingPlatform),
+    #[error(transparent)]
+    Signature(Box<SignatureError>),
+}
+
+impl From<SignatureError> for CopyError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::Registry(r) => CopyError::Registry(r),
+            other => CopyError::Signature(Box::new(other)),
+        }
+    }
 }
 
 fn quota(limit: &Option<u64>, window: &Option<u64>) -> String {
@@ -101,6 +113,8 @@ pub struct CopyOptions {
     pub platform: Option<Platform>,
     /// Blobs copied at once.
     pub max_concurrent: usize,
+    /// The policy a registry source must pass before anything is written; `None`: none.
+    pub trust: Option<std::sync::Arc<TrustPolicy>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +131,16 @@ pub fn copy(
     progress: &dyn Progress,
 ) -> Result<CopyOutcome, CopyError> {
     let top = src.manifest()?;
+    // The policy decides before anything reaches the destination.
+    let mut signatures: Option<SignatureSet> = None;
+    if let (Some(policy), Some(image)) = (&opts.trust, src.registry()) {
+        policy.check(image, &top.digest, &mut || {
+            signatures = src
+                .signatures(&top.digest)
+                .map_err(|e| SignatureError::Copy(e.to_string()))?;
+            Ok(signatures.clone())
+        })?;
+    }
     let names = src.names();
     let all = opts.all.unwrap_or(!dst.single_platform()) && !dst.single_platform();
     let written = match top.parse()? {
@@ -150,6 +174,15 @@ pub fn copy(
             top.digest.clone()
         }
     };
+    // Signatures travel with the image when it kept its digest.
+    let signatures = match signatures {
+        Some(s) if written == top.digest => Some(s),
+        _ => src.signatures(&written)?,
+    };
+    if let Some(s) = signatures {
+        progress.message("Copying signatures");
+        dst.put_signatures(&s)?;
+    }
     Ok(CopyOutcome { digest: written })
 }
 

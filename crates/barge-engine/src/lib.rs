@@ -28,6 +28,7 @@ pub mod mirror;
 mod pull;
 mod push;
 pub mod transport;
+pub mod trust;
 
 pub use copy::{copy, CopyError, CopyOptions, CopyOutcome};
 pub use pull::{pull, PullError, PullMirror, PullOptions, PullOutcome};

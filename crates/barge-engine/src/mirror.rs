@@ -257,6 +257,8 @@ pub struct MirrorOptions {
     pub parallel_images: usize,
     /// Blobs at once within an image.
     pub max_concurrent: usize,
+    /// The policy each source image must pass; `None`: none.
+    pub trust: Option<std::sync::Arc<crate::trust::TrustPolicy>>,
 }
 
 /// Mirrors one image: `HEAD` on the source; the destination is asked only
@@ -308,6 +310,7 @@ pub fn mirror_image(
         all: Some(true),
         platform: None,
         max_concurrent: opts.max_concurrent,
+        trust: opts.trust.clone(),
     };
     let out = copy(&src, &dst, &copy_opts, &Silent)?;
     record.set(&job.destination, &out.digest);

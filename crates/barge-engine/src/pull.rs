@@ -1,5 +1,6 @@
 //! `barge pull`.
 
+use crate::trust::{fetch_signatures, SignatureError, TrustPolicy};
 use crate::{LayerState, Progress};
 use barge_oci::image::{chain_ids, ImageConfig, MAX_CONFIG_BYTES};
 use barge_oci::media::{self, Compression};
@@ -16,6 +17,8 @@ pub struct PullOptions {
     pub max_concurrent: usize,
     /// Pull-through mirrors of the reference's registry, tried in order before it.
     pub mirrors: Vec<PullMirror>,
+    /// The policy the image must pass before anything of it is stored; `None`: none.
+    pub trust: Option<std::sync::Arc<TrustPolicy>>,
 }
 
 impl Default for PullOptions {
@@ -24,6 +27,7 @@ impl Default for PullOptions {
             platform: None,
             max_concurrent: 3,
             mirrors: Vec::new(),
+            trust: None,
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct PullOutcome {
     pub image_id: Digest,
     /// Nothing was downloaded and the tag already named this image.
     pub up_to_date: bool,
+    /// The signatures the policy verified (recorded in the store with the image).
+    pub verified: Vec<barge_trust::Verified>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,17 @@ pub enum PullError {
         reference: String,
         source: barge_oci::image::ConfigError,
     },
+    #[error(transparent)]
+    Signature(Box<SignatureError>),
+}
+
+impl From<SignatureError> for PullError {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::Registry(r) => PullError::Registry(r),
+            other => PullError::Signature(Box::new(other)),
+        }
+    }
 }
 
 impl From<RegistryError> for PullError {
@@ -144,10 +161,16 @@ fn pull_from(
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<PullOutcome, PullError> {
-    if let Some(outcome) = up_to_date(client, store, reference, source, opts)? {
+    if let Some(mut outcome) = up_to_date(client, store, reference, source, opts)? {
+        outcome.verified = check_policy(client, reference, source, &outcome.digest, opts)?;
+        if !outcome.verified.is_empty() {
+            record_signatures(store, reference, &outcome.verified)?;
+        }
         return Ok(outcome);
     }
     let resolved = resolve(client, source, opts, progress)?;
+    // Nothing of the image is stored before the policy accepts it.
+    let verified = check_policy(client, reference, source, &resolved.repo_digest, opts)?;
     let shown = reference
         .tag()
         .map(str::to_string)
@@ -174,12 +197,40 @@ fn pull_from(
         size,
     };
     let outcome = store.tag(reference, &resolved.manifest_desc, &meta)?;
+    if !verified.is_empty() {
+        record_signatures(store, reference, &verified)?;
+    }
     Ok(PullOutcome {
         reference: reference.clone(),
         digest: resolved.repo_digest,
         image_id: meta.image_id,
         up_to_date: !downloaded && outcome == TagOutcome::Unchanged,
+        verified,
     })
+}
+
+/// Runs the policy on the manifest `digest` that `reference` resolved to at `source`.
+fn check_policy(
+    client: &Client,
+    reference: &Reference,
+    source: &Reference,
+    digest: &Digest,
+    opts: &PullOptions,
+) -> Result<Vec<barge_trust::Verified>, PullError> {
+    let Some(policy) = &opts.trust else {
+        return Ok(Vec::new());
+    };
+    let decision = policy.check(reference, digest, &mut || fetch_signatures(client, source, digest))?;
+    Ok(decision.map(|d| d.verified).unwrap_or_default())
+}
+
+fn record_signatures(
+    store: &Store,
+    reference: &Reference,
+    verified: &[barge_trust::Verified],
+) -> Result<(), PullError> {
+    let digests: Vec<Digest> = verified.iter().map(|v| v.signature_digest.clone()).collect();
+    Ok(store.record_signatures(reference, &digests)?)
 }
 
 impl Resolved {
@@ -229,6 +280,7 @@ fn up_to_date(
         digest: repo_digest,
         image_id: entry.meta.image_id.clone(),
         up_to_date: true,
+        verified: Vec::new(),
     }))
 }
 

@@ -30,6 +30,8 @@ pub struct ImageDetails {
     pub size: u64,
     /// Size of each layer's content, in manifest order.
     pub layer_sizes: Vec<u64>,
+    /// Digests of the signatures a trust policy verified when the image was pulled.
+    pub verified_signatures: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,7 +114,11 @@ impl Store {
         let (config_raw, config) = self.manifest_and_config(&first.manifest.digest)?;
         let mut repo_tags = Vec::new();
         let mut repo_digests = BTreeSet::new();
+        let mut verified_signatures = BTreeSet::new();
         for e in &mine {
+            if let Some(list) = e.manifest.annotation(crate::ANN_SIGNATURES) {
+                verified_signatures.extend(list.split(',').map(str::to_string));
+            }
             let Some(r) = &e.reference else { continue };
             if r.tag().is_some() {
                 repo_tags.push(
@@ -138,6 +144,7 @@ impl Store {
             config,
             size: first.meta.size,
             layer_sizes,
+            verified_signatures: verified_signatures.into_iter().collect(),
         })
     }
 

@@ -18,6 +18,8 @@ pub const ANN_CREATED: &str = "org.opencontainers.image.created";
 pub const ANN_IMAGE_ID: &str = "dev.barge.image.id";
 pub const ANN_REPO_DIGEST: &str = "dev.barge.image.repo-digest";
 pub const ANN_SIZE: &str = "dev.barge.image.size";
+/// The digests (comma-separated) of the signatures a policy verified when the image was pulled.
+pub const ANN_SIGNATURES: &str = "dev.barge.image.verified-signatures";
 
 /// What barge records about an image alongside its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,27 @@ impl Store {
             }
             desc.annotations = Some(ann);
             rows.push(desc);
+            Ok(())
+        })
+    }
+
+    /// Records on the row of `reference` the signatures verified for it
+    /// (read back with [`ANN_SIGNATURES`]); none removes the record.
+    pub fn record_signatures(&self, reference: &Reference, signatures: &[Digest]) -> Result<(), StoreError> {
+        let name = reference.to_string();
+        let list: Vec<String> = signatures.iter().map(Digest::to_string).collect();
+        self.update_index(|rows| {
+            for d in rows
+                .iter_mut()
+                .filter(|d| d.annotation(ANN_REF_NAME) == Some(name.as_str()))
+            {
+                let ann = d.annotations.get_or_insert_with(BTreeMap::new);
+                if list.is_empty() {
+                    ann.remove(ANN_SIGNATURES);
+                } else {
+                    ann.insert(ANN_SIGNATURES.to_string(), list.join(","));
+                }
+            }
             Ok(())
         })
     }

@@ -37,7 +37,7 @@ pub use fsutil::LockGuard;
 pub use graph::{Graph, ImageNode, LayerNode};
 pub use gunzip::Gunzip;
 pub use images::{ImageDetails, PruneReport, RemoveEvent};
-pub use index::{ImageEntry, ImageMeta, TagOutcome};
+pub use index::{ImageEntry, ImageMeta, TagOutcome, ANN_SIGNATURES};
 pub use layout::{Layout, LayoutError};
 pub use limits::LayerLimits;
 pub use snapshots::{SnapshotBuilder, SnapshotInfo};

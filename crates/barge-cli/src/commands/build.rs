@@ -34,6 +34,7 @@ impl BaseImages for Bases<'_> {
                 .settings()
                 .map_err(|f| f.to_string())?
                 .mirrors_for(reference.registry()),
+            trust: Some(self.env.trust().map_err(|f| f.to_string())?),
             ..Default::default()
         };
         let outcome =

@@ -48,6 +48,7 @@ fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
     let opts = barge_engine::PullOptions {
         platform,
         mirrors: env.settings()?.mirrors_for(reference.registry()),
+        trust: Some(env.trust()?),
         ..Default::default()
     };
     let outcome = barge_engine::pull(&client, &store, &reference, &opts, &printer)

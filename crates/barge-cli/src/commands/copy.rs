@@ -69,6 +69,7 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
         all: a.all.then_some(true),
         platform,
         max_concurrent: 3,
+        trust: Some(env.trust()?),
     };
     let printer = Printer::new(a.quiet);
     let outcome = barge_engine::copy(source.as_ref(), dest.as_ref(), &opts, &printer).context(what)?;

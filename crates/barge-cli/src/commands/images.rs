@@ -615,6 +615,9 @@ fn inspect_json(d: &barge_store::ImageDetails) -> Value {
     if let (Some(variant), Some(obj)) = (&d.config.variant, v.as_object_mut()) {
         obj.insert("Variant".into(), Value::String(variant.clone()));
     }
+    if let (false, Some(obj)) = (d.verified_signatures.is_empty(), v.as_object_mut()) {
+        obj.insert("VerifiedSignatures".into(), json!(d.verified_signatures));
+    }
     v
 }
 

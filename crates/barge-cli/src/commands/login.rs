@@ -32,7 +32,7 @@ fn api_host(registry: &str) -> &str {
 }
 
 /// Reads a line from the terminal, without echo for secrets.
-fn prompt(label: &str, echo: bool) -> std::io::Result<String> {
+pub(super) fn prompt(label: &str, echo: bool) -> std::io::Result<String> {
     let mut tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
     write!(tty, "{label}")?;
     tty.flush()?;
@@ -55,7 +55,7 @@ fn prompt(label: &str, echo: bool) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn interactive() -> bool {
+pub(super) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
 

@@ -67,6 +67,7 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
         verify: a.verify,
         parallel_images: a.jobs as usize,
         max_concurrent: 3,
+        trust: Some(env.trust()?),
     };
     let results = mirror::mirror_all(&client, &jobs, &opts, &record, &report);
     if let Err(e) = record.save() {

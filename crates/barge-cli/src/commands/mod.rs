@@ -8,6 +8,7 @@ mod login;
 mod mirror;
 mod network;
 mod pull;
+mod trust;
 
 pub use login::credential_helper;
 
@@ -79,6 +80,16 @@ impl Env {
         Ok(nets)
     }
 
+    /// The trust policy: `$BARGE_CONFIG/policy.json`, else /etc/containers/policy.json
+    /// (none: accept anything), with registries.d from the same places.
+    pub fn trust(&self) -> Result<Arc<barge_engine::trust::TrustPolicy>, Failure> {
+        let dir = crate::settings::config_dir();
+        let policy = barge_trust::policy_path(&dir);
+        let policy = barge_engine::trust::TrustPolicy::load(policy.as_deref(), &barge_trust::registries_d_path(&dir))
+            .context(|| "reading the trust policy".to_string())?;
+        Ok(Arc::new(policy))
+    }
+
     pub fn settings(&self) -> Result<&crate::settings::Settings, Failure> {
         if let Some(s) = self.settings.get() {
             return Ok(s);
@@ -147,6 +158,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&env, &a),
         Command::Port(a) => containers::port(&env, &a),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
+        Command::GenerateKey(a) => trust::generate_key(&a),
+        Command::Sign(a) => trust::sign(&env, &a),
+        Command::Verify(a) => trust::verify(&env, &a),
     }
 }
 

@@ -17,6 +17,7 @@ pub fn pull(env: &Env, a: &PullArgs) -> Result<i32, Failure> {
         platform,
         max_concurrent: a.max_concurrent_downloads as usize,
         mirrors: env.settings()?.mirrors_for(reference.registry()),
+        trust: Some(env.trust()?),
     };
     let outcome = barge_engine::pull(&client, &store, &reference, &opts, &printer)
         .context(|| format!("pulling {}", reference.familiar()))?;

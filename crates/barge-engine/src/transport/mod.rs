@@ -161,6 +161,10 @@ pub trait Source: Sync {
     fn registry(&self) -> Option<&Reference> {
         None
     }
+    /// The cosign signatures stored for manifest `digest`, where the transport keeps any.
+    fn signatures(&self, _digest: &Digest) -> Result<Option<crate::trust::SignatureSet>, CopyError> {
+        Ok(None)
+    }
     /// Tags the image carries, for destinations that record names (archives, the store).
     fn names(&self) -> Vec<Reference> {
         Vec::new()
@@ -182,6 +186,10 @@ pub trait Destination: Sync {
     }
     /// Stores a manifest; `top` is the one the destination reference names.
     fn put_manifest(&self, manifest: &Fetched, top: bool, names: &[Reference]) -> Result<(), CopyError>;
+    /// Stores signatures beside the image, where the transport keeps any (registries do).
+    fn put_signatures(&self, _signatures: &crate::trust::SignatureSet) -> Result<(), CopyError> {
+        Ok(())
+    }
     /// Only a single-platform image fits (docker archives).
     fn single_platform(&self) -> bool {
         false

@@ -27,6 +27,10 @@ impl Source for RegistrySource<'_> {
     fn registry(&self) -> Option<&Reference> {
         Some(&self.reference)
     }
+
+    fn signatures(&self, digest: &Digest) -> Result<Option<crate::trust::SignatureSet>, CopyError> {
+        Ok(crate::trust::fetch_signatures(self.client, &self.reference, digest)?)
+    }
 }
 
 pub struct RegistryDestination<'c> {
@@ -69,5 +73,9 @@ impl Destination for RegistryDestination<'_> {
         self.client
             .put_manifest(&self.reference, &key, &m.media_type, &m.bytes)?;
         Ok(())
+    }
+
+    fn put_signatures(&self, signatures: &crate::trust::SignatureSet) -> Result<(), CopyError> {
+        Ok(crate::trust::put_signatures(self.client, &self.reference, signatures)?)
     }
 }
