@@ -333,7 +333,8 @@ fn read_log(net: &UserNet) -> String {
 
 /// The tool exited before it was ready: its status and what it said.
 fn exited(net: &mut UserNet) -> UserNetError {
-    let status = net.child.as_mut().and_then(|c| c.wait().ok());
+    // Taken and reaped: its PID may be reused, so it must not be signalled.
+    let status = net.child.take().and_then(|mut c| c.wait().ok());
     let mut detail = read_log(net);
     if detail.is_empty() {
         detail = match status {
