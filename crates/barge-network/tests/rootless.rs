@@ -232,68 +232,56 @@ fn no_host_loopback(tool: Tool) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused", "{tool}");
 }
 
-#[test]
-fn pasta_gives_outbound_access_and_publishes_ports() {
-    as_user("pasta", "user_pasta_outbound_and_published");
+/// A test as root that runs `$inner` (ignored, the scenario with the
+/// tool) as the unprivileged user.
+macro_rules! as_user_test {
+    ($outer:ident, $inner:ident, $tool:expr, $scenario:ident) => {
+        #[test]
+        fn $outer() {
+            as_user($tool.program(), stringify!($inner));
+        }
+
+        #[test]
+        #[ignore = "run as the unprivileged user by its test without the user_ prefix"]
+        fn $inner() {
+            $scenario($tool);
+        }
+    };
 }
 
-#[test]
-fn slirp4netns_gives_outbound_access_and_publishes_ports() {
-    as_user("slirp4netns", "user_slirp4netns_outbound_and_published");
-}
-
-#[test]
-fn pasta_low_port_fails_saying_why() {
-    as_user("pasta", "user_pasta_low_port");
-}
-
-#[test]
-fn slirp4netns_low_port_fails_saying_why() {
-    as_user("slirp4netns", "user_slirp4netns_low_port");
-}
-
-#[test]
-fn pasta_host_loopback_can_be_closed() {
-    as_user("pasta", "user_pasta_no_host_loopback");
-}
-
-#[test]
-fn slirp4netns_host_loopback_can_be_closed() {
-    as_user("slirp4netns", "user_slirp4netns_no_host_loopback");
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by pasta_gives_outbound_access_and_publishes_ports"]
-fn user_pasta_outbound_and_published() {
-    outbound_and_published(Tool::Pasta);
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by slirp4netns_gives_outbound_access_and_publishes_ports"]
-fn user_slirp4netns_outbound_and_published() {
-    outbound_and_published(Tool::Slirp4netns);
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by pasta_low_port_fails_saying_why"]
-fn user_pasta_low_port() {
-    low_port_explained(Tool::Pasta);
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by slirp4netns_low_port_fails_saying_why"]
-fn user_slirp4netns_low_port() {
-    low_port_explained(Tool::Slirp4netns);
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by pasta_host_loopback_can_be_closed"]
-fn user_pasta_no_host_loopback() {
-    no_host_loopback(Tool::Pasta);
-}
-
-#[test]
-#[ignore = "run as the unprivileged user by slirp4netns_host_loopback_can_be_closed"]
-fn user_slirp4netns_no_host_loopback() {
-    no_host_loopback(Tool::Slirp4netns);
-}
+as_user_test!(
+    pasta_gives_outbound_access_and_publishes_ports,
+    user_pasta_gives_outbound_access_and_publishes_ports,
+    Tool::Pasta,
+    outbound_and_published
+);
+as_user_test!(
+    slirp4netns_gives_outbound_access_and_publishes_ports,
+    user_slirp4netns_gives_outbound_access_and_publishes_ports,
+    Tool::Slirp4netns,
+    outbound_and_published
+);
+as_user_test!(
+    pasta_low_port_fails_saying_why,
+    user_pasta_low_port_fails_saying_why,
+    Tool::Pasta,
+    low_port_explained
+);
+as_user_test!(
+    slirp4netns_low_port_fails_saying_why,
+    user_slirp4netns_low_port_fails_saying_why,
+    Tool::Slirp4netns,
+    low_port_explained
+);
+as_user_test!(
+    pasta_host_loopback_can_be_closed,
+    user_pasta_host_loopback_can_be_closed,
+    Tool::Pasta,
+    no_host_loopback
+);
+as_user_test!(
+    slirp4netns_host_loopback_can_be_closed,
+    user_slirp4netns_host_loopback_can_be_closed,
+    Tool::Slirp4netns,
+    no_host_loopback
+);
