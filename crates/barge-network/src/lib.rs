@@ -17,15 +17,20 @@
 //! it when the container stops or is removed; [`prune`] removes what a
 //! crash left behind.
 //!
+//! A user without privileges gets no bridge: [`usermode`] gives the
+//! container's namespace a user-mode network instead (pasta or
+//! slirp4netns, outbound access and published ports).
+//!
 //! It is not for containers' records: a container is an [`Endpoint`] (its
 //! directory, ID and hostname), and what the network must know of the
 //! others (is a lease's holder alive, what are its names) it asks the
 //! caller's [`Members`]. `barge-runtime` passes both. Its `unsafe` is
 //! confined to what rustix does not wrap safely: `unshare(CLONE_NEWNET)`
-//! for a thread.
+//! for a thread, and handing slirp4netns its two pipes (`pre_exec`).
 
 pub mod netlink;
 pub mod ports;
+pub mod usermode;
 
 use barge_records::{read_json, write_json, RecordError};
 use serde::{Deserialize, Serialize};
