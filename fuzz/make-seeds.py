@@ -272,6 +272,13 @@ def signatures():
         {"critical": {"identity": {"docker-reference": "a/b"},
                       "image": {"docker-manifest-digest": "sha512:00"},
                       "type": "atomic container signature"}},
+        # Numbers that a fast, not correctly rounded parser reads back as a
+        # neighbouring double (a fuzzer finding).
+        {"critical": {"identity": {"docker-reference": "quay.io/team/app"},
+                      "image": {"docker-manifest-digest": digest},
+                      "type": "cosign container image signature"},
+         "optional": {"creator": "containers/image", "n": 1.7006666666666667e69,
+                      "m": 2.2250738585072011e-308}},
     ]
     for i, p in enumerate(payloads):
         write("signature_payload", "%02d-payload.json" % i, json.dumps(p, separators=(",", ":")))
