@@ -2,7 +2,6 @@
 //! durations, and `--format` templates (a subset of Go's text/template).
 
 use serde_json::Value;
-use std::fmt::Write as _;
 
 /// Aligns tab-separated lines as Go's tabwriter does in docker
 /// (minimum width 10, padding 3; the last cell of a line is not padded).
@@ -188,37 +187,16 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("template parsing error: {0}")]
-pub struct TemplateError(String);
+pub use barge_template::TemplateError;
 
-/// A parsed `--format` template.
+/// A parsed `--format` template: Go's text/template (barge-template) with
+/// the docker CLI's `table` directive and `\t`/`\n` escapes.
 #[derive(Debug, Clone)]
 pub struct Template {
-    parts: Vec<Part>,
+    inner: barge_template::Template,
     /// Started with `table`: print a header row and align columns.
     pub table: bool,
 }
-
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Action(Expr),
-}
-
-#[derive(Debug, Clone)]
-enum Expr {
-    Field(Vec<String>),
-    Str(String),
-    Num(i64),
-    Call(String, Vec<Expr>),
-    /// `a | f x`: the value of each stage is the last argument of the next.
-    Pipe(Vec<Expr>),
-}
-
-const FUNCS: [&str; 9] = [
-    "json", "upper", "lower", "title", "truncate", "join", "index", "len", "println",
-];
 
 impl Template {
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
@@ -227,310 +205,44 @@ impl Template {
             _ => (false, src),
         };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
-        let mut parts = Vec::new();
-        let mut rest = body.as_str();
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_string()));
-            }
-            let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| TemplateError(format!("unclosed action in {src:?}")))?;
-            let inner = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
-            parts.push(Part::Action(parse_expr(inner)?));
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Ok(Template { parts, table })
+        Ok(Template {
+            inner: barge_template::Template::parse(&body)?,
+            table,
+        })
     }
 
     /// The template applied to `v`, whose strings (image configs, labels,
     /// commands: text a registry chose) are [`sanitized`] first.
     pub fn render(&self, v: &Value) -> Result<String, TemplateError> {
-        let v = &sanitized(v);
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Action(e) => out.push_str(&display(&eval(e, v)?)),
-            }
-        }
-        Ok(out)
+        self.inner.render(&sanitized(v))
     }
 
     /// The top-level fields the template reads (`Repository` of
     /// `{{.Repository}}`); `None` when it reads the whole value (`{{json .}}`).
     pub fn fields(&self) -> Option<std::collections::BTreeSet<String>> {
-        fn walk(e: &Expr, out: &mut std::collections::BTreeSet<String>) -> bool {
-            match e {
-                Expr::Field(path) => match path.first() {
-                    Some(f) => {
-                        out.insert(f.clone());
-                        true
-                    }
-                    None => false,
-                },
-                Expr::Call(_, args) | Expr::Pipe(args) => args.iter().all(|a| walk(a, out)),
-                Expr::Str(_) | Expr::Num(_) => true,
-            }
-        }
-        let mut out = std::collections::BTreeSet::new();
-        for p in &self.parts {
-            if let Part::Action(e) = p {
-                if !walk(e, &mut out) {
-                    return None;
-                }
-            }
-        }
-        Some(out)
+        self.inner.root_fields()
     }
 
-    /// The header row of a `table` template: each field replaced by its column name.
+    /// The header row of a `table` template, as docker makes it: the
+    /// template applied to a value whose every field read is its column name.
     pub fn header(&self, name_of: &dyn Fn(&str) -> String) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Action(e) => out.push_str(&header_of(e, name_of)),
+        let mut names = Value::Object(serde_json::Map::new());
+        for path in self.inner.root_paths().unwrap_or_default() {
+            let Some((last, parents)) = path.split_last() else {
+                continue;
+            };
+            let mut cur = &mut names;
+            for p in parents {
+                let Value::Object(m) = cur else { break };
+                cur = m
+                    .entry(p.clone())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            }
+            if let Value::Object(m) = cur {
+                m.insert(last.clone(), Value::String(name_of(last)));
             }
         }
-        out
-    }
-}
-
-fn header_of(e: &Expr, name_of: &dyn Fn(&str) -> String) -> String {
-    match e {
-        Expr::Field(path) => path.last().map(|f| name_of(f)).unwrap_or_default(),
-        Expr::Call(_, args) => args.first().map(|a| header_of(a, name_of)).unwrap_or_default(),
-        Expr::Pipe(stages) => stages.first().map(|a| header_of(a, name_of)).unwrap_or_default(),
-        Expr::Str(_) | Expr::Num(_) => String::new(),
-    }
-}
-
-fn tokenize(s: &str) -> Result<Vec<String>, TemplateError> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '"' {
-            chars.next();
-            let mut tok = String::from("\"");
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some(n) = chars.next() {
-                            tok.push(match n {
-                                'n' => '\n',
-                                't' => '\t',
-                                other => other,
-                            });
-                        }
-                    }
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    c => tok.push(c),
-                }
-            }
-            if !closed {
-                return Err(TemplateError(format!("unterminated string in {s:?}")));
-            }
-            out.push(tok);
-        } else {
-            let mut tok = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                tok.push(c);
-                chars.next();
-            }
-            out.push(tok);
-        }
-    }
-    Ok(out)
-}
-
-fn parse_atom(tok: &str) -> Result<Expr, TemplateError> {
-    if let Some(s) = tok.strip_prefix('"') {
-        return Ok(Expr::Str(s.to_string()));
-    }
-    if tok == "." {
-        return Ok(Expr::Field(Vec::new()));
-    }
-    if let Some(path) = tok.strip_prefix('.') {
-        return Ok(Expr::Field(path.split('.').map(str::to_string).collect()));
-    }
-    if let Ok(n) = tok.parse::<i64>() {
-        return Ok(Expr::Num(n));
-    }
-    Err(TemplateError(format!("function {tok:?} not defined")))
-}
-
-fn parse_expr(s: &str) -> Result<Expr, TemplateError> {
-    let stages = split_pipes(s);
-    if stages.len() > 1 {
-        return Ok(Expr::Pipe(
-            stages.iter().map(|st| parse_command(st)).collect::<Result<_, _>>()?,
-        ));
-    }
-    parse_command(s)
-}
-
-/// Splits on `|` outside string literals.
-fn split_pipes(s: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut in_str = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        match c {
-            '|' if !in_str => out.push(String::new()),
-            c => {
-                if in_str && c == '\\' && !escaped {
-                    escaped = true;
-                } else {
-                    if c == '"' && !escaped {
-                        in_str = !in_str;
-                    }
-                    escaped = false;
-                }
-                if let Some(last) = out.last_mut() {
-                    last.push(c);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn parse_command(s: &str) -> Result<Expr, TemplateError> {
-    let toks = tokenize(s)?;
-    let Some(first) = toks.first() else {
-        return Err(TemplateError("missing value for command".into()));
-    };
-    if FUNCS.contains(&first.as_str()) {
-        let args = toks[1..].iter().map(|t| parse_atom(t)).collect::<Result<Vec<_>, _>>()?;
-        return Ok(Expr::Call(first.clone(), args));
-    }
-    if toks.len() > 1 {
-        return Err(TemplateError(format!("can't give argument to non-function {first}")));
-    }
-    parse_atom(first)
-}
-
-fn eval(e: &Expr, v: &Value) -> Result<Value, TemplateError> {
-    Ok(match e {
-        Expr::Str(s) => Value::String(s.clone()),
-        Expr::Num(n) => Value::from(*n),
-        Expr::Field(path) => {
-            let mut cur = v;
-            for f in path {
-                match cur.get(f) {
-                    Some(next) => cur = next,
-                    None if cur.is_object() => return Ok(Value::Null),
-                    None => return Err(TemplateError(format!("can't evaluate field {f}"))),
-                }
-            }
-            cur.clone()
-        }
-        Expr::Pipe(stages) => {
-            let mut acc: Option<Value> = None;
-            for st in stages {
-                acc = Some(match (st, acc.take()) {
-                    (Expr::Call(name, args), Some(prev)) => call(name, args, Some(prev), v)?,
-                    (other, None) => eval(other, v)?,
-                    (_, Some(_)) => return Err(TemplateError("only functions can follow a pipe".into())),
-                });
-            }
-            acc.unwrap_or(Value::Null)
-        }
-        Expr::Call(name, args) => call(name, args, None, v)?,
-    })
-}
-
-fn call(name: &str, args: &[Expr], piped: Option<Value>, v: &Value) -> Result<Value, TemplateError> {
-    let mut a: Vec<Value> = args.iter().map(|x| eval(x, v)).collect::<Result<_, _>>()?;
-    a.extend(piped);
-    let arg = |i: usize| {
-        a.get(i)
-            .cloned()
-            .ok_or_else(|| TemplateError(format!("wrong number of args for {name}")))
-    };
-    Ok({
-        {
-            match name {
-                "json" => Value::String(serde_json::to_string(&arg(0)?).unwrap_or_default()),
-                "upper" => Value::String(display(&arg(0)?).to_uppercase()),
-                "lower" => Value::String(display(&arg(0)?).to_lowercase()),
-                "title" => {
-                    let s = display(&arg(0)?);
-                    let mut c = s.chars();
-                    Value::String(
-                        c.next()
-                            .map(|f| f.to_uppercase().chain(c).collect())
-                            .unwrap_or_default(),
-                    )
-                }
-                "truncate" => {
-                    let n = arg(1)?.as_u64().unwrap_or(0) as usize;
-                    Value::String(display(&arg(0)?).chars().take(n).collect())
-                }
-                "join" => {
-                    let sep = display(&arg(1)?);
-                    match arg(0)? {
-                        Value::Array(items) => Value::String(items.iter().map(display).collect::<Vec<_>>().join(&sep)),
-                        other => Value::String(display(&other)),
-                    }
-                }
-                "index" => {
-                    let key = arg(1)?;
-                    match (arg(0)?, key) {
-                        (Value::Object(m), Value::String(k)) => m.get(&k).cloned().unwrap_or(Value::Null),
-                        (Value::Array(items), Value::Number(n)) => items
-                            .get(n.as_u64().unwrap_or(u64::MAX) as usize)
-                            .cloned()
-                            .unwrap_or(Value::Null),
-                        _ => Value::Null,
-                    }
-                }
-                "len" => Value::from(match arg(0)? {
-                    Value::Array(a) => a.len(),
-                    Value::Object(m) => m.len(),
-                    Value::String(s) => s.len(),
-                    _ => 0,
-                }),
-                "println" => Value::String(format!("{}\n", a.iter().map(display).collect::<Vec<_>>().join(" "))),
-                other => return Err(TemplateError(format!("function {other:?} not defined"))),
-            }
-        }
-    })
-}
-
-/// How Go's templates print a value.
-fn display(v: &Value) -> String {
-    match v {
-        Value::Null => "<no value>".into(),
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(display).collect::<Vec<_>>().join(" ")),
-        Value::Object(m) => {
-            let mut s = String::from("map[");
-            for (i, (k, v)) in m.iter().enumerate() {
-                if i > 0 {
-                    s.push(' ');
-                }
-                let _ = write!(s, "{k}:{}", display(v));
-            }
-            s.push(']');
-            s
-        }
+        self.inner.render(&names).unwrap_or_default()
     }
 }
 

@@ -129,6 +129,14 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         alpha_ip.starts_with(&subnet[..subnet.len() - 4]),
         "{alpha_ip} in {subnet}"
     );
+    // The idiom docker's documentation gives, through Go's text/template.
+    let idiom = "{{range $name, $n := .NetworkSettings.Networks}}{{$name}} {{$n.IPAddress}}{{end}}";
+    assert_eq!(
+        b.ok(&["inspect", "-f", idiom, "alpha"]).trim(),
+        format!("{net} {alpha_ip}")
+    );
+    let idiom = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
+    assert_eq!(b.ok(&["inspect", "-f", idiom, "alpha"]).trim(), alpha_ip);
     let by_name = b.ok(&[
         "exec",
         "beta",
