@@ -216,6 +216,14 @@ impl AuthStore {
         })
     }
 
+    /// A top-level string setting of the docker config file that is not a
+    /// credential: `psFormat`, `imagesFormat` (the docker CLI's defaults for
+    /// `--format`). `None` when unset or not a string.
+    pub fn cli_setting(&self, key: &str) -> Result<Option<String>, AuthError> {
+        let doc = file::read(&self.path)?;
+        Ok(doc.get(key).and_then(|v| v.as_str()).map(str::to_string))
+    }
+
     /// The stored user name for a registry.
     pub fn username(&self, registry: &str) -> Result<Option<String>, AuthError> {
         Ok(self.lookup(registry)?.and_then(|c| c.username().map(str::to_string)))

@@ -619,6 +619,16 @@ fn ps_filters_formats_and_prune() {
     );
     let e = b.fails(&["ps", "--filter", "colour=red"]);
     assert!(e.contains("invalid filter"), "{e}");
+    // psFormat in docker's config.json is the default; --format wins.
+    std::fs::create_dir_all(b.docker_config()).unwrap();
+    std::fs::write(
+        b.docker_config().join("config.json"),
+        r#"{"psFormat":"{{.Names}}:{{if eq .State \"running\"}}up{{else}}down{{end}}"}"#,
+    )
+    .unwrap();
+    assert_eq!(b.ok(&["ps"]), "live:up\n");
+    assert_eq!(b.ok(&["ps", "--format", "{{.Names}}"]), "live\n");
+    std::fs::remove_file(b.docker_config().join("config.json")).unwrap();
 
     // prune: "n" keeps everything; label filter; then all stopped ones.
     let o = b.run_with_stdin(&["container", "prune"], "n\n");

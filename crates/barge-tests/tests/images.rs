@@ -91,6 +91,38 @@ fn images_lists_tags_with_docker_columns_formats_and_filters() {
     assert!(err.contains("invalid filter 'colour'"), "{err}");
     let err = b.fails(&["images", "--format", "{{.Repository"]);
     assert!(err.contains("template"), "{err}");
+    // Go's text/template as docker users write it: conditions, printf, a
+    // table header made from the fields read through functions.
+    let go = "{{if eq .Tag \"x\"}}{{printf \"%-6s\" .Tag}}|{{else}}{{.Tag | printf \"<%s>\"}}{{end}}";
+    let tags = lines(&b.ok(&["images", "--filter", "reference=*:x", "--format", go]));
+    assert_eq!(tags, ["x     |"]);
+    let table = b.ok(&[
+        "images",
+        "--filter",
+        "reference=alpha",
+        "--format",
+        "table {{lower .Repository}}\t{{.Tag | printf \"%q\"}}",
+    ]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].starts_with("repository") && rows[0].contains("\"TAG\""),
+        "{table}"
+    );
+    assert!(rows[1].ends_with("\"2\""), "{table}");
+    // docker's config.json sets the default format; --format still wins.
+    std::fs::create_dir_all(b.docker_config()).unwrap();
+    std::fs::write(b.docker_config().join("config.json"), r#"{"imagesFormat":"{{.Tag}}!"}"#).unwrap();
+    assert_eq!(lines(&b.ok(&["images", "--filter", "reference=*:x"])), ["x!"]);
+    assert_eq!(
+        lines(&b.ok(&["images", "--filter", "reference=*:x", "--format", "{{.Tag}}"])),
+        ["x"]
+    );
+    std::fs::write(b.docker_config().join("config.json"), "{not json").unwrap();
+    let out = b.run(&["images", "--filter", "reference=*:x"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("WARNING: Error loading config file"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("REPOSITORY"));
 }
 
 #[test]

@@ -524,7 +524,8 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     } else {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     };
-    match a.format.as_deref() {
+    let format = env.format_or_default(a.format.as_deref(), "psFormat");
+    match format.as_deref() {
         Some("json") => {
             for v in &values {
                 println!("{}", crate::format::sanitized(v));

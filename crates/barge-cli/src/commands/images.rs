@@ -236,8 +236,9 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
+    let format = env.format_or_default(a.format.as_deref(), "imagesFormat");
     // Only what the template shows is formatted.
-    let fields = match a.format.as_deref() {
+    let fields = match format.as_deref() {
         Some("json") => None,
         None | Some("table") => Template::parse(default).ok().and_then(|t| t.fields()),
         Some(f) => Template::parse(f).ok().and_then(|t| t.fields()),
@@ -253,7 +254,7 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
             r.to_json(s, fields.as_ref())
         })
         .collect();
-    print_rows(&values, a.format.as_deref(), default, &image_header)?;
+    print_rows(&values, format.as_deref(), default, &image_header)?;
     // The process ends now: freeing tens of thousands of small allocations
     // one by one would only cost time.
     std::mem::forget((values, rows, entries));

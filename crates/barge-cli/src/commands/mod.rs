@@ -60,6 +60,22 @@ impl Env {
         barge_auth::AuthStore::locate(self.config_dir.as_deref())
     }
 
+    /// `--format` as given, else the docker config's default for the
+    /// command (`psFormat`, `imagesFormat`), as the docker CLI takes it. A
+    /// config file that cannot be read is a warning, as docker makes it.
+    pub fn format_or_default(&self, given: Option<&str>, key: &str) -> Option<String> {
+        if let Some(f) = given {
+            return Some(f.to_string());
+        }
+        match self.auth().cli_setting(key) {
+            Ok(f) => f.filter(|f| !f.is_empty()),
+            Err(e) => {
+                eprintln!("WARNING: Error loading config file: {e}");
+                None
+            }
+        }
+    }
+
     /// The store's networks, with the default bridge as barge.json sets it.
     /// A setting that cannot take effect yet (containers run on the bridge)
     /// is a warning: `ps`, `stop` and the rest must keep working.
