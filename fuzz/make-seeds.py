@@ -362,6 +362,24 @@ def trust_configs():
           "  'quay.io':\n    use-sigstore-attachments: false\n")
 
 
+def templates():
+    data = {"Name": "/web", "State": {"Status": "running", "Pid": 42},
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "10.88.0.5"}}},
+            "Config": {"Env": ["A=1"], "Labels": {"a": "b"}, "Entrypoint": None}, "Size": 1.5}
+    templates = [
+        "{{.Name}} {{.State.Status}}",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{else}}none{{end}}",
+        "{{if and .State.Pid (eq .State.Status \"running\")}}up{{else if .Name}}x{{end}}",
+        "{{with $e := .Config.Env}}{{join $e \",\"}}{{end}} {{json .Config}}",
+        "{{printf \"%-10s|%5.2f|%q\" .Name .Size (index .Config.Env 0)}}",
+        "{{- /* c */ -}} {{ (split .Name \"/\") | len }} {{slice .Name 1}} {{title (lower .Name)}}",
+        "{{range 3}}{{if eq . 1}}{{continue}}{{end}}{{.}}{{end}}",
+    ]
+    for i, t in enumerate(templates):
+        write("template", "%02d-template" % i, t + "\0" + json.dumps(data))
+
+
 references()
 challenges()
 manifests()
@@ -370,3 +388,4 @@ layers()
 signatures()
 keys()
 trust_configs()
+templates()
