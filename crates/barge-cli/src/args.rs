@@ -241,8 +241,10 @@ pub enum ContainerCommand {
 #[derive(Debug, Subcommand)]
 pub enum ContainerVerb {
     /// Create and run a new container from an image
+    #[command(override_usage = "barge run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Create a new container
+    #[command(override_usage = "barge create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(RunArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -257,6 +259,7 @@ pub enum ContainerVerb {
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Execute a command in a running container
+    #[command(override_usage = "barge exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
@@ -396,10 +399,27 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short, long)]
     pub quiet: bool,
-    pub image: String,
-    /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    /// The image, then the command and its arguments: everything after
+    /// IMAGE is the container's (`run IMAGE -l` passes `-l` to it), so it
+    /// is one list whose first value ends barge's options.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    argv: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn image(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    pub fn command(&self) -> &[String] {
+        self.argv.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -481,14 +501,26 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
-    pub container: String,
+    /// The container, then the command and its arguments: everything
+    /// after CONTAINER is the command's (`exec c ls -l`).
     #[arg(
         required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "CONTAINER COMMAND [ARG...]"
     )]
-    pub command: Vec<String>,
+    argv: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn container(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+
+    pub fn command(&self) -> &[String] {
+        self.argv.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -916,3 +916,48 @@ fn options_are_checked_before_any_pull() {
         }
     }
 }
+
+#[test]
+fn everything_after_the_image_or_container_is_the_commands() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let each = "for a; do echo \"[$a]\"; done";
+    // Flags of barge's own (-l, -e, --rm, --cpu-shares) after IMAGE are the
+    // command's; before IMAGE they are barge's.
+    let out = b.ok(&[
+        "run", "--rm", "-e", "X=1", &image, "sh", "-c", each, "sh", "-l", "-e", "--rm", "-c",
+    ]);
+    assert_eq!(out, "[-l]\n[-e]\n[--rm]\n[-c]\n");
+    let out = b.ok(&["run", "--rm", "--entrypoint", "sh", &image, "-c", "echo hi $X"]);
+    assert_eq!(out, "hi\n");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "X=1",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "echo $X",
+    ]);
+    assert_eq!(out, "1\n");
+    let ls = b.ok(&["run", "--rm", "--entrypoint", "ls", &image, "-ld", "/"]);
+    assert!(ls.starts_with('d') && ls.trim_end().ends_with(" /"), "{ls}");
+    // `IMAGE --help` runs `--help` in the container, as docker does.
+    let o = b.run(&["run", "--rm", &image, "--help"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--help"), "{o:?}");
+    let id = b.ok(&["create", &image, "sh", "-c", each, "sh", "-a", "-t"]);
+    let o = b.ok(&["start", "-a", id.trim()]);
+    assert_eq!(o, "[-a]\n[-t]\n");
+
+    b.ok(&["run", "-d", "--name", "argv", &image, "sleep", "300"]);
+    let out = b.ok(&["exec", "argv", "sh", "-c", each, "sh", "-d", "-e", "X", "-w", "/x"]);
+    assert_eq!(out, "[-d]\n[-e]\n[X]\n[-w]\n[/x]\n");
+    let out = b.ok(&["exec", "-e", "Y=2", "argv", "sh", "-c", "echo $Y"]);
+    assert_eq!(out, "2\n");
+    let e = b.fails(&["exec", "argv"]);
+    assert!(e.contains("\"barge exec\" requires at least 2 arguments"), "{e}");
+    let e = b.fails(&["run"]);
+    assert!(e.contains("IMAGE"), "{e}");
+}

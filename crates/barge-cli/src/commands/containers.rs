@@ -26,7 +26,7 @@ fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
 /// The image to run: from the store, pulled first when missing (or always).
 fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
     let store = env.store().map_err(|f| f.with_code(125))?;
-    let found = store.find_image(&a.image);
+    let found = store.find_image(a.image());
     let must_pull = match (a.pull.as_str(), &found) {
         ("always", _) => true,
         ("never", _) => false,
@@ -36,8 +36,8 @@ fn image_for_run(env: &Env, a: &RunArgs) -> Result<Digest, Failure> {
     if !must_pull {
         return found.context(String::new).map_err(|f| f.with_code(125));
     }
-    let reference = Reference::parse_default_tag(&a.image)
-        .context(|| format!("running {}", a.image))
+    let reference = Reference::parse_default_tag(a.image())
+        .context(|| format!("running {}", a.image()))
         .map_err(|f| f.with_code(125))?;
     if found.is_err() && !a.quiet {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
@@ -75,7 +75,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         user: a.user.clone(),
         hostname: a.hostname.clone(),
         entrypoint: a.entrypoint.clone(),
-        cmd: a.command.clone(),
+        cmd: a.command().to_vec(),
         labels: a.label.clone(),
         network: a.network.as_deref().map(|n| match n {
             "host" => Network::Host,
@@ -133,8 +133,8 @@ fn new_container(env: &Env, a: &RunArgs) -> Result<(Runtime, Container), Failure
     let image_id = image_for_run(env, a)?;
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
-        .create(&image_id, &a.image, &opts)
-        .map_err(|e| fail(format!("creating a container of {}", a.image), e))?;
+        .create(&image_id, a.image(), &opts)
+        .map_err(|e| fail(format!("creating a container of {}", a.image()), e))?;
     Ok((rt, c))
 }
 
@@ -341,10 +341,15 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
 }
 
 pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
+    if a.command().is_empty() {
+        return Err(Failure::msg(
+            "\"barge exec\" requires at least 2 arguments: CONTAINER COMMAND [ARG...]",
+        ));
+    }
     let rt = runtime(env)?;
-    let c = find(&rt, &a.container)?;
+    let c = find(&rt, a.container())?;
     let o = ExecOptions {
-        args: a.command.clone(),
+        args: a.command().to_vec(),
         env: a.env.clone(),
         user: a.user.clone(),
         workdir: a.workdir.clone(),
