@@ -505,7 +505,7 @@ pub struct ExecArgs {
     /// after CONTAINER is the command's (`exec c ls -l`).
     #[arg(
         required = true,
-        num_args = 1..,
+        num_args = 2..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CONTAINER COMMAND [ARG...]"

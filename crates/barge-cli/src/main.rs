@@ -13,8 +13,7 @@ mod format;
 mod graph;
 mod progress;
 mod settings;
-
-use clap::Parser;
+mod usage;
 
 fn main() {
     // Installed (or linked) as docker-credential-barge, barge is a credential helper.
@@ -30,15 +29,7 @@ fn main() {
         }
         std::process::exit(commands::credential_helper(&op));
     }
-    let cli = match args::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // docker's status for its own usage errors is 125; help and version are not errors.
-            let code = if e.use_stderr() { 125 } else { 0 };
-            std::process::exit(code);
-        }
-    };
+    let cli = usage::parse();
     let debug = cli.debug;
     // Commands that put processes into containers run from a copy of barge
     // that no container can write (CVE-2019-5736).

@@ -341,11 +341,6 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
 }
 
 pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
-    if a.command().is_empty() {
-        return Err(Failure::msg(
-            "\"barge exec\" requires at least 2 arguments: CONTAINER COMMAND [ARG...]",
-        ));
-    }
     let rt = runtime(env)?;
     let c = find(&rt, a.container())?;
     let o = ExecOptions {

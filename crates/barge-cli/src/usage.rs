@@ -1,0 +1,146 @@
+//! The command line's own errors, as the docker CLI words them: an unknown
+//! verb (exit 1, no "similar subcommand" tip: `cp` is not `copy`, which
+//! copies images between registries), an unknown flag (exit 125), missing
+//! arguments (exit 1, with the usage line). `barge help [VERB…]` is
+//! `barge [VERB…] --help`.
+
+use crate::args::Cli;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
+use std::ffi::OsString;
+
+/// The parsed command line, or the process ends with docker's message and status.
+pub fn parse() -> Cli {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    if let Some(i) = verb_index(&argv).filter(|i| argv[*i] == "help") {
+        argv.remove(i);
+        argv.push("--help".into());
+    }
+    match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match docker_message(&e) {
+                Some((message, code)) => {
+                    eprintln!("{message}");
+                    code
+                }
+                None => {
+                    let _ = e.print();
+                    // docker's status for its own usage errors is 125; help and version are not errors.
+                    if e.use_stderr() {
+                        125
+                    } else {
+                        0
+                    }
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Where the verb is: after the global options (`--root DIR`, `-D`).
+fn verb_index(argv: &[OsString]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(a) = argv.get(i) {
+        match a.to_str() {
+            Some("--root" | "--config" | "--insecure-registry") => i += 2,
+            Some(flag) if flag.starts_with('-') => i += 1,
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
+fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
+    match e.get(kind)? {
+        ContextValue::String(s) => Some(s.clone()),
+        ContextValue::Strings(v) => v.first().cloned(),
+        ContextValue::StyledStr(s) => Some(s.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The usage line without its `Usage:` and the command's path in it
+/// (`barge network create`).
+fn usage_and_path(e: &clap::Error) -> (String, String) {
+    let usage = context(e, ContextKind::Usage).unwrap_or_default();
+    let usage = usage.trim().trim_start_matches("Usage:").trim().to_string();
+    let path: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| {
+            !w.starts_with('-')
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+        .collect();
+    let path = if path.is_empty() {
+        "barge".to_string()
+    } else {
+        path.join(" ")
+    };
+    (usage, path)
+}
+
+/// The fewest positional values the command at `path` takes.
+fn required_values(path: &str) -> usize {
+    let mut cmd = Cli::command();
+    for word in path.split_whitespace().skip(1) {
+        match cmd.find_subcommand(word) {
+            Some(sub) => cmd = sub.clone(),
+            None => return 1,
+        }
+    }
+    let n: usize = cmd
+        .get_positionals()
+        .filter(|a| a.is_required_set())
+        .map(|a| a.get_num_args().map_or(1, |r| r.min_values().max(1)))
+        .sum();
+    n.max(1)
+}
+
+fn about(path: &str) -> String {
+    let mut cmd = Cli::command();
+    for word in path.split_whitespace().skip(1) {
+        match cmd.find_subcommand(word) {
+            Some(sub) => cmd = sub.clone(),
+            None => return String::new(),
+        }
+    }
+    cmd.get_about().map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn docker_message(e: &clap::Error) -> Option<(String, i32)> {
+    let (usage, path) = usage_and_path(e);
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let verb = context(e, ContextKind::InvalidSubcommand)?;
+            Some((
+                format!("{path}: '{verb}' is not a {path} command.\nSee '{path} --help'"),
+                1,
+            ))
+        }
+        ErrorKind::UnknownArgument => {
+            let flag = context(e, ContextKind::InvalidArg)?;
+            let flag = flag.split('=').next().unwrap_or(&flag).to_string();
+            Some((format!("unknown flag: {flag}\nSee '{path} --help'."), 125))
+        }
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            let missing = context(e, ContextKind::InvalidArg).unwrap_or_default();
+            // A required flag, not a positional argument: clap says it best.
+            if missing.starts_with('-') {
+                return None;
+            }
+            let n = required_values(&path);
+            let plural = if n == 1 { "" } else { "s" };
+            let about = about(&path);
+            Some((
+                format!(
+                    "\"{path}\" requires at least {n} argument{plural}.\nSee '{path} --help'.\n\nUsage:  {usage}\n\n{about}"
+                ),
+                1,
+            ))
+        }
+        _ => None,
+    }
+}

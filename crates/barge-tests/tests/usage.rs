@@ -1,0 +1,93 @@
+//! The command line's own errors as the docker CLI words them, and their
+//! exit statuses: 1 for an unknown verb or missing arguments, 125 for an
+//! unknown flag, 0 for help.
+
+use barge_tests::Barge;
+
+fn run(b: &Barge, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = b.run(args);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_verbs_get_no_misleading_tip() {
+    let b = Barge::new();
+    for (verb, not) in [("cp", "copy"), ("pause", "push"), ("imgaes", "images")] {
+        let (code, _, err) = run(&b, &[verb, "x"]);
+        assert_eq!(code, Some(1), "{verb}: {err}");
+        assert_eq!(
+            err,
+            format!("barge: '{verb}' is not a barge command.\nSee 'barge --help'\n")
+        );
+        assert!(!err.contains(not) && !err.contains("tip"), "{err}");
+    }
+    let (code, _, err) = run(&b, &["network", "frob"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("barge network: 'frob' is not a barge network command."),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_flags_exit_125_and_name_the_flag() {
+    let b = Barge::new();
+    let (code, _, err) = run(&b, &["ps", "--bogus"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(125), "unknown flag: --bogus\nSee 'barge ps --help'.\n")
+    );
+    let (code, _, err) = run(&b, &["images", "--filter=a", "--colour=red"]);
+    assert_eq!(code, Some(125));
+    assert!(
+        err.starts_with("unknown flag: --colour\nSee 'barge images --help'."),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_arguments_say_how_many_with_the_usage() {
+    let b = Barge::new();
+    let (code, _, err) = run(&b, &["run"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "\"barge run\" requires at least 1 argument.\nSee 'barge run --help'.\n\n\
+             Usage:  barge run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+             Create and run a new container from an image"
+        ),
+        "{err}"
+    );
+    for args in [&["exec"][..], &["exec", "ctr"]] {
+        let (code, _, err) = run(&b, args);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.starts_with("\"barge exec\" requires at least 2 arguments."),
+            "{err}"
+        );
+    }
+    let (code, _, err) = run(&b, &["tag", "a"]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("\"barge tag\" requires at least 2 arguments."), "{err}");
+}
+
+#[test]
+fn help_verb_is_the_help_flag() {
+    let b = Barge::new();
+    let (code, out, _) = run(&b, &["help", "run"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("Usage: barge run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
+        "{out}"
+    );
+    let (code, out, _) = run(&b, &["help", "network", "create"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Usage: barge network create"), "{out}");
+    let (code, out, _) = run(&b, &["help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Commands:") && out.contains("  run "), "{out}");
+}
