@@ -52,7 +52,7 @@ pub enum RunnerError {
     #[error("the bundle's config: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
     /// The child failed before `execve`: docker's exit status and why.
-    #[error("starting the container failed: {message}")]
+    #[error("the process did not start: {message}")]
     Start { code: i32, message: String },
 }
 

@@ -88,6 +88,9 @@ pub struct ProcessPlan {
     pub(crate) nofile: (u64, u64),
     /// rlimits other than RLIMIT_NOFILE: (resource, soft, hard).
     pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+    /// A missing working directory is made (the container's command, as
+    /// docker does) or fails the start with 126 (`exec -w`, as docker).
+    pub(crate) create_cwd: bool,
 }
 
 impl ProcessPlan {
@@ -133,6 +136,7 @@ impl ProcessPlan {
                         .ok_or_else(|| RunnerError::Corrupt(format!("unknown rlimit {kind:?} in the bundle")))
                 })
                 .collect::<Result<_, _>>()?,
+            create_cwd: true,
         })
     }
 }
@@ -215,23 +219,33 @@ impl ProcessPlan {
         Ok(())
     }
 
+    /// `barge exec`'s plan: a working directory that does not exist fails
+    /// with 126 and nothing is created in the container.
+    pub fn for_exec(mut self) -> ProcessPlan {
+        self.create_cwd = false;
+        self
+    }
+
     /// In the container: rlimits, working directory (created if missing, as docker
-    /// does), the program found on PATH, credentials, capabilities,
+    /// does for the container's command), the program found on PATH, credentials, capabilities,
     /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
     /// the seccomp filter: nothing but `execve` (of the command, or of
     /// `--init`'s program) runs under it.
     pub fn enter(&self) -> Result<CString, ChildError> {
         self.set_rlimits()?;
-        if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
-            let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
-            if !rel.as_os_str().is_empty() {
-                let _ = crate::child::open_in_root(&root, rel, false);
+        if self.create_cwd {
+            if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+                let rel = self.cwd.strip_prefix("/").unwrap_or(&self.cwd);
+                if !rel.as_os_str().is_empty() {
+                    let _ = crate::child::open_in_root(&root, rel, false);
+                }
             }
         }
-        rustix::process::chdir(&self.cwd).map_err(fail(format!(
-            "chdir to working directory {:?}",
-            self.cwd.display().to_string()
-        )))?;
+        let cwd = self.cwd.display().to_string();
+        rustix::process::chdir(&self.cwd).map_err(|e| {
+            let (code, message) = fail(format!("chdir to working directory {cwd:?}"))(e);
+            (if self.create_cwd { code } else { 126 }, message)
+        })?;
         let program = self.find_program()?;
         self.set_credentials()?;
         rustix::thread::set_no_new_privs(true).map_err(fail("setting no_new_privs"))?;

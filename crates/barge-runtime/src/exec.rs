@@ -123,7 +123,7 @@ impl Runtime {
             }
         }
         drop(root);
-        let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?;
+        let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?.for_exec();
         let terminal = if o.tty {
             Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
         } else {

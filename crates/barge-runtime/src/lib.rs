@@ -78,7 +78,7 @@ pub enum RuntimeError {
     AlreadyRunning(String),
     #[error("invalid volume specification {0:?}: expected HOST-DIR:CONTAINER-DIR[:ro|rw], both absolute")]
     BadVolume(String),
-    #[error("starting the container failed: {message}")]
+    #[error("the process did not start: {message}")]
     Start { code: i32, message: String },
     #[error("OCI runtime {runtime}: {message}")]
     External { runtime: String, message: String },

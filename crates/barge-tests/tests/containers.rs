@@ -961,3 +961,68 @@ fn everything_after_the_image_or_container_is_the_commands() {
     let e = b.fails(&["run"]);
     assert!(e.contains("IMAGE"), "{e}");
 }
+
+#[test]
+fn exit_statuses_are_dockers() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let status = |args: &[&str]| {
+        let o = b.run_with_stdin(args, "");
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // A missing container is 1 for every verb; 125 belongs to run/create.
+    for verb in [
+        &["logs"][..],
+        &["exec"],
+        &["stats", "--no-stream"],
+        &["kill"],
+        &["inspect"],
+        &["port"],
+        &["stop"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("nosuch");
+        if verb == ["exec"] {
+            args.push("true");
+        }
+        let (code, e) = status(&args);
+        assert_eq!(code, Some(1), "{args:?}: {e}");
+        assert!(e.contains("nosuch"), "{args:?}: {e}");
+    }
+    b.ok(&["create", "--name", "idle", &image, "true"]);
+    let (code, e) = status(&["exec", "idle", "true"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("is not running"), "{e}");
+    let (code, e) = status(&["kill", "-s", "BOGUS", "idle"]);
+    assert_eq!(code, Some(1), "{e}");
+    // -it wants a terminal on stdin (here a pipe); -i alone does not.
+    let (code, e) = status(&["run", "-it", "--rm", &image, "true"]);
+    assert_eq!(
+        (code, e.trim_start_matches("Error: ").trim()),
+        (Some(1), "the input device is not a TTY")
+    );
+    assert_eq!(
+        b.run_with_stdin(&["run", "-i", "--rm", &image, "cat"], "piped\n")
+            .stdout,
+        b"piped\n"
+    );
+    assert_eq!(status(&["run", "--rm", &image, "nosuchcommand"]).0, Some(127));
+
+    b.ok(&["run", "-d", "--name", "live", &image, "sleep", "300"]);
+    let (code, e) = status(&["exec", "-it", "live", "true"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("the input device is not a TTY"), "{e}");
+    // exec -w with a missing directory fails with 126 and creates nothing.
+    let (code, e) = status(&["exec", "-w", "/made/by/exec", "live", "pwd"]);
+    assert_eq!(code, Some(126), "{e}");
+    assert!(e.contains("/made/by/exec"), "{e}");
+    assert_eq!(
+        status(&["exec", "live", "test", "-e", "/made"]).0,
+        Some(1),
+        "exec -w created it"
+    );
+    assert_eq!(b.ok(&["exec", "-w", "/proc", "live", "pwd"]), "/proc\n");
+    assert_eq!(status(&["exec", "live", "nosuchcommand"]).0, Some(127));
+    b.ok(&["exec", "live", "sh", "-c", "echo x > /tmp/plain"]);
+    assert_eq!(status(&["exec", "live", "/tmp/plain"]).0, Some(126));
+    assert_eq!(status(&["exec", "live", "sh", "-c", "exit 7"]).0, Some(7));
+}

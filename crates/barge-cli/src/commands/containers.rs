@@ -17,9 +17,20 @@ use serde_json::{json, Value};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-/// A runtime error as a failure with docker's exit status (125, 126, 127).
-fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
+/// A runtime error in `run`, `create` and `start -a`, with docker's exit
+/// status there: the command's own 126 or 127, else 125.
+fn fail_start(what: impl Into<String>, e: RuntimeError) -> Failure {
     let code = e.exit_code();
+    Failure::new(what, e).with_code(code)
+}
+
+/// A runtime error in any other verb: 1 as docker gives it, or the
+/// command's own 126 or 127 for `exec`.
+fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
+    let code = match e.exit_code() {
+        125 => 1,
+        own => own,
+    };
     Failure::new(what, e).with_code(code)
 }
 
@@ -123,7 +134,7 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
 
 /// The options, checked before any image is looked up or pulled.
 fn checked_options(a: &RunArgs) -> Result<Validated, Failure> {
-    create_options(a)?.validate().map_err(|e| fail("", e))
+    create_options(a)?.validate().map_err(|e| fail_start("", e))
 }
 
 /// Checks the options, finds (or pulls) the image and creates the
@@ -134,7 +145,7 @@ fn new_container(env: &Env, a: &RunArgs) -> Result<(Runtime, Container), Failure
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
         .create(&image_id, a.image(), &opts)
-        .map_err(|e| fail(format!("creating a container of {}", a.image()), e))?;
+        .map_err(|e| fail_start(format!("creating a container of {}", a.image()), e))?;
     Ok((rt, c))
 }
 
@@ -144,13 +155,25 @@ pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// docker's check before it attaches a terminal: `-it` needs one on stdin.
+fn check_tty(interactive: bool, tty: bool) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    if interactive && tty && !std::io::stdin().is_terminal() {
+        return Err(Failure::msg("the input device is not a TTY"));
+    }
+    Ok(())
+}
+
 pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if a.detach && a.rm && a.runtime.is_some() {
         return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
     }
+    if !a.detach {
+        check_tty(a.interactive, a.tty)?;
+    }
     let (rt, c) = new_container(env, a)?;
     if a.detach {
-        rt.run_detached(&c).map_err(|e| fail("", e))?;
+        rt.run_detached(&c).map_err(|e| fail_start("", e))?;
         println!("{}", c.id());
         return Ok(0);
     }
@@ -161,7 +184,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
             quiet: false,
         },
     )
-    .map_err(|e| fail("", e))
+    .map_err(|e| fail_start("", e))
 }
 
 pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
@@ -185,7 +208,7 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
                     quiet: false,
                 },
             )
-            .map_err(|e| fail("", e));
+            .map_err(|e| fail_start("", e));
     }
     let mut code = 0;
     for name in &a.containers {
@@ -341,6 +364,7 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
 }
 
 pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
+    check_tty(a.interactive, a.tty)?;
     let rt = runtime(env)?;
     let c = find(&rt, a.container())?;
     let o = ExecOptions {
@@ -351,7 +375,8 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
         tty: a.tty,
         interactive: a.interactive,
     };
-    rt.exec(&c, &o).map_err(|e| fail("", e))
+    rt.exec(&c, &o)
+        .map_err(|e| fail(format!("exec in {}", a.container()), e))
 }
 
 /// `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
