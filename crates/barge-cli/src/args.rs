@@ -6,6 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "barge",
+    bin_name = "barge",
     version,
     about = "A daemonless OCI registry client, image store and container runner",
     disable_help_subcommand = true
