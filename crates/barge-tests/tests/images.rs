@@ -426,3 +426,32 @@ fn tag_errors_are_clear() {
     let err = b.fails(&["tag", "nosuch", "UPPER:1"]);
     assert!(err.contains("must be lowercase"), "{err}");
 }
+
+#[test]
+fn a_repository_holding_the_image_by_digest_only_is_a_none_row() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let img = labelled("bydigest", &[]);
+    img.push(&reg, "tagged", "1");
+    img.push(&reg, "digested", "1");
+    let digest = barge_tests::image::manifest_digest(&reg, "digested", "1");
+    let b = Barge::new();
+    b.ok(&["pull", "-q", &format!("{}/tagged:1", reg.host())]);
+    b.ok(&["pull", "-q", &format!("{}/digested@{digest}", reg.host())]);
+    let rows = lines(&b.ok(&["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]));
+    assert_eq!(
+        rows,
+        [
+            format!("{}/digested <none> {}", reg.host(), img.short_id()),
+            format!("{}/tagged 1 {}", reg.host(), img.short_id()),
+        ]
+    );
+    let with_digests = b.ok(&["images", "--digests", "--format", "{{.Repository}} {{.Digest}}"]);
+    assert!(with_digests.contains(&format!("/digested {digest}")), "{with_digests}");
+    // Untagging the tagged repository leaves the digest row.
+    b.ok(&["rmi", &format!("{}/tagged:1", reg.host())]);
+    let rows = lines(&b.ok(&["images", "--format", "{{.Repository}} {{.Tag}}"]));
+    assert_eq!(rows, [format!("{}/digested <none>", reg.host())]);
+}

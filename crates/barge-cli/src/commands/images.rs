@@ -195,13 +195,13 @@ pub fn list(env: &Env, a: &ImagesArgs) -> Result<i32, Failure> {
                 image_rows.push(row(Some(r), tag, digest));
             }
         }
-        if image_rows.is_empty() {
-            let mut seen = BTreeSet::new();
-            for e in &es {
-                if let Some(r) = &e.reference {
-                    if seen.insert(r.to_string()) {
-                        image_rows.push(row(Some(r), "<none>", r.digest().cloned()));
-                    }
+        // A repository that holds the image by digest only is a `<none>`
+        // row of its own, even when another repository tags the image.
+        let mut seen: BTreeSet<String> = image_rows.iter().map(|r| r.repository.clone()).collect();
+        for e in &es {
+            if let Some(r) = e.reference.as_ref().filter(|r| r.tag().is_none()) {
+                if seen.insert(r.familiar_name()) {
+                    image_rows.push(row(Some(r), "<none>", r.digest().cloned()));
                 }
             }
         }
