@@ -45,7 +45,12 @@ pub struct Meta {
     pub args: Vec<String>,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// The process's environment (with HOSTNAME, HOME, TERM as set).
     pub env: Vec<String>,
+    /// The environment as configured: the image's and the user's
+    /// (`inspect`'s Config.Env); `None` in records older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_env: Option<Vec<String>>,
     pub working_dir: String,
     pub user: String,
     pub hostname: String,

@@ -262,6 +262,9 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         env.retain(|e| e.split('=').next() != Some(key));
         env.push(kv.clone());
     }
+    // What inspect shows as Config.Env, as docker keeps it: the image's and
+    // the user's, without what the runtime adds below.
+    let config_env = env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
@@ -310,6 +313,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         entrypoint,
         cmd,
         env: env.clone(),
+        config_env: Some(config_env),
         working_dir: working_dir.clone(),
         user: user_spec,
         hostname: hostname.clone(),

@@ -1026,3 +1026,83 @@ fn exit_statuses_are_dockers() {
     assert_eq!(status(&["exec", "live", "/tmp/plain"]).0, Some(126));
     assert_eq!(status(&["exec", "live", "sh", "-c", "exit 7"]).0, Some(7));
 }
+
+#[test]
+fn container_inspect_has_dockers_config_fields() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run", "-d", "--name", "cfg", "-e", "FOO=1", "-t", &image, "sleep", "300",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "cfg"])).unwrap();
+    let c = &v[0];
+    let image_env: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "--format", "{{json .Config.Env}}", &image])).unwrap();
+    let mut want: Vec<serde_json::Value> = image_env.as_array().cloned().unwrap_or_default();
+    want.push("FOO=1".into());
+    // Config.Env is the image's and the user's; HOSTNAME, HOME and TERM
+    // are the process's, as in docker.
+    assert_eq!(c["Config"]["Env"], serde_json::Value::Array(want), "{}", c["Config"]);
+    let env = b.ok(&["exec", "cfg", "env"]);
+    assert!(
+        env.contains("HOSTNAME=") && env.contains("HOME=") && env.contains("TERM=xterm"),
+        "{env}"
+    );
+    assert!(c["Config"]["Entrypoint"].is_null(), "{}", c["Config"]);
+    assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sleep", "300"]));
+    for key in [
+        "Hostname",
+        "Domainname",
+        "User",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+        "Env",
+        "Cmd",
+        "Image",
+        "Volumes",
+        "WorkingDir",
+        "Entrypoint",
+        "OnBuild",
+        "Labels",
+    ] {
+        assert!(c["Config"].get(key).is_some(), "Config.{key} missing: {}", c["Config"]);
+    }
+    for key in [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "LogPath",
+        "Name",
+        "RestartCount",
+        "Driver",
+        "Platform",
+        "MountLabel",
+        "ProcessLabel",
+        "AppArmorProfile",
+        "ExecIDs",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "NetworkSettings",
+    ] {
+        assert!(c.get(key).is_some(), "{key} missing");
+    }
+    let hosts = c["HostsPath"].as_str().unwrap();
+    assert!(std::fs::read_to_string(hosts).unwrap().contains("localhost"), "{hosts}");
+    let upper = c["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap();
+    b.ok(&["exec", "cfg", "sh", "-c", "echo x > /written"]);
+    assert!(std::path::Path::new(upper).join("written").is_file(), "{upper}");
+    b.ok(&["run", "-d", "--name", "ep", "--entrypoint", "sleep", &image, "300"]);
+    let ep = inspect(&b, "ep", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}");
+    assert_eq!(ep, r#"["sleep"] ["300"]"#);
+}

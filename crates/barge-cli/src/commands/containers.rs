@@ -661,6 +661,16 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
 }
 
 /// docker's container inspect object.
+/// Config.Env: as configured; for records older than that field, the
+/// process environment without what barge added (HOSTNAME, and HOME and
+/// TERM when the image and the user did not set them cannot be told apart).
+fn config_env(m: &barge_runtime::Meta) -> Vec<String> {
+    match &m.config_env {
+        Some(env) => env.clone(),
+        None => m.env.iter().filter(|e| !e.starts_with("HOSTNAME=")).cloned().collect(),
+    }
+}
+
 pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
     let st = c.state().unwrap_or_else(|_| State::created());
     let status = match st.status {
@@ -697,11 +707,27 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "FinishedAt": st.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         },
         "Image": c.meta.image_id.to_string(),
+        "ResolvConfPath": c.dir.join("resolv.conf").display().to_string(),
+        "HostnamePath": c.dir.join("hostname").display().to_string(),
+        "HostsPath": c.dir.join("hosts").display().to_string(),
         "LogPath": c.log_path().display().to_string(),
         "Name": format!("/{}", c.meta.name),
         "RestartCount": 0,
         "Driver": "overlay",
         "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": c.meta.lower_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"),
+                "UpperDir": c.dir.join("upper").display().to_string(),
+                "WorkDir": c.dir.join("work").display().to_string(),
+                "MergedDir": c.dir.join("rootfs").display().to_string(),
+            },
+        },
         "HostConfig": {
             "NetworkMode": network_mode(c),
             "LogConfig": {"Type": "json-file", "Config": c.meta.log_opts},
@@ -726,16 +752,25 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             })).collect::<Vec<_>>(),
         },
         "Mounts": c.meta.volumes.iter().map(|v| json!({"Type": "bind", "Source": v.source.display().to_string(), "Destination": v.destination, "RW": !v.read_only})).collect::<Vec<_>>(),
+        // docker's container Config: every field it always has; an unset
+        // Cmd or Entrypoint is null, Env what the image and the user set.
         "Config": {
             "Hostname": c.meta.hostname,
+            "Domainname": "",
             "User": c.meta.user,
+            "AttachStdin": c.meta.open_stdin,
+            "AttachStdout": true,
+            "AttachStderr": true,
             "Tty": c.meta.tty,
             "OpenStdin": c.meta.open_stdin,
-            "Env": c.meta.env,
-            "Cmd": c.meta.cmd,
-            "Entrypoint": c.meta.entrypoint,
+            "StdinOnce": c.meta.open_stdin,
+            "Env": config_env(&c.meta),
+            "Cmd": Some(&c.meta.cmd).filter(|v| !v.is_empty()),
             "Image": c.meta.image,
+            "Volumes": null,
             "WorkingDir": c.meta.working_dir,
+            "Entrypoint": Some(&c.meta.entrypoint).filter(|v| !v.is_empty()),
+            "OnBuild": null,
             "Labels": c.meta.labels,
             "StopSignal": c.meta.stop_signal,
         },
