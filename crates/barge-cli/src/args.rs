@@ -323,7 +323,7 @@ pub struct RunArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long)]
     pub user: Option<String>,
-    /// Container host name [default: the short container ID]
+    /// Container host name [default: the host's with --network host, else the short container ID]
     #[arg(long)]
     pub hostname: Option<String>,
     /// Overwrite the default ENTRYPOINT of the image

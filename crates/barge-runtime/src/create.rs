@@ -253,7 +253,11 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
             .unwrap_or_else(|| facts.id.clone()),
     };
     let id = facts.id;
-    let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    // As docker: the host's name on the host's network, else the short ID.
+    let hostname = opts.hostname.clone().unwrap_or_else(|| match v.network {
+        Network::Host => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+        _ => id[..12].to_string(),
+    });
 
     // Environment: image, then --env-file, then -e; PATH always set.
     let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();

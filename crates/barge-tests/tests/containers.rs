@@ -287,6 +287,15 @@ fn network_none_and_host() {
     for l in before.intersection(&after) {
         assert!(inside.contains(l), "the host's {l} is seen inside: {inside:?}");
     }
+    // The host's network comes with the host's name, as in docker;
+    // --hostname still wins, and other networks get the short ID.
+    let host_name = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    assert_eq!(sh(&b, &image, &["--network", "host"], "hostname").trim(), host_name);
+    assert_eq!(
+        sh(&b, &image, &["--network", "host", "--hostname", "mine"], "hostname").trim(),
+        "mine"
+    );
+    assert_eq!(sh(&b, &image, &["--network", "none"], "hostname").trim().len(), 12);
     let help = b.ok(&["run", "--help"]);
     assert!(help.contains("bridge (the default as root"), "{help}");
 }
