@@ -96,8 +96,10 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
     }
     let mut additional: Vec<u32> = Vec::new();
     if grp.is_none() && !name.is_empty() {
+        // As runc (and so docker and podman): the groups that are the
+        // primary one or list the user, in /etc/group's order.
         for (_, id, members) in group_entries(group) {
-            if members.contains(&name.as_str()) && id != gid && !additional.contains(&id) {
+            if (id == gid || members.contains(&name.as_str())) && !additional.contains(&id) {
                 additional.push(id);
             }
         }
@@ -128,7 +130,7 @@ mod tests {
         let r = resolve("user", PASSWD, GROUP).unwrap();
         assert_eq!(
             (r.uid, r.gid, r.additional_gids.clone(), r.home.as_str()),
-            (1000, 1000, vec![29, 44], "/home/user")
+            (1000, 1000, vec![1000, 29, 44], "/home/user")
         );
         assert_eq!(resolve("", PASSWD, GROUP).unwrap().uid, 0);
         let r = resolve("33:video", PASSWD, GROUP).unwrap();

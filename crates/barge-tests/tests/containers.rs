@@ -389,10 +389,11 @@ fn hostname_capabilities_user_fds_and_limits() {
     let e = b.fails(&["run", "--rm", "--cap-add", "BOGUS", &image, "true"]);
     assert!(e.contains("unknown capability"), "{e}");
 
-    // Users come from the image's own /etc/passwd and /etc/group.
+    // Users come from the image's own /etc/passwd and /etc/group; the
+    // primary group is among the supplementary ones, as with runc.
     assert_eq!(
         sh(&b, &image, &["-u", "app"], "id"),
-        "uid=1234(app) gid=1234(app) groups=29(audio)\n"
+        "uid=1234(app) gid=1234(app) groups=29(audio),1234(app)\n"
     );
     assert_eq!(sh(&b, &image, &["-u", "4000:4001"], "id -u; id -g"), "4000\n4001\n");
     let nouser = b.run(&["run", "--rm", "-u", "nobody-here", &image, "true"]);
