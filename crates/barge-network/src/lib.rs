@@ -491,7 +491,7 @@ fn random_id() -> String {
 /// namespace (root of a user namespace has no say over the host's links).
 /// Elsewhere the default network is `none`.
 pub fn can_make_bridges() -> bool {
-    rustix::process::geteuid().is_root() && barge_store::fsutil::in_initial_user_namespace()
+    barge_store::fsutil::host_root()
 }
 
 /// Where the host's address leases of a bridge are.
