@@ -29,7 +29,7 @@ pub mod runner;
 pub mod stats;
 pub mod user;
 
-pub use barge_runner::{caps, sealed, seccomp, spec};
+pub use barge_runner::{caps, sealed, seccomp, spec, userns};
 
 pub use container::{Container, Meta, Network, State, Status, Volume};
 pub use create::{CreateOptions, ImageSource, Validated};
