@@ -47,6 +47,9 @@ pub struct Plan {
     rootfs: PathBuf,
     snapshots_dir: PathBuf,
     overlay_data: CString,
+    /// The root is already mounted on `rootfs` (fuse-overlayfs, rootless):
+    /// the child mounts no overlay.
+    premounted: bool,
     mounts: Vec<PreparedMount>,
     masked: Vec<PathBuf>,
     readonly: Vec<PathBuf>,
@@ -151,6 +154,7 @@ impl Plan {
             rootfs,
             snapshots_dir,
             overlay_data: cstr(overlay)?,
+            premounted: false,
             mounts,
             masked: relative(linux.masked_paths()),
             readonly: relative(linux.readonly_paths()),
@@ -169,6 +173,20 @@ impl Plan {
             cgroup_procs: Vec::new(),
             new_net: network == Some(None),
         })
+    }
+}
+
+impl Plan {
+    /// Rootless (in a user namespace): the kernel overlay keeps its
+    /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
+    /// store's unprivileged applier writes), or with `premounted` the
+    /// caller has mounted the root on `rootfs` already (fuse-overlayfs).
+    pub fn rootless(&mut self, premounted: bool) -> Result<(), RunnerError> {
+        let mut data = self.overlay_data.as_bytes().to_vec();
+        data.extend_from_slice(b",userxattr");
+        self.overlay_data = cstr(data)?;
+        self.premounted = premounted;
+        Ok(())
     }
 }
 
@@ -417,14 +435,16 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     // nodev everywhere the container can create files: a device node it
     // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
     // it needs are the host's own nodes, bound into /dev (see `make_dev`).
-    sys.mount(
-        c"overlay",
-        &p.rootfs,
-        "overlay",
-        MountFlags::NODEV,
-        p.overlay_data.as_c_str(),
-    )
-    .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    if !p.premounted {
+        sys.mount(
+            c"overlay",
+            &p.rootfs,
+            "overlay",
+            MountFlags::NODEV,
+            p.overlay_data.as_c_str(),
+        )
+        .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    }
     let root = rustix::fs::open(
         &p.rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

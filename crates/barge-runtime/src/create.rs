@@ -82,6 +82,12 @@ impl CreateOptions {
             ports.extend(crate::network::ports::parse(p)?);
         }
         self.limits.validate(online_cpus())?;
+        if !barge_store::fsutil::host_root() {
+            // Rootless on this host: no cgroup of the user's to put limits in.
+            if let Some(flag) = self.limits.cgroup_flags().first() {
+                return Err(RuntimeError::Rootless { flag });
+            }
+        }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
         let network = self.network.unwrap_or(if crate::network::can_make_bridges() {
             Network::Bridge

@@ -426,6 +426,7 @@ impl Runtime {
                 runner::external_cleanup(c);
             }
             crate::network::detach(c);
+            crate::rootless::release_root(c);
             // The OOM verdict is read before the cgroup goes.
             let oom_killed = barge_cgroups::release(&c.dir);
             set_exited(c, code, oom_killed)?;
