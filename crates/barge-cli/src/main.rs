@@ -52,9 +52,6 @@ fn main() {
         eprintln!("Error: entering your rootless user namespace: {e}");
         std::process::exit(125);
     }
-    if let Some(warning) = barge_runtime::userns::inside().and_then(|m| m.warning()) {
-        eprintln!("{warning}");
-    }
     // Commands that put processes into containers run from a copy of barge
     // that no container can write (CVE-2019-5736).
     if cli.command.starts_containers() {

@@ -191,6 +191,9 @@ pub fn enter() -> Result<std::convert::Infallible, UserNsError> {
         }
     };
     let mapping = mapping_of(pid)?;
+    if let Some(warning) = mapping.warning() {
+        eprintln!("{warning}");
+    }
     let open_ns = |kind: &str| {
         rustix::fs::open(
             format!("/proc/{pid}/ns/{kind}"),

@@ -513,6 +513,14 @@ fn nofile_limit() -> u64 {
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and volumes.
 fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     let mut m = spec::default_mounts();
+    if crate::userns::inside() == Some(crate::userns::Mapping::Single) {
+        // Group 5 (tty) does not exist in a single-ID namespace: devpts refuses it.
+        for mount in &mut m {
+            if let Some(options) = mount.options().clone() {
+                mount.set_options(Some(options.into_iter().filter(|o| o != "gid=5").collect()));
+            }
+        }
+    }
     for f in ["hosts", "hostname", "resolv.conf"] {
         m.push(spec::mount(
             &format!("/etc/{f}"),
