@@ -89,11 +89,14 @@ impl CreateOptions {
             }
         }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
-        let network = self.network.unwrap_or(if crate::network::can_make_bridges() {
-            Network::Bridge
-        } else {
-            Network::None
-        });
+        let rootless = crate::rootless::rootless();
+        let network = match self.network {
+            // Rootless, the default network is a user-mode one (no bridge can be made).
+            Some(Network::Bridge) | None if rootless && self.network_name.is_none() => Network::User,
+            Some(n) => n,
+            None if crate::network::can_make_bridges() => Network::Bridge,
+            None => Network::None,
+        };
         // `-e KEY` takes KEY from barge's environment, as the docker client does.
         let mut env = Vec::new();
         for line in self.env_file_lines.iter().chain(self.env.iter()) {
@@ -299,7 +302,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
             ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
         }
     }
-    if network != Network::Bridge {
+    if !matches!(network, Network::Bridge | Network::User) {
         // As docker: nothing to publish without a network of the container's own.
         ports.clear();
     }
@@ -378,8 +381,8 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
     .into_iter()
     .map(|k| spec::namespace(k, None))
     .chain((network != Network::Host).then(|| {
-        // A bridge network's namespace is made (and kept there) at start.
-        let path = (network == Network::Bridge).then(|| crate::network::netns_path(&facts.dir));
+        // A bridge or user-mode network's namespace is made (and kept there) at start.
+        let path = matches!(network, Network::Bridge | Network::User).then(|| crate::network::netns_path(&facts.dir));
         spec::namespace(LinuxNamespaceType::Network, path)
     }))
     .collect();
@@ -548,7 +551,9 @@ fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
 fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
     let hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None | Network::Bridge => format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER),
+        Network::None | Network::Bridge | Network::User => {
+            format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER)
+        }
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (name, content) in [

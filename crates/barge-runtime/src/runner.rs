@@ -31,6 +31,7 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
     let spec = c.spec()?;
     let attached = match (c.meta.network, &c.meta.network_name) {
         (crate::Network::Bridge, Some(name)) => Some(crate::network::attach(c, name, &c.meta.ports)?),
+        (crate::Network::User, _) => Some(crate::network::attach_user(c)?),
         _ => None,
     };
     let started = if c.meta.runtime.is_some() {
