@@ -88,7 +88,11 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> UserNsEr
 /// The mapping this process runs under, when it is a barge re-executed
 /// inside the user's namespace.
 pub fn inside() -> Option<Mapping> {
-    if !rustix::process::geteuid().is_root() {
+    // The marker alone proves nothing (anyone can set it): root of the
+    // host's own namespace is never inside.
+    let initial = std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    if !rustix::process::geteuid().is_root() || initial {
         return None;
     }
     match std::env::var(ENV).ok()?.as_str() {

@@ -91,6 +91,8 @@ fn pull_and_run_as_a_user_with_subordinate_ids() {
         assert_eq!(got.trim(), uid);
     }
     assert_eq!(sh(&b, &image, &["-u", "app"], "id -un").trim(), "app");
+    let info = b.ok(&["info", "--format", "json"]);
+    assert!(info.contains("name=rootless,ids=subordinate"), "{info}");
     // `system check` and `images` stay right.
     b.ok(&["system", "check"]);
     let images = b.ok(&["images", "--format", "{{.Size}}"]);
@@ -176,6 +178,9 @@ fn the_user_mode_network_reaches_the_host_and_publishes_ports() {
             s.read_to_string(&mut text).is_ok() && text.contains("hello from the container")
         })
     });
+    // stats counts the container's own traffic.
+    let net_io = b.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", &id]);
+    assert_ne!(net_io.trim(), "0B / 0B");
     // exec joins the same network namespace.
     let exec = b.ok(&["exec", &id, "ip", "-4", "addr", "show", "eth0"]);
     assert!(exec.contains("10.0.2.100"), "{exec}");
@@ -321,6 +326,9 @@ fn without_subordinate_ids_a_single_id_namespace_warns_and_runs() {
     let pause = b.pause_pid().unwrap();
     let map = std::fs::read_to_string(format!("/proc/{pause}/uid_map")).unwrap();
     assert_eq!(map.lines().count(), 1, "{map}");
+    assert!(b.ok(&["info", "--format", "json"]).contains("name=rootless,ids=single"));
+    // -u of another user cannot work there, as the warning said.
+    assert!(!b.run(&["run", "--rm", "-u", "1000", &image, "true"]).status.success());
 }
 
 #[test]
