@@ -390,3 +390,37 @@ fn fuse_overlayfs_is_the_fallback() {
     assert!(got.contains("fuse"), "{got}");
     assert!(got.contains("1000\nx"), "{got}");
 }
+
+#[test]
+fn commands_started_together_share_one_namespace() {
+    let user = user2();
+    let Some((_reg, b, image)) = setup(&user) else { return };
+    // A fresh runtime directory: the next commands race to start the pause process.
+    let pause = b.pause_pid().unwrap();
+    barge_tests::kill(pause as u32, rustix::process::Signal::KILL);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            b.command()
+                .args(["run", "--rm", &image, "readlink", "/proc/self/ns/user"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let seen: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", err(&o));
+            out(&o).trim().to_string()
+        })
+        .collect();
+    // Containers get no user namespace of their own: they are in the
+    // pause process's, one for all three commands.
+    let pause = b.pause_pid().unwrap();
+    let ns = std::fs::read_link(format!("/proc/{pause}/ns/user")).unwrap();
+    for s in &seen {
+        assert_eq!(s, &ns.display().to_string(), "{seen:?}");
+    }
+}
