@@ -208,6 +208,13 @@ pub fn enter() -> Result<std::convert::Infallible, UserNsError> {
     };
     let (user, mnt) = (open_ns("user")?, open_ns("mnt")?);
     let cwd = std::env::current_dir().ok();
+    // The binary by its path, looked up again in the namespace's mount
+    // namespace: `/proc/self/exe` would keep naming the host's mount,
+    // which `sealed` cannot clone read-only from in here (and would then
+    // copy the whole binary into a memfd at every command).
+    let exe_path = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .filter(|p| p.is_absolute() && !p.as_os_str().as_bytes().ends_with(b" (deleted)"));
     use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
     move_into_link_name_space(user.as_fd(), Some(LinkNameSpaceType::User))
         .map_err(|e| io_err("joining the user namespace (setns)")(e.into()))?;
@@ -230,7 +237,10 @@ pub fn enter() -> Result<std::convert::Infallible, UserNsError> {
         .chain([format!("{ENV}={}", mapping.as_str()).into_bytes()])
         .map(cstr)
         .collect::<Result<Vec<_>, _>>()?;
-    let exe = cstr(b"/proc/self/exe".to_vec())?;
+    let exe = match exe_path {
+        Some(p) => cstr(p.as_os_str().as_bytes().to_vec())?,
+        None => cstr(b"/proc/self/exe".to_vec())?,
+    };
     Err(io_err("re-executing barge inside the user namespace")(sys::execve(
         &exe, &argv, &envp,
     )))

@@ -63,10 +63,13 @@ pub fn detach(c: &Container) {
             .position(|(dir, _)| *dir == c.dir)
             .map(|i| nets.swap_remove(i).1)
     };
+    // The namespace goes first: pasta exits as soon as its path is removed
+    // (it does not on SIGTERM inside a user namespace, which `stop` would
+    // then wait out before SIGKILL).
+    barge_network::detach(&endpoint(c), &Containers);
     if let Some(net) = net {
         let _ = net.stop();
     }
-    barge_network::detach(&endpoint(c), &Containers)
 }
 
 /// The attachment of a running container on a bridge network.
