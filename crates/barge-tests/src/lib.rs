@@ -133,7 +133,11 @@ impl User {
                 new.push('\n');
             }
             if new != old {
-                std::fs::write(file, new).expect(file);
+                // Atomically: newuidmap may be reading it for another test.
+                let tmp = format!("{file}.barge-tests");
+                std::fs::write(&tmp, new).expect(file);
+                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect(file);
+                std::fs::rename(&tmp, file).expect(file);
             }
         }
         User {
