@@ -453,3 +453,46 @@ fn commands_started_together_share_one_namespace() {
         assert_eq!(s, &ns.display().to_string(), "{seen:?}");
     }
 }
+
+#[test]
+fn without_xdg_runtime_dir_the_pause_pid_is_in_a_private_tmp_dir() {
+    if !require_root_and(TOOLS) {
+        return;
+    }
+    let user = user2();
+    let b = Barge::as_user(&user);
+    let dir = std::path::PathBuf::from(format!("/tmp/barge-run-{}", user.uid));
+    let images = |b: &Barge| {
+        let d = b.dir.path();
+        std::process::Command::new("runuser")
+            .args(["-u", &user.name, "--", "env", "-u", "XDG_RUNTIME_DIR"])
+            .arg(format!("HOME={}", d.join("home").display()))
+            .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
+            .arg(barge_tests::barge_bin())
+            .arg("images")
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    // Another user's directory at that name (here root's) is refused.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let o = images(&b);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("not a directory owned by you"), "{}", err(&o));
+    std::fs::remove_dir(&dir).unwrap();
+
+    let o = images(&b);
+    assert!(o.status.success(), "{}", err(&o));
+    let md = std::fs::symlink_metadata(&dir).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o7777), (user.uid, 0o700));
+    let pid: i32 = std::fs::read_to_string(dir.join("pause.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"barge-pause\0"));
+    barge_tests::kill(pid as u32, rustix::process::Signal::KILL);
+    let _ = std::fs::remove_dir_all(&dir);
+}
