@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Box::new(data)
     };
-    let _ = apply_tar(reader, &root, ApplyOptions { privileged: false });
+    let _ = apply_tar(reader, &root, ApplyOptions::unprivileged());
 
     assert_eq!(open_fds(), fds_before, "the applier leaked file descriptors");
     let mut names: Vec<_> = fs::read_dir(base)

@@ -33,6 +33,16 @@ pub struct Cli {
 }
 
 impl Command {
+    /// Whether the command needs the user's rootless namespace when run by
+    /// an ordinary user: all but those about credentials and keys, which
+    /// touch neither the store nor containers.
+    pub fn needs_user_namespace(&self) -> bool {
+        !matches!(
+            self,
+            Command::Login(_) | Command::Logout(_) | Command::CredentialHelper(_) | Command::GenerateKey(_)
+        )
+    }
+
     /// Whether the command starts processes inside containers (the
     /// container's setup, `exec`, `RUN` steps), and so must run from a
     /// binary that no container can write.

@@ -18,6 +18,10 @@ mod usage;
 fn main() {
     // Installed (or linked) as docker-credential-barge, barge is a credential helper.
     let argv0 = std::env::args_os().next().unwrap_or_default();
+    // The pause process that keeps a user's rootless namespace (below).
+    if argv0 == barge_runtime::userns::PAUSE_NAME {
+        barge_runtime::userns::pause_main();
+    }
     if std::path::Path::new(&argv0)
         .file_name()
         .is_some_and(|n| n == "docker-credential-barge")
@@ -31,6 +35,14 @@ fn main() {
     }
     let cli = usage::parse();
     let debug = cli.debug;
+    // Rootless: every command that touches the store or containers runs in
+    // the user's own user namespace, where the user is root (issue 13).
+    let euid = rustix::process::geteuid();
+    if cli.command.needs_user_namespace() && !euid.is_root() {
+        let Err(e) = barge_runtime::userns::enter();
+        eprintln!("Error: entering your rootless user namespace: {e}");
+        std::process::exit(125);
+    }
     // Commands that put processes into containers run from a copy of barge
     // that no container can write (CVE-2019-5736).
     if cli.command.starts_containers() {

@@ -104,7 +104,7 @@ pub fn config_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("BARGE_CONFIG").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    if rustix::process::geteuid().is_root() {
+    if barge_store::fsutil::host_root() {
         return PathBuf::from("/etc/barge");
     }
     if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {

@@ -529,6 +529,13 @@ impl LayerJob<'_> {
                 stats.skipped_devices
             ));
         }
+        if stats.kept_owners > 0 {
+            self.progress.warning(&format!(
+                "layer {}: {} files keep your user as owner: your user namespace does not map their owners (add /etc/subuid and /etc/subgid ranges)",
+                self.desc.digest.short(),
+                stats.kept_owners
+            ));
+        }
     }
 }
 

@@ -103,6 +103,9 @@ pub enum NetworkError {
     Netlink(#[from] netlink::NetlinkError),
     #[error("cannot isolate network {network}: {why}; bridge networks need iptables (install it), or use --network none or host")]
     Firewall { network: String, why: String },
+    /// A rootless container's user-mode network (pasta or slirp4netns).
+    #[error(transparent)]
+    UserNet(#[from] usermode::UserNetError),
 }
 
 fn net_io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
@@ -491,7 +494,7 @@ fn random_id() -> String {
 /// namespace (root of a user namespace has no say over the host's links).
 /// Elsewhere the default network is `none`.
 pub fn can_make_bridges() -> bool {
-    rustix::process::geteuid().is_root() && barge_store::fsutil::in_initial_user_namespace()
+    barge_store::fsutil::host_root()
 }
 
 /// Where the host's address leases of a bridge are.
@@ -939,6 +942,58 @@ pub fn attach(
     }
 }
 
+/// Gives a rootless container that is about to start a user-mode network
+/// (`usermode`): a network namespace kept at its `netns` (owned by the
+/// caller's user namespace), `lo` up, `eth0` and the published ports
+/// from pasta or slirp4netns, `resolv.conf` naming its DNS forwarder.
+/// The returned [`usermode::UserNet`] carries the traffic: the caller
+/// keeps it while the container runs and stops it when it ends
+/// ([`detach`] removes the namespace, which ends pasta too).
+pub fn attach_user(c: &Endpoint, ports: &[PortSpec]) -> Result<(Attachment, usermode::UserNet), NetworkError> {
+    let ns_path = netns_path(c.dir);
+    remove_netns(&ns_path);
+    let attached = (|| {
+        let ns = new_netns(&ns_path).map_err(net_io("creating the container's network namespace"))?;
+        in_netns(&ns, || {
+            let in_container = |e: netlink::NetlinkError| e.within("in the container");
+            let mut inner = netlink::Netlink::open().map_err(in_container)?;
+            let lo = inner.must_link("lo").map_err(in_container)?;
+            inner.set_up(&lo).map_err(in_container)?;
+            Ok(())
+        })?;
+        let ns = usermode::Namespace::Path {
+            netns: &ns_path,
+            userns: None,
+        };
+        let net = usermode::start(ns, &usermode::Config::new(ports.to_vec()))?;
+        let a = Attachment {
+            network: net.tool().to_string(),
+            network_id: String::new(),
+            ip: usermode::CONTAINER,
+            prefix: usermode::PREFIX,
+            gateway: usermode::GATEWAY,
+            mac: String::new(),
+            veth: String::new(),
+            ports: net.ports().to_vec(),
+        };
+        write_json(&attachment_path(c.dir), &a).map_err(to_net)?;
+        Ok((a, net))
+    })();
+    match attached {
+        Ok(done) => {
+            overwrite_in_place(
+                &c.dir.join("resolv.conf"),
+                format!("nameserver {}\n", usermode::DNS).as_bytes(),
+            );
+            Ok(done)
+        }
+        Err(e) => {
+            undo(c);
+            Err(e)
+        }
+    }
+}
+
 /// Records the host ports actually bound (for `-p 80` and `-P`).
 pub fn record_ports(container_dir: &Path, ports: &[PortSpec]) -> Result<(), NetworkError> {
     let Some(mut a) = attachment(container_dir) else {
@@ -956,7 +1011,10 @@ fn veth_name(id: &str) -> String {
 fn undo(c: &Endpoint) {
     remove_netns(&netns_path(c.dir));
     if let Ok(a) = read_json::<Attachment>(&attachment_path(c.dir)) {
-        delete_link_named(&a.veth);
+        // A user-mode network has no veth.
+        if !a.veth.is_empty() {
+            delete_link_named(&a.veth);
+        }
     } else {
         delete_link_named(&veth_name(c.id));
     }

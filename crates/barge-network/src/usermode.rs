@@ -291,7 +291,7 @@ pub fn start(ns: Namespace, config: &Config) -> Result<UserNet, UserNetError> {
 /// A failure that publishing a port below the unprivileged start explains.
 fn diagnose(tool: Tool, detail: String, ports: &[PortSpec]) -> UserNetError {
     let start = unprivileged_port_start();
-    let root = rustix::process::geteuid().is_root();
+    let root = barge_store::fsutil::host_root();
     match ports.iter().find(|p| p.host_port < start) {
         Some(p) if !root => UserNetError::PrivilegedPort {
             port: p.host_port,

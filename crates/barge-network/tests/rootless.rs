@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const USER: &str = "barge-rn";
@@ -41,18 +40,7 @@ fn as_user(tool: &str, inner: &str) {
 }
 
 fn ensure_user() {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if Command::new("id")
-        .args(["-u", USER])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return;
-    }
-    let st = Command::new("useradd").args(["-m", USER]).status().expect("useradd");
-    // 9: created meanwhile by another run.
-    assert!(st.success() || st.code() == Some(9), "useradd {USER}: {st}");
+    barge_tests::User::ensure(USER, None);
 }
 
 /// A user and network namespace owned by the user, held by `sleep`.

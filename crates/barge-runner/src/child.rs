@@ -47,6 +47,11 @@ pub struct Plan {
     rootfs: PathBuf,
     snapshots_dir: PathBuf,
     overlay_data: CString,
+    /// The root is already mounted on `rootfs` (fuse-overlayfs, rootless):
+    /// the child mounts no overlay.
+    premounted: bool,
+    /// In a user namespace (rootless).
+    rootless: bool,
     mounts: Vec<PreparedMount>,
     masked: Vec<PathBuf>,
     readonly: Vec<PathBuf>,
@@ -151,6 +156,8 @@ impl Plan {
             rootfs,
             snapshots_dir,
             overlay_data: cstr(overlay)?,
+            premounted: false,
+            rootless: false,
             mounts,
             masked: relative(linux.masked_paths()),
             readonly: relative(linux.readonly_paths()),
@@ -169,6 +176,21 @@ impl Plan {
             cgroup_procs: Vec::new(),
             new_net: network == Some(None),
         })
+    }
+}
+
+impl Plan {
+    /// Rootless (in a user namespace): the kernel overlay keeps its
+    /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
+    /// store's unprivileged applier writes), or with `premounted` the
+    /// caller has mounted the root on `rootfs` already (fuse-overlayfs).
+    pub fn rootless(&mut self, premounted: bool) -> Result<(), RunnerError> {
+        let mut data = self.overlay_data.as_bytes().to_vec();
+        data.extend_from_slice(b",userxattr");
+        self.overlay_data = cstr(data)?;
+        self.premounted = premounted;
+        self.rootless = true;
+        Ok(())
     }
 }
 
@@ -417,14 +439,16 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     // nodev everywhere the container can create files: a device node it
     // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
     // it needs are the host's own nodes, bound into /dev (see `make_dev`).
-    sys.mount(
-        c"overlay",
-        &p.rootfs,
-        "overlay",
-        MountFlags::NODEV,
-        p.overlay_data.as_c_str(),
-    )
-    .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    if !p.premounted {
+        sys.mount(
+            c"overlay",
+            &p.rootfs,
+            "overlay",
+            MountFlags::NODEV,
+            p.overlay_data.as_c_str(),
+        )
+        .map_err(io_fail("mounting the root filesystem (overlay)"))?;
+    }
     let root = rustix::fs::open(
         &p.rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -473,14 +497,25 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
                 } else {
                     MountFlags::empty()
                 };
-            sys.mount(
+            let mounted = sys.mount(
                 m.source.as_c_str(),
                 &fd_path(&target),
                 m.kind.as_str(),
                 flags,
                 m.data.as_c_str(),
-            )
-            .map_err(io_fail(&what))?;
+            );
+            match mounted {
+                // Rootless on the host's network: a user namespace may not
+                // mount the sysfs of a network namespace it does not own.
+                // The host's /sys, read-only, as runc does there; the masks
+                // below apply to it as to a fresh one.
+                Err(e) if p.rootless && m.kind == "sysfs" && e.raw_os_error() == Some(libc::EPERM) => {
+                    let attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY;
+                    sys.attach_copy(rustix::fs::CWD, c"/sys", true, attrs, &target)
+                        .map_err(|e| (125, format!("{what} (the host's, read-only): {e}")))?;
+                }
+                r => r.map_err(io_fail(&what))?,
+            }
             // The same walk now ends on the new mount's root.
             let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {

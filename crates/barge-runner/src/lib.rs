@@ -29,6 +29,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod sys;
 pub mod terminal;
+pub mod userns;
 
 pub use process::{ChildIo, ProcessPlan, Started};
 

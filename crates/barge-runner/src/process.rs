@@ -336,7 +336,12 @@ impl ProcessPlan {
         Self::limit_bounding_set(self.caps)?;
         let groups: Vec<rustix::process::Gid> =
             self.groups.iter().map(|g| rustix::process::Gid::from_raw(*g)).collect();
-        rustix::thread::set_thread_groups(&groups).map_err(fail("setgroups"))?;
+        match rustix::thread::set_thread_groups(&groups) {
+            // A single-ID rootless namespace denies setgroups; with no
+            // group to set, the process keeps those it has (its user's).
+            Err(rustix::io::Errno::PERM) if groups.iter().all(|g| g.as_raw() == self.gid) && setgroups_denied() => {}
+            r => r.map_err(fail("setgroups"))?,
+        }
         let gid = rustix::process::Gid::from_raw(self.gid);
         rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(fail(format!("setgid {}", self.gid)))?;
         let uid = rustix::process::Uid::from_raw(self.uid);
@@ -374,4 +379,9 @@ pub(crate) fn execve(program: &CString, argv: &[CString], envp: &[CString]) -> C
         Some(rustix::io::Errno::ACCESS) => (126, format!("exec: {name:?}: permission denied")),
         _ => (126, format!("exec: {name:?}: {e}")),
     }
+}
+
+/// Whether this user namespace denies setgroups(2) (`/proc/self/setgroups`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }

@@ -21,6 +21,9 @@ pub enum Network {
     /// A new network namespace with `eth0` on a bridge network
     /// ([`Meta::network_name`]).
     Bridge,
+    /// A new network namespace with `eth0` from a user-mode network
+    /// (pasta or slirp4netns): rootless barge's default.
+    User,
 }
 
 /// A bind mount: `-v HOST:CONTAINER[:ro]`.

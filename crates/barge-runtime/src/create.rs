@@ -82,12 +82,21 @@ impl CreateOptions {
             ports.extend(crate::network::ports::parse(p)?);
         }
         self.limits.validate(online_cpus())?;
+        if !barge_store::fsutil::host_root() {
+            // Rootless on this host: no cgroup of the user's to put limits in.
+            if let Some(flag) = self.limits.cgroup_flags().first() {
+                return Err(RuntimeError::Rootless { flag });
+            }
+        }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
-        let network = self.network.unwrap_or(if crate::network::can_make_bridges() {
-            Network::Bridge
-        } else {
-            Network::None
-        });
+        let rootless = crate::rootless::rootless();
+        let network = match self.network {
+            // Rootless, the default network is a user-mode one (no bridge can be made).
+            Some(Network::Bridge) | None if rootless && self.network_name.is_none() => Network::User,
+            Some(n) => n,
+            None if crate::network::can_make_bridges() => Network::Bridge,
+            None => Network::None,
+        };
         // `-e KEY` takes KEY from barge's environment, as the docker client does.
         let mut env = Vec::new();
         for line in self.env_file_lines.iter().chain(self.env.iter()) {
@@ -300,7 +309,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
             ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
         }
     }
-    if network != Network::Bridge {
+    if !matches!(network, Network::Bridge | Network::User) {
         // As docker: nothing to publish without a network of the container's own.
         ports.clear();
     }
@@ -380,8 +389,8 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
     .into_iter()
     .map(|k| spec::namespace(k, None))
     .chain((network != Network::Host).then(|| {
-        // A bridge network's namespace is made (and kept there) at start.
-        let path = (network == Network::Bridge).then(|| crate::network::netns_path(&facts.dir));
+        // A bridge or user-mode network's namespace is made (and kept there) at start.
+        let path = matches!(network, Network::Bridge | Network::User).then(|| crate::network::netns_path(&facts.dir));
         spec::namespace(LinuxNamespaceType::Network, path)
     }))
     .collect();
@@ -515,6 +524,14 @@ fn nofile_limit() -> u64 {
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and volumes.
 fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
     let mut m = spec::default_mounts();
+    if crate::userns::inside() == Some(crate::userns::Mapping::Single) {
+        // Group 5 (tty) does not exist in a single-ID namespace: devpts refuses it.
+        for mount in &mut m {
+            if let Some(options) = mount.options().clone() {
+                mount.set_options(Some(options.into_iter().filter(|o| o != "gid=5").collect()));
+            }
+        }
+    }
     for f in ["hosts", "hostname", "resolv.conf"] {
         m.push(spec::mount(
             &format!("/etc/{f}"),
@@ -542,7 +559,9 @@ fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
 fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
     let hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None | Network::Bridge => format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER),
+        Network::None | Network::Bridge | Network::User => {
+            format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER)
+        }
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (name, content) in [

@@ -141,7 +141,8 @@ impl Runtime {
         // cgroup never gets a command outside it.
         let cgroup_procs = match barge_cgroups::Cgroup::load(&c.dir) {
             Some(cg) => cg.procs_files()?,
-            None if barge_cgroups::limits_asked(crate::spec::resources(&spec)) => {
+            // Rootless containers have no cgroup (see `runner::start`).
+            None if !crate::rootless::rootless() && barge_cgroups::limits_asked(crate::spec::resources(&spec)) => {
                 return Err(RuntimeError::Corrupt(format!(
                     "the cgroup of container {} is not recorded; its limits and device policy could not apply to the command",
                     c.meta.name

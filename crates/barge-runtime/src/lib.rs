@@ -25,11 +25,12 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod network;
+pub mod rootless;
 pub mod runner;
 pub mod stats;
 pub mod user;
 
-pub use barge_runner::{caps, sealed, seccomp, spec};
+pub use barge_runner::{caps, sealed, seccomp, spec, userns};
 
 pub use container::{Container, Meta, Network, State, Status, Volume};
 pub use create::{CreateOptions, ImageSource, Validated};
@@ -94,6 +95,15 @@ pub enum RuntimeError {
     Cgroup(#[from] barge_cgroups::CgroupError),
     #[error(transparent)]
     LogOpt(#[from] logs::LogOptError),
+    /// A limit flag given to rootless barge, which has no cgroup to apply it.
+    #[error(
+        "{flag} needs a cgroup, which rootless barge cannot make here: resource limits as a user need cgroup v2 with a subtree delegated to your user (a systemd user session, Delegate=yes), and this host has none; run without {flag}, or as root"
+    )]
+    Rootless { flag: &'static str },
+    #[error(
+        "a rootless container needs overlayfs in a user namespace (Linux 5.11 or later) or fuse-overlayfs: the kernel refused ({kernel}) and fuse-overlayfs {fuse}; install the Debian package fuse-overlayfs (apt-get install fuse-overlayfs)"
+    )]
+    NoOverlay { kernel: String, fuse: String },
 }
 
 impl From<barge_records::RecordError> for RuntimeError {
@@ -205,6 +215,7 @@ impl Runtime {
             runner::external_cleanup(c);
         }
         network::detach(c);
+        rootless::release_root(c);
         barge_cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
         // namespace (gone above); an external runtime's rootfs mount is gone too.

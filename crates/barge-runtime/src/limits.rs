@@ -61,6 +61,26 @@ pub struct Limits {
     pub ulimits: Vec<Ulimit>,
 }
 
+impl Limits {
+    /// The flags given that only a cgroup enforces (`--ulimit` is not one).
+    pub fn cgroup_flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        let pairs = [
+            (self.memory.is_some(), "--memory"),
+            (self.memory_swap.is_some(), "--memory-swap"),
+            (self.nano_cpus.is_some(), "--cpus"),
+            (self.cpu_shares.is_some(), "--cpu-shares"),
+            (self.pids_limit.is_some_and(|p| p > 0), "--pids-limit"),
+        ];
+        for (given, flag) in pairs {
+            if given {
+                flags.push(flag);
+            }
+        }
+        flags
+    }
+}
+
 /// go-units' `RAMInBytes`: `512m`, `1g`, `1.5GiB`, `100` (bytes); binary multiples.
 pub fn parse_size(s: &str) -> Result<i64, LimitError> {
     parse_units(s, 1024.0)
@@ -260,6 +280,31 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flags_that_need_a_cgroup_are_named() {
+        assert!(Limits::default().cgroup_flags().is_empty());
+        let ulimits_only = Limits {
+            ulimits: vec![Ulimit {
+                name: "nofile".into(),
+                soft: 10,
+                hard: 10,
+            }],
+            pids_limit: Some(-1),
+            ..Limits::default()
+        };
+        assert!(
+            ulimits_only.cgroup_flags().is_empty(),
+            "rlimits and 'unlimited' need none"
+        );
+        let all = Limits {
+            memory: Some(1 << 20),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(10),
+            ..Limits::default()
+        };
+        assert_eq!(all.cgroup_flags(), ["--memory", "--cpus", "--pids-limit"]);
+    }
 
     #[test]
     fn sizes_like_go_units() {

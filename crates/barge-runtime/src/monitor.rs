@@ -74,7 +74,8 @@ pub(crate) fn copy_window_size(from: impl AsFd, to: &OwnedFd) {
 /// Starts forwarding the container's published ports (on threads of this,
 /// the monitor process) and records the host ports bound.
 fn publish_ports(c: &Container) -> Result<(), RuntimeError> {
-    if c.meta.ports.is_empty() {
+    // A user-mode network's tool publishes its ports itself.
+    if c.meta.ports.is_empty() || c.meta.network == crate::Network::User {
         return Ok(());
     }
     let Some(a) = crate::network::attachment(c) else {
@@ -426,6 +427,7 @@ impl Runtime {
                 runner::external_cleanup(c);
             }
             crate::network::detach(c);
+            crate::rootless::release_root(c);
             // The OOM verdict is read before the cgroup goes.
             let oom_killed = barge_cgroups::release(&c.dir);
             set_exited(c, code, oom_killed)?;

@@ -4,7 +4,13 @@
 pub use barge_network::*;
 
 use crate::{Container, Status};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The user-mode networks this process runs, by container directory: the
+/// process that started a rootless container (`run` in the foreground,
+/// or its monitor) keeps the tool until the container ends.
+static USER_NETS: Mutex<Vec<(PathBuf, usermode::UserNet)>> = Mutex::new(Vec::new());
 
 /// The containers of a store, as a network asks about them.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,10 +42,34 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
     barge_network::attach(&endpoint(c), &Containers, network, ports)
 }
 
-/// Detaches a container that stopped (or is removed). Does nothing if it
-/// is not attached.
+/// Gives a rootless container about to start its user-mode network,
+/// kept by this process until [`detach`].
+pub fn attach_user(c: &Container) -> Result<Attachment, NetworkError> {
+    let (a, net) = barge_network::attach_user(&endpoint(c), &c.meta.ports)?;
+    USER_NETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((c.dir.clone(), net));
+    Ok(a)
+}
+
+/// Detaches a container that stopped (or is removed): its user-mode
+/// network's tool stops (when this process runs it), its namespace and
+/// bridge lease go. Does nothing if it is not attached.
 pub fn detach(c: &Container) {
-    barge_network::detach(&endpoint(c), &Containers)
+    let net = {
+        let mut nets = USER_NETS.lock().unwrap_or_else(|e| e.into_inner());
+        nets.iter()
+            .position(|(dir, _)| *dir == c.dir)
+            .map(|i| nets.swap_remove(i).1)
+    };
+    // The namespace goes first: pasta exits as soon as its path is removed
+    // (it does not on SIGTERM inside a user namespace, which `stop` would
+    // then wait out before SIGKILL).
+    barge_network::detach(&endpoint(c), &Containers);
+    if let Some(net) = net {
+        let _ = net.stop();
+    }
 }
 
 /// The attachment of a running container on a bridge network.

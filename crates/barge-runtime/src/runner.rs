@@ -31,6 +31,7 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
     let spec = c.spec()?;
     let attached = match (c.meta.network, &c.meta.network_name) {
         (crate::Network::Bridge, Some(name)) => Some(crate::network::attach(c, name, &c.meta.ports)?),
+        (crate::Network::User, _) => Some(crate::network::attach_user(c)?),
         _ => None,
     };
     let started = if c.meta.runtime.is_some() {
@@ -46,6 +47,9 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
 
 fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, RuntimeError> {
     let mut plan = barge_runner::child::Plan::new(spec, &c.dir, &c.meta.lower_dirs, c.meta.init)?;
+    if crate::rootless::rootless() {
+        crate::rootless::prepare_root(c, &mut plan)?;
+    }
     // The cgroup, with its limits, exists before the child does.
     let resources = crate::spec::resources(spec);
     let cgroup_path = crate::spec::linux(spec)?
@@ -53,12 +57,20 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         .as_ref()
         .and_then(|p| p.to_str())
         .map_or_else(|| barge_cgroups::default_path(c.id()), str::to_string);
-    let cgroup = match barge_cgroups::Cgroup::create(&cgroup_path, resources) {
-        Ok(cg) => cg,
-        // Nothing a cgroup enforces is asked for (a bundle without limits or
-        // device rules): a host where barge may not make cgroups still runs it.
-        Err(_) if !barge_cgroups::limits_asked(resources) => None,
-        Err(e) => return Err(e.into()),
+    let cgroup = if !barge_store::fsutil::host_root() {
+        // Rootless: the user owns no cgroup; `create` refused limit flags,
+        // and the device rules are moot in a user namespace, where no mount
+        // allows device nodes and none can be made (no CAP_MKNOD on the
+        // host), so the container runs without a cgroup.
+        None
+    } else {
+        match barge_cgroups::Cgroup::create(&cgroup_path, resources) {
+            Ok(cg) => cg,
+            // Nothing a cgroup enforces is asked for (a bundle without limits or
+            // device rules): a host where barge may not make cgroups still runs it.
+            Err(_) if !barge_cgroups::limits_asked(resources) => None,
+            Err(e) => return Err(e.into()),
+        }
     };
     let mut guard = CgroupGuard(None);
     if let Some(cg) = &cgroup {

@@ -17,7 +17,7 @@ pub fn sample(c: &Container) -> Sample {
         Usage::default()
     };
     let (net_rx, net_tx) = match (running, c.meta.network, st.and_then(|s| s.pid)) {
-        (true, Network::None, Some(pid)) => {
+        (true, Network::None | Network::User, Some(pid)) => {
             parse_net_dev(&std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default())
         }
         _ => (0, 0),

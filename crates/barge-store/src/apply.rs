@@ -27,10 +27,27 @@ use tar::EntryType;
 /// What the applier may do.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
-    /// Running as root: set ownership, create devices, use `trusted.` xattrs.
-    /// Unprivileged, ownership is left as is, device nodes are skipped and
-    /// opaque directories are marked with `user.overlay.opaque`.
+    /// Running as the host's root: create devices, use `trusted.` xattrs.
+    /// Unprivileged, device nodes are skipped and opaque directories are
+    /// marked with `user.overlay.opaque`.
     pub privileged: bool,
+    /// What becomes of the owners the layer names.
+    pub owners: Owners,
+}
+
+/// The owners policy: what the applier does with an entry's uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// Set them; a failure fails the layer (the host's root).
+    Set,
+    /// Set them where this user namespace maps the IDs; an entry whose
+    /// owner it does not map (a single-ID rootless namespace, an ID past
+    /// the subordinate range) stays owned by the namespace's root, the
+    /// user, and is counted in [`ApplyStats::kept_owners`].
+    Mapped,
+    /// Leave every entry owned by whoever applies the layer (an
+    /// unprivileged user outside any namespace of its own).
+    Keep,
 }
 
 impl ApplyOptions {
@@ -51,8 +68,23 @@ impl ApplyOptions {
             .unwrap_or(0);
         let in_initial_userns = crate::fsutil::in_initial_user_namespace();
         let all = [CHOWN, SYS_ADMIN, MKNOD].iter().all(|c| caps & (1 << c) != 0);
+        let privileged = all && in_initial_userns;
+        let owners = if privileged {
+            Owners::Set
+        } else if caps & (1 << CHOWN) != 0 && rustix::process::geteuid().is_root() {
+            // Root of a user namespace (rootless barge): chown works for the IDs it maps.
+            Owners::Mapped
+        } else {
+            Owners::Keep
+        };
+        ApplyOptions { privileged, owners }
+    }
+
+    /// An unprivileged user's applier: no owners, devices or `trusted.` xattrs.
+    pub fn unprivileged() -> ApplyOptions {
         ApplyOptions {
-            privileged: all && in_initial_userns,
+            privileged: false,
+            owners: Owners::Keep,
         }
     }
 
@@ -75,6 +107,9 @@ pub struct ApplyStats {
     pub whiteouts: u64,
     /// Device nodes not created because barge is not running as root.
     pub skipped_devices: u64,
+    /// Entries left owned by the user: the user namespace does not map
+    /// their owner ([`Owners::Mapped`]).
+    pub kept_owners: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -488,9 +523,23 @@ impl Applier {
         (now, deferred)
     }
 
-    fn set_meta_fd(&self, fd: impl AsFd, meta: &Meta) -> io::Result<()> {
-        if self.opts.privileged {
-            fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))?;
+    /// Applies the owners policy to one entry's `chown` result.
+    fn owned(&mut self, chown: Result<(), Errno>) -> io::Result<()> {
+        match (chown, self.opts.owners) {
+            (Ok(()), _) => Ok(()),
+            // EINVAL: an ID this user namespace does not map.
+            (Err(Errno::INVAL), Owners::Mapped) => {
+                self.stats.kept_owners += 1;
+                Ok(())
+            }
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+
+    fn set_meta_fd(&mut self, fd: impl AsFd, meta: &Meta) -> io::Result<()> {
+        if self.opts.owners != Owners::Keep {
+            let r = fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)));
+            self.owned(r)?;
         }
         // After chown, which clears setuid/setgid bits.
         fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
@@ -505,15 +554,16 @@ impl Applier {
     }
 
     /// The same for a symlink, device or fifo, by name in its parent.
-    fn set_meta_at(&self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> io::Result<()> {
-        if self.opts.privileged {
-            chownat(
+    fn set_meta_at(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> io::Result<()> {
+        if self.opts.owners != Owners::Keep {
+            let r = chownat(
                 parent,
                 name,
                 Some(Uid::from_raw(meta.uid)),
                 Some(Gid::from_raw(meta.gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
-            )?;
+            );
+            self.owned(r)?;
         }
         if !symlink {
             rustix::fs::chmodat(parent, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;

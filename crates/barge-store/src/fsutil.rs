@@ -55,6 +55,14 @@ pub fn in_initial_user_namespace() -> bool {
         .unwrap_or(true)
 }
 
+/// Whether barge runs as the host's root: uid 0 in the initial user
+/// namespace. Root of a user namespace (rootless barge inside its pause
+/// namespace) is not: it owns no host path, device or link, and its store,
+/// config and containers are the user's.
+pub fn host_root() -> bool {
+    rustix::process::geteuid().is_root() && in_initial_user_namespace()
+}
+
 /// An advisory lock held until dropped (flock on an open file).
 #[derive(Debug)]
 pub struct LockGuard {

@@ -30,7 +30,7 @@ pub mod lowers;
 pub mod readahead;
 mod snapshots;
 
-pub use apply::{ApplyError, ApplyOptions, ApplyStats};
+pub use apply::{ApplyError, ApplyOptions, ApplyStats, Owners};
 pub use blobs::{Ingest, IngestReader};
 pub use check::CheckReport;
 pub use fsutil::LockGuard;
@@ -134,7 +134,7 @@ pub fn default_root() -> PathBuf {
     if let Some(r) = std::env::var_os("BARGE_ROOT").filter(|r| !r.is_empty()) {
         return PathBuf::from(r);
     }
-    if rustix::process::geteuid().is_root() {
+    if fsutil::host_root() {
         return PathBuf::from("/var/lib/barge");
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {

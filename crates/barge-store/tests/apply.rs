@@ -327,7 +327,7 @@ fn unprivileged_layers_with_read_only_directories_apply() {
             let drop = CapabilitySet::DAC_OVERRIDE | CapabilitySet::DAC_READ_SEARCH | CapabilitySet::FOWNER;
             caps.effective -= drop;
             set_capabilities(None, caps).unwrap();
-            apply_tar(&bytes[..], &layer, ApplyOptions { privileged: false }).unwrap();
+            apply_tar(&bytes[..], &layer, ApplyOptions::unprivileged()).unwrap();
         })
         .join()
         .unwrap();

@@ -83,6 +83,80 @@ pub fn barge_bin() -> PathBuf {
 /// A barge store and config directory private to one test.
 pub struct Barge {
     pub dir: tempfile::TempDir,
+    /// Runs barge as this user (through `runuser`), with XDG directories
+    /// of its own under `dir`: rootless barge.
+    pub user: Option<User>,
+}
+
+/// An unprivileged user of the host, for rootless tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The first of its 65536 subordinate IDs, if it has a range.
+    pub subordinate: Option<u32>,
+}
+
+impl User {
+    /// The user `name`, made (`useradd`) if missing, with exactly the
+    /// subordinate range `start`..`start`+65536 in `/etc/subuid` and
+    /// `/etc/subgid` (none if `start` is `None`). Idempotent; needs root.
+    pub fn ensure(name: &str, start: Option<u32>) -> User {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let id = |flag: &str| {
+            Command::new("id")
+                .args([flag, name])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
+        };
+        if id("-u").is_none() {
+            let st = Command::new("useradd").args(["-m", name]).status().expect("useradd");
+            // 9: made meanwhile by another test process.
+            assert!(st.success() || st.code() == Some(9), "useradd {name}: {st}");
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let old = std::fs::read_to_string(file).unwrap_or_default();
+            let mut lines: Vec<String> = old
+                .lines()
+                .filter(|l| l.split(':').next() != Some(name))
+                .map(str::to_string)
+                .collect();
+            if let Some(start) = start {
+                lines.push(format!("{name}:{start}:65536"));
+            }
+            let mut new = lines.join("\n");
+            if !new.is_empty() {
+                new.push('\n');
+            }
+            if new != old {
+                // Atomically: newuidmap may be reading it for another test.
+                let tmp = format!("{file}.barge-tests");
+                std::fs::write(&tmp, new).expect(file);
+                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect(file);
+                std::fs::rename(&tmp, file).expect(file);
+            }
+        }
+        User {
+            name: name.to_string(),
+            uid: id("-u").expect("the user's uid"),
+            gid: id("-g").expect("the user's gid"),
+            subordinate: start,
+        }
+    }
+
+    /// Makes `path` (recursively) the user's.
+    pub fn give(&self, path: &Path) {
+        run_ok(
+            Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", self.uid, self.gid))
+                .arg(path),
+        );
+    }
 }
 
 impl Default for Barge {
@@ -107,6 +181,9 @@ impl Drop for Barge {
                 let _ = self.run(&args);
             }
         }
+        if let Some(pid) = self.pause_pid().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
     }
 }
 
@@ -115,11 +192,37 @@ impl Barge {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("docker")).expect("docker config dir");
         std::fs::create_dir_all(dir.path().join("barge-config")).expect("barge config dir");
-        Barge { dir }
+        Barge { dir, user: None }
+    }
+
+    /// A store of `user`'s: barge runs as that user through `runuser`,
+    /// with `HOME`, `XDG_DATA_HOME`, `XDG_CONFIG_HOME` and
+    /// `XDG_RUNTIME_DIR` of its own under the test's directory (so each
+    /// such store has its own pause process, stopped on drop).
+    pub fn as_user(user: &User) -> Barge {
+        let mut b = Barge::new();
+        for d in ["home", "data", "config", "run"] {
+            std::fs::create_dir_all(b.dir.path().join(d)).expect("user dir");
+        }
+        user.give(b.dir.path());
+        run_ok(Command::new("chmod").arg("0700").arg(b.dir.path().join("run")));
+        // The temp dir itself is root's 0700: the user needs to get in.
+        run_ok(Command::new("chmod").arg("0755").arg(b.dir.path()));
+        b.user = Some(user.clone());
+        b
+    }
+
+    /// The rootless pause process of this store's user, if one runs.
+    pub fn pause_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.dir.path().join("run/barge/pause.pid")).ok()?;
+        text.trim().parse().ok()
     }
 
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("store")
+        match self.user {
+            Some(_) => self.dir.path().join("data/barge"),
+            None => self.dir.path().join("store"),
+        }
     }
 
     /// The docker config directory (`--config`).
@@ -133,6 +236,20 @@ impl Barge {
 
     /// [`Self::command`] with another barge binary (a copy, an older build).
     pub fn command_of(&self, bin: &Path) -> Command {
+        if let Some(user) = &self.user {
+            let d = self.dir.path();
+            let mut c = Command::new("runuser");
+            c.args(["-u", &user.name, "--", "env", "-u", "BARGE_ROOT", "-u", "BARGE_CONFIG"])
+                .arg(format!("HOME={}", d.join("home").display()))
+                .arg(format!("XDG_DATA_HOME={}", d.join("data").display()))
+                .arg(format!("XDG_CONFIG_HOME={}", d.join("config").display()))
+                .arg(format!("XDG_RUNTIME_DIR={}", d.join("run").display()))
+                .arg(bin)
+                .arg("--config")
+                .arg(self.docker_config());
+            c.current_dir("/");
+            return c;
+        }
         let mut c = Command::new(bin);
         c.arg("--root")
             .arg(self.root())

@@ -785,6 +785,7 @@ fn network_mode(c: &Container) -> String {
         Network::None => "none".into(),
         Network::Host => "host".into(),
         Network::Bridge => c.meta.network_name.clone().unwrap_or_else(|| "bridge".into()),
+        Network::User => barge_runtime::network::attachment(c).map_or_else(|| "user-mode".into(), |a| a.network),
     }
 }
 

@@ -200,6 +200,13 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
         .unwrap_or(0);
     let auth = env.auth();
     let username = auth.username(DOCKER_HUB).unwrap_or(None);
+    // docker's names: `name=rootless` in a rootless engine's SecurityOptions.
+    let mut security = vec!["name=seccomp,profile=builtin".to_string()];
+    match barge_runtime::userns::inside() {
+        Some(barge_runtime::userns::Mapping::Subordinate) => security.push("name=rootless,ids=subordinate".into()),
+        Some(barge_runtime::userns::Mapping::Single) => security.push("name=rootless,ids=single".into()),
+        None => {}
+    }
     let mut insecure = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
     insecure.extend(env.insecure_registries()?);
     let v = serde_json::json!({
@@ -214,6 +221,7 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
         "IndexServerAddress": barge_auth::DOCKER_HUB_KEY,
         "Username": username.clone().unwrap_or_default(),
         "InsecureRegistries": insecure,
+        "SecurityOptions": security,
         "OSType": std::env::consts::OS,
         "Architecture": barge_oci::Platform::host().architecture,
     });
@@ -241,6 +249,10 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
     println!(" Barge Root Dir: {}", store.root().display());
     println!(" OSType: {}", std::env::consts::OS);
     println!(" Architecture: {}", barge_oci::Platform::host().architecture);
+    println!(" Security Options:");
+    for o in &security {
+        println!("  {}", o.replace("name=", "").replace(',', " "));
+    }
     if let Some(u) = username {
         println!(" Username: {u}");
     }
