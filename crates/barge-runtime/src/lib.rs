@@ -20,6 +20,7 @@
 pub mod container;
 mod create;
 pub mod exec;
+pub mod host;
 pub mod limits;
 pub mod logs;
 pub mod monitor;

@@ -445,6 +445,30 @@ fn info_shows_the_store_and_the_docker_hub_login() {
     assert!(info.contains(" Registry: https://index.docker.io/v1/"), "{info}");
     assert!(!info.contains("pass"), "{info}");
     assert_eq!(b.ok(&["info", "--format", "{{.Username}} {{.Images}}"]), "hub-user 0\n");
+    // docker's Server lines about the host, from the host itself.
+    let uname = rustix::system::uname();
+    assert!(
+        info.contains(&format!(" Kernel Version: {}\n", uname.release().to_string_lossy())),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(" Architecture: {}\n", uname.machine().to_string_lossy())),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(" Name: {}\n", uname.nodename().to_string_lossy())),
+        "{info}"
+    );
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(info.contains(&format!(" CPUs: {cpus}\n")), "{info}");
+    assert!(info.contains(" Total Memory: ") && info.contains("GiB"), "{info}");
+    assert!(
+        info.contains(" Operating System: ") && info.contains(" Cgroup Driver: cgroupfs"),
+        "{info}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["info", "--format", "json"])).unwrap();
+    assert!(v["MemTotal"].as_u64().unwrap() > 1 << 20, "{v}");
+    assert_eq!(v["NCPU"], cpus);
     assert_eq!(b.ok(&["login", "--get-login"]), "hub-user\n");
 }
 

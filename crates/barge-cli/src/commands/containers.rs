@@ -568,6 +568,25 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// How many containers there are and how many run, for `info`.
+pub struct Counts {
+    pub total: usize,
+    pub running: usize,
+}
+
+pub fn counts(env: &Env) -> Result<Counts, Failure> {
+    let rt = runtime(env)?;
+    let all = rt.list().map_err(|e| fail("listing containers", e))?;
+    let running = all
+        .iter()
+        .filter(|c| c.state().is_ok_and(|s| s.status == Status::Running))
+        .count();
+    Ok(Counts {
+        total: all.len(),
+        running,
+    })
+}
+
 /// `until=` as docker takes it: a Unix time, an RFC 3339 time, or a duration (`10m`, `2h`) before now.
 fn until_secs(v: &str, now: i64) -> Option<i64> {
     if let Ok(t) = v.parse::<i64>() {

@@ -195,9 +195,7 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
     let store = env.store()?;
     let entries = store.entries().context(|| "listing images".to_string())?;
     let images: std::collections::BTreeSet<_> = entries.iter().map(|e| &e.meta.image_id).collect();
-    let containers = std::fs::read_dir(store.root().join("containers"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let counts = super::containers::counts(env)?;
     let auth = env.auth();
     let username = auth.username(DOCKER_HUB).unwrap_or(None);
     // docker's names: `name=rootless` in a rootless engine's SecurityOptions.
@@ -209,21 +207,30 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
     }
     let mut insecure = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
     insecure.extend(env.insecure_registries()?);
+    let host = barge_runtime::host::facts();
     let v = serde_json::json!({
         "ClientInfo": {"Version": env!("CARGO_PKG_VERSION"), "Config": auth.path().display().to_string()},
         "Images": images.len(),
-        "Containers": containers,
-        "ContainersRunning": 0,
+        "Containers": counts.total,
+        "ContainersRunning": counts.running,
         "ContainersPaused": 0,
-        "ContainersStopped": containers,
+        "ContainersStopped": counts.total - counts.running,
         "BargeRootDir": store.root().display().to_string(),
         "Driver": "overlay",
+        "LoggingDriver": "json-file",
+        "CgroupDriver": if host.cgroup_version.is_some() { "cgroupfs" } else { "none" },
+        "CgroupVersion": host.cgroup_version.map(|v| v.to_string()).unwrap_or_default(),
         "IndexServerAddress": barge_auth::DOCKER_HUB_KEY,
         "Username": username.clone().unwrap_or_default(),
         "InsecureRegistries": insecure,
         "SecurityOptions": security,
+        "KernelVersion": host.kernel,
+        "OperatingSystem": host.operating_system,
         "OSType": std::env::consts::OS,
-        "Architecture": barge_oci::Platform::host().architecture,
+        "Architecture": host.machine,
+        "NCPU": host.cpus,
+        "MemTotal": host.memory,
+        "Name": host.name,
     });
     if let Some(f) = a.format.as_deref() {
         if f == "json" {
@@ -239,20 +246,45 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
     println!(" Context:    default (daemonless)");
     println!(" Config:     {}", auth.path().display());
     println!();
-    println!("Store:");
-    println!(" Containers: {containers}");
-    println!("  Running: 0");
+    // docker's Server section: barge has no server, but these are the
+    // lines scripts read, about the store and the host containers run on.
+    println!("Server:");
+    println!(" Containers: {}", counts.total);
+    println!("  Running: {}", counts.running);
     println!("  Paused: 0");
-    println!("  Stopped: {containers}");
+    println!("  Stopped: {}", counts.total - counts.running);
     println!(" Images: {}", images.len());
     println!(" Storage Driver: overlay (per-layer snapshots)");
-    println!(" Barge Root Dir: {}", store.root().display());
-    println!(" OSType: {}", std::env::consts::OS);
-    println!(" Architecture: {}", barge_oci::Platform::host().architecture);
+    println!(" Logging Driver: json-file");
+    println!(" Cgroup Driver: {}", v["CgroupDriver"].as_str().unwrap_or_default());
+    if let Some(version) = host.cgroup_version {
+        println!(" Cgroup Version: {version}");
+    }
     println!(" Security Options:");
     for o in &security {
-        println!("  {}", o.replace("name=", "").replace(',', " "));
+        let mut parts = o.split(',');
+        println!("  {}", parts.next().unwrap_or_default().trim_start_matches("name="));
+        for p in parts {
+            let (k, val) = p.split_once('=').unwrap_or((p, ""));
+            let mut k = k.chars();
+            let first = k
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>())
+                .unwrap_or_default();
+            println!("   {first}{}: {val}", k.as_str());
+        }
     }
+    println!(" Kernel Version: {}", v["KernelVersion"].as_str().unwrap_or_default());
+    println!(
+        " Operating System: {}",
+        v["OperatingSystem"].as_str().unwrap_or_default()
+    );
+    println!(" OSType: {}", std::env::consts::OS);
+    println!(" Architecture: {}", v["Architecture"].as_str().unwrap_or_default());
+    println!(" CPUs: {}", host.cpus);
+    println!(" Total Memory: {}", crate::format::binary_size(host.memory));
+    println!(" Name: {}", v["Name"].as_str().unwrap_or_default());
+    println!(" Barge Root Dir: {}", store.root().display());
     if let Some(u) = username {
         println!(" Username: {u}");
     }
