@@ -20,6 +20,7 @@ mod dockerfile;
 mod fs;
 mod ignore;
 mod layer;
+pub mod stages;
 mod steps;
 
 pub use dockerfile::{parse, Args, Command, CopyArgs, Instruction, Line, List};
@@ -42,6 +43,8 @@ pub enum BuildError {
     Runtime(#[from] barge_runtime::RuntimeError),
     #[error("Dockerfile line {line}: the command '{command}' returned a non-zero code: {code}")]
     RunFailed { line: usize, command: String, code: i32 },
+    #[error("target stage {target:?} could not be found; the Dockerfile's stages are: {stages}")]
+    Target { target: String, stages: String },
     #[error("base image {name}: {message}")]
     Base { name: String, message: String },
     #[error("{0}")]

@@ -86,7 +86,7 @@ pub fn build(
 }
 
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
-fn declare_args(
+pub(crate) fn declare_args(
     line: &Line,
     args: &Args,
     vars: &BTreeMap<String, String>,
