@@ -1,9 +1,10 @@
-//! The build itself: one stage, instruction by instruction.
+//! The build itself: the planned stages, each instruction by instruction.
 
 use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Instruction, Line};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
+use crate::stages::{self, CopySource, Plan, StageBase, StagePlan};
 use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
 use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, ContainerConfig, Descriptor, Digest, Platform};
@@ -29,50 +30,70 @@ pub fn build(
     progress: &dyn BuildProgress,
 ) -> Result<BuildOutcome, BuildError> {
     let lines = dockerfile::parse(&opts.dockerfile)?;
-    // No prune may remove layers this build stands on until it is tagged.
-    let _lock = store.lock_shared()?;
     let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
-    let mut used_args: BTreeSet<String> = BTreeSet::new();
     // Docker's automatic platform ARGs; a stage sees them after `ARG NAME`.
-    let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let mut automatic: BTreeMap<String, String> = BTreeMap::new();
     let target = opts.platform.clone().unwrap_or_else(Platform::host);
     for (prefix, p) in [("TARGET", &target), ("BUILD", &Platform::host())] {
-        global.insert(format!("{prefix}PLATFORM"), p.to_string());
-        global.insert(format!("{prefix}OS"), p.os.clone());
-        global.insert(format!("{prefix}ARCH"), p.architecture.clone());
-        global.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+        automatic.insert(format!("{prefix}PLATFORM"), p.to_string());
+        automatic.insert(format!("{prefix}OS"), p.os.clone());
+        automatic.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        automatic.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
     }
-    let mut stage: Option<Stage> = None;
-    let total = lines.len();
-    for (n, line) in lines.iter().enumerate() {
-        progress.step(&format!("Step {}/{total} : {}", n + 1, line.shown));
-        match (&line.instruction, &mut stage) {
-            (Instruction::Arg(args), None) => {
-                for (k, v) in declare_args(line, args, &global, &build_args, &global)? {
-                    used_args.insert(k.clone());
-                    global.insert(k, v);
-                }
-            }
-            (Instruction::From { image, platform }, None) => {
-                let base = Base {
-                    line,
-                    image,
-                    platform: platform.as_ref(),
-                };
-                stage = Some(Stage::from(store, runtime, bases, opts, progress, base, &global)?)
-            }
-            (_, None) => return Err(line.error("a Dockerfile must begin with FROM (only ARG may come before it)")),
-            (_, Some(s)) => {
-                s.global = global.clone();
-                s.apply(line, &build_args, &mut used_args)?;
-            }
+    let plan = stages::plan(&lines, &build_args, automatic, opts.target.as_deref())?;
+    // No prune may remove layers this build stands on until it is tagged.
+    let _lock = store.lock_shared()?;
+    let mut used_args = plan.declared.clone();
+    let total = plan.global_lines.len()
+        + plan
+            .order
+            .iter()
+            .map(|&i| plan.stages[i].lines.len() + 1)
+            .sum::<usize>();
+    let mut n = 0;
+    let mut step = |line: &Line| {
+        n += 1;
+        progress.step(&format!("Step {n}/{total} : {}", line.shown));
+    };
+    for line in &plan.global_lines {
+        step(line);
+    }
+    let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
+        Ok(t) => Ignore::parse(&t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+        Err(e) => return Err(io_err("reading .dockerignore")(e)),
+    };
+    let ctx = Ctx {
+        store,
+        runtime,
+        opts,
+        progress,
+        ignore: &ignore,
+        bases,
+        plan: &plan,
+        build_args: &build_args,
+    };
+    let mut built: Vec<Option<Stage>> = plan.stages.iter().map(|_| None).collect();
+    for &i in &plan.order {
+        let sp = &plan.stages[i];
+        step(sp.from);
+        let mut stage = match &sp.base {
+            StageBase::Scratch => Stage::scratch(ctx, sp),
+            StageBase::Image(name) => Stage::image(ctx, sp, name)?,
+            StageBase::Stage(b) => match &built[*b] {
+                Some(base) => base.fork(sp),
+                None => return Err(sp.from.error("its base stage was not built")),
+            },
+        };
+        for (k, line) in sp.lines.iter().enumerate() {
+            step(line);
+            stage.step = stage.step_name(k + 2, line);
+            stage.apply(line, &built, &mut used_args)?;
         }
+        built[i] = Some(stage);
     }
-    let Some(stage) = stage else {
-        return Err(BuildError::Dockerfile {
-            line: 1,
-            message: "no FROM instruction".into(),
-        });
+    let Some(stage) = built.get_mut(plan.target()).and_then(Option::take) else {
+        return Err(BuildError::Unsupported("the target stage was not built".into()));
     };
     let unused: Vec<&String> = build_args.keys().filter(|k| !used_args.contains(*k)).collect();
     if !unused.is_empty() {
@@ -83,6 +104,19 @@ pub fn build(
         ));
     }
     stage.finish()
+}
+
+/// What every stage of a build shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    store: &'a Store,
+    runtime: &'a Runtime,
+    opts: &'a BuildOptions,
+    progress: &'a dyn BuildProgress,
+    ignore: &'a Ignore,
+    bases: &'a dyn BaseImages,
+    plan: &'a Plan<'a>,
+    build_args: &'a BTreeMap<String, String>,
 }
 
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
@@ -118,19 +152,17 @@ pub(crate) fn declare_args(
     Ok(out)
 }
 
-/// The FROM a stage starts with.
-struct Base<'l> {
-    line: &'l Line,
-    /// `IMAGE [AS NAME]`.
-    image: &'l Args,
-    platform: Option<&'l Args>,
-}
-
 struct Stage<'a> {
+    ctx: Ctx<'a>,
     store: &'a Store,
     runtime: &'a Runtime,
     opts: &'a BuildOptions,
     progress: &'a dyn BuildProgress,
+    /// Which stage of the plan this is.
+    index: usize,
+    /// `[build 2/5] RUN make`: the instruction being applied, as docker
+    /// names it in errors.
+    step: String,
     /// Top-level config fields besides the ones rebuilt at the end (`author`).
     extra: Map<String, Value>,
     /// The `config` object: Env, Cmd, Entrypoint, WorkingDir, …
@@ -147,121 +179,107 @@ struct Stage<'a> {
     /// The CMD came from the base image (an ENTRYPOINT clears it).
     cmd_inherited: bool,
     created: String,
-    ignore: Ignore,
+    ignore: &'a Ignore,
+}
+
+/// A stored image's layers, config and history, as a stage starts from it.
+struct ImageState {
+    platform: Platform,
+    diff_ids: Vec<Digest>,
+    layers: Vec<Descriptor>,
+    config: ContainerConfig,
+    history: Vec<Value>,
 }
 
 impl<'a> Stage<'a> {
-    fn from(
-        store: &'a Store,
-        runtime: &'a Runtime,
-        bases: &dyn BaseImages,
-        opts: &'a BuildOptions,
-        progress: &'a dyn BuildProgress,
-        base: Base,
-        global: &BTreeMap<String, String>,
-    ) -> Result<Stage<'a>, BuildError> {
-        let line = base.line;
-        let ws = base.image.words(global).map_err(|e| line.error(e))?;
-        let name = match ws.as_slice() {
-            [name] => name.clone(),
-            [name, as_, _] if as_.eq_ignore_ascii_case("as") => name.clone(),
-            _ => return Err(line.error("expected FROM IMAGE [AS NAME]")),
-        };
-        let platform = match base.platform {
-            Some(p) => {
-                let p = p.words(global).map_err(|e| line.error(e))?.join("");
-                Some(Platform::parse(&p).map_err(|e| line.error(e))?)
-            }
-            None => opts.platform.clone(),
-        };
-        let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
-            Ok(t) => Ignore::parse(&t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
-            Err(e) => return Err(io_err("reading .dockerignore")(e)),
-        };
+    /// A stage `FROM scratch`.
+    fn scratch(ctx: Ctx<'a>, sp: &StagePlan) -> Stage<'a> {
+        let opts = ctx.opts;
         let mut stage = Stage {
-            store,
-            runtime,
+            ctx,
+            store: ctx.store,
+            runtime: ctx.runtime,
             opts,
-            progress,
+            progress: ctx.progress,
+            index: sp.index,
+            step: String::new(),
             extra: Map::new(),
             config: ContainerConfig::default(),
             history: Vec::new(),
             layers: Vec::new(),
             diff_ids: Vec::new(),
-            platform: platform.clone().unwrap_or_else(Platform::host),
+            platform: sp
+                .platform
+                .clone()
+                .or_else(|| opts.platform.clone())
+                .unwrap_or_else(Platform::host),
             args: BTreeMap::new(),
-            global: global.clone(),
+            global: ctx.plan.global.clone(),
             shell: vec!["/bin/sh".into(), "-c".into()],
             cmd_inherited: false,
             created: barge_oci::time::format_rfc3339(opts.epoch as i64),
-            ignore,
+            ignore: ctx.ignore,
         };
-        if name == "scratch" {
-            stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
-            return Ok(stage);
+        stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
+        stage
+    }
+
+    /// A stage `FROM image`: found in the store, else pulled.
+    fn image(ctx: Ctx<'a>, sp: &StagePlan, name: &str) -> Result<Stage<'a>, BuildError> {
+        let mut stage = Stage::scratch(ctx, sp);
+        let platform = sp.platform.clone().or_else(|| ctx.opts.platform.clone());
+        let id = resolve_image(ctx, name, platform.as_ref())?;
+        let base = image_state(ctx.store, &id, name)?;
+        stage.platform = base.platform;
+        stage.diff_ids = base.diff_ids;
+        stage.layers = base.layers;
+        stage.config = base.config;
+        stage.history = base.history;
+        if let Some(s) = &stage.config.shell {
+            stage.shell = s.clone();
         }
-        let id = bases
-            .resolve(&name, platform.as_ref())
-            .map_err(|message| BuildError::Base {
-                name: name.clone(),
-                message,
-            })?;
-        stage.load_base(&id, &name)?;
-        progress.note(&format!(" ---> {}", &id.hex()[..12]));
+        stage.cmd_inherited = stage.config.cmd.is_some();
+        ctx.progress.note(&format!(" ---> {}", &id.hex()[..12]));
         Ok(stage)
     }
 
-    /// Starts from a stored image: its layers, config and history.
-    fn load_base(&mut self, id: &Digest, name: &str) -> Result<(), BuildError> {
-        let entries = self.store.entries()?;
-        let entry = entries
-            .iter()
-            .find(|e| e.meta.image_id == *id)
-            .ok_or_else(|| BuildError::Base {
-                name: name.to_string(),
-                message: "not in the store".into(),
-            })?;
-        let manifest = self.store.image_manifest(&entry.manifest.digest)?;
-        let raw = self.store.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
-        let cfg: Value = serde_json::from_slice(&raw).map_err(|e| BuildError::Base {
-            name: name.to_string(),
-            message: format!("its config is not JSON: {e}"),
-        })?;
-        let parsed = barge_oci::ImageConfig::parse(&raw).map_err(|e| BuildError::Base {
-            name: name.to_string(),
-            message: e.to_string(),
-        })?;
-        if parsed.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(BuildError::Base {
-                name: name.to_string(),
-                message: "its config and manifest disagree on the layers".into(),
-            });
+    /// A stage `FROM` this one: its filesystem, config and history; ARGs
+    /// are the new stage's own.
+    fn fork(&self, sp: &StagePlan) -> Stage<'a> {
+        Stage {
+            ctx: self.ctx,
+            store: self.store,
+            runtime: self.runtime,
+            opts: self.opts,
+            progress: self.progress,
+            index: sp.index,
+            step: String::new(),
+            extra: self.extra.clone(),
+            config: self.config.clone(),
+            history: self.history.clone(),
+            layers: self.layers.clone(),
+            diff_ids: self.diff_ids.clone(),
+            platform: sp.platform.clone().unwrap_or_else(|| self.platform.clone()),
+            args: BTreeMap::new(),
+            global: self.global.clone(),
+            shell: self.shell.clone(),
+            cmd_inherited: self.config.cmd.is_some(),
+            created: self.created.clone(),
+            ignore: self.ignore,
         }
-        self.platform = parsed.platform();
-        self.diff_ids = parsed.rootfs.diff_ids.clone();
-        self.layers = manifest
-            .layers
-            .iter()
-            .map(|l| {
-                let mt = match l.media_type.as_str() {
-                    media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
-                    other => other,
-                };
-                Descriptor::new(mt, l.digest.clone(), l.size)
-            })
-            .collect();
-        self.config = parsed.config.unwrap_or_default();
-        self.history = cfg
-            .get("history")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(s) = &self.config.shell {
-            self.shell = s.clone();
+    }
+
+    /// `[build 2/5] RUN make`: the `k`th instruction of this stage, FROM
+    /// being the first; a single-stage build's show no stage name, as docker's.
+    fn step_name(&self, k: usize, line: &Line) -> String {
+        let plan = self.ctx.plan;
+        let sp = &plan.stages[self.index];
+        let count = sp.lines.len() + 1;
+        if plan.stages.len() == 1 {
+            format!("[{k}/{count}] {}", line.shown)
+        } else {
+            format!("[{} {k}/{count}] {}", sp.label(), line.shown)
         }
-        self.cmd_inherited = self.config.cmd.is_some();
-        Ok(())
     }
 
     /// Variables for substitution: ARGs, then ENV over them.
@@ -326,9 +344,10 @@ impl<'a> Stage<'a> {
     fn apply(
         &mut self,
         line: &Line,
-        build_args: &BTreeMap<String, String>,
+        built: &[Option<Stage>],
         used_args: &mut BTreeSet<String>,
     ) -> Result<(), BuildError> {
+        let build_args = self.ctx.build_args;
         let vars = self.vars();
         let words = |args: &Args| args.words(&vars).map_err(|e| line.error(e));
         match &line.instruction {
@@ -372,12 +391,10 @@ impl<'a> Stage<'a> {
                 self.extra.insert("author".into(), json!(who));
                 self.nop(format!("MAINTAINER {who}"));
             }
-            Instruction::Copy(c) => self.copy(line, c, false, &vars)?,
-            Instruction::Add(c) => self.copy(line, c, true, &vars)?,
+            Instruction::Copy(c) => self.copy(line, c, false, &vars, built)?,
+            Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
             Instruction::Run(c) => self.run(line, c)?,
-            Instruction::From { .. } => {
-                return Err(line.error("multi-stage builds (a second FROM) are not supported by barge build yet"))
-            }
+            Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
             Instruction::Healthcheck(_) | Instruction::Onbuild(_) => {
                 return Err(line.error(format!(
                     "{} is not supported by barge build yet; remove it or build with docker",
@@ -521,10 +538,8 @@ impl<'a> Stage<'a> {
         c: &CopyArgs,
         add: bool,
         vars: &BTreeMap<String, String>,
+        built: &[Option<Stage>],
     ) -> Result<(), BuildError> {
-        if c.from.is_some() {
-            return Err(line.error("--from needs multi-stage builds, which barge build does not support yet"));
-        }
         let mut args = c.paths.items(vars).map_err(|e| line.error(e))?;
         if args.len() < 2 {
             return Err(line.error("needs at least one source and a destination"));
@@ -534,12 +549,89 @@ impl<'a> Stage<'a> {
         let perms = Perms {
             chown: chown_ids(line, c.chown.as_ref(), vars, &lowers)?,
             chmod: c.chmod,
+            keep_owner: c.from.is_some(),
         };
+        if let Some(from) = &c.from {
+            let source = self.copy_source(line, from, built)?;
+            let resolved = rootfs_sources(line, &args, &source)?;
+            let dest = self.destination(line, dest_raw, resolved.len())?;
+            let plan = self.plan_rootfs_copy(line, resolved, &source, &dest, perms, &lowers)?;
+            return self.write_copy_layer(line, &plan, &dest, args.len());
+        }
         let sources = self.context_sources(line, &args, add)?;
         let resolved = self.follow_sources(line, &sources)?;
         let dest = self.destination(line, dest_raw, sources.len())?;
         let plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
         self.write_copy_layer(line, &plan, &dest, sources.len())
+    }
+
+    /// The filesystem `COPY --from=raw` reads: an earlier stage's layers,
+    /// or an image's (found in the store or pulled, as FROM's).
+    fn copy_source(&self, line: &Line, raw: &str, built: &[Option<Stage>]) -> Result<RootfsSource, BuildError> {
+        match self.ctx.plan.copy_source(line, self.index, raw)? {
+            CopySource::Stage(k) => match built.get(k).and_then(Option::as_ref) {
+                Some(stage) => Ok(RootfsSource {
+                    what: format!("stage {}", self.ctx.plan.stages[k].label()),
+                    lowers: Lowers::new(stage.lower_dirs()),
+                }),
+                None => Err(line.error(format!("--from={raw}: that stage was not built"))),
+            },
+            CopySource::Image(name) => {
+                let id = resolve_image(self.ctx, &name, Some(&self.platform))?;
+                let state = image_state(self.store, &id, &name)?;
+                let mut dirs: Vec<PathBuf> = chain_ids(&state.diff_ids)
+                    .iter()
+                    .map(|c| self.store.snapshot_fs(c))
+                    .collect();
+                dirs.reverse();
+                Ok(RootfsSource {
+                    what: format!("image {name}"),
+                    lowers: Lowers::new(dirs),
+                })
+            }
+        }
+    }
+
+    /// `COPY --from` entries: each source with what is below it, owners
+    /// kept unless `--chown`; parents as the image has them.
+    fn plan_rootfs_copy(
+        &self,
+        line: &Line,
+        items: Vec<RootfsItem>,
+        source: &RootfsSource,
+        dest: &CopyDest,
+        perms: Perms,
+        lowers: &Lowers,
+    ) -> Result<CopyPlan, BuildError> {
+        let mut plan = CopyPlan::default();
+        for item in items {
+            let file = match item.entry {
+                Some((real, md)) if !md.is_dir() => Some((real, md)),
+                _ => None,
+            };
+            let Some((real, md)) = file else {
+                plan.kinds.insert("dir");
+                let target = lowers.resolve(&dest.abs, true);
+                plan.entries
+                    .entry(target.clone())
+                    .or_insert_with(|| target_dir(lowers, perms, &target));
+                for (r, real, md) in source.lowers.walk(&item.at) {
+                    let at = if target.is_empty() { r } else { format!("{target}/{r}") };
+                    let o = perms.apply(crate::fs::owner(&md), md.is_dir());
+                    plan.entries.insert(at, Item::Source(real, md, o));
+                }
+                continue;
+            };
+            plan.kinds.insert("file");
+            let at = file_target(&item.name, dest, lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            let o = perms.apply(crate::fs::owner(&md), false);
+            plan.entries.insert(at, Item::Source(real, md, o));
+        }
+        add_parents(&mut plan, lowers);
+        Ok(plan)
     }
 
     /// The sources as context-relative paths: globs expanded, each checked
@@ -681,18 +773,7 @@ impl<'a> Stage<'a> {
             let o = perms.apply(crate::fs::owner(&source.md), false);
             plan.entries.insert(at, Item::Source(source.real, source.md, o));
         }
-        let planned: Vec<String> = plan.entries.keys().cloned().collect();
-        for p in planned {
-            let mut parent = p.as_str();
-            while let Some((up, _)) = parent.rsplit_once('/') {
-                parent = up;
-                if !plan.entries.contains_key(parent) {
-                    plan.entries
-                        .insert(parent.to_string(), Item::Dir(dir_owner(lowers, parent)));
-                }
-            }
-        }
-        plan.entries.remove("");
+        add_parents(&mut plan, lowers);
         Ok(plan)
     }
 
@@ -864,6 +945,7 @@ impl<'a> Stage<'a> {
             if code != 0 {
                 return Err(BuildError::RunFailed {
                     line: line.number,
+                    step: self.step.clone(),
                     command: argv.join(" "),
                     code,
                 });
@@ -996,6 +1078,138 @@ impl<'a> Stage<'a> {
     }
 }
 
+/// The image ID `name` has in the store, pulled there if need be.
+fn resolve_image(ctx: Ctx, name: &str, platform: Option<&Platform>) -> Result<Digest, BuildError> {
+    ctx.bases.resolve(name, platform).map_err(|message| BuildError::Base {
+        name: name.to_string(),
+        message,
+    })
+}
+
+/// A stored image's layers (unpacked into snapshots), config and history.
+fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, BuildError> {
+    let base_err = |message: String| BuildError::Base {
+        name: name.to_string(),
+        message,
+    };
+    let entries = store.entries()?;
+    let entry = entries
+        .iter()
+        .find(|e| e.meta.image_id == *id)
+        .ok_or_else(|| base_err("not in the store".into()))?;
+    let manifest = store.image_manifest(&entry.manifest.digest)?;
+    let raw = store.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
+    let cfg: Value = serde_json::from_slice(&raw).map_err(|e| base_err(format!("its config is not JSON: {e}")))?;
+    let parsed = barge_oci::ImageConfig::parse(&raw).map_err(|e| base_err(e.to_string()))?;
+    if parsed.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(base_err("its config and manifest disagree on the layers".into()));
+    }
+    let layers: Vec<Descriptor> = manifest
+        .layers
+        .iter()
+        .map(|l| {
+            let mt = match l.media_type.as_str() {
+                media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+                other => other,
+            };
+            Descriptor::new(mt, l.digest.clone(), l.size)
+        })
+        .collect();
+    let chains = chain_ids(&parsed.rootfs.diff_ids);
+    for (i, (layer, diff_id)) in manifest.layers.iter().zip(&parsed.rootfs.diff_ids).enumerate() {
+        let parent = i.checked_sub(1).map(|p| &chains[p]);
+        store.unpack_layer(layer, diff_id, &chains[i], parent)?;
+    }
+    Ok(ImageState {
+        platform: parsed.platform(),
+        diff_ids: parsed.rootfs.diff_ids.clone(),
+        layers,
+        config: parsed.config.unwrap_or_default(),
+        history: cfg
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// The parent directories of planned entries, as the image has them,
+/// else root's 0755.
+fn add_parents(plan: &mut CopyPlan, lowers: &Lowers) {
+    let planned: Vec<String> = plan.entries.keys().cloned().collect();
+    for p in planned {
+        let mut parent = p.as_str();
+        while let Some((up, _)) = parent.rsplit_once('/') {
+            parent = up;
+            if !plan.entries.contains_key(parent) {
+                plan.entries
+                    .insert(parent.to_string(), Item::Dir(dir_owner(lowers, parent)));
+            }
+        }
+    }
+    plan.entries.remove("");
+}
+
+/// What `COPY --from` reads: a stage's or an image's layers.
+struct RootfsSource {
+    /// `stage build`, `image gcc:13`, for messages.
+    what: String,
+    lowers: Lowers,
+}
+
+/// A `COPY --from` source: its name as written, where it is once links
+/// are followed, and the entry there.
+struct RootfsItem {
+    name: String,
+    at: String,
+    /// `None` for the root, a directory whatever the layers hold.
+    entry: Option<(PathBuf, Metadata)>,
+}
+
+/// The sources of `COPY --from`, globs expanded, a link at the end
+/// followed inside the source's root (as docker does).
+fn rootfs_sources(line: &Line, args: &[String], source: &RootfsSource) -> Result<Vec<RootfsItem>, BuildError> {
+    let lowers = &source.lowers;
+    let mut items = Vec::new();
+    for s in args {
+        let rel = clean(s);
+        let mut found = Vec::new();
+        if is_glob(&rel) {
+            // Walk from the part before the first pattern.
+            let comps: Vec<&str> = rel.split('/').collect();
+            let fixed = comps.iter().take_while(|c| !is_glob(c)).count();
+            let prefix = comps[..fixed].join("/");
+            let mut matched: Vec<String> = lowers
+                .walk(&prefix)
+                .into_iter()
+                .map(|(r, _, _)| if prefix.is_empty() { r } else { format!("{prefix}/{r}") })
+                .filter(|r| glob_matches(&rel, r))
+                .collect();
+            let dirs = matched.clone();
+            matched.retain(|r| !dirs.iter().any(|d| r.starts_with(&format!("{d}/"))));
+            found.extend(matched);
+        } else {
+            found.push(rel);
+        }
+        if found.is_empty() {
+            return Err(line.error(format!("{s}: no source files were specified")));
+        }
+        for name in found {
+            let at = lowers.resolve(&name, true);
+            let entry = match at.as_str() {
+                "" => None,
+                _ => Some(
+                    lowers
+                        .find(&at)
+                        .ok_or_else(|| line.error(format!("{s}: not found in {}", source.what)))?,
+                ),
+            };
+            items.push(RootfsItem { name, at, entry });
+        }
+    }
+    Ok(items)
+}
+
 enum Item {
     Dir(Owner),
     Source(PathBuf, Metadata, Owner),
@@ -1032,6 +1246,9 @@ struct CopyPlan {
 struct Perms {
     chown: Option<(u64, u64)>,
     chmod: Option<u32>,
+    /// `COPY --from`: entries keep their owners unless `--chown`, as
+    /// docker's do; from the context they become root's.
+    keep_owner: bool,
 }
 
 impl Perms {
@@ -1040,6 +1257,7 @@ impl Perms {
     fn apply(self, o: Owner, is_dir: bool) -> Owner {
         let mut o = match self.chown {
             Some((uid, gid)) => Owner { uid, gid, ..o },
+            None if self.keep_owner => o,
             None => Owner { uid: 0, gid: 0, ..o },
         };
         if let Some(m) = self.chmod {

@@ -601,6 +601,15 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Set the target build stage to build (the last stage if not given)
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<std::path::PathBuf>,
+    /// Always pull the images FROM and COPY --from name, even when the store has them
+    #[arg(long)]
+    pub pull: bool,
     /// Network for RUN: default (an isolated bridge network as root on the host, none in a user
     /// namespace), bridge, none (only lo) or host (the host's own network: its 127.0.0.1 services,
     /// its interfaces to sniff; only when asked)

@@ -1,6 +1,6 @@
 //! `barge build`: scratch images from busybox-static, RUN layers with
 //! whiteouts seen after a pull elsewhere, reproducible digests, the layer
-//! cache, and Dockerfile errors.
+//! cache, multi-stage builds, and Dockerfile errors.
 
 use barge_tests::image::busybox_image;
 use barge_tests::registry::Registry;
@@ -20,6 +20,18 @@ fn out(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// `barge build -q` of `ctx` with `SOURCE_DATE_EPOCH=epoch`: the image ID.
+fn build_at_epoch(b: &Barge, ctx: &Path, epoch: &str) -> String {
+    let o = b
+        .command()
+        .args(["build", "-q", ctx.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 /// A context with the static busybox and a Dockerfile.
@@ -119,14 +131,7 @@ fn the_same_context_builds_the_same_digest() {
 
     // SOURCE_DATE_EPOCH sets every time in the image, and still reproducibly.
     let at = |b: &Barge| {
-        let o = b
-            .command()
-            .args(["build", "-q", ctx.path().to_str().unwrap()])
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", out(&o));
-        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let id = build_at_epoch(b, ctx.path(), "1700000000");
         (
             id.clone(),
             b.ok(&["inspect", "--format", "{{.Created}}", &id]).trim().to_string(),
@@ -371,7 +376,14 @@ fn dockerfile_errors_name_the_line() {
             "forbidden path outside the build context",
         ),
         ("FROM scratch\nRUN true\n", "line 2: RUN: there is nothing to run it in"),
-        ("FROM scratch\nFROM scratch\n", "multi-stage builds"),
+        (
+            "FROM scratch AS a\nFROM scratch AS A\n",
+            "line 2: FROM: duplicate stage name \"a\"",
+        ),
+        (
+            "FROM scratch\nCOPY --from=0 /a /a\n",
+            "line 2: COPY: --from=0: a stage can only copy from the stages before it",
+        ),
         ("FROM scratch\nEXPOSE 99999\n", "invalid port"),
         ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
@@ -449,7 +461,9 @@ fn a_failing_run_stops_the_build_with_its_code() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("line 4: the command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        e.contains(
+            "line 4: [4/4] RUN exit 3: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"
+        ),
         "{e}"
     );
     assert!(
@@ -672,4 +686,101 @@ fn run_steps_get_a_network_of_their_own_unless_host_is_asked() {
         help.contains("isolated bridge") && help.contains("only when asked"),
         "{help}"
     );
+}
+
+/// Three stages and a broken one: `ARG` in `FROM`, a stage as a base,
+/// `COPY --from` a stage by name, by index and an image in a registry.
+const STAGES: &str = "\
+ARG TOOLS=tools
+FROM scratch AS tools
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+FROM ${TOOLS} AS build
+ARG TOOLS
+RUN mkdir -p /out && echo \"built from $TOOLS\" > /out/made.txt && chown 1234:1234 /out/made.txt
+FROM tools AS broken
+RUN echo broken-stage-ran; exit 7
+FROM scratch
+COPY --from=build /out /out
+COPY --from=0 /bin/busybox /bin/
+COPY --from=REGISTRY/stageimg:1 /etc/passwd /etc/passwd
+CMD [\"/bin/busybox\", \"cat\", \"/out/made.txt\"]
+";
+
+#[test]
+fn multi_stage_builds_build_what_the_target_needs() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "stageimg", "1", &[], |_| {});
+    let ctx = scratch_context(&STAGES.replace("REGISTRY", &reg.host()));
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let iid = ctx.path().join("iid");
+    let o = b.run(&["build", "-t", "staged:1", "--iidfile", iid.to_str().unwrap(), c]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = out(&o);
+    assert!(
+        !shown.contains("broken-stage-ran"),
+        "the broken stage is not built: {shown}"
+    );
+    assert!(shown.contains("Step 1/12 : ARG TOOLS=tools"), "{shown}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(b.ok(&["inspect", "--format", "{{.Id}}", "staged:1"]).trim(), id);
+
+    // Only the last stage's layers: three COPYs; the owner made in `build` kept.
+    let layers = b.ok(&["inspect", "--format", "{{len .RootFS.Layers}}", "staged:1"]);
+    assert_eq!(layers.trim(), "3");
+    let o = b.run(&["run", "--rm", "staged:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "built from tools\n", "{}", out(&o));
+    let ls = b.ok(&["run", "--rm", "staged:1", "/bin/busybox", "ls", "-n", "/out"]);
+    assert!(ls.contains("1234     1234"), "COPY --from keeps owners: {ls}");
+    let passwd = b.ok(&["run", "--rm", "staged:1", "/bin/busybox", "cat", "/etc/passwd"]);
+    assert!(passwd.contains("app:x:1234"), "{passwd}");
+
+    // A second build: every layer from the cache, across the stages.
+    let o = b.run(&["build", "-q", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id);
+    let o = b.run(&["build", c]);
+    let shown = out(&o);
+    assert_eq!(shown.matches("Using cache").count(), 6, "{shown}");
+    assert!(!shown.contains("Running in"), "{shown}");
+
+    // The broken stage as the target: its RUN fails, named as docker names it.
+    let e = b.fails(&["build", "--target", "broken", c]);
+    assert!(
+        e.contains("Dockerfile line 9: [broken 2/2] RUN echo broken-stage-ran; exit 7: process \"/bin/sh -c echo broken-stage-ran; exit 7\" did not complete successfully: exit code: 7"),
+        "{e}"
+    );
+    let e = b.fails(&["build", "--target", "nope", c]);
+    assert!(
+        e.contains(
+            "target stage \"nope\" could not be found; the Dockerfile's stages are: tools, build, broken, stage-3"
+        ),
+        "{e}"
+    );
+    // --target build: that stage's image, with its history.
+    let built = b.ok(&["build", "-q", "--target", "build", c]);
+    let shown = b.ok(&["run", "--rm", built.trim(), "cat", "/out/made.txt"]);
+    assert_eq!(shown, "built from tools\n");
+}
+
+#[test]
+fn multi_stage_builds_are_reproducible() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN mkdir /out && echo made > /out/a && ln -s a /out/b\n\
+         FROM scratch\nCOPY --from=tools /out/ /srv/\nCOPY --from=tools /bin/busybox /bin/sh\nENTRYPOINT [\"/bin/sh\"]\n",
+    );
+    let id = |b: &Barge| build_at_epoch(b, ctx.path(), "1700000000");
+    // Two stores: nothing shared, RUN ran twice; mtimes in the stages differ.
+    let (first, second) = (id(&Barge::new()), id(&Barge::new()));
+    assert_eq!(first, second);
+    assert!(first.starts_with("sha256:"), "{first}");
 }

@@ -15,14 +15,18 @@ struct Bases<'a> {
     env: &'a Env,
     store: &'a Store,
     quiet: bool,
+    /// `--pull`: ask the registry even when the store has the image.
+    pull: bool,
 }
 
 impl BaseImages for Bases<'_> {
     fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String> {
-        match self.store.find_image(name) {
-            Ok(id) => return Ok(id),
-            Err(StoreError::NoSuchImage(_)) => {}
-            Err(e) => return Err(e.to_string()),
+        if !self.pull {
+            match self.store.find_image(name) {
+                Ok(id) => return Ok(id),
+                Err(StoreError::NoSuchImage(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
         }
         let reference = Reference::parse_default_tag(name).map_err(|e| e.to_string())?;
         let client = self.env.client().map_err(|f| f.to_string())?;
@@ -140,6 +144,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         platform,
         tags: tags.clone(),
         no_cache: a.no_cache,
+        target: a.target.clone(),
         network: run_network(&a.network),
         epoch,
         quiet: a.quiet,
@@ -154,9 +159,14 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         env,
         store: &store,
         quiet: a.quiet,
+        pull: a.pull,
     };
     let steps = Steps { quiet: a.quiet };
     let outcome = barge_builder::build(&store, &runtime, &bases, &opts, &steps).context(String::new)?;
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, outcome.image_id.to_string())
+            .context(|| format!("writing the image ID to {}", f.display()))?;
+    }
     if a.quiet {
         println!("{}", outcome.image_id);
         return Ok(0);
