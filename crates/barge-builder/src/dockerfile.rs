@@ -19,6 +19,56 @@ pub struct Line {
     /// The instruction as `Step n/N :` shows it: keyword, flags, arguments.
     pub shown: String,
     pub instruction: Instruction,
+    /// The here-documents of a RUN, COPY or ADD, in the order written.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A here-document: `<<EOF` on an instruction's line, its text the lines
+/// that follow up to `EOF` alone on a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub name: String,
+    /// The lines, each with its newline.
+    pub content: String,
+    /// `<<-EOF`: leading tabs are stripped from every line (and the end line).
+    pub chomp: bool,
+    /// Unquoted (`<<EOF`, not `<<"EOF"` or `<<'EOF'`): COPY substitutes variables.
+    pub expand: bool,
+}
+
+impl Heredoc {
+    /// The heredoc a word of the line starts (`<<EOF`, `<<-EOF`,
+    /// `<<"EOF"`, `2<<EOF`): its name, whether it chomps, whether it
+    /// expands. Quotes are matched in pairs around the name only.
+    pub fn marker(word: &str) -> Option<(String, bool, bool)> {
+        let rest = word
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix("<<")?;
+        if rest.starts_with('<') {
+            return None;
+        }
+        let (chomp, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let (name, quoted) = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => (rest.strip_prefix(q)?.strip_suffix(q)?, true),
+            _ => (rest, false),
+        };
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        valid.then(|| (name.to_string(), chomp, !quoted))
+    }
+
+    /// The text as used: with `<<-`, every line's leading tabs removed.
+    pub fn text(&self) -> String {
+        if !self.chomp {
+            return self.content.clone();
+        }
+        self.content
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
+    }
 }
 
 impl Line {
@@ -276,7 +326,49 @@ pub fn parse(text: &str) -> Result<Vec<Line>, BuildError> {
             continue;
         }
         let logical = join_continued(raw, &mut lines, escape);
-        out.push(instruction(i + 1, logical.trim(), escape)?);
+        let mut line = instruction(i + 1, logical.trim(), escape)?;
+        line.heredocs = heredocs(&line, &mut lines)?;
+        out.push(line);
+    }
+    Ok(out)
+}
+
+/// The here-documents a RUN, COPY or ADD line (not in JSON form) opens,
+/// each taking the lines that follow up to its name alone on a line.
+fn heredocs(line: &Line, lines: &mut Lines) -> Result<Vec<Heredoc>, BuildError> {
+    let text = match &line.instruction {
+        Instruction::Run(Command::Shell(text)) => text.as_str(),
+        Instruction::Copy(CopyArgs {
+            paths: List::Words(a), ..
+        })
+        | Instruction::Add(CopyArgs {
+            paths: List::Words(a), ..
+        }) => a.text.as_str(),
+        _ => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for word in text.split_whitespace() {
+        let Some((name, chomp, expand)) = Heredoc::marker(word) else {
+            continue;
+        };
+        let mut content = String::new();
+        loop {
+            let Some((_, l)) = lines.next() else {
+                return Err(line.error(format!("the here-document <<{name} has no line {name} to end it")));
+            };
+            let end = if chomp { l.trim_start_matches('\t') } else { l };
+            if end == name {
+                break;
+            }
+            content.push_str(l);
+            content.push('\n');
+        }
+        out.push(Heredoc {
+            name,
+            content,
+            chomp,
+            expand,
+        });
     }
     Ok(out)
 }
@@ -360,6 +452,7 @@ fn instruction(number: usize, logical: &str, escape: char) -> Result<Line, Build
         number,
         shown: format!("{keyword} {shown}{rest}"),
         instruction,
+        heredocs: Vec::new(),
     })
 }
 
@@ -445,13 +538,28 @@ pub fn words(s: &str, escape: char, vars: &BTreeMap<String, String>) -> Result<V
     Ok(out)
 }
 
+/// A COPY here-document's text with its variables substituted: `$VAR`,
+/// `${VAR…}` as in words, `\$` a plain `$`; quotes and everything else
+/// stay as written.
+pub fn expand_text(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    substitute_all(text, true, vars)
+}
+
 /// Substitutes the variables of a `${…}` default, as written.
 fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let chars: Vec<char> = word.chars().collect();
+    substitute_all(word, false, vars)
+}
+
+/// Every `$…` of `text` substituted; `\$` a plain `$` when `escapes`.
+fn substitute_all(text: &str, escapes: bool, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i] == '$' {
+        if escapes && chars[i] == '\\' && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
+        } else if chars[i] == '$' {
             i = substitute(&chars, i, vars, &mut out)?;
         } else {
             out.push(chars[i]);
@@ -612,6 +720,45 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_take_the_lines_up_to_their_name() {
+        let df = "# syntax=docker/dockerfile:1.4\nFROM scratch\nRUN <<EOF\necho a\n\n# not a comment\nEOF\n\
+                  RUN 3<<-\"ONE\" cat /dev/fd/3 <<'TWO' && x\n\tone $A\n\tONE\ntwo\nTWO\nCOPY <<conf.txt /etc/\nk=$V\nconf.txt\nCMD [\"<<EOF\"]\n";
+        let lines = parse(df).unwrap();
+        assert_eq!(lines.len(), 5);
+        let docs = |i: usize| -> Vec<(String, String, bool, bool)> {
+            lines[i]
+                .heredocs
+                .iter()
+                .map(|h| (h.name.clone(), h.text(), h.chomp, h.expand))
+                .collect()
+        };
+        assert_eq!(lines[1].instruction, Instruction::Run(Command::Shell("<<EOF".into())));
+        assert_eq!(
+            docs(1),
+            [("EOF".into(), "echo a\n\n# not a comment\n".into(), false, true)]
+        );
+        assert_eq!(
+            docs(2),
+            [
+                ("ONE".into(), "one $A\n".into(), true, false),
+                ("TWO".into(), "two\n".into(), false, false)
+            ]
+        );
+        assert_eq!(lines[2].heredocs[0].content, "\tone $A\n", "kept as written");
+        assert_eq!(docs(3), [("conf.txt".into(), "k=$V\n".into(), false, true)]);
+        assert_eq!(lines[3].number, 13);
+        assert!(lines[4].heredocs.is_empty(), "no heredocs in JSON form");
+        for word in ["<<<EOF", "<<", "<<\"EOF", "a<<EOF"] {
+            assert_eq!(Heredoc::marker(word), None, "{word}");
+        }
+        let e = error("FROM scratch\nRUN <<EOF\necho\n");
+        assert!(
+            e.contains("line 2: RUN: the here-document <<EOF has no line EOF to end it"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn escape_directive() {
         let lines = parse("# escape=`\nFROM scratch\nCOPY a `\n  c:\\dir\\\n").unwrap();
         let Instruction::Copy(c) = &lines[1].instruction else {
@@ -738,6 +885,15 @@ mod tests {
         assert_eq!(w("${B:-${A}y} ${B:-${C:-deep}}"), ["xy", "deep"]);
         assert!(words("\"open", '\\', &v).is_err());
         assert!(words("${A", '\\', &v).is_err());
+    }
+
+    #[test]
+    fn heredoc_text_substitution() {
+        let v = vars(&[("A", "x")]);
+        assert_eq!(
+            expand_text("a=$A \"${A}\" \\$A ${B:-d} 'q'\n", &v).unwrap(),
+            "a=x \"x\" $A d 'q'\n"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The build itself: the planned stages, each instruction by instruction.
 
-use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Instruction, Line};
+use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Heredoc, Instruction, Line};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NOP: &str = "/bin/sh -c #(nop) ";
+/// Where a RUN's `#!` here-document is mounted (BuildKit's `/dev/pipes`
+/// is under the runtime's `/dev`, where no bind mount may land); the
+/// mount point is taken out of the upper dir after the run.
+const SCRIPTS: &str = "/.barge-heredocs";
 
 /// Builds the image the Dockerfile describes; tags it (or keeps it dangling).
 pub fn build(
@@ -552,17 +556,66 @@ impl<'a> Stage<'a> {
             keep_owner: c.from.is_some(),
         };
         if let Some(from) = &c.from {
+            if !line.heredocs.is_empty() {
+                return Err(line.error("--from and here-documents cannot be used together"));
+            }
             let source = self.copy_source(line, from, built)?;
             let resolved = rootfs_sources(line, &args, &source)?;
             let dest = self.destination(line, dest_raw, resolved.len())?;
             let plan = self.plan_rootfs_copy(line, resolved, &source, &dest, perms, &lowers)?;
             return self.write_copy_layer(line, &plan, &dest, args.len());
         }
+        let (inline, args) = self.inline_sources(line, args, vars)?;
         let sources = self.context_sources(line, &args, add)?;
         let resolved = self.follow_sources(line, &sources)?;
-        let dest = self.destination(line, dest_raw, sources.len())?;
-        let plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
-        self.write_copy_layer(line, &plan, &dest, sources.len())
+        let count = sources.len() + inline.len();
+        let dest = self.destination(line, dest_raw, count)?;
+        let mut plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
+        for (name, text) in inline {
+            let at = file_target(&name, &dest, &lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            plan.kinds.insert("file");
+            let o = perms.apply(
+                Owner {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o644,
+                },
+                false,
+            );
+            plan.entries.insert(at, Item::Inline(text.into_bytes(), o));
+        }
+        add_parents(&mut plan, &lowers);
+        self.write_copy_layer(line, &plan, &dest, count)
+    }
+
+    /// The `<<NAME` sources of COPY and ADD, as (file name, text): the
+    /// here-documents of the line, variables substituted unless the name
+    /// was quoted. Returns the other sources too.
+    fn inline_sources(
+        &self,
+        line: &Line,
+        args: Vec<String>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(Vec<InlineFile>, Vec<String>), BuildError> {
+        let mut inline = Vec::new();
+        let mut rest = Vec::new();
+        for a in args {
+            let doc = Heredoc::marker(&a).and_then(|(name, _, _)| line.heredocs.iter().find(|h| h.name == name));
+            match doc {
+                Some(h) => {
+                    let text = match h.expand {
+                        true => dockerfile::expand_text(&h.text(), vars).map_err(|e| line.error(e))?,
+                        false => h.text(),
+                    };
+                    inline.push((h.name.clone(), text));
+                }
+                None => rest.push(a),
+            }
+        }
+        Ok((inline, rest))
     }
 
     /// The filesystem `COPY --from=raw` reads: an earlier stage's layers,
@@ -834,6 +887,9 @@ impl<'a> Stage<'a> {
             for (at, item) in &plan.entries {
                 match item {
                     Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
+                    Item::Inline(text, o) => w
+                        .file(at, *o, text.len() as u64, &text[..])
+                        .map_err(io_err(format!("adding /{at}")))?,
                     Item::Source(src, md, o) => {
                         write_entry(w, src, md, at, *o, &mut hardlinks)?;
                     }
@@ -875,7 +931,7 @@ impl<'a> Stage<'a> {
     // ------------------------------------------------------------ RUN
 
     fn run(&mut self, line: &Line, c: &Command) -> Result<(), BuildError> {
-        let argv = self.command(c);
+        let (argv, script) = self.run_command(line, c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
         let from_args: Vec<(String, String)> = self
@@ -885,8 +941,8 @@ impl<'a> Stage<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut created_by = match c {
-            Command::Exec(_) => argv.join(" "),
-            Command::Shell(text) => format!("{} {text}", self.shell.join(" ")),
+            Command::Shell(text) if line.heredocs.is_empty() => format!("{} {text}", self.shell.join(" ")),
+            _ => argv.join(" "),
         };
         if !from_args.is_empty() {
             let kv: Vec<String> = from_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -900,6 +956,7 @@ impl<'a> Stage<'a> {
         let key = cache_key(&json!({
             "parent": parent.as_ref().map(|p| p.to_string()),
             "run": argv,
+            "script": script.map(|h| h.text()),
             "env": run_env,
             "user": user,
             "workdir": workdir,
@@ -917,10 +974,27 @@ impl<'a> Stage<'a> {
         cfg.env = Some(run_env);
         cfg.user = Some(user);
         cfg.working_dir = Some(workdir);
+        // A `#!` heredoc runs as a file, mounted read-only.
+        let scripts = match script {
+            Some(h) => {
+                let dir = tempfile::tempdir_in(self.store.root().join("ingest"))
+                    .map_err(io_err("creating a directory for a here-document"))?;
+                let path = dir.path().join(&h.name);
+                std::fs::write(&path, h.text()).map_err(io_err(format!("writing {}", path.display())))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .map_err(io_err(format!("writing {}", path.display())))?;
+                Some(dir)
+            }
+            None => None,
+        };
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
             cmd: argv.clone(),
             network: Some(self.opts.network),
+            volumes: scripts
+                .iter()
+                .map(|d| format!("{}:{SCRIPTS}:ro", d.path().display()))
+                .collect(),
             ..CreateOptions::default()
         };
         let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
@@ -950,6 +1024,16 @@ impl<'a> Stage<'a> {
                     code,
                 });
             }
+            if scripts.is_some() {
+                // The mount point, empty: the mount was read-only.
+                let point = c.dir.join("upper").join(clean(SCRIPTS));
+                match std::fs::remove_dir(&point) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_err(format!("removing {}", point.display()))(e))
+                    }
+                    _ => {}
+                }
+            }
             let mut w = LayerWriter::to_file(&self.store.root().join("ingest"), self.opts.epoch)
                 .map_err(io_err("creating a layer file"))?;
             diff_upper(&c.dir.join("upper"), &Lowers::new(lower_dirs), &mut w)?;
@@ -959,6 +1043,41 @@ impl<'a> Stage<'a> {
         let written = result?;
         removed?;
         self.store_layer(written, created_by, &key)
+    }
+
+    /// RUN's argv, and the heredoc to run as a file when it is one with a
+    /// `#!` line: as BuildKit does, a command that is one heredoc runs its
+    /// text with the SHELL (or as a file), any other has its heredocs put
+    /// back after it for the shell to read.
+    fn run_command<'l>(&self, line: &'l Line, c: &Command) -> (Vec<String>, Option<&'l Heredoc>) {
+        let Command::Shell(text) = c else {
+            return (self.command(c), None);
+        };
+        let with_shell = |body: String| {
+            let mut argv = self.shell.clone();
+            argv.push(body);
+            argv
+        };
+        match line.heredocs.as_slice() {
+            [] => (self.command(c), None),
+            [h] if Heredoc::marker(text.trim()).is_some() => {
+                let body = h.text();
+                if body.starts_with("#!") {
+                    (vec![format!("{SCRIPTS}/{}", h.name)], Some(h))
+                } else {
+                    (with_shell(body), None)
+                }
+            }
+            docs => {
+                let mut full = text.clone();
+                for h in docs {
+                    full.push('\n');
+                    full.push_str(&h.content);
+                    full.push_str(&h.name);
+                }
+                (with_shell(full), None)
+            }
+        }
     }
 
     // ------------------------------------------------------------ layers
@@ -1210,8 +1329,13 @@ fn rootfs_sources(line: &Line, args: &[String], source: &RootfsSource) -> Result
     Ok(items)
 }
 
+/// A here-document COPY writes: its file name and text.
+type InlineFile = (String, String);
+
 enum Item {
     Dir(Owner),
+    /// A here-document's text.
+    Inline(Vec<u8>, Owner),
     Source(PathBuf, Metadata, Owner),
 }
 

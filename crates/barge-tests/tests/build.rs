@@ -784,3 +784,39 @@ fn multi_stage_builds_are_reproducible() {
     assert_eq!(first, second);
     assert!(first.starts_with("sha256:"), "{first}");
 }
+
+#[test]
+fn heredocs_run_scripts_and_make_files() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "# syntax=docker/dockerfile:1.4\nFROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nARG NAME=world\nENV GREETING=hello\n\
+         RUN <<EOF\necho \"$GREETING $NAME\" > /simple.txt\n\n# a comment, for the shell\necho second >> /simple.txt\nEOF\n\
+         RUN <<-EOT cat > /tabs.txt && cat <<'RAW' > /raw.txt\n\tindented $NAME\n\tEOT\nraw $NAME\nRAW\n\
+         RUN <<EOF\n#!/bin/sh\necho \"a script at $0\" > /script.txt\nEOF\n\
+         COPY <<conf <<\"raw.txt\" /etc/app/\nname=$NAME \\$HOME\nconf\nkeep $NAME\nraw.txt\n\
+         COPY --chmod=600 <<EOF /only\nx\nEOF\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "heredocs:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "heredocs:1",
+        "sh",
+        "-c",
+        "cat /simple.txt /tabs.txt /raw.txt /script.txt /etc/app/conf /etc/app/raw.txt; stat -c '%a %u' /etc/app/conf /only",
+    ]);
+    assert_eq!(
+        shown,
+        "hello world\nsecond\nindented world\nraw $NAME\na script at /.barge-heredocs/EOF\nname=world $HOME\nkeep $NAME\n644 0\n600 0\n"
+    );
+    // The script's mount leaves nothing in the image.
+    let layers = b.ok(&["history", "--format", "{{.CreatedBy}}", "heredocs:1"]);
+    assert!(layers.contains("/.barge-heredocs/EOF"), "{layers}");
+    let o = b.run(&["run", "--rm", "heredocs:1", "ls", "-d", "/.barge-heredocs"]);
+    assert!(!o.status.success(), "{}", out(&o));
+}
