@@ -12,7 +12,7 @@ use crate::BuildError;
 use std::collections::BTreeMap;
 
 /// One instruction, continuation lines joined, and where it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     /// The line it starts on (1-based), for error messages.
     pub number: usize,
@@ -82,7 +82,7 @@ impl Line {
 }
 
 /// A Dockerfile instruction with its parsed arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
     /// `FROM [--platform=P] IMAGE [AS NAME]`: the words after the flags, and the platform.
     From {
@@ -106,11 +106,11 @@ pub enum Instruction {
     User(Args),
     Workdir(Args),
     Stopsignal(Args),
-    /// Parsed so that it is refused with a clear message, as written.
-    Healthcheck(String),
+    /// `HEALTHCHECK NONE`, or its flags and CMD, as docker stores them.
+    Healthcheck(barge_oci::image::Healthcheck),
     /// The shell of shell-form commands from here on (JSON form only).
     Shell(Vec<String>),
-    /// Parsed so that it is refused with a clear message, as written.
+    /// The trigger, as written (checked to be an instruction ONBUILD may hold).
     Onbuild(String),
     /// The author, as written.
     Maintainer(String),
@@ -236,12 +236,12 @@ impl Instruction {
             "USER" => Ok(Instruction::User(words())),
             "WORKDIR" => Ok(Instruction::Workdir(words())),
             "STOPSIGNAL" => Ok(Instruction::Stopsignal(words())),
-            "HEALTHCHECK" => Ok(Instruction::Healthcheck(args.to_string())),
+            "HEALTHCHECK" => healthcheck(flags, args).map(Instruction::Healthcheck),
             "SHELL" => exec_form(args)
                 .filter(|a| !a.is_empty())
                 .map(Instruction::Shell)
                 .ok_or_else(|| "needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]".to_string()),
-            "ONBUILD" => Ok(Instruction::Onbuild(args.to_string())),
+            "ONBUILD" => onbuild(args, escape).map(Instruction::Onbuild),
             "MAINTAINER" => Ok(Instruction::Maintainer(args.trim().to_string())),
             _ => return None,
         };
@@ -250,7 +250,7 @@ impl Instruction {
 }
 
 /// Instructions that take `--flag=value` options.
-const FLAGGED: &[&str] = &["FROM", "COPY", "ADD", "RUN"];
+const FLAGGED: &[&str] = &["FROM", "COPY", "ADD", "RUN", "HEALTHCHECK"];
 
 /// The last value of a flag, as docker takes it.
 fn flag<'f>(flags: &'f [(String, String)], name: &str) -> Option<&'f str> {
@@ -275,6 +275,114 @@ fn from(flags: &[(String, String)], image: Args) -> Result<Instruction, String> 
         escape: image.escape,
     });
     Ok(Instruction::From { image, platform })
+}
+
+/// `HEALTHCHECK NONE`, or `HEALTHCHECK [--interval=…] … CMD command`:
+/// `Test` is `["CMD", …]` for the exec form, `["CMD-SHELL", line]` for a
+/// command line; durations in nanoseconds, zeros left out, as docker's.
+fn healthcheck(flags: &[(String, String)], args: &str) -> Result<barge_oci::image::Healthcheck, String> {
+    let mut h = barge_oci::image::Healthcheck::default();
+    let (word, rest) = args.trim().split_once(char::is_whitespace).unwrap_or((args.trim(), ""));
+    match word.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !flags.is_empty() || !rest.trim().is_empty() {
+                return Err("NONE takes no flags and no arguments".into());
+            }
+            h.test = Some(vec!["NONE".into()]);
+            return Ok(h);
+        }
+        "CMD" => {}
+        _ => return Err("expected NONE or [OPTIONS] CMD command".into()),
+    }
+    h.test = Some(match command(rest)? {
+        Command::Exec(argv) if argv.is_empty() => return Err("CMD needs a command".into()),
+        Command::Exec(argv) => std::iter::once("CMD".to_string()).chain(argv).collect(),
+        Command::Shell(text) => vec!["CMD-SHELL".into(), text],
+    });
+    for (k, v) in flags {
+        let d = || -> Result<Option<i64>, String> {
+            let ns = go_duration(v).map_err(|e| format!("--{k}={v}: {e}"))?;
+            if ns != 0 && ns < 1_000_000 {
+                return Err(format!("--{k}={v}: cannot be less than 1ms"));
+            }
+            Ok((ns != 0).then_some(ns))
+        };
+        match k.as_str() {
+            "interval" => h.interval = d()?,
+            "timeout" => h.timeout = d()?,
+            "start-period" => h.start_period = d()?,
+            "start-interval" => h.start_interval = d()?,
+            "retries" => {
+                let n: i64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| format!("--retries={v}: expected a number, 0 or more"))?;
+                h.retries = (n != 0).then_some(n);
+            }
+            _ => return Err(format!("unknown flag --{k}")),
+        }
+    }
+    Ok(h)
+}
+
+/// A Go duration (`30s`, `1m30s`, `1.5h`, `250ms`) in nanoseconds.
+fn go_duration(s: &str) -> Result<i64, String> {
+    const UNITS: [(&str, f64); 7] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    if s == "0" {
+        return Ok(0);
+    }
+    let bad = || "expected a duration such as 30s, 1m30s or 500ms".to_string();
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        // The longest unit that matches: `ms` before `m`.
+        let (unit, scale) = UNITS
+            .iter()
+            .filter(|(u, _)| rest.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+            .ok_or_else(bad)?;
+        total += n * scale;
+        rest = &rest[unit.len()..];
+    }
+    if total > i64::MAX as f64 {
+        return Err("too long".into());
+    }
+    Ok(total.round() as i64)
+}
+
+/// An ONBUILD trigger: an instruction other than FROM, ONBUILD and
+/// MAINTAINER, checked now so that a mistake shows here, not in the
+/// build that uses the image.
+fn onbuild(args: &str, escape: char) -> Result<String, String> {
+    let trigger = args.trim();
+    if trigger.is_empty() {
+        return Err("needs an instruction".into());
+    }
+    let line = instruction(0, trigger, escape).map_err(|e| match e {
+        BuildError::Dockerfile { message, .. } => message,
+        other => other.to_string(),
+    })?;
+    match line.instruction {
+        Instruction::From { .. } | Instruction::Onbuild(_) | Instruction::Maintainer(_) => {
+            Err(format!("{} is not allowed as a trigger", line.instruction.keyword()))
+        }
+        _ => Ok(trigger.to_string()),
+    }
 }
 
 /// CMD/ENTRYPOINT/RUN arguments: the exec form, or a shell command line.
@@ -862,13 +970,58 @@ mod tests {
             one(r#"SHELL ["/bin/bash", "-c"]"#),
             Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])
         );
-        assert_eq!(one("HEALTHCHECK NONE"), Instruction::Healthcheck("NONE".into()));
-        assert_eq!(one("ONBUILD RUN x"), Instruction::Onbuild("RUN x".into()));
+        assert_eq!(one("ONBUILD  RUN x "), Instruction::Onbuild("RUN x".into()));
+        for (bad, expected) in [
+            ("ONBUILD FROM x", "line 1: ONBUILD: FROM is not allowed as a trigger"),
+            ("ONBUILD ONBUILD RUN x", "ONBUILD is not allowed as a trigger"),
+            ("ONBUILD FROB", "ONBUILD: unknown instruction: FROB"),
+            ("ONBUILD", "ONBUILD: needs an instruction"),
+        ] {
+            let e = error(bad);
+            assert!(e.contains(expected), "{bad}: {e}");
+        }
         // Only FROM, RUN, COPY and ADD take flags: elsewhere `--x` is an argument.
         assert_eq!(one("ENV --x=1"), Instruction::Env(args("--x=1")));
         for bad in ["SHELL /bin/bash -c", "SHELL []"] {
             let e = error(bad);
             assert!(e.contains("line 1: SHELL: needs the JSON form"), "{e}");
+        }
+    }
+
+    #[test]
+    fn healthchecks_as_docker_stores_them() {
+        let h = |text: &str| match one(text) {
+            Instruction::Healthcheck(h) => serde_json::to_value(h).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(h("HEALTHCHECK NONE"), serde_json::json!({"Test": ["NONE"]}));
+        assert_eq!(
+            h("HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=0s --retries=3 CMD curl -f http://x/ || exit 1"),
+            serde_json::json!({
+                "Test": ["CMD-SHELL", "curl -f http://x/ || exit 1"],
+                "Interval": 90_000_000_000i64,
+                "Timeout": 500_000_000,
+                "Retries": 3
+            })
+        );
+        assert_eq!(
+            h(r#"healthcheck --start-interval=1.5s cmd ["/probe", "-q"]"#),
+            serde_json::json!({"Test": ["CMD", "/probe", "-q"], "StartInterval": 1_500_000_000})
+        );
+        for (bad, expected) in [
+            ("HEALTHCHECK --interval=5 CMD x", "--interval=5: expected a duration"),
+            ("HEALTHCHECK --timeout=10us CMD x", "cannot be less than 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD x", "--retries=-1: expected a number"),
+            ("HEALTHCHECK --bogus=1 CMD x", "unknown flag --bogus"),
+            ("HEALTHCHECK --interval=1s NONE", "NONE takes no flags"),
+            ("HEALTHCHECK true", "expected NONE or [OPTIONS] CMD command"),
+            ("HEALTHCHECK CMD", "needs a command"),
+        ] {
+            let e = error(bad);
+            assert!(
+                e.contains("line 1: HEALTHCHECK: ") && e.contains(expected),
+                "{bad}: {e}"
+            );
         }
     }
 

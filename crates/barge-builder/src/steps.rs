@@ -83,7 +83,11 @@ pub fn build(
         step(sp.from);
         let mut stage = match &sp.base {
             StageBase::Scratch => Stage::scratch(ctx, sp),
-            StageBase::Image(name) => Stage::image(ctx, sp, name)?,
+            StageBase::Image(name) => {
+                let mut stage = Stage::image(ctx, sp, name)?;
+                stage.run_triggers(sp.from, &built, &mut used_args)?;
+                stage
+            }
             StageBase::Stage(b) => match &built[*b] {
                 Some(base) => base.fork(sp),
                 None => return Err(sp.from.error("its base stage was not built")),
@@ -399,11 +403,47 @@ impl<'a> Stage<'a> {
             Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
             Instruction::Run(c) => self.run(line, c)?,
             Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
-            Instruction::Healthcheck(_) | Instruction::Onbuild(_) => {
-                return Err(line.error(format!(
-                    "{} is not supported by barge build yet; remove it or build with docker",
-                    line.instruction.keyword()
-                )))
+            Instruction::Healthcheck(h) => {
+                self.set("Healthcheck", |c| c.healthcheck = Some(h.clone()));
+                let test = h.test.as_deref().unwrap_or_default();
+                self.nop(format!("HEALTHCHECK {}", go_list(test)));
+            }
+            Instruction::Onbuild(trigger) => {
+                self.set("OnBuild", |c| {
+                    c.on_build.get_or_insert_with(Vec::new).push(trigger.clone())
+                });
+                self.nop(format!("ONBUILD {trigger}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base image's ONBUILD triggers, run as the stage's first
+    /// instructions (each with the FROM's line), then gone from the
+    /// config, as docker does.
+    fn run_triggers(
+        &mut self,
+        from: &Line,
+        built: &[Option<Stage>],
+        used_args: &mut BTreeSet<String>,
+    ) -> Result<(), BuildError> {
+        let triggers = self.config.on_build.clone().unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        self.set("OnBuild", |c| c.on_build = None);
+        let plural = if triggers.len() == 1 { "" } else { "s" };
+        self.progress
+            .note(&format!("# Executing {} build trigger{plural}", triggers.len()));
+        for t in &triggers {
+            let lines = dockerfile::parse(t).map_err(|e| from.error(format!("the base image's ONBUILD {t}: {e}")))?;
+            for mut line in lines {
+                if matches!(line.instruction, Instruction::From { .. } | Instruction::Onbuild(_)) {
+                    return Err(from.error(format!("the base image's ONBUILD {t}: not allowed as a trigger")));
+                }
+                line.number = from.number;
+                self.step = format!("ONBUILD {}", line.shown);
+                self.apply(&line, built, used_args)?;
             }
         }
         Ok(())

@@ -364,7 +364,10 @@ fn dockerfile_errors_name_the_line() {
     let b = Barge::new();
     let c = ctx.path().to_str().unwrap();
     for (dockerfile, expected) in [
-        ("FROM scratch\nCOPY a /a\nHEALTHCHECK CMD true\n", "line 3: HEALTHCHECK"),
+        (
+            "FROM scratch\nCOPY a /a\nHEALTHCHECK --interval=5 CMD true\n",
+            "line 3: HEALTHCHECK: --interval=5: expected a duration",
+        ),
         ("FROM scratch\nFROB x\n", "line 2: unknown instruction: FROB"),
         ("COPY a /a\n", "line 1: COPY: a Dockerfile must begin with FROM"),
         (
@@ -819,4 +822,57 @@ fn heredocs_run_scripts_and_make_files() {
     assert!(layers.contains("/.barge-heredocs/EOF"), "{layers}");
     let o = b.run(&["run", "--rm", "heredocs:1", "ls", "-d", "/.barge-heredocs"]);
     assert!(!o.status.success(), "{}", out(&o));
+}
+
+#[test]
+fn healthcheck_and_onbuild_are_kept_and_triggered() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let base = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         HEALTHCHECK --interval=1m30s --timeout=3s --retries=2 CMD test -f /t.txt\n\
+         ONBUILD RUN echo \"triggered in $(pwd)\" > /t.txt\nONBUILD COPY hello.txt /hello.txt\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "onbase:1", base.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let cfg = |image: &str| -> serde_json::Value {
+        serde_json::from_str(&b.ok(&["inspect", "--format", "{{json .Config}}", image])).unwrap()
+    };
+    let c = cfg("onbase:1");
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "test -f /t.txt"], "Interval": 90_000_000_000i64, "Timeout": 3_000_000_000i64, "Retries": 2})
+    );
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo \"triggered in $(pwd)\" > /t.txt", "COPY hello.txt /hello.txt"])
+    );
+
+    // Used as a base: the triggers run first, with the child's context, then are gone.
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), "hello.txt", "hello from the child\n");
+    write(
+        child.path(),
+        "Dockerfile",
+        "FROM onbase:1\nWORKDIR /srv\nHEALTHCHECK NONE\n",
+    );
+    let o = b.run(&["build", "-t", "onchild:1", child.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("# Executing 2 build triggers"), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "onchild:1", "cat", "/t.txt", "/hello.txt"]);
+    assert_eq!(shown, "triggered in /\nhello from the child\n");
+    let c = cfg("onchild:1");
+    assert!(c["OnBuild"].is_null(), "{c}");
+    assert_eq!(c["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
+
+    // A trigger that fails names the FROM line.
+    write(child.path(), "Dockerfile", "ARG X=1\nFROM onbase:1\n");
+    std::fs::remove_file(child.path().join("hello.txt")).unwrap();
+    let e = b.fails(&["build", child.path().to_str().unwrap()]);
+    assert!(
+        e.contains("line 2: COPY: hello.txt: file not found in build context"),
+        "{e}"
+    );
 }
