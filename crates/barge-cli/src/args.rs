@@ -580,7 +580,7 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory
+    /// The build context: a directory, or - for a Dockerfile on STDIN and no context
     #[arg(value_name = "PATH")]
     pub context: std::path::PathBuf,
     /// Name of the Dockerfile [default: PATH/Dockerfile]; - reads it from STDIN

@@ -876,3 +876,94 @@ fn healthcheck_and_onbuild_are_kept_and_triggered() {
         "{e}"
     );
 }
+
+/// `barge build` with `args`, `stdin` written to it.
+fn build_with_stdin(b: &Barge, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = b
+        .command()
+        .arg("build")
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn dockerfiles_from_stdin_and_outside_the_context() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let base = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    );
+    let b = Barge::new();
+    b.ok(&["build", "-t", "stdinbase:1", base.path().to_str().unwrap()]);
+
+    // `build -`: no context; a bare --build-arg takes the environment's value.
+    let df =
+        b"FROM stdinbase:1\nARG FROM_ENV\nARG UNSET_HERE=default\nRUN echo \"$FROM_ENV $UNSET_HERE\" > /args.txt\n";
+    let o = build_with_stdin(
+        &b,
+        &[
+            "-t",
+            "fromstdin:1",
+            "--build-arg",
+            "FROM_ENV",
+            "--build-arg",
+            "UNSET_HERE",
+            "--label",
+            "k=v",
+            "-",
+        ],
+        &[("FROM_ENV", "from-the-environment")],
+        df,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "fromstdin:1", "cat", "/args.txt"]);
+    assert_eq!(
+        shown, "from-the-environment default\n",
+        "an unset variable leaves the default"
+    );
+    let labels = b.ok(&["inspect", "--format", "{{json .Config.Labels}}", "fromstdin:1"]);
+    assert_eq!(labels.trim(), r#"{"k":"v"}"#);
+    let o = build_with_stdin(&b, &["-"], &[], b"FROM stdinbase:1\nCOPY a /a\n");
+    assert!(
+        out(&o).contains("line 2: COPY: a: file not found in build context"),
+        "{}",
+        out(&o)
+    );
+    let mut tar = vec![0u8; 1024];
+    tar[257..262].copy_from_slice(b"ustar");
+    let o = build_with_stdin(&b, &["-"], &[], &tar);
+    assert!(out(&o).contains("STDIN holds an archive"), "{}", out(&o));
+
+    // -f - with a context, and -f naming a file outside it.
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "in-context.txt", "context file\n");
+    let c = ctx.path().to_str().unwrap();
+    let o = build_with_stdin(
+        &b,
+        &["-q", "-f", "-", c],
+        &[],
+        b"FROM stdinbase:1\nCOPY in-context.txt /\n",
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let elsewhere = tempfile::tempdir().unwrap();
+    write(
+        elsewhere.path(),
+        "app.Dockerfile",
+        "FROM stdinbase:1\nCOPY in-context.txt /copied.txt\n",
+    );
+    let f = elsewhere.path().join("app.Dockerfile");
+    b.ok(&["build", "-t", "outside:1", "-f", f.to_str().unwrap(), c]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "outside:1", "cat", "/copied.txt"]),
+        "context file\n"
+    );
+}

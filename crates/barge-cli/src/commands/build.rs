@@ -75,6 +75,21 @@ fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
     }
 }
 
+/// The Dockerfile given on STDIN; a context archive there is refused.
+fn dockerfile_from_stdin() -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context(|| "reading the Dockerfile from STDIN".to_string())?;
+    let archive = bytes.starts_with(&[0x1f, 0x8b]) || bytes.get(257..262) == Some(b"ustar".as_slice());
+    if archive {
+        return Err(Failure::msg(
+            "STDIN holds an archive: barge build takes a Dockerfile on STDIN, not a context; unpack it and build the directory",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Failure::msg("the Dockerfile on STDIN is not UTF-8 text"))
+}
+
 /// The network of RUN containers: the host's only when asked, else one of
 /// their own, as docker's: the default bridge where barge can make one,
 /// else none (only lo), said once.
@@ -96,23 +111,32 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
             "barge build needs root: RUN runs containers, and layers must keep the owners of their files; run it with sudo",
         ));
     }
-    if !a.context.is_dir() {
+    // `barge build -`: the Dockerfile on STDIN and no context, as docker's.
+    let from_stdin = a.context.as_os_str() == "-";
+    let empty_context;
+    let context = if from_stdin {
+        if a.file.is_some() {
+            return Err(Failure::msg(
+                "barge build -: the Dockerfile comes from STDIN; -f cannot name another one",
+            ));
+        }
+        empty_context = tempfile::tempdir().context(|| "creating an empty build context".to_string())?;
+        empty_context.path().to_path_buf()
+    } else {
+        a.context.clone()
+    };
+    if !context.is_dir() {
         return Err(Failure::msg(format!(
             "unable to prepare context: path {:?} not found or not a directory",
             a.context.display().to_string()
         )));
     }
     let dockerfile = match &a.file {
-        Some(f) if f.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context(|| "reading the Dockerfile from STDIN".to_string())?;
-            s
-        }
+        _ if from_stdin => dockerfile_from_stdin()?,
+        Some(f) if f.as_os_str() == "-" => dockerfile_from_stdin()?,
         Some(f) => std::fs::read_to_string(f).context(|| format!("reading the Dockerfile {}", f.display()))?,
         None => {
-            let f = a.context.join("Dockerfile");
+            let f = context.join("Dockerfile");
             std::fs::read_to_string(&f).context(|| format!("reading the Dockerfile {}", f.display()))?
         }
     };
@@ -129,7 +153,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         _ => 0,
     };
     let opts = BuildOptions {
-        context: a.context.clone(),
+        context,
         dockerfile,
         build_args: a
             .build_args
