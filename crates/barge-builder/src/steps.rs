@@ -247,6 +247,12 @@ impl<'a> Stage<'a> {
             stage.shell = s.clone();
         }
         stage.cmd_inherited = stage.config.cmd.is_some();
+        // A base without PATH gets docker's default, as BuildKit gives it.
+        let mut env = stage.env();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.to_string());
+            stage.set("Env", |c| c.env = Some(env));
+        }
         ctx.progress.note(&format!(" ---> {}", &id.hex()[..12]));
         Ok(stage)
     }
@@ -472,9 +478,13 @@ impl<'a> Stage<'a> {
 
     fn env_vars(&mut self, set: &[(String, String)]) {
         let mut env = self.env();
+        // A variable set again keeps its place, as docker's does.
         for (k, v) in set {
-            env.retain(|e| e.split('=').next() != Some(k.as_str()));
-            env.push(format!("{k}={v}"));
+            let kv = format!("{k}={v}");
+            match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
+                Some(e) => *e = kv,
+                None => env.push(kv),
+            }
         }
         self.set("Env", |c| c.env = Some(env));
         self.nop(format!("ENV {}", shown_pairs(set)));
@@ -627,7 +637,7 @@ impl<'a> Stage<'a> {
             );
             plan.entries.insert(at, Item::Inline(text.into_bytes(), o));
         }
-        add_parents(&mut plan, &lowers);
+        add_parents(&mut plan, &lowers, perms);
         self.write_copy_layer(line, &plan, &dest, count)
     }
 
@@ -723,7 +733,7 @@ impl<'a> Stage<'a> {
             let o = perms.apply(crate::fs::owner(&md), false);
             plan.entries.insert(at, Item::Source(real, md, o));
         }
-        add_parents(&mut plan, lowers);
+        add_parents(&mut plan, lowers, perms);
         Ok(plan)
     }
 
@@ -866,7 +876,7 @@ impl<'a> Stage<'a> {
             let o = perms.apply(crate::fs::owner(&source.md), false);
             plan.entries.insert(at, Item::Source(source.real, source.md, o));
         }
-        add_parents(&mut plan, lowers);
+        add_parents(&mut plan, lowers, perms);
         Ok(plan)
     }
 
@@ -1293,16 +1303,16 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
 }
 
 /// The parent directories of planned entries, as the image has them,
-/// else root's 0755.
-fn add_parents(plan: &mut CopyPlan, lowers: &Lowers) {
+/// else made as [`Perms::made_dir`] makes them.
+fn add_parents(plan: &mut CopyPlan, lowers: &Lowers, perms: Perms) {
     let planned: Vec<String> = plan.entries.keys().cloned().collect();
     for p in planned {
         let mut parent = p.as_str();
         while let Some((up, _)) = parent.rsplit_once('/') {
             parent = up;
             if !plan.entries.contains_key(parent) {
-                plan.entries
-                    .insert(parent.to_string(), Item::Dir(dir_owner(lowers, parent)));
+                let o = existing_dir(lowers, parent).unwrap_or_else(|| perms.made_dir());
+                plan.entries.insert(parent.to_string(), Item::Dir(o));
             }
         }
     }
@@ -1416,6 +1426,14 @@ struct Perms {
 }
 
 impl Perms {
+    /// A directory COPY makes (the destination, a parent): 0755, owned by
+    /// the `--chown` owner else root, as BuildKit's `mkdir -p` makes
+    /// them; `--chmod` is for what is copied.
+    fn made_dir(self) -> Owner {
+        let (uid, gid) = self.chown.unwrap_or((0, 0));
+        Owner { uid, gid, mode: 0o755 }
+    }
+
     /// The owner and mode an entry gets: root's unless `--chown`, the
     /// source's mode unless `--chmod` (a directory without one gets 0755).
     fn apply(self, o: Owner, is_dir: bool) -> Owner {
@@ -1455,10 +1473,7 @@ fn chown_ids(
 
 /// The directory copied into: left as the image has it, else made.
 fn target_dir(lowers: &Lowers, perms: Perms, target: &str) -> Item {
-    match lowers.find(target) {
-        Some((_, m)) if m.is_dir() => Item::Dir(crate::fs::owner(&m)),
-        _ => Item::Dir(perms.apply(dir_owner(lowers, target), true)),
-    }
+    Item::Dir(existing_dir(lowers, target).unwrap_or_else(|| perms.made_dir()))
 }
 
 /// Where a copied file goes: into the destination when that is (or the
@@ -1488,17 +1503,12 @@ fn cache_key(v: &Value) -> String {
     Digest::of(v.to_string().as_bytes()).hex().to_string()
 }
 
-/// A directory's owner as the image has it, else root's 0755.
-fn dir_owner(lowers: &Lowers, rel: &str) -> Owner {
+/// A directory's owner and mode as the image has it.
+fn existing_dir(lowers: &Lowers, rel: &str) -> Option<Owner> {
     lowers
         .find(rel)
         .filter(|(_, m)| m.is_dir())
         .map(|(_, m)| crate::fs::owner(&m))
-        .unwrap_or(Owner {
-            uid: 0,
-            gid: 0,
-            mode: 0o755,
-        })
 }
 
 /// `K=V K2=V2`, as docker's history shows ENV and LABEL.

@@ -967,3 +967,38 @@ fn dockerfiles_from_stdin_and_outside_the_context() {
         "context file\n"
     );
 }
+
+/// Where buildah and BuildKit agree: a variable set again keeps its
+/// place; directories COPY makes are 0755 and owned by `--chown`, which
+/// `--chmod` does not touch.
+#[test]
+fn env_order_and_made_directories_follow_buildkit() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         ENV A=1 B=2\nENV A=3\nCOPY --chown=1234:29 --chmod=600 files/ /opt/new/\n",
+    );
+    write(ctx.path(), "files/a", "a\n");
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "made:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let env = b.ok(&["inspect", "--format", "{{json .Config.Env}}", "made:1"]);
+    assert!(env.contains(r#"/bin","A=3","B=2"]"#), "{env}");
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "made:1",
+        "stat",
+        "-c",
+        "%n %a %u:%g",
+        "/opt",
+        "/opt/new",
+        "/opt/new/a",
+    ]);
+    assert_eq!(
+        shown,
+        "/opt 755 1234:29\n/opt/new 755 1234:29\n/opt/new/a 600 1234:29\n"
+    );
+}
