@@ -89,7 +89,8 @@ pub enum Instruction {
         image: Args,
         platform: Option<Args>,
     },
-    Run(Command),
+    /// The command and its `--mount=type=cache` mounts.
+    Run(Command, Vec<CacheMount>),
     Cmd(Command),
     Entrypoint(Command),
     Copy(CopyArgs),
@@ -185,7 +186,7 @@ impl Instruction {
     pub fn keyword(&self) -> &'static str {
         match self {
             Instruction::From { .. } => "FROM",
-            Instruction::Run(_) => "RUN",
+            Instruction::Run(..) => "RUN",
             Instruction::Cmd(_) => "CMD",
             Instruction::Entrypoint(_) => "ENTRYPOINT",
             Instruction::Copy(_) => "COPY",
@@ -220,10 +221,7 @@ impl Instruction {
         };
         let i = match keyword {
             "FROM" => from(flags, words()),
-            "RUN" => match flags.first() {
-                Some((k, _)) => Err(format!("the flag --{k} is not supported")),
-                None => command(args).map(Instruction::Run),
-            },
+            "RUN" => run(flags, args),
             "CMD" => command(args).map(Instruction::Cmd),
             "ENTRYPOINT" => command(args).map(Instruction::Entrypoint),
             "COPY" => copy(flags, args, escape).map(Instruction::Copy),
@@ -385,6 +383,85 @@ fn onbuild(args: &str, escape: char) -> Result<String, String> {
     }
 }
 
+/// `RUN --mount=type=cache,target=DIR[,id=ID][,sharing=shared|locked|private]
+/// [,readonly][,mode=OCTAL][,uid=N][,gid=N]`: a directory kept in the
+/// store across builds, mounted where the command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    /// Where it is mounted: absolute, or against WORKDIR.
+    pub target: String,
+    /// The cache's name: `id=`, else the target as written.
+    pub id: String,
+    /// `locked` and `private`: one RUN at a time uses it (barge makes no
+    /// private copies; `private` waits as `locked` does).
+    pub exclusive: bool,
+    pub readonly: bool,
+    /// Owner and mode of the directory when first made.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn run(flags: &[(String, String)], args: &str) -> Result<Instruction, String> {
+    let mut mounts = Vec::new();
+    for (k, v) in flags {
+        match k.as_str() {
+            "mount" => mounts.push(cache_mount(v)?),
+            _ => return Err(format!("the flag --{k} is not supported")),
+        }
+    }
+    Ok(Instruction::Run(command(args)?, mounts))
+}
+
+/// One `--mount=` value; only `type=cache` is supported.
+fn cache_mount(spec: &str) -> Result<CacheMount, String> {
+    let mut kind = "bind";
+    let (mut target, mut id) = (None, None);
+    let mut m = CacheMount {
+        target: String::new(),
+        id: String::new(),
+        exclusive: false,
+        readonly: false,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let number = |k: &str, v: &str, radix: u32| {
+        u32::from_str_radix(v, radix).map_err(|_| format!("--mount={spec}: {k}={v} is not a number"))
+    };
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match (k.to_ascii_lowercase().as_str(), v) {
+            ("type", v) => kind = v,
+            ("target" | "dst" | "destination", v) => target = Some(v.to_string()),
+            ("id", v) => id = Some(v.to_string()),
+            ("sharing", "shared") => m.exclusive = false,
+            ("sharing", "locked" | "private") => m.exclusive = true,
+            ("readonly" | "ro", "" | "true") => m.readonly = true,
+            ("readonly" | "ro", "false") => m.readonly = false,
+            ("mode", v) => m.mode = number(k, v, 8)? & 0o7777,
+            ("uid", v) => m.uid = number(k, v, 10)?,
+            ("gid", v) => m.gid = number(k, v, 10)?,
+            ("from" | "source" | "src", _) => {
+                return Err(format!(
+                    "--mount={spec}: a cache seeded from={v}/source= is not supported"
+                ))
+            }
+            _ => return Err(format!("--mount={spec}: unknown option {part:?}")),
+        }
+    }
+    if kind != "cache" {
+        return Err(format!(
+            "--mount=type={kind} is not supported (only type=cache; bind, secret, tmpfs and ssh mounts are not yet)"
+        ));
+    }
+    m.target = target
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("--mount={spec}: needs target=DIR"))?;
+    m.id = id.filter(|i| !i.is_empty()).unwrap_or_else(|| m.target.clone());
+    Ok(m)
+}
+
 /// CMD/ENTRYPOINT/RUN arguments: the exec form, or a shell command line.
 fn command(args: &str) -> Result<Command, String> {
     if let Some(argv) = exec_form(args) {
@@ -445,7 +522,7 @@ pub fn parse(text: &str) -> Result<Vec<Line>, BuildError> {
 /// each taking the lines that follow up to its name alone on a line.
 fn heredocs(line: &Line, lines: &mut Lines) -> Result<Vec<Heredoc>, BuildError> {
     let text = match &line.instruction {
-        Instruction::Run(Command::Shell(text)) => text.as_str(),
+        Instruction::Run(Command::Shell(text), _) => text.as_str(),
         Instruction::Copy(CopyArgs {
             paths: List::Words(a), ..
         })
@@ -840,7 +917,10 @@ mod tests {
                 .map(|h| (h.name.clone(), h.text(), h.chomp, h.expand))
                 .collect()
         };
-        assert_eq!(lines[1].instruction, Instruction::Run(Command::Shell("<<EOF".into())));
+        assert_eq!(
+            lines[1].instruction,
+            Instruction::Run(Command::Shell("<<EOF".into()), vec![])
+        );
         assert_eq!(
             docs(1),
             [("EOF".into(), "echo a\n\n# not a comment\n".into(), false, true)]
@@ -903,21 +983,79 @@ mod tests {
     #[test]
     fn commands_in_exec_and_shell_form() {
         let exec = || Command::Exec(vec!["sh".into(), "-c".into(), "echo hi".into()]);
-        assert_eq!(one(r#"RUN ["sh", "-c", "echo hi"]"#), Instruction::Run(exec()));
+        assert_eq!(one(r#"RUN ["sh", "-c", "echo hi"]"#), Instruction::Run(exec(), vec![]));
         assert_eq!(one(r#"CMD ["sh", "-c", "echo hi"]"#), Instruction::Cmd(exec()));
         assert_eq!(
             one("ENTRYPOINT  echo $HOME  "),
             Instruction::Entrypoint(Command::Shell("echo $HOME".into()))
         );
         // Not a JSON array of strings: a command line, as docker takes it.
-        assert_eq!(one("RUN [1, 2]"), Instruction::Run(Command::Shell("[1, 2]".into())));
+        assert_eq!(
+            one("RUN [1, 2]"),
+            Instruction::Run(Command::Shell("[1, 2]".into()), vec![])
+        );
         assert_eq!(one("CMD []"), Instruction::Cmd(Command::Exec(vec![])));
         for keyword in ["RUN", "CMD", "ENTRYPOINT"] {
             let e = error(&format!("FROM scratch\n{keyword}\n"));
             assert!(e.contains(&format!("line 2: {keyword}: needs a command")), "{e}");
         }
-        let e = error("RUN --mount=type=cache,target=/x make");
-        assert!(e.contains("RUN: the flag --mount is not supported"), "{e}");
+        let e = error("RUN --network=none make");
+        assert!(e.contains("RUN: the flag --network is not supported"), "{e}");
+    }
+
+    #[test]
+    fn cache_mounts() {
+        let Instruction::Run(c, mounts) = one(
+            "RUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=apt,dst=/var/cache/apt,sharing=locked,mode=0700,uid=1,gid=2,ro make",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c, Command::Shell("make".into()));
+        let plain = CacheMount {
+            target: "/root/.cache".into(),
+            id: "/root/.cache".into(),
+            exclusive: false,
+            readonly: false,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        assert_eq!(mounts[0], plain);
+        assert_eq!(
+            mounts[1],
+            CacheMount {
+                target: "/var/cache/apt".into(),
+                id: "apt".into(),
+                exclusive: true,
+                readonly: true,
+                mode: 0o700,
+                uid: 1,
+                gid: 2,
+            }
+        );
+        for (bad, expected) in [
+            (
+                "RUN --mount=target=/x make",
+                "--mount=type=bind is not supported (only type=cache",
+            ),
+            (
+                "RUN --mount=type=secret,id=s make",
+                "--mount=type=secret is not supported",
+            ),
+            ("RUN --mount=type=cache make", "needs target=DIR"),
+            ("RUN --mount=type=cache,target=/x,mode=9 make", "mode=9 is not a number"),
+            (
+                "RUN --mount=type=cache,target=/x,from=build make",
+                "from=build/source= is not supported",
+            ),
+            (
+                "RUN --mount=type=cache,target=/x,color=red make",
+                "unknown option \"color=red\"",
+            ),
+        ] {
+            let e = error(bad);
+            assert!(e.contains("line 1: RUN: ") && e.contains(expected), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod layer;
 pub mod stages;
 mod steps;
 
-pub use dockerfile::{parse, Args, Command, CopyArgs, Heredoc, Instruction, Line, List};
+pub use dockerfile::{parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List};
 pub use ignore::Ignore;
 pub use steps::build;
 

@@ -1,6 +1,6 @@
 //! The build itself: the planned stages, each instruction by instruction.
 
-use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Heredoc, Instruction, Line};
+use crate::dockerfile::{self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
@@ -10,6 +10,7 @@ use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, ContainerConfig, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
 use barge_runtime::{CreateOptions, ImageSource, Runtime};
+use barge_store::fsutil::{self, LockGuard, LockKind};
 use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NOP: &str = "/bin/sh -c #(nop) ";
+/// The store's directory of `RUN --mount=type=cache` caches, one per id.
+const CACHE_MOUNTS: &str = "build-cache-mounts";
 /// Where a RUN's `#!` here-document is mounted (BuildKit's `/dev/pipes`
 /// is under the runtime's `/dev`, where no bind mount may land); the
 /// mount point is taken out of the upper dir after the run.
@@ -407,7 +410,7 @@ impl<'a> Stage<'a> {
             }
             Instruction::Copy(c) => self.copy(line, c, false, &vars, built)?,
             Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
-            Instruction::Run(c) => self.run(line, c)?,
+            Instruction::Run(c, mounts) => self.run(line, c, mounts)?,
             Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
             Instruction::Healthcheck(h) => {
                 self.set("Healthcheck", |c| c.healthcheck = Some(h.clone()));
@@ -980,7 +983,7 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, line: &Line, c: &Command) -> Result<(), BuildError> {
+    fn run(&mut self, line: &Line, c: &Command, mounts: &[CacheMount]) -> Result<(), BuildError> {
         let (argv, script) = self.run_command(line, c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
@@ -1002,8 +1005,20 @@ impl<'a> Stage<'a> {
         run_env.extend(from_args.iter().map(|(k, v)| format!("{k}={v}")));
         let user = self.config.user.clone().unwrap_or_default();
         let workdir = self.workdir();
+        // Cache mounts: where each goes, absolute.
+        let targets: Vec<String> = mounts
+            .iter()
+            .map(|m| match m.target.starts_with('/') {
+                true => format!("/{}", clean(&m.target)),
+                false => format!("/{}", clean(&format!("{workdir}/{}", m.target))),
+            })
+            .collect();
+        if let Some(t) = targets.iter().find(|t| t.as_str() == "/") {
+            return Err(line.error(format!("--mount target={t}: a cache cannot be mounted over /")));
+        }
         let parent = chain_ids(&self.diff_ids).last().cloned();
         let key = cache_key(&json!({
+            "mounts": mounts.iter().zip(&targets).map(|(m, t)| json!([m.id, t, m.readonly])).collect::<Vec<_>>(),
             "parent": parent.as_ref().map(|p| p.to_string()),
             "run": argv,
             "script": script.map(|h| h.text()),
@@ -1037,14 +1052,22 @@ impl<'a> Stage<'a> {
             }
             None => None,
         };
+        let mut volumes: Vec<String> = scripts
+            .iter()
+            .map(|d| format!("{}:{SCRIPTS}:ro", d.path().display()))
+            .collect();
+        let mut _locks = Vec::new();
+        for (m, target) in mounts.iter().zip(&targets) {
+            let (dir, lock) = self.cache_dir(m)?;
+            _locks.extend(lock);
+            let ro = if m.readonly { ":ro" } else { "" };
+            volumes.push(format!("{}:{target}{ro}", dir.display()));
+        }
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
             cmd: argv.clone(),
             network: Some(self.opts.network),
-            volumes: scripts
-                .iter()
-                .map(|d| format!("{}:{SCRIPTS}:ro", d.path().display()))
-                .collect(),
+            volumes,
             ..CreateOptions::default()
         };
         let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
@@ -1074,25 +1097,60 @@ impl<'a> Stage<'a> {
                     code,
                 });
             }
-            if scripts.is_some() {
-                // The mount point, empty: the mount was read-only.
-                let point = c.dir.join("upper").join(clean(SCRIPTS));
-                match std::fs::remove_dir(&point) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(io_err(format!("removing {}", point.display()))(e))
-                    }
-                    _ => {}
-                }
+            let lowers = Lowers::new(lower_dirs);
+            let upper = c.dir.join("upper");
+            // The mount points made for the script and the caches, as BuildKit removes its stubs.
+            let points = scripts
+                .iter()
+                .map(|_| SCRIPTS.to_string())
+                .chain(targets.iter().cloned());
+            for point in points {
+                remove_stub(&upper, &lowers, &point)?;
             }
             let mut w = LayerWriter::to_file(&self.store.root().join("ingest"), self.opts.epoch)
                 .map_err(io_err("creating a layer file"))?;
-            diff_upper(&c.dir.join("upper"), &Lowers::new(lower_dirs), &mut w)?;
+            diff_upper(&upper, &lowers, &mut w)?;
             w.finish().map_err(io_err("writing the layer"))
         })();
         let removed = self.runtime.remove(&c);
         let written = result?;
         removed?;
         self.store_layer(written, created_by, &key)
+    }
+
+    /// The store's directory for a cache mount (made with its owner and
+    /// mode the first time), and the lock a `sharing=locked` one holds
+    /// for the RUN.
+    fn cache_dir(&self, m: &CacheMount) -> Result<(PathBuf, Option<LockGuard>), BuildError> {
+        let base = self.store.root().join(CACHE_MOUNTS);
+        std::fs::create_dir_all(&base).map_err(io_err(format!("creating {}", base.display())))?;
+        let dir = base.join(Digest::of(m.id.as_bytes()).hex());
+        if !dir.is_dir() {
+            // Made aside, then renamed: another build sees it whole or not at all.
+            let tmp = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempdir_in(&base)
+                .map_err(io_err(format!("creating a cache in {}", base.display())))?;
+            let made = io_err(format!("creating the cache {:?}", m.id));
+            std::os::unix::fs::chown(tmp.path(), Some(m.uid), Some(m.gid)).map_err(made)?;
+            std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(m.mode))
+                .map_err(io_err(format!("creating the cache {:?}", m.id)))?;
+            if std::fs::rename(tmp.path(), &dir).is_err() && !dir.is_dir() {
+                return Err(BuildError::Unsupported(format!(
+                    "the cache {:?} could not be made in {}",
+                    m.id,
+                    base.display()
+                )));
+            }
+        }
+        let lock = match m.exclusive {
+            true => Some(
+                fsutil::lock(&dir.with_extension("lock"), LockKind::Exclusive)
+                    .map_err(io_err(format!("locking the cache {:?}", m.id)))?,
+            ),
+            false => None,
+        };
+        Ok((dir, lock))
     }
 
     /// RUN's argv, and the heredoc to run as a file when it is one with a
@@ -1300,6 +1358,25 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
             .cloned()
             .unwrap_or_default(),
     })
+}
+
+/// Removes the directory the runtime made at `point` (absolute) in a
+/// RUN's upper dir to mount something there, and the parents it made for
+/// it, while they are empty and the image does not have them.
+fn remove_stub(upper: &Path, lowers: &Lowers, point: &str) -> Result<(), BuildError> {
+    let mut rel = clean(point);
+    while !rel.is_empty() && lowers.find(&rel).is_none() {
+        let path = upper.join(&rel);
+        match std::fs::remove_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: the command put something there.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error()) => break,
+            Err(e) => return Err(io_err(format!("removing {}", path.display()))(e)),
+        }
+        rel = rel.rsplit_once('/').map(|(up, _)| up.to_string()).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// The parent directories of planned entries, as the image has them,

@@ -432,8 +432,8 @@ fn dockerfile_mistakes_are_found_before_any_step_runs() {
             "line 3: SHELL: needs the JSON form",
         ),
         (
-            "FROM 127.0.0.1:9/absent\nRUN --mount=type=cache,target=/c make\n",
-            "line 2: RUN: the flag --mount is not supported",
+            "FROM 127.0.0.1:9/absent\nRUN --mount=type=secret,id=s make\n",
+            "line 2: RUN: --mount=type=secret is not supported",
         ),
         ("FROM 127.0.0.1:9/absent\nCMD\n", "line 2: CMD: needs a command"),
         (
@@ -1001,4 +1001,39 @@ fn env_order_and_made_directories_follow_buildkit() {
         shown,
         "/opt 755 1234:29\n/opt/new 755 1234:29\n/opt/new/a 600 1234:29\n"
     );
+}
+
+/// `RUN --mount=type=cache`: the directory outlives the build, in the
+/// store, and neither it nor its mount point lands in a layer.
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nARG RUNS\n\
+         RUN --mount=type=cache,target=/var/cache/app,id=app,sharing=locked,uid=1234,mode=0750 \\\n\
+         echo \"run $RUNS\" >> /var/cache/app/log && cp /var/cache/app/log /seen && stat -c '%u %a' /var/cache/app > /owner\n\
+         RUN --mount=type=cache,target=/var/cache/app,id=app,ro ls /var/cache/app > /listed\n",
+    );
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let build = |runs: &str| {
+        let o = b.run(&["build", "-t", "cached:1", "--build-arg", &format!("RUNS={runs}"), c]);
+        assert!(o.status.success(), "{}", out(&o));
+    };
+    build("1");
+    build("2");
+    let shown = b.ok(&["run", "--rm", "cached:1", "cat", "/seen", "/owner", "/listed"]);
+    assert_eq!(shown, "run 1\nrun 2\n1234 750\nlog\n");
+    let o = b.run(&["run", "--rm", "cached:1", "ls", "/var"]);
+    assert!(!o.status.success(), "no /var/cache/app stub in the image: {}", out(&o));
+    // A read-only cache cannot be written.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM cached:1\nRUN --mount=type=cache,target=/c,id=app,readonly touch /c/x\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(e.contains("exit code: 1"), "{e}");
 }
