@@ -62,6 +62,12 @@ const ALLOWED: &[Allowed] = &[
         case: "12-entrypoint-cmd",
         subject: "config Entrypoint",
     },
+    // buildah removes a cache mount's mount point but keeps the parents it
+    // made for it; BuildKit and barge remove those too.
+    Allowed {
+        case: "15-cache-mount",
+        subject: "file /root/.cache",
+    },
     // buildah 1.28 (Debian 12) has no here-documents.
     Allowed {
         case: "13-heredocs",
@@ -102,7 +108,9 @@ impl Buildah {
             .arg("--runroot")
             .arg(self.dir.path().join("runroot"))
             .args(["--storage-driver", "vfs"])
-            .env("BUILDAH_ISOLATION", "chroot");
+            .env("BUILDAH_ISOLATION", "chroot")
+            // Its cache mounts and temporary files, in its own directory.
+            .env("TMPDIR", self.dir.path());
         c
     }
 
