@@ -1037,3 +1037,28 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
     let e = b.fails(&["build", c]);
     assert!(e.contains("exit code: 1"), "{e}");
 }
+
+/// A stage is hostile like any image: its links are resolved inside its
+/// own root by `COPY --from`, never on the host.
+#[test]
+fn copy_from_a_stage_never_follows_links_onto_the_host() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let stage = "FROM scratch AS evil\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 RUN ln -s / /hostroot && ln -s /etc/shadow /shadowlink && mkdir -p /etc && echo stage > /etc/stage.txt\n\
+                 FROM scratch\nCOPY busybox /bin/busybox\n";
+    let ctx = scratch_context(&format!("{stage}COPY --from=evil /hostroot/etc/ /copied/\n"));
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "linked:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let listed = b.ok(&["run", "--rm", "linked:1", "/bin/busybox", "ls", "-A", "/copied"]);
+    assert_eq!(listed, "stage.txt\n", "the stage's /etc, not the host's");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("{stage}COPY --from=evil /shadowlink /shadow\n"),
+    );
+    let e = b.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(e.contains("line 7: COPY: /shadowlink: not found in stage evil"), "{e}");
+}
