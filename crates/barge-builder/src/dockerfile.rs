@@ -89,8 +89,8 @@ pub enum Instruction {
         image: Args,
         platform: Option<Args>,
     },
-    /// The command and its `--mount=type=cache` mounts.
-    Run(Command, Vec<CacheMount>),
+    /// The command and its `--mount=` mounts.
+    Run(Command, Vec<RunMount>),
     Cmd(Command),
     Entrypoint(Command),
     Copy(CopyArgs),
@@ -402,64 +402,112 @@ pub struct CacheMount {
     pub gid: u32,
 }
 
+/// `RUN --mount=type=secret,id=ID[,target=FILE][,required][,mode=OCTAL]
+/// [,uid=N][,gid=N]`: a `--secret` of the build, as a read-only file
+/// (a copy with that owner and mode) for the one command, never in a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// `target=`, else `/run/secrets/ID`.
+    pub target: String,
+    /// Without it, a secret the build was not given is not mounted.
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What `RUN --mount=` gives the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    Cache(CacheMount),
+    Secret(SecretMount),
+}
+
 fn run(flags: &[(String, String)], args: &str) -> Result<Instruction, String> {
     let mut mounts = Vec::new();
     for (k, v) in flags {
         match k.as_str() {
-            "mount" => mounts.push(cache_mount(v)?),
+            "mount" => mounts.push(mount(v)?),
             _ => return Err(format!("the flag --{k} is not supported")),
         }
     }
     Ok(Instruction::Run(command(args)?, mounts))
 }
 
-/// One `--mount=` value; only `type=cache` is supported.
-fn cache_mount(spec: &str) -> Result<CacheMount, String> {
+/// One `--mount=` value: `type=cache` or `type=secret`.
+fn mount(spec: &str) -> Result<RunMount, String> {
     let mut kind = "bind";
-    let (mut target, mut id) = (None, None);
-    let mut m = CacheMount {
-        target: String::new(),
-        id: String::new(),
-        exclusive: false,
-        readonly: false,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-    };
+    let (mut target, mut id, mut mode, mut sharing) = (None, None, None, None);
+    let (mut readonly, mut required, mut uid, mut gid) = (false, false, 0, 0);
     let number = |k: &str, v: &str, radix: u32| {
         u32::from_str_radix(v, radix).map_err(|_| format!("--mount={spec}: {k}={v} is not a number"))
     };
+    let yes = |k: &str, v: &str| match v {
+        "" | "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("--mount={spec}: {k}={v}: expected true or false")),
+    };
     for part in spec.split(',').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        match (k.to_ascii_lowercase().as_str(), v) {
-            ("type", v) => kind = v,
-            ("target" | "dst" | "destination", v) => target = Some(v.to_string()),
-            ("id", v) => id = Some(v.to_string()),
-            ("sharing", "shared") => m.exclusive = false,
-            ("sharing", "locked" | "private") => m.exclusive = true,
-            ("readonly" | "ro", "" | "true") => m.readonly = true,
-            ("readonly" | "ro", "false") => m.readonly = false,
-            ("mode", v) => m.mode = number(k, v, 8)? & 0o7777,
-            ("uid", v) => m.uid = number(k, v, 10)?,
-            ("gid", v) => m.gid = number(k, v, 10)?,
-            ("from" | "source" | "src", _) => {
-                return Err(format!(
-                    "--mount={spec}: a cache seeded from={v}/source= is not supported"
-                ))
-            }
+        match k.to_ascii_lowercase().as_str() {
+            "type" => kind = v,
+            "target" | "dst" | "destination" => target = Some(v.to_string()),
+            "id" => id = Some(v.to_string()),
+            "sharing" => match v {
+                "shared" | "locked" | "private" => sharing = Some(v != "shared"),
+                _ => {
+                    return Err(format!(
+                        "--mount={spec}: sharing={v}: expected shared, locked or private"
+                    ))
+                }
+            },
+            "readonly" | "ro" => readonly = yes(k, v)?,
+            "required" => required = yes(k, v)?,
+            "mode" => mode = Some(number(k, v, 8)? & 0o7777),
+            "uid" => uid = number(k, v, 10)?,
+            "gid" => gid = number(k, v, 10)?,
+            "from" | "source" | "src" => return Err(format!("--mount={spec}: from=/source= are not supported")),
             _ => return Err(format!("--mount={spec}: unknown option {part:?}")),
         }
     }
-    if kind != "cache" {
-        return Err(format!(
-            "--mount=type={kind} is not supported (only type=cache; bind, secret, tmpfs and ssh mounts are not yet)"
-        ));
+    let target = target.filter(|t| !t.is_empty());
+    let id = id.filter(|i| !i.is_empty());
+    match kind {
+        "cache" => {
+            let target = target.ok_or_else(|| format!("--mount={spec}: needs target=DIR"))?;
+            Ok(RunMount::Cache(CacheMount {
+                id: id.unwrap_or_else(|| target.clone()),
+                target,
+                exclusive: sharing.unwrap_or(false),
+                readonly,
+                mode: mode.unwrap_or(0o755),
+                uid,
+                gid,
+            }))
+        }
+        "secret" => {
+            if sharing.is_some() {
+                return Err(format!("--mount={spec}: sharing= is for type=cache"));
+            }
+            // BuildKit: the id defaults to the target's file name.
+            let id = id
+                .or_else(|| target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string))
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| format!("--mount={spec}: needs id=ID"))?;
+            Ok(RunMount::Secret(SecretMount {
+                target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                id,
+                required,
+                mode: mode.unwrap_or(0o400),
+                uid,
+                gid,
+            }))
+        }
+        _ => Err(format!(
+            "--mount=type={kind} is not supported (type=cache and type=secret are; bind, tmpfs and ssh mounts are not yet)"
+        )),
     }
-    m.target = target
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| format!("--mount={spec}: needs target=DIR"))?;
-    m.id = id.filter(|i| !i.is_empty()).unwrap_or_else(|| m.target.clone());
-    Ok(m)
 }
 
 /// CMD/ENTRYPOINT/RUN arguments: the exec form, or a shell command line.
@@ -1004,49 +1052,67 @@ mod tests {
     }
 
     #[test]
-    fn cache_mounts() {
+    fn run_mounts() {
         let Instruction::Run(c, mounts) = one(
-            "RUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=apt,dst=/var/cache/apt,sharing=locked,mode=0700,uid=1,gid=2,ro make",
+            "RUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=apt,dst=/var/cache/apt,sharing=locked,mode=0700,uid=1,gid=2,ro \\\n\
+             --mount=type=secret,id=token --mount=type=secret,target=/etc/key.pem,required,uid=5,mode=440 make",
         ) else {
             panic!()
         };
         assert_eq!(c, Command::Shell("make".into()));
-        let plain = CacheMount {
-            target: "/root/.cache".into(),
-            id: "/root/.cache".into(),
-            exclusive: false,
-            readonly: false,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
+        let cache = |target: &str, id: &str, exclusive, readonly, mode, uid, gid| {
+            RunMount::Cache(CacheMount {
+                target: target.into(),
+                id: id.into(),
+                exclusive,
+                readonly,
+                mode,
+                uid,
+                gid,
+            })
         };
-        assert_eq!(mounts[0], plain);
+        let secret = |id: &str, target: &str, required, mode, uid| {
+            RunMount::Secret(SecretMount {
+                id: id.into(),
+                target: target.into(),
+                required,
+                mode,
+                uid,
+                gid: 0,
+            })
+        };
         assert_eq!(
-            mounts[1],
-            CacheMount {
-                target: "/var/cache/apt".into(),
-                id: "apt".into(),
-                exclusive: true,
-                readonly: true,
-                mode: 0o700,
-                uid: 1,
-                gid: 2,
-            }
+            mounts,
+            [
+                cache("/root/.cache", "/root/.cache", false, false, 0o755, 0, 0),
+                cache("/var/cache/apt", "apt", true, true, 0o700, 1, 2),
+                secret("token", "/run/secrets/token", false, 0o400, 0),
+                secret("key.pem", "/etc/key.pem", true, 0o440, 5),
+            ]
         );
         for (bad, expected) in [
             (
                 "RUN --mount=target=/x make",
-                "--mount=type=bind is not supported (only type=cache",
+                "--mount=type=bind is not supported (type=cache and type=secret are",
             ),
             (
-                "RUN --mount=type=secret,id=s make",
-                "--mount=type=secret is not supported",
+                "RUN --mount=type=tmpfs,target=/t make",
+                "--mount=type=tmpfs is not supported",
             ),
             ("RUN --mount=type=cache make", "needs target=DIR"),
+            ("RUN --mount=type=secret make", "needs id=ID"),
+            (
+                "RUN --mount=type=secret,id=a,sharing=locked make",
+                "sharing= is for type=cache",
+            ),
             ("RUN --mount=type=cache,target=/x,mode=9 make", "mode=9 is not a number"),
             (
+                "RUN --mount=type=cache,target=/x,sharing=all make",
+                "sharing=all: expected shared",
+            ),
+            (
                 "RUN --mount=type=cache,target=/x,from=build make",
-                "from=build/source= is not supported",
+                "from=/source= are not supported",
             ),
             (
                 "RUN --mount=type=cache,target=/x,color=red make",

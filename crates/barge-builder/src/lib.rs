@@ -28,7 +28,9 @@ mod layer;
 pub mod stages;
 mod steps;
 
-pub use dockerfile::{parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List};
+pub use dockerfile::{
+    parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunMount, SecretMount,
+};
 pub use ignore::Ignore;
 pub use steps::build;
 
@@ -74,6 +76,8 @@ pub struct BuildOptions {
     /// The Dockerfile's text.
     pub dockerfile: String,
     pub build_args: Vec<(String, String)>,
+    /// `--secret id=ID,src=FILE`: what `RUN --mount=type=secret,id=ID` reads.
+    pub secrets: Vec<(String, PathBuf)>,
     /// `--label` additions to the image config.
     pub labels: Vec<(String, String)>,
     pub platform: Option<Platform>,

@@ -1,6 +1,8 @@
 //! The build itself: the planned stages, each instruction by instruction.
 
-use crate::dockerfile::{self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line};
+use crate::dockerfile::{
+    self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunMount, SecretMount,
+};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
@@ -983,7 +985,7 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, line: &Line, c: &Command, mounts: &[CacheMount]) -> Result<(), BuildError> {
+    fn run(&mut self, line: &Line, c: &Command, mounts: &[RunMount]) -> Result<(), BuildError> {
         let (argv, script) = self.run_command(line, c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
@@ -1005,20 +1007,30 @@ impl<'a> Stage<'a> {
         run_env.extend(from_args.iter().map(|(k, v)| format!("{k}={v}")));
         let user = self.config.user.clone().unwrap_or_default();
         let workdir = self.workdir();
-        // Cache mounts: where each goes, absolute.
+        // The mounts: where each goes, absolute.
         let targets: Vec<String> = mounts
             .iter()
-            .map(|m| match m.target.starts_with('/') {
-                true => format!("/{}", clean(&m.target)),
-                false => format!("/{}", clean(&format!("{workdir}/{}", m.target))),
+            .map(|m| {
+                let t = match m {
+                    RunMount::Cache(c) => &c.target,
+                    RunMount::Secret(s) => &s.target,
+                };
+                match t.starts_with('/') {
+                    true => format!("/{}", clean(t)),
+                    false => format!("/{}", clean(&format!("{workdir}/{t}"))),
+                }
             })
             .collect();
         if let Some(t) = targets.iter().find(|t| t.as_str() == "/") {
-            return Err(line.error(format!("--mount target={t}: a cache cannot be mounted over /")));
+            return Err(line.error(format!("--mount target={t}: nothing can be mounted over /")));
         }
         let parent = chain_ids(&self.diff_ids).last().cloned();
         let key = cache_key(&json!({
-            "mounts": mounts.iter().zip(&targets).map(|(m, t)| json!([m.id, t, m.readonly])).collect::<Vec<_>>(),
+            // What is mounted where, not what the caches and secrets hold (as BuildKit).
+            "mounts": mounts.iter().zip(&targets).map(|(m, t)| match m {
+                RunMount::Cache(c) => json!(["cache", c.id, t, c.readonly]),
+                RunMount::Secret(s) => json!(["secret", s.id, t, s.mode, s.uid, s.gid]),
+            }).collect::<Vec<_>>(),
             "parent": parent.as_ref().map(|p| p.to_string()),
             "run": argv,
             "script": script.map(|h| h.text()),
@@ -1057,11 +1069,22 @@ impl<'a> Stage<'a> {
             .map(|d| format!("{}:{SCRIPTS}:ro", d.path().display()))
             .collect();
         let mut _locks = Vec::new();
+        let mut _secrets = Vec::new();
         for (m, target) in mounts.iter().zip(&targets) {
-            let (dir, lock) = self.cache_dir(m)?;
-            _locks.extend(lock);
-            let ro = if m.readonly { ":ro" } else { "" };
-            volumes.push(format!("{}:{target}{ro}", dir.display()));
+            match m {
+                RunMount::Cache(m) => {
+                    let (dir, lock) = self.cache_dir(m)?;
+                    _locks.extend(lock);
+                    let ro = if m.readonly { ":ro" } else { "" };
+                    volumes.push(format!("{}:{target}{ro}", dir.display()));
+                }
+                RunMount::Secret(s) => {
+                    if let Some(copy) = self.secret_file(line, s)? {
+                        volumes.push(format!("{}:{target}:ro", copy.path().join("secret").display()));
+                        _secrets.push(copy);
+                    }
+                }
+            }
         }
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
@@ -1151,6 +1174,36 @@ impl<'a> Stage<'a> {
             false => None,
         };
         Ok((dir, lock))
+    }
+
+    /// A private copy of the `--secret` a secret mount names, with the
+    /// mount's owner and mode, in a 0700 directory of the store's `ingest/`
+    /// (removed with the returned guard); `None` when the build was not
+    /// given it and the mount is not `required`.
+    fn secret_file(&self, line: &Line, s: &SecretMount) -> Result<Option<tempfile::TempDir>, BuildError> {
+        let Some((_, src)) = self.opts.secrets.iter().rev().find(|(id, _)| *id == s.id) else {
+            if s.required {
+                return Err(line.error(format!(
+                    "the secret {:?} is required: give it with --secret id={},src=FILE",
+                    s.id, s.id
+                )));
+            }
+            return Ok(None);
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(".secret-")
+            .tempdir_in(self.store.root().join("ingest"))
+            .map_err(io_err("making a directory for a secret"))?;
+        let copy = dir.path().join("secret");
+        let fail = || io_err(format!("copying the secret {:?} from {}", s.id, src.display()));
+        let md = std::fs::metadata(src).map_err(fail())?;
+        if !md.is_file() {
+            return Err(line.error(format!("the secret {:?}: {} is not a file", s.id, src.display())));
+        }
+        std::fs::copy(src, &copy).map_err(fail())?;
+        std::os::unix::fs::chown(&copy, Some(s.uid), Some(s.gid)).map_err(fail())?;
+        std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(s.mode)).map_err(fail())?;
+        Ok(Some(dir))
     }
 
     /// RUN's argv, and the heredoc to run as a file when it is one with a
@@ -1360,14 +1413,21 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
     })
 }
 
-/// Removes the directory the runtime made at `point` (absolute) in a
-/// RUN's upper dir to mount something there, and the parents it made for
-/// it, while they are empty and the image does not have them.
+/// Removes the directory (or empty file) the runtime made at `point`
+/// (absolute) in a RUN's upper dir to mount something there, and the
+/// parents it made for it, while they are empty and the image does not
+/// have them.
 fn remove_stub(upper: &Path, lowers: &Lowers, point: &str) -> Result<(), BuildError> {
     let mut rel = clean(point);
     while !rel.is_empty() && lowers.find(&rel).is_none() {
         let path = upper.join(&rel);
-        match std::fs::remove_dir(&path) {
+        // A file's mount point is an empty file.
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(md) if md.is_file() && md.len() == 0 => std::fs::remove_file(&path),
+            Ok(md) if md.is_file() => break,
+            _ => std::fs::remove_dir(&path),
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             // Not empty: the command put something there.

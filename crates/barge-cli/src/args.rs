@@ -601,6 +601,9 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Secret to expose to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VARIABLE
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// Set the target build stage to build (the last stage if not given)
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,

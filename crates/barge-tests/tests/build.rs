@@ -432,8 +432,8 @@ fn dockerfile_mistakes_are_found_before_any_step_runs() {
             "line 3: SHELL: needs the JSON form",
         ),
         (
-            "FROM 127.0.0.1:9/absent\nRUN --mount=type=secret,id=s make\n",
-            "line 2: RUN: --mount=type=secret is not supported",
+            "FROM 127.0.0.1:9/absent\nRUN --mount=type=tmpfs,target=/t make\n",
+            "line 2: RUN: --mount=type=tmpfs is not supported",
         ),
         ("FROM 127.0.0.1:9/absent\nCMD\n", "line 2: CMD: needs a command"),
         (
@@ -1061,4 +1061,84 @@ fn copy_from_a_stage_never_follows_links_onto_the_host() {
     );
     let e = b.fails(&["build", ctx.path().to_str().unwrap()]);
     assert!(e.contains("line 7: COPY: /shadowlink: not found in stage evil"), "{e}");
+}
+
+/// `RUN --mount=type=secret` with `--secret`: the command reads it; no
+/// layer, no history entry and no cache key holds it.
+#[test]
+fn secrets_reach_run_and_nothing_else() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=secret,id=token --mount=type=secret,id=api,target=/etc/api.key,uid=1234,mode=0440 \\\n\
+         tr a-z A-Z < /run/secrets/token > /upper && wc -c < /run/secrets/token > /len && \\\n\
+         stat -c '%a %u' /etc/api.key /run/secrets/token > /modes && cat /etc/api.key > /dev/null\n\
+         RUN --mount=type=secret,id=absent ls /run/secrets > /listed 2>&1 || echo none > /listed\n",
+    );
+    let token = ctx.path().join("token.txt");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let secret = format!("id=token,src={}", token.display());
+    let o = b
+        .command()
+        .args([
+            "build",
+            "-t",
+            "secret:1",
+            "--secret",
+            &secret,
+            "--secret",
+            "id=api,env=API_KEY",
+            c,
+        ])
+        .env("API_KEY", "s3cret-api")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "secret:1", "cat", "/upper", "/len", "/modes", "/listed"]);
+    assert_eq!(shown, "S3CRET-TOKEN12\n440 1234\n400 0\nnone\n");
+    let o = b.run(&["run", "--rm", "secret:1", "ls", "/run"]);
+    assert!(!o.status.success(), "no /run/secrets stub in the image: {}", out(&o));
+    let o = b.run(&["run", "--rm", "secret:1", "ls", "/etc"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("api.key"), "{}", out(&o));
+    // Nothing of the secrets in the store: layers (uncompressed too), history, cache.
+    let mut found = Vec::new();
+    for entry in walkdir(&b.root()) {
+        let Ok(bytes) = std::fs::read(&entry) else { continue };
+        let mut plain = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain);
+        if [&bytes, &plain].iter().any(|b| b.windows(7).any(|w| w == b"s3cret-")) {
+            found.push(entry);
+        }
+    }
+    assert!(found.is_empty(), "the secret is in {found:?}");
+    let e = b.fails(&["build", "--secret", "id=x", c]);
+    assert!(e.contains("--secret \"id=x\": give one of src= and env="), "{e}");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM secret:1\nRUN --mount=type=secret,id=needed,required true\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(e.contains("line 2: RUN: the secret \"needed\" is required"), "{e}");
+}
+
+/// Every regular file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Ok(md) = e.path().symlink_metadata() else { continue };
+        if md.is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else if md.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
 }

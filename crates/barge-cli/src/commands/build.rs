@@ -90,6 +90,49 @@ fn dockerfile_from_stdin() -> Result<String, Failure> {
     String::from_utf8(bytes).map_err(|_| Failure::msg("the Dockerfile on STDIN is not UTF-8 text"))
 }
 
+/// `--secret id=ID,src=FILE` (or `source=`, `type=file`), or
+/// `id=ID,env=VARIABLE`, whose value goes to a private file kept in
+/// `held` for the build. BuildKit's id defaults to the file's name.
+fn secret(spec: &str, held: &mut Vec<tempfile::NamedTempFile>) -> Result<(String, std::path::PathBuf), Failure> {
+    let bad = |why: &str| {
+        Failure::msg(format!(
+            "--secret {spec:?}: {why}; expected id=ID,src=FILE or id=ID,env=VARIABLE"
+        ))
+    };
+    let (mut id, mut src, mut var) = (None, None, None);
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(std::path::PathBuf::from(v)),
+            Some(("env", v)) => var = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(bad(&format!("unknown part {part:?}"))),
+        }
+    }
+    let id = id
+        .or_else(|| {
+            src.as_ref()
+                .and_then(|s| s.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .or_else(|| var.clone())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| bad("no id"))?;
+    match (src, var) {
+        (Some(src), None) => Ok((id, src)),
+        (None, Some(var)) => {
+            let value = std::env::var(&var).map_err(|_| bad(&format!("the environment has no {var}")))?;
+            let mut f = tempfile::NamedTempFile::new().context(|| "writing a secret to a private file".to_string())?;
+            std::io::Write::write_all(&mut f, value.as_bytes())
+                .context(|| "writing a secret to a private file".to_string())?;
+            let path = f.path().to_path_buf();
+            held.push(f);
+            Ok((id, path))
+        }
+        _ => Err(bad("give one of src= and env=")),
+    }
+}
+
 /// The network of RUN containers: the host's only when asked, else one of
 /// their own, as docker's: the default bridge where barge can make one,
 /// else none (only lo), said once.
@@ -152,8 +195,15 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
             .map_err(|_| Failure::msg(format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")))?,
         _ => 0,
     };
+    let mut held_secrets = Vec::new();
+    let secrets = a
+        .secrets
+        .iter()
+        .map(|s| secret(s, &mut held_secrets))
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = BuildOptions {
         context,
+        secrets,
         dockerfile,
         build_args: a
             .build_args
