@@ -1142,3 +1142,43 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `COPY --from` an image is pulled as FROM's base is: through the trust
+/// policy, from the store unless `--pull`.
+#[test]
+fn copy_from_images_obey_pull_and_the_trust_policy() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let image = format!("{}/fromimg:1", reg.host());
+    busybox_image(&reg, "fromimg", "1", &[], |root| write(root, "version", "one\n"));
+    let ctx = scratch_context(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY --from={image} /version /version\n"
+    ));
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let version = |b: &Barge| b.ok(&["run", "--rm", "v:1", "/bin/busybox", "cat", "/version"]);
+    b.ok(&["build", "-t", "v:1", c]);
+    assert_eq!(version(&b), "one\n");
+    // The tag moves: the stored image is used, until --pull.
+    busybox_image(&reg, "fromimg", "1", &[], |root| write(root, "version", "two\n"));
+    b.ok(&["build", "-t", "v:1", c]);
+    assert_eq!(version(&b), "one\n");
+    b.ok(&["build", "--pull", "-t", "v:1", c]);
+    assert_eq!(version(&b), "two\n");
+    // A policy that rejects the registry stops the build, whatever the store has.
+    std::fs::write(
+        b.dir.path().join("barge-config/policy.json"),
+        format!(
+            r#"{{"default": [{{"type": "insecureAcceptAnything"}}], "transports": {{"docker": {{"{}": [{{"type": "reject"}}]}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let e = b.fails(&["build", "--pull", c]);
+    assert!(
+        e.contains(&format!("base image {image}")) && e.contains("reject"),
+        "{e}"
+    );
+}
