@@ -89,8 +89,8 @@ pub enum Instruction {
         image: Args,
         platform: Option<Args>,
     },
-    /// The command and its `--mount=` mounts.
-    Run(Command, Vec<RunMount>),
+    /// The command and its `--mount=` and `--network=` flags.
+    Run(Command, RunFlags),
     Cmd(Command),
     Entrypoint(Command),
     Copy(CopyArgs),
@@ -417,6 +417,24 @@ pub struct SecretMount {
     pub gid: u32,
 }
 
+/// RUN's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    pub mounts: Vec<RunMount>,
+    /// `--network=default|none|host`; `None` is the build's.
+    pub network: Option<RunNetwork>,
+}
+
+/// `RUN --network=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunNetwork {
+    /// The build's network.
+    Default,
+    None,
+    /// Only when the build was given `--network host`.
+    Host,
+}
+
 /// What `RUN --mount=` gives the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunMount {
@@ -425,14 +443,18 @@ pub enum RunMount {
 }
 
 fn run(flags: &[(String, String)], args: &str) -> Result<Instruction, String> {
-    let mut mounts = Vec::new();
+    let mut f = RunFlags::default();
     for (k, v) in flags {
-        match k.as_str() {
-            "mount" => mounts.push(mount(v)?),
+        match (k.as_str(), v.as_str()) {
+            ("mount", v) => f.mounts.push(mount(v)?),
+            ("network", "default") => f.network = Some(RunNetwork::Default),
+            ("network", "none") => f.network = Some(RunNetwork::None),
+            ("network", "host") => f.network = Some(RunNetwork::Host),
+            ("network", v) => return Err(format!("--network={v}: expected default, none or host")),
             _ => return Err(format!("the flag --{k} is not supported")),
         }
     }
-    Ok(Instruction::Run(command(args)?, mounts))
+    Ok(Instruction::Run(command(args)?, f))
 }
 
 /// One `--mount=` value: `type=cache` or `type=secret`.
@@ -967,7 +989,7 @@ mod tests {
         };
         assert_eq!(
             lines[1].instruction,
-            Instruction::Run(Command::Shell("<<EOF".into()), vec![])
+            Instruction::Run(Command::Shell("<<EOF".into()), RunFlags::default())
         );
         assert_eq!(
             docs(1),
@@ -1031,7 +1053,10 @@ mod tests {
     #[test]
     fn commands_in_exec_and_shell_form() {
         let exec = || Command::Exec(vec!["sh".into(), "-c".into(), "echo hi".into()]);
-        assert_eq!(one(r#"RUN ["sh", "-c", "echo hi"]"#), Instruction::Run(exec(), vec![]));
+        assert_eq!(
+            one(r#"RUN ["sh", "-c", "echo hi"]"#),
+            Instruction::Run(exec(), RunFlags::default())
+        );
         assert_eq!(one(r#"CMD ["sh", "-c", "echo hi"]"#), Instruction::Cmd(exec()));
         assert_eq!(
             one("ENTRYPOINT  echo $HOME  "),
@@ -1040,26 +1065,32 @@ mod tests {
         // Not a JSON array of strings: a command line, as docker takes it.
         assert_eq!(
             one("RUN [1, 2]"),
-            Instruction::Run(Command::Shell("[1, 2]".into()), vec![])
+            Instruction::Run(Command::Shell("[1, 2]".into()), RunFlags::default())
         );
         assert_eq!(one("CMD []"), Instruction::Cmd(Command::Exec(vec![])));
         for keyword in ["RUN", "CMD", "ENTRYPOINT"] {
             let e = error(&format!("FROM scratch\n{keyword}\n"));
             assert!(e.contains(&format!("line 2: {keyword}: needs a command")), "{e}");
         }
-        let e = error("RUN --network=none make");
-        assert!(e.contains("RUN: the flag --network is not supported"), "{e}");
+        let e = error("RUN --network=bridge make");
+        assert!(
+            e.contains("RUN: --network=bridge: expected default, none or host"),
+            "{e}"
+        );
+        let e = error("RUN --security=insecure make");
+        assert!(e.contains("RUN: the flag --security is not supported"), "{e}");
     }
 
     #[test]
     fn run_mounts() {
-        let Instruction::Run(c, mounts) = one(
+        let Instruction::Run(c, RunFlags { mounts, network }) = one(
             "RUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=apt,dst=/var/cache/apt,sharing=locked,mode=0700,uid=1,gid=2,ro \\\n\
-             --mount=type=secret,id=token --mount=type=secret,target=/etc/key.pem,required,uid=5,mode=440 make",
+             --mount=type=secret,id=token --network=none --mount=type=secret,target=/etc/key.pem,required,uid=5,mode=440 make",
         ) else {
             panic!()
         };
         assert_eq!(c, Command::Shell("make".into()));
+        assert_eq!(network, Some(RunNetwork::None));
         let cache = |target: &str, id: &str, exclusive, readonly, mode, uid, gid| {
             RunMount::Cache(CacheMount {
                 target: target.into(),

@@ -29,7 +29,8 @@ pub mod stages;
 mod steps;
 
 pub use dockerfile::{
-    parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunMount, SecretMount,
+    parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunFlags, RunMount, RunNetwork,
+    SecretMount,
 };
 pub use ignore::Ignore;
 pub use steps::build;

@@ -1,7 +1,8 @@
 //! The build itself: the planned stages, each instruction by instruction.
 
 use crate::dockerfile::{
-    self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunMount, SecretMount,
+    self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunFlags, RunMount, RunNetwork,
+    SecretMount,
 };
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
@@ -11,7 +12,7 @@ use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
 use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, ContainerConfig, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{CreateOptions, ImageSource, Runtime};
+use barge_runtime::{CreateOptions, ImageSource, Network, Runtime};
 use barge_store::fsutil::{self, LockGuard, LockKind};
 use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
@@ -412,7 +413,7 @@ impl<'a> Stage<'a> {
             }
             Instruction::Copy(c) => self.copy(line, c, false, &vars, built)?,
             Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
-            Instruction::Run(c, mounts) => self.run(line, c, mounts)?,
+            Instruction::Run(c, flags) => self.run(line, c, flags)?,
             Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
             Instruction::Healthcheck(h) => {
                 self.set("Healthcheck", |c| c.healthcheck = Some(h.clone()));
@@ -985,7 +986,17 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, line: &Line, c: &Command, mounts: &[RunMount]) -> Result<(), BuildError> {
+    fn run(&mut self, line: &Line, c: &Command, flags: &RunFlags) -> Result<(), BuildError> {
+        let mounts = &flags.mounts;
+        let network = match flags.network {
+            None | Some(RunNetwork::Default) => self.opts.network,
+            Some(RunNetwork::None) => Network::None,
+            // A Dockerfile cannot give itself the host's network: the build must.
+            Some(RunNetwork::Host) if self.opts.network == Network::Host => Network::Host,
+            Some(RunNetwork::Host) => {
+                return Err(line.error("--network=host needs the build's consent: run barge build --network host"))
+            }
+        };
         let (argv, script) = self.run_command(line, c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
@@ -1037,7 +1048,7 @@ impl<'a> Stage<'a> {
             "env": run_env,
             "user": user,
             "workdir": workdir,
-            "network": format!("{:?}", self.opts.network),
+            "network": format!("{network:?}"),
             "epoch": self.opts.epoch,
         }));
         if let Some(hit) = self.cached(&key) {
@@ -1089,7 +1100,7 @@ impl<'a> Stage<'a> {
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
             cmd: argv.clone(),
-            network: Some(self.opts.network),
+            network: Some(network),
             volumes,
             ..CreateOptions::default()
         };

@@ -1182,3 +1182,37 @@ fn copy_from_images_obey_pull_and_the_trust_policy() {
         "{e}"
     );
 }
+
+/// `RUN --network=none` takes a step off the network; `--network=host`
+/// needs the build's own `--network host`: a Dockerfile cannot ask for it.
+#[test]
+fn run_network_flags_narrow_but_never_widen() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --network=none cat /proc/net/dev > /devs\n",
+    );
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    b.ok(&["build", "-t", "net:1", "--network", "host", c]);
+    let devs = b.ok(&["run", "--rm", "--network", "none", "net:1", "cat", "/devs"]);
+    assert_eq!(interfaces(&devs), ["lo"], "{devs}");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM net:1\nRUN --network=host readlink /proc/self/ns/net > /ns\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(
+        e.contains("line 2: RUN: --network=host needs the build's consent: run barge build --network host"),
+        "{e}"
+    );
+    b.ok(&["build", "-t", "net:2", "--network", "host", c]);
+    let ns = b.ok(&["run", "--rm", "--network", "none", "net:2", "cat", "/ns"]);
+    assert_eq!(
+        ns.trim(),
+        std::fs::read_link("/proc/self/ns/net").unwrap().to_str().unwrap()
+    );
+}
