@@ -435,9 +435,22 @@ pub enum RunNetwork {
     Host,
 }
 
+/// `RUN --mount=type=bind,target=PATH[,source=PATH][,from=STAGE|IMAGE][,rw]`:
+/// a file or directory of the context (default) or of a stage or image,
+/// for the one command. It gets a copy: `rw` writes go nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub target: String,
+    /// In the context or the stage; empty for its root.
+    pub source: String,
+    pub from: Option<String>,
+    pub rw: bool,
+}
+
 /// What `RUN --mount=` gives the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunMount {
+    Bind(BindMount),
     Cache(CacheMount),
     Secret(SecretMount),
 }
@@ -462,6 +475,7 @@ fn mount(spec: &str) -> Result<RunMount, String> {
     let mut kind = "bind";
     let (mut target, mut id, mut mode, mut sharing) = (None, None, None, None);
     let (mut readonly, mut required, mut uid, mut gid) = (false, false, 0, 0);
+    let (mut from, mut source, mut rw) = (None, None, false);
     let number = |k: &str, v: &str, radix: u32| {
         u32::from_str_radix(v, radix).map_err(|_| format!("--mount={spec}: {k}={v} is not a number"))
     };
@@ -489,12 +503,17 @@ fn mount(spec: &str) -> Result<RunMount, String> {
             "mode" => mode = Some(number(k, v, 8)? & 0o7777),
             "uid" => uid = number(k, v, 10)?,
             "gid" => gid = number(k, v, 10)?,
-            "from" | "source" | "src" => return Err(format!("--mount={spec}: from=/source= are not supported")),
+            "from" => from = Some(v.to_string()),
+            "source" | "src" => source = Some(v.to_string()),
+            "rw" | "readwrite" => rw = yes(k, v)?,
             _ => return Err(format!("--mount={spec}: unknown option {part:?}")),
         }
     }
     let target = target.filter(|t| !t.is_empty());
     let id = id.filter(|i| !i.is_empty());
+    if kind != "bind" && (from.is_some() || source.is_some() || rw) {
+        return Err(format!("--mount={spec}: from=, source= and rw are for type=bind"));
+    }
     match kind {
         "cache" => {
             let target = target.ok_or_else(|| format!("--mount={spec}: needs target=DIR"))?;
@@ -526,8 +545,17 @@ fn mount(spec: &str) -> Result<RunMount, String> {
                 gid,
             }))
         }
+        "bind" => {
+            let target = target.ok_or_else(|| format!("--mount={spec}: needs target=PATH"))?;
+            Ok(RunMount::Bind(BindMount {
+                target,
+                source: source.unwrap_or_default(),
+                from: from.filter(|f| !f.is_empty()),
+                rw,
+            }))
+        }
         _ => Err(format!(
-            "--mount=type={kind} is not supported (type=cache and type=secret are; bind, tmpfs and ssh mounts are not yet)"
+            "--mount=type={kind} is not supported (bind, cache and secret are; tmpfs and ssh mounts are not yet)"
         )),
     }
 }
@@ -1091,6 +1119,26 @@ mod tests {
         };
         assert_eq!(c, Command::Shell("make".into()));
         assert_eq!(network, Some(RunNetwork::None));
+        let Instruction::Run(_, RunFlags { mounts: binds, .. }) =
+            one("RUN --mount=target=/src --mount=type=bind,from=build,source=/out/app,target=/app,rw make")
+        else {
+            panic!()
+        };
+        let bind = |target: &str, source: &str, from: Option<&str>, rw| {
+            RunMount::Bind(BindMount {
+                target: target.into(),
+                source: source.into(),
+                from: from.map(str::to_string),
+                rw,
+            })
+        };
+        assert_eq!(
+            binds,
+            [
+                bind("/src", "", None, false),
+                bind("/app", "/out/app", Some("build"), true)
+            ]
+        );
         let cache = |target: &str, id: &str, exclusive, readonly, mode, uid, gid| {
             RunMount::Cache(CacheMount {
                 target: target.into(),
@@ -1123,8 +1171,13 @@ mod tests {
         );
         for (bad, expected) in [
             (
-                "RUN --mount=target=/x make",
-                "--mount=type=bind is not supported (type=cache and type=secret are",
+                "RUN --mount=type=ssh,target=/x make",
+                "--mount=type=ssh is not supported (bind, cache and secret are",
+            ),
+            ("RUN --mount=source=a make", "needs target=PATH"),
+            (
+                "RUN --mount=type=cache,target=/x,source=a make",
+                "from=, source= and rw are for type=bind",
             ),
             (
                 "RUN --mount=type=tmpfs,target=/t make",
@@ -1140,10 +1193,6 @@ mod tests {
             (
                 "RUN --mount=type=cache,target=/x,sharing=all make",
                 "sharing=all: expected shared",
-            ),
-            (
-                "RUN --mount=type=cache,target=/x,from=build make",
-                "from=/source= are not supported",
             ),
             (
                 "RUN --mount=type=cache,target=/x,color=red make",

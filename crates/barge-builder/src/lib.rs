@@ -29,8 +29,8 @@ pub mod stages;
 mod steps;
 
 pub use dockerfile::{
-    parse, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunFlags, RunMount, RunNetwork,
-    SecretMount,
+    parse, Args, BindMount, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunFlags, RunMount,
+    RunNetwork, SecretMount,
 };
 pub use ignore::Ignore;
 pub use steps::build;

@@ -8,7 +8,7 @@
 //! Dockerfile order. Nothing here touches the store: every mistake it can
 //! find is found before the first step runs.
 
-use crate::dockerfile::{Args, Instruction, Line};
+use crate::dockerfile::{Args, Instruction, Line, RunMount};
 use crate::BuildError;
 use barge_oci::Platform;
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,7 +133,7 @@ pub fn plan<'l>(
                 stages: stages.iter().map(StagePlan::label).collect::<Vec<_>>().join(", "),
             })?,
     };
-    // What each stage needs: its base stage, the stages it copies from.
+    // What each stage needs: its base stage, the stages it copies (or binds) from.
     let mut needs: Vec<BTreeSet<usize>> = Vec::new();
     for s in &stages {
         let mut n = BTreeSet::new();
@@ -141,11 +141,21 @@ pub fn plan<'l>(
             n.insert(b);
         }
         for line in &s.lines {
-            if let Instruction::Copy(c) | Instruction::Add(c) = &line.instruction {
-                if let Some(from) = &c.from {
-                    if let CopySource::Stage(k) = copy_source(&stages[..s.index], line, s.index, from, &global)? {
-                        n.insert(k);
-                    }
+            let froms: Vec<&String> = match &line.instruction {
+                Instruction::Copy(c) | Instruction::Add(c) => c.from.iter().collect(),
+                Instruction::Run(_, flags) => flags
+                    .mounts
+                    .iter()
+                    .filter_map(|m| match m {
+                        RunMount::Bind(b) => b.from.as_ref(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for from in froms {
+                if let CopySource::Stage(k) = copy_source(&stages[..s.index], line, s.index, from, &global)? {
+                    n.insert(k);
                 }
             }
         }
@@ -303,6 +313,13 @@ mod tests {
             CopySource::Image("reg/tools:1".into())
         );
         assert_eq!(p.order, [0, 1]);
+        // A RUN's bind mount from a stage needs that stage too.
+        let (order, _) = planned(
+            "FROM scratch AS a\nFROM scratch AS b\nFROM scratch\nRUN --mount=type=bind,from=a,target=/a true\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(order, [0, 2]);
         for bad in [
             "FROM scratch\nCOPY --from=0 /x /x\n",
             "FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\n",

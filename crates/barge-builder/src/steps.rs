@@ -1,8 +1,8 @@
 //! The build itself: the planned stages, each instruction by instruction.
 
 use crate::dockerfile::{
-    self, pairs, Args, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunFlags, RunMount, RunNetwork,
-    SecretMount,
+    self, pairs, Args, BindMount, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunFlags, RunMount,
+    RunNetwork, SecretMount,
 };
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
@@ -413,7 +413,7 @@ impl<'a> Stage<'a> {
             }
             Instruction::Copy(c) => self.copy(line, c, false, &vars, built)?,
             Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
-            Instruction::Run(c, flags) => self.run(line, c, flags)?,
+            Instruction::Run(c, flags) => self.run(line, c, flags, built)?,
             Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
             Instruction::Healthcheck(h) => {
                 self.set("Healthcheck", |c| c.healthcheck = Some(h.clone()));
@@ -938,24 +938,7 @@ impl<'a> Stage<'a> {
         sources: usize,
     ) -> Result<(), BuildError> {
         let limits = self.store.layer_limits();
-        let emit = |w: &mut LayerWriter| -> Result<(), BuildError> {
-            let mut hardlinks = HashMap::new();
-            for (at, item) in &plan.entries {
-                match item {
-                    Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
-                    Item::Inline(text, o) => w
-                        .file(at, *o, text.len() as u64, &text[..])
-                        .map_err(io_err(format!("adding /{at}")))?,
-                    Item::Source(src, md, o) => {
-                        write_entry(w, src, md, at, *o, &mut hardlinks)?;
-                    }
-                }
-            }
-            for (archive, target) in &plan.archives {
-                extract(w, archive, target, limits)?;
-            }
-            Ok(())
-        };
+        let emit = |w: &mut LayerWriter| emit_plan(w, plan, limits);
         let what = match (plan.kinds.len(), plan.kinds.iter().next()) {
             (1, Some(k)) if sources == 1 => *k,
             _ => "multi",
@@ -986,7 +969,7 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, line: &Line, c: &Command, flags: &RunFlags) -> Result<(), BuildError> {
+    fn run(&mut self, line: &Line, c: &Command, flags: &RunFlags, built: &[Option<Stage>]) -> Result<(), BuildError> {
         let mounts = &flags.mounts;
         let network = match flags.network {
             None | Some(RunNetwork::Default) => self.opts.network,
@@ -1023,6 +1006,7 @@ impl<'a> Stage<'a> {
             .iter()
             .map(|m| {
                 let t = match m {
+                    RunMount::Bind(b) => &b.target,
                     RunMount::Cache(c) => &c.target,
                     RunMount::Secret(s) => &s.target,
                 };
@@ -1035,10 +1019,19 @@ impl<'a> Stage<'a> {
         if let Some(t) = targets.iter().find(|t| t.as_str() == "/") {
             return Err(line.error(format!("--mount target={t}: nothing can be mounted over /")));
         }
+        // Bind mounts are planned (and hashed) first: their content is part of the key.
+        let binds: Vec<Option<BindPlan>> = mounts
+            .iter()
+            .map(|m| match m {
+                RunMount::Bind(b) => self.bind_plan(line, b, built).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
         let parent = chain_ids(&self.diff_ids).last().cloned();
         let key = cache_key(&json!({
             // What is mounted where, not what the caches and secrets hold (as BuildKit).
-            "mounts": mounts.iter().zip(&targets).map(|(m, t)| match m {
+            "mounts": mounts.iter().zip(&targets).zip(&binds).map(|((m, t), bind)| match m {
+                RunMount::Bind(b) => json!(["bind", t, b.rw, bind.as_ref().map(|p| p.digest.to_string())]),
                 RunMount::Cache(c) => json!(["cache", c.id, t, c.readonly]),
                 RunMount::Secret(s) => json!(["secret", s.id, t, s.mode, s.uid, s.gid]),
             }).collect::<Vec<_>>(),
@@ -1081,8 +1074,24 @@ impl<'a> Stage<'a> {
             .collect();
         let mut _locks = Vec::new();
         let mut _secrets = Vec::new();
-        for (m, target) in mounts.iter().zip(&targets) {
+        let mut _copies = Vec::new();
+        for ((m, target), bind) in mounts.iter().zip(&targets).zip(&binds) {
             match m {
+                RunMount::Bind(b) => {
+                    let Some(bind) = bind else { continue };
+                    let copy = tempfile::Builder::new()
+                        .prefix(".bind-")
+                        .tempdir_in(self.store.root().join("ingest"))
+                        .map_err(io_err("making a directory for a bind mount"))?;
+                    materialize(&bind.plan, copy.path())?;
+                    let source = match &bind.file {
+                        Some(name) => copy.path().join(name),
+                        None => copy.path().to_path_buf(),
+                    };
+                    let ro = if b.rw { "" } else { ":ro" };
+                    volumes.push(format!("{}:{target}{ro}", source.display()));
+                    _copies.push(copy);
+                }
                 RunMount::Cache(m) => {
                     let (dir, lock) = self.cache_dir(m)?;
                     _locks.extend(lock);
@@ -1185,6 +1194,49 @@ impl<'a> Stage<'a> {
             false => None,
         };
         Ok((dir, lock))
+    }
+
+    /// What a bind mount shows, planned as a COPY of its source to `/`
+    /// would be (the context with .dockerignore applied, owners root's;
+    /// a stage's or image's files with theirs), and the digest of that
+    /// content, for the RUN's cache key.
+    fn bind_plan(&self, line: &Line, b: &BindMount, built: &[Option<Stage>]) -> Result<BindPlan, BuildError> {
+        let src = if b.source.is_empty() { "." } else { b.source.as_str() };
+        let none = Lowers::new(Vec::new());
+        let dest = CopyDest {
+            raw: "/".into(),
+            abs: "/".into(),
+            is_dir: true,
+        };
+        let perms = Perms {
+            chown: None,
+            chmod: None,
+            keep_owner: b.from.is_some(),
+        };
+        let (plan, file) = match &b.from {
+            None => {
+                let sources = self.context_sources(line, &[src.to_string()], false)?;
+                let resolved = self.follow_sources(line, &sources)?;
+                let file = resolved
+                    .iter()
+                    .find(|r| !r.md.is_dir())
+                    .map(|r| file_target(&r.rel, &dest, &none));
+                (self.plan_copy(line, resolved, &dest, false, perms, &none)?, file)
+            }
+            Some(from) => {
+                let source = self.copy_source(line, from, built)?;
+                let items = rootfs_sources(line, &[src.to_string()], &source)?;
+                let file = items
+                    .iter()
+                    .find(|i| i.entry.as_ref().is_some_and(|(_, md)| !md.is_dir()))
+                    .map(|i| file_target(&i.name, &dest, &none));
+                (self.plan_rootfs_copy(line, items, &source, &dest, perms, &none)?, file)
+            }
+        };
+        let mut probe = LayerWriter::hash_only(0);
+        emit_plan(&mut probe, &plan, self.store.layer_limits())?;
+        let digest = probe.finish().map_err(io_err("hashing a bind mount"))?.diff_id;
+        Ok(BindPlan { plan, file, digest })
     }
 
     /// A private copy of the `--secret` a secret mount names, with the
@@ -1424,6 +1476,66 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
     })
 }
 
+/// Writes a COPY plan's entries (and ADD's archives) into a layer.
+fn emit_plan(w: &mut LayerWriter, plan: &CopyPlan, limits: LayerLimits) -> Result<(), BuildError> {
+    let mut hardlinks = HashMap::new();
+    for (at, item) in &plan.entries {
+        match item {
+            Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
+            Item::Inline(text, o) => w
+                .file(at, *o, text.len() as u64, &text[..])
+                .map_err(io_err(format!("adding /{at}")))?,
+            Item::Source(src, md, o) => {
+                write_entry(w, src, md, at, *o, &mut hardlinks)?;
+            }
+        }
+    }
+    for (archive, target) in &plan.archives {
+        extract(w, archive, target, limits)?;
+    }
+    Ok(())
+}
+
+/// Makes a plan's entries (no archives) below `dir`, with their owners
+/// and modes: the private copy a bind mount shows.
+fn materialize(plan: &CopyPlan, dir: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::{lchown, PermissionsExt};
+    for (at, item) in &plan.entries {
+        let path = dir.join(at);
+        let fail = || io_err(format!("copying /{at} for a bind mount"));
+        let o = match item {
+            Item::Dir(o) => {
+                std::fs::create_dir_all(&path).map_err(fail())?;
+                *o
+            }
+            Item::Inline(text, o) => {
+                std::fs::write(&path, text).map_err(fail())?;
+                *o
+            }
+            Item::Source(src, md, o) => {
+                let ft = md.file_type();
+                if ft.is_dir() {
+                    std::fs::create_dir_all(&path).map_err(fail())?;
+                } else if ft.is_symlink() {
+                    let target = std::fs::read_link(src).map_err(fail())?;
+                    std::os::unix::fs::symlink(target, &path).map_err(fail())?;
+                    lchown(&path, Some(o.uid as u32), Some(o.gid as u32)).map_err(fail())?;
+                    continue;
+                } else if ft.is_file() {
+                    std::fs::copy(src, &path).map_err(fail())?;
+                } else {
+                    // Devices, fifos, sockets: not for a bind mount's copy.
+                    continue;
+                }
+                *o
+            }
+        };
+        lchown(&path, Some(o.uid as u32), Some(o.gid as u32)).map_err(fail())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(o.mode)).map_err(fail())?;
+    }
+    Ok(())
+}
+
 /// Removes the directory (or empty file) the runtime made at `point`
 /// (absolute) in a RUN's upper dir to mount something there, and the
 /// parents it made for it, while they are empty and the image does not
@@ -1465,6 +1577,14 @@ fn add_parents(plan: &mut CopyPlan, lowers: &Lowers, perms: Perms) {
         }
     }
     plan.entries.remove("");
+}
+
+/// A bind mount's content, planned, and its digest.
+struct BindPlan {
+    plan: CopyPlan,
+    /// The source is this file (its name in the plan), not a directory.
+    file: Option<String>,
+    digest: Digest,
 }
 
 /// What `COPY --from` reads: a stage's or an image's layers.

@@ -1216,3 +1216,43 @@ fn run_network_flags_narrow_but_never_widen() {
         std::fs::read_link("/proc/self/ns/net").unwrap().to_str().unwrap()
     );
 }
+
+/// `RUN --mount=type=bind`: the context (as .dockerignore leaves it) or a
+/// stage, for one command, as a copy; nothing of it in the layer, and a
+/// change to what is bound reruns the step.
+#[test]
+fn bind_mounts_show_the_context_or_a_stage_for_one_run() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN mkdir -p /out && echo from-stage > /out/made && chown 1234:29 /out/made\n\
+         FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=bind,target=/src --mount=type=bind,from=tools,source=/out,target=/stage \\\n\
+             --mount=type=bind,source=conf/app.conf,target=/etc/app.conf,rw \\\n\
+             ls -A /src/conf > /listed && cat /etc/app.conf /stage/made > /seen && stat -c '%u:%g' /stage/made >> /seen && \\\n\
+             echo scribble > /etc/app.conf && ! touch /src/new 2>/dev/null\n",
+    );
+    write(ctx.path(), "conf/app.conf", "setting=1\n");
+    write(ctx.path(), "conf/secret.key", "not for the build\n");
+    write(ctx.path(), ".dockerignore", "conf/*.key\n");
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "bound:1", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "bound:1", "cat", "/listed", "/seen"]);
+    assert_eq!(shown, "app.conf\nsetting=1\nfrom-stage\n1234:29\n");
+    let o = b.run(&["run", "--rm", "bound:1", "ls", "/src", "/stage", "/etc/app.conf"]);
+    assert!(!o.status.success(), "no mount points in the image: {}", out(&o));
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("conf/app.conf")).unwrap(),
+        "setting=1\n"
+    );
+    // Same content: cached; changed content: run again.
+    let o = b.run(&["build", c]);
+    assert!(!out(&o).contains("Running in"), "{}", out(&o));
+    write(ctx.path(), "conf/app.conf", "setting=2\n");
+    let o = b.run(&["build", c]);
+    assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
+}
