@@ -14,7 +14,9 @@
 //! A Dockerfile of several stages is planned first ([`stages`]): the
 //! stages the target needs are built in order, each from scratch, an image
 //! or an earlier stage, and `COPY --from` reads an earlier stage's layers
-//! or an image's; only the target becomes an image.
+//! or an image's; only the target becomes an image. RUN may mount a cache
+//! kept in the store, a `--secret`, or a copy of part of the context or a
+//! stage, none of which lands in a layer.
 //!
 //! It is not for pulling base images (the caller provides them through
 //! [`BaseImages`]) or registries.
