@@ -12,13 +12,63 @@ use crate::BuildError;
 use std::collections::BTreeMap;
 
 /// One instruction, continuation lines joined, and where it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     /// The line it starts on (1-based), for error messages.
     pub number: usize,
     /// The instruction as `Step n/N :` shows it: keyword, flags, arguments.
     pub shown: String,
     pub instruction: Instruction,
+    /// The here-documents of a RUN, COPY or ADD, in the order written.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// A here-document: `<<EOF` on an instruction's line, its text the lines
+/// that follow up to `EOF` alone on a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    pub name: String,
+    /// The lines, each with its newline.
+    pub content: String,
+    /// `<<-EOF`: leading tabs are stripped from every line (and the end line).
+    pub chomp: bool,
+    /// Unquoted (`<<EOF`, not `<<"EOF"` or `<<'EOF'`): COPY substitutes variables.
+    pub expand: bool,
+}
+
+impl Heredoc {
+    /// The heredoc a word of the line starts (`<<EOF`, `<<-EOF`,
+    /// `<<"EOF"`, `2<<EOF`): its name, whether it chomps, whether it
+    /// expands. Quotes are matched in pairs around the name only.
+    pub fn marker(word: &str) -> Option<(String, bool, bool)> {
+        let rest = word
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix("<<")?;
+        if rest.starts_with('<') {
+            return None;
+        }
+        let (chomp, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let (name, quoted) = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => (rest.strip_prefix(q)?.strip_suffix(q)?, true),
+            _ => (rest, false),
+        };
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        valid.then(|| (name.to_string(), chomp, !quoted))
+    }
+
+    /// The text as used: with `<<-`, every line's leading tabs removed.
+    pub fn text(&self) -> String {
+        if !self.chomp {
+            return self.content.clone();
+        }
+        self.content
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
+    }
 }
 
 impl Line {
@@ -32,14 +82,15 @@ impl Line {
 }
 
 /// A Dockerfile instruction with its parsed arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Instruction {
     /// `FROM [--platform=P] IMAGE [AS NAME]`: the words after the flags, and the platform.
     From {
         image: Args,
         platform: Option<Args>,
     },
-    Run(Command),
+    /// The command and its `--mount=` and `--network=` flags.
+    Run(Command, RunFlags),
     Cmd(Command),
     Entrypoint(Command),
     Copy(CopyArgs),
@@ -56,11 +107,11 @@ pub enum Instruction {
     User(Args),
     Workdir(Args),
     Stopsignal(Args),
-    /// Parsed so that it is refused with a clear message, as written.
-    Healthcheck(String),
+    /// `HEALTHCHECK NONE`, or its flags and CMD, as docker stores them.
+    Healthcheck(barge_oci::image::Healthcheck),
     /// The shell of shell-form commands from here on (JSON form only).
     Shell(Vec<String>),
-    /// Parsed so that it is refused with a clear message, as written.
+    /// The trigger, as written (checked to be an instruction ONBUILD may hold).
     Onbuild(String),
     /// The author, as written.
     Maintainer(String),
@@ -135,7 +186,7 @@ impl Instruction {
     pub fn keyword(&self) -> &'static str {
         match self {
             Instruction::From { .. } => "FROM",
-            Instruction::Run(_) => "RUN",
+            Instruction::Run(..) => "RUN",
             Instruction::Cmd(_) => "CMD",
             Instruction::Entrypoint(_) => "ENTRYPOINT",
             Instruction::Copy(_) => "COPY",
@@ -170,10 +221,7 @@ impl Instruction {
         };
         let i = match keyword {
             "FROM" => from(flags, words()),
-            "RUN" => match flags.first() {
-                Some((k, _)) => Err(format!("the flag --{k} is not supported")),
-                None => command(args).map(Instruction::Run),
-            },
+            "RUN" => run(flags, args),
             "CMD" => command(args).map(Instruction::Cmd),
             "ENTRYPOINT" => command(args).map(Instruction::Entrypoint),
             "COPY" => copy(flags, args, escape).map(Instruction::Copy),
@@ -186,12 +234,12 @@ impl Instruction {
             "USER" => Ok(Instruction::User(words())),
             "WORKDIR" => Ok(Instruction::Workdir(words())),
             "STOPSIGNAL" => Ok(Instruction::Stopsignal(words())),
-            "HEALTHCHECK" => Ok(Instruction::Healthcheck(args.to_string())),
+            "HEALTHCHECK" => healthcheck(flags, args).map(Instruction::Healthcheck),
             "SHELL" => exec_form(args)
                 .filter(|a| !a.is_empty())
                 .map(Instruction::Shell)
                 .ok_or_else(|| "needs the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]".to_string()),
-            "ONBUILD" => Ok(Instruction::Onbuild(args.to_string())),
+            "ONBUILD" => onbuild(args, escape).map(Instruction::Onbuild),
             "MAINTAINER" => Ok(Instruction::Maintainer(args.trim().to_string())),
             _ => return None,
         };
@@ -200,7 +248,7 @@ impl Instruction {
 }
 
 /// Instructions that take `--flag=value` options.
-const FLAGGED: &[&str] = &["FROM", "COPY", "ADD", "RUN"];
+const FLAGGED: &[&str] = &["FROM", "COPY", "ADD", "RUN", "HEALTHCHECK"];
 
 /// The last value of a flag, as docker takes it.
 fn flag<'f>(flags: &'f [(String, String)], name: &str) -> Option<&'f str> {
@@ -225,6 +273,291 @@ fn from(flags: &[(String, String)], image: Args) -> Result<Instruction, String> 
         escape: image.escape,
     });
     Ok(Instruction::From { image, platform })
+}
+
+/// `HEALTHCHECK NONE`, or `HEALTHCHECK [--interval=…] … CMD command`:
+/// `Test` is `["CMD", …]` for the exec form, `["CMD-SHELL", line]` for a
+/// command line; durations in nanoseconds, zeros left out, as docker's.
+fn healthcheck(flags: &[(String, String)], args: &str) -> Result<barge_oci::image::Healthcheck, String> {
+    let mut h = barge_oci::image::Healthcheck::default();
+    let (word, rest) = args.trim().split_once(char::is_whitespace).unwrap_or((args.trim(), ""));
+    match word.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !flags.is_empty() || !rest.trim().is_empty() {
+                return Err("NONE takes no flags and no arguments".into());
+            }
+            h.test = Some(vec!["NONE".into()]);
+            return Ok(h);
+        }
+        "CMD" => {}
+        _ => return Err("expected NONE or [OPTIONS] CMD command".into()),
+    }
+    h.test = Some(match command(rest)? {
+        Command::Exec(argv) if argv.is_empty() => return Err("CMD needs a command".into()),
+        Command::Exec(argv) => std::iter::once("CMD".to_string()).chain(argv).collect(),
+        Command::Shell(text) => vec!["CMD-SHELL".into(), text],
+    });
+    for (k, v) in flags {
+        let d = || -> Result<Option<i64>, String> {
+            let ns = go_duration(v).map_err(|e| format!("--{k}={v}: {e}"))?;
+            if ns != 0 && ns < 1_000_000 {
+                return Err(format!("--{k}={v}: cannot be less than 1ms"));
+            }
+            Ok((ns != 0).then_some(ns))
+        };
+        match k.as_str() {
+            "interval" => h.interval = d()?,
+            "timeout" => h.timeout = d()?,
+            "start-period" => h.start_period = d()?,
+            "start-interval" => h.start_interval = d()?,
+            "retries" => {
+                let n: i64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| format!("--retries={v}: expected a number, 0 or more"))?;
+                h.retries = (n != 0).then_some(n);
+            }
+            _ => return Err(format!("unknown flag --{k}")),
+        }
+    }
+    Ok(h)
+}
+
+/// A Go duration (`30s`, `1m30s`, `1.5h`, `250ms`) in nanoseconds.
+fn go_duration(s: &str) -> Result<i64, String> {
+    const UNITS: [(&str, f64); 7] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    if s == "0" {
+        return Ok(0);
+    }
+    let bad = || "expected a duration such as 30s, 1m30s or 500ms".to_string();
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        // The longest unit that matches: `ms` before `m`.
+        let (unit, scale) = UNITS
+            .iter()
+            .filter(|(u, _)| rest.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+            .ok_or_else(bad)?;
+        total += n * scale;
+        rest = &rest[unit.len()..];
+    }
+    if total > i64::MAX as f64 {
+        return Err("too long".into());
+    }
+    Ok(total.round() as i64)
+}
+
+/// An ONBUILD trigger: an instruction other than FROM, ONBUILD and
+/// MAINTAINER, checked now so that a mistake shows here, not in the
+/// build that uses the image.
+fn onbuild(args: &str, escape: char) -> Result<String, String> {
+    let trigger = args.trim();
+    if trigger.is_empty() {
+        return Err("needs an instruction".into());
+    }
+    let line = instruction(0, trigger, escape).map_err(|e| match e {
+        BuildError::Dockerfile { message, .. } => message,
+        other => other.to_string(),
+    })?;
+    match line.instruction {
+        Instruction::From { .. } | Instruction::Onbuild(_) | Instruction::Maintainer(_) => {
+            Err(format!("{} is not allowed as a trigger", line.instruction.keyword()))
+        }
+        _ => Ok(trigger.to_string()),
+    }
+}
+
+/// `RUN --mount=type=cache,target=DIR[,id=ID][,sharing=shared|locked|private]
+/// [,readonly][,mode=OCTAL][,uid=N][,gid=N]`: a directory kept in the
+/// store across builds, mounted where the command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    /// Where it is mounted: absolute, or against WORKDIR.
+    pub target: String,
+    /// The cache's name: `id=`, else the target as written.
+    pub id: String,
+    /// `locked` and `private`: one RUN at a time uses it (barge makes no
+    /// private copies; `private` waits as `locked` does).
+    pub exclusive: bool,
+    pub readonly: bool,
+    /// Owner and mode of the directory when first made.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `RUN --mount=type=secret,id=ID[,target=FILE][,required][,mode=OCTAL]
+/// [,uid=N][,gid=N]`: a `--secret` of the build, as a read-only file
+/// (a copy with that owner and mode) for the one command, never in a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// `target=`, else `/run/secrets/ID`.
+    pub target: String,
+    /// Without it, a secret the build was not given is not mounted.
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// RUN's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    pub mounts: Vec<RunMount>,
+    /// `--network=default|none|host`; `None` is the build's.
+    pub network: Option<RunNetwork>,
+}
+
+/// `RUN --network=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunNetwork {
+    /// The build's network.
+    Default,
+    None,
+    /// Only when the build was given `--network host`.
+    Host,
+}
+
+/// `RUN --mount=type=bind,target=PATH[,source=PATH][,from=STAGE|IMAGE][,rw]`:
+/// a file or directory of the context (default) or of a stage or image,
+/// for the one command. It gets a copy: `rw` writes go nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub target: String,
+    /// In the context or the stage; empty for its root.
+    pub source: String,
+    pub from: Option<String>,
+    pub rw: bool,
+}
+
+/// What `RUN --mount=` gives the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    Bind(BindMount),
+    Cache(CacheMount),
+    Secret(SecretMount),
+}
+
+fn run(flags: &[(String, String)], args: &str) -> Result<Instruction, String> {
+    let mut f = RunFlags::default();
+    for (k, v) in flags {
+        match (k.as_str(), v.as_str()) {
+            ("mount", v) => f.mounts.push(mount(v)?),
+            ("network", "default") => f.network = Some(RunNetwork::Default),
+            ("network", "none") => f.network = Some(RunNetwork::None),
+            ("network", "host") => f.network = Some(RunNetwork::Host),
+            ("network", v) => return Err(format!("--network={v}: expected default, none or host")),
+            _ => return Err(format!("the flag --{k} is not supported")),
+        }
+    }
+    Ok(Instruction::Run(command(args)?, f))
+}
+
+/// One `--mount=` value: `type=cache` or `type=secret`.
+fn mount(spec: &str) -> Result<RunMount, String> {
+    let mut kind = "bind";
+    let (mut target, mut id, mut mode, mut sharing) = (None, None, None, None);
+    let (mut readonly, mut required, mut uid, mut gid) = (false, false, 0, 0);
+    let (mut from, mut source, mut rw) = (None, None, false);
+    let number = |k: &str, v: &str, radix: u32| {
+        u32::from_str_radix(v, radix).map_err(|_| format!("--mount={spec}: {k}={v} is not a number"))
+    };
+    let yes = |k: &str, v: &str| match v {
+        "" | "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("--mount={spec}: {k}={v}: expected true or false")),
+    };
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match k.to_ascii_lowercase().as_str() {
+            "type" => kind = v,
+            "target" | "dst" | "destination" => target = Some(v.to_string()),
+            "id" => id = Some(v.to_string()),
+            "sharing" => match v {
+                "shared" | "locked" | "private" => sharing = Some(v != "shared"),
+                _ => {
+                    return Err(format!(
+                        "--mount={spec}: sharing={v}: expected shared, locked or private"
+                    ))
+                }
+            },
+            "readonly" | "ro" => readonly = yes(k, v)?,
+            "required" => required = yes(k, v)?,
+            "mode" => mode = Some(number(k, v, 8)? & 0o7777),
+            "uid" => uid = number(k, v, 10)?,
+            "gid" => gid = number(k, v, 10)?,
+            "from" => from = Some(v.to_string()),
+            "source" | "src" => source = Some(v.to_string()),
+            "rw" | "readwrite" => rw = yes(k, v)?,
+            _ => return Err(format!("--mount={spec}: unknown option {part:?}")),
+        }
+    }
+    let target = target.filter(|t| !t.is_empty());
+    let id = id.filter(|i| !i.is_empty());
+    if kind != "bind" && (from.is_some() || source.is_some() || rw) {
+        return Err(format!("--mount={spec}: from=, source= and rw are for type=bind"));
+    }
+    match kind {
+        "cache" => {
+            let target = target.ok_or_else(|| format!("--mount={spec}: needs target=DIR"))?;
+            Ok(RunMount::Cache(CacheMount {
+                id: id.unwrap_or_else(|| target.clone()),
+                target,
+                exclusive: sharing.unwrap_or(false),
+                readonly,
+                mode: mode.unwrap_or(0o755),
+                uid,
+                gid,
+            }))
+        }
+        "secret" => {
+            if sharing.is_some() {
+                return Err(format!("--mount={spec}: sharing= is for type=cache"));
+            }
+            // BuildKit: the id defaults to the target's file name.
+            let id = id
+                .or_else(|| target.as_deref().and_then(|t| t.rsplit('/').next()).map(str::to_string))
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| format!("--mount={spec}: needs id=ID"))?;
+            Ok(RunMount::Secret(SecretMount {
+                target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                id,
+                required,
+                mode: mode.unwrap_or(0o400),
+                uid,
+                gid,
+            }))
+        }
+        "bind" => {
+            let target = target.ok_or_else(|| format!("--mount={spec}: needs target=PATH"))?;
+            Ok(RunMount::Bind(BindMount {
+                target,
+                source: source.unwrap_or_default(),
+                from: from.filter(|f| !f.is_empty()),
+                rw,
+            }))
+        }
+        _ => Err(format!(
+            "--mount=type={kind} is not supported (bind, cache and secret are; tmpfs and ssh mounts are not yet)"
+        )),
+    }
 }
 
 /// CMD/ENTRYPOINT/RUN arguments: the exec form, or a shell command line.
@@ -276,7 +609,49 @@ pub fn parse(text: &str) -> Result<Vec<Line>, BuildError> {
             continue;
         }
         let logical = join_continued(raw, &mut lines, escape);
-        out.push(instruction(i + 1, logical.trim(), escape)?);
+        let mut line = instruction(i + 1, logical.trim(), escape)?;
+        line.heredocs = heredocs(&line, &mut lines)?;
+        out.push(line);
+    }
+    Ok(out)
+}
+
+/// The here-documents a RUN, COPY or ADD line (not in JSON form) opens,
+/// each taking the lines that follow up to its name alone on a line.
+fn heredocs(line: &Line, lines: &mut Lines) -> Result<Vec<Heredoc>, BuildError> {
+    let text = match &line.instruction {
+        Instruction::Run(Command::Shell(text), _) => text.as_str(),
+        Instruction::Copy(CopyArgs {
+            paths: List::Words(a), ..
+        })
+        | Instruction::Add(CopyArgs {
+            paths: List::Words(a), ..
+        }) => a.text.as_str(),
+        _ => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for word in text.split_whitespace() {
+        let Some((name, chomp, expand)) = Heredoc::marker(word) else {
+            continue;
+        };
+        let mut content = String::new();
+        loop {
+            let Some((_, l)) = lines.next() else {
+                return Err(line.error(format!("the here-document <<{name} has no line {name} to end it")));
+            };
+            let end = if chomp { l.trim_start_matches('\t') } else { l };
+            if end == name {
+                break;
+            }
+            content.push_str(l);
+            content.push('\n');
+        }
+        out.push(Heredoc {
+            name,
+            content,
+            chomp,
+            expand,
+        });
     }
     Ok(out)
 }
@@ -360,6 +735,7 @@ fn instruction(number: usize, logical: &str, escape: char) -> Result<Line, Build
         number,
         shown: format!("{keyword} {shown}{rest}"),
         instruction,
+        heredocs: Vec::new(),
     })
 }
 
@@ -445,13 +821,28 @@ pub fn words(s: &str, escape: char, vars: &BTreeMap<String, String>) -> Result<V
     Ok(out)
 }
 
+/// A COPY here-document's text with its variables substituted: `$VAR`,
+/// `${VAR…}` as in words, `\$` a plain `$`; quotes and everything else
+/// stay as written.
+pub fn expand_text(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    substitute_all(text, true, vars)
+}
+
 /// Substitutes the variables of a `${…}` default, as written.
 fn expand(word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let chars: Vec<char> = word.chars().collect();
+    substitute_all(word, false, vars)
+}
+
+/// Every `$…` of `text` substituted; `\$` a plain `$` when `escapes`.
+fn substitute_all(text: &str, escapes: bool, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
-        if chars[i] == '$' {
+        if escapes && chars[i] == '\\' && chars.get(i + 1) == Some(&'$') {
+            out.push('$');
+            i += 2;
+        } else if chars[i] == '$' {
             i = substitute(&chars, i, vars, &mut out)?;
         } else {
             out.push(chars[i]);
@@ -612,6 +1003,48 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_take_the_lines_up_to_their_name() {
+        let df = "# syntax=docker/dockerfile:1.4\nFROM scratch\nRUN <<EOF\necho a\n\n# not a comment\nEOF\n\
+                  RUN 3<<-\"ONE\" cat /dev/fd/3 <<'TWO' && x\n\tone $A\n\tONE\ntwo\nTWO\nCOPY <<conf.txt /etc/\nk=$V\nconf.txt\nCMD [\"<<EOF\"]\n";
+        let lines = parse(df).unwrap();
+        assert_eq!(lines.len(), 5);
+        let docs = |i: usize| -> Vec<(String, String, bool, bool)> {
+            lines[i]
+                .heredocs
+                .iter()
+                .map(|h| (h.name.clone(), h.text(), h.chomp, h.expand))
+                .collect()
+        };
+        assert_eq!(
+            lines[1].instruction,
+            Instruction::Run(Command::Shell("<<EOF".into()), RunFlags::default())
+        );
+        assert_eq!(
+            docs(1),
+            [("EOF".into(), "echo a\n\n# not a comment\n".into(), false, true)]
+        );
+        assert_eq!(
+            docs(2),
+            [
+                ("ONE".into(), "one $A\n".into(), true, false),
+                ("TWO".into(), "two\n".into(), false, false)
+            ]
+        );
+        assert_eq!(lines[2].heredocs[0].content, "\tone $A\n", "kept as written");
+        assert_eq!(docs(3), [("conf.txt".into(), "k=$V\n".into(), false, true)]);
+        assert_eq!(lines[3].number, 13);
+        assert!(lines[4].heredocs.is_empty(), "no heredocs in JSON form");
+        for word in ["<<<EOF", "<<", "<<\"EOF", "a<<EOF"] {
+            assert_eq!(Heredoc::marker(word), None, "{word}");
+        }
+        let e = error("FROM scratch\nRUN <<EOF\necho\n");
+        assert!(
+            e.contains("line 2: RUN: the here-document <<EOF has no line EOF to end it"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn escape_directive() {
         let lines = parse("# escape=`\nFROM scratch\nCOPY a `\n  c:\\dir\\\n").unwrap();
         let Instruction::Copy(c) = &lines[1].instruction else {
@@ -648,21 +1081,127 @@ mod tests {
     #[test]
     fn commands_in_exec_and_shell_form() {
         let exec = || Command::Exec(vec!["sh".into(), "-c".into(), "echo hi".into()]);
-        assert_eq!(one(r#"RUN ["sh", "-c", "echo hi"]"#), Instruction::Run(exec()));
+        assert_eq!(
+            one(r#"RUN ["sh", "-c", "echo hi"]"#),
+            Instruction::Run(exec(), RunFlags::default())
+        );
         assert_eq!(one(r#"CMD ["sh", "-c", "echo hi"]"#), Instruction::Cmd(exec()));
         assert_eq!(
             one("ENTRYPOINT  echo $HOME  "),
             Instruction::Entrypoint(Command::Shell("echo $HOME".into()))
         );
         // Not a JSON array of strings: a command line, as docker takes it.
-        assert_eq!(one("RUN [1, 2]"), Instruction::Run(Command::Shell("[1, 2]".into())));
+        assert_eq!(
+            one("RUN [1, 2]"),
+            Instruction::Run(Command::Shell("[1, 2]".into()), RunFlags::default())
+        );
         assert_eq!(one("CMD []"), Instruction::Cmd(Command::Exec(vec![])));
         for keyword in ["RUN", "CMD", "ENTRYPOINT"] {
             let e = error(&format!("FROM scratch\n{keyword}\n"));
             assert!(e.contains(&format!("line 2: {keyword}: needs a command")), "{e}");
         }
-        let e = error("RUN --mount=type=cache,target=/x make");
-        assert!(e.contains("RUN: the flag --mount is not supported"), "{e}");
+        let e = error("RUN --network=bridge make");
+        assert!(
+            e.contains("RUN: --network=bridge: expected default, none or host"),
+            "{e}"
+        );
+        let e = error("RUN --security=insecure make");
+        assert!(e.contains("RUN: the flag --security is not supported"), "{e}");
+    }
+
+    #[test]
+    fn run_mounts() {
+        let Instruction::Run(c, RunFlags { mounts, network }) = one(
+            "RUN --mount=type=cache,target=/root/.cache --mount=type=cache,id=apt,dst=/var/cache/apt,sharing=locked,mode=0700,uid=1,gid=2,ro \\\n\
+             --mount=type=secret,id=token --network=none --mount=type=secret,target=/etc/key.pem,required,uid=5,mode=440 make",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c, Command::Shell("make".into()));
+        assert_eq!(network, Some(RunNetwork::None));
+        let Instruction::Run(_, RunFlags { mounts: binds, .. }) =
+            one("RUN --mount=target=/src --mount=type=bind,from=build,source=/out/app,target=/app,rw make")
+        else {
+            panic!()
+        };
+        let bind = |target: &str, source: &str, from: Option<&str>, rw| {
+            RunMount::Bind(BindMount {
+                target: target.into(),
+                source: source.into(),
+                from: from.map(str::to_string),
+                rw,
+            })
+        };
+        assert_eq!(
+            binds,
+            [
+                bind("/src", "", None, false),
+                bind("/app", "/out/app", Some("build"), true)
+            ]
+        );
+        let cache = |target: &str, id: &str, exclusive, readonly, mode, uid, gid| {
+            RunMount::Cache(CacheMount {
+                target: target.into(),
+                id: id.into(),
+                exclusive,
+                readonly,
+                mode,
+                uid,
+                gid,
+            })
+        };
+        let secret = |id: &str, target: &str, required, mode, uid| {
+            RunMount::Secret(SecretMount {
+                id: id.into(),
+                target: target.into(),
+                required,
+                mode,
+                uid,
+                gid: 0,
+            })
+        };
+        assert_eq!(
+            mounts,
+            [
+                cache("/root/.cache", "/root/.cache", false, false, 0o755, 0, 0),
+                cache("/var/cache/apt", "apt", true, true, 0o700, 1, 2),
+                secret("token", "/run/secrets/token", false, 0o400, 0),
+                secret("key.pem", "/etc/key.pem", true, 0o440, 5),
+            ]
+        );
+        for (bad, expected) in [
+            (
+                "RUN --mount=type=ssh,target=/x make",
+                "--mount=type=ssh is not supported (bind, cache and secret are",
+            ),
+            ("RUN --mount=source=a make", "needs target=PATH"),
+            (
+                "RUN --mount=type=cache,target=/x,source=a make",
+                "from=, source= and rw are for type=bind",
+            ),
+            (
+                "RUN --mount=type=tmpfs,target=/t make",
+                "--mount=type=tmpfs is not supported",
+            ),
+            ("RUN --mount=type=cache make", "needs target=DIR"),
+            ("RUN --mount=type=secret make", "needs id=ID"),
+            (
+                "RUN --mount=type=secret,id=a,sharing=locked make",
+                "sharing= is for type=cache",
+            ),
+            ("RUN --mount=type=cache,target=/x,mode=9 make", "mode=9 is not a number"),
+            (
+                "RUN --mount=type=cache,target=/x,sharing=all make",
+                "sharing=all: expected shared",
+            ),
+            (
+                "RUN --mount=type=cache,target=/x,color=red make",
+                "unknown option \"color=red\"",
+            ),
+        ] {
+            let e = error(bad);
+            assert!(e.contains("line 1: RUN: ") && e.contains(expected), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -715,13 +1254,58 @@ mod tests {
             one(r#"SHELL ["/bin/bash", "-c"]"#),
             Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])
         );
-        assert_eq!(one("HEALTHCHECK NONE"), Instruction::Healthcheck("NONE".into()));
-        assert_eq!(one("ONBUILD RUN x"), Instruction::Onbuild("RUN x".into()));
+        assert_eq!(one("ONBUILD  RUN x "), Instruction::Onbuild("RUN x".into()));
+        for (bad, expected) in [
+            ("ONBUILD FROM x", "line 1: ONBUILD: FROM is not allowed as a trigger"),
+            ("ONBUILD ONBUILD RUN x", "ONBUILD is not allowed as a trigger"),
+            ("ONBUILD FROB", "ONBUILD: unknown instruction: FROB"),
+            ("ONBUILD", "ONBUILD: needs an instruction"),
+        ] {
+            let e = error(bad);
+            assert!(e.contains(expected), "{bad}: {e}");
+        }
         // Only FROM, RUN, COPY and ADD take flags: elsewhere `--x` is an argument.
         assert_eq!(one("ENV --x=1"), Instruction::Env(args("--x=1")));
         for bad in ["SHELL /bin/bash -c", "SHELL []"] {
             let e = error(bad);
             assert!(e.contains("line 1: SHELL: needs the JSON form"), "{e}");
+        }
+    }
+
+    #[test]
+    fn healthchecks_as_docker_stores_them() {
+        let h = |text: &str| match one(text) {
+            Instruction::Healthcheck(h) => serde_json::to_value(h).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(h("HEALTHCHECK NONE"), serde_json::json!({"Test": ["NONE"]}));
+        assert_eq!(
+            h("HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=0s --retries=3 CMD curl -f http://x/ || exit 1"),
+            serde_json::json!({
+                "Test": ["CMD-SHELL", "curl -f http://x/ || exit 1"],
+                "Interval": 90_000_000_000i64,
+                "Timeout": 500_000_000,
+                "Retries": 3
+            })
+        );
+        assert_eq!(
+            h(r#"healthcheck --start-interval=1.5s cmd ["/probe", "-q"]"#),
+            serde_json::json!({"Test": ["CMD", "/probe", "-q"], "StartInterval": 1_500_000_000})
+        );
+        for (bad, expected) in [
+            ("HEALTHCHECK --interval=5 CMD x", "--interval=5: expected a duration"),
+            ("HEALTHCHECK --timeout=10us CMD x", "cannot be less than 1ms"),
+            ("HEALTHCHECK --retries=-1 CMD x", "--retries=-1: expected a number"),
+            ("HEALTHCHECK --bogus=1 CMD x", "unknown flag --bogus"),
+            ("HEALTHCHECK --interval=1s NONE", "NONE takes no flags"),
+            ("HEALTHCHECK true", "expected NONE or [OPTIONS] CMD command"),
+            ("HEALTHCHECK CMD", "needs a command"),
+        ] {
+            let e = error(bad);
+            assert!(
+                e.contains("line 1: HEALTHCHECK: ") && e.contains(expected),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -738,6 +1322,15 @@ mod tests {
         assert_eq!(w("${B:-${A}y} ${B:-${C:-deep}}"), ["xy", "deep"]);
         assert!(words("\"open", '\\', &v).is_err());
         assert!(words("${A", '\\', &v).is_err());
+    }
+
+    #[test]
+    fn heredoc_text_substitution() {
+        let v = vars(&[("A", "x")]);
+        assert_eq!(
+            expand_text("a=$A \"${A}\" \\$A ${B:-d} 'q'\n", &v).unwrap(),
+            "a=x \"x\" $A d 'q'\n"
+        );
     }
 
     #[test]

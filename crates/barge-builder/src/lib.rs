@@ -11,8 +11,15 @@
 //! numeric owners, a fixed gzip header) and cached by content, so the same
 //! context and Dockerfile give the same image digest every time.
 //!
+//! A Dockerfile of several stages is planned first ([`stages`]): the
+//! stages the target needs are built in order, each from scratch, an image
+//! or an earlier stage, and `COPY --from` reads an earlier stage's layers
+//! or an image's; only the target becomes an image. RUN may mount a cache
+//! kept in the store, a `--secret`, or a copy of part of the context or a
+//! stage, none of which lands in a layer.
+//!
 //! It is not for pulling base images (the caller provides them through
-//! [`BaseImages`]), registries, or multi-stage builds (refused clearly).
+//! [`BaseImages`]) or registries.
 
 #![forbid(unsafe_code)]
 
@@ -20,9 +27,13 @@ mod dockerfile;
 mod fs;
 mod ignore;
 mod layer;
+pub mod stages;
 mod steps;
 
-pub use dockerfile::{parse, Args, Command, CopyArgs, Instruction, Line, List};
+pub use dockerfile::{
+    parse, Args, BindMount, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, List, RunFlags, RunMount,
+    RunNetwork, SecretMount,
+};
 pub use ignore::Ignore;
 pub use steps::build;
 
@@ -40,15 +51,24 @@ pub enum BuildError {
     Store(#[from] barge_store::StoreError),
     #[error(transparent)]
     Runtime(#[from] barge_runtime::RuntimeError),
-    #[error("Dockerfile line {line}: the command '{command}' returned a non-zero code: {code}")]
-    RunFailed { line: usize, command: String, code: i32 },
+    /// `step` is docker's `[stage 2/5] RUN make`.
+    #[error("Dockerfile line {line}: {step}: process \"{command}\" did not complete successfully: exit code: {code}")]
+    RunFailed {
+        line: usize,
+        step: String,
+        command: String,
+        code: i32,
+    },
+    #[error("target stage {target:?} could not be found; the Dockerfile's stages are: {stages}")]
+    Target { target: String, stages: String },
     #[error("base image {name}: {message}")]
     Base { name: String, message: String },
     #[error("{0}")]
     Unsupported(String),
 }
 
-/// Finds (pulling if need be) the image a `FROM` names; returns its image ID.
+/// Finds (pulling if need be) the image a `FROM` or a `COPY --from` names;
+/// returns its image ID.
 pub trait BaseImages {
     fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String>;
 }
@@ -59,11 +79,15 @@ pub struct BuildOptions {
     /// The Dockerfile's text.
     pub dockerfile: String,
     pub build_args: Vec<(String, String)>,
+    /// `--secret id=ID,src=FILE`: what `RUN --mount=type=secret,id=ID` reads.
+    pub secrets: Vec<(String, PathBuf)>,
     /// `--label` additions to the image config.
     pub labels: Vec<(String, String)>,
     pub platform: Option<Platform>,
     pub tags: Vec<Reference>,
     pub no_cache: bool,
+    /// `--target`: the stage whose image is made (else the last).
+    pub target: Option<String>,
     /// The network of `RUN` containers.
     pub network: Network,
     /// Every time in the image: `SOURCE_DATE_EPOCH`, else 0.

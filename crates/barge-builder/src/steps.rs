@@ -1,14 +1,19 @@
-//! The build itself: one stage, instruction by instruction.
+//! The build itself: the planned stages, each instruction by instruction.
 
-use crate::dockerfile::{self, pairs, Args, Command, CopyArgs, Instruction, Line};
+use crate::dockerfile::{
+    self, pairs, Args, BindMount, CacheMount, Command, CopyArgs, Heredoc, Instruction, Line, RunFlags, RunMount,
+    RunNetwork, SecretMount,
+};
 use crate::fs::{clean, diff_upper, io_err, walk, write_entry};
 use crate::ignore::{glob_matches, is_glob, Ignore};
 use crate::layer::{LayerWriter, Owner, Written};
+use crate::stages::{self, CopySource, Plan, StageBase, StagePlan};
 use crate::{BaseImages, BuildError, BuildOptions, BuildOutcome, BuildProgress};
 use barge_oci::image::{chain_ids, MAX_CONFIG_BYTES};
 use barge_oci::{media, ContainerConfig, Descriptor, Digest, Platform};
 use barge_runtime::monitor::Foreground;
-use barge_runtime::{CreateOptions, ImageSource, Runtime};
+use barge_runtime::{CreateOptions, ImageSource, Network, Runtime};
+use barge_store::fsutil::{self, LockGuard, LockKind};
 use barge_store::lowers::Lowers;
 use barge_store::{ImageMeta, LayerLimits, Store};
 use serde_json::{json, Map, Value};
@@ -19,6 +24,12 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NOP: &str = "/bin/sh -c #(nop) ";
+/// The store's directory of `RUN --mount=type=cache` caches, one per id.
+const CACHE_MOUNTS: &str = "build-cache-mounts";
+/// Where a RUN's `#!` here-document is mounted (BuildKit's `/dev/pipes`
+/// is under the runtime's `/dev`, where no bind mount may land); the
+/// mount point is taken out of the upper dir after the run.
+const SCRIPTS: &str = "/.barge-heredocs";
 
 /// Builds the image the Dockerfile describes; tags it (or keeps it dangling).
 pub fn build(
@@ -29,50 +40,74 @@ pub fn build(
     progress: &dyn BuildProgress,
 ) -> Result<BuildOutcome, BuildError> {
     let lines = dockerfile::parse(&opts.dockerfile)?;
-    // No prune may remove layers this build stands on until it is tagged.
-    let _lock = store.lock_shared()?;
     let build_args: BTreeMap<String, String> = opts.build_args.iter().cloned().collect();
-    let mut used_args: BTreeSet<String> = BTreeSet::new();
     // Docker's automatic platform ARGs; a stage sees them after `ARG NAME`.
-    let mut global: BTreeMap<String, String> = BTreeMap::new();
+    let mut automatic: BTreeMap<String, String> = BTreeMap::new();
     let target = opts.platform.clone().unwrap_or_else(Platform::host);
     for (prefix, p) in [("TARGET", &target), ("BUILD", &Platform::host())] {
-        global.insert(format!("{prefix}PLATFORM"), p.to_string());
-        global.insert(format!("{prefix}OS"), p.os.clone());
-        global.insert(format!("{prefix}ARCH"), p.architecture.clone());
-        global.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+        automatic.insert(format!("{prefix}PLATFORM"), p.to_string());
+        automatic.insert(format!("{prefix}OS"), p.os.clone());
+        automatic.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        automatic.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
     }
-    let mut stage: Option<Stage> = None;
-    let total = lines.len();
-    for (n, line) in lines.iter().enumerate() {
-        progress.step(&format!("Step {}/{total} : {}", n + 1, line.shown));
-        match (&line.instruction, &mut stage) {
-            (Instruction::Arg(args), None) => {
-                for (k, v) in declare_args(line, args, &global, &build_args, &global)? {
-                    used_args.insert(k.clone());
-                    global.insert(k, v);
-                }
+    let plan = stages::plan(&lines, &build_args, automatic, opts.target.as_deref())?;
+    // No prune may remove layers this build stands on until it is tagged.
+    let _lock = store.lock_shared()?;
+    let mut used_args = plan.declared.clone();
+    let total = plan.global_lines.len()
+        + plan
+            .order
+            .iter()
+            .map(|&i| plan.stages[i].lines.len() + 1)
+            .sum::<usize>();
+    let mut n = 0;
+    let mut step = |line: &Line| {
+        n += 1;
+        progress.step(&format!("Step {n}/{total} : {}", line.shown));
+    };
+    for line in &plan.global_lines {
+        step(line);
+    }
+    let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
+        Ok(t) => Ignore::parse(&t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
+        Err(e) => return Err(io_err("reading .dockerignore")(e)),
+    };
+    let ctx = Ctx {
+        store,
+        runtime,
+        opts,
+        progress,
+        ignore: &ignore,
+        bases,
+        plan: &plan,
+        build_args: &build_args,
+    };
+    let mut built: Vec<Option<Stage>> = plan.stages.iter().map(|_| None).collect();
+    for &i in &plan.order {
+        let sp = &plan.stages[i];
+        step(sp.from);
+        let mut stage = match &sp.base {
+            StageBase::Scratch => Stage::scratch(ctx, sp),
+            StageBase::Image(name) => {
+                let mut stage = Stage::image(ctx, sp, name)?;
+                stage.run_triggers(sp.from, &built, &mut used_args)?;
+                stage
             }
-            (Instruction::From { image, platform }, None) => {
-                let base = Base {
-                    line,
-                    image,
-                    platform: platform.as_ref(),
-                };
-                stage = Some(Stage::from(store, runtime, bases, opts, progress, base, &global)?)
-            }
-            (_, None) => return Err(line.error("a Dockerfile must begin with FROM (only ARG may come before it)")),
-            (_, Some(s)) => {
-                s.global = global.clone();
-                s.apply(line, &build_args, &mut used_args)?;
-            }
+            StageBase::Stage(b) => match &built[*b] {
+                Some(base) => base.fork(sp),
+                None => return Err(sp.from.error("its base stage was not built")),
+            },
+        };
+        for (k, line) in sp.lines.iter().enumerate() {
+            step(line);
+            stage.step = stage.step_name(k + 2, line);
+            stage.apply(line, &built, &mut used_args)?;
         }
+        built[i] = Some(stage);
     }
-    let Some(stage) = stage else {
-        return Err(BuildError::Dockerfile {
-            line: 1,
-            message: "no FROM instruction".into(),
-        });
+    let Some(stage) = built.get_mut(plan.target()).and_then(Option::take) else {
+        return Err(BuildError::Unsupported("the target stage was not built".into()));
     };
     let unused: Vec<&String> = build_args.keys().filter(|k| !used_args.contains(*k)).collect();
     if !unused.is_empty() {
@@ -85,8 +120,21 @@ pub fn build(
     stage.finish()
 }
 
+/// What every stage of a build shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    store: &'a Store,
+    runtime: &'a Runtime,
+    opts: &'a BuildOptions,
+    progress: &'a dyn BuildProgress,
+    ignore: &'a Ignore,
+    bases: &'a dyn BaseImages,
+    plan: &'a Plan<'a>,
+    build_args: &'a BTreeMap<String, String>,
+}
+
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
-fn declare_args(
+pub(crate) fn declare_args(
     line: &Line,
     args: &Args,
     vars: &BTreeMap<String, String>,
@@ -118,19 +166,17 @@ fn declare_args(
     Ok(out)
 }
 
-/// The FROM a stage starts with.
-struct Base<'l> {
-    line: &'l Line,
-    /// `IMAGE [AS NAME]`.
-    image: &'l Args,
-    platform: Option<&'l Args>,
-}
-
 struct Stage<'a> {
+    ctx: Ctx<'a>,
     store: &'a Store,
     runtime: &'a Runtime,
     opts: &'a BuildOptions,
     progress: &'a dyn BuildProgress,
+    /// Which stage of the plan this is.
+    index: usize,
+    /// `[build 2/5] RUN make`: the instruction being applied, as docker
+    /// names it in errors.
+    step: String,
     /// Top-level config fields besides the ones rebuilt at the end (`author`).
     extra: Map<String, Value>,
     /// The `config` object: Env, Cmd, Entrypoint, WorkingDir, …
@@ -147,121 +193,113 @@ struct Stage<'a> {
     /// The CMD came from the base image (an ENTRYPOINT clears it).
     cmd_inherited: bool,
     created: String,
-    ignore: Ignore,
+    ignore: &'a Ignore,
+}
+
+/// A stored image's layers, config and history, as a stage starts from it.
+struct ImageState {
+    platform: Platform,
+    diff_ids: Vec<Digest>,
+    layers: Vec<Descriptor>,
+    config: ContainerConfig,
+    history: Vec<Value>,
 }
 
 impl<'a> Stage<'a> {
-    fn from(
-        store: &'a Store,
-        runtime: &'a Runtime,
-        bases: &dyn BaseImages,
-        opts: &'a BuildOptions,
-        progress: &'a dyn BuildProgress,
-        base: Base,
-        global: &BTreeMap<String, String>,
-    ) -> Result<Stage<'a>, BuildError> {
-        let line = base.line;
-        let ws = base.image.words(global).map_err(|e| line.error(e))?;
-        let name = match ws.as_slice() {
-            [name] => name.clone(),
-            [name, as_, _] if as_.eq_ignore_ascii_case("as") => name.clone(),
-            _ => return Err(line.error("expected FROM IMAGE [AS NAME]")),
-        };
-        let platform = match base.platform {
-            Some(p) => {
-                let p = p.words(global).map_err(|e| line.error(e))?.join("");
-                Some(Platform::parse(&p).map_err(|e| line.error(e))?)
-            }
-            None => opts.platform.clone(),
-        };
-        let ignore = match std::fs::read_to_string(opts.context.join(".dockerignore")) {
-            Ok(t) => Ignore::parse(&t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
-            Err(e) => return Err(io_err("reading .dockerignore")(e)),
-        };
+    /// A stage `FROM scratch`.
+    fn scratch(ctx: Ctx<'a>, sp: &StagePlan) -> Stage<'a> {
+        let opts = ctx.opts;
         let mut stage = Stage {
-            store,
-            runtime,
+            ctx,
+            store: ctx.store,
+            runtime: ctx.runtime,
             opts,
-            progress,
+            progress: ctx.progress,
+            index: sp.index,
+            step: String::new(),
             extra: Map::new(),
             config: ContainerConfig::default(),
             history: Vec::new(),
             layers: Vec::new(),
             diff_ids: Vec::new(),
-            platform: platform.clone().unwrap_or_else(Platform::host),
+            platform: sp
+                .platform
+                .clone()
+                .or_else(|| opts.platform.clone())
+                .unwrap_or_else(Platform::host),
             args: BTreeMap::new(),
-            global: global.clone(),
+            global: ctx.plan.global.clone(),
             shell: vec!["/bin/sh".into(), "-c".into()],
             cmd_inherited: false,
             created: barge_oci::time::format_rfc3339(opts.epoch as i64),
-            ignore,
+            ignore: ctx.ignore,
         };
-        if name == "scratch" {
-            stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
-            return Ok(stage);
+        stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
+        stage
+    }
+
+    /// A stage `FROM image`: found in the store, else pulled.
+    fn image(ctx: Ctx<'a>, sp: &StagePlan, name: &str) -> Result<Stage<'a>, BuildError> {
+        let mut stage = Stage::scratch(ctx, sp);
+        let platform = sp.platform.clone().or_else(|| ctx.opts.platform.clone());
+        let id = resolve_image(ctx, name, platform.as_ref())?;
+        let base = image_state(ctx.store, &id, name)?;
+        stage.platform = base.platform;
+        stage.diff_ids = base.diff_ids;
+        stage.layers = base.layers;
+        stage.config = base.config;
+        stage.history = base.history;
+        if let Some(s) = &stage.config.shell {
+            stage.shell = s.clone();
         }
-        let id = bases
-            .resolve(&name, platform.as_ref())
-            .map_err(|message| BuildError::Base {
-                name: name.clone(),
-                message,
-            })?;
-        stage.load_base(&id, &name)?;
-        progress.note(&format!(" ---> {}", &id.hex()[..12]));
+        stage.cmd_inherited = stage.config.cmd.is_some();
+        // A base without PATH gets docker's default, as BuildKit gives it.
+        let mut env = stage.env();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.to_string());
+            stage.set("Env", |c| c.env = Some(env));
+        }
+        ctx.progress.note(&format!(" ---> {}", &id.hex()[..12]));
         Ok(stage)
     }
 
-    /// Starts from a stored image: its layers, config and history.
-    fn load_base(&mut self, id: &Digest, name: &str) -> Result<(), BuildError> {
-        let entries = self.store.entries()?;
-        let entry = entries
-            .iter()
-            .find(|e| e.meta.image_id == *id)
-            .ok_or_else(|| BuildError::Base {
-                name: name.to_string(),
-                message: "not in the store".into(),
-            })?;
-        let manifest = self.store.image_manifest(&entry.manifest.digest)?;
-        let raw = self.store.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
-        let cfg: Value = serde_json::from_slice(&raw).map_err(|e| BuildError::Base {
-            name: name.to_string(),
-            message: format!("its config is not JSON: {e}"),
-        })?;
-        let parsed = barge_oci::ImageConfig::parse(&raw).map_err(|e| BuildError::Base {
-            name: name.to_string(),
-            message: e.to_string(),
-        })?;
-        if parsed.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(BuildError::Base {
-                name: name.to_string(),
-                message: "its config and manifest disagree on the layers".into(),
-            });
+    /// A stage `FROM` this one: its filesystem, config and history; ARGs
+    /// are the new stage's own.
+    fn fork(&self, sp: &StagePlan) -> Stage<'a> {
+        Stage {
+            ctx: self.ctx,
+            store: self.store,
+            runtime: self.runtime,
+            opts: self.opts,
+            progress: self.progress,
+            index: sp.index,
+            step: String::new(),
+            extra: self.extra.clone(),
+            config: self.config.clone(),
+            history: self.history.clone(),
+            layers: self.layers.clone(),
+            diff_ids: self.diff_ids.clone(),
+            platform: sp.platform.clone().unwrap_or_else(|| self.platform.clone()),
+            args: BTreeMap::new(),
+            global: self.global.clone(),
+            shell: self.shell.clone(),
+            cmd_inherited: self.config.cmd.is_some(),
+            created: self.created.clone(),
+            ignore: self.ignore,
         }
-        self.platform = parsed.platform();
-        self.diff_ids = parsed.rootfs.diff_ids.clone();
-        self.layers = manifest
-            .layers
-            .iter()
-            .map(|l| {
-                let mt = match l.media_type.as_str() {
-                    media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
-                    other => other,
-                };
-                Descriptor::new(mt, l.digest.clone(), l.size)
-            })
-            .collect();
-        self.config = parsed.config.unwrap_or_default();
-        self.history = cfg
-            .get("history")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(s) = &self.config.shell {
-            self.shell = s.clone();
+    }
+
+    /// `[build 2/5] RUN make`: the `k`th instruction of this stage, FROM
+    /// being the first; a single-stage build's show no stage name, as docker's.
+    fn step_name(&self, k: usize, line: &Line) -> String {
+        let plan = self.ctx.plan;
+        let sp = &plan.stages[self.index];
+        let count = sp.lines.len() + 1;
+        if plan.stages.len() == 1 {
+            format!("[{k}/{count}] {}", line.shown)
+        } else {
+            format!("[{} {k}/{count}] {}", sp.label(), line.shown)
         }
-        self.cmd_inherited = self.config.cmd.is_some();
-        Ok(())
     }
 
     /// Variables for substitution: ARGs, then ENV over them.
@@ -326,9 +364,10 @@ impl<'a> Stage<'a> {
     fn apply(
         &mut self,
         line: &Line,
-        build_args: &BTreeMap<String, String>,
+        built: &[Option<Stage>],
         used_args: &mut BTreeSet<String>,
     ) -> Result<(), BuildError> {
+        let build_args = self.ctx.build_args;
         let vars = self.vars();
         let words = |args: &Args| args.words(&vars).map_err(|e| line.error(e));
         match &line.instruction {
@@ -372,17 +411,51 @@ impl<'a> Stage<'a> {
                 self.extra.insert("author".into(), json!(who));
                 self.nop(format!("MAINTAINER {who}"));
             }
-            Instruction::Copy(c) => self.copy(line, c, false, &vars)?,
-            Instruction::Add(c) => self.copy(line, c, true, &vars)?,
-            Instruction::Run(c) => self.run(line, c)?,
-            Instruction::From { .. } => {
-                return Err(line.error("multi-stage builds (a second FROM) are not supported by barge build yet"))
+            Instruction::Copy(c) => self.copy(line, c, false, &vars, built)?,
+            Instruction::Add(c) => self.copy(line, c, true, &vars, built)?,
+            Instruction::Run(c, flags) => self.run(line, c, flags, built)?,
+            Instruction::From { .. } => return Err(line.error("FROM inside a stage (the plan splits stages there)")),
+            Instruction::Healthcheck(h) => {
+                self.set("Healthcheck", |c| c.healthcheck = Some(h.clone()));
+                let test = h.test.as_deref().unwrap_or_default();
+                self.nop(format!("HEALTHCHECK {}", go_list(test)));
             }
-            Instruction::Healthcheck(_) | Instruction::Onbuild(_) => {
-                return Err(line.error(format!(
-                    "{} is not supported by barge build yet; remove it or build with docker",
-                    line.instruction.keyword()
-                )))
+            Instruction::Onbuild(trigger) => {
+                self.set("OnBuild", |c| {
+                    c.on_build.get_or_insert_with(Vec::new).push(trigger.clone())
+                });
+                self.nop(format!("ONBUILD {trigger}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base image's ONBUILD triggers, run as the stage's first
+    /// instructions (each with the FROM's line), then gone from the
+    /// config, as docker does.
+    fn run_triggers(
+        &mut self,
+        from: &Line,
+        built: &[Option<Stage>],
+        used_args: &mut BTreeSet<String>,
+    ) -> Result<(), BuildError> {
+        let triggers = self.config.on_build.clone().unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        self.set("OnBuild", |c| c.on_build = None);
+        let plural = if triggers.len() == 1 { "" } else { "s" };
+        self.progress
+            .note(&format!("# Executing {} build trigger{plural}", triggers.len()));
+        for t in &triggers {
+            let lines = dockerfile::parse(t).map_err(|e| from.error(format!("the base image's ONBUILD {t}: {e}")))?;
+            for mut line in lines {
+                if matches!(line.instruction, Instruction::From { .. } | Instruction::Onbuild(_)) {
+                    return Err(from.error(format!("the base image's ONBUILD {t}: not allowed as a trigger")));
+                }
+                line.number = from.number;
+                self.step = format!("ONBUILD {}", line.shown);
+                self.apply(&line, built, used_args)?;
             }
         }
         Ok(())
@@ -411,9 +484,13 @@ impl<'a> Stage<'a> {
 
     fn env_vars(&mut self, set: &[(String, String)]) {
         let mut env = self.env();
+        // A variable set again keeps its place, as docker's does.
         for (k, v) in set {
-            env.retain(|e| e.split('=').next() != Some(k.as_str()));
-            env.push(format!("{k}={v}"));
+            let kv = format!("{k}={v}");
+            match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
+                Some(e) => *e = kv,
+                None => env.push(kv),
+            }
         }
         self.set("Env", |c| c.env = Some(env));
         self.nop(format!("ENV {}", shown_pairs(set)));
@@ -521,10 +598,8 @@ impl<'a> Stage<'a> {
         c: &CopyArgs,
         add: bool,
         vars: &BTreeMap<String, String>,
+        built: &[Option<Stage>],
     ) -> Result<(), BuildError> {
-        if c.from.is_some() {
-            return Err(line.error("--from needs multi-stage builds, which barge build does not support yet"));
-        }
         let mut args = c.paths.items(vars).map_err(|e| line.error(e))?;
         if args.len() < 2 {
             return Err(line.error("needs at least one source and a destination"));
@@ -534,12 +609,138 @@ impl<'a> Stage<'a> {
         let perms = Perms {
             chown: chown_ids(line, c.chown.as_ref(), vars, &lowers)?,
             chmod: c.chmod,
+            keep_owner: c.from.is_some(),
         };
+        if let Some(from) = &c.from {
+            if !line.heredocs.is_empty() {
+                return Err(line.error("--from and here-documents cannot be used together"));
+            }
+            let source = self.copy_source(line, from, built)?;
+            let resolved = rootfs_sources(line, &args, &source)?;
+            let dest = self.destination(line, dest_raw, resolved.len())?;
+            let plan = self.plan_rootfs_copy(line, resolved, &source, &dest, perms, &lowers)?;
+            return self.write_copy_layer(line, &plan, &dest, args.len());
+        }
+        let (inline, args) = self.inline_sources(line, args, vars)?;
         let sources = self.context_sources(line, &args, add)?;
         let resolved = self.follow_sources(line, &sources)?;
-        let dest = self.destination(line, dest_raw, sources.len())?;
-        let plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
-        self.write_copy_layer(line, &plan, &dest, sources.len())
+        let count = sources.len() + inline.len();
+        let dest = self.destination(line, dest_raw, count)?;
+        let mut plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
+        for (name, text) in inline {
+            let at = file_target(&name, &dest, &lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            plan.kinds.insert("file");
+            let o = perms.apply(
+                Owner {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o644,
+                },
+                false,
+            );
+            plan.entries.insert(at, Item::Inline(text.into_bytes(), o));
+        }
+        add_parents(&mut plan, &lowers, perms);
+        self.write_copy_layer(line, &plan, &dest, count)
+    }
+
+    /// The `<<NAME` sources of COPY and ADD, as (file name, text): the
+    /// here-documents of the line, variables substituted unless the name
+    /// was quoted. Returns the other sources too.
+    fn inline_sources(
+        &self,
+        line: &Line,
+        args: Vec<String>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<(Vec<InlineFile>, Vec<String>), BuildError> {
+        let mut inline = Vec::new();
+        let mut rest = Vec::new();
+        for a in args {
+            let doc = Heredoc::marker(&a).and_then(|(name, _, _)| line.heredocs.iter().find(|h| h.name == name));
+            match doc {
+                Some(h) => {
+                    let text = match h.expand {
+                        true => dockerfile::expand_text(&h.text(), vars).map_err(|e| line.error(e))?,
+                        false => h.text(),
+                    };
+                    inline.push((h.name.clone(), text));
+                }
+                None => rest.push(a),
+            }
+        }
+        Ok((inline, rest))
+    }
+
+    /// The filesystem `COPY --from=raw` reads: an earlier stage's layers,
+    /// or an image's (found in the store or pulled, as FROM's).
+    fn copy_source(&self, line: &Line, raw: &str, built: &[Option<Stage>]) -> Result<RootfsSource, BuildError> {
+        match self.ctx.plan.copy_source(line, self.index, raw)? {
+            CopySource::Stage(k) => match built.get(k).and_then(Option::as_ref) {
+                Some(stage) => Ok(RootfsSource {
+                    what: format!("stage {}", self.ctx.plan.stages[k].label()),
+                    lowers: Lowers::new(stage.lower_dirs()),
+                }),
+                None => Err(line.error(format!("--from={raw}: that stage was not built"))),
+            },
+            CopySource::Image(name) => {
+                let id = resolve_image(self.ctx, &name, Some(&self.platform))?;
+                let state = image_state(self.store, &id, &name)?;
+                let mut dirs: Vec<PathBuf> = chain_ids(&state.diff_ids)
+                    .iter()
+                    .map(|c| self.store.snapshot_fs(c))
+                    .collect();
+                dirs.reverse();
+                Ok(RootfsSource {
+                    what: format!("image {name}"),
+                    lowers: Lowers::new(dirs),
+                })
+            }
+        }
+    }
+
+    /// `COPY --from` entries: each source with what is below it, owners
+    /// kept unless `--chown`; parents as the image has them.
+    fn plan_rootfs_copy(
+        &self,
+        line: &Line,
+        items: Vec<RootfsItem>,
+        source: &RootfsSource,
+        dest: &CopyDest,
+        perms: Perms,
+        lowers: &Lowers,
+    ) -> Result<CopyPlan, BuildError> {
+        let mut plan = CopyPlan::default();
+        for item in items {
+            let file = match item.entry {
+                Some((real, md)) if !md.is_dir() => Some((real, md)),
+                _ => None,
+            };
+            let Some((real, md)) = file else {
+                plan.kinds.insert("dir");
+                let target = lowers.resolve(&dest.abs, true);
+                plan.entries
+                    .entry(target.clone())
+                    .or_insert_with(|| target_dir(lowers, perms, &target));
+                for (r, real, md) in source.lowers.walk(&item.at) {
+                    let at = if target.is_empty() { r } else { format!("{target}/{r}") };
+                    let o = perms.apply(crate::fs::owner(&md), md.is_dir());
+                    plan.entries.insert(at, Item::Source(real, md, o));
+                }
+                continue;
+            };
+            plan.kinds.insert("file");
+            let at = file_target(&item.name, dest, lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            let o = perms.apply(crate::fs::owner(&md), false);
+            plan.entries.insert(at, Item::Source(real, md, o));
+        }
+        add_parents(&mut plan, lowers, perms);
+        Ok(plan)
     }
 
     /// The sources as context-relative paths: globs expanded, each checked
@@ -681,18 +882,7 @@ impl<'a> Stage<'a> {
             let o = perms.apply(crate::fs::owner(&source.md), false);
             plan.entries.insert(at, Item::Source(source.real, source.md, o));
         }
-        let planned: Vec<String> = plan.entries.keys().cloned().collect();
-        for p in planned {
-            let mut parent = p.as_str();
-            while let Some((up, _)) = parent.rsplit_once('/') {
-                parent = up;
-                if !plan.entries.contains_key(parent) {
-                    plan.entries
-                        .insert(parent.to_string(), Item::Dir(dir_owner(lowers, parent)));
-                }
-            }
-        }
-        plan.entries.remove("");
+        add_parents(&mut plan, lowers, perms);
         Ok(plan)
     }
 
@@ -748,21 +938,7 @@ impl<'a> Stage<'a> {
         sources: usize,
     ) -> Result<(), BuildError> {
         let limits = self.store.layer_limits();
-        let emit = |w: &mut LayerWriter| -> Result<(), BuildError> {
-            let mut hardlinks = HashMap::new();
-            for (at, item) in &plan.entries {
-                match item {
-                    Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
-                    Item::Source(src, md, o) => {
-                        write_entry(w, src, md, at, *o, &mut hardlinks)?;
-                    }
-                }
-            }
-            for (archive, target) in &plan.archives {
-                extract(w, archive, target, limits)?;
-            }
-            Ok(())
-        };
+        let emit = |w: &mut LayerWriter| emit_plan(w, plan, limits);
         let what = match (plan.kinds.len(), plan.kinds.iter().next()) {
             (1, Some(k)) if sources == 1 => *k,
             _ => "multi",
@@ -793,8 +969,18 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ RUN
 
-    fn run(&mut self, line: &Line, c: &Command) -> Result<(), BuildError> {
-        let argv = self.command(c);
+    fn run(&mut self, line: &Line, c: &Command, flags: &RunFlags, built: &[Option<Stage>]) -> Result<(), BuildError> {
+        let mounts = &flags.mounts;
+        let network = match flags.network {
+            None | Some(RunNetwork::Default) => self.opts.network,
+            Some(RunNetwork::None) => Network::None,
+            // A Dockerfile cannot give itself the host's network: the build must.
+            Some(RunNetwork::Host) if self.opts.network == Network::Host => Network::Host,
+            Some(RunNetwork::Host) => {
+                return Err(line.error("--network=host needs the build's consent: run barge build --network host"))
+            }
+        };
+        let (argv, script) = self.run_command(line, c);
         let env = self.env();
         // ARG values reach RUN as environment, below ENV.
         let from_args: Vec<(String, String)> = self
@@ -804,8 +990,8 @@ impl<'a> Stage<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut created_by = match c {
-            Command::Exec(_) => argv.join(" "),
-            Command::Shell(text) => format!("{} {text}", self.shell.join(" ")),
+            Command::Shell(text) if line.heredocs.is_empty() => format!("{} {text}", self.shell.join(" ")),
+            _ => argv.join(" "),
         };
         if !from_args.is_empty() {
             let kv: Vec<String> = from_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -815,14 +1001,47 @@ impl<'a> Stage<'a> {
         run_env.extend(from_args.iter().map(|(k, v)| format!("{k}={v}")));
         let user = self.config.user.clone().unwrap_or_default();
         let workdir = self.workdir();
+        // The mounts: where each goes, absolute.
+        let targets: Vec<String> = mounts
+            .iter()
+            .map(|m| {
+                let t = match m {
+                    RunMount::Bind(b) => &b.target,
+                    RunMount::Cache(c) => &c.target,
+                    RunMount::Secret(s) => &s.target,
+                };
+                match t.starts_with('/') {
+                    true => format!("/{}", clean(t)),
+                    false => format!("/{}", clean(&format!("{workdir}/{t}"))),
+                }
+            })
+            .collect();
+        if let Some(t) = targets.iter().find(|t| t.as_str() == "/") {
+            return Err(line.error(format!("--mount target={t}: nothing can be mounted over /")));
+        }
+        // Bind mounts are planned (and hashed) first: their content is part of the key.
+        let binds: Vec<Option<BindPlan>> = mounts
+            .iter()
+            .map(|m| match m {
+                RunMount::Bind(b) => self.bind_plan(line, b, built).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
         let parent = chain_ids(&self.diff_ids).last().cloned();
         let key = cache_key(&json!({
+            // What is mounted where, not what the caches and secrets hold (as BuildKit).
+            "mounts": mounts.iter().zip(&targets).zip(&binds).map(|((m, t), bind)| match m {
+                RunMount::Bind(b) => json!(["bind", t, b.rw, bind.as_ref().map(|p| p.digest.to_string())]),
+                RunMount::Cache(c) => json!(["cache", c.id, t, c.readonly]),
+                RunMount::Secret(s) => json!(["secret", s.id, t, s.mode, s.uid, s.gid]),
+            }).collect::<Vec<_>>(),
             "parent": parent.as_ref().map(|p| p.to_string()),
             "run": argv,
+            "script": script.map(|h| h.text()),
             "env": run_env,
             "user": user,
             "workdir": workdir,
-            "network": format!("{:?}", self.opts.network),
+            "network": format!("{network:?}"),
             "epoch": self.opts.epoch,
         }));
         if let Some(hit) = self.cached(&key) {
@@ -836,10 +1055,62 @@ impl<'a> Stage<'a> {
         cfg.env = Some(run_env);
         cfg.user = Some(user);
         cfg.working_dir = Some(workdir);
+        // A `#!` heredoc runs as a file, mounted read-only.
+        let scripts = match script {
+            Some(h) => {
+                let dir = tempfile::tempdir_in(self.store.root().join("ingest"))
+                    .map_err(io_err("creating a directory for a here-document"))?;
+                let path = dir.path().join(&h.name);
+                std::fs::write(&path, h.text()).map_err(io_err(format!("writing {}", path.display())))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .map_err(io_err(format!("writing {}", path.display())))?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let mut volumes: Vec<String> = scripts
+            .iter()
+            .map(|d| format!("{}:{SCRIPTS}:ro", d.path().display()))
+            .collect();
+        let mut _locks = Vec::new();
+        let mut _secrets = Vec::new();
+        let mut _copies = Vec::new();
+        for ((m, target), bind) in mounts.iter().zip(&targets).zip(&binds) {
+            match m {
+                RunMount::Bind(b) => {
+                    let Some(bind) = bind else { continue };
+                    let copy = tempfile::Builder::new()
+                        .prefix(".bind-")
+                        .tempdir_in(self.store.root().join("ingest"))
+                        .map_err(io_err("making a directory for a bind mount"))?;
+                    materialize(&bind.plan, copy.path())?;
+                    let source = match &bind.file {
+                        Some(name) => copy.path().join(name),
+                        None => copy.path().to_path_buf(),
+                    };
+                    let ro = if b.rw { "" } else { ":ro" };
+                    volumes.push(format!("{}:{target}{ro}", source.display()));
+                    _copies.push(copy);
+                }
+                RunMount::Cache(m) => {
+                    let (dir, lock) = self.cache_dir(m)?;
+                    _locks.extend(lock);
+                    let ro = if m.readonly { ":ro" } else { "" };
+                    volumes.push(format!("{}:{target}{ro}", dir.display()));
+                }
+                RunMount::Secret(s) => {
+                    if let Some(copy) = self.secret_file(line, s)? {
+                        volumes.push(format!("{}:{target}:ro", copy.path().join("secret").display()));
+                        _secrets.push(copy);
+                    }
+                }
+            }
+        }
         let copts = CreateOptions {
             entrypoint: Some(String::new()),
             cmd: argv.clone(),
-            network: Some(self.opts.network),
+            network: Some(network),
+            volumes,
             ..CreateOptions::default()
         };
         let pseudo_id = parent.clone().unwrap_or_else(|| Digest::of(b""));
@@ -864,19 +1135,173 @@ impl<'a> Stage<'a> {
             if code != 0 {
                 return Err(BuildError::RunFailed {
                     line: line.number,
+                    step: self.step.clone(),
                     command: argv.join(" "),
                     code,
                 });
             }
+            let lowers = Lowers::new(lower_dirs);
+            let upper = c.dir.join("upper");
+            // The mount points made for the script and the caches, as BuildKit removes its stubs.
+            let points = scripts
+                .iter()
+                .map(|_| SCRIPTS.to_string())
+                .chain(targets.iter().cloned());
+            for point in points {
+                remove_stub(&upper, &lowers, &point)?;
+            }
             let mut w = LayerWriter::to_file(&self.store.root().join("ingest"), self.opts.epoch)
                 .map_err(io_err("creating a layer file"))?;
-            diff_upper(&c.dir.join("upper"), &Lowers::new(lower_dirs), &mut w)?;
+            diff_upper(&upper, &lowers, &mut w)?;
             w.finish().map_err(io_err("writing the layer"))
         })();
         let removed = self.runtime.remove(&c);
         let written = result?;
         removed?;
         self.store_layer(written, created_by, &key)
+    }
+
+    /// The store's directory for a cache mount (made with its owner and
+    /// mode the first time), and the lock a `sharing=locked` one holds
+    /// for the RUN.
+    fn cache_dir(&self, m: &CacheMount) -> Result<(PathBuf, Option<LockGuard>), BuildError> {
+        let base = self.store.root().join(CACHE_MOUNTS);
+        std::fs::create_dir_all(&base).map_err(io_err(format!("creating {}", base.display())))?;
+        let dir = base.join(Digest::of(m.id.as_bytes()).hex());
+        if !dir.is_dir() {
+            // Made aside, then renamed: another build sees it whole or not at all.
+            let tmp = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempdir_in(&base)
+                .map_err(io_err(format!("creating a cache in {}", base.display())))?;
+            let made = io_err(format!("creating the cache {:?}", m.id));
+            std::os::unix::fs::chown(tmp.path(), Some(m.uid), Some(m.gid)).map_err(made)?;
+            std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(m.mode))
+                .map_err(io_err(format!("creating the cache {:?}", m.id)))?;
+            if std::fs::rename(tmp.path(), &dir).is_err() && !dir.is_dir() {
+                return Err(BuildError::Unsupported(format!(
+                    "the cache {:?} could not be made in {}",
+                    m.id,
+                    base.display()
+                )));
+            }
+        }
+        let lock = match m.exclusive {
+            true => Some(
+                fsutil::lock(&dir.with_extension("lock"), LockKind::Exclusive)
+                    .map_err(io_err(format!("locking the cache {:?}", m.id)))?,
+            ),
+            false => None,
+        };
+        Ok((dir, lock))
+    }
+
+    /// What a bind mount shows, planned as a COPY of its source to `/`
+    /// would be (the context with .dockerignore applied, owners root's;
+    /// a stage's or image's files with theirs), and the digest of that
+    /// content, for the RUN's cache key.
+    fn bind_plan(&self, line: &Line, b: &BindMount, built: &[Option<Stage>]) -> Result<BindPlan, BuildError> {
+        let src = if b.source.is_empty() { "." } else { b.source.as_str() };
+        let none = Lowers::new(Vec::new());
+        let dest = CopyDest {
+            raw: "/".into(),
+            abs: "/".into(),
+            is_dir: true,
+        };
+        let perms = Perms {
+            chown: None,
+            chmod: None,
+            keep_owner: b.from.is_some(),
+        };
+        let (plan, file) = match &b.from {
+            None => {
+                let sources = self.context_sources(line, &[src.to_string()], false)?;
+                let resolved = self.follow_sources(line, &sources)?;
+                let file = resolved
+                    .iter()
+                    .find(|r| !r.md.is_dir())
+                    .map(|r| file_target(&r.rel, &dest, &none));
+                (self.plan_copy(line, resolved, &dest, false, perms, &none)?, file)
+            }
+            Some(from) => {
+                let source = self.copy_source(line, from, built)?;
+                let items = rootfs_sources(line, &[src.to_string()], &source)?;
+                let file = items
+                    .iter()
+                    .find(|i| i.entry.as_ref().is_some_and(|(_, md)| !md.is_dir()))
+                    .map(|i| file_target(&i.name, &dest, &none));
+                (self.plan_rootfs_copy(line, items, &source, &dest, perms, &none)?, file)
+            }
+        };
+        let mut probe = LayerWriter::hash_only(0);
+        emit_plan(&mut probe, &plan, self.store.layer_limits())?;
+        let digest = probe.finish().map_err(io_err("hashing a bind mount"))?.diff_id;
+        Ok(BindPlan { plan, file, digest })
+    }
+
+    /// A private copy of the `--secret` a secret mount names, with the
+    /// mount's owner and mode, in a 0700 directory of the store's `ingest/`
+    /// (removed with the returned guard); `None` when the build was not
+    /// given it and the mount is not `required`.
+    fn secret_file(&self, line: &Line, s: &SecretMount) -> Result<Option<tempfile::TempDir>, BuildError> {
+        let Some((_, src)) = self.opts.secrets.iter().rev().find(|(id, _)| *id == s.id) else {
+            if s.required {
+                return Err(line.error(format!(
+                    "the secret {:?} is required: give it with --secret id={},src=FILE",
+                    s.id, s.id
+                )));
+            }
+            return Ok(None);
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(".secret-")
+            .tempdir_in(self.store.root().join("ingest"))
+            .map_err(io_err("making a directory for a secret"))?;
+        let copy = dir.path().join("secret");
+        let fail = || io_err(format!("copying the secret {:?} from {}", s.id, src.display()));
+        let md = std::fs::metadata(src).map_err(fail())?;
+        if !md.is_file() {
+            return Err(line.error(format!("the secret {:?}: {} is not a file", s.id, src.display())));
+        }
+        std::fs::copy(src, &copy).map_err(fail())?;
+        std::os::unix::fs::chown(&copy, Some(s.uid), Some(s.gid)).map_err(fail())?;
+        std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(s.mode)).map_err(fail())?;
+        Ok(Some(dir))
+    }
+
+    /// RUN's argv, and the heredoc to run as a file when it is one with a
+    /// `#!` line: as BuildKit does, a command that is one heredoc runs its
+    /// text with the SHELL (or as a file), any other has its heredocs put
+    /// back after it for the shell to read.
+    fn run_command<'l>(&self, line: &'l Line, c: &Command) -> (Vec<String>, Option<&'l Heredoc>) {
+        let Command::Shell(text) = c else {
+            return (self.command(c), None);
+        };
+        let with_shell = |body: String| {
+            let mut argv = self.shell.clone();
+            argv.push(body);
+            argv
+        };
+        match line.heredocs.as_slice() {
+            [] => (self.command(c), None),
+            [h] if Heredoc::marker(text.trim()).is_some() => {
+                let body = h.text();
+                if body.starts_with("#!") {
+                    (vec![format!("{SCRIPTS}/{}", h.name)], Some(h))
+                } else {
+                    (with_shell(body), None)
+                }
+            }
+            docs => {
+                let mut full = text.clone();
+                for h in docs {
+                    full.push('\n');
+                    full.push_str(&h.content);
+                    full.push_str(&h.name);
+                }
+                (with_shell(full), None)
+            }
+        }
     }
 
     // ------------------------------------------------------------ layers
@@ -996,8 +1421,239 @@ impl<'a> Stage<'a> {
     }
 }
 
+/// The image ID `name` has in the store, pulled there if need be.
+fn resolve_image(ctx: Ctx, name: &str, platform: Option<&Platform>) -> Result<Digest, BuildError> {
+    ctx.bases.resolve(name, platform).map_err(|message| BuildError::Base {
+        name: name.to_string(),
+        message,
+    })
+}
+
+/// A stored image's layers (unpacked into snapshots), config and history.
+fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, BuildError> {
+    let base_err = |message: String| BuildError::Base {
+        name: name.to_string(),
+        message,
+    };
+    let entries = store.entries()?;
+    let entry = entries
+        .iter()
+        .find(|e| e.meta.image_id == *id)
+        .ok_or_else(|| base_err("not in the store".into()))?;
+    let manifest = store.image_manifest(&entry.manifest.digest)?;
+    let raw = store.read_blob(&manifest.config.digest, MAX_CONFIG_BYTES)?;
+    let cfg: Value = serde_json::from_slice(&raw).map_err(|e| base_err(format!("its config is not JSON: {e}")))?;
+    let parsed = barge_oci::ImageConfig::parse(&raw).map_err(|e| base_err(e.to_string()))?;
+    if parsed.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(base_err("its config and manifest disagree on the layers".into()));
+    }
+    let layers: Vec<Descriptor> = manifest
+        .layers
+        .iter()
+        .map(|l| {
+            let mt = match l.media_type.as_str() {
+                media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+                other => other,
+            };
+            Descriptor::new(mt, l.digest.clone(), l.size)
+        })
+        .collect();
+    let chains = chain_ids(&parsed.rootfs.diff_ids);
+    for (i, (layer, diff_id)) in manifest.layers.iter().zip(&parsed.rootfs.diff_ids).enumerate() {
+        let parent = i.checked_sub(1).map(|p| &chains[p]);
+        store.unpack_layer(layer, diff_id, &chains[i], parent)?;
+    }
+    Ok(ImageState {
+        platform: parsed.platform(),
+        diff_ids: parsed.rootfs.diff_ids.clone(),
+        layers,
+        config: parsed.config.unwrap_or_default(),
+        history: cfg
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// Writes a COPY plan's entries (and ADD's archives) into a layer.
+fn emit_plan(w: &mut LayerWriter, plan: &CopyPlan, limits: LayerLimits) -> Result<(), BuildError> {
+    let mut hardlinks = HashMap::new();
+    for (at, item) in &plan.entries {
+        match item {
+            Item::Dir(o) => w.dir(at, *o).map_err(io_err(format!("adding /{at}")))?,
+            Item::Inline(text, o) => w
+                .file(at, *o, text.len() as u64, &text[..])
+                .map_err(io_err(format!("adding /{at}")))?,
+            Item::Source(src, md, o) => {
+                write_entry(w, src, md, at, *o, &mut hardlinks)?;
+            }
+        }
+    }
+    for (archive, target) in &plan.archives {
+        extract(w, archive, target, limits)?;
+    }
+    Ok(())
+}
+
+/// Makes a plan's entries (no archives) below `dir`, with their owners
+/// and modes: the private copy a bind mount shows.
+fn materialize(plan: &CopyPlan, dir: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::{lchown, PermissionsExt};
+    for (at, item) in &plan.entries {
+        let path = dir.join(at);
+        let fail = || io_err(format!("copying /{at} for a bind mount"));
+        let o = match item {
+            Item::Dir(o) => {
+                std::fs::create_dir_all(&path).map_err(fail())?;
+                *o
+            }
+            Item::Inline(text, o) => {
+                std::fs::write(&path, text).map_err(fail())?;
+                *o
+            }
+            Item::Source(src, md, o) => {
+                let ft = md.file_type();
+                if ft.is_dir() {
+                    std::fs::create_dir_all(&path).map_err(fail())?;
+                } else if ft.is_symlink() {
+                    let target = std::fs::read_link(src).map_err(fail())?;
+                    std::os::unix::fs::symlink(target, &path).map_err(fail())?;
+                    lchown(&path, Some(o.uid as u32), Some(o.gid as u32)).map_err(fail())?;
+                    continue;
+                } else if ft.is_file() {
+                    std::fs::copy(src, &path).map_err(fail())?;
+                } else {
+                    // Devices, fifos, sockets: not for a bind mount's copy.
+                    continue;
+                }
+                *o
+            }
+        };
+        lchown(&path, Some(o.uid as u32), Some(o.gid as u32)).map_err(fail())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(o.mode)).map_err(fail())?;
+    }
+    Ok(())
+}
+
+/// Removes the directory (or empty file) the runtime made at `point`
+/// (absolute) in a RUN's upper dir to mount something there, and the
+/// parents it made for it, while they are empty and the image does not
+/// have them.
+fn remove_stub(upper: &Path, lowers: &Lowers, point: &str) -> Result<(), BuildError> {
+    let mut rel = clean(point);
+    while !rel.is_empty() && lowers.find(&rel).is_none() {
+        let path = upper.join(&rel);
+        // A file's mount point is an empty file.
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(md) if md.is_file() && md.len() == 0 => std::fs::remove_file(&path),
+            Ok(md) if md.is_file() => break,
+            _ => std::fs::remove_dir(&path),
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: the command put something there.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTEMPTY.raw_os_error()) => break,
+            Err(e) => return Err(io_err(format!("removing {}", path.display()))(e)),
+        }
+        rel = rel.rsplit_once('/').map(|(up, _)| up.to_string()).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The parent directories of planned entries, as the image has them,
+/// else made as [`Perms::made_dir`] makes them.
+fn add_parents(plan: &mut CopyPlan, lowers: &Lowers, perms: Perms) {
+    let planned: Vec<String> = plan.entries.keys().cloned().collect();
+    for p in planned {
+        let mut parent = p.as_str();
+        while let Some((up, _)) = parent.rsplit_once('/') {
+            parent = up;
+            if !plan.entries.contains_key(parent) {
+                let o = existing_dir(lowers, parent).unwrap_or_else(|| perms.made_dir());
+                plan.entries.insert(parent.to_string(), Item::Dir(o));
+            }
+        }
+    }
+    plan.entries.remove("");
+}
+
+/// A bind mount's content, planned, and its digest.
+struct BindPlan {
+    plan: CopyPlan,
+    /// The source is this file (its name in the plan), not a directory.
+    file: Option<String>,
+    digest: Digest,
+}
+
+/// What `COPY --from` reads: a stage's or an image's layers.
+struct RootfsSource {
+    /// `stage build`, `image gcc:13`, for messages.
+    what: String,
+    lowers: Lowers,
+}
+
+/// A `COPY --from` source: its name as written, where it is once links
+/// are followed, and the entry there.
+struct RootfsItem {
+    name: String,
+    at: String,
+    /// `None` for the root, a directory whatever the layers hold.
+    entry: Option<(PathBuf, Metadata)>,
+}
+
+/// The sources of `COPY --from`, globs expanded, a link at the end
+/// followed inside the source's root (as docker does).
+fn rootfs_sources(line: &Line, args: &[String], source: &RootfsSource) -> Result<Vec<RootfsItem>, BuildError> {
+    let lowers = &source.lowers;
+    let mut items = Vec::new();
+    for s in args {
+        let rel = clean(s);
+        let mut found = Vec::new();
+        if is_glob(&rel) {
+            // Walk from the part before the first pattern.
+            let comps: Vec<&str> = rel.split('/').collect();
+            let fixed = comps.iter().take_while(|c| !is_glob(c)).count();
+            let prefix = comps[..fixed].join("/");
+            let mut matched: Vec<String> = lowers
+                .walk(&prefix)
+                .into_iter()
+                .map(|(r, _, _)| if prefix.is_empty() { r } else { format!("{prefix}/{r}") })
+                .filter(|r| glob_matches(&rel, r))
+                .collect();
+            let dirs = matched.clone();
+            matched.retain(|r| !dirs.iter().any(|d| r.starts_with(&format!("{d}/"))));
+            found.extend(matched);
+        } else {
+            found.push(rel);
+        }
+        if found.is_empty() {
+            return Err(line.error(format!("{s}: no source files were specified")));
+        }
+        for name in found {
+            let at = lowers.resolve(&name, true);
+            let entry = match at.as_str() {
+                "" => None,
+                _ => Some(
+                    lowers
+                        .find(&at)
+                        .ok_or_else(|| line.error(format!("{s}: not found in {}", source.what)))?,
+                ),
+            };
+            items.push(RootfsItem { name, at, entry });
+        }
+    }
+    Ok(items)
+}
+
+/// A here-document COPY writes: its file name and text.
+type InlineFile = (String, String);
+
 enum Item {
     Dir(Owner),
+    /// A here-document's text.
+    Inline(Vec<u8>, Owner),
     Source(PathBuf, Metadata, Owner),
 }
 
@@ -1032,14 +1688,26 @@ struct CopyPlan {
 struct Perms {
     chown: Option<(u64, u64)>,
     chmod: Option<u32>,
+    /// `COPY --from`: entries keep their owners unless `--chown`, as
+    /// docker's do; from the context they become root's.
+    keep_owner: bool,
 }
 
 impl Perms {
+    /// A directory COPY makes (the destination, a parent): 0755, owned by
+    /// the `--chown` owner else root, as BuildKit's `mkdir -p` makes
+    /// them; `--chmod` is for what is copied.
+    fn made_dir(self) -> Owner {
+        let (uid, gid) = self.chown.unwrap_or((0, 0));
+        Owner { uid, gid, mode: 0o755 }
+    }
+
     /// The owner and mode an entry gets: root's unless `--chown`, the
     /// source's mode unless `--chmod` (a directory without one gets 0755).
     fn apply(self, o: Owner, is_dir: bool) -> Owner {
         let mut o = match self.chown {
             Some((uid, gid)) => Owner { uid, gid, ..o },
+            None if self.keep_owner => o,
             None => Owner { uid: 0, gid: 0, ..o },
         };
         if let Some(m) = self.chmod {
@@ -1073,10 +1741,7 @@ fn chown_ids(
 
 /// The directory copied into: left as the image has it, else made.
 fn target_dir(lowers: &Lowers, perms: Perms, target: &str) -> Item {
-    match lowers.find(target) {
-        Some((_, m)) if m.is_dir() => Item::Dir(crate::fs::owner(&m)),
-        _ => Item::Dir(perms.apply(dir_owner(lowers, target), true)),
-    }
+    Item::Dir(existing_dir(lowers, target).unwrap_or_else(|| perms.made_dir()))
 }
 
 /// Where a copied file goes: into the destination when that is (or the
@@ -1106,17 +1771,12 @@ fn cache_key(v: &Value) -> String {
     Digest::of(v.to_string().as_bytes()).hex().to_string()
 }
 
-/// A directory's owner as the image has it, else root's 0755.
-fn dir_owner(lowers: &Lowers, rel: &str) -> Owner {
+/// A directory's owner and mode as the image has it.
+fn existing_dir(lowers: &Lowers, rel: &str) -> Option<Owner> {
     lowers
         .find(rel)
         .filter(|(_, m)| m.is_dir())
         .map(|(_, m)| crate::fs::owner(&m))
-        .unwrap_or(Owner {
-            uid: 0,
-            gid: 0,
-            mode: 0o755,
-        })
 }
 
 /// `K=V K2=V2`, as docker's history shows ENV and LABEL.

@@ -623,7 +623,7 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory
+    /// The build context: a directory, or - for a Dockerfile on STDIN and no context
     #[arg(value_name = "PATH")]
     pub context: std::path::PathBuf,
     /// Name of the Dockerfile [default: PATH/Dockerfile]; - reads it from STDIN
@@ -644,6 +644,18 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Secret to expose to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VARIABLE
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
+    /// Set the target build stage to build (the last stage if not given)
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<std::path::PathBuf>,
+    /// Always pull the images FROM and COPY --from name, even when the store has them
+    #[arg(long)]
+    pub pull: bool,
     /// Network for RUN: default (an isolated bridge network as root on the host, none in a user
     /// namespace), bridge, none (only lo) or host (the host's own network: its 127.0.0.1 services,
     /// its interfaces to sniff; only when asked)

@@ -79,6 +79,58 @@ impl Lowers {
         None
     }
 
+    /// Everything below the directory `rel` (`""` for the root) as the
+    /// image shows it: paths relative to `rel`, sorted, parents first,
+    /// each with its topmost entry. No link is followed, on the way to
+    /// `rel` or below it.
+    pub fn walk(&self, rel: &str) -> Vec<(String, PathBuf, Metadata)> {
+        let mut out = Vec::new();
+        self.walk_into(rel, "", &mut out);
+        out
+    }
+
+    fn walk_into(&self, base: &str, below: &str, out: &mut Vec<(String, PathBuf, Metadata)>) {
+        let join = |a: &str, b: &str| match (a.is_empty(), b.is_empty()) {
+            (true, _) => b.to_string(),
+            (_, true) => a.to_string(),
+            _ => format!("{a}/{b}"),
+        };
+        let dir = join(base, below);
+        for name in self.names(&dir) {
+            let rel = join(&dir, &name);
+            let Some((path, md)) = self.find(&rel) else { continue };
+            let is_dir = md.is_dir();
+            out.push((join(below, &name), path, md));
+            if is_dir {
+                self.walk_into(base, &join(below, &name), out);
+            }
+        }
+    }
+
+    /// The names any layer has in the directory `rel`, sorted: candidates
+    /// that [`Lowers::find`] then checks against whiteouts and opaque
+    /// directories. A layer where a component of `rel` is not a directory
+    /// (a link, a file) adds none.
+    fn names(&self, rel: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        'layers: for layer in &self.dirs {
+            let mut cur = layer.clone();
+            for c in rel.split('/').filter(|c| !c.is_empty()) {
+                cur.push(c);
+                match std::fs::symlink_metadata(&cur) {
+                    Ok(md) if md.is_dir() => {}
+                    _ => continue 'layers,
+                }
+            }
+            if let Ok(entries) = std::fs::read_dir(&cur) {
+                for e in entries.flatten() {
+                    names.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        names
+    }
+
     /// The text of the regular file at `rel` as the image shows it, if it
     /// is one and under 4 MiB (`/etc/passwd`, `/etc/group`).
     pub fn read_file(&self, rel: &str) -> Option<String> {
@@ -167,6 +219,34 @@ mod tests {
         }
     }
 
+    /// The user variant: what an unprivileged applier writes (root may use either).
+    fn mark_opaque(dir: &Path) {
+        rustix::fs::setxattr(dir, "user.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    }
+
+    #[test]
+    fn walks_show_the_merged_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let (top, base) = (d.path().join("top"), d.path().join("base"));
+        std::fs::create_dir_all(base.join("app/lib")).unwrap();
+        std::fs::write(base.join("app/lib/old.so"), "old").unwrap();
+        std::fs::write(base.join("app/keep"), "k").unwrap();
+        std::fs::create_dir_all(top.join("app/lib")).unwrap();
+        std::fs::write(top.join("app/lib/new.so"), "new").unwrap();
+        std::fs::write(top.join("app/keep"), "k2").unwrap();
+        let lowers = Lowers::new(vec![top.clone(), base.clone()]);
+        let names = |rel: &str| -> Vec<String> { lowers.walk(rel).into_iter().map(|(r, _, _)| r).collect() };
+        assert_eq!(names("app"), ["keep", "lib", "lib/new.so", "lib/old.so"]);
+        assert_eq!(lowers.walk("app")[0].1, top.join("app/keep"), "the topmost entry");
+        assert_eq!(names("").first().map(String::as_str), Some("app"));
+        mark_opaque(&top.join("app/lib"));
+        assert_eq!(names("app/lib"), ["new.so"], "an opaque directory hides older layers");
+        // A link in the way is never followed.
+        std::fs::remove_dir_all(top.join("app")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("base/app"), top.join("app")).unwrap();
+        assert!(names("app").is_empty());
+    }
+
     #[test]
     fn opaque_directories_and_links_hide_older_layers() {
         let d = tempfile::tempdir().unwrap();
@@ -176,14 +256,7 @@ mod tests {
         std::fs::create_dir_all(top.join("etc")).unwrap();
         let lowers = Lowers::new(vec![top.clone(), base.clone()]);
         assert!(lowers.read_file("etc/passwd").is_some());
-        // The user variant: what an unprivileged applier writes (root may use either).
-        rustix::fs::setxattr(
-            top.join("etc"),
-            "user.overlay.opaque",
-            b"y",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .unwrap();
+        mark_opaque(&top.join("etc"));
         assert_eq!(
             lowers.read_file("etc/passwd"),
             None,

@@ -1,6 +1,6 @@
 //! `barge build`: scratch images from busybox-static, RUN layers with
 //! whiteouts seen after a pull elsewhere, reproducible digests, the layer
-//! cache, and Dockerfile errors.
+//! cache, multi-stage builds, and Dockerfile errors.
 
 use barge_tests::image::busybox_image;
 use barge_tests::registry::Registry;
@@ -20,6 +20,18 @@ fn out(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// `barge build -q` of `ctx` with `SOURCE_DATE_EPOCH=epoch`: the image ID.
+fn build_at_epoch(b: &Barge, ctx: &Path, epoch: &str) -> String {
+    let o = b
+        .command()
+        .args(["build", "-q", ctx.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 /// A context with the static busybox and a Dockerfile.
@@ -119,14 +131,7 @@ fn the_same_context_builds_the_same_digest() {
 
     // SOURCE_DATE_EPOCH sets every time in the image, and still reproducibly.
     let at = |b: &Barge| {
-        let o = b
-            .command()
-            .args(["build", "-q", ctx.path().to_str().unwrap()])
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", out(&o));
-        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let id = build_at_epoch(b, ctx.path(), "1700000000");
         (
             id.clone(),
             b.ok(&["inspect", "--format", "{{.Created}}", &id]).trim().to_string(),
@@ -359,7 +364,10 @@ fn dockerfile_errors_name_the_line() {
     let b = Barge::new();
     let c = ctx.path().to_str().unwrap();
     for (dockerfile, expected) in [
-        ("FROM scratch\nCOPY a /a\nHEALTHCHECK CMD true\n", "line 3: HEALTHCHECK"),
+        (
+            "FROM scratch\nCOPY a /a\nHEALTHCHECK --interval=5 CMD true\n",
+            "line 3: HEALTHCHECK: --interval=5: expected a duration",
+        ),
         ("FROM scratch\nFROB x\n", "line 2: unknown instruction: FROB"),
         ("COPY a /a\n", "line 1: COPY: a Dockerfile must begin with FROM"),
         (
@@ -371,7 +379,14 @@ fn dockerfile_errors_name_the_line() {
             "forbidden path outside the build context",
         ),
         ("FROM scratch\nRUN true\n", "line 2: RUN: there is nothing to run it in"),
-        ("FROM scratch\nFROM scratch\n", "multi-stage builds"),
+        (
+            "FROM scratch AS a\nFROM scratch AS A\n",
+            "line 2: FROM: duplicate stage name \"a\"",
+        ),
+        (
+            "FROM scratch\nCOPY --from=0 /a /a\n",
+            "line 2: COPY: --from=0: a stage can only copy from the stages before it",
+        ),
         ("FROM scratch\nEXPOSE 99999\n", "invalid port"),
         ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
@@ -417,8 +432,8 @@ fn dockerfile_mistakes_are_found_before_any_step_runs() {
             "line 3: SHELL: needs the JSON form",
         ),
         (
-            "FROM 127.0.0.1:9/absent\nRUN --mount=type=cache,target=/c make\n",
-            "line 2: RUN: the flag --mount is not supported",
+            "FROM 127.0.0.1:9/absent\nRUN --mount=type=tmpfs,target=/t make\n",
+            "line 2: RUN: --mount=type=tmpfs is not supported",
         ),
         ("FROM 127.0.0.1:9/absent\nCMD\n", "line 2: CMD: needs a command"),
         (
@@ -449,7 +464,9 @@ fn a_failing_run_stops_the_build_with_its_code() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("line 4: the command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        e.contains(
+            "line 4: [4/4] RUN exit 3: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"
+        ),
         "{e}"
     );
     assert!(
@@ -672,4 +689,570 @@ fn run_steps_get_a_network_of_their_own_unless_host_is_asked() {
         help.contains("isolated bridge") && help.contains("only when asked"),
         "{help}"
     );
+}
+
+/// Three stages and a broken one: `ARG` in `FROM`, a stage as a base,
+/// `COPY --from` a stage by name, by index and an image in a registry.
+const STAGES: &str = "\
+ARG TOOLS=tools
+FROM scratch AS tools
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+FROM ${TOOLS} AS build
+ARG TOOLS
+RUN mkdir -p /out && echo \"built from $TOOLS\" > /out/made.txt && chown 1234:1234 /out/made.txt
+FROM tools AS broken
+RUN echo broken-stage-ran; exit 7
+FROM scratch
+COPY --from=build /out /out
+COPY --from=0 /bin/busybox /bin/
+COPY --from=REGISTRY/stageimg:1 /etc/passwd /etc/passwd
+CMD [\"/bin/busybox\", \"cat\", \"/out/made.txt\"]
+";
+
+#[test]
+fn multi_stage_builds_build_what_the_target_needs() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "stageimg", "1", &[], |_| {});
+    let ctx = scratch_context(&STAGES.replace("REGISTRY", &reg.host()));
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let iid = ctx.path().join("iid");
+    let o = b.run(&["build", "-t", "staged:1", "--iidfile", iid.to_str().unwrap(), c]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = out(&o);
+    assert!(
+        !shown.contains("broken-stage-ran"),
+        "the broken stage is not built: {shown}"
+    );
+    assert!(shown.contains("Step 1/12 : ARG TOOLS=tools"), "{shown}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(b.ok(&["inspect", "--format", "{{.Id}}", "staged:1"]).trim(), id);
+
+    // Only the last stage's layers: three COPYs; the owner made in `build` kept.
+    let layers = b.ok(&["inspect", "--format", "{{len .RootFS.Layers}}", "staged:1"]);
+    assert_eq!(layers.trim(), "3");
+    let o = b.run(&["run", "--rm", "staged:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "built from tools\n", "{}", out(&o));
+    let ls = b.ok(&["run", "--rm", "staged:1", "/bin/busybox", "ls", "-n", "/out"]);
+    assert!(ls.contains("1234     1234"), "COPY --from keeps owners: {ls}");
+    let passwd = b.ok(&["run", "--rm", "staged:1", "/bin/busybox", "cat", "/etc/passwd"]);
+    assert!(passwd.contains("app:x:1234"), "{passwd}");
+
+    // A second build: every layer from the cache, across the stages.
+    let o = b.run(&["build", "-q", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id);
+    let o = b.run(&["build", c]);
+    let shown = out(&o);
+    assert_eq!(shown.matches("Using cache").count(), 6, "{shown}");
+    assert!(!shown.contains("Running in"), "{shown}");
+
+    // The broken stage as the target: its RUN fails, named as docker names it.
+    let e = b.fails(&["build", "--target", "broken", c]);
+    assert!(
+        e.contains("Dockerfile line 9: [broken 2/2] RUN echo broken-stage-ran; exit 7: process \"/bin/sh -c echo broken-stage-ran; exit 7\" did not complete successfully: exit code: 7"),
+        "{e}"
+    );
+    let e = b.fails(&["build", "--target", "nope", c]);
+    assert!(
+        e.contains(
+            "target stage \"nope\" could not be found; the Dockerfile's stages are: tools, build, broken, stage-3"
+        ),
+        "{e}"
+    );
+    // --target build: that stage's image, with its history.
+    let built = b.ok(&["build", "-q", "--target", "build", c]);
+    let shown = b.ok(&["run", "--rm", built.trim(), "cat", "/out/made.txt"]);
+    assert_eq!(shown, "built from tools\n");
+}
+
+#[test]
+fn multi_stage_builds_are_reproducible() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN mkdir /out && echo made > /out/a && ln -s a /out/b\n\
+         FROM scratch\nCOPY --from=tools /out/ /srv/\nCOPY --from=tools /bin/busybox /bin/sh\nENTRYPOINT [\"/bin/sh\"]\n",
+    );
+    let id = |b: &Barge| build_at_epoch(b, ctx.path(), "1700000000");
+    // Two stores: nothing shared, RUN ran twice; mtimes in the stages differ.
+    let (first, second) = (id(&Barge::new()), id(&Barge::new()));
+    assert_eq!(first, second);
+    assert!(first.starts_with("sha256:"), "{first}");
+}
+
+#[test]
+fn heredocs_run_scripts_and_make_files() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "# syntax=docker/dockerfile:1.4\nFROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nARG NAME=world\nENV GREETING=hello\n\
+         RUN <<EOF\necho \"$GREETING $NAME\" > /simple.txt\n\n# a comment, for the shell\necho second >> /simple.txt\nEOF\n\
+         RUN <<-EOT cat > /tabs.txt && cat <<'RAW' > /raw.txt\n\tindented $NAME\n\tEOT\nraw $NAME\nRAW\n\
+         RUN <<EOF\n#!/bin/sh\necho \"a script at $0\" > /script.txt\nEOF\n\
+         COPY <<conf <<\"raw.txt\" /etc/app/\nname=$NAME \\$HOME\nconf\nkeep $NAME\nraw.txt\n\
+         COPY --chmod=600 <<EOF /only\nx\nEOF\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "heredocs:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "heredocs:1",
+        "sh",
+        "-c",
+        "cat /simple.txt /tabs.txt /raw.txt /script.txt /etc/app/conf /etc/app/raw.txt; stat -c '%a %u' /etc/app/conf /only",
+    ]);
+    assert_eq!(
+        shown,
+        "hello world\nsecond\nindented world\nraw $NAME\na script at /.barge-heredocs/EOF\nname=world $HOME\nkeep $NAME\n644 0\n600 0\n"
+    );
+    // The script's mount leaves nothing in the image.
+    let layers = b.ok(&["history", "--format", "{{.CreatedBy}}", "heredocs:1"]);
+    assert!(layers.contains("/.barge-heredocs/EOF"), "{layers}");
+    let o = b.run(&["run", "--rm", "heredocs:1", "ls", "-d", "/.barge-heredocs"]);
+    assert!(!o.status.success(), "{}", out(&o));
+}
+
+#[test]
+fn healthcheck_and_onbuild_are_kept_and_triggered() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let base = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         HEALTHCHECK --interval=1m30s --timeout=3s --retries=2 CMD test -f /t.txt\n\
+         ONBUILD RUN echo \"triggered in $(pwd)\" > /t.txt\nONBUILD COPY hello.txt /hello.txt\n",
+    );
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "onbase:1", base.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let cfg = |image: &str| -> serde_json::Value {
+        serde_json::from_str(&b.ok(&["inspect", "--format", "{{json .Config}}", image])).unwrap()
+    };
+    let c = cfg("onbase:1");
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Test": ["CMD-SHELL", "test -f /t.txt"], "Interval": 90_000_000_000i64, "Timeout": 3_000_000_000i64, "Retries": 2})
+    );
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo \"triggered in $(pwd)\" > /t.txt", "COPY hello.txt /hello.txt"])
+    );
+
+    // Used as a base: the triggers run first, with the child's context, then are gone.
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), "hello.txt", "hello from the child\n");
+    write(
+        child.path(),
+        "Dockerfile",
+        "FROM onbase:1\nWORKDIR /srv\nHEALTHCHECK NONE\n",
+    );
+    let o = b.run(&["build", "-t", "onchild:1", child.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("# Executing 2 build triggers"), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "onchild:1", "cat", "/t.txt", "/hello.txt"]);
+    assert_eq!(shown, "triggered in /\nhello from the child\n");
+    let c = cfg("onchild:1");
+    assert!(c["OnBuild"].is_null(), "{c}");
+    assert_eq!(c["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
+
+    // A trigger that fails names the FROM line.
+    write(child.path(), "Dockerfile", "ARG X=1\nFROM onbase:1\n");
+    std::fs::remove_file(child.path().join("hello.txt")).unwrap();
+    let e = b.fails(&["build", child.path().to_str().unwrap()]);
+    assert!(
+        e.contains("line 2: COPY: hello.txt: file not found in build context"),
+        "{e}"
+    );
+}
+
+/// `barge build` with `args`, `stdin` written to it.
+fn build_with_stdin(b: &Barge, args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = b
+        .command()
+        .arg("build")
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn dockerfiles_from_stdin_and_outside_the_context() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let base = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    );
+    let b = Barge::new();
+    b.ok(&["build", "-t", "stdinbase:1", base.path().to_str().unwrap()]);
+
+    // `build -`: no context; a bare --build-arg takes the environment's value.
+    let df =
+        b"FROM stdinbase:1\nARG FROM_ENV\nARG UNSET_HERE=default\nRUN echo \"$FROM_ENV $UNSET_HERE\" > /args.txt\n";
+    let o = build_with_stdin(
+        &b,
+        &[
+            "-t",
+            "fromstdin:1",
+            "--build-arg",
+            "FROM_ENV",
+            "--build-arg",
+            "UNSET_HERE",
+            "--label",
+            "k=v",
+            "-",
+        ],
+        &[("FROM_ENV", "from-the-environment")],
+        df,
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "fromstdin:1", "cat", "/args.txt"]);
+    assert_eq!(
+        shown, "from-the-environment default\n",
+        "an unset variable leaves the default"
+    );
+    let labels = b.ok(&["inspect", "--format", "{{json .Config.Labels}}", "fromstdin:1"]);
+    assert_eq!(labels.trim(), r#"{"k":"v"}"#);
+    let o = build_with_stdin(&b, &["-"], &[], b"FROM stdinbase:1\nCOPY a /a\n");
+    assert!(
+        out(&o).contains("line 2: COPY: a: file not found in build context"),
+        "{}",
+        out(&o)
+    );
+    let mut tar = vec![0u8; 1024];
+    tar[257..262].copy_from_slice(b"ustar");
+    let o = build_with_stdin(&b, &["-"], &[], &tar);
+    assert!(out(&o).contains("STDIN holds an archive"), "{}", out(&o));
+
+    // -f - with a context, and -f naming a file outside it.
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "in-context.txt", "context file\n");
+    let c = ctx.path().to_str().unwrap();
+    let o = build_with_stdin(
+        &b,
+        &["-q", "-f", "-", c],
+        &[],
+        b"FROM stdinbase:1\nCOPY in-context.txt /\n",
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let elsewhere = tempfile::tempdir().unwrap();
+    write(
+        elsewhere.path(),
+        "app.Dockerfile",
+        "FROM stdinbase:1\nCOPY in-context.txt /copied.txt\n",
+    );
+    let f = elsewhere.path().join("app.Dockerfile");
+    b.ok(&["build", "-t", "outside:1", "-f", f.to_str().unwrap(), c]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "outside:1", "cat", "/copied.txt"]),
+        "context file\n"
+    );
+}
+
+/// Where buildah and BuildKit agree: a variable set again keeps its
+/// place; directories COPY makes are 0755 and owned by `--chown`, which
+/// `--chmod` does not touch.
+#[test]
+fn env_order_and_made_directories_follow_buildkit() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         ENV A=1 B=2\nENV A=3\nCOPY --chown=1234:29 --chmod=600 files/ /opt/new/\n",
+    );
+    write(ctx.path(), "files/a", "a\n");
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "made:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let env = b.ok(&["inspect", "--format", "{{json .Config.Env}}", "made:1"]);
+    assert!(env.contains(r#"/bin","A=3","B=2"]"#), "{env}");
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "made:1",
+        "stat",
+        "-c",
+        "%n %a %u:%g",
+        "/opt",
+        "/opt/new",
+        "/opt/new/a",
+    ]);
+    assert_eq!(
+        shown,
+        "/opt 755 1234:29\n/opt/new 755 1234:29\n/opt/new/a 600 1234:29\n"
+    );
+}
+
+/// `RUN --mount=type=cache`: the directory outlives the build, in the
+/// store, and neither it nor its mount point lands in a layer.
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nARG RUNS\n\
+         RUN --mount=type=cache,target=/var/cache/app,id=app,sharing=locked,uid=1234,mode=0750 \\\n\
+         echo \"run $RUNS\" >> /var/cache/app/log && cp /var/cache/app/log /seen && stat -c '%u %a' /var/cache/app > /owner\n\
+         RUN --mount=type=cache,target=/var/cache/app,id=app,ro ls /var/cache/app > /listed\n",
+    );
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let build = |runs: &str| {
+        let o = b.run(&["build", "-t", "cached:1", "--build-arg", &format!("RUNS={runs}"), c]);
+        assert!(o.status.success(), "{}", out(&o));
+    };
+    build("1");
+    build("2");
+    let shown = b.ok(&["run", "--rm", "cached:1", "cat", "/seen", "/owner", "/listed"]);
+    assert_eq!(shown, "run 1\nrun 2\n1234 750\nlog\n");
+    let o = b.run(&["run", "--rm", "cached:1", "ls", "/var"]);
+    assert!(!o.status.success(), "no /var/cache/app stub in the image: {}", out(&o));
+    // A read-only cache cannot be written.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM cached:1\nRUN --mount=type=cache,target=/c,id=app,readonly touch /c/x\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(e.contains("exit code: 1"), "{e}");
+}
+
+/// A stage is hostile like any image: its links are resolved inside its
+/// own root by `COPY --from`, never on the host.
+#[test]
+fn copy_from_a_stage_never_follows_links_onto_the_host() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let stage = "FROM scratch AS evil\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 RUN ln -s / /hostroot && ln -s /etc/shadow /shadowlink && mkdir -p /etc && echo stage > /etc/stage.txt\n\
+                 FROM scratch\nCOPY busybox /bin/busybox\n";
+    let ctx = scratch_context(&format!("{stage}COPY --from=evil /hostroot/etc/ /copied/\n"));
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "linked:1", ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let listed = b.ok(&["run", "--rm", "linked:1", "/bin/busybox", "ls", "-A", "/copied"]);
+    assert_eq!(listed, "stage.txt\n", "the stage's /etc, not the host's");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("{stage}COPY --from=evil /shadowlink /shadow\n"),
+    );
+    let e = b.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(e.contains("line 7: COPY: /shadowlink: not found in stage evil"), "{e}");
+}
+
+/// `RUN --mount=type=secret` with `--secret`: the command reads it; no
+/// layer, no history entry and no cache key holds it.
+#[test]
+fn secrets_reach_run_and_nothing_else() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=secret,id=token --mount=type=secret,id=api,target=/etc/api.key,uid=1234,mode=0440 \\\n\
+         tr a-z A-Z < /run/secrets/token > /upper && wc -c < /run/secrets/token > /len && \\\n\
+         stat -c '%a %u' /etc/api.key /run/secrets/token > /modes && cat /etc/api.key > /dev/null\n\
+         RUN --mount=type=secret,id=absent ls /run/secrets > /listed 2>&1 || echo none > /listed\n",
+    );
+    let token = ctx.path().join("token.txt");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let secret = format!("id=token,src={}", token.display());
+    let o = b
+        .command()
+        .args([
+            "build",
+            "-t",
+            "secret:1",
+            "--secret",
+            &secret,
+            "--secret",
+            "id=api,env=API_KEY",
+            c,
+        ])
+        .env("API_KEY", "s3cret-api")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "secret:1", "cat", "/upper", "/len", "/modes", "/listed"]);
+    assert_eq!(shown, "S3CRET-TOKEN12\n440 1234\n400 0\nnone\n");
+    let o = b.run(&["run", "--rm", "secret:1", "ls", "/run"]);
+    assert!(!o.status.success(), "no /run/secrets stub in the image: {}", out(&o));
+    let o = b.run(&["run", "--rm", "secret:1", "ls", "/etc"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("api.key"), "{}", out(&o));
+    // Nothing of the secrets in the store: layers (uncompressed too), history, cache.
+    let mut found = Vec::new();
+    for entry in walkdir(&b.root()) {
+        let Ok(bytes) = std::fs::read(&entry) else { continue };
+        let mut plain = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain);
+        if [&bytes, &plain].iter().any(|b| b.windows(7).any(|w| w == b"s3cret-")) {
+            found.push(entry);
+        }
+    }
+    assert!(found.is_empty(), "the secret is in {found:?}");
+    let e = b.fails(&["build", "--secret", "id=x", c]);
+    assert!(e.contains("--secret \"id=x\": give one of src= and env="), "{e}");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM secret:1\nRUN --mount=type=secret,id=needed,required true\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(e.contains("line 2: RUN: the secret \"needed\" is required"), "{e}");
+}
+
+/// Every regular file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Ok(md) = e.path().symlink_metadata() else { continue };
+        if md.is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else if md.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// `COPY --from` an image is pulled as FROM's base is: through the trust
+/// policy, from the store unless `--pull`.
+#[test]
+fn copy_from_images_obey_pull_and_the_trust_policy() {
+    if !require_root_and(&["busybox", "docker-registry", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let image = format!("{}/fromimg:1", reg.host());
+    busybox_image(&reg, "fromimg", "1", &[], |root| write(root, "version", "one\n"));
+    let ctx = scratch_context(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY --from={image} /version /version\n"
+    ));
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let version = |b: &Barge| b.ok(&["run", "--rm", "v:1", "/bin/busybox", "cat", "/version"]);
+    b.ok(&["build", "-t", "v:1", c]);
+    assert_eq!(version(&b), "one\n");
+    // The tag moves: the stored image is used, until --pull.
+    busybox_image(&reg, "fromimg", "1", &[], |root| write(root, "version", "two\n"));
+    b.ok(&["build", "-t", "v:1", c]);
+    assert_eq!(version(&b), "one\n");
+    b.ok(&["build", "--pull", "-t", "v:1", c]);
+    assert_eq!(version(&b), "two\n");
+    // A policy that rejects the registry stops the build, whatever the store has.
+    std::fs::write(
+        b.dir.path().join("barge-config/policy.json"),
+        format!(
+            r#"{{"default": [{{"type": "insecureAcceptAnything"}}], "transports": {{"docker": {{"{}": [{{"type": "reject"}}]}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let e = b.fails(&["build", "--pull", c]);
+    assert!(
+        e.contains(&format!("base image {image}")) && e.contains("reject"),
+        "{e}"
+    );
+}
+
+/// `RUN --network=none` takes a step off the network; `--network=host`
+/// needs the build's own `--network host`: a Dockerfile cannot ask for it.
+#[test]
+fn run_network_flags_narrow_but_never_widen() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --network=none cat /proc/net/dev > /devs\n",
+    );
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    b.ok(&["build", "-t", "net:1", "--network", "host", c]);
+    let devs = b.ok(&["run", "--rm", "--network", "none", "net:1", "cat", "/devs"]);
+    assert_eq!(interfaces(&devs), ["lo"], "{devs}");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM net:1\nRUN --network=host readlink /proc/self/ns/net > /ns\n",
+    );
+    let e = b.fails(&["build", c]);
+    assert!(
+        e.contains("line 2: RUN: --network=host needs the build's consent: run barge build --network host"),
+        "{e}"
+    );
+    b.ok(&["build", "-t", "net:2", "--network", "host", c]);
+    let ns = b.ok(&["run", "--rm", "--network", "none", "net:2", "cat", "/ns"]);
+    assert_eq!(
+        ns.trim(),
+        std::fs::read_link("/proc/self/ns/net").unwrap().to_str().unwrap()
+    );
+}
+
+/// `RUN --mount=type=bind`: the context (as .dockerignore leaves it) or a
+/// stage, for one command, as a copy; nothing of it in the layer, and a
+/// change to what is bound reruns the step.
+#[test]
+fn bind_mounts_show_the_context_or_a_stage_for_one_run() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN mkdir -p /out && echo from-stage > /out/made && chown 1234:29 /out/made\n\
+         FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=bind,target=/src --mount=type=bind,from=tools,source=/out,target=/stage \\\n\
+             --mount=type=bind,source=conf/app.conf,target=/etc/app.conf,rw \\\n\
+             ls -A /src/conf > /listed && cat /etc/app.conf /stage/made > /seen && stat -c '%u:%g' /stage/made >> /seen && \\\n\
+             echo scribble > /etc/app.conf && ! touch /src/new 2>/dev/null\n",
+    );
+    write(ctx.path(), "conf/app.conf", "setting=1\n");
+    write(ctx.path(), "conf/secret.key", "not for the build\n");
+    write(ctx.path(), ".dockerignore", "conf/*.key\n");
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let o = b.run(&["build", "-t", "bound:1", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    let shown = b.ok(&["run", "--rm", "bound:1", "cat", "/listed", "/seen"]);
+    assert_eq!(shown, "app.conf\nsetting=1\nfrom-stage\n1234:29\n");
+    let o = b.run(&["run", "--rm", "bound:1", "ls", "/src", "/stage", "/etc/app.conf"]);
+    assert!(!o.status.success(), "no mount points in the image: {}", out(&o));
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("conf/app.conf")).unwrap(),
+        "setting=1\n"
+    );
+    // Same content: cached; changed content: run again.
+    let o = b.run(&["build", c]);
+    assert!(!out(&o).contains("Running in"), "{}", out(&o));
+    write(ctx.path(), "conf/app.conf", "setting=2\n");
+    let o = b.run(&["build", c]);
+    assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
 }

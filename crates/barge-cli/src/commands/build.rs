@@ -15,14 +15,18 @@ struct Bases<'a> {
     env: &'a Env,
     store: &'a Store,
     quiet: bool,
+    /// `--pull`: ask the registry even when the store has the image.
+    pull: bool,
 }
 
 impl BaseImages for Bases<'_> {
     fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String> {
-        match self.store.find_image(name) {
-            Ok(id) => return Ok(id),
-            Err(StoreError::NoSuchImage(_)) => {}
-            Err(e) => return Err(e.to_string()),
+        if !self.pull {
+            match self.store.find_image(name) {
+                Ok(id) => return Ok(id),
+                Err(StoreError::NoSuchImage(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
         }
         let reference = Reference::parse_default_tag(name).map_err(|e| e.to_string())?;
         let client = self.env.client().map_err(|f| f.to_string())?;
@@ -71,6 +75,64 @@ fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
     }
 }
 
+/// The Dockerfile given on STDIN; a context archive there is refused.
+fn dockerfile_from_stdin() -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context(|| "reading the Dockerfile from STDIN".to_string())?;
+    let archive = bytes.starts_with(&[0x1f, 0x8b]) || bytes.get(257..262) == Some(b"ustar".as_slice());
+    if archive {
+        return Err(Failure::msg(
+            "STDIN holds an archive: barge build takes a Dockerfile on STDIN, not a context; unpack it and build the directory",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Failure::msg("the Dockerfile on STDIN is not UTF-8 text"))
+}
+
+/// `--secret id=ID,src=FILE` (or `source=`, `type=file`), or
+/// `id=ID,env=VARIABLE`, whose value goes to a private file kept in
+/// `held` for the build. BuildKit's id defaults to the file's name.
+fn secret(spec: &str, held: &mut Vec<tempfile::NamedTempFile>) -> Result<(String, std::path::PathBuf), Failure> {
+    let bad = |why: &str| {
+        Failure::msg(format!(
+            "--secret {spec:?}: {why}; expected id=ID,src=FILE or id=ID,env=VARIABLE"
+        ))
+    };
+    let (mut id, mut src, mut var) = (None, None, None);
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(std::path::PathBuf::from(v)),
+            Some(("env", v)) => var = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(bad(&format!("unknown part {part:?}"))),
+        }
+    }
+    let id = id
+        .or_else(|| {
+            src.as_ref()
+                .and_then(|s| s.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .or_else(|| var.clone())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| bad("no id"))?;
+    match (src, var) {
+        (Some(src), None) => Ok((id, src)),
+        (None, Some(var)) => {
+            let value = std::env::var(&var).map_err(|_| bad(&format!("the environment has no {var}")))?;
+            let mut f = tempfile::NamedTempFile::new().context(|| "writing a secret to a private file".to_string())?;
+            std::io::Write::write_all(&mut f, value.as_bytes())
+                .context(|| "writing a secret to a private file".to_string())?;
+            let path = f.path().to_path_buf();
+            held.push(f);
+            Ok((id, path))
+        }
+        _ => Err(bad("give one of src= and env=")),
+    }
+}
+
 /// The network of RUN containers: the host's only when asked, else one of
 /// their own, as docker's: the default bridge where barge can make one,
 /// else none (only lo), said once.
@@ -92,23 +154,32 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
             "barge build needs root: RUN runs containers, and layers must keep the owners of their files; run it with sudo",
         ));
     }
-    if !a.context.is_dir() {
+    // `barge build -`: the Dockerfile on STDIN and no context, as docker's.
+    let from_stdin = a.context.as_os_str() == "-";
+    let empty_context;
+    let context = if from_stdin {
+        if a.file.is_some() {
+            return Err(Failure::msg(
+                "barge build -: the Dockerfile comes from STDIN; -f cannot name another one",
+            ));
+        }
+        empty_context = tempfile::tempdir().context(|| "creating an empty build context".to_string())?;
+        empty_context.path().to_path_buf()
+    } else {
+        a.context.clone()
+    };
+    if !context.is_dir() {
         return Err(Failure::msg(format!(
             "unable to prepare context: path {:?} not found or not a directory",
             a.context.display().to_string()
         )));
     }
     let dockerfile = match &a.file {
-        Some(f) if f.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context(|| "reading the Dockerfile from STDIN".to_string())?;
-            s
-        }
+        _ if from_stdin => dockerfile_from_stdin()?,
+        Some(f) if f.as_os_str() == "-" => dockerfile_from_stdin()?,
         Some(f) => std::fs::read_to_string(f).context(|| format!("reading the Dockerfile {}", f.display()))?,
         None => {
-            let f = a.context.join("Dockerfile");
+            let f = context.join("Dockerfile");
             std::fs::read_to_string(&f).context(|| format!("reading the Dockerfile {}", f.display()))?
         }
     };
@@ -124,8 +195,15 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
             .map_err(|_| Failure::msg(format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")))?,
         _ => 0,
     };
+    let mut held_secrets = Vec::new();
+    let secrets = a
+        .secrets
+        .iter()
+        .map(|s| secret(s, &mut held_secrets))
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = BuildOptions {
-        context: a.context.clone(),
+        context,
+        secrets,
         dockerfile,
         build_args: a
             .build_args
@@ -140,6 +218,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         platform,
         tags: tags.clone(),
         no_cache: a.no_cache,
+        target: a.target.clone(),
         network: run_network(&a.network),
         epoch,
         quiet: a.quiet,
@@ -154,9 +233,14 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         env,
         store: &store,
         quiet: a.quiet,
+        pull: a.pull,
     };
     let steps = Steps { quiet: a.quiet };
     let outcome = barge_builder::build(&store, &runtime, &bases, &opts, &steps).context(String::new)?;
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, outcome.image_id.to_string())
+            .context(|| format!("writing the image ID to {}", f.display()))?;
+    }
     if a.quiet {
         println!("{}", outcome.image_id);
         return Ok(0);
