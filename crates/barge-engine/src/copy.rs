@@ -88,13 +88,10 @@ impl CopyError {
 
     /// A failed stream: the registry error inside, if that is what it was.
     pub(crate) fn from_transfer(e: io::Error) -> CopyError {
-        if e.get_ref().is_some_and(|i| i.is::<RegistryError>()) {
-            if let Some(Ok(r)) = e.into_inner().map(|i| i.downcast::<RegistryError>()) {
-                return CopyError::Registry(r);
-            }
-            return CopyError::Invalid("transfer failed".into());
+        match RegistryError::from_io(e) {
+            Ok(r) => CopyError::Registry(Box::new(r)),
+            Err(e) => CopyError::io("copying a blob", e),
         }
-        CopyError::io("copying a blob", e)
     }
 
     pub(crate) fn from_store(e: StoreError) -> CopyError {

@@ -117,7 +117,11 @@ pub fn plan(
     let wanted = |t: &String| tags.is_none_or(|f| f.matches(t));
     let repo_jobs = |src: &Reference, dst: &Reference| -> Result<Vec<MirrorJob>, CopyError> {
         let mut jobs = Vec::new();
-        for t in client.list_tags(src)?.iter().filter(|t| wanted(t)) {
+        for t in client
+            .list_tags(src, barge_registry::DEFAULT_PAGE_SIZE)?
+            .iter()
+            .filter(|t| wanted(t))
+        {
             jobs.push(MirrorJob {
                 source: src.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
                 destination: dst.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
@@ -145,7 +149,7 @@ pub fn plan(
         (Endpoint::Registry { host, prefix: under }, Endpoint::Registry { host: dhost, prefix }) => {
             let any = Reference::parse(&format!("{host}/x")).map_err(|e| CopyError::Invalid(e.to_string()))?;
             let mut jobs = Vec::new();
-            for repo in client.catalog(&any)? {
+            for repo in client.catalog(&any, barge_registry::DEFAULT_PAGE_SIZE)? {
                 // `HOST/PREFIX/` as a source: the repositories below PREFIX, named without it.
                 let rest = if under.is_empty() {
                     repo.clone()

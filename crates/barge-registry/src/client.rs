@@ -154,6 +154,7 @@ pub(crate) enum Method {
     Post,
     Put,
     Patch,
+    Delete,
 }
 
 /// Where a request goes: a path below `/v2/<repository>/`, or an absolute
@@ -269,6 +270,7 @@ fn send_once(
         Method::Post => send_payload(with_headers(agent.post(url), req, auth), req.payload),
         Method::Put => send_payload(with_headers(agent.put(url), req, auth), req.payload),
         Method::Patch => send_payload(with_headers(agent.patch(url), req, auth), req.payload),
+        Method::Delete => with_headers(agent.delete(url), req, auth).call(),
     }
 }
 
