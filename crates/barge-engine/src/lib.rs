@@ -18,6 +18,9 @@
 //! `mirror` plans repository and registry copies and re-copies only what
 //! changed, found with `HEAD` requests.
 //!
+//! `remote` is the registry toolkit: manifests, remote inspect, digests,
+//! configs, blobs, deletion and retagging, without the store.
+//!
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
 
@@ -27,6 +30,7 @@ mod copy;
 pub mod mirror;
 mod pull;
 mod push;
+pub mod remote;
 pub mod transport;
 pub mod trust;
 

@@ -1,0 +1,334 @@
+//! The registry toolkit: looking at and changing images in a registry
+//! without pulling them (`manifest inspect`, `inspect --remote`, `digest`,
+//! `config`, `blob`, `delete`, `tag --remote`). Every request goes through
+//! the same [`Client`] as pull, so auth, retries and `--insecure-registry`
+//! behave the same; an index is resolved to one platform as pull does it.
+
+use crate::transport::copy_in_big_writes;
+use barge_oci::digest::HashingReader;
+use barge_oci::image::{ImageConfig, MAX_CONFIG_BYTES};
+use barge_oci::{Descriptor, Digest, ImageManifest, Manifest, Platform, Reference};
+use barge_registry::{Client, FetchedManifest, RegistryError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Registry(Box<RegistryError>),
+    #[error(transparent)]
+    NoMatchingPlatform(#[from] barge_oci::NoMatchingPlatform),
+    #[error("manifest for {reference}: {source}")]
+    Manifest {
+        reference: String,
+        source: barge_oci::ManifestError,
+    },
+    #[error("{reference} is an index, which has no config: pass --platform or name one of its manifests by digest")]
+    NoConfig { reference: String },
+    #[error("config of {reference}: {source}")]
+    Config {
+        reference: String,
+        source: barge_oci::image::ConfigError,
+    },
+    #[error("blob {digest} not found in {repository}")]
+    BlobNotFound { repository: String, digest: Digest },
+    #[error("blob {digest} arrived as {actual} ({size} bytes): it does not match its digest; nothing was kept")]
+    BlobMismatch { digest: Digest, actual: Digest, size: u64 },
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("writing the blob to standard output: {0}")]
+    Stdout(io::Error),
+}
+
+impl From<RegistryError> for RemoteError {
+    fn from(e: RegistryError) -> Self {
+        RemoteError::Registry(Box::new(e))
+    }
+}
+
+/// An image manifest chosen for one platform.
+pub(crate) struct Chosen {
+    /// The index it was chosen from (digest and exact bytes), when the reference named one.
+    pub(crate) index: Option<(Digest, Vec<u8>)>,
+    /// Its descriptor, with the platform the index gave it.
+    pub(crate) desc: Descriptor,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) manifest: Box<ImageManifest>,
+}
+
+/// `top` itself when it is an image manifest, else the manifest of its
+/// index entry for `wanted`, fetched and verified by digest.
+pub(crate) fn choose(
+    client: &Client,
+    reference: &Reference,
+    top: FetchedManifest,
+    wanted: &Platform,
+) -> Result<Chosen, RemoteError> {
+    match top.manifest {
+        Manifest::Index { index: list, .. } => {
+            let entry = list.select(wanted)?.clone();
+            let fetched = client.get_manifest_by_digest(reference, &entry.digest)?;
+            let Manifest::Image { manifest, .. } = fetched.manifest else {
+                return Err(RemoteError::Manifest {
+                    reference: reference.familiar(),
+                    source: barge_oci::ManifestError::UnsupportedMediaType("a nested index".into()),
+                });
+            };
+            let mut desc = Descriptor::new(&fetched.media_type, fetched.digest.clone(), fetched.bytes.len() as u64);
+            desc.platform = entry.platform.clone();
+            Ok(Chosen {
+                index: Some((top.digest, top.bytes)),
+                desc,
+                bytes: fetched.bytes,
+                manifest,
+            })
+        }
+        Manifest::Image { manifest, .. } => Ok(Chosen {
+            index: None,
+            desc: Descriptor::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64),
+            bytes: top.bytes,
+            manifest,
+        }),
+    }
+}
+
+/// The manifest or index `reference` names, exact bytes; with `platform`,
+/// an index's manifest for that platform instead.
+pub fn manifest(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<FetchedManifest, RemoteError> {
+    let top = client.get_manifest(reference)?;
+    match (platform, &top.manifest) {
+        (Some(wanted), Manifest::Index { index, .. }) => {
+            let entry = index.select(wanted)?;
+            Ok(client.get_manifest_by_digest(reference, &entry.digest)?)
+        }
+        _ => Ok(top),
+    }
+}
+
+/// One manifest as `manifest inspect --verbose` shows it.
+pub struct Entry {
+    /// The reference pinned to its digest.
+    pub reference: Reference,
+    /// Its descriptor (with the platform an index gave it).
+    pub descriptor: Descriptor,
+    pub manifest: FetchedManifest,
+}
+
+/// The image manifests `reference` names: itself, or every image manifest
+/// of its index, each fetched by digest.
+pub fn manifests(client: &Client, reference: &Reference) -> Result<(FetchedManifest, Vec<Entry>), RemoteError> {
+    let top = client.get_manifest(reference)?;
+    let mut out = Vec::new();
+    match &top.manifest {
+        Manifest::Index { index, .. } => {
+            for d in index
+                .manifests
+                .iter()
+                .filter(|d| barge_oci::media::is_image_manifest(&d.media_type))
+            {
+                out.push(Entry {
+                    reference: reference.with_digest(d.digest.clone()),
+                    descriptor: d.clone(),
+                    manifest: client.get_manifest_by_digest(reference, &d.digest)?,
+                });
+            }
+        }
+        Manifest::Image { .. } => out.push(Entry {
+            reference: reference.clone(),
+            descriptor: Descriptor::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64),
+            manifest: top.clone(),
+        }),
+    }
+    Ok((top, out))
+}
+
+/// The digest `reference` resolves to, by a `HEAD` (no body).
+pub fn digest(client: &Client, reference: &Reference) -> Result<Digest, RemoteError> {
+    match client.head_manifest(reference)? {
+        Some(head) => Ok(head.digest),
+        None => Err(RegistryError::ManifestNotFound {
+            reference: reference.familiar(),
+        }
+        .into()),
+    }
+}
+
+/// The config blob (exact bytes) of the image `reference` names, for
+/// `platform` (default: this host) when it names an index.
+pub fn config(client: &Client, reference: &Reference, platform: Option<&Platform>) -> Result<Vec<u8>, RemoteError> {
+    let top = client.get_manifest(reference)?;
+    let wanted = platform.cloned().unwrap_or_else(Platform::host);
+    let chosen = choose(client, reference, top, &wanted)?;
+    Ok(client.get_small_blob(reference, &chosen.manifest.config, MAX_CONFIG_BYTES)?)
+}
+
+/// What `inspect --remote` shows: skopeo inspect's fields, same names.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoteImage {
+    /// `registry/repository`.
+    pub name: String,
+    /// The digest the reference resolves to (an index's for a multi-platform image).
+    pub digest: Digest,
+    pub repo_tags: Vec<String>,
+    pub created: Option<String>,
+    pub docker_version: String,
+    pub labels: Option<indexmap::IndexMap<String, String>>,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub os: String,
+    /// Layer digests, compressed, bottom first.
+    pub layers: Vec<Digest>,
+    pub layers_data: Vec<LayerData>,
+    pub env: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerData {
+    #[serde(rename = "MIMEType")]
+    pub mime_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Inspects an image in its registry: manifest (for `platform`, default
+/// this host), config and the repository's tags; no layer is fetched.
+pub fn inspect(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<RemoteImage, RemoteError> {
+    let top = client.get_manifest(reference)?;
+    let digest = top.digest.clone();
+    let wanted = platform.cloned().unwrap_or_else(Platform::host);
+    let chosen = choose(client, reference, top, &wanted)?;
+    let raw = client.get_small_blob(reference, &chosen.manifest.config, MAX_CONFIG_BYTES)?;
+    let config = ImageConfig::parse(&raw).map_err(|source| RemoteError::Config {
+        reference: reference.familiar(),
+        source,
+    })?;
+    let repo_tags = client.list_tags(reference, barge_registry::DEFAULT_PAGE_SIZE)?;
+    let container = config.config.clone().unwrap_or_default();
+    Ok(RemoteImage {
+        name: reference.name(),
+        digest,
+        repo_tags,
+        created: config.created.clone(),
+        docker_version: config.docker_version.clone().unwrap_or_default(),
+        labels: container.labels,
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+        os: config.os.clone(),
+        layers: chosen.manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+        layers_data: chosen
+            .manifest
+            .layers
+            .iter()
+            .map(|l| LayerData {
+                mime_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                annotations: l.annotations.clone(),
+            })
+            .collect(),
+        env: container.env,
+    })
+}
+
+/// Where `blob` writes.
+pub enum BlobOutput<'a> {
+    /// A file, which appears (renamed from a temporary file beside it)
+    /// only once the blob's digest is verified.
+    File(&'a Path),
+    /// A stream (standard output): the digest is checked at the end, and a
+    /// mismatch is an error after the bytes went out.
+    Stream(&'a mut dyn Write),
+}
+
+/// Streams the blob `reference`'s digest names to `out`, verifying its
+/// digest; never holds it in memory. Returns its size.
+pub fn blob(client: &Client, reference: &Reference, digest: &Digest, out: BlobOutput<'_>) -> Result<u64, RemoteError> {
+    let Some(size) = client.blob_size(reference, digest)? else {
+        return Err(RemoteError::BlobNotFound {
+            repository: reference.familiar_name(),
+            digest: digest.clone(),
+        });
+    };
+    let desc = Descriptor::new("application/octet-stream", digest.clone(), size);
+    let mut reader = HashingReader::new(client.open_blob(reference, &desc, 0)?);
+    // A failed read carries the registry's error; anything else failed writing.
+    let failed = |e: io::Error, write: &dyn Fn(io::Error) -> RemoteError| match RegistryError::from_io(e) {
+        Ok(r) => RemoteError::from(r),
+        Err(e) => write(e),
+    };
+    match out {
+        BlobOutput::Stream(w) => {
+            let n = copy_in_big_writes(&mut reader, w).map_err(|e| failed(e, &RemoteError::Stdout))?;
+            w.flush().map_err(RemoteError::Stdout)?;
+            verify(reader, digest, n)
+        }
+        BlobOutput::File(path) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let io_err = |what, source| RemoteError::Io {
+                what,
+                path: path.to_path_buf(),
+                source,
+            };
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".barge-blob-")
+                .tempfile_in(dir)
+                .map_err(|e| io_err("creating a temporary file beside", e))?;
+            let n =
+                copy_in_big_writes(&mut reader, tmp.as_file_mut()).map_err(|e| failed(e, &|e| io_err("writing", e)))?;
+            let n = verify(reader, digest, n)?;
+            tmp.as_file().sync_all().map_err(|e| io_err("writing", e))?;
+            tmp.persist(path).map_err(|e| io_err("renaming the blob to", e.error))?;
+            Ok(n)
+        }
+    }
+}
+
+fn verify<R: io::Read>(reader: HashingReader<R>, digest: &Digest, size: u64) -> Result<u64, RemoteError> {
+    let (actual, _) = reader.finish();
+    if actual != *digest {
+        return Err(RemoteError::BlobMismatch {
+            digest: digest.clone(),
+            actual,
+            size,
+        });
+    }
+    Ok(size)
+}
+
+/// Deletes the manifest `reference` names from its registry, resolving a
+/// tag to its digest first (the distribution API deletes by digest only,
+/// and every tag naming that digest goes with it). Returns the digest.
+pub fn delete(client: &Client, reference: &Reference) -> Result<Digest, RemoteError> {
+    let digest = match reference.digest() {
+        Some(d) => d.clone(),
+        None => digest(client, reference)?,
+    };
+    client.delete_manifest(reference, &digest)?;
+    Ok(digest)
+}
+
+/// Puts the manifest `source` names under `tag` in the same repository:
+/// its exact bytes, so the digest stays and no blob moves. Returns the digest.
+pub fn retag(client: &Client, source: &Reference, tag: &str) -> Result<Digest, RemoteError> {
+    let m = client.get_manifest(source)?;
+    Ok(client.put_manifest(source, tag, &m.media_type, &m.bytes)?)
+}
