@@ -95,6 +95,31 @@ pub enum Command {
     Sign(SignArgs),
     /// Verify an image's sigstore signatures with a cosign public key
     Verify(VerifyArgs),
+    /// Look at manifests and manifest lists in a registry
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Display an image manifest or manifest list from its registry
+    Inspect(ManifestInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Print the exact bytes the registry served
+    #[arg(long, conflicts_with = "verbose")]
+    pub raw: bool,
+    /// Show each manifest with its reference, descriptor and raw bytes, as docker does
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The manifest of this platform (os/arch[/variant]) from a manifest list
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -755,6 +780,12 @@ pub struct InspectArgs {
     /// Only this kind of object
     #[arg(long = "type", value_parser = ["image", "container"])]
     pub kind: Option<String>,
+    /// Inspect images in their registry without pulling them (skopeo inspect's fields)
+    #[arg(long)]
+    pub remote: bool,
+    /// With --remote: the platform (os/arch[/variant]) to show from a manifest list [default: this host]
+    #[arg(long, requires = "remote")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]

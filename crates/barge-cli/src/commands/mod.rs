@@ -8,12 +8,14 @@ mod login;
 mod mirror;
 mod network;
 mod pull;
+mod toolkit;
 mod trust;
 
 pub use login::credential_helper;
 
 use crate::args::{
-    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, NetworkCommand, SystemCommand,
+    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, ManifestCommand, NetworkCommand,
+    SystemCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
@@ -140,6 +142,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Copy(a) => copy::copy(&env, &a),
         Command::Mirror(a) => mirror::mirror(&env, &a),
         Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) if a.remote => {
+            if a.kind.as_deref() == Some("container") {
+                return Err(Failure::msg(
+                    "--remote inspects images in a registry: it cannot go with --type container",
+                ));
+            }
+            toolkit::inspect_remote(&env, &a)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) if a.remote => Err(Failure::msg(
+            "--remote inspects images in a registry, not containers: use 'barge inspect --remote IMAGE'",
+        )),
         Command::Inspect(a) => images::inspect(&env, &a, a.kind.as_deref()),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a, Some("image")),
         Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a, Some("container")),
@@ -161,6 +174,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::GenerateKey(a) => trust::generate_key(&a),
         Command::Sign(a) => trust::sign(&env, &a),
         Command::Verify(a) => trust::verify(&env, &a),
+        Command::Manifest(ManifestCommand::Inspect(a)) => toolkit::manifest_inspect(&env, &a),
     }
 }
 

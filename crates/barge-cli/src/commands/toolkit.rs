@@ -1,0 +1,125 @@
+//! The registry toolkit: `manifest inspect`, `inspect --remote`, `tags`,
+//! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`. Each
+//! validates its arguments before any request.
+
+use super::Env;
+use crate::args::{InspectArgs, ManifestInspectArgs};
+use crate::failure::{Context, Failure};
+use crate::format::Template;
+use barge_engine::remote;
+use barge_oci::Reference;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// A reference to an image: `NAME[:TAG|@DIGEST]`, `latest` by default.
+fn image_ref(input: &str) -> Result<Reference, Failure> {
+    Reference::parse_default_tag(input).context(|| format!("invalid reference {input:?}"))
+}
+
+/// Prints `v` as indented JSON with `indent`.
+fn print_json(v: &impl serde::Serialize, indent: &[u8]) -> Result<(), Failure> {
+    let mut buf = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(indent));
+    v.serialize(&mut ser).context(|| "printing".to_string())?;
+    buf.push(b'\n');
+    write_stdout(&buf)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context(|| "writing to standard output".to_string())
+}
+
+/// A manifest's bytes as `docker manifest inspect` shows them: tab-indented JSON.
+fn pretty_manifest(bytes: &[u8]) -> Result<Value, Failure> {
+    serde_json::from_slice(bytes).context(|| "the manifest is not JSON".to_string())
+}
+
+pub fn manifest_inspect(env: &Env, a: &ManifestInspectArgs) -> Result<i32, Failure> {
+    let reference = image_ref(&a.reference)?;
+    let platform = super::platform(a.platform.as_deref())?;
+    let client = env.client()?;
+    let what = || format!("inspecting the manifest of {}", reference.familiar());
+    if a.verbose {
+        let (top, entries) = remote::manifests(&client, &reference).context(what)?;
+        let is_index = matches!(top.manifest, barge_oci::Manifest::Index { .. });
+        let mut shown = Vec::new();
+        for e in entries {
+            let other_platform =
+                |p: &barge_oci::Platform| !e.descriptor.platform.as_ref().is_some_and(|h| p.matches(h));
+            if is_index && platform.as_ref().is_some_and(other_platform) {
+                continue;
+            }
+            let key = if e.manifest.media_type == barge_oci::media::OCI_MANIFEST {
+                "OCIManifest"
+            } else {
+                "SchemaV2Manifest"
+            };
+            let mut v = json!({
+                "Ref": e.reference.to_string(),
+                "Descriptor": e.descriptor,
+                "Raw": base64::engine::general_purpose::STANDARD.encode(&e.manifest.bytes),
+            });
+            v[key] = pretty_manifest(&e.manifest.bytes)?;
+            shown.push(v);
+        }
+        match shown.pop() {
+            Some(one) if !is_index => print_json(&one, b"\t")?,
+            last => {
+                shown.extend(last);
+                print_json(&shown, b"\t")?
+            }
+        }
+        return Ok(0);
+    }
+    let m = remote::manifest(&client, &reference, platform.as_ref()).context(what)?;
+    if a.raw {
+        write_stdout(&m.bytes)?;
+    } else {
+        print_json(&pretty_manifest(&m.bytes)?, b"\t")?;
+    }
+    Ok(0)
+}
+
+pub fn inspect_remote(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
+    let references = a.images.iter().map(|i| image_ref(i)).collect::<Result<Vec<_>, _>>()?;
+    let platform = super::platform(a.platform.as_deref())?;
+    let template = match a.format.as_deref() {
+        None | Some("json") => None,
+        Some(t) => Some(Template::parse(t).context(|| "--format".to_string())?),
+    };
+    let client = env.client()?;
+    let mut shown = Vec::new();
+    let mut failures = Vec::new();
+    for r in &references {
+        match remote::inspect(&client, r, platform.as_ref()) {
+            Ok(img) => shown.push(serde_json::to_value(img).context(|| "printing".to_string())?),
+            Err(e) => failures.push(Failure::new(format!("inspecting {}", r.familiar()), e)),
+        }
+    }
+    match &template {
+        None if references.len() == 1 => {
+            if let Some(one) = shown.first() {
+                print_json(one, b"    ")?;
+            }
+        }
+        None => print_json(&shown, b"    ")?,
+        Some(t) => {
+            for v in &shown {
+                let line = t
+                    .render(&crate::format::sanitized(v))
+                    .context(|| "--format".to_string())?;
+                write_stdout(format!("{line}\n").as_bytes())?;
+            }
+        }
+    }
+    let failed = !failures.is_empty();
+    for f in failures {
+        f.print(false);
+    }
+    Ok(if failed { 1 } else { 0 })
+}
