@@ -98,6 +98,11 @@ pub enum Command {
     /// Look at manifests and manifest lists in a registry
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// List the tags of a repository in its registry
+    #[command(visible_alias = "ls")]
+    Tags(TagsArgs),
+    /// List the repositories of a registry (its _catalog)
+    Catalog(CatalogArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +125,32 @@ pub struct ManifestInspectArgs {
     /// The manifest of this platform (os/arch[/variant]) from a manifest list
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// Repository: NAME (no tag or digest)
+    #[arg(value_name = "REPOSITORY")]
+    pub repository: String,
+    /// Format output: json (skopeo list-tags' document), or a Go template such as '{{.Tag}}'
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Tags to ask for per page (the registry may send another number)
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Registry: HOST[:PORT]
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// Format output: json, or a Go template such as '{{.Repository}}'
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Repositories to ask for per page (the registry may send fewer)
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
 }
 
 #[derive(Debug, Subcommand)]

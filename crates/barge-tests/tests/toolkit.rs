@@ -2,9 +2,11 @@
 //! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`)
 //! against docker-registry, compared with skopeo where they overlap.
 
-use barge_tests::image::{Compression, Image, Index, LayerBuilder, Spec, Style};
+use barge_tests::canned::{CannedServer, Response};
+use barge_tests::image::{push_blob, push_manifest, Compression, Image, Index, LayerBuilder, Spec, Style};
+use barge_tests::proxy::SlowProxy;
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, run_ok, Barge};
+use barge_tests::{require_root_and, run_ok, sha256, Barge};
 use serde_json::Value;
 use std::process::Command;
 
@@ -201,4 +203,146 @@ fn inspect_remote_matches_skopeo_and_pulls_nothing() {
     );
     fails_with(&b, &["inspect", "--remote", "Bad Name"], "invalid reference");
     fails_with(&b, &["container", "inspect", "--remote", &multi], "--remote");
+}
+
+#[test]
+fn tags_lists_2500_tags_like_skopeo() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    push_blob(&reg, "many", config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
+        "layers": [],
+    }))
+    .expect("manifest");
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for worker in 0..8 {
+            let (reg, manifest) = (&reg, &manifest);
+            s.spawn(move || {
+                for i in (worker..2500).step_by(8) {
+                    push_manifest(
+                        reg,
+                        "many",
+                        &format!("t{i:04}"),
+                        "application/vnd.oci.image.manifest.v1+json",
+                        manifest,
+                    );
+                }
+            });
+        }
+    });
+    eprintln!("pushed 2500 tags in {:?}", started.elapsed());
+    let b = Barge::new();
+    let repo = format!("{}/many", reg.host());
+    let started = std::time::Instant::now();
+    let lines = b.ok(&["tags", &repo]);
+    eprintln!("barge tags: {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let theirs: Value = serde_json::from_str(&skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{repo}"),
+    ]))
+    .expect("skopeo JSON");
+    eprintln!("skopeo list-tags: {:?}", started.elapsed());
+    let theirs: Vec<String> = serde_json::from_value(theirs["Tags"].clone()).expect("tags");
+    assert_eq!(theirs.len(), 2500);
+    let ours: Vec<&str> = lines.lines().collect();
+    assert_eq!(ours, theirs, "the same tags in the registry's order");
+
+    let json: Value = serde_json::from_str(&b.ok(&["ls", "--format", "json", &repo])).expect("JSON");
+    assert_eq!(json["Repository"], repo);
+    assert_eq!(json["Tags"], serde_json::to_value(&theirs).expect("tags"));
+    let templated = b.ok(&["tags", "--format", "{{.Repository}}={{.Tag}}", &repo]);
+    assert_eq!(templated.lines().count(), 2500);
+    assert!(
+        templated.lines().all(|l| l.starts_with(&format!("{repo}=t"))),
+        "{templated}"
+    );
+}
+
+#[test]
+fn tags_follow_link_pages() {
+    // docker-registry 2.8 sends every tag in one page whatever `n` says:
+    // the harness's canned server stands in for a registry that pages.
+    let page = |tags: &[&str], next: Option<&str>| {
+        let body = serde_json::json!({"name": "paged", "tags": tags}).to_string();
+        let r = Response::new(200, "application/json", body);
+        match next {
+            Some(n) => r.header("Link", &format!("<{n}>; rel=\"next\"")),
+            None => r,
+        }
+    };
+    let server = CannedServer::start(vec![
+        (
+            "/v2/paged/tags/list?n=2",
+            page(&["a", "b"], Some("/v2/paged/tags/list?n=2&last=b")),
+        ),
+        (
+            "/v2/paged/tags/list?n=2&last=b",
+            page(&["c", "d"], Some("/v2/paged/tags/list?n=2&last=d")),
+        ),
+        ("/v2/paged/tags/list?n=2&last=d", page(&["e"], None)),
+    ]);
+    let b = Barge::new();
+    let out = b.ok(&["tags", "--page-size", "2", &format!("{}/paged", server.host())]);
+    assert_eq!(out, "a\nb\nc\nd\ne\n");
+    let asked: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/tags/list"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "/v2/paged/tags/list?n=2",
+            "/v2/paged/tags/list?n=2&last=b",
+            "/v2/paged/tags/list?n=2&last=d"
+        ]
+    );
+}
+
+#[test]
+fn catalog_pages_and_explains_refusals() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "c");
+    let mut repos = vec!["a/one", "b", "c/d/e", "f", "g"];
+    for r in &repos {
+        img.push(&reg, r, "latest");
+    }
+    let proxy = SlowProxy::start(&reg.host(), 0);
+    let b = Barge::new();
+    let out = b.ok(&["catalog", "--page-size", "2", &proxy.host()]);
+    repos.sort();
+    assert_eq!(out.lines().collect::<Vec<_>>(), repos);
+    let pages = proxy
+        .request_lines()
+        .iter()
+        .filter(|l| l.starts_with("GET /v2/_catalog"))
+        .count();
+    assert_eq!(pages, 3, "five repositories, two a page: {:?}", proxy.request_lines());
+    let json: Value = serde_json::from_str(&b.ok(&["catalog", "--format", "json", &reg.host()])).expect("JSON");
+    assert_eq!(json["Repositories"], serde_json::to_value(&repos).expect("repos"));
+
+    // A registry without _catalog (404), and one that wants credentials for it (401).
+    let none = CannedServer::start(vec![]);
+    let e = fails_with(
+        &b,
+        &["catalog", &none.host()],
+        "does not allow listing its repositories (_catalog)",
+    );
+    assert!(e.contains("barge tags REPO"), "{e}");
+    let locked = CannedServer::start_with(vec![], Some("Basic nobody".into()));
+    let e = fails_with(&b, &["catalog", &locked.host()], "HTTP 401");
+    assert!(e.contains("_catalog"), "{e}");
 }

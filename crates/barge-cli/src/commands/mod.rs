@@ -175,6 +175,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Sign(a) => trust::sign(&env, &a),
         Command::Verify(a) => trust::verify(&env, &a),
         Command::Manifest(ManifestCommand::Inspect(a)) => toolkit::manifest_inspect(&env, &a),
+        Command::Tags(a) => toolkit::tags(&env, &a),
+        Command::Catalog(a) => toolkit::catalog(&env, &a),
     }
 }
 

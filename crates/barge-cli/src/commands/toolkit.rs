@@ -3,7 +3,7 @@
 //! validates its arguments before any request.
 
 use super::Env;
-use crate::args::{InspectArgs, ManifestInspectArgs};
+use crate::args::{CatalogArgs, InspectArgs, ManifestInspectArgs, TagsArgs};
 use crate::failure::{Context, Failure};
 use crate::format::Template;
 use barge_engine::remote;
@@ -15,6 +15,18 @@ use std::io::Write;
 /// A reference to an image: `NAME[:TAG|@DIGEST]`, `latest` by default.
 fn image_ref(input: &str) -> Result<Reference, Failure> {
     Reference::parse_default_tag(input).context(|| format!("invalid reference {input:?}"))
+}
+
+/// A repository alone: no tag, no digest.
+fn repository_ref(input: &str) -> Result<Reference, Failure> {
+    let r = Reference::parse(input).context(|| format!("invalid repository {input:?}"))?;
+    if r.tag().is_some() || r.digest().is_some() {
+        return Err(Failure::msg(format!(
+            "{input}: give the repository alone, without a tag or digest ({})",
+            r.familiar_name()
+        )));
+    }
+    Ok(r)
 }
 
 /// Prints `v` as indented JSON with `indent`.
@@ -32,6 +44,34 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .context(|| "writing to standard output".to_string())
+}
+
+/// Rows through `--format`: `json` prints `document`; a template renders
+/// each row; none prints each row's `field`, one a line.
+fn print_listing(format: Option<&str>, document: &Value, rows: &[Value], field: &str) -> Result<(), Failure> {
+    match format {
+        Some("json") => print_json(document, b"    "),
+        Some(t) => {
+            let t = Template::parse(t).context(|| "--format".to_string())?;
+            let mut out = String::new();
+            for row in rows {
+                out.push_str(
+                    &t.render(&crate::format::sanitized(row))
+                        .context(|| "--format".to_string())?,
+                );
+                out.push('\n');
+            }
+            write_stdout(out.as_bytes())
+        }
+        None => {
+            let mut out = String::new();
+            for row in rows {
+                out.push_str(&barge_registry::sanitize(row[field].as_str().unwrap_or_default()));
+                out.push('\n');
+            }
+            write_stdout(out.as_bytes())
+        }
+    }
 }
 
 /// A manifest's bytes as `docker manifest inspect` shows them: tab-indented JSON.
@@ -122,4 +162,58 @@ pub fn inspect_remote(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
         f.print(false);
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+pub fn tags(env: &Env, a: &TagsArgs) -> Result<i32, Failure> {
+    let repo = repository_ref(&a.repository)?;
+    if let Some(t) = a.format.as_deref().filter(|f| *f != "json") {
+        Template::parse(t).context(|| "--format".to_string())?;
+    }
+    let client = env.client()?;
+    let tags = client
+        .list_tags(&repo, a.page_size)
+        .context(|| format!("listing the tags of {}", repo.familiar_name()))?;
+    let name = repo.name();
+    let rows: Vec<Value> = tags.iter().map(|t| json!({"Repository": name, "Tag": t})).collect();
+    print_listing(
+        a.format.as_deref(),
+        &json!({"Repository": name, "Tags": tags}),
+        &rows,
+        "Tag",
+    )?;
+    Ok(0)
+}
+
+pub fn catalog(env: &Env, a: &CatalogArgs) -> Result<i32, Failure> {
+    let bad = || {
+        Failure::msg(format!(
+            "invalid registry {:?}: give HOST[:PORT], such as localhost:5000",
+            a.registry
+        ))
+    };
+    if a.registry.is_empty() || a.registry.contains(['/', '@']) {
+        return Err(bad());
+    }
+    let any = Reference::parse(&format!("{}/x", a.registry)).map_err(|_| bad())?;
+    if any.registry() != a.registry {
+        return Err(bad());
+    }
+    if let Some(t) = a.format.as_deref().filter(|f| *f != "json") {
+        Template::parse(t).context(|| "--format".to_string())?;
+    }
+    let client = env.client()?;
+    let repos = client
+        .catalog(&any, a.page_size)
+        .context(|| format!("listing the repositories of {}", a.registry))?;
+    let rows: Vec<Value> = repos
+        .iter()
+        .map(|r| json!({"Registry": a.registry, "Repository": r}))
+        .collect();
+    print_listing(
+        a.format.as_deref(),
+        &json!({"Registry": a.registry, "Repositories": repos}),
+        &rows,
+        "Repository",
+    )?;
+    Ok(0)
 }
