@@ -103,6 +103,12 @@ pub enum Command {
     Tags(TagsArgs),
     /// List the repositories of a registry (its _catalog)
     Catalog(CatalogArgs),
+    /// Print the digest a reference resolves to in its registry (one HEAD request)
+    Digest(DigestArgs),
+    /// Print the config blob of an image in its registry
+    Config(ConfigArgs),
+    /// Write a blob of a repository to standard output or a file, its digest verified
+    Blob(BlobArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +157,33 @@ pub struct CatalogArgs {
     /// Repositories to ask for per page (the registry may send fewer)
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub page_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// The platform (os/arch[/variant]) to take from a manifest list [default: this host]
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlobArgs {
+    /// The blob: REPOSITORY@DIGEST
+    #[arg(value_name = "REPOSITORY@DIGEST")]
+    pub reference: String,
+    /// Write to FILE (it appears only once the digest is verified) instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -346,3 +346,134 @@ fn catalog_pages_and_explains_refusals() {
     let e = fails_with(&b, &["catalog", &locked.host()], "HTTP 401");
     assert!(e.contains("_catalog"), "{e}");
 }
+
+#[test]
+fn digest_config_and_blob() {
+    if !require_root_and(&["docker-registry", "skopeo", "time"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let (img, amd, _, index) = populated(&reg);
+    let proxy = SlowProxy::start(&reg.host(), 0);
+    let b = Barge::new();
+    let app = format!("{}/team/app:v1", proxy.host());
+    let multi = format!("{}/team/multi:latest", proxy.host());
+
+    // digest: one HEAD, as skopeo reads it.
+    for (r, want) in [(&app, &img.manifest_digest), (&multi, &index.digest)] {
+        let ours = b.ok(&["digest", r]);
+        assert_eq!(ours.trim(), want);
+        let theirs = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{r}"),
+        ]);
+        assert_eq!(ours.trim(), theirs.trim(), "{r}");
+    }
+    let by_digest = format!("{}/team/app@{}", proxy.host(), img.manifest_digest);
+    assert_eq!(b.ok(&["digest", &by_digest]).trim(), img.manifest_digest);
+    proxy.reset_counters();
+    b.ok(&["digest", &app]);
+    let lines = proxy.request_lines();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("HEAD ") || l.starts_with("GET /v2/ ")),
+        "digest sends HEADs only: {lines:?}"
+    );
+    fails_with(&b, &["digest", &format!("{}/team/app:gone", proxy.host())], "not found");
+
+    // config: the exact blob, the host's platform from an index.
+    for (r, want) in [(&app, &img.config), (&multi, &amd.config)] {
+        let out = b.command().args(["config", r]).output().expect("barge");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(&out.stdout, want, "{r}");
+        let theirs = skopeo_raw(&[
+            "inspect",
+            "--raw",
+            "--config",
+            "--tls-verify=false",
+            &format!("docker://{r}"),
+        ]);
+        assert_eq!(out.stdout, theirs);
+    }
+
+    // blob: stdout and -o, verified.
+    let layer = &img.layers[0];
+    let blob_ref = format!("{}/team/app@{}", proxy.host(), layer.digest);
+    let out = b.command().args(["blob", &blob_ref]).output().expect("barge");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, layer.blob);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("layer.tgz");
+    b.ok(&["blob", "-o", file.to_str().expect("utf-8"), &blob_ref]);
+    assert_eq!(std::fs::read(&file).expect("blob file"), layer.blob);
+
+    // 64 MiB through a small, fixed amount of memory.
+    let mut big = vec![0u8; 64 << 20];
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    push_blob(&reg, "team/app", &big);
+    let big_ref = format!("{}/team/app@{}", reg.host(), sha256(&big));
+    let big_file = dir.path().join("big");
+    let mut timed = Command::new("time");
+    timed
+        .args(["-f", "maxrss_kb=%M"])
+        .arg(barge_tests::barge_bin())
+        .arg("--root")
+        .arg(b.root())
+        .arg("--config")
+        .arg(b.docker_config())
+        .args(["blob", "-o", big_file.to_str().expect("utf-8"), &big_ref]);
+    let out = timed.output().expect("time barge blob");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rss: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("max RSS");
+    eprintln!("barge blob of 64 MiB: max RSS {rss} KiB");
+    assert!(rss < 40 * 1024, "the blob went through memory: {rss} KiB");
+    assert_eq!(sha256(&std::fs::read(&big_file).expect("big")), sha256(&big));
+    drop(big);
+
+    // Bytes that do not match their digest never appear as the file.
+    let liar = CannedServer::start(vec![(
+        "/v2/r/blobs/sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        Response::new(200, "application/octet-stream", b"not the blob".to_vec()),
+    )]);
+    let bad_file = dir.path().join("bad");
+    fails_with(
+        &b,
+        &[
+            "blob",
+            "-o",
+            bad_file.to_str().expect("utf-8"),
+            &format!(
+                "{}/r@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                liar.host()
+            ),
+        ],
+        "does not match its digest",
+    );
+    assert!(!bad_file.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
+    fails_with(
+        &b,
+        &["blob", &format!("{}/team/app@sha256:{}", proxy.host(), "0".repeat(64))],
+        "not found",
+    );
+}

@@ -177,6 +177,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Manifest(ManifestCommand::Inspect(a)) => toolkit::manifest_inspect(&env, &a),
         Command::Tags(a) => toolkit::tags(&env, &a),
         Command::Catalog(a) => toolkit::catalog(&env, &a),
+        Command::Digest(a) => toolkit::digest(&env, &a),
+        Command::Config(a) => toolkit::config(&env, &a),
+        Command::Blob(a) => toolkit::blob(&env, &a),
     }
 }
 

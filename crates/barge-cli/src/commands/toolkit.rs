@@ -3,10 +3,10 @@
 //! validates its arguments before any request.
 
 use super::Env;
-use crate::args::{CatalogArgs, InspectArgs, ManifestInspectArgs, TagsArgs};
+use crate::args::{BlobArgs, CatalogArgs, ConfigArgs, DigestArgs, InspectArgs, ManifestInspectArgs, TagsArgs};
 use crate::failure::{Context, Failure};
 use crate::format::Template;
-use barge_engine::remote;
+use barge_engine::remote::{self, BlobOutput};
 use barge_oci::Reference;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -215,5 +215,59 @@ pub fn catalog(env: &Env, a: &CatalogArgs) -> Result<i32, Failure> {
         &rows,
         "Repository",
     )?;
+    Ok(0)
+}
+
+pub fn digest(env: &Env, a: &DigestArgs) -> Result<i32, Failure> {
+    let reference = image_ref(&a.reference)?;
+    let client = env.client()?;
+    let d = remote::digest(&client, &reference).context(|| format!("resolving {}", reference.familiar()))?;
+    write_stdout(format!("{d}\n").as_bytes())?;
+    Ok(0)
+}
+
+pub fn config(env: &Env, a: &ConfigArgs) -> Result<i32, Failure> {
+    let reference = image_ref(&a.reference)?;
+    let platform = super::platform(a.platform.as_deref())?;
+    let client = env.client()?;
+    let bytes = remote::config(&client, &reference, platform.as_ref())
+        .context(|| format!("reading the config of {}", reference.familiar()))?;
+    write_stdout(&bytes)?;
+    Ok(0)
+}
+
+pub fn blob(env: &Env, a: &BlobArgs) -> Result<i32, Failure> {
+    let reference = Reference::parse(&a.reference).context(|| format!("invalid blob reference {:?}", a.reference))?;
+    let Some(digest) = reference.digest().cloned() else {
+        return Err(Failure::msg(format!(
+            "{}: name the blob by digest: REPOSITORY@sha256:<hex>",
+            a.reference
+        )));
+    };
+    if let Some(path) = &a.output {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(Failure::msg(format!(
+                "-o {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+        if path.is_dir() {
+            return Err(Failure::msg(format!("-o {}: is a directory", path.display())));
+        }
+    }
+    let client = env.client()?;
+    let what = || format!("reading blob {digest} of {}", reference.familiar_name());
+    match &a.output {
+        Some(path) => remote::blob(&client, &reference, &digest, BlobOutput::File(path)).context(what)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            remote::blob(&client, &reference, &digest, BlobOutput::Stream(&mut out)).context(what)?
+        }
+    };
     Ok(0)
 }
