@@ -109,6 +109,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Write a blob of a repository to standard output or a file, its digest verified
     Blob(BlobArgs),
+    /// Delete a manifest from its registry (a tag is resolved to its digest first)
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +186,13 @@ pub struct BlobArgs {
     /// Write to FILE (it appears only once the digest is verified) instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The manifest: NAME:TAG or NAME@DIGEST (every tag naming that digest goes too)
+    #[arg(value_name = "NAME:TAG|NAME@DIGEST")]
+    pub reference: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -792,6 +801,9 @@ pub struct TagArgs {
     pub source: String,
     #[arg(value_name = "TARGET_IMAGE[:TAG]")]
     pub target: String,
+    /// Tag in the registry: put SOURCE's manifest under TARGET (a tag, or a reference in the same repository); no blob moves
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]

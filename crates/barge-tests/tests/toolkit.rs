@@ -5,7 +5,7 @@
 use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{push_blob, push_manifest, Compression, Image, Index, LayerBuilder, Spec, Style};
 use barge_tests::proxy::SlowProxy;
-use barge_tests::registry::Registry;
+use barge_tests::registry::{Options, Registry};
 use barge_tests::{require_root_and, run_ok, sha256, Barge};
 use serde_json::Value;
 use std::process::Command;
@@ -476,4 +476,172 @@ fn digest_config_and_blob() {
         &["blob", &format!("{}/team/app@sha256:{}", proxy.host(), "0".repeat(64))],
         "not found",
     );
+}
+
+#[test]
+fn delete_then_404_and_refusal_explained() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let (img, _, _, index) = populated(&reg);
+    img.push(&reg, "team/app", "v2");
+    let b = Barge::new();
+    let host = reg.host();
+
+    // By tag: resolved to its digest, which takes every tag naming it.
+    let out = b.ok(&["delete", &format!("{host}/team/app:v1")]);
+    assert_eq!(out.trim(), format!("Deleted: {host}/team/app@{}", img.manifest_digest));
+    for tag in ["v1", "v2"] {
+        fails_with(&b, &["digest", &format!("{host}/team/app:{tag}")], "not found");
+        let gone = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{host}/team/app:{tag}"),
+            ])
+            .output()
+            .expect("skopeo");
+        assert!(!gone.status.success(), "skopeo still finds {tag}");
+    }
+    // By digest.
+    let pinned = format!("{host}/team/multi@{}", index.digest);
+    b.ok(&["delete", &pinned]);
+    fails_with(&b, &["manifest", "inspect", &pinned], "not found");
+    fails_with(&b, &["delete", &pinned], "not found");
+
+    // A registry with deletion off answers 405: explained.
+    let locked = Registry::start(Options {
+        delete_enabled: false,
+        ..Options::default()
+    });
+    img.push(&locked, "team/app", "v1");
+    let e = fails_with(
+        &b,
+        &["delete", &format!("{}/team/app:v1", locked.host())],
+        "does not allow deleting manifests: it answered HTTP 405",
+    );
+    assert!(e.contains("REGISTRY_STORAGE_DELETE_ENABLED=true"), "{e}");
+    assert_eq!(
+        b.ok(&["digest", &format!("{}/team/app:v1", locked.host())]).trim(),
+        img.manifest_digest
+    );
+}
+
+#[test]
+fn tag_remote_moves_no_blob() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let (img, _, _, index) = populated(&reg);
+    let proxy = SlowProxy::start(&reg.host(), 0);
+    let b = Barge::new();
+    let host = proxy.host();
+    let out = b.ok(&["tag", "--remote", &format!("{host}/team/app:v1"), "release"]);
+    assert_eq!(out.trim(), format!("{host}/team/app:release@{}", img.manifest_digest));
+    b.ok(&[
+        "image",
+        "tag",
+        "--remote",
+        &format!("{host}/team/multi"),
+        &format!("{host}/team/multi:stable"),
+    ]);
+    for line in proxy.request_lines() {
+        assert!(!line.contains("/blobs/"), "tag --remote touched a blob: {line}");
+    }
+    for (r, want) in [
+        ("team/app:release", &img.manifest_digest),
+        ("team/multi:stable", &index.digest),
+    ] {
+        let raw = skopeo_raw(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/{r}", reg.host()),
+        ]);
+        assert_eq!(&sha256(&raw), want, "{r}");
+    }
+    fails_with(
+        &b,
+        &[
+            "tag",
+            "--remote",
+            &format!("{host}/team/app:v1"),
+            &format!("{host}/other:v1"),
+        ],
+        "within one repository",
+    );
+    // Nothing was stored locally.
+    assert!(
+        !b.root().join("oci/index.json").exists() || b.index()["manifests"].as_array().is_none_or(|m| m.is_empty())
+    );
+}
+
+#[test]
+fn bad_arguments_fail_before_any_request() {
+    let server = CannedServer::start(vec![]);
+    let h = server.host();
+    let b = Barge::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let missing_dir = dir.path().join("nope/out");
+    let d = format!("sha256:{}", "a".repeat(64));
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["manifest".into(), "inspect".into(), format!("{h}/UPPER")],
+            "invalid reference",
+        ),
+        (
+            vec![
+                "manifest".into(),
+                "inspect".into(),
+                "--platform".into(),
+                "linux//".into(),
+                format!("{h}/r"),
+            ],
+            "--platform",
+        ),
+        (vec!["tags".into(), format!("{h}/r:tag")], "without a tag or digest"),
+        (
+            vec!["tags".into(), "--format".into(), "{{.Tag".into(), format!("{h}/r")],
+            "--format",
+        ),
+        (vec!["catalog".into(), format!("{h}/r")], "give HOST[:PORT]"),
+        (vec!["digest".into(), format!("{h}/r:bad tag")], "invalid reference"),
+        (vec!["config".into(), format!("{h}/r@sha256:12")], "invalid reference"),
+        (vec!["blob".into(), format!("{h}/r:latest")], "name the blob by digest"),
+        (
+            vec![
+                "blob".into(),
+                "-o".into(),
+                missing_dir.display().to_string(),
+                format!("{h}/r@{d}"),
+            ],
+            "does not exist",
+        ),
+        (vec!["delete".into(), format!("{h}/r")], "with a tag or digest"),
+        (
+            vec![
+                "tag".into(),
+                "--remote".into(),
+                format!("{h}/r:a"),
+                format!("{h}/r@{d}"),
+            ],
+            "digest reference",
+        ),
+        (
+            vec!["tag".into(), "--remote".into(), format!("{h}/r:a"), format!("{h}/s:b")],
+            "within one repository",
+        ),
+        (
+            vec!["inspect".into(), "--remote".into(), format!("{h}/r::")],
+            "invalid reference",
+        ),
+    ];
+    for (args, what) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&b, &args, what);
+    }
+    assert!(server.requests().is_empty(), "requests sent: {:?}", server.requests());
 }

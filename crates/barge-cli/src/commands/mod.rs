@@ -180,6 +180,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Digest(a) => toolkit::digest(&env, &a),
         Command::Config(a) => toolkit::config(&env, &a),
         Command::Blob(a) => toolkit::blob(&env, &a),
+        Command::Delete(a) => toolkit::delete(&env, &a),
     }
 }
 
@@ -205,6 +206,7 @@ fn image_verb(env: &Env, verb: ImageVerb) -> Result<i32, Failure> {
         ImageVerb::Build(a) => build::build(env, &a),
         ImageVerb::Save(a) => copy::save(env, &a),
         ImageVerb::Load(a) => copy::load(env, &a),
+        ImageVerb::Tag(a) if a.remote => toolkit::tag_remote(env, &a),
         ImageVerb::Tag(a) => images::tag(env, &a),
         ImageVerb::History(a) => images::history(env, &a),
     }

@@ -3,11 +3,13 @@
 //! validates its arguments before any request.
 
 use super::Env;
-use crate::args::{BlobArgs, CatalogArgs, ConfigArgs, DigestArgs, InspectArgs, ManifestInspectArgs, TagsArgs};
+use crate::args::{
+    BlobArgs, CatalogArgs, ConfigArgs, DeleteArgs, DigestArgs, InspectArgs, ManifestInspectArgs, TagArgs, TagsArgs,
+};
 use crate::failure::{Context, Failure};
 use crate::format::Template;
 use barge_engine::remote::{self, BlobOutput};
-use barge_oci::Reference;
+use barge_oci::{Digest, Reference};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -269,5 +271,48 @@ pub fn blob(env: &Env, a: &BlobArgs) -> Result<i32, Failure> {
             remote::blob(&client, &reference, &digest, BlobOutput::Stream(&mut out)).context(what)?
         }
     };
+    Ok(0)
+}
+
+pub fn delete(env: &Env, a: &DeleteArgs) -> Result<i32, Failure> {
+    let reference = Reference::parse(&a.reference).context(|| format!("invalid reference {:?}", a.reference))?;
+    if reference.tag().is_none() && reference.digest().is_none() {
+        return Err(Failure::msg(format!(
+            "{}: name what to delete with a tag or digest (NAME:TAG or NAME@sha256:<hex>); barge does not assume latest here",
+            a.reference
+        )));
+    }
+    let client = env.client()?;
+    let d: Digest = remote::delete(&client, &reference).context(|| format!("deleting {}", reference.familiar()))?;
+    write_stdout(format!("Deleted: {}@{d}\n", reference.familiar_name()).as_bytes())?;
+    Ok(0)
+}
+
+pub fn tag_remote(env: &Env, a: &TagArgs) -> Result<i32, Failure> {
+    let source = image_ref(&a.source)?;
+    // TARGET: a tag alone, or a reference in the source's repository.
+    let target = match source.with_tag(&a.target) {
+        Ok(t) if !a.target.contains(['/', '@']) => t,
+        _ => Reference::parse_default_tag(&a.target).context(|| format!("invalid target {:?}", a.target))?,
+    };
+    let Some(tag) = target.tag().filter(|_| target.digest().is_none()) else {
+        return Err(Failure::msg(format!(
+            "refusing to create a tag with a digest reference: {}",
+            a.target
+        )));
+    };
+    if target.registry() != source.registry() || target.repository() != source.repository() {
+        return Err(Failure::msg(format!(
+            "{} is not in {}'s repository: tag --remote moves no blob, so it tags within one repository; use 'barge copy docker://{} docker://{}' to copy",
+            target.familiar(),
+            source.familiar(),
+            source,
+            target
+        )));
+    }
+    let client = env.client()?;
+    let d = remote::retag(&client, &source, tag)
+        .context(|| format!("tagging {} as {}", source.familiar(), target.familiar()))?;
+    write_stdout(format!("{}@{d}\n", target.familiar()).as_bytes())?;
     Ok(0)
 }
