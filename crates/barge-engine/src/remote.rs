@@ -42,6 +42,10 @@ pub enum RemoteError {
     },
     #[error("writing the blob to standard output: {0}")]
     Stdout(io::Error),
+    #[error("{reference} holds a {media_type}, not the index of referrers its tag stands for")]
+    NotAnIndex { reference: String, media_type: String },
+    #[error(transparent)]
+    Reference(#[from] barge_oci::ReferenceError),
 }
 
 impl From<RegistryError> for RemoteError {
@@ -331,4 +335,75 @@ pub fn delete(client: &Client, reference: &Reference) -> Result<Digest, RemoteEr
 pub fn retag(client: &Client, source: &Reference, tag: &str) -> Result<Digest, RemoteError> {
     let m = client.get_manifest(source)?;
     Ok(client.put_manifest(source, tag, &m.media_type, &m.bytes)?)
+}
+
+/// Where a list of referrers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// The OCI 1.1 referrers API.
+    Api,
+    /// The registry has no such API: the index tagged `sha256-<hex>`,
+    /// which tools pushing a manifest with a `subject` keep up to date.
+    TagSchema,
+}
+
+/// The manifests that refer to an image.
+#[derive(Debug, Clone)]
+pub struct Referrers {
+    /// The digest they refer to (the reference resolved).
+    pub subject: Digest,
+    pub source: ReferrersSource,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// The tag under which the referrers of `digest` are kept where a registry
+/// has no referrers API: `sha256-<hex>`.
+pub fn referrers_tag(digest: &Digest) -> String {
+    digest.to_string().replace(':', "-")
+}
+
+/// Lists the referrers of the manifest `reference` names (a tag is
+/// resolved by a `HEAD`), only those of `artifact_type` when given:
+/// through the referrers API, else the `sha256-<hex>` tag schema (no such
+/// tag: none).
+pub fn referrers(
+    client: &Client,
+    reference: &Reference,
+    artifact_type: Option<&str>,
+) -> Result<Referrers, RemoteError> {
+    let subject = match reference.digest() {
+        Some(d) => d.clone(),
+        None => digest(client, reference)?,
+    };
+    if let Some(manifests) = client.referrers(reference, &subject, artifact_type)? {
+        return Ok(Referrers {
+            subject,
+            source: ReferrersSource::Api,
+            manifests,
+        });
+    }
+    let tag = referrers_tag(&subject);
+    let at = reference.with_tag(&tag)?;
+    let mut manifests = match client.get_manifest(&at) {
+        Ok(FetchedManifest {
+            manifest: Manifest::Index { index, .. },
+            ..
+        }) => index.manifests,
+        Ok(other) => {
+            return Err(RemoteError::NotAnIndex {
+                reference: at.familiar(),
+                media_type: other.media_type,
+            })
+        }
+        Err(RegistryError::ManifestNotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(t) = artifact_type {
+        manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
+    }
+    Ok(Referrers {
+        subject,
+        source: ReferrersSource::TagSchema,
+        manifests,
+    })
 }

@@ -1,9 +1,10 @@
 //! Looking at and changing what a registry holds without moving images:
-//! a blob's size by `HEAD`, and manifest deletion.
+//! a blob's size by `HEAD`, manifest deletion, the referrers API.
 
-use crate::client::{Client, Method, Request, Target};
+use crate::auth::Scope;
+use crate::client::{encode_query, Client, Method, Request, Target};
 use crate::error::{Feature, RegistryError};
-use barge_oci::{Digest, Reference};
+use barge_oci::{Descriptor, Digest, Reference};
 
 impl Client {
     /// The size of a blob of the repository (`HEAD`, pull access), or
@@ -60,5 +61,45 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// The manifests that name `digest` as their `subject`, through the OCI
+    /// 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`, following
+    /// `Link` pages), only those of `artifact_type` when given (asked of
+    /// the registry, and applied here too: registries may ignore the
+    /// filter). `None` when the registry has no referrers API (404): the
+    /// caller falls back to the `sha256-<hex>` tag schema.
+    pub fn referrers(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        let base = self.host(r.api_host())?.base.clone();
+        let mut first = format!("{base}/v2/{}/referrers/{digest}", r.repository());
+        if let Some(t) = artifact_type {
+            first.push('?');
+            first.push_str(&encode_query(&[("artifactType", t.to_string())]));
+        }
+        let mut out = Vec::new();
+        let listed = self.pages(r, &[Scope::pull(r)], first, "referrers", |p: Page| {
+            let n = p.manifests.len();
+            out.extend(p.manifests);
+            n
+        });
+        match listed {
+            Ok(()) => {}
+            Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        if let Some(t) = artifact_type {
+            out.retain(|d| d.artifact_type.as_deref() == Some(t));
+        }
+        Ok(Some(out))
     }
 }

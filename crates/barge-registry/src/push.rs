@@ -327,7 +327,7 @@ impl Client {
     /// [`MAX_LISTING_NAMES`] names in at most [`MAX_LISTING_PAGES`] pages:
     /// everything listed stays in memory, and a registry decides how many
     /// pages there are. `each` returns how many names a page added.
-    fn pages<T: serde::de::DeserializeOwned>(
+    pub(crate) fn pages<T: serde::de::DeserializeOwned>(
         &self,
         r: &Reference,
         scopes: &[Scope],
