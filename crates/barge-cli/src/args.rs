@@ -111,6 +111,8 @@ pub enum Command {
     Blob(BlobArgs),
     /// Delete a manifest from its registry (a tag is resolved to its digest first)
     Delete(DeleteArgs),
+    /// List the manifests that refer to an image (signatures, SBOMs, attestations)
+    Referrers(ReferrersArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +188,19 @@ pub struct BlobArgs {
     /// Write to FILE (it appears only once the digest is verified) instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReferrersArgs {
+    /// The subject: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Only referrers of this artifact type
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Format output: json (an OCI index, as the referrers API answers), or a Go template such as '{{.Digest}}'
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -645,3 +645,198 @@ fn bad_arguments_fail_before_any_request() {
     }
     assert!(server.requests().is_empty(), "requests sent: {:?}", server.requests());
 }
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// An OCI 1.1 artifact manifest (the empty config, one layer) whose
+/// subject is `subject`; pushed by digest. Returns its descriptor as a
+/// referrers index lists it.
+fn push_artifact(reg: &Registry, repo: &str, subject: &Image, artifact_type: &str, content: &[u8]) -> Value {
+    let empty = b"{}";
+    push_blob(reg, repo, empty);
+    push_blob(reg, repo, content);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(empty), "size": 2},
+        "layers": [{"mediaType": artifact_type, "digest": sha256(content), "size": content.len()}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.manifest_digest, "size": subject.manifest.len()},
+        "annotations": {"org.example.kind": artifact_type},
+    }))
+    .expect("artifact manifest");
+    let digest = sha256(&manifest);
+    push_manifest(reg, repo, &digest, OCI_MANIFEST, &manifest);
+    serde_json::json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": digest,
+        "size": manifest.len(),
+        "annotations": {"org.example.kind": artifact_type},
+        "artifactType": artifact_type,
+    })
+}
+
+#[test]
+fn referrers_fall_back_to_the_tag_schema() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    // docker-registry 2.8 has no referrers API: the fallback's test.
+    let reg = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "subject");
+    img.push(&reg, "team/app", "v1");
+    let sbom = push_artifact(
+        &reg,
+        "team/app",
+        &img,
+        "application/spdx+json",
+        b"{\"spdxVersion\":\"SPDX-2.3\"}",
+    );
+    let sig = push_artifact(
+        &reg,
+        "team/app",
+        &img,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        b"signature",
+    );
+    let proxy = SlowProxy::start(&reg.host(), 0);
+    let b = Barge::new();
+    let subject = format!("{}/team/app:v1", proxy.host());
+    let tag = format!("sha256-{}", &img.manifest_digest[7..]);
+
+    // No fallback index yet: nothing refers to it.
+    let out = b.run(&["referrers", &subject]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "the header alone"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("listed the {tag} tag instead")));
+    let lines = proxy.request_lines();
+    let api = lines
+        .iter()
+        .position(|l| l.contains(&format!("/referrers/{}", img.manifest_digest)));
+    let fallback = lines.iter().position(|l| l.contains(&format!("/manifests/{tag}")));
+    assert!(
+        matches!((api, fallback), (Some(a), Some(f)) if a < f),
+        "the API first, then the tag: {lines:?}"
+    );
+
+    // The index a pusher keeps under sha256-<hex>, as oras and cosign do.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [sbom, sig],
+    }))
+    .expect("index");
+    push_manifest(&reg, "team/app", &tag, OCI_INDEX, &index);
+
+    let table = b.ok(&["referrers", &subject]);
+    for d in [&sbom, &sig] {
+        let digest = d["digest"].as_str().expect("digest");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(digest) && l.contains(d["artifactType"].as_str().expect("type"))),
+            "{table}"
+        );
+    }
+    let only: Vec<String> = b
+        .ok(&[
+            "referrers",
+            "--artifact-type",
+            "application/spdx+json",
+            "--format",
+            "{{.Digest}}",
+            &subject,
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(only, [sbom["digest"].as_str().expect("digest")]);
+    // By digest, as JSON: the same descriptors skopeo reads under the tag.
+    let pinned = format!("{}/team/app@{}", proxy.host(), img.manifest_digest);
+    let ours: Value = serde_json::from_str(&b.ok(&["referrers", "--format", "json", &pinned])).expect("JSON");
+    let theirs: Value = serde_json::from_slice(&skopeo_raw(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/team/app:{tag}", reg.host()),
+    ]))
+    .expect("skopeo JSON");
+    assert_eq!(ours["manifests"], theirs["manifests"]);
+    assert_eq!(ours["mediaType"], OCI_INDEX);
+    fails_with(
+        &b,
+        &["referrers", "--artifact-type", "sbom", &subject],
+        "give a media type",
+    );
+}
+
+#[test]
+fn referrers_api_is_used_where_the_registry_has_one() {
+    // docker-registry 2.8 has no referrers API and none is packaged here:
+    // the harness's canned server answers that one endpoint (and the HEAD
+    // that resolves the tag), pages and all, ignoring artifactType.
+    let subject = format!("sha256:{}", "5".repeat(64));
+    let desc = |n: char, t: &str| serde_json::json!({"mediaType": OCI_MANIFEST, "digest": format!("sha256:{}", n.to_string().repeat(64)), "size": 100, "artifactType": t});
+    let page = |manifests: Vec<Value>| {
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).to_string()
+    };
+    let first = format!("/v2/r/referrers/{subject}");
+    let next = format!("{first}?last=2");
+    let server = CannedServer::start(vec![
+        (
+            "/v2/r/manifests/v1",
+            Response::new(200, OCI_MANIFEST, "{}").header("Docker-Content-Digest", &subject),
+        ),
+        (
+            first.as_str(),
+            Response::new(
+                200,
+                OCI_INDEX,
+                page(vec![desc('1', "application/spdx+json"), desc('2', "text/plain")]),
+            )
+            .header("Link", &format!("<{next}>; rel=\"next\"")),
+        ),
+        (
+            next.as_str(),
+            Response::new(200, OCI_INDEX, page(vec![desc('3', "application/spdx+json")])),
+        ),
+    ]);
+    let b = Barge::new();
+    let at = format!("{}/r:v1", server.host());
+    let out = b.run(&["referrers", "--format", "{{.Digest}} {{.ArtifactType}}", &at]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "no fallback note: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 3, "both pages: {listed}");
+    let spdx = b.ok(&[
+        "referrers",
+        "--artifact-type",
+        "application/spdx+json",
+        "--format",
+        "{{.Digest}}",
+        &at,
+    ]);
+    assert_eq!(
+        spdx,
+        format!("sha256:{}\nsha256:{}\n", "1".repeat(64), "3".repeat(64)),
+        "filtered here when the registry did not"
+    );
+    let asked: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        asked
+            .iter()
+            .any(|p| p == &format!("{first}?artifactType=application%2Fspdx%2Bjson")),
+        "the filter is asked of the registry: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|p| p.contains("/manifests/sha256-")),
+        "no fallback: {asked:?}"
+    );
+}

@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Config(a) => toolkit::config(&env, &a),
         Command::Blob(a) => toolkit::blob(&env, &a),
         Command::Delete(a) => toolkit::delete(&env, &a),
+        Command::Referrers(a) => toolkit::referrers(&env, &a),
     }
 }
 

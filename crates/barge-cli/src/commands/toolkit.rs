@@ -1,10 +1,12 @@
 //! The registry toolkit: `manifest inspect`, `inspect --remote`, `tags`,
-//! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`. Each
+//! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`,
+//! `referrers`. Each
 //! validates its arguments before any request.
 
 use super::Env;
 use crate::args::{
-    BlobArgs, CatalogArgs, ConfigArgs, DeleteArgs, DigestArgs, InspectArgs, ManifestInspectArgs, TagArgs, TagsArgs,
+    BlobArgs, CatalogArgs, ConfigArgs, DeleteArgs, DigestArgs, InspectArgs, ManifestInspectArgs, ReferrersArgs,
+    TagArgs, TagsArgs,
 };
 use crate::failure::{Context, Failure};
 use crate::format::Template;
@@ -314,5 +316,61 @@ pub fn tag_remote(env: &Env, a: &TagArgs) -> Result<i32, Failure> {
     let d = remote::retag(&client, &source, tag)
         .context(|| format!("tagging {} as {}", source.familiar(), target.familiar()))?;
     write_stdout(format!("{}@{d}\n", target.familiar()).as_bytes())?;
+    Ok(0)
+}
+
+pub fn referrers(env: &Env, a: &ReferrersArgs) -> Result<i32, Failure> {
+    let reference = image_ref(&a.reference)?;
+    if a.artifact_type
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || !t.contains('/'))
+    {
+        return Err(Failure::msg(format!(
+            "--artifact-type {:?}: give a media type, such as application/vnd.dev.cosign.artifact.sig.v1+json",
+            a.artifact_type.as_deref().unwrap_or_default()
+        )));
+    }
+    if let Some(t) = a.format.as_deref().filter(|f| *f != "json") {
+        Template::parse(t).context(|| "--format".to_string())?;
+    }
+    let client = env.client()?;
+    let found = remote::referrers(&client, &reference, a.artifact_type.as_deref())
+        .context(|| format!("listing the referrers of {}", reference.familiar()))?;
+    let document = json!({
+        "schemaVersion": 2,
+        "mediaType": barge_oci::media::OCI_INDEX,
+        "manifests": found.manifests,
+    });
+    let rows: Vec<Value> = found
+        .manifests
+        .iter()
+        .map(|d| {
+            json!({
+                "Digest": d.digest.to_string(),
+                "ArtifactType": d.artifact_type.clone().unwrap_or_default(),
+                "MediaType": d.media_type,
+                "Size": d.size,
+                "Annotations": d.annotations,
+            })
+        })
+        .collect();
+    match a.format.as_deref() {
+        Some(f) => print_listing(Some(f), &document, &rows, "Digest")?,
+        None => {
+            let mut lines = vec!["DIGEST\tARTIFACT TYPE\tSIZE".to_string()];
+            for r in &rows {
+                let cell = |k: &str| barge_registry::sanitize(r[k].as_str().unwrap_or_default());
+                lines.push(format!("{}\t{}\t{}", cell("Digest"), cell("ArtifactType"), r["Size"]));
+            }
+            write_stdout(crate::format::tabulate(&lines).as_bytes())?;
+        }
+    }
+    if found.source == remote::ReferrersSource::TagSchema {
+        eprintln!(
+            "note: {} has no referrers API; listed the {} tag instead",
+            reference.registry(),
+            remote::referrers_tag(&found.subject)
+        );
+    }
     Ok(0)
 }
