@@ -689,6 +689,10 @@ pub struct CopyArgs {
     /// Suppress progress output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Carry the image's referrers (signatures, SBOMs, attestations) and
+    /// cosign's .att and .sbom tags too, registry to registry
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -748,6 +752,10 @@ pub struct MirrorArgs {
     /// Print only failures and the summary
     #[arg(short, long)]
     pub quiet: bool,
+    /// Carry each image's referrers and cosign's .att and .sbom tags (the
+    /// default); --referrers=false mirrors tags alone
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = true, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,9 @@ pub struct CopyOptions {
     pub max_concurrent: usize,
     /// The policy a registry source must pass before anything is written; `None`: none.
     pub trust: Option<std::sync::Arc<TrustPolicy>>,
+    /// Carry the image's referrers and cosign's `.att`/`.sbom` tags too
+    /// (registry to registry); `.sig` signatures go with every copy.
+    pub referrers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +143,8 @@ pub fn copy(
     }
     let names = src.names();
     let all = opts.all.unwrap_or(!dst.single_platform()) && !dst.single_platform();
+    // The manifests written, the one the destination names first.
+    let mut children = Vec::new();
     let written = match top.parse()? {
         Manifest::Index { index, .. } if all => {
             for child in index
@@ -150,6 +155,7 @@ pub fn copy(
                 let m = src.manifest_by_digest(&child.digest)?;
                 copy_image(src, dst, &m, opts, progress)?;
                 dst.put_manifest(&m, false, &names)?;
+                children.push(m.digest.clone());
             }
             progress.message("Writing manifest list to image destination");
             dst.put_manifest(&top, true, &names)?;
@@ -179,6 +185,14 @@ pub fn copy(
     if let Some(s) = signatures {
         progress.message("Copying signatures");
         dst.put_signatures(&s)?;
+    }
+    if let (true, Some(from), Some(to)) = (opts.referrers, src.client().zip(src.registry()), dst.registry()) {
+        for subject in std::iter::once(&written).chain(&children) {
+            let n = crate::attached::carry(from, to, subject, opts, progress)?;
+            if n > 0 {
+                progress.message(&format!("Copied {n} referrers of {}", subject.short()));
+            }
+        }
     }
     Ok(CopyOutcome { digest: written })
 }

@@ -16,7 +16,8 @@
 //!
 //! `copy` streams an image between any two transports, digests preserved;
 //! `mirror` plans repository and registry copies and re-copies only what
-//! changed, found with `HEAD` requests.
+//! changed, found with `HEAD` requests. Both can carry what is attached
+//! to an image (`attached`): referrers and cosign's legacy tags.
 //!
 //! `remote` is the registry toolkit: manifests, remote inspect, digests,
 //! configs, blobs, deletion and retagging, without the store.
@@ -26,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attached;
 mod copy;
 pub mod mirror;
 mod pull;

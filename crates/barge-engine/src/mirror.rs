@@ -107,14 +107,18 @@ pub enum MirrorResult {
 }
 
 /// The images a source/destination pair stands for. Lists tags (and the
-/// catalog for a whole registry); fetches no manifest.
+/// catalog for a whole registry); fetches no manifest. With `referrers`,
+/// the tags that hold what is attached to an image (`sha256-<hex>`,
+/// `.sig`, `.att`, `.sbom`) are left out: they travel with their image.
 pub fn plan(
     client: &Client,
     source: &Endpoint,
     destination: &Endpoint,
     tags: Option<&TagFilter>,
+    referrers: bool,
 ) -> Result<Vec<MirrorJob>, CopyError> {
-    let wanted = |t: &String| tags.is_none_or(|f| f.matches(t));
+    let wanted =
+        |t: &String| tags.is_none_or(|f| f.matches(t)) && !(referrers && crate::attached::is_attachment_tag(t));
     let repo_jobs = |src: &Reference, dst: &Reference| -> Result<Vec<MirrorJob>, CopyError> {
         let mut jobs = Vec::new();
         for t in client
@@ -263,6 +267,9 @@ pub struct MirrorOptions {
     pub max_concurrent: usize,
     /// The policy each source image must pass; `None`: none.
     pub trust: Option<std::sync::Arc<crate::trust::TrustPolicy>>,
+    /// Carry referrers and cosign's `.att`/`.sbom` tags with each image copied
+    /// (and, with `verify`, with each image found unchanged).
+    pub referrers: bool,
 }
 
 /// Mirrors one image: `HEAD` on the source; the destination is asked only
@@ -286,6 +293,19 @@ pub fn mirror_image(
     }
     if let Some(have) = client.head_manifest(&job.destination)? {
         if have.digest == want {
+            // Asked anyway: whatever was attached at the source since comes along.
+            if opts.verify && opts.referrers && !opts.dry_run {
+                crate::attached::carry(
+                    (client, &job.source),
+                    (client, &job.destination),
+                    &want,
+                    &CopyOptions {
+                        max_concurrent: opts.max_concurrent,
+                        ..Default::default()
+                    },
+                    &Silent,
+                )?;
+            }
             record.set(&job.destination, &want);
             return Ok(MirrorResult::Unchanged(want));
         }
@@ -315,6 +335,7 @@ pub fn mirror_image(
         platform: None,
         max_concurrent: opts.max_concurrent,
         trust: opts.trust.clone(),
+        referrers: opts.referrers,
     };
     let out = copy(&src, &dst, &copy_opts, &Silent)?;
     record.set(&job.destination, &out.digest);

@@ -382,22 +382,7 @@ pub fn referrers(
             manifests,
         });
     }
-    let tag = referrers_tag(&subject);
-    let at = reference.with_tag(&tag)?;
-    let mut manifests = match client.get_manifest(&at) {
-        Ok(FetchedManifest {
-            manifest: Manifest::Index { index, .. },
-            ..
-        }) => index.manifests,
-        Ok(other) => {
-            return Err(RemoteError::NotAnIndex {
-                reference: at.familiar(),
-                media_type: other.media_type,
-            })
-        }
-        Err(RegistryError::ManifestNotFound { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let mut manifests = tagged_referrers(client, &reference.with_tag(&referrers_tag(&subject))?)?;
     if let Some(t) = artifact_type {
         manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
     }
@@ -406,4 +391,56 @@ pub fn referrers(
         source: ReferrersSource::TagSchema,
         manifests,
     })
+}
+
+/// The descriptors of the referrers index at the `sha256-<hex>` tag
+/// `tagged`; none when there is no such tag.
+fn tagged_referrers(client: &Client, tagged: &Reference) -> Result<Vec<Descriptor>, RemoteError> {
+    match client.get_manifest(tagged) {
+        Ok(FetchedManifest {
+            manifest: Manifest::Index { index, .. },
+            ..
+        }) => Ok(index.manifests),
+        Ok(other) => Err(RemoteError::NotAnIndex {
+            reference: tagged.familiar(),
+            media_type: other.media_type,
+        }),
+        Err(RegistryError::ManifestNotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes `added` (manifests just pushed with `subject` as their subject)
+/// findable as its referrers at `at`'s repository. A registry with the
+/// referrers API indexes them itself; for one without it, the index
+/// tagged `sha256-<hex>` is read, the missing descriptors appended, and
+/// written back. Returns whether the fallback index was written.
+pub fn index_referrers(
+    client: &Client,
+    at: &Reference,
+    subject: &Digest,
+    added: &[Descriptor],
+) -> Result<bool, RemoteError> {
+    if added.is_empty() || client.referrers(at, subject, None)?.is_some() {
+        return Ok(false);
+    }
+    let tagged = at.with_tag(&referrers_tag(subject))?;
+    let mut manifests = tagged_referrers(client, &tagged)?;
+    let before = manifests.len();
+    for d in added {
+        if !manifests.iter().any(|m| m.digest == d.digest) {
+            manifests.push(d.clone());
+        }
+    }
+    if manifests.len() == before {
+        return Ok(false);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": barge_oci::media::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let bytes = index.to_string().into_bytes();
+    client.put_manifest(&tagged, &tagged.manifest_key(), barge_oci::media::OCI_INDEX, &bytes)?;
+    Ok(true)
 }

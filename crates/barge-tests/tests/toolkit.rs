@@ -840,3 +840,122 @@ fn referrers_api_is_used_where_the_registry_has_one() {
         "no fallback: {asked:?}"
     );
 }
+
+/// The digest skopeo reads at `docker://LOCATION`, or `None` when there is no such manifest.
+fn skopeo_digest(location: &str) -> Option<String> {
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{location}"),
+        ])
+        .output()
+        .expect("running skopeo");
+    out.status.success().then(|| sha256(&out.stdout))
+}
+
+#[test]
+fn mirror_and_copy_carry_referrers_and_cosign_tags() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    // Neither registry has the referrers API: the tag schema on both sides.
+    let src = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "carried");
+    img.push(&src, "team/app", "v1");
+    let sbom = push_artifact(
+        &src,
+        "team/app",
+        &img,
+        "application/spdx+json",
+        b"{\"spdxVersion\":\"SPDX-2.3\"}",
+    );
+    let tag = format!("sha256-{}", &img.manifest_digest[7..]);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [sbom],
+    }))
+    .expect("index");
+    push_manifest(&src, "team/app", &tag, OCI_INDEX, &index);
+    // cosign's legacy attestation tag: an image manifest of its own.
+    let att = Image::simple(Style::Oci, Compression::Gzip, "attestation");
+    att.push(&src, "team/app", &format!("{tag}.att"));
+    let sbom_digest = sbom["digest"].as_str().expect("digest").to_string();
+
+    let dst = Registry::anonymous();
+    let src_proxy = SlowProxy::start(&src.host(), 0);
+    let dst_proxy = SlowProxy::start(&dst.host(), 0);
+    let (s, d) = (src_proxy.host(), dst_proxy.host());
+    let b = Barge::new();
+
+    // The attachment tags are not images of their own: one image mirrored.
+    let out = b.run(&["mirror", &format!("{s}/team/app"), &format!("{d}/team/app")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 images: 1 copied, 0 unchanged, 0 failed"), "{stderr}");
+    let at = |repo: &str, key: &str| {
+        let sep = if key.starts_with("sha256:") { '@' } else { ':' };
+        skopeo_digest(&format!("{}/{repo}{sep}{key}", dst.host()))
+    };
+    assert_eq!(at("team/app", "v1").as_deref(), Some(img.manifest_digest.as_str()));
+    assert_eq!(at("team/app", &sbom_digest).as_deref(), Some(sbom_digest.as_str()));
+    assert_eq!(
+        at("team/app", &format!("{tag}.att")).as_deref(),
+        Some(att.manifest_digest.as_str())
+    );
+    // The fallback index at the destination lists the SBOM, as barge referrers reads it.
+    let listed = b.ok(&[
+        "referrers",
+        "--format",
+        "{{.Digest}} {{.ArtifactType}}",
+        &format!("{}/team/app:v1", dst.host()),
+    ]);
+    assert_eq!(listed, format!("{sbom_digest} application/spdx+json\n"));
+
+    // A re-run: one HEAD per tag at the source, nothing at the destination.
+    src_proxy.reset_counters();
+    dst_proxy.reset_counters();
+    let out = b.ok(&["mirror", &format!("{s}/team/app"), &format!("{d}/team/app")]);
+    assert_eq!(out.matches("Unchanged").count(), 1, "{out}");
+    let heads: Vec<String> = src_proxy
+        .request_lines()
+        .into_iter()
+        .filter(|l| !l.contains("/tags/list") && !l.starts_with("GET /v2/ "))
+        .collect();
+    assert_eq!(heads.len(), 1, "one HEAD for v1: {heads:?}");
+    assert!(
+        heads[0].starts_with("HEAD ") && heads[0].contains("/manifests/v1"),
+        "{heads:?}"
+    );
+    assert!(dst_proxy.request_lines().is_empty(), "{:?}", dst_proxy.request_lines());
+
+    // copy leaves referrers behind unless asked.
+    b.ok(&[
+        "copy",
+        &format!("docker://{s}/team/app:v1"),
+        &format!("docker://{d}/plain:v1"),
+    ]);
+    assert_eq!(at("plain", &sbom_digest), None);
+    assert_eq!(at("plain", &tag), None);
+    b.ok(&[
+        "copy",
+        "--referrers",
+        &format!("docker://{s}/team/app:v1"),
+        &format!("docker://{d}/carried:v1"),
+    ]);
+    assert_eq!(at("carried", &sbom_digest).as_deref(), Some(sbom_digest.as_str()));
+    assert!(at("carried", &tag).is_some(), "the fallback index was written");
+    assert_eq!(
+        at("carried", &format!("{tag}.att")).as_deref(),
+        Some(att.manifest_digest.as_str())
+    );
+    // Mirroring again with --referrers=false copies the attachment tags as tags.
+    let out = b.ok(&[
+        "mirror",
+        "--dry-run",
+        "--referrers=false",
+        &format!("{s}/team/app"),
+        &format!("{d}/other"),
+    ]);
+    assert_eq!(out.matches("Would copy").count(), 3, "{out}");
+}
