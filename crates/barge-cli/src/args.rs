@@ -113,6 +113,46 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the manifests that refer to an image (signatures, SBOMs, attestations)
     Referrers(ReferrersArgs),
+    /// Push files to a registry as an OCI artifact, or pull them back (as oras does)
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCommand {
+    /// Push files as the layers of an OCI artifact manifest
+    Push(ArtifactPushArgs),
+    /// Write the files of an artifact into a directory, each digest verified
+    Pull(ArtifactPullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactPushArgs {
+    /// Where to push: NAME[:TAG]
+    #[arg(value_name = "NAME[:TAG]")]
+    pub reference: String,
+    /// The artifact's type, a media type (such as application/spdx+json)
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: String,
+    /// Files, each with an optional layer media type (FILE:TYPE)
+    #[arg(required = true, value_name = "FILE[:MEDIATYPE]")]
+    pub files: Vec<String>,
+    /// An annotation of the manifest (repeatable)
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// The image the artifact is about (same repository): it becomes one of its referrers
+    #[arg(long, value_name = "NAME[:TAG|@DIGEST]")]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactPullArgs {
+    /// The artifact: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Directory to write the files into (created when missing)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

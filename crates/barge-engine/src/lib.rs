@@ -20,13 +20,15 @@
 //! to an image (`attached`): referrers and cosign's legacy tags.
 //!
 //! `remote` is the registry toolkit: manifests, remote inspect, digests,
-//! configs, blobs, deletion and retagging, without the store.
+//! configs, blobs, deletion and retagging, without the store; `artifact`
+//! pushes and pulls files as OCI artifacts, as oras does.
 //!
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
 
 #![forbid(unsafe_code)]
 
+pub mod artifact;
 pub mod attached;
 mod copy;
 pub mod mirror;

@@ -46,6 +46,12 @@ pub enum RemoteError {
     NotAnIndex { reference: String, media_type: String },
     #[error(transparent)]
     Reference(#[from] barge_oci::ReferenceError),
+    #[error("{reference} is a {media_type}, not an artifact: name one image manifest")]
+    NotAnArtifact { reference: String, media_type: String },
+    #[error("file title {title:?}: {why}; nothing was written")]
+    BadTitle { title: String, why: String },
+    #[error("the subject {subject} is in another repository than {reference}: a manifest can refer only to one of its own repository")]
+    SubjectElsewhere { subject: String, reference: String },
 }
 
 impl From<RegistryError> for RemoteError {
@@ -318,6 +324,24 @@ fn verify<R: io::Read>(reader: HashingReader<R>, digest: &Digest, size: u64) -> 
     Ok(size)
 }
 
+/// Sends `size` bytes of `digest` to `at`'s repository from what `open`
+/// gives, unless the registry has that blob already.
+pub(crate) fn put_blob_if_missing<R: io::Read, E: From<RegistryError>>(
+    client: &Client,
+    at: &Reference,
+    digest: &Digest,
+    size: u64,
+    open: impl FnOnce() -> Result<R, E>,
+) -> Result<(), E> {
+    if client.blob_exists(at, digest)? {
+        return Ok(());
+    }
+    let mut reader = open()?;
+    let session = client.start_upload(at)?.location;
+    client.upload_blob_stream(at, &session, &mut reader, size, digest)?;
+    Ok(())
+}
+
 /// Deletes the manifest `reference` names from its registry, resolving a
 /// tag to its digest first (the distribution API deletes by digest only,
 /// and every tag naming that digest goes with it). Returns the digest.
@@ -443,4 +467,17 @@ pub fn index_referrers(
     let bytes = index.to_string().into_bytes();
     client.put_manifest(&tagged, &tagged.manifest_key(), barge_oci::media::OCI_INDEX, &bytes)?;
     Ok(true)
+}
+
+/// The descriptor a referrers list gives a manifest: its media type,
+/// digest and size, with the artifact type (else its config's media type)
+/// and annotations.
+pub fn referrer_descriptor(media_type: &str, bytes: &[u8], manifest: &ImageManifest) -> Descriptor {
+    let mut d = Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64);
+    d.artifact_type = manifest
+        .artifact_type
+        .clone()
+        .or_else(|| Some(manifest.config.media_type.clone()));
+    d.annotations = manifest.annotations.clone().filter(|a| !a.is_empty());
+    d
 }

@@ -959,3 +959,132 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
     ]);
     assert_eq!(out.matches("Would copy").count(), 3, "{out}");
 }
+
+#[test]
+fn artifacts_push_and_pull_back_byte_identical() {
+    if !require_root_and(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let img = Image::simple(Style::Oci, Compression::Gzip, "subject");
+    img.push(&reg, "team/app", "v1");
+    let work = tempfile::tempdir().expect("tempdir");
+    // Bigger than any buffer, with every byte value.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(work.path().join("sbom.json"), b"{\"spdxVersion\":\"SPDX-2.3\"}").expect("write");
+    std::fs::write(work.path().join("blob.bin"), &big).expect("write");
+    let b = Barge::new();
+    let at = format!("{}/team/app:sbom", reg.host());
+    let sbom_arg = format!("{}:application/spdx+json", work.path().join("sbom.json").display());
+    let blob_arg = work.path().join("blob.bin").display().to_string();
+    let out = b.run(&[
+        "artifact",
+        "push",
+        "--artifact-type",
+        "application/vnd.example.sbom",
+        "--annotation",
+        "org.example.note=hello",
+        "--subject",
+        &format!("{}/team/app:v1", reg.host()),
+        &at,
+        &sbom_arg,
+        &blob_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("has no referrers API"), "{stderr}");
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // What skopeo reads: an OCI 1.1 artifact manifest with the empty config.
+    let raw = skopeo_raw(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{at}")]);
+    assert_eq!(sha256(&raw), digest);
+    let m: Value = serde_json::from_slice(&raw).expect("manifest JSON");
+    assert_eq!(m["mediaType"], OCI_MANIFEST);
+    assert_eq!(m["artifactType"], "application/vnd.example.sbom");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+    assert_eq!(m["config"]["digest"], sha256(b"{}"));
+    assert_eq!(m["subject"]["digest"], img.manifest_digest.as_str());
+    assert_eq!(m["annotations"]["org.example.note"], "hello");
+    assert_eq!(m["layers"][0]["mediaType"], "application/spdx+json");
+    assert_eq!(
+        m["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "sbom.json"
+    );
+    assert_eq!(m["layers"][1]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    assert_eq!(m["layers"][1]["size"], big.len());
+
+    // It is a referrer of its subject (through the tag schema here).
+    let listed = b.ok(&[
+        "referrers",
+        "--format",
+        "{{.Digest}} {{.ArtifactType}}",
+        &format!("{}/team/app:v1", reg.host()),
+    ]);
+    assert_eq!(listed, format!("{digest} application/vnd.example.sbom\n"));
+
+    // Pulled back: byte-identical, by title.
+    let out_dir = work.path().join("out");
+    let pulled = b.ok(&["artifact", "pull", &at, "-o", &out_dir.display().to_string()]);
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    assert_eq!(std::fs::read(out_dir.join("blob.bin")).expect("blob.bin"), big);
+    assert_eq!(
+        std::fs::read(out_dir.join("sbom.json")).expect("sbom.json"),
+        b"{\"spdxVersion\":\"SPDX-2.3\"}"
+    );
+}
+
+#[test]
+fn artifact_pull_refuses_titles_that_leave_the_directory() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let content = b"not for you";
+    push_blob(&reg, "evil", b"{}");
+    push_blob(&reg, "evil", content);
+    let with_title = |title: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "text/plain",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
+            "layers": [
+                {"mediaType": "text/plain", "digest": sha256(content), "size": content.len(),
+                 "annotations": {"org.opencontainers.image.title": "fine.txt"}},
+                {"mediaType": "text/plain", "digest": sha256(content), "size": content.len(),
+                 "annotations": {"org.opencontainers.image.title": title}},
+            ],
+        }))
+        .expect("manifest")
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, out_dir.join("link")).expect("symlink");
+    let b = Barge::new();
+    for (tag, title, what) in [
+        ("dotdot", "../escaped.txt", "leaves"),
+        ("absolute", "/tmp/escaped.txt", "absolute"),
+        ("symlink", "link/escaped.txt", "symlink"),
+    ] {
+        push_manifest(&reg, "evil", tag, OCI_MANIFEST, &with_title(title));
+        fails_with(
+            &b,
+            &[
+                "artifact",
+                "pull",
+                &format!("{}/evil:{tag}", reg.host()),
+                "-o",
+                &out_dir.display().to_string(),
+            ],
+            what,
+        );
+    }
+    assert!(!work.path().join("escaped.txt").exists());
+    assert!(!outside.join("escaped.txt").exists());
+    assert!(!std::path::Path::new("/tmp/escaped.txt").exists());
+    // Titles are checked first: not even the harmless file was written.
+    assert!(!out_dir.join("fine.txt").exists());
+}

@@ -1,5 +1,6 @@
 //! One function per command: parse what the library needs, call it, print.
 
+mod artifact;
 mod build;
 mod containers;
 mod copy;
@@ -14,8 +15,8 @@ mod trust;
 pub use login::credential_helper;
 
 use crate::args::{
-    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, ManifestCommand, NetworkCommand,
-    SystemCommand,
+    ArtifactCommand, Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, ManifestCommand,
+    NetworkCommand, SystemCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
@@ -182,6 +183,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Blob(a) => toolkit::blob(&env, &a),
         Command::Delete(a) => toolkit::delete(&env, &a),
         Command::Referrers(a) => toolkit::referrers(&env, &a),
+        Command::Artifact(ArtifactCommand::Push(a)) => artifact::push(&env, &a),
+        Command::Artifact(ArtifactCommand::Pull(a)) => artifact::pull(&env, &a),
     }
 }
 

@@ -17,8 +17,18 @@ use serde_json::{json, Value};
 use std::io::Write;
 
 /// A reference to an image: `NAME[:TAG|@DIGEST]`, `latest` by default.
-fn image_ref(input: &str) -> Result<Reference, Failure> {
+pub(super) fn image_ref(input: &str) -> Result<Reference, Failure> {
     Reference::parse_default_tag(input).context(|| format!("invalid reference {input:?}"))
+}
+
+/// Refuses a flag's value that is not a media type (`type/subtype`).
+pub(super) fn media_type_arg(flag: &str, value: &str) -> Result<(), Failure> {
+    match value.split_once('/') {
+        Some((t, s)) if !t.is_empty() && !s.is_empty() && !value.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(Failure::msg(format!(
+            "{flag} {value:?}: give a media type, such as application/vnd.dev.cosign.artifact.sig.v1+json"
+        ))),
+    }
 }
 
 /// A repository alone: no tag, no digest.
@@ -321,14 +331,8 @@ pub fn tag_remote(env: &Env, a: &TagArgs) -> Result<i32, Failure> {
 
 pub fn referrers(env: &Env, a: &ReferrersArgs) -> Result<i32, Failure> {
     let reference = image_ref(&a.reference)?;
-    if a.artifact_type
-        .as_deref()
-        .is_some_and(|t| t.is_empty() || !t.contains('/'))
-    {
-        return Err(Failure::msg(format!(
-            "--artifact-type {:?}: give a media type, such as application/vnd.dev.cosign.artifact.sig.v1+json",
-            a.artifact_type.as_deref().unwrap_or_default()
-        )));
+    if let Some(t) = &a.artifact_type {
+        media_type_arg("--artifact-type", t)?;
     }
     if let Some(t) = a.format.as_deref().filter(|f| *f != "json") {
         Template::parse(t).context(|| "--format".to_string())?;
