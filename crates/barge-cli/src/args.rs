@@ -159,6 +159,69 @@ pub struct ArtifactPullArgs {
 pub enum ManifestCommand {
     /// Display an image manifest or manifest list from its registry
     Inspect(ManifestInspectArgs),
+    /// Draft a manifest list locally from images in a registry
+    Create(ManifestCreateArgs),
+    /// Set the platform of an image in a drafted manifest list
+    Annotate(ManifestAnnotateArgs),
+    /// Push a drafted manifest list to its registry
+    Push(ManifestPushArgs),
+    /// Remove drafted manifest lists
+    Rm(ManifestRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestCreateArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// Images (or manifest lists, whose images all join) in a registry
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Add to the draft of LIST when there is one
+    #[arg(short, long)]
+    pub amend: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestAnnotateArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// The image in it, as given to create (or by digest)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Operating system
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Architecture
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Architecture variant (such as v8 or v7)
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestPushArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// Where to push it [default: LIST]
+    #[arg(value_name = "DEST")]
+    pub destination: Option<String>,
+    /// Remove the draft once pushed
+    #[arg(short, long)]
+    pub purge: bool,
+    /// oci (an OCI image index) or v2s2 (a Docker manifest list)
+    #[arg(long, default_value = "oci", value_parser = ["oci", "v2s2"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestRmArgs {
+    /// Lists: NAME[:TAG]
+    #[arg(required = true, value_name = "LIST")]
+    pub lists: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,8 @@
 //!
 //! `remote` is the registry toolkit: manifests, remote inspect, digests,
 //! configs, blobs, deletion and retagging, without the store; `artifact`
-//! pushes and pulls files as OCI artifacts, as oras does.
+//! pushes and pulls files as OCI artifacts, as oras does; `manifest_list`
+//! drafts manifest lists locally and pushes them (docker manifest).
 //!
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
@@ -31,6 +32,7 @@
 pub mod artifact;
 pub mod attached;
 mod copy;
+pub mod manifest_list;
 pub mod mirror;
 mod pull;
 mod push;

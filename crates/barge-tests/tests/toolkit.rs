@@ -1088,3 +1088,94 @@ fn artifact_pull_refuses_titles_that_leave_the_directory() {
     // Titles are checked first: not even the harmless file was written.
     assert!(!out_dir.join("fine.txt").exists());
 }
+
+#[test]
+fn manifest_lists_drafted_pushed_and_read_by_skopeo_and_podman() {
+    if !require_root_and(&["docker-registry", "skopeo", "podman"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    // Two platforms in two repositories: the list's repository gets both.
+    let (amd, arm) = (labelled("amd", "amd64"), labelled("arm", "arm64"));
+    amd.push(&reg, "team/amd", "v1");
+    arm.push(&reg, "team/arm", "v1");
+    let h = reg.host();
+    let b = Barge::new();
+    let list = format!("{h}/team/multi:v1");
+    let (amd_ref, arm_ref) = (format!("{h}/team/amd:v1"), format!("{h}/team/arm:v1"));
+    let out = b.ok(&["manifest", "create", &list, &amd_ref, &arm_ref]);
+    assert!(out.contains("2 manifests"), "{out}");
+    fails_with(&b, &["manifest", "create", &list, &amd_ref], "--amend");
+    b.ok(&["manifest", "annotate", &list, &arm_ref, "--variant", "v8"]);
+    fails_with(
+        &b,
+        &[
+            "manifest",
+            "annotate",
+            &list,
+            &format!("{h}/team/other:v1"),
+            "--os",
+            "linux",
+        ],
+        "is not in the manifest list",
+    );
+    let digest = b.ok(&["manifest", "push", "--purge", &list]).trim().to_string();
+
+    // skopeo reads an OCI index of both, as pushed, platforms from the configs and the annotation.
+    let raw = skopeo_raw(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{list}")]);
+    assert_eq!(sha256(&raw), digest);
+    let index: Value = serde_json::from_slice(&raw).expect("index JSON");
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let m = index["manifests"].as_array().expect("manifests");
+    assert_eq!(m.len(), 2, "{index}");
+    assert_eq!(m[0]["digest"], amd.manifest_digest.as_str());
+    assert_eq!(m[0]["platform"]["architecture"], "amd64");
+    assert_eq!(m[1]["digest"], arm.manifest_digest.as_str());
+    assert_eq!(m[1]["platform"]["architecture"], "arm64");
+    assert_eq!(m[1]["platform"]["variant"], "v8");
+    assert_eq!(m[1]["platform"]["os"], "linux");
+    // The manifests were copied into the list's repository.
+    assert_eq!(
+        skopeo_digest(&format!("{h}/team/multi@{}", arm.manifest_digest)).as_deref(),
+        Some(arm.manifest_digest.as_str())
+    );
+    // --purge removed the draft.
+    fails_with(&b, &["manifest", "push", &list], "create it with barge manifest create");
+
+    // podman pulls the arm64 image through the list.
+    let work = tempfile::tempdir().expect("tempdir");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(work.path().join("podman"))
+            .arg("--runroot")
+            .arg(work.path().join("podman-run"))
+            .args(args);
+        run_ok(&mut c)
+    };
+    podman(&["pull", "-q", "--platform", "linux/arm64", "--tls-verify=false", &list]);
+    let arch = podman(&["image", "inspect", "--format", "{{.Architecture}} {{.Digest}}", &list]);
+    assert_eq!(
+        arch.trim(),
+        format!("arm64 {digest}"),
+        "the arm64 image, pulled through the list"
+    );
+
+    // A Docker manifest list on request, to another tag; rm drops a draft.
+    b.ok(&["manifest", "create", &list, &amd_ref, &arm_ref]);
+    let v2s2 = format!("{h}/team/multi:v2s2");
+    b.ok(&["manifest", "push", "--format", "v2s2", &list, &v2s2]);
+    let raw = skopeo_raw(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{v2s2}")]);
+    let docker: Value = serde_json::from_slice(&raw).expect("list JSON");
+    assert_eq!(
+        docker["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(docker["manifests"].as_array().map(Vec::len), Some(2));
+    b.ok(&["manifest", "rm", &list]);
+    fails_with(
+        &b,
+        &["manifest", "annotate", &list, &amd_ref, "--os", "linux"],
+        "no manifest list",
+    );
+}

@@ -1,10 +1,15 @@
-//! `barge artifact push` and `barge artifact pull`: files as OCI artifacts.
+//! `barge artifact push` and `barge artifact pull`: files as OCI
+//! artifacts; `barge manifest create|annotate|push|rm`: manifest lists
+//! drafted locally.
 
 use super::toolkit::{image_ref, media_type_arg};
 use super::Env;
-use crate::args::{ArtifactPullArgs, ArtifactPushArgs};
+use crate::args::{
+    ArtifactPullArgs, ArtifactPushArgs, ManifestAnnotateArgs, ManifestCreateArgs, ManifestPushArgs, ManifestRmArgs,
+};
 use crate::failure::{Context, Failure};
 use barge_engine::artifact::{self, ArtifactFile, ArtifactPush};
+use barge_engine::manifest_list::{Drafts, ListFormat};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -93,4 +98,69 @@ pub fn pull(env: &Env, a: &ArtifactPullArgs) -> Result<i32, Failure> {
     }
     println!("Digest: {}", pulled.digest);
     Ok(0)
+}
+
+/// The drafts of this store.
+fn drafts(env: &Env) -> Result<Drafts, Failure> {
+    Ok(Drafts::new(env.store()?.root()))
+}
+
+pub fn manifest_create(env: &Env, a: &ManifestCreateArgs) -> Result<i32, Failure> {
+    let list = image_ref(&a.list)?;
+    let images = a.images.iter().map(|i| image_ref(i)).collect::<Result<Vec<_>, _>>()?;
+    let drafts = drafts(env)?;
+    let client = env.client()?;
+    let draft = drafts
+        .create(&client, &list, &images, a.amend)
+        .context(|| format!("creating the manifest list {}", list.familiar()))?;
+    println!("Created manifest list {} ({} manifests)", list, draft.entries.len());
+    Ok(0)
+}
+
+pub fn manifest_annotate(env: &Env, a: &ManifestAnnotateArgs) -> Result<i32, Failure> {
+    let list = image_ref(&a.list)?;
+    let image = image_ref(&a.image)?;
+    if a.os.is_none() && a.arch.is_none() && a.variant.is_none() {
+        return Err(Failure::msg("give --os, --arch or --variant to annotate with"));
+    }
+    drafts(env)?
+        .annotate(&list, &image, a.os.as_deref(), a.arch.as_deref(), a.variant.as_deref())
+        .context(|| format!("annotating {} in {}", image.familiar(), list.familiar()))?;
+    Ok(0)
+}
+
+pub fn manifest_push(env: &Env, a: &ManifestPushArgs) -> Result<i32, Failure> {
+    let list = image_ref(&a.list)?;
+    let dest = match &a.destination {
+        Some(d) => image_ref(d)?,
+        None => list.clone(),
+    };
+    let format = if a.format == "v2s2" {
+        ListFormat::Docker
+    } else {
+        ListFormat::Oci
+    };
+    let drafts = drafts(env)?;
+    let what = || format!("pushing the manifest list {} to {}", list.familiar(), dest.familiar());
+    let draft = drafts.load(&list).context(what)?;
+    let client = env.client()?;
+    let digest = barge_engine::manifest_list::push(&client, &draft, &dest, format, 3).context(what)?;
+    if a.purge {
+        drafts.remove(&list).context(what)?;
+    }
+    println!("{digest}");
+    Ok(0)
+}
+
+pub fn manifest_rm(env: &Env, a: &ManifestRmArgs) -> Result<i32, Failure> {
+    let drafts = drafts(env)?;
+    let mut failed = 0;
+    for l in &a.lists {
+        let removed = image_ref(l).and_then(|list| drafts.remove(&list).context(|| format!("removing {l}")));
+        if let Err(e) = removed {
+            eprintln!("Error: {e}");
+            failed += 1;
+        }
+    }
+    Ok(i32::from(failed > 0))
 }
