@@ -1,6 +1,8 @@
 //! The registry toolkit (`manifest inspect`, `inspect --remote`, `tags`,
-//! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`)
-//! against docker-registry, compared with skopeo where they overlap.
+//! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`,
+//! `referrers`, referrers carried by `copy`/`mirror`, `artifact push|pull`,
+//! `manifest create|annotate|push|rm`) against docker-registry, compared
+//! with skopeo (and podman) where they overlap.
 
 use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::{push_blob, push_manifest, Compression, Image, Index, LayerBuilder, Spec, Style};

@@ -1,7 +1,7 @@
 //! The registry toolkit: `manifest inspect`, `inspect --remote`, `tags`,
 //! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`,
-//! `referrers`. Each
-//! validates its arguments before any request.
+//! `referrers` (artifacts and manifest list drafts are in `artifact.rs`).
+//! Each validates its arguments before any request.
 
 use super::Env;
 use crate::args::{
