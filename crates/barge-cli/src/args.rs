@@ -128,7 +128,7 @@ pub enum ArtifactCommand {
 
 #[derive(Debug, Args)]
 pub struct ArtifactPushArgs {
-    /// Where to push: NAME[:TAG]
+    /// Where to push: NAME[:TAG] (with --subject, NAME alone pushes it untagged)
     #[arg(value_name = "NAME[:TAG]")]
     pub reference: String,
     /// The artifact's type, a media type (such as application/spdx+json)

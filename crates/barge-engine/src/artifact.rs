@@ -70,8 +70,8 @@ fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> R
 
 /// Pushes an artifact: each file's blob (hashed in a first pass, streamed
 /// in a second), the empty config, then the manifest under the
-/// reference's tag or digest; with a subject, makes it findable as a
-/// referrer of it.
+/// reference's tag (a reference without one: by digest alone); with a
+/// subject, makes it findable as a referrer of it.
 pub fn push(client: &Client, req: &ArtifactPush<'_>) -> Result<Pushed, RemoteError> {
     let subject = match req.subject {
         Some(s) if s.registry() != req.reference.registry() || s.repository() != req.reference.repository() => {
@@ -132,12 +132,12 @@ pub fn push(client: &Client, req: &ArtifactPush<'_>) -> Result<Pushed, RemoteErr
         manifest["annotations"] = serde_json::json!(req.annotations);
     }
     let bytes = manifest.to_string().into_bytes();
-    client.put_manifest(
-        req.reference,
-        &req.reference.manifest_key(),
-        media::OCI_MANIFEST,
-        &bytes,
-    )?;
+    // A repository alone: by digest, untagged (as `oras attach` does).
+    let key = match (req.reference.tag(), req.reference.digest()) {
+        (None, None) => Digest::of(&bytes).to_string(),
+        _ => req.reference.manifest_key(),
+    };
+    client.put_manifest(req.reference, &key, media::OCI_MANIFEST, &bytes)?;
     let parsed = match Manifest::parse(&bytes, Some(media::OCI_MANIFEST)) {
         Ok(Manifest::Image { manifest, .. }) => manifest,
         Ok(Manifest::Index { media_type, .. }) => {

@@ -1033,6 +1033,30 @@ fn artifacts_push_and_pull_back_byte_identical() {
         std::fs::read(out_dir.join("sbom.json")).expect("sbom.json"),
         b"{\"spdxVersion\":\"SPDX-2.3\"}"
     );
+
+    // A repository alone with --subject: pushed by digest, untagged, found through its subject.
+    let sig = work.path().join("sig.txt");
+    std::fs::write(&sig, b"signed").expect("write");
+    let untagged = b.ok(&[
+        "artifact",
+        "push",
+        "--artifact-type",
+        "text/plain",
+        "--subject",
+        &format!("{}/team/app:v1", reg.host()),
+        &format!("{}/team/app", reg.host()),
+        &sig.display().to_string(),
+    ]);
+    let untagged = untagged.trim();
+    let tags = b.ok(&["tags", &format!("{}/team/app", reg.host())]);
+    assert!(!tags.lines().any(|t| t == "latest"), "{tags}");
+    let listed = b.ok(&[
+        "referrers",
+        "--format",
+        "{{.Digest}}",
+        &format!("{}/team/app:v1", reg.host()),
+    ]);
+    assert_eq!(listed, format!("{digest}\n{untagged}\n"));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::args::{
 use crate::failure::{Context, Failure};
 use barge_engine::artifact::{self, ArtifactFile, ArtifactPush};
 use barge_engine::manifest_list::{Drafts, ListFormat};
+use barge_oci::Reference;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -38,7 +39,11 @@ fn artifact_file(arg: &str) -> Result<ArtifactFile, Failure> {
 }
 
 pub fn push(env: &Env, a: &ArtifactPushArgs) -> Result<i32, Failure> {
-    let reference = image_ref(&a.reference)?;
+    // With a subject, a repository alone means no tag: the artifact is found through its subject.
+    let reference = match &a.subject {
+        Some(_) => Reference::parse(&a.reference).context(|| format!("invalid reference {:?}", a.reference))?,
+        None => image_ref(&a.reference)?,
+    };
     media_type_arg("--artifact-type", &a.artifact_type)?;
     let files = a
         .files
