@@ -71,6 +71,7 @@ fn carry_at(
         max_concurrent: opts.max_concurrent,
         trust: None,
         referrers: false,
+        source_tags: opts.source_tags.clone(),
     };
     let copy_one = |from: Reference, to: Reference| -> Result<Digest, CopyError> {
         let s = RegistrySource {
@@ -84,7 +85,7 @@ fn carry_at(
         Ok(copy(&s, &d, &one, progress)?.digest)
     };
     let mut carried = 0;
-    let listed = remote::referrers(src_client, &src.with_digest(subject.clone()), None)?;
+    let listed = remote::referrers_of(src_client, src, subject, None, &|tag| opts.source_may_have(tag))?;
     let mut added = Vec::new();
     for d in &listed.manifests {
         let at = dst.with_digest(d.digest.clone());
@@ -101,6 +102,9 @@ fn carry_at(
     remote::index_referrers(dst_client, dst, subject, &added)?;
     for suffix in LEGACY_SUFFIXES {
         let tag = format!("{}.{suffix}", remote::referrers_tag(subject));
+        if !opts.source_may_have(&tag) {
+            continue;
+        }
         let (from, to) = (
             src.with_tag(&tag).map_err(RemoteError::from)?,
             dst.with_tag(&tag).map_err(RemoteError::from)?,

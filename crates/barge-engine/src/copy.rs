@@ -115,6 +115,17 @@ pub struct CopyOptions {
     /// Carry the image's referrers and cosign's `.att`/`.sbom` tags too
     /// (registry to registry); `.sig` signatures go with every copy.
     pub referrers: bool,
+    /// Every tag of the source repository, when known (a mirror listed
+    /// them): the tags of what is attached to an image (`.sig`, `.att`,
+    /// `.sbom`, `sha256-<hex>`) that are not among them are not asked for.
+    pub source_tags: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
+}
+
+impl CopyOptions {
+    /// Whether the source may hold `tag`: yes, unless its tags are known.
+    pub(crate) fn source_may_have(&self, tag: &str) -> bool {
+        self.source_tags.as_ref().is_none_or(|t| t.contains(tag))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,7 +191,8 @@ pub fn copy(
     // Signatures travel with the image when it kept its digest.
     let signatures = match signatures {
         Some(s) if written == top.digest => Some(s),
-        _ => src.signatures(&written)?,
+        _ if opts.source_may_have(&barge_trust::attach::signature_tag(&written)) => src.signatures(&written)?,
+        _ => None,
     };
     if let Some(s) = signatures {
         progress.message("Copying signatures");

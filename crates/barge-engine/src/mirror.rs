@@ -12,8 +12,9 @@ use crate::transport::{RegistryDestination, RegistrySource};
 use crate::Silent;
 use barge_oci::{Digest, Reference};
 use barge_registry::Client;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// One side of a mirror, as written by the user.
@@ -93,6 +94,8 @@ impl TagFilter {
 pub struct MirrorJob {
     pub source: Reference,
     pub destination: Reference,
+    /// Every tag of the source repository, when the plan listed them.
+    pub source_tags: Option<Arc<BTreeSet<String>>>,
 }
 
 /// What happened to one image.
@@ -121,14 +124,17 @@ pub fn plan(
         |t: &String| tags.is_none_or(|f| f.matches(t)) && !(referrers && crate::attached::is_attachment_tag(t));
     let repo_jobs = |src: &Reference, dst: &Reference| -> Result<Vec<MirrorJob>, CopyError> {
         let mut jobs = Vec::new();
-        for t in client
-            .list_tags(src, barge_registry::DEFAULT_PAGE_SIZE)?
-            .iter()
-            .filter(|t| wanted(t))
-        {
+        let all: Arc<BTreeSet<String>> = Arc::new(
+            client
+                .list_tags(src, barge_registry::DEFAULT_PAGE_SIZE)?
+                .into_iter()
+                .collect(),
+        );
+        for t in all.iter().filter(|t| wanted(t)) {
             jobs.push(MirrorJob {
                 source: src.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
                 destination: dst.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
+                source_tags: Some(all.clone()),
             });
         }
         Ok(jobs)
@@ -137,14 +143,17 @@ pub fn plan(
         (Endpoint::Image(src), Endpoint::Image(dst)) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: dst.clone(),
+            source_tags: None,
         }]),
         (Endpoint::Image(src), Endpoint::Repository(dst)) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: moved(src, dst.registry(), dst.repository(), true)?,
+            source_tags: None,
         }]),
         (Endpoint::Image(src), Endpoint::Registry { host, prefix }) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: moved(src, host, prefix, false)?,
+            source_tags: None,
         }]),
         (Endpoint::Repository(src), Endpoint::Repository(dst)) => repo_jobs(src, dst),
         (Endpoint::Repository(src), Endpoint::Registry { host, prefix }) => {
@@ -301,6 +310,7 @@ pub fn mirror_image(
                     &want,
                     &CopyOptions {
                         max_concurrent: opts.max_concurrent,
+                        source_tags: job.source_tags.clone(),
                         ..Default::default()
                     },
                     &Silent,
@@ -336,6 +346,7 @@ pub fn mirror_image(
         max_concurrent: opts.max_concurrent,
         trust: opts.trust.clone(),
         referrers: opts.referrers,
+        source_tags: job.source_tags.clone(),
     };
     let out = copy(&src, &dst, &copy_opts, &Silent)?;
     record.set(&job.destination, &out.digest);

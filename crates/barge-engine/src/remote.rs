@@ -399,19 +399,36 @@ pub fn referrers(
         Some(d) => d.clone(),
         None => digest(client, reference)?,
     };
-    if let Some(manifests) = client.referrers(reference, &subject, artifact_type)? {
+    referrers_of(client, reference, &subject, artifact_type, &|_| true)
+}
+
+/// The referrers of `subject` in `at`'s repository: the API, else the
+/// `sha256-<hex>` tag, asked for only when `may_have` says that tag may exist.
+pub(crate) fn referrers_of(
+    client: &Client,
+    at: &Reference,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+    may_have: &dyn Fn(&str) -> bool,
+) -> Result<Referrers, RemoteError> {
+    if let Some(manifests) = client.referrers(at, subject, artifact_type)? {
         return Ok(Referrers {
-            subject,
+            subject: subject.clone(),
             source: ReferrersSource::Api,
             manifests,
         });
     }
-    let mut manifests = tagged_referrers(client, &reference.with_tag(&referrers_tag(&subject))?)?;
+    let tag = referrers_tag(subject);
+    let mut manifests = if may_have(&tag) {
+        tagged_referrers(client, &at.with_tag(&tag)?)?
+    } else {
+        Vec::new()
+    };
     if let Some(t) = artifact_type {
         manifests.retain(|d| d.artifact_type.as_deref() == Some(t));
     }
     Ok(Referrers {
-        subject,
+        subject: subject.clone(),
         source: ReferrersSource::TagSchema,
         manifests,
     })

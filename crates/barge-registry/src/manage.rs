@@ -68,7 +68,8 @@ impl Client {
     /// `Link` pages), only those of `artifact_type` when given (asked of
     /// the registry, and applied here too: registries may ignore the
     /// filter). `None` when the registry has no referrers API (404): the
-    /// caller falls back to the `sha256-<hex>` tag schema.
+    /// caller falls back to the `sha256-<hex>` tag schema. A 404 without
+    /// an error code is remembered for the host, which is not asked again.
     pub fn referrers(
         &self,
         r: &Reference,
@@ -80,7 +81,11 @@ impl Client {
             #[serde(default)]
             manifests: Vec<Descriptor>,
         }
-        let base = self.host(r.api_host())?.base.clone();
+        let host = self.host(r.api_host())?;
+        if host.no_referrers_api.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let base = host.base.clone();
         let mut first = format!("{base}/v2/{}/referrers/{digest}", r.repository());
         if let Some(t) = artifact_type {
             first.push('?');
@@ -94,7 +99,14 @@ impl Client {
         });
         match listed {
             Ok(()) => {}
-            Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
+            Err(RegistryError::Status { status: 404, code, .. }) => {
+                // A registry with the API says why (NAME_UNKNOWN, …); one without it answers
+                // as for any unknown path, and that holds for all its repositories.
+                if code.is_none() {
+                    host.no_referrers_api.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         }
         if let Some(t) = artifact_type {

@@ -895,6 +895,17 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("1 images: 1 copied, 0 unchanged, 0 failed"), "{stderr}");
+    // The tag list said which attachment tags exist; a 404 from the referrers API is asked once.
+    let asked = src_proxy.request_lines();
+    assert!(
+        !asked.iter().any(|l| l.contains(".sbom") || l.contains(".sig")),
+        "{asked:?}"
+    );
+    assert_eq!(
+        asked.iter().filter(|l| l.contains("/referrers/")).count(),
+        1,
+        "{asked:?}"
+    );
     let at = |repo: &str, key: &str| {
         let sep = if key.starts_with("sha256:") { '@' } else { ':' };
         skopeo_digest(&format!("{}/{repo}{sep}{key}", dst.host()))

@@ -71,6 +71,7 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
         max_concurrent: 3,
         trust: Some(env.trust()?),
         referrers: a.referrers,
+        source_tags: None,
     };
     let printer = Printer::new(a.quiet);
     let outcome = barge_engine::copy(source.as_ref(), dest.as_ref(), &opts, &printer).context(what)?;
