@@ -883,6 +883,30 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
     let att = Image::simple(Style::Oci, Compression::Gzip, "attestation");
     att.push(&src, "team/app", &format!("{tag}.att"));
     let sbom_digest = sbom["digest"].as_str().expect("digest").to_string();
+    // And a cosign signature (sha256-<hex>.sig), made by barge sign. (Debian's skopeo
+    // and podman are built without sigstore: they can neither sign nor verify.)
+    let keys = tempfile::tempdir().expect("tempdir");
+    let prefix = keys.path().join("cosign").display().to_string();
+    let with_password = |args: &[&str]| {
+        let out = Barge::new()
+            .command()
+            .args(args)
+            .env("COSIGN_PASSWORD", "pw")
+            .output()
+            .expect("running barge");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    with_password(&["generate-key", "--output-key-prefix", &prefix]);
+    with_password(&[
+        "sign",
+        "--key",
+        &format!("{prefix}.key"),
+        &format!("{}/team/app:v1", src.host()),
+    ]);
 
     let dst = Registry::anonymous();
     let src_proxy = SlowProxy::start(&src.host(), 0);
@@ -897,10 +921,7 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
     assert!(stderr.contains("1 images: 1 copied, 0 unchanged, 0 failed"), "{stderr}");
     // The tag list said which attachment tags exist; a 404 from the referrers API is asked once.
     let asked = src_proxy.request_lines();
-    assert!(
-        !asked.iter().any(|l| l.contains(".sbom") || l.contains(".sig")),
-        "{asked:?}"
-    );
+    assert!(!asked.iter().any(|l| l.contains(".sbom")), "{asked:?}");
     assert_eq!(
         asked.iter().filter(|l| l.contains("/referrers/")).count(),
         1,
@@ -924,6 +945,13 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
         &format!("{}/team/app:v1", dst.host()),
     ]);
     assert_eq!(listed, format!("{sbom_digest} application/spdx+json\n"));
+    // The signature came along and still verifies there.
+    b.ok(&[
+        "verify",
+        "--key",
+        &format!("{prefix}.pub"),
+        &format!("{}/team/app:v1", dst.host()),
+    ]);
 
     // A re-run: one HEAD per tag at the source, nothing at the destination.
     src_proxy.reset_counters();
@@ -970,7 +998,7 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
         &format!("{s}/team/app"),
         &format!("{d}/other"),
     ]);
-    assert_eq!(out.matches("Would copy").count(), 3, "{out}");
+    assert_eq!(out.matches("Would copy").count(), 4, "{out}");
 }
 
 #[test]
