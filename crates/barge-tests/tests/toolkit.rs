@@ -843,6 +843,14 @@ fn referrers_api_is_used_where_the_registry_has_one() {
     );
 }
 
+/// A file holding `content` in a new temporary directory (kept alive by the first).
+fn work_file(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("report.txt");
+    std::fs::write(&path, content).expect("write");
+    (dir, path)
+}
+
 /// The digest skopeo reads at `docker://LOCATION`, or `None` when there is no such manifest.
 fn skopeo_digest(location: &str) -> Option<String> {
     let out = Command::new("skopeo")
@@ -969,6 +977,34 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
         "{heads:?}"
     );
     assert!(dst_proxy.request_lines().is_empty(), "{:?}", dst_proxy.request_lines());
+
+    // Attached since: a re-run trusts its record and does not look; --verify brings it.
+    let late = work_file(b"late report");
+    let late_digest = b
+        .ok(&[
+            "artifact",
+            "push",
+            "--artifact-type",
+            "text/plain",
+            "--subject",
+            &format!("{}/team/app:v1", src.host()),
+            &format!("{}/team/app", src.host()),
+            &late.1.display().to_string(),
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["mirror", &format!("{s}/team/app"), &format!("{d}/team/app")]);
+    assert_eq!(at("team/app", &late_digest), None);
+    let out = b.ok(&["mirror", "--verify", &format!("{s}/team/app"), &format!("{d}/team/app")]);
+    assert_eq!(out.matches("Unchanged").count(), 1, "{out}");
+    assert_eq!(at("team/app", &late_digest).as_deref(), Some(late_digest.as_str()));
+    let listed = b.ok(&[
+        "referrers",
+        "--format",
+        "{{.Digest}}",
+        &format!("{}/team/app:v1", dst.host()),
+    ]);
+    assert_eq!(listed, format!("{sbom_digest}\n{late_digest}\n"));
 
     // copy leaves referrers behind unless asked.
     b.ok(&[
