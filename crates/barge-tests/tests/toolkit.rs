@@ -1280,3 +1280,43 @@ fn manifest_lists_drafted_pushed_and_read_by_skopeo_and_podman() {
         "no manifest list",
     );
 }
+
+#[test]
+fn artifact_pull_writes_nothing_that_does_not_match_its_digest() {
+    // A registry that serves other bytes than the manifest's digest names:
+    // the harness's canned server, since docker-registry checks what it stores.
+    let good = b"the real report";
+    let bad = b"a forged report";
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "text/plain",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
+        "layers": [{"mediaType": "text/plain", "digest": sha256(good), "size": good.len(),
+                    "annotations": {"org.opencontainers.image.title": "report.txt"}}],
+    })
+    .to_string();
+    let blob = format!("/v2/r/blobs/{}", sha256(good));
+    let server = CannedServer::start(vec![
+        ("/v2/r/manifests/v1", Response::new(200, OCI_MANIFEST, manifest)),
+        (
+            blob.as_str(),
+            Response::new(200, "application/octet-stream", bad.to_vec()),
+        ),
+    ]);
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let b = Barge::new();
+    fails_with(
+        &b,
+        &[
+            "artifact",
+            "pull",
+            &format!("{}/r:v1", server.host()),
+            "-o",
+            &out_dir.path().display().to_string(),
+        ],
+        "does not match its digest",
+    );
+    let left: Vec<_> = std::fs::read_dir(out_dir.path()).expect("read_dir").collect();
+    assert!(left.is_empty(), "nothing written, no temporary file left: {left:?}");
+}
