@@ -1026,6 +1026,16 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
         at("carried", &format!("{tag}.att")).as_deref(),
         Some(att.manifest_digest.as_str())
     );
+    fails_with(
+        &b,
+        &[
+            "copy",
+            "--referrers",
+            &format!("docker://{s}/team/app:v1"),
+            &format!("oci:{}", keys.path().join("layout").display()),
+        ],
+        "docker:// on both sides",
+    );
     // Mirroring again with --referrers=false copies the attachment tags as tags.
     let out = b.ok(&[
         "mirror",
