@@ -679,6 +679,21 @@ fn push_artifact(reg: &Registry, repo: &str, subject: &Image, artifact_type: &st
     })
 }
 
+/// `team/app:v1` (an image marked `marker`) and an SPDX SBOM artifact
+/// whose subject it is; returns the image and the SBOM's descriptor.
+fn subject_with_sbom(reg: &Registry, marker: &str) -> (Image, Value) {
+    let img = Image::simple(Style::Oci, Compression::Gzip, marker);
+    img.push(reg, "team/app", "v1");
+    let sbom = push_artifact(
+        reg,
+        "team/app",
+        &img,
+        "application/spdx+json",
+        b"{\"spdxVersion\":\"SPDX-2.3\"}",
+    );
+    (img, sbom)
+}
+
 #[test]
 fn referrers_fall_back_to_the_tag_schema() {
     if !require_root_and(&["docker-registry", "skopeo"]) {
@@ -686,15 +701,7 @@ fn referrers_fall_back_to_the_tag_schema() {
     }
     // docker-registry 2.8 has no referrers API: the fallback's test.
     let reg = Registry::anonymous();
-    let img = Image::simple(Style::Oci, Compression::Gzip, "subject");
-    img.push(&reg, "team/app", "v1");
-    let sbom = push_artifact(
-        &reg,
-        "team/app",
-        &img,
-        "application/spdx+json",
-        b"{\"spdxVersion\":\"SPDX-2.3\"}",
-    );
+    let (img, sbom) = subject_with_sbom(&reg, "subject");
     let sig = push_artifact(
         &reg,
         "team/app",
@@ -872,15 +879,7 @@ fn mirror_and_copy_carry_referrers_and_cosign_tags() {
     }
     // Neither registry has the referrers API: the tag schema on both sides.
     let src = Registry::anonymous();
-    let img = Image::simple(Style::Oci, Compression::Gzip, "carried");
-    img.push(&src, "team/app", "v1");
-    let sbom = push_artifact(
-        &src,
-        "team/app",
-        &img,
-        "application/spdx+json",
-        b"{\"spdxVersion\":\"SPDX-2.3\"}",
-    );
+    let (img, sbom) = subject_with_sbom(&src, "carried");
     let tag = format!("sha256-{}", &img.manifest_digest[7..]);
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [sbom],
