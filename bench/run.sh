@@ -21,20 +21,7 @@ bench/images.sh "$cache"
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
 # Registries record their pids here (they start in command substitutions, which are subshells).
 trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-registry() { # NAME: a docker-registry on loopback, access log in $work/NAME.log; prints its host
-    port="$(free_port)"
-    cat >"$work/$1.yml" <<YML
-version: 0.1
-log: {level: info, formatter: text, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $work/$1-data}}
-http: {addr: 127.0.0.1:$port}
-YML
-    docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
-    echo "$!" >"$work/$1.pid"
-    until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null; do sleep 0.1; done
-    echo "127.0.0.1:$port"
-}
+. bench/registry.sh
 reg="$(registry main)"
 for i in busybox debian big; do
     skopeo copy --quiet --dest-tls-verify=false "oci:$cache/$i/layout:latest" "docker://$reg/$i:latest"

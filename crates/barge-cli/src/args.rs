@@ -106,6 +106,222 @@ pub enum Command {
     Sign(SignArgs),
     /// Verify an image's sigstore signatures with a cosign public key
     Verify(VerifyArgs),
+    /// Look at manifests and manifest lists in a registry
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// List the tags of a repository in its registry
+    #[command(visible_alias = "ls")]
+    Tags(TagsArgs),
+    /// List the repositories of a registry (its _catalog)
+    Catalog(CatalogArgs),
+    /// Print the digest a reference resolves to in its registry (one HEAD request)
+    Digest(DigestArgs),
+    /// Print the config blob of an image in its registry
+    Config(ConfigArgs),
+    /// Write a blob of a repository to standard output or a file, its digest verified
+    Blob(BlobArgs),
+    /// Delete a manifest from its registry (a tag is resolved to its digest first)
+    Delete(DeleteArgs),
+    /// List the manifests that refer to an image (signatures, SBOMs, attestations)
+    Referrers(ReferrersArgs),
+    /// Push files to a registry as an OCI artifact, or pull them back (as oras does)
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCommand {
+    /// Push files as the layers of an OCI artifact manifest
+    Push(ArtifactPushArgs),
+    /// Write the files of an artifact into a directory, each digest verified
+    Pull(ArtifactPullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactPushArgs {
+    /// Where to push: NAME[:TAG] (with --subject, NAME alone pushes it untagged)
+    #[arg(value_name = "NAME[:TAG]")]
+    pub reference: String,
+    /// The artifact's type, a media type (such as application/spdx+json)
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: String,
+    /// Files, each with an optional layer media type (FILE:TYPE)
+    #[arg(required = true, value_name = "FILE[:MEDIATYPE]")]
+    pub files: Vec<String>,
+    /// An annotation of the manifest (repeatable)
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// The image the artifact is about (same repository): it becomes one of its referrers
+    #[arg(long, value_name = "NAME[:TAG|@DIGEST]")]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactPullArgs {
+    /// The artifact: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Directory to write the files into (created when missing)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Display an image manifest or manifest list from its registry
+    Inspect(ManifestInspectArgs),
+    /// Draft a manifest list locally from images in a registry
+    Create(ManifestCreateArgs),
+    /// Set the platform of an image in a drafted manifest list
+    Annotate(ManifestAnnotateArgs),
+    /// Push a drafted manifest list to its registry
+    Push(ManifestPushArgs),
+    /// Remove drafted manifest lists
+    Rm(ManifestRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestCreateArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// Images (or manifest lists, whose images all join) in a registry
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Add to the draft of LIST when there is one
+    #[arg(short, long)]
+    pub amend: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestAnnotateArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// The image in it, as given to create (or by digest)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Operating system
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Architecture
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Architecture variant (such as v8 or v7)
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestPushArgs {
+    /// The list: NAME[:TAG]
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// Where to push it [default: LIST]
+    #[arg(value_name = "DEST")]
+    pub destination: Option<String>,
+    /// Remove the draft once pushed
+    #[arg(short, long)]
+    pub purge: bool,
+    /// oci (an OCI image index) or v2s2 (a Docker manifest list)
+    #[arg(long, default_value = "oci", value_parser = ["oci", "v2s2"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestRmArgs {
+    /// Lists: NAME[:TAG]
+    #[arg(required = true, value_name = "LIST")]
+    pub lists: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Print the exact bytes the registry served
+    #[arg(long, conflicts_with = "verbose")]
+    pub raw: bool,
+    /// Show each manifest with its reference, descriptor and raw bytes, as docker does
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The manifest of this platform (os/arch[/variant]) from a manifest list
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// Repository: NAME (no tag or digest)
+    #[arg(value_name = "REPOSITORY")]
+    pub repository: String,
+    /// Format output: json (skopeo list-tags' document), or a Go template such as '{{.Tag}}'
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Tags to ask for per page (the registry may send another number)
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Registry: HOST[:PORT]
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// Format output: json, or a Go template such as '{{.Repository}}'
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Repositories to ask for per page (the registry may send fewer)
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub page_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Image: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// The platform (os/arch[/variant]) to take from a manifest list [default: this host]
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlobArgs {
+    /// The blob: REPOSITORY@DIGEST
+    #[arg(value_name = "REPOSITORY@DIGEST")]
+    pub reference: String,
+    /// Write to FILE (it appears only once the digest is verified) instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReferrersArgs {
+    /// The subject: NAME[:TAG|@DIGEST]
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+    /// Only referrers of this artifact type
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Format output: json (an OCI index, as the referrers API answers), or a Go template such as '{{.Digest}}'
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The manifest: NAME:TAG or NAME@DIGEST (every tag naming that digest goes too)
+    #[arg(value_name = "NAME:TAG|NAME@DIGEST")]
+    pub reference: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -619,6 +835,10 @@ pub struct CopyArgs {
     /// Suppress progress output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Carry the image's referrers (signatures, SBOMs, attestations) and
+    /// cosign's .att and .sbom tags too, registry to registry
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -690,6 +910,10 @@ pub struct MirrorArgs {
     /// Print only failures and the summary
     #[arg(short, long)]
     pub quiet: bool,
+    /// Carry each image's referrers and cosign's .att and .sbom tags (the
+    /// default); --referrers=false mirrors tags alone
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = true, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -758,6 +982,9 @@ pub struct TagArgs {
     pub source: String,
     #[arg(value_name = "TARGET_IMAGE[:TAG]")]
     pub target: String,
+    /// Tag in the registry: put SOURCE's manifest under TARGET (a tag, or a reference in the same repository); no blob moves
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -810,6 +1037,12 @@ pub struct InspectArgs {
     /// Only this kind of object
     #[arg(long = "type", value_parser = ["image", "container"])]
     pub kind: Option<String>,
+    /// Inspect images in their registry without pulling them (skopeo inspect's fields)
+    #[arg(long)]
+    pub remote: bool,
+    /// With --remote: the platform (os/arch[/variant]) to show from a manifest list [default: this host]
+    #[arg(long, requires = "remote")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]

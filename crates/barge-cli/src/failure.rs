@@ -115,6 +115,11 @@ fn inner<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)
             _ => None,
         };
     }
+    if let Some(barge_engine::remote::RemoteError::Registry(r)) =
+        err.downcast_ref::<barge_engine::remote::RemoteError>()
+    {
+        return Some(r.as_ref());
+    }
     match err.downcast_ref::<barge_engine::PullError>()? {
         barge_engine::PullError::Registry(r) => Some(r.as_ref()),
         barge_engine::PullError::Store(s) => Some(s),

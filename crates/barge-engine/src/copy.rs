@@ -88,13 +88,10 @@ impl CopyError {
 
     /// A failed stream: the registry error inside, if that is what it was.
     pub(crate) fn from_transfer(e: io::Error) -> CopyError {
-        if e.get_ref().is_some_and(|i| i.is::<RegistryError>()) {
-            if let Some(Ok(r)) = e.into_inner().map(|i| i.downcast::<RegistryError>()) {
-                return CopyError::Registry(r);
-            }
-            return CopyError::Invalid("transfer failed".into());
+        match RegistryError::from_io(e) {
+            Ok(r) => CopyError::Registry(Box::new(r)),
+            Err(e) => CopyError::io("copying a blob", e),
         }
-        CopyError::io("copying a blob", e)
     }
 
     pub(crate) fn from_store(e: StoreError) -> CopyError {
@@ -115,6 +112,20 @@ pub struct CopyOptions {
     pub max_concurrent: usize,
     /// The policy a registry source must pass before anything is written; `None`: none.
     pub trust: Option<std::sync::Arc<TrustPolicy>>,
+    /// Carry the image's referrers and cosign's `.att`/`.sbom` tags too
+    /// (registry to registry); `.sig` signatures go with every copy.
+    pub referrers: bool,
+    /// Every tag of the source repository, when known (a mirror listed
+    /// them): the tags of what is attached to an image (`.sig`, `.att`,
+    /// `.sbom`, `sha256-<hex>`) that are not among them are not asked for.
+    pub source_tags: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
+}
+
+impl CopyOptions {
+    /// Whether the source may hold `tag`: yes, unless its tags are known.
+    pub(crate) fn source_may_have(&self, tag: &str) -> bool {
+        self.source_tags.as_ref().is_none_or(|t| t.contains(tag))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +154,8 @@ pub fn copy(
     }
     let names = src.names();
     let all = opts.all.unwrap_or(!dst.single_platform()) && !dst.single_platform();
+    // The manifests written, the one the destination names first.
+    let mut children = Vec::new();
     let written = match top.parse()? {
         Manifest::Index { index, .. } if all => {
             for child in index
@@ -153,6 +166,7 @@ pub fn copy(
                 let m = src.manifest_by_digest(&child.digest)?;
                 copy_image(src, dst, &m, opts, progress)?;
                 dst.put_manifest(&m, false, &names)?;
+                children.push(m.digest.clone());
             }
             progress.message("Writing manifest list to image destination");
             dst.put_manifest(&top, true, &names)?;
@@ -177,11 +191,20 @@ pub fn copy(
     // Signatures travel with the image when it kept its digest.
     let signatures = match signatures {
         Some(s) if written == top.digest => Some(s),
-        _ => src.signatures(&written)?,
+        _ if opts.source_may_have(&barge_trust::attach::signature_tag(&written)) => src.signatures(&written)?,
+        _ => None,
     };
     if let Some(s) = signatures {
         progress.message("Copying signatures");
         dst.put_signatures(&s)?;
+    }
+    if let (true, Some(from), Some(to)) = (opts.referrers, src.client().zip(src.registry()), dst.registry()) {
+        for subject in std::iter::once(&written).chain(&children) {
+            let n = crate::attached::carry(from, to, subject, opts, progress)?;
+            if n > 0 {
+                progress.message(&format!("Copied {n} referrers of {}", subject.short()));
+            }
+        }
     }
     Ok(CopyOutcome { digest: written })
 }

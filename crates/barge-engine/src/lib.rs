@@ -16,17 +16,27 @@
 //!
 //! `copy` streams an image between any two transports, digests preserved;
 //! `mirror` plans repository and registry copies and re-copies only what
-//! changed, found with `HEAD` requests.
+//! changed, found with `HEAD` requests. Both can carry what is attached
+//! to an image (`attached`): referrers and cosign's legacy tags.
+//!
+//! `remote` is the registry toolkit: manifests, remote inspect, digests,
+//! configs, blobs, deletion and retagging, without the store; `artifact`
+//! pushes and pulls files as OCI artifacts, as oras does; `manifest_list`
+//! drafts manifest lists locally and pushes them (docker manifest).
 //!
 //! It is not for the protocol details (`barge-registry`), the disk layout
 //! (`barge-store`) or output formatting (the CLI).
 
 #![forbid(unsafe_code)]
 
+pub mod artifact;
+pub mod attached;
 mod copy;
+pub mod manifest_list;
 pub mod mirror;
 mod pull;
 mod push;
+pub mod remote;
 pub mod transport;
 pub mod trust;
 

@@ -12,8 +12,9 @@ use crate::transport::{RegistryDestination, RegistrySource};
 use crate::Silent;
 use barge_oci::{Digest, Reference};
 use barge_registry::Client;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// One side of a mirror, as written by the user.
@@ -93,6 +94,8 @@ impl TagFilter {
 pub struct MirrorJob {
     pub source: Reference,
     pub destination: Reference,
+    /// Every tag of the source repository, when the plan listed them.
+    pub source_tags: Option<Arc<BTreeSet<String>>>,
 }
 
 /// What happened to one image.
@@ -107,20 +110,31 @@ pub enum MirrorResult {
 }
 
 /// The images a source/destination pair stands for. Lists tags (and the
-/// catalog for a whole registry); fetches no manifest.
+/// catalog for a whole registry); fetches no manifest. With `referrers`,
+/// the tags that hold what is attached to an image (`sha256-<hex>`,
+/// `.sig`, `.att`, `.sbom`) are left out: they travel with their image.
 pub fn plan(
     client: &Client,
     source: &Endpoint,
     destination: &Endpoint,
     tags: Option<&TagFilter>,
+    referrers: bool,
 ) -> Result<Vec<MirrorJob>, CopyError> {
-    let wanted = |t: &String| tags.is_none_or(|f| f.matches(t));
+    let wanted =
+        |t: &String| tags.is_none_or(|f| f.matches(t)) && !(referrers && crate::attached::is_attachment_tag(t));
     let repo_jobs = |src: &Reference, dst: &Reference| -> Result<Vec<MirrorJob>, CopyError> {
         let mut jobs = Vec::new();
-        for t in client.list_tags(src)?.iter().filter(|t| wanted(t)) {
+        let all: Arc<BTreeSet<String>> = Arc::new(
+            client
+                .list_tags(src, barge_registry::DEFAULT_PAGE_SIZE)?
+                .into_iter()
+                .collect(),
+        );
+        for t in all.iter().filter(|t| wanted(t)) {
             jobs.push(MirrorJob {
                 source: src.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
                 destination: dst.with_tag(t).map_err(|e| CopyError::Invalid(e.to_string()))?,
+                source_tags: Some(all.clone()),
             });
         }
         Ok(jobs)
@@ -129,14 +143,17 @@ pub fn plan(
         (Endpoint::Image(src), Endpoint::Image(dst)) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: dst.clone(),
+            source_tags: None,
         }]),
         (Endpoint::Image(src), Endpoint::Repository(dst)) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: moved(src, dst.registry(), dst.repository(), true)?,
+            source_tags: None,
         }]),
         (Endpoint::Image(src), Endpoint::Registry { host, prefix }) => Ok(vec![MirrorJob {
             source: src.clone(),
             destination: moved(src, host, prefix, false)?,
+            source_tags: None,
         }]),
         (Endpoint::Repository(src), Endpoint::Repository(dst)) => repo_jobs(src, dst),
         (Endpoint::Repository(src), Endpoint::Registry { host, prefix }) => {
@@ -145,7 +162,7 @@ pub fn plan(
         (Endpoint::Registry { host, prefix: under }, Endpoint::Registry { host: dhost, prefix }) => {
             let any = Reference::parse(&format!("{host}/x")).map_err(|e| CopyError::Invalid(e.to_string()))?;
             let mut jobs = Vec::new();
-            for repo in client.catalog(&any)? {
+            for repo in client.catalog(&any, barge_registry::DEFAULT_PAGE_SIZE)? {
                 // `HOST/PREFIX/` as a source: the repositories below PREFIX, named without it.
                 let rest = if under.is_empty() {
                     repo.clone()
@@ -259,6 +276,9 @@ pub struct MirrorOptions {
     pub max_concurrent: usize,
     /// The policy each source image must pass; `None`: none.
     pub trust: Option<std::sync::Arc<crate::trust::TrustPolicy>>,
+    /// Carry referrers and cosign's `.att`/`.sbom` tags with each image copied
+    /// (and, with `verify`, with each image found unchanged).
+    pub referrers: bool,
 }
 
 /// Mirrors one image: `HEAD` on the source; the destination is asked only
@@ -282,6 +302,20 @@ pub fn mirror_image(
     }
     if let Some(have) = client.head_manifest(&job.destination)? {
         if have.digest == want {
+            // Asked anyway: whatever was attached at the source since comes along.
+            if opts.verify && opts.referrers && !opts.dry_run {
+                crate::attached::carry(
+                    (client, &job.source),
+                    (client, &job.destination),
+                    &want,
+                    &CopyOptions {
+                        max_concurrent: opts.max_concurrent,
+                        source_tags: job.source_tags.clone(),
+                        ..Default::default()
+                    },
+                    &Silent,
+                )?;
+            }
             record.set(&job.destination, &want);
             return Ok(MirrorResult::Unchanged(want));
         }
@@ -311,6 +345,8 @@ pub fn mirror_image(
         platform: None,
         max_concurrent: opts.max_concurrent,
         trust: opts.trust.clone(),
+        referrers: opts.referrers,
+        source_tags: job.source_tags.clone(),
     };
     let out = copy(&src, &dst, &copy_opts, &Silent)?;
     record.set(&job.destination, &out.digest);

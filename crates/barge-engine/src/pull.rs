@@ -4,7 +4,7 @@ use crate::trust::{fetch_signatures, SignatureError, TrustPolicy};
 use crate::{LayerState, Progress};
 use barge_oci::image::{chain_ids, ImageConfig, MAX_CONFIG_BYTES};
 use barge_oci::media::{self, Compression};
-use barge_oci::{Descriptor, Digest, ImageManifest, Manifest, Platform, Reference};
+use barge_oci::{Descriptor, Digest, ImageManifest, Platform, Reference};
 use barge_registry::{Client, RegistryError};
 use barge_store::{ImageMeta, Store, StoreError, TagOutcome};
 use std::io::{self, Read};
@@ -87,6 +87,20 @@ pub enum PullError {
     },
     #[error(transparent)]
     Signature(Box<SignatureError>),
+    #[error(transparent)]
+    Remote(Box<crate::remote::RemoteError>),
+}
+
+impl From<crate::remote::RemoteError> for PullError {
+    fn from(e: crate::remote::RemoteError) -> Self {
+        use crate::remote::RemoteError;
+        match e {
+            RemoteError::Registry(r) => PullError::Registry(r),
+            RemoteError::NoMatchingPlatform(p) => PullError::NoMatchingPlatform(p),
+            RemoteError::Manifest { reference, source } => PullError::Manifest { reference, source },
+            other => PullError::Remote(Box::new(other)),
+        }
+    }
 }
 
 impl From<SignatureError> for PullError {
@@ -294,25 +308,12 @@ fn resolve(
     let top = client.get_manifest(reference)?;
     let repo_digest = top.digest.clone();
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
-    let (index, manifest_desc, manifest_bytes, manifest) = match top.manifest {
-        Manifest::Index { index: list, .. } => {
-            let chosen = list.select(&wanted)?.clone();
-            let fetched = client.get_manifest_by_digest(reference, &chosen.digest)?;
-            let Manifest::Image { manifest, .. } = fetched.manifest else {
-                return Err(PullError::Manifest {
-                    reference: name,
-                    source: barge_oci::ManifestError::UnsupportedMediaType("a nested index".into()),
-                });
-            };
-            let mut desc = Descriptor::new(&fetched.media_type, fetched.digest.clone(), fetched.bytes.len() as u64);
-            desc.platform = chosen.platform.clone();
-            (Some((top.digest.clone(), top.bytes)), desc, fetched.bytes, manifest)
-        }
-        Manifest::Image { manifest, .. } => {
-            let desc = Descriptor::new(&top.media_type, top.digest.clone(), top.bytes.len() as u64);
-            (None, desc, top.bytes, manifest)
-        }
-    };
+    let crate::remote::Chosen {
+        index,
+        desc: manifest_desc,
+        bytes: manifest_bytes,
+        manifest,
+    } = crate::remote::choose(client, reference, top, &wanted)?;
     manifest.check_layers().map_err(|source| PullError::Manifest {
         reference: name.clone(),
         source,

@@ -93,13 +93,7 @@ pub fn put_signatures(client: &Client, at: &Reference, set: &SignatureSet) -> Re
 }
 
 fn put_small_blob(client: &Client, at: &Reference, desc: &Descriptor, bytes: &[u8]) -> Result<(), SignatureError> {
-    if client.blob_exists(at, &desc.digest)? {
-        return Ok(());
-    }
-    let upload = client.start_upload(at)?;
-    let mut reader = bytes;
-    client.upload_blob_stream(at, &upload.location, &mut reader, desc.size, &desc.digest)?;
-    Ok(())
+    crate::remote::put_blob_if_missing(client, at, &desc.digest, desc.size, || Ok::<_, SignatureError>(bytes))
 }
 
 /// What `barge sign` did.

@@ -58,6 +58,12 @@ pub struct ImageManifest {
     pub layers: Vec<Descriptor>,
     #[serde(default)]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// OCI 1.1: the manifest this one refers to (a signature's image, an SBOM's).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    /// OCI 1.1: what kind of artifact this is, when it is not an image.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
 }
 
 /// An OCI image index or Docker manifest list.

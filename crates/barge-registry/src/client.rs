@@ -77,6 +77,9 @@ pub(crate) struct HostState {
     pub(crate) tokens: Mutex<HashMap<String, Token>>,
     /// The last rate limit the registry announced.
     pub(crate) rate_limit: Mutex<Option<RateLimit>>,
+    /// The registry answered a referrers request with a plain 404 (no
+    /// error code): it has no referrers API, and is not asked again.
+    pub(crate) no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 /// A registry's pull quota as its `RateLimit-Limit`/`RateLimit-Remaining`
@@ -154,6 +157,7 @@ pub(crate) enum Method {
     Post,
     Put,
     Patch,
+    Delete,
 }
 
 /// Where a request goes: a path below `/v2/<repository>/`, or an absolute
@@ -269,6 +273,7 @@ fn send_once(
         Method::Post => send_payload(with_headers(agent.post(url), req, auth), req.payload),
         Method::Put => send_payload(with_headers(agent.put(url), req, auth), req.payload),
         Method::Patch => send_payload(with_headers(agent.patch(url), req, auth), req.payload),
+        Method::Delete => with_headers(agent.delete(url), req, auth).call(),
     }
 }
 
@@ -449,6 +454,7 @@ impl Client {
                         challenge: Mutex::new(challenge),
                         tokens: Mutex::new(HashMap::new()),
                         rate_limit: Mutex::new(None),
+                        no_referrers_api: Default::default(),
                     });
                 }
                 Err(e) => last_err = ConnectCause::of(&e),

@@ -70,8 +70,36 @@ pub enum RegistryError {
         attempts: u32,
         message: String,
     },
+    /// The registry refuses an operation it may leave out: deletion is
+    /// off by default in docker-registry, and Docker Hub and GitLab keep
+    /// `_catalog` to themselves.
+    #[error("registry {host} does not allow {feature}: it answered HTTP {status}{}", detail(.code, &None))]
+    Unsupported {
+        host: String,
+        feature: Feature,
+        status: u16,
+        code: Option<String>,
+    },
     #[error(transparent)]
     Credentials(#[from] barge_auth::AuthError),
+}
+
+/// What a registry may refuse to do ([`RegistryError::Unsupported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// `DELETE /v2/<name>/manifests/<digest>`.
+    Delete,
+    /// `GET /v2/_catalog`.
+    Catalog,
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Feature::Delete => "deleting manifests",
+            Feature::Catalog => "listing its repositories (_catalog)",
+        })
+    }
 }
 
 fn detail(code: &Option<String>, message: &Option<String>) -> String {
@@ -106,10 +134,26 @@ pub enum ConnectCause {
 }
 
 impl RegistryError {
+    /// The registry error an I/O error from a [`crate::BlobReader`]
+    /// carries, or the I/O error back when it carries none (a failed write
+    /// downstream, say).
+    pub fn from_io(e: std::io::Error) -> Result<RegistryError, std::io::Error> {
+        if !e.get_ref().is_some_and(|i| i.is::<RegistryError>()) {
+            return Err(e);
+        }
+        match e.into_inner().map(|i| i.downcast::<RegistryError>()) {
+            Some(Ok(r)) => Ok(*r),
+            Some(Err(other)) => Err(std::io::Error::other(other)),
+            None => Err(std::io::Error::other("transfer failed")),
+        }
+    }
+
     /// What the user should try, when barge knows.
     pub fn hint(&self) -> Option<String> {
-        let RegistryError::Connect { host, cause, insecure } = self else {
-            return None;
+        let (host, cause, insecure) = match self {
+            RegistryError::Connect { host, cause, insecure } => (host, cause, insecure),
+            RegistryError::Unsupported { feature, .. } => return Some(feature_hint(*feature)),
+            _ => return None,
         };
         Some(match cause {
             ConnectCause::HostNotFound(_) => {
@@ -125,6 +169,17 @@ impl RegistryError {
                 "check that the registry is running and the address is right".to_string()
             }
         })
+    }
+}
+
+fn feature_hint(feature: Feature) -> String {
+    match feature {
+        Feature::Delete => "deletion is disabled on this registry: its operator must enable it \
+            (docker-registry: storage.delete.enabled: true, or REGISTRY_STORAGE_DELETE_ENABLED=true)"
+            .into(),
+        Feature::Catalog => "Docker Hub, GitLab and others keep _catalog to administrators or do not offer it: \
+            list one repository's tags with 'barge tags REPO', or log in if this registry wants credentials"
+            .into(),
     }
 }
 
@@ -156,5 +211,41 @@ mod tests {
         for h in [dns, refused] {
             assert!(!h.contains("--insecure-registry"), "{h}");
         }
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let refused = |feature| RegistryError::Unsupported {
+            host: "reg.example".into(),
+            feature,
+            status: 405,
+            code: Some("UNSUPPORTED".into()),
+        };
+        let delete = refused(Feature::Delete);
+        assert_eq!(
+            delete.to_string(),
+            "registry reg.example does not allow deleting manifests: it answered HTTP 405: UNSUPPORTED"
+        );
+        assert!(delete
+            .hint()
+            .unwrap_or_default()
+            .contains("REGISTRY_STORAGE_DELETE_ENABLED=true"));
+        let catalog = refused(Feature::Catalog);
+        assert!(catalog.to_string().contains("listing its repositories (_catalog)"));
+        assert!(catalog.hint().unwrap_or_default().contains("barge tags REPO"));
+    }
+
+    #[test]
+    fn registry_errors_come_back_out_of_io_errors() {
+        let inside = std::io::Error::other(RegistryError::ManifestNotFound { reference: "x".into() });
+        assert!(matches!(
+            RegistryError::from_io(inside),
+            Ok(RegistryError::ManifestNotFound { .. })
+        ));
+        let plain = std::io::Error::new(std::io::ErrorKind::WriteZero, "disk full");
+        assert_eq!(
+            RegistryError::from_io(plain).map_err(|e| e.kind()).err(),
+            Some(std::io::ErrorKind::WriteZero)
+        );
     }
 }

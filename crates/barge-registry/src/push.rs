@@ -2,7 +2,7 @@
 
 use crate::auth::Scope;
 use crate::client::{BodyError, Client, Method, Payload, Request, Target};
-use crate::error::RegistryError;
+use crate::error::{Feature, RegistryError};
 use barge_oci::{Digest, Reference};
 
 /// What a mount request achieved.
@@ -237,6 +237,9 @@ impl Client {
     }
 }
 
+/// Names a listing asks for per page unless told otherwise.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+
 /// JSON a paginated listing may send in all its pages together.
 const MAX_LISTING_BYTES: u64 = 32 << 20;
 /// Names (tags, repositories) a listing may hold.
@@ -257,15 +260,16 @@ fn next_link(resp: &ureq::http::Response<ureq::Body>) -> Option<String> {
 }
 
 impl Client {
-    /// Every tag of a repository, following `Link` pagination.
-    pub fn list_tags(&self, r: &Reference) -> Result<Vec<String>, RegistryError> {
+    /// Every tag of a repository, following `Link` pagination, asking for
+    /// `page_size` tags a page (`?n=`; registries may send fewer or more).
+    pub fn list_tags(&self, r: &Reference, page_size: u32) -> Result<Vec<String>, RegistryError> {
         #[derive(serde::Deserialize)]
         struct Tags {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
         let base = self.host(r.api_host())?.base.clone();
-        let first = format!("{base}/v2/{}/tags/list?n=1000", r.repository());
+        let first = format!("{base}/v2/{}/tags/list?n={}", r.repository(), page_size.max(1));
         let mut out = Vec::new();
         self.pages(r, &[Scope::pull(r)], first, "tags/list", |p: Tags| {
             let tags = p.tags.unwrap_or_default();
@@ -276,9 +280,12 @@ impl Client {
         Ok(out)
     }
 
-    /// Every repository of a registry (`_catalog`), following `Link` pagination.
-    /// `any` is any reference on that registry.
-    pub fn catalog(&self, any: &Reference) -> Result<Vec<String>, RegistryError> {
+    /// Every repository of a registry (`_catalog`), following `Link`
+    /// pagination, `page_size` names a page. `any` is any reference on that
+    /// registry. A registry that does not offer its catalog (404, 405,
+    /// `UNSUPPORTED`) or not to this user (401, 403) is
+    /// [`RegistryError::Unsupported`].
+    pub fn catalog(&self, any: &Reference, page_size: u32) -> Result<Vec<String>, RegistryError> {
         #[derive(serde::Deserialize)]
         struct Catalog {
             #[serde(default)]
@@ -286,18 +293,33 @@ impl Client {
         }
         let base = self.host(any.api_host())?.base.clone();
         let mut out = Vec::new();
-        self.pages(
+        let listed = self.pages(
             any,
             &[Scope::catalog()],
-            format!("{base}/v2/_catalog?n=1000"),
+            format!("{base}/v2/_catalog?n={}", page_size.max(1)),
             "_catalog",
             |p: Catalog| {
                 let n = p.repositories.len();
                 out.extend(p.repositories);
                 n
             },
-        )?;
-        Ok(out)
+        );
+        let refused = |status: u16, code: Option<String>| RegistryError::Unsupported {
+            host: any.api_host().to_string(),
+            feature: Feature::Catalog,
+            status,
+            code,
+        };
+        match listed {
+            Ok(()) => Ok(out),
+            Err(RegistryError::Unauthorized { code, .. }) => Err(refused(401, code)),
+            Err(RegistryError::Status { status, code, .. })
+                if matches!(status, 404 | 405) || code.as_deref() == Some("UNSUPPORTED") =>
+            {
+                Err(refused(status, code))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// GETs a JSON listing page by page (`Link: <…>; rel="next"`). The
@@ -305,7 +327,7 @@ impl Client {
     /// [`MAX_LISTING_NAMES`] names in at most [`MAX_LISTING_PAGES`] pages:
     /// everything listed stays in memory, and a registry decides how many
     /// pages there are. `each` returns how many names a page added.
-    fn pages<T: serde::de::DeserializeOwned>(
+    pub(crate) fn pages<T: serde::de::DeserializeOwned>(
         &self,
         r: &Reference,
         scopes: &[Scope],

@@ -118,6 +118,19 @@ impl SlowProxy {
             .map(|r| String::from_utf8_lossy(&r).into_owned())
             .unwrap_or_default()
     }
+
+    /// The request lines (`GET /v2/... HTTP/1.1`) clients sent.
+    pub fn request_lines(&self) -> Vec<String> {
+        self.requests()
+            .split("\r\n")
+            .filter(|l| {
+                ["GET ", "HEAD ", "PUT ", "POST ", "PATCH ", "DELETE "]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+            })
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 fn relay(s: Arc<Shared>, client: TcpStream) {

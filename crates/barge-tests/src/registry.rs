@@ -25,6 +25,8 @@ pub struct Options {
     pub all_interfaces: bool,
     /// Run as a pull-through cache of this registry URL.
     pub proxy_of: Option<String>,
+    /// Allow `DELETE` of manifests and blobs (docker-registry's default is off).
+    pub delete_enabled: bool,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             tls: false,
             all_interfaces: false,
             proxy_of: None,
+            delete_enabled: true,
         }
     }
 }
@@ -81,8 +84,9 @@ impl Registry {
         let port = free_port();
         let host = if opts.all_interfaces { "0.0.0.0" } else { "127.0.0.1" };
         let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}:{port}\n  secret: barge-test-secret\n",
-            dir.path().join("data").display()
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\nhttp:\n  addr: {host}:{port}\n  secret: barge-test-secret\n",
+            dir.path().join("data").display(),
+            opts.delete_enabled
         );
         if opts.tls {
             let (cert, key) = self_signed_cert(dir.path(), "registry");

@@ -23,19 +23,6 @@ fn skopeo_digest(location: &str) -> String {
     barge_tests::sha256(raw.as_bytes())
 }
 
-/// Request lines (`GET /v2/...`) a proxy saw.
-fn request_lines(p: &SlowProxy) -> Vec<String> {
-    p.requests()
-        .split("\r\n")
-        .filter(|l| {
-            ["GET ", "HEAD ", "PUT ", "POST ", "PATCH ", "DELETE "]
-                .iter()
-                .any(|m| l.starts_with(m))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     if !require_root_and(&["docker-registry", "skopeo"]) {
@@ -73,11 +60,12 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     assert_eq!(stdout.matches("Would copy").count(), 5, "{stdout}");
     assert!(stdout.contains(&format!("{d}/copy/team/app:dev")), "{stdout}");
     assert!(
-        request_lines(&dst_proxy)
+        dst_proxy
+            .request_lines()
             .iter()
             .all(|l| l.starts_with("HEAD ") || l.starts_with("GET /v2/ ")),
         "a dry run only asks: {:?}",
-        request_lines(&dst_proxy)
+        dst_proxy.request_lines()
     );
 
     // The real run copies every tag of every repository, every platform, digests preserved.
@@ -110,7 +98,7 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.matches("Unchanged").count(), 5, "{stdout}");
     assert!(stderr.contains("0 copied, 5 unchanged, 0 failed"), "{stderr}");
-    for line in request_lines(&src_proxy).iter().chain(request_lines(&dst_proxy).iter()) {
+    for line in src_proxy.request_lines().iter().chain(dst_proxy.request_lines().iter()) {
         let listing = line.contains("/tags/list") || line.contains("/_catalog") || line.starts_with("GET /v2/ ");
         assert!(
             line.starts_with("HEAD ") || (line.starts_with("GET ") && listing),
@@ -119,7 +107,8 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
         assert!(!line.contains("/blobs/"), "second run touched a blob: {line}");
     }
     assert_eq!(
-        request_lines(&src_proxy)
+        src_proxy
+            .request_lines()
             .iter()
             .filter(|l| l.starts_with("HEAD ") && l.contains("/manifests/"))
             .count(),
@@ -127,9 +116,9 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
         "one HEAD per source tag"
     );
     assert!(
-        request_lines(&dst_proxy).is_empty(),
+        dst_proxy.request_lines().is_empty(),
         "the destination is not asked: barge recorded what it left there: {:?}",
-        request_lines(&dst_proxy)
+        dst_proxy.request_lines()
     );
 
     // A tag removed at the destination behind barge's back: --verify finds it.
@@ -154,7 +143,8 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     let out = b.ok(&["mirror", &format!("{s}/team/app"), &format!("{d}/copy/team/app")]);
     assert_eq!(out.matches("Copied").count(), 1, "{out}");
     assert_eq!(out.matches("Unchanged").count(), 2, "{out}");
-    let uploads = request_lines(&dst_proxy)
+    let uploads = dst_proxy
+        .request_lines()
         .iter()
         .filter(|l| l.starts_with("POST ") && l.contains("/blobs/uploads/"))
         .count();
@@ -162,7 +152,7 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
         uploads,
         2,
         "the new top layer and config only: {:?}",
-        request_lines(&dst_proxy)
+        dst_proxy.request_lines()
     );
 }
 
@@ -325,7 +315,7 @@ fn pulls_go_through_a_pull_through_cache_and_fall_back_to_the_origin() {
         listed.contains(&format!("{}/team/app:v1 {}", origin_proxy.host(), img.manifest_digest)),
         "{listed}"
     );
-    let cache_lines = request_lines(&cache_proxy);
+    let cache_lines = cache_proxy.request_lines();
     assert!(
         cache_lines
             .iter()
@@ -337,7 +327,7 @@ fn pulls_go_through_a_pull_through_cache_and_fall_back_to_the_origin() {
         "{cache_lines:?}"
     );
     assert!(
-        request_lines(&origin_proxy).is_empty(),
+        origin_proxy.request_lines().is_empty(),
         "barge went to the origin itself"
     );
     // The cache now holds the layers.
@@ -358,7 +348,7 @@ fn pulls_go_through_a_pull_through_cache_and_fall_back_to_the_origin() {
     let out = b2.run(&["pull", &name]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The manifest came from the origin (by tag, or by digest after a HEAD).
-    let origin_lines = request_lines(&origin_proxy);
+    let origin_lines = origin_proxy.request_lines();
     assert!(
         origin_lines
             .iter()

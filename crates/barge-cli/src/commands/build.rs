@@ -67,7 +67,7 @@ impl BuildProgress for Steps {
 
 /// `KEY=VALUE`; for `--build-arg`, a bare `KEY` takes the value from the
 /// environment and is left out when unset there, as docker does.
-fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
+pub(super) fn key_value(flag: &str, s: &str) -> Result<Option<(String, String)>, Failure> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok(Some((k.to_string(), v.to_string()))),
         None if flag == "--build-arg" && !s.is_empty() => Ok(std::env::var(s).ok().map(|v| (s.to_string(), v))),

@@ -15,6 +15,11 @@ use std::io::IsTerminal;
 pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     let src_loc = Location::parse(&a.source).context(|| "source".to_string())?;
     let dst_loc = Location::parse(&a.destination).context(|| "destination".to_string())?;
+    if a.referrers && !(matches!(src_loc, Location::Registry(_)) && matches!(dst_loc, Location::Registry(_))) {
+        return Err(Failure::msg(
+            "--referrers carries what is attached to an image from one registry to another: give docker:// on both sides",
+        ));
+    }
     let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
     let client = if needs_client { Some(env.client()?) } else { None };
     // A compressed docker archive is spooled into the store's ingest area.
@@ -70,6 +75,8 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
         platform,
         max_concurrent: 3,
         trust: Some(env.trust()?),
+        referrers: a.referrers,
+        source_tags: None,
     };
     let printer = Printer::new(a.quiet);
     let outcome = barge_engine::copy(source.as_ref(), dest.as_ref(), &opts, &printer).context(what)?;

@@ -32,7 +32,7 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
             let src = Endpoint::parse(&e.source)?;
             let dst = Endpoint::parse(&e.destination)?;
             let filter = e.tags.as_deref().map(TagFilter::new).transpose()?;
-            mirror::plan(&client, &src, &dst, filter.as_ref())
+            mirror::plan(&client, &src, &dst, filter.as_ref(), a.referrers)
         })();
         match planned {
             Ok(j) => jobs.extend(j),
@@ -68,6 +68,7 @@ pub fn mirror(env: &Env, a: &MirrorArgs) -> Result<i32, Failure> {
         parallel_images: a.jobs as usize,
         max_concurrent: 3,
         trust: Some(env.trust()?),
+        referrers: a.referrers,
     };
     let results = mirror::mirror_all(&client, &jobs, &opts, &record, &report);
     if let Err(e) = record.save() {

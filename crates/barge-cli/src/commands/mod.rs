@@ -1,5 +1,6 @@
 //! One function per command: parse what the library needs, call it, print.
 
+mod artifact;
 mod build;
 mod containers;
 mod copy;
@@ -8,12 +9,14 @@ mod login;
 mod mirror;
 mod network;
 mod pull;
+mod toolkit;
 mod trust;
 
 pub use login::credential_helper;
 
 use crate::args::{
-    Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, NetworkCommand, SystemCommand,
+    ArtifactCommand, Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, ManifestCommand,
+    NetworkCommand, SystemCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
@@ -156,6 +159,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Copy(a) => copy::copy(&env, &a),
         Command::Mirror(a) => mirror::mirror(&env, &a),
         Command::Image(ImageCommand::Graph(a)) => images::graph(&env, a.tree),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) if a.remote => {
+            if a.kind.as_deref() == Some("container") {
+                return Err(Failure::msg(
+                    "--remote inspects images in a registry: it cannot go with --type container",
+                ));
+            }
+            toolkit::inspect_remote(&env, &a)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) if a.remote => Err(Failure::msg(
+            "--remote inspects images in a registry, not containers: use 'barge inspect --remote IMAGE'",
+        )),
         Command::Inspect(a) => images::inspect(&env, &a, a.kind.as_deref()),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&env, &a, Some("image")),
         Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&env, &a, Some("container")),
@@ -177,6 +191,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::GenerateKey(a) => trust::generate_key(&a),
         Command::Sign(a) => trust::sign(&env, &a),
         Command::Verify(a) => trust::verify(&env, &a),
+        Command::Manifest(ManifestCommand::Inspect(a)) => toolkit::manifest_inspect(&env, &a),
+        Command::Manifest(ManifestCommand::Create(a)) => artifact::manifest_create(&env, &a),
+        Command::Manifest(ManifestCommand::Annotate(a)) => artifact::manifest_annotate(&env, &a),
+        Command::Manifest(ManifestCommand::Push(a)) => artifact::manifest_push(&env, &a),
+        Command::Manifest(ManifestCommand::Rm(a)) => artifact::manifest_rm(&env, &a),
+        Command::Tags(a) => toolkit::tags(&env, &a),
+        Command::Catalog(a) => toolkit::catalog(&env, &a),
+        Command::Digest(a) => toolkit::digest(&env, &a),
+        Command::Config(a) => toolkit::config(&env, &a),
+        Command::Blob(a) => toolkit::blob(&env, &a),
+        Command::Delete(a) => toolkit::delete(&env, &a),
+        Command::Referrers(a) => toolkit::referrers(&env, &a),
+        Command::Artifact(ArtifactCommand::Push(a)) => artifact::push(&env, &a),
+        Command::Artifact(ArtifactCommand::Pull(a)) => artifact::pull(&env, &a),
     }
 }
 
@@ -202,6 +230,7 @@ fn image_verb(env: &Env, verb: ImageVerb) -> Result<i32, Failure> {
         ImageVerb::Build(a) => build::build(env, &a),
         ImageVerb::Save(a) => copy::save(env, &a),
         ImageVerb::Load(a) => copy::load(env, &a),
+        ImageVerb::Tag(a) if a.remote => toolkit::tag_remote(env, &a),
         ImageVerb::Tag(a) => images::tag(env, &a),
         ImageVerb::History(a) => images::history(env, &a),
     }

@@ -161,6 +161,10 @@ pub trait Source: Sync {
     fn registry(&self) -> Option<&Reference> {
         None
     }
+    /// The client that reads a registry source (for what is attached to an image).
+    fn client(&self) -> Option<&barge_registry::Client> {
+        None
+    }
     /// The cosign signatures stored for manifest `digest`, where the transport keeps any.
     fn signatures(&self, _digest: &Digest) -> Result<Option<crate::trust::SignatureSet>, CopyError> {
         Ok(None)
@@ -189,6 +193,10 @@ pub trait Destination: Sync {
     /// Stores signatures beside the image, where the transport keeps any (registries do).
     fn put_signatures(&self, _signatures: &crate::trust::SignatureSet) -> Result<(), CopyError> {
         Ok(())
+    }
+    /// The client and repository of a registry destination.
+    fn registry(&self) -> Option<(&barge_registry::Client, &Reference)> {
+        None
     }
     /// Only a single-platform image fits (docker archives).
     fn single_platform(&self) -> bool {

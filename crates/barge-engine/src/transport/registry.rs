@@ -28,6 +28,10 @@ impl Source for RegistrySource<'_> {
         Some(&self.reference)
     }
 
+    fn client(&self) -> Option<&Client> {
+        Some(self.client)
+    }
+
     fn signatures(&self, digest: &Digest) -> Result<Option<crate::trust::SignatureSet>, CopyError> {
         Ok(crate::trust::fetch_signatures(self.client, &self.reference, digest)?)
     }
@@ -73,6 +77,10 @@ impl Destination for RegistryDestination<'_> {
         self.client
             .put_manifest(&self.reference, &key, &m.media_type, &m.bytes)?;
         Ok(())
+    }
+
+    fn registry(&self) -> Option<(&Client, &Reference)> {
+        Some((self.client, &self.reference))
     }
 
     fn put_signatures(&self, signatures: &crate::trust::SignatureSet) -> Result<(), CopyError> {
