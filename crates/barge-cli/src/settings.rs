@@ -49,6 +49,11 @@ pub struct Settings {
     /// The default bridge's address and prefix [default: 10.222.0.1/16].
     #[serde(default)]
     pub bip: Option<String>,
+    /// `no_new_privs` for every container that does not say
+    /// `--security-opt no-new-privileges=false` (dockerd's setting of the
+    /// same name) [default: false, as docker].
+    #[serde(default)]
+    pub no_new_privileges: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

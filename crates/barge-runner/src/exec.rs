@@ -90,6 +90,7 @@ fn enter(
         rustix::thread::move_into_link_name_space(rustix::fd::AsFd::as_fd(ns), None)
             .map_err(fail("joining the container's namespaces"))?;
     }
+    plan.install_filter_before_confine()?;
     plan.confine()?;
     let inner = match crate::sys::fork() {
         Ok(Forked::Parent { child }) => child,
@@ -109,7 +110,7 @@ fn enter(
             rustix::stdio::dup2_stdout(&stdout).map_err(fail("stdout"))?;
             rustix::stdio::dup2_stderr(&stderr).map_err(fail("stderr"))?;
         }
-        let program = plan.enter()?;
+        let program = plan.enter_for_exec()?;
         return Err(plan.exec(&program));
     }
     // The exec'ing child holds the error pipe and the stdio; this one only

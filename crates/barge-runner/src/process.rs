@@ -91,6 +91,9 @@ pub struct ProcessPlan {
     /// A missing working directory is made (the container's command, as
     /// docker does) or fails the start with 126 (`exec -w`, as docker).
     pub(crate) create_cwd: bool,
+    /// `process.noNewPrivileges`: off by default, as docker and the OCI
+    /// spec have it, so setuid programs and file capabilities work.
+    pub(crate) no_new_privs: bool,
 }
 
 impl ProcessPlan {
@@ -137,6 +140,7 @@ impl ProcessPlan {
                 })
                 .collect::<Result<_, _>>()?,
             create_cwd: true,
+            no_new_privs: p.no_new_privileges().unwrap_or(false),
         })
     }
 }
@@ -228,10 +232,34 @@ impl ProcessPlan {
 
     /// In the container: rlimits, working directory (created if missing, as docker
     /// does for the container's command), the program found on PATH, credentials, capabilities,
-    /// `no_new_privs`, every fd but stdio marked close-on-exec, and last
-    /// the seccomp filter: nothing but `execve` (of the command, or of
-    /// `--init`'s program) runs under it.
+    /// `no_new_privs` when asked for, every fd but stdio marked close-on-exec, and the
+    /// seccomp filter. With `no_new_privs` the filter comes last: nothing but
+    /// `execve` (of the command, or of `--init`'s program) runs under it.
+    /// Without, installing a filter takes CAP_SYS_ADMIN, so it comes before
+    /// the credentials drop it (as runc does); the setgroups, setresuid,
+    /// capset and prctl that follow are ones every profile docker ships allows.
     pub fn enter(&self) -> Result<CString, ChildError> {
+        self.enter_with(false)
+    }
+
+    /// `exec`'s [`Self::enter`], after [`Self::install_filter_before_confine`].
+    pub fn enter_for_exec(&self) -> Result<CString, ChildError> {
+        self.enter_with(!self.no_new_privs)
+    }
+
+    /// `exec` gives up CAP_SYS_ADMIN ([`Self::confine`]) before it forks
+    /// into the container's PID namespace; without `no_new_privs` the
+    /// filter needs that capability, so it is installed here, before.
+    pub fn install_filter_before_confine(&self) -> Result<(), ChildError> {
+        if !self.no_new_privs {
+            if let Some(filter) = &self.seccomp {
+                filter.install().map_err(fail("installing the seccomp filter"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn enter_with(&self, filter_installed: bool) -> Result<CString, ChildError> {
         self.set_rlimits()?;
         if self.create_cwd {
             if let Ok(root) = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
@@ -247,11 +275,18 @@ impl ProcessPlan {
             (if self.create_cwd { code } else { 126 }, message)
         })?;
         let program = self.find_program()?;
+        let install =
+            |filter: &crate::seccomp::Program| filter.install().map_err(fail("installing the seccomp filter"));
+        if !self.no_new_privs && !filter_installed {
+            self.seccomp.as_ref().map(install).transpose()?;
+        }
         self.set_credentials()?;
-        rustix::thread::set_no_new_privs(true).map_err(fail("setting no_new_privs"))?;
+        if self.no_new_privs {
+            rustix::thread::set_no_new_privs(true).map_err(fail("setting no_new_privs"))?;
+        }
         crate::sys::cloexec_from(3);
-        if let Some(filter) = &self.seccomp {
-            filter.install().map_err(fail("installing the seccomp filter"))?;
+        if self.no_new_privs {
+            self.seccomp.as_ref().map(install).transpose()?;
         }
         Ok(program)
     }

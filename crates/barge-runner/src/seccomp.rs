@@ -176,8 +176,9 @@ pub enum SeccompChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecurityOptions {
     pub seccomp: SeccompChoice,
-    /// barge sets `no_new_privs` for every container anyway.
-    pub no_new_privileges: bool,
+    /// `no-new-privileges[=true|false]`; `None` when not given (docker's
+    /// default, off, unless barge.json turns it on).
+    pub no_new_privileges: Option<bool>,
 }
 
 /// Parses `--security-opt` values as docker spells them (`KEY=VALUE`, or
@@ -194,7 +195,8 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOptions, SeccompEr
             ("seccomp", Some("unconfined")) => out.seccomp = SeccompChoice::Unconfined,
             ("seccomp", Some("builtin")) => out.seccomp = SeccompChoice::Default,
             ("seccomp", Some(path)) if !path.is_empty() => out.seccomp = SeccompChoice::Profile(PathBuf::from(path)),
-            ("no-new-privileges", None | Some("true")) => out.no_new_privileges = true,
+            ("no-new-privileges", None | Some("true")) => out.no_new_privileges = Some(true),
+            ("no-new-privileges", Some("false")) => out.no_new_privileges = Some(false),
             _ => return Err(bad()),
         }
     }
@@ -1474,13 +1476,15 @@ mod tests {
             o(&["seccomp=/p.json"]).unwrap().seccomp,
             SeccompChoice::Profile(PathBuf::from("/p.json"))
         );
-        assert!(o(&["no-new-privileges"]).unwrap().no_new_privileges);
-        assert!(o(&["no-new-privileges=true"]).unwrap().no_new_privileges);
+        assert_eq!(o(&["no-new-privileges"]).unwrap().no_new_privileges, Some(true));
+        assert_eq!(o(&["no-new-privileges=true"]).unwrap().no_new_privileges, Some(true));
+        assert_eq!(o(&["no-new-privileges=false"]).unwrap().no_new_privileges, Some(false));
+        assert_eq!(o(&[]).unwrap().no_new_privileges, None);
         for bad in [
             "apparmor=unconfined",
             "seccomp",
             "seccomp=",
-            "no-new-privileges=false",
+            "no-new-privileges=maybe",
             "bogus",
         ] {
             assert!(matches!(o(&[bad]), Err(SeccompError::BadOption(_))), "{bad}");

@@ -49,6 +49,9 @@ pub struct CreateOptions {
     pub limits: crate::limits::Limits,
     /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
     pub log_opts: Vec<String>,
+    /// `no_new_privs` unless `--security-opt no-new-privileges=false`
+    /// (barge.json's `no-new-privileges`; docker's default is off).
+    pub no_new_privileges_default: bool,
 }
 
 impl CreateOptions {
@@ -118,8 +121,10 @@ impl CreateOptions {
                 (k.to_string(), v.to_string())
             })
             .collect();
+        let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
         Ok(Validated {
             name,
+            no_new_privileges,
             env,
             labels,
             volumes,
@@ -146,6 +151,8 @@ pub struct Validated {
     volumes: Vec<Volume>,
     /// The bounding set: docker's default with `--cap-add`/`--cap-drop`.
     capabilities: Vec<String>,
+    /// `process.noNewPrivileges`.
+    no_new_privileges: bool,
     /// The filter for `--security-opt seccomp=…`, none if unconfined.
     seccomp: Option<LinuxSeccomp>,
     /// `-p` ports.
@@ -372,7 +379,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
             facts.nofile,
             facts.nofile,
         )?])?))
-        .set_no_new_privileges(Some(true));
+        .set_no_new_privileges(Some(v.no_new_privileges));
     process
         .user_mut()
         .set_uid(resolved.uid)

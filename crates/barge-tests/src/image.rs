@@ -507,6 +507,11 @@ pub fn exewatch() -> std::path::PathBuf {
     static_helper("exewatch")
 }
 
+/// A static program that prints its effective UID (helpers/euid.c).
+pub fn euid() -> std::path::PathBuf {
+    static_helper("euid")
+}
+
 /// A watcher for a container allowed to ptrace, built from
 /// `helpers/procspy.c`: `procspy STOPFILE` reports other processes whose
 /// environment holds `BARGE_TEST_SECRET` or whose capabilities exceed its

@@ -216,16 +216,61 @@ fn security_opt_errors_are_one_line_and_125() {
         assert!(err(&o).contains(says), "{}", err(&o));
     }
     assert_eq!(b.ok(&["ps", "-aq"]), "", "no container is left behind");
-    // no-new-privileges is accepted (barge always sets it).
-    assert_eq!(
-        sh(
-            &b,
-            &image,
-            &["--security-opt", "no-new-privileges"],
-            "grep NoNewPrivs /proc/self/status"
-        ),
-        "NoNewPrivs:\t1\n"
-    );
+    // no_new_privs is off unless asked for, as in docker.
+    let nnp = |flags: &[&str]| sh(&b, &image, flags, "grep NoNewPrivs /proc/self/status");
+    assert_eq!(nnp(&[]), "NoNewPrivs:\t0\n");
+    assert_eq!(nnp(&["--security-opt", "no-new-privileges"]), "NoNewPrivs:\t1\n");
+    assert_eq!(nnp(&["--security-opt", "no-new-privileges=true"]), "NoNewPrivs:\t1\n");
+    assert_eq!(nnp(&["--security-opt", "no-new-privileges=false"]), "NoNewPrivs:\t0\n");
+}
+
+#[test]
+fn setuid_programs_work_unless_no_new_privileges() {
+    if !require(
+        "gcc with a static libc",
+        Command::new("gcc").arg("--version").output().is_ok(),
+    ) {
+        return;
+    }
+    let euid = barge_tests::image::euid();
+    let Some((_reg, b, image)) = busybox_store(&[], &[], |root| {
+        let dest = root.join("bin/euid");
+        std::fs::copy(&euid, &dest).unwrap();
+        std::os::unix::fs::chown(&dest, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    }) else {
+        return;
+    };
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "-u", "1000"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image.as_str(), "/bin/euid"]);
+        b.ok(&args)
+    };
+    // As docker: a setuid program (su, ping, sudo) takes its owner's ID…
+    assert_eq!(run(&[]), "0\n");
+    // …unless no-new-privileges is set, per container or in barge.json.
+    assert_eq!(run(&["--security-opt", "no-new-privileges"]), "1000\n");
+    std::fs::write(
+        b.dir.path().join("barge-config/barge.json"),
+        r#"{"no-new-privileges": true}"#,
+    )
+    .unwrap();
+    assert_eq!(run(&[]), "1000\n");
+    assert_eq!(run(&["--security-opt", "no-new-privileges=false"]), "0\n");
+    // Still inside docker's bounding set: the setuid root process cannot
+    // load a module or mount, whatever its ID.
+    let caps = b.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        &image,
+        "sh",
+        "-c",
+        "grep CapBnd /proc/self/status",
+    ]);
+    assert_eq!(caps, "CapBnd:\t00000000a80425fb\n");
 }
 
 #[test]

@@ -119,6 +119,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
             ulimits: a.ulimit.clone(),
         },
         log_opts: a.log_opt.clone(),
+        no_new_privileges_default: false,
     })
 }
 
@@ -133,14 +134,16 @@ fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
 }
 
 /// The options, checked before any image is looked up or pulled.
-fn checked_options(a: &RunArgs) -> Result<Validated, Failure> {
-    create_options(a)?.validate().map_err(|e| fail_start("", e))
+fn checked_options(env: &Env, a: &RunArgs) -> Result<Validated, Failure> {
+    let mut o = create_options(a)?;
+    o.no_new_privileges_default = env.settings()?.no_new_privileges.unwrap_or(false);
+    o.validate().map_err(|e| fail_start("", e))
 }
 
 /// Checks the options, finds (or pulls) the image and creates the
 /// container: what `create` and `run` share.
 fn new_container(env: &Env, a: &RunArgs) -> Result<(Runtime, Container), Failure> {
-    let opts = checked_options(a)?;
+    let opts = checked_options(env, a)?;
     let image_id = image_for_run(env, a)?;
     let rt = runtime(env).map_err(|f| f.with_code(125))?;
     let c = rt
