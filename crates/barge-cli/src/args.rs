@@ -614,6 +614,21 @@ pub struct RunArgs {
     /// Log driver options (json-file): max-size=10m rotates the log at that size, max-file=3 keeps that many files
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
+    /// Signal to stop the container [default: the image's StopSignal, else SIGTERM]
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before killing the container when not told (-1: forever) [default: 10]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub stop_timeout: Option<i64>,
+    /// Add a supplementary group (a name of the image's /etc/group, or a number)
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Expose a port or a range of ports (published by -P)
+    #[arg(long, value_name = "PORT[-END][/PROTO]")]
+    pub expose: Vec<String>,
+    /// Write the container ID to the file (which must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
@@ -663,9 +678,9 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before killing the container [default: its --stop-timeout, else 10]
+    #[arg(short = 't', long = "time", alias = "timeout", allow_negative_numbers = true)]
+    pub time: Option<i64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

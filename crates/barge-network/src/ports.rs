@@ -115,6 +115,18 @@ pub fn parse(spec: &str) -> Result<Vec<PortSpec>, PortError> {
 }
 
 /// Parses an image's `ExposedPorts` key (`80/tcp`) for `-P`.
+/// `--expose PORT[-END][/PROTO]`: the container ports `-P` publishes.
+pub fn parse_expose(spec: &str) -> Result<Vec<PortSpec>, PortError> {
+    let bad = || PortError::Invalid(spec.to_string());
+    let (range, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let (first, last) = range.split_once('-').unwrap_or((range, range));
+    let first: u16 = first.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let last: u16 = last.parse().ok().filter(|p| *p >= first).ok_or_else(bad)?;
+    (first..=last)
+        .map(|p| exposed(&format!("{p}/{proto}")).ok_or_else(bad))
+        .collect()
+}
+
 pub fn exposed(key: &str) -> Option<PortSpec> {
     let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     let proto = match proto {

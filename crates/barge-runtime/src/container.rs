@@ -80,6 +80,9 @@ pub struct Meta {
     pub runtime: Option<String>,
     /// Signal `stop` sends first (the image's `StopSignal`, else SIGTERM).
     pub stop_signal: String,
+    /// `--stop-timeout`: seconds `stop` waits by default (docker's 10 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
     /// The image's snapshots, topmost first: the overlay's lower dirs.
     pub lower_dirs: Vec<PathBuf>,
     /// `--log-opt` as given (json-file's `max-size`, `max-file`).

@@ -49,6 +49,16 @@ pub struct CreateOptions {
     pub limits: crate::limits::Limits,
     /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
     pub log_opts: Vec<String>,
+    /// `--stop-signal`: instead of the image's StopSignal.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not told.
+    pub stop_timeout: Option<i64>,
+    /// `--group-add`: supplementary groups, by name (the image's
+    /// /etc/group) or number.
+    pub group_add: Vec<String>,
+    /// `--expose PORT[/PROTO]` or a range: ports `-P` publishes, beside
+    /// the image's.
+    pub expose: Vec<String>,
     /// `no_new_privs` unless `--security-opt no-new-privileges=false`
     /// (barge.json's `no-new-privileges`; docker's default is off).
     pub no_new_privileges_default: bool,
@@ -92,6 +102,13 @@ impl CreateOptions {
             }
         }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        if let Some(s) = &self.stop_signal {
+            crate::runner::parse_signal(s)?;
+        }
+        let mut expose = Vec::new();
+        for e in &self.expose {
+            expose.extend(crate::network::ports::parse_expose(e)?);
+        }
         let rootless = crate::rootless::rootless();
         let network = match self.network {
             // Rootless, the default network is a user-mode one (no bridge can be made).
@@ -124,6 +141,7 @@ impl CreateOptions {
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
         Ok(Validated {
             name,
+            expose,
             no_new_privileges,
             env,
             labels,
@@ -153,6 +171,8 @@ pub struct Validated {
     capabilities: Vec<String>,
     /// `process.noNewPrivileges`.
     no_new_privileges: bool,
+    /// `--expose`d ports (container side; `-P` publishes them).
+    expose: Vec<PortSpec>,
     /// The filter for `--security-opt seccomp=…`, none if unconfined.
     seccomp: Option<LinuxSeccomp>,
     /// `-p` ports.
@@ -298,7 +318,13 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .user
         .clone()
         .unwrap_or_else(|| cfg.user.clone().unwrap_or_default());
-    let resolved = user::resolve(&user_spec, &facts.passwd, &facts.group)?;
+    let mut resolved = user::resolve(&user_spec, &facts.passwd, &facts.group)?;
+    for g in &opts.group_add {
+        let gid = user::group_id(g, &facts.group)?;
+        if !resolved.additional_gids.contains(&gid) {
+            resolved.additional_gids.push(gid);
+        }
+    }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", resolved.home));
     }
@@ -315,12 +341,17 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         if let Some(exposed) = &cfg.exposed_ports {
             ports.extend(exposed.keys().filter_map(|k| crate::network::ports::exposed(k)));
         }
+        ports.extend(v.expose.iter().cloned());
     }
     if !matches!(network, Network::Bridge | Network::User) {
         // As docker: nothing to publish without a network of the container's own.
         ports.clear();
     }
-    let stop_signal = cfg.stop_signal.clone().unwrap_or_else(|| "SIGTERM".to_string());
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .or_else(|| cfg.stop_signal.clone())
+        .unwrap_or_else(|| "SIGTERM".to_string());
 
     let meta = Meta {
         id: id.clone(),
@@ -352,6 +383,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         security_opt: opts.security_opt.clone(),
         runtime: opts.runtime.clone(),
         stop_signal,
+        stop_timeout: opts.stop_timeout,
         lower_dirs: image.lower_dirs.to_vec(),
         log_opts: v.log_opts.clone(),
     };

@@ -59,6 +59,23 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
+/// A group by name (an entry of the image's /etc/group) or number
+/// (needing no entry), as `-u USER:GROUP` and `--group-add` take it.
+pub fn group_id(g: &str, group: &str) -> Result<u32, UserError> {
+    let numeric = g.parse::<u32>().ok();
+    let id = match group_entries(group).find(|(n, id, _)| match numeric {
+        Some(gid) => *id == gid,
+        None => *n == g,
+    }) {
+        Some((_, id, _)) => id,
+        None => numeric.ok_or_else(|| UserError::NoGroup(g.to_string()))?,
+    };
+    if id > MAX_ID {
+        return Err(UserError::OutOfRange(g.to_string()));
+    }
+    Ok(id)
+}
+
 /// Resolves a user spec the way docker (runc's libcontainer/user) does:
 /// numeric ids need no passwd entry, names must have one; the primary group
 /// comes from passwd unless given; supplementary groups from group membership.
@@ -82,14 +99,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
         (None, None) => return Err(UserError::NoUser(user.to_string())),
     };
     if let Some(g) = grp {
-        let numeric = g.parse::<u32>().ok();
-        gid = match group_entries(group).find(|(n, id, _)| match numeric {
-            Some(gid) => *id == gid,
-            None => *n == g,
-        }) {
-            Some((_, id, _)) => id,
-            None => numeric.ok_or_else(|| UserError::NoGroup(g.to_string()))?,
-        };
+        gid = group_id(g, group)?;
     }
     if uid > MAX_ID || gid > MAX_ID {
         return Err(UserError::OutOfRange(spec.to_string()));

@@ -1116,3 +1116,108 @@ fn container_inspect_has_dockers_config_fields() {
     let ep = inspect(&b, "ep", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}");
     assert_eq!(ep, r#"["sleep"] ["300"]"#);
 }
+
+#[test]
+fn stop_signal_stop_timeout_group_add_expose_and_cidfile() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // --stop-signal: what `stop` sends first.
+    let trap = "trap 'echo got it; exit 3' USR1; echo ready; while :; do sleep 0.1; done";
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "SIGUSR1",
+        &image,
+        "sh",
+        "-c",
+        trap,
+    ]);
+    assert_eq!(inspect(&b, "sig", "{{.Config.StopSignal}}"), "SIGUSR1");
+    wait_until("the trap is set", || b.ok(&["logs", "sig"]).contains("ready"));
+    b.ok(&["stop", "sig"]);
+    assert_eq!(inspect(&b, "sig", "{{.State.ExitCode}}"), "3");
+    assert!(b.ok(&["logs", "sig"]).contains("got it"));
+    let e = b.fails(&["run", "--rm", "--stop-signal", "SIGNOPE", "127.0.0.1:1/nothing"]);
+    assert!(e.contains("SIGNOPE"), "refused before any pull: {e}");
+
+    // --stop-timeout: how long a plain `stop` waits before SIGKILL.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--stop-timeout",
+        "1",
+        &image,
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(inspect(&b, "stubborn", "{{.Config.StopTimeout}}"), "1");
+    wait_until("the trap is set", || b.ok(&["logs", "stubborn"]).contains("ready"));
+    let started = std::time::Instant::now();
+    b.ok(&["stop", "stubborn"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "stop waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(inspect(&b, "stubborn", "{{.State.ExitCode}}"), "137");
+
+    // --group-add: by the image's group name or by number.
+    let groups = sh(
+        &b,
+        &image,
+        &["-u", "app", "--group-add", "root", "--group-add", "4242"],
+        "id -G",
+    );
+    let mut groups: Vec<&str> = groups.split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["0", "1234", "29", "4242"]);
+    let e = b.fails(&["run", "--rm", "--group-add", "nosuchgroup", &image, "true"]);
+    assert!(e.contains("nosuchgroup"), "{e}");
+
+    // --expose: published by -P beside the image's own ports.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "exposed",
+        "--expose",
+        "7000-7001/tcp",
+        "-P",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    let ports = b.ok(&["port", "exposed"]);
+    assert!(
+        ports.contains("7000/tcp ->") && ports.contains("7001/tcp ->"),
+        "{ports}"
+    );
+    let e = b.fails(&["run", "--rm", "--expose", "9-3", &image, "true"]);
+    assert!(e.contains("9-3"), "{e}");
+
+    // --cidfile: the ID is written; an existing file refuses the run.
+    let dir = tempfile::tempdir().unwrap();
+    let cid = dir.path().join("cid");
+    let id = b.ok(&["run", "-d", "--cidfile", cid.to_str().unwrap(), &image, "sleep", "300"]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let o = b.run(&["run", "--rm", "--cidfile", cid.to_str().unwrap(), &image, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("container ID file found"), "{}", err(&o));
+    let gone = dir.path().join("gone");
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--cidfile",
+        gone.to_str().unwrap(),
+        "127.0.0.1:1/nothing",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(!gone.exists(), "a container that was not made leaves no ID file");
+}

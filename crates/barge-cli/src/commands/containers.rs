@@ -119,6 +119,10 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
             ulimits: a.ulimit.clone(),
         },
         log_opts: a.log_opt.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        group_add: a.group_add.clone(),
+        expose: a.expose.clone(),
         no_new_privileges_default: false,
     })
 }
@@ -144,12 +148,48 @@ fn checked_options(env: &Env, a: &RunArgs) -> Result<Validated, Failure> {
 /// container: what `create` and `run` share.
 fn new_container(env: &Env, a: &RunArgs) -> Result<(Runtime, Container), Failure> {
     let opts = checked_options(env, a)?;
-    let image_id = image_for_run(env, a)?;
-    let rt = runtime(env).map_err(|f| f.with_code(125))?;
-    let c = rt
-        .create(&image_id, a.image(), &opts)
-        .map_err(|e| fail_start(format!("creating a container of {}", a.image()), e))?;
-    Ok((rt, c))
+    // docker's --cidfile: refused when the file exists, made before the
+    // container, removed again when the container is not.
+    let cidfile = match &a.cidfile {
+        Some(path) => Some((
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| {
+                    let what = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        format!(
+                            "container ID file found, make sure the other container isn't running or delete {}",
+                            path.display()
+                        )
+                    } else {
+                        format!("creating the container ID file {}: {e}", path.display())
+                    };
+                    Failure::msg(what).with_code(125)
+                })?,
+            path,
+        )),
+        None => None,
+    };
+    let created = image_for_run(env, a).and_then(|image_id| {
+        let rt = runtime(env).map_err(|f| f.with_code(125))?;
+        let c = rt
+            .create(&image_id, a.image(), &opts)
+            .map_err(|e| fail_start(format!("creating a container of {}", a.image()), e))?;
+        Ok((rt, c))
+    });
+    if let Some((mut file, path)) = cidfile {
+        use std::io::Write;
+        match &created {
+            Ok((_, c)) => file
+                .write_all(c.id().as_bytes())
+                .map_err(|e| Failure::msg(format!("writing {}: {e}", path.display())).with_code(125))?,
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    created
 }
 
 pub fn create(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
@@ -248,16 +288,25 @@ fn each(env: &Env, names: &[String], op: impl Fn(&Runtime, &Container) -> Result
     Ok(code)
 }
 
+/// How long `stop` waits: `-t`, else the container's `--stop-timeout`,
+/// else docker's 10 seconds; a negative one waits as long as it takes.
+fn stop_wait(a: &StopArgs, c: &Container) -> Duration {
+    match a.time.or(c.meta.stop_timeout).unwrap_or(10) {
+        t if t < 0 => Duration::from_secs(u64::from(u32::MAX)),
+        t => Duration::from_secs(t.unsigned_abs()),
+    }
+}
+
 pub fn stop(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
     each(env, &a.containers, |rt, c| {
-        rt.stop(c, Duration::from_secs(a.time))
+        rt.stop(c, stop_wait(a, c))
             .map_err(|e| fail(format!("stopping {}", c.meta.name), e))
     })
 }
 
 pub fn restart(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
     each(env, &a.containers, |rt, c| {
-        rt.stop(c, Duration::from_secs(a.time))
+        rt.stop(c, stop_wait(a, c))
             .map_err(|e| fail(format!("stopping {}", c.meta.name), e))?;
         rt.run_detached(c)
             .map_err(|e| fail(format!("starting {}", c.meta.name), e))
@@ -795,6 +844,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "OnBuild": null,
             "Labels": c.meta.labels,
             "StopSignal": c.meta.stop_signal,
+            "StopTimeout": c.meta.stop_timeout,
         },
         "SizeRw": c.size(),
         "SizeRootFs": c.size() + image_size,
