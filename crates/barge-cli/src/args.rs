@@ -723,6 +723,15 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show logs since a time (a Unix time, RFC 3339, or a duration before now such as 42m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show logs before a time (a Unix time, RFC 3339, or a duration before now such as 42m)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Show the extra details of each line (json-file attributes; barge's have none)
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 

@@ -287,3 +287,28 @@ fn log_options_are_refused_as_docker_refuses_them() {
     }
     assert_eq!(b.ok(&["ps", "-aq"]), "", "nothing was created");
 }
+
+#[test]
+fn since_and_until_pick_lines_by_time() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["run", "--name", "timed", &image, "echo", "x"]);
+    // The log as docker's json-file keeps it, with times chosen here.
+    let line = |log: &str, time: &str| format!(r#"{{"log":"{log}\n","stream":"stdout","time":"{time}"}}"#);
+    let text = [
+        line("first", "2020-01-01T00:00:00.5Z"),
+        line("second", "2020-01-01T00:01:00.000000001Z"),
+        line("third", "2020-01-01T00:02:00Z"),
+    ]
+    .join("\n");
+    std::fs::write(log_path(&b, "timed"), text + "\n").unwrap();
+    let logs = |args: &[&str]| b.ok(&[&["logs"], args, &["timed"]].concat());
+    assert_eq!(logs(&[]), "first\nsecond\nthird\n");
+    assert_eq!(logs(&["--since", "2020-01-01T00:01:00Z"]), "second\nthird\n");
+    assert_eq!(logs(&["--until", "2020-01-01T00:02:00Z"]), "first\nsecond\n");
+    // 1577836860 is 2020-01-01T00:01:00Z.
+    assert_eq!(logs(&["--since", "1577836860", "--until", "1577836920"]), "second\n");
+    assert_eq!(logs(&["--since", "10m"]), "", "all of it is older than ten minutes");
+    assert_eq!(logs(&["--details"]), "first\nsecond\nthird\n");
+    let e = b.fails(&["logs", "--since", "yesterday", "timed"]);
+    assert!(e.contains("invalid --since \"yesterday\""), "{e}");
+}

@@ -378,8 +378,28 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
                 .map_err(|_| Failure::msg(format!("invalid --tail {n:?}: a number or \"all\"")))?,
         ),
     };
+    let now = format::now();
+    let bound = |flag: &str, v: &Option<String>| -> Result<Option<i64>, Failure> {
+        v.as_deref()
+            .map(|t| {
+                until_secs(t, now).ok_or_else(|| {
+                    Failure::msg(format!(
+                        "invalid {flag} {t:?}: a Unix time, an RFC 3339 time or a duration such as 42m"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let (since, until) = (bound("--since", &a.since)?, bound("--until", &a.until)?);
     // One entry at a time from the files, so that memory stays bounded however long the log.
     let mut print = |e: barge_runtime::logs::Entry| {
+        let secs = barge_oci::time::parse_rfc3339(&e.time).map_or(0, |t| t.0);
+        if since.is_some_and(|s| secs < s) {
+            return ControlFlow::Continue(());
+        }
+        if until.is_some_and(|u| secs >= u) {
+            return ControlFlow::Continue(());
+        }
         let time = if a.timestamps {
             format!("{} ", e.time)
         } else {
@@ -404,7 +424,7 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
     let reading = || "reading the log".to_string();
     let mut reader = barge_runtime::logs::Reader::open(&c.log_path(), tail).context(reading)?;
     let mut flow = reader.read(&mut print).context(reading)?;
-    while a.follow && flow.is_continue() {
+    while a.follow && flow.is_continue() && until.is_none_or(|u| format::now() < u) {
         let running = c.state().map(|s| s.status == Status::Running).unwrap_or(false);
         flow = reader.read(&mut print).context(reading)?;
         if !running {
