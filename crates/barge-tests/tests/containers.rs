@@ -629,6 +629,51 @@ fn ps_filters_formats_and_prune() {
     );
     let e = b.fails(&["ps", "--filter", "colour=red"]);
     assert!(e.contains("invalid filter"), "{e}");
+    // The rest of docker's filters.
+    let vol = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/data", vol.path().display());
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vol",
+        "-v",
+        &bind,
+        "--network",
+        "none",
+        &image,
+        "sleep",
+        "30",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1::8080",
+        &image,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(names(&["--filter", "volume=/data"]), ["vol"]);
+    assert_eq!(
+        names(&["--filter", &format!("volume={}", vol.path().display())]),
+        ["vol"]
+    );
+    assert_eq!(names(&["--filter", "network=none"]), ["vol"]);
+    assert_eq!(names(&["--filter", "network=bridge"]), ["live", "web"]);
+    assert_eq!(names(&["--filter", "publish=8080"]), ["web"]);
+    assert_eq!(names(&["--filter", "publish=8080/udp"]), Vec::<String>::new());
+    assert_eq!(names(&["--filter", "expose=8080/tcp"]), ["web"]);
+    assert_eq!(names(&["--filter", "health=none"]), ["live", "vol", "web"]);
+    assert_eq!(names(&["--filter", "health=healthy"]), Vec::<String>::new());
+    assert_eq!(names(&["--filter", "is-task=false", "--filter", "name=web"]), ["web"]);
+    for bad in ["health=great", "publish=http", "expose=0"] {
+        let e = b.fails(&["ps", "--filter", bad]);
+        assert!(e.contains(&format!("invalid filter '{bad}")), "{e}");
+    }
+    b.ok(&["rm", "-f", "vol", "web"]);
     // psFormat in docker's config.json is the default; --format wins.
     std::fs::create_dir_all(b.docker_config()).unwrap();
     std::fs::write(

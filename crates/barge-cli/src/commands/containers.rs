@@ -489,9 +489,31 @@ impl PsFilter {
                 .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {f}")))?;
             if !matches!(
                 k,
-                "id" | "name" | "label" | "status" | "exited" | "ancestor" | "before" | "since"
+                "id" | "name"
+                    | "label"
+                    | "status"
+                    | "exited"
+                    | "ancestor"
+                    | "before"
+                    | "since"
+                    | "volume"
+                    | "network"
+                    | "publish"
+                    | "expose"
+                    | "health"
+                    | "isolation"
+                    | "is-task"
             ) {
                 return Err(Failure::msg(format!("invalid filter '{k}'")));
+            }
+            if k == "health" && !matches!(v, "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(Failure::msg(format!(
+                    "invalid filter 'health={v}': expected starting, healthy, unhealthy or none"
+                )));
+            }
+            if matches!(k, "publish" | "expose") {
+                port_filter(v)
+                    .ok_or_else(|| Failure::msg(format!("invalid filter '{k}={v}': expected PORT[/PROTO]")))?;
             }
             if k == "status"
                 && !matches!(
@@ -536,10 +558,54 @@ impl PsFilter {
                     Some(o) => c.meta.created > o.meta.created,
                     None => false,
                 },
+                "volume" => c
+                    .meta
+                    .volumes
+                    .iter()
+                    .any(|m| m.destination == *v || m.source == std::path::Path::new(v)),
+                "network" => match c.meta.network {
+                    barge_runtime::Network::Bridge => c.meta.network_name.as_deref().unwrap_or("bridge") == v,
+                    barge_runtime::Network::Host => v == "host",
+                    barge_runtime::Network::None => v == "none",
+                    barge_runtime::Network::User => v == "slirp4netns" || v == "pasta",
+                },
+                // docker: a container port with a binding (-p, -P).
+                "publish" => port_filter(v).is_some_and(|(p, proto)| {
+                    c.meta
+                        .ports
+                        .iter()
+                        .any(|s| s.container_port == p && s.proto.to_string() == proto)
+                }),
+                // docker: a port of the image's ExposedPorts or a published one.
+                "expose" => port_filter(v).is_some_and(|(p, proto)| {
+                    let key = format!("{p}/{proto}");
+                    c.meta
+                        .ports
+                        .iter()
+                        .any(|s| s.container_port == p && s.proto.to_string() == proto)
+                        || rt.store().image_details(&c.meta.image_id).is_ok_and(|d| {
+                            d.config
+                                .config
+                                .as_ref()
+                                .and_then(|c| c.exposed_ports.as_ref())
+                                .is_some_and(|e| e.contains_key(&key))
+                        })
+                }),
+                // barge runs no health checks yet: every container's is none.
+                "health" => v == "none",
+                "isolation" => v == "default",
+                "is-task" => v == "false",
                 _ => false,
             })
         })
     }
+}
+
+/// `PORT[/PROTO]` of the publish and expose filters (tcp when not given).
+fn port_filter(v: &str) -> Option<(u16, &str)> {
+    let (port, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let port = port.parse().ok().filter(|p| *p > 0)?;
+    matches!(proto, "tcp" | "udp").then_some((port, proto))
 }
 
 fn ps_header(field: &str) -> String {
