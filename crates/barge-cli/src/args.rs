@@ -389,6 +389,9 @@ pub struct NetworkLsArgs {
     /// Format output using a Go template, or json
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output (driver=, id=, label=, name=, scope=, type=custom|builtin)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

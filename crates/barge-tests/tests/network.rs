@@ -119,6 +119,21 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     for n in ["bridge", "host", "none", &net] {
         assert!(ls.lines().any(|l| l.split_whitespace().nth(1) == Some(n)), "{n}: {ls}");
     }
+    let names = |filters: &[&str]| {
+        let mut args = vec!["network", "ls", "--format", "{{.Name}}"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        b.ok(&args).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["type=custom"]), std::slice::from_ref(&net));
+    assert_eq!(names(&["type=builtin"]), ["bridge", "host", "none"]);
+    assert_eq!(names(&["driver=null"]), ["none"]);
+    assert_eq!(names(&["driver=bridge", "name=t"]), std::slice::from_ref(&net));
+    assert_eq!(names(&[&format!("id={}", &id[..12])]), std::slice::from_ref(&net));
+    assert!(names(&["label=team"]).is_empty(), "barge's networks carry no labels");
+    let e = b.fails(&["network", "ls", "--filter", "colour=red"]);
+    assert!(e.contains("invalid filter 'colour'"), "{e}");
     web(&b, &["--name", "alpha", "--network", &net], &image);
     b.ok(&["run", "-d", "--name", "beta", "--network", &net, &image, "sleep", "300"]);
     let alpha_ip = b

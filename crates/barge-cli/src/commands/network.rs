@@ -32,10 +32,48 @@ fn rows(list: &[NetworkConfig]) -> Vec<Value> {
     out
 }
 
+/// `network ls --filter`, as docker takes it: each key must match one of
+/// its values; networks barge makes carry no labels.
+fn network_filter(raw: &[String]) -> Result<impl Fn(&Value) -> bool, Failure> {
+    let mut rules: Vec<(String, String)> = Vec::new();
+    for f in raw {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {f}")))?;
+        if !matches!(k, "driver" | "id" | "label" | "name" | "scope" | "type") {
+            return Err(Failure::msg(format!("invalid filter '{k}'")));
+        }
+        if k == "type" && !matches!(v, "custom" | "builtin") {
+            return Err(Failure::msg(format!(
+                "invalid filter 'type={v}': expected custom or builtin"
+            )));
+        }
+        rules.push((k.to_string(), v.to_string()));
+    }
+    Ok(move |n: &Value| {
+        let field = |f: &str| n[f].as_str().unwrap_or_default().to_string();
+        let mut keys: Vec<&str> = rules.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.iter().all(|key| {
+            rules.iter().filter(|(k, _)| k == key).any(|(_, v)| match *key {
+                "driver" => field("Driver") == *v,
+                "id" => field("ID").starts_with(v.as_str()),
+                "name" => field("Name").contains(v.as_str()),
+                "scope" => field("Scope") == *v,
+                "type" => matches!(field("Name").as_str(), "bridge" | "host" | "none") == (v == "builtin"),
+                _ => false,
+            })
+        })
+    })
+}
+
 pub fn ls(env: &Env, a: &NetworkLsArgs) -> Result<i32, Failure> {
+    let keep = network_filter(&a.filters)?;
     let (nets, _) = networks(env)?;
     let list = nets.list().context(|| "listing networks".to_string())?;
     let mut values = rows(&list);
+    values.retain(|v| keep(v));
     values.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
     if !a.no_trunc {
         for v in &mut values {
