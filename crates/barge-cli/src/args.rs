@@ -617,6 +617,9 @@ pub struct RunArgs {
     /// Log driver options (json-file): max-size=10m rotates the log at that size, max-file=3 keeps that many files
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
+    /// Size of /dev/shm (bytes, or with a unit: 128m, 1g) [default: 64m]
+    #[arg(long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub shm_size: Option<i64>,
     /// Signal to stop the container [default: the image's StopSignal, else SIGTERM]
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,

@@ -49,6 +49,8 @@ pub struct CreateOptions {
     pub limits: crate::limits::Limits,
     /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
     pub log_opts: Vec<String>,
+    /// `--shm-size`: bytes of the container's /dev/shm [default: 64 MiB].
+    pub shm_size: Option<i64>,
     /// `--stop-signal`: instead of the image's StopSignal.
     pub stop_signal: Option<String>,
     /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not told.
@@ -102,6 +104,9 @@ impl CreateOptions {
             }
         }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        if self.shm_size.is_some_and(|s| s <= 0) {
+            return Err(RuntimeError::BadOption("--shm-size must be more than 0".into()));
+        }
         if let Some(s) = &self.stop_signal {
             crate::runner::parse_signal(s)?;
         }
@@ -446,7 +451,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_process(Some(process))
         .set_root(Some(root))
         .set_hostname(Some(hostname))
-        .set_mounts(Some(mounts(&facts.dir, &v.volumes)))
+        .set_mounts(Some(mounts(&facts.dir, &v.volumes, opts.shm_size)))
         .set_linux(Some(linux))
         .set_annotations(None);
     Ok(Plan { spec, meta })
@@ -561,8 +566,16 @@ fn nofile_limit() -> u64 {
 
 /// The bundle's mounts: docker's standard ones, the container's own
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, and volumes.
-fn mounts(dir: &Path, volumes: &[Volume]) -> Vec<Mount> {
+fn mounts(dir: &Path, volumes: &[Volume], shm_size: Option<i64>) -> Vec<Mount> {
     let mut m = spec::default_mounts();
+    if let Some(bytes) = shm_size {
+        for mount in m.iter_mut().filter(|m| m.destination() == Path::new("/dev/shm")) {
+            let options = mount.options().clone().unwrap_or_default();
+            let mut options: Vec<String> = options.into_iter().filter(|o| !o.starts_with("size=")).collect();
+            options.push(format!("size={bytes}"));
+            mount.set_options(Some(options));
+        }
+    }
     if crate::userns::inside() == Some(crate::userns::Mapping::Single) {
         // Group 5 (tty) does not exist in a single-ID namespace: devpts refuses it.
         for mount in &mut m {

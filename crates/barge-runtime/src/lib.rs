@@ -86,6 +86,9 @@ pub enum RuntimeError {
     External { runtime: String, message: String },
     #[error("invalid signal {0:?}")]
     BadSignal(String),
+    /// An option whose value cannot be used, with docker's wording.
+    #[error("{0}")]
+    BadOption(String),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     #[error(transparent)]

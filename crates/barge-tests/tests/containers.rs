@@ -1245,6 +1245,19 @@ fn stop_signal_stop_timeout_group_add_expose_and_cidfile() {
     let e = b.fails(&["run", "--rm", "--expose", "9-3", &image, "true"]);
     assert!(e.contains("9-3"), "{e}");
 
+    // --shm-size: the size of /dev/shm (docker's 64m by default).
+    let shm = |flags: &[&str]| {
+        sh(&b, &image, flags, "df -k /dev/shm | tail -1")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(shm(&[]), "65536");
+    assert_eq!(shm(&["--shm-size", "128m"]), "131072");
+    let e = b.fails(&["run", "--rm", "--shm-size", "0", &image, "true"]);
+    assert!(e.contains("--shm-size"), "{e}");
+
     // --cidfile: the ID is written; an existing file refuses the run.
     let dir = tempfile::tempdir().unwrap();
     let cid = dir.path().join("cid");

@@ -119,6 +119,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
             ulimits: a.ulimit.clone(),
         },
         log_opts: a.log_opt.clone(),
+        shm_size: a.shm_size,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         group_add: a.group_add.clone(),
