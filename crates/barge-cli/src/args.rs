@@ -617,6 +617,18 @@ pub struct RunArgs {
     /// Log driver options (json-file): max-size=10m rotates the log at that size, max-file=3 keeps that many files
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
+    /// Set a DNS server (instead of the host's)
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set a DNS search domain (instead of the host's)
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// Set a DNS resolver option (instead of the host's)
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// Add a line to /etc/hosts
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// Size of /dev/shm (bytes, or with a unit: 128m, 1g) [default: 64m]
     #[arg(long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
     pub shm_size: Option<i64>,

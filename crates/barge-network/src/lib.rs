@@ -981,10 +981,7 @@ pub fn attach_user(c: &Endpoint, ports: &[PortSpec]) -> Result<(Attachment, user
     })();
     match attached {
         Ok(done) => {
-            overwrite_in_place(
-                &c.dir.join("resolv.conf"),
-                format!("nameserver {}\n", usermode::DNS).as_bytes(),
-            );
+            write_resolv(c.dir, &format!("nameserver {}\n", usermode::DNS));
             Ok(done)
         }
         Err(e) => {
@@ -1038,6 +1035,26 @@ pub fn detach(c: &Endpoint, members: &dyn Members) {
     }
 }
 
+/// A container's `resolv.conf` made from `--dns`, `--dns-search` or
+/// `--dns-option` at create: no network setup rewrites it.
+pub const RESOLV_PINNED: &str = "resolv.conf.pinned";
+
+/// `--add-host` lines, appended to whatever `/etc/hosts` a network writes.
+pub const HOSTS_EXTRA: &str = "hosts.extra";
+
+/// Rewrites `resolv.conf` unless the user gave its content.
+fn write_resolv(dir: &Path, text: &str) {
+    if !dir.join(RESOLV_PINNED).exists() {
+        overwrite_in_place(&dir.join("resolv.conf"), text.as_bytes());
+    }
+}
+
+/// Writes `hosts` with the container's `--add-host` lines after `text`.
+fn write_hosts(dir: &Path, text: &str) {
+    let extra = std::fs::read_to_string(dir.join(HOSTS_EXTRA)).unwrap_or_default();
+    overwrite_in_place(&dir.join("hosts"), format!("{text}{extra}").as_bytes());
+}
+
 /// docker's rule: the host's resolv.conf, unless it names only loopback
 /// servers (a local resolver the container cannot reach): then public ones.
 fn write_resolv_conf(dir: &Path) {
@@ -1055,7 +1072,7 @@ fn write_resolv_conf(dir: &Path) {
         out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
     }
     out.push('\n');
-    overwrite_in_place(&dir.join("resolv.conf"), out.trim_start().as_bytes());
+    write_resolv(dir, out.trim_start());
 }
 
 /// Rewrites a bind-mounted file without replacing its inode (a rename
@@ -1075,7 +1092,7 @@ fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Endpoint, members
     if !n.resolve_names {
         // Only the container's own name: no other container is read.
         if let Some((ip, _)) = leases.iter().find(|(_, id)| id.as_str() == changed.id) {
-            overwrite_in_place(&changed.dir.join("hosts"), hosts(ip, changed.hostname).as_bytes());
+            write_hosts(changed.dir, &hosts(ip, changed.hostname));
         }
         return;
     }
@@ -1089,7 +1106,7 @@ fn refresh_hosts(nets: &Networks, n: &NetworkConfig, changed: &Endpoint, members
         for (other_ip, _, (name, hostname)) in members.iter().filter(|(_, o, _)| o != id) {
             text.push_str(&format!("{other_ip}\t{name} {hostname}\n"));
         }
-        overwrite_in_place(&containers.join(id).join("hosts"), text.as_bytes());
+        write_hosts(&containers.join(id), &text);
     }
 }
 

@@ -49,6 +49,14 @@ pub struct CreateOptions {
     pub limits: crate::limits::Limits,
     /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
     pub log_opts: Vec<String>,
+    /// `--dns`: name servers instead of the host's.
+    pub dns: Vec<String>,
+    /// `--dns-search`: search domains instead of the host's.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: resolver options instead of the host's.
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`: lines for the container's /etc/hosts.
+    pub add_hosts: Vec<String>,
     /// `--shm-size`: bytes of the container's /dev/shm [default: 64 MiB].
     pub shm_size: Option<i64>,
     /// `--stop-signal`: instead of the image's StopSignal.
@@ -104,6 +112,21 @@ impl CreateOptions {
             }
         }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        let mut hosts_extra = String::new();
+        for h in &self.add_hosts {
+            let (name, ip) = h
+                .split_once(':')
+                .filter(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
+                .ok_or_else(|| {
+                    RuntimeError::BadOption(format!("invalid argument {h:?} for --add-host: expected HOST:IP"))
+                })?;
+            hosts_extra.push_str(&format!("{ip}\t{name}\n"));
+        }
+        for d in &self.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(RuntimeError::BadOption(format!("{d} is not an ip address (--dns)")));
+            }
+        }
         if self.shm_size.is_some_and(|s| s <= 0) {
             return Err(RuntimeError::BadOption("--shm-size must be more than 0".into()));
         }
@@ -146,6 +169,7 @@ impl CreateOptions {
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
         Ok(Validated {
             name,
+            hosts_extra,
             expose,
             no_new_privileges,
             env,
@@ -176,6 +200,8 @@ pub struct Validated {
     capabilities: Vec<String>,
     /// `process.noNewPrivileges`.
     no_new_privileges: bool,
+    /// `--add-host` lines for /etc/hosts.
+    hosts_extra: String,
     /// `--expose`d ports (container side; `-P` publishes them).
     expose: Vec<PortSpec>,
     /// The filter for `--security-opt seccomp=…`, none if unconfined.
@@ -254,6 +280,11 @@ struct Facts {
 struct Plan {
     spec: Spec,
     meta: Meta,
+    /// `--add-host` lines for /etc/hosts.
+    hosts_extra: String,
+    /// resolv.conf as `--dns*` made it; `None`: the host's, and networks
+    /// may rewrite it.
+    resolv: Option<String>,
 }
 
 /// The container for `image` with `v` and `facts`: pure, it writes nothing.
@@ -454,14 +485,27 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_mounts(Some(mounts(&facts.dir, &v.volumes, opts.shm_size)))
         .set_linux(Some(linux))
         .set_annotations(None);
-    Ok(Plan { spec, meta })
+    let o = &v.options;
+    let resolv = (!(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty()))
+        .then(|| resolv_with(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), o));
+    Ok(Plan {
+        spec,
+        meta,
+        hosts_extra: v.hosts_extra.clone(),
+        resolv,
+    })
 }
 
 /// Makes the planned container on disk: its directories, the record that
 /// keeps its image, bind sources that are missing, its `/etc` files, the
 /// bundle config and its records.
 fn apply(dir: PathBuf, plan: Plan) -> Result<Container, RuntimeError> {
-    let Plan { spec, meta } = plan;
+    let Plan {
+        spec,
+        meta,
+        hosts_extra,
+        resolv,
+    } = plan;
     for sub in ["upper", "work", "rootfs"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(io_err(format!("creating {}", dir.join(sub).display())))?;
     }
@@ -474,7 +518,7 @@ fn apply(dir: PathBuf, plan: Plan) -> Result<Container, RuntimeError> {
             std::fs::create_dir_all(&v.source).map_err(io_err(format!("creating {}", v.source.display())))?;
         }
     }
-    write_files(&dir, &meta.hostname, meta.network)?;
+    write_files(&dir, &meta.hostname, meta.network, &hosts_extra, resolv)?;
     write_json(&dir.join("config.json"), &spec)?;
     write_json(&dir.join("meta.json"), &meta)?;
     write_json(&dir.join("state.json"), &State::created())?;
@@ -608,22 +652,59 @@ fn mounts(dir: &Path, volumes: &[Volume], shm_size: Option<i64>) -> Vec<Mount> {
     m
 }
 
-fn write_files(dir: &Path, hostname: &str, network: Network) -> Result<(), RuntimeError> {
-    let hosts = match network {
+fn write_files(
+    dir: &Path,
+    hostname: &str,
+    network: Network,
+    hosts_extra: &str,
+    resolv: Option<String>,
+) -> Result<(), RuntimeError> {
+    let mut hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
         Network::None | Network::Bridge | Network::User => {
             format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER)
         }
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (name, content) in [
+    hosts.push_str(hosts_extra);
+    let pinned = resolv.is_some();
+    let resolv = resolv.unwrap_or_else(|| std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let mut files = vec![
         ("hosts", hosts),
         ("hostname", format!("{hostname}\n")),
         ("resolv.conf", resolv),
-    ] {
+        (crate::network::HOSTS_EXTRA, hosts_extra.to_string()),
+    ];
+    if pinned {
+        files.push((crate::network::RESOLV_PINNED, String::new()));
+    }
+    for (name, content) in files {
         std::fs::write(dir.join(name), content).map_err(io_err(format!("writing {}", dir.join(name).display())))?;
     }
     Ok(())
+}
+
+/// The host's resolv.conf with `--dns`, `--dns-search` and `--dns-option`
+/// each replacing its kind of line, as docker does.
+fn resolv_with(host: &str, o: &CreateOptions) -> String {
+    let kind = |l: &str| l.split_whitespace().next().unwrap_or_default().to_string();
+    let mut out: Vec<String> = host
+        .lines()
+        .filter(|l| match kind(l).as_str() {
+            "nameserver" => o.dns.is_empty(),
+            "search" | "domain" => o.dns_search.is_empty(),
+            "options" => o.dns_options.is_empty(),
+            _ => true,
+        })
+        .map(str::to_string)
+        .collect();
+    out.extend(o.dns.iter().map(|d| format!("nameserver {d}")));
+    if !o.dns_search.is_empty() {
+        out.push(format!("search {}", o.dns_search.join(" ")));
+    }
+    if !o.dns_options.is_empty() {
+        out.push(format!("options {}", o.dns_options.join(" ")));
+    }
+    out.join("\n") + "\n"
 }
 
 #[cfg(test)]

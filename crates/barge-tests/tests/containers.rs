@@ -1245,6 +1245,64 @@ fn stop_signal_stop_timeout_group_add_expose_and_cidfile() {
     let e = b.fails(&["run", "--rm", "--expose", "9-3", &image, "true"]);
     assert!(e.contains("9-3"), "{e}");
 
+    // --dns, --dns-search, --dns-option replace their lines of the
+    // host's resolv.conf; --add-host adds to /etc/hosts, on every network,
+    // and network setup keeps both.
+    for net in ["bridge", "none", "host"] {
+        let out = sh(
+            &b,
+            &image,
+            &[
+                "--network",
+                net,
+                "--dns",
+                "192.0.2.53",
+                "--dns-search",
+                "example.test",
+                "--dns-option",
+                "ndots:2",
+                "--add-host",
+                "db.example:192.0.2.7",
+                "--add-host",
+                "v6:2001:db8::1",
+            ],
+            "cat /etc/resolv.conf; echo --; cat /etc/hosts",
+        );
+        let (resolv, hosts) = out.split_once("--\n").unwrap();
+        let lines = |t: &str, kind: &str| {
+            t.lines()
+                .filter(|l| l.starts_with(kind))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            lines(resolv, "nameserver"),
+            ["nameserver 192.0.2.53"],
+            "{net}: {resolv}"
+        );
+        assert_eq!(lines(resolv, "search"), ["search example.test"], "{net}: {resolv}");
+        assert_eq!(lines(resolv, "options"), ["options ndots:2"], "{net}: {resolv}");
+        assert!(
+            hosts.contains("192.0.2.7\tdb.example\n") && hosts.contains("2001:db8::1\tv6\n"),
+            "{net}: {hosts}"
+        );
+    }
+    let resolved = sh(
+        &b,
+        &image,
+        &["--add-host", "db.example:192.0.2.7"],
+        "ping -c1 -W1 db.example 2>&1 | head -1",
+    );
+    assert!(resolved.contains("192.0.2.7"), "{resolved}");
+    for (flag, value) in [
+        ("--add-host", "nocolon"),
+        ("--add-host", "h:not-an-ip"),
+        ("--dns", "dns.example"),
+    ] {
+        let e = b.fails(&["run", "--rm", flag, value, "127.0.0.1:1/nothing"]);
+        assert!(e.contains(value), "refused before any pull: {e}");
+    }
+
     // --shm-size: the size of /dev/shm (docker's 64m by default).
     let shm = |flags: &[&str]| {
         sh(&b, &image, flags, "df -k /dev/shm | tail -1")
