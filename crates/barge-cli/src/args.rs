@@ -493,6 +493,21 @@ pub enum ContainerVerb {
     Exec(ExecArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(ContainerArg),
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerArg {
+    pub container: String,
 }
 
 impl ContainerVerb {

@@ -218,6 +218,87 @@ impl Container {
         read_json(&self.dir.join("config.json"))
     }
 
+    /// `diff`: what the container changed in its image, as docker lists
+    /// it: `('A' | 'C' | 'D', "/path")` sorted by path. Read from its upper
+    /// directory with no link followed and every directory opened below
+    /// the one before it (a running container may swap one for a link).
+    pub fn changes(&self) -> Result<Vec<(char, String)>, RuntimeError> {
+        use rustix::fd::AsFd;
+        use rustix::fs::{Mode, OFlags};
+        let lowers = barge_store::lowers::Lowers::new(self.meta.lower_dirs.clone());
+        let upper = self.dir.join("upper");
+        let open = |dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr| {
+            rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let root = rustix::fs::open(
+            &upper,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| crate::io_err(format!("reading {}", upper.display()))(e.into()))?;
+        let mut out = Vec::new();
+        let mut stack = vec![(root, String::new())];
+        while let Some((fd, rel)) = stack.pop() {
+            let dir = rustix::fs::Dir::read_from(&fd)
+                .map_err(|e| crate::io_err(format!("reading {}/{rel}", upper.display()))(e.into()))?;
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let bytes = name.to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                let path = format!("{rel}/{}", String::from_utf8_lossy(bytes));
+                let Ok(st) = rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
+                let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                let whiteout = kind == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0;
+                let change = if whiteout {
+                    'D'
+                } else if lowers.find(path.trim_start_matches('/')).is_some() {
+                    'C'
+                } else {
+                    'A'
+                };
+                out.push((change, path.clone()));
+                if kind == rustix::fs::FileType::Directory {
+                    if let Ok(sub) = open(fd.as_fd(), name) {
+                        stack.push((sub, path));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        // What barge made to mount on (/proc, /etc/hosts, a volume's
+        // directory, and their parents) is not the container's change:
+        // docker keeps those in its init layer, below the container's.
+        let points: Vec<String> = self
+            .spec()
+            .ok()
+            .and_then(|s| s.mounts().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        let made_for_mounts = |kind: char, path: &str, all: &[(char, String)]| {
+            kind == 'A'
+                && (points.iter().any(|p| p == path)
+                    || (points.iter().any(|p| p.starts_with(&format!("{path}/")))
+                        && all.iter().all(|(_, o)| {
+                            !o.starts_with(&format!("{path}/"))
+                                || points.iter().any(|p| p == o || p.starts_with(&format!("{o}/")))
+                        })))
+        };
+        let all = out.clone();
+        out.retain(|(kind, path)| !made_for_mounts(*kind, path, &all));
+        Ok(out)
+    }
+
     /// Bytes the container wrote (its overlay upper dir; a file with
     /// several hard links counts once, as du and docker count it).
     pub fn size(&self) -> u64 {

@@ -212,6 +212,31 @@ impl Runtime {
             .map_err(io_err(format!("locking {}", path.display())))
     }
 
+    /// `rename`: the container's name, checked and unique as at create;
+    /// running or not, as docker allows.
+    pub fn rename(&self, c: &Container, new: &str) -> Result<(), RuntimeError> {
+        let new = new.strip_prefix('/').unwrap_or(new);
+        if !names::valid(new) {
+            return Err(RuntimeError::InvalidName(new.to_string()));
+        }
+        let _lock = self.lock()?;
+        if let Some(other) = self.list()?.into_iter().find(|o| o.meta.name == new) {
+            if other.meta.id == c.meta.id {
+                return Err(RuntimeError::BadOption(format!(
+                    "renaming container {}: the new name is the same as the old one",
+                    c.meta.name
+                )));
+            }
+            return Err(RuntimeError::NameInUse {
+                name: new.to_string(),
+                id: other.meta.id,
+            });
+        }
+        let mut meta = Container::load(&c.dir)?.meta;
+        meta.name = new.to_string();
+        container::write_json(&c.dir.join("meta.json"), &meta)
+    }
+
     /// Removes a stopped container's files. Callers stop it first.
     pub fn remove(&self, c: &Container) -> Result<(), RuntimeError> {
         let _lock = self.lock()?;

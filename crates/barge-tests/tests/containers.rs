@@ -1337,3 +1337,58 @@ fn stop_signal_stop_timeout_group_add_expose_and_cidfile() {
     assert_eq!(o.status.code(), Some(125));
     assert!(!gone.exists(), "a container that was not made leaves no ID file");
 }
+
+#[test]
+fn rename_and_diff_as_docker() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let vol = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/data/vol", vol.path().display());
+    let script = "echo x > /etc/added; rm /bin/true 2>/dev/null || rm /bin/ls; echo y >> /etc/passwd; mkdir -p /new/dir; ln -s / /new/root; echo ready; sleep 300";
+    b.ok(&["run", "-d", "--name", "before", "-v", &bind, &image, "sh", "-c", script]);
+    wait_until("the changes are made", || b.ok(&["logs", "before"]).contains("ready"));
+    b.ok(&["rename", "before", "after"]);
+    assert_eq!(b.ok(&["ps", "--format", "{{.Names}}"]), "after\n");
+    assert_eq!(b.run(&["inspect", "before"]).status.code(), Some(1));
+    let diff = b.ok(&["diff", "after"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "C /etc",
+        "A /etc/added",
+        "C /etc/passwd",
+        "A /new",
+        "A /new/dir",
+        "C /bin",
+    ] {
+        assert!(lines.contains(&want), "{want} missing: {diff}");
+    }
+    assert!(lines.iter().any(|l| *l == "D /bin/true" || *l == "D /bin/ls"), "{diff}");
+    // The mount points barge made (/proc, /dev, /etc/hosts, the volume's) are not changes.
+    for hidden in [
+        "/proc",
+        "/dev",
+        "/sys",
+        "/etc/hosts",
+        "/etc/hostname",
+        "/etc/resolv.conf",
+        "/data",
+    ] {
+        assert!(
+            !lines.iter().any(|l| l.ends_with(&format!(" {hidden}"))),
+            "{hidden}: {diff}"
+        );
+    }
+    // A link the container made is listed, never followed (here to the
+    // host's root if it were).
+    assert!(lines.contains(&"A /new/root"), "{diff}");
+    assert!(!lines.iter().any(|l| l.starts_with("A /new/root/")), "{diff}");
+    let mut sorted = lines.clone();
+    sorted.sort_by_key(|l| &l[2..]);
+    assert_eq!(lines, sorted, "sorted by path");
+    // Names are checked and unique, as at create.
+    b.ok(&["create", "--name", "other", &image, "true"]);
+    let e = b.fails(&["rename", "after", "other"]);
+    assert!(e.contains("is already in use"), "{e}");
+    let e = b.fails(&["rename", "after", "bad name"]);
+    assert!(e.contains("Invalid container name"), "{e}");
+    assert_eq!(b.run(&["rename", "nosuch", "x"]).status.code(), Some(1));
+}

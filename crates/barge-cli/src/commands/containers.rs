@@ -711,6 +711,31 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
+pub fn rename(env: &Env, a: &crate::args::RenameArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    rt.rename(&c, &a.new_name)
+        .map_err(|e| fail(format!("renaming {}", c.meta.name), e))?;
+    Ok(0)
+}
+
+/// `diff`: `A`dded, `C`hanged and `D`eleted paths, as docker prints them.
+pub fn diff(env: &Env, a: &crate::args::ContainerArg) -> Result<i32, Failure> {
+    use std::io::Write;
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let changes = c
+        .changes()
+        .map_err(|e| fail(format!("reading the changes of {}", c.meta.name), e))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (kind, path) in changes {
+        // Paths are the container's own choice: no terminal escapes.
+        writeln!(out, "{kind} {}", barge_registry::sanitize(&path)).context(|| "writing the list".to_string())?;
+    }
+    out.flush().context(|| "writing the list".to_string())?;
+    Ok(0)
+}
+
 /// How many containers there are and how many run, for `info`.
 pub struct Counts {
     pub total: usize,

@@ -220,6 +220,8 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Logs(a) => containers::logs(env, &a),
         ContainerVerb::Exec(a) => containers::exec(env, &a),
         ContainerVerb::Stats(a) => containers::stats(env, &a),
+        ContainerVerb::Rename(a) => containers::rename(env, &a),
+        ContainerVerb::Diff(a) => containers::diff(env, &a),
     }
 }
 
