@@ -497,6 +497,17 @@ pub enum ContainerVerb {
     Rename(RenameArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(ContainerArg),
+    /// Display the running processes of a container
+    #[command(override_usage = "barge top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    pub container: String,
+    /// Options for ps(1) [default: -ef]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ps OPTIONS")]
+    pub ps_options: Vec<String>,
 }
 
 #[derive(Debug, Args)]

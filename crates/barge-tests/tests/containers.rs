@@ -1392,3 +1392,45 @@ fn rename_and_diff_as_docker() {
     assert!(e.contains("Invalid container name"), "{e}");
     assert_eq!(b.run(&["rename", "nosuch", "x"]).status.code(), Some(1));
 }
+
+#[test]
+fn top_lists_the_containers_processes_only() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        &image,
+        "sh",
+        "-c",
+        "sleep 301 & sleep 302 & wait",
+    ]);
+    wait_until("both sleeps run", || {
+        let t = b.ok(&["top", "busy"]);
+        t.lines()
+            .filter(|l| l.ends_with(" sleep 301") || l.ends_with(" sleep 302"))
+            .count()
+            == 2
+    });
+    let top = b.ok(&["top", "busy"]);
+    let mut lines = top.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{top}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "sh and two sleeps, nothing of the host: {top}");
+    assert!(rows.iter().all(|r| r.starts_with("root")), "{top}");
+    let custom = b.ok(&["top", "busy", "-o", "pid,comm"]);
+    assert!(
+        custom.starts_with("  PID COMMAND") || custom.starts_with("PID COMMAND"),
+        "{custom}"
+    );
+    assert_eq!(custom.lines().filter(|l| l.ends_with("sleep")).count(), 2, "{custom}");
+    b.ok(&["create", "--name", "idle", &image, "true"]);
+    let e = b.fails(&["top", "idle"]);
+    assert!(e.contains("is not running"), "{e}");
+}

@@ -736,6 +736,59 @@ pub fn diff(env: &Env, a: &crate::args::ContainerArg) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `top`: the host's ps(1) with the user's options (docker's `-ef` by
+/// default), rows kept for the processes in the container's PID namespace,
+/// as docker does it.
+pub fn top(env: &Env, a: &crate::args::TopArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let st = c.state().map_err(|e| fail("", e))?;
+    let pid = match (st.status, st.pid) {
+        (Status::Running, Some(pid)) => pid,
+        _ => return Err(Failure::msg(format!("Container {} is not running", c.meta.name))),
+    };
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(&pid.to_string()) else {
+        return Err(Failure::msg(format!("Container {} is not running", c.meta.name)));
+    };
+    let pids: std::collections::BTreeSet<String> = std::fs::read_dir("/proc")
+        .context(|| "listing /proc".to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()) && ns(p).as_ref() == Some(&theirs))
+        .collect();
+    let options = if a.ps_options.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_options.clone()
+    };
+    let o = std::process::Command::new("ps")
+        .args(&options)
+        .output()
+        .context(|| "running ps (procps)".to_string())?;
+    if !o.status.success() {
+        return Err(Failure::msg(format!(
+            "ps {}: {}",
+            options.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| {
+        Failure::msg(format!(
+            "ps {} prints no PID column, which top needs",
+            options.join(" ")
+        ))
+    })?;
+    println!("{header}");
+    for l in lines.filter(|l| l.split_whitespace().nth(column).is_some_and(|p| pids.contains(p))) {
+        println!("{}", barge_registry::sanitize(l));
+    }
+    Ok(0)
+}
+
 /// How many containers there are and how many run, for `info`.
 pub struct Counts {
     pub total: usize,

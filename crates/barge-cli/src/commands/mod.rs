@@ -222,6 +222,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Stats(a) => containers::stats(env, &a),
         ContainerVerb::Rename(a) => containers::rename(env, &a),
         ContainerVerb::Diff(a) => containers::diff(env, &a),
+        ContainerVerb::Top(a) => containers::top(env, &a),
     }
 }
 
