@@ -39,7 +39,12 @@ impl Command {
     pub fn needs_user_namespace(&self) -> bool {
         !matches!(
             self,
-            Command::Login(_) | Command::Logout(_) | Command::CredentialHelper(_) | Command::GenerateKey(_)
+            Command::Login(_)
+                | Command::Logout(_)
+                | Command::CredentialHelper(_)
+                | Command::GenerateKey(_)
+                | Command::Version(_)
+                | Command::Completion(_)
         )
     }
 
@@ -89,6 +94,10 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show the barge version information
+    Version(InfoArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(CompletionArgs),
     /// Manage barge
     #[command(subcommand)]
     System(SystemCommand),
@@ -1143,6 +1152,12 @@ pub struct LogoutArgs {
     /// Remove every stored login, including those kept by credential helpers
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

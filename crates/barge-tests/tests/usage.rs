@@ -91,3 +91,46 @@ fn help_verb_is_the_help_flag() {
     assert_eq!(code, Some(0));
     assert!(out.contains("Commands:") && out.contains("  run "), "{out}");
 }
+
+#[test]
+fn version_and_shell_completion() {
+    let b = Barge::new();
+    let (code, out, _) = run(&b, &["version"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("Client: barge\n Version:           "), "{out}");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert!(out.contains(&format!(" OS/Arch:           linux/{arch}\n")), "{out}");
+    let (_, out, _) = run(&b, &["version", "--format", "{{.Client.Os}}"]);
+    assert_eq!(out, "linux\n");
+    // bash takes the script and completes barge's verbs and flags with it.
+    let (code, script, _) = run(&b, &["completion", "bash"]);
+    assert_eq!(code, Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("barge.bash");
+    std::fs::write(&file, &script).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(barge ru); COMP_CWORD=1; _barge barge ru barge; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        words.lines().any(|w| w == "run"),
+        "{words} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = run(&b, &["completion", shell]);
+        assert_eq!(code, Some(0));
+        assert!(script.contains("barge") && script.contains("pull"), "{shell}");
+    }
+    let (code, _, err) = run(&b, &["completion", "tcsh"]);
+    assert_eq!(code, Some(125), "{err}");
+}

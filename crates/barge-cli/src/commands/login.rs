@@ -296,6 +296,37 @@ pub fn info(env: &Env, a: &InfoArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `version`: docker's Client section (barge has no server), or the same
+/// as JSON or through a template.
+pub fn version(a: &InfoArgs) -> Result<i32, Failure> {
+    let host = barge_oci::Platform::host();
+    let v = serde_json::json!({
+        "Client": {
+            "Platform": {"Name": "barge"},
+            "Version": env!("CARGO_PKG_VERSION"),
+            "ApiVersion": "1.41",
+            "Os": std::env::consts::OS,
+            "Arch": host.architecture,
+            "Context": "default",
+        }
+    });
+    match a.format.as_deref() {
+        Some("json") => println!("{v}"),
+        Some(f) => {
+            let t = crate::format::Template::parse(f).context(|| "--format".to_string())?;
+            println!("{}", t.render(&v).context(|| "--format".to_string())?);
+        }
+        None => {
+            println!("Client: barge");
+            println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+            println!(" API version:       1.41");
+            println!(" OS/Arch:           {}/{}", std::env::consts::OS, host.architecture);
+            println!(" Context:           default (daemonless)");
+        }
+    }
+    Ok(0)
+}
+
 /// The docker credential helper protocol over the OS keyring. Errors go to
 /// stdout with exit status 1, as the protocol says.
 pub fn credential_helper(operation: &str) -> i32 {

@@ -180,6 +180,21 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Login(a) => login::login(&env, &a),
         Command::Logout(a) => login::logout(&env, &a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => login::info(&env, &a),
+        Command::Version(a) => login::version(&a),
+        Command::Completion(a) => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into memory first: clap_complete panics when its writer fails
+            // (`barge completion bash | head`).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut crate::args::Cli::command(), "barge", &mut script);
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&script).and_then(|()| out.flush()) {
+                Ok(()) => Ok(0),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+                Err(e) => Err(Failure::msg(format!("writing the completion script: {e}"))),
+            }
+        }
         Command::System(SystemCommand::Check) => images::check(&env),
         Command::Network(NetworkCommand::Ls(a)) => network::ls(&env, &a),
         Command::Network(NetworkCommand::Create(a)) => network::create(&env, &a),
