@@ -61,6 +61,8 @@ pub enum CgroupError {
     SwapBelowMemory,
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
+    #[error("the container's processes did not {0} within a second")]
+    Freezer(&'static str),
     #[error(transparent)]
     Devices(#[from] devices::DeviceError),
     #[error("{context}: {source}")]
@@ -640,6 +642,27 @@ impl Cgroup {
             std::thread::sleep(Duration::from_millis(2));
         }
         true
+    }
+
+    /// `pause` (`on`) or `unpause`: freezes or thaws every process.
+    pub fn set_paused(&self, on: bool) -> Result<(), CgroupError> {
+        if self.freeze(on) {
+            Ok(())
+        } else {
+            Err(CgroupError::Freezer(if on { "freeze" } else { "thaw" }))
+        }
+    }
+
+    /// Whether `pause` froze the processes.
+    pub fn paused(&self) -> bool {
+        match (
+            self.version,
+            self.dir(if self.version == Version::V1 { "freezer" } else { "" }),
+        ) {
+            (Version::V1, Some(d)) => read(&d.join("freezer.state")).is_some_and(|s| s.trim() == "FROZEN"),
+            (Version::V2, Some(d)) => read(&d.join("cgroup.freeze")).is_some_and(|s| s.trim() == "1"),
+            (_, None) => false,
+        }
     }
 
     /// SIGKILL to every process in the cgroup, frozen first so that none

@@ -504,6 +504,10 @@ pub enum ContainerVerb {
     Stats(StatsArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(ContainerArg),
     /// Display the running processes of a container

@@ -212,6 +212,37 @@ impl Runtime {
             .map_err(io_err(format!("locking {}", path.display())))
     }
 
+    /// `pause` (`on`) or `unpause`: the freezer of the container's cgroup.
+    pub fn set_paused(&self, c: &Container, on: bool) -> Result<(), RuntimeError> {
+        if c.state()?.status != Status::Running {
+            return Err(RuntimeError::NotRunning(c.meta.name.clone()));
+        }
+        let cg = barge_cgroups::Cgroup::load(&c.dir).ok_or_else(|| {
+            RuntimeError::BadOption(format!(
+                "container {} has no cgroup (a rootless container without a delegated cgroup v2): nothing can freeze it",
+                c.meta.name
+            ))
+        })?;
+        if !on && !cg.paused() {
+            return Err(RuntimeError::BadOption(format!(
+                "Container {} is not paused",
+                c.meta.name
+            )));
+        }
+        if on && cg.paused() {
+            return Err(RuntimeError::BadOption(format!(
+                "Container {} is already paused",
+                c.meta.name
+            )));
+        }
+        Ok(cg.set_paused(on)?)
+    }
+
+    /// Whether `pause` froze the container.
+    pub fn paused(&self, c: &Container) -> bool {
+        barge_cgroups::Cgroup::load(&c.dir).is_some_and(|cg| cg.paused())
+    }
+
     /// `rename`: the container's name, checked and unique as at create;
     /// running or not, as docker allows.
     pub fn rename(&self, c: &Container, new: &str) -> Result<(), RuntimeError> {

@@ -1434,3 +1434,53 @@ fn top_lists_the_containers_processes_only() {
     let e = b.fails(&["top", "idle"]);
     assert!(e.contains("is not running"), "{e}");
 }
+
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let count = "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done";
+    b.ok(&["run", "-d", "--name", "ticker", &image, "sh", "-c", count]);
+    let upper = std::path::PathBuf::from(inspect(&b, "ticker", "{{.GraphDriver.Data.UpperDir}}")).join("tmp/count");
+    let read = || {
+        std::fs::read_to_string(&upper)
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    wait_until("the counter runs", || read() > 2);
+    assert_eq!(b.ok(&["pause", "ticker"]), "ticker\n");
+    let frozen = read();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(), frozen, "nothing runs while paused");
+    let ps = b.ok(&["ps", "--format", "{{.Names}} {{.State}} {{.Status}}"]);
+    assert!(
+        ps.starts_with("ticker paused Up ") && ps.trim_end().ends_with("(Paused)"),
+        "{ps}"
+    );
+    assert_eq!(
+        inspect(&b, "ticker", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    assert_eq!(b.ok(&["ps", "--filter", "status=paused", "-q"]).lines().count(), 1);
+    // docker refuses these on a paused container, and pausing twice.
+    for args in [
+        &["exec", "ticker", "true"][..],
+        &["stop", "ticker"],
+        &["kill", "ticker"],
+        &["pause", "ticker"],
+    ] {
+        let e = b.fails(args);
+        assert!(e.contains("paused"), "{args:?}: {e}");
+    }
+    assert_eq!(b.ok(&["unpause", "ticker"]), "ticker\n");
+    wait_until("the counter runs again", || read() > frozen);
+    assert_eq!(inspect(&b, "ticker", "{{.State.Status}}"), "running");
+    assert!(b.fails(&["unpause", "ticker"]).contains("is not paused"));
+    // rm -f thaws a paused container to kill it.
+    b.ok(&["pause", "ticker"]);
+    b.ok(&["rm", "-f", "ticker"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    b.ok(&["create", "--name", "idle", &image, "true"]);
+    assert!(b.fails(&["pause", "idle"]).contains("is not running"));
+}

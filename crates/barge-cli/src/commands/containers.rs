@@ -302,8 +302,29 @@ fn stop_wait(a: &StopArgs, c: &Container) -> Duration {
     }
 }
 
+/// docker refuses to signal a frozen container: the signal would wait for a thaw.
+fn refuse_paused(rt: &Runtime, c: &Container) -> Result<(), Failure> {
+    if rt.paused(c) {
+        return Err(Failure::msg(format!(
+            "cannot stop or kill container {0}: it is paused; unpause it first (barge unpause {0})",
+            c.meta.name
+        )));
+    }
+    Ok(())
+}
+
+pub fn pause(env: &Env, a: &ContainersArgs, on: bool) -> Result<i32, Failure> {
+    each(env, &a.containers, |rt, c| {
+        rt.set_paused(c, on).map_err(|e| {
+            let verb = if on { "pausing" } else { "unpausing" };
+            fail(format!("{verb} {}", c.meta.name), e)
+        })
+    })
+}
+
 pub fn stop(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
     each(env, &a.containers, |rt, c| {
+        refuse_paused(rt, c)?;
         rt.stop(c, stop_wait(a, c))
             .map_err(|e| fail(format!("stopping {}", c.meta.name), e))
     })
@@ -311,6 +332,7 @@ pub fn stop(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
 
 pub fn restart(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
     each(env, &a.containers, |rt, c| {
+        refuse_paused(rt, c)?;
         rt.stop(c, stop_wait(a, c))
             .map_err(|e| fail(format!("stopping {}", c.meta.name), e))?;
         rt.run_detached(c)
@@ -320,7 +342,7 @@ pub fn restart(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
 
 pub fn kill(env: &Env, a: &KillArgs) -> Result<i32, Failure> {
     let sig = barge_runtime::runner::parse_signal(&a.signal).map_err(|e| fail("", e))?;
-    each(env, &a.containers, |_, c| {
+    each(env, &a.containers, |rt, c| {
         let st = c.state().map_err(|e| fail("", e))?;
         if st.status != Status::Running {
             return Err(Failure::msg(format!(
@@ -328,6 +350,7 @@ pub fn kill(env: &Env, a: &KillArgs) -> Result<i32, Failure> {
                 c.meta.name
             )));
         }
+        refuse_paused(rt, c)?;
         barge_runtime::runner::signal(c, &st, sig)
             .map_err(|e| fail(format!("cannot kill container: {}", c.meta.name), e))
     })
@@ -364,6 +387,11 @@ pub fn rm(env: &Env, a: &RmArgs) -> Result<i32, Failure> {
         if st.status == Status::Running {
             if !a.force {
                 return Err(fail("", RuntimeError::Running(c.meta.name.clone())));
+            }
+            if rt.paused(c) {
+                // A frozen process dies only once thawed.
+                rt.set_paused(c, false)
+                    .map_err(|e| fail(format!("unpausing {}", c.meta.name), e))?;
             }
             let _ = barge_runtime::runner::signal(c, &st, libc::SIGKILL);
             rt.wait_exit(c, Duration::from_secs(10)).map_err(|e| fail("", e))?;
@@ -444,6 +472,12 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
     check_tty(a.interactive, a.tty)?;
     let rt = runtime(env)?;
     let c = find(&rt, a.container())?;
+    if rt.paused(&c) {
+        return Err(Failure::msg(format!(
+            "Container {} is paused, unpause the container before exec",
+            c.meta.name
+        )));
+    }
     let o = ExecOptions {
         args: a.command().to_vec(),
         env: a.env.clone(),
@@ -457,13 +491,24 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
 }
 
 /// `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
-fn status_text(st: &State, now: i64) -> String {
+/// docker's state name: `paused` is a running container `pause` froze.
+fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
+    match st.status {
+        Status::Created => "created",
+        Status::Running if rt.paused(c) => "paused",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    }
+}
+
+fn status_text(st: &State, now: i64, paused: bool) -> String {
     let secs = |t: &Option<String>| t.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0);
     match st.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
-            "Up {}",
-            format::human_duration(now - secs(&st.started_at).unwrap_or(now))
+            "Up {}{}",
+            format::human_duration(now - secs(&st.started_at).unwrap_or(now)),
+            if paused { " (Paused)" } else { "" }
         ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -545,10 +590,7 @@ impl PsFilter {
                     Some((lk, lv)) => c.meta.labels.get(lk).is_some_and(|x| x == lv),
                     None => c.meta.labels.contains_key(v.as_str()),
                 },
-                "status" => matches!(
-                    (v.as_str(), st.status),
-                    ("created", Status::Created) | ("running", Status::Running) | ("exited", Status::Exited)
-                ),
+                "status" => state_name(rt, c, st) == v,
                 "exited" => st.status == Status::Exited && st.exit_code.map(|e| e.to_string()) == Some(v.clone()),
                 "ancestor" => {
                     c.meta.image == *v
@@ -661,11 +703,19 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
         .iter()
         .map(|(c, st)| {
             let cmd = command_text(c);
-            let command = if a.no_trunc { format!("\"{cmd}\"") } else { format!("\"{}\"", format::ellipsis(&cmd, 20)) };
+            let command = if a.no_trunc {
+                format!("\"{cmd}\"")
+            } else {
+                format!("\"{}\"", format::ellipsis(&cmd, 20))
+            };
             let size = if a.size {
                 let image = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
                 let own = c.size();
-                format!("{} (virtual {})", format::human_size(own), format::human_size(own + image))
+                format!(
+                    "{} (virtual {})",
+                    format::human_size(own),
+                    format::human_size(own + image)
+                )
             } else {
                 String::new()
             };
@@ -682,8 +732,8 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 "Ports": ports_text(c, st),
                 "RunningFor": format::since(Some(&c.meta.created), now),
                 "Size": size,
-                "State": match st.status { Status::Created => "created", Status::Running => "running", Status::Exited => "exited" },
-                "Status": status_text(st, now),
+                "State": state_name(&rt, c, st),
+                "Status": status_text(st, now, state_name(&rt, c, st) == "paused"),
             })
         })
         .collect();
@@ -913,11 +963,7 @@ fn config_env(m: &barge_runtime::Meta) -> Vec<String> {
 
 pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
     let st = c.state().unwrap_or_else(|_| State::created());
-    let status = match st.status {
-        Status::Created => "created",
-        Status::Running => "running",
-        Status::Exited => "exited",
-    };
+    let status = state_name(rt, c, &st);
     let image_size = rt.store().image_details(&c.meta.image_id).map(|d| d.size).unwrap_or(0);
     let spec = c.spec().ok();
     let resources = spec.as_ref().and_then(barge_runtime::spec::resources);
@@ -936,7 +982,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "State": {
             "Status": status,
             "Running": st.status == Status::Running,
-            "Paused": false,
+            "Paused": status == "paused",
             "Restarting": false,
             "OOMKilled": st.oom_killed,
             "Dead": false,

@@ -236,6 +236,8 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Exec(a) => containers::exec(env, &a),
         ContainerVerb::Stats(a) => containers::stats(env, &a),
         ContainerVerb::Rename(a) => containers::rename(env, &a),
+        ContainerVerb::Pause(a) => containers::pause(env, &a, true),
+        ContainerVerb::Unpause(a) => containers::pause(env, &a, false),
         ContainerVerb::Diff(a) => containers::diff(env, &a),
         ContainerVerb::Top(a) => containers::top(env, &a),
     }
