@@ -4,7 +4,7 @@
 
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::registry::Registry;
-use barge_tests::{require_root_and, Barge};
+use barge_tests::{require_root_and, Barge, User};
 
 /// An image of `n` layers: busybox and `/etc/gone` at the bottom, one file
 /// `/layer/<i>` per layer above, and a whiteout of `/etc/gone` in the
@@ -53,12 +53,38 @@ fn pulled(n: usize) -> Option<(Registry, Barge, String)> {
 
 fn runs_all_layers(n: usize) {
     let Some((_reg, b, image)) = pulled(n) else { return };
+    shows_all_layers(&b, &image, n, None);
+}
+
+/// Runs `image` of `n` layers (with `overlay` as `BARGE_OVERLAY`) and
+/// checks the bottom and top files, the count, the whiteout, and the
+/// root's filesystem type (`fuse.fuse-overlayfs` or `overlay`).
+fn shows_all_layers(b: &Barge, image: &str, n: usize, overlay: Option<&str>) {
     let top = n - 1;
-    let script = format!("cat /layer/0 /layer/{top}; ls /layer | wc -l; test -e /etc/gone || echo gone");
-    let out = b.ok(&["run", "--rm", &image, "/bin/busybox", "sh", "-c", &script]);
+    let script = format!(
+        "cat /layer/0 /layer/{top}; ls /layer | wc -l; test -e /etc/gone || echo gone; \
+         grep ' / ' /proc/mounts | cut -d' ' -f3"
+    );
+    let mut cmd = b.command();
+    if let Some(o) = overlay {
+        cmd.env("BARGE_OVERLAY", o);
+    }
+    let out = barge_tests::run_ok(cmd.args(["run", "--rm", image, "/bin/busybox", "sh", "-c", &script]));
     assert_eq!(
         out.split_whitespace().collect::<Vec<_>>(),
-        ["layer", "0", "layer", &top.to_string(), &n.to_string(), "gone"],
+        [
+            "layer",
+            "0",
+            "layer",
+            &top.to_string(),
+            &n.to_string(),
+            "gone",
+            if overlay.is_some() {
+                "fuse.fuse-overlayfs"
+            } else {
+                "overlay"
+            }
+        ],
         "{out}"
     );
 }
@@ -81,4 +107,19 @@ fn an_image_of_128_layers_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("128 layers") && err.contains("at most 127"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn rootless_runs_127_layers_with_kernel_overlay_and_fuse_overlayfs() {
+    let tools = ["docker-registry", "runuser", "useradd", "newuidmap", "fuse-overlayfs"];
+    if !require_root_and(&tools) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    many_layers(127).push(&reg, "deep", "latest");
+    let b = Barge::as_user(&User::ensure("barge-rootless", Some(600000)));
+    let image = format!("{}/deep", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    shows_all_layers(&b, &image, 127, None);
+    shows_all_layers(&b, &image, 127, Some("fuse-overlayfs"));
 }
