@@ -54,6 +54,10 @@ fn pulled(n: usize) -> Option<(Registry, Barge, String)> {
 fn runs_all_layers(n: usize) {
     let Some((_reg, b, image)) = pulled(n) else { return };
     shows_all_layers(&b, &image, n, None);
+    let links = || std::fs::read_dir(b.root().join("l")).unwrap().count();
+    assert_eq!(links(), n, "one short link per layer");
+    b.ok(&["rmi", &image]);
+    assert_eq!(links(), 0, "the links go with the snapshots");
 }
 
 /// Runs `image` of `n` layers (with `overlay` as `BARGE_OVERLAY`) and
