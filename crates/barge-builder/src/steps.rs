@@ -1047,7 +1047,7 @@ impl<'a> Stage<'a> {
         if let Some(hit) = self.cached(&key) {
             return self.add_layer(hit, created_by, None);
         }
-        let lower_dirs = self.lower_dirs();
+        let lower_dirs = barge_runtime::mount_dirs(self.store, &chain_ids(&self.diff_ids))?;
         if lower_dirs.is_empty() {
             return Err(line.error("there is nothing to run it in: FROM scratch has no layers before this RUN"));
         }

@@ -107,21 +107,8 @@ impl Plan {
             .ok_or_else(|| RunnerError::Corrupt("the bundle has no root".into()))?;
         let linux = crate::spec::linux(spec)?;
         let rootfs = bundle.join(root.path());
-        let snapshots_dir = lower_dirs
-            .first()
-            .and_then(|p| p.parent())
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        // Lower dirs relative to the snapshots directory keep the option string short.
-        let lowers: Vec<PathBuf> = lower_dirs
-            .iter()
-            .map(|p| {
-                p.strip_prefix(&snapshots_dir)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|_| p.clone())
-            })
-            .collect();
+        // The child enters `snapshots_dir` before mounting.
+        let (snapshots_dir, lowers) = crate::relative_lowers(lower_dirs);
         let overlay = crate::overlay_options(&lowers, Some((&bundle.join("upper"), &bundle.join("work"))))?;
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
@@ -187,6 +174,7 @@ impl Plan {
     pub fn rootless(&mut self, premounted: bool) -> Result<(), RunnerError> {
         let mut data = self.overlay_data.as_bytes().to_vec();
         data.extend_from_slice(b",userxattr");
+        crate::check_options_len(&data)?;
         self.overlay_data = cstr(data)?;
         self.premounted = premounted;
         self.rootless = true;

@@ -49,6 +49,9 @@ pub enum RunnerError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error("path {0:?} cannot be used in overlay mount options (it contains ',' or ':')")]
     UnsafePath(PathBuf),
+    /// The kernel reads at most a page of mount options.
+    #[error("the overlay mount options are {0} bytes, more than the kernel's limit of {MAX_OPTIONS}: the image has too many layers or the store's path is too long")]
+    OptionsTooLong(usize),
     /// A bundle section `oci-spec` refused to build.
     #[error("the bundle's config: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
@@ -87,7 +90,53 @@ pub fn overlay_options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> Res
         Some((upper, work)) => opts.push_str(&format!(",upperdir={},workdir={}", check(upper)?, check(work)?)),
         None => opts.insert_str(0, "ro,"),
     }
+    check_options_len(opts.as_bytes())?;
     Ok(opts)
+}
+
+/// The longest overlay option string mounted: `mount(2)` copies one page
+/// (4 KiB at least) of options, NUL included.
+pub const MAX_OPTIONS: usize = 4095;
+
+pub(crate) fn check_options_len(opts: &[u8]) -> Result<(), RunnerError> {
+    if opts.len() > MAX_OPTIONS {
+        return Err(RunnerError::OptionsTooLong(opts.len()));
+    }
+    Ok(())
+}
+
+/// `lowers` named relative to the directory they share (see
+/// [`common_dir`]), which the mounting process enters: with the store's
+/// short links (`l/<name>`) the options of many layers stay short.
+pub fn relative_lowers(lowers: &[PathBuf]) -> (PathBuf, Vec<PathBuf>) {
+    let base = common_dir(lowers);
+    let rel = lowers
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&base)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| p.clone())
+        })
+        .collect();
+    (base, rel)
+}
+
+/// The deepest directory holding every path of `paths` (the parent of a
+/// single one): lower dirs are named relative to it.
+pub fn common_dir(paths: &[PathBuf]) -> PathBuf {
+    let Some(first) = paths.first() else {
+        return PathBuf::new();
+    };
+    let mut base = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+    for p in &paths[1..] {
+        while !p.starts_with(&base) || p == &base {
+            match base.parent() {
+                Some(up) => base = up.to_path_buf(),
+                None => break,
+            }
+        }
+    }
+    base
 }
 
 #[cfg(test)]
@@ -113,5 +162,31 @@ mod tests {
             overlay_options(&[PathBuf::from("/a,upperdir=/etc")], None),
             Err(RunnerError::UnsafePath(_))
         ));
+    }
+
+    #[test]
+    fn options_past_a_page_are_refused() {
+        let lowers: Vec<PathBuf> = (0..128).map(|i| PathBuf::from(format!("l/{i:016x}"))).collect();
+        let upper = format!("/{}/upper", "r".repeat(200));
+        let opts = overlay_options(&lowers, Some((Path::new(&upper), Path::new(&upper)))).unwrap();
+        assert!(opts.len() < 3200, "{} bytes", opts.len());
+        let long: Vec<PathBuf> = (0..128).map(|i| PathBuf::from(format!("{i:064x}/fs"))).collect();
+        assert!(matches!(
+            overlay_options(&long, None),
+            Err(RunnerError::OptionsTooLong(_))
+        ));
+    }
+
+    #[test]
+    fn lower_dirs_are_named_from_the_directory_they_share() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(common_dir(&[p("/s/l/a"), p("/s/l/b")]), p("/s/l"));
+        assert_eq!(common_dir(&[p("/s/l/a")]), p("/s/l"));
+        assert_eq!(common_dir(&[p("/s/l/a"), p("/s/snapshots/x/fs")]), p("/s"));
+        assert_eq!(
+            common_dir(&[p("/s/snapshots/y/fs"), p("/s/snapshots/x/fs")]),
+            p("/s/snapshots")
+        );
+        assert_eq!(common_dir(&[]), p(""));
     }
 }

@@ -68,6 +68,10 @@ pub enum RuntimeError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error("layer {0} of the image is not unpacked in the store; pull the image again")]
     MissingSnapshot(String),
+    #[error("the image has {0} layers: a container can have at most {MAX_LAYERS} (as docker's overlay2)")]
+    TooManyLayers(usize),
+    #[error("{0}")]
+    Overlay(String),
     #[error("path {0:?} cannot be used in overlay mount options (it contains ',' or ':')")]
     UnsafePath(PathBuf),
     #[error(
@@ -130,6 +134,7 @@ impl From<barge_runner::RunnerError> for RuntimeError {
             E::UnsafePath(p) => RuntimeError::UnsafePath(p),
             E::Start { code, message } => RuntimeError::Start { code, message },
             E::Spec(e) => RuntimeError::Corrupt(format!("the bundle's config: {e}")),
+            e @ E::OptionsTooLong(_) => RuntimeError::Overlay(e.to_string()),
         }
     }
 }
@@ -287,13 +292,31 @@ impl Runtime {
 /// overlayfs wants them.
 pub fn lower_dirs(store: &Store, image_id: &barge_oci::Digest) -> Result<Vec<PathBuf>, RuntimeError> {
     let details = store.image_details(image_id)?;
-    let mut dirs = Vec::new();
-    for chain in chain_ids(&details.config.rootfs.diff_ids) {
-        if !store.has_snapshot(&chain) {
+    let chains = chain_ids(&details.config.rootfs.diff_ids);
+    for chain in &chains {
+        if !store.has_snapshot(chain) {
             return Err(RuntimeError::MissingSnapshot(chain.to_string()));
         }
-        dirs.push(store.snapshot_fs(&chain));
     }
+    mount_dirs(store, &chains)
+}
+
+/// Image layers a container can have, as docker's overlay2 allows (the
+/// container's own upper layer comes on top).
+pub const MAX_LAYERS: usize = 127;
+
+/// The lower directories for the snapshots `chains` (bottom first), topmost
+/// first: the store's short links to them, so that the overlay options of
+/// [`MAX_LAYERS`] layers fit the kernel's page-sized limit. More layers are
+/// refused.
+pub fn mount_dirs(store: &Store, chains: &[barge_oci::Digest]) -> Result<Vec<PathBuf>, RuntimeError> {
+    if chains.len() > MAX_LAYERS {
+        return Err(RuntimeError::TooManyLayers(chains.len()));
+    }
+    let mut dirs = chains
+        .iter()
+        .map(|c| Ok(store.root().join(store.snapshot_link(c)?)))
+        .collect::<Result<Vec<_>, RuntimeError>>()?;
     dirs.reverse();
     Ok(dirs)
 }

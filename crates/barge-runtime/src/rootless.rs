@@ -88,11 +88,14 @@ fn fuse_overlayfs() -> Option<PathBuf> {
 /// fuse-overlayfs on the bundle's `rootfs` (it daemonizes once mounted).
 fn mount_fuse(c: &Container) -> Result<(), String> {
     let program = fuse_overlayfs().ok_or_else(|| "is not installed".to_string())?;
-    let options = barge_runner::overlay_options(&c.meta.lower_dirs, Some((&c.dir.join("upper"), &c.dir.join("work"))))
+    // Named from the directory the lowers share (the store's `l/`), as the child does.
+    let (base, lowers) = barge_runner::relative_lowers(&c.meta.lower_dirs);
+    let options = barge_runner::overlay_options(&lowers, Some((&c.dir.join("upper"), &c.dir.join("work"))))
         .map_err(|e| e.to_string())?;
     let rootfs = c.dir.join("rootfs");
     release_root(c);
     let out = Command::new(&program)
+        .current_dir(&base)
         .arg("-o")
         .arg(options)
         .arg(&rootfs)

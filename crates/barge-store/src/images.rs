@@ -455,6 +455,12 @@ impl Store {
                 }
             }
         }
+        // Short links whose snapshot is gone (`Store::snapshot_link`).
+        for entry in read_dir(&self.root.join(snapshots::LINKS))? {
+            if std::fs::metadata(entry.path()).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         if partials {
             for entry in read_dir(&self.root.join("ingest"))? {
                 let path = entry.path();

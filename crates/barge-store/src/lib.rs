@@ -152,8 +152,9 @@ pub fn default_root() -> PathBuf {
 pub const CONTAINER_IMAGE_FILE: &str = "image.id";
 
 /// The store's own directories, all 0700.
-const STORE_DIRS: [&str; 7] = [
+const STORE_DIRS: [&str; 8] = [
     "",
+    "l",
     "oci",
     "oci/blobs",
     "oci/blobs/sha256",

@@ -38,6 +38,28 @@ impl Store {
         self.snapshot_dir(chain_id).join("fs")
     }
 
+    /// A short path to the snapshot's `fs`, for overlay mount options
+    /// (`l/<16 hex digits of the chain ID>`, relative to the store's root):
+    /// a symbolic link to `../snapshots/<hex>/fs`, made here if missing.
+    /// With 127 layers the options stay well under the kernel's page-sized
+    /// limit. If the name is taken by another chain (a prefix collision),
+    /// the snapshot's full path relative to the root is used instead.
+    pub fn snapshot_link(&self, chain_id: &Digest) -> Result<PathBuf, StoreError> {
+        let hex = chain_id.hex();
+        let short = Path::new(LINKS).join(&hex[..LINK_NAME_LEN.min(hex.len())]);
+        let target = Path::new("..").join("snapshots").join(hex).join("fs");
+        let link = self.root.join(&short);
+        // symlink() is atomic: the name exists whole or not at all.
+        match std::os::unix::fs::symlink(&target, &link) {
+            Ok(()) => Ok(short),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match std::fs::read_link(&link) {
+                Ok(existing) if existing == target => Ok(short),
+                _ => Ok(Path::new("snapshots").join(hex).join("fs")),
+            },
+            Err(e) => Err(StoreError::io(format!("creating {}", link.display()), e)),
+        }
+    }
+
     pub fn has_snapshot(&self, chain_id: &Digest) -> bool {
         self.snapshot_dir(chain_id).join("info.json").is_file()
     }
@@ -114,6 +136,9 @@ impl Store {
 }
 
 const BUILD_LOCK: &str = "building.lock";
+/// The store's directory of short links to snapshots (see [`Store::snapshot_link`]).
+pub const LINKS: &str = "l";
+const LINK_NAME_LEN: usize = 16;
 
 /// A snapshot being built; removed on drop unless committed.
 pub struct SnapshotBuilder {
@@ -244,3 +269,29 @@ pub(crate) fn is_temp(name: &Path) -> bool {
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight: at most 2 MiB per layer.
 const QUEUE_CHUNKS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_links_name_snapshots_and_never_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let chain = Digest::of(b"layer");
+        std::fs::create_dir_all(store.snapshot_fs(&chain)).unwrap();
+        std::fs::write(store.snapshot_fs(&chain).join("f"), b"x").unwrap();
+        let short = store.snapshot_link(&chain).unwrap();
+        assert_eq!(short, Path::new("l").join(&chain.hex()[..16]));
+        assert_eq!(store.snapshot_link(&chain).unwrap(), short, "made once, found again");
+        assert_eq!(std::fs::read(dir.path().join(&short).join("f")).unwrap(), b"x");
+        // A name taken by another chain: the snapshot's own path instead.
+        let link = dir.path().join(&short);
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink("../snapshots/other/fs", &link).unwrap();
+        assert_eq!(
+            store.snapshot_link(&chain).unwrap(),
+            Path::new("snapshots").join(chain.hex()).join("fs")
+        );
+    }
+}

@@ -195,6 +195,22 @@ impl Barge {
         Barge { dir, user: None }
     }
 
+    /// A store whose root path is about `len` characters long, as a
+    /// deep data directory on a real host would be.
+    pub fn with_long_root(len: usize) -> Barge {
+        let base = std::env::temp_dir();
+        let pad = len
+            .saturating_sub(base.as_os_str().len() + "/XXXXXX/store".len())
+            .max(1);
+        let dir = tempfile::Builder::new()
+            .prefix(&"d".repeat(pad))
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("docker")).expect("docker config dir");
+        std::fs::create_dir_all(dir.path().join("barge-config")).expect("barge config dir");
+        Barge { dir, user: None }
+    }
+
     /// A store of `user`'s: barge runs as that user through `runuser`,
     /// with `HOME`, `XDG_DATA_HOME`, `XDG_CONFIG_HOME` and
     /// `XDG_RUNTIME_DIR` of its own under the test's directory (so each
