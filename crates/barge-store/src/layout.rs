@@ -263,28 +263,7 @@ impl Layout {
     /// OCI form ([`ANN_ORIGINAL`]); any other row, or one whose original
     /// is gone, as it is.
     pub fn original(&self, row: Descriptor) -> Descriptor {
-        let Some(digest) = row.annotation(ANN_ORIGINAL).and_then(|s| s.parse::<Digest>().ok()) else {
-            return row;
-        };
-        let media_type = match row.media_type.as_str() {
-            media::OCI_MANIFEST => media::DOCKER_MANIFEST,
-            media::OCI_INDEX => media::DOCKER_MANIFEST_LIST,
-            _ => return row,
-        };
-        let Ok(meta) = std::fs::metadata(self.blob_path(&digest)) else {
-            return row;
-        };
-        let mut out = row;
-        out.media_type = media_type.to_string();
-        out.digest = digest;
-        out.size = meta.len();
-        if let Some(ann) = out.annotations.as_mut() {
-            ann.remove(ANN_ORIGINAL);
-        }
-        if out.annotations.as_ref().is_some_and(|a| a.is_empty()) {
-            out.annotations = None;
-        }
-        out
+        original_of(row, |d| std::fs::metadata(self.blob_path(d)).ok().map(|m| m.len()))
     }
 
     /// Reads `index.json` as it is on disk.
@@ -394,6 +373,35 @@ impl Layout {
         }
         Ok(Some(desc))
     }
+}
+
+/// The descriptor of the original manifest a row names in [`ANN_ORIGINAL`]
+/// (its size from `size_of`, `None` when the blob is missing); any other
+/// row, or one whose original is gone, as it is. For layouts read
+/// elsewhere than from a directory (an archive).
+pub fn original_of(row: Descriptor, size_of: impl FnOnce(&Digest) -> Option<u64>) -> Descriptor {
+    let Some(digest) = row.annotation(ANN_ORIGINAL).and_then(|s| s.parse::<Digest>().ok()) else {
+        return row;
+    };
+    let media_type = match row.media_type.as_str() {
+        media::OCI_MANIFEST => media::DOCKER_MANIFEST,
+        media::OCI_INDEX => media::DOCKER_MANIFEST_LIST,
+        _ => return row,
+    };
+    let Some(size) = size_of(&digest) else {
+        return row;
+    };
+    let mut out = row;
+    out.media_type = media_type.to_string();
+    out.digest = digest;
+    out.size = size;
+    if let Some(ann) = out.annotations.as_mut() {
+        ann.remove(ANN_ORIGINAL);
+    }
+    if out.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        out.annotations = None;
+    }
+    out
 }
 
 /// Copies `reader` into `file` in 1 MiB writes, starting writeback every
