@@ -235,6 +235,14 @@ fn docker_v2s2_images_in_layouts_are_readable_by_other_tools() {
         img.manifest_digest,
         "copy from barge:"
     );
+
+    // system check verifies the OCI form too.
+    b.ok(&["system", "check"]);
+    let (_, oci_digest, _) = row_of(&store, &name);
+    std::fs::remove_file(store.join("blobs/sha256").join(&oci_digest[7..])).expect("removing the OCI form");
+    let o = b.run(&["system", "check"]);
+    let damage = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success() && damage.contains("OCI form"), "{damage}");
 }
 
 /// A Docker manifest list copied whole into a layout: the row points at an
