@@ -421,6 +421,17 @@ fn oci_archives_from_podman_load_and_copy_both_ways() {
     let id = b.ok(&["inspect", "--format", "{{.Id}}", &name]);
     assert_eq!(id.trim(), manifest["config"]["digest"], "{manifest}");
 
+    // From standard input, as `docker load < file`.
+    let b3 = Barge::new();
+    let out = b3
+        .command()
+        .arg("load")
+        .stdin(std::fs::File::open(&from_podman).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("Loaded image: {name}\n"));
+
     // Out to an OCI archive that skopeo reads, and back in.
     let archive = work.path().join("barge.tar");
     let location = format!("oci-archive:{}:mine", archive.display());
