@@ -586,4 +586,29 @@ mod tests {
         assert!(String::from_utf8_lossy(&oci).contains(media::OCI_CONFIG));
         assert_eq!(layout.read_index().unwrap().manifests, vec![named]);
     }
+
+    #[test]
+    fn a_docker_row_written_before_reads_as_it_is_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create(0o755).unwrap();
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":1}},"layers":[]}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            Digest::of(b"c")
+        );
+        let old = Descriptor::new(media::DOCKER_MANIFEST, Digest::of(m.as_bytes()), m.len() as u64);
+        layout.put_blob_bytes(&old, m.as_bytes()).unwrap();
+        // As an older barge wrote it: the Docker row itself.
+        let mut index = Index::empty();
+        index.manifests.push(old.clone());
+        std::fs::write(layout.index_path(), serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(layout.read_index().unwrap().manifests, vec![old.clone()]);
+        assert_eq!(layout.read_index_raw().unwrap().manifests, vec![old.clone()]);
+        layout.update_index(|_| Ok::<_, LayoutError>(())).unwrap();
+        let raw = layout.read_index_raw().unwrap().manifests;
+        assert_eq!(raw[0].media_type, media::OCI_MANIFEST);
+        assert_eq!(layout.read_index().unwrap().manifests, vec![old]);
+    }
 }
