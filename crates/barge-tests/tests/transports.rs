@@ -1,4 +1,4 @@
-//! `barge copy` among registries, OCI layouts, docker archives and the store;
+//! `barge copy` among registries, OCI layouts, docker and OCI archives and the store;
 //! `image save`/`load` against skopeo and podman; the image graph.
 
 use barge_tests::image::{self, Compression, Image, Index, LayerBuilder, Spec, Style};
