@@ -1451,10 +1451,7 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
         .layers
         .iter()
         .map(|l| {
-            let mt = match l.media_type.as_str() {
-                media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
-                other => other,
-            };
+            let mt = media::oci_equivalent(&l.media_type).unwrap_or(&l.media_type);
             Descriptor::new(mt, l.digest.clone(), l.size)
         })
         .collect();

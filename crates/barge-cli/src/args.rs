@@ -66,7 +66,7 @@ impl Command {
 pub enum Command {
     #[command(flatten)]
     ImageVerbs(ImageVerb),
-    /// Copy an image between registries, OCI layouts, docker archives and the store
+    /// Copy an image between registries, OCI layouts, docker and OCI archives and the store
     Copy(CopyArgs),
     /// Copy tags, repositories or whole registries to another registry
     Mirror(MirrorArgs),
@@ -903,7 +903,7 @@ pub struct PushArgs {
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Source: docker://REF, oci:DIR[:REF], docker-archive:FILE[:REF] or barge:REF (the store)
+    /// Source: docker://REF, oci:DIR[:REF], docker-archive:FILE[:REF], oci-archive:FILE[:REF] or barge:REF (the store)
     pub source: String,
     /// Destination, in the same forms
     pub destination: String,
@@ -1008,7 +1008,7 @@ pub struct SaveArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Read from a tar archive file (plain, gzip or zstd), instead of STDIN
+    /// Read from a tar archive file (docker or OCI archive; plain, gzip or zstd), instead of STDIN
     #[arg(short, long)]
     pub input: Option<std::path::PathBuf>,
     /// Suppress the load output

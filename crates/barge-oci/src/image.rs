@@ -471,6 +471,56 @@ pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     }
 }
 
+/// The OCI form of a Docker v2s2 manifest or manifest list, for readers
+/// that take only OCI (skopeo's, podman's and umoci's `oci:` layouts): the
+/// document's own media type, its config's and its layers' become their OCI
+/// equivalents ([`media::oci_equivalent`]); digests, sizes and every other
+/// field stay as they are, so the config and layer blobs are shared. A
+/// list's entries go through `child`, which gives the descriptor of the
+/// entry's OCI form (or `None` to keep the entry as it is). Gives the OCI
+/// media type and the bytes; `None` when the bytes are not a Docker
+/// manifest or list.
+pub fn docker_to_oci(
+    bytes: &[u8],
+    mut child: impl FnMut(&Descriptor) -> Option<Descriptor>,
+) -> Option<(&'static str, Vec<u8>)> {
+    use serde_json::Value;
+    let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(bytes).ok()?;
+    let kind = doc.get("mediaType")?.as_str()?;
+    if kind != media::DOCKER_MANIFEST && kind != media::DOCKER_MANIFEST_LIST {
+        return None;
+    }
+    let oci = media::oci_equivalent(kind)?;
+    doc.insert("mediaType".into(), Value::from(oci));
+    let retype = |d: &mut Value| {
+        if let Some(mt) = d.get_mut("mediaType") {
+            if let Some(o) = mt.as_str().and_then(media::oci_equivalent) {
+                *mt = Value::from(o);
+            }
+        }
+    };
+    if let Some(c) = doc.get_mut("config") {
+        retype(c);
+    }
+    if let Some(Value::Array(layers)) = doc.get_mut("layers") {
+        layers.iter_mut().for_each(retype);
+    }
+    if let Some(Value::Array(entries)) = doc.get_mut("manifests") {
+        for e in entries.iter_mut() {
+            let Ok(d) = serde_json::from_value::<Descriptor>(e.clone()) else {
+                continue;
+            };
+            if let Some(new) = child(&d) {
+                let Value::Object(fields) = e else { continue };
+                fields.insert("mediaType".into(), Value::from(new.media_type));
+                fields.insert("digest".into(), Value::from(new.digest.to_string()));
+                fields.insert("size".into(), Value::from(new.size));
+            }
+        }
+    }
+    Some((oci, serde_json::to_vec(&doc).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,5 +651,46 @@ mod tests {
         let ids = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(ids[0], a);
         assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn docker_manifests_convert_to_oci_keeping_blobs() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{D}","size":1}},"layers":[{{"mediaType":"{}","digest":"{D}","size":2}},{{"mediaType":"{}","digest":"{D}","size":3,"urls":["http://x"]}}]}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_GZIP,
+            media::DOCKER_LAYER_FOREIGN_GZIP
+        );
+        let (mt, oci) = docker_to_oci(m.as_bytes(), |_| None).unwrap();
+        assert_eq!(mt, media::OCI_MANIFEST);
+        let Manifest::Image { manifest, media_type } = Manifest::parse(&oci, None).unwrap() else {
+            panic!("not an image")
+        };
+        assert_eq!(media_type, media::OCI_MANIFEST);
+        assert_eq!(manifest.config.media_type, media::OCI_CONFIG);
+        assert_eq!(manifest.layers[0].media_type, media::OCI_LAYER_GZIP);
+        assert_eq!(manifest.layers[1].media_type, media::OCI_LAYER_NONDIST_GZIP);
+        assert_eq!(manifest.layers[1].urls.as_deref(), Some(&["http://x".to_string()][..]));
+        assert_eq!(manifest.layers[1].size, 3);
+        // An OCI manifest is not converted.
+        assert!(docker_to_oci(&oci, |_| None).is_none());
+
+        let child = Digest::of(m.as_bytes());
+        let list = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{child}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            media::DOCKER_MANIFEST_LIST,
+            media::DOCKER_MANIFEST,
+            m.len()
+        );
+        let to = Descriptor::new(media::OCI_MANIFEST, Digest::of(&oci), oci.len() as u64);
+        let (_, converted) = docker_to_oci(list.as_bytes(), |d| (d.digest == child).then(|| to.clone())).unwrap();
+        let Manifest::Index { index, media_type } = Manifest::parse(&converted, None).unwrap() else {
+            panic!("not an index")
+        };
+        assert_eq!(media_type, media::OCI_INDEX);
+        assert_eq!(index.manifests[0].digest, to.digest);
+        assert_eq!(index.manifests[0].media_type, media::OCI_MANIFEST);
+        assert_eq!(index.manifests[0].platform.as_ref().unwrap().architecture, "amd64");
     }
 }

@@ -18,6 +18,24 @@ pub const DOCKER_LAYER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
+/// Docker's uncompressed layer type (rare: docker never pushes it, but it is valid).
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// The OCI media type with the same meaning as a Docker v2s2 one (manifest,
+/// list, config, layer; foreign layers are OCI's nondistributable ones), or
+/// `None` for a type that is not Docker's. The blobs stay the same bytes.
+pub fn oci_equivalent(media_type: &str) -> Option<&'static str> {
+    Some(match media_type {
+        DOCKER_MANIFEST => OCI_MANIFEST,
+        DOCKER_MANIFEST_LIST => OCI_INDEX,
+        DOCKER_CONFIG => OCI_CONFIG,
+        DOCKER_LAYER => OCI_LAYER,
+        DOCKER_LAYER_GZIP => OCI_LAYER_GZIP,
+        DOCKER_LAYER_FOREIGN_GZIP => OCI_LAYER_NONDIST_GZIP,
+        _ => return None,
+    })
+}
+
 /// The `Accept` header for manifest requests: every manifest kind barge reads.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \

@@ -4,6 +4,7 @@
 //! - every `index.json` row reaches what it needs: its manifest, the
 //!   config, every layer blob (or, for an index, its child manifests), and
 //!   one complete snapshot per layer whose chain and diff ID match;
+//! - the OCI form a row of a Docker manifest points at is there;
 //! - every snapshot has its completeness record (`info.json`), and the
 //!   record agrees with its place (chain ID from parent and diff ID).
 //!
@@ -161,6 +162,15 @@ impl Store {
                             .push(format!("{name}: snapshot {chain} is missing or incomplete"));
                     }
                 }
+            }
+        }
+
+        // The OCI form a row of a Docker manifest points at, for other tools.
+        for row in self.layout().read_index_raw()?.manifests {
+            if row.annotation(crate::layout::ANN_ORIGINAL).is_some() && !good_blobs.contains(&row.digest) {
+                let name = row.annotation(crate::index::ANN_REF_NAME).unwrap_or("a dangling image");
+                r.problems
+                    .push(format!("{name}: OCI form {} is missing or damaged", row.digest));
             }
         }
 

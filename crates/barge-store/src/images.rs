@@ -406,6 +406,12 @@ impl Store {
             }
             self.mark(&d.digest, &mut keep_blobs, &mut keep_snapshots, 0)?;
         }
+        // The OCI forms that rows of Docker manifests point at (see `layout`).
+        for d in self.layout().read_index_raw()?.manifests {
+            if d.annotation(crate::layout::ANN_ORIGINAL).is_some() {
+                self.mark(&d.digest, &mut keep_blobs, &mut keep_snapshots, 0)?;
+            }
+        }
         let mut report = GcReport::default();
         let blob_dir = self.root.join("oci/blobs/sha256");
         for entry in read_dir(&blob_dir)? {

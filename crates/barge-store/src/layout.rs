@@ -9,10 +9,21 @@
 //! replaced atomically (unique temp file, fsync, rename, fsync of the
 //! directory), so that concurrent writers, threads or processes, never
 //! lose each other's rows.
+//!
+//! skopeo, podman and umoci read only OCI media types from a layout, so a
+//! Docker v2s2 manifest or manifest list that becomes a row of `index.json`
+//! is written twice: its exact bytes, and its OCI form
+//! ([`barge_oci::image::docker_to_oci`], same config and layer blobs). The
+//! row points at the OCI form and names the original in
+//! [`ANN_ORIGINAL`]; [`Layout::read_index`] and [`Layout::update_index`]
+//! give barge the original back, so digests (push, copy, `RepoDigests`)
+//! are the registry's.
 
 use crate::fsutil::{self, LockGuard, LockKind};
+use barge_oci::image::MAX_MANIFEST_BYTES;
 use barge_oci::{media, Descriptor, Digest, Hasher};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -20,6 +31,10 @@ use std::path::{Path, PathBuf};
 
 /// The lock file a layout's writers take before changing `index.json`.
 pub const INDEX_LOCK_FILE: &str = ".barge-index.lock";
+
+/// On a row of `index.json` that points at the OCI form of a Docker
+/// manifest: the digest of the original, kept in `blobs/` beside it.
+pub const ANN_ORIGINAL: &str = "dev.barge.original-manifest";
 
 /// The content of `oci-layout`.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -235,8 +250,24 @@ impl Layout {
             .map_err(|e| LayoutError::io(format!("locking {}", self.lock.display()), e))
     }
 
-    /// Reads `index.json` (no lock needed: it is only ever replaced whole).
+    /// Reads `index.json` with every row that points at the OCI form of a
+    /// Docker manifest turned back into the original's descriptor (no lock
+    /// needed: the file is only ever replaced whole).
     pub fn read_index(&self) -> Result<Index, LayoutError> {
+        let mut index = self.read_index_raw()?;
+        index.manifests = index.manifests.into_iter().map(|d| self.original(d)).collect();
+        Ok(index)
+    }
+
+    /// The descriptor of the original manifest of a row that points at an
+    /// OCI form ([`ANN_ORIGINAL`]); any other row, or one whose original
+    /// is gone, as it is.
+    pub fn original(&self, row: Descriptor) -> Descriptor {
+        original_of(row, |d| std::fs::metadata(self.blob_path(d)).ok().map(|m| m.len()))
+    }
+
+    /// Reads `index.json` as it is on disk.
+    pub fn read_index_raw(&self) -> Result<Index, LayoutError> {
         let path = self.index_path();
         let bytes = std::fs::read(&path).map_err(|e| LayoutError::io(format!("reading {}", path.display()), e))?;
         serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadIndex {
@@ -257,20 +288,120 @@ impl Layout {
     }
 
     /// Read-modify-write of `index.json` under the index lock. A missing
-    /// `index.json` reads as an empty index.
+    /// `index.json` reads as an empty index. `f` sees the rows as
+    /// [`Layout::read_index`] gives them; a row it leaves with a Docker
+    /// manifest or list is written pointing at the OCI form (made now if
+    /// missing, from the original's blob, which must be in the layout).
     pub fn update_index<T, E: From<LayoutError>>(
         &self,
         f: impl FnOnce(&mut Vec<Descriptor>) -> Result<T, E>,
     ) -> Result<T, E> {
         let _lock = self.lock_index()?;
-        let mut index = match self.read_index() {
+        let mut index = match self.read_index_raw() {
             Err(LayoutError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Index::empty(),
             other => other?,
         };
+        let mut known: HashMap<Digest, Descriptor> = HashMap::new();
+        let rows = std::mem::take(&mut index.manifests);
+        for raw in rows {
+            let row = self.original(raw.clone());
+            if row.digest != raw.digest {
+                known.insert(row.digest.clone(), raw);
+            }
+            index.manifests.push(row);
+        }
         let out = f(&mut index.manifests)?;
+        for row in index.manifests.iter_mut() {
+            if row.media_type != media::DOCKER_MANIFEST && row.media_type != media::DOCKER_MANIFEST_LIST {
+                continue;
+            }
+            let oci = match known.get(&row.digest) {
+                Some(d) => Some(Descriptor::new(&d.media_type, d.digest.clone(), d.size)),
+                None => self.write_oci_form(&row.digest, 0)?,
+            };
+            if let Some(oci) = oci {
+                let original = std::mem::replace(&mut row.digest, oci.digest);
+                row.media_type = oci.media_type;
+                row.size = oci.size;
+                row.annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(ANN_ORIGINAL.to_string(), original.to_string());
+            }
+        }
         self.write_index(&index)?;
         Ok(out)
     }
+
+    /// Writes the OCI form of the Docker manifest or list stored as
+    /// `digest` (and of the list's manifests that are stored) and returns
+    /// its descriptor; `None` when the blob is missing or not Docker's.
+    fn write_oci_form(&self, digest: &Digest, depth: u32) -> Result<Option<Descriptor>, LayoutError> {
+        let path = self.blob_path(digest);
+        let bytes = match File::open(&path) {
+            Ok(f) => {
+                let mut bytes = Vec::new();
+                f.take(MAX_MANIFEST_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| LayoutError::io(format!("reading {}", path.display()), e))?;
+                bytes
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LayoutError::io(format!("reading {}", path.display()), e)),
+        };
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Ok(None);
+        }
+        let mut failed = None;
+        let converted = barge_oci::image::docker_to_oci(&bytes, |entry| {
+            if depth > 0 || entry.media_type != media::DOCKER_MANIFEST || failed.is_some() {
+                return None;
+            }
+            self.write_oci_form(&entry.digest, depth + 1).unwrap_or_else(|e| {
+                failed = Some(e);
+                None
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let Some((media_type, converted)) = converted else {
+            return Ok(None);
+        };
+        let desc = Descriptor::new(media_type, Digest::of(&converted), converted.len() as u64);
+        if !self.has_blob(&desc.digest) {
+            self.put_blob_bytes(&desc, &converted)?;
+        }
+        Ok(Some(desc))
+    }
+}
+
+/// The descriptor of the original manifest a row names in [`ANN_ORIGINAL`]
+/// (its size from `size_of`, `None` when the blob is missing); any other
+/// row, or one whose original is gone, as it is. For layouts read
+/// elsewhere than from a directory (an archive).
+pub fn original_of(row: Descriptor, size_of: impl FnOnce(&Digest) -> Option<u64>) -> Descriptor {
+    let Some(digest) = row.annotation(ANN_ORIGINAL).and_then(|s| s.parse::<Digest>().ok()) else {
+        return row;
+    };
+    let media_type = match row.media_type.as_str() {
+        media::OCI_MANIFEST => media::DOCKER_MANIFEST,
+        media::OCI_INDEX => media::DOCKER_MANIFEST_LIST,
+        _ => return row,
+    };
+    let Some(size) = size_of(&digest) else {
+        return row;
+    };
+    let mut out = row;
+    out.media_type = media_type.to_string();
+    out.digest = digest;
+    out.size = size;
+    if let Some(ann) = out.annotations.as_mut() {
+        ann.remove(ANN_ORIGINAL);
+    }
+    if out.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        out.annotations = None;
+    }
+    out
 }
 
 /// Copies `reader` into `file` in 1 MiB writes, starting writeback every
@@ -416,5 +547,68 @@ mod tests {
         assert_eq!(std::fs::read(layout.blob_path(&good.digest)).unwrap(), data);
         // Nothing but the blob is left in blobs/sha256.
         assert_eq!(std::fs::read_dir(dir.path().join("blobs/sha256")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn docker_rows_point_at_an_oci_form_and_read_back_as_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create(0o755).unwrap();
+        let d = Digest::of(b"x");
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{d}","size":1}},"layers":[]}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG
+        );
+        let original = Descriptor::new(media::DOCKER_MANIFEST, Digest::of(m.as_bytes()), m.len() as u64);
+        layout.put_blob_bytes(&original, m.as_bytes()).unwrap();
+        let mut named = original.clone();
+        named.annotations = Some([("org.opencontainers.image.ref.name".to_string(), "t".to_string())].into());
+        for _ in 0..2 {
+            layout
+                .update_index(|rows| {
+                    rows.retain(|r| r.digest != original.digest);
+                    rows.push(named.clone());
+                    Ok::<_, LayoutError>(())
+                })
+                .unwrap();
+        }
+        let raw = layout.read_index_raw().unwrap().manifests;
+        assert_eq!(raw.len(), 1);
+        assert_eq!(raw[0].media_type, media::OCI_MANIFEST);
+        assert_eq!(
+            raw[0].annotation(ANN_ORIGINAL),
+            Some(original.digest.to_string().as_str())
+        );
+        assert_eq!(raw[0].annotation("org.opencontainers.image.ref.name"), Some("t"));
+        let oci = std::fs::read(layout.blob_path(&raw[0].digest)).unwrap();
+        assert_eq!(Digest::of(&oci), raw[0].digest);
+        assert!(String::from_utf8_lossy(&oci).contains(media::OCI_CONFIG));
+        assert_eq!(layout.read_index().unwrap().manifests, vec![named]);
+    }
+
+    #[test]
+    fn a_docker_row_written_before_reads_as_it_is_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::at(dir.path());
+        layout.create(0o755).unwrap();
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":1}},"layers":[]}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            Digest::of(b"c")
+        );
+        let old = Descriptor::new(media::DOCKER_MANIFEST, Digest::of(m.as_bytes()), m.len() as u64);
+        layout.put_blob_bytes(&old, m.as_bytes()).unwrap();
+        // As an older barge wrote it: the Docker row itself.
+        let mut index = Index::empty();
+        index.manifests.push(old.clone());
+        std::fs::write(layout.index_path(), serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(layout.read_index().unwrap().manifests, vec![old.clone()]);
+        assert_eq!(layout.read_index_raw().unwrap().manifests, vec![old.clone()]);
+        layout.update_index(|_| Ok::<_, LayoutError>(())).unwrap();
+        let raw = layout.read_index_raw().unwrap().manifests;
+        assert_eq!(raw[0].media_type, media::OCI_MANIFEST);
+        assert_eq!(layout.read_index().unwrap().manifests, vec![old]);
     }
 }

@@ -409,6 +409,17 @@ pub fn kill(pid: u32, signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).unwrap_or_else(|e| panic!("kill {pid:?}: {e}"));
 }
 
+/// Runs podman with its storage under `dir` (not the host's), as `run_ok`.
+pub fn podman_in(dir: &Path, args: &[&str]) -> String {
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("podman"))
+        .arg("--runroot")
+        .arg(dir.join("podman-run"))
+        .args(args);
+    run_ok(&mut c)
+}
+
 /// Runs a command and asserts success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));

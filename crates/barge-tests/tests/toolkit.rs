@@ -1254,15 +1254,7 @@ fn manifest_lists_drafted_pushed_and_read_by_skopeo_and_podman() {
 
     // podman pulls the arm64 image through the list.
     let work = tempfile::tempdir().expect("tempdir");
-    let podman = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(work.path().join("podman"))
-            .arg("--runroot")
-            .arg(work.path().join("podman-run"))
-            .args(args);
-        run_ok(&mut c)
-    };
+    let podman = |args: &[&str]| barge_tests::podman_in(work.path(), args);
     podman(&["pull", "-q", "--platform", "linux/arm64", "--tls-verify=false", &list]);
     let arch = podman(&["image", "inspect", "--format", "{{.Architecture}} {{.Digest}}", &list]);
     assert_eq!(

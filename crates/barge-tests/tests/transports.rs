@@ -1,4 +1,4 @@
-//! `barge copy` among registries, OCI layouts, docker archives and the store;
+//! `barge copy` among registries, OCI layouts, docker and OCI archives and the store;
 //! `image save`/`load` against skopeo and podman; the image graph.
 
 use barge_tests::image::{self, Compression, Image, Index, LayerBuilder, Spec, Style};
@@ -383,4 +383,70 @@ fn a_failed_save_leaves_the_old_archive_alone() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "no temporary file left behind: {left:?}");
+}
+
+/// `oci-archive:`: `barge load` reads podman's `save --format oci-archive`;
+/// `copy` writes one skopeo reads, and reads it back, digests preserved.
+#[test]
+fn oci_archives_from_podman_load_and_copy_both_ways() {
+    if !require_root_and(&["docker-registry", "skopeo", "podman"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let img = Image::simple(Style::Docker, Compression::Gzip, "in an oci archive");
+    img.push(&reg, "oa", "v1");
+    let work = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| barge_tests::podman_in(work.path(), args);
+    let name = format!("{}/oa:v1", reg.host());
+    podman(&["pull", "-q", "--tls-verify=false", &name]);
+    let from_podman = work.path().join("podman.tar");
+    podman(&[
+        "save",
+        "-q",
+        "--format",
+        "oci-archive",
+        "-o",
+        from_podman.to_str().unwrap(),
+        &name,
+    ]);
+
+    let b = Barge::new();
+    let loaded = b.ok(&["load", "-i", from_podman.to_str().unwrap()]);
+    assert_eq!(loaded, format!("Loaded image: {name}\n"));
+    // podman re-encodes the config when it writes v2s2 as OCI: the image
+    // ID is that of the archive's config.
+    let saved = format!("oci-archive:{}", from_podman.display());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&run_ok(Command::new("skopeo").args(["inspect", "--raw", &saved]))).unwrap();
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", &name]);
+    assert_eq!(id.trim(), manifest["config"]["digest"], "{manifest}");
+
+    // From standard input, as `docker load < file`.
+    let b3 = Barge::new();
+    let out = b3
+        .command()
+        .arg("load")
+        .stdin(std::fs::File::open(&from_podman).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("Loaded image: {name}\n"));
+
+    // Out to an OCI archive that skopeo reads, and back in.
+    let archive = work.path().join("barge.tar");
+    let location = format!("oci-archive:{}:mine", archive.display());
+    let copied = b.ok(&["copy", "-q", &format!("barge:{name}"), &location]);
+    let shown = run_ok(Command::new("skopeo").args(["inspect", "--format", "{{.Digest}}", &location]));
+    assert_eq!(shown, copied);
+    let b2 = Barge::new();
+    b2.ok(&["copy", "-q", &location, "barge:back/oa:v2"]);
+    let back = b2.ok(&["inspect", "--format", "{{.Id}}", "back/oa:v2"]);
+    assert_eq!(back, id);
+    // From the registry to an archive and on to another registry: the v2s2 digest survives.
+    let archive2 = work.path().join("registry.tar");
+    let location2 = format!("oci-archive:{}:r", archive2.display());
+    b2.ok(&["copy", "-q", &format!("docker://{name}"), &location2]);
+    run_ok(Command::new("skopeo").args(["inspect", &location2]));
+    b2.ok(&["copy", "-q", &location2, &format!("docker://{}/oa2:v1", reg.host())]);
+    assert_eq!(image::manifest_digest(&reg, "oa2", "v1"), img.manifest_digest);
 }

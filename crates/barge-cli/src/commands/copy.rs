@@ -5,8 +5,9 @@ use crate::args::{CopyArgs, LoadArgs, SaveArgs};
 use crate::failure::{Context, Failure};
 use crate::progress::Printer;
 use barge_engine::transport::{
-    ArchiveDestination, ArchiveSource, Destination, Location, OciDestination, OciSource, RegistryDestination,
-    RegistrySource, Source, StoreDestination, StoreSource,
+    archive_sources, archive_sources_from, ArchiveDestination, ArchiveSource, Destination, Location,
+    OciArchiveDestination, OciArchiveSource, OciDestination, OciSource, RegistryDestination, RegistrySource, Source,
+    StoreDestination, StoreSource,
 };
 use barge_engine::CopyOptions;
 use barge_oci::Reference;
@@ -22,9 +23,11 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     }
     let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
     let client = if needs_client { Some(env.client()?) } else { None };
-    // A compressed docker archive is spooled into the store's ingest area.
-    let needs_store =
-        matches!(src_loc, Location::Store(_) | Location::DockerArchive { .. }) || matches!(dst_loc, Location::Store(_));
+    // A compressed archive is spooled into the store's ingest area.
+    let needs_store = matches!(
+        src_loc,
+        Location::Store(_) | Location::DockerArchive { .. } | Location::OciArchive { .. }
+    ) || matches!(dst_loc, Location::Store(_));
     let store = if needs_store { Some(env.store()?) } else { None };
     let _lock = match &store {
         Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
@@ -45,6 +48,14 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
             )
             .context(what)?,
         ),
+        Location::OciArchive { file, reference } => Box::new(
+            OciArchiveSource::open(
+                file,
+                reference.as_deref(),
+                store.as_ref().ok_or_else(|| Failure::msg("no store"))?,
+            )
+            .context(what)?,
+        ),
         Location::Store(name) => Box::new(StoreSource {
             store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
             name: name.clone(),
@@ -58,6 +69,9 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
         Location::Oci { dir, reference } => Box::new(OciDestination::new(dir, reference.clone()).context(what)?),
         Location::DockerArchive { file, reference } => {
             Box::new(ArchiveDestination::create(file, reference.clone()).context(what)?)
+        }
+        Location::OciArchive { file, reference } => {
+            Box::new(OciArchiveDestination::create(file, reference.clone()).context(what)?)
         }
         Location::Store(name) => Box::new(StoreDestination {
             store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
@@ -139,11 +153,11 @@ pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
     let (name, sources) = match &a.input {
         Some(p) => (
             p.display().to_string(),
-            ArchiveSource::open_all(p, &store).context(|| format!("reading {}", p.display()))?,
+            archive_sources(p, &store).context(|| format!("reading {}", p.display()))?,
         ),
         None => (
             "standard input".to_string(),
-            ArchiveSource::read_all(Box::new(std::io::stdin()), "standard input", &store)
+            archive_sources_from(Box::new(std::io::stdin()), "standard input", &store)
                 .context(|| "reading the archive from standard input".to_string())?,
         ),
     };
@@ -155,7 +169,7 @@ pub fn load(env: &Env, a: &LoadArgs) -> Result<i32, Failure> {
             tagged: Default::default(),
         };
         barge_engine::copy(
-            src,
+            src.as_ref(),
             &dest,
             &CopyOptions {
                 max_concurrent: 1,

@@ -44,13 +44,7 @@ impl ArchiveSource {
         ArchiveSource::images(Members::open(file, store)?, &file.display().to_string())
     }
 
-    /// Every image in an archive read from a stream (standard input), named
-    /// `name` in messages.
-    pub fn read_all(reader: Box<dyn Read + Send>, name: &str, store: &Store) -> Result<Vec<ArchiveSource>, CopyError> {
-        ArchiveSource::images(Members::stream(reader, name, store)?, name)
-    }
-
-    fn images(members: Members, name: &str) -> Result<Vec<ArchiveSource>, CopyError> {
+    pub(super) fn images(members: Members, name: &str) -> Result<Vec<ArchiveSource>, CopyError> {
         let members = Arc::new(members);
         let bytes = members.read("manifest.json", MAX_MANIFEST_BYTES)?;
         let entries: Vec<ArchiveEntry> =
@@ -171,7 +165,8 @@ struct ArchiveState {
     repositories: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn tar_header(size: u64) -> tar::Header {
+/// The header of a regular file of `size` bytes, owned by root, mode 0644, time 0.
+pub(super) fn tar_header(size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
     h.set_mode(0o644);
@@ -186,10 +181,7 @@ impl ArchiveDestination {
     /// An archive at `path`, which appears (replacing what was there) only
     /// when the archive is complete.
     pub fn create(path: &Path, reference: Option<Reference>) -> Result<ArchiveDestination, CopyError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = super::parent_dir(path);
         let temp = tempfile::Builder::new()
             .prefix(".barge-save-")
             .tempfile_in(dir)

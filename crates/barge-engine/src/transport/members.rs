@@ -1,4 +1,4 @@
-//! The members of a tar archive (a docker archive), indexed once so that
+//! The members of a tar archive (a docker or OCI archive), indexed once so that
 //! each can be read again by name: in place for a plain tar file, from a
 //! spool file for a compressed one or a stream.
 
@@ -138,6 +138,11 @@ impl Members {
             .get(&normalise_member(name))
             .copied()
             .ok_or_else(|| CopyError::Invalid(format!("the archive has no {name}")))
+    }
+
+    /// Whether the archive holds a member of this name.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.members.contains_key(&normalise_member(name))
     }
 
     pub(super) fn size(&self, name: &str) -> Result<u64, CopyError> {

@@ -1,22 +1,26 @@
 //! Where images can be copied from and to: a registry (`docker://REF`), an
 //! OCI image layout (`oci:DIR[:REF]`), a docker archive
-//! (`docker-archive:FILE[:REF]`, what `docker save` writes) and barge's own
-//! store (`barge:REF`). Sources hand out manifests and blob streams;
+//! (`docker-archive:FILE[:REF]`, what `docker save` writes), an OCI archive
+//! (`oci-archive:FILE[:REF]`, a tar of an OCI layout) and barge's own store
+//! (`barge:REF`). Sources hand out manifests and blob streams;
 //! destinations take them, verifying digests as the bytes pass.
 //!
 //! This file holds what every transport shares: the address parser
 //! ([`Location`]), the [`Source`] and [`Destination`] traits and the stream
 //! helpers. Each transport has its own file with its source and destination:
-//! `registry`, `oci`, `store` and `archive` (whose tar reading is `members`).
+//! `registry`, `oci`, `oci_archive`, `store` and `archive` (whose tar
+//! reading is `members`, the OCI archive's too).
 
 mod archive;
 mod members;
 mod oci;
+mod oci_archive;
 mod registry;
 mod store;
 
 pub use archive::{ArchiveDestination, ArchiveSource};
 pub use oci::{OciDestination, OciSource};
+pub use oci_archive::{archive_sources, archive_sources_from, OciArchiveDestination, OciArchiveSource};
 pub use registry::{RegistryDestination, RegistrySource};
 pub use store::{StoreDestination, StoreSource};
 
@@ -24,7 +28,7 @@ use crate::CopyError;
 use barge_oci::{Descriptor, Digest, Hasher, Manifest, Reference};
 use std::fmt::Display;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A parsed transport address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,10 @@ pub enum Location {
     DockerArchive {
         file: PathBuf,
         reference: Option<Reference>,
+    },
+    OciArchive {
+        file: PathBuf,
+        reference: Option<String>,
     },
     Store(String),
 }
@@ -89,9 +97,19 @@ impl Location {
                     reference,
                 })
             }
+            "oci-archive" => {
+                let (file, reference) = split(rest);
+                if file.is_empty() {
+                    return Err(bad("oci-archive: needs a file"));
+                }
+                Ok(Location::OciArchive {
+                    file: PathBuf::from(file),
+                    reference,
+                })
+            }
             "barge" => Ok(Location::Store(rest.to_string())),
             other => Err(bad(&format!(
-                "unknown transport {other:?}: use docker://, oci:, docker-archive: or barge:"
+                "unknown transport {other:?}: use docker://, oci:, docker-archive:, oci-archive: or barge:"
             ))),
         }
     }
@@ -208,6 +226,15 @@ pub trait Destination: Sync {
     }
 }
 
+/// The directory a file is written in (`.` for a bare name), where its
+/// temporary files go so that a rename puts it in place.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// `io::copy` with 1 MiB writes instead of 8 KiB ones: a blob costs a few
 /// hundred system calls, not tens of thousands.
 pub(crate) fn copy_in_big_writes(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
@@ -320,6 +347,25 @@ mod tests {
         assert_eq!(e, "not found: c in /x");
         let e = pick(None, &[]).unwrap_err().to_string();
         assert_eq!(e, "/x holds 0 images: name one with oci:DIR:REF");
+    }
+
+    #[test]
+    fn oci_archive_locations_name_a_file_and_maybe_an_image() {
+        assert_eq!(
+            Location::parse("oci-archive:/tmp/a.tar:host:5000/app:1").unwrap(),
+            Location::OciArchive {
+                file: PathBuf::from("/tmp/a.tar"),
+                reference: Some("host:5000/app:1".into())
+            }
+        );
+        assert_eq!(
+            Location::parse("oci-archive:a.tar").unwrap(),
+            Location::OciArchive {
+                file: PathBuf::from("a.tar"),
+                reference: None
+            }
+        );
+        assert!(Location::parse("oci-archive:").is_err());
     }
 
     #[test]

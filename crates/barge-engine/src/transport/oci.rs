@@ -42,7 +42,9 @@ impl OciSource {
         let bytes = read_limited(&self.layout.index_path(), MAX_MANIFEST_BYTES)?;
         let index: Index = serde_json::from_slice(&bytes)
             .map_err(|e| CopyError::Invalid(format!("{}/index.json: {e}", self.layout.dir().display())))?;
-        Ok(index.manifests)
+        // A row barge pointed at the OCI form of a Docker manifest gives
+        // the original, whose digest is the registry's.
+        Ok(index.manifests.into_iter().map(|d| self.layout.original(d)).collect())
     }
 }
 
