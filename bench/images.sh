@@ -5,9 +5,13 @@
 #   debian/    debootstrap --variant=minbase, then python3, then gcc: three layers
 #   big/       one layer of 1 GiB of incompressible data
 # Needs root (debootstrap, chroot) and Debian's package mirror.
+# Further arguments name the images to build (default: all three).
 set -eu
 cache="$1"
+shift
 mkdir -p "$cache"
+names="$*"
+want() { [ -z "$names" ] || case " $names " in *" $1 "*) ;; *) return 1 ;; esac; }
 
 new_layout() { # DIR NAME: an empty image unpacked into DIR/bundle
     rm -rf "$1"
@@ -20,7 +24,7 @@ repack() { # DIR NAME: a new layer from what changed in DIR/bundle/rootfs
     umoci repack --refresh-bundle --image "$1/layout:$2" "$1/bundle" >/dev/null
 }
 
-if [ ! -f "$cache/busybox/done" ]; then
+if want busybox && [ ! -f "$cache/busybox/done" ]; then
     d="$cache/busybox"
     new_layout "$d" latest
     mkdir -p "$d/bundle/rootfs/bin"
@@ -31,7 +35,7 @@ if [ ! -f "$cache/busybox/done" ]; then
     touch "$d/done"
 fi
 
-if [ ! -f "$cache/debian/done" ]; then
+if want debian && [ ! -f "$cache/debian/done" ]; then
     d="$cache/debian"
     new_layout "$d" latest
     root="$d/bundle/rootfs"
@@ -56,7 +60,7 @@ if [ ! -f "$cache/debian/done" ]; then
     touch "$d/done"
 fi
 
-if [ ! -f "$cache/big/done" ]; then
+if want big && [ ! -f "$cache/big/done" ]; then
     d="$cache/big"
     new_layout "$d" latest
     mkdir -p "$d/bundle/rootfs/data"
@@ -71,6 +75,7 @@ fi
 
 # What was built, for the results.
 for i in busybox debian big; do
+    want "$i" || continue
     python3 - "$cache/$i/layout" "$i" <<'PY'
 import json, sys
 layout, name = sys.argv[1], sys.argv[2]

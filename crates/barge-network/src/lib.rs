@@ -946,8 +946,10 @@ pub fn attach(
 /// (`usermode`): a network namespace kept at its `netns` (owned by the
 /// caller's user namespace), `lo` up, `eth0` and the published ports
 /// from pasta or slirp4netns, `resolv.conf` naming its DNS forwarder.
-/// The returned [`usermode::UserNet`] carries the traffic: the caller
-/// keeps it while the container runs and stops it when it ends
+/// The returned [`usermode::UserNet`] carries the traffic: the tool is
+/// started, not yet ready, so that the caller prepares the container
+/// meanwhile and calls [`usermode::UserNet::ready`] before starting it;
+/// it keeps it while the container runs and stops it when it ends
 /// ([`detach`] removes the namespace, which ends pasta too).
 pub fn attach_user(c: &Endpoint, ports: &[PortSpec]) -> Result<(Attachment, usermode::UserNet), NetworkError> {
     let ns_path = netns_path(c.dir);
@@ -965,7 +967,7 @@ pub fn attach_user(c: &Endpoint, ports: &[PortSpec]) -> Result<(Attachment, user
             netns: &ns_path,
             userns: None,
         };
-        let net = usermode::start(ns, &usermode::Config::new(ports.to_vec()))?;
+        let net = usermode::launch(ns, &usermode::Config::new(ports.to_vec()))?;
         let a = Attachment {
             network: net.tool().to_string(),
             network_id: String::new(),

@@ -175,6 +175,10 @@ pub struct UserNet {
     exit_fd: Option<OwnedFd>,
     /// The tool's stderr (and pasta's PID file, slirp4netns' API socket).
     scratch: tempfile::TempDir,
+    /// slirp4netns' end of its `--ready-fd`, until [`UserNet::ready`].
+    ready_fd: Option<OwnedFd>,
+    /// Whether [`UserNet::ready`] has seen the tool ready.
+    is_ready: bool,
 }
 
 impl UserNet {
@@ -190,6 +194,29 @@ impl UserNet {
     /// The published ports, with the host ports actually bound.
     pub fn ports(&self) -> &[PortSpec] {
         &self.ports
+    }
+
+    /// Waits until the tool has configured `eth0` and bound every port
+    /// (at once if it already has): what [`launch`] leaves to do.
+    pub fn ready(&mut self) -> Result<(), UserNetError> {
+        if self.is_ready {
+            return Ok(());
+        }
+        let waited = match self.tool {
+            Tool::Pasta => wait_pasta(self),
+            Tool::Slirp4netns => wait_slirp(self),
+        };
+        match waited {
+            Ok(()) => {
+                self.is_ready = true;
+                Ok(())
+            }
+            Err(UserNetError::Failed { tool, detail }) => {
+                let _ = self.halt();
+                Err(diagnose(tool, detail, &self.ports))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Stops the tool and waits for it: the ports are free on return.
@@ -238,6 +265,16 @@ pub fn unprivileged_port_start() -> u16 {
 /// Gives `ns` a user-mode network with `config.ports` published, once the
 /// tool has configured `eth0` and bound every port.
 pub fn start(ns: Namespace, config: &Config) -> Result<UserNet, UserNetError> {
+    let mut net = launch(ns, config)?;
+    net.ready()?;
+    Ok(net)
+}
+
+/// Starts the tool for `ns` without waiting for it: the caller prepares
+/// the rest of the container meanwhile (the tool takes tens of
+/// milliseconds) and calls [`UserNet::ready`] before anything runs in
+/// the namespace.
+pub fn launch(ns: Namespace, config: &Config) -> Result<UserNet, UserNetError> {
     let (tool, program) = match config.tool {
         Some(tool) => {
             let path = tool.find().ok_or(UserNetError::Missing {
@@ -273,19 +310,14 @@ pub fn start(ns: Namespace, config: &Config) -> Result<UserNet, UserNetError> {
         ports,
         exit_fd: None,
         scratch,
+        ready_fd: None,
+        is_ready: false,
     };
-    let started = match tool {
-        Tool::Pasta => start_pasta(&mut net, cmd, ns, config),
-        Tool::Slirp4netns => start_slirp(&mut net, cmd, ns, config),
-    };
-    match started {
-        Ok(()) => Ok(net),
-        Err(UserNetError::Failed { tool, detail }) => {
-            let _ = net.halt();
-            Err(diagnose(tool, detail, &net.ports))
-        }
-        Err(e) => Err(e),
+    match tool {
+        Tool::Pasta => start_pasta(&mut net, cmd, ns, config)?,
+        Tool::Slirp4netns => start_slirp(&mut net, cmd, ns, config)?,
     }
+    Ok(net)
 }
 
 /// A failure that publishing a port below the unprivileged start explains.
@@ -352,7 +384,8 @@ fn spawn(net: &mut UserNet, mut cmd: Command) -> Result<(), UserNetError> {
 }
 
 /// pasta in the foreground: it writes its PID file once the namespace is
-/// configured and the ports are bound, and exits on any failure before.
+/// configured and the ports are bound ([`wait_pasta`]), and exits on any
+/// failure before.
 fn start_pasta(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Config) -> Result<(), UserNetError> {
     let pidfile = net.scratch.path().join("pasta.pid");
     cmd.args(["--foreground", "--quiet", "--config-net", "--ipv4-only"]);
@@ -401,7 +434,11 @@ fn start_pasta(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Conf
             cmd.arg("--netns").arg(netns);
         }
     }
-    spawn(net, cmd)?;
+    spawn(net, cmd)
+}
+
+fn wait_pasta(net: &mut UserNet) -> Result<(), UserNetError> {
+    let pidfile = net.scratch.path().join("pasta.pid");
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if std::fs::metadata(&pidfile).is_ok_and(|m| m.len() > 0) {
@@ -428,7 +465,8 @@ fn inherited_pipe(child_reads: bool) -> Result<(OwnedFd, OwnedFd), UserNetError>
 }
 
 /// slirp4netns: `--ready-fd` says the namespace is configured, then each
-/// port is published through its API socket; `--exit-fd` ends it with us.
+/// port is published through its API socket ([`wait_slirp`]); `--exit-fd`
+/// ends it with us.
 fn start_slirp(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Config) -> Result<(), UserNetError> {
     let api = net.scratch.path().join("api.sock");
     let (ready_child, ready_ours) = inherited_pipe(false)?;
@@ -474,6 +512,15 @@ fn start_slirp(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Conf
     drop(ready_child);
     drop(exit_child);
     net.exit_fd = Some(exit_ours);
+    net.ready_fd = Some(ready_ours);
+    Ok(())
+}
+
+fn wait_slirp(net: &mut UserNet) -> Result<(), UserNetError> {
+    let Some(ready_ours) = net.ready_fd.take() else {
+        return Err(exited(net));
+    };
+    let api = net.scratch.path().join("api.sock");
     let mut ready = std::fs::File::from(ready_ours);
     let timeout = Timespec {
         tv_sec: READY_TIMEOUT.as_secs() as i64,

@@ -43,7 +43,7 @@ pub fn attach(c: &Container, network: &str, ports: &[PortSpec]) -> Result<Attach
 }
 
 /// Gives a rootless container about to start its user-mode network,
-/// kept by this process until [`detach`].
+/// kept by this process until [`detach`]; [`user_ready`] waits for it.
 pub fn attach_user(c: &Container) -> Result<Attachment, NetworkError> {
     let (a, net) = barge_network::attach_user(&endpoint(c), &c.meta.ports)?;
     USER_NETS
@@ -51,6 +51,17 @@ pub fn attach_user(c: &Container) -> Result<Attachment, NetworkError> {
         .unwrap_or_else(|e| e.into_inner())
         .push((c.dir.clone(), net));
     Ok(a)
+}
+
+/// Waits for the user-mode network [`attach_user`] started for `c` to be
+/// ready (pasta starts while the container is prepared); nothing to wait
+/// for on other networks.
+pub fn user_ready(c: &Container) -> Result<(), NetworkError> {
+    let mut nets = USER_NETS.lock().unwrap_or_else(|e| e.into_inner());
+    match nets.iter_mut().find(|(dir, _)| *dir == c.dir) {
+        Some((_, net)) => Ok(net.ready()?),
+        None => Ok(()),
+    }
 }
 
 /// Detaches a container that stopped (or is removed): its user-mode

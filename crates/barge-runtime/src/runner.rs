@@ -35,7 +35,9 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
         _ => None,
     };
     let started = if c.meta.runtime.is_some() {
-        external_start(c, io)
+        crate::network::user_ready(c)
+            .map_err(RuntimeError::from)
+            .and_then(|()| external_start(c, io))
     } else {
         native_start(c, &spec, io)
     };
@@ -78,6 +80,9 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         cg.save(&c.dir)?;
         plan.cgroup_procs = cg.procs_files()?;
     }
+    // The user-mode network started before the root was prepared; the
+    // container starts once it is up.
+    crate::network::user_ready(c)?;
     let started = barge_runner::child::spawn(&plan, io)?;
     guard.0 = None;
     Ok(started)

@@ -335,6 +335,52 @@ fn build_with_run_and_copy_chown() {
 }
 
 #[test]
+fn multi_stage_build_keeps_owners_through_copy_from() {
+    let user = user();
+    let Some((_reg, b, image)) = setup(&user) else { return };
+    let ctx = b.dir.path().join("home/ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // The first stage makes files of other owners inside the namespace;
+    // the final one copies them out of that stage, once keeping their
+    // owners and once giving them new ones.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {image} AS make\n\
+             RUN mkdir /out && echo a > /out/a && echo b > /out/b && \
+             chown 1000:1000 /out/a && chown 65534:65534 /out/b\n\
+             FROM {image}\n\
+             COPY --from=make /out /kept\n\
+             COPY --from=make --chown=1000:65534 /out /given\n\
+             RUN stat -c '%u:%g %n' /kept/b /given/a > /seen\n"
+        ),
+    )
+    .unwrap();
+    user.give(&ctx);
+    b.ok(&["build", "-q", "-t", "staged", ctx.to_str().unwrap()]);
+    let got = sh(
+        &b,
+        "staged",
+        &[],
+        "stat -c '%u:%g %n' /kept/a /kept/b /given/a /given/b; cat /seen /given/b",
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "1000:1000 /kept/a",
+            "65534:65534 /kept/b",
+            "1000:65534 /given/a",
+            "1000:65534 /given/b",
+            // A RUN after the copies sees the same owners.
+            "65534:65534 /kept/b",
+            "1000:65534 /given/a",
+            "b"
+        ],
+        "{got}"
+    );
+}
+
+#[test]
 fn without_subordinate_ids_a_single_id_namespace_warns_and_runs() {
     let user = User::ensure("barge-rootless1", None);
     let Some((_reg, b, image)) = setup(&user) else { return };
