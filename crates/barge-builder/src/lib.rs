@@ -27,6 +27,7 @@ mod dockerfile;
 mod fs;
 mod ignore;
 mod layer;
+mod prune;
 pub mod stages;
 mod steps;
 
@@ -35,6 +36,7 @@ pub use dockerfile::{
     RunNetwork, SecretMount,
 };
 pub use ignore::Ignore;
+pub use prune::{prune, BuildCachePruned};
 pub use steps::build;
 
 use barge_oci::{Digest, Platform, Reference};

@@ -24,8 +24,7 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NOP: &str = "/bin/sh -c #(nop) ";
-/// The store's directory of `RUN --mount=type=cache` caches, one per id.
-const CACHE_MOUNTS: &str = "build-cache-mounts";
+use crate::prune::{CACHE_MOUNTS, LAYER_CACHE};
 /// Where a RUN's `#!` here-document is mounted (BuildKit's `/dev/pipes`
 /// is under the runtime's `/dev`, where no bind mount may land); the
 /// mount point is taken out of the upper dir after the run.
@@ -1311,7 +1310,7 @@ impl<'a> Stage<'a> {
         if self.opts.no_cache {
             return None;
         }
-        let bytes = std::fs::read(self.store.root().join("build-cache").join(key)).ok()?;
+        let bytes = std::fs::read(self.store.root().join(LAYER_CACHE).join(key)).ok()?;
         let hit: CachedLayer = serde_json::from_slice(&bytes).ok()?;
         self.store.has_blob(&hit.digest).then_some(hit)
     }
@@ -1342,7 +1341,7 @@ impl<'a> Stage<'a> {
         let chain = chains.last().cloned().unwrap_or_else(|| l.diff_id.clone());
         self.store.unpack_layer(&desc, &l.diff_id, &chain, parent)?;
         if let Some(key) = remember {
-            let dir = self.store.root().join("build-cache");
+            let dir = self.store.root().join(LAYER_CACHE);
             std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
             let tmp = dir.join(format!(".{key}.tmp"));
             let bytes = serde_json::to_vec(&l).map_err(|e| BuildError::Unsupported(e.to_string()))?;
@@ -1761,9 +1760,9 @@ fn file_target(rel: &str, dest: &CopyDest, lowers: &Lowers) -> String {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct CachedLayer {
+pub(crate) struct CachedLayer {
     diff_id: Digest,
-    digest: Digest,
+    pub(crate) digest: Digest,
     size: u64,
 }
 

@@ -95,6 +95,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
@@ -421,6 +424,22 @@ pub struct NetworkInspectArgs {
     /// Format output using a Go template, or json
     #[arg(short, long)]
     pub format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1256,3 +1256,95 @@ fn bind_mounts_show_the_context_or_a_stage_for_one_run() {
     let o = b.run(&["build", c]);
     assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
 }
+
+/// The cache mount directories in `b`'s store.
+fn cache_mount_dirs(b: &Barge) -> usize {
+    std::fs::read_dir(b.root().join("build-cache-mounts"))
+        .map(|rd| rd.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir())).count())
+        .unwrap_or(0)
+}
+
+/// `builder prune` drops the cache mounts and the layers only the cache
+/// holds (an earlier stage's RUN), `--all` every cache entry.
+#[test]
+fn builder_prune_drops_cache_mounts_and_cached_layers() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=cache,target=/c,id=app echo run >> /c/log && cp /c/log /made && touch /tools && head -c 100000 /dev/zero > /c/big\n\
+         FROM scratch\nCOPY busybox /bin/busybox\nCOPY --from=tools /made /made\n",
+    );
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let build = || {
+        let o = b.run(&["build", "-t", "pruned:1", c]);
+        assert!(o.status.success(), "{}", out(&o));
+        out(&o)
+    };
+    build();
+    assert!(build().contains("Using cache"));
+    assert_eq!(cache_mount_dirs(&b), 1);
+    let shown = b.ok(&["builder", "prune", "-f"]);
+    assert!(shown.starts_with("Deleted build cache objects:\n"), "{shown}");
+    let total = shown.lines().last().unwrap_or_default();
+    assert!(
+        total.starts_with("Total reclaimed space: ") && !total.ends_with(" 0B"),
+        "{shown}"
+    );
+    assert_eq!(cache_mount_dirs(&b), 0);
+    // The tools stage's RUNs run again, the second on an empty cache; the image's layers stay cached.
+    let again = build();
+    assert_eq!(again.matches("Using cache").count(), 3, "{again}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "pruned:1", "/bin/busybox", "cat", "/made"]),
+        "run\n"
+    );
+    // --all: nothing left to reuse (the final stage's COPY reuses the first's), and the image still runs.
+    b.ok(&["builder", "prune", "--all", "--force"]);
+    let fresh = build();
+    assert_eq!(fresh.matches("Using cache").count(), 1, "{fresh}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "pruned:1", "/bin/busybox", "cat", "/made"]),
+        "run\n"
+    );
+    let shown = b.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(shown.contains("Total reclaimed space: "), "{shown}");
+}
+
+/// A prune while a build's RUN uses a cache mount waits for the build:
+/// the cache is never taken from under it.
+#[test]
+fn builder_prune_waits_for_a_running_build() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=cache,target=/c,id=slow echo kept > /c/f && sleep 3 && cat /c/f > /seen\n",
+    );
+    let b = Barge::new();
+    let mut running = b
+        .command()
+        .args(["build", "--no-cache", "-t", "slow:1", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while cache_mount_dirs(&b) == 0 {
+        assert!(start.elapsed().as_secs() < 60, "the build never made its cache");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = b.run(&["builder", "prune", "-f"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Waiting for the builds"),
+        "{}",
+        out(&o)
+    );
+    assert!(running.wait().unwrap().success(), "the build lost its cache");
+    assert_eq!(b.ok(&["run", "--rm", "slow:1", "cat", "/seen"]), "kept\n");
+    assert_eq!(cache_mount_dirs(&b), 0);
+}
