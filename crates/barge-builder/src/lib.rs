@@ -69,10 +69,16 @@ pub enum BuildError {
     Unsupported(String),
 }
 
-/// Finds (pulling if need be) the image a `FROM` or a `COPY --from` names;
-/// returns its image ID.
+/// What a build takes from outside its context: the image a `FROM` or a
+/// `COPY --from` names (found, or pulled if need be), and `ADD` URLs.
 pub trait BaseImages {
+    /// The image ID of `name`.
     fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String>;
+    /// The body of an `ADD https://…` source, streamed; the build checks
+    /// its `--checksum` before it lands in a layer.
+    fn fetch_url(&self, url: &str) -> Result<Box<dyn std::io::Read>, String> {
+        Err(format!("{url}: this build cannot download"))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -621,11 +621,38 @@ impl<'a> Stage<'a> {
             return self.write_copy_layer(line, &plan, &dest, args.len());
         }
         let (inline, args) = self.inline_sources(line, args, vars)?;
+        let (urls, args): (Vec<String>, Vec<String>) = args.into_iter().partition(|a| add && a.contains("://"));
+        if c.checksum.is_some() && (urls.len() != 1 || !args.is_empty() || !inline.is_empty()) {
+            return Err(line.error("--checksum needs one http(s) URL as the only source"));
+        }
+        // Held until the layer is written: the downloads' files.
+        let downloads = urls
+            .iter()
+            .map(|u| self.download(line, u, c.checksum.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let sources = self.context_sources(line, &args, add)?;
         let resolved = self.follow_sources(line, &sources)?;
-        let count = sources.len() + inline.len();
+        let count = sources.len() + inline.len() + urls.len();
         let dest = self.destination(line, dest_raw, count)?;
         let mut plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
+        for (name, file) in &downloads {
+            let at = file_target(name, &dest, &lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            plan.kinds.insert("file");
+            let md = file.as_file().metadata().map_err(io_err("reading a download"))?;
+            // Docker's mode for a downloaded file.
+            let o = perms.apply(
+                Owner {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o600,
+                },
+                false,
+            );
+            plan.entries.insert(at, Item::Source(file.path().to_path_buf(), md, o));
+        }
         for (name, text) in inline {
             let at = file_target(&name, &dest, &lowers);
             if at.is_empty() {
@@ -742,14 +769,49 @@ impl<'a> Stage<'a> {
         Ok(plan)
     }
 
+    /// `ADD URL`: the body streamed into a file of the store's `ingest/`,
+    /// hashed on the way and checked against `--checksum` before anything
+    /// uses it; the name is the URL path's last segment, as docker's.
+    fn download(
+        &self,
+        line: &Line,
+        url: &str,
+        checksum: Option<&Digest>,
+    ) -> Result<(String, tempfile::NamedTempFile), BuildError> {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        if !(url.starts_with("https://") || url.starts_with("http://")) || path.ends_with(".git") {
+            return Err(line.error(format!(
+                "{url}: ADD takes http(s) URLs of files; a git repository or another scheme is not supported, \
+                 clone or download it into the context and COPY it"
+            )));
+        }
+        let name = path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "..")
+            .unwrap_or("__unnamed__");
+        let body = self.ctx.bases.fetch_url(url).map_err(|e| line.error(e))?;
+        let mut reader = barge_oci::digest::HashingReader::new(body);
+        let mut file = tempfile::NamedTempFile::new_in(self.store.root().join("ingest"))
+            .map_err(io_err("making a file for a download"))?;
+        std::io::copy(&mut reader, &mut file).map_err(|e| line.error(format!("{url}: downloading: {e}")))?;
+        let (got, _) = reader.finish();
+        if let Some(want) = checksum {
+            if *want != got {
+                return Err(line.error(format!("{url}: digest mismatch: expected {want}, got {got}")));
+            }
+        }
+        Ok((name.to_string(), file))
+    }
+
     /// The sources as context-relative paths: globs expanded, each checked
     /// to stay inside the context and not be excluded by .dockerignore.
     fn context_sources(&self, line: &Line, args: &[String], add: bool) -> Result<Vec<String>, BuildError> {
         let mut sources: Vec<String> = Vec::new();
         for s in args {
-            if add && (s.contains("://") || s.starts_with("git@")) {
+            if add && s.starts_with("git@") {
                 return Err(line.error(format!(
-                    "{s}: ADD from a URL is not supported; download it into the context and COPY it"
+                    "{s}: ADD of a git repository is not supported; clone it into the context and COPY it"
                 )));
             }
             let mut depth = 0i32;

@@ -391,8 +391,8 @@ fn dockerfile_errors_name_the_line() {
         ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
         (
-            "FROM scratch\nADD https://example.com/x /x\n",
-            "ADD from a URL is not supported",
+            "FROM scratch\nADD git@example.com:me/repo.git /x\n",
+            "ADD of a git repository is not supported",
         ),
     ] {
         write(ctx.path(), "Dockerfile", dockerfile);
@@ -425,7 +425,7 @@ fn dockerfile_mistakes_are_found_before_any_step_runs() {
         ),
         (
             "FROM 127.0.0.1:9/absent\nADD --checksum=sha256:00 a /a\n",
-            "line 2: ADD: the flag --checksum is not supported",
+            "line 2: ADD: --checksum=sha256:00: expected sha256: and 64 hexadecimal digits",
         ),
         (
             "FROM 127.0.0.1:9/absent\nENV A=1\nSHELL /bin/bash -c\n",
@@ -1347,4 +1347,81 @@ fn builder_prune_waits_for_a_running_build() {
     assert!(running.wait().unwrap().success(), "the build lost its cache");
     assert_eq!(b.ok(&["run", "--rm", "slow:1", "cat", "/seen"]), "kept\n");
     assert_eq!(cache_mount_dirs(&b), 0);
+}
+
+/// A loopback HTTP server: `/files/hello.txt`, `/moved` redirecting to
+/// it, 404 for anything else.
+fn file_server() -> barge_tests::server::Listener {
+    use std::io::{BufReader, Write};
+    barge_tests::server::Listener::start(|conn| {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let Some(head) = barge_tests::server::RequestHead::read(&mut reader) else {
+            return;
+        };
+        let mut conn = conn;
+        let reply = match head.path.as_str() {
+            "/files/hello.txt" => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\nhello from the web\n"
+            }
+            "/moved" => {
+                "HTTP/1.1 302 Found\r\nLocation: /files/hello.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            }
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        };
+        let _ = conn.write_all(reply.as_bytes());
+    })
+}
+
+/// `ADD URL`: downloaded as docker does (name from the URL, mode 0600),
+/// `--checksum` checked before the file lands; git URLs refused.
+#[test]
+fn add_downloads_urls_and_checks_their_digest() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let server = file_server();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let good = barge_tests::sha256(b"hello from the web\n");
+    let ctx = scratch_context(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nADD {base}/files/hello.txt /srv/\n\
+         ADD --checksum={good} --chmod=644 {base}/moved /named\n"
+    ));
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    b.ok(&["build", "-t", "added:1", c]);
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "added:1",
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%n %a %u %s",
+        "/srv/hello.txt",
+        "/named",
+    ]);
+    assert_eq!(shown, "/srv/hello.txt 600 0 19\n/named 644 0 19\n");
+    assert_eq!(
+        b.ok(&["run", "--rm", "added:1", "/bin/busybox", "cat", "/named"]),
+        "hello from the web\n"
+    );
+    let bad = format!("sha256:{}", "0".repeat(64));
+    let failing = |dockerfile: String| {
+        write(ctx.path(), "Dockerfile", &dockerfile);
+        b.fails(&["build", c])
+    };
+    let e = failing(format!(
+        "FROM scratch\nADD --checksum={bad} {base}/files/hello.txt /x\n"
+    ));
+    assert!(e.contains(&format!("expected {bad}, got {good}")), "{e}");
+    let e = failing(format!("FROM scratch\nADD {base}/missing /x\n"));
+    assert!(e.contains("line 2") && e.contains("HTTP 404"), "{e}");
+    let e = failing(format!("FROM scratch\nADD {base}/repo.git /src\n"));
+    assert!(e.contains("a git repository or another scheme is not supported"), "{e}");
+    let e = failing("FROM scratch\nADD git@example.com:me/repo.git /src\n".into());
+    assert!(e.contains("ADD of a git repository is not supported"), "{e}");
+    let e = failing(format!(
+        "FROM scratch\nCOPY busybox /\nADD --checksum={good} busybox /x\n"
+    ));
+    assert!(e.contains("--checksum needs one http(s) URL"), "{e}");
 }

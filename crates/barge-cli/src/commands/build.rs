@@ -45,6 +45,12 @@ impl BaseImages for Bases<'_> {
             barge_engine::pull(&client, self.store, &reference, &opts, &printer).map_err(|e| e.to_string())?;
         Ok(outcome.image_id)
     }
+
+    fn fetch_url(&self, url: &str) -> Result<Box<dyn Read>, String> {
+        let client = self.env.client().map_err(|f| f.to_string())?;
+        let body = client.get_url(url).map_err(|e| e.to_string())?;
+        Ok(Box::new(body))
+    }
 }
 
 struct Steps {
