@@ -94,6 +94,9 @@ pub struct BuildOptions {
     pub platform: Option<Platform>,
     pub tags: Vec<Reference>,
     pub no_cache: bool,
+    /// `--cache-from`: images (in the store or pulled) whose layers a RUN
+    /// may reuse when their history shows the same step at that point.
+    pub cache_from: Vec<String>,
     /// `--target`: the stage whose image is made (else the last).
     pub target: Option<String>,
     /// The network of `RUN` containers.

@@ -72,6 +72,19 @@ pub fn build(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
         Err(e) => return Err(io_err("reading .dockerignore")(e)),
     };
+    let cache_from = opts
+        .cache_from
+        .iter()
+        .map(|name| {
+            let id = bases
+                .resolve(name, opts.platform.as_ref())
+                .map_err(|message| BuildError::Base {
+                    name: name.clone(),
+                    message,
+                })?;
+            image_state(store, &id, name)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let ctx = Ctx {
         store,
         runtime,
@@ -81,6 +94,7 @@ pub fn build(
         bases,
         plan: &plan,
         build_args: &build_args,
+        cache_from: &cache_from,
     };
     let mut built: Vec<Option<Stage>> = plan.stages.iter().map(|_| None).collect();
     for &i in &plan.order {
@@ -130,6 +144,8 @@ struct Ctx<'a> {
     bases: &'a dyn BaseImages,
     plan: &'a Plan<'a>,
     build_args: &'a BTreeMap<String, String>,
+    /// The `--cache-from` images, whose history says which step made each layer.
+    cache_from: &'a [ImageState],
 }
 
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
@@ -1105,7 +1121,7 @@ impl<'a> Stage<'a> {
             "network": format!("{network:?}"),
             "epoch": self.opts.epoch,
         }));
-        if let Some(hit) = self.cached(&key) {
+        if let Some(hit) = self.cached(&key).or_else(|| self.cache_from_hit(&created_by)) {
             return self.add_layer(hit, created_by, None);
         }
         let lower_dirs = self.lower_dirs();
@@ -1375,6 +1391,35 @@ impl<'a> Stage<'a> {
         let bytes = std::fs::read(self.store.root().join(LAYER_CACHE).join(key)).ok()?;
         let hit: CachedLayer = serde_json::from_slice(&bytes).ok()?;
         self.store.has_blob(&hit.digest).then_some(hit)
+    }
+
+    /// The layer a `--cache-from` image has where this RUN would add one,
+    /// as docker's classic builder finds it: the same layers so far, the
+    /// same history so far (so the same base, ENV, USER, WORKDIR, ARGs…)
+    /// and a next history entry made by the same command.
+    fn cache_from_hit(&self, created_by: &str) -> Option<CachedLayer> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let (n, h) = (self.diff_ids.len(), self.history.len());
+        let same = |a: &Value, b: &Value| {
+            a.get("created_by") == b.get("created_by") && a.get("empty_layer") == b.get("empty_layer")
+        };
+        self.ctx.cache_from.iter().find_map(|img| {
+            let layer = img.layers.get(n)?;
+            let next = img.history.get(h)?;
+            let fits = img.diff_ids.get(..n)? == &self.diff_ids[..]
+                && img.history[..h].iter().zip(&self.history).all(|(a, b)| same(a, b))
+                && next.get("created_by").and_then(Value::as_str) == Some(created_by)
+                && next.get("empty_layer").is_none()
+                && layer.media_type == media::OCI_LAYER_GZIP
+                && self.store.has_blob(&layer.digest);
+            fits.then(|| CachedLayer {
+                diff_id: img.diff_ids[n].clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+            })
+        })
     }
 
     fn store_layer(&mut self, written: Written, created_by: String, key: &str) -> Result<(), BuildError> {

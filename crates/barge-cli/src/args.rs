@@ -347,6 +347,8 @@ pub enum ImageCommand {
 
 /// The image verbs that docker has both at the top level (`pull`) and
 /// under `image` (`image pull`): one definition for both.
+// Parsed once per process: the size of the biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ImageVerb {
     /// Download an image from a registry
@@ -883,6 +885,9 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Images to consider as cache sources (in the store, else pulled)
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
     /// Secret to expose to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VARIABLE
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,

@@ -1425,3 +1425,42 @@ fn add_downloads_urls_and_checks_their_digest() {
     ));
     assert!(e.contains("--checksum needs one http(s) URL"), "{e}");
 }
+
+/// `--cache-from`: a store that never built the Dockerfile reuses the RUN
+/// layers of an image pulled from a registry (no RUN executes: its cache
+/// mount is never made), and gets the same image; a changed step before a
+/// RUN makes it run.
+#[test]
+fn cache_from_an_image_reuses_its_run_layers() {
+    if !require_root_and(&["busybox", "docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let image = format!("{}/cachefrom:1", reg.host());
+    let dockerfile = |step: &str| {
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             ENV STEP={step}\nRUN --mount=type=cache,target=/c,id=runs echo ran >> /c/log && cp /c/log /ran\n"
+        )
+    };
+    let ctx = scratch_context(&dockerfile("one"));
+    let c = ctx.path().to_str().unwrap();
+    let first = Barge::new();
+    first.ok(&["build", "-t", &image, c]);
+    first.ok(&["push", &image]);
+    let id = first.ok(&["inspect", "--format", "{{.Id}}", &image]);
+
+    let other = Barge::new();
+    let o = other.run(&["build", "--cache-from", &image, "-t", "local:1", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!out(&o).contains("Running in"), "{}", out(&o));
+    assert_eq!(out(&o).matches("Using cache").count(), 2, "{}", out(&o));
+    assert_eq!(cache_mount_dirs(&other), 0, "a RUN ran");
+    assert_eq!(other.ok(&["inspect", "--format", "{{.Id}}", "local:1"]), id);
+    // ENV changed before the last RUN: it runs, the one before it does not.
+    write(ctx.path(), "Dockerfile", &dockerfile("two"));
+    let o = other.run(&["build", "--cache-from", &image, c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
+    assert_eq!(cache_mount_dirs(&other), 1);
+}

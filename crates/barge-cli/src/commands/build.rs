@@ -224,6 +224,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         platform,
         tags: tags.clone(),
         no_cache: a.no_cache,
+        cache_from: a.cache_from.clone(),
         target: a.target.clone(),
         network: run_network(&a.network),
         epoch,
