@@ -9,6 +9,7 @@
 //! when it reaches the instruction, since ARG and ENV change the values.
 
 use crate::BuildError;
+use barge_oci::Digest;
 use std::collections::BTreeMap;
 
 /// One instruction, continuation lines joined, and where it stands.
@@ -177,6 +178,8 @@ pub struct CopyArgs {
     pub chown: Option<Args>,
     /// `--chmod=MODE`, octal.
     pub chmod: Option<u32>,
+    /// ADD's `--checksum=sha256:…`: what a URL source must hash to.
+    pub checksum: Option<Digest>,
     /// Sources, then the destination.
     pub paths: List,
 }
@@ -224,8 +227,8 @@ impl Instruction {
             "RUN" => run(flags, args),
             "CMD" => command(args).map(Instruction::Cmd),
             "ENTRYPOINT" => command(args).map(Instruction::Entrypoint),
-            "COPY" => copy(flags, args, escape).map(Instruction::Copy),
-            "ADD" => copy(flags, args, escape).map(Instruction::Add),
+            "COPY" => copy(flags, args, escape, false).map(Instruction::Copy),
+            "ADD" => copy(flags, args, escape, true).map(Instruction::Add),
             "ENV" => Ok(Instruction::Env(words())),
             "ARG" => Ok(Instruction::Arg(words())),
             "LABEL" => Ok(Instruction::Label(words())),
@@ -571,13 +574,21 @@ fn command(args: &str) -> Result<Command, String> {
     }
 }
 
-fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<CopyArgs, String> {
+fn copy(flags: &[(String, String)], args: &str, escape: char, add: bool) -> Result<CopyArgs, String> {
     if let Some((k, _)) = flags
         .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "chown" | "chmod" | "from"))
+        .find(|(k, _)| !(matches!(k.as_str(), "chown" | "chmod" | "from") || (add && k == "checksum")))
     {
         return Err(format!("the flag --{k} is not supported"));
     }
+    let checksum = match flag(flags, "checksum") {
+        Some(c) => Some(
+            c.strip_prefix("sha256:")
+                .and_then(|hex| Digest::from_hex(hex).ok())
+                .ok_or_else(|| format!("--checksum={c}: expected sha256: and 64 hexadecimal digits"))?,
+        ),
+        None => None,
+    };
     let chmod = match flag(flags, "chmod") {
         Some(m) => Some(
             u32::from_str_radix(m, 8)
@@ -594,6 +605,7 @@ fn copy(flags: &[(String, String)], args: &str, escape: char) -> Result<CopyArgs
             escape,
         }),
         chmod,
+        checksum,
         paths: List::parse(args, escape),
     })
 }
@@ -1229,7 +1241,9 @@ mod tests {
             );
         }
         let e = error("ADD --checksum=sha256:00 a /b");
-        assert!(e.contains("ADD: the flag --checksum is not supported"), "{e}");
+        assert!(e.contains("--checksum=sha256:00: expected sha256: and 64"), "{e}");
+        let e = error("COPY --checksum=sha256:00 a /b");
+        assert!(e.contains("COPY: the flag --checksum is not supported"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod dockerfile;
 mod fs;
 mod ignore;
 mod layer;
+mod prune;
 pub mod stages;
 mod steps;
 
@@ -35,6 +36,7 @@ pub use dockerfile::{
     RunNetwork, SecretMount,
 };
 pub use ignore::Ignore;
+pub use prune::{prune, BuildCachePruned};
 pub use steps::build;
 
 use barge_oci::{Digest, Platform, Reference};
@@ -67,10 +69,16 @@ pub enum BuildError {
     Unsupported(String),
 }
 
-/// Finds (pulling if need be) the image a `FROM` or a `COPY --from` names;
-/// returns its image ID.
+/// What a build takes from outside its context: the image a `FROM` or a
+/// `COPY --from` names (found, or pulled if need be), and `ADD` URLs.
 pub trait BaseImages {
+    /// The image ID of `name`.
     fn resolve(&self, name: &str, platform: Option<&Platform>) -> Result<Digest, String>;
+    /// The body of an `ADD https://…` source, streamed; the build checks
+    /// its `--checksum` before it lands in a layer.
+    fn fetch_url(&self, url: &str) -> Result<Box<dyn std::io::Read>, String> {
+        Err(format!("{url}: this build cannot download"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +94,9 @@ pub struct BuildOptions {
     pub platform: Option<Platform>,
     pub tags: Vec<Reference>,
     pub no_cache: bool,
+    /// `--cache-from`: images (in the store or pulled) whose layers a RUN
+    /// may reuse when their history shows the same step at that point.
+    pub cache_from: Vec<String>,
     /// `--target`: the stage whose image is made (else the last).
     pub target: Option<String>,
     /// The network of `RUN` containers.

@@ -24,8 +24,7 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NOP: &str = "/bin/sh -c #(nop) ";
-/// The store's directory of `RUN --mount=type=cache` caches, one per id.
-const CACHE_MOUNTS: &str = "build-cache-mounts";
+use crate::prune::{CACHE_MOUNTS, LAYER_CACHE};
 /// Where a RUN's `#!` here-document is mounted (BuildKit's `/dev/pipes`
 /// is under the runtime's `/dev`, where no bind mount may land); the
 /// mount point is taken out of the upper dir after the run.
@@ -73,6 +72,19 @@ pub fn build(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
         Err(e) => return Err(io_err("reading .dockerignore")(e)),
     };
+    let cache_from = opts
+        .cache_from
+        .iter()
+        .map(|name| {
+            let id = bases
+                .resolve(name, opts.platform.as_ref())
+                .map_err(|message| BuildError::Base {
+                    name: name.clone(),
+                    message,
+                })?;
+            image_state(store, &id, name)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let ctx = Ctx {
         store,
         runtime,
@@ -82,6 +94,7 @@ pub fn build(
         bases,
         plan: &plan,
         build_args: &build_args,
+        cache_from: &cache_from,
     };
     let mut built: Vec<Option<Stage>> = plan.stages.iter().map(|_| None).collect();
     for &i in &plan.order {
@@ -131,6 +144,8 @@ struct Ctx<'a> {
     bases: &'a dyn BaseImages,
     plan: &'a Plan<'a>,
     build_args: &'a BTreeMap<String, String>,
+    /// The `--cache-from` images, whose history says which step made each layer.
+    cache_from: &'a [ImageState],
 }
 
 /// `ARG name[=default]…`: the values it gives (a `--build-arg` wins).
@@ -622,11 +637,38 @@ impl<'a> Stage<'a> {
             return self.write_copy_layer(line, &plan, &dest, args.len());
         }
         let (inline, args) = self.inline_sources(line, args, vars)?;
+        let (urls, args): (Vec<String>, Vec<String>) = args.into_iter().partition(|a| add && a.contains("://"));
+        if c.checksum.is_some() && (urls.len() != 1 || !args.is_empty() || !inline.is_empty()) {
+            return Err(line.error("--checksum needs one http(s) URL as the only source"));
+        }
+        // Held until the layer is written: the downloads' files.
+        let downloads = urls
+            .iter()
+            .map(|u| self.download(line, u, c.checksum.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let sources = self.context_sources(line, &args, add)?;
         let resolved = self.follow_sources(line, &sources)?;
-        let count = sources.len() + inline.len();
+        let count = sources.len() + inline.len() + urls.len();
         let dest = self.destination(line, dest_raw, count)?;
         let mut plan = self.plan_copy(line, resolved, &dest, add, perms, &lowers)?;
+        for (name, file) in &downloads {
+            let at = file_target(name, &dest, &lowers);
+            if at.is_empty() {
+                return Err(line.error("cannot copy a file over /"));
+            }
+            plan.kinds.insert("file");
+            let md = file.as_file().metadata().map_err(io_err("reading a download"))?;
+            // Docker's mode for a downloaded file.
+            let o = perms.apply(
+                Owner {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o600,
+                },
+                false,
+            );
+            plan.entries.insert(at, Item::Source(file.path().to_path_buf(), md, o));
+        }
         for (name, text) in inline {
             let at = file_target(&name, &dest, &lowers);
             if at.is_empty() {
@@ -743,14 +785,49 @@ impl<'a> Stage<'a> {
         Ok(plan)
     }
 
+    /// `ADD URL`: the body streamed into a file of the store's `ingest/`,
+    /// hashed on the way and checked against `--checksum` before anything
+    /// uses it; the name is the URL path's last segment, as docker's.
+    fn download(
+        &self,
+        line: &Line,
+        url: &str,
+        checksum: Option<&Digest>,
+    ) -> Result<(String, tempfile::NamedTempFile), BuildError> {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        if !(url.starts_with("https://") || url.starts_with("http://")) || path.ends_with(".git") {
+            return Err(line.error(format!(
+                "{url}: ADD takes http(s) URLs of files; a git repository or another scheme is not supported, \
+                 clone or download it into the context and COPY it"
+            )));
+        }
+        let name = path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "..")
+            .unwrap_or("__unnamed__");
+        let body = self.ctx.bases.fetch_url(url).map_err(|e| line.error(e))?;
+        let mut reader = barge_oci::digest::HashingReader::new(body);
+        let mut file = tempfile::NamedTempFile::new_in(self.store.root().join("ingest"))
+            .map_err(io_err("making a file for a download"))?;
+        std::io::copy(&mut reader, &mut file).map_err(|e| line.error(format!("{url}: downloading: {e}")))?;
+        let (got, _) = reader.finish();
+        if let Some(want) = checksum {
+            if *want != got {
+                return Err(line.error(format!("{url}: digest mismatch: expected {want}, got {got}")));
+            }
+        }
+        Ok((name.to_string(), file))
+    }
+
     /// The sources as context-relative paths: globs expanded, each checked
     /// to stay inside the context and not be excluded by .dockerignore.
     fn context_sources(&self, line: &Line, args: &[String], add: bool) -> Result<Vec<String>, BuildError> {
         let mut sources: Vec<String> = Vec::new();
         for s in args {
-            if add && (s.contains("://") || s.starts_with("git@")) {
+            if add && s.starts_with("git@") {
                 return Err(line.error(format!(
-                    "{s}: ADD from a URL is not supported; download it into the context and COPY it"
+                    "{s}: ADD of a git repository is not supported; clone it into the context and COPY it"
                 )));
             }
             let mut depth = 0i32;
@@ -1044,7 +1121,7 @@ impl<'a> Stage<'a> {
             "network": format!("{network:?}"),
             "epoch": self.opts.epoch,
         }));
-        if let Some(hit) = self.cached(&key) {
+        if let Some(hit) = self.cached(&key).or_else(|| self.cache_from_hit(&created_by)) {
             return self.add_layer(hit, created_by, None);
         }
         let lower_dirs = barge_runtime::mount_dirs(self.store, &chain_ids(&self.diff_ids))?;
@@ -1311,9 +1388,38 @@ impl<'a> Stage<'a> {
         if self.opts.no_cache {
             return None;
         }
-        let bytes = std::fs::read(self.store.root().join("build-cache").join(key)).ok()?;
+        let bytes = std::fs::read(self.store.root().join(LAYER_CACHE).join(key)).ok()?;
         let hit: CachedLayer = serde_json::from_slice(&bytes).ok()?;
         self.store.has_blob(&hit.digest).then_some(hit)
+    }
+
+    /// The layer a `--cache-from` image has where this RUN would add one,
+    /// as docker's classic builder finds it: the same layers so far, the
+    /// same history so far (so the same base, ENV, USER, WORKDIR, ARGs…)
+    /// and a next history entry made by the same command.
+    fn cache_from_hit(&self, created_by: &str) -> Option<CachedLayer> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let (n, h) = (self.diff_ids.len(), self.history.len());
+        let same = |a: &Value, b: &Value| {
+            a.get("created_by") == b.get("created_by") && a.get("empty_layer") == b.get("empty_layer")
+        };
+        self.ctx.cache_from.iter().find_map(|img| {
+            let layer = img.layers.get(n)?;
+            let next = img.history.get(h)?;
+            let fits = img.diff_ids.get(..n)? == &self.diff_ids[..]
+                && img.history[..h].iter().zip(&self.history).all(|(a, b)| same(a, b))
+                && next.get("created_by").and_then(Value::as_str) == Some(created_by)
+                && next.get("empty_layer").is_none()
+                && layer.media_type == media::OCI_LAYER_GZIP
+                && self.store.has_blob(&layer.digest);
+            fits.then(|| CachedLayer {
+                diff_id: img.diff_ids[n].clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+            })
+        })
     }
 
     fn store_layer(&mut self, written: Written, created_by: String, key: &str) -> Result<(), BuildError> {
@@ -1342,7 +1448,7 @@ impl<'a> Stage<'a> {
         let chain = chains.last().cloned().unwrap_or_else(|| l.diff_id.clone());
         self.store.unpack_layer(&desc, &l.diff_id, &chain, parent)?;
         if let Some(key) = remember {
-            let dir = self.store.root().join("build-cache");
+            let dir = self.store.root().join(LAYER_CACHE);
             std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
             let tmp = dir.join(format!(".{key}.tmp"));
             let bytes = serde_json::to_vec(&l).map_err(|e| BuildError::Unsupported(e.to_string()))?;
@@ -1758,9 +1864,9 @@ fn file_target(rel: &str, dest: &CopyDest, lowers: &Lowers) -> String {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct CachedLayer {
+pub(crate) struct CachedLayer {
     diff_id: Digest,
-    digest: Digest,
+    pub(crate) digest: Digest,
     size: u64,
 }
 

@@ -104,6 +104,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
     /// Act as docker-credential-barge: get|store|erase|list on stdin/stdout, backed by the OS keyring
@@ -353,6 +356,8 @@ pub enum ImageCommand {
 
 /// The image verbs that docker has both at the top level (`pull`) and
 /// under `image` (`image pull`): one definition for both.
+// Parsed once per process: the size of the biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ImageVerb {
     /// Download an image from a registry
@@ -433,6 +438,22 @@ pub struct NetworkInspectArgs {
     /// Format output using a Go template, or json
     #[arg(short, long)]
     pub format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -945,6 +966,9 @@ pub struct BuildArgs {
     /// Do not use the layer cache
     #[arg(long)]
     pub no_cache: bool,
+    /// Images to consider as cache sources (in the store, else pulled)
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
     /// Secret to expose to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VARIABLE
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,

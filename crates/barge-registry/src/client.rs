@@ -647,6 +647,38 @@ impl Client {
         })
     }
 
+    /// A plain `GET` of any http(s) URL (Dockerfile `ADD https://…`), with
+    /// the registry transport's timeouts, retries, TLS verification
+    /// (skipped only for loopback and `--insecure-registry` hosts) and
+    /// redirect rules, but no credentials. The body is streamed.
+    pub fn get_url(&self, url: &str) -> Result<impl std::io::Read + Send + 'static, RegistryError> {
+        let host = authority(url).to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || host.is_empty() {
+            return Err(RegistryError::Redirect {
+                host,
+                location: sanitize(url),
+                why: "it is not an http(s) URL".into(),
+            });
+        }
+        let insecure = self.is_insecure(&host);
+        let first = self
+            .with_retries(|| self.agent_for(insecure).get(url).call())
+            .map_err(|e| self.connect_error(&host, &e))?;
+        let resp = self.follow_redirects(&host, url, first, &None, &[])?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(RegistryError::Status {
+                host,
+                method: "GET".into(),
+                path: sanitize(url.split_once(authority(url)).map(|(_, p)| p).unwrap_or(url)),
+                status,
+                code: None,
+                message: None,
+            });
+        }
+        Ok(resp.into_body().into_reader())
+    }
+
     pub(crate) fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
         RegistryError::Connect {
             host: host.to_string(),

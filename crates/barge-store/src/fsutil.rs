@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A unique name for a temporary file in this process.
-pub(crate) fn temp_name(prefix: &str) -> String {
+pub fn temp_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -103,7 +103,7 @@ pub fn lock(path: &Path, kind: LockKind) -> io::Result<LockGuard> {
 }
 
 /// Tries to take a lock without waiting: `None` when someone else holds it.
-pub(crate) fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<LockGuard>> {
+pub fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<LockGuard>> {
     let file = open_lock_file(path)?;
     let op = match kind {
         LockKind::Shared => FlockOperation::NonBlockingLockShared,
@@ -140,7 +140,7 @@ pub fn du(path: &Path) -> u64 {
 
 /// Removes a directory tree, first making directories writable if a
 /// read-only one stops an unprivileged removal. Never follows symlinks.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! removal with docker's untag/delete rules, pruning and garbage collection.
 
 use crate::index::ImageEntry;
-use crate::{snapshots, Store, StoreError};
+use crate::{snapshots, LockGuard, Store, StoreError};
 use barge_oci::image::{chain_ids, ImageConfig, MAX_MANIFEST_BYTES};
 use barge_oci::{Descriptor, Digest, Manifest, Reference};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -378,6 +378,13 @@ impl Store {
             events,
             reclaimed: gc.reclaimed,
         })
+    }
+
+    /// Deletes every blob and snapshot no image uses, for a caller that
+    /// dropped references of its own (the builder's layer cache) under
+    /// `_exclusive`, the store's exclusive lock. Returns the bytes freed.
+    pub fn collect_garbage(&self, _exclusive: &LockGuard) -> Result<u64, StoreError> {
+        Ok(self.gc(false)?.reclaimed)
     }
 
     /// Deletes blobs and snapshots that no index row reaches. With

@@ -279,6 +279,13 @@ impl Store {
         fsutil::lock(&self.root.join("lock"), fsutil::LockKind::Exclusive)
             .map_err(|e| StoreError::io("locking the store", e))
     }
+
+    /// The exclusive store lock if no one holds the store now (`None`
+    /// while a pull or a build runs), so a caller can say it waits.
+    pub fn try_lock_exclusive(&self) -> Result<Option<LockGuard>, StoreError> {
+        fsutil::try_lock(&self.root.join("lock"), fsutil::LockKind::Exclusive)
+            .map_err(|e| StoreError::io("locking the store", e))
+    }
 }
 
 #[cfg(test)]

@@ -391,8 +391,8 @@ fn dockerfile_errors_name_the_line() {
         ("FROM scratch\nENV LONELY\n", "line 2: ENV: LONELY needs a value"),
         ("FROM scratch\nCOPY a b /x\n", "must be a directory and end with a /"),
         (
-            "FROM scratch\nADD https://example.com/x /x\n",
-            "ADD from a URL is not supported",
+            "FROM scratch\nADD git@example.com:me/repo.git /x\n",
+            "ADD of a git repository is not supported",
         ),
     ] {
         write(ctx.path(), "Dockerfile", dockerfile);
@@ -425,7 +425,7 @@ fn dockerfile_mistakes_are_found_before_any_step_runs() {
         ),
         (
             "FROM 127.0.0.1:9/absent\nADD --checksum=sha256:00 a /a\n",
-            "line 2: ADD: the flag --checksum is not supported",
+            "line 2: ADD: --checksum=sha256:00: expected sha256: and 64 hexadecimal digits",
         ),
         (
             "FROM 127.0.0.1:9/absent\nENV A=1\nSHELL /bin/bash -c\n",
@@ -1255,4 +1255,212 @@ fn bind_mounts_show_the_context_or_a_stage_for_one_run() {
     write(ctx.path(), "conf/app.conf", "setting=2\n");
     let o = b.run(&["build", c]);
     assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
+}
+
+/// The cache mount directories in `b`'s store.
+fn cache_mount_dirs(b: &Barge) -> usize {
+    std::fs::read_dir(b.root().join("build-cache-mounts"))
+        .map(|rd| rd.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir())).count())
+        .unwrap_or(0)
+}
+
+/// `builder prune` drops the cache mounts and the layers only the cache
+/// holds (an earlier stage's RUN), `--all` every cache entry.
+#[test]
+fn builder_prune_drops_cache_mounts_and_cached_layers() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=cache,target=/c,id=app echo run >> /c/log && cp /c/log /made && touch /tools && head -c 100000 /dev/zero > /c/big\n\
+         FROM scratch\nCOPY busybox /bin/busybox\nCOPY --from=tools /made /made\n",
+    );
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    let build = || {
+        let o = b.run(&["build", "-t", "pruned:1", c]);
+        assert!(o.status.success(), "{}", out(&o));
+        out(&o)
+    };
+    build();
+    assert!(build().contains("Using cache"));
+    assert_eq!(cache_mount_dirs(&b), 1);
+    let shown = b.ok(&["builder", "prune", "-f"]);
+    assert!(shown.starts_with("Deleted build cache objects:\n"), "{shown}");
+    let total = shown.lines().last().unwrap_or_default();
+    assert!(
+        total.starts_with("Total reclaimed space: ") && !total.ends_with(" 0B"),
+        "{shown}"
+    );
+    assert_eq!(cache_mount_dirs(&b), 0);
+    // The tools stage's RUNs run again, the second on an empty cache; the image's layers stay cached.
+    let again = build();
+    assert_eq!(again.matches("Using cache").count(), 3, "{again}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "pruned:1", "/bin/busybox", "cat", "/made"]),
+        "run\n"
+    );
+    // --all: nothing left to reuse (the final stage's COPY reuses the first's), and the image still runs.
+    b.ok(&["builder", "prune", "--all", "--force"]);
+    let fresh = build();
+    assert_eq!(fresh.matches("Using cache").count(), 1, "{fresh}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "pruned:1", "/bin/busybox", "cat", "/made"]),
+        "run\n"
+    );
+    let shown = b.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(shown.contains("Total reclaimed space: "), "{shown}");
+}
+
+/// A prune while a build's RUN uses a cache mount waits for the build:
+/// the cache is never taken from under it.
+#[test]
+fn builder_prune_waits_for_a_running_build() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         RUN --mount=type=cache,target=/c,id=slow echo kept > /c/f && sleep 3 && cat /c/f > /seen\n",
+    );
+    let b = Barge::new();
+    let mut running = b
+        .command()
+        .args(["build", "--no-cache", "-t", "slow:1", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while cache_mount_dirs(&b) == 0 {
+        assert!(start.elapsed().as_secs() < 60, "the build never made its cache");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = b.run(&["builder", "prune", "-f"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Waiting for the builds"),
+        "{}",
+        out(&o)
+    );
+    assert!(running.wait().unwrap().success(), "the build lost its cache");
+    assert_eq!(b.ok(&["run", "--rm", "slow:1", "cat", "/seen"]), "kept\n");
+    assert_eq!(cache_mount_dirs(&b), 0);
+}
+
+/// A loopback HTTP server: `/files/hello.txt`, `/moved` redirecting to
+/// it, 404 for anything else.
+fn file_server() -> barge_tests::server::Listener {
+    use std::io::{BufReader, Write};
+    barge_tests::server::Listener::start(|conn| {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let Some(head) = barge_tests::server::RequestHead::read(&mut reader) else {
+            return;
+        };
+        let mut conn = conn;
+        let reply = match head.path.as_str() {
+            "/files/hello.txt" => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\nhello from the web\n"
+            }
+            "/moved" => {
+                "HTTP/1.1 302 Found\r\nLocation: /files/hello.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            }
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        };
+        let _ = conn.write_all(reply.as_bytes());
+    })
+}
+
+/// `ADD URL`: downloaded as docker does (name from the URL, mode 0600),
+/// `--checksum` checked before the file lands; git URLs refused.
+#[test]
+fn add_downloads_urls_and_checks_their_digest() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let server = file_server();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let good = barge_tests::sha256(b"hello from the web\n");
+    let ctx = scratch_context(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nADD {base}/files/hello.txt /srv/\n\
+         ADD --checksum={good} --chmod=644 {base}/moved /named\n"
+    ));
+    let b = Barge::new();
+    let c = ctx.path().to_str().unwrap();
+    b.ok(&["build", "-t", "added:1", c]);
+    let shown = b.ok(&[
+        "run",
+        "--rm",
+        "added:1",
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%n %a %u %s",
+        "/srv/hello.txt",
+        "/named",
+    ]);
+    assert_eq!(shown, "/srv/hello.txt 600 0 19\n/named 644 0 19\n");
+    assert_eq!(
+        b.ok(&["run", "--rm", "added:1", "/bin/busybox", "cat", "/named"]),
+        "hello from the web\n"
+    );
+    let bad = format!("sha256:{}", "0".repeat(64));
+    let failing = |dockerfile: String| {
+        write(ctx.path(), "Dockerfile", &dockerfile);
+        b.fails(&["build", c])
+    };
+    let e = failing(format!(
+        "FROM scratch\nADD --checksum={bad} {base}/files/hello.txt /x\n"
+    ));
+    assert!(e.contains(&format!("expected {bad}, got {good}")), "{e}");
+    let e = failing(format!("FROM scratch\nADD {base}/missing /x\n"));
+    assert!(e.contains("line 2") && e.contains("HTTP 404"), "{e}");
+    let e = failing(format!("FROM scratch\nADD {base}/repo.git /src\n"));
+    assert!(e.contains("a git repository or another scheme is not supported"), "{e}");
+    let e = failing("FROM scratch\nADD git@example.com:me/repo.git /src\n".into());
+    assert!(e.contains("ADD of a git repository is not supported"), "{e}");
+    let e = failing(format!(
+        "FROM scratch\nCOPY busybox /\nADD --checksum={good} busybox /x\n"
+    ));
+    assert!(e.contains("--checksum needs one http(s) URL"), "{e}");
+}
+
+/// `--cache-from`: a store that never built the Dockerfile reuses the RUN
+/// layers of an image pulled from a registry (no RUN executes: its cache
+/// mount is never made), and gets the same image; a changed step before a
+/// RUN makes it run.
+#[test]
+fn cache_from_an_image_reuses_its_run_layers() {
+    if !require_root_and(&["busybox", "docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let image = format!("{}/cachefrom:1", reg.host());
+    let dockerfile = |step: &str| {
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             ENV STEP={step}\nRUN --mount=type=cache,target=/c,id=runs echo ran >> /c/log && cp /c/log /ran\n"
+        )
+    };
+    let ctx = scratch_context(&dockerfile("one"));
+    let c = ctx.path().to_str().unwrap();
+    let first = Barge::new();
+    first.ok(&["build", "-t", &image, c]);
+    first.ok(&["push", &image]);
+    let id = first.ok(&["inspect", "--format", "{{.Id}}", &image]);
+
+    let other = Barge::new();
+    let o = other.run(&["build", "--cache-from", &image, "-t", "local:1", c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!out(&o).contains("Running in"), "{}", out(&o));
+    assert_eq!(out(&o).matches("Using cache").count(), 2, "{}", out(&o));
+    assert_eq!(cache_mount_dirs(&other), 0, "a RUN ran");
+    assert_eq!(other.ok(&["inspect", "--format", "{{.Id}}", "local:1"]), id);
+    // ENV changed before the last RUN: it runs, the one before it does not.
+    write(ctx.path(), "Dockerfile", &dockerfile("two"));
+    let o = other.run(&["build", "--cache-from", &image, c]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(out(&o).matches("Running in").count(), 1, "{}", out(&o));
+    assert_eq!(cache_mount_dirs(&other), 1);
 }

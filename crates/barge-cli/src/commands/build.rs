@@ -1,7 +1,7 @@
 //! `barge build`.
 
 use super::Env;
-use crate::args::BuildArgs;
+use crate::args::{BuildArgs, BuilderPruneArgs};
 use crate::failure::{Context, Failure};
 use crate::progress::Printer;
 use barge_builder::{BaseImages, BuildOptions, BuildProgress};
@@ -44,6 +44,12 @@ impl BaseImages for Bases<'_> {
         let outcome =
             barge_engine::pull(&client, self.store, &reference, &opts, &printer).map_err(|e| e.to_string())?;
         Ok(outcome.image_id)
+    }
+
+    fn fetch_url(&self, url: &str) -> Result<Box<dyn Read>, String> {
+        let client = self.env.client().map_err(|f| f.to_string())?;
+        let body = client.get_url(url).map_err(|e| e.to_string())?;
+        Ok(Box::new(body))
     }
 }
 
@@ -218,6 +224,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         platform,
         tags: tags.clone(),
         no_cache: a.no_cache,
+        cache_from: a.cache_from.clone(),
         target: a.target.clone(),
         network: run_network(&a.network),
         epoch,
@@ -249,5 +256,29 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
     for t in &tags {
         println!("Successfully tagged {}", t.familiar());
     }
+    Ok(0)
+}
+
+/// `docker builder prune`: the cache mounts and the layer cache (with
+/// `--all`, also the entries for layers images use).
+pub fn prune(env: &Env, a: &BuilderPruneArgs) -> Result<i32, Failure> {
+    let warning = match a.all {
+        true => "WARNING! This will remove all build cache.",
+        false => "WARNING! This will remove all dangling build cache.",
+    };
+    if !a.force && !super::confirm(warning) {
+        return Ok(0);
+    }
+    let store = env.store()?;
+    let waiting = || eprintln!("Waiting for the builds and pulls running on this store to finish…");
+    let report = barge_builder::prune(&store, a.all, &waiting).context(|| "pruning the build cache".to_string())?;
+    if !report.removed.is_empty() {
+        println!("Deleted build cache objects:");
+        for name in &report.removed {
+            println!("{name}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", crate::format::human_size(report.reclaimed));
     Ok(0)
 }

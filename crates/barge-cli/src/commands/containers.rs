@@ -903,14 +903,8 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
             other => return Err(Failure::msg(format!("invalid filter '{other}'"))),
         }
     }
-    if !a.force {
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            eprintln!();
-            return Ok(0);
-        }
+    if !a.force && !super::confirm("WARNING! This will remove all stopped containers.") {
+        return Ok(0);
     }
     let rt = runtime(env)?;
     let mut deleted = Vec::new();

@@ -444,11 +444,7 @@ pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            eprintln!();
+        if !super::confirm(warning) {
             return Ok(0);
         }
     }

@@ -15,13 +15,25 @@ mod trust;
 pub use login::credential_helper;
 
 use crate::args::{
-    ArtifactCommand, Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb, ManifestCommand,
-    NetworkCommand, SystemCommand,
+    ArtifactCommand, BuilderCommand, Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb,
+    ManifestCommand, NetworkCommand, SystemCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
 use barge_store::Store;
 use std::sync::Arc;
+
+/// Docker's prune prompt: `warning`, then "Are you sure…"; true on yes.
+fn confirm(warning: &str) -> bool {
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "Yes");
+    if !yes {
+        eprintln!();
+    }
+    yes
+}
 
 /// What every command may need, built on demand.
 pub struct Env {
@@ -201,6 +213,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Network(NetworkCommand::Rm(a)) => network::rm(&env, &a),
         Command::Network(NetworkCommand::Inspect(a)) => network::inspect(&env, &a),
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&env, &a),
+        Command::Builder(BuilderCommand::Prune(a)) => build::prune(&env, &a),
         Command::Port(a) => containers::port(&env, &a),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),
         Command::GenerateKey(a) => trust::generate_key(&a),

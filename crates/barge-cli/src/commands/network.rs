@@ -215,13 +215,9 @@ pub fn inspect(env: &Env, a: &NetworkInspectArgs) -> Result<i32, Failure> {
 }
 
 pub fn prune(env: &Env, a: &NetworkPruneArgs) -> Result<i32, Failure> {
-    if !a.force {
-        eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            return Ok(0);
-        }
+    if !a.force && !super::confirm("WARNING! This will remove all custom networks not used by at least one container.")
+    {
+        return Ok(0);
     }
     let (_, rt) = networks(env)?;
     let running = |id: &str| is_running(&rt, id);
