@@ -112,11 +112,19 @@ impl CreateOptions {
             }
         }
         let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        // One line each in the container's /etc/hosts and resolv.conf:
+        // nothing a value holds may start another line there.
+        let word = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#');
+        for (flag, values) in [("--dns-search", &self.dns_search), ("--dns-option", &self.dns_options)] {
+            if let Some(bad) = values.iter().find(|v| !word(v)) {
+                return Err(RuntimeError::BadOption(format!("invalid argument {bad:?} for {flag}")));
+            }
+        }
         let mut hosts_extra = String::new();
         for h in &self.add_hosts {
             let (name, ip) = h
                 .split_once(':')
-                .filter(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
+                .filter(|(n, ip)| word(n) && ip.parse::<std::net::IpAddr>().is_ok())
                 .ok_or_else(|| {
                     RuntimeError::BadOption(format!("invalid argument {h:?} for --add-host: expected HOST:IP"))
                 })?;

@@ -1302,6 +1302,20 @@ fn stop_signal_stop_timeout_group_add_expose_and_cidfile() {
         let e = b.fails(&["run", "--rm", flag, value, "127.0.0.1:1/nothing"]);
         assert!(e.contains(value), "refused before any pull: {e}");
     }
+    // A value cannot add lines of its own to /etc/hosts or resolv.conf.
+    for (flag, value) in [
+        ("--add-host", "a\n10.0.0.1 evil:192.0.2.1"),
+        ("--dns-search", "ok.test\nnameserver 10.0.0.9"),
+        ("--dns-option", "ndots:1 #x"),
+    ] {
+        let o = b.run(&["run", "--rm", flag, value, "127.0.0.1:1/nothing"]);
+        assert_eq!(o.status.code(), Some(125), "{flag}");
+        assert!(
+            err(&o).contains(&format!("for {flag}")),
+            "refused before any pull: {}",
+            err(&o)
+        );
+    }
 
     // --shm-size: the size of /dev/shm (docker's 64m by default).
     let shm = |flags: &[&str]| {
