@@ -1,6 +1,7 @@
 //! The container commands: run, create, start, stop, kill, restart, wait,
 //! rm, logs, exec, ps, container prune, and container inspect.
 
+use super::prune_filter::{time_value, PruneFilter};
 use super::Env;
 use crate::args::{
     ContainerPruneArgs, ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StartArgs, StatsArgs,
@@ -415,7 +416,7 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
     let bound = |flag: &str, v: &Option<String>| -> Result<Option<i64>, Failure> {
         v.as_deref()
             .map(|t| {
-                until_secs(t, now).ok_or_else(|| {
+                time_value(t, now).ok_or_else(|| {
                     Failure::msg(format!(
                         "invalid {flag} {t:?}: a Unix time, an RFC 3339 time or a duration such as 42m"
                     ))
@@ -858,51 +859,8 @@ pub fn counts(env: &Env) -> Result<Counts, Failure> {
     })
 }
 
-/// `until=` as docker takes it: a Unix time, an RFC 3339 time, or a duration (`10m`, `2h`) before now.
-fn until_secs(v: &str, now: i64) -> Option<i64> {
-    if let Ok(t) = v.parse::<i64>() {
-        return Some(t);
-    }
-    if let Some((t, _)) = barge_oci::time::parse_rfc3339(v) {
-        return Some(t);
-    }
-    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = num.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return None,
-    };
-    Some(now - n * mult)
-}
-
 pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
-    let now = format::now();
-    let mut labels: Vec<(bool, String, Option<String>)> = Vec::new();
-    let mut until = None;
-    for f in &a.filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| Failure::msg(format!("bad format of filter (expected name=value): {f}")))?;
-        let (k, negate) = match k.strip_suffix('!') {
-            Some(k) => (k, true),
-            None => (k, false),
-        };
-        match k {
-            "label" => {
-                let (lk, lv) = match v.split_once('=') {
-                    Some((a, b)) => (a.to_string(), Some(b.to_string())),
-                    None => (v.to_string(), None),
-                };
-                labels.push((negate, lk, lv));
-            }
-            "until" => {
-                until = Some(until_secs(v, now).ok_or_else(|| Failure::msg(format!("invalid filter 'until={v}'")))?)
-            }
-            other => return Err(Failure::msg(format!("invalid filter '{other}'"))),
-        }
-    }
+    let filter = PruneFilter::parse(&a.filters, format::now())?;
     if !a.force && !super::confirm("WARNING! This will remove all stopped containers.") {
         return Ok(0);
     }
@@ -914,17 +872,10 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
         if st.status == Status::Running {
             continue;
         }
-        let label_ok = labels.iter().all(|(negate, k, v)| {
-            let has = match v {
-                Some(v) => c.meta.labels.get(k).is_some_and(|x| x == v),
-                None => c.meta.labels.contains_key(k),
-            };
-            has != *negate
-        });
         let created = barge_oci::time::parse_rfc3339(&c.meta.created)
             .map(|t| t.0)
             .unwrap_or(0);
-        if !label_ok || until.is_some_and(|u| created >= u) {
+        if !filter.selects(&c.meta.labels, created) {
             continue;
         }
         let size = c.size();
