@@ -1112,6 +1112,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIMESTAMP|DURATION
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -344,7 +344,10 @@ impl Store {
 
     /// `docker image prune`: removes dangling images (every image with
     /// `all`), then every blob, snapshot and partial download nothing uses.
-    pub fn prune(&self, all: bool) -> Result<PruneReport, StoreError> {
+    /// Only images for which `select` returns true are removed (`image
+    /// prune --filter`); it is called under the exclusive store lock, so it
+    /// must not lock the store itself.
+    pub fn prune(&self, all: bool, select: &mut dyn FnMut(&ImageEntry) -> bool) -> Result<PruneReport, StoreError> {
         let _lock = self.lock_exclusive()?;
         let entries = self.entries()?;
         let mut events = Vec::new();
@@ -360,7 +363,7 @@ impl Store {
             if used.contains_key(&e.meta.image_id) {
                 continue;
             }
-            if all || !named.contains(&e.meta.image_id) {
+            if (all || !named.contains(&e.meta.image_id)) && select(e) {
                 let v = victims.entry(e.meta.image_id.clone()).or_default();
                 if let Some(r) = &e.reference {
                     v.push(r.familiar());

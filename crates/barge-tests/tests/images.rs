@@ -455,3 +455,80 @@ fn a_repository_holding_the_image_by_digest_only_is_a_none_row() {
     let rows = lines(&b.ok(&["images", "--format", "{{.Repository}} {{.Tag}}"]));
     assert_eq!(rows, [format!("{}/digested <none>", reg.host())]);
 }
+
+#[test]
+fn image_prune_filters_by_until_and_label() {
+    if !require_root_and(&["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    let dated = |marker: &str, created: &str, labels: &[(&str, &str)]| {
+        let layer = LayerBuilder::new()
+            .file("etc/marker", marker.as_bytes(), 0o644)
+            .build(Compression::Gzip);
+        let spec = Spec {
+            created: created.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Spec::default()
+        };
+        Image::new(vec![layer], Style::Oci, spec)
+    };
+    // Old and unlabelled; new (created in the future, so never "before now") and labelled.
+    let old = dated("old", "2020-01-01T00:00:00Z", &[]);
+    let new = dated("new", "2100-01-01T00:00:00Z", &[("tier", "web")]);
+    old.push(&reg, "old", "1");
+    new.push(&reg, "new", "1");
+    let (old_ref, new_ref) = (format!("{}/old:1", reg.host()), format!("{}/new:1", reg.host()));
+    let b = Barge::new();
+    let pull_both = || {
+        b.ok(&["pull", "-q", &old_ref]);
+        b.ok(&["pull", "-q", &new_ref]);
+    };
+    let ids = || lines(&b.ok(&["images", "-q"]));
+    pull_both();
+    let both = lines(&format!("{}\n{}\n", old.short_id(), new.short_id()));
+    assert_eq!(ids(), both);
+
+    // An unknown key is refused before anything is removed.
+    for bad in ["x=1", "until!=1h", "until=yesterday"] {
+        let o = b.run(&["image", "prune", "-a", "-f", "--filter", bad]);
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let key = bad.split('=').next().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(&format!("invalid filter '{key}")), "{bad}: {stderr}");
+    }
+    assert_eq!(ids(), both);
+
+    // Each filter removes exactly the one image it selects.
+    for (filter, gone) in [
+        ("until=24h", &old),
+        ("until=1h30m", &old),
+        ("until=2050-01-01T00:00:00Z", &old),
+        ("until=1700000000", &old),
+        ("label=tier=web", &new),
+        ("label=tier", &new),
+        ("label!=tier", &old),
+    ] {
+        let out = b.ok(&["image", "prune", "-a", "-f", "--filter", filter]);
+        assert!(
+            out.contains(&format!("deleted: {}\n", gone.config_digest)),
+            "{filter}: {out}"
+        );
+        let left = if std::ptr::eq(gone, &old) { &new } else { &old };
+        assert_eq!(ids(), [left.short_id().to_string()], "{filter}");
+        pull_both();
+    }
+    // Filters combine: nothing is both old and labelled.
+    let out = b.ok(&[
+        "image",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        "until=24h",
+        "--filter",
+        "label=tier",
+    ]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(ids(), both);
+}

@@ -1,5 +1,6 @@
 //! `barge images`, `tag`, `rmi`, `image prune`, `history`, `inspect`.
 
+use super::prune_filter::PruneFilter;
 use super::Env;
 use crate::args::{HistoryArgs, ImagesArgs, InspectArgs, PruneArgs, RmiArgs, TagArgs};
 use crate::failure::{Context, Failure};
@@ -438,6 +439,7 @@ pub fn remove(env: &Env, a: &RmiArgs) -> Result<i32, Failure> {
 }
 
 pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
+    let filter = PruneFilter::parse(&a.filters, format::now())?;
     if !a.force {
         let warning = if a.all {
             "WARNING! This will remove all images without at least one container associated to them."
@@ -449,7 +451,27 @@ pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
         }
     }
     let store = env.store()?;
-    let report = store.prune(a.all).context(|| "pruning images".to_string())?;
+    // An image whose config cannot be read is kept when labels are asked about.
+    let mut select = |e: &ImageEntry| {
+        let created = e
+            .meta
+            .created
+            .as_deref()
+            .and_then(barge_oci::time::parse_rfc3339)
+            .map_or(0, |t| t.0);
+        let labels = if filter.wants_labels() {
+            match store.manifest_and_config(&e.manifest.digest) {
+                Ok((_, config)) => config.labels(),
+                Err(_) => return false,
+            }
+        } else {
+            BTreeMap::new()
+        };
+        filter.selects(&labels, created)
+    };
+    let report = store
+        .prune(a.all, &mut select)
+        .context(|| "pruning images".to_string())?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {

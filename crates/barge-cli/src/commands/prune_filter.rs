@@ -63,6 +63,11 @@ impl PruneFilter {
         Ok(f)
     }
 
+    /// True when labels are asked about (reading an image's config is then needed).
+    pub fn wants_labels(&self) -> bool {
+        !self.labels.is_empty()
+    }
+
     /// True when a candidate with these labels, created at `created`
     /// (Unix seconds), is to be removed.
     pub fn selects(&self, labels: &BTreeMap<String, String>, created: i64) -> bool {
