@@ -1,4 +1,4 @@
-//! The image commands: images, tag, rmi, image prune, history, inspect.
+//! The image commands: images, tag, rmi, image prune (and container prune's filters), history, inspect.
 
 use barge_tests::image::{Compression, Image, LayerBuilder, Spec, Style};
 use barge_tests::registry::Registry;
@@ -457,7 +457,7 @@ fn a_repository_holding_the_image_by_digest_only_is_a_none_row() {
 }
 
 #[test]
-fn image_prune_filters_by_until_and_label() {
+fn prune_filters_by_until_and_label() {
     if !require_root_and(&["docker-registry"]) {
         return;
     }
@@ -531,4 +531,36 @@ fn image_prune_filters_by_until_and_label() {
     ]);
     assert_eq!(out, "Total reclaimed space: 0B\n");
     assert_eq!(ids(), both);
+
+    // container prune: the same parser, over the containers' labels and created times
+    // (the old image has no labels, so `late` has none).
+    let id_of = |name: &str| b.ok(&["inspect", "--format", "{{.Id}}", name]).trim().to_string();
+    b.ok(&["create", "--name", "early", "-l", "tier=web", &old_ref]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let cut = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    b.ok(&["create", "--name", "late", &old_ref]);
+    let o = b.run(&["container", "prune", "-f", "--filter", "x=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid filter 'x'"));
+    let names = || lines(&b.ok(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert_eq!(names(), ["early", "late"]);
+    let prune = |filter: &str, gone: &str, left: &str| {
+        let id = id_of(gone);
+        let out = b.ok(&["container", "prune", "-f", "--filter", filter]);
+        assert!(
+            out.starts_with(&format!("Deleted Containers:\n{id}\n")),
+            "{filter}: {out}"
+        );
+        assert_eq!(names(), [left], "{filter}");
+    };
+    prune(&format!("until={cut}"), "early", "late");
+    b.ok(&["create", "--name", "early", "-l", "tier=web", &old_ref]);
+    prune("label!=tier", "late", "early");
+    b.ok(&["create", "--name", "late", &old_ref]);
+    prune("label=tier=web", "early", "late");
+    b.ok(&["rm", "late"]);
 }
