@@ -815,6 +815,9 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Detached mode: run the command in the background, print nothing
+    #[arg(short, long)]
+    pub detach: bool,
     /// Keep STDIN open
     #[arg(short, long)]
     pub interactive: bool,

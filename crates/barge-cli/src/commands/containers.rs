@@ -485,6 +485,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
         workdir: a.workdir.clone(),
         tty: a.tty,
         interactive: a.interactive,
+        detach: a.detach,
     };
     rt.exec(&c, &o)
         .map_err(|e| fail(format!("exec in {}", a.container()), e))
