@@ -123,6 +123,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_option.clone(),
         add_hosts: a.add_host.clone(),
+        sysctls: a.sysctl.clone(),
         shm_size: a.shm_size,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
