@@ -689,6 +689,9 @@ pub struct RunArgs {
     /// Add a line to /etc/hosts
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// Set a namespaced kernel parameter (net.*, kernel.msg*/sem/shm*, fs.mqueue.*)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     /// Size of /dev/shm (bytes, or with a unit: 128m, 1g) [default: 64m]
     #[arg(long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
     pub shm_size: Option<i64>,
@@ -815,6 +818,9 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Detached mode: run the command in the background, print nothing
+    #[arg(short, long)]
+    pub detach: bool,
     /// Keep STDIN open
     #[arg(short, long)]
     pub interactive: bool,

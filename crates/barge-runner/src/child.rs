@@ -68,6 +68,9 @@ pub struct Plan {
     pub cgroup_procs: Vec<OwnedFd>,
     /// A new network namespace (else the host's, or `netns`).
     new_net: bool,
+    /// `linux.sysctl`: files below the container's `/proc/sys` (relative
+    /// to it) and what is written to each.
+    sysctls: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// Splits mount options into flags and filesystem data, as runc does.
@@ -162,6 +165,7 @@ impl Plan {
             },
             cgroup_procs: Vec::new(),
             new_net: network == Some(None),
+            sysctls: sysctl_files(linux.sysctl().as_ref())?,
         })
     }
 }
@@ -512,6 +516,7 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
             fresh.push((m.dest.clone(), mounted));
         }
     }
+    write_sysctls(&p.sysctls, &fresh)?;
     for path in &p.masked {
         let Some(target) = open_below(&root, &fresh, path)? else {
             continue;
@@ -543,6 +548,59 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     drop(root);
 
     sys.pivot(&p.rootfs).map_err(io_fail("pivot_root"))
+}
+
+/// `linux.sysctl` as files below `/proc/sys`: `net.ipv4.ip_forward` is
+/// `net/ipv4/ip_forward`. A key whose parts are empty or hold a `/` would
+/// name another file: refused.
+fn sysctl_files(
+    sysctl: Option<&std::collections::HashMap<String, String>>,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, RunnerError> {
+    let mut files = Vec::new();
+    for (key, value) in sysctl.into_iter().flatten() {
+        if key.split('.').any(|part| part.is_empty() || part.contains(['/', '\0'])) {
+            return Err(RunnerError::Corrupt(format!(
+                "sysctl {key:?} does not name a kernel parameter"
+            )));
+        }
+        files.push((key.split('.').collect(), value.as_bytes().to_vec()));
+    }
+    Ok(files)
+}
+
+/// Writes the sysctls through the container's fresh `/proc` (its own
+/// network and IPC namespaces, never the host's), before `/proc/sys` is
+/// made read-only. No link is followed; one that cannot be written fails
+/// the start.
+fn write_sysctls(sysctls: &[(PathBuf, Vec<u8>)], fresh: &[(PathBuf, OwnedFd)]) -> Result<(), ChildError> {
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    let proc = fresh
+        .iter()
+        .find(|(dest, _)| dest == Path::new("proc"))
+        .map(|(_, fd)| fd)
+        .ok_or_else(|| refuse("--sysctl: the container has no /proc to write it in".into()))?;
+    for (file, value) in sysctls {
+        let what = format!("writing sysctl /proc/sys/{}", file.display());
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return Err(refuse(format!("{what}: not a kernel parameter")));
+        };
+        let dir = walk_plain(proc, &Path::new("sys").join(dir), Missing::Absent, &what)?
+            .ok_or_else(|| refuse(format!("{what}: no such kernel parameter")))?;
+        let f = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail(&what))?;
+        let written = rustix::io::write(&f, value).map_err(fail(&what))?;
+        if written != value.len() {
+            return Err(refuse(format!("{what}: a short write")));
+        }
+    }
+    Ok(())
 }
 
 /// A failed mount call, as a [`ChildError`] with status 125.

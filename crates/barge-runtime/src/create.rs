@@ -7,7 +7,7 @@ use crate::spec::{
 };
 use crate::{caps, io_err, names, seccomp, user, Runtime, RuntimeError};
 use barge_oci::{ContainerConfig, Digest};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// What `run`/`create` were asked for.
@@ -57,6 +57,9 @@ pub struct CreateOptions {
     pub dns_options: Vec<String>,
     /// `--add-host NAME:IP`: lines for the container's /etc/hosts.
     pub add_hosts: Vec<String>,
+    /// `--sysctl KEY=VALUE`: namespaced kernel parameters, written inside
+    /// the container's namespaces at start.
+    pub sysctls: Vec<String>,
     /// `--shm-size`: bytes of the container's /dev/shm [default: 64 MiB].
     pub shm_size: Option<i64>,
     /// `--stop-signal`: instead of the image's StopSignal.
@@ -130,6 +133,11 @@ impl CreateOptions {
                 })?;
             hosts_extra.push_str(&format!("{ip}\t{name}\n"));
         }
+        let sysctls = self
+            .sysctls
+            .iter()
+            .map(|kv| sysctl(kv, self.network == Some(Network::Host)))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         for d in &self.dns {
             if d.parse::<std::net::IpAddr>().is_err() {
                 return Err(RuntimeError::BadOption(format!("{d} is not an ip address (--dns)")));
@@ -178,6 +186,7 @@ impl CreateOptions {
         Ok(Validated {
             name,
             hosts_extra,
+            sysctls,
             expose,
             no_new_privileges,
             env,
@@ -210,6 +219,8 @@ pub struct Validated {
     no_new_privileges: bool,
     /// `--add-host` lines for /etc/hosts.
     hosts_extra: String,
+    /// `--sysctl`s, checked: the OCI spec's `linux.sysctl`.
+    sysctls: BTreeMap<String, String>,
     /// `--expose`d ports (container side; `-P` publishes them).
     expose: Vec<PortSpec>,
     /// The filter for `--security-opt seccomp=…`, none if unconfined.
@@ -220,6 +231,45 @@ pub struct Validated {
     network: Network,
     log_opts: BTreeMap<String, String>,
     options: CreateOptions,
+}
+
+/// The IPC namespace's parameters docker allows, beside `fs.mqueue.*`.
+const IPC_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// One `--sysctl KEY=VALUE`, as docker allows it: only parameters of the
+/// container's own network or IPC namespace (never the host's), and a key
+/// that names a file below /proc/sys (dots only, no `/`, no empty part).
+fn sysctl(kv: &str, host_network: bool) -> Result<(String, String), RuntimeError> {
+    let refused = || RuntimeError::BadOption(format!("sysctl {kv:?} is not whitelisted"));
+    let (key, value) = kv.split_once('=').ok_or_else(refused)?;
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    };
+    if !key.split('.').all(plain) || value.contains(['\n', '\0']) {
+        return Err(refused());
+    }
+    let net = key.starts_with("net.");
+    if !(net || key.starts_with("fs.mqueue.") || IPC_SYSCTLS.contains(&key)) {
+        return Err(refused());
+    }
+    if net && host_network {
+        return Err(RuntimeError::BadOption(format!(
+            "sysctl {key:?} not allowed in host network namespace"
+        )));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Processors online, for `--cpus`.
@@ -483,6 +533,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_masked_paths(Some(spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect()))
         .set_readonly_paths(Some(spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect()))
         .set_seccomp(v.seccomp.clone())
+        .set_sysctl(Some(v.sysctls.clone().into_iter().collect()).filter(|s: &HashMap<_, _>| !s.is_empty()))
         .set_cgroups_path(Some(barge_cgroups::default_path(&id).into()))
         .set_resources(Some(opts.limits.resources()));
     let mut spec = Spec::default();
@@ -730,6 +781,38 @@ mod tests {
         for bad in ["rel:/b", "/a:rel", "/a", "/a:/b:xx", "/a:/", "/a:/b:ro:extra"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sysctls_docker_allows() {
+        for ok in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.ping_group_range=0 0",
+            "kernel.shm_rmid_forced=1",
+            "fs.mqueue.msg_max=20",
+        ] {
+            assert!(sysctl(ok, false).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            sysctl("kernel.sem=1 2 3 4", true).unwrap(),
+            ("kernel.sem".into(), "1 2 3 4".into())
+        );
+        for bad in [
+            "kernel.hostname=x",
+            "kernel.shmmax",
+            "net.ipv4/../x=1",
+            "net..ipv4=1",
+            "net.=1",
+            "fs.mqueue.x=1\n2",
+            "fs.file-max=1",
+        ] {
+            assert!(sysctl(bad, false).is_err(), "{bad}");
+        }
+        let e = sysctl("net.core.somaxconn=1", true).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            r#"sysctl "net.core.somaxconn" not allowed in host network namespace"#
+        );
     }
 
     fn options() -> CreateOptions {

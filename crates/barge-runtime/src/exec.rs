@@ -22,6 +22,9 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     pub tty: bool,
     pub interactive: bool,
+    /// `-d`: start the command and return at once; its stdio are the
+    /// container's `/dev/null`, nobody waits for it here.
+    pub detach: bool,
 }
 
 /// Reads a file of the running container through its root, never leaving it.
@@ -43,6 +46,19 @@ fn read_container_file(root: &OwnedFd, path: &str) -> String {
         let _ = std::fs::File::from(fd).take(4 << 20).read_to_string(&mut s);
     }
     s
+}
+
+/// The stdio of a detached command: output goes nowhere, input is empty.
+fn detached_io() -> Result<ChildIo, RuntimeError> {
+    let null = || {
+        rustix::fs::open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("opening /dev/null")(e.into()))
+    };
+    Ok(ChildIo::Fds {
+        stdin: None,
+        stdout: null()?,
+        stderr: null()?,
+    })
 }
 
 impl Runtime {
@@ -124,13 +140,15 @@ impl Runtime {
         }
         drop(root);
         let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?.for_exec();
-        let terminal = if o.tty {
+        let terminal = if o.tty && !o.detach {
             Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
         } else {
             None
         };
         // Without a terminal: pipes barge relays, never barge's own stdio.
-        let (io, streams, stdin_to) = if o.tty {
+        let (io, streams, stdin_to) = if o.detach {
+            (detached_io()?, Vec::new(), None)
+        } else if o.tty {
             (ChildIo::Terminal, Vec::new(), None)
         } else {
             stdio_pipes(o.interactive)?
@@ -151,6 +169,10 @@ impl Runtime {
             None => Vec::new(),
         };
         let mut started = barge_runner::exec::spawn(cgroup_procs, namespaces, &plan, terminal, io)?;
+        if o.detach {
+            // The waiting process outlives barge; init reaps it.
+            return Ok(0);
+        }
         let master = started.terminal.take();
         let code = match &master {
             Some(m) => {

@@ -124,6 +124,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_option.clone(),
         add_hosts: a.add_host.clone(),
+        sysctls: a.sysctl.clone(),
         shm_size: a.shm_size,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
@@ -486,6 +487,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
         workdir: a.workdir.clone(),
         tty: a.tty,
         interactive: a.interactive,
+        detach: a.detach,
     };
     rt.exec(&c, &o)
         .map_err(|e| fail(format!("exec in {}", a.container()), e))
