@@ -111,7 +111,10 @@ fn the_same_context_builds_the_same_digest() {
     write(ctx.path(), "files/a.txt", "ay\n");
     write(ctx.path(), "files/sub/c.txt", "sea\n");
     let ids = |b: &Barge| {
-        let id = b.ok(&["build", "-q", ctx.path().to_str().unwrap()]).trim().to_string();
+        let id = b
+            .ok(&["build", "-q", "--reproducible", ctx.path().to_str().unwrap()])
+            .trim()
+            .to_string();
         let manifest = b
             .ok(&["inspect", "--format", "{{.Descriptor.digest}}", &id])
             .trim()
