@@ -1525,9 +1525,6 @@ impl<'a> Stage<'a> {
         top.insert("config".into(), Value::Object(self.config.to_json()));
         top.insert("created".into(), json!(self.created));
         top.insert("history".into(), Value::Array(self.history.clone()));
-        if self.created == BUILD_TIME {
-            self.created = self.stamp_build_time(&mut top)?;
-        }
         top.insert("os".into(), json!(self.platform.os));
         top.insert(
             "rootfs".into(),
@@ -1535,6 +1532,9 @@ impl<'a> Stage<'a> {
         );
         if let Some(v) = &self.platform.variant {
             top.insert("variant".into(), json!(v));
+        }
+        if self.created == BUILD_TIME {
+            self.created = self.stamp_build_time(&mut top)?;
         }
         let config = serde_json::to_vec(&Value::Object(top)).map_err(|e| BuildError::Unsupported(e.to_string()))?;
         let config_digest = Digest::of(&config);

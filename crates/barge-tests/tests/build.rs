@@ -1511,6 +1511,8 @@ fn cache_from_an_image_reuses_its_run_layers() {
     first.ok(&["push", &image]);
     let id = first.ok(&["inspect", "--format", "{{.Id}}", &image]);
 
+    // A second later: the image keeps the time of the one it was cached from.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let other = Barge::new();
     let o = other.run(&["build", "--cache-from", &image, "-t", "local:1", c]);
     assert!(o.status.success(), "{}", out(&o));
