@@ -8,8 +8,10 @@
 //! deletions). Metadata instructions change the config and add a history
 //! entry marked `empty_layer`, as docker does. Layers are reproducible
 //! (sorted entries, one fixed mtime from `SOURCE_DATE_EPOCH` or 0,
-//! numeric owners, a fixed gzip header) and cached by content, so the same
-//! context and Dockerfile give the same image digest every time.
+//! numeric owners, a fixed gzip header) and cached by content. `created`
+//! is the build's time, kept for a rebuild of the same image, unless
+//! [`BuildOptions::stamp`] fixes it: then the same context and Dockerfile
+//! give the same image digest every time.
 //!
 //! A Dockerfile of several stages is planned first ([`stages`]): the
 //! stages the target needs are built in order, each from scratch, an image
@@ -101,8 +103,12 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// The network of `RUN` containers.
     pub network: Network,
-    /// Every time in the image: `SOURCE_DATE_EPOCH`, else 0.
+    /// The time files in layers are clamped to: `SOURCE_DATE_EPOCH`, else 0.
     pub epoch: u64,
+    /// What `created` (config and new history rows) says: a fixed time
+    /// (`SOURCE_DATE_EPOCH`, `--reproducible`), else `None`: the build's
+    /// own time, kept for an image whose content a build made before.
+    pub stamp: Option<u64>,
     /// Do not show what RUN commands print.
     pub quiet: bool,
 }

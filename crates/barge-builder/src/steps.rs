@@ -218,6 +218,10 @@ struct ImageState {
     layers: Vec<Descriptor>,
     config: ContainerConfig,
     history: Vec<Value>,
+    /// Its image ID and `created`: a `--cache-from` image's time is kept
+    /// by a build that makes the same image.
+    id: Digest,
+    created: Option<String>,
 }
 
 impl<'a> Stage<'a> {
@@ -246,7 +250,10 @@ impl<'a> Stage<'a> {
             global: ctx.plan.global.clone(),
             shell: vec!["/bin/sh".into(), "-c".into()],
             cmd_inherited: false,
-            created: barge_oci::time::format_rfc3339(opts.epoch as i64),
+            created: match opts.stamp {
+                Some(t) => barge_oci::time::format_rfc3339(t as i64),
+                None => BUILD_TIME.to_string(),
+            },
             ignore: ctx.ignore,
         };
         stage.set("Env", |c| c.env = Some(vec![DEFAULT_PATH.to_string()]));
@@ -1464,6 +1471,47 @@ impl<'a> Stage<'a> {
 
     // ------------------------------------------------------------ the image
 
+    /// Puts the build's time where the config `top` says [`BUILD_TIME`]: the
+    /// time a build of this same content first had (so a fully cached
+    /// rebuild gives the same image ID, as docker's), else now.
+    fn stamp_build_time(&self, top: &mut Map<String, Value>) -> Result<String, BuildError> {
+        let key = format!("created-{}", cache_key(&Value::Object(top.clone())));
+        let dir = self.store.root().join(LAYER_CACHE);
+        let path = dir.join(&key);
+        let local = || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .filter(|s| barge_oci::time::parse_rfc3339(s).is_some())
+        };
+        // A --cache-from image that is this image but for its time.
+        let pulled = || {
+            self.ctx.cache_from.iter().find_map(|img| {
+                let t = img.created.clone()?;
+                let mut same = top.clone();
+                put_build_time(&mut same, &t);
+                let bytes = serde_json::to_vec(&Value::Object(same)).ok()?;
+                (Digest::of(&bytes) == img.id).then_some(t)
+            })
+        };
+        let before = if self.opts.no_cache {
+            None
+        } else {
+            local().or_else(pulled)
+        };
+        let time = before.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            barge_oci::time::format_rfc3339(now as i64)
+        });
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let tmp = dir.join(format!(".{key}.tmp"));
+        std::fs::write(&tmp, &time).map_err(io_err("writing the build cache"))?;
+        std::fs::rename(&tmp, &path).map_err(io_err("writing the build cache"))?;
+        put_build_time(top, &time);
+        Ok(time)
+    }
+
     fn finish(mut self) -> Result<BuildOutcome, BuildError> {
         let opts = self.opts;
         if !opts.labels.is_empty() {
@@ -1484,6 +1532,9 @@ impl<'a> Stage<'a> {
         );
         if let Some(v) = &self.platform.variant {
             top.insert("variant".into(), json!(v));
+        }
+        if self.created == BUILD_TIME {
+            self.created = self.stamp_build_time(&mut top)?;
         }
         let config = serde_json::to_vec(&Value::Object(top)).map_err(|e| BuildError::Unsupported(e.to_string()))?;
         let config_digest = Digest::of(&config);
@@ -1576,6 +1627,8 @@ fn image_state(store: &Store, id: &Digest, name: &str) -> Result<ImageState, Bui
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default(),
+        id: id.clone(),
+        created: cfg.get("created").and_then(Value::as_str).map(str::to_string),
     })
 }
 
@@ -1860,6 +1913,21 @@ fn file_target(rel: &str, dest: &CopyDest, lowers: &Lowers) -> String {
         name.to_string()
     } else {
         format!("{into}/{name}")
+    }
+}
+
+/// What `created` says until [`Stage::finish`] knows the build's time.
+const BUILD_TIME: &str = "barge:build-time";
+
+/// `time` for every [`BUILD_TIME`] in the config `top`: its own and its history rows'.
+fn put_build_time(top: &mut Map<String, Value>, time: &str) {
+    top.insert("created".into(), json!(time));
+    if let Some(Value::Array(rows)) = top.get_mut("history") {
+        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+            if row.get("created").and_then(Value::as_str) == Some(BUILD_TIME) {
+                row.insert("created".into(), json!(time));
+            }
+        }
     }
 }
 

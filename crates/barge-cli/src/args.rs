@@ -995,6 +995,9 @@ pub struct BuildArgs {
     /// Suppress the build output and print the image ID on success
     #[arg(short, long)]
     pub quiet: bool,
+    /// Stamp the image with the clamped file time (SOURCE_DATE_EPOCH, else 1970), not the build's
+    #[arg(long)]
+    pub reproducible: bool,
 }
 
 #[derive(Debug, Args)]

@@ -111,7 +111,10 @@ fn the_same_context_builds_the_same_digest() {
     write(ctx.path(), "files/a.txt", "ay\n");
     write(ctx.path(), "files/sub/c.txt", "sea\n");
     let ids = |b: &Barge| {
-        let id = b.ok(&["build", "-q", ctx.path().to_str().unwrap()]).trim().to_string();
+        let id = b
+            .ok(&["build", "-q", "--reproducible", ctx.path().to_str().unwrap()])
+            .trim()
+            .to_string();
         let manifest = b
             .ok(&["inspect", "--format", "{{.Descriptor.digest}}", &id])
             .trim()
@@ -146,6 +149,64 @@ fn the_same_context_builds_the_same_digest() {
     // A changed file changes the digest.
     write(ctx.path(), "files/a.txt", "changed\n");
     assert_ne!(ids(&Barge::new()).0, first.0);
+}
+
+/// Seconds since 1970 of an RFC 3339 `created` with no fraction, in UTC.
+fn unix_secs(created: &str) -> i64 {
+    run_ok(Command::new("date").args(["-u", "-d", created, "+%s"]))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn created_is_the_build_time_unless_a_time_is_pinned() {
+    if !require_root_and(&["busybox"]) {
+        return;
+    }
+    let ctx = scratch_context("FROM scratch\nCOPY busybox /busybox\nCMD [\"/busybox\", \"true\"]\n");
+    let c = ctx.path().to_str().unwrap();
+    let b = Barge::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let id = b.ok(&["build", "-q", "-t", "now:1", c]).trim().to_string();
+    let created = b.ok(&["inspect", "-f", "{{.Created}}", &id]).trim().to_string();
+    assert!((unix_secs(&created) - now).abs() < 60, "created {created}, now {now}");
+    // The new history rows say so too, and `images` shows a recent image.
+    let h = b.ok(&["history", "--format", "{{.CreatedSince}}", "now:1"]);
+    let rows: Vec<&str> = h.lines().collect();
+    assert_eq!(rows.len(), 2, "{h}");
+    assert!(rows.iter().all(|r| r.contains("second")), "{h}");
+    let listed = b.ok(&["images", "--format", "{{.Repository}} {{.CreatedSince}}"]);
+    assert!(listed.contains("now ") && listed.contains("second"), "{listed}");
+    // A fully cached rebuild is the same image, as docker's.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(b.ok(&["build", "-q", c]).trim(), id);
+
+    // SOURCE_DATE_EPOCH wins, as BuildKit's.
+    let pinned = build_at_epoch(&b, ctx.path(), "1700000000");
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.Created}}", &pinned]).trim(),
+        "2023-11-14T22:13:20Z"
+    );
+    // --reproducible: the clamped time, the same ID from any store.
+    let repro = |b: &Barge| b.ok(&["build", "-q", "--reproducible", c]).trim().to_string();
+    let r1 = repro(&b);
+    assert_eq!(r1, repro(&Barge::new()));
+    assert_ne!(r1, id);
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.Created}}", &r1]).trim(),
+        "1970-01-01T00:00:00Z"
+    );
+
+    // FROM scratch: docker's default PATH.
+    let env = b.ok(&["inspect", "-f", "{{json .Config.Env}}", &id]);
+    assert_eq!(
+        env.trim(),
+        r#"["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]"#
+    );
 }
 
 /// A Dockerfile that makes a busybox base from scratch, then changes it.
@@ -1450,6 +1511,8 @@ fn cache_from_an_image_reuses_its_run_layers() {
     first.ok(&["push", &image]);
     let id = first.ok(&["inspect", "--format", "{{.Id}}", &image]);
 
+    // A second later: the image keeps the time of the one it was cached from.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let other = Barge::new();
     let o = other.run(&["build", "--cache-from", &image, "-t", "local:1", c]);
     assert!(o.status.success(), "{}", out(&o));

@@ -195,12 +195,16 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         .map(|t| Reference::parse_default_tag(t).context(|| format!("-t {t}")))
         .collect::<Result<Vec<_>, _>>()?;
     let platform = super::platform(a.platform.as_deref())?;
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s
-            .parse::<u64>()
-            .map_err(|_| Failure::msg(format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")))?,
-        _ => 0,
+    let source_date = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => Some(
+            s.parse::<u64>()
+                .map_err(|_| Failure::msg(format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")))?,
+        ),
+        _ => None,
     };
+    let epoch = source_date.unwrap_or(0);
+    // `created`: SOURCE_DATE_EPOCH as BuildKit, the clamped time when asked, else the build's.
+    let stamp = source_date.or(a.reproducible.then_some(epoch));
     let mut held_secrets = Vec::new();
     let secrets = a
         .secrets
@@ -228,6 +232,7 @@ pub fn build(env: &Env, a: &BuildArgs) -> Result<i32, Failure> {
         target: a.target.clone(),
         network: run_network(&a.network),
         epoch,
+        stamp,
         quiet: a.quiet,
     };
     let store = env.store()?;
