@@ -85,6 +85,9 @@ pub struct Meta {
     pub stop_timeout: Option<i64>,
     /// The image's snapshots, topmost first: the overlay's lower dirs.
     pub lower_dirs: Vec<PathBuf>,
+    /// `--log-driver`: json-file unless none was asked for.
+    #[serde(default, skip_serializing_if = "crate::logs::LogDriver::is_json_file")]
+    pub log_driver: crate::logs::LogDriver,
     /// `--log-opt` as given (json-file's `max-size`, `max-file`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,

@@ -47,6 +47,8 @@ pub struct CreateOptions {
     pub security_opt: Vec<String>,
     /// `--memory`, `--cpus`, `--pids-limit`, `--ulimit`, …
     pub limits: crate::limits::Limits,
+    /// `--log-driver`: json-file (when not given) or none.
+    pub log_driver: Option<String>,
     /// `--log-opt KEY=VALUE`: json-file's `max-size` and `max-file`.
     pub log_opts: Vec<String>,
     /// `--dns`: name servers instead of the host's.
@@ -114,7 +116,8 @@ impl CreateOptions {
                 return Err(RuntimeError::Rootless { flag });
             }
         }
-        let log_opts = crate::logs::parse_opts(&self.log_opts)?;
+        let log_driver = crate::logs::LogDriver::parse(self.log_driver.as_deref())?;
+        let log_opts = crate::logs::parse_opts(log_driver, &self.log_opts)?;
         // One line each in the container's /etc/hosts and resolv.conf:
         // nothing a value holds may start another line there.
         let word = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#');
@@ -196,6 +199,7 @@ impl CreateOptions {
             seccomp,
             ports,
             network,
+            log_driver,
             log_opts,
             options: self.clone(),
         })
@@ -229,6 +233,7 @@ pub struct Validated {
     ports: Vec<PortSpec>,
     /// The network kind, with the default chosen.
     network: Network,
+    log_driver: crate::logs::LogDriver,
     log_opts: BTreeMap<String, String>,
     options: CreateOptions,
 }
@@ -479,6 +484,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         stop_signal,
         stop_timeout: opts.stop_timeout,
         lower_dirs: image.lower_dirs.to_vec(),
+        log_driver: v.log_driver,
         log_opts: v.log_opts.clone(),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;

@@ -38,6 +38,45 @@ pub enum LogOptError {
     FileCount(String),
     #[error("max-file cannot be less than 1")]
     FileCountTooSmall,
+    #[error("logger: no log driver named '{0}' is registered (barge has json-file and none)")]
+    UnknownDriver(String),
+    #[error("unknown log opt '{0}' for none log driver")]
+    NoneTakesNoOpts(String),
+}
+
+/// Where a container's output is kept: docker's `--log-driver`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogDriver {
+    /// docker's default: one JSON object a line, rotated by `--log-opt`.
+    #[default]
+    #[serde(rename = "json-file")]
+    JsonFile,
+    /// Nothing is kept; `logs` has nothing to read.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl LogDriver {
+    /// The driver a `--log-driver` value names (json-file when not given).
+    pub fn parse(name: Option<&str>) -> Result<LogDriver, LogOptError> {
+        match name {
+            None | Some("json-file") => Ok(LogDriver::JsonFile),
+            Some("none") => Ok(LogDriver::None),
+            Some(other) => Err(LogOptError::UnknownDriver(other.to_string())),
+        }
+    }
+
+    /// The name docker shows in `inspect`'s `HostConfig.LogConfig.Type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogDriver::JsonFile => "json-file",
+            LogDriver::None => "none",
+        }
+    }
+
+    pub fn is_json_file(&self) -> bool {
+        *self == LogDriver::JsonFile
+    }
 }
 
 /// How the log rotates: docker's json-file `max-size` and `max-file`.
@@ -89,8 +128,9 @@ impl Rotation {
 }
 
 /// `--log-opt KEY=VALUE` flags as a map (a bare `KEY` has the empty value,
-/// as docker's CLI has it), checked as the json-file driver checks them.
-pub fn parse_opts(flags: &[String]) -> Result<BTreeMap<String, String>, LogOptError> {
+/// as docker's CLI has it), checked as the driver checks them: the none
+/// driver takes no options.
+pub fn parse_opts(driver: LogDriver, flags: &[String]) -> Result<BTreeMap<String, String>, LogOptError> {
     let opts: BTreeMap<String, String> = flags
         .iter()
         .map(|f| {
@@ -98,6 +138,9 @@ pub fn parse_opts(flags: &[String]) -> Result<BTreeMap<String, String>, LogOptEr
             (k.to_string(), v.to_string())
         })
         .collect();
+    if let (LogDriver::None, Some(key)) = (driver, opts.keys().next()) {
+        return Err(LogOptError::NoneTakesNoOpts(key.clone()));
+    }
     Rotation::from_opts(&opts)?;
     Ok(opts)
 }
@@ -474,7 +517,12 @@ mod tests {
 
     #[test]
     fn options_are_checked_as_docker_does() {
-        let p = |v: &[&str]| parse_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let p = |v: &[&str]| {
+            parse_opts(
+                LogDriver::JsonFile,
+                &v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
         let r = Rotation::from_opts(&p(&["max-size=10k", "max-file=3"]).unwrap()).unwrap();
         assert_eq!(
             r,

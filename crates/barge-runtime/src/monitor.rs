@@ -4,7 +4,7 @@
 //! `start` fork one that outlives the barge that started it.
 
 use crate::container::{Container, State, Status};
-use crate::logs::{LineWriter, LogFile, Rotation};
+use crate::logs::{LineWriter, LogDriver, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
 use crate::{io_err, Runtime, RuntimeError};
 use barge_runner::sys::{Forked, SignalFd};
@@ -327,10 +327,16 @@ pub(crate) fn relay(
     exit.unwrap_or(255)
 }
 
-/// The container's log, rotated as its `--log-opt`s say.
-fn open_log(c: &Container) -> Result<LogFile, RuntimeError> {
+/// The container's log, rotated as its `--log-opt`s say; none with
+/// `--log-driver none`.
+fn open_log(c: &Container) -> Result<Option<LogFile>, RuntimeError> {
+    if c.meta.log_driver == LogDriver::None {
+        return Ok(None);
+    }
     let rotation = Rotation::from_opts(&c.meta.log_opts)?;
-    LogFile::open(&c.log_path(), rotation).map_err(io_err(format!("opening {}", c.log_path().display())))
+    LogFile::open(&c.log_path(), rotation)
+        .map(Some)
+        .map_err(io_err(format!("opening {}", c.log_path().display())))
 }
 
 impl Runtime {
@@ -362,7 +368,7 @@ impl Runtime {
             };
             let out = Outputs {
                 to_terminal: true,
-                log: if keep_log { Some(open_log(c)?) } else { None },
+                log: if keep_log { open_log(c)? } else { None },
             };
             let read_end = master.try_clone().map_err(|e| io_err("cloning the terminal")(e))?;
             let stdin_to = c.meta.open_stdin.then_some(StdinTo::Pty(&master));
@@ -381,7 +387,7 @@ impl Runtime {
             let started = self.started(c, runner::start(c, io))?;
             let out = Outputs {
                 to_terminal: !fg.quiet,
-                log: if keep_log { Some(open_log(c)?) } else { None },
+                log: if keep_log { open_log(c)? } else { None },
             };
             relay(&started, out, streams, stdin_to, signals.as_ref(), None)
         };
@@ -512,7 +518,7 @@ impl Runtime {
             &started,
             Outputs {
                 to_terminal: false,
-                log: Some(log),
+                log,
             },
             streams,
             None,

@@ -312,3 +312,93 @@ fn since_and_until_pick_lines_by_time() {
     let e = b.fails(&["logs", "--since", "yesterday", "timed"]);
     assert!(e.contains("invalid --since \"yesterday\""), "{e}");
 }
+
+#[test]
+fn log_driver_none_keeps_nothing_and_logs_says_so() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // Attached, the output still reaches the terminal; nothing is kept.
+    let o = b.run(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        &image,
+        "echo",
+        "hello",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "hello\n");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quietd",
+        "--log-driver",
+        "none",
+        &image,
+        "echo",
+        "hello",
+    ]);
+    b.ok(&["wait", "quietd"]);
+    for name in ["quiet", "quietd"] {
+        // LogPath is empty, so look where json-file would have written.
+        let hosts = PathBuf::from(b.ok(&["inspect", "-f", "{{.HostsPath}}", name]).trim());
+        let dir = hosts.parent().unwrap();
+        assert!(
+            dir.join("hosts").exists(),
+            "{name}: the container's directory is {}",
+            dir.display()
+        );
+        assert!(!dir.join("log.json").exists(), "{name}: no log file is written");
+        let e = b.run(&["logs", name]);
+        assert_eq!(e.status.code(), Some(1), "{name}: {}", stdout_of(&e));
+        assert!(
+            stderr_of(&e).contains("configured logging driver does not support reading"),
+            "{}",
+            stderr_of(&e)
+        );
+    }
+    let shown = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.LogConfig.Type}} [{{.LogPath}}]",
+        "quiet",
+    ]);
+    assert_eq!(shown, "none []\n");
+    // json-file is the default and may be named; its log is read back.
+    b.ok(&[
+        "run",
+        "--name",
+        "kept",
+        "--log-driver",
+        "json-file",
+        &image,
+        "echo",
+        "kept",
+    ]);
+    assert_eq!(b.ok(&["logs", "kept"]), "kept\n");
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "kept"]),
+        "json-file\n"
+    );
+    for (args, message) in [
+        (
+            &["--log-driver", "syslog"][..],
+            "no log driver named 'syslog' is registered",
+        ),
+        (
+            &["--log-driver", "none", "--log-opt", "max-size=1m"][..],
+            "unknown log opt 'max-size' for none log driver",
+        ),
+    ] {
+        let o = b.run(&[&["create"], args, &[image.as_str(), "true"]].concat());
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stdout_of(&o));
+        assert!(stderr_of(&o).contains(message), "{args:?}: {}", stderr_of(&o));
+    }
+    assert_eq!(
+        b.ok(&["ps", "-aq", "--filter", "status=created"]),
+        "",
+        "nothing was created"
+    );
+}

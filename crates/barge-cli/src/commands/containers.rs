@@ -119,6 +119,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
             pids_limit: a.pids_limit,
             ulimits: a.ulimit.clone(),
         },
+        log_driver: a.log_driver.clone(),
         log_opts: a.log_opt.clone(),
         dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
@@ -406,6 +407,11 @@ pub fn logs(env: &Env, a: &LogsArgs) -> Result<i32, Failure> {
     use std::io::Write;
     let rt = runtime(env)?;
     let c = find(&rt, &a.container)?;
+    if !c.meta.log_driver.is_json_file() {
+        return Err(Failure::msg(
+            "configured logging driver does not support reading: the container was created with --log-driver none",
+        ));
+    }
     let tail: Option<usize> = match a.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -943,7 +949,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "ResolvConfPath": c.dir.join("resolv.conf").display().to_string(),
         "HostnamePath": c.dir.join("hostname").display().to_string(),
         "HostsPath": c.dir.join("hosts").display().to_string(),
-        "LogPath": c.log_path().display().to_string(),
+        "LogPath": if c.meta.log_driver.is_json_file() { c.log_path().display().to_string() } else { String::new() },
         "Name": format!("/{}", c.meta.name),
         "RestartCount": 0,
         "Driver": "overlay",
@@ -963,7 +969,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         },
         "HostConfig": {
             "NetworkMode": network_mode(c),
-            "LogConfig": {"Type": "json-file", "Config": c.meta.log_opts},
+            "LogConfig": {"Type": c.meta.log_driver.name(), "Config": c.meta.log_opts},
             "PortBindings": port_bindings(&c.meta.ports),
             "AutoRemove": c.meta.auto_remove,
             "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
