@@ -1213,7 +1213,8 @@ impl<'a> Stage<'a> {
                 &c,
                 Foreground {
                     sig_proxy: true,
-                    quiet: self.opts.quiet,
+                    stdout: !self.opts.quiet,
+                    stderr: !self.opts.quiet,
                 },
             )?;
             if code != 0 {

@@ -674,6 +674,9 @@ pub struct RunArgs {
     /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
     #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
     pub ulimit: Vec<barge_runtime::limits::Ulimit>,
+    /// Attach to STDIN, STDOUT or STDERR [default: all of them, stdin with -i]
+    #[arg(short = 'a', long = "attach", value_name = "STREAM", value_parser = parse_stream)]
+    pub attach: Vec<String>,
     /// Logging driver for the container: json-file or none
     #[arg(long = "log-driver", value_name = "DRIVER")]
     pub log_driver: Option<String>,
@@ -738,7 +741,22 @@ pub struct RunArgs {
     argv: Vec<String>,
 }
 
+/// A `-a` stream as docker names them, any case.
+fn parse_stream(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(lower),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".to_string()),
+    }
+}
+
 impl RunArgs {
+    /// Whether a foreground run shows (or feeds) `stream`: all of them
+    /// unless `-a` names some.
+    pub fn attaches(&self, stream: &str) -> bool {
+        self.attach.is_empty() || self.attach.iter().any(|s| s == stream)
+    }
+
     pub fn image(&self) -> &str {
         self.argv.first().map_or("", String::as_str)
     }

@@ -186,7 +186,8 @@ impl Runtime {
                 relay(
                     &started,
                     Outputs {
-                        to_terminal: true,
+                        to_stdout: true,
+                        to_stderr: true,
                         log: None,
                     },
                     vec![(read_end, "stdout")],
@@ -198,7 +199,8 @@ impl Runtime {
             None => relay(
                 &started,
                 Outputs {
-                    to_terminal: true,
+                    to_stdout: true,
+                    to_stderr: true,
                     log: None,
                 },
                 streams,

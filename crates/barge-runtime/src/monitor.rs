@@ -19,8 +19,22 @@ use std::io::{Read, Write};
 pub struct Foreground {
     /// Forward barge's signals to the container (docker's `--sig-proxy`).
     pub sig_proxy: bool,
-    /// Do not copy the container's output to barge's own (it is still logged).
-    pub quiet: bool,
+    /// Copy the container's stdout (and a terminal's output) to barge's
+    /// own; it is logged either way (docker's `-a stdout`).
+    pub stdout: bool,
+    /// Copy the container's stderr to barge's own (`-a stderr`).
+    pub stderr: bool,
+}
+
+impl Foreground {
+    /// Both streams shown, signals forwarded as `sig_proxy` says.
+    pub fn attached(sig_proxy: bool) -> Foreground {
+        Foreground {
+            sig_proxy,
+            stdout: true,
+            stderr: true,
+        }
+    }
 }
 
 /// Signals a monitor forwards to the container.
@@ -95,8 +109,10 @@ type Streams = Vec<(OwnedFd, &'static str)>;
 
 /// Where the container's output goes besides the log.
 pub(crate) struct Outputs {
-    /// Copy to barge's own stdout/stderr.
-    pub(crate) to_terminal: bool,
+    /// Copy the container's stdout to barge's own.
+    pub(crate) to_stdout: bool,
+    /// Copy the container's stderr to barge's own.
+    pub(crate) to_stderr: bool,
     pub(crate) log: Option<LogFile>,
 }
 
@@ -249,9 +265,10 @@ pub(crate) fn relay(
                 1 => match readers[i].as_ref().map(|fd| rustix::io::read(fd, &mut buf)) {
                     None | Some(Ok(0)) | Some(Err(rustix::io::Errno::IO)) => open[i] = false,
                     Some(Ok(n)) => {
-                        if out.to_terminal {
+                        let is_stderr = names[i] == "stderr";
+                        if (is_stderr && out.to_stderr) || (!is_stderr && out.to_stdout) {
                             let data = &buf[..n];
-                            let written = if names[i] == "stderr" {
+                            let written = if is_stderr {
                                 std::io::stderr().write_all(data)
                             } else {
                                 let mut so = std::io::stdout().lock();
@@ -367,7 +384,8 @@ impl Runtime {
                 None
             };
             let out = Outputs {
-                to_terminal: true,
+                to_stdout: fg.stdout,
+                to_stderr: fg.stderr,
                 log: if keep_log { open_log(c)? } else { None },
             };
             let read_end = master.try_clone().map_err(|e| io_err("cloning the terminal")(e))?;
@@ -386,7 +404,8 @@ impl Runtime {
             let (io, streams, stdin_to) = stdio_pipes(c.meta.open_stdin)?;
             let started = self.started(c, runner::start(c, io))?;
             let out = Outputs {
-                to_terminal: !fg.quiet,
+                to_stdout: fg.stdout,
+                to_stderr: fg.stderr,
                 log: if keep_log { open_log(c)? } else { None },
             };
             relay(&started, out, streams, stdin_to, signals.as_ref(), None)
@@ -517,7 +536,8 @@ impl Runtime {
         let code = relay(
             &started,
             Outputs {
-                to_terminal: false,
+                to_stdout: false,
+                to_stderr: false,
                 log,
             },
             streams,

@@ -1,8 +1,8 @@
-//! docker 20.10's `exec -d` and `run --sysctl`, through the real binary.
+//! docker 20.10's `exec -d`, `run --sysctl` and `run -a`, through the real binary.
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
-use barge_tests::{stdout_of as out, wait_until, Barge};
+use barge_tests::{stderr_of, stdout_of as out, wait_until, Barge};
 use std::time::{Duration, Instant};
 
 /// A store with a busybox image pulled; returns it with the image reference.
@@ -127,4 +127,44 @@ fn sysctl_that_cannot_be_written_fails_the_start() {
     assert_eq!(o.status.code(), Some(125), "{stderr}");
     assert!(!out(&o).contains("ran"), "the command ran: {o:?}");
     assert!(stderr.contains("net/ipv4/no_such_knob"), "{stderr}");
+}
+
+#[test]
+fn attach_shows_only_the_streams_named() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let both = "echo out; echo err >&2";
+    let o = b.run(&["run", "--name", "aout", "-a", "stdout", &image, "sh", "-c", both]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(out(&o), "out\n");
+    assert!(
+        !stderr_of(&o).contains("err"),
+        "stderr was not attached: {}",
+        stderr_of(&o)
+    );
+    // What is not shown is still logged.
+    let logged = b.run(&["logs", "aout"]);
+    assert_eq!(
+        (out(&logged), stderr_of(&logged)),
+        ("out\n".to_string(), "err\n".to_string())
+    );
+    let o = b.run(&["run", "--rm", "-a", "STDERR", &image, "sh", "-c", both]);
+    assert_eq!(out(&o), "", "stdout was not attached");
+    assert_eq!(stderr_of(&o), "err\n");
+    // -i feeds the container only when stdin is among the streams.
+    let o = b.run_with_stdin(&["run", "--rm", "-i", "-a", "stdout", &image, "cat"], "hello\n");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(out(&o), "", "stdin was not attached");
+    let o = b.run_with_stdin(
+        &["run", "--rm", "-i", "-a", "stdin", "-a", "stdout", &image, "cat"],
+        "hello\n",
+    );
+    assert_eq!(out(&o), "hello\n");
+    for (args, message) in [
+        (&["-d", "-a", "stdout"][..], "Conflicting options: -a and -d"),
+        (&["-a", "stdpipe"][..], "valid streams are STDIN, STDOUT and STDERR"),
+    ] {
+        let o = b.run(&[&["run"], args, &[image.as_str(), "true"]].concat());
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {o:?}");
+        assert!(stderr_of(&o).contains(message), "{args:?}: {}", stderr_of(&o));
+    }
 }

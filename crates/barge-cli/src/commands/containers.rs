@@ -103,7 +103,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         publish_all: a.publish_all,
         runtime: a.runtime.clone(),
         tty: a.tty,
-        interactive: a.interactive,
+        interactive: a.interactive && a.attaches("stdin"),
         auto_remove: a.rm,
         init: a.init,
         read_only: a.read_only,
@@ -219,6 +219,9 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if a.detach && a.rm && a.runtime.is_some() {
         return Err(Failure::msg("--rm with -d and --runtime is not supported yet").with_code(125));
     }
+    if a.detach && !a.attach.is_empty() {
+        return Err(Failure::msg("Conflicting options: -a and -d").with_code(125));
+    }
     if !a.detach {
         check_tty(a.interactive, a.tty)?;
     }
@@ -232,7 +235,8 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
         &c,
         Foreground {
             sig_proxy: a.sig_proxy,
-            quiet: false,
+            stdout: a.attaches("stdout"),
+            stderr: a.attaches("stderr"),
         },
     )
     .map_err(|e| fail_start("", e))
@@ -252,13 +256,7 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
             )));
         }
         return rt
-            .run_foreground(
-                &c,
-                Foreground {
-                    sig_proxy: true,
-                    quiet: false,
-                },
-            )
+            .run_foreground(&c, Foreground::attached(true))
             .map_err(|e| fail_start("", e));
     }
     let mut code = 0;
