@@ -1494,21 +1494,23 @@ impl<'a> Stage<'a> {
                 (Digest::of(&bytes) == img.id).then_some(t)
             })
         };
-        let before = if self.opts.no_cache {
-            None
-        } else {
-            local().or_else(pulled)
+        let kept = if self.opts.no_cache { None } else { local() };
+        let time = match kept {
+            Some(t) => t,
+            None => {
+                let time = if self.opts.no_cache { None } else { pulled() }.unwrap_or_else(|| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    barge_oci::time::format_rfc3339(now as i64)
+                });
+                // Concurrent builds of the same content: each file written whole.
+                std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+                barge_store::fsutil::write_atomic(&path, time.as_bytes(), 0o644)
+                    .map_err(io_err("writing the build cache"))?;
+                time
+            }
         };
-        let time = before.unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            barge_oci::time::format_rfc3339(now as i64)
-        });
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let tmp = dir.join(format!(".{key}.tmp"));
-        std::fs::write(&tmp, &time).map_err(io_err("writing the build cache"))?;
-        std::fs::rename(&tmp, &path).map_err(io_err("writing the build cache"))?;
         put_build_time(top, &time);
         Ok(time)
     }
