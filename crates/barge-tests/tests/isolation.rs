@@ -419,6 +419,59 @@ fn host_files_stay_out_of_reach() {
 }
 
 #[test]
+fn host_device_nodes_keep_their_owner_and_mode() {
+    use std::os::unix::fs::MetadataExt;
+    let Some((_reg, b, image)) = setup() else { return };
+    // The container's /dev/null, /dev/zero, … are the host's nodes bound
+    // in: a container root (CAP_CHOWN, CAP_FOWNER) must not change them.
+    let nodes = ["null", "zero", "full", "random", "urandom", "tty"];
+    let before: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            std::fs::metadata(format!("/dev/{n}"))
+                .map(|m| (m.mode(), m.uid(), m.gid()))
+                .unwrap()
+        })
+        .collect();
+    for n in nodes {
+        // And through a descriptor of it (no controlling terminal: no /dev/tty fd).
+        let through_fd = if n == "tty" {
+            ""
+        } else {
+            " || chmod 600 /proc/self/fd/9"
+        };
+        let script = format!("chmod 600 /dev/{n} || chown 1000:1000 /dev/{n}{through_fd}");
+        let opened = if n == "tty" {
+            String::new()
+        } else {
+            format!("exec 9</dev/{n}; ")
+        };
+        let o = b.run(&["run", "--rm", &image, "sh", "-c", &format!("{opened}{script}")]);
+        assert!(!o.status.success(), "{script} succeeded: {}", err(&o));
+        assert!(err(&o).contains("Read-only file system"), "{n}: {}", err(&o));
+    }
+    let after: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            std::fs::metadata(format!("/dev/{n}"))
+                .map(|m| (m.mode(), m.uid(), m.gid()))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(before, after, "the host's device nodes changed");
+    // The devices still work.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "echo x > /dev/null && head -c 3 /dev/zero | wc -c",
+    ]);
+    assert_eq!(out(&o).trim(), "3", "{}", err(&o));
+}
+
+#[test]
 fn host_processes_are_invisible() {
     let Some((_reg, b, image)) = setup() else { return };
     let marker = format!("4242.{}", std::process::id());

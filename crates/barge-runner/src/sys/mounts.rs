@@ -24,7 +24,9 @@ pub trait Mounts {
         flags: MountFlags,
         data: &CStr,
     ) -> std::io::Result<()>;
-    /// A bind mount of the host's `source` on `target`.
+    /// A read-only (nosuid, noexec) bind mount of the host's device node
+    /// `source` on `target`: the device reads and writes as ever, but the
+    /// host's node cannot be chmod-ed or chown-ed from the container.
     fn bind(&mut self, source: &str, target: &Path) -> std::io::Result<()>;
     /// A copy of the tree at `from_dir`/`from` (`from` empty: `from_dir`
     /// itself), submounts too with `recursive`, with mount attributes
@@ -61,7 +63,27 @@ impl Mounts for Kernel {
     }
 
     fn bind(&mut self, source: &str, target: &Path) -> std::io::Result<()> {
-        Ok(rustix::mount::mount_bind(source, target)?)
+        use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+        let tree = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            source,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )?;
+        // Set before the mount is attached: never writable in the container.
+        super::mount_setattr(
+            &tree,
+            super::MOUNT_ATTR_RDONLY | super::MOUNT_ATTR_NOSUID | super::MOUNT_ATTR_NOEXEC,
+            false,
+        )?;
+        // `target` is a /proc/self/fd magic link to the node's empty file.
+        rustix::mount::move_mount(
+            &tree,
+            c"",
+            rustix::fs::CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_SYMLINKS,
+        )?;
+        Ok(())
     }
 
     /// `open_tree` + `mount_setattr(AT_RECURSIVE)` + `move_mount`: no
