@@ -48,11 +48,28 @@ fn read_container_file(root: &OwnedFd, path: &str) -> String {
     s
 }
 
-/// The stdio of a detached command: output goes nowhere, input is empty.
-fn detached_io() -> Result<ChildIo, RuntimeError> {
-    let null = || {
-        rustix::fs::open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err("opening /dev/null")(e.into()))
+/// The stdio of a detached command: output goes to the container's own
+/// `/dev/null` (the read-only bind the runner made, opened through the
+/// container's root), never a descriptor of the host's `/dev`, whose node
+/// a container root could chmod through `/proc/self/fd`. Input is empty.
+fn detached_io(root: &OwnedFd) -> Result<ChildIo, RuntimeError> {
+    let null = || -> Result<OwnedFd, RuntimeError> {
+        let what = "opening the container's /dev/null";
+        let fd = rustix::fs::openat2(
+            root,
+            "dev/null",
+            OFlags::WRONLY | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|e| io_err(what)(e.into()))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| io_err(what)(e.into()))?;
+        let is_null = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3);
+        if !is_null {
+            return Err(RuntimeError::Corrupt(format!("{what}: it is not the null device")));
+        }
+        Ok(fd)
     };
     Ok(ChildIo::Fds {
         stdin: None,
@@ -138,6 +155,7 @@ impl Runtime {
                 process.set_capabilities(Some(caps));
             }
         }
+        let detached = if o.detach { Some(detached_io(&root)?) } else { None };
         drop(root);
         let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?.for_exec();
         let terminal = if o.tty && !o.detach {
@@ -146,8 +164,8 @@ impl Runtime {
             None
         };
         // Without a terminal: pipes barge relays, never barge's own stdio.
-        let (io, streams, stdin_to) = if o.detach {
-            (detached_io()?, Vec::new(), None)
+        let (io, streams, stdin_to) = if let Some(io) = detached {
+            (io, Vec::new(), None)
         } else if o.tty {
             (ChildIo::Terminal, Vec::new(), None)
         } else {

@@ -168,3 +168,27 @@ fn attach_shows_only_the_streams_named() {
         assert!(stderr_of(&o).contains(message), "{args:?}: {}", stderr_of(&o));
     }
 }
+
+#[test]
+fn exec_detached_output_is_the_containers_own_null() {
+    use std::os::unix::fs::MetadataExt;
+    let Some((_reg, b, image)) = setup() else { return };
+    let before = std::fs::metadata("/dev/null").map(|m| (m.mode(), m.uid())).unwrap();
+    b.ok(&["run", "-d", "--name", "execnull", &image, "sleep", "60"]);
+    // A container root chmods what its stdout names: never the host's node.
+    b.ok(&[
+        "exec",
+        "-d",
+        "execnull",
+        "sh",
+        "-c",
+        "chmod 600 /proc/self/fd/1 /proc/self/fd/2; echo $? > /rc",
+    ]);
+    wait_until("the detached chmod ran", || {
+        b.run(&["exec", "execnull", "cat", "/rc"]).status.success()
+    });
+    assert_eq!(b.ok(&["exec", "execnull", "cat", "/rc"]), "1\n", "chmod was refused");
+    let after = std::fs::metadata("/dev/null").map(|m| (m.mode(), m.uid())).unwrap();
+    assert_eq!(before, after, "the host's /dev/null changed");
+    b.ok(&["rm", "-f", "execnull"]);
+}
