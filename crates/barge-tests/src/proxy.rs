@@ -24,7 +24,10 @@ struct Shared {
     /// Milliseconds the next connection waits before anything reaches the
     /// registry (0: none), once.
     stall_next_ms: AtomicU64,
-    requests: Mutex<Vec<u8>>,
+    /// What each connection's client sent, a buffer per connection: bytes
+    /// of two connections (a TLS probe's late alert and the next request)
+    /// never mix inside one request line.
+    requests: Mutex<Vec<Vec<u8>>>,
 }
 
 pub struct SlowProxy {
@@ -106,29 +109,35 @@ impl SlowProxy {
         self.shared.sent.store(0, Ordering::SeqCst);
         self.shared.received.store(0, Ordering::SeqCst);
         if let Ok(mut r) = self.shared.requests.lock() {
-            r.clear();
+            // Open connections keep their slots: what they send next counts.
+            r.iter_mut().for_each(Vec::clear);
         }
     }
 
-    /// Everything clients sent (request lines, headers, bodies).
+    /// Everything clients sent (request lines, headers, bodies), a
+    /// connection at a time, each ending a line.
     pub fn requests(&self) -> String {
         self.shared
             .requests
             .lock()
-            .map(|r| String::from_utf8_lossy(&r).into_owned())
+            .map(|r| r.iter().map(|c| String::from_utf8_lossy(c) + "\r\n").collect())
             .unwrap_or_default()
     }
 
-    /// The request lines (`GET /v2/... HTTP/1.1`) clients sent.
+    /// The request lines (`GET /v2/... HTTP/1.1`) clients sent. A line may
+    /// follow a request body (or a TLS probe's bytes) on its connection
+    /// without a line break between them: it is found where its method starts.
     pub fn request_lines(&self) -> Vec<String> {
         self.requests()
             .split("\r\n")
-            .filter(|l| {
-                ["GET ", "HEAD ", "PUT ", "POST ", "PATCH ", "DELETE "]
+            .filter(|l| l.ends_with(" HTTP/1.1"))
+            .filter_map(|l| {
+                ["GET /", "HEAD /", "PUT /", "POST /", "PATCH /", "DELETE /"]
                     .iter()
-                    .any(|m| l.starts_with(m))
+                    .filter_map(|m| l.find(m))
+                    .min()
+                    .map(|at| l[at..].to_string())
             })
-            .map(str::to_string)
             .collect()
     }
 }
@@ -145,6 +154,13 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
         return;
     };
     let up = s.clone();
+    let connection = match s.requests.lock() {
+        Ok(mut r) => {
+            r.push(Vec::new());
+            r.len() - 1
+        }
+        Err(_) => return,
+    };
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         let mut received_here = 0u64;
@@ -172,8 +188,9 @@ fn relay(s: Arc<Shared>, client: TcpStream) {
                 Ok(n) => {
                     if let Ok(mut r) = up.requests.lock() {
                         // Request heads, not whole uploads.
-                        if r.len() < 4 << 20 {
-                            r.extend_from_slice(&buf[..n.min(4096)]);
+                        let total: usize = r.iter().map(Vec::len).sum();
+                        if let (true, Some(mine)) = (total < 4 << 20, r.get_mut(connection)) {
+                            mine.extend_from_slice(&buf[..n.min(4096)]);
                         }
                     }
                     if s_write.write_all(&buf[..n]).is_err() {
