@@ -41,6 +41,19 @@ impl Descriptor {
         }
     }
 
+    /// The URLs a blob may be fetched from besides its registry (a foreign
+    /// layer's); empty for most blobs.
+    pub fn urls(&self) -> &[String] {
+        self.urls.as_deref().unwrap_or_default()
+    }
+
+    /// A non-distributable layer that says where else to get it: pushing it
+    /// is left to its URLs unless the destination registry allows such
+    /// artifacts (docker's `allow-nondistributable-artifacts`).
+    pub fn is_foreign(&self) -> bool {
+        media::is_non_distributable(&self.media_type) && !self.urls().is_empty()
+    }
+
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
     }

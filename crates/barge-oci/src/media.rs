@@ -62,6 +62,15 @@ pub fn layer_compression(media_type: &str) -> Option<Compression> {
     }
 }
 
+/// A layer its publisher asks registries not to carry (Docker's foreign
+/// layers, OCI's non-distributable ones): fetched from its `urls`.
+pub fn is_non_distributable(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        OCI_LAYER_NONDIST | OCI_LAYER_NONDIST_GZIP | OCI_LAYER_NONDIST_ZSTD | DOCKER_LAYER_FOREIGN_GZIP
+    )
+}
+
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
