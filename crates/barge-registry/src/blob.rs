@@ -1,6 +1,6 @@
 //! Blob streams that survive broken connections.
 
-use crate::client::{Client, Method, Request, Target};
+use crate::client::{authority, url_status, Client, Method, Request, Target};
 use crate::error::RegistryError;
 use crate::speed::Pace;
 use barge_oci::{Descriptor, Digest, Reference};
@@ -20,6 +20,10 @@ use ureq::BodyReader;
 /// client's minimum speed ([`crate::speed`]): a registry that keeps every
 /// connection alive with a byte now and then, or answers each reconnection
 /// with one more byte, is given up once a window falls short, for good.
+///
+/// A blob whose descriptor lists `urls` (a foreign layer) is read from the
+/// first of them that answers, without credentials, as docker and
+/// containerd do; the registry is asked only when none does.
 pub struct BlobReader<'c> {
     client: &'c Client,
     reference: Reference,
@@ -30,6 +34,8 @@ pub struct BlobReader<'c> {
     failures: u32,
     last_error: String,
     pace: Pace,
+    /// The URL the blob is read from instead of the registry.
+    url: Option<String>,
 }
 
 impl Client {
@@ -51,22 +57,46 @@ impl Client {
             failures: 0,
             last_error: String::new(),
             pace: Pace::new(self.options()),
+            url: None,
         };
-        if r.pos < r.size {
-            r.connect()?;
+        if r.pos >= r.size {
+            return Ok(r);
         }
-        Ok(r)
+        let mut tried = Vec::new();
+        for url in desc.urls() {
+            r.url = Some(url.clone());
+            match r.connect() {
+                Ok(()) => return Ok(r),
+                Err(e) => tried.push(e.to_string()),
+            }
+        }
+        r.url = None;
+        match r.connect() {
+            Err(RegistryError::BlobNotFound { repository, digest }) if !tried.is_empty() => {
+                Err(RegistryError::ForeignBlob {
+                    repository,
+                    digest,
+                    tried: tried.join("; "),
+                })
+            }
+            other => other.map(|()| r),
+        }
     }
 }
 
 impl BlobReader<'_> {
     fn connect(&mut self) -> Result<(), RegistryError> {
         let path = format!("blobs/{}", self.digest);
-        let mut req = Request::new(&self.reference, Method::Get, Target::Path(&path)).following_redirects();
-        if self.pos > 0 {
-            req = req.header("Range", format!("bytes={}-", self.pos));
-        }
-        let resp = self.client.request(req)?;
+        let resp = match &self.url {
+            Some(url) => self.client.get_url_from(url, self.pos)?,
+            None => {
+                let mut req = Request::new(&self.reference, Method::Get, Target::Path(&path)).following_redirects();
+                if self.pos > 0 {
+                    req = req.header("Range", format!("bytes={}-", self.pos));
+                }
+                self.client.request(req)?
+            }
+        };
         let status = resp.status().as_u16();
         match status {
             206 => {
@@ -100,13 +130,14 @@ impl BlobReader<'_> {
                 }
                 self.body = Some(body);
             }
-            404 => {
+            404 if self.url.is_none() => {
                 return Err(RegistryError::BlobNotFound {
                     repository: self.reference.familiar_name(),
                     digest: self.digest.clone(),
                 })
             }
             416 => return Err(self.transfer_error("the registry refused the range request (416)".into())),
+            _ if self.url.is_some() => return Err(url_status(self.url.as_deref().unwrap_or_default(), status)),
             _ => {
                 return Err(self
                     .client
@@ -116,9 +147,17 @@ impl BlobReader<'_> {
         Ok(())
     }
 
+    /// Where the bytes come from: the foreign URL's host, else the registry.
+    fn host(&self) -> String {
+        match &self.url {
+            Some(url) => authority(url).to_string(),
+            None => self.reference.api_host().to_string(),
+        }
+    }
+
     fn transfer_error(&self, message: String) -> RegistryError {
         RegistryError::BlobTransfer {
-            host: self.reference.api_host().to_string(),
+            host: self.host(),
             digest: self.digest.clone(),
             attempts: self.failures + 1,
             message,
@@ -132,7 +171,7 @@ impl BlobReader<'_> {
         self.last_error = message;
         if self.failures >= self.client.options().max_attempts {
             return Err(io::Error::other(RegistryError::BlobTransfer {
-                host: self.reference.api_host().to_string(),
+                host: self.host(),
                 digest: self.digest.clone(),
                 attempts: self.failures,
                 message: self.last_error.clone(),
@@ -152,7 +191,7 @@ impl Read for BlobReader<'_> {
             self.body = None;
             return Err(io::Error::other(RegistryError::TooSlow {
                 what: format!("blob {}", self.digest),
-                host: self.reference.api_host().to_string(),
+                host: self.host(),
                 detail: slow.to_string(),
             }));
         }

@@ -35,6 +35,10 @@ pub struct ClientOptions {
     pub low_speed_limit: u64,
     pub low_speed_time: Duration,
     pub user_agent: String,
+    /// Registries (`host[:port]`) that receive non-distributable (foreign)
+    /// layers on push; elsewhere such a layer is left to its URLs, as
+    /// docker's `allow-nondistributable-artifacts`.
+    pub allow_nondistributable: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +53,7 @@ impl Default for ClientOptions {
             low_speed_limit: 1024,
             low_speed_time: Duration::from_secs(60),
             user_agent: concat!("barge/", env!("CARGO_PKG_VERSION")).to_string(),
+            allow_nondistributable: Vec::new(),
         }
     }
 }
@@ -395,6 +400,18 @@ impl Client {
         limit
     }
 
+    /// Whether a push to `registry` carries `layer` itself: yes, unless the
+    /// layer is foreign (non-distributable, with URLs) and the registry is
+    /// not one allowed to hold such layers.
+    pub fn carries(&self, registry: &Reference, layer: &Descriptor) -> bool {
+        !layer.is_foreign()
+            || self
+                .opts
+                .allow_nondistributable
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(registry.registry()) || h.eq_ignore_ascii_case(registry.api_host()))
+    }
+
     pub(crate) fn is_insecure(&self, host: &str) -> bool {
         is_loopback(host)
             || self
@@ -652,6 +669,17 @@ impl Client {
     /// (skipped only for loopback and `--insecure-registry` hosts) and
     /// redirect rules, but no credentials. The body is streamed.
     pub fn get_url(&self, url: &str) -> Result<impl std::io::Read + Send + 'static, RegistryError> {
+        let resp = self.get_url_from(url, 0)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(url_status(url, status));
+        }
+        Ok(resp.into_body().into_reader())
+    }
+
+    /// [`Client::get_url`]'s request, asking for the bytes from `offset` on
+    /// (`Range`) when it is not 0; the answer is the caller's to check.
+    pub(crate) fn get_url_from(&self, url: &str, offset: u64) -> Result<Response<Body>, RegistryError> {
         let host = authority(url).to_string();
         if !(url.starts_with("https://") || url.starts_with("http://")) || host.is_empty() {
             return Err(RegistryError::Redirect {
@@ -660,23 +688,21 @@ impl Client {
                 why: "it is not an http(s) URL".into(),
             });
         }
+        let headers: Vec<(&'static str, String)> = match offset {
+            0 => Vec::new(),
+            n => vec![("Range", format!("bytes={n}-"))],
+        };
         let insecure = self.is_insecure(&host);
         let first = self
-            .with_retries(|| self.agent_for(insecure).get(url).call())
+            .with_retries(|| {
+                let mut req = self.agent_for(insecure).get(url);
+                for (k, v) in &headers {
+                    req = req.header(*k, v.as_str());
+                }
+                req.call()
+            })
             .map_err(|e| self.connect_error(&host, &e))?;
-        let resp = self.follow_redirects(&host, url, first, &None, &[])?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            return Err(RegistryError::Status {
-                host,
-                method: "GET".into(),
-                path: sanitize(url.split_once(authority(url)).map(|(_, p)| p).unwrap_or(url)),
-                status,
-                code: None,
-                message: None,
-            });
-        }
-        Ok(resp.into_body().into_reader())
+        self.follow_redirects(&host, url, first, &None, &headers)
     }
 
     pub(crate) fn connect_error(&self, host: &str, e: &ureq::Error) -> RegistryError {
@@ -1035,6 +1061,18 @@ impl ConnectCause {
 }
 
 /// The `host[:port]` of an absolute URL.
+/// The error for an unexpected answer to a plain `GET` of `url`.
+pub(crate) fn url_status(url: &str, status: u16) -> RegistryError {
+    RegistryError::Status {
+        host: authority(url).to_string(),
+        method: "GET".into(),
+        path: sanitize(url.split_once(authority(url)).map(|(_, p)| p).unwrap_or(url)),
+        status,
+        code: None,
+        message: None,
+    }
+}
+
 pub(crate) fn authority(url: &str) -> &str {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());

@@ -33,6 +33,13 @@ pub enum RegistryError {
     ManifestNotFound { reference: String },
     #[error("blob {digest} not found in {repository}")]
     BlobNotFound { repository: String, digest: Digest },
+    /// A foreign layer none of whose URLs answered, and not in the registry either.
+    #[error("foreign layer {digest} of {repository} could not be fetched from its URLs ({tried}), and the registry does not have it")]
+    ForeignBlob {
+        repository: String,
+        digest: Digest,
+        tried: String,
+    },
     // The message says the cause (`error`), so it is not also a `source`:
     // a printed cause chain would repeat it.
     #[error("{what} from {host}: {error}")]
