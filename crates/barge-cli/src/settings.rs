@@ -7,7 +7,8 @@
 //! minimum speed of a transfer from a registry, as curl's options of those
 //! names), `max-layer-size` (bytes) and `max-layer-ratio` (limits on what a
 //! layer may unpack to, against decompression bombs), and docker's `bridge`
-//! and `bip` for the default bridge network:
+//! and `bip` for the default bridge network, `no-new-privileges`, and
+//! `allow-nondistributable-artifacts` (registries that receive foreign layers):
 //!
 //! ```json
 //! { "registry-mirrors": { "docker.io": ["mirror.local:5000"], "quay.io": ["mirror.local:5000/quay"] } }
@@ -54,6 +55,11 @@ pub struct Settings {
     /// same name) [default: false, as docker].
     #[serde(default)]
     pub no_new_privileges: Option<bool>,
+    /// Registries (`host[:port]`) that receive non-distributable (foreign)
+    /// layers on push and copy; elsewhere they are left to their URLs
+    /// (dockerd's setting of the same name, without its CIDR form).
+    #[serde(default)]
+    pub allow_nondistributable_artifacts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

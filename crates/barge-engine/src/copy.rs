@@ -220,8 +220,14 @@ fn copy_image(
     let Manifest::Image { manifest, .. } = m.parse()? else {
         return Err(CopyError::Invalid(format!("{} is an index inside an index", m.digest)));
     };
-    crate::parallel(&manifest.layers, opts.max_concurrent.max(1), |l| {
-        copy_blob(src, dst, l, "blob", progress)
+    crate::parallel(&manifest.layers, opts.max_concurrent.max(1), |l| match dst.registry() {
+        // A registry gets a foreign layer only if allowed; every other
+        // destination (the store, a layout, an archive) keeps the bytes.
+        Some((client, to)) if !client.carries(to, l) => {
+            progress.message(&format!("Copying blob {} skipped: foreign layer", l.digest.short()));
+            Ok(())
+        }
+        _ => copy_blob(src, dst, l, "blob", progress),
     })?;
     copy_blob(src, dst, &manifest.config, "config", progress)
 }

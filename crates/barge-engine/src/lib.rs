@@ -120,6 +120,8 @@ pub enum LayerState {
     LayerAlreadyExists,
     /// Linked from another repository of the registry.
     MountedFrom(String),
+    /// A foreign layer, left to its URLs.
+    SkippedForeign,
 }
 
 impl LayerState {
@@ -139,6 +141,7 @@ impl LayerState {
             LayerState::Pushed => "Pushed".into(),
             LayerState::LayerAlreadyExists => "Layer already exists".into(),
             LayerState::MountedFrom(repo) => format!("Mounted from {repo}"),
+            LayerState::SkippedForeign => "Skipped foreign layer".into(),
         }
     }
 

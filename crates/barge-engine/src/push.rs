@@ -83,6 +83,10 @@ pub fn push(
         progress.layer(&l.digest, LayerState::Preparing);
     }
     crate::parallel(&layers, opts.max_concurrent, |l| {
+        if !client.carries(reference, l) {
+            progress.layer(&l.digest, LayerState::SkippedForeign);
+            return Ok(());
+        }
         let state = send_blob(
             client,
             store,

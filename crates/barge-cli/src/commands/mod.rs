@@ -60,6 +60,7 @@ impl Env {
             ..ClientOptions::default()
         };
         let settings = self.settings()?;
+        opts.allow_nondistributable = settings.allow_nondistributable_artifacts.clone();
         if let Some(secs) = settings.read_timeout.filter(|s| *s > 0) {
             opts.read_timeout = std::time::Duration::from_secs(secs);
         }
