@@ -123,6 +123,7 @@ impl Registry {
         if let Some(remote) = &opts.proxy_of {
             cfg.push_str(&format!("proxy:\n  remoteurl: {remote}\n"));
         }
+        cfg.push_str("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n");
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).expect("registry config");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
@@ -144,7 +145,9 @@ impl Registry {
         reg
     }
 
-    /// An anonymous registry on loopback.
+    /// An anonymous registry on loopback. Every registry the harness starts
+    /// accepts manifests whose layers have http(s) `urls` (foreign layers),
+    /// which docker-registry refuses unless its config allows them.
     pub fn anonymous() -> Registry {
         Registry::start(Options::default())
     }
