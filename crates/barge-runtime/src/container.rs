@@ -278,8 +278,9 @@ impl Container {
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
         // What barge made to mount on (/proc, /etc/hosts, a volume's
-        // directory, and their parents) is not the container's change:
-        // docker keeps those in its init layer, below the container's.
+        // directory, and their parents, new or only touched by that) is
+        // not the container's change: docker keeps those in its init
+        // layer, below the container's.
         let points: Vec<String> = self
             .spec()
             .ok()
@@ -289,7 +290,7 @@ impl Container {
             .map(|m| m.destination().display().to_string())
             .collect();
         let made_for_mounts = |kind: char, path: &str, all: &[(char, String)]| {
-            kind == 'A'
+            kind != 'D'
                 && (points.iter().any(|p| p == path)
                     || (points.iter().any(|p| p.starts_with(&format!("{path}/")))
                         && all.iter().all(|(_, o)| {

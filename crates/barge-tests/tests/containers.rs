@@ -1398,6 +1398,10 @@ fn rename_and_diff_as_docker() {
     let mut sorted = lines.clone();
     sorted.sort_by_key(|l| &l[2..]);
     assert_eq!(lines, sorted, "sorted by path");
+    // A container that changed nothing has no changes, as in docker: not
+    // even /etc, which only barge's mount points for /etc/hosts touched.
+    b.ok(&["run", "-d", "--name", "quiet", &image, "sleep", "300"]);
+    assert_eq!(b.ok(&["diff", "quiet"]), "");
     // Names are checked and unique, as at create.
     b.ok(&["create", "--name", "other", &image, "true"]);
     let e = b.fails(&["rename", "after", "other"]);
