@@ -48,6 +48,23 @@ impl Command {
         )
     }
 
+    /// A flag where `run`/`create` want IMAGE or `exec` CONTAINER (what
+    /// follows them is the container's, so clap takes any word there):
+    /// the verb's name and the flag, for docker's `unknown flag` error.
+    pub fn flag_for_operand(&self) -> Option<(&'static str, &str)> {
+        let verb = match self {
+            Command::ContainerVerbs(verb) | Command::Container(ContainerCommand::Verb(verb)) => verb,
+            _ => return None,
+        };
+        let (name, first) = match verb {
+            ContainerVerb::Run(a) => ("run", a.image()),
+            ContainerVerb::Create(a) => ("create", a.image()),
+            ContainerVerb::Exec(a) => ("exec", a.container()),
+            _ => return None,
+        };
+        (first.len() > 1 && first.starts_with('-')).then(|| (name, first.split('=').next().unwrap_or(first)))
+    }
+
     /// Whether the command starts processes inside containers (the
     /// container's setup, `exec`, `RUN` steps), and so must run from a
     /// binary that no container can write.

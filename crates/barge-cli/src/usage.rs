@@ -17,7 +17,13 @@ pub fn parse() -> Cli {
         argv.push("--help".into());
     }
     match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+        Ok(cli) => {
+            if let Some((verb, flag)) = cli.command.flag_for_operand() {
+                eprintln!("unknown flag: {flag}\nSee 'barge {verb} --help'.");
+                std::process::exit(125);
+            }
+            cli
+        }
         Err(e) => {
             let code = match docker_message(&e) {
                 Some((message, code)) => {

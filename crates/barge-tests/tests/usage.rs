@@ -47,6 +47,27 @@ fn unknown_flags_exit_125_and_name_the_flag() {
         err.starts_with("unknown flag: --colour\nSee 'barge images --help'."),
         "{err}"
     );
+    // Before IMAGE (or exec's CONTAINER) a flag barge does not know is
+    // one, not an image name; after it, it is the container's.
+    for (args, verb, flag) in [
+        (&["run", "--rm", "--bogus", "img"][..], "run", "--bogus"),
+        (
+            &["container", "create", "--colour=red", "img"][..],
+            "create",
+            "--colour",
+        ),
+        (&["exec", "-x", "c", "ls"][..], "exec", "-x"),
+    ] {
+        let (code, _, err) = run(&b, args);
+        assert_eq!(
+            (code, err.as_str()),
+            (
+                Some(125),
+                format!("unknown flag: {flag}\nSee 'barge {verb} --help'.\n").as_str()
+            ),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
