@@ -724,6 +724,9 @@ pub struct RunArgs {
     /// Seconds `stop` waits before killing the container when not told (-1: forever) [default: 10]
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub stop_timeout: Option<i64>,
+    /// Restart policy when the container exits: no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
     /// Add a supplementary group (a name of the image's /etc/group, or a number)
     #[arg(long = "group-add", value_name = "GROUP")]
     pub group_add: Vec<String>,

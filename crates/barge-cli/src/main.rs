@@ -3,7 +3,9 @@
 //! This binary is a wiring diagram: it parses docker-style arguments, calls
 //! one library function per command, and prints the result. Behaviour lives
 //! in the library crates.
-
+// docker's container inspect object is one json! literal, deeper than
+// serde_json's macro recursion allows by default.
+#![recursion_limit = "256"]
 #![forbid(unsafe_code)]
 
 mod args;

@@ -91,6 +91,9 @@ pub struct Meta {
     /// `--log-opt` as given (json-file's `max-size`, `max-file`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,
+    /// `--restart`, kept by the container's monitor.
+    #[serde(default, skip_serializing_if = "crate::restart::RestartPolicy::is_no")]
+    pub restart: crate::restart::RestartPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +131,20 @@ pub struct State {
     /// The kernel's OOM killer killed a process of the container's cgroup.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,
+    /// Restarts its policy made so far (`RestartCount`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: u32,
+    /// Exited, and its monitor waits out the backoff to start it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarting: bool,
+    /// A user stopped or killed it: its policy does not restart it until
+    /// it is started again (docker's HasBeenManuallyStopped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manually_stopped: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl State {
@@ -143,6 +160,9 @@ impl State {
             exit_code: None,
             error: None,
             oom_killed: false,
+            restart_count: 0,
+            restarting: false,
+            manually_stopped: false,
         }
     }
 }
@@ -188,27 +208,41 @@ impl Container {
         self.dir.join("log.json")
     }
 
+    /// The pid of the monitor process while one runs (a systemd unit's
+    /// `PIDFile=`, see `barge generate systemd`).
+    pub fn monitor_pid_path(&self) -> PathBuf {
+        self.dir.join("monitor.pid")
+    }
+
     /// The recorded state, corrected for reality: a "running" container
     /// whose process and monitor are both gone (the monitor was killed,
-    /// say) is reported as exited with status 255 and this is written back.
+    /// say) is reported as exited with status 255 and this is written back;
+    /// so is a restart whose monitor is gone: no one will make it.
     pub fn state(&self) -> Result<State, RuntimeError> {
         let mut st: State = read_json(&self.state_path())?;
-        if st.status == Status::Running {
-            let alive = |pid: Option<i32>, start: Option<u64>| {
-                pid.is_some_and(|p| start.is_some() && process_start_time(p) == start)
-            };
-            if !alive(st.pid, st.pid_start) && !alive(st.monitor_pid, st.monitor_start) {
-                // The monitor may have recorded the exit just now.
-                let again: State = read_json(&self.state_path())?;
-                if again.status != Status::Running {
-                    return Ok(again);
-                }
-                st.status = Status::Exited;
-                st.exit_code = Some(255);
-                st.finished_at = Some(crate::now_rfc3339());
-                st.error = Some("the container's monitor disappeared; its exit status is unknown".into());
-                self.set_state(&st)?;
+        let alive = |pid: Option<i32>, start: Option<u64>| {
+            pid.is_some_and(|p| start.is_some() && process_start_time(p) == start)
+        };
+        if st.restarting && st.status != Status::Running && !alive(st.monitor_pid, st.monitor_start) {
+            let again: State = read_json(&self.state_path())?;
+            if !again.restarting || again.status == Status::Running {
+                return Ok(again);
             }
+            st.restarting = false;
+            st.error = Some("the container's monitor disappeared before restarting it".into());
+            self.set_state(&st)?;
+        }
+        if st.status == Status::Running && !alive(st.pid, st.pid_start) && !alive(st.monitor_pid, st.monitor_start) {
+            // The monitor may have recorded the exit just now.
+            let again: State = read_json(&self.state_path())?;
+            if again.status != Status::Running {
+                return Ok(again);
+            }
+            st.status = Status::Exited;
+            st.exit_code = Some(255);
+            st.finished_at = Some(crate::now_rfc3339());
+            st.error = Some("the container's monitor disappeared; its exit status is unknown".into());
+            self.set_state(&st)?;
         }
         Ok(st)
     }

@@ -77,6 +77,8 @@ pub struct CreateOptions {
     /// `no_new_privs` unless `--security-opt no-new-privileges=false`
     /// (barge.json's `no-new-privileges`; docker's default is off).
     pub no_new_privileges_default: bool,
+    /// `--restart`: no, on-failure[:N], always, unless-stopped.
+    pub restart: Option<String>,
 }
 
 impl CreateOptions {
@@ -186,7 +188,14 @@ impl CreateOptions {
             })
             .collect();
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
+        let restart = crate::restart::RestartPolicy::parse(self.restart.as_deref().unwrap_or("no"))?;
+        if self.auto_remove && !restart.is_no() {
+            return Err(RuntimeError::BadOption(
+                "conflicting options: --restart and --rm".into(),
+            ));
+        }
         Ok(Validated {
+            restart,
             name,
             hosts_extra,
             sysctls,
@@ -235,6 +244,7 @@ pub struct Validated {
     network: Network,
     log_driver: crate::logs::LogDriver,
     log_opts: BTreeMap<String, String>,
+    restart: crate::restart::RestartPolicy,
     options: CreateOptions,
 }
 
@@ -486,6 +496,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         lower_dirs: image.lower_dirs.to_vec(),
         log_driver: v.log_driver,
         log_opts: v.log_opts.clone(),
+        restart: v.restart,
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {

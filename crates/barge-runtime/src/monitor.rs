@@ -1,7 +1,9 @@
 //! The process that watches a running container: relays its output (to
 //! the terminal and the log), forwards signals, waits for it, and records
 //! its exit. `run` in the foreground is its own monitor; `run -d` and
-//! `start` fork one that outlives the barge that started it.
+//! `start` fork one that outlives the barge that started it. The forked
+//! monitor also keeps the container's restart policy ([`crate::restart`]);
+//! a foreground run whose container is due a restart hands it to one.
 
 use crate::container::{Container, State, Status};
 use crate::logs::{LineWriter, LogDriver, LogFile, Rotation};
@@ -13,6 +15,7 @@ use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::process::{Pid, Signal, WaitOptions};
 use std::fs::File;
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// How a foreground container talks to the user.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +141,18 @@ fn set_running(c: &Container, s: &Started) -> Result<(), RuntimeError> {
     st.exit_code = None;
     st.error = None;
     st.oom_killed = false;
+    st.restarting = false;
     c.set_state(&st)
+}
+
+/// A user starts the container: its policy applies again.
+fn clear_manual_stop(c: &Container) -> Result<(), RuntimeError> {
+    let mut st = c.state()?;
+    if st.manually_stopped {
+        st.manually_stopped = false;
+        c.set_state(&st)?;
+    }
+    Ok(())
 }
 
 fn set_exited(c: &Container, code: i32, oom_killed: bool) -> Result<(), RuntimeError> {
@@ -361,6 +375,21 @@ impl Runtime {
     /// (and the log, unless it is removed afterwards), signals forwarded.
     /// Returns the container's exit status.
     pub fn run_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+        clear_manual_stop(c)?;
+        let began = Instant::now();
+        let code = self.relay_foreground(c, fg)?;
+        // As with docker, the command returns; the policy restarts the
+        // container in the background.
+        let restart = !c.meta.restart.is_no()
+            && c.state()
+                .is_ok_and(|st| !st.manually_stopped && c.meta.restart.wants_restart(code, st.restart_count));
+        if restart {
+            self.fork_monitor(c, Some((code, began.elapsed())))?;
+        }
+        Ok(code)
+    }
+
+    fn relay_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
         // With a terminal, signals are always the container's (docker's
         // --sig-proxy is for non-TTY mode): barge is never killed by one
         // while the operator's terminal is in raw mode, so it is restored.
@@ -463,11 +492,18 @@ impl Runtime {
     /// Starts a container in the background under a monitor process that
     /// outlives this one. Returns once the container runs (or failed to).
     pub fn run_detached(&self, c: &Container) -> Result<(), RuntimeError> {
+        clear_manual_stop(c)?;
+        self.fork_monitor(c, None)
+    }
+
+    /// Forks the monitor; with `after`, the exit status and run time of
+    /// the run before, it starts the container when its policy says so.
+    fn fork_monitor(&self, c: &Container, after: Option<(i32, Duration)>) -> Result<(), RuntimeError> {
         let (ready_r, ready_w) = pipe()?;
         // barge is single-threaded here; the child only runs the monitor and exits.
         if let Forked::Child = barge_runner::sys::fork().map_err(io_err("starting the monitor (fork)"))? {
             drop(ready_r);
-            let code = self.monitor(c, ready_w);
+            let code = self.monitor(c, ready_w, after);
             // Without running the parent's destructors.
             barge_runner::sys::exit(code);
         }
@@ -490,8 +526,9 @@ impl Runtime {
         }
     }
 
-    /// The monitor process: detach, start, report, relay to the log, record the exit.
-    fn monitor(&self, c: &Container, ready: OwnedFd) -> i32 {
+    /// The monitor process: detach, start, report, relay to the log, record
+    /// the exit; again after each exit its restart policy wants restarted.
+    fn monitor(&self, c: &Container, ready: OwnedFd, mut after: Option<(i32, Duration)>) -> i32 {
         let _ = rustix::process::setsid();
         barge_runner::sys::close_all_but(&[ready.as_raw_fd()]);
         if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
@@ -499,63 +536,139 @@ impl Runtime {
             let _ = rustix::stdio::dup2_stdout(&null);
             let _ = rustix::stdio::dup2_stderr(&null);
         }
-        let mut ready = File::from(ready);
-        let report = |ready: &mut File, e: &RuntimeError| {
-            let _ = ready.write_all(format!("{}:{e}", e.exit_code()).as_bytes());
-        };
-        let log = match open_log(c) {
-            Ok(l) => l,
-            Err(e) => {
-                report(&mut ready, &e);
-                return 1;
+        // For a service manager that started `barge start` (PIDFile=):
+        // written before the caller hears that the container started.
+        let pid_file = c.monitor_pid_path();
+        let _ = barge_store::fsutil::write_atomic(&pid_file, format!("{}\n", std::process::id()).as_bytes(), 0o644);
+        // Told once: that the container started, or why it did not.
+        let mut ready = Some(File::from(ready));
+        let tell = |ready: &mut Option<File>, what: Result<(), &RuntimeError>| {
+            if let Some(mut r) = ready.take() {
+                let _ = match what {
+                    Ok(()) => r.write_all(b"ok"),
+                    Err(e) => r.write_all(format!("{}:{e}", e.exit_code()).as_bytes()),
+                };
             }
         };
-        let setup = || -> Result<(Started, Streams, Option<OwnedFd>), RuntimeError> {
-            if c.meta.tty {
-                let mut s = self.started(c, runner::start(c, ChildIo::Terminal))?;
-                let master = s
-                    .terminal
-                    .take()
-                    .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
-                let read_end = master.try_clone().map_err(io_err("cloning the terminal"))?;
-                Ok((s, vec![(read_end, "stdout")], Some(master)))
-            } else {
-                let (io, streams, _) = stdio_pipes(false)?;
-                Ok((self.started(c, runner::start(c, io))?, streams, None))
+        let mut backoff = crate::restart::Backoff::default();
+        loop {
+            if let Some((code, ran)) = after {
+                let Some(delay) = self.restart_due(c, code, ran, &mut backoff) else {
+                    break;
+                };
+                tell(&mut ready, Ok(()));
+                if !self.wait_to_restart(c, delay) {
+                    break;
+                }
             }
-        };
-        let (started, streams, master) = match setup() {
-            Ok(x) => x,
-            Err(e) => {
-                report(&mut ready, &e);
-                return 1;
+            let began = Instant::now();
+            let code = match self.start_logged(c) {
+                Ok((started, streams, master, log)) => {
+                    tell(&mut ready, Ok(()));
+                    let code = relay(
+                        &started,
+                        Outputs {
+                            to_stdout: false,
+                            to_stderr: false,
+                            log,
+                        },
+                        streams,
+                        None,
+                        None,
+                        master.as_ref(),
+                    );
+                    drop(master);
+                    match self.finish(c, code) {
+                        Ok(code) => code,
+                        Err(_) => return 1,
+                    }
+                }
+                // The first start's failure is the caller's to report; a
+                // restart's is recorded (`started`) and counts as an exit.
+                Err(e) if ready.is_some() => {
+                    tell(&mut ready, Err(&e));
+                    let _ = std::fs::remove_file(&pid_file);
+                    return 1;
+                }
+                Err(e) => e.exit_code(),
+            };
+            after = Some((code, began.elapsed()));
+        }
+        tell(&mut ready, Ok(()));
+        let _ = std::fs::remove_file(&pid_file);
+        0
+    }
+
+    /// Starts the container with its output to pipes (or its terminal) and its log.
+    #[allow(clippy::type_complexity)]
+    fn start_logged(
+        &self,
+        c: &Container,
+    ) -> Result<(Started, Streams, Option<OwnedFd>, Option<LogFile>), RuntimeError> {
+        let log = open_log(c)?;
+        if c.meta.tty {
+            let mut s = self.started(c, runner::start(c, ChildIo::Terminal))?;
+            let master = s
+                .terminal
+                .take()
+                .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
+            let read_end = master.try_clone().map_err(io_err("cloning the terminal"))?;
+            Ok((s, vec![(read_end, "stdout")], Some(master), log))
+        } else {
+            let (io, streams, _) = stdio_pipes(false)?;
+            Ok((self.started(c, runner::start(c, io))?, streams, None, log))
+        }
+    }
+
+    /// The delay before the policy restarts a container that exited with
+    /// `code` after running for `ran`, marked as restarting (by this
+    /// monitor); `None`: it stays exited.
+    fn restart_due(
+        &self,
+        c: &Container,
+        code: i32,
+        ran: Duration,
+        backoff: &mut crate::restart::Backoff,
+    ) -> Option<Duration> {
+        if c.meta.auto_remove || c.meta.restart.is_no() {
+            return None;
+        }
+        let mut st = c.state().ok()?;
+        if st.manually_stopped || !c.meta.restart.wants_restart(code, st.restart_count) {
+            return None;
+        }
+        st.restarting = true;
+        st.restart_count += 1;
+        let me = std::process::id() as i32;
+        st.monitor_pid = Some(me);
+        st.monitor_start = crate::container::process_start_time(me);
+        c.set_state(&st).ok()?;
+        Some(backoff.delay(ran))
+    }
+
+    /// Waits out a restart's delay; false when a user stopped the
+    /// container meanwhile (or removed it).
+    fn wait_to_restart(&self, c: &Container, delay: Duration) -> bool {
+        let end = Instant::now() + delay;
+        loop {
+            let Ok(mut st) = c.state() else { return false };
+            if st.manually_stopped {
+                st.restarting = false;
+                let _ = c.set_state(&st);
+                return false;
             }
-        };
-        let _ = ready.write_all(b"ok");
-        drop(ready);
-        let code = relay(
-            &started,
-            Outputs {
-                to_stdout: false,
-                to_stderr: false,
-                log,
-            },
-            streams,
-            None,
-            None,
-            master.as_ref(),
-        );
-        drop(master);
-        match self.finish(c, code) {
-            Ok(_) => 0,
-            Err(_) => 1,
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
         }
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after `timeout`; waits
     /// until the monitor has recorded the exit.
     pub fn stop(&self, c: &Container, timeout: std::time::Duration) -> Result<(), RuntimeError> {
-        let st = c.state()?;
+        let st = self.mark_stopped(c)?;
         if st.status != Status::Running {
             return Ok(());
         }
@@ -565,6 +678,27 @@ impl Runtime {
             self.wait_exit(c, std::time::Duration::from_secs(10))?;
         }
         Ok(())
+    }
+
+    /// A user stops or kills the container: its restart policy leaves it
+    /// be. A restart under way is let finish (the monitor gives up on
+    /// seeing the mark, or has started it already: then it is running and
+    /// the caller's signal reaches it). Returns the state after that.
+    pub fn mark_stopped(&self, c: &Container) -> Result<State, RuntimeError> {
+        let mut st = c.state()?;
+        if c.meta.restart.is_no() {
+            return Ok(st);
+        }
+        if !st.manually_stopped {
+            st.manually_stopped = true;
+            c.set_state(&st)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while st.restarting && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            st = c.state()?;
+        }
+        Ok(st)
     }
 
     /// Waits until the container is no longer running; false on timeout.

@@ -132,16 +132,17 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         group_add: a.group_add.clone(),
         expose: a.expose.clone(),
         no_new_privileges_default: false,
+        restart: a.restart.clone(),
     })
 }
 
-fn runtime(env: &Env) -> Result<Runtime, Failure> {
+pub(super) fn runtime(env: &Env) -> Result<Runtime, Failure> {
     let store = env.store()?;
     env.networks(&store)?;
     Ok(Runtime::new(&store))
 }
 
-fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
+pub(super) fn find(rt: &Runtime, name: &str) -> Result<Container, Failure> {
     rt.find(name).map_err(|e| fail("", e))
 }
 
@@ -344,7 +345,7 @@ pub fn restart(env: &Env, a: &StopArgs) -> Result<i32, Failure> {
 pub fn kill(env: &Env, a: &KillArgs) -> Result<i32, Failure> {
     let sig = barge_runtime::runner::parse_signal(&a.signal).map_err(|e| fail("", e))?;
     each(env, &a.containers, |rt, c| {
-        let st = c.state().map_err(|e| fail("", e))?;
+        let st = rt.mark_stopped(c).map_err(|e| fail("", e))?;
         if st.status != Status::Running {
             return Err(Failure::msg(format!(
                 "cannot kill container: {}: container is not running",
@@ -385,6 +386,17 @@ pub fn wait(env: &Env, a: &ContainersArgs) -> Result<i32, Failure> {
 pub fn rm(env: &Env, a: &RmArgs) -> Result<i32, Failure> {
     each(env, &a.containers, |rt, c| {
         let st = c.state().map_err(|e| fail("", e))?;
+        if st.restarting && !a.force {
+            return Err(Failure::msg(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id()
+            )));
+        }
+        let st = if a.force {
+            rt.mark_stopped(c).map_err(|e| fail("", e))?
+        } else {
+            st
+        };
         if st.status == Status::Running {
             if !a.force {
                 return Err(fail("", RuntimeError::Running(c.meta.name.clone())));
@@ -504,6 +516,7 @@ fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
         Status::Created => "created",
         Status::Running if rt.paused(c) => "paused",
         Status::Running => "running",
+        Status::Exited if st.restarting => "restarting",
         Status::Exited => "exited",
     }
 }
@@ -516,6 +529,11 @@ fn status_text(st: &State, now: i64, paused: bool) -> String {
             "Up {}{}",
             format::human_duration(now - secs(&st.started_at).unwrap_or(now)),
             if paused { " (Paused)" } else { "" }
+        ),
+        Status::Exited if st.restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code.unwrap_or(0),
+            format::human_duration(now - secs(&st.finished_at).unwrap_or(now))
         ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -934,7 +952,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "Status": status,
             "Running": st.status == Status::Running,
             "Paused": status == "paused",
-            "Restarting": false,
+            "Restarting": status == "restarting",
             "OOMKilled": st.oom_killed,
             "Dead": false,
             "Pid": if st.status == Status::Running { st.pid.unwrap_or(0) } else { 0 },
@@ -949,7 +967,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "HostsPath": c.dir.join("hosts").display().to_string(),
         "LogPath": if c.meta.log_driver.is_json_file() { c.log_path().display().to_string() } else { String::new() },
         "Name": format!("/{}", c.meta.name),
-        "RestartCount": 0,
+        "RestartCount": st.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
         "MountLabel": "",
@@ -970,6 +988,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "LogConfig": {"Type": c.meta.log_driver.name(), "Config": c.meta.log_opts},
             "PortBindings": port_bindings(&c.meta.ports),
             "AutoRemove": c.meta.auto_remove,
+            "RestartPolicy": {"Name": c.meta.restart.name(), "MaximumRetryCount": c.meta.restart.max_retries},
             "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
             "CapAdd": c.meta.cap_add,
             "CapDrop": c.meta.cap_drop,
