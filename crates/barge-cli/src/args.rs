@@ -156,6 +156,9 @@ pub enum Command {
     /// Push files to a registry as an OCI artifact, or pull them back (as oras does)
     #[command(subcommand)]
     Artifact(ArtifactCommand),
+    /// Generate files for other tools (a systemd unit for a container)
+    #[command(subcommand)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -1288,4 +1291,24 @@ pub struct VerifyArgs {
     /// Image to verify: NAME[:TAG] or NAME@DIGEST
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Print a systemd unit that starts the container at boot and stops it (as podman's)
+    Systemd(GenerateSystemdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateSystemdArgs {
+    /// Seconds `stop` waits before killing the container [default: its --stop-timeout, else 10]
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u32>,
+    /// systemd's Restart= for the monitor itself: no, on-failure, always, … [default: on-failure when the container has a restart policy, else no]
+    #[arg(long, value_name = "POLICY", value_parser = ["no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"])]
+    pub restart_policy: Option<String>,
+    /// Write container-NAME.service into the current directory and print its path
+    #[arg(long)]
+    pub files: bool,
+    pub container: String,
 }

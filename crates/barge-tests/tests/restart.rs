@@ -163,3 +163,86 @@ fn bad_policies_are_refused_before_anything_is_made() {
     }
     assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn generate_systemd_writes_a_unit_whose_commands_start_and_stop_it() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "create",
+        "--name",
+        "svc",
+        "--restart",
+        "always",
+        "--stop-timeout",
+        "3",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    let unit = b.ok(&["generate", "systemd", "svc"]);
+    let value = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key}= missing: {unit}"))
+            .to_string()
+    };
+    assert_eq!(value("Type"), "forking");
+    assert_eq!(value("Restart"), "on-failure");
+    assert_eq!(value("TimeoutStopSec"), "63");
+    assert_eq!(value("WantedBy"), "multi-user.target");
+    assert!(value("ExecStop").ends_with(" stop -t 3 svc"), "{unit}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("container-svc.service");
+    std::fs::write(&path, &unit).expect("unit");
+    if have_tool("systemd-analyze") || in_ci() {
+        let o = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // What systemd would run: ExecStart forks the monitor, whose pid is
+    // in PIDFile; ExecStop stops the container and the monitor exits.
+    let run = |line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let o = std::process::Command::new(words[0])
+            .args(&words[1..])
+            .env("BARGE_CONFIG", b.root().parent().expect("parent").join("barge-config"))
+            .output()
+            .expect("unit command");
+        assert!(o.status.success(), "{line}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&value("ExecStart"));
+    assert_eq!(inspect(&b, "svc", "{{.State.Status}}"), "running");
+    let pid_file = std::path::PathBuf::from(value("PIDFile"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("PIDFile")
+        .trim()
+        .parse()
+        .expect("pid");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pid_file.with_file_name("state.json")).expect("state")).expect("json");
+    assert_eq!(
+        state["monitor_pid"].as_i64(),
+        Some(i64::from(pid)),
+        "PIDFile names the monitor"
+    );
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    run(&value("ExecStop"));
+    assert_eq!(inspect(&b, "svc", "{{.State.Status}}"), "exited");
+    wait_until("the monitor exits", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(!pid_file.exists(), "the PIDFile goes with the monitor");
+    // --files writes container-NAME.service where it is run.
+    let o = b
+        .command()
+        .args(["generate", "systemd", "--files", "svc"])
+        .current_dir(dir.path())
+        .output()
+        .expect("generate --files");
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), path.display().to_string());
+    assert_eq!(std::fs::read_to_string(&path).expect("unit file"), unit);
+}

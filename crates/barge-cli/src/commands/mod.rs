@@ -4,6 +4,7 @@ mod artifact;
 mod build;
 mod containers;
 mod copy;
+mod generate;
 mod images;
 mod login;
 mod mirror;
@@ -16,8 +17,8 @@ mod trust;
 pub use login::credential_helper;
 
 use crate::args::{
-    ArtifactCommand, BuilderCommand, Cli, Command, ContainerCommand, ContainerVerb, ImageCommand, ImageVerb,
-    ManifestCommand, NetworkCommand, SystemCommand,
+    ArtifactCommand, BuilderCommand, Cli, Command, ContainerCommand, ContainerVerb, GenerateCommand, ImageCommand,
+    ImageVerb, ManifestCommand, NetworkCommand, SystemCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
@@ -235,6 +236,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Referrers(a) => toolkit::referrers(&env, &a),
         Command::Artifact(ArtifactCommand::Push(a)) => artifact::push(&env, &a),
         Command::Artifact(ArtifactCommand::Pull(a)) => artifact::pull(&env, &a),
+        Command::Generate(GenerateCommand::Systemd(a)) => generate::systemd(&env, &a),
     }
 }
 
