@@ -26,6 +26,7 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod network;
+pub mod rootfs;
 pub mod rootless;
 pub mod runner;
 pub mod stats;
