@@ -534,6 +534,11 @@ pub enum ContainerVerb {
     /// Display the running processes of a container
     #[command(override_usage = "barge top CONTAINER [ps OPTIONS]")]
     Top(TopArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "barge cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       barge cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp(CpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1268,4 +1273,18 @@ pub struct VerifyArgs {
     /// Image to verify: NAME[:TAG] or NAME@DIGEST
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    #[arg(value_name = "SRC_PATH")]
+    pub src: String,
+    #[arg(value_name = "DEST_PATH")]
+    pub dest: String,
 }

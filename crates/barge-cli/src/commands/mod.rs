@@ -4,6 +4,7 @@ mod artifact;
 mod build;
 mod containers;
 mod copy;
+mod fsverbs;
 mod images;
 mod login;
 mod mirror;
@@ -254,6 +255,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Unpause(a) => containers::pause(env, &a, false),
         ContainerVerb::Diff(a) => containers::diff(env, &a),
         ContainerVerb::Top(a) => containers::top(env, &a),
+        ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
     }
 }
 

@@ -1,0 +1,122 @@
+//! The filesystem verbs: `cp`, `export`, `import` and `commit`.
+
+use super::containers::{fail, find, runtime};
+use super::Env;
+use crate::args::CpArgs;
+use crate::failure::Failure;
+use barge_builder::archive::{self, CpError, Side, Source};
+use barge_runtime::Container;
+use rustix::fd::AsFd;
+
+/// One operand of `cp`: the local filesystem (`-`: a tar stream) or
+/// `CONTAINER:PATH`, split as docker splits it: a path starting with `/`
+/// or `.` is local whatever colons it holds.
+enum Operand<'a> {
+    Local(&'a str),
+    Container(&'a str, String),
+}
+
+fn operand(arg: &str) -> Operand<'_> {
+    if arg.starts_with('/') || arg.starts_with('.') {
+        return Operand::Local(arg);
+    }
+    match arg.split_once(':') {
+        Some((c, p)) if !c.is_empty() && !c.contains('/') => {
+            // Paths in a container are from its root.
+            Operand::Container(c, format!("/{}", p.trim_start_matches('/')).replace("//", "/"))
+        }
+        _ => Operand::Local(arg),
+    }
+}
+
+/// A `cp` error as docker words it: `No such container:path: X:/nope`
+/// for a container path, `lstat /nope: …` for a local one.
+fn cp_failure(e: CpError, container: Option<&str>) -> Failure {
+    match (e, container) {
+        (CpError::NotFound(p), Some(c)) => Failure::msg(format!("No such container:path: {c}:{p}")),
+        (CpError::NotFound(p), None) => Failure::msg(format!("lstat {p}: no such file or directory")),
+        (e, _) => Failure::new("copying", e),
+    }
+}
+
+fn open_root(c: &Container) -> Result<barge_runtime::rootfs::RootFs, Failure> {
+    c.open_root()
+        .map_err(|e| fail(format!("opening the filesystem of {}", c.meta.name), e))
+}
+
+pub fn cp(env: &Env, a: &CpArgs) -> Result<i32, Failure> {
+    let (src, dest) = (operand(&a.src), operand(&a.dest));
+    let rt = runtime(env)?;
+    match (src, dest) {
+        (Operand::Container(..), Operand::Container(..)) => {
+            Err(Failure::msg("copying between containers is not supported"))
+        }
+        (Operand::Local(_), Operand::Local(_)) => Err(Failure::msg("must specify at least one container source")),
+        (Operand::Container(name, path), Operand::Local("-")) => {
+            let c = find(&rt, name)?;
+            let root = open_root(&c)?;
+            let source = Source {
+                root: root.fd.as_fd(),
+                path: &path,
+                follow: a.follow_link,
+                one_mount: false,
+            };
+            let out = std::io::BufWriter::new(std::io::stdout());
+            archive::write_archive(&source, &archive::archive_name(&path), Box::new(out))
+                .map_err(|e| cp_failure(e, Some(name)))?;
+            Ok(0)
+        }
+        (Operand::Local("-"), Operand::Container(name, path)) => {
+            let c = find(&rt, name)?;
+            let root = open_root(&c)?;
+            let dir = archive::is_directory(root.fd.as_fd(), &path).map_err(|e| cp_failure(e, Some(name)))?;
+            if !dir {
+                return Err(Failure::msg(format!(
+                    "destination \"{name}:{path}\" must be a directory"
+                )));
+            }
+            archive::extract(std::io::stdin().lock(), root.fd.as_fd(), &path, a.archive)
+                .map_err(|e| cp_failure(e, Some(name)))?;
+            Ok(0)
+        }
+        (Operand::Container(name, path), Operand::Local(local)) => {
+            let c = find(&rt, name)?;
+            let root = open_root(&c)?;
+            let host = archive::host_root().map_err(|e| cp_failure(e, None))?;
+            let local = archive::host_path(local).map_err(|e| cp_failure(e, None))?;
+            let src = Side {
+                root: root.fd.as_fd(),
+                path: &path,
+            };
+            let dest = Side {
+                root: host.as_fd(),
+                path: &local,
+            };
+            archive::copy(&src, a.follow_link, &dest, a.archive).map_err(|e| match e {
+                // A missing source is the container's; the destination's parent, the host's.
+                CpError::NotFound(p) if p == path => cp_failure(CpError::NotFound(p), Some(name)),
+                e => cp_failure(e, None),
+            })?;
+            Ok(0)
+        }
+        (Operand::Local(local), Operand::Container(name, path)) => {
+            let c = find(&rt, name)?;
+            let root = open_root(&c)?;
+            let host = archive::host_root().map_err(|e| cp_failure(e, None))?;
+            let local = archive::host_path(local).map_err(|e| cp_failure(e, None))?;
+            let src = Side {
+                root: host.as_fd(),
+                path: &local,
+            };
+            let dest = Side {
+                root: root.fd.as_fd(),
+                path: &path,
+            };
+            archive::copy(&src, a.follow_link, &dest, a.archive).map_err(|e| match e {
+                CpError::NotFound(p) if p == local => cp_failure(CpError::NotFound(p), None),
+                e => cp_failure(e, Some(name)),
+            })?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The filesystem verbs through the real binary: `cp` both ways (files,
+//! directories, tar streams, `-a`, `-L`) on running and stopped
+//! containers, paths that try to leave the container, `export`/`import`
+//! and `commit`.
+
+use barge_tests::image::busybox_store;
+use barge_tests::rawtar::RawTar;
+use barge_tests::registry::Registry;
+use barge_tests::{stderr_of as err, Barge};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn setup() -> Option<(Registry, Barge, String)> {
+    busybox_store(&[], &[], |_| {})
+}
+
+fn exec(b: &Barge, c: &str, script: &str) -> String {
+    b.ok(&["exec", c, "sh", "-c", script])
+}
+
+/// Names in a tar stream.
+fn names(tar: &[u8]) -> Vec<String> {
+    tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Host → container and back, files and directories, with docker's rules
+/// for existing and missing destinations, on a running container and a
+/// stopped one.
+#[test]
+fn cp_both_ways_running_and_stopped() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    std::fs::create_dir_all(h.join("tree/sub")).unwrap();
+    std::fs::write(h.join("tree/top.txt"), "top").unwrap();
+    std::fs::write(h.join("tree/sub/deep.txt"), "deep").unwrap();
+    std::fs::write(h.join("one.txt"), "one").unwrap();
+    b.ok(&["run", "-d", "--name", "cpr", &image, "sleep", "300"]);
+
+    for (round, c) in ["running", "stopped"].iter().enumerate() {
+        if round == 1 {
+            b.ok(&["stop", "-t", "0", "cpr"]);
+        }
+        let n = round.to_string();
+        // A file into an existing directory, and to a new name.
+        b.ok(&["cp", p(&h.join("one.txt")), "cpr:/tmp"]);
+        b.ok(&["cp", p(&h.join("one.txt")), &format!("cpr:/tmp/renamed{n}")]);
+        // A directory to a missing path becomes it; into an existing one
+        // it goes under its own name; `/.` copies its content.
+        b.ok(&["cp", p(&h.join("tree")), &format!("cpr:/made{n}")]);
+        b.ok(&["cp", p(&h.join("tree")), "cpr:/etc"]);
+        b.ok(&["cp", &format!("{}/.", p(&h.join("tree"))), "cpr:/home"]);
+        // A destination ending in / must exist.
+        let e = b.fails(&["cp", p(&h.join("one.txt")), "cpr:/nodir/"]);
+        assert!(e.contains("does not exist"), "{c}: {e}");
+        // A directory onto a file is refused.
+        let e = b.fails(&["cp", p(&h.join("tree")), "cpr:/etc/passwd"]);
+        assert!(e.contains("cannot copy a directory"), "{c}: {e}");
+        // Docker's message for a missing source, exit 1.
+        let o = b.run(&["cp", "cpr:/nope", p(h)]);
+        assert_eq!(o.status.code(), Some(1), "{c}");
+        assert_eq!(err(&o).trim(), "Error: No such container:path: cpr:/nope", "{c}");
+        // A file with a trailing slash is not a directory.
+        let e = b.fails(&["cp", "cpr:/etc/passwd/", p(h)]);
+        assert!(e.contains("not a directory"), "{c}: {e}");
+
+        // Back out to the host.
+        let back = h.join(format!("back{n}"));
+        std::fs::create_dir(&back).unwrap();
+        b.ok(&["cp", &format!("cpr:/made{n}"), p(&back.join("made"))]);
+        b.ok(&["cp", "cpr:/etc/tree", p(&back)]);
+        b.ok(&["cp", &format!("cpr:/tmp/renamed{n}"), p(&back.join("file"))]);
+        b.ok(&["cp", "cpr:/home/.", p(&back.join("home"))]);
+        assert_eq!(
+            std::fs::read_to_string(back.join("made/top.txt")).unwrap(),
+            "top",
+            "{c}"
+        );
+        assert_eq!(std::fs::read_to_string(back.join("made/sub/deep.txt")).unwrap(), "deep");
+        assert_eq!(std::fs::read_to_string(back.join("tree/sub/deep.txt")).unwrap(), "deep");
+        assert_eq!(std::fs::read_to_string(back.join("file")).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(back.join("home/top.txt")).unwrap(), "top");
+        // A file onto an existing host file replaces it.
+        b.ok(&["cp", "cpr:/etc/hostname", p(&back.join("file"))]);
+        assert_ne!(std::fs::read_to_string(back.join("file")).unwrap(), "one");
+    }
+    b.ok(&["start", "cpr"]);
+    let seen = exec(
+        &b,
+        "cpr",
+        "cat /tmp/one.txt /tmp/renamed0 /tmp/renamed1 /made0/sub/deep.txt /made1/top.txt /etc/tree/top.txt /home/sub/deep.txt",
+    );
+    assert_eq!(seen, "oneoneonedeeptoptopdeep");
+    b.ok(&["rm", "-f", "cpr"]);
+}
+
+/// `-a` keeps owners both ways; without it the copy is the copying
+/// user's (root in the container).
+#[test]
+fn cp_archive_keeps_owners() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let host = tempfile::tempdir().unwrap();
+    let f = host.path().join("owned");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpa",
+        &image,
+        "sh",
+        "-c",
+        "touch /app; chown 1000:1001 /app; sleep 300",
+    ]);
+    barge_tests::wait_until("/app is made", || {
+        b.run(&["exec", "cpa", "test", "-e", "/app"]).status.success()
+    });
+    b.ok(&["cp", p(&f), "cpa:/plain"]);
+    b.ok(&["cp", "-a", p(&f), "cpa:/kept"]);
+    assert_eq!(exec(&b, "cpa", "stat -c %u:%g /plain /kept"), "0:0\n1234:5678\n");
+    b.ok(&["cp", "cpa:/app", p(&host.path().join("mine"))]);
+    b.ok(&["cp", "-a", "cpa:/app", p(&host.path().join("theirs"))]);
+    let md = |n: &str| std::fs::metadata(host.path().join(n)).unwrap();
+    assert_eq!((md("mine").uid(), md("mine").gid()), (0, 0));
+    assert_eq!((md("theirs").uid(), md("theirs").gid()), (1000, 1001));
+    b.ok(&["rm", "-f", "cpa"]);
+}
+
+/// `-` is a tar stream on either side; `-L` follows a symlink in SRC.
+#[test]
+fn cp_tar_streams_and_links() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cps",
+        &image,
+        "sh",
+        "-c",
+        "ln -s /etc/passwd /lnk; sleep 300",
+    ]);
+    barge_tests::wait_until("/lnk is made", || {
+        b.run(&["exec", "cps", "test", "-L", "/lnk"]).status.success()
+    });
+    let o = b.run(&["cp", "cps:/etc", "-"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let listed = names(&o.stdout);
+    assert!(
+        listed.contains(&"etc".to_string()) || listed.contains(&"etc/".to_string()),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&"etc/passwd".to_string()), "{listed:?}");
+
+    let tar = RawTar::new()
+        .dir("in", 0o755)
+        .file("in/a.txt", b"from a stream", 0o640)
+        .bytes();
+    let o = b.run_with_input(&["cp", "-", "cps:/tmp"], &tar);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        exec(&b, "cps", "cat /tmp/in/a.txt; stat -c %a /tmp/in/a.txt"),
+        "from a stream640\n"
+    );
+    let o = b.run_with_input(&["cp", "-", "cps:/etc/passwd"], &tar);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("must be a directory"), "{}", err(&o));
+
+    let host = tempfile::tempdir().unwrap();
+    b.ok(&["cp", "cps:/lnk", p(&host.path().join("link"))]);
+    let md = std::fs::symlink_metadata(host.path().join("link")).unwrap();
+    assert!(md.file_type().is_symlink(), "without -L the link itself");
+    b.ok(&["cp", "-L", "cps:/lnk", p(&host.path().join("followed"))]);
+    let text = std::fs::read_to_string(host.path().join("followed")).unwrap();
+    assert!(text.starts_with("root:"), "with -L the file: {text}");
+    let o = b.run(&["cp", "-L", "cps:/lnk", "-"]);
+    assert_eq!(names(&o.stdout), ["lnk"]);
+    b.ok(&["rm", "-f", "cps"]);
+}
+
+/// Paths resolve inside the container: a symlink to /etc, `..`, and an
+/// absolute symlink in an intermediate component reach the container's
+/// files, never the host's; a hostile tar stream stays in its directory.
+#[test]
+fn cp_stays_inside_the_container() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let canary = format!("barge-cp-canary-{}", std::process::id());
+    let host_canary = Path::new("/etc").join(&canary);
+    std::fs::write(&host_canary, "host secret").unwrap();
+    let script = format!(
+        "ln -s /etc /escape; ln -s /etc/{canary} /leak; mkdir /d; ln -s / /d/root; ln -s ../../../../etc /d/up; sleep 300"
+    );
+    b.ok(&["run", "-d", "--name", "cpx", &image, "sh", "-c", &script]);
+    barge_tests::wait_until("the links are made", || {
+        b.run(&["exec", "cpx", "test", "-L", "/d/up"]).status.success()
+    });
+    let host = tempfile::tempdir().unwrap();
+    let payload = host.path().join("payload");
+    std::fs::write(&payload, "payload").unwrap();
+    let before = std::fs::read_dir("/etc").unwrap().count();
+
+    for round in ["running", "stopped"] {
+        if round == "stopped" {
+            b.ok(&["stop", "-t", "0", "cpx"]);
+        }
+        // Reads: the link names a host file the container lacks.
+        for src in [
+            "cpx:/leak".to_string(),
+            format!("cpx:/escape/{canary}"),
+            format!("cpx:/../../../../etc/{canary}"),
+            format!("cpx:/d/root/etc/{canary}"),
+            format!("cpx:/d/up/{canary}"),
+        ] {
+            let o = b.run(&["cp", "-L", &src, p(&host.path().join("got"))]);
+            assert_eq!(o.status.code(), Some(1), "{round} {src}");
+            assert!(err(&o).contains("No such container:path"), "{round} {src}: {}", err(&o));
+            assert!(
+                !host.path().join("got").exists(),
+                "{round} {src}: the host's file was read"
+            );
+        }
+        // Writes: through the same links, into the container's /etc.
+        for (i, dest) in [
+            "cpx:/escape/w1",
+            "cpx:/../../etc/w2",
+            "cpx:/d/root/etc/w3",
+            "cpx:/d/up/w4",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let dest = format!("{dest}-{round}");
+            b.ok(&["cp", p(&payload), &dest]);
+            assert!(
+                !Path::new(&format!("/etc/w{}-{round}", i + 1)).exists(),
+                "{round}: {dest} wrote the host's /etc"
+            );
+        }
+        // A tar stream with `../` names, links then files through them.
+        let tar = RawTar::new()
+            .symlink("out", "/")
+            .file(&format!("out/t1-{round}"), b"t1", 0o644)
+            .symlink("up", "../../../../..")
+            .file(&format!("up/t2-{round}"), b"t2", 0o644)
+            .bytes();
+        let o = b.run_with_input(&["cp", "-", "cpx:/tmp"], &tar);
+        assert!(o.status.success(), "{round}: {}", err(&o));
+        for hostile in [
+            RawTar::new().file("../../../../etc/t3", b"t3", 0o644).bytes(),
+            RawTar::new()
+                .symlink("gone", "/etc")
+                .file("gone/t4", b"t4", 0o644)
+                .bytes(),
+        ] {
+            let o = b.run_with_input(&["cp", "-", "cpx:/tmp"], &hostile);
+            assert_eq!(o.status.code(), Some(1), "{round}: refused: {}", err(&o));
+        }
+        for t in ["t1-running", "t2-running", "t1-stopped", "t2-stopped", "t3", "t4"] {
+            assert!(!Path::new("/etc").join(t).exists(), "{round}: the host's /etc/{t}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir("/etc").unwrap().count(),
+        before,
+        "nothing new in the host's /etc"
+    );
+    assert_eq!(std::fs::read_to_string(&host_canary).unwrap(), "host secret");
+    std::fs::remove_file(&host_canary).unwrap();
+    b.ok(&["start", "cpx"]);
+    let inside = exec(&b, "cpx", "cat /etc/w1-running /etc/w4-stopped; ls /tmp");
+    assert_eq!(
+        inside, "payloadpayloadgone\nout\nt1-running\nt1-stopped\nt2-running\nt2-stopped\nup\n",
+        "the writes landed inside: {inside}"
+    );
+    b.ok(&["rm", "-f", "cpx"]);
+}
