@@ -106,6 +106,22 @@ fn finish_gzip(gz: GzEncoder<Hashing<tempfile::NamedTempFile>>) -> io::Result<(t
     Ok((h.inner, h.hasher.finish(), size))
 }
 
+/// An uncompressed tar stream (`import`) as a layer: compressed into a
+/// temporary file in `dir`, hashed before (the diff ID) and after (the
+/// blob digest), streamed.
+pub fn compress_to_file(dir: &Path, mut tar: impl Read) -> io::Result<Written> {
+    let mut out = Hashing {
+        inner: gzip_file(dir)?,
+        hasher: Hasher::new(),
+    };
+    io::copy(&mut tar, &mut out)?;
+    let diff_id = out.hasher.finish();
+    Ok(Written {
+        diff_id,
+        blob: Some(finish_gzip(out.inner)?),
+    })
+}
+
 impl LayerWriter {
     /// A layer written, gzip-compressed, to a temporary file in `dir`.
     pub fn to_file(dir: &Path, mtime: u64) -> io::Result<LayerWriter> {
@@ -116,6 +132,12 @@ impl LayerWriter {
     /// ([`LayerWriter::set_mtime`]).
     pub fn to_writer(out: Box<dyn Write + Send>) -> LayerWriter {
         LayerWriter::over(Out::Plain(out), 0)
+    }
+
+    /// Entries written by `write_entry` keep their files' mtimes (commit).
+    pub fn keep_times(mut self) -> LayerWriter {
+        self.keep_times = true;
+        self
     }
 
     /// The mtime of the entries written next.

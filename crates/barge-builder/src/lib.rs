@@ -39,8 +39,9 @@ pub use dockerfile::{
     RunNetwork, SecretMount,
 };
 pub use ignore::Ignore;
+pub use layer::Written;
 pub use prune::{prune, BuildCachePruned};
-pub use steps::build;
+pub use steps::{build, commit_image, container_layer, tar_layer, NewImage};
 
 use barge_oci::{Digest, Platform, Reference};
 use barge_runtime::Network;
