@@ -374,6 +374,9 @@ pub enum ImageVerb {
     Tag(TagArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    #[command(override_usage = "barge import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -539,6 +542,8 @@ pub enum ContainerVerb {
         override_usage = "barge cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       barge cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
     )]
     Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1287,4 +1292,30 @@ pub struct CpArgs {
     pub src: String,
     #[arg(value_name = "DEST_PATH")]
     pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "CHANGE")]
+    pub changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A tar archive (plain or gzip): a file, an http(s) URL, or - for STDIN
+    #[arg(value_name = "file|URL|-", allow_hyphen_values = true)]
+    pub source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
 }

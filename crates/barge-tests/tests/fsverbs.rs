@@ -11,7 +11,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 fn setup() -> Option<(Registry, Barge, String)> {
-    busybox_store(&[], &[], |_| {})
+    busybox_store(&[], &[], |root| {
+        // A directory a container replaces: its upper copy is opaque.
+        std::fs::create_dir_all(root.join("opt/old")).unwrap();
+        std::fs::write(root.join("opt/old/a"), "a").unwrap();
+        std::fs::write(root.join("opt/keep"), "kept").unwrap();
+    })
 }
 
 fn exec(b: &Barge, c: &str, script: &str) -> String {
@@ -282,4 +287,79 @@ fn cp_stays_inside_the_container() {
         "the writes landed inside: {inside}"
     );
     b.ok(&["rm", "-f", "cpx"]);
+}
+
+/// `export` of a running and a stopped container, `import` of the
+/// archive (plain, gzip on stdin, with `-c` and `-m`) run as an image.
+#[test]
+fn export_then_import_round_trip() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let script = "echo hi > /etc/made; rm /bin/ls; mkdir -p /data/sub; echo deep > /data/sub/f; echo ready; sleep 300";
+    b.ok(&["run", "-d", "--name", "exp", &image, "sh", "-c", script]);
+    barge_tests::wait_until("the changes are made", || b.ok(&["logs", "exp"]).contains("ready"));
+    let o = b.run(&["export", "exp"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let running = names(&o.stdout);
+    for want in ["etc/made", "data/sub/f", "bin/busybox", "etc/passwd", "proc/"] {
+        assert!(running.iter().any(|n| n == want), "{want} in {running:?}");
+    }
+    assert!(!running.iter().any(|n| n == "bin/ls"), "the deleted file is gone");
+    assert!(
+        !running.iter().any(|n| n.starts_with("proc/") && n != "proc/"),
+        "nothing of the container's /proc"
+    );
+    assert!(!running.iter().any(|n| n.starts_with('/') || n.starts_with("./")));
+
+    b.ok(&["stop", "-t", "0", "exp"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exp.tar");
+    b.ok(&["export", "-o", p(&file), "exp"]);
+    let stopped = names(&std::fs::read(&file).unwrap());
+    assert!(stopped.iter().any(|n| n == "etc/made") && !stopped.iter().any(|n| n == "bin/ls"));
+
+    let t = b.on_terminal("export exp").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&t.stdout)
+            .contains("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+        "{}",
+        String::from_utf8_lossy(&t.stdout)
+    );
+    assert!(!t.status.success());
+
+    // A plain file, then gzip on stdin with changes and a message.
+    let id = b.ok(&["import", p(&file), "imported:plain"]);
+    assert!(id.trim().starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "imported:plain", "cat", "/etc/made", "/data/sub/f"]),
+        "hi\ndeep\n"
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &std::fs::read(&file).unwrap()).unwrap();
+    let gz = gz.finish().unwrap();
+    let o = b.run_with_input(
+        &[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/etc/made\"]",
+            "-c",
+            "ENV GREETING=hello",
+            "-m",
+            "from a pipe",
+            "-",
+            "imported:gz",
+        ],
+        &gz,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(b.ok(&["run", "--rm", "imported:gz"]), "hi\n");
+    assert_eq!(
+        b.ok(&["run", "--rm", "imported:gz", "sh", "-c", "echo $GREETING"]),
+        "hello\n"
+    );
+    let history = b.ok(&["history", "--no-trunc", "--format", "{{.Comment}}", "imported:gz"]);
+    assert_eq!(history.trim(), "from a pipe");
+    let o = b.run(&["import", "-c", "RUN true", p(&file)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("run is not a valid change command"), "{}", err(&o));
+    b.ok(&["rm", "-f", "exp"]);
 }

@@ -2,11 +2,14 @@
 
 use super::containers::{fail, find, runtime};
 use super::Env;
-use crate::args::CpArgs;
-use crate::failure::Failure;
+use crate::args::{CpArgs, ExportArgs, ImportArgs};
+use crate::failure::{Context, Failure};
 use barge_builder::archive::{self, CpError, Side, Source};
+use barge_builder::NewImage;
+use barge_oci::Reference;
 use barge_runtime::Container;
 use rustix::fd::AsFd;
+use std::io::{BufRead, IsTerminal, Read};
 
 /// One operand of `cp`: the local filesystem (`-`: a tar stream) or
 /// `CONTAINER:PATH`, split as docker splits it: a path starting with `/`
@@ -119,4 +122,88 @@ pub fn cp(env: &Env, a: &CpArgs) -> Result<i32, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `export`: the container's merged filesystem as a tar stream; a running
+/// container's mounts (/proc, volumes) are left out as docker leaves them.
+pub fn export(env: &Env, a: &ExportArgs) -> Result<i32, Failure> {
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let out: Box<dyn std::io::Write + Send> = match &a.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).context(|| format!("creating {}", path.display()))?,
+        )),
+        None if std::io::stdout().is_terminal() => {
+            return Err(Failure::msg(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+            ))
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let root = open_root(&c)?;
+    let source = Source {
+        root: root.fd.as_fd(),
+        path: "/",
+        follow: false,
+        one_mount: root.running,
+    };
+    archive::write_archive(&source, "", out).context(|| format!("exporting {}", c.meta.name))?;
+    Ok(0)
+}
+
+/// The tag a `commit` or `import` gives its image.
+fn tag_of(reference: Option<&str>) -> Result<Vec<Reference>, Failure> {
+    reference
+        .map(|r| Reference::parse_default_tag(r).context(|| format!("invalid reference format: {r}")))
+        .into_iter()
+        .collect()
+}
+
+/// `import`: a tar stream (plain or gzip; a file, a URL or stdin) as an
+/// image of one layer, streamed into the store.
+pub fn import(env: &Env, a: &ImportArgs) -> Result<i32, Failure> {
+    let tags = tag_of(a.reference.as_deref())?;
+    let platform = super::platform(a.platform.as_deref())?;
+    let store = env.store()?;
+    let raw: Box<dyn Read + Send> = if a.source == "-" {
+        Box::new(std::io::stdin())
+    } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        let client = env.client()?;
+        Box::new(
+            client
+                .get_url(&a.source)
+                .context(|| format!("downloading {}", a.source))?,
+        )
+    } else {
+        Box::new(std::fs::File::open(&a.source).context(|| format!("opening {}", a.source))?)
+    };
+    let mut raw = std::io::BufReader::new(raw);
+    let head = raw.fill_buf().context(|| format!("reading {}", a.source))?;
+    // gzip, zstd or plain, held to the store's layer limits.
+    let compression = barge_store::limits::sniff(head);
+    let tar = barge_store::limits::decompress_limited(raw, compression, store.layer_limits())
+        .context(|| format!("reading {}", a.source))?;
+    let layer = barge_builder::tar_layer(&store, tar).context(|| format!("reading {}", a.source))?;
+    let rt = barge_runtime::Runtime::new(&store);
+    let comment = a
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("Imported from {}", a.source));
+    let made = barge_builder::commit_image(
+        &store,
+        &rt,
+        NewImage {
+            base: None,
+            layer,
+            changes: &a.changes,
+            created_by: String::new(),
+            comment: Some(comment),
+            author: None,
+            platform,
+            tags,
+        },
+    )
+    .context(|| format!("importing {}", a.source))?;
+    println!("{}", made.image_id);
+    Ok(0)
 }

@@ -256,6 +256,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Diff(a) => containers::diff(env, &a),
         ContainerVerb::Top(a) => containers::top(env, &a),
         ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
+        ContainerVerb::Export(a) => fsverbs::export(env, &a),
     }
 }
 
@@ -269,5 +270,6 @@ fn image_verb(env: &Env, verb: ImageVerb) -> Result<i32, Failure> {
         ImageVerb::Tag(a) if a.remote => toolkit::tag_remote(env, &a),
         ImageVerb::Tag(a) => images::tag(env, &a),
         ImageVerb::History(a) => images::history(env, &a),
+        ImageVerb::Import(a) => fsverbs::import(env, &a),
     }
 }
