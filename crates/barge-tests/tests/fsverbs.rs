@@ -7,6 +7,7 @@ use barge_tests::image::busybox_store;
 use barge_tests::rawtar::RawTar;
 use barge_tests::registry::Registry;
 use barge_tests::{stderr_of as err, Barge};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -362,4 +363,121 @@ fn export_then_import_round_trip() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("run is not a valid change command"), "{}", err(&o));
     b.ok(&["rm", "-f", "exp"]);
+}
+
+/// `commit`: the container's changes as a layer (whiteouts, an opaque
+/// directory) on its image, `-c` changes, `-m`, `-a`; the image runs,
+/// pushes, and skopeo reads its config and history.
+#[test]
+fn commit_runs_and_pushes() {
+    let Some((reg, b, image)) = setup() else { return };
+    let script =
+        "echo new > /etc/new; rm /bin/ls; rm -rf /opt/old; mkdir /opt/old; echo b > /opt/old/b; echo ready; sleep 300";
+    b.ok(&["run", "-d", "--name", "com", &image, "sh", "-c", script]);
+    barge_tests::wait_until("the changes are made", || b.ok(&["logs", "com"]).contains("ready"));
+    let target = format!("{}/committed:v1", reg.host());
+    let id = b.ok(&[
+        "commit",
+        "-m",
+        "a message",
+        "-a",
+        "Someone <someone@example.com>",
+        "-c",
+        "ENV FOO=bar",
+        "-c",
+        "CMD [\"cat\", \"/etc/new\"]",
+        "-c",
+        "LABEL purpose=test",
+        "-c",
+        "WORKDIR /opt",
+        "-c",
+        "EXPOSE 8080/tcp",
+        "com",
+        &target,
+    ]);
+    let id = id.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert!(
+        b.ok(&["ps", "--format", "{{.Status}}"]).starts_with("Up"),
+        "running again after the pause"
+    );
+    assert_eq!(b.ok(&["run", "--rm", &target]), "new\n");
+    let seen = b.ok(&[
+        "run",
+        "--rm",
+        &target,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; test -e /bin/ls || echo no-ls; ls /opt/old; cat /opt/keep",
+    ]);
+    assert_eq!(
+        seen, "bar\n/opt\nno-ls\nb\nkept",
+        "the change, the deletion, the opaque directory"
+    );
+    let o = b.run(&["commit", "-c", "FROM scratch", "com"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("from is not a valid change command"), "{}", err(&o));
+    // Stopped, without pausing: a second layer on the first image.
+    b.ok(&["stop", "-t", "0", "com"]);
+    let again = b.ok(&["commit", "--pause=false", "com"]);
+    assert!(again.trim().starts_with("sha256:"), "{again}");
+
+    // The layer's entries: a whiteout and an opaque marker.
+    let layers = b.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", &target]);
+    let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
+    assert_eq!(layers.len(), 2, "the base's layer and the commit's");
+
+    b.ok(&["push", &target]);
+    let skopeo = |args: &[&str]| {
+        let o = std::process::Command::new("skopeo").args(args).output().unwrap();
+        assert!(o.status.success(), "skopeo {args:?}: {}", err(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{target}")]);
+    let last = raw["layers"][1]["digest"].as_str().unwrap().to_string();
+    let blob = std::fs::read(
+        b.root()
+            .join("oci/blobs/sha256")
+            .join(last.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut tar).unwrap();
+    let entries = names(&tar);
+    for want in ["bin/.wh.ls", "opt/old/.wh..wh..opq", "opt/old/b", "etc/new"] {
+        assert!(entries.iter().any(|e| e == want), "{want} in {entries:?}");
+    }
+    let config = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &format!("docker://{target}"),
+    ]);
+    assert_eq!(config["author"], "Someone <someone@example.com>");
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("FOO=bar"), "{env}");
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["cat", "/etc/new"]));
+    assert_eq!(config["config"]["Labels"]["purpose"], "test");
+    assert_eq!(config["config"]["WorkingDir"], "/opt");
+    assert!(config["config"]["ExposedPorts"]["8080/tcp"].is_object());
+    let history = config["history"].as_array().unwrap();
+    let row = history.last().unwrap();
+    assert_eq!(row["comment"], "a message");
+    assert_eq!(row["author"], "Someone <someone@example.com>");
+    assert!(
+        row["created_by"].as_str().unwrap().starts_with("sh -c echo new"),
+        "{row}"
+    );
+    assert!(row.get("empty_layer").is_none());
+    let nop = history
+        .iter()
+        .filter(|r| r["created_by"].to_string().contains("#(nop)"))
+        .count();
+    assert_eq!(nop, 0, "one row for the commit, none for its changes: {history:?}");
+    assert_eq!(
+        history[history.len() - 2]["created_by"],
+        "umoci config",
+        "the base's rows kept"
+    );
+    b.ok(&["rm", "-f", "com"]);
 }

@@ -2,7 +2,7 @@
 
 use super::containers::{fail, find, runtime};
 use super::Env;
-use crate::args::{CpArgs, ExportArgs, ImportArgs};
+use crate::args::{CommitArgs, CpArgs, ExportArgs, ImportArgs};
 use crate::failure::{Context, Failure};
 use barge_builder::archive::{self, CpError, Side, Source};
 use barge_builder::NewImage;
@@ -204,6 +204,45 @@ pub fn import(env: &Env, a: &ImportArgs) -> Result<i32, Failure> {
         },
     )
     .context(|| format!("importing {}", a.source))?;
+    println!("{}", made.image_id);
+    Ok(0)
+}
+
+/// `commit`: the container's upper directory as a new layer on its image,
+/// paused meanwhile unless `--pause=false`.
+pub fn commit(env: &Env, a: &CommitArgs) -> Result<i32, Failure> {
+    let tags = tag_of(a.reference.as_deref())?;
+    let rt = runtime(env)?;
+    let c = find(&rt, &a.container)?;
+    let running = c.state().map_err(|e| fail("", e))?.status == barge_runtime::Status::Running;
+    let pause = a.pause && running && !rt.paused(&c);
+    if pause {
+        rt.set_paused(&c, true)
+            .map_err(|e| fail(format!("pausing {}", c.meta.name), e))?;
+    }
+    let layer = barge_builder::container_layer(rt.store(), &c);
+    if pause {
+        rt.set_paused(&c, false)
+            .map_err(|e| fail(format!("unpausing {}", c.meta.name), e))?;
+    }
+    let layer = layer.context(|| format!("reading the changes of {}", c.meta.name))?;
+    let mut argv = vec![c.meta.path.clone()];
+    argv.extend(c.meta.args.iter().cloned());
+    let made = barge_builder::commit_image(
+        rt.store(),
+        &rt,
+        NewImage {
+            base: Some(c.meta.image_id.clone()),
+            layer,
+            changes: &a.changes,
+            created_by: argv.join(" "),
+            comment: a.message.clone(),
+            author: a.author.clone(),
+            platform: None,
+            tags,
+        },
+    )
+    .context(|| format!("committing {}", c.meta.name))?;
     println!("{}", made.image_id);
     Ok(0)
 }

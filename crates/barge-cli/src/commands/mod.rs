@@ -257,6 +257,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Top(a) => containers::top(env, &a),
         ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
         ContainerVerb::Export(a) => fsverbs::export(env, &a),
+        ContainerVerb::Commit(a) => fsverbs::commit(env, &a),
     }
 }
 
