@@ -357,3 +357,114 @@ pub fn archive_name(path: &str) -> String {
         n => n.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fd::AsFd;
+    use std::path::Path;
+
+    /// A root directory with a tree, an absolute link to /etc and a
+    /// climbing one, opened as a container's root would be.
+    fn root() -> (tempfile::TempDir, OwnedFd) {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("src/sub")).unwrap();
+        std::fs::write(r.join("src/a"), "a").unwrap();
+        std::fs::write(r.join("src/sub/b"), "b").unwrap();
+        std::fs::write(r.join("file"), "f").unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc", r.join("up")).unwrap();
+        let fd = rustix::fs::open(r, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        (d, fd)
+    }
+
+    fn cp(fd: &OwnedFd, src: &str, dest: &str) -> Result<(), CpError> {
+        let s = Side {
+            root: fd.as_fd(),
+            path: src,
+        };
+        let d = Side {
+            root: fd.as_fd(),
+            path: dest,
+        };
+        copy(&s, false, &d, false)
+    }
+
+    fn read(r: &Path, p: &str) -> String {
+        std::fs::read_to_string(r.join(p)).unwrap()
+    }
+
+    #[test]
+    fn docker_rules_for_destinations() {
+        let (d, fd) = root();
+        let r = d.path();
+        cp(&fd, "/src", "/new").unwrap();
+        assert_eq!(read(r, "new/sub/b"), "b", "a directory to a missing path becomes it");
+        cp(&fd, "/src", "/new").unwrap();
+        assert_eq!(read(r, "new/src/a"), "a", "into an existing one, under its name");
+        std::fs::create_dir(r.join("content")).unwrap();
+        cp(&fd, "/src/.", "/content").unwrap();
+        assert_eq!(read(r, "content/a"), "a", "/. copies the content");
+        cp(&fd, "/file", "/content").unwrap();
+        cp(&fd, "/file", "/content/renamed").unwrap();
+        assert_eq!(read(r, "content/file") + &read(r, "content/renamed"), "ff");
+        assert!(matches!(cp(&fd, "/src", "/file"), Err(CpError::Invalid(_))));
+        assert!(matches!(cp(&fd, "/file", "/nodir/"), Err(CpError::Invalid(_))));
+        assert!(matches!(cp(&fd, "/file/", "/x"), Err(CpError::Invalid(_))));
+        assert!(matches!(cp(&fd, "/nope", "/x"), Err(CpError::NotFound(p)) if p == "/nope"));
+        assert!(matches!(cp(&fd, "/file", "/no/such/x"), Err(CpError::NotFound(_))));
+    }
+
+    #[test]
+    fn links_resolve_inside_the_root() {
+        let (d, fd) = root();
+        let r = d.path();
+        for dest in ["/escape/w", "/up/w2", "/../../etc/w3"] {
+            cp(&fd, "/file", dest).unwrap();
+        }
+        for w in ["w", "w2", "w3"] {
+            assert_eq!(read(r, &format!("etc/{w}")), "f", "inside the root's /etc");
+        }
+        // The host's /etc has a passwd; the root's has none.
+        assert!(Path::new("/etc/passwd").exists());
+        assert!(matches!(
+            resolve(fd.as_fd(), "/escape/passwd", true),
+            Err(CpError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(fd.as_fd(), "/up/passwd", true),
+            Err(CpError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn archives_name_their_top_and_keep_links() {
+        let (_d, fd) = root();
+        let (w, r) = io::pipe().unwrap();
+        let src = Source {
+            root: fd.as_fd(),
+            path: "/",
+            follow: false,
+            one_mount: false,
+        };
+        let reader = std::thread::spawn(move || {
+            let mut names = Vec::new();
+            for e in tar::Archive::new(w).entries().unwrap() {
+                let e = e.unwrap();
+                names.push(e.path().unwrap().display().to_string());
+            }
+            names
+        });
+        write_archive(&src, "", Box::new(r)).unwrap();
+        let names = reader.join().unwrap();
+        assert_eq!(
+            names,
+            ["escape", "etc/", "file", "src/", "src/a", "src/sub/", "src/sub/b", "up"]
+        );
+        assert_eq!(archive_name("/a/b/"), "b");
+        assert_eq!(archive_name("/a/."), ".");
+        assert_eq!(archive_name("/"), ".");
+    }
+}

@@ -20,6 +20,11 @@
 //! kept in the store, a `--secret`, or a copy of part of the context or a
 //! stage, none of which lands in a layer.
 //!
+//! The same stage makes the images of `commit` (a container's upper dir
+//! as a layer) and `import` (a tar stream as one), `-c` changes applied
+//! as instructions; [`archive`] writes and extracts the tar streams of
+//! `cp` and `export`, every path resolved inside the container's root.
+//!
 //! It is not for pulling base images (the caller provides them through
 //! [`BaseImages`]) or registries.
 
