@@ -3,6 +3,7 @@
 //! containers, paths that try to leave the container, `export`/`import`
 //! and `commit`.
 
+use barge_tests::canned::{CannedServer, Response};
 use barge_tests::image::busybox_store;
 use barge_tests::rawtar::RawTar;
 use barge_tests::registry::Registry;
@@ -98,6 +99,10 @@ fn cp_both_ways_running_and_stopped() {
         b.ok(&["cp", "cpr:/etc/hostname", p(&back.join("file"))]);
         assert_ne!(std::fs::read_to_string(back.join("file")).unwrap(), "one");
     }
+    // The stopped container's layers were mounted detached: nothing on the host's tree.
+    let id = b.ok(&["inspect", "--format", "{{.Id}}", "cpr"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id.trim()), "nothing of the container is mounted");
     b.ok(&["start", "cpr"]);
     let seen = exec(
         &b,
@@ -359,6 +364,20 @@ fn export_then_import_round_trip() {
     );
     let history = b.ok(&["history", "--no-trunc", "--format", "{{.Comment}}", "imported:gz"]);
     assert_eq!(history.trim(), "from a pipe");
+    // From a URL, for another platform; the comment names the source.
+    let web = CannedServer::start(vec![("/exp.tar.gz", Response::new(200, "application/gzip", gz))]);
+    let url = format!("http://{}/exp.tar.gz", web.host());
+    b.ok(&["import", "--platform", "linux/arm64", &url, "imported:url"]);
+    let arch = b.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        "imported:url",
+    ]);
+    assert_eq!(arch.trim(), "linux/arm64");
+    let history = b.ok(&["history", "--no-trunc", "--format", "{{.Comment}}", "imported:url"]);
+    assert_eq!(history.trim(), format!("Imported from {url}"));
     let o = b.run(&["import", "-c", "RUN true", p(&file)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("run is not a valid change command"), "{}", err(&o));
