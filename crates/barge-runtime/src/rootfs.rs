@@ -15,7 +15,9 @@ use crate::container::{Container, Status};
 use crate::RuntimeError;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::{fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags, MountAttrFlags};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags, MountAttrFlags,
+};
 
 /// A container's root directory, open.
 pub struct RootFs {
@@ -68,6 +70,10 @@ impl Container {
         }
         fsconfig_set_string(&fs, "upperdir", self.dir.join("upper").as_path()).map_err(|e| fail("upperdir", e))?;
         fsconfig_set_string(&fs, "workdir", self.dir.join("work").as_path()).map_err(|e| fail("workdir", e))?;
+        if !barge_store::fsutil::in_initial_user_namespace() {
+            // Rootless: overlay metadata in user.overlay.* xattrs, as the container's own mount.
+            fsconfig_set_flag(&fs, "userxattr").map_err(|e| fail("userxattr", e))?;
+        }
         fsconfig_create(&fs).map_err(|e| fail("creating the overlay", e))?;
         let mnt = fsmount(
             &fs,

@@ -500,3 +500,46 @@ fn commit_runs_and_pushes() {
     );
     b.ok(&["rm", "-f", "com"]);
 }
+
+/// `cp` as a user (rootless barge), both ways, on a running container and
+/// a stopped one (its layers mounted in the user's namespace, `userxattr`).
+#[test]
+fn cp_as_a_user() {
+    if !barge_tests::require_root_and(&["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"]) {
+        return;
+    }
+    let user = barge_tests::User::ensure("barge-rootless", Some(600000));
+    let reg = Registry::anonymous();
+    barge_tests::image::busybox_image(&reg, "busybox", "latest", &[], |_| {});
+    let b = Barge::as_user(&user);
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    let host = tempfile::tempdir().unwrap();
+    user.give(host.path());
+    let f = host.path().join("mine");
+    std::fs::write(&f, "mine").unwrap();
+    user.give(&f);
+    // /home replaced: its upper copy is opaque (user.overlay.opaque, rootless).
+    let script = "rm -rf /home; mkdir /home; echo y > /home/new; sleep 300";
+    b.ok(&["run", "-d", "--name", "ucp", &image, "sh", "-c", script]);
+    barge_tests::wait_until("/home is replaced", || {
+        b.run(&["exec", "ucp", "test", "-e", "/home/new"]).status.success()
+    });
+    b.ok(&["cp", p(&f), "ucp:/tmp/mine"]);
+    assert_eq!(exec(&b, "ucp", "cat /tmp/mine; stat -c %u /tmp/mine"), "mine0\n");
+    b.ok(&["cp", "ucp:/etc/passwd", p(&host.path().join("passwd"))]);
+    assert_eq!(std::fs::metadata(host.path().join("passwd")).unwrap().uid(), user.uid);
+    b.ok(&["stop", "-t", "0", "ucp"]);
+    b.ok(&["cp", p(&f), "ucp:/tmp/stopped"]);
+    b.ok(&["cp", "ucp:/tmp/mine", p(&host.path().join("back"))]);
+    let o = b.run(&["cp", "ucp:/home", "-"]);
+    assert_eq!(
+        names(&o.stdout),
+        ["home/", "home/new"],
+        "the opaque directory hides the image's /home/app"
+    );
+    assert_eq!(std::fs::read_to_string(host.path().join("back")).unwrap(), "mine");
+    b.ok(&["start", "ucp"]);
+    assert_eq!(exec(&b, "ucp", "cat /tmp/stopped; stat -c %u /tmp/stopped"), "mine0\n");
+    b.ok(&["rm", "-f", "ucp"]);
+}
