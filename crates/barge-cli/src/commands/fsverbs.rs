@@ -34,11 +34,11 @@ fn operand(arg: &str) -> Operand<'_> {
 
 /// A `cp` error as docker words it: `No such container:path: X:/nope`
 /// for a container path, `lstat /nope: …` for a local one.
-fn cp_failure(e: CpError, container: Option<&str>) -> Failure {
+fn cp_failure(e: CpError, container: Option<&str>, a: &CpArgs) -> Failure {
     match (e, container) {
         (CpError::NotFound(p), Some(c)) => Failure::msg(format!("No such container:path: {c}:{p}")),
         (CpError::NotFound(p), None) => Failure::msg(format!("lstat {p}: no such file or directory")),
-        (e, _) => Failure::new("copying", e),
+        (e, _) => Failure::new(format!("copying {} to {}", a.src, a.dest), e),
     }
 }
 
@@ -66,27 +66,27 @@ pub fn cp(env: &Env, a: &CpArgs) -> Result<i32, Failure> {
             };
             let out = std::io::BufWriter::new(std::io::stdout());
             archive::write_archive(&source, &archive::archive_name(&path), Box::new(out))
-                .map_err(|e| cp_failure(e, Some(name)))?;
+                .map_err(|e| cp_failure(e, Some(name), a))?;
             Ok(0)
         }
         (Operand::Local("-"), Operand::Container(name, path)) => {
             let c = find(&rt, name)?;
             let root = open_root(&c)?;
-            let dir = archive::is_directory(root.fd.as_fd(), &path).map_err(|e| cp_failure(e, Some(name)))?;
+            let dir = archive::is_directory(root.fd.as_fd(), &path).map_err(|e| cp_failure(e, Some(name), a))?;
             if !dir {
                 return Err(Failure::msg(format!(
                     "destination \"{name}:{path}\" must be a directory"
                 )));
             }
             archive::extract(std::io::stdin().lock(), root.fd.as_fd(), &path, a.archive)
-                .map_err(|e| cp_failure(e, Some(name)))?;
+                .map_err(|e| cp_failure(e, Some(name), a))?;
             Ok(0)
         }
         (Operand::Container(name, path), Operand::Local(local)) => {
             let c = find(&rt, name)?;
             let root = open_root(&c)?;
-            let host = archive::host_root().map_err(|e| cp_failure(e, None))?;
-            let local = archive::host_path(local).map_err(|e| cp_failure(e, None))?;
+            let host = archive::host_root().map_err(|e| cp_failure(e, None, a))?;
+            let local = archive::host_path(local).map_err(|e| cp_failure(e, None, a))?;
             let src = Side {
                 root: root.fd.as_fd(),
                 path: &path,
@@ -97,16 +97,16 @@ pub fn cp(env: &Env, a: &CpArgs) -> Result<i32, Failure> {
             };
             archive::copy(&src, a.follow_link, &dest, a.archive).map_err(|e| match e {
                 // A missing source is the container's; the destination's parent, the host's.
-                CpError::NotFound(p) if p == path => cp_failure(CpError::NotFound(p), Some(name)),
-                e => cp_failure(e, None),
+                CpError::NotFound(p) if p == path => cp_failure(CpError::NotFound(p), Some(name), a),
+                e => cp_failure(e, None, a),
             })?;
             Ok(0)
         }
         (Operand::Local(local), Operand::Container(name, path)) => {
             let c = find(&rt, name)?;
             let root = open_root(&c)?;
-            let host = archive::host_root().map_err(|e| cp_failure(e, None))?;
-            let local = archive::host_path(local).map_err(|e| cp_failure(e, None))?;
+            let host = archive::host_root().map_err(|e| cp_failure(e, None, a))?;
+            let local = archive::host_path(local).map_err(|e| cp_failure(e, None, a))?;
             let src = Side {
                 root: host.as_fd(),
                 path: &local,
@@ -116,8 +116,8 @@ pub fn cp(env: &Env, a: &CpArgs) -> Result<i32, Failure> {
                 path: &path,
             };
             archive::copy(&src, a.follow_link, &dest, a.archive).map_err(|e| match e {
-                CpError::NotFound(p) if p == local => cp_failure(CpError::NotFound(p), None),
-                e => cp_failure(e, Some(name)),
+                CpError::NotFound(p) if p == local => cp_failure(CpError::NotFound(p), None, a),
+                e => cp_failure(e, Some(name), a),
             })?;
             Ok(0)
         }
