@@ -97,6 +97,7 @@ pub fn write_entry(
     hardlinks: &mut HashMap<(u64, u64), String>,
 ) -> Result<bool, BuildError> {
     let ft = md.file_type();
+    w.entry_time(md.mtime());
     let fail = io_err(format!("adding {} to the layer", src.display()));
     if ft.is_dir() {
         w.dir(dest, o).map_err(fail)?;

@@ -32,6 +32,8 @@ enum Out {
     /// Only the diff ID is wanted (to look up the cache).
     Sink,
     Gzip(Box<GzEncoder<Hashing<tempfile::NamedTempFile>>>),
+    /// A plain tar stream to a writer (`cp`, `export`).
+    Plain(Box<dyn Write + Send>),
 }
 
 impl Write for Out {
@@ -39,6 +41,7 @@ impl Write for Out {
         match self {
             Out::Sink => Ok(buf.len()),
             Out::Gzip(g) => g.write(buf),
+            Out::Plain(w) => w.write(buf),
         }
     }
 
@@ -46,6 +49,7 @@ impl Write for Out {
         match self {
             Out::Sink => Ok(()),
             Out::Gzip(g) => g.flush(),
+            Out::Plain(w) => w.flush(),
         }
     }
 }
@@ -76,21 +80,76 @@ pub struct Owner {
 pub struct LayerWriter {
     tar: tar::Builder<Hashing<Out>>,
     mtime: u64,
+    /// Entries keep their files' mtimes ([`LayerWriter::keep_times`]).
+    keep_times: bool,
+}
+
+/// A gzip stream with a fixed header into a temporary file in `dir`,
+/// hashed as written.
+fn gzip_file(dir: &Path) -> io::Result<GzEncoder<Hashing<tempfile::NamedTempFile>>> {
+    std::fs::create_dir_all(dir)?;
+    let file = tempfile::Builder::new().prefix("build-").tempfile_in(dir)?;
+    Ok(flate2::GzBuilder::new().mtime(0).operating_system(255).write(
+        Hashing {
+            inner: file,
+            hasher: Hasher::new(),
+        },
+        flate2::Compression::default(),
+    ))
+}
+
+/// The temporary file, digest and size of a finished gzip stream.
+fn finish_gzip(gz: GzEncoder<Hashing<tempfile::NamedTempFile>>) -> io::Result<(tempfile::NamedTempFile, Digest, u64)> {
+    let mut h = gz.finish()?;
+    h.inner.as_file_mut().sync_all()?;
+    let size = h.hasher.len();
+    Ok((h.inner, h.hasher.finish(), size))
+}
+
+/// An uncompressed tar stream (`import`) as a layer: compressed into a
+/// temporary file in `dir`, hashed before (the diff ID) and after (the
+/// blob digest), streamed.
+pub fn compress_to_file(dir: &Path, mut tar: impl Read) -> io::Result<Written> {
+    let mut out = Hashing {
+        inner: gzip_file(dir)?,
+        hasher: Hasher::new(),
+    };
+    io::copy(&mut tar, &mut out)?;
+    let diff_id = out.hasher.finish();
+    Ok(Written {
+        diff_id,
+        blob: Some(finish_gzip(out.inner)?),
+    })
 }
 
 impl LayerWriter {
     /// A layer written, gzip-compressed, to a temporary file in `dir`.
     pub fn to_file(dir: &Path, mtime: u64) -> io::Result<LayerWriter> {
-        std::fs::create_dir_all(dir)?;
-        let file = tempfile::Builder::new().prefix("build-").tempfile_in(dir)?;
-        let gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(
-            Hashing {
-                inner: file,
-                hasher: Hasher::new(),
-            },
-            flate2::Compression::default(),
-        );
-        Ok(LayerWriter::over(Out::Gzip(Box::new(gz)), mtime))
+        Ok(LayerWriter::over(Out::Gzip(Box::new(gzip_file(dir)?)), mtime))
+    }
+
+    /// A plain tar stream to `out`, entries with their own times
+    /// ([`LayerWriter::set_mtime`]).
+    pub fn to_writer(out: Box<dyn Write + Send>) -> LayerWriter {
+        LayerWriter::over(Out::Plain(out), 0)
+    }
+
+    /// Entries written by `write_entry` keep their files' mtimes (commit).
+    pub fn keep_times(mut self) -> LayerWriter {
+        self.keep_times = true;
+        self
+    }
+
+    /// The mtime of the entries written next.
+    pub fn set_mtime(&mut self, mtime: u64) {
+        self.mtime = mtime;
+    }
+
+    /// The file's own mtime for the next entry, when times are kept.
+    pub(crate) fn entry_time(&mut self, mtime: i64) {
+        if self.keep_times {
+            self.mtime = u64::try_from(mtime).unwrap_or(0);
+        }
     }
 
     /// A layer only hashed, to learn its diff ID.
@@ -105,7 +164,11 @@ impl LayerWriter {
         });
         tar.mode(tar::HeaderMode::Deterministic);
         tar.follow_symlinks(false);
-        LayerWriter { tar, mtime }
+        LayerWriter {
+            tar,
+            mtime,
+            keep_times: false,
+        }
     }
 
     fn header(&self, kind: tar::EntryType, o: Owner, size: u64) -> tar::Header {
@@ -202,11 +265,10 @@ impl LayerWriter {
         let diff_id = hashing.hasher.finish();
         let blob = match hashing.inner {
             Out::Sink => None,
-            Out::Gzip(gz) => {
-                let mut h = gz.finish()?;
-                h.inner.as_file_mut().sync_all()?;
-                let size = h.hasher.len();
-                Some((h.inner, h.hasher.finish(), size))
+            Out::Gzip(gz) => Some(finish_gzip(*gz)?),
+            Out::Plain(mut w) => {
+                w.flush()?;
+                None
             }
         };
         Ok(Written { diff_id, blob })

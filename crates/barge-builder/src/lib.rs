@@ -20,11 +20,17 @@
 //! kept in the store, a `--secret`, or a copy of part of the context or a
 //! stage, none of which lands in a layer.
 //!
+//! The same stage makes the images of `commit` (a container's upper dir
+//! as a layer) and `import` (a tar stream as one), `-c` changes applied
+//! as instructions; [`archive`] writes and extracts the tar streams of
+//! `cp` and `export`, every path resolved inside the container's root.
+//!
 //! It is not for pulling base images (the caller provides them through
 //! [`BaseImages`]) or registries.
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 mod dockerfile;
 mod fs;
 mod ignore;
@@ -38,8 +44,9 @@ pub use dockerfile::{
     RunNetwork, SecretMount,
 };
 pub use ignore::Ignore;
+pub use layer::Written;
 pub use prune::{prune, BuildCachePruned};
-pub use steps::build;
+pub use steps::{build, commit_image, container_layer, tar_layer, NewImage};
 
 use barge_oci::{Digest, Platform, Reference};
 use barge_runtime::Network;

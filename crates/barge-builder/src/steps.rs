@@ -30,6 +30,9 @@ use crate::prune::{CACHE_MOUNTS, LAYER_CACHE};
 /// mount point is taken out of the upper dir after the run.
 const SCRIPTS: &str = "/.barge-heredocs";
 
+mod commit;
+pub use commit::{commit_image, container_layer, tar_layer, NewImage};
+
 /// Builds the image the Dockerfile describes; tags it (or keeps it dangling).
 pub fn build(
     store: &Store,

@@ -394,6 +394,9 @@ pub enum ImageVerb {
     Tag(TagArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    #[command(override_usage = "barge import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -554,6 +557,16 @@ pub enum ContainerVerb {
     /// Display the running processes of a container
     #[command(override_usage = "barge top CONTAINER [ps OPTIONS]")]
     Top(TopArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "barge cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       barge cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    #[command(override_usage = "barge commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
+    Commit(CommitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1311,4 +1324,64 @@ pub struct GenerateSystemdArgs {
     #[arg(long)]
     pub files: bool,
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    #[arg(value_name = "SRC_PATH")]
+    pub src: String,
+    #[arg(value_name = "DEST_PATH")]
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "CHANGE")]
+    pub changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// A tar archive (plain or gzip): a file, an http(s) URL, or - for STDIN
+    #[arg(value_name = "file|URL|-", allow_hyphen_values = true)]
+    pub source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "CHANGE")]
+    pub changes: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", require_equals = true)]
+    pub pause: bool,
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
 }

@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod names;
 pub mod network;
 pub mod restart;
+pub mod rootfs;
 pub mod rootless;
 pub mod runner;
 pub mod stats;

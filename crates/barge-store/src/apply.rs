@@ -33,6 +33,9 @@ pub struct ApplyOptions {
     pub privileged: bool,
     /// What becomes of the owners the layer names.
     pub owners: Owners,
+    /// `.wh.` names are overlay whiteouts (a layer); false: plain names
+    /// (an archive `cp` extracts).
+    pub whiteouts: bool,
 }
 
 /// The owners policy: what the applier does with an entry's uid and gid.
@@ -77,7 +80,11 @@ impl ApplyOptions {
         } else {
             Owners::Keep
         };
-        ApplyOptions { privileged, owners }
+        ApplyOptions {
+            privileged,
+            owners,
+            whiteouts: true,
+        }
     }
 
     /// An unprivileged user's applier: no owners, devices or `trusted.` xattrs.
@@ -85,6 +92,7 @@ impl ApplyOptions {
         ApplyOptions {
             privileged: false,
             owners: Owners::Keep,
+            whiteouts: true,
         }
     }
 
@@ -139,6 +147,13 @@ pub fn apply_tar<R: Read>(reader: R, dest: &Path, opts: ApplyOptions) -> Result<
         path: dest.display().to_string(),
         source: e.into(),
     })?;
+    apply_tar_at(reader, root, opts)
+}
+
+/// Applies the tar stream `reader` into the open directory `root`, which
+/// every entry stays inside (a directory found inside a container's root,
+/// say, without following its path from the host).
+pub fn apply_tar_at<R: Read>(reader: R, root: OwnedFd, opts: ApplyOptions) -> Result<ApplyStats, ApplyError> {
     let mut applier = Applier {
         root,
         opts,
@@ -356,7 +371,7 @@ impl Applier {
         };
         let parent_comps = &comps[..comps.len() - 1];
 
-        if let Some(target) = name.as_bytes().strip_prefix(b".wh.") {
+        if let Some(target) = name.as_bytes().strip_prefix(b".wh.").filter(|_| self.opts.whiteouts) {
             return self.whiteout(parent_comps, target).map_err(|e| match e {
                 WhiteoutError::Refused(r) => refuse(&r),
                 WhiteoutError::Io(e) => io_err(e),

@@ -339,6 +339,11 @@ impl Barge {
 
     /// Runs barge with `stdin` as its standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_with_input(args, stdin.as_bytes())
+    }
+
+    /// Runs barge with the bytes `input` as its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
         use std::io::Write as _;
         let mut child = self
             .command()
@@ -349,7 +354,7 @@ impl Barge {
             .spawn()
             .expect("running barge");
         // barge may exit without reading its input: a broken pipe is fine.
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+        let _ = child.stdin.take().expect("stdin").write_all(input);
         child.wait_with_output().expect("waiting for barge")
     }
 

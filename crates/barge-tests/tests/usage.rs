@@ -16,7 +16,7 @@ fn run(b: &Barge, args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn unknown_verbs_get_no_misleading_tip() {
     let b = Barge::new();
-    for (verb, not) in [("cp", "copy"), ("puhs", "push"), ("imgaes", "images")] {
+    for (verb, not) in [("cpy", "copy"), ("puhs", "push"), ("imgaes", "images")] {
         let (code, _, err) = run(&b, &[verb, "x"]);
         assert_eq!(code, Some(1), "{verb}: {err}");
         assert_eq!(

@@ -27,7 +27,7 @@ fn fail_start(what: impl Into<String>, e: RuntimeError) -> Failure {
 
 /// A runtime error in any other verb: 1 as docker gives it, or the
 /// command's own 126 or 127 for `exec`.
-fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
+pub(super) fn fail(what: impl Into<String>, e: RuntimeError) -> Failure {
     let code = match e.exit_code() {
         125 => 1,
         own => own,

@@ -4,6 +4,7 @@ mod artifact;
 mod build;
 mod containers;
 mod copy;
+mod fsverbs;
 mod generate;
 mod images;
 mod login;
@@ -257,6 +258,9 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Unpause(a) => containers::pause(env, &a, false),
         ContainerVerb::Diff(a) => containers::diff(env, &a),
         ContainerVerb::Top(a) => containers::top(env, &a),
+        ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
+        ContainerVerb::Export(a) => fsverbs::export(env, &a),
+        ContainerVerb::Commit(a) => fsverbs::commit(env, &a),
     }
 }
 
@@ -270,5 +274,6 @@ fn image_verb(env: &Env, verb: ImageVerb) -> Result<i32, Failure> {
         ImageVerb::Tag(a) if a.remote => toolkit::tag_remote(env, &a),
         ImageVerb::Tag(a) => images::tag(env, &a),
         ImageVerb::History(a) => images::history(env, &a),
+        ImageVerb::Import(a) => fsverbs::import(env, &a),
     }
 }
