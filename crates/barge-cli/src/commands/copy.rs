@@ -23,44 +23,14 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     }
     let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
     let client = if needs_client { Some(env.client()?) } else { None };
-    // A compressed archive is spooled into the store's ingest area.
-    let needs_store = matches!(
-        src_loc,
-        Location::Store(_) | Location::DockerArchive { .. } | Location::OciArchive { .. }
-    ) || matches!(dst_loc, Location::Store(_));
+    let needs_store = needs_store(&src_loc) || matches!(dst_loc, Location::Store(_));
     let store = if needs_store { Some(env.store()?) } else { None };
     let _lock = match &store {
         Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
         None => None,
     };
     let what = || format!("copying {} to {}", a.source, a.destination);
-    let source: Box<dyn Source + '_> = match &src_loc {
-        Location::Registry(r) => Box::new(RegistrySource {
-            client: client.as_ref().ok_or_else(|| Failure::msg("no client"))?,
-            reference: r.clone(),
-        }),
-        Location::Oci { dir, reference } => Box::new(OciSource::new(dir, reference.clone())),
-        Location::DockerArchive { file, reference } => Box::new(
-            ArchiveSource::open(
-                file,
-                reference.as_ref(),
-                store.as_ref().ok_or_else(|| Failure::msg("no store"))?,
-            )
-            .context(what)?,
-        ),
-        Location::OciArchive { file, reference } => Box::new(
-            OciArchiveSource::open(
-                file,
-                reference.as_deref(),
-                store.as_ref().ok_or_else(|| Failure::msg("no store"))?,
-            )
-            .context(what)?,
-        ),
-        Location::Store(name) => Box::new(StoreSource {
-            store: store.clone().ok_or_else(|| Failure::msg("no store"))?,
-            name: name.clone(),
-        }),
-    };
+    let source = open_source(&src_loc, client.as_ref(), store.as_ref()).context(what)?;
     let dest: Box<dyn Destination + '_> = match &dst_loc {
         Location::Registry(r) => Box::new(RegistryDestination {
             client: client.as_ref().ok_or_else(|| Failure::msg("no client"))?,
@@ -97,6 +67,46 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     dest.finish().context(what)?;
     println!("{}", outcome.digest);
     Ok(0)
+}
+
+/// Whether reading `loc` needs the store: the store itself, and archives
+/// (a compressed one is spooled into the store's ingest area).
+pub(super) fn needs_store(loc: &Location) -> bool {
+    matches!(
+        loc,
+        Location::Store(_) | Location::DockerArchive { .. } | Location::OciArchive { .. }
+    )
+}
+
+/// The images at `loc`, read through `client` (a registry) or `store`
+/// (the store, archives), which [`needs_store`] says to open.
+pub(super) fn open_source<'a>(
+    loc: &'a Location,
+    client: Option<&'a barge_registry::Client>,
+    store: Option<&'a barge_store::Store>,
+) -> Result<Box<dyn Source + 'a>, barge_engine::CopyError> {
+    let missing = |what: &str| barge_engine::CopyError::Invalid(format!("{what} was not opened for this source"));
+    Ok(match loc {
+        Location::Registry(r) => Box::new(RegistrySource {
+            client: client.ok_or_else(|| missing("the registry client"))?,
+            reference: r.clone(),
+        }),
+        Location::Oci { dir, reference } => Box::new(OciSource::new(dir, reference.clone())),
+        Location::DockerArchive { file, reference } => Box::new(ArchiveSource::open(
+            file,
+            reference.as_ref(),
+            store.ok_or_else(|| missing("the store"))?,
+        )?),
+        Location::OciArchive { file, reference } => Box::new(OciArchiveSource::open(
+            file,
+            reference.as_deref(),
+            store.ok_or_else(|| missing("the store"))?,
+        )?),
+        Location::Store(name) => Box::new(StoreSource {
+            store: store.ok_or_else(|| missing("the store"))?.clone(),
+            name: name.clone(),
+        }),
+    })
 }
 
 pub fn save(env: &Env, a: &SaveArgs) -> Result<i32, Failure> {
