@@ -3,8 +3,12 @@
 //! `config`, `blob`, `delete`, `tag --remote`). Every request goes through
 //! the same [`Client`] as pull, so auth, retries and `--insecure-registry`
 //! behave the same; an index is resolved to one platform as pull does it.
+//! `manifest inspect`, `inspect --remote`, `digest` and `config` also read
+//! any transport `copy` reads (an OCI layout, an archive, the store)
+//! through its [`Source`]: the `source_*` functions.
 
-use crate::transport::copy_in_big_writes;
+use crate::transport::{copy_in_big_writes, Fetched, Source};
+use crate::CopyError;
 use barge_oci::digest::HashingReader;
 use barge_oci::image::{ImageConfig, MAX_CONFIG_BYTES};
 use barge_oci::{Descriptor, Digest, ImageManifest, Manifest, Platform, Reference};
@@ -184,7 +188,9 @@ pub fn config(client: &Client, reference: &Reference, platform: Option<&Platform
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RemoteImage {
-    /// `registry/repository`.
+    /// `registry/repository`; none for an image of a layout, an archive
+    /// or the store, as skopeo leaves it out.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// The digest the reference resolves to (an index's for a multi-platform image).
     pub digest: Digest,
@@ -229,9 +235,20 @@ pub fn inspect(
         source,
     })?;
     let repo_tags = client.list_tags(reference, barge_registry::DEFAULT_PAGE_SIZE)?;
+    Ok(describe(reference.name(), digest, repo_tags, &config, &chosen.manifest))
+}
+
+/// skopeo inspect's fields of one image.
+fn describe(
+    name: String,
+    digest: Digest,
+    repo_tags: Vec<String>,
+    config: &ImageConfig,
+    manifest: &ImageManifest,
+) -> RemoteImage {
     let container = config.config.clone().unwrap_or_default();
-    Ok(RemoteImage {
-        name: reference.name(),
+    RemoteImage {
+        name,
         digest,
         repo_tags,
         created: config.created.clone(),
@@ -240,9 +257,8 @@ pub fn inspect(
         architecture: config.architecture.clone(),
         variant: config.variant.clone(),
         os: config.os.clone(),
-        layers: chosen.manifest.layers.iter().map(|l| l.digest.clone()).collect(),
-        layers_data: chosen
-            .manifest
+        layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+        layers_data: manifest
             .layers
             .iter()
             .map(|l| LayerData {
@@ -253,7 +269,73 @@ pub fn inspect(
             })
             .collect(),
         env: container.env,
-    })
+    }
+}
+
+/// The manifest or index a [`Source`] names, exact bytes; with
+/// `platform`, an index's manifest for that platform instead.
+pub fn source_manifest(src: &dyn Source, platform: Option<&Platform>) -> Result<Fetched, CopyError> {
+    let top = src.manifest()?;
+    match (platform, top.parse()?) {
+        (Some(wanted), Manifest::Index { index, .. }) => src.manifest_by_digest(&index.select(wanted)?.digest),
+        _ => Ok(top),
+    }
+}
+
+/// The image manifest a [`Source`] names for `wanted` (itself, or its
+/// index's entry), with its config's exact bytes, read whole (at most
+/// [`MAX_CONFIG_BYTES`]) and checked against their digest.
+fn source_image(src: &dyn Source, wanted: &Platform) -> Result<(Fetched, Box<ImageManifest>, Vec<u8>), CopyError> {
+    let top = src.manifest()?;
+    let top_digest = top.digest.clone();
+    let chosen = match top.parse()? {
+        Manifest::Index { index, .. } => src.manifest_by_digest(&index.select(wanted)?.digest)?,
+        Manifest::Image { .. } => top,
+    };
+    let Manifest::Image { manifest, .. } = chosen.parse()? else {
+        return Err(CopyError::Invalid(format!("{top_digest} is an index inside an index")));
+    };
+    let desc = &manifest.config;
+    if desc.size > MAX_CONFIG_BYTES {
+        return Err(CopyError::Invalid(format!(
+            "config {} is {} bytes, more than the {MAX_CONFIG_BYTES} allowed",
+            desc.digest, desc.size
+        )));
+    }
+    let mut raw = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(src.blob(desc)?, MAX_CONFIG_BYTES + 1), &mut raw)
+        .map_err(|e| CopyError::io("reading the config", e))?;
+    let actual = Digest::of(&raw);
+    if actual != desc.digest {
+        return Err(CopyError::DigestMismatch {
+            expected: desc.digest.clone(),
+            actual,
+        });
+    }
+    Ok((
+        Fetched {
+            digest: top_digest,
+            ..chosen
+        },
+        manifest,
+        raw,
+    ))
+}
+
+/// [`config`] of an image a [`Source`] holds.
+pub fn source_config(src: &dyn Source, platform: Option<&Platform>) -> Result<Vec<u8>, CopyError> {
+    let wanted = platform.cloned().unwrap_or_else(Platform::host);
+    Ok(source_image(src, &wanted)?.2)
+}
+
+/// [`inspect`] of an image a [`Source`] holds; its tags are the names the
+/// source records for it.
+pub fn source_inspect(src: &dyn Source, platform: Option<&Platform>) -> Result<RemoteImage, CopyError> {
+    let wanted = platform.cloned().unwrap_or_else(Platform::host);
+    let (top, manifest, raw) = source_image(src, &wanted)?;
+    let config = ImageConfig::parse(&raw).map_err(|e| CopyError::Invalid(format!("config: {e}")))?;
+    let tags = src.names().iter().filter_map(|r| r.tag().map(str::to_string)).collect();
+    Ok(describe(String::new(), top.digest, tags, &config, &manifest))
 }
 
 /// Where `blob` writes.

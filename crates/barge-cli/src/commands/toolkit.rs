@@ -1,7 +1,10 @@
 //! The registry toolkit: `manifest inspect`, `inspect --remote`, `tags`,
 //! `catalog`, `digest`, `config`, `blob`, `delete`, `tag --remote`,
 //! `referrers` (artifacts and manifest list drafts are in `artifact.rs`).
-//! Each validates its arguments before any request.
+//! Each validates its arguments before any request. `manifest inspect`,
+//! `inspect --remote`, `digest` and `config` also read what `copy` reads:
+//! `docker://REF`, `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`,
+//! `docker-archive:FILE[:REF]` and `barge:IMAGE` (the store).
 
 use super::Env;
 use crate::args::{
@@ -11,6 +14,7 @@ use crate::args::{
 use crate::failure::{Context, Failure};
 use crate::format::Template;
 use barge_engine::remote::{self, BlobOutput};
+use barge_engine::transport::Location;
 use barge_oci::{Digest, Reference};
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -19,6 +23,50 @@ use std::io::Write;
 /// A reference to an image: `NAME[:TAG|@DIGEST]`, `latest` by default.
 pub(super) fn image_ref(input: &str) -> Result<Reference, Failure> {
     Reference::parse_default_tag(input).context(|| format!("invalid reference {input:?}"))
+}
+
+/// What a verb reads: a registry image (`REF` or `docker://REF`), or an
+/// image of another transport (`oci:`, `oci-archive:`, `docker-archive:`,
+/// `barge:`).
+enum Target {
+    Registry(Reference),
+    Local(Location),
+}
+
+fn target(input: &str) -> Result<Target, Failure> {
+    if let Some(r) = input.strip_prefix("docker://") {
+        return image_ref(r).map(Target::Registry);
+    }
+    if ["oci:", "oci-archive:", "docker-archive:", "barge:"]
+        .iter()
+        .any(|t| input.starts_with(t))
+    {
+        return Location::parse(input)
+            .map(Target::Local)
+            .context(|| format!("invalid location {input:?}"));
+    }
+    image_ref(input).map(Target::Registry)
+}
+
+/// Runs `f` on the image at a non-registry `loc`, with the store opened
+/// (and locked) when the transport needs it.
+fn with_source<T>(
+    env: &Env,
+    input: &str,
+    loc: &Location,
+    f: impl FnOnce(&dyn barge_engine::transport::Source) -> Result<T, barge_engine::CopyError>,
+) -> Result<T, Failure> {
+    let store = if super::copy::needs_store(loc) {
+        Some(env.store()?)
+    } else {
+        None
+    };
+    let _lock = match &store {
+        Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
+        None => None,
+    };
+    let src = super::copy::open_source(loc, None, store.as_ref()).context(|| format!("opening {input}"))?;
+    f(src.as_ref()).context(|| format!("reading {input}"))
 }
 
 /// Refuses a flag's value that is not a media type (`type/subtype`).
@@ -94,8 +142,26 @@ fn pretty_manifest(bytes: &[u8]) -> Result<Value, Failure> {
 }
 
 pub fn manifest_inspect(env: &Env, a: &ManifestInspectArgs) -> Result<i32, Failure> {
-    let reference = image_ref(&a.reference)?;
     let platform = super::platform(a.platform.as_deref())?;
+    let reference = match target(&a.reference)? {
+        Target::Registry(r) => r,
+        Target::Local(_) if a.verbose => {
+            return Err(Failure::msg(
+                "--verbose shows a registry's manifests: give docker://REF, or leave it out",
+            ))
+        }
+        Target::Local(loc) => {
+            let m = with_source(env, &a.reference, &loc, |src| {
+                remote::source_manifest(src, platform.as_ref())
+            })?;
+            if a.raw {
+                write_stdout(&m.bytes)?;
+            } else {
+                print_json(&pretty_manifest(&m.bytes)?, b"\t")?;
+            }
+            return Ok(0);
+        }
+    };
     let client = env.client()?;
     let what = || format!("inspecting the manifest of {}", reference.familiar());
     if a.verbose {
@@ -140,23 +206,35 @@ pub fn manifest_inspect(env: &Env, a: &ManifestInspectArgs) -> Result<i32, Failu
 }
 
 pub fn inspect_remote(env: &Env, a: &InspectArgs) -> Result<i32, Failure> {
-    let references = a.images.iter().map(|i| image_ref(i)).collect::<Result<Vec<_>, _>>()?;
+    let targets = a.images.iter().map(|i| target(i)).collect::<Result<Vec<_>, _>>()?;
     let platform = super::platform(a.platform.as_deref())?;
     let template = match a.format.as_deref() {
         None | Some("json") => None,
         Some(t) => Some(Template::parse(t).context(|| "--format".to_string())?),
     };
-    let client = env.client()?;
+    let client = if targets.iter().any(|t| matches!(t, Target::Registry(_))) {
+        Some(env.client()?)
+    } else {
+        None
+    };
     let mut shown = Vec::new();
     let mut failures = Vec::new();
-    for r in &references {
-        match remote::inspect(&client, r, platform.as_ref()) {
+    for (t, input) in targets.iter().zip(&a.images) {
+        let img = match (t, &client) {
+            (Target::Registry(r), Some(client)) => remote::inspect(client, r, platform.as_ref())
+                .map_err(|e| Failure::new(format!("inspecting {}", r.familiar()), e)),
+            (Target::Registry(_), None) => Err(Failure::msg("no registry client")),
+            (Target::Local(loc), _) => {
+                with_source(env, input, loc, |src| remote::source_inspect(src, platform.as_ref()))
+            }
+        };
+        match img {
             Ok(img) => shown.push(serde_json::to_value(img).context(|| "printing".to_string())?),
-            Err(e) => failures.push(Failure::new(format!("inspecting {}", r.familiar()), e)),
+            Err(f) => failures.push(f),
         }
     }
     match &template {
-        None if references.len() == 1 => {
+        None if targets.len() == 1 => {
             if let Some(one) = shown.first() {
                 print_json(one, b"    ")?;
             }
@@ -233,7 +311,14 @@ pub fn catalog(env: &Env, a: &CatalogArgs) -> Result<i32, Failure> {
 }
 
 pub fn digest(env: &Env, a: &DigestArgs) -> Result<i32, Failure> {
-    let reference = image_ref(&a.reference)?;
+    let reference = match target(&a.reference)? {
+        Target::Registry(r) => r,
+        Target::Local(loc) => {
+            let top = with_source(env, &a.reference, &loc, |src| src.manifest())?;
+            write_stdout(format!("{}\n", top.digest).as_bytes())?;
+            return Ok(0);
+        }
+    };
     let client = env.client()?;
     let d = remote::digest(&client, &reference).context(|| format!("resolving {}", reference.familiar()))?;
     write_stdout(format!("{d}\n").as_bytes())?;
@@ -241,8 +326,17 @@ pub fn digest(env: &Env, a: &DigestArgs) -> Result<i32, Failure> {
 }
 
 pub fn config(env: &Env, a: &ConfigArgs) -> Result<i32, Failure> {
-    let reference = image_ref(&a.reference)?;
     let platform = super::platform(a.platform.as_deref())?;
+    let reference = match target(&a.reference)? {
+        Target::Registry(r) => r,
+        Target::Local(loc) => {
+            let bytes = with_source(env, &a.reference, &loc, |src| {
+                remote::source_config(src, platform.as_ref())
+            })?;
+            write_stdout(&bytes)?;
+            return Ok(0);
+        }
+    };
     let client = env.client()?;
     let bytes = remote::config(&client, &reference, platform.as_ref())
         .context(|| format!("reading the config of {}", reference.familiar()))?;
