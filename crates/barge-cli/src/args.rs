@@ -728,6 +728,8 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub sharing: SharingArgs,
     /// The image, then the command and its arguments: everything after
     /// IMAGE is the container's (`run IMAGE -l` passes `-l` to it), so it
     /// is one list whose first value ends barge's options.
@@ -1268,4 +1270,13 @@ pub struct VerifyArgs {
     /// Image to verify: NAME[:TAG] or NAME@DIGEST
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+/// `run`/`create`: what the container shares with the host or another
+/// container (namespaces, devices, privileges).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SharingArgs {
+    /// PID namespace to use: host, or container:NAME|ID [default: the container's own]
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
 }

@@ -71,6 +71,37 @@ pub struct Plan {
     /// `linux.sysctl`: files below the container's `/proc/sys` (relative
     /// to it) and what is written to each.
     sysctls: Vec<(PathBuf, Vec<u8>)>,
+    /// The PID namespace: new, the host's, or one joined (`--pid`).
+    pid_ns: Ns,
+    /// The IPC namespace: new, the host's, or one joined (`--ipc`).
+    ipc_ns: Ns,
+}
+
+/// A namespace of the container: a new one, the host's (the bundle has no
+/// entry of its kind), or the one a path names, opened before `clone`.
+enum Ns {
+    New,
+    Host,
+    Join(OwnedFd),
+}
+
+impl Ns {
+    /// The bundle's entry of `kind`, runc's way.
+    fn of(spec: &Spec, kind: crate::spec::LinuxNamespaceType) -> Result<Ns, RunnerError> {
+        let entry = crate::spec::linux(spec)?
+            .namespaces()
+            .iter()
+            .flatten()
+            .find(|n| n.typ() == kind);
+        Ok(match entry.map(|n| n.path().as_ref()) {
+            None => Ns::Host,
+            Some(None) => Ns::New,
+            Some(Some(path)) => Ns::Join(
+                rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?,
+            ),
+        })
+    }
 }
 
 /// Splits mount options into flags and filesystem data, as runc does.
@@ -166,6 +197,8 @@ impl Plan {
             cgroup_procs: Vec::new(),
             new_net: network == Some(None),
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
+            pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
+            ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
         })
     }
 }
@@ -194,8 +227,28 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
-    let forked = crate::sys::clone_into_namespaces(plan.new_net)
-        .map_err(io_err("creating the container's namespaces (clone)"))?;
+    // A PID namespace is joined by this process for its children only
+    // (`pid_for_children`), then given back: the clone child is born in it.
+    let own_pid_ns = match &plan.pid_ns {
+        Ns::Join(ns) => {
+            let own = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| io_err("opening barge's own PID namespace")(e.into()))?;
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
+                .map_err(|e| io_err("joining the PID namespace of the container shared")(e.into()))?;
+            Some(own)
+        }
+        _ => None,
+    };
+    let forked = crate::sys::clone_into_namespaces(crate::sys::NewNamespaces {
+        net: plan.new_net,
+        pid: matches!(plan.pid_ns, Ns::New),
+        ipc: matches!(plan.ipc_ns, Ns::New),
+    });
+    if let (Some(own), Ok(crate::sys::Forked::Parent { .. })) = (&own_pid_ns, &forked) {
+        rustix::thread::move_into_link_name_space(own.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
+            .map_err(|e| io_err("returning to barge's own PID namespace")(e.into()))?;
+    }
+    let forked = forked.map_err(io_err("creating the container's namespaces (clone)"))?;
     let pid = match forked {
         crate::sys::Forked::Parent { child } => child,
         crate::sys::Forked::Child => {
@@ -630,6 +683,13 @@ fn child(
             Some(rustix::thread::LinkNameSpaceType::Network),
         )
         .map_err(fail("joining the network namespace"))?;
+    }
+    if let Ns::Join(ns) = &p.ipc_ns {
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::InterProcessCommunication),
+        )
+        .map_err(fail("joining the IPC namespace"))?;
     }
     rustix::process::setsid().map_err(fail("setsid"))?;
     // barge's own stdio are replaced before anything of the container runs.

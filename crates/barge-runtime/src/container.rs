@@ -91,6 +91,9 @@ pub struct Meta {
     /// `--log-opt` as given (json-file's `max-size`, `max-file`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,
+    /// `--pid` and the like (docker's HostConfig.PidMode, …).
+    #[serde(flatten)]
+    pub host: crate::sharing::HostModes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,6 +77,8 @@ pub struct CreateOptions {
     /// `no_new_privs` unless `--security-opt no-new-privileges=false`
     /// (barge.json's `no-new-privileges`; docker's default is off).
     pub no_new_privileges_default: bool,
+    /// `--pid host|container:NAME`.
+    pub pid: Option<String>,
 }
 
 impl CreateOptions {
@@ -186,7 +188,9 @@ impl CreateOptions {
             })
             .collect();
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
+        let sharing = crate::sharing::Sharing::parse(self.pid.as_deref(), self.runtime.as_deref())?;
         Ok(Validated {
+            sharing,
             name,
             hosts_extra,
             sysctls,
@@ -235,6 +239,8 @@ pub struct Validated {
     network: Network,
     log_driver: crate::logs::LogDriver,
     log_opts: BTreeMap<String, String>,
+    /// `--pid` and the like: what is shared with the host or a container.
+    sharing: crate::sharing::Sharing,
     options: CreateOptions,
 }
 
@@ -452,7 +458,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .or_else(|| cfg.stop_signal.clone())
         .unwrap_or_else(|| "SIGTERM".to_string());
 
-    let meta = Meta {
+    let mut meta = Meta {
         id: id.clone(),
         name,
         created: facts.created,
@@ -486,6 +492,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         lower_dirs: image.lower_dirs.to_vec(),
         log_driver: v.log_driver,
         log_opts: v.log_opts.clone(),
+        host: Default::default(),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {
@@ -550,6 +557,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_mounts(Some(mounts(&facts.dir, &v.volumes, opts.shm_size)))
         .set_linux(Some(linux))
         .set_annotations(None);
+    meta.host = v.sharing.apply(&mut spec, &facts.taken)?;
     let o = &v.options;
     let resolv = (!(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty()))
         .then(|| resolv_with(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), o));

@@ -28,6 +28,7 @@ pub mod names;
 pub mod network;
 pub mod rootless;
 pub mod runner;
+pub mod sharing;
 pub mod stats;
 pub mod user;
 

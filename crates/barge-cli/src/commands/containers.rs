@@ -132,6 +132,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         group_add: a.group_add.clone(),
         expose: a.expose.clone(),
         no_new_privileges_default: false,
+        pid: a.sharing.pid.clone(),
     })
 }
 
@@ -925,7 +926,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         .and_then(|s| s.process().as_ref())
         .and_then(|p| p.rlimits().clone())
         .unwrap_or_default();
-    json!({
+    let mut v = json!({
         "Id": c.meta.id,
         "Created": c.meta.created,
         "Path": c.meta.path,
@@ -1015,7 +1016,11 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "SizeRw": c.size(),
         "SizeRootFs": c.size() + image_size,
         "NetworkSettings": network_settings(c, &st),
-    })
+    });
+    if let Some(h) = v["HostConfig"].as_object_mut() {
+        h.extend(super::nsflags::host_config(c, spec.as_ref()));
+    }
+    v
 }
 
 fn network_mode(c: &Container) -> String {

@@ -8,6 +8,7 @@ mod images;
 mod login;
 mod mirror;
 mod network;
+mod nsflags;
 mod prune_filter;
 mod pull;
 mod toolkit;

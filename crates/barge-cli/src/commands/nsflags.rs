@@ -1,0 +1,13 @@
+//! What `inspect` shows of `--pid` and the like, in docker's HostConfig.
+
+use barge_runtime::spec::Spec;
+use barge_runtime::Container;
+use serde_json::{json, Map, Value};
+
+/// HostConfig's PidMode.
+pub fn host_config(c: &Container, _spec: Option<&Spec>) -> Map<String, Value> {
+    let h = &c.meta.host;
+    let mut m = Map::new();
+    m.insert("PidMode".into(), json!(h.pid_mode));
+    m
+}
