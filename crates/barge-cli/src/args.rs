@@ -1279,4 +1279,7 @@ pub struct SharingArgs {
     /// PID namespace to use: host, or container:NAME|ID [default: the container's own]
     #[arg(long, value_name = "MODE")]
     pub pid: Option<String>,
+    /// IPC mode: private, shareable, none, host, or container:NAME|ID (a shareable one) [default: private]
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
 }

@@ -510,7 +510,13 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     for m in &p.mounts {
         let what = format!("mounting {} on /{}", m.kind, m.dest.display());
         if m.bind {
-            let target = bind_target(&root, root_path, m)?;
+            // /dev/shm of the host's or a shared IPC namespace: on the
+            // fresh /dev's own directory, which no image link can reach.
+            let target = if m.dest == Path::new("dev/shm") {
+                mount_point(&root, &m.dest)?
+            } else {
+                bind_target(&root, root_path, m)?
+            };
             let mut attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
             if m.read_only {
                 attrs |= MOUNT_ATTR_RDONLY;

@@ -79,6 +79,8 @@ pub struct CreateOptions {
     pub no_new_privileges_default: bool,
     /// `--pid host|container:NAME`.
     pub pid: Option<String>,
+    /// `--ipc private|shareable|none|host|container:NAME`.
+    pub ipc: Option<String>,
 }
 
 impl CreateOptions {
@@ -188,7 +190,8 @@ impl CreateOptions {
             })
             .collect();
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
-        let sharing = crate::sharing::Sharing::parse(self.pid.as_deref(), self.runtime.as_deref())?;
+        let sharing =
+            crate::sharing::Sharing::parse(self.pid.as_deref(), self.ipc.as_deref(), self.runtime.as_deref())?;
         Ok(Validated {
             sharing,
             name,
@@ -557,7 +560,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_mounts(Some(mounts(&facts.dir, &v.volumes, opts.shm_size)))
         .set_linux(Some(linux))
         .set_annotations(None);
-    meta.host = v.sharing.apply(&mut spec, &facts.taken)?;
+    meta.host = v.sharing.apply(&mut spec, &facts.taken, &facts.dir)?;
     let o = &v.options;
     let resolv = (!(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty()))
         .then(|| resolv_with(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), o));

@@ -282,6 +282,7 @@ impl Runtime {
         }
         network::detach(c);
         rootless::release_root(c);
+        sharing::release(c);
         barge_cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
         // namespace (gone above); an external runtime's rootfs mount is gone too.

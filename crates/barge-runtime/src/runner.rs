@@ -51,6 +51,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     // `--pid container:X` and the like: X's namespaces, X checked running.
     let mut spec = spec.clone();
     let joined = crate::sharing::join(c, &mut spec)?;
+    crate::sharing::prepare(c)?;
     let spec = &spec;
     let mut plan = barge_runner::child::Plan::new(spec, &c.dir, &c.meta.lower_dirs, c.meta.init)?;
     for j in &joined {

@@ -95,7 +95,7 @@ fn pid_namespace_of_the_host_and_of_another_container() {
 }
 
 #[test]
-fn pid_host_rootless_is_refused() {
+fn host_namespaces_rootless_are_refused() {
     if !barge_tests::require_root_and(&["docker-registry", "umoci", "skopeo"]) {
         return;
     }
@@ -107,5 +107,100 @@ fn pid_host_rootless_is_refused() {
     assert_eq!(o.status.code(), Some(125), "{o:?}");
     assert!(stderr.contains("--pid host is not available rootless"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let o = b.run(&["create", "--ipc", "host", "127.0.0.1:9/no/such:image", "true"]);
+    let stderr = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    assert!(stderr.contains("--ipc host is not available rootless"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     let _ = out(&o);
+}
+
+#[test]
+fn ipc_modes_as_docker() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let host_ns = std::fs::read_link("/proc/self/ns/ipc").expect("the host's IPC namespace");
+    let host_ns = host_ns.display().to_string();
+    let ns_and_shm = "readlink /proc/self/ns/ipc; ls -d /dev/shm 2>/dev/null || echo no-shm";
+
+    // private (the default) and none: namespaces of their own; none has no /dev/shm.
+    let private = b.sh(&image, &[], ns_and_shm);
+    assert_ne!(private.lines().next(), Some(host_ns.as_str()), "{private}");
+    assert_eq!(private.lines().nth(1), Some("/dev/shm"), "{private}");
+    let none = b.sh(&image, &["--ipc", "none"], ns_and_shm);
+    assert_ne!(none.lines().next(), Some(host_ns.as_str()), "{none}");
+    assert_eq!(none.lines().nth(1), Some("no-shm"), "{none}");
+
+    // host: the host's namespace and its /dev/shm.
+    let marker = format!("/dev/shm/barge-ipc-test-{}", std::process::id());
+    std::fs::write(&marker, "from the host\n").expect("a file in the host's /dev/shm");
+    let host = b.sh(
+        &image,
+        &["--ipc", "host"],
+        &format!("readlink /proc/self/ns/ipc; cat {marker}"),
+    );
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(host, format!("{host_ns}\nfrom the host\n"));
+
+    // shareable, joined: one namespace, one /dev/shm.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipcowner",
+        "--ipc",
+        "shareable",
+        &image,
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/marker; sleep 300",
+    ]);
+    barge_tests::wait_until("the owner wrote its marker", || {
+        b.run(&["exec", "ipcowner", "cat", "/dev/shm/marker"]).status.success()
+    });
+    let owner_ns = b.ok(&["exec", "ipcowner", "readlink", "/proc/self/ns/ipc"]);
+    let joined = b.sh(
+        &image,
+        &["--ipc", "container:ipcowner"],
+        "readlink /proc/self/ns/ipc; cat /dev/shm/marker; echo back > /dev/shm/reply",
+    );
+    assert_eq!(joined, format!("{}shared\n", owner_ns), "{joined}");
+    assert_ne!(owner_ns.trim(), host_ns);
+    assert_eq!(b.ok(&["exec", "ipcowner", "cat", "/dev/shm/reply"]), "back\n");
+    b.ok(&[
+        "create",
+        "--name",
+        "ipcjoiner",
+        "--ipc",
+        "container:ipcowner",
+        &image,
+        "true",
+    ]);
+    for (name, mode) in [("ipcowner", "shareable"), ("ipcjoiner", "container:ipcowner")] {
+        assert_eq!(inspect(&b, "{{.HostConfig.IpcMode}}", name), mode);
+    }
+
+    // A private container cannot be joined; a stopped one neither.
+    b.ok(&["run", "-d", "--name", "ipcprivate", &image, "sleep", "300"]);
+    assert_eq!(inspect(&b, "{{.HostConfig.IpcMode}}", "ipcprivate"), "private");
+    refused(
+        &b,
+        &["run", "--rm", "--ipc", "container:ipcprivate", &image, "true"],
+        "cannot join the IPC namespace of container ipcprivate: it is not shareable",
+    );
+    b.ok(&["stop", "-t", "0", "ipcowner"]);
+    // `start` fails with docker's status 1, one line.
+    let o = b.run(&["start", "ipcjoiner"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr_of(&o).contains("ipcowner: it is not running"), "{o:?}");
+    assert_eq!(stderr_of(&o).trim().lines().count(), 1, "{o:?}");
+    // The owner's /dev/shm went with it; a new start has an empty one.
+    let owner_dir = b.root().join("containers").join(inspect(&b, "{{.Id}}", "ipcowner"));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!mounts.contains(&owner_dir.display().to_string()), "{mounts}");
+    refused(
+        &b,
+        &["create", "--ipc", "shared", &image, "true"],
+        "invalid --ipc value",
+    );
+    b.ok(&["rm", "-f", "ipcowner", "ipcjoiner", "ipcprivate"]);
 }
