@@ -1282,4 +1282,7 @@ pub struct SharingArgs {
     /// IPC mode: private, shareable, none, host, or container:NAME|ID (a shareable one) [default: private]
     #[arg(long, value_name = "MODE")]
     pub ipc: Option<String>,
+    /// Add a host device below the container's /dev: HOST[:CONTAINER][:PERMISSIONS] (some of r, w, m) [default: rwm]
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
 }

@@ -75,6 +75,9 @@ pub struct Plan {
     pid_ns: Ns,
     /// The IPC namespace: new, the host's, or one joined (`--ipc`).
     ipc_ns: Ns,
+    /// `--device`: the host's nodes bound in the container's /dev (path
+    /// below /dev, host path).
+    devices: Vec<(PathBuf, PathBuf)>,
 }
 
 /// A namespace of the container: a new one, the host's (the bundle has no
@@ -199,11 +202,19 @@ impl Plan {
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
             ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
+            devices: Vec::new(),
         })
     }
 }
 
 impl Plan {
+    /// The host's device nodes to bind in the container's fresh /dev:
+    /// (path below /dev, host path). The host path is the operator's; the
+    /// container's is made in the fresh tmpfs, never through the image.
+    pub fn bind_devices(&mut self, devices: Vec<(PathBuf, PathBuf)>) {
+        self.devices = devices;
+    }
+
     /// Rootless (in a user namespace): the kernel overlay keeps its
     /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
     /// store's unprivileged applier writes), or with `premounted` the
@@ -570,7 +581,7 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
             // The same walk now ends on the new mount's root.
             let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {
-                make_dev(&mounted, sys)?;
+                make_dev(&mounted, &p.devices, sys)?;
             }
             fresh.push((m.dest.clone(), mounted));
         }
@@ -739,8 +750,9 @@ fn child(
 }
 
 /// Standard devices and links in the container's fresh `/dev`: the host's
-/// own nodes bound onto empty files, as /dev itself is `nodev`.
-fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
+/// own nodes bound onto empty files, as /dev itself is `nodev`; then the
+/// `devices` asked for (path below /dev, host path), the same way.
+fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts) -> Result<(), ChildError> {
     let dev = rustix::fs::openat(
         dev,
         ".",
@@ -769,6 +781,32 @@ fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
         ("core", "/proc/kcore"),
     ] {
         rustix::fs::symlinkat(target, &dev, name).map_err(fail(format!("creating /dev/{name}")))?;
+    }
+    for (rel, host) in devices {
+        let what = format!("creating the device /dev/{}", rel.display());
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(refuse(format!("{what}: not a path below /dev")));
+        };
+        // The fresh tmpfs holds only what barge made: ordinary directories.
+        let dir = walk_plain(&dev, parent, Missing::Create, &what)?.ok_or_else(|| refuse(what.clone()))?;
+        let dir = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail(&what))?;
+        let file = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(fail(&what))?;
+        let host = host
+            .to_str()
+            .ok_or_else(|| refuse(format!("{what}: the host path is not UTF-8")))?;
+        sys.bind(host, &fd_path(&file)).map_err(io_fail(&what))?;
     }
     Ok(())
 }

@@ -81,6 +81,8 @@ pub struct CreateOptions {
     pub pid: Option<String>,
     /// `--ipc private|shareable|none|host|container:NAME`.
     pub ipc: Option<String>,
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    pub devices: Vec<String>,
 }
 
 impl CreateOptions {
@@ -190,8 +192,12 @@ impl CreateOptions {
             })
             .collect();
         let no_new_privileges = security.no_new_privileges.unwrap_or(self.no_new_privileges_default);
-        let sharing =
-            crate::sharing::Sharing::parse(self.pid.as_deref(), self.ipc.as_deref(), self.runtime.as_deref())?;
+        let sharing = crate::sharing::Sharing::parse(
+            self.pid.as_deref(),
+            self.ipc.as_deref(),
+            &self.devices,
+            self.runtime.as_deref(),
+        )?;
         Ok(Validated {
             sharing,
             name,

@@ -57,6 +57,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     for j in &joined {
         j.still_running()?;
     }
+    plan.bind_devices(crate::sharing::device_binds(c, spec)?);
     if crate::rootless::rootless() {
         crate::rootless::prepare_root(c, &mut plan)?;
     }

@@ -1,5 +1,5 @@
 //! What a container shares with the host or another container: `--pid`,
-//! `--ipc` (and later `--device`, `--privileged`), as docker 20.10 reads
+//! `--ipc`, `--device` (and later `--privileged`), as docker 20.10 reads
 //! them. [`Sharing::parse`] checks the flags before any pull;
 //! [`Sharing::apply`] writes them into the bundle and the record at
 //! create; [`join`] points the bundle at the namespaces of the container
@@ -72,6 +72,140 @@ pub struct Sharing {
     pid_given: String,
     ipc: Option<IpcMode>,
     ipc_given: String,
+    devices: Vec<Device>,
+}
+
+/// A `--device`, checked on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Device {
+    mapping: DeviceMapping,
+    block: bool,
+    major: i64,
+    minor: i64,
+    /// The node's permission bits, owner and group.
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// docker's HostConfig.Devices entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// Whether `s` is a device cgroup access: some of `r`, `w`, `m`, once each.
+fn device_access(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 3 && s.chars().all(|c| "rwm".contains(c)) && {
+        let mut seen: Vec<char> = s.chars().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() == s.len()
+    }
+}
+
+/// A path below the container's fresh /dev, without `.` or `..`.
+fn below_dev(path: &str) -> bool {
+    let mut parts = path.split('/');
+    let rest: Vec<&str> = match (parts.next(), parts.next()) {
+        (Some(""), Some("dev")) => parts.collect(),
+        _ => return false,
+    };
+    !rest.is_empty() && rest.iter().all(|p| !p.is_empty() && *p != "." && *p != "..")
+}
+
+impl Device {
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]`: the host's node is looked
+    /// at now (links followed, as docker does), before anything is made.
+    fn parse(value: &str) -> Result<Device, RuntimeError> {
+        let bad = |why: &str| RuntimeError::BadOption(format!("invalid --device {value:?}: {why}"));
+        let parts: Vec<&str> = value.split(':').collect();
+        let (host, container, access) = match parts.as_slice() {
+            [h] => (*h, *h, "rwm"),
+            [h, a] if device_access(a) => (*h, *h, *a),
+            [h, c] => (*h, *c, "rwm"),
+            [h, c, a] => (*h, *c, *a),
+            _ => return Err(bad("expected HOST[:CONTAINER][:PERMISSIONS]")),
+        };
+        if !device_access(access) {
+            return Err(bad("permissions are some of r, w and m"));
+        }
+        if !host.starts_with('/') {
+            return Err(bad("the host's path must be absolute"));
+        }
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let st = std::fs::metadata(host).map_err(|e| bad(&format!("{host}: {e}")))?;
+        let kind = st.file_type();
+        if !(kind.is_char_device() || kind.is_block_device()) {
+            return Err(bad(&format!("{host} is not a device node")));
+        }
+        if !below_dev(container) {
+            return Err(bad("the path in the container must be below /dev, without '.' or '..'"));
+        }
+        if crate::rootless::rootless() && access != "rwm" {
+            return Err(bad(
+                "rootless barge has no device cgroup to restrict a device's permissions; give rwm, or run as root",
+            ));
+        }
+        Ok(Device {
+            mapping: DeviceMapping {
+                path_on_host: host.to_string(),
+                path_in_container: container.to_string(),
+                cgroup_permissions: access.to_string(),
+            },
+            block: kind.is_block_device(),
+            major: i64::from(rustix::fs::major(st.rdev())),
+            minor: i64::from(rustix::fs::minor(st.rdev())),
+            mode: st.mode() & 0o7777,
+            uid: st.uid(),
+            gid: st.gid(),
+        })
+    }
+
+    /// The bundle's `linux.devices` entry.
+    fn node(&self) -> Result<crate::spec::LinuxDevice, RuntimeError> {
+        let mut d = crate::spec::LinuxDevice::default();
+        d.set_path(PathBuf::from(&self.mapping.path_in_container))
+            .set_typ(self.kind())
+            .set_major(self.major)
+            .set_minor(self.minor)
+            .set_file_mode(Some(self.mode))
+            .set_uid(Some(self.uid))
+            .set_gid(Some(self.gid));
+        Ok(d)
+    }
+
+    fn kind(&self) -> crate::spec::LinuxDeviceType {
+        if self.block {
+            crate::spec::LinuxDeviceType::B
+        } else {
+            crate::spec::LinuxDeviceType::C
+        }
+    }
+
+    /// Device cgroup rules: this node with its permissions only (a deny
+    /// of the rest first, so that `:r` holds for a device the defaults allow).
+    fn rules(&self) -> Vec<crate::spec::LinuxDeviceCgroup> {
+        let rule = |allow: bool, access: &str| {
+            let mut r = crate::spec::LinuxDeviceCgroup::default();
+            r.set_allow(allow)
+                .set_typ(Some(self.kind()))
+                .set_major(Some(self.major))
+                .set_minor(Some(self.minor))
+                .set_access(Some(access.to_string()));
+            r
+        };
+        let access = &self.mapping.cgroup_permissions;
+        let mut rules = Vec::new();
+        if access.len() < 3 {
+            rules.push(rule(false, "rwm"));
+        }
+        rules.push(rule(true, access));
+        rules
+    }
 }
 
 /// Where a shareable container's /dev/shm is mounted (on the host, or in
@@ -99,12 +233,23 @@ pub struct HostModes {
     /// A shareable container's /dev/shm tmpfs options (`mode=1777,size=…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_options: Option<String>,
+    /// `--device`s (HostConfig.Devices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceMapping>,
 }
 
 impl Sharing {
     /// Checks `--pid` without a store: refusals come before any pull.
-    pub fn parse(pid: Option<&str>, ipc: Option<&str>, runtime: Option<&str>) -> Result<Sharing, RuntimeError> {
-        let mut s = Sharing::default();
+    pub fn parse(
+        pid: Option<&str>,
+        ipc: Option<&str>,
+        devices: &[String],
+        runtime: Option<&str>,
+    ) -> Result<Sharing, RuntimeError> {
+        let mut s = Sharing {
+            devices: devices.iter().map(|d| Device::parse(d)).collect::<Result<_, _>>()?,
+            ..Sharing::default()
+        };
         if let Some(i) = ipc {
             let mode = IpcMode::parse(i)?;
             if mode == IpcMode::Host && crate::rootless::rootless() {
@@ -174,6 +319,22 @@ impl Sharing {
                 modes.ipc_container = Some(id);
             }
             Some(IpcMode::Private) | None => {}
+        }
+        if !self.devices.is_empty() {
+            let linux = spec
+                .linux_mut()
+                .as_mut()
+                .ok_or_else(|| RuntimeError::Corrupt("the bundle has no linux section".into()))?;
+            let mut nodes = linux.devices().clone().unwrap_or_default();
+            let mut resources = linux.resources().clone().unwrap_or_default();
+            let mut rules = resources.devices().clone().unwrap_or_default();
+            for d in &self.devices {
+                nodes.push(d.node()?);
+                rules.extend(d.rules());
+                modes.devices.push(d.mapping.clone());
+            }
+            resources.set_devices(Some(rules));
+            linux.set_devices(Some(nodes)).set_resources(Some(resources));
         }
         match &self.pid {
             Some(NsMode::Host) => set_namespace(spec, LinuxNamespaceType::Pid, None),
@@ -292,10 +453,12 @@ pub fn join(c: &Container, spec: &mut Spec) -> Result<Vec<Joined>, RuntimeError>
                         )),
                     );
                 }
-                _ => return Err(RuntimeError::BadOption(format!(
+                _ => {
+                    return Err(RuntimeError::BadOption(format!(
                     "cannot join the IPC namespace of container {}: it is not shareable (run it with --ipc shareable)",
                     meta.name
-                ))),
+                )))
+                }
             }
         }
         set_namespace(
@@ -329,6 +492,34 @@ pub fn prepare(c: &Container) -> Result<(), RuntimeError> {
         data.as_c_str(),
     )
     .map_err(|e| crate::io_err(format!("mounting the shareable /dev/shm on {}", dir.display()))(e.into()))
+}
+
+/// The host's nodes to bind in the container's /dev, (path below /dev,
+/// host path), each checked to be still the device `create` recorded:
+/// its cgroup rule names that one.
+pub fn device_binds(c: &Container, spec: &Spec) -> Result<Vec<(PathBuf, PathBuf)>, RuntimeError> {
+    let nodes = crate::spec::linux(spec)?.devices().clone().unwrap_or_default();
+    let mut binds = Vec::new();
+    for m in &c.meta.host.devices {
+        let node = nodes
+            .iter()
+            .find(|n| n.path() == std::path::Path::new(&m.path_in_container))
+            .ok_or_else(|| RuntimeError::Corrupt(format!("the device {} is not in the bundle", m.path_in_container)))?;
+        let now = Device::parse(&format!("{}:{}:rwm", m.path_on_host, m.path_in_container))
+            .ok()
+            .filter(|d| (d.kind(), d.major, d.minor) == (node.typ(), node.major(), node.minor()));
+        if now.is_none() {
+            return Err(RuntimeError::BadOption(format!(
+                "--device {}: it is no longer the device node it was when the container was made",
+                m.path_on_host
+            )));
+        }
+        let rel = std::path::Path::new(&m.path_in_container)
+            .strip_prefix("/dev")
+            .map_err(|_| RuntimeError::Corrupt(format!("the device {} is not below /dev", m.path_in_container)))?;
+        binds.push((rel.to_path_buf(), PathBuf::from(&m.path_on_host)));
+    }
+    Ok(binds)
 }
 
 /// Unmounts a shareable container's /dev/shm (nothing for the others).
@@ -384,6 +575,47 @@ mod tests {
         assert_eq!(IpcMode::parse("none").unwrap(), IpcMode::None);
         assert_eq!(IpcMode::parse("container:x").unwrap(), IpcMode::Container("x".into()));
         assert!(IpcMode::parse("shared").is_err());
+    }
+
+    #[test]
+    fn device_flags() {
+        for ok in ["r", "rw", "mwr", "m"] {
+            assert!(device_access(ok), "{ok}");
+        }
+        for bad in ["", "rr", "x", "rwmr"] {
+            assert!(!device_access(bad), "{bad}");
+        }
+        for ok in ["/dev/x", "/dev/snd/x"] {
+            assert!(below_dev(ok), "{ok}");
+        }
+        for bad in [
+            "/dev",
+            "/dev/",
+            "/etc/x",
+            "/dev/../etc/x",
+            "/dev/./x",
+            "dev/x",
+            "/dev//x",
+        ] {
+            assert!(!below_dev(bad), "{bad}");
+        }
+        let d = Device::parse("/dev/zero:/dev/myzero:r").unwrap();
+        assert_eq!((d.block, d.major, d.minor), (false, 1, 5));
+        let rules = d.rules();
+        assert_eq!((rules[0].allow(), rules[1].allow()), (false, true));
+        assert_eq!(
+            Device::parse("/dev/null:rw").unwrap().mapping.path_in_container,
+            "/dev/null"
+        );
+        for bad in [
+            "/etc/passwd",
+            "/no/such/node",
+            "/dev/zero:/etc/zero",
+            "/dev/zero:/dev/z:x",
+            "zero",
+        ] {
+            assert!(Device::parse(bad).is_err(), "{bad}");
+        }
         let taken = [
             ("web".to_string(), "abcdef".to_string()),
             ("db".into(), "abc123".into()),

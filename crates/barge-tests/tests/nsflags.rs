@@ -204,3 +204,122 @@ fn ipc_modes_as_docker() {
     );
     b.ok(&["rm", "-f", "ipcowner", "ipcjoiner", "ipcprivate"]);
 }
+
+#[test]
+fn device_is_bound_in_dev_with_its_cgroup_permissions() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let zeros = b.sh(
+        &image,
+        &["--device", "/dev/zero:/dev/myzero"],
+        "head -c 4 /dev/myzero | od -An -tx1; echo x > /dev/myzero && echo wrote",
+    );
+    assert_eq!(
+        zeros.split_whitespace().collect::<Vec<_>>(),
+        ["00", "00", "00", "00", "wrote"]
+    );
+    // Read-only in the device cgroup: reads work, writes are refused.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/zero:/dev/sub/ro:r",
+        &image,
+        "sh",
+        "-c",
+        "head -c 2 /dev/sub/ro | od -An -tx1; echo x > /dev/sub/ro && echo wrote",
+    ]);
+    assert_eq!(out(&o).split_whitespace().collect::<Vec<_>>(), ["00", "00"], "{o:?}");
+    assert!(stderr_of(&o).contains("Operation not permitted"), "{o:?}");
+    // Without --device the node is not there.
+    let o = b.run(&["run", "--rm", &image, "ls", "/dev/myzero"]);
+    assert!(!o.status.success(), "{o:?}");
+
+    b.ok(&[
+        "create",
+        "--name",
+        "devbox",
+        "--device",
+        "/dev/zero:/dev/myzero:rw",
+        &image,
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&b, "{{json .HostConfig.Devices}}", "devbox"),
+        r#"[{"PathOnHost":"/dev/zero","PathInContainer":"/dev/myzero","CgroupPermissions":"rw"}]"#
+    );
+    assert_eq!(
+        inspect(&b, "{{json .HostConfig.Devices}}", &image_free(&b, &image)),
+        "[]"
+    );
+    b.ok(&["rm", "-f", "devbox"]);
+
+    // Refused before anything is made (or pulled): one line each.
+    let nowhere = "127.0.0.1:9/no/such:image";
+    for (device, message) in [
+        ("/etc/passwd", "/etc/passwd is not a device node"),
+        ("/dev/no-such-node", "/dev/no-such-node: No such file"),
+        ("/dev/zero:/etc/zero", "must be below /dev"),
+        ("/dev/zero:/dev/../etc/zero", "must be below /dev"),
+        ("/dev/zero:/dev/z:rx", "permissions are some of r, w and m"),
+    ] {
+        refused(&b, &["create", "--device", device, nowhere, "true"], message);
+    }
+}
+
+/// A container without flags, made to compare with; returns its name.
+fn image_free(b: &Barge, image: &str) -> String {
+    let name = "plainbox";
+    let _ = b.run(&["rm", "-f", name]);
+    b.ok(&["create", "--name", name, image, "true"]);
+    name.to_string()
+}
+
+#[test]
+fn device_never_goes_through_the_images_links() {
+    if !barge_tests::require_root_and(&["docker-registry", "umoci", "skopeo"]) {
+        return;
+    }
+    // An image whose /dev/x and /dev/dir lead to /etc: the fresh /dev hides them.
+    let reg = Registry::anonymous();
+    barge_tests::image::busybox_image(&reg, "linked", "latest", &[], |root| {
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("dev/x")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("dev/dir")).unwrap();
+    });
+    // An image whose /dev itself is a link to /etc: refused.
+    barge_tests::image::busybox_image(&reg, "devlink", "latest", &[], |root| {
+        std::os::unix::fs::symlink("etc", root.join("dev")).unwrap();
+    });
+    let b = Barge::new();
+    let linked = format!("{}/linked", reg.host());
+    let devlink = format!("{}/devlink", reg.host());
+    b.ok(&["pull", "-q", &linked]);
+    b.ok(&["pull", "-q", &devlink]);
+    let seen = b.sh(
+        &linked,
+        &["--device", "/dev/zero:/dev/x", "--device", "/dev/null:/dev/dir/passwd"],
+        "head -c 1 /dev/x | od -An -tx1; cat /etc/passwd; ls -l /etc | grep -c passwd; [ -c /dev/dir/passwd ] && echo node",
+    );
+    let lines: Vec<&str> = seen.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "00", "{seen}");
+    assert!(
+        lines[1].starts_with("root:x:0:0"),
+        "the image's passwd is intact: {seen}"
+    );
+    assert_eq!(lines.last(), Some(&"node"), "{seen}");
+    let o = b.run(&[
+        "run",
+        "--name",
+        "devlinked",
+        "--device",
+        "/dev/zero:/dev/x",
+        &devlink,
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    assert!(stderr_of(&o).contains("/dev is a symbolic link in the image"), "{o:?}");
+    // Nothing was made in the image's /etc through the link.
+    let upper = inspect(&b, "{{.GraphDriver.Data.UpperDir}}", "devlinked");
+    assert!(!std::path::Path::new(&upper).join("etc/x").exists(), "{upper}");
+    b.ok(&["rm", "-f", "devlinked"]);
+}

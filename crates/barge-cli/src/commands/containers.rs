@@ -134,6 +134,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         no_new_privileges_default: false,
         pid: a.sharing.pid.clone(),
         ipc: a.sharing.ipc.clone(),
+        devices: a.sharing.device.clone(),
     })
 }
 

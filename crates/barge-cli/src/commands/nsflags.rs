@@ -4,12 +4,13 @@ use barge_runtime::spec::Spec;
 use barge_runtime::Container;
 use serde_json::{json, Map, Value};
 
-/// HostConfig's PidMode and IpcMode.
+/// HostConfig's PidMode, IpcMode and Devices.
 pub fn host_config(c: &Container, _spec: Option<&Spec>) -> Map<String, Value> {
     let h = &c.meta.host;
     let mut m = Map::new();
     m.insert("PidMode".into(), json!(h.pid_mode));
     let ipc = if h.ipc_mode.is_empty() { "private" } else { &h.ipc_mode };
     m.insert("IpcMode".into(), json!(ipc));
+    m.insert("Devices".into(), json!(h.devices));
     m
 }
