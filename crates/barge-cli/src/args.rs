@@ -859,6 +859,9 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
+    /// Give the command every capability and no seccomp filter
+    #[arg(long)]
+    pub privileged: bool,
     /// The container, then the command and its arguments: everything
     /// after CONTAINER is the command's (`exec c ls -l`).
     #[arg(
@@ -1285,4 +1288,7 @@ pub struct SharingArgs {
     /// Add a host device below the container's /dev: HOST[:CONTAINER][:PERMISSIONS] (some of r, w, m) [default: rwm]
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
+    /// Give the container every capability, no seccomp filter, no masked paths and the host's devices
+    #[arg(long)]
+    pub privileged: bool,
 }

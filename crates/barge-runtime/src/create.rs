@@ -83,6 +83,8 @@ pub struct CreateOptions {
     pub ipc: Option<String>,
     /// `--device HOST[:CONTAINER][:PERMISSIONS]`.
     pub devices: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
 }
 
 impl CreateOptions {
@@ -196,6 +198,7 @@ impl CreateOptions {
             self.pid.as_deref(),
             self.ipc.as_deref(),
             &self.devices,
+            self.privileged,
             self.runtime.as_deref(),
         )?;
         Ok(Validated {

@@ -1,5 +1,5 @@
 //! What a container shares with the host or another container: `--pid`,
-//! `--ipc`, `--device` (and later `--privileged`), as docker 20.10 reads
+//! `--ipc`, `--device` and `--privileged`, as docker 20.10 reads
 //! them. [`Sharing::parse`] checks the flags before any pull;
 //! [`Sharing::apply`] writes them into the bundle and the record at
 //! create; [`join`] points the bundle at the namespaces of the container
@@ -73,6 +73,7 @@ pub struct Sharing {
     ipc: Option<IpcMode>,
     ipc_given: String,
     devices: Vec<Device>,
+    privileged: bool,
 }
 
 /// A `--device`, checked on the host.
@@ -236,6 +237,10 @@ pub struct HostModes {
     /// `--device`s (HostConfig.Devices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceMapping>,
+    /// `--privileged`: every capability, no seccomp filter, no masked or
+    /// read-only paths, the host's devices (HostConfig.Privileged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
 }
 
 impl Sharing {
@@ -244,10 +249,12 @@ impl Sharing {
         pid: Option<&str>,
         ipc: Option<&str>,
         devices: &[String],
+        privileged: bool,
         runtime: Option<&str>,
     ) -> Result<Sharing, RuntimeError> {
         let mut s = Sharing {
             devices: devices.iter().map(|d| Device::parse(d)).collect::<Result<_, _>>()?,
+            privileged,
             ..Sharing::default()
         };
         if let Some(i) = ipc {
@@ -335,6 +342,10 @@ impl Sharing {
             }
             resources.set_devices(Some(rules));
             linux.set_devices(Some(nodes)).set_resources(Some(resources));
+        }
+        if self.privileged {
+            privilege(spec)?;
+            modes.privileged = true;
         }
         match &self.pid {
             Some(NsMode::Host) => set_namespace(spec, LinuxNamespaceType::Pid, None),
@@ -494,6 +505,111 @@ pub fn prepare(c: &Container) -> Result<(), RuntimeError> {
     .map_err(|e| crate::io_err(format!("mounting the shareable /dev/shm on {}", dir.display()))(e.into()))
 }
 
+/// docker's `--privileged` set: every capability this kernel has that
+/// barge's own bounding set holds (a process cannot give more; on an
+/// ordinary host that is all of them).
+fn all_capabilities() -> Vec<String> {
+    use rustix::thread::{capability_is_in_bounding_set, CapabilitySet};
+    let last = crate::caps::last_cap() as usize;
+    crate::caps::ALL
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(bit, _)| capability_is_in_bounding_set(CapabilitySet::from_bits_retain(1 << bit)).unwrap_or(false))
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// `--privileged` (and `exec --privileged`) for a process: the full
+/// bounding set, effective and permitted too for root.
+pub fn privileged_process(process: &mut crate::spec::Process) -> Result<(), RuntimeError> {
+    let all = crate::spec::capability_set(&all_capabilities())?;
+    let mut caps = process.capabilities().clone().unwrap_or_default();
+    caps.set_bounding(Some(all.clone()));
+    if process.user().uid() == 0 {
+        caps.set_effective(Some(all.clone())).set_permitted(Some(all));
+    }
+    process.set_capabilities(Some(caps));
+    Ok(())
+}
+
+/// `--privileged` in the bundle: every capability, no seccomp filter, no
+/// masked or read-only paths, a writable /sys, every device allowed in
+/// the device cgroup (the host's nodes are bound at start).
+fn privilege(spec: &mut Spec) -> Result<(), RuntimeError> {
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| RuntimeError::Corrupt("the bundle has no process".into()))?;
+    privileged_process(&mut process)?;
+    spec.set_process(Some(process));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut().filter(|m| m.typ().as_deref() == Some("sysfs")) {
+        let options = m.options().clone().unwrap_or_default();
+        m.set_options(Some(options.into_iter().filter(|o| o != "ro").collect()));
+    }
+    spec.set_mounts(Some(mounts));
+    let linux = spec
+        .linux_mut()
+        .as_mut()
+        .ok_or_else(|| RuntimeError::Corrupt("the bundle has no linux section".into()))?;
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut all = crate::spec::LinuxDeviceCgroup::default();
+    all.set_allow(true).set_typ(None).set_access(Some("rwm".into()));
+    resources.set_devices(Some(vec![all]));
+    linux
+        .set_seccomp(None)
+        .set_masked_paths(Some(Vec::new()))
+        .set_readonly_paths(Some(Vec::new()))
+        .set_resources(Some(resources));
+    Ok(())
+}
+
+/// The host's device nodes, as docker's `--privileged` gives them: every
+/// character and block device below /dev but the per-container
+/// filesystems (pts, shm, mqueue), links and the console; the standard
+/// nodes the runner makes anyway are left to it.
+fn host_devices() -> Vec<(PathBuf, PathBuf)> {
+    const SKIPPED: [&str; 14] = [
+        "pts",
+        "shm",
+        "mqueue",
+        "fd",
+        ".lxc",
+        ".lxd-mounts",
+        ".udev",
+        "console",
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+    ];
+    let mut found = Vec::new();
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(rel) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(std::path::Path::new("/dev").join(&rel)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if rel.as_os_str().is_empty() && SKIPPED.iter().any(|s| name == *s) || name == "ptmx" {
+                continue;
+            }
+            let Ok(kind) = e.file_type() else { continue };
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_dir() {
+                dirs.push(rel.join(&name));
+            } else if kind.is_char_device() || kind.is_block_device() {
+                found.push((rel.join(&name), e.path()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The host's nodes to bind in the container's /dev, (path below /dev,
 /// host path), each checked to be still the device `create` recorded:
 /// its cgroup rule names that one.
@@ -518,6 +634,10 @@ pub fn device_binds(c: &Container, spec: &Spec) -> Result<Vec<(PathBuf, PathBuf)
             .strip_prefix("/dev")
             .map_err(|_| RuntimeError::Corrupt(format!("the device {} is not below /dev", m.path_in_container)))?;
         binds.push((rel.to_path_buf(), PathBuf::from(&m.path_on_host)));
+    }
+    if c.meta.host.privileged {
+        let asked: Vec<PathBuf> = binds.iter().map(|(rel, _)| rel.clone()).collect();
+        binds.extend(host_devices().into_iter().filter(|(rel, _)| !asked.contains(rel)));
     }
     Ok(binds)
 }

@@ -323,3 +323,88 @@ fn device_never_goes_through_the_images_links() {
     assert!(!std::path::Path::new(&upper).join("etc/x").exists(), "{upper}");
     b.ok(&["rm", "-f", "devlinked"]);
 }
+
+/// CapEff of a process with every capability barge can give: those of
+/// its own bounding set (all the kernel has, unless barge runs confined).
+fn full_caps() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd")
+        .trim()
+        .to_string()
+}
+
+/// What the privileged test looks at, one line each: CapEff, Seccomp,
+/// whether /dev/loop-control opens, /proc/keys masked (mounts on it),
+/// /sys's mount options.
+const PRIVILEGES: &str = "grep CapEff /proc/self/status | cut -f2; grep '^Seccomp:' /proc/self/status | cut -f2; \
+     (exec 3</dev/loop-control && echo opened) 2>/dev/null || echo absent; \
+     grep -c ' /proc/keys ' /proc/self/mountinfo; awk '$5 == \"/sys\" {print substr($6, 1, 2)}' /proc/self/mountinfo";
+
+#[test]
+fn privileged_lifts_every_restriction_and_only_then() {
+    let Some((_reg, b, image)) = setup() else { return };
+    assert!(
+        std::path::Path::new("/dev/loop-control").exists(),
+        "the host needs /dev/loop-control for this test"
+    );
+    let full = full_caps();
+    let privileged = b.sh(&image, &["--privileged"], PRIVILEGES);
+    assert_eq!(
+        privileged.lines().collect::<Vec<_>>(),
+        [full.as_str(), "0", "opened", "0", "rw"],
+        "--privileged"
+    );
+    // Without it, docker's restrictions hold.
+    let plain = b.sh(&image, &[], PRIVILEGES);
+    let plain: Vec<&str> = plain.lines().collect();
+    assert_ne!(plain[0], full, "{plain:?}");
+    assert_eq!(&plain[1..], ["2", "absent", "1", "ro"], "{plain:?}");
+
+    // exec --privileged: that command only.
+    b.ok(&["run", "-d", "--name", "privexec", &image, "sleep", "300"]);
+    let caps = "grep CapEff /proc/self/status | cut -f2; grep '^Seccomp:' /proc/self/status | cut -f2";
+    let o = b.ok(&["exec", "--privileged", "privexec", "sh", "-c", caps]);
+    assert_eq!(o, format!("{full}\n0\n"));
+    let o = b.ok(&["exec", "privexec", "sh", "-c", caps]);
+    assert_ne!(o, format!("{full}\n0\n"));
+    assert!(o.ends_with("\n2\n"), "{o}");
+    assert_eq!(inspect(&b, "{{.HostConfig.Privileged}}", "privexec"), "false");
+    b.ok(&["create", "--name", "privbox", "--privileged", &image, "true"]);
+    assert_eq!(inspect(&b, "{{.HostConfig.Privileged}}", "privbox"), "true");
+    b.ok(&["rm", "-f", "privexec", "privbox"]);
+}
+
+#[test]
+fn rootless_privileged_stays_within_the_users_namespace() {
+    let tools = ["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"];
+    if !barge_tests::require_root_and(&tools) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    barge_tests::image::busybox_image(&reg, "busybox", "latest", &[], |_| {});
+    let user = barge_tests::User::ensure("barge-rootless", Some(600000));
+    let b = Barge::as_user(&user);
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    // Every capability, but of the user's namespace: the host's root
+    // powers stay out of reach (a device only the host's root may open
+    // stays closed, though its node is bound).
+    let seen = b.sh(
+        &image,
+        &["--privileged"],
+        "grep '^Seccomp:' /proc/self/status | cut -f2; \
+         (exec 3</dev/loop-control && echo opened) 2>/dev/null || echo refused; \
+         cat /proc/self/uid_map | awk '{print $2}'",
+    );
+    let lines: Vec<&str> = seen.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "0", "no seccomp filter: {seen}");
+    assert_eq!(lines[1], "refused", "the host's loop-control is root's: {seen}");
+    assert_eq!(lines[2], user.uid.to_string(), "root inside is the user: {seen}");
+    // And a device cgroup permission cannot be enforced: refused.
+    let o = b.run(&["create", "--device", "/dev/zero:/dev/z:r", &image, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    assert!(stderr_of(&o).contains("no device cgroup"), "{o:?}");
+}

@@ -135,6 +135,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         pid: a.sharing.pid.clone(),
         ipc: a.sharing.ipc.clone(),
         devices: a.sharing.device.clone(),
+        privileged: a.sharing.privileged,
     })
 }
 
@@ -495,6 +496,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
         tty: a.tty,
         interactive: a.interactive,
         detach: a.detach,
+        privileged: a.privileged,
     };
     rt.exec(&c, &o)
         .map_err(|e| fail(format!("exec in {}", a.container()), e))
