@@ -408,3 +408,31 @@ fn rootless_privileged_stays_within_the_users_namespace() {
     assert_eq!(o.status.code(), Some(125), "{o:?}");
     assert!(stderr_of(&o).contains("no device cgroup"), "{o:?}");
 }
+
+#[test]
+fn inspect_shows_the_sysctls() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "create",
+        "--name",
+        "sysctlbox",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "kernel.shmmni=1234",
+        &image,
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&b, "{{json .HostConfig.Sysctls}}", "sysctlbox"),
+        r#"{"kernel.shmmni":"1234","net.ipv4.ip_forward":"1"}"#
+    );
+    assert_eq!(
+        inspect(&b, "{{index .HostConfig.Sysctls \"kernel.shmmni\"}}", "sysctlbox"),
+        "1234"
+    );
+    // None set: absent, as docker leaves it out.
+    let all = b.ok(&["inspect", &image_free(&b, &image)]);
+    assert!(!all.contains("Sysctls"), "{all}");
+    b.ok(&["rm", "-f", "sysctlbox", "plainbox"]);
+}
