@@ -285,7 +285,7 @@ impl Runtime {
         sharing::release(c);
         barge_cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
-        // namespace (gone above); an external runtime's rootfs mount is gone too.
+        // namespace and a shareable /dev/shm (gone above); an external runtime's rootfs mount is gone too.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
     }
 }
