@@ -994,6 +994,52 @@ mod tests {
     }
 
     #[test]
+    fn devices_and_a_shared_dev_shm_go_on_the_fresh_dev() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let shm = d.path().join("shm");
+        std::fs::create_dir(&shm).unwrap();
+        let mut s = spec(Vec::new(), false);
+        let mut mounts = s.mounts().clone().unwrap();
+        for m in mounts.iter_mut().filter(|m| m.destination() == Path::new("/dev/shm")) {
+            *m = bind(&shm, "/dev/shm", &["rbind"]);
+        }
+        s.set_mounts(Some(mounts));
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&s, d.path(), &lowers, false).unwrap();
+        plan.bind_devices(vec![
+            (PathBuf::from("myzero"), PathBuf::from("/dev/zero")),
+            (PathBuf::from("sub/dir/x"), PathBuf::from("/dev/null")),
+        ]);
+        let mut rec = Recorder::new(&root);
+        mount_root(&plan, &mut rec).unwrap();
+        for (source, target) in [("/dev/zero", "/dev/myzero"), ("/dev/null", "/dev/sub/dir/x")] {
+            assert!(
+                rec.ops.contains(&Op::Bind {
+                    source: source.into(),
+                    target: target.into()
+                }),
+                "{target}: {:?}",
+                rec.ops
+            );
+        }
+        assert!(root.join("dev/sub/dir/x").is_file());
+        assert!(rec.ops.contains(&Op::AttachCopy {
+            source: shm.display().to_string(),
+            target: "/dev/shm".into(),
+            recursive: true,
+            attrs: NODEV | NOSUID,
+        }));
+        // Any other bind on /dev is still refused.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("rootfs")).unwrap();
+        let (r, _) = run(d.path(), &spec(vec![bind(&shm, "/dev/other", &["rbind"])], false));
+        let (_, msg) = r.unwrap_err();
+        assert!(msg.contains("cannot be mounted over"), "{msg}");
+    }
+
+    #[test]
     fn kernel_filesystems_never_go_through_a_link() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("rootfs");
