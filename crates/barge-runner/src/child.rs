@@ -238,27 +238,16 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
-    // A PID namespace is joined by this process for its children only
-    // (`pid_for_children`), then given back: the clone child is born in it.
-    let own_pid_ns = match &plan.pid_ns {
-        Ns::Join(ns) => {
-            let own = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| io_err("opening barge's own PID namespace")(e.into()))?;
-            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
-                .map_err(|e| io_err("joining the PID namespace of the container shared")(e.into()))?;
-            Some(own)
-        }
-        _ => None,
-    };
-    let forked = crate::sys::clone_into_namespaces(crate::sys::NewNamespaces {
+    let new = crate::sys::NewNamespaces {
         net: plan.new_net,
         pid: matches!(plan.pid_ns, Ns::New),
         ipc: matches!(plan.ipc_ns, Ns::New),
-    });
-    if let (Some(own), Ok(crate::sys::Forked::Parent { .. })) = (&own_pid_ns, &forked) {
-        rustix::thread::move_into_link_name_space(own.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
-            .map_err(|e| io_err("returning to barge's own PID namespace")(e.into()))?;
-    }
+        sibling: false,
+    };
+    let forked = match &plan.pid_ns {
+        Ns::Join(ns) => clone_in_pid_namespace(ns, new),
+        _ => crate::sys::clone_into_namespaces(new),
+    };
     let forked = forked.map_err(io_err("creating the container's namespaces (clone)"))?;
     let pid = match forked {
         crate::sys::Forked::Parent { child } => child,
@@ -288,6 +277,52 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         start_time,
         terminal: master,
     })
+}
+
+/// The clone of [`spawn`], born in the PID namespace `ns`: a helper
+/// process joins it (`setns` changes the namespace of a process's
+/// children only) and clones with CLONE_PARENT, so that the child is
+/// barge's own, as without a namespace to join, then reports its PID and
+/// exits. barge itself never changes namespace (rootless, it could not
+/// return to its own: the host's root owns it).
+fn clone_in_pid_namespace(ns: &OwnedFd, new: crate::sys::NewNamespaces) -> std::io::Result<crate::sys::Forked> {
+    use crate::sys::Forked;
+    let (report_read, report_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    match crate::sys::fork()? {
+        Forked::Child => {
+            drop(report_read);
+            let cloned = rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::ProcessID),
+            )
+            .map_err(std::io::Error::from)
+            .and_then(|()| crate::sys::clone_into_namespaces(crate::sys::NewNamespaces { sibling: true, ..new }));
+            let report = match cloned {
+                Ok(Forked::Child) => {
+                    drop(report_write);
+                    return Ok(Forked::Child);
+                }
+                Ok(Forked::Parent { child }) => child,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            let _ = rustix::io::write(&report_write, &report.to_ne_bytes());
+            crate::sys::exit(0)
+        }
+        Forked::Parent { child: helper } => {
+            drop(report_write);
+            let mut buf = [0u8; 4];
+            let read = rustix::io::read(&report_read, &mut buf);
+            if let Some(helper) = rustix::process::Pid::from_raw(helper) {
+                let _ = rustix::process::waitpid(Some(helper), rustix::process::WaitOptions::empty());
+            }
+            match (read, i32::from_ne_bytes(buf)) {
+                (Ok(4), pid) if pid > 0 => Ok(Forked::Parent { child: pid }),
+                (Ok(4), errno) => Err(std::io::Error::from_raw_os_error(-errno)),
+                (Ok(_), _) => Err(std::io::Error::other("the helper joining the PID namespace died")),
+                (Err(e), _) => Err(e.into()),
+            }
+        }
+    }
 }
 
 const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);

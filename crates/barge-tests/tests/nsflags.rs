@@ -378,7 +378,7 @@ fn privileged_lifts_every_restriction_and_only_then() {
 }
 
 #[test]
-fn rootless_privileged_stays_within_the_users_namespace() {
+fn rootless_privileged_and_joins_stay_within_the_users_namespace() {
     let tools = ["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"];
     if !barge_tests::require_root_and(&tools) {
         return;
@@ -407,6 +407,31 @@ fn rootless_privileged_stays_within_the_users_namespace() {
     let o = b.run(&["create", "--device", "/dev/zero:/dev/z:r", &image, "true"]);
     assert_eq!(o.status.code(), Some(125), "{o:?}");
     assert!(stderr_of(&o).contains("no device cgroup"), "{o:?}");
+
+    // Another of the user's containers can be joined: its PID and IPC
+    // namespaces and its /dev/shm (mounted in the user's mount namespace).
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rlowner",
+        "--ipc",
+        "shareable",
+        &image,
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/marker; exec sleep 300",
+    ]);
+    barge_tests::wait_until("the owner wrote its marker", || {
+        b.run(&["exec", "rlowner", "cat", "/dev/shm/marker"]).status.success()
+    });
+    let seen = b.sh(
+        &image,
+        &["--ipc", "container:rlowner", "--pid", "container:rlowner"],
+        "cat /dev/shm/marker; cat /proc/1/cmdline | tr '\\0' ' '",
+    );
+    assert_eq!(seen.trim(), "shared\nsleep 300", "{seen}");
+    b.ok(&["rm", "-f", "rlowner"]);
 }
 
 #[test]
