@@ -764,6 +764,8 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub sharing: SharingArgs,
     /// The image, then the command and its arguments: everything after
     /// IMAGE is the container's (`run IMAGE -l` passes `-l` to it), so it
     /// is one list whose first value ends barge's options.
@@ -893,6 +895,9 @@ pub struct ExecArgs {
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
+    /// Give the command every capability and no seccomp filter
+    #[arg(long)]
+    pub privileged: bool,
     /// The container, then the command and its arguments: everything
     /// after CONTAINER is the command's (`exec c ls -l`).
     #[arg(
@@ -1384,4 +1389,22 @@ pub struct CommitArgs {
     pub container: String,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+/// `run`/`create`: what the container shares with the host or another
+/// container (namespaces, devices, privileges).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SharingArgs {
+    /// PID namespace to use: host, or container:NAME|ID [default: the container's own]
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC mode: private, shareable, none, host, or container:NAME|ID (a shareable one) [default: private]
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// Add a host device below the container's /dev: HOST[:CONTAINER][:PERMISSIONS] (some of r, w, m) [default: rwm]
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// Give the container every capability, no seccomp filter, no masked paths and the host's devices
+    #[arg(long)]
+    pub privileged: bool,
 }

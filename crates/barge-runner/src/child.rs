@@ -71,6 +71,40 @@ pub struct Plan {
     /// `linux.sysctl`: files below the container's `/proc/sys` (relative
     /// to it) and what is written to each.
     sysctls: Vec<(PathBuf, Vec<u8>)>,
+    /// The PID namespace: new, the host's, or one joined (`--pid`).
+    pid_ns: Ns,
+    /// The IPC namespace: new, the host's, or one joined (`--ipc`).
+    ipc_ns: Ns,
+    /// `--device`: the host's nodes bound in the container's /dev (path
+    /// below /dev, host path).
+    devices: Vec<(PathBuf, PathBuf)>,
+}
+
+/// A namespace of the container: a new one, the host's (the bundle has no
+/// entry of its kind), or the one a path names, opened before `clone`.
+enum Ns {
+    New,
+    Host,
+    Join(OwnedFd),
+}
+
+impl Ns {
+    /// The bundle's entry of `kind`, runc's way.
+    fn of(spec: &Spec, kind: crate::spec::LinuxNamespaceType) -> Result<Ns, RunnerError> {
+        let entry = crate::spec::linux(spec)?
+            .namespaces()
+            .iter()
+            .flatten()
+            .find(|n| n.typ() == kind);
+        Ok(match entry.map(|n| n.path().as_ref()) {
+            None => Ns::Host,
+            Some(None) => Ns::New,
+            Some(Some(path)) => Ns::Join(
+                rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?,
+            ),
+        })
+    }
 }
 
 /// Splits mount options into flags and filesystem data, as runc does.
@@ -166,11 +200,21 @@ impl Plan {
             cgroup_procs: Vec::new(),
             new_net: network == Some(None),
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
+            pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
+            ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
+            devices: Vec::new(),
         })
     }
 }
 
 impl Plan {
+    /// The host's device nodes to bind in the container's fresh /dev:
+    /// (path below /dev, host path). The host path is the operator's; the
+    /// container's is made in the fresh tmpfs, never through the image.
+    pub fn bind_devices(&mut self, devices: Vec<(PathBuf, PathBuf)>) {
+        self.devices = devices;
+    }
+
     /// Rootless (in a user namespace): the kernel overlay keeps its
     /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
     /// store's unprivileged applier writes), or with `premounted` the
@@ -194,8 +238,17 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
-    let forked = crate::sys::clone_into_namespaces(plan.new_net)
-        .map_err(io_err("creating the container's namespaces (clone)"))?;
+    let new = crate::sys::NewNamespaces {
+        net: plan.new_net,
+        pid: matches!(plan.pid_ns, Ns::New),
+        ipc: matches!(plan.ipc_ns, Ns::New),
+        sibling: false,
+    };
+    let forked = match &plan.pid_ns {
+        Ns::Join(ns) => clone_in_pid_namespace(ns, new),
+        _ => crate::sys::clone_into_namespaces(new),
+    };
+    let forked = forked.map_err(io_err("creating the container's namespaces (clone)"))?;
     let pid = match forked {
         crate::sys::Forked::Parent { child } => child,
         crate::sys::Forked::Child => {
@@ -224,6 +277,52 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         start_time,
         terminal: master,
     })
+}
+
+/// The clone of [`spawn`], born in the PID namespace `ns`: a helper
+/// process joins it (`setns` changes the namespace of a process's
+/// children only) and clones with CLONE_PARENT, so that the child is
+/// barge's own, as without a namespace to join, then reports its PID and
+/// exits. barge itself never changes namespace (rootless, it could not
+/// return to its own: the host's root owns it).
+fn clone_in_pid_namespace(ns: &OwnedFd, new: crate::sys::NewNamespaces) -> std::io::Result<crate::sys::Forked> {
+    use crate::sys::Forked;
+    let (report_read, report_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    match crate::sys::fork()? {
+        Forked::Child => {
+            drop(report_read);
+            let cloned = rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::ProcessID),
+            )
+            .map_err(std::io::Error::from)
+            .and_then(|()| crate::sys::clone_into_namespaces(crate::sys::NewNamespaces { sibling: true, ..new }));
+            let report = match cloned {
+                Ok(Forked::Child) => {
+                    drop(report_write);
+                    return Ok(Forked::Child);
+                }
+                Ok(Forked::Parent { child }) => child,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            let _ = rustix::io::write(&report_write, &report.to_ne_bytes());
+            crate::sys::exit(0)
+        }
+        Forked::Parent { child: helper } => {
+            drop(report_write);
+            let mut buf = [0u8; 4];
+            let read = rustix::io::read(&report_read, &mut buf);
+            if let Some(helper) = rustix::process::Pid::from_raw(helper) {
+                let _ = rustix::process::waitpid(Some(helper), rustix::process::WaitOptions::empty());
+            }
+            match (read, i32::from_ne_bytes(buf)) {
+                (Ok(4), pid) if pid > 0 => Ok(Forked::Parent { child: pid }),
+                (Ok(4), errno) => Err(std::io::Error::from_raw_os_error(-errno)),
+                (Ok(_), _) => Err(std::io::Error::other("the helper joining the PID namespace died")),
+                (Err(e), _) => Err(e.into()),
+            }
+        }
+    }
 }
 
 const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -457,7 +556,13 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     for m in &p.mounts {
         let what = format!("mounting {} on /{}", m.kind, m.dest.display());
         if m.bind {
-            let target = bind_target(&root, root_path, m)?;
+            // /dev/shm of the host's or a shared IPC namespace: on the
+            // fresh /dev's own directory, which no image link can reach.
+            let target = if m.dest == Path::new("dev/shm") {
+                mount_point(&root, &m.dest)?
+            } else {
+                bind_target(&root, root_path, m)?
+            };
             let mut attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
             if m.read_only {
                 attrs |= MOUNT_ATTR_RDONLY;
@@ -511,7 +616,7 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
             // The same walk now ends on the new mount's root.
             let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {
-                make_dev(&mounted, sys)?;
+                make_dev(&mounted, &p.devices, sys)?;
             }
             fresh.push((m.dest.clone(), mounted));
         }
@@ -631,6 +736,13 @@ fn child(
         )
         .map_err(fail("joining the network namespace"))?;
     }
+    if let Ns::Join(ns) = &p.ipc_ns {
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::InterProcessCommunication),
+        )
+        .map_err(fail("joining the IPC namespace"))?;
+    }
     rustix::process::setsid().map_err(fail("setsid"))?;
     // barge's own stdio are replaced before anything of the container runs.
     let mut null_stdin = false;
@@ -673,8 +785,9 @@ fn child(
 }
 
 /// Standard devices and links in the container's fresh `/dev`: the host's
-/// own nodes bound onto empty files, as /dev itself is `nodev`.
-fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
+/// own nodes bound onto empty files, as /dev itself is `nodev`; then the
+/// `devices` asked for (path below /dev, host path), the same way.
+fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts) -> Result<(), ChildError> {
     let dev = rustix::fs::openat(
         dev,
         ".",
@@ -703,6 +816,32 @@ fn make_dev(dev: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
         ("core", "/proc/kcore"),
     ] {
         rustix::fs::symlinkat(target, &dev, name).map_err(fail(format!("creating /dev/{name}")))?;
+    }
+    for (rel, host) in devices {
+        let what = format!("creating the device /dev/{}", rel.display());
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(refuse(format!("{what}: not a path below /dev")));
+        };
+        // The fresh tmpfs holds only what barge made: ordinary directories.
+        let dir = walk_plain(&dev, parent, Missing::Create, &what)?.ok_or_else(|| refuse(what.clone()))?;
+        let dir = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail(&what))?;
+        let file = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(fail(&what))?;
+        let host = host
+            .to_str()
+            .ok_or_else(|| refuse(format!("{what}: the host path is not UTF-8")))?;
+        sys.bind(host, &fd_path(&file)).map_err(io_fail(&what))?;
     }
     Ok(())
 }
@@ -887,6 +1026,52 @@ mod tests {
             std::fs::read_link(root.join("dev/ptmx")).unwrap(),
             Path::new("pts/ptmx")
         );
+    }
+
+    #[test]
+    fn devices_and_a_shared_dev_shm_go_on_the_fresh_dev() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let shm = d.path().join("shm");
+        std::fs::create_dir(&shm).unwrap();
+        let mut s = spec(Vec::new(), false);
+        let mut mounts = s.mounts().clone().unwrap();
+        for m in mounts.iter_mut().filter(|m| m.destination() == Path::new("/dev/shm")) {
+            *m = bind(&shm, "/dev/shm", &["rbind"]);
+        }
+        s.set_mounts(Some(mounts));
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&s, d.path(), &lowers, false).unwrap();
+        plan.bind_devices(vec![
+            (PathBuf::from("myzero"), PathBuf::from("/dev/zero")),
+            (PathBuf::from("sub/dir/x"), PathBuf::from("/dev/null")),
+        ]);
+        let mut rec = Recorder::new(&root);
+        mount_root(&plan, &mut rec).unwrap();
+        for (source, target) in [("/dev/zero", "/dev/myzero"), ("/dev/null", "/dev/sub/dir/x")] {
+            assert!(
+                rec.ops.contains(&Op::Bind {
+                    source: source.into(),
+                    target: target.into()
+                }),
+                "{target}: {:?}",
+                rec.ops
+            );
+        }
+        assert!(root.join("dev/sub/dir/x").is_file());
+        assert!(rec.ops.contains(&Op::AttachCopy {
+            source: shm.display().to_string(),
+            target: "/dev/shm".into(),
+            recursive: true,
+            attrs: NODEV | NOSUID,
+        }));
+        // Any other bind on /dev is still refused.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("rootfs")).unwrap();
+        let (r, _) = run(d.path(), &spec(vec![bind(&shm, "/dev/other", &["rbind"])], false));
+        let (_, msg) = r.unwrap_err();
+        assert!(msg.contains("cannot be mounted over"), "{msg}");
     }
 
     #[test]

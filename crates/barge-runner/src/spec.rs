@@ -5,9 +5,9 @@
 //! spec's optional sections into what a bundle barge executes must have.
 
 pub use oci_spec::runtime::{
-    Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
-    LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimit, PosixRlimitType,
-    Process, Root, Spec, User,
+    Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimit,
+    PosixRlimitType, Process, Root, Spec, User,
 };
 pub use oci_spec::OciSpecError;
 

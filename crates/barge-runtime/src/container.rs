@@ -94,6 +94,9 @@ pub struct Meta {
     /// `--restart`, kept by the container's monitor.
     #[serde(default, skip_serializing_if = "crate::restart::RestartPolicy::is_no")]
     pub restart: crate::restart::RestartPolicy,
+    /// `--pid` and the like (docker's HostConfig.PidMode, …).
+    #[serde(flatten)]
+    pub host: crate::sharing::HostModes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -79,6 +79,14 @@ pub struct CreateOptions {
     pub no_new_privileges_default: bool,
     /// `--restart`: no, on-failure[:N], always, unless-stopped.
     pub restart: Option<String>,
+    /// `--pid host|container:NAME`.
+    pub pid: Option<String>,
+    /// `--ipc private|shareable|none|host|container:NAME`.
+    pub ipc: Option<String>,
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    pub devices: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
 }
 
 impl CreateOptions {
@@ -194,8 +202,16 @@ impl CreateOptions {
                 "conflicting options: --restart and --rm".into(),
             ));
         }
+        let sharing = crate::sharing::Sharing::parse(
+            self.pid.as_deref(),
+            self.ipc.as_deref(),
+            &self.devices,
+            self.privileged,
+            self.runtime.as_deref(),
+        )?;
         Ok(Validated {
             restart,
+            sharing,
             name,
             hosts_extra,
             sysctls,
@@ -245,6 +261,8 @@ pub struct Validated {
     log_driver: crate::logs::LogDriver,
     log_opts: BTreeMap<String, String>,
     restart: crate::restart::RestartPolicy,
+    /// `--pid` and the like: what is shared with the host or a container.
+    sharing: crate::sharing::Sharing,
     options: CreateOptions,
 }
 
@@ -462,7 +480,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .or_else(|| cfg.stop_signal.clone())
         .unwrap_or_else(|| "SIGTERM".to_string());
 
-    let meta = Meta {
+    let mut meta = Meta {
         id: id.clone(),
         name,
         created: facts.created,
@@ -497,6 +515,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         log_driver: v.log_driver,
         log_opts: v.log_opts.clone(),
         restart: v.restart,
+        host: Default::default(),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {
@@ -561,6 +580,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         .set_mounts(Some(mounts(&facts.dir, &v.volumes, opts.shm_size)))
         .set_linux(Some(linux))
         .set_annotations(None);
+    meta.host = v.sharing.apply(&mut spec, &facts.taken, &facts.dir)?;
     let o = &v.options;
     let resolv = (!(o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty()))
         .then(|| resolv_with(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), o));

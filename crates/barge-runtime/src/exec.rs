@@ -25,6 +25,8 @@ pub struct ExecOptions {
     /// `-d`: start the command and return at once; its stdio are the
     /// container's `/dev/null`, nobody waits for it here.
     pub detach: bool,
+    /// `--privileged`: every capability and no seccomp filter for the command.
+    pub privileged: bool,
 }
 
 /// Reads a file of the running container through its root, never leaving it.
@@ -157,7 +159,14 @@ impl Runtime {
         }
         let detached = if o.detach { Some(detached_io(&root)?) } else { None };
         drop(root);
-        let plan = ProcessPlan::new(&process, crate::spec::seccomp(&spec))?.for_exec();
+        let seccomp = crate::spec::seccomp(&spec);
+        let seccomp = if o.privileged {
+            crate::sharing::privileged_process(&mut process)?;
+            None
+        } else {
+            seccomp
+        };
+        let plan = ProcessPlan::new(&process, seccomp)?.for_exec();
         let terminal = if o.tty && !o.detach {
             Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
         } else {

@@ -30,6 +30,7 @@ pub mod restart;
 pub mod rootfs;
 pub mod rootless;
 pub mod runner;
+pub mod sharing;
 pub mod stats;
 pub mod user;
 
@@ -283,9 +284,10 @@ impl Runtime {
         }
         network::detach(c);
         rootless::release_root(c);
+        sharing::release(c);
         barge_cgroups::release(&c.dir);
         // Our own runner mounts nothing on the host but the network
-        // namespace (gone above); an external runtime's rootfs mount is gone too.
+        // namespace and a shareable /dev/shm (gone above); an external runtime's rootfs mount is gone too.
         std::fs::remove_dir_all(&c.dir).map_err(io_err(format!("removing {}", c.dir.display())))
     }
 }

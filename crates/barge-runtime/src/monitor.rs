@@ -482,6 +482,7 @@ impl Runtime {
             }
             crate::network::detach(c);
             crate::rootless::release_root(c);
+            crate::sharing::release(c);
             // The OOM verdict is read before the cgroup goes.
             let oom_killed = barge_cgroups::release(&c.dir);
             set_exited(c, code, oom_killed)?;

@@ -48,7 +48,16 @@ pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
 }
 
 fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, RuntimeError> {
+    // `--pid container:X` and the like: X's namespaces, X checked running.
+    let mut spec = spec.clone();
+    let joined = crate::sharing::join(c, &mut spec)?;
+    crate::sharing::prepare(c)?;
+    let spec = &spec;
     let mut plan = barge_runner::child::Plan::new(spec, &c.dir, &c.meta.lower_dirs, c.meta.init)?;
+    for j in &joined {
+        j.still_running()?;
+    }
+    plan.bind_devices(crate::sharing::device_binds(c, spec)?);
     if crate::rootless::rootless() {
         crate::rootless::prepare_root(c, &mut plan)?;
     }

@@ -133,6 +133,10 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         expose: a.expose.clone(),
         no_new_privileges_default: false,
         restart: a.restart.clone(),
+        pid: a.sharing.pid.clone(),
+        ipc: a.sharing.ipc.clone(),
+        devices: a.sharing.device.clone(),
+        privileged: a.sharing.privileged,
     })
 }
 
@@ -504,6 +508,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
         tty: a.tty,
         interactive: a.interactive,
         detach: a.detach,
+        privileged: a.privileged,
     };
     rt.exec(&c, &o)
         .map_err(|e| fail(format!("exec in {}", a.container()), e))
@@ -943,7 +948,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         .and_then(|s| s.process().as_ref())
         .and_then(|p| p.rlimits().clone())
         .unwrap_or_default();
-    json!({
+    let mut v = json!({
         "Id": c.meta.id,
         "Created": c.meta.created,
         "Path": c.meta.path,
@@ -1034,7 +1039,11 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "SizeRw": c.size(),
         "SizeRootFs": c.size() + image_size,
         "NetworkSettings": network_settings(c, &st),
-    })
+    });
+    if let Some(h) = v["HostConfig"].as_object_mut() {
+        h.extend(super::nsflags::host_config(c, spec.as_ref()));
+    }
+    v
 }
 
 fn network_mode(c: &Container) -> String {

@@ -10,6 +10,7 @@ mod images;
 mod login;
 mod mirror;
 mod network;
+mod nsflags;
 mod prune_filter;
 mod pull;
 mod toolkit;

@@ -236,13 +236,30 @@ pub fn fork() -> std::io::Result<Forked> {
     }
 }
 
-/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new PID, mount,
-/// UTS and IPC namespaces, and a new network namespace with `new_net`.
-/// Same rules as [`fork`].
-pub fn clone_into_namespaces(new_net: bool) -> std::io::Result<Forked> {
-    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if new_net {
-        flags |= libc::CLONE_NEWNET;
+/// The namespaces [`clone_into_namespaces`] makes besides mount and UTS.
+#[derive(Debug, Clone, Copy)]
+pub struct NewNamespaces {
+    pub net: bool,
+    pub pid: bool,
+    pub ipc: bool,
+    /// CLONE_PARENT: the child is the caller's sibling (its parent's child).
+    pub sibling: bool,
+}
+
+/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new mount and
+/// UTS namespaces, and new network, PID and IPC namespaces as `new` says;
+/// with `sibling`, a child of the caller's parent. Same rules as [`fork`].
+pub fn clone_into_namespaces(new: NewNamespaces) -> std::io::Result<Forked> {
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    for (wanted, flag) in [
+        (new.net, libc::CLONE_NEWNET),
+        (new.pid, libc::CLONE_NEWPID),
+        (new.ipc, libc::CLONE_NEWIPC),
+        (new.sibling, libc::CLONE_PARENT),
+    ] {
+        if wanted {
+            flags |= flag;
+        }
     }
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack) from a
     // single-threaded caller, so the child may run ordinary code until execve.
