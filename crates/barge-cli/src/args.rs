@@ -104,6 +104,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCommand),
@@ -1268,4 +1271,76 @@ pub struct VerifyArgs {
     /// Image to verify: NAME[:TAG] or NAME@DIGEST
     #[arg(value_name = "IMAGE")]
     pub image: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes (refused while a container uses one)
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove all unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name [default: 64 random hex digits]
+    pub name: Option<String>,
+    /// Volume driver (only local)
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Driver options (the local driver of barge takes none)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a Go template, or json
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output (dangling=true|false, driver=, label=KEY[=VALUE], name=)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+    /// Format output using a Go template, or json
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Do not fail on volumes that do not exist
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 }

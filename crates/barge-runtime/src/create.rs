@@ -305,6 +305,7 @@ pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
         source: PathBuf::from(src),
         destination: dst.to_string(),
         read_only,
+        ..Volume::default()
     })
 }
 

@@ -30,6 +30,7 @@ pub mod rootless;
 pub mod runner;
 pub mod stats;
 pub mod user;
+pub mod volumes;
 
 pub use barge_runner::{caps, sealed, seccomp, spec, userns};
 
@@ -93,6 +94,8 @@ pub enum RuntimeError {
     /// An option whose value cannot be used, with docker's wording.
     #[error("{0}")]
     BadOption(String),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     #[error(transparent)]
