@@ -647,8 +647,8 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
-    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:ro])
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind mount a host directory or mount a volume (HOST-DIR|NAME:CONTAINER-DIR[:ro]; CONTAINER-DIR alone: an anonymous volume)
+    #[arg(short, long = "volume", value_name = "[HOST-DIR|NAME:]CONTAINER-DIR[:ro]")]
     pub volume: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "CAP")]

@@ -1,13 +1,22 @@
 //! Volumes, as docker 20.10's `local` driver keeps them: a volume is
 //! `<root>/volumes/<name>/_data` (what containers see) beside its record
 //! `<root>/volumes/<name>/volume.json` (labels, options, creation time),
-//! written atomically; `volume rm` and `prune` leave the volumes
-//! containers use.
+//! written atomically. Also the grammar of `-v`, checked before any image
+//! is pulled, and what `create` does with it:
+//! volumes made on first use, a new one filled from the image, the
+//! image's `VOLUME`s given anonymous volumes.
 //!
 //! Volume names are hostile input (`../x`, `a/b`): only docker's
 //! `[a-zA-Z0-9][a-zA-Z0-9_.-]+` is taken. A volume whose directory or
 //! `_data` is not a plain directory (replaced by a link) is refused, never
 //! followed.
+
+mod grammar;
+mod populate;
+
+pub(crate) use grammar::resolve;
+pub use grammar::{parse_all, parse_v};
+pub(crate) use populate::check_sources;
 
 use crate::container::Container;
 use crate::{Runtime, RuntimeError};
@@ -85,7 +94,7 @@ pub enum VolumeError {
     Record(#[from] barge_records::RecordError),
 }
 
-fn vio(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
+pub(crate) fn vio(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
     let context = context.into();
     move |source| VolumeError::Io { context, source }
 }
@@ -118,7 +127,7 @@ pub struct Volumes {
 }
 
 /// Whether `path` is a directory itself, not a link to one.
-fn plain_dir(path: &Path) -> bool {
+pub(crate) fn plain_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_dir())
 }
 
@@ -235,7 +244,7 @@ impl Volumes {
     }
 
     /// Deletes the volume's files. Callers check it is unused.
-    fn delete(&self, name: &str) -> Result<(), VolumeError> {
+    pub(crate) fn delete(&self, name: &str) -> Result<(), VolumeError> {
         check_name(name)?;
         let vdir = self.dir.join(name);
         // The record first: a half-removed volume is no longer listed.

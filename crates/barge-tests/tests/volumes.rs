@@ -1,9 +1,13 @@
 //! docker 20.10's volumes (issues 17 and 21) through the real binary:
-//! `volume create|ls|inspect|rm|prune`.
+//! `volume create|ls|inspect|rm|prune`, `-v NAME:/path`, anonymous
+//! volumes (`-v /path`, the image's `VOLUME`); attacks through links in
+//! the image and in the store; a rootless user's volumes.
 
-use barge_tests::image::busybox_store;
+use barge_tests::image::{busybox_image, busybox_store};
 use barge_tests::registry::Registry;
-use barge_tests::{stderr_of as err, Barge};
+use barge_tests::{require_root_and, stderr_of as err, stdout_of as out, Barge, User};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// A busybox image whose `/seed` holds `file` (1234:1234, 0640) and
 /// `sub/deep`, and whose `/data` (the image's `VOLUME`) holds `image-data`.
@@ -31,7 +35,7 @@ fn volume_names(b: &Barge) -> Vec<String> {
 
 #[test]
 fn volume_verbs_as_docker_has_them() {
-    let Some((_reg, b, _image)) = setup() else { return };
+    let Some((_reg, b, image)) = setup() else { return };
     assert_eq!(b.ok(&["volume", "create", "--label", "team=a", "web"]).trim(), "web");
     // Creating it again returns it, as docker does.
     assert_eq!(b.ok(&["volume", "create", "web"]).trim(), "web");
@@ -88,6 +92,23 @@ fn volume_verbs_as_docker_has_them() {
         .fails(&["volume", "create", "--driver", "nfs", "n1"])
         .contains("local"));
 
+    // In use (by a stopped container too): refused with docker's message.
+    // (On /data, the image's VOLUME gets no anonymous volume.)
+    let id = b.ok(&["create", "-v", "web:/data", &image, "true"]).trim().to_string();
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]).trim(),
+        random
+    );
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "dangling=false"]).trim(),
+        "web"
+    );
+    let o = b.run(&["volume", "rm", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        err(&o).trim(),
+        format!("Error response from daemon: remove web: volume is in use - [{id}]")
+    );
     assert!(b.fails(&["volume", "rm", "nope"]).contains("No such volume: nope"));
     b.ok(&["volume", "rm", "-f", "nope"]);
     assert!(b.fails(&["volume", "inspect", "nope"]).contains("No such volume: nope"));
@@ -113,6 +134,7 @@ fn volume_verbs_as_docker_has_them() {
     assert!(b
         .fails(&["volume", "prune", "-f", "--filter", "until=1h"])
         .contains("invalid filter"));
+    b.ok(&["rm", &id]);
     b.ok(&["volume", "rm", "web"]);
     assert_eq!(
         b.ok(&["volume", "prune", "-f"]),
@@ -120,4 +142,187 @@ fn volume_verbs_as_docker_has_them() {
     );
     assert!(volume_names(&b).is_empty());
     assert!(!mountpoint.exists());
+}
+
+#[test]
+fn a_named_volume_is_made_on_first_use_and_filled_from_the_image() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let got = b.sh(
+        &image,
+        &["-v", "seedvol:/seed"],
+        "cat /seed/file /seed/sub/deep; stat -c '%u:%g %a' /seed/file; readlink /seed/link; echo new > /seed/added",
+    );
+    assert_eq!(got, "seeded\ndeep\n1234:1234 640\n/etc/passwd\n", "{got}");
+    let data = b.root().join("volumes/seedvol/_data");
+    let md = std::fs::metadata(data.join("file")).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1234, 1234, 0o640));
+    assert_eq!(std::fs::read_link(data.join("link")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(std::fs::read_to_string(data.join("added")).unwrap(), "new\n");
+    // The next container sees what the first left; a volume with content is not filled again.
+    std::fs::remove_file(data.join("file")).unwrap();
+    let again = b.sh(
+        &image,
+        &["-v", "seedvol:/seed:ro"],
+        "ls /seed; touch /seed/x 2>/dev/null || echo read-only",
+    );
+    assert_eq!(again, "added\nlink\nsub\nread-only\n", "{again}");
+    // nocopy: an empty volume stays empty.
+    let empty = b.sh(&image, &["-v", "bare:/seed:nocopy"], "ls -A /seed | wc -l");
+    assert_eq!(empty.trim(), "0");
+    // -v /path alone: an anonymous volume, filled too; --rm removes it with the container.
+    let before = volume_names(&b);
+    let anon = b
+        .ok(&["run", "-d", "-v", "/seed", &image, "sleep", "60"])
+        .trim()
+        .to_string();
+    let names = volume_names(&b);
+    let new: Vec<&String> = names.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new.len(), 2, "the -v /seed volume and the image's /data: {names:?}");
+    assert!(new.iter().all(|n| is_hex64(n)), "{new:?}");
+    assert_eq!(
+        b.ok(&["exec", &anon, "cat", "/seed/file", "/data/image-data"]),
+        "seeded\nfrom the image\n"
+    );
+    b.ok(&["rm", "-f", &anon]);
+    assert_eq!(
+        volume_names(&b).len(),
+        names.len(),
+        "rm without -v keeps anonymous volumes"
+    );
+    let before = volume_names(&b);
+    b.sh(&image, &["-v", "/seed"], "true");
+    assert_eq!(volume_names(&b), before, "--rm removed its anonymous volumes");
+    // A bad name in -v: one line, exit 125, before any pull (the image cannot be reached).
+    for bad in ["../x:/d", "a/b:/d", "v:/proc/x", "v:rel"] {
+        let o = b.run(&["run", "--rm", "-v", bad, "127.0.0.1:9/none", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{bad}: {o:?}");
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            !e.contains("127.0.0.1:9"),
+            "refused before the image was looked for: {e}"
+        );
+    }
+}
+
+/// Images whose `/data` (their `VOLUME`) is a link to `/etc` or `../../../../etc`.
+#[test]
+fn links_in_the_image_or_the_store_never_reach_the_host() {
+    if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    for (tag, target) in [("abs", "/etc"), ("rel", "../../../../etc")] {
+        busybox_image(&reg, "evil", tag, &["--config.volume", "/data"], |rootfs| {
+            std::os::unix::fs::symlink(target, rootfs.join("data")).unwrap();
+        });
+    }
+    let b = Barge::new();
+    let marker = format!("barge-volume-attack-{}", std::process::id());
+    let host_passwd = std::fs::read("/etc/passwd").unwrap();
+    for tag in ["abs", "rel"] {
+        let image = format!("{}/evil:{tag}", reg.host());
+        b.ok(&["pull", "-q", &image]);
+        for flags in [vec![], vec!["-v", "evilvol:/data"], vec!["-v", "/data"]] {
+            let mut args = vec!["run", "--rm"];
+            args.extend(flags.iter().copied());
+            let script = format!("echo pwned > /data/{marker}; echo x >> /data/passwd; cat /etc/{marker}");
+            args.extend([image.as_str(), "sh", "-c", script.as_str()]);
+            let o = b.run(&args);
+            // docker's way: the volume is mounted on the container's own /etc.
+            assert!(o.status.success(), "{tag} {flags:?}: {o:?}");
+            assert_eq!(out(&o), "pwned\n");
+            assert!(
+                !Path::new("/etc").join(&marker).exists(),
+                "{tag} {flags:?}: the host's /etc was written"
+            );
+            assert_eq!(std::fs::read("/etc/passwd").unwrap(), host_passwd, "{tag} {flags:?}");
+        }
+    }
+    // The volume holds the image's /etc (copied inside the image), not the host's.
+    let data = b.root().join("volumes/evilvol/_data");
+    let copied = std::fs::read_to_string(data.join("passwd")).unwrap();
+    assert!(
+        copied.starts_with("root:x:0:0:root:/root:/bin/sh\napp:x:1234"),
+        "{copied}"
+    );
+
+    // A volume whose _data became a link: refused at start, not followed.
+    let image = format!("{}/evil:abs", reg.host());
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("keep"), "host file\n").unwrap();
+    b.ok(&["volume", "create", "victim"]);
+    let victim = b.root().join("volumes/victim/_data");
+    std::fs::remove_dir(&victim).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &victim).unwrap();
+    let o = b.run(&["run", "--rm", "-v", "victim:/x", &image, "sh", "-c", "touch /x/written"]);
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    assert!(err(&o).contains("not a plain directory"), "{o:?}");
+    // A container made before the swap is refused at start too.
+    b.ok(&["volume", "create", "later"]);
+    b.ok(&[
+        "create",
+        "--name",
+        "late",
+        "-v",
+        "later:/x",
+        &image,
+        "touch",
+        "/x/written",
+    ]);
+    let later = b.root().join("volumes/later/_data");
+    std::fs::remove_dir(&later).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &later).unwrap();
+    let o = b.run(&["start", "-a", "late"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(err(&o).contains("not a plain directory"), "{o:?}");
+    b.ok(&["rm", "late"]);
+    b.ok(&["volume", "rm", "victim", "later"]);
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["keep"], "the link's target is untouched");
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.path().join("keep")).unwrap(),
+        "host file\n"
+    );
+}
+
+/// A rootless user's volumes live in the user's store, are filled with
+/// the image's owners as the user namespace maps them, and another user
+/// and root see none of them.
+#[test]
+fn rootless_volumes_are_the_users_own() {
+    const TOOLS: &[&str] = &["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"];
+    if !require_root_and(TOOLS) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "busybox", "latest", &[], |rootfs| {
+        let owned = rootfs.join("owned");
+        std::fs::create_dir_all(&owned).unwrap();
+        std::fs::write(owned.join("thousand"), "1000\n").unwrap();
+        std::os::unix::fs::lchown(owned.join("thousand"), Some(1000), Some(1000)).unwrap();
+    });
+    let user = User::ensure("barge-rootless", Some(600000));
+    let b = Barge::as_user(&user);
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    let got = b.sh(
+        &image,
+        &["-v", "mine:/owned"],
+        "stat -c %u /owned/thousand; echo hi > /owned/new",
+    );
+    assert_eq!(got.trim(), "1000");
+    let data = b.root().join("volumes/mine/_data");
+    assert_eq!(std::fs::metadata(data.join("thousand")).unwrap().uid(), 600000 + 999);
+    assert_eq!(std::fs::metadata(data.join("new")).unwrap().uid(), user.uid);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "mine");
+    let other = Barge::as_user(&User::ensure("barge-rootless2", Some(700000)));
+    assert_eq!(other.ok(&["volume", "ls", "-q"]).trim(), "");
+    assert!(other.fails(&["volume", "inspect", "mine"]).contains("No such volume"));
+    assert_eq!(Barge::new().ok(&["volume", "ls", "-q"]).trim(), "");
+    b.ok(&["volume", "rm", "mine"]);
 }
