@@ -650,6 +650,12 @@ pub struct RunArgs {
     /// Bind mount a host directory or mount a volume (HOST-DIR|NAME:CONTAINER-DIR[:ro]; CONTAINER-DIR alone: an anonymous volume)
     #[arg(short, long = "volume", value_name = "[HOST-DIR|NAME:]CONTAINER-DIR[:ro]")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…]
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS], e.g. /run:size=64m,mode=1777)
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,

@@ -41,6 +41,10 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `-v HOST:CONTAINER[:ro]`, `-v NAME:CONTAINER[:ro]`, `-v CONTAINER`.
     pub volumes: Vec<String>,
+    /// `--mount type=bind|volume|tmpfs,…`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     /// `--security-opt`: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`.
@@ -95,7 +99,7 @@ impl CreateOptions {
             }
             None => None,
         };
-        let volumes = crate::volumes::parse_all(&self.volumes)?;
+        let volumes = crate::volumes::parse_all(&self.volumes, &self.mounts, &self.tmpfs)?;
         let capabilities = caps::resolve(&self.cap_add, &self.cap_drop)?;
         let security = seccomp::parse_security_opts(&self.security_opt)?;
         let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?
@@ -690,6 +694,15 @@ fn mounts(dir: &Path, volumes: &[Volume], shm_size: Option<i64>) -> Vec<Mount> {
     let mut volumes: Vec<&Volume> = volumes.iter().collect();
     volumes.sort_by_key(|v| v.destination.matches('/').count());
     for v in volumes {
+        if v.kind == crate::volumes::MountKind::Tmpfs {
+            let mut options = v.tmpfs_options.clone();
+            if v.read_only {
+                options.push("ro".into());
+            }
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            m.push(spec::mount(&v.destination, "tmpfs", "tmpfs", &options));
+            continue;
+        }
         let options: &[&str] = if v.read_only {
             &["rbind", "rprivate", "ro"]
         } else {

@@ -1,8 +1,8 @@
 //! Volumes, as docker 20.10's `local` driver keeps them: a volume is
 //! `<root>/volumes/<name>/_data` (what containers see) beside its record
 //! `<root>/volumes/<name>/volume.json` (labels, options, creation time),
-//! written atomically. Also the grammar of `-v`, checked before any image
-//! is pulled, and what `create` does with it:
+//! written atomically. Also the grammar of `-v`, `--mount` and `--tmpfs`,
+//! checked before any image is pulled, and what `create` does with it:
 //! volumes made on first use, a new one filled from the image, the
 //! image's `VOLUME`s given anonymous volumes.
 //!
@@ -15,7 +15,7 @@ mod grammar;
 mod populate;
 
 pub(crate) use grammar::resolve;
-pub use grammar::{parse_all, parse_v};
+pub use grammar::{parse_all, parse_mount, parse_tmpfs, parse_v};
 pub(crate) use populate::check_sources;
 
 use crate::container::Container;

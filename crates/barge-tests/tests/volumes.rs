@@ -1,7 +1,8 @@
 //! docker 20.10's volumes (issues 17 and 21) through the real binary:
 //! `volume create|ls|inspect|rm|prune`, `-v NAME:/path`, anonymous
-//! volumes (`-v /path`, the image's `VOLUME`); attacks through links in
-//! the image and in the store; a rootless user's volumes.
+//! volumes (`-v /path`, the image's `VOLUME`), `--mount`, `--tmpfs`;
+//! attacks through links in the image and in the store; a rootless
+//! user's volumes.
 
 use barge_tests::image::{busybox_image, busybox_store};
 use barge_tests::registry::Registry;
@@ -205,6 +206,67 @@ fn a_named_volume_is_made_on_first_use_and_filled_from_the_image() {
     }
 }
 
+#[test]
+fn mount_and_tmpfs_flags() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("h"), "host\n").unwrap();
+    let bind = format!("type=bind,source={},target=/h,readonly", host.path().display());
+    let got = b.sh(
+        &image,
+        &[
+            "--mount",
+            "type=volume,source=mvol,target=/m",
+            "--mount",
+            "type=volume,src=mvol,dst=/ro,readonly",
+            "--mount",
+            &bind,
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770",
+            "--tmpfs",
+            "/run/x:size=64k,mode=0700",
+        ],
+        "echo w > /m/f; cat /ro/f /h/h; touch /ro/g /h/g 2>/dev/null || echo ro; \
+         grep -E ' /(t|run/x) ' /proc/mounts | cut -d' ' -f2-4; stat -c %a /t /run/x",
+    );
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(&lines[..3], ["w", "host", "ro"], "{got}");
+    assert!(
+        lines[3].starts_with("/t tmpfs rw,nosuid,nodev,noexec")
+            && lines[3].contains("size=1024k")
+            && lines[3].contains("mode=1770"),
+        "{got}"
+    );
+    assert!(
+        lines[4].starts_with("/run/x tmpfs rw,nosuid,nodev,noexec") && lines[4].contains("size=64k"),
+        "{got}"
+    );
+    assert_eq!(&lines[5..], ["1770", "700"], "{got}");
+    assert!(!host.path().join("g").exists());
+    // Refused with one line and exit 125 before anything is pulled or made.
+    for (flag, value, says) in [
+        ("--mount", "type=volume,target=/d,foo=bar", "unexpected key 'foo'"),
+        ("--mount", "type=nfs,target=/d", "unknown mount type"),
+        ("--mount", "type=volume,source=v", "target is required"),
+        ("--mount", "type=tmpfs,target=/d,tmpfs-size=huge", "tmpfs-size"),
+        ("--mount", "type=tmpfs,target=/d,tmpfs-mode=99", "octal"),
+        ("--mount", "type=bind,source=/no/such/dir,target=/d", "does not exist"),
+        ("--mount", "type=volume,source=../up,target=/d", "invalid characters"),
+        ("--mount", "type=bind,source=/tmp,target=/d,volume-nocopy", "cannot mix"),
+        ("--tmpfs", "/d:size=1m,dev", "invalid tmpfs option"),
+        ("--tmpfs", "/proc/x", "cannot be mounted over"),
+    ] {
+        let o = b.run(&["run", "--rm", flag, value, "127.0.0.1:9/none", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{value}: {o:?}");
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains(says), "{value}: {e}");
+    }
+    let dup = b.run(&["run", "--rm", "-v", "a1:/d", "--tmpfs", "/d", &image, "true"]);
+    assert!(err(&dup).contains("Duplicate mount point: /d"), "{dup:?}");
+    assert_eq!(volume_names(&b), ["mvol"]);
+}
+
 /// Images whose `/data` (their `VOLUME`) is a link to `/etc` or `../../../../etc`.
 #[test]
 fn links_in_the_image_or_the_store_never_reach_the_host() {
@@ -223,7 +285,12 @@ fn links_in_the_image_or_the_store_never_reach_the_host() {
     for tag in ["abs", "rel"] {
         let image = format!("{}/evil:{tag}", reg.host());
         b.ok(&["pull", "-q", &image]);
-        for flags in [vec![], vec!["-v", "evilvol:/data"], vec!["-v", "/data"]] {
+        for flags in [
+            vec![],
+            vec!["-v", "evilvol:/data"],
+            vec!["-v", "/data"],
+            vec!["--mount", "type=volume,target=/data"],
+        ] {
             let mut args = vec!["run", "--rm"];
             args.extend(flags.iter().copied());
             let script = format!("echo pwned > /data/{marker}; echo x >> /data/passwd; cat /etc/{marker}");

@@ -108,6 +108,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         init: a.init,
         read_only: a.read_only,
         volumes: a.volume.clone(),
+        mounts: a.mount.clone(),
+        tmpfs: a.tmpfs.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),

@@ -97,10 +97,208 @@ pub fn parse_v(spec: &str) -> Result<Volume, VolumeError> {
     Ok(v)
 }
 
-/// Every `-v` asked for, in order; two on the same destination are
-/// refused, as docker does.
-pub fn parse_all(v: &[String]) -> Result<Vec<Volume>, VolumeError> {
-    let out = v.iter().map(|s| parse_v(s)).collect::<Result<Vec<_>, _>>()?;
+/// A boolean option of `--mount`: given alone it is true.
+fn flag_value(key: &str, value: Option<&str>, whole: &str) -> Result<bool, VolumeError> {
+    match value {
+        None | Some("1") | Some("true") => Ok(true),
+        Some("0") | Some("false") => Ok(false),
+        Some(v) => Err(spec_err(format!(
+            "invalid argument {whole:?} for \"--mount\" flag: invalid value for {key}: {v}"
+        ))),
+    }
+}
+
+/// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]
+/// [,volume-nocopy][,volume-driver=local][,tmpfs-size=BYTES]
+/// [,tmpfs-mode=OCTAL][,bind-propagation=rprivate]` (`type` defaults to
+/// volume, as in docker; a volume without a source is anonymous).
+pub fn parse_mount(spec: &str) -> Result<Volume, VolumeError> {
+    let arg = |msg: String| spec_err(format!("invalid argument {spec:?} for \"--mount\" flag: {msg}"));
+    let mut kind = MountKind::Volume;
+    let (mut source, mut target) = (None, None);
+    let (mut read_only, mut no_copy) = (false, false);
+    let (mut size, mut mode) = (None, None);
+    let (mut volume_opts, mut tmpfs_opts) = (false, false);
+    for field in spec.split(',') {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        let needs = |v: Option<&'_ str>| -> Result<String, VolumeError> {
+            v.filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| arg(format!("invalid field '{field}' must be a key=value pair")))
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "type" => {
+                kind = match needs(value)?.as_str() {
+                    "bind" => MountKind::Bind,
+                    "volume" => MountKind::Volume,
+                    "tmpfs" => MountKind::Tmpfs,
+                    other => {
+                        return Err(arg(format!(
+                            "unknown mount type {other:?}: expected bind, volume or tmpfs"
+                        )))
+                    }
+                }
+            }
+            "source" | "src" => source = Some(needs(value)?),
+            "target" | "destination" | "dst" => target = Some(needs(value)?),
+            "readonly" | "ro" => read_only = flag_value(key, value, spec)?,
+            "volume-nocopy" => {
+                no_copy = flag_value(key, value, spec)?;
+                volume_opts = true;
+            }
+            "volume-driver" => {
+                let d = needs(value)?;
+                if d != "local" {
+                    return Err(VolumeError::Driver(d));
+                }
+                volume_opts = true;
+            }
+            "tmpfs-size" => {
+                let v = needs(value)?;
+                let bytes = crate::limits::parse_size(&v).map_err(|e| arg(format!("tmpfs-size: {e}")))?;
+                if bytes <= 0 {
+                    return Err(arg(format!("tmpfs-size must be more than 0: {v}")));
+                }
+                size = Some(bytes);
+                tmpfs_opts = true;
+            }
+            "tmpfs-mode" => {
+                let v = needs(value)?;
+                let m = u32::from_str_radix(&v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| arg(format!("tmpfs-mode {v:?} is not an octal mode")))?;
+                mode = Some(m);
+                tmpfs_opts = true;
+            }
+            "bind-propagation" => {
+                let v = needs(value)?;
+                if !matches!(v.as_str(), "rprivate" | "private") {
+                    return Err(arg(format!(
+                        "bind-propagation={v} is not supported: barge's binds are rprivate"
+                    )));
+                }
+            }
+            "consistency" => {
+                needs(value)?;
+            }
+            _ => return Err(arg(format!("unexpected key '{key}' in '{field}'"))),
+        }
+    }
+    let target = target.ok_or_else(|| {
+        spec_err(format!(
+            "invalid argument {spec:?} for \"--mount\" flag: target is required"
+        ))
+    })?;
+    let mut v = mount_of(kind, Origin::Mount, destination(&target, spec)?);
+    v.read_only = read_only;
+    let mix = |what: &str| {
+        spec_err(format!(
+            "invalid argument {spec:?} for \"--mount\" flag: cannot mix '{what}-*' options with mount type '{}'",
+            kind.as_str()
+        ))
+    };
+    if volume_opts && kind != MountKind::Volume {
+        return Err(mix("volume"));
+    }
+    if tmpfs_opts && kind != MountKind::Tmpfs {
+        return Err(mix("tmpfs"));
+    }
+    match kind {
+        MountKind::Bind => {
+            let src = source.ok_or_else(|| {
+                spec_err(format!(
+                    "invalid mount config for type \"bind\": field Source must not be empty (in {spec:?})"
+                ))
+            })?;
+            if !src.starts_with('/') {
+                return Err(spec_err(format!(
+                    "invalid mount config for type \"bind\": invalid mount path: {src:?} mount path must be absolute"
+                )));
+            }
+            if !Path::new(&src).exists() {
+                return Err(spec_err(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+                )));
+            }
+            v.source = PathBuf::from(src);
+        }
+        MountKind::Volume => {
+            v.no_copy = no_copy;
+            match source {
+                Some(name) => {
+                    check_name(&name)?;
+                    v.name = Some(name);
+                }
+                None => v.anonymous = true,
+            }
+        }
+        MountKind::Tmpfs => {
+            if source.is_some() {
+                return Err(spec_err(
+                    "invalid mount config for type \"tmpfs\": field Source must not be specified".into(),
+                ));
+            }
+            v.tmpfs_options = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+            if let Some(s) = size {
+                v.tmpfs_options.push(format!("size={s}"));
+            }
+            if let Some(m) = mode {
+                v.tmpfs_options.push(format!("mode={m:o}"));
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// `--tmpfs /path[:OPTIONS]`: OPTIONS as mount(8) takes them for tmpfs
+/// (`size=64m`, `mode=1777`, `uid=`, `gid=`, `nr_inodes=`, `ro`, `rw`,
+/// `exec`, `noexec`, …); nosuid, nodev and noexec unless `exec` is given.
+pub fn parse_tmpfs(spec: &str) -> Result<Volume, VolumeError> {
+    let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    let mut v = mount_of(MountKind::Tmpfs, Origin::Tmpfs, destination(dst, spec)?);
+    let mut noexec = true;
+    let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = o.split_once('=').unwrap_or((o, ""));
+        let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%');
+        match key {
+            "ro" => v.read_only = true,
+            "rw" => v.read_only = false,
+            "exec" => noexec = false,
+            "noexec" => noexec = true,
+            "nosuid" | "nodev" | "rprivate" | "private" => {}
+            "size" | "mode" | "uid" | "gid" | "nr_inodes" | "nr_blocks" if plain => options.push(o.to_string()),
+            _ => {
+                return Err(spec_err(format!(
+                    "invalid tmpfs option {o:?} (in --tmpfs {spec:?}): expected size=, mode=, uid=, gid=, nr_inodes=, ro, rw, exec or noexec"
+                )))
+            }
+        }
+    }
+    if noexec {
+        options.push("noexec".into());
+    }
+    v.tmpfs_options = options;
+    Ok(v)
+}
+
+/// Every mount asked for, in order (`-v`, then `--mount`, then
+/// `--tmpfs`); two on the same destination are refused, as docker does.
+pub fn parse_all(v: &[String], mounts: &[String], tmpfs: &[String]) -> Result<Vec<Volume>, VolumeError> {
+    let mut out = Vec::new();
+    for s in v {
+        out.push(parse_v(s)?);
+    }
+    for s in mounts {
+        out.push(parse_mount(s)?);
+    }
+    for s in tmpfs {
+        out.push(parse_tmpfs(s)?);
+    }
     let mut seen = std::collections::BTreeSet::new();
     for m in &out {
         if !seen.insert(m.destination.clone()) {
@@ -178,7 +376,58 @@ mod tests {
             e.starts_with("create ../x: \"../x\" includes invalid characters"),
             "{e}"
         );
-        let e = parse_all(&["v1:/d".into(), "/d/".into()]).unwrap_err().to_string();
+    }
+
+    #[test]
+    fn mount_flags() {
+        let v = parse_mount("type=volume,source=data,target=/d,readonly,volume-nocopy").unwrap();
+        assert!(v.read_only && v.no_copy && v.name.as_deref() == Some("data"));
+        assert!(parse_mount("target=/d").unwrap().anonymous);
+        let t = parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770").unwrap();
+        assert_eq!(
+            t.tmpfs_options,
+            ["nosuid", "nodev", "noexec", "size=1048576", "mode=1770"]
+        );
+        let b = parse_mount("type=bind,src=/,target=/host,ro=true").unwrap();
+        assert!(b.read_only && b.kind == MountKind::Bind);
+        for (bad, says) in [
+            ("type=volume,target=/d,foo=bar", "unexpected key 'foo' in 'foo=bar'"),
+            ("type=blob,target=/d", "unknown mount type"),
+            ("type=volume,source=x", "target is required"),
+            ("type=bind,source=/no/such/dir/here,target=/d", "does not exist"),
+            ("type=tmpfs,source=x,target=/d", "must not be specified"),
+            ("type=bind,source=/,target=/d,tmpfs-size=1m", "cannot mix 'tmpfs-*'"),
+            ("type=tmpfs,target=/d,volume-nocopy", "cannot mix 'volume-*'"),
+            ("type=tmpfs,target=/d,tmpfs-mode=999", "not an octal mode"),
+            ("type=volume,source=a/b,target=/d", "invalid characters"),
+            ("type=volume,target=/d,readonly=maybe", "invalid value"),
+        ] {
+            let e = parse_mount(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_flags() {
+        let t = parse_tmpfs("/run:size=64m,mode=1777,exec").unwrap();
+        assert_eq!(t.tmpfs_options, ["nosuid", "nodev", "size=64m", "mode=1777"]);
+        assert_eq!(
+            parse_tmpfs("/run").unwrap().tmpfs_options,
+            ["nosuid", "nodev", "noexec"]
+        );
+        for bad in [
+            "/run:size=1m,dev",
+            "/run:suid",
+            "rel",
+            "/run:size=1,2",
+            "/run:mode=7;x",
+            "/",
+        ] {
+            assert!(parse_tmpfs(bad).is_err(), "{bad}");
+        }
+        let e = parse_all(&["v1:/d".into()], &[], &["/d".into()])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "Duplicate mount point: /d");
     }
 
@@ -189,7 +438,7 @@ mod tests {
         let mut image = serde_json::Map::new();
         image.insert("/data".into(), serde_json::json!({}));
         image.insert("/logs/".into(), serde_json::json!({}));
-        let asked = vec![parse_v("/logs").unwrap()];
+        let asked = vec![parse_tmpfs("/logs").unwrap()];
         let out = resolve(&vols, &asked, Some(&image)).unwrap();
         assert_eq!(out.len(), 2);
         let data = &out[1];
