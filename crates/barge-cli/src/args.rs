@@ -816,7 +816,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (barge creates none)
+    /// Remove anonymous volumes associated with the container (named volumes stay)
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -908,7 +908,7 @@ pub struct PsArgs {
     /// Display total file sizes
     #[arg(short, long)]
     pub size: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=, volume=
     #[arg(short, long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
     /// Format output: table, json, or a Go template

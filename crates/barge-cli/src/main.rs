@@ -5,6 +5,8 @@
 //! in the library crates.
 
 #![forbid(unsafe_code)]
+// inspect's json! of a container is deeper than serde_json's default 128.
+#![recursion_limit = "256"]
 
 mod args;
 mod commands;

@@ -1,8 +1,8 @@
 //! docker 20.10's volumes (issues 17 and 21) through the real binary:
 //! `volume create|ls|inspect|rm|prune`, `-v NAME:/path`, anonymous
-//! volumes (`-v /path`, the image's `VOLUME`), `--mount`, `--tmpfs`;
-//! attacks through links in the image and in the store; a rootless
-//! user's volumes.
+//! volumes (`-v /path`, the image's `VOLUME`), `--mount`, `--tmpfs`,
+//! `rm -v`, inspect's `.Mounts`, `ps --filter volume=`; attacks through
+//! links in the image and in the store; a rootless user's volumes.
 
 use barge_tests::image::{busybox_image, busybox_store};
 use barge_tests::registry::Registry;
@@ -265,6 +265,99 @@ fn mount_and_tmpfs_flags() {
     let dup = b.run(&["run", "--rm", "-v", "a1:/d", "--tmpfs", "/d", &image, "true"]);
     assert!(err(&dup).contains("Duplicate mount point: /d"), "{dup:?}");
     assert_eq!(volume_names(&b), ["mvol"]);
+}
+
+#[test]
+fn image_volumes_inspect_rm_v_and_ps_filter() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "app",
+            "-v",
+            "named:/srv:ro",
+            &image,
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let c: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "app"])).unwrap();
+    let mounts = c[0]["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 2, "{mounts:?}");
+    let named = mounts.iter().find(|m| m["Destination"] == "/srv").unwrap();
+    let anon = mounts.iter().find(|m| m["Destination"] == "/data").unwrap();
+    assert_eq!(named["Type"], "volume");
+    assert_eq!(named["Name"], "named");
+    assert_eq!(
+        named["Source"],
+        b.root().join("volumes/named/_data").display().to_string()
+    );
+    assert_eq!(named["Driver"], "local");
+    assert_eq!(named["Mode"], "ro");
+    assert_eq!(named["RW"], false);
+    assert_eq!(named["Propagation"], "");
+    let anon_name = anon["Name"].as_str().unwrap().to_string();
+    assert!(is_hex64(&anon_name), "{anon:?}");
+    assert_eq!(anon["RW"], true);
+    assert_eq!(c[0]["HostConfig"]["Binds"], serde_json::json!(["named:/srv:ro"]));
+    assert_eq!(c[0]["Config"]["Volumes"], serde_json::json!({"/data": {}}));
+    // ps --filter volume= by name and by destination.
+    for filter in ["volume=named", &format!("volume={anon_name}"), "volume=/data"] {
+        assert_eq!(
+            b.ok(&["ps", "-q", "--no-trunc", "--filter", filter]).trim(),
+            id,
+            "{filter}"
+        );
+    }
+    assert_eq!(b.ok(&["ps", "-q", "--filter", "volume=other"]).trim(), "");
+    // A mount asked for covers the image's VOLUME: no anonymous volume then.
+    let before = volume_names(&b);
+    b.sh(
+        &image,
+        &["--mount", "type=volume,source=cover,target=/data"],
+        "cat /data/image-data",
+    );
+    b.sh(&image, &["--tmpfs", "/data"], "true");
+    let after = volume_names(&b);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    // container prune leaves volumes; rm -v removes the anonymous one, not the named.
+    b.ok(&["stop", "-t", "1", "app"]);
+    b.ok(&["create", "--name", "other", &image, "true"]);
+    b.ok(&["container", "prune", "-f", "--filter", "label=none"]);
+    b.ok(&["rm", "other"]);
+    assert!(volume_names(&b).contains(&anon_name));
+    b.ok(&["rm", "-v", "app"]);
+    let left = volume_names(&b);
+    assert!(!left.contains(&anon_name), "{left:?}");
+    assert!(left.contains(&"named".to_string()), "{left:?}");
+    // The --mount form is in HostConfig.Mounts, --tmpfs in HostConfig.Tmpfs.
+    b.ok(&[
+        "create",
+        "--name",
+        "mnt",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m",
+        "--tmpfs",
+        "/u:size=8k",
+        "--mount",
+        "type=volume,target=/v,volume-nocopy",
+        &image,
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "mnt"])).unwrap();
+    let hc = &c[0]["HostConfig"];
+    assert_eq!(
+        hc["Mounts"][0],
+        serde_json::json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}})
+    );
+    assert_eq!(
+        hc["Mounts"][1],
+        serde_json::json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}})
+    );
+    assert!(hc["Tmpfs"]["/u"].as_str().unwrap().contains("size=8k"), "{hc}");
+    assert_eq!(hc["Binds"], serde_json::Value::Null);
 }
 
 /// Images whose `/data` (their `VOLUME`) is a link to `/etc` or `../../../../etc`.

@@ -1,12 +1,14 @@
-//! `barge volume create|ls|inspect|rm|prune`.
+//! `barge volume create|ls|inspect|rm|prune`, and the volume parts of a
+//! container's `inspect` (`.Mounts`, HostConfig's `Binds`, `Mounts` and
+//! `Tmpfs`, Config's `Volumes`) and of `ps`.
 
 use super::Env;
 use crate::args::{VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs};
 use crate::failure::{Context, Failure};
 use crate::format::{print_rows, Template};
-use barge_runtime::volumes::{MountKind, VolumeError, VolumeRecord};
-use barge_runtime::{Runtime, RuntimeError};
-use serde_json::{json, Value};
+use barge_runtime::volumes::{MountKind, Origin, VolumeError, VolumeRecord};
+use barge_runtime::{Container, Runtime, RuntimeError};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 fn runtime(env: &Env) -> Result<Runtime, Failure> {
@@ -197,4 +199,175 @@ pub fn prune(env: &Env, a: &VolumePruneArgs) -> Result<i32, Failure> {
     }
     println!("Total reclaimed space: {}", crate::format::human_size(bytes));
     Ok(0)
+}
+
+/// A container's `.Mounts`, as docker's inspect shows them (`--tmpfs`
+/// mounts are in HostConfig.Tmpfs only, as in docker).
+pub fn mounts_json(c: &Container) -> Value {
+    let rows: Vec<Value> = c
+        .meta
+        .volumes
+        .iter()
+        .filter(|v| v.origin != Origin::Tmpfs)
+        .map(|v| {
+            let source = v.source.display().to_string();
+            match v.kind {
+                MountKind::Bind => json!({
+                    "Type": "bind", "Source": source, "Destination": v.destination,
+                    "Mode": v.mode, "RW": !v.read_only, "Propagation": "rprivate",
+                }),
+                MountKind::Volume => json!({
+                    "Type": "volume", "Name": v.name, "Source": source, "Destination": v.destination,
+                    "Driver": "local",
+                    "Mode": if v.origin == Origin::Flag && v.mode.is_empty() { "z" } else { v.mode.as_str() },
+                    "RW": !v.read_only, "Propagation": "",
+                }),
+                MountKind::Tmpfs => json!({
+                    "Type": "tmpfs", "Source": "", "Destination": v.destination,
+                    "Mode": "", "RW": !v.read_only, "Propagation": "",
+                }),
+            }
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+/// HostConfig.Binds: the `-v` values that name a source (null when none).
+pub fn binds_json(c: &Container) -> Value {
+    let binds: Vec<String> = c
+        .meta
+        .volumes
+        .iter()
+        .filter(|v| v.origin == Origin::Flag && !v.anonymous)
+        .map(|v| {
+            let source = match (&v.kind, &v.name) {
+                (MountKind::Volume, Some(name)) => name.clone(),
+                _ => v.source.display().to_string(),
+            };
+            let mode = if v.mode.is_empty() {
+                if v.read_only { ":ro" } else { "" }.to_string()
+            } else {
+                format!(":{}", v.mode)
+            };
+            format!("{source}:{}{mode}", v.destination)
+        })
+        .collect();
+    null_if_empty(json!(binds))
+}
+
+/// docker's inspect has null, not `[]` or `{}`, where a container has none.
+fn null_if_empty(v: Value) -> Value {
+    let empty = match &v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    if empty {
+        Value::Null
+    } else {
+        v
+    }
+}
+
+/// HostConfig.Mounts: what `--mount` asked for, in docker's API form.
+pub fn host_mounts_json(c: &Container) -> Value {
+    let option = |v: &barge_runtime::Volume, key: &str| {
+        v.tmpfs_options.iter().find_map(|o| {
+            o.strip_prefix(key)
+                .and_then(|x| x.strip_prefix('='))
+                .map(str::to_string)
+        })
+    };
+    let rows: Vec<Value> = c
+        .meta
+        .volumes
+        .iter()
+        .filter(|v| v.origin == Origin::Mount)
+        .map(|v| {
+            let mut m = Map::new();
+            m.insert("Type".into(), json!(v.kind.as_str()));
+            match (v.kind, &v.name) {
+                (MountKind::Bind, _) => {
+                    m.insert("Source".into(), json!(v.source.display().to_string()));
+                }
+                (MountKind::Volume, Some(name)) if !v.anonymous => {
+                    m.insert("Source".into(), json!(name));
+                }
+                _ => {}
+            }
+            m.insert("Target".into(), json!(v.destination));
+            if v.read_only {
+                m.insert("ReadOnly".into(), json!(true));
+            }
+            if v.no_copy {
+                m.insert("VolumeOptions".into(), json!({"NoCopy": true}));
+            }
+            if v.kind == MountKind::Tmpfs {
+                let mut t = Map::new();
+                if let Some(size) = option(v, "size").and_then(|s| s.parse::<i64>().ok()) {
+                    t.insert("SizeBytes".into(), json!(size));
+                }
+                if let Some(mode) = option(v, "mode").and_then(|s| u32::from_str_radix(&s, 8).ok()) {
+                    t.insert("Mode".into(), json!(mode));
+                }
+                m.insert("TmpfsOptions".into(), Value::Object(t));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    null_if_empty(Value::Array(rows))
+}
+
+/// HostConfig.Tmpfs: `--tmpfs` destinations and their options.
+pub fn tmpfs_json(c: &Container) -> Value {
+    let map: Map<String, Value> = c
+        .meta
+        .volumes
+        .iter()
+        .filter(|v| v.origin == Origin::Tmpfs)
+        .map(|v| {
+            let mut options = v.tmpfs_options.clone();
+            if v.read_only {
+                options.push("ro".into());
+            }
+            (v.destination.clone(), json!(options.join(",")))
+        })
+        .collect();
+    null_if_empty(Value::Object(map))
+}
+
+/// Config.Volumes: the anonymous volumes' destinations (`-v /path`, the
+/// image's VOLUMEs), null when none.
+pub fn config_volumes_json(c: &Container) -> Value {
+    let map: Map<String, Value> = c
+        .meta
+        .volumes
+        .iter()
+        .filter(|v| v.kind == MountKind::Volume && v.anonymous && v.origin != Origin::Mount)
+        .map(|v| (v.destination.clone(), json!({})))
+        .collect();
+    null_if_empty(Value::Object(map))
+}
+
+/// `ps --filter volume=X`: a volume's name, or a mount's destination or host source.
+pub fn mounts_volume(c: &Container, wanted: &str) -> bool {
+    c.meta.volumes.iter().any(|m| {
+        m.name.as_deref() == Some(wanted)
+            || m.destination == wanted
+            || (m.kind != MountKind::Tmpfs && m.source == std::path::Path::new(wanted))
+    })
+}
+
+/// `ps`'s MOUNTS column: volume names, host sources of binds.
+pub fn mounts_column(c: &Container) -> String {
+    c.meta
+        .volumes
+        .iter()
+        .filter(|m| m.kind != MountKind::Tmpfs)
+        .map(|m| match &m.name {
+            Some(name) => name.clone(),
+            None => m.source.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
