@@ -10,15 +10,22 @@ use barge_tests::{require_root_and, stderr_of as err, stdout_of as out, Barge, U
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// A busybox image whose `/seed` holds `file` (1234:1234, 0640) and
-/// `sub/deep`, and whose `/data` (the image's `VOLUME`) holds `image-data`.
+/// A busybox image whose `/seed` holds `file` (1234:1234, 0640,
+/// CAP_NET_RAW as a file capability), `sub/deep` and a link, and whose
+/// `/data` (the image's `VOLUME`) holds `image-data`.
 fn setup() -> Option<(Registry, Barge, String)> {
-    busybox_store(&[], &["--config.volume", "/data"], |rootfs| {
+    busybox_store(&["setcap", "getcap"], &["--config.volume", "/data"], |rootfs| {
         let seed = rootfs.join("seed");
         std::fs::create_dir_all(seed.join("sub")).unwrap();
         std::fs::write(seed.join("file"), "seeded\n").unwrap();
         std::os::unix::fs::lchown(seed.join("file"), Some(1234), Some(1234)).unwrap();
         std::fs::set_permissions(seed.join("file"), std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        // File capabilities (an xattr), set after the owner: chown clears them.
+        barge_tests::run_ok(
+            std::process::Command::new("setcap")
+                .arg("cap_net_raw+ep")
+                .arg(seed.join("file")),
+        );
         std::fs::write(seed.join("sub/deep"), "deep\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", seed.join("link")).unwrap();
         std::fs::create_dir_all(rootfs.join("data")).unwrap();
@@ -157,6 +164,8 @@ fn a_named_volume_is_made_on_first_use_and_filled_from_the_image() {
     let data = b.root().join("volumes/seedvol/_data");
     let md = std::fs::metadata(data.join("file")).unwrap();
     assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1234, 1234, 0o640));
+    let caps = barge_tests::run_ok(std::process::Command::new("getcap").arg(data.join("file")));
+    assert!(caps.contains("cap_net_raw"), "the file capability was copied: {caps:?}");
     assert_eq!(std::fs::read_link(data.join("link")).unwrap(), Path::new("/etc/passwd"));
     assert_eq!(std::fs::read_to_string(data.join("added")).unwrap(), "new\n");
     // The next container sees what the first left; a volume with content is not filled again.

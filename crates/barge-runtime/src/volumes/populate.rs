@@ -39,6 +39,7 @@ fn fill(data: &Path, lowers: &barge_store::lowers::Lowers, dest: &str) -> Result
             own(&to, &md)?;
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))
                 .map_err(vio(format!("chmod {}", to.display())))?;
+            copy_xattrs(&src, &to)?;
         } else if ft.is_file() {
             let mut from = std::fs::OpenOptions::new()
                 .read(true)
@@ -53,13 +54,32 @@ fn fill(data: &Path, lowers: &barge_store::lowers::Lowers, dest: &str) -> Result
                 .map_err(vio(format!("creating {}", to.display())))?;
             std::io::copy(&mut from, &mut out).map_err(vio(format!("copying {}", src.display())))?;
             own(&to, &md)?;
-            // After chown, which clears setuid bits.
+            // After chown, which clears setuid bits and file capabilities.
             out.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777))
                 .map_err(vio(format!("chmod {}", to.display())))?;
+            copy_xattrs(&src, &to)?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&src).map_err(vio(format!("reading {}", src.display())))?;
             std::os::unix::fs::symlink(&target, &to).map_err(vio(format!("creating {}", to.display())))?;
             own(&to, &md)?;
+        }
+    }
+    Ok(())
+}
+
+/// The extended attributes a copy keeps: `user.*` and
+/// `security.capability` (file capabilities); overlayfs' own are never
+/// read. A filesystem without xattrs takes none.
+fn copy_xattrs(from: &Path, to: &Path) -> Result<(), VolumeError> {
+    let attrs = barge_store::lowers::xattrs(from)
+        .map_err(|e| vio(format!("reading the extended attributes of {}", from.display()))(e.into()))?;
+    for (name, value) in attrs {
+        if !(name.starts_with("user.") || name == "security.capability") {
+            continue;
+        }
+        match rustix::fs::lsetxattr(to, name.as_str(), &value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+            Err(e) => return Err(vio(format!("setting {name} on {}", to.display()))(e.into())),
         }
     }
     Ok(())
