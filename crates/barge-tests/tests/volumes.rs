@@ -71,7 +71,14 @@ fn volume_verbs_as_docker_has_them() {
         .trim(),
         "web local"
     );
-    let inspect: serde_json::Value = serde_json::from_str(&b.ok(&["volume", "inspect", "web"])).unwrap();
+    let text = b.ok(&["volume", "inspect", "web"]);
+    assert!(
+        text.starts_with("[\n    {\n        \"CreatedAt\": "),
+        "docker's layout: {text}"
+    );
+    // `inspect` finds a volume after containers and images, as docker's does.
+    assert_eq!(b.ok(&["inspect", "web"]), text);
+    let inspect: serde_json::Value = serde_json::from_str(&text).unwrap();
     let v = &inspect[0];
     assert_eq!(v["Name"], "web");
     assert_eq!(v["Driver"], "local");

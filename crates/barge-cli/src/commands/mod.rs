@@ -37,15 +37,20 @@ fn confirm(warning: &str) -> bool {
     yes
 }
 
-/// What `inspect` verbs print: a JSON array (no `--format`, or `json`),
-/// else the template rendered once per value.
+/// What `inspect` verbs print: a JSON array indented as docker indents
+/// it, every string sanitized (no `--format`, or `json`), else the
+/// template rendered once per value.
 fn print_inspected(values: &[serde_json::Value], format: Option<&str>) -> Result<(), Failure> {
     match format {
         None | Some("json") => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(values).unwrap_or_else(|_| "[]".into())
+            let mut buf = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(
+                &mut buf,
+                serde_json::ser::PrettyFormatter::with_indent(b"    "),
             );
+            let values: Vec<serde_json::Value> = values.iter().map(crate::format::sanitized).collect();
+            serde::Serialize::serialize(&values, &mut ser).context(|| "printing".to_string())?;
+            println!("{}", String::from_utf8_lossy(&buf));
         }
         Some(t) => {
             let t = crate::format::Template::parse(t).context(|| "--format".to_string())?;

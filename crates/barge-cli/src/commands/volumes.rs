@@ -27,7 +27,7 @@ fn key_values(items: &[String]) -> BTreeMap<String, String> {
 }
 
 /// A volume as `ls` and `inspect` show it.
-fn volume_json(rt: &Runtime, v: &VolumeRecord) -> Value {
+pub fn volume_json(rt: &Runtime, v: &VolumeRecord) -> Value {
     json!({
         "CreatedAt": v.created,
         "Driver": v.driver,
@@ -145,7 +145,7 @@ pub fn inspect(env: &Env, a: &VolumeInspectArgs) -> Result<i32, Failure> {
     let mut code = 0;
     for name in &a.volumes {
         match rt.volumes().get(name) {
-            Ok(v) => out.push(crate::format::sanitized(&volume_json(&rt, &v))),
+            Ok(v) => out.push(volume_json(&rt, &v)),
             Err(e) => {
                 eprintln!("Error: {e}");
                 code = 1;
