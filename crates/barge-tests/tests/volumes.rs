@@ -488,10 +488,17 @@ fn rootless_volumes_are_the_users_own() {
     b.ok(&["pull", "-q", &image]);
     let got = b.sh(
         &image,
-        &["-v", "mine:/owned"],
-        "stat -c %u /owned/thousand; echo hi > /owned/new",
+        &[
+            "-v",
+            "mine:/owned",
+            "--tmpfs",
+            "/scratch:size=1m",
+            "--mount",
+            "type=volume,target=/anon",
+        ],
+        "stat -c %u /owned/thousand; echo hi > /owned/new; echo t > /scratch/t && echo t > /anon/a && cat /scratch/t",
     );
-    assert_eq!(got.trim(), "1000");
+    assert_eq!(got, "1000\nt\n");
     let data = b.root().join("volumes/mine/_data");
     assert_eq!(std::fs::metadata(data.join("thousand")).unwrap().uid(), 600000 + 999);
     assert_eq!(std::fs::metadata(data.join("new")).unwrap().uid(), user.uid);
