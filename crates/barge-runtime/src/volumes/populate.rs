@@ -4,90 +4,125 @@
 use super::{plain_dir, vio, MountKind, VolumeError};
 use crate::container::{Container, Volume};
 use crate::{Runtime, RuntimeError};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Copies what the image has at `dest` (its links resolved inside the
 /// image, never out of it) into the empty volume directory `data`:
-/// directories, files and links with their owners and modes (hard links
-/// become copies; devices, sockets and FIFOs are left out). Nothing below
-/// `data` is followed: every entry is made new (`O_EXCL`, `lchown`).
+/// directories, files and links with their owners, modes, `user.*` xattrs
+/// and file capabilities (hard links become copies; devices, sockets and
+/// FIFOs are left out). The volume may be mounted in a running container
+/// already, which could swap a directory for a link meanwhile: so nothing
+/// below `data` is looked up by path. Every entry is made with an `*at`
+/// call in the directory fd made just before it (`O_NOFOLLOW`, `O_EXCL`),
+/// and owners, modes and xattrs are set through its own fd.
 fn fill(data: &Path, lowers: &barge_store::lowers::Lowers, dest: &str) -> Result<(), VolumeError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let rel = lowers.resolve(dest, true);
-    let Some((top, md)) = lowers.find(&rel) else {
+    let Some((_, top)) = lowers.find(&rel) else {
         return Ok(());
     };
-    if !md.is_dir() {
+    if !top.is_dir() {
         return Ok(());
     }
-    let _ = top;
-    let own = |path: &Path, md: &std::fs::Metadata| {
-        std::os::unix::fs::lchown(path, Some(md.uid()), Some(md.gid()))
-            .map_err(vio(format!("chown {}", path.display())))
+    let fail = |what: &str, path: &str| {
+        let context = format!("{what} {}/{path}", data.display());
+        move |e: rustix::io::Errno| VolumeError::Io {
+            context,
+            source: e.into(),
+        }
     };
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = rustix::fs::open(data, dir_flags, Mode::empty()).map_err(fail("opening", ""))?;
     // The volume takes the image directory's owner and mode, as docker's copy does.
-    own(data, &md)?;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-        .map_err(vio(format!("chmod {}", data.display())))?;
+    set_owner_mode(&root, &top).map_err(fail("setting the owner and mode of", ""))?;
+    // The directories from `root` down to the current entry's parent
+    // (`walk` lists parents first, depth first).
+    let mut open: Vec<(String, OwnedFd)> = vec![(String::new(), root)];
     for (path, src, md) in lowers.walk(&rel) {
-        let to = data.join(&path);
+        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        while open.len() > 1 && open.last().is_some_and(|(p, _)| p != parent) {
+            open.pop();
+        }
+        let Some((p, dir)) = open.last() else { break };
+        if p != parent {
+            // Not below a directory made here: cannot happen with `walk`'s order.
+            continue;
+        }
         let ft = md.file_type();
         if ft.is_dir() {
-            std::fs::create_dir(&to).map_err(vio(format!("creating {}", to.display())))?;
-            own(&to, &md)?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-                .map_err(vio(format!("chmod {}", to.display())))?;
-            copy_xattrs(&src, &to)?;
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)).map_err(fail("creating", &path))?;
+            let fd = rustix::fs::openat(dir, name, dir_flags, Mode::empty()).map_err(fail("opening", &path))?;
+            set_owner_mode(&fd, &md).map_err(fail("setting the owner and mode of", &path))?;
+            copy_xattrs(&src, &fd).map_err(fail("setting the xattrs of", &path))?;
+            open.push((path.clone(), fd));
         } else if ft.is_file() {
-            let mut from = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc_o_nofollow())
-                .open(&src)
-                .map_err(vio(format!("reading {}", src.display())))?;
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&to)
-                .map_err(vio(format!("creating {}", to.display())))?;
-            std::io::copy(&mut from, &mut out).map_err(vio(format!("copying {}", src.display())))?;
-            own(&to, &md)?;
-            // After chown, which clears setuid bits and file capabilities.
-            out.set_permissions(std::fs::Permissions::from_mode(md.mode() & 0o7777))
-                .map_err(vio(format!("chmod {}", to.display())))?;
-            copy_xattrs(&src, &to)?;
+            let from = rustix::fs::open(&src, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| VolumeError::Io {
+                    context: format!("reading {}", src.display()),
+                    source: e.into(),
+                })?;
+            let to = rustix::fs::openat(
+                dir,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(fail("creating", &path))?;
+            let (mut from, mut to) = (std::fs::File::from(from), std::fs::File::from(to));
+            std::io::copy(&mut from, &mut to).map_err(|e| VolumeError::Io {
+                context: format!("copying {} to {}/{path}", src.display(), data.display()),
+                source: e,
+            })?;
+            // Owner first: chown clears setuid bits and file capabilities.
+            set_owner_mode(to.as_fd(), &md).map_err(fail("setting the owner and mode of", &path))?;
+            copy_xattrs(&src, to.as_fd()).map_err(fail("setting the xattrs of", &path))?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&src).map_err(vio(format!("reading {}", src.display())))?;
-            std::os::unix::fs::symlink(&target, &to).map_err(vio(format!("creating {}", to.display())))?;
-            own(&to, &md)?;
+            let target = rustix::fs::readlink(&src, Vec::new()).map_err(|e| VolumeError::Io {
+                context: format!("reading {}", src.display()),
+                source: e.into(),
+            })?;
+            rustix::fs::symlinkat(target.as_c_str(), dir, name).map_err(fail("creating", &path))?;
+            rustix::fs::chownat(
+                dir,
+                name,
+                Some(rustix::fs::Uid::from_raw(md.uid())),
+                Some(rustix::fs::Gid::from_raw(md.gid())),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(fail("setting the owner of", &path))?;
         }
     }
     Ok(())
+}
+
+/// The owner, then the mode (permission bits, setuid, setgid, sticky) of `md`.
+fn set_owner_mode(fd: impl AsFd, md: &std::fs::Metadata) -> Result<(), rustix::io::Errno> {
+    let fd = fd.as_fd();
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(md.uid())),
+        Some(rustix::fs::Gid::from_raw(md.gid())),
+    )?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(md.mode() & 0o7777))
 }
 
 /// The extended attributes a copy keeps: `user.*` and
 /// `security.capability` (file capabilities); overlayfs' own are never
 /// read. A filesystem without xattrs takes none.
-fn copy_xattrs(from: &Path, to: &Path) -> Result<(), VolumeError> {
-    let attrs = barge_store::lowers::xattrs(from)
-        .map_err(|e| vio(format!("reading the extended attributes of {}", from.display()))(e.into()))?;
-    for (name, value) in attrs {
+fn copy_xattrs(from: &Path, to: impl AsFd) -> Result<(), rustix::io::Errno> {
+    for (name, value) in barge_store::lowers::xattrs(from)? {
         if !(name.starts_with("user.") || name == "security.capability") {
             continue;
         }
-        match rustix::fs::lsetxattr(to, name.as_str(), &value, rustix::fs::XattrFlags::empty()) {
+        match rustix::fs::fsetxattr(to.as_fd(), name.as_str(), &value, rustix::fs::XattrFlags::empty()) {
             Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
-            Err(e) => return Err(vio(format!("setting {name} on {}", to.display()))(e.into())),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
-}
-
-/// `O_NOFOLLOW`, as std's `custom_flags` takes it.
-fn libc_o_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 /// Whether the directory at `path` is empty.
@@ -156,4 +191,52 @@ pub(crate) fn check_sources(c: &Container) -> Result<(), RuntimeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_copies_the_image_tree_through_its_own_links_only() {
+        let d = tempfile::tempdir().unwrap();
+        let (upper, lower) = (d.path().join("upper"), d.path().join("lower"));
+        for dir in ["d/a/y", "d/b"] {
+            std::fs::create_dir_all(lower.join(dir)).unwrap();
+        }
+        std::fs::write(lower.join("d/a/x"), "x").unwrap();
+        std::fs::write(lower.join("d/a/y/z"), "z").unwrap();
+        std::fs::write(lower.join("d/c"), "c").unwrap();
+        std::os::unix::fs::symlink("/etc", lower.join("d/l")).unwrap();
+        std::fs::set_permissions(lower.join("d/c"), std::os::unix::fs::PermissionsExt::from_mode(0o751)).unwrap();
+        // The upper layer points /data at ../../d: resolved inside the image.
+        std::fs::create_dir_all(&upper).unwrap();
+        std::os::unix::fs::symlink("../../d", upper.join("data")).unwrap();
+        let lowers = barge_store::lowers::Lowers::new(vec![upper, lower]);
+        let data = d.path().join("volume");
+        std::fs::create_dir(&data).unwrap();
+        fill(&data, &lowers, "/data").unwrap();
+        let mut got: Vec<String> = Vec::new();
+        let mut stack = vec![data.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                let md = std::fs::symlink_metadata(e.path()).unwrap();
+                got.push(e.path().strip_prefix(&data).unwrap().display().to_string());
+                if md.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        got.sort();
+        assert_eq!(got, ["a", "a/x", "a/y", "a/y/z", "b", "c", "l"]);
+        assert_eq!(std::fs::read_to_string(data.join("a/y/z")).unwrap(), "z");
+        assert_eq!(std::fs::read_link(data.join("l")).unwrap(), Path::new("/etc"));
+        assert_eq!(std::fs::metadata(data.join("c")).unwrap().mode() & 0o7777, 0o751);
+        // Nothing at all where the image has no directory.
+        let empty = d.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        fill(&empty, &lowers, "/d/c").unwrap();
+        fill(&empty, &lowers, "/nowhere").unwrap();
+        assert!(is_empty(&empty).unwrap());
+    }
 }
