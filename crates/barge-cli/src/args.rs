@@ -121,6 +121,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCommand),
@@ -677,9 +680,15 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     pub read_only: bool,
-    /// Bind mount a volume (HOST-DIR:CONTAINER-DIR[:ro])
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind mount a host directory or mount a volume (HOST-DIR|NAME:CONTAINER-DIR[:ro]; CONTAINER-DIR alone: an anonymous volume)
+    #[arg(short, long = "volume", value_name = "[HOST-DIR|NAME:]CONTAINER-DIR[:ro]")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…]
+    #[arg(long = "mount", value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS], e.g. /run:size=64m,mode=1777)
+    #[arg(long = "tmpfs", value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -845,7 +854,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (barge creates none)
+    /// Remove anonymous volumes associated with the container (named volumes stay)
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
@@ -940,7 +949,7 @@ pub struct PsArgs {
     /// Display total file sizes
     #[arg(short, long)]
     pub size: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=, volume=
     #[arg(short, long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
     /// Format output: table, json, or a Go template
@@ -1407,4 +1416,76 @@ pub struct SharingArgs {
     /// Give the container every capability, no seccomp filter, no masked paths and the host's devices
     #[arg(long)]
     pub privileged: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes (refused while a container uses one)
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove all unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name [default: 64 random hex digits]
+    pub name: Option<String>,
+    /// Volume driver (only local)
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Driver options (the local driver of barge takes none)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format output using a Go template, or json
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output (dangling=true|false, driver=, label=KEY[=VALUE], name=)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+    /// Format output using a Go template, or json
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Do not fail on volumes that do not exist
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 }

@@ -26,12 +26,37 @@ pub enum Network {
     User,
 }
 
-/// A bind mount: `-v HOST:CONTAINER[:ro]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A mount of the container's: a bind (`-v HOST:CONTAINER[:ro]`), a
+/// volume (named or anonymous, see [`crate::volumes`]) or a tmpfs.
+/// Records older than volumes hold binds only: every field after
+/// `read_only` defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
+    /// The host directory mounted: a bind's source, a volume's `_data`
+    /// (empty for a tmpfs, and in a validated option before `create`).
     pub source: PathBuf,
     pub destination: String,
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "crate::volumes::MountKind::is_bind")]
+    pub kind: crate::volumes::MountKind,
+    /// The volume's name (a volume only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// An anonymous volume: `-v /path` or the image's `VOLUME`; `rm -v` removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// `volume-nocopy`: a new volume is not filled from the image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
+    /// A tmpfs's options (`size=…`, `mode=…`, …), as the kernel takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs_options: Vec<String>,
+    /// How it was asked for (inspect's HostConfig.Binds, .Mounts, .Tmpfs).
+    #[serde(default, skip_serializing_if = "crate::volumes::Origin::is_flag")]
+    pub origin: crate::volumes::Origin,
+    /// The mode as given to `-v` (`ro`, `rw`, empty), for inspect's `Mode`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
 }
 
 /// What a container was created with (`meta.json`). Written once.

@@ -39,8 +39,12 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     pub init: bool,
     pub read_only: bool,
-    /// `-v HOST:CONTAINER[:ro]`.
+    /// `-v HOST:CONTAINER[:ro]`, `-v NAME:CONTAINER[:ro]`, `-v CONTAINER`.
     pub volumes: Vec<String>,
+    /// `--mount type=bind|volume|tmpfs,…`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    pub tmpfs: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     /// `--security-opt`: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`.
@@ -105,11 +109,7 @@ impl CreateOptions {
             }
             None => None,
         };
-        let volumes = self
-            .volumes
-            .iter()
-            .map(|v| parse_volume(v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let volumes = crate::volumes::parse_all(&self.volumes, &self.mounts, &self.tmpfs)?;
         let capabilities = caps::resolve(&self.cap_add, &self.cap_drop)?;
         let security = seccomp::parse_security_opts(&self.security_opt)?;
         let seccomp = seccomp::for_container(&security.seccomp, &capabilities)?
@@ -311,30 +311,6 @@ fn online_cpus() -> usize {
 }
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Parses `-v HOST:CONTAINER[:ro|rw]`.
-pub(crate) fn parse_volume(v: &str) -> Result<Volume, RuntimeError> {
-    let bad = || RuntimeError::BadVolume(v.to_string());
-    let parts: Vec<&str> = v.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => return Err(bad()),
-    };
-    let read_only = match mode {
-        "" | "rw" => false,
-        "ro" => true,
-        _ => return Err(bad()),
-    };
-    if !src.starts_with('/') || !dst.starts_with('/') || dst == "/" {
-        return Err(bad());
-    }
-    Ok(Volume {
-        source: PathBuf::from(src),
-        destination: dst.to_string(),
-        read_only,
-    })
-}
 
 /// The image a container is made of.
 #[derive(Debug, Clone, Copy)]
@@ -608,7 +584,7 @@ fn apply(dir: PathBuf, plan: Plan) -> Result<Container, RuntimeError> {
     // First of the records: from now on the store keeps the image.
     std::fs::write(dir.join(barge_store::CONTAINER_IMAGE_FILE), meta.image_id.to_string())
         .map_err(io_err(format!("writing {}", dir.display())))?;
-    for v in &meta.volumes {
+    for v in meta.volumes.iter().filter(|v| v.kind.is_bind()) {
         if !v.source.exists() {
             // As docker does for bind sources that do not exist.
             std::fs::create_dir_all(&v.source).map_err(io_err(format!("creating {}", v.source.display())))?;
@@ -629,15 +605,14 @@ impl Runtime {
         let details = self.store.image_details(image_id)?;
         let lower_dirs = crate::lower_dirs(&self.store, image_id)?;
         let cfg = details.config.config.clone().unwrap_or_default();
-        self.create_with(
-            &ImageSource {
-                id: image_id,
-                name: image,
-                config: &cfg,
-                lower_dirs: &lower_dirs,
-            },
-            opts,
-        )
+        let source = ImageSource {
+            id: image_id,
+            name: image,
+            config: &cfg,
+            lower_dirs: &lower_dirs,
+        };
+        // The image's VOLUMEs get anonymous volumes, as docker run gives them.
+        self.create_in(&source, opts, cfg.volumes.as_ref())
     }
 
     /// Creates a container over explicit layers with an explicit container
@@ -645,7 +620,20 @@ impl Runtime {
     /// caller holds the store lock so that no prune removes those layers
     /// meanwhile.
     pub fn create_with(&self, image: &ImageSource<'_>, opts: &Validated) -> Result<Container, RuntimeError> {
+        self.create_in(image, opts, None)
+    }
+
+    fn create_in(
+        &self,
+        image: &ImageSource<'_>,
+        opts: &Validated,
+        image_volumes: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Container, RuntimeError> {
         let _lock = self.lock()?;
+        // Volumes named (anonymous ones too) and placed; made after the plan.
+        let mut resolved = opts.clone();
+        resolved.volumes = crate::volumes::resolve(&self.volumes(), &opts.volumes, image_volumes)?;
+        let opts = &resolved;
         let id = names::new_id();
         let network_name = match opts.network {
             Network::Bridge => {
@@ -673,7 +661,8 @@ impl Runtime {
         };
         let dir = facts.dir.clone();
         let plan = plan(image, opts, facts)?;
-        apply(dir, plan)
+        let made = self.make_volumes(&opts.volumes, image.lower_dirs)?;
+        apply(dir, plan).inspect_err(|_| self.forget_volumes(&made))
     }
 }
 
@@ -732,7 +721,19 @@ fn mounts(dir: &Path, volumes: &[Volume], shm_size: Option<i64>) -> Vec<Mount> {
             &["rbind", "rprivate"],
         ));
     }
+    // Outer mounts before the ones inside them, as docker sorts them.
+    let mut volumes: Vec<&Volume> = volumes.iter().collect();
+    volumes.sort_by_key(|v| v.destination.matches('/').count());
     for v in volumes {
+        if v.kind == crate::volumes::MountKind::Tmpfs {
+            let mut options = v.tmpfs_options.clone();
+            if v.read_only {
+                options.push("ro".into());
+            }
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            m.push(spec::mount(&v.destination, "tmpfs", "tmpfs", &options));
+            continue;
+        }
         let options: &[&str] = if v.read_only {
             &["rbind", "rprivate", "ro"]
         } else {
@@ -808,19 +809,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volume_specs() {
-        let v = parse_volume("/data:/srv:ro").unwrap();
-        assert_eq!(
-            (v.source.as_path(), v.destination.as_str(), v.read_only),
-            (Path::new("/data"), "/srv", true)
-        );
-        assert!(!parse_volume("/a:/b").unwrap().read_only);
-        for bad in ["rel:/b", "/a:rel", "/a", "/a:/b:xx", "/a:/", "/a:/b:ro:extra"] {
-            assert!(parse_volume(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn sysctls_docker_allows() {
         for ok in [
             "net.ipv4.ip_forward=1",
@@ -863,7 +851,7 @@ mod tests {
     fn validation_rejects_each_bad_option() {
         let bad: [fn(&mut CreateOptions); 7] = [
             |o| o.name = Some("-x".into()),
-            |o| o.volumes = vec!["rel:/b".into()],
+            |o| o.volumes = vec!["../rel:/b".into()],
             |o| o.cap_add = vec!["NOT_A_CAP".into()],
             |o| o.security_opt = vec!["bogus".into()],
             |o| o.publish = vec!["http".into()],

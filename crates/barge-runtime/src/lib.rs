@@ -33,6 +33,7 @@ pub mod runner;
 pub mod sharing;
 pub mod stats;
 pub mod user;
+pub mod volumes;
 
 pub use barge_runner::{caps, sealed, seccomp, spec, userns};
 
@@ -96,6 +97,8 @@ pub enum RuntimeError {
     /// An option whose value cannot be used, with docker's wording.
     #[error("{0}")]
     BadOption(String),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     #[error(transparent)]

@@ -461,7 +461,7 @@ impl Runtime {
             }
             Err(e) => {
                 if c.meta.auto_remove {
-                    let _ = self.remove(c);
+                    let _ = self.remove(c).and_then(|()| self.remove_anonymous_volumes(c));
                 } else if let Ok(mut st) = c.state() {
                     st.error = Some(e.to_string());
                     let _ = c.set_state(&st);
@@ -476,6 +476,8 @@ impl Runtime {
             // `remove` cleans up after an external runtime, detaches the
             // network and releases the cgroup.
             self.remove(c)?;
+            // As docker's --rm: its anonymous volumes go with it.
+            self.remove_anonymous_volumes(c)?;
         } else {
             if c.meta.runtime.is_some() {
                 runner::external_cleanup(c);

@@ -28,6 +28,8 @@ impl Drop for CgroupGuard<'_> {
 /// Starts the container's process with barge's runner, or the external
 /// runtime the container names.
 pub fn start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
+    // A volume's directory replaced by a link is refused, not followed.
+    crate::volumes::check_sources(c)?;
     let spec = c.spec()?;
     let attached = match (c.meta.network, &c.meta.network_name) {
         (crate::Network::Bridge, Some(name)) => Some(crate::network::attach(c, name, &c.meta.ports)?),

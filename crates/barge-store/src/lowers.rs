@@ -24,6 +24,44 @@ pub fn has_xattr(path: &Path, names: &[&str]) -> bool {
     })
 }
 
+/// Calls `f` with a buffer that grows until the answer fits (xattr names
+/// and values: 64 KiB at most, as Linux allows).
+fn with_buffer(mut f: impl FnMut(&mut [u8]) -> Result<usize, rustix::io::Errno>) -> Result<Vec<u8>, rustix::io::Errno> {
+    let mut size = 1024;
+    loop {
+        let mut buf = vec![0u8; size];
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::RANGE) if size < 1 << 16 => size *= 4,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An entry's extended attributes but overlayfs' own (`trusted.overlay.*`,
+/// `user.overlay.*`: they belong to the snapshot, not to the file), with
+/// no link followed; none where the filesystem has none.
+pub fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, rustix::io::Errno> {
+    let names = match with_buffer(|b| rustix::fs::llistxattr(path, b)) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
+            continue;
+        }
+        let value = with_buffer(|b| rustix::fs::lgetxattr(path, name.as_str(), b))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
 /// Whether `path` is an opaque directory: older layers show nothing below it.
 pub fn is_opaque(path: &Path) -> bool {
     has_xattr(path, &OPAQUE_XATTRS)

@@ -108,6 +108,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         init: a.init,
         read_only: a.read_only,
         volumes: a.volume.clone(),
+        mounts: a.mount.clone(),
+        tmpfs: a.tmpfs.clone(),
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
@@ -413,7 +415,12 @@ pub fn rm(env: &Env, a: &RmArgs) -> Result<i32, Failure> {
             let _ = barge_runtime::runner::signal(c, &st, libc::SIGKILL);
             rt.wait_exit(c, Duration::from_secs(10)).map_err(|e| fail("", e))?;
         }
-        rt.remove(c).map_err(|e| fail(format!("removing {}", c.meta.name), e))
+        rt.remove(c).map_err(|e| fail(format!("removing {}", c.meta.name), e))?;
+        if a.volumes {
+            rt.remove_anonymous_volumes(c)
+                .map_err(|e| fail(format!("removing the anonymous volumes of {}", c.meta.name), e))?;
+        }
+        Ok(())
     })
 }
 
@@ -635,11 +642,7 @@ impl PsFilter {
                     Some(o) => c.meta.created > o.meta.created,
                     None => false,
                 },
-                "volume" => c
-                    .meta
-                    .volumes
-                    .iter()
-                    .any(|m| m.destination == *v || m.source == std::path::Path::new(v)),
+                "volume" => super::volumes::mounts_volume(c, v),
                 "network" => match c.meta.network {
                     barge_runtime::Network::Bridge => c.meta.network_name.as_deref().unwrap_or("bridge") == v,
                     barge_runtime::Network::Host => v == "host",
@@ -756,7 +759,7 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 "Image": c.meta.image,
                 "Labels": c.meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 "LocalVolumes": "0",
-                "Mounts": c.meta.volumes.iter().map(|v| v.source.display().to_string()).collect::<Vec<_>>().join(","),
+                "Mounts": super::volumes::mounts_column(c),
                 "Names": c.meta.name,
                 "Networks": network_mode(c),
                 "Ports": ports_text(c, st),
@@ -994,7 +997,9 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "PortBindings": port_bindings(&c.meta.ports),
             "AutoRemove": c.meta.auto_remove,
             "RestartPolicy": {"Name": c.meta.restart.name(), "MaximumRetryCount": c.meta.restart.max_retries},
-            "Binds": c.meta.volumes.iter().map(|v| format!("{}:{}{}", v.source.display(), v.destination, if v.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "Binds": super::volumes::binds_json(c),
+            "Mounts": super::volumes::host_mounts_json(c),
+            "Tmpfs": super::volumes::tmpfs_json(c),
             "CapAdd": c.meta.cap_add,
             "CapDrop": c.meta.cap_drop,
             "SecurityOpt": c.meta.security_opt,
@@ -1012,7 +1017,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
                 "Hard": if r.hard() == u64::MAX { -1 } else { r.hard() as i64 },
             })).collect::<Vec<_>>(),
         },
-        "Mounts": c.meta.volumes.iter().map(|v| json!({"Type": "bind", "Source": v.source.display().to_string(), "Destination": v.destination, "RW": !v.read_only})).collect::<Vec<_>>(),
+        "Mounts": super::volumes::mounts_json(c),
         // docker's container Config: every field it always has; an unset
         // Cmd or Entrypoint is null, Env what the image and the user set.
         "Config": {
@@ -1028,7 +1033,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
             "Env": config_env(&c.meta),
             "Cmd": Some(&c.meta.cmd).filter(|v| !v.is_empty()),
             "Image": c.meta.image,
-            "Volumes": null,
+            "Volumes": super::volumes::config_volumes_json(c),
             "WorkingDir": c.meta.working_dir,
             "Entrypoint": Some(&c.meta.entrypoint).filter(|v| !v.is_empty()),
             "OnBuild": null,

@@ -575,30 +575,15 @@ pub fn inspect(env: &Env, a: &InspectArgs, kind: Option<&str>) -> Result<i32, Fa
         let details = store.find_image(name).and_then(|id| store.image_details(&id));
         match details {
             Ok(d) => out.push(inspect_json(&d)),
-            Err(barge_store::StoreError::NoSuchImage(_)) if kind.is_none() => {
-                failures.push(Failure::msg(format!("No such object: {name}")))
-            }
+            Err(barge_store::StoreError::NoSuchImage(_)) if kind.is_none() => match rt.volumes().get(name) {
+                // As docker: a volume after containers and images.
+                Ok(v) => out.push(super::volumes::volume_json(&rt, &v)),
+                Err(_) => failures.push(Failure::msg(format!("No such object: {name}"))),
+            },
             Err(e) => failures.push(Failure::new("", e)),
         }
     }
-    match a.format.as_deref() {
-        None | Some("json") => {
-            let mut buf = Vec::new();
-            let mut ser = serde_json::Serializer::with_formatter(
-                &mut buf,
-                serde_json::ser::PrettyFormatter::with_indent(b"    "),
-            );
-            let out: Vec<serde_json::Value> = out.iter().map(crate::format::sanitized).collect();
-            serde::Serialize::serialize(&out, &mut ser).context(|| "printing".to_string())?;
-            println!("{}", String::from_utf8_lossy(&buf));
-        }
-        Some(t) => {
-            let t = Template::parse(t).context(|| "--format".to_string())?;
-            for v in &out {
-                println!("{}", t.render(v).context(|| "--format".to_string())?);
-            }
-        }
-    }
+    super::print_inspected(&out, a.format.as_deref())?;
     let failed = !failures.is_empty();
     for f in failures {
         f.print(false);

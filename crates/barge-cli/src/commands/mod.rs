@@ -15,12 +15,13 @@ mod prune_filter;
 mod pull;
 mod toolkit;
 mod trust;
+mod volumes;
 
 pub use login::credential_helper;
 
 use crate::args::{
     ArtifactCommand, BuilderCommand, Cli, Command, ContainerCommand, ContainerVerb, GenerateCommand, ImageCommand,
-    ImageVerb, ManifestCommand, NetworkCommand, SystemCommand,
+    ImageVerb, ManifestCommand, NetworkCommand, SystemCommand, VolumeCommand,
 };
 use crate::failure::{Context, Failure};
 use barge_registry::{Client, ClientOptions};
@@ -37,6 +38,31 @@ fn confirm(warning: &str) -> bool {
         eprintln!();
     }
     yes
+}
+
+/// What `inspect` verbs print: a JSON array indented as docker indents
+/// it, every string sanitized (no `--format`, or `json`), else the
+/// template rendered once per value.
+fn print_inspected(values: &[serde_json::Value], format: Option<&str>) -> Result<(), Failure> {
+    match format {
+        None | Some("json") => {
+            let mut buf = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(
+                &mut buf,
+                serde_json::ser::PrettyFormatter::with_indent(b"    "),
+            );
+            let values: Vec<serde_json::Value> = values.iter().map(crate::format::sanitized).collect();
+            serde::Serialize::serialize(&values, &mut ser).context(|| "printing".to_string())?;
+            println!("{}", String::from_utf8_lossy(&buf));
+        }
+        Some(t) => {
+            let t = crate::format::Template::parse(t).context(|| "--format".to_string())?;
+            for v in values {
+                println!("{}", t.render(v).context(|| "--format".to_string())?);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What every command may need, built on demand.
@@ -218,6 +244,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Network(NetworkCommand::Rm(a)) => network::rm(&env, &a),
         Command::Network(NetworkCommand::Inspect(a)) => network::inspect(&env, &a),
         Command::Network(NetworkCommand::Prune(a)) => network::prune(&env, &a),
+        Command::Volume(VolumeCommand::Create(a)) => volumes::create(&env, &a),
+        Command::Volume(VolumeCommand::Ls(a)) => volumes::ls(&env, &a),
+        Command::Volume(VolumeCommand::Inspect(a)) => volumes::inspect(&env, &a),
+        Command::Volume(VolumeCommand::Rm(a)) => volumes::rm(&env, &a),
+        Command::Volume(VolumeCommand::Prune(a)) => volumes::prune(&env, &a),
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&env, &a),
         Command::Port(a) => containers::port(&env, &a),
         Command::CredentialHelper(a) => Ok(login::credential_helper(&a.operation)),

@@ -195,21 +195,8 @@ pub fn inspect(env: &Env, a: &NetworkInspectArgs) -> Result<i32, Failure> {
             "Labels": n.labels,
         }));
     }
-    match a.format.as_deref() {
-        None | Some("json") => {
-            if !out.is_empty() || code == 0 {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&Value::Array(out)).unwrap_or_else(|_| "[]".into())
-                );
-            }
-        }
-        Some(t) => {
-            let t = Template::parse(t).context(|| "--format".to_string())?;
-            for v in &out {
-                println!("{}", t.render(v).context(|| "--format".to_string())?);
-            }
-        }
+    if !out.is_empty() || code == 0 {
+        super::print_inspected(&out, a.format.as_deref())?;
     }
     Ok(code)
 }
