@@ -68,6 +68,8 @@ pub struct Client {
     /// slot; a slot's own lock is held while its host is probed, so threads
     /// wanting the same host probe it once and other hosts never wait.
     hosts: Mutex<HashMap<String, Arc<HostSlot>>>,
+    /// What this process wrote to, or found empty in, repositories.
+    pub(crate) known: crate::known::Known,
 }
 
 /// A host as probed, or `None` until a probe succeeds.
@@ -385,6 +387,7 @@ impl Client {
             creds,
             opts,
             hosts: Mutex::new(HashMap::new()),
+            known: Default::default(),
         }
     }
 
@@ -715,6 +718,9 @@ impl Client {
 
     /// `HEAD` of a manifest: its digest without its body; `None` when the registry has no such tag.
     pub fn head_manifest(&self, reference: &Reference) -> Result<Option<ManifestHead>, RegistryError> {
+        if self.known_absent_manifest(reference, &reference.manifest_key()) {
+            return Ok(None);
+        }
         let path = format!("manifests/{}", reference.manifest_key());
         let resp = self.request(
             Request::new(reference, Method::Head, Target::Path(&path)).header("Accept", media::MANIFEST_ACCEPT),
@@ -744,6 +750,11 @@ impl Client {
     /// Fetches the manifest a reference names (by digest when pinned, else by tag).
     pub fn get_manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
         let key = reference.manifest_key();
+        if self.known_absent_manifest(reference, &key) {
+            return Err(RegistryError::ManifestNotFound {
+                reference: reference.familiar(),
+            });
+        }
         self.get_manifest_key(reference, &key, reference.digest())
     }
 

@@ -18,6 +18,7 @@ mod blob;
 mod challenge;
 mod client;
 mod error;
+mod known;
 mod manage;
 mod push;
 mod speed;

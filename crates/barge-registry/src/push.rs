@@ -59,10 +59,16 @@ fn with_digest(url: &str, digest: &Digest) -> String {
 impl Client {
     /// Does the repository already have this blob?
     pub fn blob_exists(&self, r: &Reference, digest: &Digest) -> Result<bool, RegistryError> {
+        if let Some(known) = self.known_blob(r, digest) {
+            return Ok(known);
+        }
         let path = format!("blobs/{digest}");
         let resp = self.request(Request::new(r, Method::Head, Target::Path(&path)).pushing())?;
         match resp.status().as_u16() {
-            200 => Ok(true),
+            200 => {
+                self.note_blob(r, digest);
+                Ok(true)
+            }
             404 => Ok(false),
             status => Err(self.status_error(r, "HEAD", &path, status, Some(resp))),
         }
@@ -78,7 +84,10 @@ impl Client {
         let scopes = vec![Scope::push(r), Scope::pull_repository(from)];
         let resp = self.request(Request::new(r, Method::Post, Target::Path(&path)).scopes(scopes))?;
         match resp.status().as_u16() {
-            201 => Ok(MountOutcome::Mounted),
+            201 => {
+                self.note_blob(r, digest);
+                Ok(MountOutcome::Mounted)
+            }
             202 => Upload::from_response(&resp)
                 .map(MountOutcome::Upload)
                 .ok_or_else(|| self.status_error(r, "POST", &path, 202, None)),
@@ -156,7 +165,10 @@ impl Client {
         }
         let resp = self.request(req)?;
         match resp.status().as_u16() {
-            status if accepted.contains(&status) => Ok(()),
+            status if accepted.contains(&status) => {
+                self.note_blob(r, digest);
+                Ok(())
+            }
             status => Err(self.status_error(r, "PUT", &format!("blobs/uploads (blob {digest})"), status, Some(resp))),
         }
     }
@@ -229,7 +241,10 @@ impl Client {
                         expected: ours,
                         actual: d,
                     }),
-                    _ => Ok(ours),
+                    _ => {
+                        self.note_manifest(r, key, &ours);
+                        Ok(ours)
+                    }
                 }
             }
             status => Err(self.status_error(r, "PUT", &path, status, Some(resp))),
@@ -327,6 +342,55 @@ impl Client {
     /// [`MAX_LISTING_NAMES`] names in at most [`MAX_LISTING_PAGES`] pages:
     /// everything listed stays in memory, and a registry decides how many
     /// pages there are. `each` returns how many names a page added.
+    /// One page of a listing at `url`, at most `left` bytes (`Err(None)`
+    /// past that): the page, the next page's URL, the bytes read.
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        r: &Reference,
+        scopes: &[Scope],
+        url: &str,
+        what: &str,
+        left: u64,
+    ) -> Result<(T, Option<String>, u64), Option<RegistryError>> {
+        let resp = self.request(Request::new(r, Method::Get, Target::Url(url)).scopes(scopes.to_vec()))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(Some(self.status_error(r, "GET", what, status, Some(resp))));
+        }
+        let next = next_link(&resp);
+        let body = self.read_body(resp, left).map_err(|e| match e {
+            BodyError::TooLarge => None,
+            other => Some(other.into_error(&format!("the {what} listing"), r.api_host(), left)),
+        })?;
+        let page = serde_json::from_slice(&body)
+            .map_err(|e| self.status_error(r, "GET", &crate::sanitize(&format!("{what}: {e}")), 200, None))?;
+        Ok((page, next, body.len() as u64))
+    }
+
+    /// Whether the repository has any tag: one page of one tag; a
+    /// repository the registry does not know (`NAME_UNKNOWN`) has none.
+    pub fn has_tags(&self, r: &Reference) -> Result<bool, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let base = self.host(r.api_host())?.base.clone();
+        let url = format!("{base}/v2/{}/tags/list?n=1", r.repository());
+        match self.page::<Tags>(r, &[Scope::pull(r)], &url, "tags/list", 1 << 20) {
+            Ok((page, _, _)) => Ok(page.tags.is_some_and(|t| !t.is_empty())),
+            Err(Some(RegistryError::Status { status: 404, code, .. })) if code.as_deref() == Some("NAME_UNKNOWN") => {
+                Ok(false)
+            }
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(RegistryError::TooLarge {
+                what: "one page of tags".into(),
+                host: r.api_host().to_string(),
+                limit: 1 << 20,
+            }),
+        }
+    }
+
     pub(crate) fn pages<T: serde::de::DeserializeOwned>(
         &self,
         r: &Reference,
@@ -344,20 +408,12 @@ impl Client {
         let mut url = first;
         let (mut bytes, mut names) = (0u64, 0usize);
         for _ in 0..MAX_LISTING_PAGES {
-            let resp = self.request(Request::new(r, Method::Get, Target::Url(&url)).scopes(scopes.to_vec()))?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(self.status_error(r, "GET", what, status, Some(resp)));
-            }
-            let next = next_link(&resp);
             let left = MAX_LISTING_BYTES - bytes;
-            let body = self.read_body(resp, left).map_err(|e| match e {
-                BodyError::TooLarge => too_large(MAX_LISTING_BYTES),
-                other => other.into_error(&format!("the {what} listing"), &host, left),
+            let (page, next, size) = self.page(r, scopes, &url, what, left).map_err(|e| match e {
+                None => too_large(MAX_LISTING_BYTES),
+                Some(e) => e,
             })?;
-            bytes += body.len() as u64;
-            let page = serde_json::from_slice(&body)
-                .map_err(|e| self.status_error(r, "GET", &crate::sanitize(&format!("{what}: {e}")), 200, None))?;
+            bytes += size;
             names += each(page);
             if names > MAX_LISTING_NAMES {
                 return Err(RegistryError::TooLarge {
