@@ -5,7 +5,10 @@
 //! with what barge recorded at the destination last time (or, without a
 //! record, a `HEAD` there); only when the digests differ is it copied, so a
 //! re-run over an unchanged source sends one request per tag and moves no
-//! manifest body and no blob byte.
+//! manifest body and no blob byte. A destination repository without tags
+//! (one page of its tag list, asked once) is copied into without asking it
+//! about each blob and manifest ([`Client::assume_empty`]), and its images
+//! without a `HEAD` of their source first: the copy's `GET` says the digest.
 
 use crate::copy::{copy, CopyError, CopyOptions};
 use crate::transport::{RegistryDestination, RegistrySource};
@@ -213,6 +216,8 @@ fn moved(src: &Reference, registry: &str, path: &str, replace: bool) -> Result<R
 pub struct MirrorRecord {
     path: Option<PathBuf>,
     digests: Mutex<BTreeMap<String, String>>,
+    /// Destination repositories asked for a tag in this run: whether they had none.
+    empty: Mutex<BTreeMap<String, bool>>,
 }
 
 impl MirrorRecord {
@@ -225,6 +230,7 @@ impl MirrorRecord {
         MirrorRecord {
             path: Some(path.to_path_buf()),
             digests: Mutex::new(digests),
+            empty: Mutex::default(),
         }
     }
 
@@ -233,6 +239,7 @@ impl MirrorRecord {
         MirrorRecord {
             path: None,
             digests: Mutex::new(BTreeMap::new()),
+            empty: Mutex::default(),
         }
     }
 
@@ -242,6 +249,21 @@ impl MirrorRecord {
             .unwrap_or_else(|p| p.into_inner())
             .get(&destination.to_string())
             .cloned()
+    }
+
+    /// Whether `destination`'s repository had no tag when first asked in
+    /// this run (then the client takes what barge has not written there
+    /// as absent). One request per repository; an error answers no.
+    fn destination_empty(&self, client: &Client, destination: &Reference) -> bool {
+        let repo = format!("{}/{}", destination.registry(), destination.repository());
+        let mut empty = self.empty.lock().unwrap_or_else(|p| p.into_inner());
+        *empty.entry(repo).or_insert_with(|| {
+            let none = client.has_tags(destination).is_ok_and(|has| !has);
+            if none {
+                client.assume_empty(destination);
+            }
+            none
+        })
     }
 
     fn set(&self, destination: &Reference, digest: &Digest) {
@@ -291,6 +313,16 @@ pub fn mirror_image(
     opts: &MirrorOptions,
     record: &MirrorRecord,
 ) -> Result<MirrorResult, CopyError> {
+    // Into a repository without tags, an image is copied at once: its
+    // digest comes with the manifest the copy fetches.
+    let fresh = !opts.verify
+        && !opts.dry_run
+        && job.source.digest().is_none()
+        && record.get(&job.destination).is_none()
+        && record.destination_empty(client, &job.destination);
+    if fresh {
+        return copy_job(client, job, opts, record);
+    }
     let want = match (job.source.digest(), client.head_manifest(&job.source)?) {
         (Some(d), _) => d.clone(),
         (None, Some(head)) => head.digest,
@@ -323,6 +355,13 @@ pub fn mirror_image(
     if opts.dry_run {
         return Ok(MirrorResult::WouldCopy(want));
     }
+    copy_job(client, job, opts, record)
+}
+
+/// Copies one image of a mirror, every platform, and records its digest.
+/// Refuses to start when the source registry has announced that its pull
+/// quota is used up.
+fn copy_job(client: &Client, job: &MirrorJob, opts: &MirrorOptions, record: &MirrorRecord) -> Result<MirrorResult, CopyError> {
     if let Some(limit) = client.rate_limit(job.source.api_host()) {
         if limit.remaining == 0 {
             return Err(CopyError::RateLimited {

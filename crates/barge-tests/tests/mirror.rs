@@ -69,12 +69,33 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     );
 
     // The real run copies every tag of every repository, every platform, digests preserved.
+    src_proxy.reset_counters();
+    dst_proxy.reset_counters();
     let out = b.run(&["mirror", &s, &format!("{d}/copy/")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.matches("Copied").count(), 5, "{stdout}");
     assert!(stderr.contains("5 images: 5 copied, 0 unchanged, 0 failed"), "{stderr}");
+    // Into repositories without tags (one page of one tag asked each), the
+    // destination is not asked about blobs or manifests barge is about to
+    // write, nor the source's tags checked before the copy fetches them.
+    let dst_lines = dst_proxy.request_lines();
+    assert_eq!(
+        dst_lines.iter().filter(|l| l.starts_with("HEAD ")).count(),
+        0,
+        "{dst_lines:?}"
+    );
+    assert_eq!(
+        dst_lines.iter().filter(|l| l.contains("/tags/list?n=1 ")).count(),
+        3,
+        "{dst_lines:?}"
+    );
+    let src_lines = src_proxy.request_lines();
+    assert!(
+        !src_lines.iter().any(|l| l.starts_with("HEAD ") && l.contains("/manifests/")),
+        "{src_lines:?}"
+    );
     for (repo, tag, digest) in [
         ("team/app", "v1", &v1.manifest_digest),
         ("team/app", "v2", &v2.manifest_digest),
