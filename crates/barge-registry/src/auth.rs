@@ -30,6 +30,12 @@ impl Scope {
         Scope(format!("repository:{}:pull,push", r.repository()))
     }
 
+    /// Deleting from the repository: docker-registry checks the `delete`
+    /// action for it (push is not enough).
+    pub fn delete(r: &Reference) -> Scope {
+        Scope(format!("repository:{}:delete", r.repository()))
+    }
+
     /// The registry's repository list.
     pub fn catalog() -> Scope {
         Scope("registry:catalog:*".into())

@@ -35,7 +35,7 @@ impl Client {
     /// [`RegistryError::Unsupported`].
     pub fn delete_manifest(&self, r: &Reference, digest: &Digest) -> Result<(), RegistryError> {
         let path = format!("manifests/{digest}");
-        let resp = self.request(Request::new(r, Method::Delete, Target::Path(&path)).pushing())?;
+        let resp = self.request(Request::new(r, Method::Delete, Target::Path(&path)).scopes(vec![Scope::delete(r)]))?;
         match resp.status().as_u16() {
             200 | 202 | 204 => Ok(()),
             404 => Err(RegistryError::ManifestNotFound {
