@@ -12,19 +12,12 @@ cd "$(dirname "$0")/.."
 runs="${RUNS:-5}"
 driver="${BUILDAH_DRIVER:-overlay}"
 
-export DEBIAN_FRONTEND=noninteractive
-need="docker-registry skopeo umoci buildah busybox-static gcc libc6-dev python3"
-# shellcheck disable=SC2086
-dpkg-query -W $need >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq $need >/dev/null; }
-if [ -z "${BARGE:-}" ]; then
-    cargo build --release --bin barge
-    BARGE="${CARGO_TARGET_DIR:-$(pwd)/target}/release/barge"
-fi
-barge="$BARGE"
+. bench/registry.sh
+needs docker-registry skopeo umoci buildah busybox-static gcc libc6-dev python3
+barge="$(barge_binary)"
 
 work="$(mktemp -d /var/tmp/barge-bench-build.XXXXXX)"
 trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-. bench/registry.sh
 reg="$(registry reg)"
 
 # The gcc image: busybox-static with its applets, and the host's toolchain.

@@ -1,6 +1,24 @@
-# Sourced by the bench scripts: docker-registries on loopback, under $work.
-# Each records its pid in $work/NAME.pid (they start in command
-# substitutions, which are subshells): the caller's EXIT trap kills them.
+# Sourced by the bench scripts: what they all start with (the Debian
+# packages they need, the barge binary they time) and docker-registries on
+# loopback, under $work. Each registry records its pid in $work/NAME.pid
+# (they start in command substitutions, which are subshells): the caller's
+# EXIT trap kills them.
+
+needs() { # PACKAGE...: installs those that are missing
+    dpkg-query -W "$@" >/dev/null 2>&1 || {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    }
+}
+
+barge_binary() { # prints the barge to time: $BARGE, else a release build of this tree
+    if [ -n "${BARGE:-}" ]; then
+        echo "$BARGE"
+        return
+    fi
+    cargo build --release --bin barge >&2
+    echo "${CARGO_TARGET_DIR:-$(pwd)/target}/release/barge"
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

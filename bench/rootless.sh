@@ -13,19 +13,13 @@ runs="${RUNS:-10}"
 start_runs="${START_RUNS:-30}"
 user="${BENCH_USER:-barge-bench}"
 
-export DEBIAN_FRONTEND=noninteractive
-need="docker-registry skopeo umoci hyperfine busybox-static python3 podman uidmap passt slirp4netns fuse-overlayfs util-linux"
-# shellcheck disable=SC2086
-dpkg-query -W $need >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq $need >/dev/null; }
+. bench/registry.sh
+needs docker-registry skopeo umoci hyperfine busybox-static python3 podman uidmap passt slirp4netns fuse-overlayfs util-linux
 if ! id "$user" >/dev/null 2>&1; then
     useradd -M -s /usr/sbin/nologin "$user"
     usermod --add-subuids 800000-865535 --add-subgids 800000-865535 "$user"
 fi
-if [ -z "${BARGE:-}" ]; then
-    cargo build --release --bin barge
-    BARGE="${CARGO_TARGET_DIR:-$(pwd)/target}/release/barge"
-fi
-barge="$BARGE"
+barge="$(barge_binary)"
 cache=/var/tmp/barge-bench-cache
 bench/images.sh "$cache" busybox
 
@@ -41,7 +35,6 @@ as_user="runuser -u $user -- env HOME=$work/home XDG_DATA_HOME=$work/data XDG_CO
 podman="$as_user podman --root $work/data/podman --runroot $work/run/podman --storage-driver overlay --cgroup-manager cgroupfs --events-backend file"
 # Registries record their pids here; the pause processes of barge and podman keep the users' namespaces.
 trap 'for p in $(cat "$work"/*.pid "$work/run/barge/pause.pid" "$work/run/libpod/tmp/pause.pid" 2>/dev/null); do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$work"' EXIT
-. bench/registry.sh
 reg="$(registry main)"
 skopeo copy --quiet --dest-tls-verify=false "oci:$cache/busybox/layout:latest" "docker://$reg/busybox:latest"
 img="$reg/busybox:latest"

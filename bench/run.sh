@@ -1,6 +1,7 @@
 #!/bin/sh
 # barge against skopeo, podman, umoci and runc, side by side in one run.
-# Usage (as root): bench/run.sh      Environment: RUNS (default 5), START_RUNS (default 30)
+# Usage (as root): bench/run.sh      Environment: RUNS (default 5), START_RUNS (default 30),
+# BARGE (a barge binary; default: cargo build --release)
 # Builds its images once into /var/tmp/barge-bench-cache (bench/images.sh),
 # serves them from a local docker-registry, and prints medians, ratios and
 # whether each target of bench/README.md is met.
@@ -9,19 +10,15 @@ cd "$(dirname "$0")/.."
 runs="${RUNS:-5}"
 start_runs="${START_RUNS:-30}"
 
-export DEBIAN_FRONTEND=noninteractive
-need="docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time"
-# shellcheck disable=SC2086
-dpkg-query -W $need >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq $need >/dev/null; }
-cargo build --release --bin barge
-barge="$(pwd)/target/release/barge"
+. bench/registry.sh
+needs docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time
+barge="$(barge_binary)"
 cache=/var/tmp/barge-bench-cache
 bench/images.sh "$cache"
 
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
 # Registries record their pids here (they start in command substitutions, which are subshells).
 trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" 2>/dev/null || true; rm -rf "$work"' EXIT
-. bench/registry.sh
 reg="$(registry main)"
 for i in busybox debian big; do
     skopeo copy --quiet --dest-tls-verify=false "oci:$cache/$i/layout:latest" "docker://$reg/$i:latest"
