@@ -689,21 +689,8 @@ pub struct RunArgs {
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
-    /// Memory limit (512m, 1g, …; at least 6m)
-    #[arg(short = 'm', long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
-    pub memory: Option<i64>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap [default: twice --memory]
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = barge_runtime::limits::parse_memory_swap)]
-    pub memory_swap: Option<i64>,
-    /// Number of CPUs (1.5 is one and a half CPUs' time)
-    #[arg(long, value_name = "DECIMAL", value_parser = barge_runtime::limits::parse_cpus)]
-    pub cpus: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long, value_name = "INT")]
-    pub cpu_shares: Option<u64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
     #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
     pub ulimit: Vec<barge_runtime::limits::Ulimit>,
@@ -1384,4 +1371,42 @@ pub struct CommitArgs {
     pub container: String,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+/// The cgroup limits `run`, `create` and `update` take, as docker spells them.
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// Memory limit (512m, 1g, …; at least 6m)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub memory: Option<i64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap [default on run: twice --memory]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = barge_runtime::limits::parse_memory_swap)]
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit (at least 6m)
+    #[arg(long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub memory_reservation: Option<i64>,
+    /// Number of CPUs (1.5 is one and a half CPUs' time)
+    #[arg(long, value_name = "DECIMAL", value_parser = barge_runtime::limits::parse_cpus)]
+    pub cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "INT")]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl ResourceArgs {
+    /// The flags as the runtime's [`barge_runtime::limits::Limits`] (no `--ulimit`).
+    pub fn limits(&self) -> barge_runtime::limits::Limits {
+        barge_runtime::limits::Limits {
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            memory_reservation: self.memory_reservation,
+            nano_cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            pids_limit: self.pids_limit,
+            ulimits: Vec::new(),
+        }
+    }
 }

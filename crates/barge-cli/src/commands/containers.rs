@@ -112,12 +112,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         limits: barge_runtime::limits::Limits {
-            memory: a.memory,
-            memory_swap: a.memory_swap,
-            nano_cpus: a.cpus,
-            cpu_shares: a.cpu_shares,
-            pids_limit: a.pids_limit,
             ulimits: a.ulimit.clone(),
+            ..a.resources.limits()
         },
         log_driver: a.log_driver.clone(),
         log_opts: a.log_opt.clone(),
@@ -280,7 +276,11 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
 }
 
 /// Runs `op` on each named container, printing the name on success as docker does.
-fn each(env: &Env, names: &[String], op: impl Fn(&Runtime, &Container) -> Result<(), Failure>) -> Result<i32, Failure> {
+pub(super) fn each(
+    env: &Env,
+    names: &[String],
+    op: impl Fn(&Runtime, &Container) -> Result<(), Failure>,
+) -> Result<i32, Failure> {
     let rt = runtime(env)?;
     let mut code = 0;
     for name in names {
