@@ -567,6 +567,8 @@ pub enum ContainerVerb {
     /// Create a new image from a container's changes
     #[command(override_usage = "barge commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
     Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1371,6 +1373,17 @@ pub struct CommitArgs {
     pub container: String,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Restart policy to apply when a container exits: no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 /// The cgroup limits `run`, `create` and `update` take, as docker spells them.

@@ -12,6 +12,7 @@ mod mirror;
 mod network;
 mod prune_filter;
 mod pull;
+mod system;
 mod toolkit;
 mod trust;
 
@@ -261,6 +262,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
         ContainerVerb::Export(a) => fsverbs::export(env, &a),
         ContainerVerb::Commit(a) => fsverbs::commit(env, &a),
+        ContainerVerb::Update(a) => system::update(env, &a),
     }
 }
 
