@@ -76,6 +76,67 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
     Ok(out)
 }
 
+/// One record of the build cache, as `system df` counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// Its name in the store: a cache mount's directory, a cache entry's key.
+    pub id: String,
+    /// BuildKit's words: `exec.cachemount` or `regular`.
+    pub kind: &'static str,
+    /// Bytes: a cache mount's files, a cached layer's blob.
+    pub size: u64,
+    /// A stored image uses the layer too: prune leaves its bytes with the image.
+    pub shared: bool,
+    /// Seconds since the epoch the record was last written.
+    pub modified: i64,
+}
+
+/// Every record of the build cache, without locking the store (a reading
+/// taken while a build runs is that moment's).
+pub fn usage(store: &Store) -> Result<Vec<CacheRecord>, BuildError> {
+    let modified = |e: &std::fs::DirEntry| {
+        use std::os::unix::fs::MetadataExt;
+        e.metadata().map(|m| m.mtime()).unwrap_or(0)
+    };
+    let mut out = Vec::new();
+    for entry in entries(&store.root().join(CACHE_MOUNTS))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && !name.starts_with('.') {
+            out.push(CacheRecord {
+                size: fsutil::du(&entry.path()),
+                modified: modified(&entry),
+                id: name,
+                kind: "exec.cachemount",
+                shared: false,
+            });
+        }
+    }
+    let mut image_layers = std::collections::HashSet::new();
+    for e in store.entries()? {
+        if let Ok((_, config)) = store.manifest_and_config(&e.manifest.digest) {
+            image_layers.extend(config.rootfs.diff_ids);
+        }
+    }
+    for entry in entries(&store.root().join(LAYER_CACHE))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let layer = std::fs::read(entry.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<crate::steps::CachedLayer>(&b).ok());
+        // Only entries whose layer is still stored count: prune drops the others' files.
+        let Some(layer) = layer.filter(|l| store.has_blob(&l.digest) && !name.starts_with('.')) else {
+            continue;
+        };
+        out.push(CacheRecord {
+            size: layer.size,
+            shared: image_layers.contains(&layer.diff_id),
+            modified: modified(&entry),
+            id: name,
+            kind: "regular",
+        });
+    }
+    Ok(out)
+}
+
 fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, BuildError> {
     match std::fs::read_dir(dir) {
         Ok(rd) => rd.collect::<Result<Vec<_>, _>>().map_err(pruning(dir)),

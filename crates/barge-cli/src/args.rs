@@ -499,6 +499,8 @@ pub enum SystemCommand {
     Check,
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show docker disk usage
+    Df(DfArgs),
 }
 
 // Parsed once per process: the size of the biggest variant costs nothing.
@@ -1422,4 +1424,14 @@ impl ResourceArgs {
             ulimits: Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Pretty-print the summary using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
 }

@@ -296,3 +296,131 @@ fn rootless_update_says_what_a_user_is_missing() {
     assert_eq!(b.ok(&["update", "--restart", "always", "mine"]), "mine\n");
     b.ok(&["rm", "mine"]);
 }
+
+/// `system df --format` rows as (TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE).
+fn df(b: &Barge) -> Vec<Vec<String>> {
+    b.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}",
+    ])
+    .lines()
+    .map(|l| l.split('|').map(str::to_string).collect())
+    .collect()
+}
+
+/// An image built on `image` with one more layer of `kb` kB: it shares
+/// every layer of `image`, and leaves a build cache entry and a cache
+/// mount of 100 kB.
+fn build_on(b: &Barge, image: &str, tag: &str, kb: u32) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {image}\nRUN head -c {kb}000 /dev/urandom > /grown\n\
+             RUN --mount=type=cache,target=/cache head -c 100000 /dev/urandom > /cache/x\n"
+        ),
+    )
+    .unwrap();
+    b.ok(&["build", "-q", "-t", tag, ctx.path().to_str().unwrap()]);
+}
+
+#[test]
+fn system_df_counts_shared_layers_once_and_what_is_reclaimable() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let summary = b.ok(&["system", "df"]);
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(
+        lines[0], "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE",
+        "{summary}"
+    );
+    assert!(
+        lines[1].starts_with("Images          1         0         "),
+        "{summary}"
+    );
+    assert!(
+        lines[4].starts_with("Build Cache     0         0         0B"),
+        "{summary}"
+    );
+    let base = b.ok(&["images", "--format", "{{.Size}}", &image]).trim().to_string();
+    assert_eq!(df(&b)[0], ["Images", "1", "0", &base, &format!("{base} (100%)")]);
+
+    build_on(&b, &image, "grown:1", 500);
+    let grown = b.ok(&["images", "--format", "{{.Size}}", "grown:1"]).trim().to_string();
+    let rows = df(&b);
+    // The base's layers once: the two images take what the bigger one does.
+    assert_eq!(rows[0][..4], ["Images", "2", "0", grown.as_str()], "{rows:?}");
+    assert_eq!(rows[3][0], "Build Cache");
+    assert_eq!(
+        rows[3][1], "3",
+        "the two RUN steps' layers and the cache mount: {rows:?}"
+    );
+
+    // Containers: a running one writes 300 kB, a stopped one 700 kB.
+    detached(
+        &b,
+        &image,
+        "busy",
+        &[],
+        &["sh", "-c", "head -c 300000 /dev/urandom > /f; sleep 600"],
+    );
+    b.ok(&[
+        "run",
+        "--name",
+        "done",
+        &image,
+        "sh",
+        "-c",
+        "head -c 700000 /dev/urandom > /f",
+    ]);
+    wait_until("written", || b.ok(&["exec", "busy", "ls", "/"]).contains('f'));
+    // Volumes: one mounted (200 kB), one not (600 kB).
+    let vols = b.root().join("volumes");
+    for (name, bytes) in [("kept", 200_000), ("spare", 600_000)] {
+        std::fs::create_dir_all(vols.join(name).join("_data")).unwrap();
+        std::fs::write(vols.join(name).join("_data/blob"), vec![7u8; bytes]).unwrap();
+    }
+    let kept = format!("{}:/data", vols.join("kept/_data").display());
+    detached(&b, &image, "mounted", &["-v", &kept], &["sleep", "600"]);
+    let rows = df(&b);
+    assert_eq!(rows[0][..3], ["Images", "2", "1"], "{rows:?}");
+    assert_eq!(rows[1][..3], ["Containers", "3", "2"], "{rows:?}");
+    // Only the stopped container's 700 kB of the 1 MB written is reclaimable.
+    assert_eq!(rows[1][3..], ["1MB", "700kB (70%)"], "{rows:?}");
+    assert_eq!(rows[2], ["Local Volumes", "2", "1", "800kB", "600kB (75%)"], "{rows:?}");
+    // docker counts the unique bytes of images in use as used: busybox
+    // has none (grown:1 shares all its layers), so all is reclaimable.
+    assert_eq!(rows[0][3..], [grown.clone(), format!("{grown} (100%)")], "{rows:?}");
+    // The cached layer is grown:1's: shared, so only the cache mount counts.
+    assert_eq!(rows[3][2..], ["0", "100kB", "100kB"], "{rows:?}");
+
+    let v = b.ok(&["system", "df", "-v"]);
+    for section in [
+        "Images space usage:\n\nREPOSITORY ",
+        "\nContainers space usage:\n\nCONTAINER ID   IMAGE",
+        "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n",
+        "\nBuild cache usage: ",
+        "CACHE ID       CACHE TYPE",
+    ] {
+        assert!(v.contains(section), "{section:?} in\n{v}");
+    }
+    let busybox_row = v
+        .lines()
+        .find(|l| l.contains("busybox"))
+        .unwrap_or_else(|| panic!("{v}"));
+    let cells: Vec<&str> = busybox_row.split_whitespace().collect();
+    assert_eq!(cells[1], "latest", "{busybox_row}");
+    assert_eq!(cells.last(), Some(&"3"), "three containers: {busybox_row}");
+    assert!(v.contains("kept          1         "), "{v}");
+    assert!(v.lines().any(|l| l.contains("regular") && l.ends_with("true")), "{v}");
+    assert!(v.contains("\nBuild cache usage: 100kB\n"), "{v}");
+    assert!(
+        v.lines()
+            .any(|l| l.contains("exec.cachemount") && l.contains("100kB") && l.ends_with("false")),
+        "{v}"
+    );
+    let e = b.fails(&["system", "df", "-v", "--format", "{{.Type}}"]);
+    assert!(e.contains("--format"), "{e}");
+    b.ok(&["rm", "-f", "busy", "done", "mounted"]);
+}

@@ -511,7 +511,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
 
 /// `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
 /// docker's state name: `paused` is a running container `pause` froze.
-fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
+pub(super) fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
     match st.status {
         Status::Created => "created",
         Status::Running if rt.paused(c) => "paused",
@@ -521,7 +521,7 @@ fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
     }
 }
 
-fn status_text(st: &State, now: i64, paused: bool) -> String {
+pub(super) fn status_text(st: &State, now: i64, paused: bool) -> String {
     let secs = |t: &Option<String>| t.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0);
     match st.status {
         Status::Created => "Created".into(),
@@ -543,7 +543,7 @@ fn status_text(st: &State, now: i64, paused: bool) -> String {
     }
 }
 
-fn command_text(c: &Container) -> String {
+pub(super) fn command_text(c: &Container) -> String {
     std::iter::once(c.meta.path.as_str())
         .chain(c.meta.args.iter().map(String::as_str))
         .collect::<Vec<_>>()
