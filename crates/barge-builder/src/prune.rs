@@ -26,9 +26,18 @@ pub struct BuildCachePruned {
     pub reclaimed: u64,
 }
 
-/// Removes the build cache (see the module doc). `waiting` is called once
-/// if a build or a pull holds the store, before waiting for it.
-pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCachePruned, BuildError> {
+/// Removes the build cache (see the module doc). `select` is told when
+/// each cache mount and (with `all`) cache entry was last written, in
+/// seconds since the epoch, and keeps it by saying false (`prune
+/// --filter until=`); entries whose layers no image uses go with the
+/// store's garbage in any case. `waiting` is called once if a build or a
+/// pull holds the store, before waiting for it.
+pub fn prune(
+    store: &Store,
+    all: bool,
+    select: &dyn Fn(i64) -> bool,
+    waiting: &dyn Fn(),
+) -> Result<BuildCachePruned, BuildError> {
     let lock = match store.try_lock_exclusive()? {
         Some(l) => l,
         None => {
@@ -41,7 +50,7 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
     for entry in entries(&mounts)? {
         let path = entry.path();
         // Lock files stay: a build that opened one must lock the same file as the next.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || !select(modified(&entry)) {
             continue;
         }
         out.reclaimed += fsutil::du(&path);
@@ -58,7 +67,7 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
     }
     let layers = store.root().join(LAYER_CACHE);
     if all {
-        for entry in entries(&layers)? {
+        for entry in entries(&layers)?.iter().filter(|e| select(modified(e))) {
             remove_file(&entry.path(), &mut out)?;
         }
     }
@@ -69,7 +78,9 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
         let blob = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<crate::steps::CachedLayer>(&b).ok());
-        if !blob.is_some_and(|l| store.has_blob(&l.digest)) {
+        // A build-time stamp (no layer) is the filter's to keep; a dead entry goes.
+        let dead = blob.as_ref().is_some_and(|l| !store.has_blob(&l.digest));
+        if dead || (blob.is_none() && select(modified(&entry))) {
             remove_file(&path, &mut out)?;
         }
     }
@@ -94,10 +105,6 @@ pub struct CacheRecord {
 /// Every record of the build cache, without locking the store (a reading
 /// taken while a build runs is that moment's).
 pub fn usage(store: &Store) -> Result<Vec<CacheRecord>, BuildError> {
-    let modified = |e: &std::fs::DirEntry| {
-        use std::os::unix::fs::MetadataExt;
-        e.metadata().map(|m| m.mtime()).unwrap_or(0)
-    };
     let mut out = Vec::new();
     for entry in entries(&store.root().join(CACHE_MOUNTS))? {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -135,6 +142,12 @@ pub fn usage(store: &Store) -> Result<Vec<CacheRecord>, BuildError> {
         });
     }
     Ok(out)
+}
+
+/// When a record was last written, in seconds since the epoch.
+fn modified(e: &std::fs::DirEntry) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    e.metadata().map(|m| m.mtime()).unwrap_or(0)
 }
 
 fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, BuildError> {

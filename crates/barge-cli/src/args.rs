@@ -501,6 +501,8 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Show docker disk usage
     Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
 }
 
 // Parsed once per process: the size of the biggest variant costs nothing.
@@ -1434,4 +1436,20 @@ pub struct DfArgs {
     /// Pretty-print the summary using a Go template
     #[arg(long)]
     pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones, and all build cache
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIMESTAMP|DURATION
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 }

@@ -424,3 +424,78 @@ fn system_df_counts_shared_layers_once_and_what_is_reclaimable() {
     assert!(e.contains("--format"), "{e}");
     b.ok(&["rm", "-f", "busy", "done", "mounted"]);
 }
+
+#[test]
+fn system_prune_asks_then_runs_every_prune() {
+    let Some((_reg, b, image)) = setup() else { return };
+    build_on(&b, &image, "grown:1", 100);
+    let old = inspect(&b, "grown:1", "{{.Id}}");
+    // Built again with other bytes: the first image is left dangling.
+    build_on(&b, &image, "grown:1", 200);
+    detached(&b, &image, "busy", &[], &["sleep", "600"]);
+    b.ok(&["run", "--name", "done", &image, "true"]);
+    let done = inspect(&b, "done", "{{.Id}}");
+    b.ok(&["network", "create", "spare"]);
+    let vols = b.root().join("volumes");
+    for name in ["kept", "spare"] {
+        std::fs::create_dir_all(vols.join(name).join("_data")).unwrap();
+        std::fs::write(vols.join(name).join("_data/blob"), vec![1u8; 300_000]).unwrap();
+    }
+
+    // No: nothing goes.
+    let o = b.run_with_stdin(&["system", "prune", "--volumes"], "n\n");
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        err(&o),
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  \
+         - all volumes not used by at least one container\n  - all dangling images\n  - all dangling build cache\n\n\
+         Are you sure you want to continue? [y/N] \n"
+    );
+    assert_eq!(out(&o), "");
+    assert!(b.ok(&["ps", "-aq"]).lines().count() == 2);
+
+    // A filter that keeps everything younger than an hour: nothing goes either.
+    let o = b.run_with_stdin(&["system", "prune", "--filter", "until=1h"], "y\n");
+    assert!(
+        err(&o).contains("\n\n  Items to be pruned will be filtered with:\n  - until=1h\n\nAre you sure"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(out(&o), "Total reclaimed space: 0B\n");
+    let e = b.fails(&["system", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(e.contains("invalid filter 'bogus'"), "{e}");
+
+    // Yes: each prune's report in docker's order, then the total.
+    let kept = format!("{}:/data", vols.join("kept/_data").display());
+    b.ok(&["rm", "-f", "busy"]);
+    detached(&b, &image, "busy", &["-v", &kept], &["sleep", "600"]);
+    let o = b.run_with_stdin(&["system", "prune", "--volumes"], "y\n");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    let sections: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(sections[0], format!("Deleted Containers:\n{done}"), "{text}");
+    assert_eq!(sections[1], "Deleted Networks:\nspare", "{text}");
+    assert_eq!(sections[2], "Deleted Volumes:\nspare", "{text}");
+    assert!(
+        sections[3].starts_with("Deleted Images:\n") && sections[3].contains(&format!("deleted: {old}")),
+        "{text}"
+    );
+    assert!(sections[4].starts_with("Deleted build cache objects:\n"), "{text}");
+    let total = sections[5]
+        .strip_prefix("Total reclaimed space: ")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_ne!(total.trim(), "0B", "{text}");
+    assert_eq!(b.ok(&["ps", "-a", "--format", "{{.Names}}"]), "busy\n");
+    assert!(!b.ok(&["network", "ls"]).contains("spare"));
+    assert!(vols.join("kept/_data/blob").exists() && !vols.join("spare").exists());
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 2, "busybox and grown:1 stay");
+
+    // -a: every image without a container and all build cache.
+    let o = b.ok(&["system", "prune", "-a", "-f"]);
+    assert!(o.contains("untagged: grown:1\n"), "{o}");
+    assert!(!o.contains("Deleted Containers"), "{o}");
+    assert_eq!(b.ok(&["images", "--format", "{{.Repository}}"]).lines().count(), 1);
+    let rows = df(&b);
+    assert_eq!(rows[3][..2], ["Build Cache", "0"], "{rows:?}");
+    b.ok(&["rm", "-f", "busy"]);
+}

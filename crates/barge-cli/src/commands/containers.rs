@@ -888,6 +888,17 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
     if !a.force && !super::confirm("WARNING! This will remove all stopped containers.") {
         return Ok(0);
     }
+    let (reclaimed, report) = prune_containers(env, &filter)?;
+    if !report.is_empty() {
+        println!("{report}");
+    }
+    println!("Total reclaimed space: {}", format::human_size(reclaimed));
+    Ok(0)
+}
+
+/// Removes the stopped containers `filter` selects: the bytes freed, and
+/// docker's report of them (empty when none).
+pub(super) fn prune_containers(env: &Env, filter: &PruneFilter) -> Result<(u64, String), Failure> {
     let rt = runtime(env)?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
@@ -908,15 +919,14 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
         reclaimed += size;
         deleted.push(c.meta.id.clone());
     }
+    let mut report = String::new();
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
+        report.push_str("Deleted Containers:\n");
         for id in &deleted {
-            println!("{id}");
+            report.push_str(&format!("{id}\n"));
         }
-        println!();
     }
-    println!("Total reclaimed space: {}", format::human_size(reclaimed));
-    Ok(0)
+    Ok((reclaimed, report))
 }
 
 /// docker's container inspect object.

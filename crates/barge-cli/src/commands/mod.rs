@@ -214,6 +214,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::System(SystemCommand::Check) => images::check(&env),
         Command::System(SystemCommand::Df(a)) => system::df(&env, &a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&env, &a),
         Command::Network(NetworkCommand::Ls(a)) => network::ls(&env, &a),
         Command::Network(NetworkCommand::Create(a)) => network::create(&env, &a),
         Command::Network(NetworkCommand::Rm(a)) => network::rm(&env, &a),

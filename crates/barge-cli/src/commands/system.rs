@@ -2,8 +2,9 @@
 //! in place, the store's disk use, and every prune at once.
 
 use super::containers::{self, each, fail, runtime};
+use super::prune_filter::PruneFilter;
 use super::Env;
-use crate::args::{DfArgs, UpdateArgs};
+use crate::args::{DfArgs, SystemPruneArgs, UpdateArgs};
 use crate::failure::{Context, Failure};
 use crate::format::{self, Template};
 use barge_oci::{Digest, Reference};
@@ -14,7 +15,7 @@ use barge_runtime::update::Update;
 use barge_runtime::Runtime;
 use barge_store::Store;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// `barge update`: docker's flags; each container's name as given once done.
@@ -100,6 +101,8 @@ struct VolumeUsage {
     /// Containers that mount it.
     links: usize,
     size: u64,
+    /// When its directory last changed, in seconds since the epoch.
+    modified: i64,
 }
 
 /// The store's local volumes (`ROOT/volumes/NAME/_data`) and the
@@ -115,6 +118,10 @@ fn local_volumes(root: &Path, containers: &[Container]) -> Vec<VolumeUsage> {
         .map(|e| {
             let data = e.path().join("_data");
             VolumeUsage {
+                modified: {
+                    use std::os::unix::fs::MetadataExt;
+                    e.metadata().map_or(0, |m| m.mtime())
+                },
                 name: e.file_name().to_string_lossy().into_owned(),
                 links: containers
                     .iter()
@@ -339,5 +346,86 @@ fn df_verbose(
         &rows,
         &header,
     )?;
+    Ok(0)
+}
+
+/// `system prune --volumes`: removes the local volumes no container
+/// mounts that `filter` selects (volumes carry no labels here). Like
+/// [`local_volumes`], the volumes module's own prune replaces it.
+fn prune_volumes(env: &Env, filter: &PruneFilter) -> Result<(u64, String), Failure> {
+    let rt = runtime(env)?;
+    let containers = rt.list().map_err(|e| fail("listing containers", e))?;
+    let dir = rt.store().root().join("volumes");
+    let mut freed = 0;
+    let mut out = String::new();
+    for v in local_volumes(rt.store().root(), &containers) {
+        if v.links > 0 || !filter.selects(&BTreeMap::new(), v.modified) {
+            continue;
+        }
+        let path = dir.join(&v.name);
+        barge_store::fsutil::remove_tree(&path).context(|| format!("removing volume {}", v.name))?;
+        freed += v.size;
+        if out.is_empty() {
+            out.push_str("Deleted Volumes:\n");
+        }
+        out.push_str(&format!("{}\n", v.name));
+    }
+    Ok((freed, out))
+}
+
+/// docker's warning before `system prune`: what will go, and the filters.
+fn prune_warning(a: &SystemPruneArgs) -> String {
+    let mut items = vec![
+        "all stopped containers",
+        "all networks not used by at least one container",
+    ];
+    if a.volumes {
+        items.push("all volumes not used by at least one container");
+    }
+    items.push(match a.all {
+        true => "all images without at least one container associated to them",
+        false => "all dangling images",
+    });
+    items.push(match a.all {
+        true => "all build cache",
+        false => "all dangling build cache",
+    });
+    let mut text = String::from("WARNING! This will remove:\n");
+    for item in items {
+        text.push_str(&format!("  - {item}\n"));
+    }
+    if !a.filters.is_empty() {
+        let mut filters = a.filters.clone();
+        filters.sort();
+        text.push_str("\n  Items to be pruned will be filtered with:\n");
+        for f in filters {
+            text.push_str(&format!("  - {f}\n"));
+        }
+    }
+    text
+}
+
+/// `barge system prune`: container, network, (volume,) image and build
+/// cache prune in turn, each as its own command does it.
+pub fn prune(env: &Env, a: &SystemPruneArgs) -> Result<i32, Failure> {
+    let filter = PruneFilter::parse(&a.filters, format::now())?;
+    if !a.force && !super::confirm(&prune_warning(a)) {
+        return Ok(0);
+    }
+    let mut total = 0;
+    let mut report = |(freed, text): (u64, String)| {
+        total += freed;
+        if !text.is_empty() {
+            println!("{text}");
+        }
+    };
+    report(containers::prune_containers(env, &filter)?);
+    report((0, super::network::prune_networks(env, &filter)?));
+    if a.volumes {
+        report(prune_volumes(env, &filter)?);
+    }
+    report(super::images::prune_images(env, a.all, &filter)?);
+    report(super::build::prune_build_cache(env, a.all, &filter)?);
+    println!("Total reclaimed space: {}", format::human_size(total));
     Ok(0)
 }
