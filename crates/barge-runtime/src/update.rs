@@ -41,8 +41,12 @@ impl Runtime {
             let (merged, delta) = merge(&current, &u.limits, crate::create::online_cpus())?;
             // Rootless containers run without a cgroup: only "unlimited" gets here.
             if c.state()?.status == Status::Running && !rootless {
-                let cg = barge_cgroups::Cgroup::load(&c.dir).ok_or(barge_cgroups::CgroupError::NotMounted)?;
-                cg.update(&delta)?;
+                if c.meta.runtime.is_some() {
+                    crate::runner::external_update(&c, &delta)?;
+                } else {
+                    let cg = barge_cgroups::Cgroup::load(&c.dir).ok_or(barge_cgroups::CgroupError::NotMounted)?;
+                    cg.update(&delta)?;
+                }
             }
             let mut linux = crate::spec::linux(&spec)?.clone();
             linux.set_resources(Some(merged));

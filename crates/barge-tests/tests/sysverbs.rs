@@ -499,3 +499,62 @@ fn system_prune_asks_then_runs_every_prune() {
     assert_eq!(rows[3][..2], ["Build Cache", "0"], "{rows:?}");
     b.ok(&["rm", "-f", "busy"]);
 }
+
+#[test]
+fn update_reaches_a_container_runc_runs() {
+    let Some((_reg, b, image)) = busybox_store(&["runc"], &[], |_| {}) else {
+        return;
+    };
+    detached(
+        &b,
+        &image,
+        "theirs",
+        &["--runtime", "runc", "-m", "32m"],
+        &["sleep", "600"],
+    );
+    let id = inspect(&b, "theirs", "{{.Id}}");
+    // runc's own record of the container's process, and the cgroup it made.
+    let state_dir = b.root().join("runc");
+    let memory_limit = || {
+        let state = barge_tests::run_ok(
+            std::process::Command::new("runc")
+                .arg("--root")
+                .arg(&state_dir)
+                .args(["state", &id]),
+        );
+        let pid = serde_json::from_str::<serde_json::Value>(&state).unwrap()["pid"].clone();
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let line = |want: &dyn Fn(&str) -> bool| {
+            cgroups.lines().find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                want(controllers).then(|| path.trim_start_matches('/').to_string())
+            })
+        };
+        let file = match line(&|c| c.split(',').any(|x| x == "memory")) {
+            Some(path) => PathBuf::from("/sys/fs/cgroup/memory")
+                .join(path)
+                .join("memory.limit_in_bytes"),
+            None => PathBuf::from("/sys/fs/cgroup")
+                .join(line(&|c| c.is_empty()).unwrap())
+                .join("memory.max"),
+        };
+        std::fs::read_to_string(&file).unwrap().trim().to_string()
+    };
+    wait_until("runc started it", || {
+        std::process::Command::new("runc")
+            .arg("--root")
+            .arg(&state_dir)
+            .args(["state", &id])
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"running\""))
+    });
+    assert_eq!(memory_limit(), (32 * MB).to_string());
+    assert_eq!(
+        b.ok(&["update", "-m", "96m", "--memory-swap", "192m", "theirs"]),
+        "theirs\n"
+    );
+    assert_eq!(memory_limit(), (96 * MB).to_string());
+    assert_eq!(inspect(&b, "theirs", "{{.HostConfig.Memory}}"), (96 * MB).to_string());
+    b.ok(&["rm", "-f", "theirs"]);
+}
