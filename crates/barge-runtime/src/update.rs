@@ -43,9 +43,14 @@ impl Runtime {
             if c.state()?.status == Status::Running && !rootless {
                 if c.meta.runtime.is_some() {
                     crate::runner::external_update(&c, &delta)?;
-                } else {
-                    let cg = barge_cgroups::Cgroup::load(&c.dir).ok_or(barge_cgroups::CgroupError::NotMounted)?;
+                } else if let Some(cg) = barge_cgroups::Cgroup::load(&c.dir) {
                     cg.update(&delta)?;
+                } else if c.state()?.status == Status::Running {
+                    // Not an exit in between (its cgroup goes with it): a start without one.
+                    return Err(RuntimeError::BadOption(format!(
+                        "container {} runs without a cgroup (started where barge could make none): its limits cannot change until it is started again",
+                        c.meta.name
+                    )));
                 }
             }
             let mut linux = crate::spec::linux(&spec)?.clone();
