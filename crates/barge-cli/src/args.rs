@@ -499,7 +499,7 @@ pub enum SystemCommand {
     Check,
     /// Display system-wide information
     Info(InfoArgs),
-    /// Show docker disk usage
+    /// Show disk usage: images, containers, local volumes, build cache
     Df(DfArgs),
     /// Remove unused data
     Prune(SystemPruneArgs),
