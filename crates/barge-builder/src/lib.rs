@@ -45,7 +45,7 @@ pub use dockerfile::{
 };
 pub use ignore::Ignore;
 pub use layer::Written;
-pub use prune::{prune, BuildCachePruned};
+pub use prune::{prune, usage, BuildCachePruned, CacheRecord};
 pub use steps::{build, commit_image, container_layer, tar_layer, NewImage};
 
 use barge_oci::{Digest, Platform, Reference};

@@ -26,9 +26,18 @@ pub struct BuildCachePruned {
     pub reclaimed: u64,
 }
 
-/// Removes the build cache (see the module doc). `waiting` is called once
-/// if a build or a pull holds the store, before waiting for it.
-pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCachePruned, BuildError> {
+/// Removes the build cache (see the module doc). `select` is told when
+/// each cache mount and (with `all`) cache entry was last written, in
+/// seconds since the epoch, and keeps it by saying false (`prune
+/// --filter until=`); entries whose layers no image uses go with the
+/// store's garbage in any case. `waiting` is called once if a build or a
+/// pull holds the store, before waiting for it.
+pub fn prune(
+    store: &Store,
+    all: bool,
+    select: &dyn Fn(i64) -> bool,
+    waiting: &dyn Fn(),
+) -> Result<BuildCachePruned, BuildError> {
     let lock = match store.try_lock_exclusive()? {
         Some(l) => l,
         None => {
@@ -41,7 +50,7 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
     for entry in entries(&mounts)? {
         let path = entry.path();
         // Lock files stay: a build that opened one must lock the same file as the next.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || !select(modified(&entry)) {
             continue;
         }
         out.reclaimed += fsutil::du(&path);
@@ -58,7 +67,7 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
     }
     let layers = store.root().join(LAYER_CACHE);
     if all {
-        for entry in entries(&layers)? {
+        for entry in entries(&layers)?.iter().filter(|e| select(modified(e))) {
             remove_file(&entry.path(), &mut out)?;
         }
     }
@@ -69,11 +78,76 @@ pub fn prune(store: &Store, all: bool, waiting: &dyn Fn()) -> Result<BuildCacheP
         let blob = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<crate::steps::CachedLayer>(&b).ok());
-        if !blob.is_some_and(|l| store.has_blob(&l.digest)) {
+        // A build-time stamp (no layer) is the filter's to keep; a dead entry goes.
+        let dead = blob.as_ref().is_some_and(|l| !store.has_blob(&l.digest));
+        if dead || (blob.is_none() && select(modified(&entry))) {
             remove_file(&path, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// One record of the build cache, as `system df` counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// Its name in the store: a cache mount's directory, a cache entry's key.
+    pub id: String,
+    /// BuildKit's words: `exec.cachemount` or `regular`.
+    pub kind: &'static str,
+    /// Bytes: a cache mount's files, a cached layer's blob.
+    pub size: u64,
+    /// A stored image uses the layer too: prune leaves its bytes with the image.
+    pub shared: bool,
+    /// Seconds since the epoch the record was last written.
+    pub modified: i64,
+}
+
+/// Every record of the build cache, without locking the store (a reading
+/// taken while a build runs is that moment's).
+pub fn usage(store: &Store) -> Result<Vec<CacheRecord>, BuildError> {
+    let mut out = Vec::new();
+    for entry in entries(&store.root().join(CACHE_MOUNTS))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && !name.starts_with('.') {
+            out.push(CacheRecord {
+                size: fsutil::du(&entry.path()),
+                modified: modified(&entry),
+                id: name,
+                kind: "exec.cachemount",
+                shared: false,
+            });
+        }
+    }
+    let mut image_layers = std::collections::HashSet::new();
+    for e in store.entries()? {
+        if let Ok((_, config)) = store.manifest_and_config(&e.manifest.digest) {
+            image_layers.extend(config.rootfs.diff_ids);
+        }
+    }
+    for entry in entries(&store.root().join(LAYER_CACHE))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let layer = std::fs::read(entry.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<crate::steps::CachedLayer>(&b).ok());
+        // Only entries whose layer is still stored count: prune drops the others' files.
+        let Some(layer) = layer.filter(|l| store.has_blob(&l.digest) && !name.starts_with('.')) else {
+            continue;
+        };
+        out.push(CacheRecord {
+            size: layer.size,
+            shared: image_layers.contains(&layer.diff_id),
+            modified: modified(&entry),
+            id: name,
+            kind: "regular",
+        });
+    }
+    Ok(out)
+}
+
+/// When a record was last written, in seconds since the epoch.
+fn modified(e: &std::fs::DirEntry) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    e.metadata().map(|m| m.mtime()).unwrap_or(0)
 }
 
 fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, BuildError> {

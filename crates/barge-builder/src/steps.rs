@@ -1939,9 +1939,9 @@ fn put_build_time(top: &mut Map<String, Value>, time: &str) {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct CachedLayer {
-    diff_id: Digest,
+    pub(crate) diff_id: Digest,
     pub(crate) digest: Digest,
-    size: u64,
+    pub(crate) size: u64,
 }
 
 fn cache_key(v: &Value) -> String {

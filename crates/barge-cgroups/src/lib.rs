@@ -59,6 +59,9 @@ pub enum CgroupError {
     SwapWithoutMemory,
     #[error("memory+swap limit should be >= memory limit")]
     SwapBelowMemory,
+    /// runc's words when the kernel refuses a v1 limit below what is in use.
+    #[error("unable to set memory limit to {limit} (current usage: {usage}, peak usage: {peak})")]
+    MemoryInUse { limit: i64, usage: u64, peak: u64 },
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
     #[error("the container's processes did not {0} within a second")]
@@ -316,6 +319,9 @@ pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, 
             if let Some(s) = swap_max(m.limit(), m.swap())? {
                 out.push(("memory", "memory.swap.max", s));
             }
+            if let Some(r) = m.reservation() {
+                out.push(("memory", "memory.low", num(r)));
+            }
         } else {
             // The memory limit first: memory+swap may never be below it.
             if let Some(l) = m.limit() {
@@ -323,6 +329,9 @@ pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, 
             }
             if let Some(s) = m.swap().filter(|s| *s != 0) {
                 out.push(("memory", "memory.memsw.limit_in_bytes", s.to_string()));
+            }
+            if let Some(r) = m.reservation() {
+                out.push(("memory", "memory.soft_limit_in_bytes", r.to_string()));
             }
         }
     }
@@ -562,7 +571,17 @@ impl Cgroup {
     }
 
     fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
-        for (controller, file, value) in settings(res, self.version)? {
+        self.write_settings(settings(res, self.version)?)?;
+        let rules = res.devices().as_deref().unwrap_or_default();
+        if self.version == Version::V2 && !rules.is_empty() {
+            let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
+            devices::attach(dir, rules)?;
+        }
+        Ok(())
+    }
+
+    fn write_settings(&self, settings: Vec<(&'static str, &'static str, String)>) -> Result<(), CgroupError> {
+        for (controller, file, value) in settings {
             // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
                 return Err(CgroupError::NoController(controller));
@@ -571,14 +590,48 @@ impl Cgroup {
             if (file == "memory.memsw.limit_in_bytes" || file == "memory.swap.max") && !dir.join(file).exists() {
                 continue;
             }
-            write(dir, file, &value)?;
-        }
-        let rules = res.devices().as_deref().unwrap_or_default();
-        if self.version == Version::V2 && !rules.is_empty() {
-            let dir = self.dir("").ok_or(CgroupError::NotMounted)?;
-            devices::attach(dir, rules)?;
+            write(dir, file, &value).map_err(|e| self.memory_in_use(file, &value, e))?;
         }
         Ok(())
+    }
+
+    /// v1 refuses (EBUSY) a memory limit below what the cgroup uses: said as runc says it.
+    fn memory_in_use(&self, file: &str, value: &str, e: CgroupError) -> CgroupError {
+        let busy = matches!(&e, CgroupError::Io { source, .. }
+            if source.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()));
+        let (true, "memory.limit_in_bytes", Some(dir), Ok(limit)) = (busy, file, self.dir("memory"), value.parse())
+        else {
+            return e;
+        };
+        CgroupError::MemoryInUse {
+            limit,
+            usage: read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0),
+            peak: read_u64(&dir.join("memory.max_usage_in_bytes")).unwrap_or(0),
+        }
+    }
+
+    /// `docker update`: the limits of `res` on a cgroup in use (its device
+    /// policy stays as it is). On v1 memory+swap may never be below the
+    /// memory limit, so a limit raised above the current memory+swap
+    /// goes after the new memory+swap.
+    pub fn update(&self, res: &Resources) -> Result<(), CgroupError> {
+        let mut settings: Vec<_> = settings(res, self.version)?
+            .into_iter()
+            .filter(|(controller, _, _)| *controller != "devices")
+            .collect();
+        if self.version == Version::V1 {
+            let pos = |name: &str| settings.iter().position(|(_, f, _)| *f == name);
+            if let (Some(limit), Some(swap)) = (pos("memory.limit_in_bytes"), pos("memory.memsw.limit_in_bytes")) {
+                let current_swap = self
+                    .dir("memory")
+                    .and_then(|d| read_u64(&d.join("memory.memsw.limit_in_bytes")));
+                let new_limit: u64 = settings[limit].2.parse().unwrap_or(0);
+                if current_swap.is_some_and(|s| new_limit > s) {
+                    settings.swap(limit, swap);
+                }
+            }
+        }
+        self.write_settings(settings)
     }
 
     /// Each directory's `cgroup.procs`, open for writing: the child

@@ -502,6 +502,10 @@ pub enum SystemCommand {
     Check,
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show disk usage: images, containers, local volumes, build cache
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
 }
 
 // Parsed once per process: the size of the biggest variant costs nothing.
@@ -570,6 +574,8 @@ pub enum ContainerVerb {
     /// Create a new image from a container's changes
     #[command(override_usage = "barge commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
     Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -698,21 +704,8 @@ pub struct RunArgs {
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json (docker's format), no-new-privileges
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
-    /// Memory limit (512m, 1g, …; at least 6m)
-    #[arg(short = 'm', long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
-    pub memory: Option<i64>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap [default: twice --memory]
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = barge_runtime::limits::parse_memory_swap)]
-    pub memory_swap: Option<i64>,
-    /// Number of CPUs (1.5 is one and a half CPUs' time)
-    #[arg(long, value_name = "DECIMAL", value_parser = barge_runtime::limits::parse_cpus)]
-    pub cpus: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long, value_name = "INT")]
-    pub cpu_shares: Option<u64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
     #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
     pub ulimit: Vec<barge_runtime::limits::Ulimit>,
@@ -1486,6 +1479,81 @@ pub struct VolumePruneArgs {
     #[arg(short, long)]
     pub force: bool,
     /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Restart policy to apply when a container exits: no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// The cgroup limits `run`, `create` and `update` take, as docker spells them.
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// Memory limit (512m, 1g, …; at least 6m)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub memory: Option<i64>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap [default on run: twice --memory]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = barge_runtime::limits::parse_memory_swap)]
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit (at least 6m)
+    #[arg(long, value_name = "BYTES", value_parser = barge_runtime::limits::parse_size)]
+    pub memory_reservation: Option<i64>,
+    /// Number of CPUs (1.5 is one and a half CPUs' time)
+    #[arg(long, value_name = "DECIMAL", value_parser = barge_runtime::limits::parse_cpus)]
+    pub cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "INT")]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "INT", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl ResourceArgs {
+    /// The flags as the runtime's [`barge_runtime::limits::Limits`] (no `--ulimit`).
+    pub fn limits(&self) -> barge_runtime::limits::Limits {
+        barge_runtime::limits::Limits {
+            memory: self.memory,
+            memory_swap: self.memory_swap,
+            memory_reservation: self.memory_reservation,
+            nano_cpus: self.cpus,
+            cpu_shares: self.cpu_shares,
+            pids_limit: self.pids_limit,
+            ulimits: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Pretty-print the summary using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones, and all build cache
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIMESTAMP|DURATION
     #[arg(long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
 }

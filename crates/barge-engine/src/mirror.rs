@@ -361,7 +361,12 @@ pub fn mirror_image(
 /// Copies one image of a mirror, every platform, and records its digest.
 /// Refuses to start when the source registry has announced that its pull
 /// quota is used up.
-fn copy_job(client: &Client, job: &MirrorJob, opts: &MirrorOptions, record: &MirrorRecord) -> Result<MirrorResult, CopyError> {
+fn copy_job(
+    client: &Client,
+    job: &MirrorJob,
+    opts: &MirrorOptions,
+    record: &MirrorRecord,
+) -> Result<MirrorResult, CopyError> {
     if let Some(limit) = client.rate_limit(job.source.api_host()) {
         if limit.remaining == 0 {
             return Err(CopyError::RateLimited {

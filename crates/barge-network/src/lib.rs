@@ -1123,12 +1123,14 @@ pub struct PruneReport {
 /// `barge network prune`: user networks without containers, and what a
 /// crash left behind (leases, namespace mounts and veths of containers that
 /// are not running). `running` says whether a container ID of this store
-/// is running; `members` whether a lease of any store is live.
+/// is running; `members` whether a lease of any store is live. Unused
+/// networks go when `remove_unused` is given and selects them (`prune
+/// --filter`); `None` clears leftovers only.
 pub fn prune(
     root: &Path,
     running: &dyn Fn(&str) -> bool,
     members: &dyn Members,
-    remove_unused_networks: bool,
+    remove_unused: Option<&dyn Fn(&NetworkConfig) -> bool>,
 ) -> Result<PruneReport, NetworkError> {
     let nets = Networks::new(root);
     let containers = root.join("containers");
@@ -1189,8 +1191,8 @@ pub fn prune(
             }
         }
     }
-    if remove_unused_networks {
-        for n in all.iter().filter(|n| n.name != DEFAULT_NETWORK) {
+    if let Some(select) = remove_unused {
+        for n in all.iter().filter(|n| n.name != DEFAULT_NETWORK && select(n)) {
             if nets.leases(n).is_empty() && nets.remove(&n.name, members).is_ok() {
                 report.networks.push(n.name.clone());
             }

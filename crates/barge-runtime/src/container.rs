@@ -367,6 +367,12 @@ impl Container {
 
     /// Bytes the container wrote (its overlay upper dir; a file with
     /// several hard links counts once, as du and docker count it).
+    /// The restart policy as recorded now: `update` may have changed it
+    /// since this record was read (a monitor's lasts the container's life).
+    pub fn restart_policy(&self) -> crate::restart::RestartPolicy {
+        Container::load(&self.dir).map_or(self.meta.restart, |now| now.meta.restart)
+    }
+
     pub fn size(&self) -> u64 {
         barge_store::fsutil::du(&self.dir.join("upper"))
     }

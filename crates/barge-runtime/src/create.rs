@@ -306,7 +306,7 @@ fn sysctl(kv: &str, host_network: bool) -> Result<(String, String), RuntimeError
 }
 
 /// Processors online, for `--cpus`.
-fn online_cpus() -> usize {
+pub(crate) fn online_cpus() -> usize {
     barge_cgroups::stats::online_cpus() as usize
 }
 

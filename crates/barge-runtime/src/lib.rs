@@ -10,7 +10,8 @@
 //! credentials, the [`seccomp`] filter, `execve`), or `--runtime runc` with
 //! the same bundle. [`monitor`] is the process that waits for a container,
 //! keeps its log ([`logs`]) and records its exit; [`exec`] runs a command
-//! in a running one; [`stats`] samples its usage.
+//! in a running one; [`stats`] samples its usage; [`update`] changes its
+//! limits and restart policy.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
@@ -32,6 +33,7 @@ pub mod rootless;
 pub mod runner;
 pub mod sharing;
 pub mod stats;
+pub mod update;
 pub mod user;
 pub mod volumes;
 

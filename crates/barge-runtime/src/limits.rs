@@ -33,6 +33,10 @@ pub enum LimitError {
     SwapWithoutMemory,
     #[error("Minimum memoryswap limit should be larger than memory limit, see usage")]
     SwapTooSmall,
+    #[error("Minimum memory reservation allowed is 6MB")]
+    ReservationTooSmall,
+    #[error("Minimum memory limit can not be less than memory reservation limit, see usage")]
+    ReservationAboveMemory,
     #[error("Range of CPUs is from 0.01 to {0}.00, as there are only {0} CPUs available")]
     CpuRange(usize),
 }
@@ -59,6 +63,8 @@ pub struct Limits {
     /// `--pids-limit`; 0 or -1 for unlimited.
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
+    /// `--memory-reservation`, bytes: the soft limit.
+    pub memory_reservation: Option<i64>,
 }
 
 impl Limits {
@@ -68,6 +74,7 @@ impl Limits {
         let pairs = [
             (self.memory.is_some(), "--memory"),
             (self.memory_swap.is_some(), "--memory-swap"),
+            (self.memory_reservation.is_some(), "--memory-reservation"),
             (self.nano_cpus.is_some(), "--cpus"),
             (self.cpu_shares.is_some(), "--cpu-shares"),
             (self.pids_limit.is_some_and(|p| p > 0), "--pids-limit"),
@@ -217,6 +224,13 @@ impl Limits {
             Some(swap) if swap > 0 && swap < memory => return Err(LimitError::SwapTooSmall),
             _ => {}
         }
+        let reservation = self.memory_reservation.unwrap_or(0);
+        if reservation != 0 && reservation < MIN_MEMORY {
+            return Err(LimitError::ReservationTooSmall);
+        }
+        if memory > 0 && reservation > 0 && memory < reservation {
+            return Err(LimitError::ReservationAboveMemory);
+        }
         if let Some(n) = self.nano_cpus {
             if n != 0 && (n < 10_000_000 || n > online_cpus as i64 * 1_000_000_000) {
                 return Err(LimitError::CpuRange(online_cpus));
@@ -227,13 +241,17 @@ impl Limits {
 
     /// `linux.resources`: docker's device rules and whatever was asked.
     pub fn resources(&self) -> LinuxResources {
-        let memory = self.memory.filter(|m| *m > 0).map(|limit| {
+        let reservation = self.memory_reservation.filter(|r| *r > 0);
+        let limit = self.memory.filter(|m| *m > 0);
+        let memory = (limit.is_some() || reservation.is_some()).then(|| {
             let mut m = LinuxMemory::default();
-            m.set_limit(Some(limit)).set_swap(Some(match self.memory_swap {
-                // docker's default: as much swap as memory.
-                Some(s) if s == -1 || s > 0 => s,
-                _ => limit.saturating_mul(2),
-            }));
+            m.set_limit(limit)
+                .set_swap(limit.map(|limit| match self.memory_swap {
+                    // docker's default: as much swap as memory.
+                    Some(s) if s == -1 || s > 0 => s,
+                    _ => limit.saturating_mul(2),
+                }))
+                .set_reservation(reservation);
             m
         });
         let quota = self
@@ -410,6 +428,17 @@ mod tests {
         );
         assert_eq!(cpus(1_000_000).validate(2), Err(LimitError::CpuRange(2)));
         assert_eq!(cpus(500_000_000).validate(2), Ok(()));
+        let reserve = |memory: Option<i64>, r: i64| Limits {
+            memory,
+            memory_reservation: Some(r),
+            ..Default::default()
+        };
+        assert_eq!(reserve(None, 1 << 20).validate(2), Err(LimitError::ReservationTooSmall));
+        assert_eq!(
+            reserve(Some(16 << 20), 32 << 20).validate(2),
+            Err(LimitError::ReservationAboveMemory)
+        );
+        assert_eq!(reserve(Some(32 << 20), 16 << 20).validate(2), Ok(()));
     }
 
     #[test]

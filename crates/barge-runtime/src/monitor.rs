@@ -380,9 +380,10 @@ impl Runtime {
         let code = self.relay_foreground(c, fg)?;
         // As with docker, the command returns; the policy restarts the
         // container in the background.
-        let restart = !c.meta.restart.is_no()
+        let policy = c.restart_policy();
+        let restart = !policy.is_no()
             && c.state()
-                .is_ok_and(|st| !st.manually_stopped && c.meta.restart.wants_restart(code, st.restart_count));
+                .is_ok_and(|st| !st.manually_stopped && policy.wants_restart(code, st.restart_count));
         if restart {
             self.fork_monitor(c, Some((code, began.elapsed())))?;
         }
@@ -633,11 +634,12 @@ impl Runtime {
         ran: Duration,
         backoff: &mut crate::restart::Backoff,
     ) -> Option<Duration> {
-        if c.meta.auto_remove || c.meta.restart.is_no() {
+        let policy = c.restart_policy();
+        if c.meta.auto_remove || policy.is_no() {
             return None;
         }
         let mut st = c.state().ok()?;
-        if st.manually_stopped || !c.meta.restart.wants_restart(code, st.restart_count) {
+        if st.manually_stopped || !policy.wants_restart(code, st.restart_count) {
             return None;
         }
         st.restarting = true;

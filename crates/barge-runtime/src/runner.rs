@@ -165,6 +165,35 @@ fn external_start(c: &Container, io: ChildIo) -> Result<Started, RuntimeError> {
     })
 }
 
+/// `update` of a container an external runtime runs: its own `update
+/// --resources -`, which writes the cgroup that runtime made.
+pub(crate) fn external_update(c: &Container, res: &crate::spec::LinuxResources) -> Result<(), RuntimeError> {
+    use std::io::Write;
+    let runtime = c.meta.runtime.clone().unwrap_or_default();
+    let failed = |message: String| RuntimeError::External {
+        runtime: runtime.clone(),
+        message,
+    };
+    let json = serde_json::to_vec(res).map_err(|e| failed(e.to_string()))?;
+    let mut child = std::process::Command::new(&runtime)
+        .arg("--root")
+        .arg(external_state_dir(c))
+        .args(["update", "--resources", "-", c.id()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&json).map_err(|e| failed(e.to_string()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(())
+}
+
 fn external_state_dir(c: &Container) -> PathBuf {
     c.dir
         .parent()

@@ -272,8 +272,8 @@ impl Runtime {
         Volumes::new(self.store.root())
     }
 
-    /// IDs of the containers that mount the volume `name`.
-    fn users_of(all: &[Container], name: &str) -> Vec<String> {
+    /// IDs of the containers of `all` that mount the volume `name`.
+    pub fn users_of(all: &[Container], name: &str) -> Vec<String> {
         all.iter()
             .filter(|c| {
                 c.meta

@@ -93,7 +93,9 @@ fn mirroring_a_registry_twice_moves_nothing_the_second_time() {
     );
     let src_lines = src_proxy.request_lines();
     assert!(
-        !src_lines.iter().any(|l| l.starts_with("HEAD ") && l.contains("/manifests/")),
+        !src_lines
+            .iter()
+            .any(|l| l.starts_with("HEAD ") && l.contains("/manifests/")),
         "{src_lines:?}"
     );
     for (repo, tag, digest) in [

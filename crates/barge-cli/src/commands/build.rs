@@ -274,16 +274,32 @@ pub fn prune(env: &Env, a: &BuilderPruneArgs) -> Result<i32, Failure> {
     if !a.force && !super::confirm(warning) {
         return Ok(0);
     }
+    let (reclaimed, report) = prune_build_cache(env, a.all, &super::prune_filter::PruneFilter::none())?;
+    if !report.is_empty() {
+        println!("{report}");
+    }
+    println!("Total reclaimed space: {}", crate::format::human_size(reclaimed));
+    Ok(0)
+}
+
+/// Removes the build cache `filter` selects (by when a record was last
+/// written; records have no labels): the bytes freed, and docker's report.
+pub(super) fn prune_build_cache(
+    env: &Env,
+    all: bool,
+    filter: &super::prune_filter::PruneFilter,
+) -> Result<(u64, String), Failure> {
     let store = env.store()?;
     let waiting = || eprintln!("Waiting for the builds and pulls running on this store to finish…");
-    let report = barge_builder::prune(&store, a.all, &waiting).context(|| "pruning the build cache".to_string())?;
+    let select = |modified: i64| filter.selects(&std::collections::BTreeMap::new(), modified);
+    let report =
+        barge_builder::prune(&store, all, &select, &waiting).context(|| "pruning the build cache".to_string())?;
+    let mut out = String::new();
     if !report.removed.is_empty() {
-        println!("Deleted build cache objects:");
+        out.push_str("Deleted build cache objects:\n");
         for name in &report.removed {
-            println!("{name}");
+            out.push_str(&format!("{name}\n"));
         }
-        println!();
     }
-    println!("Total reclaimed space: {}", crate::format::human_size(report.reclaimed));
-    Ok(0)
+    Ok((report.reclaimed, out))
 }

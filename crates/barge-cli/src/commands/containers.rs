@@ -114,12 +114,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         limits: barge_runtime::limits::Limits {
-            memory: a.memory,
-            memory_swap: a.memory_swap,
-            nano_cpus: a.cpus,
-            cpu_shares: a.cpu_shares,
-            pids_limit: a.pids_limit,
             ulimits: a.ulimit.clone(),
+            ..a.resources.limits()
         },
         log_driver: a.log_driver.clone(),
         log_opts: a.log_opt.clone(),
@@ -286,7 +282,11 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
 }
 
 /// Runs `op` on each named container, printing the name on success as docker does.
-fn each(env: &Env, names: &[String], op: impl Fn(&Runtime, &Container) -> Result<(), Failure>) -> Result<i32, Failure> {
+pub(super) fn each(
+    env: &Env,
+    names: &[String],
+    op: impl Fn(&Runtime, &Container) -> Result<(), Failure>,
+) -> Result<i32, Failure> {
     let rt = runtime(env)?;
     let mut code = 0;
     for name in names {
@@ -523,7 +523,7 @@ pub fn exec(env: &Env, a: &ExecArgs) -> Result<i32, Failure> {
 
 /// `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
 /// docker's state name: `paused` is a running container `pause` froze.
-fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
+pub(super) fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
     match st.status {
         Status::Created => "created",
         Status::Running if rt.paused(c) => "paused",
@@ -533,7 +533,7 @@ fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static str {
     }
 }
 
-fn status_text(st: &State, now: i64, paused: bool) -> String {
+pub(super) fn status_text(st: &State, now: i64, paused: bool) -> String {
     let secs = |t: &Option<String>| t.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0);
     match st.status {
         Status::Created => "Created".into(),
@@ -555,7 +555,7 @@ fn status_text(st: &State, now: i64, paused: bool) -> String {
     }
 }
 
-fn command_text(c: &Container) -> String {
+pub(super) fn command_text(c: &Container) -> String {
     std::iter::once(c.meta.path.as_str())
         .chain(c.meta.args.iter().map(String::as_str))
         .collect::<Vec<_>>()
@@ -896,6 +896,17 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
     if !a.force && !super::confirm("WARNING! This will remove all stopped containers.") {
         return Ok(0);
     }
+    let (reclaimed, report) = prune_containers(env, &filter)?;
+    if !report.is_empty() {
+        println!("{report}");
+    }
+    println!("Total reclaimed space: {}", format::human_size(reclaimed));
+    Ok(0)
+}
+
+/// Removes the stopped containers `filter` selects: the bytes freed, and
+/// docker's report of them (empty when none).
+pub(super) fn prune_containers(env: &Env, filter: &PruneFilter) -> Result<(u64, String), Failure> {
     let rt = runtime(env)?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
@@ -916,15 +927,14 @@ pub fn prune(env: &Env, a: &ContainerPruneArgs) -> Result<i32, Failure> {
         reclaimed += size;
         deleted.push(c.meta.id.clone());
     }
+    let mut report = String::new();
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
+        report.push_str("Deleted Containers:\n");
         for id in &deleted {
-            println!("{id}");
+            report.push_str(&format!("{id}\n"));
         }
-        println!();
     }
-    println!("Total reclaimed space: {}", format::human_size(reclaimed));
-    Ok(0)
+    Ok((reclaimed, report))
 }
 
 /// docker's container inspect object.

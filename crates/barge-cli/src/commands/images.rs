@@ -450,6 +450,17 @@ pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
             return Ok(0);
         }
     }
+    let (reclaimed, report) = prune_images(env, a.all, &filter)?;
+    if !report.is_empty() {
+        println!("{report}");
+    }
+    println!("Total reclaimed space: {}", format::human_size(reclaimed));
+    Ok(0)
+}
+
+/// Removes the dangling images (every unused one with `all`) `filter`
+/// selects: the bytes freed, and docker's report (empty when none).
+pub(super) fn prune_images(env: &Env, all: bool, filter: &PruneFilter) -> Result<(u64, String), Failure> {
     let store = env.store()?;
     // An image whose config cannot be read is kept when labels are asked about.
     let mut select = |e: &ImageEntry| {
@@ -469,21 +480,18 @@ pub fn prune(env: &Env, a: &PruneArgs) -> Result<i32, Failure> {
         };
         filter.selects(&labels, created)
     };
-    let report = store
-        .prune(a.all, &mut select)
-        .context(|| "pruning images".to_string())?;
+    let report = store.prune(all, &mut select).context(|| "pruning images".to_string())?;
+    let mut out = String::new();
     if !report.events.is_empty() {
-        println!("Deleted Images:");
+        out.push_str("Deleted Images:\n");
         for e in &report.events {
             match e {
-                RemoveEvent::Untagged(r) => println!("untagged: {r}"),
-                RemoveEvent::Deleted(d) => println!("deleted: {d}"),
+                RemoveEvent::Untagged(r) => out.push_str(&format!("untagged: {r}\n")),
+                RemoveEvent::Deleted(d) => out.push_str(&format!("deleted: {d}\n")),
             }
         }
-        println!();
     }
-    println!("Total reclaimed space: {}", format::human_size(report.reclaimed));
-    Ok(0)
+    Ok((report.reclaimed, out))
 }
 
 pub fn history(env: &Env, a: &HistoryArgs) -> Result<i32, Failure> {

@@ -13,6 +13,7 @@ mod network;
 mod nsflags;
 mod prune_filter;
 mod pull;
+mod system;
 mod toolkit;
 mod trust;
 mod volumes;
@@ -239,6 +240,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             }
         }
         Command::System(SystemCommand::Check) => images::check(&env),
+        Command::System(SystemCommand::Df(a)) => system::df(&env, &a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&env, &a),
         Command::Network(NetworkCommand::Ls(a)) => network::ls(&env, &a),
         Command::Network(NetworkCommand::Create(a)) => network::create(&env, &a),
         Command::Network(NetworkCommand::Rm(a)) => network::rm(&env, &a),
@@ -293,6 +296,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Cp(a) => fsverbs::cp(env, &a),
         ContainerVerb::Export(a) => fsverbs::export(env, &a),
         ContainerVerb::Commit(a) => fsverbs::commit(env, &a),
+        ContainerVerb::Update(a) => system::update(env, &a),
     }
 }
 

@@ -130,7 +130,7 @@ pub fn rm(env: &Env, a: &NetworkRmArgs) -> Result<i32, Failure> {
     let (nets, rt) = networks(env)?;
     // Leases of containers that stopped without detaching (a crash) do not count.
     let running = |id: &str| is_running(&rt, id);
-    barge_runtime::network::prune(env.store()?.root(), &running, &Containers, false)
+    barge_runtime::network::prune(env.store()?.root(), &running, &Containers, None)
         .context(|| "checking networks".to_string())?;
     let mut code = 0;
     for name in &a.networks {
@@ -206,18 +206,30 @@ pub fn prune(env: &Env, a: &NetworkPruneArgs) -> Result<i32, Failure> {
     {
         return Ok(0);
     }
+    print!("{}", prune_networks(env, &super::prune_filter::PruneFilter::none())?);
+    Ok(0)
+}
+
+/// Removes the networks no container uses that `filter` selects (and
+/// what crashed containers left); docker's report of them, empty when none.
+pub(super) fn prune_networks(env: &Env, filter: &super::prune_filter::PruneFilter) -> Result<String, Failure> {
     let (_, rt) = networks(env)?;
     let running = |id: &str| is_running(&rt, id);
-    let r = barge_runtime::network::prune(env.store()?.root(), &running, &Containers, true)
+    let select = |n: &barge_runtime::network::NetworkConfig| {
+        let created = barge_oci::time::parse_rfc3339(&n.created).map_or(0, |t| t.0);
+        filter.selects(&n.labels, created)
+    };
+    let r = barge_runtime::network::prune(env.store()?.root(), &running, &Containers, Some(&select))
         .context(|| "pruning networks".to_string())?;
     for l in &r.leftovers {
         eprintln!("removed leftover: {l}");
     }
+    let mut out = String::new();
     if !r.networks.is_empty() {
-        println!("Deleted Networks:");
+        out.push_str("Deleted Networks:\n");
         for n in &r.networks {
-            println!("{n}");
+            out.push_str(&format!("{n}\n"));
         }
     }
-    Ok(0)
+    Ok(out)
 }

@@ -20,6 +20,14 @@ pub struct PruneFilter {
 }
 
 impl PruneFilter {
+    /// No `--filter`: every candidate goes.
+    pub fn none() -> PruneFilter {
+        PruneFilter {
+            until: None,
+            labels: Vec::new(),
+        }
+    }
+
     /// Parses `--filter` values; an unknown key is refused with docker's
     /// message before anything is removed.
     pub fn parse(raw: &[String], now: i64) -> Result<PruneFilter, Failure> {
