@@ -342,25 +342,30 @@ impl Client {
     /// [`MAX_LISTING_NAMES`] names in at most [`MAX_LISTING_PAGES`] pages:
     /// everything listed stays in memory, and a registry decides how many
     /// pages there are. `each` returns how many names a page added.
-    /// One page of a listing at `url`, at most `left` bytes (`Err(None)`
-    /// past that): the page, the next page's URL, the bytes read.
+    /// One page of a listing at `url`, at most `left` bytes (past that,
+    /// `TooLarge` saying `limit`): the page, the next page's URL, the
+    /// bytes read.
     fn page<T: serde::de::DeserializeOwned>(
         &self,
         r: &Reference,
         scopes: &[Scope],
         url: &str,
         what: &str,
-        left: u64,
-    ) -> Result<(T, Option<String>, u64), Option<RegistryError>> {
+        (left, limit): (u64, u64),
+    ) -> Result<(T, Option<String>, u64), RegistryError> {
         let resp = self.request(Request::new(r, Method::Get, Target::Url(url)).scopes(scopes.to_vec()))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(Some(self.status_error(r, "GET", what, status, Some(resp))));
+            return Err(self.status_error(r, "GET", what, status, Some(resp)));
         }
         let next = next_link(&resp);
         let body = self.read_body(resp, left).map_err(|e| match e {
-            BodyError::TooLarge => None,
-            other => Some(other.into_error(&format!("the {what} listing"), r.api_host(), left)),
+            BodyError::TooLarge => RegistryError::TooLarge {
+                what: format!("the {what} listing"),
+                host: r.api_host().to_string(),
+                limit,
+            },
+            other => other.into_error(&format!("the {what} listing"), r.api_host(), left),
         })?;
         let page = serde_json::from_slice(&body)
             .map_err(|e| self.status_error(r, "GET", &crate::sanitize(&format!("{what}: {e}")), 200, None))?;
@@ -377,17 +382,12 @@ impl Client {
         }
         let base = self.host(r.api_host())?.base.clone();
         let url = format!("{base}/v2/{}/tags/list?n=1", r.repository());
-        match self.page::<Tags>(r, &[Scope::pull(r)], &url, "tags/list", 1 << 20) {
+        match self.page::<Tags>(r, &[Scope::pull(r)], &url, "tags/list", (1 << 20, 1 << 20)) {
             Ok((page, _, _)) => Ok(page.tags.is_some_and(|t| !t.is_empty())),
-            Err(Some(RegistryError::Status { status: 404, code, .. })) if code.as_deref() == Some("NAME_UNKNOWN") => {
+            Err(RegistryError::Status { status: 404, code, .. }) if code.as_deref() == Some("NAME_UNKNOWN") => {
                 Ok(false)
             }
-            Err(Some(e)) => Err(e),
-            Err(None) => Err(RegistryError::TooLarge {
-                what: "one page of tags".into(),
-                host: r.api_host().to_string(),
-                limit: 1 << 20,
-            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -400,19 +400,11 @@ impl Client {
         mut each: impl FnMut(T) -> usize,
     ) -> Result<(), RegistryError> {
         let host = r.api_host().to_string();
-        let too_large = |limit: u64| RegistryError::TooLarge {
-            what: format!("the {what} listing"),
-            host: host.clone(),
-            limit,
-        };
         let mut url = first;
         let (mut bytes, mut names) = (0u64, 0usize);
         for _ in 0..MAX_LISTING_PAGES {
             let left = MAX_LISTING_BYTES - bytes;
-            let (page, next, size) = self.page(r, scopes, &url, what, left).map_err(|e| match e {
-                None => too_large(MAX_LISTING_BYTES),
-                Some(e) => e,
-            })?;
+            let (page, next, size) = self.page(r, scopes, &url, what, (left, MAX_LISTING_BYTES))?;
             bytes += size;
             names += each(page);
             if names > MAX_LISTING_NAMES {
