@@ -1,8 +1,8 @@
 //! Containers on disk: `<root>/containers/<id>/` holds `meta.json` (what
 //! was asked for), `config.json` (the OCI bundle config), `state.json`
 //! (what is happening), the log, `upper/` and `work/` (the overlay's
-//! private layer), `rootfs/` (the mount point), and `hosts`, `hostname`,
-//! `resolv.conf`.
+//! private layer), `rootfs/` (the mount point), `hosts`, `hostname`,
+//! `resolv.conf`, and `health.json` (its health check's results).
 
 use crate::RuntimeError;
 use barge_oci::Digest;
@@ -94,6 +94,10 @@ pub struct Meta {
     /// `--restart`, kept by the container's monitor.
     #[serde(default, skip_serializing_if = "crate::restart::RestartPolicy::is_no")]
     pub restart: crate::restart::RestartPolicy,
+    /// The health check: the image's `Healthcheck` with `--health-*` over
+    /// it (inspect's `Config.Healthcheck`); see [`crate::health`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<barge_oci::image::Healthcheck>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -79,6 +79,8 @@ pub struct CreateOptions {
     pub no_new_privileges_default: bool,
     /// `--restart`: no, on-failure[:N], always, unless-stopped.
     pub restart: Option<String>,
+    /// `--health-*` and `--no-healthcheck`.
+    pub health: crate::health::HealthOptions,
 }
 
 impl CreateOptions {
@@ -194,8 +196,10 @@ impl CreateOptions {
                 "conflicting options: --restart and --rm".into(),
             ));
         }
+        let healthcheck = self.health.validate()?;
         Ok(Validated {
             restart,
+            healthcheck,
             name,
             hosts_extra,
             sysctls,
@@ -245,6 +249,8 @@ pub struct Validated {
     log_driver: crate::logs::LogDriver,
     log_opts: BTreeMap<String, String>,
     restart: crate::restart::RestartPolicy,
+    /// The user's health check, laid over the image's at create.
+    healthcheck: Option<barge_oci::image::Healthcheck>,
     options: CreateOptions,
 }
 
@@ -497,6 +503,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         log_driver: v.log_driver,
         log_opts: v.log_opts.clone(),
         restart: v.restart,
+        healthcheck: crate::health::merge(v.healthcheck.as_ref(), cfg.healthcheck.as_ref()),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {

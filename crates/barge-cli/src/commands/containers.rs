@@ -133,6 +133,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         expose: a.expose.clone(),
         no_new_privileges_default: false,
         restart: a.restart.clone(),
+        health: a.health.options(),
     })
 }
 
