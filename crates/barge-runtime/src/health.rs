@@ -17,11 +17,17 @@
 //! container exits ([`Prober`]'s drop).
 
 use crate::container::{Container, State, Status};
-use crate::RuntimeError;
+use crate::exec::ExecOptions;
+use crate::{io_err, Runtime, RuntimeError};
 use barge_oci::image::Healthcheck;
+use barge_runner::sys::Forked;
+use barge_runner::ChildIo;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::OwnedFd;
+use rustix::process::{Pid, Signal, WaitOptions};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// docker's defaults: a probe every 30 s, 30 s each, 3 failures in a row.
 const DEFAULT_INTERVAL: i64 = 30_000_000_000;
@@ -277,6 +283,272 @@ pub fn current(c: &Container, st: &State) -> Option<Health> {
     }
 }
 
+/// The prober of one run of a container; killed and reaped when dropped.
+pub(crate) struct Prober {
+    pid: Pid,
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(self.pid, Signal::KILL);
+        let _ = rustix::process::waitpid(Some(self.pid), WaitOptions::empty());
+    }
+}
+
+impl Runtime {
+    /// Forks the prober of a container about to start (`None` without a
+    /// check). Called while the caller is single-threaded and before the
+    /// container's descriptors exist.
+    pub(crate) fn fork_prober(&self, c: &Container) -> Option<Prober> {
+        let check = Check::of(c.meta.healthcheck.as_ref())?;
+        let parent = rustix::process::getpid();
+        match barge_runner::sys::fork() {
+            Ok(Forked::Child) => {
+                self.prober(c, &check, parent);
+                barge_runner::sys::exit(0)
+            }
+            Ok(Forked::Parent { child }) => Pid::from_raw(child).map(|pid| Prober { pid }),
+            Err(e) => {
+                let mut h = barge_records::read_json(&health_path(c)).unwrap_or_else(|_| Health::starting());
+                h.log
+                    .push(failed_probe(format!("starting the health check (fork): {e}")));
+                let _ = barge_records::write_json(&health_path(c), &h);
+                None
+            }
+        }
+    }
+
+    /// The prober process: waits for the container to run, then probes it
+    /// every interval until it is gone (or the monitor kills this process).
+    fn prober(&self, c: &Container, check: &Check, parent: Pid) {
+        let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+        if rustix::process::getppid() != Some(parent) {
+            return;
+        }
+        // Nothing of the monitor's: the caller's ready pipe, its terminal.
+        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+            let _ = rustix::stdio::dup2_stdin(&null);
+            let _ = rustix::stdio::dup2_stdout(&null);
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+        // Only this process's copies: it never returns to code that owns them.
+        barge_runner::sys::close_from(3);
+        let (pid, pid_start) = loop {
+            match c.state() {
+                Ok(st) if st.status == Status::Running => {
+                    if let (Some(pid), Some(start)) = (st.pid, st.pid_start) {
+                        break (pid, start);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let running_since = Instant::now();
+        let alive = || crate::container::process_start_time(pid) == Some(pid_start);
+        let mut health: Health = barge_records::read_json(&health_path(c)).unwrap_or_else(|_| Health::starting());
+        health.status = HealthStatus::Starting;
+        health.failing_streak = 0;
+        let _ = barge_records::write_json(&health_path(c), &health);
+        loop {
+            let wake = Instant::now() + check.interval;
+            while Instant::now() < wake {
+                if !alive() {
+                    return;
+                }
+                std::thread::sleep((wake - Instant::now()).min(Duration::from_millis(100)));
+            }
+            let began = Instant::now();
+            let result = self.probe(c, check);
+            if !alive() {
+                return;
+            }
+            health.record(result, began - running_since < check.start_period, check.retries);
+            let _ = barge_records::write_json(&health_path(c), &health);
+        }
+    }
+
+    /// Runs the check's command once inside the container.
+    fn probe(&self, c: &Container, check: &Check) -> ProbeResult {
+        let start = crate::now_rfc3339();
+        match self.run_probe(c, check) {
+            Ok((exit_code, output)) => ProbeResult {
+                start,
+                end: crate::now_rfc3339(),
+                exit_code,
+                output,
+            },
+            Err(e) => ProbeResult {
+                start,
+                ..failed_probe(e.to_string())
+            },
+        }
+    }
+
+    fn run_probe(&self, c: &Container, check: &Check) -> Result<(i64, String), RuntimeError> {
+        let entry = self.exec_entry(
+            c,
+            &ExecOptions {
+                args: check.argv.clone(),
+                ..Default::default()
+            },
+        )?;
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| io_err("creating a pipe")(e.into()))?;
+        let err_w = out_w.try_clone().map_err(io_err("creating a pipe"))?;
+        let started = entry.spawn(
+            None,
+            ChildIo::Fds {
+                stdin: None,
+                stdout: out_w,
+                stderr: err_w,
+            },
+        )?;
+        let deadline = Instant::now() + check.timeout;
+        let mut output = Output::default();
+        let mut exit: Option<i64> = None;
+        let mut out = Some(out_r);
+        let mut buf = [0u8; 4096];
+        loop {
+            let now = Instant::now();
+            if exit.is_none() && now >= deadline {
+                kill_probe(&started);
+                let ns = check.timeout.as_nanos().try_into().unwrap_or(i64::MAX);
+                return Ok((
+                    -1,
+                    format!(
+                        "Health check exceeded timeout ({})",
+                        barge_oci::time::format_go_duration(ns)
+                    ),
+                ));
+            }
+            let Some(reader) = out.as_ref() else {
+                if exit.is_some() {
+                    break;
+                }
+                wait_pidfd_until(&started.pidfd, deadline);
+                exit = reap(&started);
+                continue;
+            };
+            // After the exit, a moment for output still on its way; a
+            // process the command left behind holding the pipe cannot keep us.
+            let until = if exit.is_some() {
+                deadline.min(now + Duration::from_millis(500))
+            } else {
+                deadline
+            };
+            let wait = until.saturating_duration_since(now);
+            let timeout = rustix::event::Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: wait.subsec_nanos() as i64,
+            };
+            let mut fds = vec![PollFd::new(reader, PollFlags::IN)];
+            if exit.is_none() {
+                fds.push(PollFd::new(&started.pidfd, PollFlags::IN));
+            }
+            let ready = match poll(&mut fds, Some(&timeout)) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io_err("waiting for the health check")(e.into())),
+            };
+            let (read_ready, exited) = (
+                !fds[0].revents().is_empty(),
+                fds.get(1).is_some_and(|f| !f.revents().is_empty()),
+            );
+            drop(fds);
+            if ready == 0 && exit.is_some() {
+                break;
+            }
+            if read_ready {
+                match rustix::io::read(reader, &mut buf) {
+                    Ok(0) => out = None,
+                    Ok(n) => output.push(&buf[..n]),
+                    Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                    Err(_) => out = None,
+                }
+            }
+            if exited {
+                exit = reap(&started);
+            }
+        }
+        Ok((exit.unwrap_or(-1), output.text()))
+    }
+}
+
+/// A result for a probe that could not run.
+fn failed_probe(message: String) -> ProbeResult {
+    let now = crate::now_rfc3339();
+    ProbeResult {
+        start: now.clone(),
+        end: now,
+        exit_code: -1,
+        output: message,
+    }
+}
+
+/// The first [`MAX_OUTPUT`] bytes of a probe's stdout and stderr, `...`
+/// after them when there was more (docker's `limitedBuffer`).
+#[derive(Default)]
+struct Output {
+    kept: Vec<u8>,
+    truncated: bool,
+}
+
+impl Output {
+    fn push(&mut self, data: &[u8]) {
+        let keep = MAX_OUTPUT.saturating_sub(self.kept.len()).min(data.len());
+        self.kept.extend_from_slice(&data[..keep]);
+        self.truncated |= keep < data.len();
+    }
+
+    fn text(self) -> String {
+        let mut s = String::from_utf8_lossy(&self.kept).into_owned();
+        if self.truncated {
+            s.push_str("...");
+        }
+        s
+    }
+}
+
+/// Blocks until the pidfd says its process exited, or `deadline`.
+fn wait_pidfd_until(pidfd: &OwnedFd, deadline: Instant) {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let timeout = rustix::event::Timespec {
+        tv_sec: wait.as_secs() as i64,
+        tv_nsec: wait.subsec_nanos() as i64,
+    };
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let _ = poll(&mut fds, Some(&timeout));
+}
+
+/// The probe's exit status once it exited.
+fn reap(started: &barge_runner::Started) -> Option<i64> {
+    let pid = Pid::from_raw(started.pid)?;
+    match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => Some(crate::monitor::exit_code(status) as i64),
+        _ => None,
+    }
+}
+
+/// Kills a probe past its timeout: the command's process group (its
+/// session inside the container: the command and what it started) and
+/// the process waiting for it, then reaps that one.
+fn kill_probe(started: &barge_runner::Started) {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", started.pid)).unwrap_or_default();
+    for pid in children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter_map(Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    }
+    let _ = rustix::process::pidfd_send_signal(&started.pidfd, Signal::KILL);
+    if let Some(pid) = Pid::from_raw(started.pid) {
+        let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,5 +669,15 @@ mod tests {
         }
         assert_eq!(h.log.len(), MAX_LOG);
         assert_eq!(h.log[0].exit_code, -1);
+    }
+
+    #[test]
+    fn output_is_kept_to_dockers_limit() {
+        let mut o = Output::default();
+        o.push(&[b'a'; 4000]);
+        o.push(&[b'b'; 200]);
+        let s = o.text();
+        assert_eq!(s.len(), MAX_OUTPUT + 3);
+        assert!(s.ends_with("bbb..."));
     }
 }

@@ -10,7 +10,7 @@
 //! credentials, the [`seccomp`] filter, `execve`), or `--runtime runc` with
 //! the same bundle. [`monitor`] is the process that waits for a container,
 //! keeps its log ([`logs`]) and records its exit; [`exec`] runs a command
-//! in a running one; [`health`] keeps its health check; [`stats`] samples its usage.
+//! in a running one; [`health`] probes it as its health check asks; [`stats`] samples its usage.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
