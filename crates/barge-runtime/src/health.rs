@@ -371,6 +371,14 @@ impl Runtime {
 
     /// Runs the check's command once inside the container.
     fn probe(&self, c: &Container, check: &Check) -> ProbeResult {
+        // As docker's exec refuses: the command would join the frozen
+        // cgroup and never run.
+        if self.paused(c) {
+            return failed_probe(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.meta.id
+            ));
+        }
         let start = crate::now_rfc3339();
         match self.run_probe(c, check) {
             Ok((exit_code, output)) => ProbeResult {

@@ -164,6 +164,21 @@ fn a_passing_check_makes_the_container_healthy() {
     // Started again: starting, then healthy again.
     b.ok(&["start", "ok"]);
     wait_until("healthy again", || status(&b, "ok") == "healthy");
+    // Paused, its probes fail as docker's exec refuses a paused container.
+    b.ok(&["pause", "ok"]);
+    wait_until("a failure while paused", || {
+        health(&b, "ok")["Log"]
+            .as_array()
+            .and_then(|l| l.last())
+            .is_some_and(|r| r["ExitCode"] == -1 && output(r).contains("is paused, unpause the container"))
+    });
+    b.ok(&["unpause", "ok"]);
+    wait_until("healthy after unpause", || {
+        health(&b, "ok")["Log"]
+            .as_array()
+            .and_then(|l| l.last())
+            .is_some_and(|r| r["ExitCode"] == 0)
+    });
 }
 
 #[test]
