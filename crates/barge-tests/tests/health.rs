@@ -58,6 +58,17 @@ fn first_result(b: &Barge, c: &str) -> Value {
     health(b, c)["Log"][0].clone()
 }
 
+/// The probe's `echo pid $$` line is a number of the container's PID
+/// namespace (small), not a host PID.
+fn assert_container_pid(out: &str) {
+    let pid: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .and_then(|p| p.parse().ok())
+        .expect("pid line");
+    assert!(pid < 100, "pid {pid} is the container's numbering");
+}
+
 fn ps_names(b: &Barge, filter: &str) -> Vec<String> {
     let mut names: Vec<String> = b
         .ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
@@ -473,15 +484,68 @@ fn the_probe_runs_inside_the_container_never_on_the_host() {
     assert!(!out.contains("host secret"), "{out}");
     assert!(out.trim_end().ends_with("1234"), "runs as the container's user:\n{out}");
     // Its PID namespace: a small number, not a host PID.
-    let pid: u32 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("pid "))
-        .and_then(|p| p.parse().ok())
-        .expect("pid line");
-    assert!(pid < 100, "pid {pid} is the container's numbering");
+    assert_container_pid(&out);
     // The marker is in the container's root, not the host's.
     assert!(!std::path::Path::new(&marker).exists(), "the probe wrote on the host");
     exec(&["test", "-e", &marker]);
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret\n");
     let _ = std::fs::remove_file(&secret);
+}
+
+#[test]
+fn a_container_restarted_by_its_policy_is_probed_again() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        &image,
+        "sh",
+        "-c",
+        "sleep 1.5",
+    ]);
+    wait_until("healthy", || status(&b, "again") == "healthy");
+    wait_until("restarted", || inspect(&b, "again", "{{.RestartCount}}") != "0");
+    // A result of the new run: probed after it started.
+    wait_until("probed after the restart", || {
+        let started = inspect(&b, "again", "{{.State.StartedAt}}");
+        let h = health(&b, "again");
+        inspect(&b, "again", "{{.State.Status}}") == "running"
+            && h["Status"] == "healthy"
+            && h["Log"]
+                .as_array()
+                .and_then(|l| l.last())
+                .and_then(|r| r["Start"].as_str())
+                .is_some_and(|s| s > started.as_str())
+    });
+    b.ok(&["stop", "-t", "1", "again"]);
+}
+
+#[test]
+fn a_rootless_container_is_probed_in_its_namespaces() {
+    let Some((_reg, b, _user, image)) = barge_tests::image::busybox_store_as("barge-rootless", 600000) else {
+        return;
+    };
+    run_sleeping(
+        &b,
+        "mine",
+        &["--health-cmd", "id -u; echo pid $$", "--health-interval", "200ms"],
+        &image,
+    );
+    wait_until("healthy", || status(&b, "mine") == "healthy");
+    let out = output(&first_result(&b, "mine"));
+    assert!(
+        out.starts_with("0\npid "),
+        "root of the container's user namespace:\n{out}"
+    );
+    assert_container_pid(&out);
+    assert!(ps_status(&b, "mine").ends_with(" (healthy)"));
+    b.ok(&["rm", "-f", "mine"]);
 }
