@@ -98,6 +98,10 @@ pub struct Meta {
     /// it (inspect's `Config.Healthcheck`); see [`crate::health`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<barge_oci::image::Healthcheck>,
+    /// The image's `SHELL` (docker's `Config.Shell`): what runs a
+    /// `CMD-SHELL` health check; empty for `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -504,6 +504,7 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         log_opts: v.log_opts.clone(),
         restart: v.restart,
         healthcheck: crate::health::merge(v.healthcheck.as_ref(), cfg.healthcheck.as_ref()),
+        shell: cfg.shell.clone().unwrap_or_default(),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {

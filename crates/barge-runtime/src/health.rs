@@ -160,18 +160,18 @@ pub struct Check {
 }
 
 impl Check {
-    /// The check a container's `Healthcheck` asks for; `None` for none,
-    /// `["NONE"]`, or a test docker would not run either.
-    pub fn of(h: Option<&Healthcheck>) -> Option<Check> {
+    /// The check a container's `Healthcheck` asks for, `CMD-SHELL` run
+    /// by `shell` (the image's `SHELL`; `/bin/sh -c` when empty, as
+    /// docker's `getShell`); `None` for none, `["NONE"]`, or a test docker
+    /// would not run either.
+    pub fn of(h: Option<&Healthcheck>, shell: &[String]) -> Option<Check> {
         let h = h?;
         let (kind, rest) = h.test.as_ref()?.split_first()?;
+        let default_shell = ["/bin/sh".to_string(), "-c".to_string()];
+        let shell = if shell.is_empty() { &default_shell[..] } else { shell };
         let argv = match kind.as_str() {
             "CMD" if !rest.is_empty() => rest.to_vec(),
-            "CMD-SHELL" if !rest.is_empty() => ["/bin/sh", "-c"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(rest.iter().cloned())
-                .collect(),
+            "CMD-SHELL" if !rest.is_empty() => shell.iter().chain(rest.iter()).cloned().collect(),
             _ => return None,
         };
         let ns = |v: Option<i64>, default: i64| Duration::from_nanos(v.filter(|n| *n > 0).unwrap_or(default) as u64);
@@ -275,7 +275,7 @@ fn health_path(c: &Container) -> PathBuf {
 /// The container's `State.Health`: `None` when it has no check, or has
 /// not run with one; `starting` for a running one not yet probed.
 pub fn current(c: &Container, st: &State) -> Option<Health> {
-    Check::of(c.meta.healthcheck.as_ref())?;
+    Check::of(c.meta.healthcheck.as_ref(), &c.meta.shell)?;
     match barge_records::read_json(&health_path(c)) {
         Ok(h) => Some(h),
         Err(_) if st.status == Status::Running => Some(Health::starting()),
@@ -300,7 +300,7 @@ impl Runtime {
     /// check). Called while the caller is single-threaded and before the
     /// container's descriptors exist.
     pub(crate) fn fork_prober(&self, c: &Container) -> Option<Prober> {
-        let check = Check::of(c.meta.healthcheck.as_ref())?;
+        let check = Check::of(c.meta.healthcheck.as_ref(), &c.meta.shell)?;
         let parent = rustix::process::getpid();
         match barge_runner::sys::fork() {
             Ok(Forked::Child) => {
@@ -630,22 +630,27 @@ mod tests {
         );
         assert_eq!(merge(None, Some(&image)), Some(image.clone()));
         let none = hc(serde_json::json!({"Test": ["NONE"]}));
-        assert_eq!(Check::of(merge(Some(&none), Some(&image)).as_ref()), None);
+        assert_eq!(Check::of(merge(Some(&none), Some(&image)).as_ref(), &[]), None);
         assert_eq!(merge(None, None), None);
     }
 
     #[test]
     fn checks_take_dockers_defaults_and_forms() {
-        let c = Check::of(Some(&hc(serde_json::json!({"Test": ["CMD-SHELL", "exit 1"]})))).unwrap();
+        let shell_form = hc(serde_json::json!({"Test": ["CMD-SHELL", "exit 1"]}));
+        let c = Check::of(Some(&shell_form), &[]).unwrap();
         assert_eq!(c.argv, ["/bin/sh", "-c", "exit 1"]);
         assert_eq!(
             (c.interval, c.timeout, c.start_period, c.retries),
             (Duration::from_secs(30), Duration::from_secs(30), Duration::ZERO, 3)
         );
-        let c = Check::of(Some(&hc(
-            serde_json::json!({"Test": ["CMD", "/bin/true", "-x"], "Retries": 1}),
-        )))
-        .unwrap();
+        let shell = ["/bin/bash".to_string(), "-ec".into()];
+        assert_eq!(
+            Check::of(Some(&shell_form), &shell).unwrap().argv,
+            ["/bin/bash", "-ec", "exit 1"],
+            "the image's SHELL"
+        );
+        let exec_form = hc(serde_json::json!({"Test": ["CMD", "/bin/true", "-x"], "Retries": 1}));
+        let c = Check::of(Some(&exec_form), &shell).unwrap();
         assert_eq!(
             (c.argv.as_slice(), c.retries),
             (&["/bin/true".to_string(), "-x".into()][..], 1)
@@ -655,7 +660,7 @@ mod tests {
             serde_json::json!(["CMD"]),
             serde_json::json!(["X", "y"]),
         ] {
-            assert_eq!(Check::of(Some(&hc(serde_json::json!({"Test": test})))), None);
+            assert_eq!(Check::of(Some(&hc(serde_json::json!({"Test": test}))), &[]), None);
         }
     }
 

@@ -378,6 +378,19 @@ fn the_images_healthcheck_with_flags_over_it_and_none() {
     b.ok(&["build", "-q", "-t", "checked:1", ctx.path().to_str().unwrap()]);
     std::fs::write(ctx.path().join("Dockerfile"), "FROM checked:1\nHEALTHCHECK NONE\n").unwrap();
     b.ok(&["build", "-q", "-t", "unchecked:1", ctx.path().to_str().unwrap()]);
+    // CMD-SHELL runs with the image's SHELL, as docker's getShell.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM checked:1\nSHELL [\"/bin/echo\", \"via\"]\nHEALTHCHECK --interval=200ms CMD the shell\n",
+    )
+    .unwrap();
+    b.ok(&["build", "-q", "-t", "shelled:1", ctx.path().to_str().unwrap()]);
+    run_sleeping(&b, "shelled", &[], "shelled:1");
+    assert_eq!(output(&first_result(&b, "shelled")), "via the shell\n");
+    assert_eq!(
+        inspect(&b, "shelled", "{{json .Config.Shell}}"),
+        r#"["/bin/echo","via"]"#
+    );
 
     run_sleeping(&b, "img", &[], "checked:1");
     wait_until("healthy", || status(&b, "img") == "healthy");

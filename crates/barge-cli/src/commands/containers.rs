@@ -1047,6 +1047,9 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
     if let Some(h) = &c.meta.healthcheck {
         out["Config"]["Healthcheck"] = json!(h);
     }
+    if !c.meta.shell.is_empty() {
+        out["Config"]["Shell"] = json!(c.meta.shell);
+    }
     out
 }
 
