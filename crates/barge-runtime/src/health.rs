@@ -416,6 +416,9 @@ impl Runtime {
         let deadline = Instant::now() + check.timeout;
         let mut output = Output::default();
         let mut exit: Option<i64> = None;
+        // Set at the exit: a moment for output still on its way; a process
+        // the command left behind holding the pipe cannot keep us longer.
+        let mut drain_until: Option<Instant> = None;
         let mut out = Some(out_r);
         let mut buf = [0u8; 4096];
         loop {
@@ -431,6 +434,9 @@ impl Runtime {
                     ),
                 ));
             }
+            if drain_until.is_some_and(|d| now >= d) {
+                break;
+            }
             let Some(reader) = out.as_ref() else {
                 if exit.is_some() {
                     break;
@@ -439,35 +445,21 @@ impl Runtime {
                 exit = reap(&started);
                 continue;
             };
-            // After the exit, a moment for output still on its way; a
-            // process the command left behind holding the pipe cannot keep us.
-            let until = if exit.is_some() {
-                deadline.min(now + Duration::from_millis(500))
-            } else {
-                deadline
-            };
-            let wait = until.saturating_duration_since(now);
-            let timeout = rustix::event::Timespec {
-                tv_sec: wait.as_secs() as i64,
-                tv_nsec: wait.subsec_nanos() as i64,
-            };
             let mut fds = vec![PollFd::new(reader, PollFlags::IN)];
             if exit.is_none() {
                 fds.push(PollFd::new(&started.pidfd, PollFlags::IN));
             }
-            let ready = match poll(&mut fds, Some(&timeout)) {
-                Ok(n) => n,
+            let timeout = timespec(drain_until.unwrap_or(deadline).saturating_duration_since(now));
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(io_err("waiting for the health check")(e.into())),
-            };
+            }
             let (read_ready, exited) = (
                 !fds[0].revents().is_empty(),
                 fds.get(1).is_some_and(|f| !f.revents().is_empty()),
             );
             drop(fds);
-            if ready == 0 && exit.is_some() {
-                break;
-            }
             if read_ready {
                 match rustix::io::read(reader, &mut buf) {
                     Ok(0) => out = None,
@@ -478,6 +470,9 @@ impl Runtime {
             }
             if exited {
                 exit = reap(&started);
+                if exit.is_some() {
+                    drain_until = Some(Instant::now() + Duration::from_millis(500));
+                }
             }
         }
         Ok((exit.unwrap_or(-1), output.text()))
@@ -519,13 +514,16 @@ impl Output {
     }
 }
 
+fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
 /// Blocks until the pidfd says its process exited, or `deadline`.
 fn wait_pidfd_until(pidfd: &OwnedFd, deadline: Instant) {
-    let wait = deadline.saturating_duration_since(Instant::now());
-    let timeout = rustix::event::Timespec {
-        tv_sec: wait.as_secs() as i64,
-        tv_nsec: wait.subsec_nanos() as i64,
-    };
+    let timeout = timespec(deadline.saturating_duration_since(Instant::now()));
     let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
     let _ = poll(&mut fds, Some(&timeout));
 }

@@ -562,3 +562,43 @@ fn a_rootless_container_is_probed_in_its_namespaces() {
     assert!(ps_status(&b, "mine").ends_with(" (healthy)"));
     b.ok(&["rm", "-f", "mine"]);
 }
+
+#[test]
+fn a_probe_that_leaves_a_writer_behind_still_ends() {
+    let Some((_reg, b, image)) = setup() else { return };
+    // The command exits at once; what it started keeps writing to its output.
+    run_sleeping(
+        &b,
+        "chatty",
+        &[
+            "--health-cmd",
+            "yes spam & echo started",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "20s",
+        ],
+        &image,
+    );
+    let began = Instant::now();
+    let r = first_result(&b, "chatty");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the result came after the exit"
+    );
+    assert_eq!(r["ExitCode"], 0, "{r}");
+    assert!(output(&r).ends_with("..."), "kept to the limit");
+    wait_until("healthy", || status(&b, "chatty") == "healthy");
+    // Left behind, a writer dies on the closed pipe: live ones do not pile
+    // up (one a probe, each 0.7 s or so; the latest may still be draining).
+    // Dead ones stay zombies of PID 1, `sleep`, which reaps nothing (as
+    // under docker without --init).
+    std::thread::sleep(Duration::from_secs(3));
+    let left = b.ok(&["exec", "chatty", "ps", "-o", "stat,comm"]);
+    let live = left
+        .lines()
+        .filter(|l| l.ends_with(" yes") && !l.trim_start().starts_with('Z'))
+        .count();
+    assert!(left.lines().any(|l| l.ends_with(" yes")), "the writers ran:\n{left}");
+    assert!(live <= 2, "writers left:\n{left}");
+}
