@@ -302,7 +302,7 @@ fn healthcheck(flags: &[(String, String)], args: &str) -> Result<barge_oci::imag
     });
     for (k, v) in flags {
         let d = || -> Result<Option<i64>, String> {
-            let ns = go_duration(v).map_err(|e| format!("--{k}={v}: {e}"))?;
+            let ns = barge_oci::time::go_duration(v).map_err(|e| format!("--{k}={v}: {e}"))?;
             if ns != 0 && ns < 1_000_000 {
                 return Err(format!("--{k}={v}: cannot be less than 1ms"));
             }
@@ -325,45 +325,6 @@ fn healthcheck(flags: &[(String, String)], args: &str) -> Result<barge_oci::imag
         }
     }
     Ok(h)
-}
-
-/// A Go duration (`30s`, `1m30s`, `1.5h`, `250ms`) in nanoseconds.
-fn go_duration(s: &str) -> Result<i64, String> {
-    const UNITS: [(&str, f64); 7] = [
-        ("ns", 1.0),
-        ("us", 1e3),
-        ("µs", 1e3),
-        ("ms", 1e6),
-        ("s", 1e9),
-        ("m", 60e9),
-        ("h", 3600e9),
-    ];
-    if s == "0" {
-        return Ok(0);
-    }
-    let bad = || "expected a duration such as 30s, 1m30s or 500ms".to_string();
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let n: f64 = rest[..end].parse().map_err(|_| bad())?;
-        rest = &rest[end..];
-        // The longest unit that matches: `ms` before `m`.
-        let (unit, scale) = UNITS
-            .iter()
-            .filter(|(u, _)| rest.starts_with(u))
-            .max_by_key(|(u, _)| u.len())
-            .ok_or_else(bad)?;
-        total += n * scale;
-        rest = &rest[unit.len()..];
-    }
-    if total > i64::MAX as f64 {
-        return Err("too long".into());
-    }
-    Ok(total.round() as i64)
 }
 
 /// An ONBUILD trigger: an instruction other than FROM, ONBUILD and

@@ -760,6 +760,8 @@ pub struct RunArgs {
     /// Platform of the image to pull if it is missing
     #[arg(long)]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// Pull image before running: missing, always or never
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pub pull: String,
@@ -1556,4 +1558,40 @@ pub struct SystemPruneArgs {
     /// Provide filter values: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIMESTAMP|DURATION
     #[arg(long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
+}
+
+/// `run`/`create`'s health check flags (docker's names).
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Command to run to check health (run by /bin/sh -c inside the container)
+    #[arg(long = "health-cmd", value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-interval", value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) [default: 30s]
+    #[arg(long = "health-timeout", value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy [default: 3]
+    #[arg(long = "health-retries", value_name = "INT", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before failed checks count (ms|s|m|h) [default: 0s]
+    #[arg(long = "health-start-period", value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+}
+
+impl HealthArgs {
+    pub fn options(&self) -> barge_runtime::health::HealthOptions {
+        barge_runtime::health::HealthOptions {
+            cmd: self.health_cmd.clone(),
+            interval: self.health_interval.clone(),
+            timeout: self.health_timeout.clone(),
+            start_period: self.health_start_period.clone(),
+            retries: self.health_retries,
+            no_healthcheck: self.no_healthcheck,
+        }
+    }
 }

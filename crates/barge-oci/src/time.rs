@@ -90,6 +90,90 @@ pub fn format_rfc3339(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
+/// A Go duration (`30s`, `1m30s`, `1.5h`, `250ms`, `-2s`) in nanoseconds,
+/// as Go's `time.ParseDuration` reads it (docker's flags and Dockerfile
+/// options).
+pub fn go_duration(s: &str) -> Result<i64, String> {
+    const UNITS: [(&str, f64); 7] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    let bad = || "expected a duration such as 30s, 1m30s or 500ms".to_string();
+    let (negative, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n: f64 = rest[..end].parse().map_err(|_| bad())?;
+        rest = &rest[end..];
+        // The longest unit that matches: `ms` before `m`.
+        let (unit, scale) = UNITS
+            .iter()
+            .filter(|(u, _)| rest.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+            .ok_or_else(bad)?;
+        total += n * scale;
+        rest = &rest[unit.len()..];
+    }
+    if total > i64::MAX as f64 {
+        return Err("too long".into());
+    }
+    let ns = total.round() as i64;
+    Ok(if negative { -ns } else { ns })
+}
+
+/// Go's `Duration.String` of `ns` nanoseconds: `1m30s`, `500ms`, `2.5s`, `0s`.
+pub fn format_go_duration(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    let frac = |v: u64, unit: u64| {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = unit.to_string().len() - 1;
+            let f = format!("{rest:0digits$}");
+            format!("{whole}.{}", f.trim_end_matches('0'))
+        }
+    };
+    if u == 0 {
+        return "0s".into();
+    }
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{sign}{}µs", frac(u, 1_000));
+    }
+    if u < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(u, 1_000_000));
+    }
+    let secs = u / 1_000_000_000;
+    let sub = u % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let s = frac(s * 1_000_000_000 + sub, 1_000_000_000);
+    match (h, m) {
+        (0, 0) => format!("{sign}{s}s"),
+        (0, m) => format!("{sign}{m}m{s}s"),
+        (h, m) => format!("{sign}{h}h{m}m{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +207,24 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn go_durations_read_and_written_as_go() {
+        assert_eq!(go_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(go_duration("200ms"), Ok(200_000_000));
+        assert_eq!(go_duration("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(go_duration("-1s"), Ok(-1_000_000_000));
+        assert_eq!(go_duration("0"), Ok(0));
+        assert!(go_duration("5").is_err());
+        assert!(go_duration("").is_err());
+        assert!(go_duration("1d").is_err());
+        assert_eq!(format_go_duration(0), "0s");
+        assert_eq!(format_go_duration(500_000_000), "500ms");
+        assert_eq!(format_go_duration(1_500_000), "1.5ms");
+        assert_eq!(format_go_duration(2_500_000_000), "2.5s");
+        assert_eq!(format_go_duration(90_000_000_000), "1m30s");
+        assert_eq!(format_go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(format_go_duration(-1_000_000_000), "-1s");
     }
 }

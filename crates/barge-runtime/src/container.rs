@@ -1,8 +1,8 @@
 //! Containers on disk: `<root>/containers/<id>/` holds `meta.json` (what
 //! was asked for), `config.json` (the OCI bundle config), `state.json`
 //! (what is happening), the log, `upper/` and `work/` (the overlay's
-//! private layer), `rootfs/` (the mount point), and `hosts`, `hostname`,
-//! `resolv.conf`.
+//! private layer), `rootfs/` (the mount point), `hosts`, `hostname`,
+//! `resolv.conf`, and `health.json` (its health check's results).
 
 use crate::RuntimeError;
 use barge_oci::Digest;
@@ -122,6 +122,14 @@ pub struct Meta {
     /// `--pid` and the like (docker's HostConfig.PidMode, …).
     #[serde(flatten)]
     pub host: crate::sharing::HostModes,
+    /// The health check: the image's `Healthcheck` with `--health-*` over
+    /// it (inspect's `Config.Healthcheck`); see [`crate::health`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<barge_oci::image::Healthcheck>,
+    /// The image's `SHELL` (docker's `Config.Shell`): what runs a
+    /// `CMD-SHELL` health check; empty for `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,6 +91,8 @@ pub struct CreateOptions {
     pub devices: Vec<String>,
     /// `--privileged`.
     pub privileged: bool,
+    /// `--health-*` and `--no-healthcheck`.
+    pub health: crate::health::HealthOptions,
 }
 
 impl CreateOptions {
@@ -209,9 +211,11 @@ impl CreateOptions {
             self.privileged,
             self.runtime.as_deref(),
         )?;
+        let healthcheck = self.health.validate()?;
         Ok(Validated {
             restart,
             sharing,
+            healthcheck,
             name,
             hosts_extra,
             sysctls,
@@ -263,6 +267,8 @@ pub struct Validated {
     restart: crate::restart::RestartPolicy,
     /// `--pid` and the like: what is shared with the host or a container.
     sharing: crate::sharing::Sharing,
+    /// The user's health check, laid over the image's at create.
+    healthcheck: Option<barge_oci::image::Healthcheck>,
     options: CreateOptions,
 }
 
@@ -492,6 +498,8 @@ fn plan(image: &ImageSource<'_>, v: &Validated, facts: Facts) -> Result<Plan, Ru
         log_opts: v.log_opts.clone(),
         restart: v.restart,
         host: Default::default(),
+        healthcheck: crate::health::merge(v.healthcheck.as_ref(), cfg.healthcheck.as_ref()),
+        shell: cfg.shell.clone().unwrap_or_default(),
     };
     let capabilities = spec::capability_set(&v.capabilities)?;
     let granted = if resolved.uid == 0 {

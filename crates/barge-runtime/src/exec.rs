@@ -80,9 +80,39 @@ fn detached_io(root: &OwnedFd) -> Result<ChildIo, RuntimeError> {
     })
 }
 
+/// What a command needs to enter a running container, opened from the
+/// host: [`Runtime::exec`]'s and the health probe's one way in.
+pub(crate) struct Entry {
+    /// The container's namespaces, the mount namespace last.
+    pub(crate) namespaces: Vec<OwnedFd>,
+    /// `cgroup.procs` of the container's cgroup (none for a rootless one without).
+    pub(crate) cgroup_procs: Vec<OwnedFd>,
+    /// The command with the container's user, capabilities, seccomp filter.
+    pub(crate) plan: ProcessPlan,
+    /// The stdio of a detached command (`-d`).
+    pub(crate) detached: Option<ChildIo>,
+}
+
+impl Entry {
+    /// Starts the command in the container (see [`barge_runner::exec::spawn`]).
+    pub(crate) fn spawn(
+        self,
+        terminal: Option<(OwnedFd, OwnedFd)>,
+        io: ChildIo,
+    ) -> Result<barge_runner::Started, RuntimeError> {
+        Ok(barge_runner::exec::spawn(
+            self.cgroup_procs,
+            self.namespaces,
+            &self.plan,
+            terminal,
+            io,
+        )?)
+    }
+}
+
 impl Runtime {
-    /// Runs a command in a running container; returns its exit status.
-    pub fn exec(&self, c: &Container, o: &ExecOptions) -> Result<i32, RuntimeError> {
+    /// Opens what `o` needs to run in the running container `c`.
+    pub(crate) fn exec_entry(&self, c: &Container, o: &ExecOptions) -> Result<Entry, RuntimeError> {
         let st = c.state()?;
         let (Status::Running, Some(pid)) = (st.status, st.pid) else {
             return Err(RuntimeError::NotRunning(c.meta.name.clone()));
@@ -159,28 +189,13 @@ impl Runtime {
         }
         let detached = if o.detach { Some(detached_io(&root)?) } else { None };
         drop(root);
-        let seccomp = crate::spec::seccomp(&spec);
         let seccomp = if o.privileged {
             crate::sharing::privileged_process(&mut process)?;
             None
         } else {
-            seccomp
+            crate::spec::seccomp(&spec)
         };
         let plan = ProcessPlan::new(&process, seccomp)?.for_exec();
-        let terminal = if o.tty && !o.detach {
-            Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
-        } else {
-            None
-        };
-        // Without a terminal: pipes barge relays, never barge's own stdio.
-        let (io, streams, stdin_to) = if let Some(io) = detached {
-            (io, Vec::new(), None)
-        } else if o.tty {
-            (ChildIo::Terminal, Vec::new(), None)
-        } else {
-            stdio_pipes(o.interactive)?
-        };
-        let signals = forwarded_signals()?;
         // The command joins the container's cgroup: its limits and `stop` apply to it.
         // Fail closed: a container whose limits or device policy live in a
         // cgroup never gets a command outside it.
@@ -195,7 +210,33 @@ impl Runtime {
             }
             None => Vec::new(),
         };
-        let mut started = barge_runner::exec::spawn(cgroup_procs, namespaces, &plan, terminal, io)?;
+        Ok(Entry {
+            namespaces,
+            cgroup_procs,
+            plan,
+            detached,
+        })
+    }
+
+    /// Runs a command in a running container; returns its exit status.
+    pub fn exec(&self, c: &Container, o: &ExecOptions) -> Result<i32, RuntimeError> {
+        let mut entry = self.exec_entry(c, o)?;
+        let detached = entry.detached.take();
+        let terminal = if o.tty && !o.detach {
+            Some(barge_runner::terminal::socketpair().map_err(io_err("creating a socket pair"))?)
+        } else {
+            None
+        };
+        // Without a terminal: pipes barge relays, never barge's own stdio.
+        let (io, streams, stdin_to) = if let Some(io) = detached {
+            (io, Vec::new(), None)
+        } else if o.tty {
+            (ChildIo::Terminal, Vec::new(), None)
+        } else {
+            stdio_pipes(o.interactive)?
+        };
+        let signals = forwarded_signals()?;
+        let mut started = entry.spawn(terminal, io)?;
         if o.detach {
             // The waiting process outlives barge; init reaps it.
             return Ok(0);

@@ -10,8 +10,9 @@
 //! credentials, the [`seccomp`] filter, `execve`), or `--runtime runc` with
 //! the same bundle. [`monitor`] is the process that waits for a container,
 //! keeps its log ([`logs`]) and records its exit; [`exec`] runs a command
-//! in a running one; [`stats`] samples its usage; [`update`] changes its
-//! limits and restart policy.
+//! in a running one; [`health`] probes it as its health check asks;
+//! [`stats`] samples its usage; [`update`] changes its limits and restart
+//! policy.
 //!
 //! It is not for pulling or storing images (`barge-engine`, `barge-store`),
 //! and it never writes into a snapshot: snapshots are shared lower layers.
@@ -21,6 +22,7 @@
 pub mod container;
 mod create;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod limits;
 pub mod logs;

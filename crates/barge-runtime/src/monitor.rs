@@ -120,7 +120,7 @@ pub(crate) struct Outputs {
 }
 
 /// Exit status of a reaped child: its code, or 128 + the signal.
-fn exit_code(status: rustix::process::WaitStatus) -> i32 {
+pub(crate) fn exit_code(status: rustix::process::WaitStatus) -> i32 {
     match (status.exit_status(), status.terminating_signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
@@ -391,6 +391,9 @@ impl Runtime {
     }
 
     fn relay_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+        // Forked first, while barge is single-threaded and holds none of
+        // the container's descriptors; stopped before the exit is recorded.
+        let prober = self.fork_prober(c);
         // With a terminal, signals are always the container's (docker's
         // --sig-proxy is for non-TTY mode): barge is never killed by one
         // while the operator's terminal is in raw mode, so it is restored.
@@ -440,6 +443,7 @@ impl Runtime {
             };
             relay(&started, out, streams, stdin_to, signals.as_ref(), None)
         };
+        drop(prober);
         self.finish(c, result)
     }
 
@@ -566,6 +570,7 @@ impl Runtime {
                 }
             }
             let began = Instant::now();
+            let prober = self.fork_prober(c);
             let code = match self.start_logged(c) {
                 Ok((started, streams, master, log)) => {
                     tell(&mut ready, Ok(()));
@@ -582,6 +587,7 @@ impl Runtime {
                         master.as_ref(),
                     );
                     drop(master);
+                    drop(prober);
                     match self.finish(c, code) {
                         Ok(code) => code,
                         Err(_) => return 1,

@@ -470,6 +470,22 @@ pub fn busybox_store(
     Some((reg, b, image))
 }
 
+/// [`busybox_store`] for rootless barge: `user`'s store (see
+/// [`crate::Barge::as_user`]) with busybox pulled, or `None` (a failure
+/// under CI) without root and the tools rootless barge needs.
+pub fn busybox_store_as(user_name: &str, subordinate: u32) -> Option<(Registry, crate::Barge, crate::User, String)> {
+    if !crate::require_root_and(&["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"]) {
+        return None;
+    }
+    let user = crate::User::ensure(user_name, Some(subordinate));
+    let reg = Registry::anonymous();
+    busybox_image(&reg, "busybox", "latest", &[], |_| {});
+    let b = crate::Barge::as_user(&user);
+    let image = format!("{}/busybox", reg.host());
+    b.ok(&["pull", "-q", &image]);
+    Some((reg, b, user, image))
+}
+
 /// A static program built once per test process from `helpers/NAME.c`,
 /// alone in a directory of its own (so that it can be bound as a volume).
 fn static_helper(name: &str) -> std::path::PathBuf {

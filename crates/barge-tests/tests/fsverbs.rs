@@ -505,15 +505,9 @@ fn commit_runs_and_pushes() {
 /// a stopped one (its layers mounted in the user's namespace, `userxattr`).
 #[test]
 fn cp_as_a_user() {
-    if !barge_tests::require_root_and(&["docker-registry", "umoci", "skopeo", "runuser", "useradd", "newuidmap"]) {
+    let Some((_reg, b, user, image)) = barge_tests::image::busybox_store_as("barge-rootless", 600000) else {
         return;
-    }
-    let user = barge_tests::User::ensure("barge-rootless", Some(600000));
-    let reg = Registry::anonymous();
-    barge_tests::image::busybox_image(&reg, "busybox", "latest", &[], |_| {});
-    let b = Barge::as_user(&user);
-    let image = format!("{}/busybox", reg.host());
-    b.ok(&["pull", "-q", &image]);
+    };
     let host = tempfile::tempdir().unwrap();
     user.give(host.path());
     let f = host.path().join("mine");

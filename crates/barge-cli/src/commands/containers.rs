@@ -11,6 +11,7 @@ use crate::failure::{Context, Failure};
 use crate::format::{self, tabulate, Template};
 use barge_oci::{Digest, Reference};
 use barge_runtime::exec::ExecOptions;
+use barge_runtime::health::{self, Health};
 use barge_runtime::monitor::Foreground;
 use barge_runtime::spec::PosixRlimitType;
 use barge_runtime::{Container, CreateOptions, Network, Runtime, RuntimeError, State, Status, Validated};
@@ -135,6 +136,7 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         ipc: a.sharing.ipc.clone(),
         devices: a.sharing.device.clone(),
         privileged: a.sharing.privileged,
+        health: a.health.options(),
     })
 }
 
@@ -533,14 +535,18 @@ pub(super) fn state_name(rt: &Runtime, c: &Container, st: &State) -> &'static st
     }
 }
 
-pub(super) fn status_text(st: &State, now: i64, paused: bool) -> String {
+pub(super) fn status_text(st: &State, now: i64, paused: bool, health: Option<&Health>) -> String {
     let secs = |t: &Option<String>| t.as_deref().and_then(barge_oci::time::parse_rfc3339).map(|t| t.0);
     match st.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
             "Up {}{}",
             format::human_duration(now - secs(&st.started_at).unwrap_or(now)),
-            if paused { " (Paused)" } else { "" }
+            match (paused, health) {
+                (true, _) => " (Paused)".to_string(),
+                (false, Some(h)) => format!(" ({})", h.status.ps_text()),
+                (false, None) => String::new(),
+            }
         ),
         Status::Exited if st.restarting => format!(
             "Restarting ({}) {} ago",
@@ -671,8 +677,7 @@ impl PsFilter {
                                 .is_some_and(|e| e.contains_key(&key))
                         })
                 }),
-                // barge runs no health checks yet: every container's is none.
-                "health" => v == "none",
+                "health" => health::current(c, st).map_or("none", |h| h.status.name()) == v,
                 "isolation" => v == "default",
                 "is-task" => v == "false",
                 _ => false,
@@ -766,7 +771,7 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 "RunningFor": format::since(Some(&c.meta.created), now),
                 "Size": size,
                 "State": state_name(&rt, c, st),
-                "Status": status_text(st, now, state_name(&rt, c, st) == "paused"),
+                "Status": status_text(st, now, state_name(&rt, c, st) == "paused", health::current(c, st).as_ref()),
             })
         })
         .collect();
@@ -961,7 +966,7 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         .and_then(|s| s.process().as_ref())
         .and_then(|p| p.rlimits().clone())
         .unwrap_or_default();
-    let mut v = json!({
+    let mut out = json!({
         "Id": c.meta.id,
         "Created": c.meta.created,
         "Path": c.meta.path,
@@ -1055,10 +1060,20 @@ pub fn inspect_json(rt: &Runtime, c: &Container) -> Value {
         "SizeRootFs": c.size() + image_size,
         "NetworkSettings": network_settings(c, &st),
     });
-    if let Some(h) = v["HostConfig"].as_object_mut() {
+    if let Some(h) = out["HostConfig"].as_object_mut() {
         h.extend(super::nsflags::host_config(c, spec.as_ref()));
     }
-    v
+    // Both absent without a health check, as docker leaves them out.
+    if let Some(h) = health::current(c, &st) {
+        out["State"]["Health"] = json!(h);
+    }
+    if let Some(h) = &c.meta.healthcheck {
+        out["Config"]["Healthcheck"] = json!(h);
+    }
+    if !c.meta.shell.is_empty() {
+        out["Config"]["Shell"] = json!(c.meta.shell);
+    }
+    out
 }
 
 fn network_mode(c: &Container) -> String {

@@ -273,7 +273,7 @@ fn df_verbose(
                 "LocalVolumes": c.meta.volumes.len().to_string(),
                 "Size": format::human_size(*size),
                 "RunningFor": format::since(Some(&c.meta.created), now),
-                "Status": containers::status_text(st, now, paused),
+                "Status": containers::status_text(st, now, paused, barge_runtime::health::current(c, st).as_ref()),
                 "Names": c.meta.name,
             })
         })
