@@ -286,6 +286,11 @@ impl Runtime {
     /// Removes a stopped container's files. Callers stop it first.
     pub fn remove(&self, c: &Container) -> Result<(), RuntimeError> {
         let _lock = self.lock()?;
+        // Removed meanwhile (an `--rm` container's monitor and `rm -f`
+        // both remove it): done.
+        if std::fs::symlink_metadata(&c.dir).is_err() {
+            return Ok(());
+        }
         if c.meta.runtime.is_some() {
             runner::external_cleanup(c);
         }

@@ -591,6 +591,14 @@ fn rm_of_a_running_container_needs_force_and_rm_flag_removes() {
     assert_eq!(b.ok(&["ps", "-aq"]), "");
     b.ok(&["run", "-d", "--rm", "--name", "gone2", &image, "true"]);
     wait_until("--rm of a detached container", || b.ok(&["ps", "-aq"]).is_empty());
+    // rm -f of a running --rm container: its monitor removes it as it
+    // dies, and rm -f still succeeds, printing the name as docker does.
+    for i in 0..3 {
+        let name = format!("rmrace{i}");
+        b.ok(&["run", "-d", "--rm", "--name", &name, &image, "sleep", "30"]);
+        assert_eq!(b.ok(&["rm", "-f", &name]), format!("{name}\n"));
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
 
 #[test]
