@@ -17,6 +17,7 @@
 //! It makes no raw system call: those are `barge-runner`'s `sys`.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod container;
 mod create;
 pub mod exec;
@@ -88,6 +89,8 @@ pub enum RuntimeError {
     BadVolume(String),
     #[error("the process did not start: {message}")]
     Start { code: i32, message: String },
+    #[error(transparent)]
+    Attach(#[from] attach::AttachError),
     #[error("OCI runtime {runtime}: {message}")]
     External { runtime: String, message: String },
     #[error("invalid signal {0:?}")]

@@ -5,6 +5,7 @@
 //! monitor also keeps the container's restart policy ([`crate::restart`]);
 //! a foreground run whose container is due a restart hands it to one.
 
+use crate::attach::{Hub, Request, Slot};
 use crate::container::{Container, State, Status};
 use crate::logs::{LineWriter, LogDriver, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
@@ -197,21 +198,55 @@ pub(crate) fn stdio_pipes(stdin: bool) -> Result<(ChildIo, Streams, Option<Stdin
     ))
 }
 
+/// What a monitor's relay serves besides its own stdio.
+#[derive(Default)]
+pub(crate) struct Attachments {
+    /// The attach socket and its clients.
+    pub(crate) hub: Option<Hub>,
+    /// Do not read barge's own stdin (a detached monitor's is /dev/null):
+    /// the container's stdin is fed by attached clients only.
+    pub(crate) no_own_stdin: bool,
+}
+
 /// The relay loop: until the container exits and its output ends.
 pub(crate) fn relay(
     started: &Started,
     out: Outputs,
     streams: Streams,
-    mut stdin_to: Option<StdinTo<'_>>,
+    stdin_to: Option<StdinTo<'_>>,
     signals: Option<&SignalFd>,
     pty_master: Option<&OwnedFd>,
 ) -> i32 {
-    let mut log = out.log;
+    relay_with(
+        started,
+        out,
+        streams,
+        stdin_to,
+        signals,
+        pty_master,
+        Attachments::default(),
+    )
+    .0
+}
+
+/// [`relay`], serving attach clients as `more` says; returns the exit
+/// status and the clients, to be told it once recorded.
+pub(crate) fn relay_with(
+    started: &Started,
+    mut out: Outputs,
+    streams: Streams,
+    mut stdin_to: Option<StdinTo<'_>>,
+    signals: Option<&SignalFd>,
+    pty_master: Option<&OwnedFd>,
+    more: Attachments,
+) -> (i32, Option<Hub>) {
+    let Attachments { mut hub, no_own_stdin } = more;
+    let mut log = out.log.take();
     let mut writers: Vec<LineWriter> = streams.iter().map(|(_, s)| LineWriter::new(s)).collect();
     let (mut readers, names): (Vec<Option<OwnedFd>>, Vec<&str>) =
         streams.into_iter().map(|(fd, name)| (Some(fd), name)).unzip();
     let mut open: Vec<bool> = vec![true; readers.len()];
-    let mut stdin_open = stdin_to.is_some();
+    let mut stdin_open = stdin_to.is_some() && !no_own_stdin;
     // Input read but not yet taken by the container's stdin pipe.
     let mut pending: Vec<u8> = Vec::new();
     let mut exit: Option<i32> = None;
@@ -237,18 +272,31 @@ pub(crate) fn relay(
             fds.push(PollFd::new(sig, PollFlags::IN));
             kinds.push((2, 0));
         }
-        if stdin_open && exit.is_none() {
+        if exit.is_none() {
             match (&stdin_to, pending.is_empty()) {
                 (Some(StdinTo::Pipe(to)), false) => {
                     fds.push(PollFd::new(to, PollFlags::OUT));
                     kinds.push((4, 0));
                 }
-                _ => {
+                _ if stdin_open => {
                     fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
                     kinds.push((3, 0));
                 }
+                _ => {}
             }
         }
+        let slots: Vec<Slot> = match &hub {
+            Some(h) => h
+                .poll_list()
+                .into_iter()
+                .map(|(fd, flags, slot)| {
+                    fds.push(PollFd::from_borrowed_fd(fd, flags));
+                    kinds.push((5, 0));
+                    slot
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         // After the exit, wait briefly for the last output; a process that escaped the PID namespace cannot keep us.
         let timeout = exit.map(|_| rustix::event::Timespec { tv_sec: 2, tv_nsec: 0 });
         match poll(&mut fds, timeout.as_ref()) {
@@ -257,10 +305,20 @@ pub(crate) fn relay(
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
         }
+        let mut slot = 0;
         let ready: Vec<(u8, usize, PollFlags)> = fds
             .iter()
             .zip(kinds.iter())
-            .map(|(f, (k, i))| (*k, *i, f.revents()))
+            .map(|(f, (k, i))| {
+                // A hub's descriptors are numbered by their slot.
+                let i = if *k == 5 {
+                    slot += 1;
+                    slot - 1
+                } else {
+                    *i
+                };
+                (*k, i, f.revents())
+            })
             .collect();
         drop(fds);
         for (kind, i, rev) in ready {
@@ -299,6 +357,9 @@ pub(crate) fn relay(
                         if let Some(l) = log.as_mut() {
                             writers[i].push(&buf[..n], l);
                         }
+                        if let Some(h) = hub.as_mut() {
+                            h.broadcast(names[i], &buf[..n]);
+                        }
                     }
                     Some(Err(rustix::io::Errno::INTR)) | Some(Err(rustix::io::Errno::AGAIN)) => {}
                     Some(Err(_)) => open[i] = false,
@@ -323,14 +384,24 @@ pub(crate) fn relay(
                             stdin_to = None;
                         }
                     }
-                    Ok(n) => match &stdin_to {
-                        Some(StdinTo::Pty(to)) => {
-                            let _ = rustix::io::write(to, &buf[..n]);
-                        }
-                        Some(StdinTo::Pipe(_)) => pending.extend_from_slice(&buf[..n]),
-                        None => {}
-                    },
+                    Ok(n) => feed_stdin(&stdin_to, &mut pending, &buf[..n]),
                 },
+                5 => {
+                    let Some(h) = hub.as_mut() else { continue };
+                    for asked in h.ready(slots[i], rev) {
+                        match asked {
+                            Request::Stdin(data) => feed_stdin(&stdin_to, &mut pending, &data),
+                            Request::Resize(ws) => {
+                                if let Some(m) = pty_master {
+                                    let _ = rustix::termios::tcsetwinsize(m, ws);
+                                }
+                            }
+                            Request::Signal(sig) => {
+                                let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
+                            }
+                        }
+                    }
+                }
                 _ => {
                     if let Some(StdinTo::Pipe(to)) = &stdin_to {
                         match rustix::io::write(to, &pending) {
@@ -355,7 +426,18 @@ pub(crate) fn relay(
             w.finish(l);
         }
     }
-    exit.unwrap_or(255)
+    (exit.unwrap_or(255), hub)
+}
+
+/// Input for the container: to its terminal now, or queued for its pipe.
+fn feed_stdin(to: &Option<StdinTo<'_>>, pending: &mut Vec<u8>, data: &[u8]) {
+    match to {
+        Some(StdinTo::Pty(to)) => {
+            let _ = rustix::io::write(to, data);
+        }
+        Some(StdinTo::Pipe(_)) => pending.extend_from_slice(data),
+        None => {}
+    }
 }
 
 /// The container's log, rotated as its `--log-opt`s say; none with
@@ -399,7 +481,7 @@ impl Runtime {
             None
         };
         let keep_log = !c.meta.auto_remove;
-        let result = if c.meta.tty {
+        let (result, hub) = if c.meta.tty {
             let started = runner::start(c, ChildIo::Terminal);
             let mut started = self.started(c, started)?;
             let master = started
@@ -419,13 +501,17 @@ impl Runtime {
             };
             let read_end = master.try_clone().map_err(|e| io_err("cloning the terminal")(e))?;
             let stdin_to = c.meta.open_stdin.then_some(StdinTo::Pty(&master));
-            relay(
+            relay_with(
                 &started,
                 out,
                 vec![(read_end, "stdout")],
                 stdin_to,
                 signals.as_ref(),
                 Some(&master),
+                Attachments {
+                    hub: Hub::listen(c).ok(),
+                    no_own_stdin: false,
+                },
             )
         } else {
             // Pipes relayed by barge, never barge's own stdio: a file or
@@ -437,9 +523,24 @@ impl Runtime {
                 to_stderr: fg.stderr,
                 log: if keep_log { open_log(c)? } else { None },
             };
-            relay(&started, out, streams, stdin_to, signals.as_ref(), None)
+            relay_with(
+                &started,
+                out,
+                streams,
+                stdin_to,
+                signals.as_ref(),
+                None,
+                Attachments {
+                    hub: Hub::listen(c).ok(),
+                    no_own_stdin: false,
+                },
+            )
         };
-        self.finish(c, result)
+        let code = self.finish(c, result)?;
+        if let Some(h) = hub {
+            h.exited(code);
+        }
+        Ok(code)
     }
 
     /// Records a start (or its failure, removing an `--rm` container).
@@ -563,9 +664,19 @@ impl Runtime {
             }
             let began = Instant::now();
             let code = match self.start_logged(c) {
-                Ok((started, streams, master, log)) => {
+                Ok((started, streams, master, log, stdin_pipe)) => {
+                    // Listening before the caller hears of the start: an
+                    // `attach` right after `run -d` finds the socket.
+                    let hub = Hub::listen(c).ok();
                     tell(&mut ready, Ok(()));
-                    let code = relay(
+                    // Attach clients feed an open stdin: the terminal, or a pipe
+                    // that stays open while no client writes.
+                    let stdin_to = match (&master, stdin_pipe) {
+                        (Some(m), _) if c.meta.open_stdin => Some(StdinTo::Pty(m)),
+                        (_, Some(p)) => Some(p),
+                        _ => None,
+                    };
+                    let (code, hub) = relay_with(
                         &started,
                         Outputs {
                             to_stdout: false,
@@ -573,15 +684,23 @@ impl Runtime {
                             log,
                         },
                         streams,
-                        None,
+                        stdin_to,
                         None,
                         master.as_ref(),
+                        Attachments {
+                            hub,
+                            no_own_stdin: true,
+                        },
                     );
                     drop(master);
-                    match self.finish(c, code) {
+                    let code = match self.finish(c, code) {
                         Ok(code) => code,
                         Err(_) => return 1,
+                    };
+                    if let Some(h) = hub {
+                        h.exited(code);
                     }
+                    code
                 }
                 // The first start's failure is the caller's to report; a
                 // restart's is recorded (`started`) and counts as an exit.
@@ -604,7 +723,16 @@ impl Runtime {
     fn start_logged(
         &self,
         c: &Container,
-    ) -> Result<(Started, Streams, Option<OwnedFd>, Option<LogFile>), RuntimeError> {
+    ) -> Result<
+        (
+            Started,
+            Streams,
+            Option<OwnedFd>,
+            Option<LogFile>,
+            Option<StdinTo<'static>>,
+        ),
+        RuntimeError,
+    > {
         let log = open_log(c)?;
         if c.meta.tty {
             let mut s = self.started(c, runner::start(c, ChildIo::Terminal))?;
@@ -613,10 +741,10 @@ impl Runtime {
                 .take()
                 .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
             let read_end = master.try_clone().map_err(io_err("cloning the terminal"))?;
-            Ok((s, vec![(read_end, "stdout")], Some(master), log))
+            Ok((s, vec![(read_end, "stdout")], Some(master), log, None))
         } else {
-            let (io, streams, _) = stdio_pipes(false)?;
-            Ok((self.started(c, runner::start(c, io))?, streams, None, log))
+            let (io, streams, stdin_to) = stdio_pipes(c.meta.open_stdin)?;
+            Ok((self.started(c, runner::start(c, io))?, streams, None, log, stdin_to))
         }
     }
 
