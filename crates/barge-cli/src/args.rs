@@ -541,6 +541,8 @@ pub enum ContainerVerb {
     Wait(ContainersArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Execute a command in a running container
     #[command(override_usage = "barge exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
@@ -1384,4 +1386,18 @@ pub struct CommitArgs {
     pub container: String,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    pub container: String,
 }

@@ -1,0 +1,305 @@
+//! `attach` and the detach keys: through the real binary, on a terminal
+//! made by script(1) where docker would have one.
+
+use barge_tests::image::busybox_store;
+use barge_tests::registry::Registry;
+use barge_tests::{read_past_line, require, wait_until, Barge};
+use barge_tests::{stderr_of as err, stdout_of as out};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn setup() -> Option<(Registry, Barge, String)> {
+    busybox_store(&[], &[], |_| {})
+}
+
+fn inspect(b: &Barge, c: &str, field: &str) -> String {
+    b.ok(&["inspect", "--format", field, c]).trim().to_string()
+}
+
+/// A command on a terminal (script(1)): what it shows, and its keyboard.
+struct Screen {
+    child: Child,
+    keys: ChildStdin,
+    shown: Arc<Mutex<String>>,
+}
+
+impl Screen {
+    fn start(mut cmd: Command) -> Screen {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1)");
+        let keys = child.stdin.take().expect("piped stdin");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let shown = Arc::new(Mutex::new(String::new()));
+        let sink = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Screen { child, keys, shown }
+    }
+
+    fn text(&self) -> String {
+        self.shown.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, what: &str) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(what) {
+            assert!(Instant::now() < end, "no {what:?} on the screen:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_(&mut self, keys: &[u8]) {
+        self.keys.write_all(keys).expect("typing");
+        self.keys.flush().expect("typing");
+    }
+
+    /// Its exit status, within 30 s.
+    fn exit(mut self) -> (i32, String) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("waiting") {
+                std::thread::sleep(Duration::from_millis(200));
+                return (st.code().unwrap_or(-1), self.text());
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("still running:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `barge attach ARGS…` with its stdio piped.
+fn spawn_attach(b: &Barge, args: &[&str]) -> Child {
+    b.command()
+        .arg("attach")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("barge attach")
+}
+
+fn log_lines(b: &Barge, c: &str) -> usize {
+    b.ok(&["logs", c]).lines().count()
+}
+
+#[test]
+fn attach_shows_new_output_apart_and_passes_the_exit_code() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let script = "i=0; while [ ! -e /tmp/stop ]; do echo tick $i; i=$((i+1)); sleep 0.2; done; echo bye >&2; exit 7";
+    b.ok(&["run", "-d", "--name", "ticker", &image, "sh", "-c", script]);
+    wait_until("a few ticks logged", || b.ok(&["logs", "ticker"]).contains("tick 3"));
+    let mut client = spawn_attach(&b, &["ticker"]);
+    drop(client.stdin.take());
+    let mut reader = read_past_line(&mut client, &format!("tick {}", log_lines(&b, "ticker") + 2));
+    b.ok(&["exec", "ticker", "touch", "/tmp/stop"]);
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let o = client.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(7), "the container's status: {rest}");
+    assert!(!rest.contains("bye"), "stderr stays apart: {rest}");
+    assert_eq!(err(&o), "bye\n");
+    assert_eq!(
+        inspect(&b, "ticker", "{{.State.ExitCode}}"),
+        "7",
+        "recorded before attach returns"
+    );
+}
+
+#[test]
+fn attach_relays_stdin_and_several_clients_see_the_output() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["run", "-di", "--name", "cat", &image, "cat"]);
+    let mut watcher = spawn_attach(&b, &["--no-stdin", "cat"]);
+    let mut typist = spawn_attach(&b, &["cat"]);
+    // Both connected (the monitor accepts them as they come).
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut keys = typist.stdin.take().unwrap();
+    keys.write_all(b"hello through attach\n").unwrap();
+    keys.flush().unwrap();
+    let mut typed = read_past_line(&mut typist, "hello through attach");
+    let _seen = read_past_line(&mut watcher, "hello through attach");
+    // Without a terminal the detach keys are data, as docker's.
+    keys.write_all(b"keys \x10\x11 pass\n").unwrap();
+    keys.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut typed, &mut line).unwrap();
+    assert_eq!(line, "keys \x10\x11 pass\n");
+    // The watcher's stdin is not the container's.
+    watcher.stdin.take().unwrap().write_all(b"not relayed\n").unwrap();
+    // The typist leaving (end of input) leaves the container's stdin open.
+    drop(keys);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&b, "cat", "{{.State.Status}}"), "running");
+    b.ok(&["kill", "cat"]);
+    assert_eq!(typist.wait().unwrap().code(), Some(137));
+    assert_eq!(watcher.wait().unwrap().code(), Some(137));
+    let logs = b.ok(&["logs", "cat"]);
+    assert_eq!(logs, "hello through attach\nkeys \x10\x11 pass\n");
+}
+
+#[test]
+fn attach_with_a_terminal_detaches_on_ctrl_p_ctrl_q() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require("script", barge_tests::have_tool("script")) {
+        return;
+    }
+    let script = "while true; do echo tick; sleep 0.2; done";
+    b.ok(&["run", "-dit", "--name", "tty", &image, "sh", "-c", script]);
+    let mut s = Screen::start(b.on_terminal("attach tty"));
+    s.wait_for("tick");
+    s.type_(b"\x10\x11");
+    let (code, screen) = s.exit();
+    assert_eq!(code, 1, "docker 20.10's attach: {screen}");
+    assert!(screen.contains("read escape sequence"), "{screen}");
+    assert_eq!(inspect(&b, "tty", "{{.State.Running}}"), "true");
+    let before = log_lines(&b, "tty");
+    wait_until("the log grows", || log_lines(&b, "tty") > before + 2);
+    // The window size reaches the container's terminal.
+    let mut s = Screen::start(b.on_terminal("attach --detach-keys ctrl-a,x tty"));
+    s.wait_for("tick");
+    s.type_(b"\x01x");
+    assert_eq!(s.exit().0, 1);
+    b.ok(&["rm", "-f", "tty"]);
+}
+
+#[test]
+fn run_i_without_a_terminal_keeps_its_exit_code_and_stdin() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let o = b.run_with_stdin(&["run", "--rm", "-i", &image, "sh", "-c", "cat; exit 5"], "piped in\n");
+    assert_eq!(o.status.code(), Some(5), "{}", err(&o));
+    assert_eq!(out(&o), "piped in\n");
+    // A foreground run's start failure is reported as before.
+    let o = b.run_with_stdin(&["run", "--rm", "-i", &image, "/no/such/binary"], "");
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert!(err(&o).contains("/no/such/binary"), "{}", err(&o));
+}
+
+/// barge with `args` fails with `code` and says `message`.
+fn fails_with(b: &Barge, args: &[&str], code: i32, message: &str) {
+    let o = b.run(args);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", err(&o));
+    assert!(err(&o).contains(message), "{args:?}: {}", err(&o));
+}
+
+#[test]
+fn attach_errors_as_docker() {
+    let Some((_reg, b, image)) = setup() else { return };
+    b.ok(&["create", "--name", "idle", &image, "true"]);
+    fails_with(
+        &b,
+        &["attach", "idle"],
+        1,
+        "You cannot attach to a stopped container, start it first",
+    );
+    fails_with(
+        &b,
+        &["attach", "--detach-keys", "ctrl-1", "idle"],
+        1,
+        "Invalid detach keys (ctrl-1) provided",
+    );
+    b.ok(&["run", "-d", "--name", "frozen", &image, "sleep", "30"]);
+    b.ok(&["pause", "frozen"]);
+    fails_with(
+        &b,
+        &["attach", "frozen"],
+        1,
+        "You cannot attach to a paused container, unpause it first",
+    );
+    b.ok(&["rm", "-f", "frozen"]);
+    fails_with(&b, &["attach", "nosuch"], 1, "No such container: nosuch");
+}
+
+/// The socket is the store user's alone: another user cannot reach it,
+/// and one let through the file's mode is dropped by its uid
+/// (SO_PEERCRED) before anything it sends reaches the container.
+#[test]
+fn another_user_cannot_use_the_attach_socket() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !barge_tests::require_root_and(&["perl"]) {
+        return;
+    }
+    let id = b
+        .ok(&["run", "-di", "--name", "guarded", &image, "cat"])
+        .trim()
+        .to_string();
+    let dir = b.root().join("containers").join(&id);
+    let sock = dir.join("attach.sock");
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::metadata(&sock).expect("the attach socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(!b
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("rootfs/attach.sock")
+        .exists());
+    // From the container's directory (entered as root), nobody connects
+    // and sends a frame of input; then reads until the monitor hangs up.
+    let probe = r#"
+        use IO::Socket::UNIX; use POSIX; $SIG{PIPE} = "IGNORE";
+        chdir($ARGV[0]) or die "chdir: $!";
+        POSIX::setgid(65534); POSIX::setuid(65534) or die "setuid: $!";
+        my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => "attach.sock");
+        if (!$s) { print "refused: $!\n"; exit 0; }
+        my $msg = "pwned\n";
+        syswrite($s, "i" . pack("N", length $msg) . $msg);
+        my $n = sysread($s, my $buf, 100);
+        my $gone = !defined($n) || $n == 0;
+        print $gone ? "dropped\n" : "answered: $buf\n";
+    "#;
+    let run_probe = || {
+        let o = Command::new("perl").args(["-e", probe]).arg(&dir).output().unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        out(&o)
+    };
+    assert!(run_probe().starts_with("refused: Permission denied"));
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(run_probe(), "dropped\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.ok(&["logs", "guarded"]), "", "nothing of nobody's reached cat");
+    b.ok(&["rm", "-f", "guarded"]);
+}
+
+/// A client that does not read holds up neither the container nor its
+/// log: once its queue is full it is disconnected.
+#[test]
+fn a_client_that_does_not_read_is_dropped() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let script = "read go; seq 1 1000000; echo done-flood; sleep 60";
+    b.ok(&["run", "-di", "--name", "flood", &image, "sh", "-c", script]);
+    let stalled = spawn_attach(&b, &["--no-stdin", "flood"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // The flood starts once the stalled client is attached.
+    let mut feeder = spawn_attach(&b, &["flood"]);
+    // It reads nothing of its own: its output goes nowhere.
+    drop(feeder.stdout.take());
+    feeder.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    wait_until("the whole flood logged", || {
+        b.ok(&["logs", "--tail", "1", "flood"]) == "done-flood\n"
+    });
+    // The stalled client's output ends short of it: it was dropped.
+    let o = stalled.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("closed the connection"), "{}", err(&o));
+    assert!(!out(&o).contains("done-flood"));
+    b.ok(&["rm", "-f", "flood"]);
+    let _ = feeder.wait();
+}
