@@ -89,6 +89,9 @@ pub enum RuntimeError {
     BadVolume(String),
     #[error("the process did not start: {message}")]
     Start { code: i32, message: String },
+    /// A failure the forked monitor of a foreground run reported, as it said it.
+    #[error("{message}")]
+    Relayed { code: i32, message: String },
     #[error(transparent)]
     Attach(#[from] attach::AttachError),
     #[error("OCI runtime {runtime}: {message}")]
@@ -149,7 +152,7 @@ impl RuntimeError {
     /// cannot be executed, 127 for one not found, 125 for anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::Start { code, .. } => *code,
+            RuntimeError::Start { code, .. } | RuntimeError::Relayed { code, .. } => *code,
             _ => 125,
         }
     }

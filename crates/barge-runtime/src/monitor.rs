@@ -5,7 +5,7 @@
 //! monitor also keeps the container's restart policy ([`crate::restart`]);
 //! a foreground run whose container is due a restart hands it to one.
 
-use crate::attach::{Hub, Request, Slot};
+use crate::attach::{Escape, Hub, Request, Slot};
 use crate::container::{Container, State, Status};
 use crate::logs::{LineWriter, LogDriver, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 /// How a foreground container talks to the user.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Foreground {
     /// Forward barge's signals to the container (docker's `--sig-proxy`).
     pub sig_proxy: bool,
@@ -28,6 +28,10 @@ pub struct Foreground {
     pub stdout: bool,
     /// Copy the container's stderr to barge's own (`-a stderr`).
     pub stderr: bool,
+    /// The keys that detach barge from a container with an open stdin,
+    /// leaving it running (parsed `--detach-keys`; docker's default when
+    /// `None`).
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 impl Foreground {
@@ -37,6 +41,7 @@ impl Foreground {
             sig_proxy,
             stdout: true,
             stderr: true,
+            detach_keys: None,
         }
     }
 }
@@ -203,9 +208,39 @@ pub(crate) fn stdio_pipes(stdin: bool) -> Result<(ChildIo, Streams, Option<Stdin
 pub(crate) struct Attachments {
     /// The attach socket and its clients.
     pub(crate) hub: Option<Hub>,
+    /// A foreground relay that may detach (barge's forked monitor).
+    pub(crate) detach: Option<Detach>,
     /// Do not read barge's own stdin (a detached monitor's is /dev/null):
     /// the container's stdin is fed by attached clients only.
     pub(crate) no_own_stdin: bool,
+}
+
+/// A foreground monitor's way out: its detach keys, the link to the barge
+/// that waits for it, and the operator's terminal mode to restore.
+pub(crate) struct Detach {
+    escape: Escape,
+    link: Option<std::os::unix::net::UnixStream>,
+    raw: Option<RawMode<rustix::fd::BorrowedFd<'static>>>,
+}
+
+impl Detach {
+    /// Leaves the operator's terminal (restored) and session, then tells
+    /// the waiting barge, which returns; the relay goes on to the log and
+    /// attached clients.
+    fn now(&mut self, out: &mut Outputs) {
+        self.raw.take();
+        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+            let _ = rustix::stdio::dup2_stdin(&null);
+            let _ = rustix::stdio::dup2_stdout(&null);
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+        let _ = rustix::process::setsid();
+        if let Some(mut link) = self.link.take() {
+            let _ = link.write_all(b"d");
+        }
+        out.to_stdout = false;
+        out.to_stderr = false;
+    }
 }
 
 /// The relay loop: until the container exits and its output ends.
@@ -229,8 +264,8 @@ pub(crate) fn relay(
     .0
 }
 
-/// [`relay`], serving attach clients as `more` says; returns the exit
-/// status and the clients, to be told it once recorded.
+/// [`relay`], serving attach clients and detaching as `more` says;
+/// returns the exit status and the clients, to be told it once recorded.
 pub(crate) fn relay_with(
     started: &Started,
     mut out: Outputs,
@@ -240,7 +275,11 @@ pub(crate) fn relay_with(
     pty_master: Option<&OwnedFd>,
     more: Attachments,
 ) -> (i32, Option<Hub>) {
-    let Attachments { mut hub, no_own_stdin } = more;
+    let Attachments {
+        mut hub,
+        mut detach,
+        no_own_stdin,
+    } = more;
     let mut log = out.log.take();
     let mut writers: Vec<LineWriter> = streams.iter().map(|(_, s)| LineWriter::new(s)).collect();
     let (mut readers, names): (Vec<Option<OwnedFd>>, Vec<&str>) =
@@ -297,6 +336,10 @@ pub(crate) fn relay_with(
                 .collect(),
             None => Vec::new(),
         };
+        if let Some(link) = detach.as_ref().and_then(|d| d.link.as_ref()) {
+            fds.push(PollFd::new(link, PollFlags::IN));
+            kinds.push((6, 0));
+        }
         // After the exit, wait briefly for the last output; a process that escaped the PID namespace cannot keep us.
         let timeout = exit.map(|_| rustix::event::Timespec { tv_sec: 2, tv_nsec: 0 });
         match poll(&mut fds, timeout.as_ref()) {
@@ -365,12 +408,21 @@ pub(crate) fn relay_with(
                     Some(Err(_)) => open[i] = false,
                 },
                 2 => {
-                    while let Some(sig) = signals.and_then(SignalFd::read) {
+                    while let Some((sig, from)) = signals.and_then(SignalFd::read_from) {
+                        // A foreground monitor forwards what the barge that
+                        // waits for it sends (the terminal signals both).
+                        let forward = match &detach {
+                            Some(d) if d.link.is_some() => {
+                                from == rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+                            }
+                            Some(_) => false,
+                            None => true,
+                        };
                         if sig == Signal::WINCH.as_raw() {
                             if let Some(m) = pty_master {
                                 copy_window_size(rustix::stdio::stdin(), m);
                             }
-                        } else {
+                        } else if forward {
                             let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
                         }
                     }
@@ -384,7 +436,17 @@ pub(crate) fn relay_with(
                             stdin_to = None;
                         }
                     }
-                    Ok(n) => feed_stdin(&stdin_to, &mut pending, &buf[..n]),
+                    Ok(n) => {
+                        let (pass, detached) = match detach.as_mut() {
+                            Some(d) => d.escape.feed(&buf[..n]),
+                            None => (buf[..n].to_vec(), false),
+                        };
+                        feed_stdin(&stdin_to, &mut pending, &pass);
+                        if let (Some(d), true) = (detach.as_mut(), detached) {
+                            d.now(&mut out);
+                            stdin_open = false;
+                        }
+                    }
                 },
                 5 => {
                     let Some(h) = hub.as_mut() else { continue };
@@ -400,6 +462,15 @@ pub(crate) fn relay_with(
                                 let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
                             }
                         }
+                    }
+                }
+                6 => {
+                    // The barge that waited is gone (killed, or its
+                    // terminal closed): the container runs on, detached.
+                    if let Some(d) = detach.as_mut() {
+                        d.link = None;
+                        d.now(&mut out);
+                        stdin_open = false;
                     }
                 }
                 _ => {
@@ -458,8 +529,109 @@ impl Runtime {
     /// Returns the container's exit status.
     pub fn run_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
         clear_manual_stop(c)?;
+        // As docker's, the detach keys are read on a terminal only.
+        if c.meta.open_stdin && c.meta.tty {
+            return self.run_forked(c, fg);
+        }
+        self.run_attached(c, fg, None)
+    }
+
+    /// A foreground run that may be detached from (`-it`: the container
+    /// reads barge's terminal): a forked monitor, still on the operator's terminal,
+    /// runs it while this barge waits. On the detach keys (or when this
+    /// barge is killed) the monitor leaves the terminal and goes on alone;
+    /// this barge returns 0. Otherwise it returns the monitor's status,
+    /// the container's. Signals reach the container through the monitor.
+    fn run_forked(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+        use std::os::unix::net::UnixStream;
+        let (link, theirs) = UnixStream::pair().map_err(io_err("starting the monitor (socketpair)"))?;
+        // Blocked before the fork: none sent meanwhile is lost. Without
+        // --sig-proxy (and a terminal) a signal ends this barge as docker's.
+        let signals = if fg.sig_proxy || c.meta.tty {
+            Some(forwarded_signals()?)
+        } else {
+            None
+        };
+        let monitor = match barge_runner::sys::fork().map_err(io_err("starting the monitor (fork)"))? {
+            Forked::Child => {
+                drop(link);
+                drop(signals);
+                let keys = match &fg.detach_keys {
+                    Some(k) => k.clone(),
+                    None => crate::attach::parse_detach_keys(crate::attach::DEFAULT_DETACH_KEYS).unwrap_or_default(),
+                };
+                let mut theirs = theirs;
+                let link = theirs.try_clone().ok();
+                let detach = Detach {
+                    escape: Escape::new(keys),
+                    link,
+                    raw: None,
+                };
+                let code = match self.run_attached(c, fg, Some(detach)) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        let _ = theirs.write_all(format!("e{}:{e}", e.exit_code()).as_bytes());
+                        e.exit_code()
+                    }
+                };
+                // Without running the parent's destructors.
+                barge_runner::sys::exit(code);
+            }
+            Forked::Parent { child } => child,
+        };
+        drop(theirs);
+        let mut link = link;
+        let mut msg = Vec::new();
+        loop {
+            let mut fds = vec![PollFd::new(&link, PollFlags::IN)];
+            if let Some(s) = &signals {
+                fds.push(PollFd::new(s, PollFlags::IN));
+            }
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(io_err("waiting for the container")(e.into())),
+            }
+            let revs: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
+            drop(fds);
+            if revs.get(1).is_some_and(|r| !r.is_empty()) {
+                while let Some(sig) = signals.as_ref().and_then(SignalFd::read) {
+                    // The terminal's own resize reaches the monitor too.
+                    if sig != Signal::WINCH.as_raw() {
+                        if let (Some(pid), Some(sig)) = (Pid::from_raw(monitor), Signal::from_named_raw(sig)) {
+                            let _ = rustix::process::kill_process(pid, sig);
+                        }
+                    }
+                }
+            }
+            if !revs[0].is_empty() {
+                let mut buf = [0u8; 4096];
+                match link.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => msg.extend_from_slice(&buf[..n]),
+                }
+                if msg.first() == Some(&b'd') {
+                    // Detached: the monitor is no child to wait for any more.
+                    return Ok(0);
+                }
+            }
+        }
+        let status = Pid::from_raw(monitor)
+            .and_then(|pid| rustix::process::waitpid(Some(pid), WaitOptions::empty()).ok().flatten());
+        let code = status.map_or(255, |(_, st)| exit_code(st));
+        match String::from_utf8_lossy(&msg).strip_prefix('e') {
+            Some(failure) => {
+                let (code, message) = barge_runner::process::parse_failure(failure.to_string());
+                Err(RuntimeError::Relayed { code, message })
+            }
+            None => Ok(code),
+        }
+    }
+
+    /// The foreground run proper: relays until the container exits, then
+    /// hands it to a forked monitor when its restart policy says so.
+    fn run_attached(&self, c: &Container, fg: Foreground, detach: Option<Detach>) -> Result<i32, RuntimeError> {
         let began = Instant::now();
-        let code = self.relay_foreground(c, fg)?;
+        let code = self.relay_foreground(c, fg, detach)?;
         // As with docker, the command returns; the policy restarts the
         // container in the background.
         let restart = !c.meta.restart.is_no()
@@ -471,11 +643,12 @@ impl Runtime {
         Ok(code)
     }
 
-    fn relay_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+    fn relay_foreground(&self, c: &Container, fg: Foreground, mut detach: Option<Detach>) -> Result<i32, RuntimeError> {
         // With a terminal, signals are always the container's (docker's
         // --sig-proxy is for non-TTY mode): barge is never killed by one
         // while the operator's terminal is in raw mode, so it is restored.
-        let signals = if fg.sig_proxy || c.meta.tty {
+        // A forked monitor takes them all: it forwards its parent's.
+        let signals = if fg.sig_proxy || c.meta.tty || detach.is_some() {
             Some(forwarded_signals()?)
         } else {
             None
@@ -489,10 +662,18 @@ impl Runtime {
                 .take()
                 .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
             copy_window_size(rustix::stdio::stdin(), &master);
-            let _raw = if c.meta.open_stdin {
+            let raw = if c.meta.open_stdin {
                 RawMode::enter(rustix::stdio::stdin())
             } else {
                 None
+            };
+            // A monitor that detaches restores the terminal then.
+            let _raw = match detach.as_mut() {
+                Some(d) => {
+                    d.raw = raw;
+                    None
+                }
+                None => raw,
             };
             let out = Outputs {
                 to_stdout: fg.stdout,
@@ -510,6 +691,7 @@ impl Runtime {
                 Some(&master),
                 Attachments {
                     hub: Hub::listen(c).ok(),
+                    detach,
                     no_own_stdin: false,
                 },
             )
@@ -532,6 +714,7 @@ impl Runtime {
                 None,
                 Attachments {
                     hub: Hub::listen(c).ok(),
+                    detach,
                     no_own_stdin: false,
                 },
             )
@@ -689,6 +872,7 @@ impl Runtime {
                         master.as_ref(),
                         Attachments {
                             hub,
+                            detach: None,
                             no_own_stdin: true,
                         },
                     );

@@ -180,6 +180,44 @@ fn attach_with_a_terminal_detaches_on_ctrl_p_ctrl_q() {
 }
 
 #[test]
+fn run_it_detaches_and_the_container_runs_on() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require("script", barge_tests::have_tool("script")) {
+        return;
+    }
+    let mut s = Screen::start(b.on_terminal(&format!("run -it --name fg {image} sh")));
+    s.type_(b"echo one-$((1+1))\n");
+    s.wait_for("one-2");
+    s.type_(b"\x10\x11");
+    let (code, screen) = s.exit();
+    assert_eq!(code, 0, "run -it detached silently: {screen}");
+    assert!(!screen.contains("escape"), "{screen}");
+    assert_eq!(inspect(&b, "fg", "{{.State.Running}}"), "true");
+    // The detached monitor still keeps the log.
+    b.ok(&["exec", "fg", "sh", "-c", "echo from-exec > /proc/1/fd/1"]);
+    wait_until("logged after the detach", || {
+        b.ok(&["logs", "fg"]).contains("from-exec")
+    });
+    // Attached again: the shell answers, and its exit status comes back.
+    let mut s = Screen::start(b.on_terminal("attach fg"));
+    std::thread::sleep(Duration::from_millis(500));
+    s.type_(b"echo two-$((1+2))\n");
+    s.wait_for("two-3");
+    s.type_(b"exit 3\n");
+    assert_eq!(s.exit().0, 3);
+    assert_eq!(inspect(&b, "fg", "{{.State.ExitCode}}"), "3");
+
+    // start -ai with other keys; a partial sequence is typed through.
+    let mut s = Screen::start(b.on_terminal("start -ai --detach-keys ctrl-x,q fg"));
+    s.type_(b"echo three-$((1+2))\x18\x10\n");
+    s.wait_for("three-3");
+    s.type_(b"\x18q");
+    assert_eq!(s.exit().0, 0);
+    assert_eq!(inspect(&b, "fg", "{{.State.Running}}"), "true");
+    b.ok(&["rm", "-f", "fg"]);
+}
+
+#[test]
 fn run_i_without_a_terminal_keeps_its_exit_code_and_stdin() {
     let Some((_reg, b, image)) = setup() else { return };
     let o = b.run_with_stdin(&["run", "--rm", "-i", &image, "sh", "-c", "cat; exit 5"], "piped in\n");
@@ -213,6 +251,12 @@ fn attach_errors_as_docker() {
         &["attach", "--detach-keys", "ctrl-1", "idle"],
         1,
         "Invalid detach keys (ctrl-1) provided",
+    );
+    fails_with(
+        &b,
+        &["run", "--detach-keys", "ctrl-,", &image, "true"],
+        125,
+        "Invalid detach keys (ctrl-,) provided",
     );
     b.ok(&["run", "-d", "--name", "frozen", &image, "sleep", "30"]);
     b.ok(&["pause", "frozen"]);
