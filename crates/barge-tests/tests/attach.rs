@@ -347,3 +347,81 @@ fn a_client_that_does_not_read_is_dropped() {
     b.ok(&["rm", "-f", "flood"]);
     let _ = feeder.wait();
 }
+
+/// Rootless: the user's own attach reaches its container through the
+/// monitor in the user's namespace; another user's barge cannot.
+#[test]
+fn rootless_attach_is_the_users_own() {
+    if !barge_tests::require_root_and(&["docker-registry", "umoci", "runuser", "useradd", "newuidmap"]) {
+        return;
+    }
+    let reg = Registry::anonymous();
+    barge_tests::image::busybox_image(&reg, "busybox", "latest", &[], |_| {});
+    let image = format!("{}/busybox", reg.host());
+    let user = barge_tests::User::ensure("barge-rootless", Some(600000));
+    let b = Barge::as_user(&user);
+    b.ok(&["pull", "-q", &image]);
+    b.ok(&["run", "-di", "--name", "mine", &image, "cat"]);
+    let mut client = spawn_attach(&b, &["mine"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut keys = client.stdin.take().unwrap();
+    keys.write_all(b"rootless hello\n").unwrap();
+    keys.flush().unwrap();
+    let _seen = read_past_line(&mut client, "rootless hello");
+    b.ok(&["kill", "mine"]);
+    assert_eq!(client.wait().unwrap().code(), Some(137));
+    let other = Barge::as_user(&barge_tests::User::ensure("barge-rootless2", Some(700000)));
+    fails_with(&other, &["attach", "mine"], 1, "No such container: mine");
+    b.ok(&["rm", "-f", "mine"]);
+}
+
+/// Without a terminal, attach forwards its signals to the container
+/// unless --sig-proxy=false, and then dies of them itself.
+#[test]
+fn attach_forwards_signals_unless_told_not_to() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let script = "trap 'echo got-term; exit 9' TERM; while true; do echo tick; sleep 0.2; done";
+    b.ok(&["run", "-d", "--name", "trapper", &image, "sh", "-c", script]);
+    let mut plain = spawn_attach(&b, &["--sig-proxy=false", "trapper"]);
+    let _ = read_past_line(&mut plain, "tick");
+    barge_tests::kill(plain.id(), rustix::process::Signal::TERM);
+    let st = plain.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(15), "{st}");
+    assert_eq!(inspect(&b, "trapper", "{{.State.Running}}"), "true");
+    let mut proxy = spawn_attach(&b, &["trapper"]);
+    let mut reader = read_past_line(&mut proxy, "tick");
+    barge_tests::kill(proxy.id(), rustix::process::Signal::TERM);
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("got-term"), "{rest}");
+    assert_eq!(proxy.wait().unwrap().code(), Some(9));
+}
+
+/// The barge that waits for a `run -it` killed: its monitor leaves the
+/// terminal and the container runs on, as docker's outlives its client.
+#[test]
+fn run_it_outlives_its_killed_client() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require("script", barge_tests::have_tool("script")) {
+        return;
+    }
+    let mut s = Screen::start(b.on_terminal(&format!("run -it --name orphan {image} sh")));
+    s.type_(b"echo up-$((2+2))\n");
+    s.wait_for("up-4");
+    let id = inspect(&b, "orphan", "{{.Id}}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.root().join("containers").join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let monitor = state["monitor_pid"].as_i64().expect("monitor_pid");
+    let stat = std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let waiting: u32 = after_name.split(' ').nth(1).unwrap().parse().unwrap();
+    barge_tests::kill(waiting, rustix::process::Signal::KILL);
+    let _ = s.exit();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&b, "orphan", "{{.State.Running}}"), "true");
+    let mut again = spawn_attach(&b, &["orphan"]);
+    std::thread::sleep(Duration::from_millis(300));
+    again.stdin.take().unwrap().write_all(b"exit 4\n").unwrap();
+    assert_eq!(again.wait().unwrap().code(), Some(4));
+}
