@@ -425,3 +425,37 @@ fn run_it_outlives_its_killed_client() {
     again.stdin.take().unwrap().write_all(b"exit 4\n").unwrap();
     assert_eq!(again.wait().unwrap().code(), Some(4));
 }
+
+/// The docker config's `detachKeys` replaces the default, and the
+/// client's window size reaches the container's terminal.
+#[test]
+fn detach_keys_from_the_docker_config_and_the_window_size() {
+    let Some((_reg, b, image)) = setup() else { return };
+    if !require("script", barge_tests::have_tool("script")) {
+        return;
+    }
+    std::fs::write(b.docker_config().join("config.json"), r#"{"detachKeys": "ctrl-e,e"}"#).unwrap();
+    b.ok(&["run", "-dit", "--name", "sized", &image, "sh"]);
+    let plain = b.on_terminal("attach sized");
+    let args: Vec<String> = plain.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut sized = Command::new("script");
+    sized.args(["-qec", &format!("stty rows 33 cols 77; {}", args[1]), "/dev/null"]);
+    for (k, v) in plain.get_envs() {
+        if let Some(v) = v {
+            sized.env(k, v);
+        }
+    }
+    let mut s = Screen::start(sized);
+    std::thread::sleep(Duration::from_millis(500));
+    s.type_(b"stty size\n");
+    s.wait_for("33 77");
+    // ctrl-p ctrl-q are the shell's now.
+    s.type_(b"\x10\x11\necho still-$((5+5))\n");
+    s.wait_for("still-10");
+    s.type_(b"\x05e");
+    let (code, screen) = s.exit();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("read escape sequence"), "{screen}");
+    assert_eq!(inspect(&b, "sized", "{{.State.Running}}"), "true");
+    b.ok(&["rm", "-f", "sized"]);
+}

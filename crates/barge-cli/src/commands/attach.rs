@@ -6,14 +6,16 @@ use crate::args::AttachArgs;
 use crate::failure::Failure;
 use barge_runtime::attach::{parse_detach_keys, AttachOptions, Ended, DEFAULT_DETACH_KEYS};
 
-/// The parsed `--detach-keys`; `None` when not given (docker's default).
-pub(super) fn detach_keys(keys: Option<&str>) -> Result<Option<Vec<u8>>, Failure> {
-    keys.map(|k| parse_detach_keys(k).map_err(|e| Failure::new("", e)))
+/// The parsed `--detach-keys`, else the docker config's `detachKeys`;
+/// `None` when neither is set (docker's default).
+pub(super) fn detach_keys(env: &Env, keys: Option<&str>) -> Result<Option<Vec<u8>>, Failure> {
+    env.format_or_default(keys, "detachKeys")
+        .map(|k| parse_detach_keys(&k).map_err(|e| Failure::new("", e)))
         .transpose()
 }
 
 pub fn attach(env: &Env, a: &AttachArgs) -> Result<i32, Failure> {
-    let keys = match detach_keys(a.detach_keys.as_deref())? {
+    let keys = match detach_keys(env, a.detach_keys.as_deref())? {
         Some(k) => k,
         None => parse_detach_keys(DEFAULT_DETACH_KEYS).map_err(|e| Failure::new("", e))?,
     };

@@ -226,7 +226,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if !a.detach {
         check_tty(a.interactive, a.tty)?;
     }
-    let detach_keys = super::attach::detach_keys(a.detach_keys.as_deref()).map_err(|f| f.with_code(125))?;
+    let detach_keys = super::attach::detach_keys(env, a.detach_keys.as_deref()).map_err(|f| f.with_code(125))?;
     let (rt, c) = new_container(env, a)?;
     if a.detach {
         rt.run_detached(&c).map_err(|e| fail_start("", e))?;
@@ -259,7 +259,7 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
             )));
         }
         let fg = Foreground {
-            detach_keys: super::attach::detach_keys(a.detach_keys.as_deref())?,
+            detach_keys: super::attach::detach_keys(env, a.detach_keys.as_deref())?,
             ..Foreground::attached(true)
         };
         return rt.run_foreground(&c, fg).map_err(|e| fail_start("", e));
