@@ -459,3 +459,23 @@ fn detach_keys_from_the_docker_config_and_the_window_size() {
     assert_eq!(inspect(&b, "sized", "{{.State.Running}}"), "true");
     b.ok(&["rm", "-f", "sized"]);
 }
+
+/// A foreground `run` (no terminal, no stdin) serves attach clients too.
+#[test]
+fn attach_to_a_foreground_run() {
+    let Some((_reg, b, image)) = setup() else { return };
+    let script = "echo ready; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo late; exit 6";
+    let mut fg = b
+        .command()
+        .args(["run", "--name", "fgplain", &image, "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _shown = read_past_line(&mut fg, "ready");
+    let mut client = spawn_attach(&b, &["fgplain"]);
+    std::thread::sleep(Duration::from_millis(300));
+    b.ok(&["exec", "fgplain", "touch", "/tmp/go"]);
+    let _late = read_past_line(&mut client, "late");
+    assert_eq!(client.wait().unwrap().code(), Some(6));
+    assert_eq!(fg.wait().unwrap().code(), Some(6));
+}
