@@ -1,7 +1,9 @@
 //! The process that watches a running container: relays its output (to
 //! the terminal and the log), forwards signals, waits for it, and records
-//! its exit. `run` in the foreground is its own monitor; `run -d` and
-//! `start` fork one that outlives the barge that started it. The forked
+//! its exit. `run` in the foreground is its own monitor (`run -it` forks
+//! one that stays on the terminal until detached); `run -d` and
+//! `start` fork one that outlives the barge that started it. Every
+//! monitor serves attach clients ([`crate::attach`]). The forked
 //! monitor also keeps the container's restart policy ([`crate::restart`]);
 //! a foreground run whose container is due a restart hands it to one.
 
@@ -28,8 +30,8 @@ pub struct Foreground {
     pub stdout: bool,
     /// Copy the container's stderr to barge's own (`-a stderr`).
     pub stderr: bool,
-    /// The keys that detach barge from a container with an open stdin,
-    /// leaving it running (parsed `--detach-keys`; docker's default when
+    /// The keys that detach barge from a container with a terminal and
+    /// an open stdin (`-it`), leaving it running (parsed `--detach-keys`; docker's default when
     /// `None`).
     pub detach_keys: Option<Vec<u8>>,
 }
@@ -215,6 +217,15 @@ pub(crate) struct Attachments {
     pub(crate) no_own_stdin: bool,
 }
 
+/// Points this process's stdin, stdout and stderr at `/dev/null`.
+fn stdio_to_null() {
+    if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}
+
 /// A foreground monitor's way out: its detach keys, the link to the barge
 /// that waits for it, and the operator's terminal mode to restore.
 pub(crate) struct Detach {
@@ -229,11 +240,7 @@ impl Detach {
     /// attached clients.
     fn now(&mut self, out: &mut Outputs) {
         self.raw.take();
-        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
+        stdio_to_null();
         let _ = rustix::process::setsid();
         if let Some(mut link) = self.link.take() {
             let _ = link.write_all(b"d");
@@ -815,11 +822,7 @@ impl Runtime {
     fn monitor(&self, c: &Container, ready: OwnedFd, mut after: Option<(i32, Duration)>) -> i32 {
         let _ = rustix::process::setsid();
         barge_runner::sys::close_all_but(&[ready.as_raw_fd()]);
-        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
+        stdio_to_null();
         // For a service manager that started `barge start` (PIDFile=):
         // written before the caller hears that the container started.
         let pid_file = c.monitor_pid_path();
