@@ -1218,6 +1218,7 @@ impl<'a> Stage<'a> {
                     sig_proxy: true,
                     stdout: !self.opts.quiet,
                     stderr: !self.opts.quiet,
+                    detach_keys: None,
                 },
             )?;
             if code != 0 {

@@ -548,6 +548,8 @@ pub enum ContainerVerb {
     Wait(ContainersArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Execute a command in a running container
     #[command(override_usage = "barge exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
@@ -757,6 +759,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// Platform of the image to pull if it is missing
     #[arg(long)]
     pub platform: Option<String>,
@@ -816,6 +821,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -1594,4 +1602,18 @@ impl HealthArgs {
             no_healthcheck: self.no_healthcheck,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    pub container: String,
 }

@@ -19,6 +19,7 @@
 //! It makes no raw system call: those are `barge-runner`'s `sys`.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 pub mod container;
 mod create;
 pub mod exec;
@@ -94,6 +95,11 @@ pub enum RuntimeError {
     BadVolume(String),
     #[error("the process did not start: {message}")]
     Start { code: i32, message: String },
+    /// A failure the forked monitor of a foreground run reported, as it said it.
+    #[error("{message}")]
+    Relayed { code: i32, message: String },
+    #[error(transparent)]
+    Attach(#[from] attach::AttachError),
     #[error("OCI runtime {runtime}: {message}")]
     External { runtime: String, message: String },
     #[error("invalid signal {0:?}")]
@@ -154,7 +160,7 @@ impl RuntimeError {
     /// cannot be executed, 127 for one not found, 125 for anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::Start { code, .. } => *code,
+            RuntimeError::Start { code, .. } | RuntimeError::Relayed { code, .. } => *code,
             _ => 125,
         }
     }

@@ -1,10 +1,13 @@
 //! The process that watches a running container: relays its output (to
 //! the terminal and the log), forwards signals, waits for it, and records
-//! its exit. `run` in the foreground is its own monitor; `run -d` and
-//! `start` fork one that outlives the barge that started it. The forked
+//! its exit. `run` in the foreground is its own monitor (`run -it` forks
+//! one that stays on the terminal until detached); `run -d` and
+//! `start` fork one that outlives the barge that started it. Every
+//! monitor serves attach clients ([`crate::attach`]). The forked
 //! monitor also keeps the container's restart policy ([`crate::restart`]);
 //! a foreground run whose container is due a restart hands it to one.
 
+use crate::attach::{Escape, Hub, Request, Slot};
 use crate::container::{Container, State, Status};
 use crate::logs::{LineWriter, LogDriver, LogFile, Rotation};
 use crate::runner::{self, ChildIo, Started};
@@ -18,7 +21,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 /// How a foreground container talks to the user.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Foreground {
     /// Forward barge's signals to the container (docker's `--sig-proxy`).
     pub sig_proxy: bool,
@@ -27,6 +30,10 @@ pub struct Foreground {
     pub stdout: bool,
     /// Copy the container's stderr to barge's own (`-a stderr`).
     pub stderr: bool,
+    /// The keys that detach barge from a container with a terminal and
+    /// an open stdin (`-it`), leaving it running (parsed `--detach-keys`; docker's default when
+    /// `None`).
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 impl Foreground {
@@ -36,6 +43,7 @@ impl Foreground {
             sig_proxy,
             stdout: true,
             stderr: true,
+            detach_keys: None,
         }
     }
 }
@@ -197,21 +205,94 @@ pub(crate) fn stdio_pipes(stdin: bool) -> Result<(ChildIo, Streams, Option<Stdin
     ))
 }
 
+/// What a monitor's relay serves besides its own stdio.
+#[derive(Default)]
+pub(crate) struct Attachments {
+    /// The attach socket and its clients.
+    pub(crate) hub: Option<Hub>,
+    /// A foreground relay that may detach (barge's forked monitor).
+    pub(crate) detach: Option<Detach>,
+    /// Do not read barge's own stdin (a detached monitor's is /dev/null):
+    /// the container's stdin is fed by attached clients only.
+    pub(crate) no_own_stdin: bool,
+}
+
+/// Points this process's stdin, stdout and stderr at `/dev/null`.
+fn stdio_to_null() {
+    if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}
+
+/// A foreground monitor's way out: its detach keys, the link to the barge
+/// that waits for it, and the operator's terminal mode to restore.
+pub(crate) struct Detach {
+    escape: Escape,
+    link: Option<std::os::unix::net::UnixStream>,
+    raw: Option<RawMode<rustix::fd::BorrowedFd<'static>>>,
+}
+
+impl Detach {
+    /// Leaves the operator's terminal (restored) and session, then tells
+    /// the waiting barge, which returns; the relay goes on to the log and
+    /// attached clients.
+    fn now(&mut self, out: &mut Outputs) {
+        self.raw.take();
+        stdio_to_null();
+        let _ = rustix::process::setsid();
+        if let Some(mut link) = self.link.take() {
+            let _ = link.write_all(b"d");
+        }
+        out.to_stdout = false;
+        out.to_stderr = false;
+    }
+}
+
 /// The relay loop: until the container exits and its output ends.
 pub(crate) fn relay(
     started: &Started,
     out: Outputs,
     streams: Streams,
-    mut stdin_to: Option<StdinTo<'_>>,
+    stdin_to: Option<StdinTo<'_>>,
     signals: Option<&SignalFd>,
     pty_master: Option<&OwnedFd>,
 ) -> i32 {
-    let mut log = out.log;
+    relay_with(
+        started,
+        out,
+        streams,
+        stdin_to,
+        signals,
+        pty_master,
+        Attachments::default(),
+    )
+    .0
+}
+
+/// [`relay`], serving attach clients and detaching as `more` says;
+/// returns the exit status and the clients, to be told it once recorded.
+pub(crate) fn relay_with(
+    started: &Started,
+    mut out: Outputs,
+    streams: Streams,
+    mut stdin_to: Option<StdinTo<'_>>,
+    signals: Option<&SignalFd>,
+    pty_master: Option<&OwnedFd>,
+    more: Attachments,
+) -> (i32, Option<Hub>) {
+    let Attachments {
+        mut hub,
+        mut detach,
+        no_own_stdin,
+    } = more;
+    let mut log = out.log.take();
     let mut writers: Vec<LineWriter> = streams.iter().map(|(_, s)| LineWriter::new(s)).collect();
     let (mut readers, names): (Vec<Option<OwnedFd>>, Vec<&str>) =
         streams.into_iter().map(|(fd, name)| (Some(fd), name)).unzip();
     let mut open: Vec<bool> = vec![true; readers.len()];
-    let mut stdin_open = stdin_to.is_some();
+    let mut stdin_open = stdin_to.is_some() && !no_own_stdin;
     // Input read but not yet taken by the container's stdin pipe.
     let mut pending: Vec<u8> = Vec::new();
     let mut exit: Option<i32> = None;
@@ -237,17 +318,34 @@ pub(crate) fn relay(
             fds.push(PollFd::new(sig, PollFlags::IN));
             kinds.push((2, 0));
         }
-        if stdin_open && exit.is_none() {
+        if exit.is_none() {
             match (&stdin_to, pending.is_empty()) {
                 (Some(StdinTo::Pipe(to)), false) => {
                     fds.push(PollFd::new(to, PollFlags::OUT));
                     kinds.push((4, 0));
                 }
-                _ => {
+                _ if stdin_open => {
                     fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
                     kinds.push((3, 0));
                 }
+                _ => {}
             }
+        }
+        let slots: Vec<Slot> = match &hub {
+            Some(h) => h
+                .poll_list()
+                .into_iter()
+                .map(|(fd, flags, slot)| {
+                    fds.push(PollFd::from_borrowed_fd(fd, flags));
+                    kinds.push((5, 0));
+                    slot
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(link) = detach.as_ref().and_then(|d| d.link.as_ref()) {
+            fds.push(PollFd::new(link, PollFlags::IN));
+            kinds.push((6, 0));
         }
         // After the exit, wait briefly for the last output; a process that escaped the PID namespace cannot keep us.
         let timeout = exit.map(|_| rustix::event::Timespec { tv_sec: 2, tv_nsec: 0 });
@@ -257,10 +355,20 @@ pub(crate) fn relay(
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
         }
+        let mut slot = 0;
         let ready: Vec<(u8, usize, PollFlags)> = fds
             .iter()
             .zip(kinds.iter())
-            .map(|(f, (k, i))| (*k, *i, f.revents()))
+            .map(|(f, (k, i))| {
+                // A hub's descriptors are numbered by their slot.
+                let i = if *k == 5 {
+                    slot += 1;
+                    slot - 1
+                } else {
+                    *i
+                };
+                (*k, i, f.revents())
+            })
             .collect();
         drop(fds);
         for (kind, i, rev) in ready {
@@ -299,17 +407,29 @@ pub(crate) fn relay(
                         if let Some(l) = log.as_mut() {
                             writers[i].push(&buf[..n], l);
                         }
+                        if let Some(h) = hub.as_mut() {
+                            h.broadcast(names[i], &buf[..n]);
+                        }
                     }
                     Some(Err(rustix::io::Errno::INTR)) | Some(Err(rustix::io::Errno::AGAIN)) => {}
                     Some(Err(_)) => open[i] = false,
                 },
                 2 => {
-                    while let Some(sig) = signals.and_then(SignalFd::read) {
+                    while let Some((sig, from)) = signals.and_then(SignalFd::read_from) {
+                        // A foreground monitor forwards what the barge that
+                        // waits for it sends (the terminal signals both).
+                        let forward = match &detach {
+                            Some(d) if d.link.is_some() => {
+                                from == rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+                            }
+                            Some(_) => false,
+                            None => true,
+                        };
                         if sig == Signal::WINCH.as_raw() {
                             if let Some(m) = pty_master {
                                 copy_window_size(rustix::stdio::stdin(), m);
                             }
-                        } else {
+                        } else if forward {
                             let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
                         }
                     }
@@ -323,14 +443,43 @@ pub(crate) fn relay(
                             stdin_to = None;
                         }
                     }
-                    Ok(n) => match &stdin_to {
-                        Some(StdinTo::Pty(to)) => {
-                            let _ = rustix::io::write(to, &buf[..n]);
+                    Ok(n) => {
+                        let (pass, detached) = match detach.as_mut() {
+                            Some(d) => d.escape.feed(&buf[..n]),
+                            None => (buf[..n].to_vec(), false),
+                        };
+                        feed_stdin(&stdin_to, &mut pending, &pass);
+                        if let (Some(d), true) = (detach.as_mut(), detached) {
+                            d.now(&mut out);
+                            stdin_open = false;
                         }
-                        Some(StdinTo::Pipe(_)) => pending.extend_from_slice(&buf[..n]),
-                        None => {}
-                    },
+                    }
                 },
+                5 => {
+                    let Some(h) = hub.as_mut() else { continue };
+                    for asked in h.ready(slots[i], rev) {
+                        match asked {
+                            Request::Stdin(data) => feed_stdin(&stdin_to, &mut pending, &data),
+                            Request::Resize(ws) => {
+                                if let Some(m) = pty_master {
+                                    let _ = rustix::termios::tcsetwinsize(m, ws);
+                                }
+                            }
+                            Request::Signal(sig) => {
+                                let _ = barge_runner::sys::send_signal(&started.pidfd, sig);
+                            }
+                        }
+                    }
+                }
+                6 => {
+                    // The barge that waited is gone (killed, or its
+                    // terminal closed): the container runs on, detached.
+                    if let Some(d) = detach.as_mut() {
+                        d.link = None;
+                        d.now(&mut out);
+                        stdin_open = false;
+                    }
+                }
                 _ => {
                     if let Some(StdinTo::Pipe(to)) = &stdin_to {
                         match rustix::io::write(to, &pending) {
@@ -355,7 +504,18 @@ pub(crate) fn relay(
             w.finish(l);
         }
     }
-    exit.unwrap_or(255)
+    (exit.unwrap_or(255), hub)
+}
+
+/// Input for the container: to its terminal now, or queued for its pipe.
+fn feed_stdin(to: &Option<StdinTo<'_>>, pending: &mut Vec<u8>, data: &[u8]) {
+    match to {
+        Some(StdinTo::Pty(to)) => {
+            let _ = rustix::io::write(to, data);
+        }
+        Some(StdinTo::Pipe(_)) => pending.extend_from_slice(data),
+        None => {}
+    }
 }
 
 /// The container's log, rotated as its `--log-opt`s say; none with
@@ -376,8 +536,109 @@ impl Runtime {
     /// Returns the container's exit status.
     pub fn run_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
         clear_manual_stop(c)?;
+        // As docker's, the detach keys are read on a terminal only.
+        if c.meta.open_stdin && c.meta.tty {
+            return self.run_forked(c, fg);
+        }
+        self.run_attached(c, fg, None)
+    }
+
+    /// A foreground run that may be detached from (`-it`: the container
+    /// reads barge's terminal): a forked monitor, still on the operator's terminal,
+    /// runs it while this barge waits. On the detach keys (or when this
+    /// barge is killed) the monitor leaves the terminal and goes on alone;
+    /// this barge returns 0. Otherwise it returns the monitor's status,
+    /// the container's. Signals reach the container through the monitor.
+    fn run_forked(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+        use std::os::unix::net::UnixStream;
+        let (link, theirs) = UnixStream::pair().map_err(io_err("starting the monitor (socketpair)"))?;
+        // Blocked before the fork: none sent meanwhile is lost. Without
+        // --sig-proxy (and a terminal) a signal ends this barge as docker's.
+        let signals = if fg.sig_proxy || c.meta.tty {
+            Some(forwarded_signals()?)
+        } else {
+            None
+        };
+        let monitor = match barge_runner::sys::fork().map_err(io_err("starting the monitor (fork)"))? {
+            Forked::Child => {
+                drop(link);
+                drop(signals);
+                let keys = match &fg.detach_keys {
+                    Some(k) => k.clone(),
+                    None => crate::attach::parse_detach_keys(crate::attach::DEFAULT_DETACH_KEYS).unwrap_or_default(),
+                };
+                let mut theirs = theirs;
+                let link = theirs.try_clone().ok();
+                let detach = Detach {
+                    escape: Escape::new(keys),
+                    link,
+                    raw: None,
+                };
+                let code = match self.run_attached(c, fg, Some(detach)) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        let _ = theirs.write_all(format!("e{}:{e}", e.exit_code()).as_bytes());
+                        e.exit_code()
+                    }
+                };
+                // Without running the parent's destructors.
+                barge_runner::sys::exit(code);
+            }
+            Forked::Parent { child } => child,
+        };
+        drop(theirs);
+        let mut link = link;
+        let mut msg = Vec::new();
+        loop {
+            let mut fds = vec![PollFd::new(&link, PollFlags::IN)];
+            if let Some(s) = &signals {
+                fds.push(PollFd::new(s, PollFlags::IN));
+            }
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(io_err("waiting for the container")(e.into())),
+            }
+            let revs: Vec<PollFlags> = fds.iter().map(PollFd::revents).collect();
+            drop(fds);
+            if revs.get(1).is_some_and(|r| !r.is_empty()) {
+                while let Some(sig) = signals.as_ref().and_then(SignalFd::read) {
+                    // The terminal's own resize reaches the monitor too.
+                    if sig != Signal::WINCH.as_raw() {
+                        if let (Some(pid), Some(sig)) = (Pid::from_raw(monitor), Signal::from_named_raw(sig)) {
+                            let _ = rustix::process::kill_process(pid, sig);
+                        }
+                    }
+                }
+            }
+            if !revs[0].is_empty() {
+                let mut buf = [0u8; 4096];
+                match link.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => msg.extend_from_slice(&buf[..n]),
+                }
+                if msg.first() == Some(&b'd') {
+                    // Detached: the monitor is no child to wait for any more.
+                    return Ok(0);
+                }
+            }
+        }
+        let status = Pid::from_raw(monitor)
+            .and_then(|pid| rustix::process::waitpid(Some(pid), WaitOptions::empty()).ok().flatten());
+        let code = status.map_or(255, |(_, st)| exit_code(st));
+        match String::from_utf8_lossy(&msg).strip_prefix('e') {
+            Some(failure) => {
+                let (code, message) = barge_runner::process::parse_failure(failure.to_string());
+                Err(RuntimeError::Relayed { code, message })
+            }
+            None => Ok(code),
+        }
+    }
+
+    /// The foreground run proper: relays until the container exits, then
+    /// hands it to a forked monitor when its restart policy says so.
+    fn run_attached(&self, c: &Container, fg: Foreground, detach: Option<Detach>) -> Result<i32, RuntimeError> {
         let began = Instant::now();
-        let code = self.relay_foreground(c, fg)?;
+        let code = self.relay_foreground(c, fg, detach)?;
         // As with docker, the command returns; the policy restarts the
         // container in the background.
         let policy = c.restart_policy();
@@ -390,20 +651,21 @@ impl Runtime {
         Ok(code)
     }
 
-    fn relay_foreground(&self, c: &Container, fg: Foreground) -> Result<i32, RuntimeError> {
+    fn relay_foreground(&self, c: &Container, fg: Foreground, mut detach: Option<Detach>) -> Result<i32, RuntimeError> {
         // Forked first, while barge is single-threaded and holds none of
         // the container's descriptors; stopped before the exit is recorded.
         let prober = self.fork_prober(c);
         // With a terminal, signals are always the container's (docker's
         // --sig-proxy is for non-TTY mode): barge is never killed by one
         // while the operator's terminal is in raw mode, so it is restored.
-        let signals = if fg.sig_proxy || c.meta.tty {
+        // A forked monitor takes them all: it forwards its parent's.
+        let signals = if fg.sig_proxy || c.meta.tty || detach.is_some() {
             Some(forwarded_signals()?)
         } else {
             None
         };
         let keep_log = !c.meta.auto_remove;
-        let result = if c.meta.tty {
+        let (result, hub) = if c.meta.tty {
             let started = runner::start(c, ChildIo::Terminal);
             let mut started = self.started(c, started)?;
             let master = started
@@ -411,10 +673,18 @@ impl Runtime {
                 .take()
                 .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
             copy_window_size(rustix::stdio::stdin(), &master);
-            let _raw = if c.meta.open_stdin {
+            let raw = if c.meta.open_stdin {
                 RawMode::enter(rustix::stdio::stdin())
             } else {
                 None
+            };
+            // A monitor that detaches restores the terminal then.
+            let _raw = match detach.as_mut() {
+                Some(d) => {
+                    d.raw = raw;
+                    None
+                }
+                None => raw,
             };
             let out = Outputs {
                 to_stdout: fg.stdout,
@@ -423,13 +693,18 @@ impl Runtime {
             };
             let read_end = master.try_clone().map_err(|e| io_err("cloning the terminal")(e))?;
             let stdin_to = c.meta.open_stdin.then_some(StdinTo::Pty(&master));
-            relay(
+            relay_with(
                 &started,
                 out,
                 vec![(read_end, "stdout")],
                 stdin_to,
                 signals.as_ref(),
                 Some(&master),
+                Attachments {
+                    hub: Hub::listen(c).ok(),
+                    detach,
+                    no_own_stdin: false,
+                },
             )
         } else {
             // Pipes relayed by barge, never barge's own stdio: a file or
@@ -441,10 +716,26 @@ impl Runtime {
                 to_stderr: fg.stderr,
                 log: if keep_log { open_log(c)? } else { None },
             };
-            relay(&started, out, streams, stdin_to, signals.as_ref(), None)
+            relay_with(
+                &started,
+                out,
+                streams,
+                stdin_to,
+                signals.as_ref(),
+                None,
+                Attachments {
+                    hub: Hub::listen(c).ok(),
+                    detach,
+                    no_own_stdin: false,
+                },
+            )
         };
         drop(prober);
-        self.finish(c, result)
+        let code = self.finish(c, result)?;
+        if let Some(h) = hub {
+            h.exited(code);
+        }
+        Ok(code)
     }
 
     /// Records a start (or its failure, removing an `--rm` container).
@@ -539,11 +830,7 @@ impl Runtime {
     fn monitor(&self, c: &Container, ready: OwnedFd, mut after: Option<(i32, Duration)>) -> i32 {
         let _ = rustix::process::setsid();
         barge_runner::sys::close_all_but(&[ready.as_raw_fd()]);
-        if let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
+        stdio_to_null();
         // For a service manager that started `barge start` (PIDFile=):
         // written before the caller hears that the container started.
         let pid_file = c.monitor_pid_path();
@@ -572,9 +859,19 @@ impl Runtime {
             let began = Instant::now();
             let prober = self.fork_prober(c);
             let code = match self.start_logged(c) {
-                Ok((started, streams, master, log)) => {
+                Ok((started, streams, master, log, stdin_pipe)) => {
+                    // Listening before the caller hears of the start: an
+                    // `attach` right after `run -d` finds the socket.
+                    let hub = Hub::listen(c).ok();
                     tell(&mut ready, Ok(()));
-                    let code = relay(
+                    // Attach clients feed an open stdin: the terminal, or a pipe
+                    // that stays open while no client writes.
+                    let stdin_to = match (&master, stdin_pipe) {
+                        (Some(m), _) if c.meta.open_stdin => Some(StdinTo::Pty(m)),
+                        (_, Some(p)) => Some(p),
+                        _ => None,
+                    };
+                    let (code, hub) = relay_with(
                         &started,
                         Outputs {
                             to_stdout: false,
@@ -582,16 +879,25 @@ impl Runtime {
                             log,
                         },
                         streams,
-                        None,
+                        stdin_to,
                         None,
                         master.as_ref(),
+                        Attachments {
+                            hub,
+                            detach: None,
+                            no_own_stdin: true,
+                        },
                     );
                     drop(master);
                     drop(prober);
-                    match self.finish(c, code) {
+                    let code = match self.finish(c, code) {
                         Ok(code) => code,
                         Err(_) => return 1,
+                    };
+                    if let Some(h) = hub {
+                        h.exited(code);
                     }
+                    code
                 }
                 // The first start's failure is the caller's to report; a
                 // restart's is recorded (`started`) and counts as an exit.
@@ -614,7 +920,16 @@ impl Runtime {
     fn start_logged(
         &self,
         c: &Container,
-    ) -> Result<(Started, Streams, Option<OwnedFd>, Option<LogFile>), RuntimeError> {
+    ) -> Result<
+        (
+            Started,
+            Streams,
+            Option<OwnedFd>,
+            Option<LogFile>,
+            Option<StdinTo<'static>>,
+        ),
+        RuntimeError,
+    > {
         let log = open_log(c)?;
         if c.meta.tty {
             let mut s = self.started(c, runner::start(c, ChildIo::Terminal))?;
@@ -623,10 +938,10 @@ impl Runtime {
                 .take()
                 .ok_or_else(|| RuntimeError::Corrupt("no terminal came back".into()))?;
             let read_end = master.try_clone().map_err(io_err("cloning the terminal"))?;
-            Ok((s, vec![(read_end, "stdout")], Some(master), log))
+            Ok((s, vec![(read_end, "stdout")], Some(master), log, None))
         } else {
-            let (io, streams, _) = stdio_pipes(false)?;
-            Ok((self.started(c, runner::start(c, io))?, streams, None, log))
+            let (io, streams, stdin_to) = stdio_pipes(c.meta.open_stdin)?;
+            Ok((self.started(c, runner::start(c, io))?, streams, None, log, stdin_to))
         }
     }
 

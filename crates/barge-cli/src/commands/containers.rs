@@ -230,6 +230,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
     if !a.detach {
         check_tty(a.interactive, a.tty)?;
     }
+    let detach_keys = super::attach::detach_keys(env, a.detach_keys.as_deref()).map_err(|f| f.with_code(125))?;
     let (rt, c) = new_container(env, a)?;
     if a.detach {
         rt.run_detached(&c).map_err(|e| fail_start("", e))?;
@@ -242,6 +243,7 @@ pub fn run(env: &Env, a: &RunArgs) -> Result<i32, Failure> {
             sig_proxy: a.sig_proxy,
             stdout: a.attaches("stdout"),
             stderr: a.attaches("stderr"),
+            detach_keys,
         },
     )
     .map_err(|e| fail_start("", e))
@@ -260,9 +262,11 @@ pub fn start(env: &Env, a: &StartArgs) -> Result<i32, Failure> {
                 a.containers[0]
             )));
         }
-        return rt
-            .run_foreground(&c, Foreground::attached(true))
-            .map_err(|e| fail_start("", e));
+        let fg = Foreground {
+            detach_keys: super::attach::detach_keys(env, a.detach_keys.as_deref())?,
+            ..Foreground::attached(true)
+        };
+        return rt.run_foreground(&c, fg).map_err(|e| fail_start("", e));
     }
     let mut code = 0;
     for name in &a.containers {

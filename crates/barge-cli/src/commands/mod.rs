@@ -1,6 +1,7 @@
 //! One function per command: parse what the library needs, call it, print.
 
 mod artifact;
+mod attach;
 mod build;
 mod containers;
 mod copy;
@@ -286,6 +287,7 @@ fn container_verb(env: &Env, verb: ContainerVerb) -> Result<i32, Failure> {
         ContainerVerb::Restart(a) => containers::restart(env, &a),
         ContainerVerb::Wait(a) => containers::wait(env, &a),
         ContainerVerb::Logs(a) => containers::logs(env, &a),
+        ContainerVerb::Attach(a) => attach::attach(env, &a),
         ContainerVerb::Exec(a) => containers::exec(env, &a),
         ContainerVerb::Stats(a) => containers::stats(env, &a),
         ContainerVerb::Rename(a) => containers::rename(env, &a),

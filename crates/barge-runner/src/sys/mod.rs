@@ -366,6 +366,16 @@ impl SignalFd {
         // `ssi_signo` is the first field, a u32.
         (n == buf.len()).then(|| u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32)
     }
+
+    /// The next pending signal's number and the pid of its sender (0 for
+    /// one the kernel sent, such as a terminal's).
+    pub fn read_from(&self) -> Option<(i32, u32)> {
+        let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+        let n = rustix::io::read(&self.0, &mut buf).ok()?;
+        // `ssi_signo`, `ssi_errno`, `ssi_code`, then `ssi_pid`: four 32-bit fields.
+        let field = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        (n == buf.len()).then(|| (field(0) as i32, field(12)))
+    }
 }
 
 impl AsFd for SignalFd {
