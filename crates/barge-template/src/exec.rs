@@ -173,6 +173,18 @@ impl State {
         match &c.args[..] {
             [Arg::Func(name), args @ ..] => crate::funcs::call(self, name, args, piped, dot, text),
             [one] if piped.is_none() => self.arg(one, dot, text),
+            // docker's objects have methods that take a key (`.Label
+            // "com.example.x"`): a field holding a map, given one string,
+            // is that map's value for it ("" when missing), as the method
+            // returns.
+            [field @ Arg::Field(_), key] if piped.is_none() => {
+                match (self.arg(field, dot, text)?, self.arg(key, dot, text)?) {
+                    (Value::Object(m), Value::String(k)) => {
+                        Ok(m.get(&k).cloned().unwrap_or_else(|| Value::String(String::new())))
+                    }
+                    _ => Err(fail(text, "can't give argument to non-function")),
+                }
+            }
             _ => Err(fail(text, "can't give argument to non-function")),
         }
     }

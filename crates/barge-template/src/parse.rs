@@ -296,7 +296,8 @@ impl Parser {
         if args.is_empty() {
             return Err(err("missing value for command"));
         }
-        if args.len() > 1 && !matches!(args[0], Arg::Func(_)) {
+        // `.Label "key"`: docker's method with an argument (see `Exec::cmd`).
+        if args.len() > 1 && !matches!(args[0], Arg::Func(_) | Arg::Field(_)) {
             return Err(err(format!(
                 "can't give argument to non-function {}",
                 describe(&toks[..1])

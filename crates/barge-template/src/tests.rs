@@ -124,7 +124,10 @@ fn variables_and_pipelines() {
         "A=1 10.88.0.5"
     );
     assert!(parse_err("{{$x}}").contains("undefined variable: $x"));
-    assert!(parse_err("{{.Name .State}}").contains("can't give argument to non-function"));
+    assert!(exec_err("{{.Name .State}}").contains("can't give argument to non-function"));
+    // docker's `.Label "key"`: a map-valued field given a key.
+    assert_eq!(r("{{.Config.Labels \"a\"}}|{{.Config.Labels \"none\"}}|"), "1||");
+    assert!(exec_err("{{.Config.Labels 1}}").contains("can't give argument to non-function"));
     assert!(parse_err("{{.Name | .State}}").contains("only a function can follow"));
 }
 
