@@ -630,6 +630,40 @@ fn ps_filters_formats_and_prune() {
     let json: serde_json::Value = serde_json::from_str(b.ok(&["ps", "--format", "json"]).trim()).unwrap();
     assert_eq!(json["Names"], "live");
     assert_eq!(json["State"], "running");
+    assert!(json.get("Label").is_none(), "a method, not a field: {json}");
+    // docker's `.Label "KEY"`, and LocalVolumes counting volume mounts.
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "--format",
+            "{{.Label \"tier\"}}|{{.Label \"no\"}}|{{.LocalVolumes}}"
+        ]),
+        "a||0\n"
+    );
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "withvol",
+        "-v",
+        "psvol:/data",
+        "-v",
+        "/tmp:/hosttmp",
+        &image,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "--filter",
+            "name=withvol",
+            "--format",
+            "{{.LocalVolumes}} {{.Mounts}}"
+        ]),
+        "1 psvol,/tmp\n"
+    );
+    b.ok(&["rm", "-f", "withvol"]);
     assert_eq!(b.ok(&["ps", "--no-trunc", "-q"]).trim().len(), 64);
     let sized = b.ok(&["ps", "-s"]);
     assert!(

@@ -767,7 +767,9 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
                 "ID": if a.no_trunc { c.id() } else { c.short_id() },
                 "Image": c.meta.image,
                 "Labels": c.meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                "LocalVolumes": "0",
+                // docker's `.Label "KEY"` (a method: left out of `--format json`).
+                "Label": c.meta.labels,
+                "LocalVolumes": super::volumes::local_volume_count(c).to_string(),
                 "Mounts": super::volumes::mounts_column(c),
                 "Names": c.meta.name,
                 "Networks": network_mode(c),
@@ -788,7 +790,11 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     match format.as_deref() {
         Some("json") => {
             for v in &values {
-                println!("{}", crate::format::sanitized(v));
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("Label");
+                }
+                println!("{}", crate::format::sanitized(&v));
             }
         }
         other => {

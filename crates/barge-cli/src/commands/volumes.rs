@@ -371,3 +371,9 @@ pub fn mounts_column(c: &Container) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// `ps`'s LocalVolumes: the container's mounts of local volumes (named or
+/// anonymous; binds and tmpfs are not volumes).
+pub fn local_volume_count(c: &Container) -> usize {
+    c.meta.volumes.iter().filter(|m| m.kind == MountKind::Volume).count()
+}
