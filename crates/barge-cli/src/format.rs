@@ -38,6 +38,17 @@ pub fn sanitized(v: &Value) -> Value {
     }
 }
 
+/// A listing row as `--format json` prints it: without `Label`, the map
+/// rows carry for templates' `.Label "KEY"` (docker's method, which its
+/// JSON leaves out).
+pub fn json_row(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("Label");
+    }
+    v
+}
+
 pub fn tabulate(lines: &[String]) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<usize> = Vec::new();

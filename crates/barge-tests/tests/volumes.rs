@@ -71,6 +71,23 @@ fn volume_verbs_as_docker_has_them() {
         .trim(),
         "web local"
     );
+    assert_eq!(
+        b.ok(&[
+            "volume",
+            "ls",
+            "--filter",
+            "name=web",
+            "--format",
+            "{{.Label \"team\"}}|{{.Label \"x\"}}|"
+        ]),
+        "a||\n"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        b.ok(&["volume", "ls", "--filter", "name=web", "--format", "json"])
+            .trim(),
+    )
+    .expect("volume ls json");
+    assert!(json.get("Label").is_none() && json["Labels"] == "team=a", "{json}");
     let text = b.ok(&["volume", "inspect", "web"]);
     assert!(
         text.starts_with("[\n    {\n        \"CreatedAt\": "),

@@ -790,11 +790,7 @@ pub fn ps(env: &Env, a: &PsArgs) -> Result<i32, Failure> {
     match format.as_deref() {
         Some("json") => {
             for v in &values {
-                let mut v = v.clone();
-                if let Some(m) = v.as_object_mut() {
-                    m.remove("Label");
-                }
-                println!("{}", crate::format::sanitized(&v));
+                println!("{}", crate::format::sanitized(&crate::format::json_row(v)));
             }
         }
         other => {

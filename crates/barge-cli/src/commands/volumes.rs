@@ -111,6 +111,8 @@ pub fn ls(env: &Env, a: &VolumeLsArgs) -> Result<i32, Failure> {
             let mut row = volume_json(&rt, v);
             let labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             row["Labels"] = Value::String(labels.join(","));
+            // docker's `.Label "KEY"` (a method: left out of `--format json`).
+            row["Label"] = serde_json::json!(v.labels);
             row
         })
         .map(|v| crate::format::sanitized(&v))
@@ -126,7 +128,7 @@ pub fn ls(env: &Env, a: &VolumeLsArgs) -> Result<i32, Failure> {
         .unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".to_string());
     if src == "json" {
         for v in &values {
-            println!("{v}");
+            println!("{}", crate::format::json_row(v));
         }
         return Ok(0);
     }
