@@ -47,7 +47,7 @@ pub const DEFAULT_BRIDGE: &str = "barge0";
 pub const DEFAULT_SUBNET: &str = "10.222.0.0/16";
 
 /// The lines every container's `/etc/hosts` starts with, as docker writes them.
-pub const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+pub const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// A container as its network sees it.
 #[derive(Debug, Clone, Copy)]

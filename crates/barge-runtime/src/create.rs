@@ -766,9 +766,10 @@ fn write_files(
 ) -> Result<(), RuntimeError> {
     let mut hosts = match network {
         Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None | Network::Bridge | Network::User => {
-            format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER)
-        }
+        // As docker's: no address of its own, no line for its name.
+        Network::None => crate::network::HOSTS_HEADER.to_string(),
+        // The network's attach writes the container's address here.
+        Network::Bridge | Network::User => format!("{}127.0.0.1\t{hostname}\n", crate::network::HOSTS_HEADER),
     };
     hosts.push_str(hosts_extra);
     let pinned = resolv.is_some();

@@ -152,6 +152,19 @@ fn mounts_rootfs_and_special_filesystems() {
         "cat /etc/hostname; grep localhost /etc/hosts | head -1; test -f /etc/resolv.conf && echo resolv",
     );
     assert_eq!(etc, "box1\n127.0.0.1\tlocalhost\nresolv\n");
+    // docker's /etc/hosts for --network none, byte for byte: no line for
+    // the container's own name, which has no address.
+    let hosts = sh(
+        &b,
+        &image,
+        &["--network", "none", "--hostname", "box1"],
+        "cat /etc/hosts",
+    );
+    assert_eq!(
+        hosts,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    );
     // --read-only.
     let ro = sh(
         &b,
