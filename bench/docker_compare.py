@@ -58,8 +58,9 @@ ROWS = [
     ("run -i stdin", ["run", "--rm", "-i", "--network", "none", "cmp:1", "cat"], "piped\n"),
     ("run -it not a tty", ["run", "--rm", "-it", "--network", "none", "cmp:1", "true"], ""),
     ("run --network host hostname", ["run", "--rm", "--network", "host", "cmp:1", "hostname"], None),
+    ("run /etc/hosts", ["run", "--rm", "--network", "none", "--hostname", "box", "cmp:1", "cat", "/etc/hosts"], None),
     ("run --hostname", ["run", "--rm", "--network", "none", "--hostname", "box", "cmp:1", "hostname"], None),
-    ("run --add-host", ["run", "--rm", "--network", "none", "--add-host", "db:10.1.2.3", "cmp:1", "grep", "db", "/etc/hosts"], None),
+    ("run --add-host", ["run", "--rm", "--network", "none", "--add-host", "db:10.1.2.3", "cmp:1", "grep", "10.1.2.3", "/etc/hosts"], None),
     ("run cap list", ["run", "--rm", "--network", "none", "cmp:1", "grep", "CapEff", "/proc/self/status"], None),
     ("run Seccomp", ["run", "--rm", "--network", "none", "cmp:1", "grep", "^Seccomp:", "/proc/self/status"], None),
     ("run NoNewPrivs", ["run", "--rm", "--network", "none", "cmp:1", "grep", "NoNewPrivs", "/proc/self/status"], None),
@@ -89,6 +90,8 @@ ROWS = [
     ("run committed", ["run", "--rm", "--network", "none", "cmpc:1", "cat", "/tmp/h"], None),
     ("rmi committed", ["rmi", "cmpc:1"], None),
     ("top", ["top", "{c}", "-o", "comm"], None),
+    ("update", ["update", "--memory", "64m", "--memory-swap", "128m", "{c}"], None),
+    ("inspect updated", ["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}", "{c}"], None),
     ("pause", ["pause", "{c}"], None),
     ("ps paused", ["ps", "--filter", "name={c}", "--format", "{{.Status}}"], None),
     ("unpause", ["unpause", "{c}"], None),
@@ -109,6 +112,15 @@ ROWS = [
     ("logs both streams", ["logs", "{c}-d"], None),
     ("rm -f", ["rm", "-f", "{c}-d"], None),
     ("typo verb", ["psx"], None),
+    ("attach stopped", ["attach", "{c}-r"], None),
+    ("create --restart", ["create", "--name", "{c}-r", "--restart", "on-failure:2", "--network", "none", "cmp:1", "true"], None),
+    ("inspect RestartPolicy", ["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", "{c}-r"], None),
+    ("attach to created", ["attach", "{c}-r"], None),
+    ("--restart with --rm", ["run", "--rm", "--restart", "always", "cmp:1", "true"], None),
+    ("create --health-cmd", ["create", "--name", "{c}-h", "--health-cmd", "true", "--health-interval", "5s", "--network", "none", "cmp:1", "true"], None),
+    ("inspect Healthcheck", ["inspect", "-f", "{{json .Config.Healthcheck}}", "{c}-h"], None),
+    ("rm created", ["rm", "{c}-r", "{c}-h"], None),
+    ("system df types", ["system", "df", "--format", "{{.Type}}"], None),
     ("--mount tmpfs", ["run", "--rm", "--network", "none", "--mount", "type=tmpfs,target=/t", "cmp:1", "sh", "-c", "grep -c ' /t ' /proc/mounts"], None),
     ("volume ls -q", ["volume", "ls", "-q", "--filter", "name=cmpvol"], None),
     ("volume inspect", ["volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}}", "cmpvol"], None),
@@ -131,6 +143,8 @@ def normalise(text):
     text = re.sub(r"(About an?|Less than a|\d+) (seconds?|minutes?|hours?|days?|weeks?|months?|years?)( ago)?", "<TIME>", text)
     text = re.sub(r"\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)", "<DATE>", text)
     text = re.sub(r"[ \t]+\n", "\n", text)
+    # Column widths follow the widest cell, a time here: compared apart.
+    text = re.sub(r" {2,}", "  ", text)
     return text.strip()
 
 
@@ -219,7 +233,7 @@ def main():
         print(f"\n{same} of {len(ROWS)} rows match docker {run([docker, 'version', '-f', '{{.Server.Version}}'], None, denv)[1].strip()}")
     finally:
         for tool, env in ((docker, denv), (barge, benv)):
-            run([tool, "rm", "-f", name, name + "-d"], None, env)
+            run([tool, "rm", "-f", name, name + "-d", name + "-r", name + "-h"], None, env)
         daemon.terminate()
         daemon.wait(timeout=30)
         subprocess.run(["umount", "-R", os.path.join(work, "docker")], stderr=subprocess.DEVNULL)
