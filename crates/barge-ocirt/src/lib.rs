@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod bundle;
 pub mod commands;
 pub mod defaults;
 pub mod state;
