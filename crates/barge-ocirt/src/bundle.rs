@@ -90,7 +90,22 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
         .map(|m| adapt_mount(m, bundle))
         .collect::<Result<Vec<_>, _>>()?;
     spec.set_mounts(Some(mounts));
+    allow_standard_devices(spec);
     Ok(devices)
+}
+
+/// runc's rule: the standard nodes, ptys and `/dev/net/tun` are allowed
+/// after the bundle's own device rules (engines write only a deny-all and
+/// their extras), as barge's own containers have them.
+fn allow_standard_devices(spec: &mut Spec) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut res = linux.resources().clone().unwrap_or_default();
+    let mut rules = res.devices().clone().unwrap_or_default();
+    // The first of barge's defaults is its deny-all.
+    rules.extend(barge_runner::spec::default_device_rules().into_iter().skip(1));
+    res.set_devices(Some(rules));
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
 }
 
 /// Whether the kernel runs the security module `name`.
