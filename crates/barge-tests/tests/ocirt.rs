@@ -1,0 +1,405 @@
+//! barge-runtime, barge answering as an OCI runtime (issue 18), through the
+//! real binary: runc's commands on bundles made by `umoci unpack` of the
+//! harness's busybox image and `barge-runtime spec`, hostile bundles, and
+//! podman running containers with it.
+
+use barge_tests::image::busybox_via_umoci;
+use barge_tests::registry::Registry;
+use barge_tests::{barge_bin, require_root_and, run_ok, stderr_of, stdout_of};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// barge linked as `barge-runtime`, with a state directory of its own.
+struct Runtime {
+    dir: tempfile::TempDir,
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(barge_bin(), dir.path().join("barge-runtime")).expect("link");
+        Runtime { dir }
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("barge-runtime")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bin());
+        c.arg("--root").arg(self.state_dir()).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("barge-runtime")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        stdout_of(&o)
+    }
+
+    /// `create` (or `run --detach`): the container keeps the stdio it is
+    /// given, so they are files here, not pipes read to their end.
+    fn detached(&self, args: &[&str]) -> Output {
+        let log = |name: &str| std::fs::File::create(self.dir.path().join(name)).expect("log file");
+        let status = self
+            .cmd(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log("stdout"))
+            .stderr(log("stderr"))
+            .status()
+            .expect("barge-runtime");
+        Output {
+            status,
+            stdout: std::fs::read(self.dir.path().join("stdout")).unwrap_or_default(),
+            stderr: std::fs::read(self.dir.path().join("stderr")).unwrap_or_default(),
+        }
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits (10 s at most) for `id`'s status to become `want`.
+    fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status(id) != want {
+            assert!(Instant::now() < deadline, "{id} never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The registry with the harness's busybox image, or `None` (a failure in
+/// CI) without root or the tools.
+fn image() -> Option<Registry> {
+    if !require_root_and(&["docker-registry", "umoci", "skopeo"]) {
+        return None;
+    }
+    let reg = Registry::anonymous();
+    busybox_via_umoci(&reg, "busybox", "latest");
+    Some(reg)
+}
+
+/// A bundle: the image unpacked by umoci, then `barge-runtime spec`'s
+/// config with `args`, no terminal and a writable root.
+fn bundle(reg: &Registry, rt: &Runtime, dir: &Path, args: &[&str]) -> PathBuf {
+    let layout = dir.join("layout");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/busybox:latest", reg.host()))
+            .arg(format!("oci:{}:latest", layout.display())),
+    );
+    let bundle = dir.join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:latest", layout.display()))
+            .arg(&bundle),
+    );
+    std::fs::remove_file(bundle.join("config.json")).expect("umoci's config");
+    rt.ok(&["spec", "--bundle", bundle.to_str().expect("utf-8")]);
+    edit(&bundle, |c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = args.into();
+        c["root"]["readonly"] = false.into();
+    });
+    bundle
+}
+
+fn edit(bundle: &Path, f: impl FnOnce(&mut Value)) {
+    let path = bundle.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("json");
+    f(&mut c);
+    std::fs::write(&path, serde_json::to_vec_pretty(&c).expect("json")).expect("config");
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn runc_commands_on_an_umoci_bundle() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let b = bundle(
+        &reg,
+        &rt,
+        work.path(),
+        &["sh", "-c", "echo hi from $(hostname); exit 3"],
+    );
+    let bs = b.to_str().expect("utf-8");
+
+    // run: the process's status is run's, and the container is gone after.
+    let o = rt.run(&["run", "--bundle", bs, "r1"]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert_eq!(stdout_of(&o).trim(), "hi from barge");
+    assert_eq!(rt.run(&["state", "r1"]).status.code(), Some(1));
+
+    // create: set up, waiting; the command has not run.
+    edit(&b, |c| {
+        c["process"]["args"] = ["sh", "-c", "touch /started; exec sleep 300"].into()
+    });
+    let pid_file = work.path().join("pid");
+    let o = rt.detached(&[
+        "create",
+        "--bundle",
+        bs,
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        "c1",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .parse()
+        .expect("pid");
+    let st = rt.state("c1");
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    assert_eq!(st["id"], "c1");
+    assert_eq!(st["bundle"], bs);
+    assert!(st["ociVersion"].is_string() && st["annotations"].is_object(), "{st}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!b.join("rootfs/started").exists(), "the command ran before start");
+    let again = rt.detached(&["create", "--bundle", bs, "c1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr_of(&again).contains("already exists"), "{again:?}");
+
+    // start: the same process execs the command.
+    rt.ok(&["start", "c1"]);
+    wait_for("the command", || b.join("rootfs/started").exists());
+    assert_eq!(rt.status("c1"), "running");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "sleep");
+    assert_eq!(rt.run(&["start", "c1"]).status.code(), Some(1));
+
+    // exec joins it, with its status.
+    let o = rt.run(&["exec", "c1", "sh", "-c", "cat /proc/1/comm; exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
+    assert_eq!(stdout_of(&o).trim(), "sleep");
+
+    // delete refuses a running container; kill, then it is stopped.
+    let o = rt.run(&["delete", "c1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_of(&o).contains("not stopped"), "{o:?}");
+    rt.ok(&["kill", "c1", "KILL"]);
+    rt.wait_status("c1", "stopped");
+    assert_eq!(rt.state("c1")["pid"], 0);
+    assert_eq!(rt.run(&["kill", "c1"]).status.code(), Some(1));
+    rt.ok(&["delete", "c1"]);
+    assert_eq!(rt.run(&["state", "c1"]).status.code(), Some(1));
+
+    // delete -f of a created or running container kills it first.
+    assert!(rt.detached(&["create", "--bundle", bs, "c2"]).status.success());
+    let pid2 = rt.state("c2")["pid"].as_i64().expect("pid");
+    rt.ok(&["start", "c2"]);
+    rt.ok(&["delete", "-f", "c2"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid2}")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid2}/stat")).unwrap_or_default();
+            s.contains(") Z")
+        }
+    );
+    rt.ok(&["delete", "-f", "c2"]);
+
+    // A missing program: create fails, runc's way, logged as JSON.
+    edit(&b, |c| c["process"]["args"] = ["no-such-program"].into());
+    let log = work.path().join("log.json");
+    let o = Command::new(rt.bin())
+        .args(["--log", log.to_str().expect("utf-8"), "--log-format", "json", "--root"])
+        .arg(rt.state_dir())
+        .args(["create", "--bundle", bs, "c3"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("a JSON line");
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().expect("msg").contains("executable file not found"),
+        "{line}"
+    );
+    assert!(line["time"].is_string());
+    assert_eq!(
+        rt.run(&["state", "c3"]).status.code(),
+        Some(1),
+        "a failed create leaves nothing"
+    );
+}
+
+#[test]
+fn the_bundles_security_settings_hold() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+                  wc -c < /proc/timer_list; touch /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; \
+                  touch /rootfile 2>/dev/null && echo root-writable; echo $$";
+    let b = bundle(&reg, &rt, work.path(), &["sh", "-c", script]);
+    edit(&b, |c| {
+        c["root"]["readonly"] = true.into();
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let out = rt.ok(&["run", "--bundle", b.to_str().expect("utf-8"), "sec"]);
+    // runc's default capabilities: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
+    assert!(out.contains("CapEff:\t0000000020000420"), "{out}");
+    assert!(out.contains("CapBnd:\t0000000020000420"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"0"), "/proc/timer_list masked: {out}");
+    assert!(
+        !out.contains("sysrq-writable") && !out.contains("root-writable"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"1"), "PID 1 of its own namespace: {out}");
+    // The seccomp filter is the bundle's.
+    edit(&b, |c| {
+        c["process"]["args"] = ["sh", "-c", "mkdir /tmp/x || echo denied"].into()
+    });
+    edit(&b, |c| c["root"]["readonly"] = false.into());
+    let out = rt.ok(&["run", "--bundle", b.to_str().expect("utf-8"), "sec2"]);
+    assert!(out.contains("denied"), "{out}");
+}
+
+#[test]
+fn a_hostile_bundle_does_not_reach_the_host() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let b = bundle(&reg, &rt, work.path(), &["true"]);
+    let bs = b.to_str().expect("utf-8");
+    let rootfs = b.join("rootfs");
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).expect("src");
+    std::fs::write(src.join("secret"), "x").expect("secret");
+    let tag = format!("barge-ocirt-escape-{}", std::process::id());
+    let host_tmp = Path::new("/tmp").join(&tag);
+    // Links in the image aimed at the host: absolute and relative.
+    std::os::unix::fs::symlink("/tmp", rootfs.join("abs")).expect("link");
+    std::os::unix::fs::symlink("../../../../../../tmp", rootfs.join("rel")).expect("link");
+    for dest in [
+        format!("/../../../../tmp/{tag}"),
+        format!("/abs/{tag}"),
+        format!("/rel/{tag}"),
+    ] {
+        edit(&b, |c| {
+            c["mounts"].as_array_mut().expect("mounts").push(
+                serde_json::json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+            );
+            c["process"]["args"] = ["sh", "-c", &format!("cat /tmp/{tag}/secret")].into();
+        });
+        let o = rt.run(&["run", "--bundle", bs, "hostile"]);
+        assert!(!host_tmp.exists(), "{dest}: the mount point was made on the host");
+        // Resolved inside the root: the mount is the container's /tmp/TAG.
+        assert_eq!(stdout_of(&o), "x", "{dest}: {o:?}");
+        assert!(rootfs.join("tmp").join(&tag).exists(), "{dest}");
+        std::fs::remove_dir(rootfs.join("tmp").join(&tag)).expect("cleanup");
+        edit(&b, |c| {
+            c["mounts"].as_array_mut().expect("mounts").pop();
+        });
+    }
+    // A kernel filesystem's mount point that is a link is refused.
+    std::fs::remove_dir(rootfs.join("proc")).ok();
+    std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).expect("link");
+    let o = rt.run(&["run", "--bundle", bs, "hostile2"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr_of(&o).contains("symbolic link"), "{o:?}");
+    std::fs::remove_file(rootfs.join("proc")).expect("link");
+    std::fs::create_dir(rootfs.join("proc")).expect("proc");
+    // What the runner cannot apply is refused, not skipped.
+    for (what, change) in [
+        (
+            "hooks",
+            serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}}),
+        ),
+        (
+            "user namespace",
+            serde_json::json!({"linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}}),
+        ),
+    ] {
+        let saved = std::fs::read(b.join("config.json")).expect("config");
+        edit(&b, |c| merge(c, change));
+        let o = rt.run(&["run", "--bundle", bs, "refused"]);
+        assert_eq!(o.status.code(), Some(1), "{what}: {o:?}");
+        assert!(stderr_of(&o).contains("not supported"), "{what}: {o:?}");
+        std::fs::write(b.join("config.json"), saved).expect("config");
+    }
+    // IDs that would name paths are refused.
+    let o = rt.run(&["create", "--bundle", bs, "../../etc"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr_of(&o).contains("invalid container ID"), "{o:?}");
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+#[test]
+fn spec_and_features() {
+    if !require_root_and(&[]) {
+        return;
+    }
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let ws = work.path().to_str().expect("utf-8");
+    rt.ok(&["spec", "--bundle", ws]);
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("config.json")).expect("config")).expect("json");
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert_eq!(c["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(c["process"]["terminal"], true);
+    assert_eq!(
+        rt.run(&["spec", "--bundle", ws]).status.code(),
+        Some(1),
+        "never overwritten"
+    );
+    let f: Value = serde_json::from_str(&rt.ok(&["features"])).expect("features JSON");
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .any(|n| n == "pid"));
+    assert!(f["linux"]["capabilities"]
+        .as_array()
+        .expect("caps")
+        .iter()
+        .any(|n| n == "CAP_KILL"));
+}
