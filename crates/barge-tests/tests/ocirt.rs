@@ -403,3 +403,124 @@ fn spec_and_features() {
         .iter()
         .any(|n| n == "CAP_KILL"));
 }
+
+/// podman with barge-runtime as its OCI runtime, in a storage of its own.
+/// `--ulimit`: podman asks for more processes and files than this host's
+/// hard limits, which without CAP_SYS_RESOURCE no runtime can give (runc
+/// fails the same way).
+struct Podman {
+    rt: Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        Podman {
+            rt: Runtime::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(self.dir.path().join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime"])
+            .arg(self.rt.bin())
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("podman")
+    }
+
+    /// `podman ARGS` on a terminal (`script`), for `-it`.
+    fn on_terminal(&self, args: &[&str]) -> Output {
+        let line = format!("{:?}", self.cmd(args)).replace('"', "");
+        Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .output()
+            .expect("script")
+    }
+}
+
+const LIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"];
+
+fn podman_image(reg: &Registry, p: &Podman) -> String {
+    let image = format!("{}/busybox:latest", reg.host());
+    let o = p.run(&["pull", "-q", "--tls-verify=false", &image]);
+    assert!(o.status.success(), "{o:?}");
+    image
+}
+
+#[test]
+fn podman_runs_containers_with_barge_runtime() {
+    if !require_root_and(&["podman", "conmon", "script"]) {
+        return;
+    }
+    let Some(reg) = image() else { return };
+    let p = Podman::new();
+    let image = podman_image(&reg, &p);
+    let run = |extra: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(LIMITS);
+        args.extend(extra);
+        args.push(&image);
+        args.extend(cmd);
+        p.run(&args)
+    };
+    let o = run(&[], &["echo", "hi"]);
+    assert_eq!((o.status.code(), stdout_of(&o).as_str()), (Some(0), "hi\n"), "{o:?}");
+    assert_eq!(run(&[], &["sh", "-c", "exit 42"]).status.code(), Some(42));
+    let o = run(&[], &["no-such-program"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+    // The runtime's own view: PID 1, the bundle's hostname and capabilities.
+    let o = run(&["--hostname", "viapodman"], &["sh", "-c", "echo $$ $(hostname)"]);
+    assert_eq!(stdout_of(&o).trim(), "1 viapodman", "{o:?}");
+
+    // run -d, exec (podman's exec --process --detach --pid-file), stop, rm.
+    let mut args = vec!["run", "-d", "--name", "bg", "--network", "none"];
+    args.extend(LIMITS);
+    args.extend([image.as_str(), "sleep", "300"]);
+    let o = p.run(&args);
+    assert!(o.status.success(), "{o:?}");
+    let o = p.run(&["exec", "bg", "sh", "-c", "cat /proc/1/comm; exit 5"]);
+    assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(5), "sleep"), "{o:?}");
+    let o = p.run(&["exec", "-d", "bg", "touch", "/detached"]);
+    assert!(o.status.success(), "{o:?}");
+    wait_for("exec -d's command", || {
+        p.run(&["exec", "bg", "test", "-e", "/detached"]).status.success()
+    });
+    let o = p.run(&["inspect", "-f", "{{.State.Status}}", "bg"]);
+    assert_eq!(stdout_of(&o).trim(), "running", "{o:?}");
+    let o = p.run(&["stop", "-t", "1", "bg"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = p.run(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bg"]);
+    assert_eq!(stdout_of(&o).trim(), "exited 137", "{o:?}");
+    let o = p.run(&["rm", "bg"]);
+    assert!(o.status.success(), "{o:?}");
+    // Nothing of it is left in barge-runtime's state.
+    let left = std::fs::read_dir(p.rt.state_dir()).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0);
+
+    // -it: the pty comes back over --console-socket.
+    let mut args = vec!["run", "--rm", "-it", "--network", "none"];
+    args.extend(LIMITS);
+    args.extend([image.as_str(), "sh", "-c", "tty; exit 4"]);
+    let o = p.on_terminal(&args);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    assert!(stdout_of(&o).contains("/dev/pts/0"), "{o:?}");
+    let mut args = vec!["run", "-d", "--name", "tt", "--network", "none"];
+    args.extend(LIMITS);
+    args.extend([image.as_str(), "sleep", "300"]);
+    assert!(p.run(&args).status.success());
+    let o = p.on_terminal(&["exec", "-it", "tt", "sh", "-c", "tty; exit 6"]);
+    assert_eq!(o.status.code(), Some(6), "{o:?}");
+    assert!(stdout_of(&o).contains("/dev/pts/"), "{o:?}");
+    assert!(p.run(&["rm", "-f", "-t", "0", "tt"]).status.success());
+}
