@@ -214,11 +214,41 @@ fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError>
             .collect(),
     };
     barge_records::write_json(&dir.join("state.json"), &record)?;
+    let ct = Container { dir, record };
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let ran = crate::hooks::run(
+        "createRuntime",
+        hooks.create_runtime().as_deref().unwrap_or_default(),
+        &ct.state_json(),
+    )
+    .and_then(|()| {
+        crate::hooks::run(
+            "prestart",
+            hooks.prestart().as_deref().unwrap_or_default(),
+            &ct.state_json(),
+        )
+    });
+    if let Err(e) = ran {
+        let _ = kill_and_wait(&ct);
+        return Err(e);
+    }
     if let Some(p) = c.value("pid-file") {
         write_pid_file(Path::new(p), started.pid)?;
     }
     undo.0 = None;
-    Ok(Container { dir, record })
+    Ok(ct)
+}
+
+/// The bundle's hooks of one kind, read again from its config (`None`
+/// when the bundle is gone: nothing to run).
+fn bundle_hooks(
+    ct: &Container,
+    pick: impl Fn(&oci_spec::runtime::Hooks) -> Option<Vec<oci_spec::runtime::Hook>>,
+) -> Vec<oci_spec::runtime::Hook> {
+    bundle::load(&ct.record.bundle)
+        .ok()
+        .and_then(|s| s.hooks().as_ref().and_then(&pick))
+        .unwrap_or_default()
 }
 
 /// Lets the created process `execve`: opens the exec fifo for reading
@@ -249,7 +279,9 @@ fn start(ct: &Container) -> Result<(), OcirtError> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::fs::remove_file(ct.fifo()).map_err(io_err("removing the exec fifo"))
+    std::fs::remove_file(ct.fifo()).map_err(io_err("removing the exec fifo"))?;
+    let poststart = bundle_hooks(ct, |h| h.poststart().clone());
+    crate::hooks::run("poststart", &poststart, &ct.state_json())
 }
 
 /// The exit status of our child `pid`: its code, or 128 + its signal.
@@ -283,7 +315,7 @@ fn run_container(g: &Global, c: &Command, root: &Path) -> Result<i32, OcirtError
     }
     let code = wait_child(ct.record.pid)?;
     if !c.is_set("keep") {
-        ct.destroy()?;
+        remove(&ct)?;
     }
     Ok(code)
 }
@@ -369,8 +401,18 @@ fn delete(root: &Path, c: &Command) -> Result<i32, OcirtError> {
             )))
         }
     }
-    ct.destroy()?;
+    remove(&ct)?;
     Ok(0)
+}
+
+/// Removes a stopped container's state, then runs its poststop hooks (a
+/// failed one does not undo the delete, as in runc).
+fn remove(ct: &Container) -> Result<(), OcirtError> {
+    let poststop = bundle_hooks(ct, |h| h.poststop().clone());
+    let state = ct.state_json();
+    ct.destroy()?;
+    let _ = crate::hooks::run("poststop", &poststop, &state);
+    Ok(())
 }
 
 fn list(root: &Path) -> Result<i32, OcirtError> {

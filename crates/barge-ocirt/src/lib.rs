@@ -20,6 +20,7 @@ pub mod args;
 pub mod bundle;
 pub mod commands;
 pub mod defaults;
+pub mod hooks;
 pub mod state;
 
 /// The name under which the `barge` binary answers as an OCI runtime.
