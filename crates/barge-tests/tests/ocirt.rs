@@ -189,8 +189,10 @@ fn runc_commands_on_an_umoci_bundle() {
     rt.ok(&["start", "c1"]);
     wait_for("the command", || b.join("rootfs/started").exists());
     assert_eq!(rt.status("c1"), "running");
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
-    assert_eq!(comm.trim(), "sleep");
+    // The same process: the shell execs sleep.
+    wait_for("sleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
     assert_eq!(rt.run(&["start", "c1"]).status.code(), Some(1));
 
     // exec joins it, with its status.
@@ -339,8 +341,8 @@ fn a_hostile_bundle_does_not_reach_the_host() {
     // What the runner cannot apply is refused, not skipped.
     for (what, change) in [
         (
-            "hooks",
-            serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}}),
+            "hooks inside the container",
+            serde_json::json!({"hooks": {"createContainer": [{"path": "/bin/true"}]}}),
         ),
         (
             "user namespace",
@@ -358,6 +360,55 @@ fn a_hostile_bundle_does_not_reach_the_host() {
     let o = rt.run(&["create", "--bundle", bs, "../../etc"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr_of(&o).contains("invalid container ID"), "{o:?}");
+}
+
+#[test]
+fn hooks_get_the_state_and_a_failing_one_fails_create() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let b = bundle(&reg, &rt, work.path(), &["true"]);
+    let bs = b.to_str().expect("utf-8");
+    let seen = work.path().join("seen");
+    let hook = |kind: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}.{kind}", seen.display())]});
+    edit(&b, |c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [hook("createRuntime")],
+            "prestart": [hook("prestart")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        })
+    });
+    assert_eq!(rt.run(&["run", "--bundle", bs, "h1"]).status.code(), Some(0));
+    for (kind, status) in [
+        ("createRuntime", "created"),
+        ("prestart", "created"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let text = std::fs::read_to_string(format!("{}.{kind}", seen.display())).expect(kind);
+        let st: Value = serde_json::from_str(&text).expect("state JSON");
+        assert_eq!(
+            (st["id"].as_str(), st["bundle"].as_str()),
+            (Some("h1"), Some(bs)),
+            "{kind}: {st}"
+        );
+        if kind != "poststart" {
+            // poststart may see the command already gone.
+            assert_eq!(st["status"], status, "{kind}: {st}");
+        }
+    }
+    edit(&b, |c| {
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false", "args": ["false"]}]});
+    });
+    let o = rt.run(&["run", "--bundle", bs, "h2"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr_of(&o).contains("prestart hook /bin/false failed"), "{o:?}");
+    assert_eq!(
+        rt.run(&["state", "h2"]).status.code(),
+        Some(1),
+        "a failed create leaves nothing"
+    );
 }
 
 fn merge(into: &mut Value, from: Value) {
