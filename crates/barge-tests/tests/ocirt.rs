@@ -575,3 +575,186 @@ fn podman_runs_containers_with_barge_runtime() {
     assert!(stdout_of(&o).contains("/dev/pts/"), "{o:?}");
     assert!(p.run(&["rm", "-f", "-t", "0", "tt"]).status.success());
 }
+
+/// A daemon started for one test, stopped (SIGTERM, then waited for) when
+/// dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(cmd: &mut Command, log: &Path, ready: impl Fn() -> bool) -> Daemon {
+    let log = std::fs::File::create(log).expect("daemon log");
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("daemon");
+    let d = Daemon(child);
+    wait_for("the daemon", ready);
+    d
+}
+
+#[test]
+fn docker_runs_containers_with_barge_runtime() {
+    if !require_root_and(&["dockerd", "docker", "script"]) {
+        return;
+    }
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let host = format!("unix://{}", d.join("docker.sock").display());
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(["-H", &host])
+            .args(args)
+            .output()
+            .expect("docker")
+    };
+    // Its own roots, no iptables and no bridge: nothing of the host's network changes.
+    let _dockerd = start_daemon(
+        Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args([
+                "-H",
+                &host,
+                "--iptables=false",
+                "--bridge=none",
+                "--insecure-registry",
+                &reg.host(),
+            ])
+            .arg("--add-runtime")
+            .arg(format!("barge={}", rt.bin().display()))
+            .args([
+                "--containerd-namespace",
+                "barge-ocirt",
+                "--containerd-plugins-namespace",
+                "barge-ocirt-p",
+            ]),
+        &d.join("dockerd.log"),
+        || docker(&["version"]).status.success(),
+    );
+    let image = format!("{}/busybox:latest", reg.host());
+    let o = docker(&["pull", "-q", &image]);
+    assert!(o.status.success(), "{o:?}");
+    let run = ["run", "--rm", "--runtime", "barge", "--network", "none"];
+    let o = docker(&[&run[..], &[&image, "sh", "-c", "echo hi $$; exit 9"]].concat());
+    assert_eq!((o.status.code(), stdout_of(&o).as_str()), (Some(9), "hi 1\n"), "{o:?}");
+    let o = docker(&[&run[..], &[&image, "no-such-program"]].concat());
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+
+    let o = docker(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--runtime",
+        "barge",
+        "--network",
+        "none",
+        &image,
+        "sleep",
+        "300",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let o = docker(&["exec", "bg", "sh", "-c", "cat /proc/1/comm; exit 3"]);
+    assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(3), "sleep"), "{o:?}");
+    let o = docker(&["stop", "-t", "1", "bg"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = docker(&["inspect", "-f", "{{.State.ExitCode}}", "bg"]);
+    assert_eq!(stdout_of(&o).trim(), "137", "{o:?}");
+    assert!(docker(&["rm", "bg"]).status.success());
+
+    let line = format!("docker -H {host} run --rm -it --runtime barge --network none {image} sh -c 'tty; exit 2'");
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script");
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stdout_of(&o).contains("/dev/pts/0"), "{o:?}");
+}
+
+#[test]
+fn containerd_runs_containers_with_barge_runtime() {
+    if !require_root_and(&["containerd", "ctr", "containerd-shim-runc-v2"]) {
+        return;
+    }
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sock = d.join("containerd.sock");
+    std::fs::write(
+        d.join("config.toml"),
+        format!(
+            "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
+            d.join("root"),
+            d.join("state"),
+            sock
+        ),
+    )
+    .expect("config");
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .arg("-a")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .expect("ctr")
+    };
+    let _containerd = start_daemon(
+        Command::new("containerd").arg("--config").arg(d.join("config.toml")),
+        &d.join("containerd.log"),
+        || ctr(&["version"]).status.success(),
+    );
+    let image = format!("{}/busybox:latest", reg.host());
+    let o = ctr(&["image", "pull", "--plain-http", &image]);
+    assert!(o.status.success(), "{o:?}");
+    let bin = rt.bin();
+    let bin = bin.to_str().expect("utf-8");
+    let o = ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        bin,
+        &image,
+        "c1",
+        "sh",
+        "-c",
+        "echo hi $$; exit 7",
+    ]);
+    assert_eq!((o.status.code(), stdout_of(&o).as_str()), (Some(7), "hi 1\n"), "{o:?}");
+
+    let o = ctr(&["run", "-d", "--runc-binary", bin, &image, "c2", "sleep", "300"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "c2",
+        "sh",
+        "-c",
+        "cat /proc/1/comm; exit 4",
+    ]);
+    assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(4), "sleep"), "{o:?}");
+    assert!(ctr(&["task", "kill", "-s", "KILL", "c2"]).status.success());
+    wait_for("the task to stop", || {
+        stdout_of(&ctr(&["task", "ls"])).lines().all(|l| !l.contains("RUNNING"))
+    });
+    assert!(ctr(&["task", "rm", "c2"]).status.success());
+    assert!(ctr(&["container", "rm", "c2"]).status.success());
+}
