@@ -1031,6 +1031,45 @@ mod tests {
     }
 
     #[test]
+    fn a_prepared_root_directory_is_bound_on_itself_not_overlaid() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        // root.path through a link: resolved once, to the directory itself.
+        std::os::unix::fs::symlink("rootfs", d.path().join("link")).unwrap();
+        let mut s = spec(Vec::new(), true);
+        let mut r = Root::default();
+        r.set_path(PathBuf::from("link")).set_readonly(Some(true));
+        s.set_root(Some(r));
+        let plan = Plan::for_directory(&s, d.path()).unwrap();
+        assert_eq!(plan.rootfs, std::fs::canonicalize(&root).unwrap());
+        assert_eq!(plan.snapshots_dir, PathBuf::from("/"));
+        let mut rec = Recorder::new(&plan.rootfs);
+        mount_root(&plan, &mut rec).unwrap();
+        assert_eq!(
+            rec.ops.first(),
+            Some(&Op::AttachCopy {
+                source: "/".into(),
+                target: "/".into(),
+                recursive: true,
+                attrs: NODEV,
+            })
+        );
+        assert!(!rec
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Mount { fstype, .. } if fstype == "overlay")));
+        assert_eq!(rec.ops.last(), Some(&Op::Pivot));
+        // Replaced between the plan and the child: refused.
+        std::fs::rename(&root, d.path().join("old")).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        let mut rec = Recorder::new(&plan.rootfs);
+        let (code, msg) = mount_root(&plan, &mut rec).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(msg.contains("replaced"), "{msg}");
+    }
+
+    #[test]
     fn the_mount_plan_in_order() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("rootfs");
