@@ -145,8 +145,20 @@ impl Drop for Undo {
     }
 }
 
+/// `--preserve-fds N`: the runner closes every descriptor above stdio at
+/// `execve`, so only 0 can be honoured.
+fn no_preserved_fds(c: &Command) -> Result<(), OcirtError> {
+    match c.value("preserve-fds") {
+        Some(n) if n != "0" => Err(OcirtError::Usage(format!(
+            "--preserve-fds {n} is not supported by barge-runtime"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError> {
     let id = c.id()?;
+    no_preserved_fds(c)?;
     let bundle = bundle_dir(c)?;
     let mut spec = bundle::load(&bundle)?;
     let devices = bundle::adapt(&mut spec, &bundle)?;
@@ -491,6 +503,7 @@ fn exec(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
         Status::Running | Status::Created => {}
         s => return Err(OcirtError::State(format!("cannot exec in a {} container", s.as_str()))),
     }
+    no_preserved_fds(c)?;
     let spec = bundle::load(&ct.record.bundle)?;
     let process = exec_process(&spec, c)?;
     let terminal = process.terminal().unwrap_or(false);
