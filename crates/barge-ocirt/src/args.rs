@@ -70,10 +70,12 @@ fn flags_of(command: &str) -> &'static [(&'static str, &'static str, bool)] {
         ("preserve-fds", "", true),
         ("detach", "d", false),
         ("keep", "", false),
+        ("no-subreaper", "", false),
     ];
     match command {
         "create" | "run" => CREATE,
         "kill" => &[("all", "a", false)],
+        "ps" => &[("format", "f", true)],
         "delete" => &[("force", "f", false)],
         "exec" => &[
             ("process", "p", true),

@@ -46,6 +46,7 @@ pub fn run(g: &Global, c: &Command) -> Result<i32, OcirtError> {
             Ok(0)
         }
         "list" => list(&root()?),
+        "ps" => ps(&Container::load(&root()?, c.id()?)?, c),
         "spec" => write_spec(c),
         "features" => print_json(&crate::defaults::features()),
         "--version" | "version" => {
@@ -58,7 +59,7 @@ pub fn run(g: &Global, c: &Command) -> Result<i32, OcirtError> {
             Ok(0)
         }
         "help" => {
-            println!("usage: barge-runtime [--root DIR] [--log FILE] [--log-format json|text] [--systemd-cgroup] COMMAND\ncommands: create, start, state, kill, delete, run, exec, pause, resume, list, spec, features");
+            println!("usage: barge-runtime [--root DIR] [--log FILE] [--log-format json|text] [--systemd-cgroup] COMMAND\ncommands: create, start, state, kill, delete, run, exec, pause, resume, list, ps, spec, features");
             Ok(0)
         }
         other => Err(OcirtError::Usage(format!("unknown command {other:?}"))),
@@ -447,6 +448,29 @@ fn list(root: &Path) -> Result<i32, OcirtError> {
         }
     }
     Ok(0)
+}
+
+/// `ps`: the PIDs of the container's processes (its cgroup's; its first
+/// process's alone without one), as `--format json` (containerd's shim
+/// asks for it: `docker top`) or one per line.
+fn ps(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
+    let mut pids = match ct.cgroup() {
+        Some(cg) => cg.pids(),
+        None if ct.alive() => vec![ct.record.pid],
+        None => Vec::new(),
+    };
+    pids.sort_unstable();
+    match c.value("format").unwrap_or("table") {
+        "json" => print_json(&serde_json::json!(pids)),
+        "table" => {
+            println!("PID");
+            for p in pids {
+                println!("{p}");
+            }
+            Ok(0)
+        }
+        other => Err(OcirtError::Usage(format!("ps: unknown format {other:?}"))),
+    }
 }
 
 fn write_spec(c: &Command) -> Result<i32, OcirtError> {

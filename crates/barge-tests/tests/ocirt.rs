@@ -672,6 +672,9 @@ fn docker_runs_containers_with_barge_runtime() {
     assert!(o.status.success(), "{o:?}");
     let o = docker(&["exec", "bg", "sh", "-c", "cat /proc/1/comm; exit 3"]);
     assert_eq!((o.status.code(), stdout_of(&o).trim()), (Some(3), "sleep"), "{o:?}");
+    // docker top: the shim's `ps --format json`.
+    let o = docker(&["top", "bg"]);
+    assert!(o.status.success() && stdout_of(&o).contains("sleep 300"), "{o:?}");
     let o = docker(&["stop", "-t", "1", "bg"]);
     assert!(o.status.success(), "{o:?}");
     let o = docker(&["inspect", "-f", "{{.State.ExitCode}}", "bg"]);
