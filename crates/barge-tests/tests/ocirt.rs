@@ -411,6 +411,56 @@ fn hooks_get_the_state_and_a_failing_one_fails_create() {
     );
 }
 
+#[test]
+fn linux_resources_and_cgroups_path_are_applied() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let b = bundle(&reg, &rt, work.path(), &["sleep", "300"]);
+    let bs = b.to_str().expect("utf-8");
+    let cg = format!("/barge-ocirt-test-{}", std::process::id());
+    edit(&b, |c| {
+        c["linux"]["cgroupsPath"] = cg.clone().into();
+        c["linux"]["resources"] = serde_json::json!({
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 42},
+            "devices": [{"allow": false, "access": "rwm"}]
+        });
+    });
+    assert!(rt.detached(&["create", "--bundle", bs, "lim"]).status.success());
+    let pid = rt.state("lim")["pid"].as_i64().expect("pid");
+    // The process is in the cgroup the bundle named, with its limits.
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let v2 = own.lines().any(|l| l.starts_with("0::")) && own.lines().count() == 1;
+    let (memory, pids) = if v2 {
+        let dir = format!("/sys/fs/cgroup{cg}");
+        (format!("{dir}/memory.max"), format!("{dir}/pids.max"))
+    } else {
+        assert!(own.lines().any(|l| l.contains(":memory:") && l.ends_with(&cg)), "{own}");
+        (
+            format!("/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes"),
+            format!("/sys/fs/cgroup/pids{cg}/pids.max"),
+        )
+    };
+    assert_eq!(std::fs::read_to_string(memory).expect("memory").trim(), "67108864");
+    assert_eq!(std::fs::read_to_string(pids).expect("pids").trim(), "42");
+    // Standard nodes stay usable under the bundle's deny-all; others not.
+    rt.ok(&["start", "lim"]);
+    let o = rt.run(&[
+        "exec",
+        "lim",
+        "sh",
+        "-c",
+        "echo x > /dev/null && head -c1 /dev/zero | wc -c",
+    ]);
+    assert_eq!(stdout_of(&o).trim(), "1", "{o:?}");
+    rt.ok(&["delete", "-f", "lim"]);
+    assert!(
+        !Path::new(&format!("/sys/fs/cgroup/memory{cg}")).exists(),
+        "the cgroup is removed"
+    );
+}
+
 fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
