@@ -314,6 +314,47 @@ fn wait_child(pid: i32) -> Result<i32, OcirtError> {
     }
 }
 
+/// The signals `run` relays to the container's process, as runc's does.
+const FORWARDED: &[rustix::process::Signal] = {
+    use rustix::process::Signal;
+    &[
+        Signal::HUP,
+        Signal::INT,
+        Signal::QUIT,
+        Signal::TERM,
+        Signal::USR1,
+        Signal::USR2,
+        Signal::WINCH,
+        Signal::CONT,
+        Signal::ALARM,
+    ]
+};
+
+/// `run` in the foreground: relays the signals it gets (`barge stop` of a
+/// container run with `--runtime barge-runtime`) to the process until it
+/// exits; it is then left for [`wait_child`] to reap.
+fn forward_signals_until_exit(pid: i32) -> Result<(), OcirtError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let signals = barge_runner::sys::SignalFd::new(FORWARDED).map_err(io_err("creating a signalfd"))?;
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| OcirtError::State("pid 0".into()))?;
+    let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|e| io_err("watching the container")(e.into()))?;
+    loop {
+        let mut fds = [PollFd::new(&signals, PollFlags::IN), PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(io_err("waiting for the container")(e.into())),
+        }
+        let exited = !fds[1].revents().is_empty();
+        while let Some(sig) = signals.read() {
+            let _ = barge_runner::sys::send_signal(&pidfd, sig);
+        }
+        if exited {
+            return Ok(());
+        }
+    }
+}
+
 /// `run`: create, start, and (without `--detach`) wait for the process
 /// and delete the container; the process's status is the exit status.
 fn run_container(g: &Global, c: &Command, root: &Path) -> Result<i32, OcirtError> {
@@ -326,6 +367,7 @@ fn run_container(g: &Global, c: &Command, root: &Path) -> Result<i32, OcirtError
     if c.is_set("detach") {
         return Ok(0);
     }
+    forward_signals_until_exit(ct.record.pid)?;
     let code = wait_child(ct.record.pid)?;
     if !c.is_set("keep") {
         remove(&ct)?;

@@ -461,6 +461,30 @@ fn linux_resources_and_cgroups_path_are_applied() {
     );
 }
 
+#[test]
+fn run_relays_signals_to_the_container() {
+    let Some(reg) = image() else { return };
+    let rt = Runtime::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let script = "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 0.05; done";
+    let b = bundle(&reg, &rt, work.path(), &["sh", "-c", script]);
+    let out = work.path().join("out");
+    let mut child = rt
+        .cmd(&["run", "--bundle", b.to_str().expect("utf-8"), "sig"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("out"))
+        .spawn()
+        .expect("run");
+    wait_for("the trap", || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.contains("ready"))
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(5));
+    assert!(std::fs::read_to_string(&out).expect("out").contains("got TERM"));
+}
+
 fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
