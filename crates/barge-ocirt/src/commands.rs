@@ -333,9 +333,8 @@ const FORWARDED: &[rustix::process::Signal] = {
 /// `run` in the foreground: relays the signals it gets (`barge stop` of a
 /// container run with `--runtime barge-runtime`) to the process until it
 /// exits; it is then left for [`wait_child`] to reap.
-fn forward_signals_until_exit(pid: i32) -> Result<(), OcirtError> {
+fn forward_signals_until_exit(signals: &barge_runner::sys::SignalFd, pid: i32) -> Result<(), OcirtError> {
     use rustix::event::{poll, PollFd, PollFlags};
-    let signals = barge_runner::sys::SignalFd::new(FORWARDED).map_err(io_err("creating a signalfd"))?;
     let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| OcirtError::State("pid 0".into()))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| io_err("watching the container")(e.into()))?;
@@ -358,16 +357,20 @@ fn forward_signals_until_exit(pid: i32) -> Result<(), OcirtError> {
 /// `run`: create, start, and (without `--detach`) wait for the process
 /// and delete the container; the process's status is the exit status.
 fn run_container(g: &Global, c: &Command, root: &Path) -> Result<i32, OcirtError> {
+    // Blocked from the start (the container's process unblocks its own):
+    // a signal that comes while the container is made is relayed after.
+    let signals = match c.is_set("detach") {
+        false => Some(barge_runner::sys::SignalFd::new(FORWARDED).map_err(io_err("creating a signalfd"))?),
+        true => None,
+    };
     let ct = create(g, c, root)?;
     if let Err(e) = start(&ct) {
         let _ = kill_and_wait(&ct);
         let _ = ct.destroy();
         return Err(e);
     }
-    if c.is_set("detach") {
-        return Ok(0);
-    }
-    forward_signals_until_exit(ct.record.pid)?;
+    let Some(signals) = signals else { return Ok(0) };
+    forward_signals_until_exit(&signals, ct.record.pid)?;
     let code = wait_child(ct.record.pid)?;
     if !c.is_set("keep") {
         remove(&ct)?;
@@ -434,8 +437,16 @@ fn delete(root: &Path, c: &Command) -> Result<i32, OcirtError> {
     let force = c.is_set("force");
     let ct = match Container::load(root, id) {
         Ok(ct) => ct,
-        // runc: a forced delete of a container that is gone succeeds.
-        Err(OcirtError::NotFound(_)) if force => return Ok(0),
+        // runc: a forced delete of a container that is gone succeeds; what
+        // a create killed midway left (no state.json yet) goes too.
+        Err(OcirtError::NotFound(_)) if force => {
+            let dir = root.join(id);
+            if dir.is_dir() {
+                barge_cgroups::release(&dir);
+                std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+            }
+            return Ok(0);
+        }
         Err(e) => return Err(e),
     };
     match ct.status() {
