@@ -485,6 +485,49 @@ fn run_relays_signals_to_the_container() {
     assert!(std::fs::read_to_string(&out).expect("out").contains("got TERM"));
 }
 
+#[test]
+fn barge_runs_its_containers_with_barge_runtime() {
+    let Some((_reg, b, image)) = barge_tests::image::busybox_store(&[], &[], |_| {}) else {
+        return;
+    };
+    let rt = Runtime::new();
+    let bin = rt.bin();
+    let bin = bin.to_str().expect("utf-8");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        bin,
+        &image,
+        "sh",
+        "-c",
+        "echo hi $$",
+    ]);
+    assert_eq!(out.trim(), "hi 1");
+    // barge stop signals `barge-runtime run`, which relays to the container.
+    let script = "trap 'exit 3' TERM; while true; do sleep 0.05; done";
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopme",
+        "--network",
+        "none",
+        "--runtime",
+        bin,
+        &image,
+        "sh",
+        "-c",
+        script,
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    b.ok(&["stop", "-t", "5", "stopme"]);
+    assert_eq!(b.ok(&["inspect", "-f", "{{.State.ExitCode}}", "stopme"]).trim(), "3");
+    b.ok(&["rm", "stopme"]);
+}
+
 fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
