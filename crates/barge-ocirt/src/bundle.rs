@@ -49,12 +49,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
         .process()
         .as_ref()
         .ok_or_else(|| OcirtError::Bundle("the bundle has no process".into()))?;
-    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("apparmor") {
-        return Err(unsupported("an AppArmor profile"));
-    }
-    if process.selinux_label().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("selinux") {
-        return Err(unsupported("an SELinux label"));
-    }
+    check_labels(process)?;
     let linux = barge_runner::spec::linux(spec).map_err(|e| OcirtError::Bundle(e.to_string()))?;
     if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -100,6 +95,19 @@ fn allow_standard_devices(spec: &mut Spec) {
     res.set_devices(Some(rules));
     linux.set_resources(Some(res));
     spec.set_linux(Some(linux));
+}
+
+/// A process's AppArmor profile or SELinux label, which the runner does
+/// not apply: refused where that module is active (where it is not, runc
+/// ignores them too). For the container's process and `exec`'s.
+pub fn check_labels(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
+    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("apparmor") {
+        return Err(unsupported("an AppArmor profile"));
+    }
+    if process.selinux_label().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("selinux") {
+        return Err(unsupported("an SELinux label"));
+    }
+    Ok(())
 }
 
 /// Whether the kernel runs the security module `name`.

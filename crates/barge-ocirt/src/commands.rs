@@ -583,6 +583,7 @@ fn exec(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
     no_preserved_fds(c)?;
     let spec = bundle::load(&ct.record.bundle)?;
     let process = exec_process(&spec, c)?;
+    bundle::check_labels(&process)?;
     let terminal = process.terminal().unwrap_or(false);
     let console = console_socket(c, terminal)?;
     let plan = ProcessPlan::new(&process, barge_runner::spec::seccomp(&spec))?.for_exec();
