@@ -314,21 +314,32 @@ fn wait_child(pid: i32) -> Result<i32, OcirtError> {
     }
 }
 
-/// The signals `run` relays to the container's process, as runc's does.
-const FORWARDED: &[rustix::process::Signal] = {
+/// The signals `run` relays to the container's process: as runc, every
+/// one it can catch but those about itself (a child, a fault, a broken
+/// pipe, terminal job control, urgent data).
+fn relayed_signals() -> Vec<rustix::process::Signal> {
     use rustix::process::Signal;
-    &[
-        Signal::HUP,
-        Signal::INT,
-        Signal::QUIT,
-        Signal::TERM,
-        Signal::USR1,
-        Signal::USR2,
-        Signal::WINCH,
-        Signal::CONT,
-        Signal::ALARM,
-    ]
-};
+    let own = [
+        Signal::CHILD,
+        Signal::URG,
+        Signal::KILL,
+        Signal::STOP,
+        Signal::SEGV,
+        Signal::BUS,
+        Signal::ILL,
+        Signal::FPE,
+        Signal::TRAP,
+        Signal::SYS,
+        Signal::PIPE,
+        Signal::TSTP,
+        Signal::TTIN,
+        Signal::TTOU,
+    ];
+    (1..32)
+        .filter_map(Signal::from_named_raw)
+        .filter(|s| !own.contains(s))
+        .collect()
+}
 
 /// `run` in the foreground: relays the signals it gets (`barge stop` of a
 /// container run with `--runtime barge-runtime`) to the process until it
@@ -360,7 +371,7 @@ fn run_container(g: &Global, c: &Command, root: &Path) -> Result<i32, OcirtError
     // Blocked from the start (the container's process unblocks its own):
     // a signal that comes while the container is made is relayed after.
     let signals = match c.is_set("detach") {
-        false => Some(barge_runner::sys::SignalFd::new(FORWARDED).map_err(io_err("creating a signalfd"))?),
+        false => Some(barge_runner::sys::SignalFd::new(&relayed_signals()).map_err(io_err("creating a signalfd"))?),
         true => None,
     };
     let ct = create(g, c, root)?;
