@@ -94,6 +94,18 @@ fn image() -> Option<Registry> {
     Some(reg)
 }
 
+/// The image, barge-runtime, and a work directory for one test.
+fn setup() -> Option<(Registry, Runtime, tempfile::TempDir)> {
+    let reg = image()?;
+    Some((reg, Runtime::new(), tempfile::tempdir().expect("tempdir")))
+}
+
+/// `state ID` fails: nothing of the container is left.
+fn assert_gone(rt: &Runtime, id: &str) {
+    let o = rt.run(&["state", id]);
+    assert_eq!(o.status.code(), Some(1), "{id} is left: {o:?}");
+}
+
 /// A bundle: the image unpacked by umoci, then `barge-runtime spec`'s
 /// config with `args`, no terminal and a writable root.
 fn bundle(reg: &Registry, rt: &Runtime, dir: &Path, args: &[&str]) -> PathBuf {
@@ -138,9 +150,7 @@ fn wait_for(what: &str, f: impl Fn() -> bool) {
 
 #[test]
 fn runc_commands_on_an_umoci_bundle() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let b = bundle(
         &reg,
         &rt,
@@ -153,7 +163,7 @@ fn runc_commands_on_an_umoci_bundle() {
     let o = rt.run(&["run", "--bundle", bs, "r1"]);
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     assert_eq!(stdout_of(&o).trim(), "hi from barge");
-    assert_eq!(rt.run(&["state", "r1"]).status.code(), Some(1));
+    assert_gone(&rt, "r1");
 
     // create: set up, waiting; the command has not run.
     edit(&b, |c| {
@@ -209,7 +219,7 @@ fn runc_commands_on_an_umoci_bundle() {
     assert_eq!(rt.state("c1")["pid"], 0);
     assert_eq!(rt.run(&["kill", "c1"]).status.code(), Some(1));
     rt.ok(&["delete", "c1"]);
-    assert_eq!(rt.run(&["state", "c1"]).status.code(), Some(1));
+    assert_gone(&rt, "c1");
 
     // delete -f of a created or running container kills it first.
     assert!(rt.detached(&["create", "--bundle", bs, "c2"]).status.success());
@@ -248,18 +258,12 @@ fn runc_commands_on_an_umoci_bundle() {
         "{line}"
     );
     assert!(line["time"].is_string());
-    assert_eq!(
-        rt.run(&["state", "c3"]).status.code(),
-        Some(1),
-        "a failed create leaves nothing"
-    );
+    assert_gone(&rt, "c3");
 }
 
 #[test]
 fn the_bundles_security_settings_hold() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
                   wc -c < /proc/timer_list; touch /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; \
                   touch /rootfile 2>/dev/null && echo root-writable; echo $$";
@@ -295,9 +299,7 @@ fn the_bundles_security_settings_hold() {
 
 #[test]
 fn a_hostile_bundle_does_not_reach_the_host() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let b = bundle(&reg, &rt, work.path(), &["true"]);
     let bs = b.to_str().expect("utf-8");
     let rootfs = b.join("rootfs");
@@ -364,9 +366,7 @@ fn a_hostile_bundle_does_not_reach_the_host() {
 
 #[test]
 fn hooks_get_the_state_and_a_failing_one_fails_create() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let b = bundle(&reg, &rt, work.path(), &["true"]);
     let bs = b.to_str().expect("utf-8");
     let seen = work.path().join("seen");
@@ -404,18 +404,12 @@ fn hooks_get_the_state_and_a_failing_one_fails_create() {
     let o = rt.run(&["run", "--bundle", bs, "h2"]);
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stderr_of(&o).contains("prestart hook /bin/false failed"), "{o:?}");
-    assert_eq!(
-        rt.run(&["state", "h2"]).status.code(),
-        Some(1),
-        "a failed create leaves nothing"
-    );
+    assert_gone(&rt, "h2");
 }
 
 #[test]
 fn linux_resources_and_cgroups_path_are_applied() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let b = bundle(&reg, &rt, work.path(), &["sleep", "300"]);
     let bs = b.to_str().expect("utf-8");
     let cg = format!("/barge-ocirt-test-{}", std::process::id());
@@ -463,9 +457,7 @@ fn linux_resources_and_cgroups_path_are_applied() {
 
 #[test]
 fn run_relays_signals_to_the_container() {
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let work = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, work)) = setup() else { return };
     let script = "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 0.05; done";
     let b = bundle(&reg, &rt, work.path(), &["sh", "-c", script]);
     let out = work.path().join("out");
@@ -493,35 +485,17 @@ fn barge_runs_its_containers_with_barge_runtime() {
     let rt = Runtime::new();
     let bin = rt.bin();
     let bin = bin.to_str().expect("utf-8");
-    let out = b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--runtime",
-        bin,
-        &image,
-        "sh",
-        "-c",
-        "echo hi $$",
-    ]);
-    assert_eq!(out.trim(), "hi 1");
+    let run = |flags: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend(flags);
+        args.extend(["--network", "none", "--runtime", bin, image.as_str()]);
+        args.extend(cmd);
+        b.ok(&args)
+    };
+    assert_eq!(run(&["--rm"], &["sh", "-c", "echo hi $$"]).trim(), "hi 1");
     // barge stop signals `barge-runtime run`, which relays to the container.
     let script = "trap 'exit 3' TERM; while true; do sleep 0.05; done";
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "stopme",
-        "--network",
-        "none",
-        "--runtime",
-        bin,
-        &image,
-        "sh",
-        "-c",
-        script,
-    ]);
+    run(&["-d", "--name", "stopme"], &["sh", "-c", script]);
     std::thread::sleep(Duration::from_millis(500));
     b.ok(&["stop", "-t", "5", "stopme"]);
     assert_eq!(b.ok(&["inspect", "-f", "{{.State.ExitCode}}", "stopme"]).trim(), "3");
@@ -724,9 +698,7 @@ fn docker_runs_containers_with_barge_runtime() {
     if !require_root_and(&["dockerd", "docker", "script"]) {
         return;
     }
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, dir)) = setup() else { return };
     let d = dir.path();
     let host = format!("unix://{}", d.join("docker.sock").display());
     let docker = |args: &[&str]| {
@@ -812,9 +784,7 @@ fn containerd_runs_containers_with_barge_runtime() {
     if !require_root_and(&["containerd", "ctr", "containerd-shim-runc-v2"]) {
         return;
     }
-    let Some(reg) = image() else { return };
-    let rt = Runtime::new();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((reg, rt, dir)) = setup() else { return };
     let d = dir.path();
     let sock = d.join("containerd.sock");
     std::fs::write(
