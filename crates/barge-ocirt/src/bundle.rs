@@ -71,6 +71,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
             _ => {}
         }
     }
+    check_sysctls(linux)?;
     let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
     let mounts = spec
         .mounts()
@@ -106,6 +107,29 @@ pub fn check_labels(process: &barge_runner::spec::Process) -> Result<(), OcirtEr
     }
     if process.selinux_label().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("selinux") {
         return Err(unsupported("an SELinux label"));
+    }
+    Ok(())
+}
+
+/// `linux.sysctl`: only parameters of a namespace the container has of
+/// its own (the runner writes them through the container's `/proc`, so a
+/// host-wide one would change the host), as runc checks.
+fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
+    use barge_runner::spec::SysctlNamespace;
+    let has = |kind: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == kind);
+    for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
+        let ok = match barge_runner::spec::sysctl_namespace(key) {
+            Some(SysctlNamespace::Network) => has(LinuxNamespaceType::Network),
+            Some(SysctlNamespace::Ipc) => has(LinuxNamespaceType::Ipc),
+            // The runner always makes a UTS namespace.
+            Some(SysctlNamespace::Uts) => true,
+            None => false,
+        };
+        if !ok {
+            return Err(OcirtError::Bundle(format!(
+                "sysctl {key:?} is not in a namespace of the container's own: it would change the host"
+            )));
+        }
     }
     Ok(())
 }

@@ -358,6 +358,28 @@ fn a_hostile_bundle_does_not_reach_the_host() {
         assert!(stderr_of(&o).contains("not supported"), "{what}: {o:?}");
         std::fs::write(b.join("config.json"), saved).expect("config");
     }
+    // A host-wide kernel parameter, or a network one on the host's network.
+    for (sysctl, drop_netns) in [
+        ("kernel.pid_max", false),
+        ("vm.swappiness", false),
+        ("net.ipv4.ip_forward", true),
+    ] {
+        let saved = std::fs::read(b.join("config.json")).expect("config");
+        let before = std::fs::read_to_string(format!("/proc/sys/{}", sysctl.replace('.', "/"))).expect("sysctl");
+        edit(&b, |c| {
+            c["linux"]["sysctl"] = serde_json::json!({ sysctl: "1" });
+            if drop_netns {
+                let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                ns.retain(|n| n["type"] != "network");
+            }
+        });
+        let o = rt.run(&["run", "--bundle", bs, "sysctl"]);
+        assert_eq!(o.status.code(), Some(1), "{sysctl}: {o:?}");
+        assert!(stderr_of(&o).contains("would change the host"), "{sysctl}: {o:?}");
+        let after = std::fs::read_to_string(format!("/proc/sys/{}", sysctl.replace('.', "/"))).expect("sysctl");
+        assert_eq!(before, after, "{sysctl}");
+        std::fs::write(b.join("config.json"), saved).expect("config");
+    }
     // IDs that would name paths are refused.
     let o = rt.run(&["create", "--bundle", bs, "../../etc"]);
     assert_eq!(o.status.code(), Some(1));
