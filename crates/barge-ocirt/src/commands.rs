@@ -134,6 +134,14 @@ fn send_terminal(sock: Option<OwnedFd>, started: &Started) -> Result<(), OcirtEr
     Ok(())
 }
 
+/// `process.user.umask`: set here, just before the fork, so that the
+/// process inherits it (the runner keeps the umask it is given).
+fn apply_umask(process: &Process) {
+    if let Some(mask) = process.user().umask() {
+        rustix::process::umask(Mode::from_raw_mode(mask & 0o777));
+    }
+}
+
 /// Removes a half-made container if `create` fails.
 struct Undo(Option<PathBuf>);
 
@@ -205,6 +213,7 @@ fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError>
         plan.cgroup_procs = cg.procs_files()?;
     }
     let io = if terminal { ChildIo::Terminal } else { inherited_io()? };
+    apply_umask(&process);
     let started = barge_runner::child::spawn(&plan, io)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{}/oom_score_adj", started.pid), adj.to_string())
@@ -621,6 +630,7 @@ fn exec(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
     } else {
         (inherited_io()?, None)
     };
+    apply_umask(&process);
     let started = barge_runner::exec::spawn(cgroup_procs, namespaces, &plan, pair, io)?;
     send_terminal(console, &started)?;
     if let Some(p) = c.value("pid-file") {

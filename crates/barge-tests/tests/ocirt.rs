@@ -288,6 +288,13 @@ fn the_bundles_security_settings_hold() {
         "{out}"
     );
     assert_eq!(lines.last(), Some(&"1"), "PID 1 of its own namespace: {out}");
+    // process.user.umask.
+    edit(&b, |c| {
+        c["process"]["user"]["umask"] = 0o077.into();
+        c["process"]["args"] = ["sh", "-c", "umask"].into();
+    });
+    let out = rt.ok(&["run", "--bundle", b.to_str().expect("utf-8"), "umask"]);
+    assert_eq!(out.trim(), "0077");
     // The seccomp filter is the bundle's.
     edit(&b, |c| {
         c["process"]["args"] = ["sh", "-c", "mkdir /tmp/x || echo denied"].into()
