@@ -102,6 +102,7 @@ fn allow_standard_devices(spec: &mut Spec) {
 /// not apply: refused where that module is active (where it is not, runc
 /// ignores them too). For the container's process and `exec`'s.
 pub fn check_labels(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
+    check_capabilities(process)?;
     if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("apparmor") {
         return Err(unsupported("an AppArmor profile"));
     }
@@ -130,6 +131,32 @@ fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
                 "sysctl {key:?} is not in a namespace of the container's own: it would change the host"
             )));
         }
+    }
+    Ok(())
+}
+
+/// The runner gives a root process its bounding set as effective and
+/// permitted sets, a non-root one none, and clears the inheritable and
+/// ambient sets (less than asked, never more: for root, ambient adds
+/// nothing). Refused: a root process asking for fewer effective or
+/// permitted capabilities than its bounding set, and ambient ones for a
+/// non-root process, which the runner cannot give.
+fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
+    let Some(caps) = process.capabilities() else {
+        return Ok(());
+    };
+    // Sets: unordered, as the file's lists are.
+    let differs = |set: &Option<barge_runner::spec::Capabilities>| {
+        set.as_ref().is_some_and(|s| Some(s) != caps.bounding().as_ref())
+    };
+    if process.user().uid() == 0 && (differs(caps.effective()) || differs(caps.permitted())) {
+        return Err(unsupported(
+            "effective or permitted capabilities other than the bounding set for a root process",
+        ));
+    }
+    let ambient = caps.ambient().as_ref().is_some_and(|s| !s.is_empty());
+    if ambient && process.user().uid() != 0 {
+        return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
 }
