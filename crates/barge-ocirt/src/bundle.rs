@@ -56,6 +56,9 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
     {
         return Err(unsupported("a user namespace (uid/gid mappings)"));
     }
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && lsm_enabled("selinux") {
+        return Err(unsupported("an SELinux mount label"));
+    }
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
