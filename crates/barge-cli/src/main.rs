@@ -24,6 +24,17 @@ fn main() {
     if argv0 == barge_runtime::userns::PAUSE_NAME {
         barge_runtime::userns::pause_main();
     }
+    // Invoked as barge-runtime (a link), barge is an OCI runtime, as runc.
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == barge_ocirt::PROGRAM_NAME)
+    {
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        std::process::exit(barge_ocirt::main(&args));
+    }
     if std::path::Path::new(&argv0)
         .file_name()
         .is_some_and(|n| n == "docker-credential-barge")

@@ -78,6 +78,14 @@ pub struct Plan {
     /// `--device`: the host's nodes bound in the container's /dev (path
     /// below /dev, host path).
     devices: Vec<(PathBuf, PathBuf)>,
+    /// A prepared root directory (an OCI bundle's `root.path`, opened
+    /// before `clone`) bound on itself instead of the overlay.
+    root_dir: Option<OwnedFd>,
+    /// `barge-runtime create`: the exec fifo the process opens for writing
+    /// (so blocks until `start` reads it) after its setup, before `execve`.
+    start_gate: Option<OwnedFd>,
+    /// A new cgroup namespace, made once the process is in its cgroup.
+    new_cgroup_ns: bool,
 }
 
 /// A namespace of the container: a new one, the host's (the bundle has no
@@ -145,8 +153,13 @@ impl Plan {
         let linux = crate::spec::linux(spec)?;
         let rootfs = bundle.join(root.path());
         // The child enters `snapshots_dir` before mounting.
-        let (snapshots_dir, lowers) = crate::relative_lowers(lower_dirs);
-        let overlay = crate::overlay_options(&lowers, Some((&bundle.join("upper"), &bundle.join("work"))))?;
+        let (snapshots_dir, overlay) = if lower_dirs.is_empty() {
+            (PathBuf::from("/"), String::new())
+        } else {
+            let (dir, lowers) = crate::relative_lowers(lower_dirs);
+            let upper = (bundle.join("upper"), bundle.join("work"));
+            (dir, crate::overlay_options(&lowers, Some((&upper.0, &upper.1)))?)
+        };
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
             // Binds get nodev and nosuid on every submount when attached (`attach_copy`).
@@ -203,7 +216,39 @@ impl Plan {
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
             ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
             devices: Vec::new(),
+            root_dir: None,
+            start_gate: None,
+            new_cgroup_ns: false,
         })
+    }
+
+    /// The plan for any OCI bundle whose root is a directory (`root.path`,
+    /// relative to `bundle` or absolute; links in it are the bundle
+    /// author's, followed once here): the child binds that directory on
+    /// itself (nodev, as the overlay) in its own mount namespace, checks
+    /// it is still the directory opened here, and builds the root on it as
+    /// for barge's own containers.
+    pub fn for_directory(spec: &Spec, bundle: &Path) -> Result<Plan, RunnerError> {
+        let mut plan = Plan::new(spec, bundle, &[], false)?;
+        let dir = rustix::fs::open(
+            &plan.rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(format!("opening the root {}", plan.rootfs.display()))(e.into()))?;
+        let real =
+            rustix::fs::readlink(fd_path(&dir), Vec::new()).map_err(|e| io_err("locating the root")(e.into()))?;
+        plan.rootfs = PathBuf::from(std::ffi::OsStr::from_bytes(real.as_bytes()));
+        plan.root_dir = Some(dir);
+        plan.new_cgroup_ns = matches!(Ns::of(spec, crate::spec::LinuxNamespaceType::Cgroup)?, Ns::New);
+        Ok(plan)
+    }
+
+    /// Makes the process wait, once set up, until the fifo `fifo` (an
+    /// `O_PATH` descriptor) is opened for reading: `create`, then `start`.
+    /// [`spawn`] returns when the process waits there.
+    pub fn gate_start(&mut self, fifo: OwnedFd) {
+        self.start_gate = Some(fifo);
     }
 }
 
@@ -244,6 +289,14 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ipc: matches!(plan.ipc_ns, Ns::New),
         sibling: false,
     };
+    // `create`: the child says on a copy of the error pipe when it waits
+    // for `start` (a NUL byte), as the pipe stays open until `execve`.
+    let ready = match &plan.start_gate {
+        Some(_) => {
+            Some(rustix::io::fcntl_dupfd_cloexec(&err_write, 3).map_err(|e| io_err("creating a pipe")(e.into()))?)
+        }
+        None => None,
+    };
     let forked = match &plan.pid_ns {
         Ns::Join(ns) => clone_in_pid_namespace(ns, new),
         _ => crate::sys::clone_into_namespaces(new),
@@ -258,7 +311,7 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
                 theirs
             });
             let err_fd = err_write.as_raw_fd();
-            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd));
+            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd, ready));
         }
     };
     drop(err_write);
@@ -270,7 +323,11 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
     .map_err(|e| io_err("watching the container process")(e.into()))?;
     let start_time = process_start_time(pid).unwrap_or(0);
     let master = crate::terminal::master_from(terminal)?;
-    started_or_reaped(pid, err_read)?;
+    drop(ready);
+    match plan.start_gate {
+        Some(_) => crate::process::waiting_or_reaped(pid, err_read)?,
+        None => started_or_reaped(pid, err_read)?,
+    }
     Ok(Started {
         pid,
         pidfd,
@@ -530,7 +587,9 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     // nodev everywhere the container can create files: a device node it
     // makes (it holds CAP_MKNOD, as in docker) opens nothing. The few devices
     // it needs are the host's own nodes, bound into /dev (see `make_dev`).
-    if !p.premounted {
+    if let Some(opened) = &p.root_dir {
+        bind_root_dir(p, opened, sys)?;
+    } else if !p.premounted {
         sys.mount(
             c"overlay",
             &p.rootfs,
@@ -655,6 +714,29 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     sys.pivot(&p.rootfs).map_err(io_fail("pivot_root"))
 }
 
+/// The prepared root directory bound on itself, in the child's own mount
+/// namespace (a mount of the caller's namespace cannot be cloned, so the
+/// path is opened again here and must still be the directory `opened`).
+fn bind_root_dir(p: &Plan, opened: &OwnedFd, sys: &mut impl Mounts) -> Result<(), ChildError> {
+    let here = rustix::fs::open(
+        &p.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening the root directory"))?;
+    let (a, b) = (
+        rustix::fs::fstat(opened).map_err(fail("opening the root directory"))?,
+        rustix::fs::fstat(&here).map_err(fail("opening the root directory"))?,
+    );
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        return Err(refuse(
+            "the root directory was replaced while the container was created".into(),
+        ));
+    }
+    sys.attach_copy(here.as_fd(), c"", true, MOUNT_ATTR_NODEV, &here)
+        .map_err(io_fail("binding the root directory"))
+}
+
 /// `linux.sysctl` as files below `/proc/sys`: `net.ipv4.ip_forward` is
 /// `net/ipv4/ip_forward`. A key whose parts are empty or hold a `/` would
 /// name another file: refused.
@@ -720,11 +802,15 @@ fn child(
     io: ChildIo,
     terminal: Option<&OwnedFd>,
     err_fd: i32,
+    ready: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
     // Into the container's cgroup before anything is charged or run.
     for procs in &p.cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
+    if p.new_cgroup_ns {
+        crate::sys::unshare_cgroup_namespace().map_err(|e| (125, format!("creating a cgroup namespace: {e}")))?;
     }
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
@@ -773,15 +859,35 @@ fn child(
             .map_err(fail("opening /dev/null"))?;
         rustix::stdio::dup2_stdin(&null).map_err(fail("stdin"))?;
     }
-    rustix::system::sethostname(&p.hostname).map_err(fail("setting the hostname"))?;
+    // A bundle without a hostname keeps the one its new UTS namespace copied.
+    if !p.hostname.is_empty() {
+        rustix::system::sethostname(&p.hostname).map_err(fail("setting the hostname"))?;
+    }
     if p.loopback_up {
         crate::sys::loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
     }
     let program = p.process.enter()?;
+    if let (Some(fifo), Some(ready)) = (&p.start_gate, ready) {
+        wait_for_start(fifo, ready)?;
+    }
     if let Some(exe) = &p.init {
         return Err(exec_init(&p.process, &program, err_fd, exe));
     }
     Err(p.process.exec(&program))
+}
+
+/// `create`'s gate: tells the creator the process is set up (a NUL byte
+/// on `ready`), then opens the exec fifo for writing through this
+/// process's own descriptor (no path of the container's), which blocks
+/// until `start` opens it for reading, and writes one byte there.
+fn wait_for_start(fifo: &OwnedFd, ready: OwnedFd) -> Result<(), ChildError> {
+    rustix::io::write(&ready, &[0]).map_err(fail("reporting the container created"))?;
+    drop(ready);
+    let gate = rustix::fs::open(fd_path(fifo), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(fail(
+        "waiting for start (opening the exec fifo; the container needs /proc)",
+    ))?;
+    rustix::io::write(&gate, b"0").map_err(fail("waiting for start"))?;
+    Ok(())
 }
 
 /// Standard devices and links in the container's fresh `/dev`: the host's
@@ -922,6 +1028,45 @@ mod tests {
             target: target.into(),
             flags,
         }
+    }
+
+    #[test]
+    fn a_prepared_root_directory_is_bound_on_itself_not_overlaid() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        // root.path through a link: resolved once, to the directory itself.
+        std::os::unix::fs::symlink("rootfs", d.path().join("link")).unwrap();
+        let mut s = spec(Vec::new(), true);
+        let mut r = Root::default();
+        r.set_path(PathBuf::from("link")).set_readonly(Some(true));
+        s.set_root(Some(r));
+        let plan = Plan::for_directory(&s, d.path()).unwrap();
+        assert_eq!(plan.rootfs, std::fs::canonicalize(&root).unwrap());
+        assert_eq!(plan.snapshots_dir, PathBuf::from("/"));
+        let mut rec = Recorder::new(&plan.rootfs);
+        mount_root(&plan, &mut rec).unwrap();
+        assert_eq!(
+            rec.ops.first(),
+            Some(&Op::AttachCopy {
+                source: "/".into(),
+                target: "/".into(),
+                recursive: true,
+                attrs: NODEV,
+            })
+        );
+        assert!(!rec
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Mount { fstype, .. } if fstype == "overlay")));
+        assert_eq!(rec.ops.last(), Some(&Op::Pivot));
+        // Replaced between the plan and the child: refused.
+        std::fs::rename(&root, d.path().join("old")).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        let mut rec = Recorder::new(&plan.rootfs);
+        let (code, msg) = mount_root(&plan, &mut rec).unwrap_err();
+        assert_eq!(code, 125);
+        assert!(msg.contains("replaced"), "{msg}");
     }
 
     #[test]

@@ -185,6 +185,29 @@ pub fn started_or_reaped(pid: i32, err_pipe: OwnedFd) -> Result<(), RunnerError>
     Err(RunnerError::Start { code, message })
 }
 
+/// [`started_or_reaped`] for a child that stops before `execve` until it
+/// is started (`Plan::gate_start`): a NUL byte first means it waits there.
+pub fn waiting_or_reaped(pid: i32, err_pipe: OwnedFd) -> Result<(), RunnerError> {
+    let mut first = [0u8; 1];
+    let mut file = std::fs::File::from(err_pipe);
+    match file.read(&mut first) {
+        Ok(1) if first[0] == 0 => Ok(()),
+        Ok(1) => {
+            let mut msg = String::from_utf8_lossy(&first).into_owned();
+            let _ = file.read_to_string(&mut msg);
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            }
+            let (code, message) = parse_failure(msg);
+            Err(RunnerError::Start { code, message })
+        }
+        _ => Err(RunnerError::Start {
+            code: 125,
+            message: "the container's process ended before it was set up".into(),
+        }),
+    }
+}
+
 /// A failed call in a child, as a [`ChildError`] with status 125.
 pub fn fail(what: impl std::fmt::Display) -> impl FnOnce(rustix::io::Errno) -> ChildError {
     let what = what.to_string();

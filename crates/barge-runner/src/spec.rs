@@ -144,6 +144,42 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
+/// The IPC namespace's parameters a container may set (docker's and
+/// runc's list), beside `fs.mqueue.*`.
+pub const IPC_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// The namespace whose copy of a kernel parameter a container sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysctlNamespace {
+    Network,
+    Ipc,
+    Uts,
+}
+
+/// Which of the container's namespaces `key` (`net.ipv4.ip_forward`)
+/// belongs to; `None` for a parameter of the whole host, which no
+/// container may set (runc's rule).
+pub fn sysctl_namespace(key: &str) -> Option<SysctlNamespace> {
+    if key.starts_with("net.") {
+        Some(SysctlNamespace::Network)
+    } else if key.starts_with("fs.mqueue.") || IPC_SYSCTLS.contains(&key) {
+        Some(SysctlNamespace::Ipc)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(SysctlNamespace::Uts)
+    } else {
+        None
+    }
+}
+
 /// docker's read-only paths.
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 

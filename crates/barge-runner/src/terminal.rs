@@ -21,7 +21,8 @@ pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-fn send_fd(sock: &OwnedFd, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+/// Sends `fd` over the unix socket `sock` (`SCM_RIGHTS`, one byte of data).
+pub fn send_fd(sock: &OwnedFd, fd: BorrowedFd<'_>) -> std::io::Result<()> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];

@@ -272,17 +272,7 @@ pub struct Validated {
     options: CreateOptions,
 }
 
-/// The IPC namespace's parameters docker allows, beside `fs.mqueue.*`.
-const IPC_SYSCTLS: [&str; 8] = [
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
+use barge_runner::spec::IPC_SYSCTLS;
 
 /// One `--sysctl KEY=VALUE`, as docker allows it: only parameters of the
 /// container's own network or IPC namespace (never the host's), and a key

@@ -57,6 +57,16 @@ pub fn close_all_but(keep: &[i32]) {
     }
 }
 
+/// A new cgroup namespace for this process, rooted at the cgroup it is in
+/// (join the container's cgroup first).
+pub fn unshare_cgroup_namespace() -> std::io::Result<()> {
+    // SAFETY: CLONE_NEWCGROUP alone changes only this process's cgroup
+    // namespace; no memory, descriptor table or thread state is shared or
+    // touched, which is what makes other unshare flags unsafe.
+    let flags = rustix::thread::UnshareFlags::NEWCGROUP;
+    Ok(unsafe { rustix::thread::unshare_unsafe(flags) }?)
+}
+
 /// Clears close-on-exec on `fd`, which must stay open across an exec.
 pub fn clear_cloexec(fd: i32) {
     // SAFETY: fcntl(F_SETFD) on a descriptor number touches no memory.

@@ -1,0 +1,366 @@
+//! Any OCI bundle, made ready for barge's runner: what the runner cannot
+//! honour is refused (never skipped), mount options it has no use for are
+//! dropped, and the cgroup path is worked out as runc does.
+
+use crate::OcirtError;
+use barge_runner::spec::{LinuxNamespaceType, Mount, Spec};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The bundle's `config.json` (at most 16 MiB).
+pub fn load(bundle: &Path) -> Result<Spec, OcirtError> {
+    let path = bundle.join("config.json");
+    let f = std::fs::File::open(&path).map_err(crate::io_err(format!("opening {}", path.display())))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut bytes)
+        .map_err(crate::io_err(format!("reading {}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| OcirtError::Bundle(format!("{}: {e}", path.display())))
+}
+
+fn unsupported(what: impl Into<String>) -> OcirtError {
+    OcirtError::Bundle(format!("{} is not supported by barge-runtime", what.into()))
+}
+
+/// The standard device nodes the runner makes in every fresh `/dev`.
+const STANDARD_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// Checks `spec` against what the runner can apply and adapts it (mount
+/// options, relative bind sources, cgroup mounts). Returns the devices to
+/// bind from the host: (path below /dev, host node).
+pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+    if let Some(h) = spec.hooks() {
+        // They would run inside the container, where the runtime runs nothing of its own.
+        let inside = [h.create_container(), h.start_container()]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
+        if inside {
+            return Err(unsupported("createContainer and startContainer hooks"));
+        }
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| OcirtError::Bundle("the bundle has no process".into()))?;
+    check_labels(process)?;
+    let linux = barge_runner::spec::linux(spec).map_err(|e| OcirtError::Bundle(e.to_string()))?;
+    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    {
+        return Err(unsupported("a user namespace (uid/gid mappings)"));
+    }
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && lsm_enabled("selinux") {
+        return Err(unsupported("an SELinux mount label"));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(unsupported("linux.intelRdt"));
+    }
+    for ns in linux.namespaces().iter().flatten() {
+        match ns.typ() {
+            LinuxNamespaceType::User | LinuxNamespaceType::Time => {
+                return Err(unsupported(format!("a {:?} namespace", ns.typ())))
+            }
+            LinuxNamespaceType::Cgroup if ns.path().is_some() => return Err(unsupported("joining a cgroup namespace")),
+            LinuxNamespaceType::Mount | LinuxNamespaceType::Uts if ns.path().is_some() => {
+                return Err(unsupported(format!("joining a {:?} namespace", ns.typ())))
+            }
+            _ => {}
+        }
+    }
+    check_sysctls(linux)?;
+    let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
+    let mounts = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| adapt_mount(m, bundle))
+        .collect::<Result<Vec<_>, _>>()?;
+    spec.set_mounts(Some(mounts));
+    allow_standard_devices(spec);
+    Ok(devices)
+}
+
+/// runc's rule: the standard nodes, ptys and `/dev/net/tun` are allowed
+/// after the bundle's own device rules (engines write only a deny-all and
+/// their extras), as barge's own containers have them.
+fn allow_standard_devices(spec: &mut Spec) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut res = linux.resources().clone().unwrap_or_default();
+    let mut rules = res.devices().clone().unwrap_or_default();
+    // The first of barge's defaults is its deny-all.
+    rules.extend(barge_runner::spec::default_device_rules().into_iter().skip(1));
+    res.set_devices(Some(rules));
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
+}
+
+/// A process's AppArmor profile or SELinux label, which the runner does
+/// not apply: refused where that module is active (where it is not, runc
+/// ignores them too). For the container's process and `exec`'s.
+pub fn check_labels(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
+    check_capabilities(process)?;
+    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("apparmor") {
+        return Err(unsupported("an AppArmor profile"));
+    }
+    if process.selinux_label().as_ref().is_some_and(|p| !p.is_empty()) && lsm_enabled("selinux") {
+        return Err(unsupported("an SELinux label"));
+    }
+    Ok(())
+}
+
+/// `linux.sysctl`: only parameters of a namespace the container has of
+/// its own (the runner writes them through the container's `/proc`, so a
+/// host-wide one would change the host), as runc checks.
+fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
+    use barge_runner::spec::SysctlNamespace;
+    let has = |kind: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == kind);
+    for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
+        let ok = match barge_runner::spec::sysctl_namespace(key) {
+            Some(SysctlNamespace::Network) => has(LinuxNamespaceType::Network),
+            Some(SysctlNamespace::Ipc) => has(LinuxNamespaceType::Ipc),
+            // The runner always makes a UTS namespace.
+            Some(SysctlNamespace::Uts) => true,
+            None => false,
+        };
+        if !ok {
+            return Err(OcirtError::Bundle(format!(
+                "sysctl {key:?} is not in a namespace of the container's own: it would change the host"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The runner gives a root process its bounding set as effective and
+/// permitted sets, a non-root one none, and clears the inheritable and
+/// ambient sets (less than asked, never more: for root, ambient adds
+/// nothing). Refused: a root process asking for fewer effective or
+/// permitted capabilities than its bounding set, and ambient ones for a
+/// non-root process, which the runner cannot give.
+fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
+    let Some(caps) = process.capabilities() else {
+        return Ok(());
+    };
+    // Sets: unordered, as the file's lists are.
+    let differs = |set: &Option<barge_runner::spec::Capabilities>| {
+        set.as_ref().is_some_and(|s| Some(s) != caps.bounding().as_ref())
+    };
+    if process.user().uid() == 0 && (differs(caps.effective()) || differs(caps.permitted())) {
+        return Err(unsupported(
+            "effective or permitted capabilities other than the bounding set for a root process",
+        ));
+    }
+    let ambient = caps.ambient().as_ref().is_some_and(|s| !s.is_empty());
+    if ambient && process.user().uid() != 0 {
+        return Err(unsupported("ambient capabilities for a non-root process"));
+    }
+    Ok(())
+}
+
+/// Whether the kernel runs the security module `name`.
+fn lsm_enabled(name: &str) -> bool {
+    std::fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.split(',').any(|m| m.trim() == name))
+}
+
+/// `linux.devices`: the standard nodes are the runner's own; any other
+/// must exist on the host at the same path as the same device, which is
+/// bound (the runner makes no device nodes: its `/dev` is `nodev`).
+fn device_binds(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+    let mut binds = Vec::new();
+    for d in devices {
+        let path = d.path();
+        if STANDARD_DEVICES.iter().any(|s| Path::new(s) == path) {
+            continue;
+        }
+        let rel = path
+            .strip_prefix("/dev")
+            .ok()
+            .filter(|r| {
+                r.components().all(|c| matches!(c, std::path::Component::Normal(_))) && r.iter().next().is_some()
+            })
+            .ok_or_else(|| OcirtError::Bundle(format!("device {}: not a path below /dev", path.display())))?;
+        let host = std::fs::metadata(path)
+            .map_err(|_| unsupported(format!("device {} (absent on the host)", path.display())))?;
+        let rdev = host.rdev();
+        let same = (host.file_type().is_char_device() || host.file_type().is_block_device())
+            && libc::major(rdev) as i64 == d.major()
+            && libc::minor(rdev) as i64 == d.minor();
+        if !same {
+            return Err(unsupported(format!(
+                "device {} {}:{} (the host's node there differs)",
+                path.display(),
+                d.major(),
+                d.minor()
+            )));
+        }
+        binds.push((rel.to_path_buf(), path.clone()));
+    }
+    Ok(binds)
+}
+
+/// Mount options the runner has no use for: propagation (every mount is
+/// private to the container), podman's copy-up markers, and the
+/// negations of the runner's defaults (binds are always nosuid, nodev).
+const DROPPED_OPTIONS: &[&str] = &[
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+    "tmpcopyup",
+    "notmpcopyup",
+    "copy",
+    "nocopy",
+    "suid",
+    "dev",
+    "exec",
+    "atime",
+    "diratime",
+    "nodiratime",
+    "z",
+    "Z",
+    "U",
+    "norelatime",
+    "nostrictatime",
+    "async",
+    "rrw",
+];
+
+fn adapt_mount(m: &Mount, bundle: &Path) -> Result<Mount, OcirtError> {
+    let mut m = m.clone();
+    let mut options: Vec<String> = Vec::new();
+    for o in m.options().iter().flatten() {
+        match o.as_str() {
+            "idmap" | "ridmap" => return Err(unsupported("an idmapped mount")),
+            "rro" => options.push("ro".into()),
+            o if DROPPED_OPTIONS.contains(&o) => {}
+            o => options.push(o.to_string()),
+        }
+    }
+    let kind = m.typ().clone().unwrap_or_default();
+    let is_bind = options.iter().any(|o| o == "bind" || o == "rbind");
+    if kind == "bind" && !is_bind {
+        options.push("rbind".into());
+    }
+    if kind == "bind" || is_bind {
+        // A relative source is the bundle's.
+        if let Some(src) = m.source().clone().filter(|s| s.is_relative()) {
+            m.set_source(Some(bundle.join(src)));
+        }
+    }
+    if kind == "cgroup" || kind == "cgroup2" {
+        // The container's view of cgroupfs: an empty read-only tmpfs (see
+        // docs/architecture.md: no host hierarchy is shown).
+        m.set_typ(Some("tmpfs".into())).set_source(Some("tmpfs".into()));
+        options = ["nosuid", "noexec", "nodev", "ro", "mode=755"]
+            .map(String::from)
+            .to_vec();
+    }
+    m.set_options(Some(options));
+    Ok(m)
+}
+
+/// The cgroup of container `id`: `linux.cgroupsPath`, else barge's default
+/// (`barge/<id>` below barge-runtime's own cgroup). With `--systemd-cgroup`
+/// a `slice:prefix:name` path is the cgroupfs path systemd would give that
+/// scope (`/system.slice/libpod-<id>.scope`), made directly: barge-runtime
+/// does not ask systemd over D-Bus.
+pub fn cgroup_path(spec: &Spec, id: &str, systemd: bool) -> Result<String, OcirtError> {
+    let given = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty());
+    let Some(path) = given else {
+        return Ok(barge_cgroups::default_path(id));
+    };
+    if !systemd {
+        return Ok(path);
+    }
+    systemd_path(&path, id)
+}
+
+/// `slice:prefix:name` as a cgroupfs path, systemd's way: `a-b.slice` is
+/// `/a.slice/a-b.slice`; the unit is `prefix-name.scope` (a name ending in
+/// `.slice` is that slice).
+pub fn systemd_path(path: &str, id: &str) -> Result<String, OcirtError> {
+    let parts: Vec<&str> = path.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return Err(OcirtError::Bundle(format!(
+            "cgroupsPath {path:?}: with --systemd-cgroup it must be slice:prefix:name"
+        )));
+    };
+    let slice = if slice.is_empty() { "system.slice" } else { slice };
+    let name = if name.is_empty() { id } else { name };
+    let bad = |s: &str| s.contains('/') || s == "." || s == "..";
+    if bad(slice) || bad(prefix) || bad(name) || !slice.ends_with(".slice") {
+        return Err(OcirtError::Bundle(format!(
+            "cgroupsPath {path:?} is not a systemd slice:prefix:name"
+        )));
+    }
+    let mut out = String::new();
+    if slice != "-.slice" {
+        let stem = slice.trim_end_matches(".slice");
+        let mut acc = String::new();
+        for (i, part) in stem.split('-').enumerate() {
+            if i > 0 {
+                acc.push('-');
+            }
+            acc.push_str(part);
+            out.push_str(&format!("/{acc}.slice"));
+        }
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Ok(format!("{out}/{unit}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths_as_cgroupfs() {
+        assert_eq!(
+            systemd_path("machine.slice:libpod:abc", "x").unwrap(),
+            "/machine.slice/libpod-abc.scope"
+        );
+        assert_eq!(
+            systemd_path("user-1000.slice:crio:abc", "x").unwrap(),
+            "/user.slice/user-1000.slice/crio-abc.scope"
+        );
+        assert_eq!(systemd_path("::", "id").unwrap(), "/system.slice/id.scope");
+        assert!(systemd_path("../x.slice:a:b", "x").is_err());
+        assert!(systemd_path("a/b", "x").is_err());
+    }
+
+    #[test]
+    fn mounts_are_adapted_not_weakened() {
+        let m = barge_runner::spec::mount("/data", "bind", "src", &["rbind", "rprivate", "suid", "ro"]);
+        let a = adapt_mount(&m, Path::new("/b")).unwrap();
+        assert_eq!(a.source().as_deref(), Some(Path::new("/b/src")));
+        assert_eq!(a.options().as_deref().unwrap_or_default(), ["rbind", "ro"]);
+        let m = barge_runner::spec::mount("/x", "bind", "/s", &["idmap"]);
+        assert!(adapt_mount(&m, Path::new("/b")).is_err());
+        let m = barge_runner::spec::mount("/sys/fs/cgroup", "cgroup", "cgroup", &["rw"]);
+        let a = adapt_mount(&m, Path::new("/b")).unwrap();
+        assert_eq!(a.typ().as_deref(), Some("tmpfs"));
+        assert!(a.options().iter().flatten().any(|o| o == "ro"));
+    }
+}
