@@ -11,14 +11,14 @@ runs="${RUNS:-5}"
 start_runs="${START_RUNS:-30}"
 
 . bench/registry.sh
-needs docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time
+needs docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time docker.io containerd
 barge="$(barge_binary)"
 cache=/var/tmp/barge-bench-cache
 bench/images.sh "$cache"
 
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
 # Registries record their pids here (they start in command substitutions, which are subshells).
-trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; sleep 1; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" "$work/docker" "$work/ctrd" 2>/dev/null || true; rm -rf "$work"' EXIT
 reg="$(registry main)"
 for i in busybox debian big; do
     skopeo copy --quiet --dest-tls-verify=false "oci:$cache/$i/layout:latest" "docker://$reg/$i:latest"
@@ -30,6 +30,27 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname
 
 podman_flags="--root $work/podman --runroot $work/podman-run --storage-driver overlay"
 fresh="sync; echo 3 > /proc/sys/vm/drop_caches"
+
+# dockerd and containerd with roots and sockets of their own; they never
+# touch the host's network (no iptables rules, no bridge).
+dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" --pidfile "$work/dockerd.pid.file" \
+    -H "unix://$work/docker.sock" --iptables=false --ip6tables=false --ip-masq=false --bridge=none \
+    --storage-driver overlay2 >"$work/dockerd.log" 2>&1 &
+echo "$!" >"$work/dockerd.pid"
+docker="docker -H unix://$work/docker.sock"
+printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$work/ctrd.toml"
+# A clean containerd for each pull: a new one on an empty root (its content
+# store would otherwise already hold the blobs).
+cat >"$work/ctrd-fresh.sh" <<SH
+[ -f "$work/ctrd.pid" ] && { kill "\$(cat "$work/ctrd.pid")" 2>/dev/null || true; sleep 0.5; }
+umount -R "$work/ctrd" 2>/dev/null || true
+rm -rf "$work/ctrd" "$work/ctrd-state"
+containerd --config "$work/ctrd.toml" --root "$work/ctrd" --state "$work/ctrd-state" \\
+    --address "$work/ctrd.sock" >"$work/ctrd.log" 2>&1 &
+echo "\$!" >"$work/ctrd.pid"
+until ctr -a "$work/ctrd.sock" version >/dev/null 2>&1; do sleep 0.1; done
+SH
+until $docker version >/dev/null 2>&1; do sleep 0.2; done
 json() { echo "$work/$1.json"; }
 
 # 1. Pull to ready-to-run (blobs stored, layers unpacked) of the three-layer image.
@@ -43,7 +64,11 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json pull)" \
     --prepare "podman $podman_flags rmi -af >/dev/null 2>&1 || true; $fresh" -n "podman pull" \
     "podman $podman_flags pull -q --tls-verify=false docker://$reg/debian:latest" \
     --prepare "rm -rf $work/umoci-bundle; $fresh" -n "umoci unpack (local, no download)" \
-    "umoci unpack --image $cache/debian/layout:latest $work/umoci-bundle"
+    "umoci unpack --image $cache/debian/layout:latest $work/umoci-bundle" \
+    --prepare "$docker rmi -f $reg/debian:latest >/dev/null 2>&1 || true; $fresh" -n "docker pull" \
+    "$docker pull -q $reg/debian:latest" \
+    --prepare "sh $work/ctrd-fresh.sh; $fresh" -n "ctr image pull (unpacked)" \
+    "ctr -a $work/ctrd.sock image pull --plain-http $reg/debian:latest"
 
 # 2. Blob-only copy into an OCI layout.
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json copy)" \
@@ -57,6 +82,7 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json copy)" \
 # 3. Container start.
 "$barge" --root "$work/run-root" pull -q "$reg/busybox:latest" >/dev/null
 podman $podman_flags pull -q --tls-verify=false "docker://$reg/busybox:latest" >/dev/null
+$docker pull -q "$reg/busybox:latest" >/dev/null
 umoci unpack --image "$cache/busybox/layout:latest" "$work/runc-bundle" >/dev/null
 python3 - "$work/runc-bundle/config.json" <<'PY'
 import json, sys
@@ -70,7 +96,8 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
     -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench" \
     -n "podman run --rm" "podman $podman_flags run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
     -n "barge run --rm (bridge)" "$barge --root $work/run-root run --rm $reg/busybox /bin/true" \
-    -n "podman run --rm (bridge)" "podman $podman_flags run --rm --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true"
+    -n "podman run --rm (bridge)" "podman $podman_flags run --rm --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "docker run --rm" "$docker run --rm --network none $reg/busybox /bin/true"
 
 # 4. Peak memory of a pull of one 1 GiB layer.
 rm -rf "$work/big-root"
@@ -133,6 +160,8 @@ def target(what, value, limit, unit=""):
 pull = table("pull", "barge pull")
 target("pull / skopeo copy", pull["barge pull"] / pull["skopeo copy (blobs only)"], 1.0, "x")
 target("pull / podman pull", pull["barge pull"] / pull["podman pull"], 0.1, "x")
+target("pull / docker pull", pull["barge pull"] / pull["docker pull"], 0.25, "x")
+target("pull / ctr image pull", pull["barge pull"] / pull["ctr image pull (unpacked)"], 0.25, "x")
 copy = table("copy", "barge copy")
 target("copy / skopeo copy", copy["barge copy"] / copy["skopeo copy"], 0.35, "x")
 print("  (barge makes every blob durable before it returns; skopeo and podman leave")
@@ -141,6 +170,8 @@ start = table("start", "barge run --rm")
 target("run / runc run", start["barge run --rm"] / start["runc run (unpacked bundle)"], 0.4, "x")
 target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0.06, "x")
 target("run / podman run, both on a bridge", start["barge run --rm (bridge)"] / start["podman run --rm (bridge)"], 0.06, "x")
+target("run / docker run, --network none", start["barge run --rm"] / start["docker run --rm"], 0.1, "x")
+target("run on a bridge", start["barge run --rm (bridge)"] * 1000, 25, " ms")
 target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
 scale = table("scale")
 target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")
