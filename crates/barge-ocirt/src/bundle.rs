@@ -139,11 +139,11 @@ fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
 }
 
 /// The runner gives a root process its bounding set as effective and
-/// permitted sets, a non-root one none, and clears the inheritable and
-/// ambient sets (less than asked, never more: for root, ambient adds
-/// nothing). Refused: a root process asking for fewer effective or
-/// permitted capabilities than its bounding set, and ambient ones for a
-/// non-root process, which the runner cannot give.
+/// permitted sets and the inheritable and ambient sets asked for (within
+/// the bounding set; ambient within inheritable), a non-root one none
+/// (less than asked, never more). Refused: a root process asking for
+/// fewer effective or permitted capabilities than its bounding set, and
+/// ambient ones for a non-root process, which the runner cannot give.
 fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
     let Some(caps) = process.capabilities() else {
         return Ok(());
