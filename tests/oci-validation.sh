@@ -109,10 +109,15 @@ for n in "${names[@]}"; do
     ok=$(grep -cE '^ok ' "$out/$n.tap" || true)
     notok=$(grep -cE '^not ok ' "$out/$n.tap" || true)
     skip=$(grep -ciE '^ok .*# skip' "$out/$n.tap" || true)
+    # The lifecycle programs (hooks, *_fail) print no test line: they pass
+    # when they exit 0 with no "error" diagnostic.
+    errors=$(grep -c '"error":' "$out/$n.tap" || true)
     if [ "$status" = 0 ] && [ "$notok" = 0 ] && [ "$ok" -gt 0 ] && [ "$skip" -lt "$ok" ]; then
         verdict=pass
     elif [ "$status" = 0 ] && [ "$notok" = 0 ] && [ "$ok" -gt 0 ]; then
         verdict=skip
+    elif [ "$status" = 0 ] && [ "$notok" = 0 ] && [ "$errors" = 0 ]; then
+        verdict=pass
     else
         verdict=fail
     fi
