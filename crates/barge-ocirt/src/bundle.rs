@@ -75,6 +75,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
         }
     }
     check_sysctls(linux)?;
+    check_resources(linux.resources().as_ref())?;
     let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
     let mounts = spec
         .mounts()
@@ -162,6 +163,72 @@ fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), Ocirt
         return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
+}
+
+/// `linux.resources` that barge-cgroups does not write (it applies
+/// memory limit, reservation and swap, CPU shares, quota and period, pids
+/// and device rules): refused, never ignored, so a bundle that asks for
+/// a cpuset, a blkio weight or hugepage limits does not run without them.
+/// Unset values as engines write them (empty strings and lists, `false`,
+/// docker's swappiness -1 as an unsigned number) are no request.
+fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(), OcirtError> {
+    let Some(res) = res else { return Ok(()) };
+    let mut asked = Vec::new();
+    if let Some(m) = res.memory() {
+        let named = [
+            ("memory.kernel", m.kernel().is_some()),
+            ("memory.kernelTCP", m.kernel_tcp().is_some()),
+            ("memory.swappiness", m.swappiness().is_some_and(|s| s <= 100)),
+            ("memory.disableOOMKiller", m.disable_oom_killer() == Some(true)),
+            ("memory.useHierarchy", m.use_hierarchy() == Some(true)),
+        ];
+        asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
+    }
+    if let Some(c) = res.cpu() {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        let named = [
+            ("cpu.cpus", set(c.cpus())),
+            ("cpu.mems", set(c.mems())),
+            ("cpu.realtimeRuntime", c.realtime_runtime().is_some_and(|v| v != 0)),
+            ("cpu.realtimePeriod", c.realtime_period().is_some_and(|v| v != 0)),
+            ("cpu.idle", c.idle().is_some_and(|v| v != 0)),
+            ("cpu.burst", c.burst().is_some_and(|v| v != 0)),
+        ];
+        asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
+    }
+    if let Some(b) = res.block_io() {
+        let throttles = [
+            b.throttle_read_bps_device(),
+            b.throttle_write_bps_device(),
+            b.throttle_read_iops_device(),
+            b.throttle_write_iops_device(),
+        ];
+        if b.weight().is_some_and(|w| w != 0)
+            || b.leaf_weight().is_some_and(|w| w != 0)
+            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+            || throttles.iter().any(|t| t.as_ref().is_some_and(|v| !v.is_empty()))
+        {
+            asked.push("blockIO");
+        }
+    }
+    if res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        asked.push("hugepageLimits");
+    }
+    if let Some(n) = res.network() {
+        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            asked.push("network");
+        }
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        asked.push("rdma");
+    }
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        asked.push("unified");
+    }
+    match asked.is_empty() {
+        true => Ok(()),
+        false => Err(unsupported(format!("linux.resources {}", asked.join(", ")))),
+    }
 }
 
 /// Whether the kernel runs the security module `name`.
@@ -348,6 +415,27 @@ mod tests {
         assert_eq!(systemd_path("::", "id").unwrap(), "/system.slice/id.scope");
         assert!(systemd_path("../x.slice:a:b", "x").is_err());
         assert!(systemd_path("a/b", "x").is_err());
+    }
+
+    #[test]
+    fn resources_barge_cannot_apply_are_refused() {
+        let res = |v: serde_json::Value| -> barge_runner::spec::LinuxResources { serde_json::from_value(v).unwrap() };
+        let unset = res(serde_json::json!({
+            "memory": {"limit": 1048576, "swappiness": u64::MAX, "disableOOMKiller": false},
+            "cpu": {"shares": 512, "cpus": ""},
+            "blockIO": {}, "hugepageLimits": []
+        }));
+        assert!(check_resources(Some(&unset)).is_ok());
+        for asked in [
+            serde_json::json!({"cpu": {"cpus": "0"}}),
+            serde_json::json!({"memory": {"swappiness": 10}}),
+            serde_json::json!({"memory": {"disableOOMKiller": true}}),
+            serde_json::json!({"blockIO": {"weight": 500}}),
+            serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}),
+            serde_json::json!({"network": {"classID": 1}}),
+        ] {
+            assert!(check_resources(Some(&res(asked.clone()))).is_err(), "{asked}");
+        }
     }
 
     #[test]
