@@ -36,6 +36,7 @@ const STANDARD_DEVICES: &[&str] = &[
 /// options, relative bind sources, cgroup mounts). Returns the devices to
 /// bind from the host: (path below /dev, host node).
 pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+    check_version(spec.version())?;
     if let Some(h) = spec.hooks() {
         // They would run inside the container, where the runtime runs nothing of its own.
         let inside = [h.create_container(), h.start_container()]
@@ -163,6 +164,22 @@ fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), Ocirt
         return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
+}
+
+/// `ociVersion`: a 1.x release of the runtime spec (`1.0.2`, `1.1.0-rc.1`);
+/// anything else is a bundle written for a spec barge does not know.
+fn check_version(version: &str) -> Result<(), OcirtError> {
+    let release = version.split_once('-').map_or(version, |(r, _)| r);
+    let parts: Vec<&str> = release.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if parts.len() == 3 && numeric && parts[0] == "1" {
+        return Ok(());
+    }
+    Err(OcirtError::Bundle(format!(
+        "ociVersion {version:?} is not a 1.x runtime spec version"
+    )))
 }
 
 /// `linux.resources` that barge-cgroups does not write (it applies
@@ -415,6 +432,16 @@ mod tests {
         assert_eq!(systemd_path("::", "id").unwrap(), "/system.slice/id.scope");
         assert!(systemd_path("../x.slice:a:b", "x").is_err());
         assert!(systemd_path("a/b", "x").is_err());
+    }
+
+    #[test]
+    fn oci_versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.1.0-rc.1"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["invalid", "", "2.0.0", "1.0", "1..0", "1.x.0"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
