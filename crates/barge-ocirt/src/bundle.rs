@@ -36,6 +36,7 @@ const STANDARD_DEVICES: &[&str] = &[
 /// options, relative bind sources, cgroup mounts). Returns the devices to
 /// bind from the host: (path below /dev, host node).
 pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+    check_version(spec.version())?;
     if let Some(h) = spec.hooks() {
         // They would run inside the container, where the runtime runs nothing of its own.
         let inside = [h.create_container(), h.start_container()]
@@ -75,6 +76,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
         }
     }
     check_sysctls(linux)?;
+    check_resources(linux.resources().as_ref())?;
     let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
     let mounts = spec
         .mounts()
@@ -139,11 +141,11 @@ fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
 }
 
 /// The runner gives a root process its bounding set as effective and
-/// permitted sets, a non-root one none, and clears the inheritable and
-/// ambient sets (less than asked, never more: for root, ambient adds
-/// nothing). Refused: a root process asking for fewer effective or
-/// permitted capabilities than its bounding set, and ambient ones for a
-/// non-root process, which the runner cannot give.
+/// permitted sets and the inheritable and ambient sets asked for (within
+/// the bounding set; ambient within inheritable), a non-root one none
+/// (less than asked, never more). Refused: a root process asking for
+/// fewer effective or permitted capabilities than its bounding set, and
+/// ambient ones for a non-root process, which the runner cannot give.
 fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
     let Some(caps) = process.capabilities() else {
         return Ok(());
@@ -162,6 +164,88 @@ fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), Ocirt
         return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
+}
+
+/// `ociVersion`: a 1.x release of the runtime spec (`1.0.2`, `1.1.0-rc.1`);
+/// anything else is a bundle written for a spec barge does not know.
+fn check_version(version: &str) -> Result<(), OcirtError> {
+    let release = version.split_once('-').map_or(version, |(r, _)| r);
+    let parts: Vec<&str> = release.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if parts.len() == 3 && numeric && parts[0] == "1" {
+        return Ok(());
+    }
+    Err(OcirtError::Bundle(format!(
+        "ociVersion {version:?} is not a 1.x runtime spec version"
+    )))
+}
+
+/// `linux.resources` that barge-cgroups does not write (it applies
+/// memory limit, reservation and swap, CPU shares, quota and period, pids
+/// and device rules): refused, never ignored, so a bundle that asks for
+/// a cpuset, a blkio weight or hugepage limits does not run without them.
+/// Unset values as engines write them (empty strings and lists, `false`,
+/// docker's swappiness -1 as an unsigned number) are no request.
+fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(), OcirtError> {
+    let Some(res) = res else { return Ok(()) };
+    let mut asked = Vec::new();
+    if let Some(m) = res.memory() {
+        let named = [
+            ("memory.kernel", m.kernel().is_some()),
+            ("memory.kernelTCP", m.kernel_tcp().is_some()),
+            ("memory.swappiness", m.swappiness().is_some_and(|s| s <= 100)),
+            ("memory.disableOOMKiller", m.disable_oom_killer() == Some(true)),
+            ("memory.useHierarchy", m.use_hierarchy() == Some(true)),
+        ];
+        asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
+    }
+    if let Some(c) = res.cpu() {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        let named = [
+            ("cpu.cpus", set(c.cpus())),
+            ("cpu.mems", set(c.mems())),
+            ("cpu.realtimeRuntime", c.realtime_runtime().is_some_and(|v| v != 0)),
+            ("cpu.realtimePeriod", c.realtime_period().is_some_and(|v| v != 0)),
+            ("cpu.idle", c.idle().is_some_and(|v| v != 0)),
+            ("cpu.burst", c.burst().is_some_and(|v| v != 0)),
+        ];
+        asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
+    }
+    if let Some(b) = res.block_io() {
+        let throttles = [
+            b.throttle_read_bps_device(),
+            b.throttle_write_bps_device(),
+            b.throttle_read_iops_device(),
+            b.throttle_write_iops_device(),
+        ];
+        if b.weight().is_some_and(|w| w != 0)
+            || b.leaf_weight().is_some_and(|w| w != 0)
+            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+            || throttles.iter().any(|t| t.as_ref().is_some_and(|v| !v.is_empty()))
+        {
+            asked.push("blockIO");
+        }
+    }
+    if res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        asked.push("hugepageLimits");
+    }
+    if let Some(n) = res.network() {
+        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            asked.push("network");
+        }
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        asked.push("rdma");
+    }
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        asked.push("unified");
+    }
+    match asked.is_empty() {
+        true => Ok(()),
+        false => Err(unsupported(format!("linux.resources {}", asked.join(", ")))),
+    }
 }
 
 /// Whether the kernel runs the security module `name`.
@@ -348,6 +432,37 @@ mod tests {
         assert_eq!(systemd_path("::", "id").unwrap(), "/system.slice/id.scope");
         assert!(systemd_path("../x.slice:a:b", "x").is_err());
         assert!(systemd_path("a/b", "x").is_err());
+    }
+
+    #[test]
+    fn oci_versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.1.0-rc.1"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["invalid", "", "2.0.0", "1.0", "1..0", "1.x.0"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resources_barge_cannot_apply_are_refused() {
+        let res = |v: serde_json::Value| -> barge_runner::spec::LinuxResources { serde_json::from_value(v).unwrap() };
+        let unset = res(serde_json::json!({
+            "memory": {"limit": 1048576, "swappiness": u64::MAX, "disableOOMKiller": false},
+            "cpu": {"shares": 512, "cpus": ""},
+            "blockIO": {}, "hugepageLimits": []
+        }));
+        assert!(check_resources(Some(&unset)).is_ok());
+        for asked in [
+            serde_json::json!({"cpu": {"cpus": "0"}}),
+            serde_json::json!({"memory": {"swappiness": 10}}),
+            serde_json::json!({"memory": {"disableOOMKiller": true}}),
+            serde_json::json!({"blockIO": {"weight": 500}}),
+            serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}),
+            serde_json::json!({"network": {"classID": 1}}),
+        ] {
+            assert!(check_resources(Some(&res(asked.clone()))).is_err(), "{asked}");
+        }
     }
 
     #[test]

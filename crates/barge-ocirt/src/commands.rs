@@ -303,7 +303,13 @@ fn start(ct: &Container) -> Result<(), OcirtError> {
     }
     std::fs::remove_file(ct.fifo()).map_err(io_err("removing the exec fifo"))?;
     let poststart = bundle_hooks(ct, |h| h.poststart().clone());
-    crate::hooks::run("poststart", &poststart, &ct.state_json())
+    // The state as of the start: the command may be gone already, but the
+    // hooks are told of the process that was started.
+    let mut state = ct.state_json();
+    state["status"] = Status::Running.as_str().into();
+    state["pid"] = ct.record.pid.into();
+    crate::hooks::run_warning("poststart", &poststart, &state);
+    Ok(())
 }
 
 /// The exit status of our child `pid`: its code, or 128 + its signal.
@@ -492,12 +498,12 @@ fn delete(root: &Path, c: &Command) -> Result<i32, OcirtError> {
 }
 
 /// Removes a stopped container's state, then runs its poststop hooks (a
-/// failed one does not undo the delete, as in runc).
+/// failed one is a warning and does not undo the delete).
 fn remove(ct: &Container) -> Result<(), OcirtError> {
     let poststop = bundle_hooks(ct, |h| h.poststop().clone());
     let state = ct.state_json();
     ct.destroy()?;
-    let _ = crate::hooks::run("poststop", &poststop, &state);
+    crate::hooks::run_warning("poststop", &poststop, &state);
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! The bundle's hooks, run by the runtime as runc runs them: each gets the
 //! container's state JSON on stdin; a hook that fails (or outlives its
-//! `timeout`) fails `create` for `prestart` and `createRuntime`, is
-//! reported for `poststart`, and is ignored for `poststop`. Hooks run in
+//! `timeout`) fails `create` for `prestart` and `createRuntime`; for
+//! `poststart` and `poststop` it is a warning on stderr and the rest run
+//! (the runtime spec's lifecycle: the container goes on as if it had
+//! succeeded). Hooks run in
 //! the runtime's own namespaces: `createRuntime` and `prestart` once the
 //! container's process is set up and waiting for `start` (its namespaces
 //! exist, nothing of the bundle's command has run), `poststart` after
@@ -20,6 +22,16 @@ pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), 
         run_one(kind, h, state)?;
     }
     Ok(())
+}
+
+/// Runs every one of `hooks` in order with `state` on stdin; a failure is
+/// a warning on stderr (`poststart`, `poststop`).
+pub fn run_warning(kind: &str, hooks: &[Hook], state: &serde_json::Value) {
+    for h in hooks {
+        if let Err(e) = run_one(kind, h, state) {
+            eprintln!("barge-runtime: warning: {e}");
+        }
+    }
 }
 
 fn run_one(kind: &str, h: &Hook, state: &serde_json::Value) -> Result<(), OcirtError> {

@@ -36,7 +36,13 @@ pub const RLIMITS: &[(&str, &str, Resource)] = &[
 
 /// The `setrlimit` resource of an OCI rlimit type (`RLIMIT_NPROC`).
 pub fn rlimit_resource(oci_name: &str) -> Option<Resource> {
-    RLIMITS.iter().find(|(_, oci, _)| *oci == oci_name).map(|(_, _, r)| *r)
+    // RLIMIT_AS: in the OCI spec, not among docker's `--ulimit` names.
+    let address_space = (oci_name == "RLIMIT_AS").then_some(Resource::As);
+    RLIMITS
+        .iter()
+        .find(|(_, oci, _)| *oci == oci_name)
+        .map(|(_, _, r)| *r)
+        .or(address_space)
 }
 
 /// Start time of a process, field 22 of /proc/PID/stat.
@@ -82,6 +88,10 @@ pub struct ProcessPlan {
     pub(crate) groups: Vec<u32>,
     /// Bounding set; also effective and permitted for uid 0.
     pub(crate) caps: u64,
+    /// Inheritable and ambient sets for uid 0, each within the bounding
+    /// set (a non-root process gets neither: its capabilities are none).
+    pub(crate) inheritable: u64,
+    pub(crate) ambient: u64,
     /// The system call filter, compiled before forking.
     pub(crate) seccomp: Option<crate::seccomp::Program>,
     /// RLIMIT_NOFILE (soft, hard).
@@ -110,7 +120,13 @@ impl ProcessPlan {
             .filter(|d| !d.is_empty())
             .map(|d| d.as_bytes().to_vec())
             .collect();
-        let bounding = crate::spec::capability_names(p.capabilities().as_ref().and_then(|c| c.bounding().as_ref()));
+        let caps = p.capabilities().as_ref();
+        let bounding = crate::caps::mask(&crate::spec::capability_names(caps.and_then(|c| c.bounding().as_ref())))?;
+        let within_bounding = |set| -> Result<u64, RunnerError> {
+            Ok(crate::caps::mask(&crate::spec::capability_names(set))? & bounding)
+        };
+        let inheritable = within_bounding(caps.and_then(|c| c.inheritable().as_ref()))?;
+        let ambient = within_bounding(caps.and_then(|c| c.ambient().as_ref()))? & inheritable;
         let rlimits = p.rlimits().as_deref().unwrap_or_default();
         let nofile = |r: &&crate::spec::PosixRlimit| r.typ() == crate::spec::PosixRlimitType::RlimitNofile;
         let seccomp = seccomp.map(crate::seccomp::LinuxSeccomp::from_oci).transpose()?;
@@ -122,7 +138,9 @@ impl ProcessPlan {
             uid: p.user().uid(),
             gid: p.user().gid(),
             groups: p.user().additional_gids().clone().unwrap_or_default(),
-            caps: crate::caps::mask(&bounding)?,
+            caps: bounding,
+            inheritable,
+            ambient,
             seccomp: seccomp.as_ref().map(crate::seccomp::compile).transpose()?,
             nofile: rlimits
                 .iter()
@@ -404,21 +422,28 @@ impl ProcessPlan {
         rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(fail(format!("setgid {}", self.gid)))?;
         let uid = rustix::process::Uid::from_raw(self.uid);
         rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(fail(format!("setuid {}", self.uid)))?;
-        let set = if self.uid == 0 {
-            CapabilitySet::from_bits_retain(self.caps)
+        let (set, inheritable, ambient) = if self.uid == 0 {
+            (self.caps, self.inheritable, self.ambient)
         } else {
-            CapabilitySet::empty()
+            (0, 0, 0)
         };
+        let set = CapabilitySet::from_bits_retain(set);
         rustix::thread::set_capabilities(
             None,
             CapabilitySets {
                 effective: set,
                 permitted: set,
-                inheritable: CapabilitySet::empty(),
+                inheritable: CapabilitySet::from_bits_retain(inheritable),
             },
         )
         .map_err(fail("setting capabilities"))?;
         let _ = rustix::thread::clear_ambient_capability_set();
+        // Each ambient capability is in the permitted and inheritable sets
+        // just set, as the kernel requires; one it refuses fails the start.
+        for bit in (0..64).filter(|b| ambient & (1u64 << b) != 0) {
+            rustix::thread::configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1u64 << bit), true)
+                .map_err(fail("raising an ambient capability"))?;
+        }
         Ok(())
     }
 
