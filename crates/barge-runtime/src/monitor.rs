@@ -153,6 +153,14 @@ fn set_running(c: &Container, s: &Started) -> Result<(), RuntimeError> {
     c.set_state(&st)
 }
 
+/// Whether `c`'s restart policy (read anew: `update` may have changed it)
+/// starts it again after it exited with `code`: not once a user stopped
+/// it, nor for an `--rm` container.
+fn restart_wanted(c: &Container, st: &State, code: i32) -> bool {
+    let policy = c.restart_policy();
+    !c.meta.auto_remove && !policy.is_no() && !st.manually_stopped && policy.wants_restart(code, st.restart_count)
+}
+
 /// A user starts the container: its policy applies again.
 fn clear_manual_stop(c: &Container) -> Result<(), RuntimeError> {
     let mut st = c.state()?;
@@ -641,11 +649,7 @@ impl Runtime {
         let code = self.relay_foreground(c, fg, detach)?;
         // As with docker, the command returns; the policy restarts the
         // container in the background.
-        let policy = c.restart_policy();
-        let restart = !policy.is_no()
-            && c.state()
-                .is_ok_and(|st| !st.manually_stopped && policy.wants_restart(code, st.restart_count));
-        if restart {
+        if c.state().is_ok_and(|st| restart_wanted(c, &st, code)) {
             self.fork_monitor(c, Some((code, began.elapsed())))?;
         }
         Ok(code)
@@ -955,12 +959,8 @@ impl Runtime {
         ran: Duration,
         backoff: &mut crate::restart::Backoff,
     ) -> Option<Duration> {
-        let policy = c.restart_policy();
-        if c.meta.auto_remove || policy.is_no() {
-            return None;
-        }
         let mut st = c.state().ok()?;
-        if st.manually_stopped || !policy.wants_restart(code, st.restart_count) {
+        if !restart_wanted(c, &st, code) {
             return None;
         }
         st.restarting = true;
