@@ -23,12 +23,7 @@ pub fn copy(env: &Env, a: &CopyArgs) -> Result<i32, Failure> {
     }
     let needs_client = matches!(src_loc, Location::Registry(_)) || matches!(dst_loc, Location::Registry(_));
     let client = if needs_client { Some(env.client()?) } else { None };
-    let needs_store = needs_store(&src_loc) || matches!(dst_loc, Location::Store(_));
-    let store = if needs_store { Some(env.store()?) } else { None };
-    let _lock = match &store {
-        Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
-        None => None,
-    };
+    let (store, _lock) = store_if(env, needs_store(&src_loc) || matches!(dst_loc, Location::Store(_)))?;
     let what = || format!("copying {} to {}", a.source, a.destination);
     let source = open_source(&src_loc, client.as_ref(), store.as_ref()).context(what)?;
     let dest: Box<dyn Destination + '_> = match &dst_loc {
@@ -76,6 +71,19 @@ pub(super) fn needs_store(loc: &Location) -> bool {
         loc,
         Location::Store(_) | Location::DockerArchive { .. } | Location::OciArchive { .. }
     )
+}
+
+/// The store, shared-locked, when `needed` (see [`needs_store`]).
+pub(super) fn store_if(
+    env: &Env,
+    needed: bool,
+) -> Result<(Option<barge_store::Store>, Option<barge_store::LockGuard>), Failure> {
+    if !needed {
+        return Ok((None, None));
+    }
+    let store = env.store()?;
+    let lock = store.lock_shared().context(|| "locking the store".to_string())?;
+    Ok((Some(store), Some(lock)))
 }
 
 /// The images at `loc`, read through `client` (a registry) or `store`

@@ -56,15 +56,7 @@ fn with_source<T>(
     loc: &Location,
     f: impl FnOnce(&dyn barge_engine::transport::Source) -> Result<T, barge_engine::CopyError>,
 ) -> Result<T, Failure> {
-    let store = if super::copy::needs_store(loc) {
-        Some(env.store()?)
-    } else {
-        None
-    };
-    let _lock = match &store {
-        Some(s) => Some(s.lock_shared().context(|| "locking the store".to_string())?),
-        None => None,
-    };
+    let (store, _lock) = super::copy::store_if(env, super::copy::needs_store(loc))?;
     let src = super::copy::open_source(loc, None, store.as_ref()).context(|| format!("opening {input}"))?;
     f(src.as_ref()).context(|| format!("reading {input}"))
 }
