@@ -425,14 +425,17 @@ fn host_device_nodes_keep_their_owner_and_mode() {
     // The container's /dev/null, /dev/zero, … are the host's nodes bound
     // in: a container root (CAP_CHOWN, CAP_FOWNER) must not change them.
     let nodes = ["null", "zero", "full", "random", "urandom", "tty"];
-    let before: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            std::fs::metadata(format!("/dev/{n}"))
-                .map(|m| (m.mode(), m.uid(), m.gid()))
-                .unwrap()
-        })
-        .collect();
+    let owners_and_modes = || -> Vec<_> {
+        nodes
+            .iter()
+            .map(|n| {
+                std::fs::metadata(format!("/dev/{n}"))
+                    .map(|m| (m.mode(), m.uid(), m.gid()))
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = owners_and_modes();
     for n in nodes {
         // And through a descriptor of it (no controlling terminal: no /dev/tty fd).
         let through_fd = if n == "tty" {
@@ -450,15 +453,7 @@ fn host_device_nodes_keep_their_owner_and_mode() {
         assert!(!o.status.success(), "{script} succeeded: {}", err(&o));
         assert!(err(&o).contains("Read-only file system"), "{n}: {}", err(&o));
     }
-    let after: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            std::fs::metadata(format!("/dev/{n}"))
-                .map(|m| (m.mode(), m.uid(), m.gid()))
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(before, after, "the host's device nodes changed");
+    assert_eq!(before, owners_and_modes(), "the host's device nodes changed");
     // The devices still work.
     let o = b.run(&[
         "run",
