@@ -854,15 +854,14 @@ pub fn release(container_dir: &Path) -> bool {
     oom
 }
 
-/// v2: enables barge's controllers in every parent of `dir` below `mount`.
+/// v2: enables barge's controllers in `mount` (the hierarchy's top, or a
+/// delegated subtree's) and in every cgroup between it and `dir`: all of
+/// `dir`'s parents down from `mount`, which it makes where missing.
 fn enable_controllers(mount: &Path, dir: &Path) {
     let Ok(rel) = dir.strip_prefix(mount) else { return };
     let mut cur = mount.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
     for (i, c) in comps.iter().enumerate() {
-        if i + 1 == comps.len() {
-            break;
-        }
         let available = read(&cur.join("cgroup.controllers")).unwrap_or_default();
         let enable: Vec<String> = V2_CONTROLLERS
             .iter()
@@ -873,6 +872,10 @@ fn enable_controllers(mount: &Path, dir: &Path) {
             for e in &enable {
                 let _ = write(&cur, "cgroup.subtree_control", e);
             }
+        }
+        // The leaf itself is made by the caller.
+        if i + 1 == comps.len() {
+            break;
         }
         cur.push(c);
         let _ = std::fs::create_dir(&cur);
@@ -912,6 +915,22 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/unified/barge"),
             ]
         );
+    }
+
+    #[test]
+    fn controllers_are_enabled_down_to_the_leafs_parent() {
+        let top = tempfile::tempdir().unwrap();
+        let top = top.path();
+        std::fs::create_dir(top.join("barge")).unwrap();
+        for d in [top.to_path_buf(), top.join("barge")] {
+            std::fs::write(d.join("cgroup.controllers"), "cpuset memory pids\n").unwrap();
+        }
+        enable_controllers(top, &top.join("barge/abc"));
+        for d in [top.to_path_buf(), top.join("barge")] {
+            let enabled = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
+            assert_eq!(enabled, "+memory +pids", "{}", d.display());
+        }
+        assert!(!top.join("barge/abc").exists(), "the leaf is the caller's to make");
     }
 
     #[test]
