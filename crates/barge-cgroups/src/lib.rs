@@ -12,6 +12,13 @@
 //! parent's `cgroup.subtree_control` (a cgroup with processes, such as
 //! barge's own, cannot have controllers enabled for children).
 //!
+//! A rootless barge (an ordinary user's, see `barge_runner::userns`) may
+//! make cgroups only on cgroup v2, in the subtree delegated to the user
+//! ([`Delegation`]: systemd's `user@UID.service`): the container gets
+//! `barge/<id>` below that subtree's top ([`Cgroup::create_delegated`]),
+//! or, where there is no such subtree, no cgroup at all
+//! ([`Undelegated`] says what is missing).
+//!
 //! The container's device policy is enforced here too (see [`devices`]):
 //! the devices controller's lists on v1, an eBPF device program attached
 //! to the container's cgroup on v2. A container whose bundle has device
@@ -72,6 +79,27 @@ pub enum CgroupError {
     Io { context: String, source: std::io::Error },
     #[error(transparent)]
     Record(#[from] barge_records::RecordError),
+    /// Rootless: no cgroup of the user's to make the container's in.
+    #[error("resource limits need a cgroup, which rootless barge cannot make here: {0}")]
+    Undelegated(#[from] Undelegated),
+}
+
+/// Why a rootless barge has no cgroup subtree to make containers' cgroups
+/// in (see [`Delegation`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Undelegated {
+    #[error("this host has no cgroup v2 (its cgroups are v1 or the hybrid layout), and only cgroup v2 can be delegated to a user")]
+    NoV2,
+    #[error("barge's cgroup {own} is in no cgroup v2 subtree delegated to your user (you may write the cgroup.procs of none of it and its parents); run barge inside your systemd user session's subtree, e.g. `systemd-run --user --scope barge ...`")]
+    NoSubtree { own: String },
+    #[error("the {controller} controller could not be enabled for the cgroups below {root}: it has processes of its own, and cgroup v2 lets only a cgroup without processes pass controllers on; run barge in a cgroup below it, e.g. `systemd-run --user --scope barge ...`")]
+    NotPassedOn { controller: &'static str, root: PathBuf },
+    #[error("the {controller} controller is not delegated to your user (the cgroup.controllers of {root} has only {have:?}); delegate it to user sessions: `systemctl edit user@.service` with `[Service]` `Delegate=cpu cpuset io memory pids`")]
+    Controller {
+        controller: &'static str,
+        root: PathBuf,
+        have: String,
+    },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CgroupError {
@@ -253,6 +281,80 @@ pub fn default_path(id: &str) -> String {
         Some(Layout::V2(_)) => format!("/barge/{id}"),
         _ => format!("barge/{id}"),
     }
+}
+
+/// A cgroup v2 subtree delegated to the user a rootless barge runs as:
+/// the highest ancestor of barge's own cgroup whose `cgroup.procs` it may
+/// write. The kernel moves a process between two cgroups only for one
+/// that may write the `cgroup.procs` of their common ancestor, so a
+/// container's cgroup must be made in the subtree barge itself is in.
+/// systemd's `user@UID.service` (`Delegate=yes`) is such a subtree: its
+/// directory, `cgroup.procs`, `cgroup.subtree_control` and
+/// `cgroup.threads` belong to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    /// The subtree's top directory.
+    pub root: PathBuf,
+    /// Its `cgroup.controllers`: what its parent passed on to it.
+    pub controllers: Vec<String>,
+}
+
+impl Delegation {
+    /// This process's delegated subtree. Found by trying, not by
+    /// comparing owners: in barge's user namespace the user is 0 and
+    /// root's files show as 65534, so a `cgroup.procs` is opened for
+    /// writing (nothing is written) to learn whether barge may write it.
+    pub fn find() -> Result<Delegation, Undelegated> {
+        let Some(Layout::V2(mount)) = detect() else {
+            return Err(Undelegated::NoV2);
+        };
+        let own =
+            own_cgroup(&read(Path::new("/proc/self/cgroup")).unwrap_or_default(), None).unwrap_or_else(|| "/".into());
+        let root = highest_writable(&mount, &own, may_write_procs).ok_or(Undelegated::NoSubtree { own })?;
+        let controllers = read(&root.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(Delegation { root, controllers })
+    }
+
+    /// Ok when the subtree has `controller`.
+    pub fn require(&self, controller: &'static str) -> Result<(), Undelegated> {
+        if self.controllers.iter().any(|c| c == controller) {
+            return Ok(());
+        }
+        Err(Undelegated::Controller {
+            controller,
+            root: self.root.clone(),
+            have: self.controllers.join(" "),
+        })
+    }
+}
+
+fn may_write_procs(dir: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        dir.join("cgroup.procs"),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .is_ok()
+}
+
+/// The highest cgroup directory on the way from the top of the v2
+/// hierarchy at `mount` down to `own` (included; the top itself never)
+/// for which `writable` holds.
+pub fn highest_writable(mount: &Path, own: &str, writable: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let rel = checked_rel(own).ok()?;
+    let mut dir = mount.to_path_buf();
+    for c in rel.components() {
+        dir.push(c);
+        if writable(&dir) {
+            return Some(dir);
+        }
+    }
+    None
 }
 
 fn checked_rel(path: &str) -> Result<PathBuf, CgroupError> {
@@ -541,19 +643,60 @@ impl Cgroup {
                 }
             }
         };
+        cg.populate(res).map(Some)
+    }
+
+    /// Rootless, on cgroup v2: the container `id`'s cgroup `barge/<id>` in
+    /// the subtree delegated to the user ([`Delegation`]), with the limits
+    /// of `res`, every controller they need checked as delegated first.
+    /// Controllers are enabled in the subtree's top and in `barge/`, never
+    /// in a cgroup with processes of its own (v2 forbids it), which
+    /// barge's own cgroup is.
+    pub fn create_delegated(id: &str, res: Option<&Resources>) -> Result<Cgroup, CgroupError> {
+        let d = Delegation::find()?;
+        let needed = match res {
+            Some(res) => settings(res, Version::V2)?,
+            None => Vec::new(),
+        };
+        for (controller, _, _) in &needed {
+            d.require(controller)?;
+        }
+        let dir = d.root.join("barge").join(checked_rel(id)?);
+        enable_controllers(&d.root, &dir);
+        let enabled = read(&d.root.join("cgroup.subtree_control")).unwrap_or_default();
+        if let Some((controller, _, _)) = needed
+            .iter()
+            .find(|(c, _, _)| !enabled.split_whitespace().any(|e| e == *c))
+        {
+            return Err(Undelegated::NotPassedOn {
+                controller,
+                root: d.root,
+            }
+            .into());
+        }
+        Cgroup {
+            version: Version::V2,
+            dirs: vec![("".into(), dir)],
+        }
+        .populate(res)
+    }
+
+    /// Makes the directories and writes the limits; removes what it made
+    /// when that fails.
+    fn populate(self, res: Option<&Resources>) -> Result<Cgroup, CgroupError> {
         let result = (|| {
-            for (_, dir) in &cg.dirs {
+            for (_, dir) in &self.dirs {
                 make_dir(dir)?;
             }
             if let Some(res) = res {
-                cg.apply(res)?;
+                self.apply(res)?;
             }
             Ok(())
         })();
         match result {
-            Ok(()) => Ok(Some(cg)),
+            Ok(()) => Ok(self),
             Err(e) => {
-                cg.remove();
+                self.remove();
                 Err(e)
             }
         }
@@ -854,15 +997,14 @@ pub fn release(container_dir: &Path) -> bool {
     oom
 }
 
-/// v2: enables barge's controllers in every parent of `dir` below `mount`.
+/// v2: enables barge's controllers in `mount` (the hierarchy's top, or a
+/// delegated subtree's) and in every cgroup between it and `dir`: all of
+/// `dir`'s parents down from `mount`, which it makes where missing.
 fn enable_controllers(mount: &Path, dir: &Path) {
     let Ok(rel) = dir.strip_prefix(mount) else { return };
     let mut cur = mount.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
     for (i, c) in comps.iter().enumerate() {
-        if i + 1 == comps.len() {
-            break;
-        }
         let available = read(&cur.join("cgroup.controllers")).unwrap_or_default();
         let enable: Vec<String> = V2_CONTROLLERS
             .iter()
@@ -873,6 +1015,10 @@ fn enable_controllers(mount: &Path, dir: &Path) {
             for e in &enable {
                 let _ = write(&cur, "cgroup.subtree_control", e);
             }
+        }
+        // The leaf itself is made by the caller.
+        if i + 1 == comps.len() {
+            break;
         }
         cur.push(c);
         let _ = std::fs::create_dir(&cur);
@@ -912,6 +1058,49 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/unified/barge"),
             ]
         );
+    }
+
+    #[test]
+    fn delegated_subtree_is_the_highest_writable_ancestor() {
+        let m = Path::new("/sys/fs/cgroup");
+        let own = "/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope";
+        let mine = |d: &Path| d.starts_with("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        assert_eq!(
+            highest_writable(m, own, mine),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service"
+            ))
+        );
+        // A login shell's session scope is root's: no subtree to use.
+        assert_eq!(
+            highest_writable(m, "/user.slice/user-1000.slice/session-3.scope", mine),
+            None
+        );
+        assert_eq!(highest_writable(m, "/", |_| true), None, "the top is never delegated");
+        let d = Delegation {
+            root: PathBuf::from("/sys/fs/cgroup/u"),
+            controllers: vec!["memory".into(), "pids".into()],
+        };
+        assert!(d.require("memory").is_ok());
+        let e = d.require("cpu").unwrap_err();
+        assert!(e.to_string().contains("the cpu controller is not delegated"), "{e}");
+        assert!(e.to_string().contains("memory pids"), "{e}");
+    }
+
+    #[test]
+    fn controllers_are_enabled_down_to_the_leafs_parent() {
+        let top = tempfile::tempdir().unwrap();
+        let top = top.path();
+        std::fs::create_dir(top.join("barge")).unwrap();
+        for d in [top.to_path_buf(), top.join("barge")] {
+            std::fs::write(d.join("cgroup.controllers"), "cpuset memory pids\n").unwrap();
+        }
+        enable_controllers(top, &top.join("barge/abc"));
+        for d in [top.to_path_buf(), top.join("barge")] {
+            let enabled = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
+            assert_eq!(enabled, "+memory +pids", "{}", d.display());
+        }
+        assert!(!top.join("barge/abc").exists(), "the leaf is the caller's to make");
     }
 
     #[test]

@@ -122,11 +122,9 @@ impl CreateOptions {
             ports.extend(crate::network::ports::parse(p)?);
         }
         self.limits.validate(online_cpus())?;
-        if !barge_store::fsutil::host_root() {
-            // Rootless on this host: no cgroup of the user's to put limits in.
-            if let Some(flag) = self.limits.cgroup_flags().first() {
-                return Err(RuntimeError::Rootless { flag });
-            }
+        if crate::rootless::rootless() {
+            // Limits need a cgroup v2 subtree delegated to the user.
+            crate::rootless::check_limits(&self.limits)?;
         }
         let log_driver = crate::logs::LogDriver::parse(self.log_driver.as_deref())?;
         let log_opts = crate::logs::parse_opts(log_driver, &self.log_opts)?;

@@ -201,7 +201,7 @@ impl Runtime {
         // cgroup never gets a command outside it.
         let cgroup_procs = match barge_cgroups::Cgroup::load(&c.dir) {
             Some(cg) => cg.procs_files()?,
-            // Rootless containers have no cgroup (see `runner::start`).
+            // A rootless container has none without a delegated v2 subtree (see `runner::start`).
             None if !crate::rootless::rootless() && barge_cgroups::limits_asked(crate::spec::resources(&spec)) => {
                 return Err(RuntimeError::Corrupt(format!(
                     "the cgroup of container {} is not recorded; its limits and device policy could not apply to the command",

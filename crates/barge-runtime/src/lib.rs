@@ -119,11 +119,15 @@ pub enum RuntimeError {
     Cgroup(#[from] barge_cgroups::CgroupError),
     #[error(transparent)]
     LogOpt(#[from] logs::LogOptError),
-    /// A limit flag given to rootless barge, which has no cgroup to apply it.
+    /// A limit flag given to rootless barge where it can make no cgroup
+    /// with the controller the flag needs.
     #[error(
-        "{flag} needs a cgroup, which rootless barge cannot make here: resource limits as a user need cgroup v2 with a subtree delegated to your user (a systemd user session, Delegate=yes), and this host has none; run without {flag}, or as root"
+        "{flag} needs a cgroup, which rootless barge cannot make here: {why}. Resource limits as a user need cgroup v2 with a subtree delegated to your user (a systemd user session, Delegate=yes); run without {flag}, or as root"
     )]
-    Rootless { flag: &'static str },
+    Rootless {
+        flag: &'static str,
+        why: barge_cgroups::Undelegated,
+    },
     #[error(
         "a rootless container needs overlayfs in a user namespace (Linux 5.11 or later) or fuse-overlayfs: the kernel refused ({kernel}) and fuse-overlayfs {fuse}; install the Debian package fuse-overlayfs (apt-get install fuse-overlayfs)"
     )]

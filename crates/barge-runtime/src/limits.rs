@@ -68,23 +68,22 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The flags given that only a cgroup enforces (`--ulimit` is not one).
-    pub fn cgroup_flags(&self) -> Vec<&'static str> {
-        let mut flags = Vec::new();
+    /// The flags given that only a cgroup enforces (`--ulimit` is not
+    /// one), each with the cgroup v2 controller it needs.
+    pub fn cgroup_flags(&self) -> Vec<(&'static str, &'static str)> {
         let pairs = [
-            (self.memory.is_some(), "--memory"),
-            (self.memory_swap.is_some(), "--memory-swap"),
-            (self.memory_reservation.is_some(), "--memory-reservation"),
-            (self.nano_cpus.is_some(), "--cpus"),
-            (self.cpu_shares.is_some(), "--cpu-shares"),
-            (self.pids_limit.is_some_and(|p| p > 0), "--pids-limit"),
+            (self.memory.is_some(), "--memory", "memory"),
+            (self.memory_swap.is_some(), "--memory-swap", "memory"),
+            (self.memory_reservation.is_some(), "--memory-reservation", "memory"),
+            (self.nano_cpus.is_some(), "--cpus", "cpu"),
+            (self.cpu_shares.is_some(), "--cpu-shares", "cpu"),
+            (self.pids_limit.is_some_and(|p| p > 0), "--pids-limit", "pids"),
         ];
-        for (given, flag) in pairs {
-            if given {
-                flags.push(flag);
-            }
-        }
-        flags
+        pairs
+            .into_iter()
+            .filter(|(given, _, _)| *given)
+            .map(|(_, flag, controller)| (flag, controller))
+            .collect()
     }
 }
 
@@ -321,7 +320,10 @@ mod tests {
             pids_limit: Some(10),
             ..Limits::default()
         };
-        assert_eq!(all.cgroup_flags(), ["--memory", "--cpus", "--pids-limit"]);
+        assert_eq!(
+            all.cgroup_flags(),
+            [("--memory", "memory"), ("--cpus", "cpu"), ("--pids-limit", "pids")]
+        );
     }
 
     #[test]

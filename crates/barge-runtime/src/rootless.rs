@@ -2,7 +2,8 @@
 //! namespace, see `barge_runner::userns`): the kernel's overlayfs with
 //! `userxattr` (Linux 5.11 and later allow it in a user namespace), else
 //! `fuse-overlayfs` mounted on the bundle's `rootfs` before the child
-//! starts, else an error naming the package.
+//! starts, else an error naming the package. Whether its limit flags
+//! can apply ([`check_limits`]): only in a delegated cgroup v2 subtree.
 
 use crate::{Container, RuntimeError};
 use barge_runner::child::Plan;
@@ -16,6 +17,23 @@ pub const OVERLAY_ENV: &str = "BARGE_OVERLAY";
 /// Whether barge runs rootless: not as the host's root.
 pub fn rootless() -> bool {
     !barge_store::fsutil::host_root()
+}
+
+/// Rootless: Ok when every limit flag of `limits` can be applied, that
+/// is when barge is in a cgroup v2 subtree delegated to the user with the
+/// controllers the flags need; else which flag cannot, and why.
+pub fn check_limits(limits: &crate::limits::Limits) -> Result<(), RuntimeError> {
+    let flags = limits.cgroup_flags();
+    let Some((first, _)) = flags.first() else {
+        return Ok(());
+    };
+    let delegation = barge_cgroups::Delegation::find().map_err(|why| RuntimeError::Rootless { flag: first, why })?;
+    for (flag, controller) in flags {
+        delegation
+            .require(controller)
+            .map_err(|why| RuntimeError::Rootless { flag, why })?;
+    }
+    Ok(())
 }
 
 /// Chooses and prepares the container's root for `plan`.

@@ -70,12 +70,22 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         .as_ref()
         .and_then(|p| p.to_str())
         .map_or_else(|| barge_cgroups::default_path(c.id()), str::to_string);
-    let cgroup = if !barge_store::fsutil::host_root() {
-        // Rootless: the user owns no cgroup; `create` refused limit flags,
-        // and the device rules are moot in a user namespace, where no mount
-        // allows device nodes and none can be made (no CAP_MKNOD on the
-        // host), so the container runs without a cgroup.
-        None
+    let cgroup = if crate::rootless::rootless() {
+        // Rootless: a cgroup in the user's delegated v2 subtree, if any,
+        // without the device rules: they are moot in a user namespace,
+        // where no mount allows device nodes and none can be made (no
+        // CAP_MKNOD on the host), and the eBPF program that enforces them
+        // needs the host's CAP_BPF. Without such a subtree `create`
+        // refused limit flags and the container runs without a cgroup.
+        let mut limits = resources.cloned();
+        if let Some(l) = limits.as_mut() {
+            l.set_devices(None);
+        }
+        match barge_cgroups::Cgroup::create_delegated(c.id(), limits.as_ref()) {
+            Ok(cg) => Some(cg),
+            Err(_) if !barge_cgroups::limits_asked(limits.as_ref()) => None,
+            Err(e) => return Err(e.into()),
+        }
     } else {
         match barge_cgroups::Cgroup::create(&cgroup_path, resources) {
             Ok(cg) => cg,

@@ -32,15 +32,13 @@ impl Runtime {
             }
         }
         if u.limits != Limits::default() {
-            let rootless = !barge_store::fsutil::host_root();
-            if let (true, Some(flag)) = (rootless, u.limits.cgroup_flags().first()) {
-                return Err(RuntimeError::Rootless { flag });
+            if crate::rootless::rootless() {
+                crate::rootless::check_limits(&u.limits)?;
             }
             let mut spec = c.spec()?;
             let current = crate::spec::resources(&spec).cloned().unwrap_or_default();
             let (merged, delta) = merge(&current, &u.limits, crate::create::online_cpus())?;
-            // Rootless containers run without a cgroup: only "unlimited" gets here.
-            if c.state()?.status == Status::Running && !rootless {
+            if c.state()?.status == Status::Running {
                 if c.meta.runtime.is_some() {
                     crate::runner::external_update(&c, &delta)?;
                 } else if let Some(cg) = barge_cgroups::Cgroup::load(&c.dir) {
