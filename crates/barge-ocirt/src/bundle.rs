@@ -183,9 +183,10 @@ fn check_version(version: &str) -> Result<(), OcirtError> {
 }
 
 /// `linux.resources` that barge-cgroups does not write (it applies
-/// memory limit, reservation and swap, CPU shares, quota and period, pids
-/// and device rules): refused, never ignored, so a bundle that asks for
-/// a cpuset, a blkio weight or hugepage limits does not run without them.
+/// memory limit, reservation and swap, CPU shares, quota and period, the
+/// cpuset's CPUs and memory nodes, pids and device rules): refused, never
+/// ignored, so a bundle that asks for a blkio weight or hugepage limits
+/// does not run without them.
 /// Unset values as engines write them (empty strings and lists, `false`,
 /// docker's swappiness -1 as an unsigned number) are no request.
 fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(), OcirtError> {
@@ -202,10 +203,7 @@ fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(
         asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
     }
     if let Some(c) = res.cpu() {
-        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
         let named = [
-            ("cpu.cpus", set(c.cpus())),
-            ("cpu.mems", set(c.mems())),
             ("cpu.realtimeRuntime", c.realtime_runtime().is_some_and(|v| v != 0)),
             ("cpu.realtimePeriod", c.realtime_period().is_some_and(|v| v != 0)),
             ("cpu.idle", c.idle().is_some_and(|v| v != 0)),
@@ -453,8 +451,10 @@ mod tests {
             "blockIO": {}, "hugepageLimits": []
         }));
         assert!(check_resources(Some(&unset)).is_ok());
+        let cpuset = res(serde_json::json!({"cpu": {"cpus": "0-1", "mems": "0"}}));
+        assert!(check_resources(Some(&cpuset)).is_ok(), "barge-cgroups writes a cpuset");
         for asked in [
-            serde_json::json!({"cpu": {"cpus": "0"}}),
+            serde_json::json!({"cpu": {"realtimeRuntime": 950000}}),
             serde_json::json!({"memory": {"swappiness": 10}}),
             serde_json::json!({"memory": {"disableOOMKiller": true}}),
             serde_json::json!({"blockIO": {"weight": 500}}),

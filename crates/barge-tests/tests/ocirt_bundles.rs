@@ -1,0 +1,149 @@
+//! What the OCI validation programs ask of barge-runtime beyond barge's own
+//! bundles (issue 18), through the real binary: a cpuset (and barge's
+//! `--cpuset-cpus`/`--cpuset-mems`), and hostile variants of each. The
+//! bundles are a busybox-static root made here and `barge-runtime spec`'s
+//! config, edited.
+
+use barge_tests::image::busybox_store;
+use barge_tests::{barge_bin, require_root_and, stderr_of, stdout_of};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// barge as `barge-runtime`, a state directory and a bundle whose root
+/// holds only `/bin/busybox`.
+struct Bundle {
+    dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    /// `None` (a failure under CI) without root or busybox.
+    fn new() -> Option<Bundle> {
+        if !require_root_and(&["busybox"]) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(barge_bin(), dir.path().join("barge-runtime")).expect("link");
+        let root = dir.path().join("bundle/rootfs");
+        std::fs::create_dir_all(root.join("bin")).expect("rootfs");
+        let busybox = which("busybox");
+        std::fs::copy(busybox, root.join("bin/busybox")).expect("busybox");
+        let b = Bundle { dir };
+        let o = b.runtime(&["spec", "--bundle", b.path().to_str().expect("utf-8")]);
+        assert!(o.status.success(), "spec: {o:?}");
+        b.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["root"]["readonly"] = false.into();
+        });
+        Some(b)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    fn runtime(&self, args: &[&str]) -> Output {
+        Command::new(self.dir.path().join("barge-runtime"))
+            .arg("--root")
+            .arg(self.dir.path().join("state"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("barge-runtime")
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.path().join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("json");
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).expect("json")).expect("config");
+    }
+
+    /// `run` of the bundle with busybox's `applet args…` as the process.
+    fn run(&self, id: &str, applet: &[&str]) -> Output {
+        let mut args = vec!["/bin/busybox"];
+        args.extend_from_slice(applet);
+        self.edit(|c| c["process"]["args"] = args.into());
+        self.runtime(&["run", "--bundle", self.path().to_str().expect("utf-8"), id])
+    }
+}
+
+fn which(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{tool} not on PATH"))
+}
+
+/// The value of `key:` in /proc/self/status text.
+fn status_field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// The host's online CPUs: the last one, as a cpuset list.
+fn last_cpu() -> String {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online CPUs");
+    let last = online.trim().rsplit([',', '-']).next().expect("a CPU");
+    last.to_string()
+}
+
+#[test]
+fn a_cpuset_reaches_the_process_from_a_bundle_and_from_barge_run() {
+    let Some(b) = Bundle::new() else { return };
+    let cpu = last_cpu();
+    b.edit(|c| c["linux"]["resources"]["cpu"] = serde_json::json!({"cpus": cpu, "mems": "0"}));
+    let o = b.run("cpuset", &["cat", "/proc/self/status"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(status_field(&stdout_of(&o), "Cpus_allowed_list"), cpu);
+    assert_eq!(status_field(&stdout_of(&o), "Mems_allowed_list"), "0");
+    // CPUs the host does not have: the kernel refuses them, create fails.
+    b.edit(|c| c["linux"]["resources"]["cpu"]["cpus"] = "0-4000".into());
+    let o = b.run("cpuset-bad", &["true"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(stderr_of(&o).contains("cpuset.cpus"), "{}", stderr_of(&o));
+    b.edit(|c| c["linux"]["resources"]["cpu"]["cpus"] = "0\n1".into());
+    let o = b.run("cpuset-newline", &["true"]);
+    assert!(stderr_of(&o).contains("invalid cpuset list"), "{}", stderr_of(&o));
+
+    let Some((_reg, barge, image)) = busybox_store(&[], &[], |_| {}) else {
+        return;
+    };
+    let out = barge.ok(&[
+        "run",
+        "--rm",
+        "--cpuset-cpus",
+        &cpu,
+        "--cpuset-mems",
+        "0",
+        &image,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(status_field(&out, "Cpus_allowed_list"), cpu);
+    // Checked before anything is made, with docker's words.
+    for (flags, message) in [
+        (
+            ["--cpuset-cpus", "0-4000"],
+            "Requested CPUs are not available - requested 0-4000",
+        ),
+        (["--cpuset-cpus", "x"], "Invalid value x for cpuset cpus"),
+        (
+            ["--cpuset-mems", "7"],
+            "Requested memory nodes are not available - requested 7",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags);
+        args.extend([image.as_str(), "true"]);
+        let o = barge.run(&args);
+        assert_eq!(o.status.code(), Some(125), "{flags:?}: {o:?}");
+        assert!(stderr_of(&o).contains(message), "{flags:?}: {}", stderr_of(&o));
+    }
+    assert_eq!(barge.ok(&["ps", "-aq"]), "", "nothing was created");
+}
