@@ -141,11 +141,12 @@ fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
 }
 
 /// The runner gives a root process its bounding set as effective and
-/// permitted sets and the inheritable and ambient sets asked for (within
-/// the bounding set; ambient within inheritable), a non-root one none
-/// (less than asked, never more). Refused: a root process asking for
-/// fewer effective or permitted capabilities than its bounding set, and
-/// ambient ones for a non-root process, which the runner cannot give.
+/// permitted sets, and every process the inheritable and ambient sets
+/// asked for (within the bounding set; ambient within inheritable); a
+/// non-root one also the effective and permitted sets asked for, kept
+/// across the uid change as runc keeps them. Refused: a root process
+/// asking for fewer effective or permitted capabilities than its
+/// bounding set, which the runner does not give.
 fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
     let Some(caps) = process.capabilities() else {
         return Ok(());
@@ -158,10 +159,6 @@ fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), Ocirt
         return Err(unsupported(
             "effective or permitted capabilities other than the bounding set for a root process",
         ));
-    }
-    let ambient = caps.ambient().as_ref().is_some_and(|s| !s.is_empty());
-    if ambient && process.user().uid() != 0 {
-        return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
 }

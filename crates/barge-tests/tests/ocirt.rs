@@ -354,10 +354,6 @@ fn a_hostile_bundle_does_not_reach_the_host() {
             serde_json::json!({"hooks": {"createContainer": [{"path": "/bin/true"}]}}),
         ),
         (
-            "ambient capabilities for a non-root user",
-            serde_json::json!({"process": {"user": {"uid": 1000}, "capabilities": {"ambient": ["CAP_KILL"]}}}),
-        ),
-        (
             "fewer effective capabilities than bounding for root",
             serde_json::json!({"process": {"capabilities": {"effective": ["CAP_KILL"]}}}),
         ),

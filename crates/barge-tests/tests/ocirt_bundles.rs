@@ -1,6 +1,7 @@
 //! What the OCI validation programs ask of barge-runtime beyond barge's own
 //! bundles (issue 18), through the real binary: a cpuset (and barge's
-//! `--cpuset-cpus`/`--cpuset-mems`), and hostile variants of each. The
+//! `--cpuset-cpus`/`--cpuset-mems`), a non-root process with capabilities,
+//! and hostile variants of each. The
 //! bundles are a busybox-static root made here and `barge-runtime spec`'s
 //! config, edited.
 
@@ -146,4 +147,48 @@ fn a_cpuset_reaches_the_process_from_a_bundle_and_from_barge_run() {
         assert!(stderr_of(&o).contains(message), "{flags:?}: {}", stderr_of(&o));
     }
     assert_eq!(barge.ok(&["ps", "-aq"]), "", "nothing was created");
+}
+
+#[test]
+fn a_non_root_user_gets_the_capabilities_its_bundle_asks_for() {
+    let Some(b) = Bundle::new() else { return };
+    // CAP_CHOWN (0) and CAP_NET_BIND_SERVICE (10) in every set.
+    let caps = serde_json::json!(["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]);
+    b.edit(|c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+    });
+    let o = b.run("user-caps", &["cat", "/proc/self/status"]);
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout_of(&o);
+    assert_eq!(status_field(&text, "Uid"), "1000\t1000\t1000\t1000");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&text, set), "0000000000000401", "{set}: {text}");
+    }
+    // Without ambient capabilities, exec leaves a non-root user none in
+    // effect, whatever was kept across the uid change (the kernel's rule).
+    b.edit(|c| c["process"]["capabilities"]["ambient"] = serde_json::json!([]));
+    let text = stdout_of(&b.run("user-no-ambient", &["cat", "/proc/self/status"]));
+    assert_eq!(status_field(&text, "CapEff"), "0000000000000000", "{text}");
+    assert_eq!(status_field(&text, "CapInh"), "0000000000000401", "{text}");
+    // More than the bounding set: never given.
+    b.edit(|c| {
+        c["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_CHOWN"]);
+        c["process"]["capabilities"]["ambient"] = caps.clone();
+    });
+    let text = stdout_of(&b.run("user-beyond-bounding", &["cat", "/proc/self/status"]));
+    for set in ["CapPrm", "CapEff", "CapAmb", "CapBnd"] {
+        assert_eq!(status_field(&text, set), "0000000000000001", "{set}: {text}");
+    }
+
+    // barge's own `run -u`: as docker, no capability in effect.
+    let Some((_reg, barge, image)) = busybox_store(&[], &[], |_| {}) else {
+        return;
+    };
+    let out = barge.ok(&["run", "--rm", "-u", "1000", &image, "cat", "/proc/self/status"]);
+    for set in ["CapPrm", "CapEff", "CapAmb", "CapInh"] {
+        assert_eq!(status_field(&out, set), "0000000000000000", "{set}: {out}");
+    }
 }
