@@ -32,10 +32,18 @@ const STANDARD_DEVICES: &[&str] = &[
     "/dev/tty",
 ];
 
+/// A bundle's `linux.devices` beyond the runner's standard nodes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Devices {
+    /// The host's node at the same path: bound (path below /dev, host node).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Any other: made with mknod in the container's /dev.
+    pub nodes: Vec<barge_runner::child::DeviceNode>,
+}
+
 /// Checks `spec` against what the runner can apply and adapts it (mount
-/// options, relative bind sources, cgroup mounts). Returns the devices to
-/// bind from the host: (path below /dev, host node).
-pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+/// options, relative bind sources, cgroup mounts). Returns its devices.
+pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
     check_version(spec.version())?;
     if let Some(h) = spec.hooks() {
         // They would run inside the container, where the runtime runs nothing of its own.
@@ -77,7 +85,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
     }
     check_sysctls(linux)?;
     check_resources(linux.resources().as_ref())?;
-    let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
+    let devices = devices(linux.devices().as_deref().unwrap_or_default())?;
     let mounts = spec
         .mounts()
         .iter()
@@ -248,11 +256,15 @@ fn lsm_enabled(name: &str) -> bool {
     std::fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.split(',').any(|m| m.trim() == name))
 }
 
-/// `linux.devices`: the standard nodes are the runner's own; any other
-/// must exist on the host at the same path as the same device, which is
-/// bound (the runner makes no device nodes: its `/dev` is `nodev`).
-fn device_binds(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
-    let mut binds = Vec::new();
+/// `linux.devices`: the standard nodes are the runner's own; one the host
+/// has at the same path as the same device is bound, as `--device`
+/// binds; any other is made with mknod (runc's way), as asked: type,
+/// major and minor, permission bits (0666 when unset), owner. The path
+/// must be below /dev with plain components (never `..`); the device
+/// cgroup's rules still decide what opens.
+fn devices(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Devices, OcirtError> {
+    use barge_runner::spec::LinuxDeviceType;
+    let mut out = Devices::default();
     for d in devices {
         let path = d.path();
         if STANDARD_DEVICES.iter().any(|s| Path::new(s) == path) {
@@ -265,23 +277,51 @@ fn device_binds(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Vec<(Path
                 r.components().all(|c| matches!(c, std::path::Component::Normal(_))) && r.iter().next().is_some()
             })
             .ok_or_else(|| OcirtError::Bundle(format!("device {}: not a path below /dev", path.display())))?;
-        let host = std::fs::metadata(path)
-            .map_err(|_| unsupported(format!("device {} (absent on the host)", path.display())))?;
-        let rdev = host.rdev();
-        let same = (host.file_type().is_char_device() || host.file_type().is_block_device())
-            && libc::major(rdev) as i64 == d.major()
-            && libc::minor(rdev) as i64 == d.minor();
-        if !same {
-            return Err(unsupported(format!(
-                "device {} {}:{} (the host's node there differs)",
-                path.display(),
-                d.major(),
-                d.minor()
-            )));
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => rustix::fs::FileType::CharacterDevice,
+            LinuxDeviceType::B => rustix::fs::FileType::BlockDevice,
+            LinuxDeviceType::P => rustix::fs::FileType::Fifo,
+            LinuxDeviceType::A => {
+                return Err(OcirtError::Bundle(format!(
+                    "device {}: type \"a\" is for device cgroup rules, not a node",
+                    path.display()
+                )))
+            }
+        };
+        let number = |n: i64, max: i64, what: &str| {
+            (0..=max).contains(&n).then_some(n as u32).ok_or_else(|| {
+                OcirtError::Bundle(format!("device {}: {what} number {n} is out of range", path.display()))
+            })
+        };
+        let (major, minor) = if kind == rustix::fs::FileType::Fifo {
+            (0, 0)
+        } else {
+            (number(d.major(), 0xfff, "major")?, number(d.minor(), 0xfffff, "minor")?)
+        };
+        let host = std::fs::metadata(path).ok().filter(|host| {
+            let ft = host.file_type();
+            let same_kind = match kind {
+                rustix::fs::FileType::CharacterDevice => ft.is_char_device(),
+                rustix::fs::FileType::BlockDevice => ft.is_block_device(),
+                _ => false,
+            };
+            same_kind && libc::major(host.rdev()) == major && libc::minor(host.rdev()) == minor
+        });
+        if host.is_some() {
+            out.binds.push((rel.to_path_buf(), path.clone()));
+            continue;
         }
-        binds.push((rel.to_path_buf(), path.clone()));
+        out.nodes.push(barge_runner::child::DeviceNode {
+            path: rel.to_path_buf(),
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().unwrap_or(0o666) & 0o777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
     }
-    Ok(binds)
+    Ok(out)
 }
 
 /// Mount options the runner has no use for: propagation (every mount is
@@ -459,6 +499,49 @@ mod tests {
             serde_json::json!({"network": {"classID": 1}}),
         ] {
             assert!(check_resources(Some(&res(asked.clone()))).is_err(), "{asked}");
+        }
+    }
+
+    #[test]
+    fn devices_are_bound_or_made_below_dev_only() {
+        let dev = |v: serde_json::Value| -> barge_runner::spec::LinuxDevice { serde_json::from_value(v).unwrap() };
+        let d = devices(&[
+            dev(serde_json::json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 3})),
+            dev(serde_json::json!({"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o4755})),
+            dev(serde_json::json!({"path": "/dev/x/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 0o660, "uid": 5, "gid": 6})),
+            dev(serde_json::json!({"path": "/dev/fifo", "type": "p", "major": 8, "minor": 666})),
+        ])
+        .unwrap();
+        assert!(d.binds.is_empty(), "the standard nodes are the runner's own: {d:?}");
+        let made: Vec<_> = d
+            .nodes
+            .iter()
+            .map(|n| (n.path.clone(), n.kind, n.major, n.minor, n.mode, n.uid, n.gid))
+            .collect();
+        use rustix::fs::FileType::{CharacterDevice, Fifo};
+        assert_eq!(
+            made,
+            [
+                (PathBuf::from("x/test1"), CharacterDevice, 10, 666, 0o660, 5, 6),
+                (PathBuf::from("fifo"), Fifo, 0, 0, 0o666, 0, 0),
+            ]
+        );
+        // A host node at the same path, the same device: bound.
+        let d = devices(&[dev(
+            serde_json::json!({"path": "/dev/full", "type": "c", "major": 1, "minor": 7}),
+        )])
+        .unwrap();
+        assert!(d.nodes.is_empty() && d.binds.is_empty(), "{d:?}");
+        for bad in [
+            serde_json::json!({"path": "/dev/../etc/passwd", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "../../x", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/dev", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/etc/x", "type": "b", "major": 8, "minor": 0}),
+            serde_json::json!({"path": "/dev/x", "type": "a", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/dev/x", "type": "c", "major": -1, "minor": 3}),
+            serde_json::json!({"path": "/dev/x", "type": "b", "major": 8, "minor": 1 << 20}),
+        ] {
+            assert!(devices(&[dev(bad.clone())]).is_err(), "{bad}");
         }
     }
 

@@ -198,7 +198,8 @@ fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError>
         .map_err(|e| io_err("opening the exec fifo")(e.into()))?;
 
     let mut plan = barge_runner::child::Plan::for_directory(&spec, &bundle)?;
-    plan.bind_devices(devices);
+    plan.bind_devices(devices.binds);
+    plan.make_devices(devices.nodes);
     plan.gate_start(gate);
     let cgroup_path = bundle::cgroup_path(&spec, id, g.systemd_cgroup)?;
     let resources = barge_runner::spec::resources(&spec);

@@ -78,6 +78,8 @@ pub struct Plan {
     /// `--device`: the host's nodes bound in the container's /dev (path
     /// below /dev, host path).
     devices: Vec<(PathBuf, PathBuf)>,
+    /// An OCI bundle's device nodes that are not the host's: made here.
+    nodes: Vec<DeviceNode>,
     /// A prepared root directory (an OCI bundle's `root.path`, opened
     /// before `clone`) bound on itself instead of the overlay.
     root_dir: Option<OwnedFd>,
@@ -216,6 +218,7 @@ impl Plan {
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
             ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
             devices: Vec::new(),
+            nodes: Vec::new(),
             root_dir: None,
             start_gate: None,
             new_cgroup_ns: false,
@@ -258,6 +261,12 @@ impl Plan {
     /// container's is made in the fresh tmpfs, never through the image.
     pub fn bind_devices(&mut self, devices: Vec<(PathBuf, PathBuf)>) {
         self.devices = devices;
+    }
+
+    /// Device nodes to make in the container's fresh /dev (`barge-runtime`:
+    /// a bundle's `linux.devices` that the host does not have at that path).
+    pub fn make_devices(&mut self, nodes: Vec<DeviceNode>) {
+        self.nodes = nodes;
     }
 
     /// Rootless (in a user namespace): the kernel overlay keeps its
@@ -676,6 +685,7 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
             let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {
                 make_dev(&mounted, &p.devices, sys)?;
+                make_nodes(&mounted, &p.nodes, sys)?;
             }
             fresh.push((m.dest.clone(), mounted));
         }
@@ -894,13 +904,7 @@ fn wait_for_start(fifo: &OwnedFd, ready: OwnedFd) -> Result<(), ChildError> {
 /// own nodes bound onto empty files, as /dev itself is `nodev`; then the
 /// `devices` asked for (path below /dev, host path), the same way.
 fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts) -> Result<(), ChildError> {
-    let dev = rustix::fs::openat(
-        dev,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail("opening /dev"))?;
+    let dev = reopen_dir(dev, "opening /dev")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let what = format!("creating /dev/{name}");
         let file = rustix::fs::openat(
@@ -925,31 +929,133 @@ fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts
     }
     for (rel, host) in devices {
         let what = format!("creating the device /dev/{}", rel.display());
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            return Err(refuse(format!("{what}: not a path below /dev")));
-        };
-        // The fresh tmpfs holds only what barge made: ordinary directories.
-        let dir = walk_plain(&dev, parent, Missing::Create, &what)?.ok_or_else(|| refuse(what.clone()))?;
-        let dir = rustix::fs::openat(
-            &dir,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail(&what))?;
-        let file = rustix::fs::openat(
-            &dir,
-            name,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(fail(&what))?;
+        let file = node_target(&dev, rel, &what)?;
         let host = host
             .to_str()
             .ok_or_else(|| refuse(format!("{what}: the host path is not UTF-8")))?;
         sys.bind(host, &fd_path(&file)).map_err(io_fail(&what))?;
     }
     Ok(())
+}
+
+/// The directory `dir` (an `O_PATH` descriptor) opened for `*at` calls
+/// that create in it.
+fn reopen_dir(dir: &OwnedFd, what: &str) -> Result<OwnedFd, ChildError> {
+    rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))
+}
+
+/// The empty file at `rel` below the fresh `/dev` (opened as `dev`) that a
+/// device node is bound on, made with its directories. The fresh tmpfs
+/// holds only what barge made: ordinary directories, no link.
+fn node_target(dev: &OwnedFd, rel: &Path, what: &str) -> Result<OwnedFd, ChildError> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(refuse(format!("{what}: not a path below /dev")));
+    };
+    let dir = walk_plain(dev, parent, Missing::Create, what)?.ok_or_else(|| refuse(what.to_string()))?;
+    let dir = reopen_dir(&dir, what)?;
+    rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(fail(what))
+}
+
+/// A device node an OCI bundle asks for (`linux.devices`), made with
+/// mknod as runc makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Below /dev: plain components only.
+    pub path: PathBuf,
+    /// A character or block device, or a FIFO.
+    pub kind: rustix::fs::FileType,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (no set-id or sticky bit).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Where [`make_nodes`] makes the nodes: a directory of the fresh /dev,
+/// removed before anything of the container runs.
+const NODES_DIR: &str = ".barge-nodes";
+
+/// The bundle's device nodes in the container's fresh `/dev`, which is
+/// `nodev`: each is made on a private tmpfs that allows devices
+/// (nosuid, noexec), bound read-only on an empty file at its path (as
+/// the host's nodes are), and the tmpfs is detached and its mount point
+/// removed. The device cgroup's rules still decide what opens.
+fn make_nodes(dev: &OwnedFd, nodes: &[DeviceNode], sys: &mut impl Mounts) -> Result<(), ChildError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let dev = reopen_dir(dev, "opening /dev")?;
+    let what = "making the bundle's device nodes";
+    rustix::fs::mkdirat(&dev, NODES_DIR, Mode::from_raw_mode(0o700)).map_err(fail(what))?;
+    let store = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    let flags = MountFlags::NOSUID | MountFlags::NOEXEC;
+    sys.mount(c"tmpfs", &fd_path(&store), "tmpfs", flags, c"mode=700")
+        .map_err(io_fail(what))?;
+    // The same walk now ends on the tmpfs's root.
+    let store = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    for (i, node) in nodes.iter().enumerate() {
+        let what = format!("creating the device /dev/{}", node.path.display());
+        let made = format!("n{i}");
+        let devno = rustix::fs::makedev(node.major, node.minor);
+        let mode = Mode::from_raw_mode(node.mode & 0o777);
+        rustix::fs::mknodat(&store, made.as_str(), node.kind, mode, devno).map_err(fail(&what))?;
+        let (uid, gid) = (
+            rustix::process::Uid::from_raw(node.uid),
+            rustix::process::Gid::from_raw(node.gid),
+        );
+        rustix::fs::chownat(
+            &store,
+            made.as_str(),
+            Some(uid),
+            Some(gid),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(fail(&what))?;
+        // Exactly the mode asked for, whatever the umask.
+        rustix::fs::chmodat(&store, made.as_str(), mode, rustix::fs::AtFlags::empty()).map_err(fail(&what))?;
+        let file = node_target(&dev, &node.path, &what)?;
+        let source = fd_path(&store).join(&made);
+        let source = source.to_str().ok_or_else(|| refuse(format!("{what}: not UTF-8")))?;
+        sys.bind(source, &fd_path(&file)).map_err(io_fail(&what))?;
+        // The bind holds the node; the tmpfs keeps nothing.
+        rustix::fs::unlinkat(&store, made.as_str(), rustix::fs::AtFlags::empty()).map_err(fail(&what))?;
+    }
+    drop(store);
+    let dir = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    sys.unmount(&fd_path(&dir)).map_err(io_fail(what))?;
+    drop(dir);
+    rustix::fs::unlinkat(&dev, NODES_DIR, rustix::fs::AtFlags::REMOVEDIR).map_err(fail(what))
 }
 
 /// `--init`: PID 1 becomes barge's static init (`init/init.c`), executed
@@ -1217,6 +1323,39 @@ mod tests {
         let (r, _) = run(d.path(), &spec(vec![bind(&shm, "/dev/other", &["rbind"])], false));
         let (_, msg) = r.unwrap_err();
         assert!(msg.contains("cannot be mounted over"), "{msg}");
+    }
+
+    #[test]
+    fn bundle_device_nodes_are_made_on_a_tmpfs_of_their_own_and_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        // A FIFO: mknod needs no privilege for one.
+        plan.make_devices(vec![DeviceNode {
+            path: PathBuf::from("sub/fifo"),
+            kind: rustix::fs::FileType::Fifo,
+            major: 0,
+            minor: 0,
+            mode: 0o640,
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        }]);
+        let mut rec = Recorder::new(&root);
+        mount_root(&plan, &mut rec).unwrap();
+        let at = |want: &dyn Fn(&Op) -> bool| rec.ops.iter().position(want).unwrap_or_else(|| panic!("{:?}", rec.ops));
+        let tmpfs = at(&|op| *op == mount("tmpfs", "/dev/.barge-nodes", MountFlags::NOSUID | MountFlags::NOEXEC));
+        let bound =
+            at(&|op| matches!(op, Op::Bind { source, target } if source.ends_with("/n0") && target == "/dev/sub/fifo"));
+        let detached = at(&|op| {
+            *op == Op::Unmount {
+                target: "/dev/.barge-nodes".into(),
+            }
+        });
+        assert!(tmpfs < bound && bound < detached, "{:?}", rec.ops);
+        assert!(root.join("dev/sub/fifo").is_file(), "the bind target is an empty file");
+        assert!(!root.join("dev/.barge-nodes").exists(), "the node store is gone");
     }
 
     #[test]
