@@ -77,9 +77,6 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
                 return Err(unsupported(format!("a {:?} namespace", ns.typ())))
             }
             LinuxNamespaceType::Cgroup if ns.path().is_some() => return Err(unsupported("joining a cgroup namespace")),
-            LinuxNamespaceType::Mount | LinuxNamespaceType::Uts if ns.path().is_some() => {
-                return Err(unsupported(format!("joining a {:?} namespace", ns.typ())))
-            }
             _ => {}
         }
     }

@@ -75,6 +75,9 @@ pub struct Plan {
     pid_ns: Ns,
     /// The IPC namespace: new, the host's, or one joined (`--ipc`).
     ipc_ns: Ns,
+    /// The mount and UTS namespaces: new, or one an OCI bundle names.
+    mnt_ns: Ns,
+    uts_ns: Ns,
     /// `--device`: the host's nodes bound in the container's /dev (path
     /// below /dev, host path).
     devices: Vec<(PathBuf, PathBuf)>,
@@ -109,11 +112,54 @@ impl Ns {
         Ok(match entry.map(|n| n.path().as_ref()) {
             None => Ns::Host,
             Some(None) => Ns::New,
-            Some(Some(path)) => Ns::Join(
-                rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?,
-            ),
+            Some(Some(path)) => {
+                // Links are followed (`/proc/PID/ns/*` are links); what
+                // they name must be a namespace of this kind.
+                let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?;
+                match crate::sys::namespace_type(&fd) {
+                    Ok(t) if t == clone_flag(kind) => Ns::Join(fd),
+                    _ => {
+                        return Err(RunnerError::Corrupt(format!(
+                            "{} is not a {kind:?} namespace",
+                            path.display()
+                        )))
+                    }
+                }
+            }
         })
+    }
+
+    /// The namespace to join, if one.
+    fn joined(&self) -> Option<&OwnedFd> {
+        match self {
+            Ns::Join(fd) => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// The entry of `kind` for the mount and UTS namespaces, which the
+    /// runner always has: one to join, else a new one.
+    fn own(spec: &Spec, kind: crate::spec::LinuxNamespaceType) -> Result<Ns, RunnerError> {
+        Ok(match Ns::of(spec, kind)? {
+            Ns::Join(fd) => Ns::Join(fd),
+            _ => Ns::New,
+        })
+    }
+}
+
+/// The `clone` flag of a namespace kind.
+fn clone_flag(kind: crate::spec::LinuxNamespaceType) -> i32 {
+    use crate::spec::LinuxNamespaceType as T;
+    match kind {
+        T::Mount => libc::CLONE_NEWNS,
+        T::Uts => libc::CLONE_NEWUTS,
+        T::Ipc => libc::CLONE_NEWIPC,
+        T::Pid => libc::CLONE_NEWPID,
+        T::Network => libc::CLONE_NEWNET,
+        T::User => libc::CLONE_NEWUSER,
+        T::Cgroup => libc::CLONE_NEWCGROUP,
+        T::Time => libc::CLONE_NEWTIME,
     }
 }
 
@@ -217,6 +263,8 @@ impl Plan {
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
             ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
+            mnt_ns: Ns::own(spec, crate::spec::LinuxNamespaceType::Mount)?,
+            uts_ns: Ns::own(spec, crate::spec::LinuxNamespaceType::Uts)?,
             devices: Vec::new(),
             nodes: Vec::new(),
             root_dir: None,
@@ -293,6 +341,8 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         _ => None,
     };
     let new = crate::sys::NewNamespaces {
+        mount: matches!(plan.mnt_ns, Ns::New),
+        uts: matches!(plan.uts_ns, Ns::New),
         net: plan.new_net,
         pid: matches!(plan.pid_ns, Ns::New),
         ipc: matches!(plan.ipc_ns, Ns::New),
@@ -825,19 +875,21 @@ fn child(
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     crate::sys::reset_signals();
-    if let Some(ns) = &p.netns {
-        rustix::thread::move_into_link_name_space(
-            rustix::fd::AsFd::as_fd(ns),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .map_err(fail("joining the network namespace"))?;
-    }
-    if let Ns::Join(ns) = &p.ipc_ns {
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::InterProcessCommunication),
-        )
-        .map_err(fail("joining the IPC namespace"))?;
+    // The namespaces given by path. A bundle's mount namespace: the root
+    // is built in it, as runc does (its other processes see the
+    // container's mounts and root).
+    use rustix::thread::LinkNameSpaceType as Kind;
+    let joins = [
+        (p.netns.as_ref(), Kind::Network, "network"),
+        (p.ipc_ns.joined(), Kind::InterProcessCommunication, "IPC"),
+        (p.mnt_ns.joined(), Kind::Mount, "mount"),
+        (p.uts_ns.joined(), Kind::HostNameAndNISDomainName, "UTS"),
+    ];
+    for (ns, kind, name) in joins {
+        if let Some(ns) = ns {
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(kind))
+                .map_err(fail(format!("joining the {name} namespace")))?;
+        }
     }
     rustix::process::setsid().map_err(fail("setsid"))?;
     // barge's own stdio are replaced before anything of the container runs.

@@ -1,6 +1,7 @@
 //! What the OCI validation programs ask of barge-runtime beyond barge's own
 //! bundles (issue 18), through the real binary: a cpuset (and barge's
 //! `--cpuset-cpus`/`--cpuset-mems`), a non-root process with capabilities,
+//! device nodes made with mknod, mount and UTS namespaces joined by path,
 //! and hostile variants of each. The
 //! bundles are a busybox-static root made here and `barge-runtime spec`'s
 //! config, edited.
@@ -234,4 +235,106 @@ fn a_bundles_device_nodes_are_made_and_open_in_the_nodev_dev() {
             stderr_of(&o)
         );
     }
+}
+
+/// A process in new UTS and mount namespaces of its own (`unshare`),
+/// killed when dropped.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start() -> Holder {
+        let child = Command::new("unshare")
+            .args(["--uts", "--mount", "sleep", "100"])
+            .spawn()
+            .expect("unshare");
+        let h = Holder(child);
+        let ours = std::fs::read_link("/proc/self/ns/uts").expect("our uts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(h.ns("uts")).ok().as_ref() == Some(&ours) {
+            assert!(std::time::Instant::now() < deadline, "unshare never unshared");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        h
+    }
+
+    fn ns(&self, kind: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{kind}", self.0.id()))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn mount_and_uts_namespaces_are_joined_by_path_and_checked() {
+    let Some(b) = Bundle::new() else { return };
+    if !require_root_and(&["unshare", "nsenter"]) {
+        return;
+    }
+    let holder = Holder::start();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let set_ns = |uts: &std::path::Path, mnt: &std::path::Path| {
+        b.edit(|c| {
+            c["hostname"] = "joined".into();
+            let list = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            for ns in list.iter_mut() {
+                match ns["type"].as_str() {
+                    Some("uts") => ns["path"] = uts.to_str().expect("utf-8").into(),
+                    Some("mount") => ns["path"] = mnt.to_str().expect("utf-8").into(),
+                    _ => {}
+                }
+            }
+        })
+    };
+    set_ns(&holder.ns("uts"), &holder.ns("mnt"));
+    let o = b.run(
+        "joined",
+        &[
+            "sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/mnt",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout_of(&o);
+    let want = [
+        "joined".to_string(),
+        std::fs::read_link(holder.ns("uts")).unwrap().display().to_string(),
+        std::fs::read_link(holder.ns("mnt")).unwrap().display().to_string(),
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+    // The holder's namespace got the name; the host's kept its own.
+    let theirs = Command::new("nsenter")
+        .args([
+            "-t",
+            &holder.0.id().to_string(),
+            "-u",
+            "cat",
+            "/proc/sys/kernel/hostname",
+        ])
+        .output()
+        .expect("nsenter");
+    assert_eq!(stdout_of(&theirs).trim(), "joined");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name);
+
+    // Not a namespace, or one of another kind (through a link): refused at create.
+    let d = tempfile::tempdir().expect("tempdir");
+    let link = d.path().join("uts-link");
+    std::os::unix::fs::symlink(holder.ns("net"), &link).expect("link");
+    for (uts, what) in [
+        (PathBuf::from("/etc/hostname"), "/etc/hostname is not a Uts namespace"),
+        (link.clone(), "uts-link is not a Uts namespace"),
+    ] {
+        set_ns(&uts, &holder.ns("mnt"));
+        let o = b.run("joined-bad", &["true"]);
+        assert!(!o.status.success(), "{uts:?}: {o:?}");
+        assert!(stderr_of(&o).contains(what), "{uts:?}: {}", stderr_of(&o));
+    }
+    set_ns(&holder.ns("uts"), &holder.ns("uts"));
+    let o = b.run("joined-wrong", &["true"]);
+    assert!(stderr_of(&o).contains("is not a Mount namespace"), "{}", stderr_of(&o));
 }
