@@ -60,11 +60,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
         .ok_or_else(|| OcirtError::Bundle("the bundle has no process".into()))?;
     check_labels(process)?;
     let linux = barge_runner::spec::linux(spec).map_err(|e| OcirtError::Bundle(e.to_string()))?;
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(unsupported("a user namespace (uid/gid mappings)"));
-    }
+    let user_ns = user_maps(linux)?;
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && lsm_enabled("selinux") {
         return Err(unsupported("an SELinux mount label"));
     }
@@ -73,9 +69,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
     }
     for ns in linux.namespaces().iter().flatten() {
         match ns.typ() {
-            LinuxNamespaceType::User | LinuxNamespaceType::Time => {
-                return Err(unsupported(format!("a {:?} namespace", ns.typ())))
-            }
+            LinuxNamespaceType::Time => return Err(unsupported("a time namespace")),
             LinuxNamespaceType::Cgroup if ns.path().is_some() => return Err(unsupported("joining a cgroup namespace")),
             _ => {}
         }
@@ -83,6 +77,11 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
     check_sysctls(linux)?;
     check_resources(linux.resources().as_ref())?;
     let devices = devices(linux.devices().as_deref().unwrap_or_default())?;
+    if user_ns.is_some() && !devices.nodes.is_empty() {
+        return Err(unsupported(
+            "device nodes that are not the host's in a user namespace (mknod is not allowed there)",
+        ));
+    }
     let mounts = spec
         .mounts()
         .iter()
@@ -92,6 +91,82 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
     spec.set_mounts(Some(mounts));
     allow_standard_devices(spec);
     Ok(devices)
+}
+
+/// A new user namespace's uid and gid maps, as `/proc/PID/uid_map`
+/// takes them (`inside outside count` lines), when the bundle asks for
+/// one: both maps given, container root mapped in each (the runner sets
+/// the container up as that root), ranges that fit in 32 bits, at most
+/// 340 lines (the kernel's limit). Host IDs other than the caller's own
+/// need the host's root, host root itself included: refused here for
+/// anyone else (the kernel would refuse the map).
+pub fn user_maps(linux: &barge_runner::spec::Linux) -> Result<Option<(String, String)>, OcirtError> {
+    let entry = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    if entry.is_some_and(|n| n.path().is_some()) {
+        return Err(unsupported("joining a user namespace"));
+    }
+    let asked = entry.is_some();
+    let (uids, gids) = (
+        linux.uid_mappings().clone().unwrap_or_default(),
+        linux.gid_mappings().clone().unwrap_or_default(),
+    );
+    if !asked {
+        if !uids.is_empty() || !gids.is_empty() {
+            return Err(OcirtError::Bundle(
+                "linux.uidMappings and gidMappings need a user namespace in linux.namespaces".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let host_root = rustix::process::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let own = [rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()];
+    Ok(Some((
+        id_map("uidMappings", &uids, host_root, own[0])?,
+        id_map("gidMappings", &gids, host_root, own[1])?,
+    )))
+}
+
+/// One map's text (see [`user_maps`]); `own` is the caller's ID.
+fn id_map(
+    what: &str,
+    maps: &[barge_runner::spec::LinuxIdMapping],
+    host_root: bool,
+    own: u32,
+) -> Result<String, OcirtError> {
+    if maps.is_empty() || maps.len() > 340 {
+        return Err(OcirtError::Bundle(format!(
+            "a user namespace needs 1 to 340 linux.{what} entries"
+        )));
+    }
+    let mut text = String::new();
+    for m in maps {
+        let (inside, outside, size) = (m.container_id() as u64, m.host_id() as u64, m.size() as u64);
+        if size == 0 || inside + size > 1 << 32 || outside + size > 1 << 32 {
+            return Err(OcirtError::Bundle(format!(
+                "linux.{what}: {inside} {outside} {size} is not a range of 32-bit IDs"
+            )));
+        }
+        let own_only = outside == own as u64 && size == 1;
+        if !(host_root || own_only) {
+            return Err(OcirtError::Bundle(format!(
+                "linux.{what}: mapping host IDs {outside}-{} needs the host's root",
+                outside + size - 1
+            )));
+        }
+        text.push_str(&format!("{inside} {outside} {size}\n"));
+    }
+    if !maps.iter().any(|m| m.container_id() == 0) {
+        return Err(OcirtError::Bundle(format!(
+            "linux.{what} must map the container's root (ID 0)"
+        )));
+    }
+    Ok(text)
 }
 
 /// runc's rule: the standard nodes, ptys and `/dev/net/tun` are allowed
@@ -539,6 +614,33 @@ mod tests {
             serde_json::json!({"path": "/dev/x", "type": "b", "major": 8, "minor": 1 << 20}),
         ] {
             assert!(devices(&[dev(bad.clone())]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn id_maps_map_container_root_and_host_root_only_for_root() {
+        let m = |c: u32, h: u32, n: u32| -> barge_runner::spec::LinuxIdMapping {
+            serde_json::from_value(serde_json::json!({"containerID": c, "hostID": h, "size": n})).unwrap()
+        };
+        assert_eq!(
+            id_map("uidMappings", &[m(0, 100000, 65536), m(65536, 5, 1)], true, 0).unwrap(),
+            "0 100000 65536\n65536 5 1\n"
+        );
+        // Not the host's root: its own ID alone, never host root's.
+        assert_eq!(
+            id_map("uidMappings", &[m(0, 1000, 1)], false, 1000).unwrap(),
+            "0 1000 1\n"
+        );
+        for (maps, host_root, why) in [
+            (vec![m(0, 0, 1)], false, "needs the host's root"),
+            (vec![m(0, 1000, 2)], false, "needs the host's root"),
+            (vec![m(1, 100000, 10)], true, "must map the container's root"),
+            (vec![m(0, 100000, 0)], true, "not a range"),
+            (vec![m(0, u32::MAX, 2)], true, "not a range"),
+            (vec![], true, "1 to 340"),
+        ] {
+            let e = id_map("uidMappings", &maps, host_root, 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{maps:?}: {e}");
         }
     }
 

@@ -91,6 +91,9 @@ pub struct Plan {
     start_gate: Option<OwnedFd>,
     /// A new cgroup namespace, made once the process is in its cgroup.
     new_cgroup_ns: bool,
+    /// An OCI bundle's user namespace: its uid and gid maps (`0 1000 1`
+    /// lines), written by [`spawn`] once the process is cloned into it.
+    user_maps: Option<(String, String)>,
 }
 
 /// A namespace of the container: a new one, the host's (the bundle has no
@@ -270,6 +273,7 @@ impl Plan {
             root_dir: None,
             start_gate: None,
             new_cgroup_ns: false,
+            user_maps: None,
         })
     }
 
@@ -317,6 +321,16 @@ impl Plan {
         self.nodes = nodes;
     }
 
+    /// A new user namespace with these ID maps (`inside outside count`
+    /// lines; container root must be mapped). The process waits until
+    /// [`spawn`] has written them, then becomes the namespace's root for
+    /// its setup; the host's sysfs stands in where a new one may not be
+    /// mounted, as for rootless barge.
+    pub fn user_namespace(&mut self, uid_map: String, gid_map: String) {
+        self.user_maps = Some((uid_map, gid_map));
+        self.rootless = true;
+    }
+
     /// Rootless (in a user namespace): the kernel overlay keeps its
     /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
     /// store's unprivileged applier writes), or with `premounted` the
@@ -340,7 +354,16 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
+    // A user namespace's maps: the child waits on this pipe for them.
+    let maps_pipe = match &plan.user_maps {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| io_err("creating a pipe")(e.into()))?,
+        ),
+        None => None,
+    };
     let new = crate::sys::NewNamespaces {
+        user: plan.user_maps.is_some(),
         mount: matches!(plan.mnt_ns, Ns::New),
         uts: matches!(plan.uts_ns, Ns::New),
         net: plan.new_net,
@@ -369,10 +392,37 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
                 drop(ours);
                 theirs
             });
+            let maps_ready = maps_pipe.map(|(read, write)| {
+                drop(write);
+                read
+            });
             let err_fd = err_write.as_raw_fd();
-            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd, ready));
+            run_child(err_write, || {
+                child(plan, io, sock.as_ref(), err_fd, ready, maps_ready.as_ref())
+            });
         }
     };
+    if let (Some((uid_map, gid_map)), Some((_, write))) = (&plan.user_maps, &maps_pipe) {
+        // setgroups stays allowed: the maps are written by the host's root.
+        let mapped = crate::userns::write_maps(pid, uid_map, gid_map, false)
+            .map_err(|e| match e {
+                crate::userns::UserNsError::Io { context, source } => RunnerError::Io { context, source },
+                other => RunnerError::Corrupt(other.to_string()),
+            })
+            .and_then(|()| {
+                rustix::io::write(write, b"m")
+                    .map(drop)
+                    .map_err(|e| io_err("releasing the container's process")(e.into()))
+            });
+        if let Err(e) = mapped {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            }
+            return Err(e);
+        }
+    }
+    drop(maps_pipe);
     drop(err_write);
     drop(io);
     let pidfd = rustix::process::pidfd_open(
@@ -863,11 +913,27 @@ fn child(
     terminal: Option<&OwnedFd>,
     err_fd: i32,
     ready: Option<OwnedFd>,
+    maps_ready: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
     // Into the container's cgroup before anything is charged or run.
     for procs in &p.cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
+    if let Some(maps_ready) = maps_ready {
+        // Once the parent has mapped the IDs: the namespace's root, whose
+        // capabilities there set the container up.
+        let mut byte = [0u8; 1];
+        match rustix::io::read(maps_ready, &mut byte) {
+            Ok(1) => {}
+            _ => return Err((125, "the user namespace's ID maps were not written".into())),
+        }
+        let root_gid = rustix::process::Gid::from_raw(0);
+        rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid)
+            .map_err(fail("becoming root of the user namespace (setgid 0)"))?;
+        let root = rustix::process::Uid::from_raw(0);
+        rustix::thread::set_thread_res_uid(root, root, root)
+            .map_err(fail("becoming root of the user namespace (setuid 0)"))?;
     }
     if p.new_cgroup_ns {
         crate::sys::unshare_cgroup_namespace().map_err(|e| (125, format!("creating a cgroup namespace: {e}")))?;

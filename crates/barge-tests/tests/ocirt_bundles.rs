@@ -2,7 +2,8 @@
 //! bundles (issue 18), through the real binary: a cpuset (and barge's
 //! `--cpuset-cpus`/`--cpuset-mems`), a non-root process with capabilities,
 //! device nodes made with mknod, mount and UTS namespaces joined by path,
-//! and hostile variants of each. The
+//! a user namespace with the bundle's ID maps, and hostile variants of
+//! each. The
 //! bundles are a busybox-static root made here and `barge-runtime spec`'s
 //! config, edited.
 
@@ -27,7 +28,11 @@ impl Bundle {
         let dir = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(barge_bin(), dir.path().join("barge-runtime")).expect("link");
         let root = dir.path().join("bundle/rootfs");
-        std::fs::create_dir_all(root.join("bin")).expect("rootfs");
+        // The mount points an image has (a user namespace's root may not
+        // make them in a root owned by the host's root).
+        for dir in ["bin", "proc", "dev", "sys", "out"] {
+            std::fs::create_dir_all(root.join(dir)).expect("rootfs");
+        }
         let busybox = which("busybox");
         std::fs::copy(busybox, root.join("bin/busybox")).expect("busybox");
         let b = Bundle { dir };
@@ -337,4 +342,82 @@ fn mount_and_uts_namespaces_are_joined_by_path_and_checked() {
     set_ns(&holder.ns("uts"), &holder.ns("uts"));
     let o = b.run("joined-wrong", &["true"]);
     assert!(stderr_of(&o).contains("is not a Mount namespace"), "{}", stderr_of(&o));
+}
+
+#[test]
+fn a_user_namespace_maps_the_bundles_ids_and_exec_joins_it() {
+    let Some(b) = Bundle::new() else { return };
+    // A host directory the container's root (host 100000) may write.
+    let out = b.dir.path().join("out");
+    std::fs::create_dir(&out).expect("out");
+    std::os::unix::fs::chown(&out, Some(100_000), Some(100_000)).expect("chown");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(serde_json::json!({"type": "user"}));
+        c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(serde_json::json!({"destination": "/out", "type": "bind", "source": out, "options": ["rbind"]}));
+    });
+    let o = b.run(
+        "userns",
+        &["sh", "-c", "cat /proc/self/uid_map; id -u; touch /out/made"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let text = stdout_of(&o);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines, [vec!["0", "100000", "65536"], vec!["0"]], "{text}");
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(out.join("made")).expect("made");
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (100_000, 100_000),
+        "the container's root is host 100000"
+    );
+
+    // exec joins the container's user namespace: root there, not the host's.
+    let bs = b.path();
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/busybox", "sleep", "30"]));
+    let o = Command::new(b.dir.path().join("barge-runtime"))
+        .arg("--root")
+        .arg(b.dir.path().join("state"))
+        .args(["create", "--bundle", bs.to_str().expect("utf-8"), "userns-exec"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("create");
+    assert!(o.success());
+    let o = b.runtime(&[
+        "exec",
+        "userns-exec",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; touch /out/exec",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout_of(&o).contains("100000"), "{}", stdout_of(&o));
+    assert_eq!(std::fs::metadata(out.join("exec")).expect("exec").uid(), 100_000);
+    b.runtime(&["delete", "--force", "userns-exec"]);
+
+    // Refused at create: maps without container root, maps without a user namespace.
+    b.edit(|c| c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 1, "hostID": 100000, "size": 10}]));
+    let o = b.run("userns-noroot", &["true"]);
+    assert!(
+        stderr_of(&o).contains("must map the container's root"),
+        "{}",
+        stderr_of(&o)
+    );
+    b.edit(|c| {
+        c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 10}]);
+        let list = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        list.retain(|n| n["type"] != "user");
+    });
+    let o = b.run("userns-none", &["true"]);
+    assert!(stderr_of(&o).contains("need a user namespace"), "{}", stderr_of(&o));
 }

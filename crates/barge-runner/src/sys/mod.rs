@@ -262,6 +262,9 @@ pub fn fork() -> std::io::Result<Forked> {
 /// The namespaces [`clone_into_namespaces`] makes.
 #[derive(Debug, Clone, Copy)]
 pub struct NewNamespaces {
+    /// A user namespace of the container's own (its maps are written
+    /// by the parent after the clone).
+    pub user: bool,
     /// Mount and UTS: new unless the bundle names one to join.
     pub mount: bool,
     pub uts: bool,
@@ -272,12 +275,14 @@ pub struct NewNamespaces {
     pub sibling: bool,
 }
 
-/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new mount, UTS,
-/// network, PID and IPC namespaces as `new` says; with `sibling`, a child
+/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new user, mount,
+/// UTS, network, PID and IPC namespaces as `new` says (the user namespace
+/// first: it owns the others); with `sibling`, a child
 /// of the caller's parent. Same rules as [`fork`].
 pub fn clone_into_namespaces(new: NewNamespaces) -> std::io::Result<Forked> {
     let mut flags = 0;
     for (wanted, flag) in [
+        (new.user, libc::CLONE_NEWUSER),
         (new.mount, libc::CLONE_NEWNS),
         (new.uts, libc::CLONE_NEWUTS),
         (new.net, libc::CLONE_NEWNET),
