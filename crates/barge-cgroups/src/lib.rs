@@ -4,7 +4,8 @@
 //!
 //! On cgroup v1 (and the "hybrid" layout, whose cgroup2 mount holds no
 //! controllers) the container gets `barge/<id>` in each hierarchy barge
-//! uses (memory, cpu, cpuacct, pids, blkio, freezer, devices), relative to
+//! uses (memory, cpu, cpuacct, pids, blkio, freezer, devices; cpuset only
+//! when the bundle asks for CPUs or memory nodes), relative to
 //! barge's own cgroup in that hierarchy, as runc reads a relative
 //! `cgroupsPath`: a barge started inside a limited cgroup keeps its
 //! containers inside it. On a pure cgroup v2 host it is one directory,
@@ -46,7 +47,9 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// v1 controllers a container's cgroup is made in.
-const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices"];
+const V1_CONTROLLERS: &[&str] = &[
+    "memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "devices", "cpuset",
+];
 /// v2 controllers enabled for containers (those the parent has).
 const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "io"];
 /// The container directory's record of where its cgroup is.
@@ -71,6 +74,12 @@ pub enum CgroupError {
     MemoryInUse { limit: i64, usage: u64, peak: u64 },
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(&'static str),
+    /// A cpuset asked of a cgroup made without one (v1: a cpuset is made
+    /// only when the container is created with one).
+    #[error("the container was created without --cpuset-cpus or --cpuset-mems: its cpuset cannot be set now")]
+    NoCpuset,
+    #[error("invalid cpuset list {0:?}: give CPUs or memory nodes as 0-3,5")]
+    BadCpuList(String),
     #[error("the container's processes did not {0} within a second")]
     Freezer(&'static str),
     #[error(transparent)]
@@ -463,6 +472,16 @@ pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, 
             }
         }
     }
+    if let Some(c) = res.cpu() {
+        // The same files on v1 and v2; the kernel refuses CPUs or nodes
+        // outside the parent's.
+        for (file, list) in [("cpuset.cpus", c.cpus()), ("cpuset.mems", c.mems())] {
+            if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+                parse_cpu_list(list)?;
+                out.push(("cpuset", file, list.to_string()));
+            }
+        }
+    }
     if let Some(p) = res.pids() {
         out.push((
             "pids",
@@ -482,6 +501,47 @@ pub fn settings(res: &Resources, version: Version) -> Result<Vec<(&'static str, 
         }
     }
     Ok(out)
+}
+
+/// Whether `res` asks for CPUs or memory nodes (a cpuset).
+pub fn cpuset_asked(res: Option<&Resources>) -> bool {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+    res.and_then(|r| r.cpu().as_ref())
+        .is_some_and(|c| set(c.cpus()) || set(c.mems()))
+}
+
+/// A cpuset list (`0-3,5`, the kernel's syntax) as its sorted numbers;
+/// anything else (spaces, a reversed range, more than 4096) is refused.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<u32>, CgroupError> {
+    let bad = || CgroupError::BadCpuList(list.to_string());
+    let mut out = Vec::new();
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let num = |s: &str| -> Result<u32, CgroupError> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse().ok().filter(|n| *n < 4096).ok_or_else(bad)
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo > hi {
+            return Err(bad());
+        }
+        out.extend(lo..=hi);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The CPUs or memory nodes of `list` that `available` (a list as the
+/// kernel prints it, `0-1`) lacks.
+pub fn cpus_missing(list: &str, available: &str) -> Result<Vec<u32>, CgroupError> {
+    let have = parse_cpu_list(available.trim())?;
+    Ok(parse_cpu_list(list)?
+        .into_iter()
+        .filter(|n| !have.contains(n))
+        .collect())
 }
 
 /// The `N` of a `key N` line (`oom_kill 3` in memory.events or memory.oom_control).
@@ -616,16 +676,27 @@ impl Cgroup {
             };
         };
         let proc_cgroup = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
+        let cpuset = cpuset_asked(res);
+        // v1 cpuset hierarchies and the container's directory in each.
+        let mut cpusets = Vec::new();
         let cg = match layout {
             Layout::V1(hierarchies) => {
                 let mut dirs = Vec::new();
                 for h in hierarchies {
+                    let has_cpuset = h.controllers.iter().any(|c| c == "cpuset");
+                    // A cpuset of its own only when asked: none is joined otherwise.
+                    if has_cpuset && h.controllers.len() == 1 && !cpuset {
+                        continue;
+                    }
                     let own = h
                         .controllers
                         .iter()
                         .find_map(|c| own_cgroup(&proc_cgroup, Some(c)))
                         .unwrap_or_else(|| "/".into());
                     let dir = resolve(&h.mount, &h.root, &own, path)?;
+                    if has_cpuset {
+                        cpusets.push((h.mount.clone(), dir.clone()));
+                    }
                     dirs.push((h.controllers.join(","), dir));
                 }
                 Cgroup {
@@ -636,14 +707,14 @@ impl Cgroup {
             Layout::V2(mount) => {
                 let own = own_cgroup(&proc_cgroup, None).unwrap_or_else(|| "/".into());
                 let dir = resolve(&mount, "/", &own, path)?;
-                enable_controllers(&mount, &dir);
+                enable_controllers(&mount, &dir, cpuset);
                 Cgroup {
                     version: Version::V2,
                     dirs: vec![("".into(), dir)],
                 }
             }
         };
-        cg.populate(res).map(Some)
+        cg.populate(res, &cpusets).map(Some)
     }
 
     /// Rootless, on cgroup v2: the container `id`'s cgroup `barge/<id>` in
@@ -662,7 +733,7 @@ impl Cgroup {
             d.require(controller)?;
         }
         let dir = d.root.join("barge").join(checked_rel(id)?);
-        enable_controllers(&d.root, &dir);
+        enable_controllers(&d.root, &dir, cpuset_asked(res));
         let enabled = read(&d.root.join("cgroup.subtree_control")).unwrap_or_default();
         if let Some((controller, _, _)) = needed
             .iter()
@@ -678,15 +749,19 @@ impl Cgroup {
             version: Version::V2,
             dirs: vec![("".into(), dir)],
         }
-        .populate(res)
+        .populate(res, &[])
     }
 
-    /// Makes the directories and writes the limits; removes what it made
+    /// Makes the directories, gives each v1 `(mount, dir)` of `cpusets` its
+    /// parent's CPUs and nodes, and writes the limits; removes what it made
     /// when that fails.
-    fn populate(self, res: Option<&Resources>) -> Result<Cgroup, CgroupError> {
+    fn populate(self, res: Option<&Resources>, cpusets: &[(PathBuf, PathBuf)]) -> Result<Cgroup, CgroupError> {
         let result = (|| {
             for (_, dir) in &self.dirs {
                 make_dir(dir)?;
+            }
+            for (mount, dir) in cpusets {
+                inherit_cpuset(mount, dir)?;
             }
             if let Some(res) = res {
                 self.apply(res)?;
@@ -727,6 +802,9 @@ impl Cgroup {
         for (controller, file, value) in settings {
             // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
+                if controller == "cpuset" && v1_cpuset_mounted() {
+                    return Err(CgroupError::NoCpuset);
+                }
                 return Err(CgroupError::NoController(controller));
             };
             // Without swap accounting docker limits memory alone.
@@ -997,10 +1075,38 @@ pub fn release(container_dir: &Path) -> bool {
     oom
 }
 
-/// v2: enables barge's controllers in `mount` (the hierarchy's top, or a
-/// delegated subtree's) and in every cgroup between it and `dir`: all of
-/// `dir`'s parents down from `mount`, which it makes where missing.
-fn enable_controllers(mount: &Path, dir: &Path) {
+/// Whether this host has a v1 cpuset hierarchy.
+fn v1_cpuset_mounted() -> bool {
+    matches!(detect(), Some(Layout::V1(hs)) if hs.iter().any(|h| h.controllers.iter().any(|c| c == "cpuset")))
+}
+
+/// v1 cpuset: a new cgroup has no CPUs and no memory nodes (unless its
+/// parent's `cgroup.clone_children` is set), and no process can join it
+/// until it has both; each directory from the hierarchy's `mount` down to
+/// `dir` that has none gets its parent's, top down, as runc does.
+fn inherit_cpuset(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
+    let Ok(rel) = dir.strip_prefix(mount) else {
+        return Ok(());
+    };
+    let mut cur = mount.to_path_buf();
+    for c in rel.components() {
+        let parent = cur.clone();
+        cur.push(c);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if read(&cur.join(file)).is_some_and(|v| v.trim().is_empty()) {
+                let from = read(&parent.join(file)).unwrap_or_default();
+                write(&cur, file, from.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// v2: enables barge's controllers (and `cpuset` when `cpuset`) in `mount`
+/// (the hierarchy's top, or a delegated subtree's) and in every cgroup
+/// between it and `dir`: all of `dir`'s parents down from `mount`, which it
+/// makes where missing.
+fn enable_controllers(mount: &Path, dir: &Path, cpuset: bool) {
     let Ok(rel) = dir.strip_prefix(mount) else { return };
     let mut cur = mount.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
@@ -1008,6 +1114,7 @@ fn enable_controllers(mount: &Path, dir: &Path) {
         let available = read(&cur.join("cgroup.controllers")).unwrap_or_default();
         let enable: Vec<String> = V2_CONTROLLERS
             .iter()
+            .chain(cpuset.then_some(&"cpuset"))
             .filter(|c| available.split_whitespace().any(|a| a == **c))
             .map(|c| format!("+{c}"))
             .collect();
@@ -1095,7 +1202,7 @@ mod tests {
         for d in [top.to_path_buf(), top.join("barge")] {
             std::fs::write(d.join("cgroup.controllers"), "cpuset memory pids\n").unwrap();
         }
-        enable_controllers(top, &top.join("barge/abc"));
+        enable_controllers(top, &top.join("barge/abc"), false);
         for d in [top.to_path_buf(), top.join("barge")] {
             let enabled = std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap();
             assert_eq!(enabled, "+memory +pids", "{}", d.display());
@@ -1236,6 +1343,29 @@ mod tests {
             parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=0\n"),
             (4097, 8192)
         );
+    }
+
+    #[test]
+    fn cpusets_in_both_versions() {
+        let mut r = Resources::default();
+        let mut c = LinuxCpu::default();
+        c.set_cpus(Some("0-1".into())).set_mems(Some("0".into()));
+        r.set_cpu(Some(c));
+        assert!(cpuset_asked(Some(&r)));
+        for v in [Version::V1, Version::V2] {
+            let s = settings(&r, v).unwrap();
+            assert!(s.contains(&("cpuset", "cpuset.cpus", "0-1".into())), "{s:?}");
+            assert!(s.contains(&("cpuset", "cpuset.mems", "0".into())), "{s:?}");
+        }
+        assert!(!cpuset_asked(Some(&res())), "shares and quota are no cpuset");
+        assert_eq!(parse_cpu_list("3,0-1,1").unwrap(), [0, 1, 3]);
+        for bad in ["", "0\n1", "1-0", "0-", "x", "4096"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
+        }
+        let mut c = LinuxCpu::default();
+        c.set_cpus(Some("0,a".into()));
+        r.set_cpu(Some(c));
+        assert!(matches!(settings(&r, Version::V1), Err(CgroupError::BadCpuList(_))));
     }
 
     #[test]

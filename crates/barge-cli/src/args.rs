@@ -708,6 +708,8 @@ pub struct RunArgs {
     pub security_opt: Vec<String>,
     #[command(flatten)]
     pub resources: ResourceArgs,
+    #[command(flatten)]
+    pub cpuset: CpusetArgs,
     /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
     #[arg(long, value_name = "ULIMIT", value_parser = barge_runtime::limits::parse_ulimit)]
     pub ulimit: Vec<barge_runtime::limits::Ulimit>,
@@ -1537,7 +1539,7 @@ impl ResourceArgs {
             nano_cpus: self.cpus,
             cpu_shares: self.cpu_shares,
             pids_limit: self.pids_limit,
-            ulimits: Vec::new(),
+            ..Default::default()
         }
     }
 }
@@ -1616,4 +1618,16 @@ pub struct AttachArgs {
     #[arg(long, value_name = "KEYS")]
     pub detach_keys: Option<String>,
     pub container: String,
+}
+
+/// `run`/`create`'s cpuset: the CPUs and memory nodes a container may use
+/// (checked against the host's before anything is created).
+#[derive(Debug, Args)]
+pub struct CpusetArgs {
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
 }

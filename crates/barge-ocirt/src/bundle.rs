@@ -32,10 +32,18 @@ const STANDARD_DEVICES: &[&str] = &[
     "/dev/tty",
 ];
 
+/// A bundle's `linux.devices` beyond the runner's standard nodes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Devices {
+    /// The host's node at the same path: bound (path below /dev, host node).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Any other: made with mknod in the container's /dev.
+    pub nodes: Vec<barge_runner::child::DeviceNode>,
+}
+
 /// Checks `spec` against what the runner can apply and adapts it (mount
-/// options, relative bind sources, cgroup mounts). Returns the devices to
-/// bind from the host: (path below /dev, host node).
-pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
+/// options, relative bind sources, cgroup mounts). Returns its devices.
+pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Devices, OcirtError> {
     check_version(spec.version())?;
     if let Some(h) = spec.hooks() {
         // They would run inside the container, where the runtime runs nothing of its own.
@@ -52,11 +60,7 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
         .ok_or_else(|| OcirtError::Bundle("the bundle has no process".into()))?;
     check_labels(process)?;
     let linux = barge_runner::spec::linux(spec).map_err(|e| OcirtError::Bundle(e.to_string()))?;
-    if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-    {
-        return Err(unsupported("a user namespace (uid/gid mappings)"));
-    }
+    let user_ns = user_maps(linux)?;
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && lsm_enabled("selinux") {
         return Err(unsupported("an SELinux mount label"));
     }
@@ -65,19 +69,19 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
     }
     for ns in linux.namespaces().iter().flatten() {
         match ns.typ() {
-            LinuxNamespaceType::User | LinuxNamespaceType::Time => {
-                return Err(unsupported(format!("a {:?} namespace", ns.typ())))
-            }
+            LinuxNamespaceType::Time => return Err(unsupported("a time namespace")),
             LinuxNamespaceType::Cgroup if ns.path().is_some() => return Err(unsupported("joining a cgroup namespace")),
-            LinuxNamespaceType::Mount | LinuxNamespaceType::Uts if ns.path().is_some() => {
-                return Err(unsupported(format!("joining a {:?} namespace", ns.typ())))
-            }
             _ => {}
         }
     }
     check_sysctls(linux)?;
     check_resources(linux.resources().as_ref())?;
-    let devices = device_binds(linux.devices().as_deref().unwrap_or_default())?;
+    let devices = devices(linux.devices().as_deref().unwrap_or_default())?;
+    if user_ns.is_some() && !devices.nodes.is_empty() {
+        return Err(unsupported(
+            "device nodes that are not the host's in a user namespace (mknod is not allowed there)",
+        ));
+    }
     let mounts = spec
         .mounts()
         .iter()
@@ -87,6 +91,82 @@ pub fn adapt(spec: &mut Spec, bundle: &Path) -> Result<Vec<(PathBuf, PathBuf)>, 
     spec.set_mounts(Some(mounts));
     allow_standard_devices(spec);
     Ok(devices)
+}
+
+/// A new user namespace's uid and gid maps, as `/proc/PID/uid_map`
+/// takes them (`inside outside count` lines), when the bundle asks for
+/// one: both maps given, container root mapped in each (the runner sets
+/// the container up as that root), ranges that fit in 32 bits, at most
+/// 340 lines (the kernel's limit). Host IDs other than the caller's own
+/// need the host's root, host root itself included: refused here for
+/// anyone else (the kernel would refuse the map).
+pub fn user_maps(linux: &barge_runner::spec::Linux) -> Result<Option<(String, String)>, OcirtError> {
+    let entry = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    if entry.is_some_and(|n| n.path().is_some()) {
+        return Err(unsupported("joining a user namespace"));
+    }
+    let asked = entry.is_some();
+    let (uids, gids) = (
+        linux.uid_mappings().clone().unwrap_or_default(),
+        linux.gid_mappings().clone().unwrap_or_default(),
+    );
+    if !asked {
+        if !uids.is_empty() || !gids.is_empty() {
+            return Err(OcirtError::Bundle(
+                "linux.uidMappings and gidMappings need a user namespace in linux.namespaces".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let host_root = rustix::process::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let own = [rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()];
+    Ok(Some((
+        id_map("uidMappings", &uids, host_root, own[0])?,
+        id_map("gidMappings", &gids, host_root, own[1])?,
+    )))
+}
+
+/// One map's text (see [`user_maps`]); `own` is the caller's ID.
+fn id_map(
+    what: &str,
+    maps: &[barge_runner::spec::LinuxIdMapping],
+    host_root: bool,
+    own: u32,
+) -> Result<String, OcirtError> {
+    if maps.is_empty() || maps.len() > 340 {
+        return Err(OcirtError::Bundle(format!(
+            "a user namespace needs 1 to 340 linux.{what} entries"
+        )));
+    }
+    let mut text = String::new();
+    for m in maps {
+        let (inside, outside, size) = (m.container_id() as u64, m.host_id() as u64, m.size() as u64);
+        if size == 0 || inside + size > 1 << 32 || outside + size > 1 << 32 {
+            return Err(OcirtError::Bundle(format!(
+                "linux.{what}: {inside} {outside} {size} is not a range of 32-bit IDs"
+            )));
+        }
+        let own_only = outside == own as u64 && size == 1;
+        if !(host_root || own_only) {
+            return Err(OcirtError::Bundle(format!(
+                "linux.{what}: mapping host IDs {outside}-{} needs the host's root",
+                outside + size - 1
+            )));
+        }
+        text.push_str(&format!("{inside} {outside} {size}\n"));
+    }
+    if !maps.iter().any(|m| m.container_id() == 0) {
+        return Err(OcirtError::Bundle(format!(
+            "linux.{what} must map the container's root (ID 0)"
+        )));
+    }
+    Ok(text)
 }
 
 /// runc's rule: the standard nodes, ptys and `/dev/net/tun` are allowed
@@ -141,11 +221,12 @@ fn check_sysctls(linux: &barge_runner::spec::Linux) -> Result<(), OcirtError> {
 }
 
 /// The runner gives a root process its bounding set as effective and
-/// permitted sets and the inheritable and ambient sets asked for (within
-/// the bounding set; ambient within inheritable), a non-root one none
-/// (less than asked, never more). Refused: a root process asking for
-/// fewer effective or permitted capabilities than its bounding set, and
-/// ambient ones for a non-root process, which the runner cannot give.
+/// permitted sets, and every process the inheritable and ambient sets
+/// asked for (within the bounding set; ambient within inheritable); a
+/// non-root one also the effective and permitted sets asked for, kept
+/// across the uid change as runc keeps them. Refused: a root process
+/// asking for fewer effective or permitted capabilities than its
+/// bounding set, which the runner does not give.
 fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), OcirtError> {
     let Some(caps) = process.capabilities() else {
         return Ok(());
@@ -158,10 +239,6 @@ fn check_capabilities(process: &barge_runner::spec::Process) -> Result<(), Ocirt
         return Err(unsupported(
             "effective or permitted capabilities other than the bounding set for a root process",
         ));
-    }
-    let ambient = caps.ambient().as_ref().is_some_and(|s| !s.is_empty());
-    if ambient && process.user().uid() != 0 {
-        return Err(unsupported("ambient capabilities for a non-root process"));
     }
     Ok(())
 }
@@ -183,9 +260,10 @@ fn check_version(version: &str) -> Result<(), OcirtError> {
 }
 
 /// `linux.resources` that barge-cgroups does not write (it applies
-/// memory limit, reservation and swap, CPU shares, quota and period, pids
-/// and device rules): refused, never ignored, so a bundle that asks for
-/// a cpuset, a blkio weight or hugepage limits does not run without them.
+/// memory limit, reservation and swap, CPU shares, quota and period, the
+/// cpuset's CPUs and memory nodes, pids and device rules): refused, never
+/// ignored, so a bundle that asks for a blkio weight or hugepage limits
+/// does not run without them.
 /// Unset values as engines write them (empty strings and lists, `false`,
 /// docker's swappiness -1 as an unsigned number) are no request.
 fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(), OcirtError> {
@@ -202,10 +280,7 @@ fn check_resources(res: Option<&barge_runner::spec::LinuxResources>) -> Result<(
         asked.extend(named.iter().filter(|(_, on)| *on).map(|(n, _)| *n));
     }
     if let Some(c) = res.cpu() {
-        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
         let named = [
-            ("cpu.cpus", set(c.cpus())),
-            ("cpu.mems", set(c.mems())),
             ("cpu.realtimeRuntime", c.realtime_runtime().is_some_and(|v| v != 0)),
             ("cpu.realtimePeriod", c.realtime_period().is_some_and(|v| v != 0)),
             ("cpu.idle", c.idle().is_some_and(|v| v != 0)),
@@ -253,11 +328,15 @@ fn lsm_enabled(name: &str) -> bool {
     std::fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.split(',').any(|m| m.trim() == name))
 }
 
-/// `linux.devices`: the standard nodes are the runner's own; any other
-/// must exist on the host at the same path as the same device, which is
-/// bound (the runner makes no device nodes: its `/dev` is `nodev`).
-fn device_binds(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Vec<(PathBuf, PathBuf)>, OcirtError> {
-    let mut binds = Vec::new();
+/// `linux.devices`: the standard nodes are the runner's own; one the host
+/// has at the same path as the same device is bound, as `--device`
+/// binds; any other is made with mknod (runc's way), as asked: type,
+/// major and minor, permission bits (0666 when unset), owner. The path
+/// must be below /dev with plain components (never `..`); the device
+/// cgroup's rules still decide what opens.
+fn devices(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Devices, OcirtError> {
+    use barge_runner::spec::LinuxDeviceType;
+    let mut out = Devices::default();
     for d in devices {
         let path = d.path();
         if STANDARD_DEVICES.iter().any(|s| Path::new(s) == path) {
@@ -270,23 +349,51 @@ fn device_binds(devices: &[barge_runner::spec::LinuxDevice]) -> Result<Vec<(Path
                 r.components().all(|c| matches!(c, std::path::Component::Normal(_))) && r.iter().next().is_some()
             })
             .ok_or_else(|| OcirtError::Bundle(format!("device {}: not a path below /dev", path.display())))?;
-        let host = std::fs::metadata(path)
-            .map_err(|_| unsupported(format!("device {} (absent on the host)", path.display())))?;
-        let rdev = host.rdev();
-        let same = (host.file_type().is_char_device() || host.file_type().is_block_device())
-            && libc::major(rdev) as i64 == d.major()
-            && libc::minor(rdev) as i64 == d.minor();
-        if !same {
-            return Err(unsupported(format!(
-                "device {} {}:{} (the host's node there differs)",
-                path.display(),
-                d.major(),
-                d.minor()
-            )));
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => rustix::fs::FileType::CharacterDevice,
+            LinuxDeviceType::B => rustix::fs::FileType::BlockDevice,
+            LinuxDeviceType::P => rustix::fs::FileType::Fifo,
+            LinuxDeviceType::A => {
+                return Err(OcirtError::Bundle(format!(
+                    "device {}: type \"a\" is for device cgroup rules, not a node",
+                    path.display()
+                )))
+            }
+        };
+        let number = |n: i64, max: i64, what: &str| {
+            (0..=max).contains(&n).then_some(n as u32).ok_or_else(|| {
+                OcirtError::Bundle(format!("device {}: {what} number {n} is out of range", path.display()))
+            })
+        };
+        let (major, minor) = if kind == rustix::fs::FileType::Fifo {
+            (0, 0)
+        } else {
+            (number(d.major(), 0xfff, "major")?, number(d.minor(), 0xfffff, "minor")?)
+        };
+        let host = std::fs::metadata(path).ok().filter(|host| {
+            let ft = host.file_type();
+            let same_kind = match kind {
+                rustix::fs::FileType::CharacterDevice => ft.is_char_device(),
+                rustix::fs::FileType::BlockDevice => ft.is_block_device(),
+                _ => false,
+            };
+            same_kind && libc::major(host.rdev()) == major && libc::minor(host.rdev()) == minor
+        });
+        if host.is_some() {
+            out.binds.push((rel.to_path_buf(), path.clone()));
+            continue;
         }
-        binds.push((rel.to_path_buf(), path.clone()));
+        out.nodes.push(barge_runner::child::DeviceNode {
+            path: rel.to_path_buf(),
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().unwrap_or(0o666) & 0o777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
     }
-    Ok(binds)
+    Ok(out)
 }
 
 /// Mount options the runner has no use for: propagation (every mount is
@@ -453,8 +560,10 @@ mod tests {
             "blockIO": {}, "hugepageLimits": []
         }));
         assert!(check_resources(Some(&unset)).is_ok());
+        let cpuset = res(serde_json::json!({"cpu": {"cpus": "0-1", "mems": "0"}}));
+        assert!(check_resources(Some(&cpuset)).is_ok(), "barge-cgroups writes a cpuset");
         for asked in [
-            serde_json::json!({"cpu": {"cpus": "0"}}),
+            serde_json::json!({"cpu": {"realtimeRuntime": 950000}}),
             serde_json::json!({"memory": {"swappiness": 10}}),
             serde_json::json!({"memory": {"disableOOMKiller": true}}),
             serde_json::json!({"blockIO": {"weight": 500}}),
@@ -462,6 +571,76 @@ mod tests {
             serde_json::json!({"network": {"classID": 1}}),
         ] {
             assert!(check_resources(Some(&res(asked.clone()))).is_err(), "{asked}");
+        }
+    }
+
+    #[test]
+    fn devices_are_bound_or_made_below_dev_only() {
+        let dev = |v: serde_json::Value| -> barge_runner::spec::LinuxDevice { serde_json::from_value(v).unwrap() };
+        let d = devices(&[
+            dev(serde_json::json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 3})),
+            dev(serde_json::json!({"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o4755})),
+            dev(serde_json::json!({"path": "/dev/x/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 0o660, "uid": 5, "gid": 6})),
+            dev(serde_json::json!({"path": "/dev/fifo", "type": "p", "major": 8, "minor": 666})),
+        ])
+        .unwrap();
+        assert!(d.binds.is_empty(), "the standard nodes are the runner's own: {d:?}");
+        let made: Vec<_> = d
+            .nodes
+            .iter()
+            .map(|n| (n.path.clone(), n.kind, n.major, n.minor, n.mode, n.uid, n.gid))
+            .collect();
+        use rustix::fs::FileType::{CharacterDevice, Fifo};
+        assert_eq!(
+            made,
+            [
+                (PathBuf::from("x/test1"), CharacterDevice, 10, 666, 0o660, 5, 6),
+                (PathBuf::from("fifo"), Fifo, 0, 0, 0o666, 0, 0),
+            ]
+        );
+        // A host node at the same path, the same device: bound.
+        let d = devices(&[dev(
+            serde_json::json!({"path": "/dev/full", "type": "c", "major": 1, "minor": 7}),
+        )])
+        .unwrap();
+        assert!(d.nodes.is_empty() && d.binds.is_empty(), "{d:?}");
+        for bad in [
+            serde_json::json!({"path": "/dev/../etc/passwd", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "../../x", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/dev", "type": "c", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/etc/x", "type": "b", "major": 8, "minor": 0}),
+            serde_json::json!({"path": "/dev/x", "type": "a", "major": 1, "minor": 3}),
+            serde_json::json!({"path": "/dev/x", "type": "c", "major": -1, "minor": 3}),
+            serde_json::json!({"path": "/dev/x", "type": "b", "major": 8, "minor": 1 << 20}),
+        ] {
+            assert!(devices(&[dev(bad.clone())]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn id_maps_map_container_root_and_host_root_only_for_root() {
+        let m = |c: u32, h: u32, n: u32| -> barge_runner::spec::LinuxIdMapping {
+            serde_json::from_value(serde_json::json!({"containerID": c, "hostID": h, "size": n})).unwrap()
+        };
+        assert_eq!(
+            id_map("uidMappings", &[m(0, 100000, 65536), m(65536, 5, 1)], true, 0).unwrap(),
+            "0 100000 65536\n65536 5 1\n"
+        );
+        // Not the host's root: its own ID alone, never host root's.
+        assert_eq!(
+            id_map("uidMappings", &[m(0, 1000, 1)], false, 1000).unwrap(),
+            "0 1000 1\n"
+        );
+        for (maps, host_root, why) in [
+            (vec![m(0, 0, 1)], false, "needs the host's root"),
+            (vec![m(0, 1000, 2)], false, "needs the host's root"),
+            (vec![m(1, 100000, 10)], true, "must map the container's root"),
+            (vec![m(0, 100000, 0)], true, "not a range"),
+            (vec![m(0, u32::MAX, 2)], true, "not a range"),
+            (vec![], true, "1 to 340"),
+        ] {
+            let e = id_map("uidMappings", &maps, host_root, 1000).unwrap_err().to_string();
+            assert!(e.contains(why), "{maps:?}: {e}");
         }
     }
 

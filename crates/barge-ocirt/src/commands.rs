@@ -198,7 +198,11 @@ fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError>
         .map_err(|e| io_err("opening the exec fifo")(e.into()))?;
 
     let mut plan = barge_runner::child::Plan::for_directory(&spec, &bundle)?;
-    plan.bind_devices(devices);
+    plan.bind_devices(devices.binds);
+    plan.make_devices(devices.nodes);
+    if let Some((uid_map, gid_map)) = bundle::user_maps(barge_runner::spec::linux(&spec)?)? {
+        plan.user_namespace(uid_map, gid_map);
+    }
     plan.gate_start(gate);
     let cgroup_path = bundle::cgroup_path(&spec, id, g.systemd_cgroup)?;
     let resources = barge_runner::spec::resources(&spec);
@@ -616,7 +620,12 @@ fn exec(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
     // The container's namespaces, the mount namespace last; checked to be
     // the recorded process's once open.
     let mut namespaces = Vec::new();
-    for ns in ["ipc", "uts", "net", "pid", "cgroup", "mnt"] {
+    // A user namespace of the container's own first: it owns the others,
+    // and the process then takes the container's IDs within it.
+    let own_user = std::fs::read_link("/proc/self/ns/user").ok();
+    let theirs = std::fs::read_link(format!("/proc/{}/ns/user", ct.record.pid)).ok();
+    let user = (theirs.is_some() && theirs != own_user).then_some("user");
+    for ns in user.into_iter().chain(["ipc", "uts", "net", "pid", "cgroup", "mnt"]) {
         let path = format!("/proc/{}/ns/{ns}", ct.record.pid);
         namespaces.push(
             rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())

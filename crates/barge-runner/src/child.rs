@@ -75,9 +75,14 @@ pub struct Plan {
     pid_ns: Ns,
     /// The IPC namespace: new, the host's, or one joined (`--ipc`).
     ipc_ns: Ns,
+    /// The mount and UTS namespaces: new, or one an OCI bundle names.
+    mnt_ns: Ns,
+    uts_ns: Ns,
     /// `--device`: the host's nodes bound in the container's /dev (path
     /// below /dev, host path).
     devices: Vec<(PathBuf, PathBuf)>,
+    /// An OCI bundle's device nodes that are not the host's: made here.
+    nodes: Vec<DeviceNode>,
     /// A prepared root directory (an OCI bundle's `root.path`, opened
     /// before `clone`) bound on itself instead of the overlay.
     root_dir: Option<OwnedFd>,
@@ -86,6 +91,9 @@ pub struct Plan {
     start_gate: Option<OwnedFd>,
     /// A new cgroup namespace, made once the process is in its cgroup.
     new_cgroup_ns: bool,
+    /// An OCI bundle's user namespace: its uid and gid maps (`0 1000 1`
+    /// lines), written by [`spawn`] once the process is cloned into it.
+    user_maps: Option<(String, String)>,
 }
 
 /// A namespace of the container: a new one, the host's (the bundle has no
@@ -107,11 +115,54 @@ impl Ns {
         Ok(match entry.map(|n| n.path().as_ref()) {
             None => Ns::Host,
             Some(None) => Ns::New,
-            Some(Some(path)) => Ns::Join(
-                rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?,
-            ),
+            Some(Some(path)) => {
+                // Links are followed (`/proc/PID/ns/*` are links); what
+                // they name must be a namespace of this kind.
+                let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| io_err(format!("opening the namespace {}", path.display()))(e.into()))?;
+                match crate::sys::namespace_type(&fd) {
+                    Ok(t) if t == clone_flag(kind) => Ns::Join(fd),
+                    _ => {
+                        return Err(RunnerError::Corrupt(format!(
+                            "{} is not a {kind:?} namespace",
+                            path.display()
+                        )))
+                    }
+                }
+            }
         })
+    }
+
+    /// The namespace to join, if one.
+    fn joined(&self) -> Option<&OwnedFd> {
+        match self {
+            Ns::Join(fd) => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// The entry of `kind` for the mount and UTS namespaces, which the
+    /// runner always has: one to join, else a new one.
+    fn own(spec: &Spec, kind: crate::spec::LinuxNamespaceType) -> Result<Ns, RunnerError> {
+        Ok(match Ns::of(spec, kind)? {
+            Ns::Join(fd) => Ns::Join(fd),
+            _ => Ns::New,
+        })
+    }
+}
+
+/// The `clone` flag of a namespace kind.
+fn clone_flag(kind: crate::spec::LinuxNamespaceType) -> i32 {
+    use crate::spec::LinuxNamespaceType as T;
+    match kind {
+        T::Mount => libc::CLONE_NEWNS,
+        T::Uts => libc::CLONE_NEWUTS,
+        T::Ipc => libc::CLONE_NEWIPC,
+        T::Pid => libc::CLONE_NEWPID,
+        T::Network => libc::CLONE_NEWNET,
+        T::User => libc::CLONE_NEWUSER,
+        T::Cgroup => libc::CLONE_NEWCGROUP,
+        T::Time => libc::CLONE_NEWTIME,
     }
 }
 
@@ -215,10 +266,14 @@ impl Plan {
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
             ipc_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Ipc)?,
+            mnt_ns: Ns::own(spec, crate::spec::LinuxNamespaceType::Mount)?,
+            uts_ns: Ns::own(spec, crate::spec::LinuxNamespaceType::Uts)?,
             devices: Vec::new(),
+            nodes: Vec::new(),
             root_dir: None,
             start_gate: None,
             new_cgroup_ns: false,
+            user_maps: None,
         })
     }
 
@@ -260,6 +315,22 @@ impl Plan {
         self.devices = devices;
     }
 
+    /// Device nodes to make in the container's fresh /dev (`barge-runtime`:
+    /// a bundle's `linux.devices` that the host does not have at that path).
+    pub fn make_devices(&mut self, nodes: Vec<DeviceNode>) {
+        self.nodes = nodes;
+    }
+
+    /// A new user namespace with these ID maps (`inside outside count`
+    /// lines; container root must be mapped). The process waits until
+    /// [`spawn`] has written them, then becomes the namespace's root for
+    /// its setup; the host's sysfs stands in where a new one may not be
+    /// mounted, as for rootless barge.
+    pub fn user_namespace(&mut self, uid_map: String, gid_map: String) {
+        self.user_maps = Some((uid_map, gid_map));
+        self.rootless = true;
+    }
+
     /// Rootless (in a user namespace): the kernel overlay keeps its
     /// metadata in `user.overlay.*` xattrs (`userxattr`, which is what the
     /// store's unprivileged applier writes), or with `premounted` the
@@ -283,7 +354,18 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         ChildIo::Terminal => Some(crate::terminal::socketpair().map_err(io_err("creating a socket pair"))?),
         _ => None,
     };
+    // A user namespace's maps: the child waits on this pipe for them.
+    let maps_pipe = match &plan.user_maps {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| io_err("creating a pipe")(e.into()))?,
+        ),
+        None => None,
+    };
     let new = crate::sys::NewNamespaces {
+        user: plan.user_maps.is_some(),
+        mount: matches!(plan.mnt_ns, Ns::New),
+        uts: matches!(plan.uts_ns, Ns::New),
         net: plan.new_net,
         pid: matches!(plan.pid_ns, Ns::New),
         ipc: matches!(plan.ipc_ns, Ns::New),
@@ -310,10 +392,37 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
                 drop(ours);
                 theirs
             });
+            let maps_ready = maps_pipe.map(|(read, write)| {
+                drop(write);
+                read
+            });
             let err_fd = err_write.as_raw_fd();
-            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd, ready));
+            run_child(err_write, || {
+                child(plan, io, sock.as_ref(), err_fd, ready, maps_ready.as_ref())
+            });
         }
     };
+    if let (Some((uid_map, gid_map)), Some((_, write))) = (&plan.user_maps, &maps_pipe) {
+        // setgroups stays allowed: the maps are written by the host's root.
+        let mapped = crate::userns::write_maps(pid, uid_map, gid_map, false)
+            .map_err(|e| match e {
+                crate::userns::UserNsError::Io { context, source } => RunnerError::Io { context, source },
+                other => RunnerError::Corrupt(other.to_string()),
+            })
+            .and_then(|()| {
+                rustix::io::write(write, b"m")
+                    .map(drop)
+                    .map_err(|e| io_err("releasing the container's process")(e.into()))
+            });
+        if let Err(e) = mapped {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            }
+            return Err(e);
+        }
+    }
+    drop(maps_pipe);
     drop(err_write);
     drop(io);
     let pidfd = rustix::process::pidfd_open(
@@ -676,6 +785,7 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
             let mounted = mount_point(&root, &m.dest)?;
             if m.dest == Path::new("dev") {
                 make_dev(&mounted, &p.devices, sys)?;
+                make_nodes(&mounted, &p.nodes, sys)?;
             }
             fresh.push((m.dest.clone(), mounted));
         }
@@ -803,11 +913,27 @@ fn child(
     terminal: Option<&OwnedFd>,
     err_fd: i32,
     ready: Option<OwnedFd>,
+    maps_ready: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
     // Into the container's cgroup before anything is charged or run.
     for procs in &p.cgroup_procs {
         rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
+    }
+    if let Some(maps_ready) = maps_ready {
+        // Once the parent has mapped the IDs: the namespace's root, whose
+        // capabilities there set the container up.
+        let mut byte = [0u8; 1];
+        match rustix::io::read(maps_ready, &mut byte) {
+            Ok(1) => {}
+            _ => return Err((125, "the user namespace's ID maps were not written".into())),
+        }
+        let root_gid = rustix::process::Gid::from_raw(0);
+        rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid)
+            .map_err(fail("becoming root of the user namespace (setgid 0)"))?;
+        let root = rustix::process::Uid::from_raw(0);
+        rustix::thread::set_thread_res_uid(root, root, root)
+            .map_err(fail("becoming root of the user namespace (setuid 0)"))?;
     }
     if p.new_cgroup_ns {
         crate::sys::unshare_cgroup_namespace().map_err(|e| (125, format!("creating a cgroup namespace: {e}")))?;
@@ -815,19 +941,21 @@ fn child(
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     crate::sys::reset_signals();
-    if let Some(ns) = &p.netns {
-        rustix::thread::move_into_link_name_space(
-            rustix::fd::AsFd::as_fd(ns),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .map_err(fail("joining the network namespace"))?;
-    }
-    if let Ns::Join(ns) = &p.ipc_ns {
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::InterProcessCommunication),
-        )
-        .map_err(fail("joining the IPC namespace"))?;
+    // The namespaces given by path. A bundle's mount namespace: the root
+    // is built in it, as runc does (its other processes see the
+    // container's mounts and root).
+    use rustix::thread::LinkNameSpaceType as Kind;
+    let joins = [
+        (p.netns.as_ref(), Kind::Network, "network"),
+        (p.ipc_ns.joined(), Kind::InterProcessCommunication, "IPC"),
+        (p.mnt_ns.joined(), Kind::Mount, "mount"),
+        (p.uts_ns.joined(), Kind::HostNameAndNISDomainName, "UTS"),
+    ];
+    for (ns, kind, name) in joins {
+        if let Some(ns) = ns {
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(kind))
+                .map_err(fail(format!("joining the {name} namespace")))?;
+        }
     }
     rustix::process::setsid().map_err(fail("setsid"))?;
     // barge's own stdio are replaced before anything of the container runs.
@@ -894,13 +1022,7 @@ fn wait_for_start(fifo: &OwnedFd, ready: OwnedFd) -> Result<(), ChildError> {
 /// own nodes bound onto empty files, as /dev itself is `nodev`; then the
 /// `devices` asked for (path below /dev, host path), the same way.
 fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts) -> Result<(), ChildError> {
-    let dev = rustix::fs::openat(
-        dev,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(fail("opening /dev"))?;
+    let dev = reopen_dir(dev, "opening /dev")?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let what = format!("creating /dev/{name}");
         let file = rustix::fs::openat(
@@ -925,31 +1047,133 @@ fn make_dev(dev: &OwnedFd, devices: &[(PathBuf, PathBuf)], sys: &mut impl Mounts
     }
     for (rel, host) in devices {
         let what = format!("creating the device /dev/{}", rel.display());
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            return Err(refuse(format!("{what}: not a path below /dev")));
-        };
-        // The fresh tmpfs holds only what barge made: ordinary directories.
-        let dir = walk_plain(&dev, parent, Missing::Create, &what)?.ok_or_else(|| refuse(what.clone()))?;
-        let dir = rustix::fs::openat(
-            &dir,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail(&what))?;
-        let file = rustix::fs::openat(
-            &dir,
-            name,
-            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(fail(&what))?;
+        let file = node_target(&dev, rel, &what)?;
         let host = host
             .to_str()
             .ok_or_else(|| refuse(format!("{what}: the host path is not UTF-8")))?;
         sys.bind(host, &fd_path(&file)).map_err(io_fail(&what))?;
     }
     Ok(())
+}
+
+/// The directory `dir` (an `O_PATH` descriptor) opened for `*at` calls
+/// that create in it.
+fn reopen_dir(dir: &OwnedFd, what: &str) -> Result<OwnedFd, ChildError> {
+    rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))
+}
+
+/// The empty file at `rel` below the fresh `/dev` (opened as `dev`) that a
+/// device node is bound on, made with its directories. The fresh tmpfs
+/// holds only what barge made: ordinary directories, no link.
+fn node_target(dev: &OwnedFd, rel: &Path, what: &str) -> Result<OwnedFd, ChildError> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(refuse(format!("{what}: not a path below /dev")));
+    };
+    let dir = walk_plain(dev, parent, Missing::Create, what)?.ok_or_else(|| refuse(what.to_string()))?;
+    let dir = reopen_dir(&dir, what)?;
+    rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(fail(what))
+}
+
+/// A device node an OCI bundle asks for (`linux.devices`), made with
+/// mknod as runc makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Below /dev: plain components only.
+    pub path: PathBuf,
+    /// A character or block device, or a FIFO.
+    pub kind: rustix::fs::FileType,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (no set-id or sticky bit).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Where [`make_nodes`] makes the nodes: a directory of the fresh /dev,
+/// removed before anything of the container runs.
+const NODES_DIR: &str = ".barge-nodes";
+
+/// The bundle's device nodes in the container's fresh `/dev`, which is
+/// `nodev`: each is made on a private tmpfs that allows devices
+/// (nosuid, noexec), bound read-only on an empty file at its path (as
+/// the host's nodes are), and the tmpfs is detached and its mount point
+/// removed. The device cgroup's rules still decide what opens.
+fn make_nodes(dev: &OwnedFd, nodes: &[DeviceNode], sys: &mut impl Mounts) -> Result<(), ChildError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let dev = reopen_dir(dev, "opening /dev")?;
+    let what = "making the bundle's device nodes";
+    rustix::fs::mkdirat(&dev, NODES_DIR, Mode::from_raw_mode(0o700)).map_err(fail(what))?;
+    let store = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    let flags = MountFlags::NOSUID | MountFlags::NOEXEC;
+    sys.mount(c"tmpfs", &fd_path(&store), "tmpfs", flags, c"mode=700")
+        .map_err(io_fail(what))?;
+    // The same walk now ends on the tmpfs's root.
+    let store = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    for (i, node) in nodes.iter().enumerate() {
+        let what = format!("creating the device /dev/{}", node.path.display());
+        let made = format!("n{i}");
+        let devno = rustix::fs::makedev(node.major, node.minor);
+        let mode = Mode::from_raw_mode(node.mode & 0o777);
+        rustix::fs::mknodat(&store, made.as_str(), node.kind, mode, devno).map_err(fail(&what))?;
+        let (uid, gid) = (
+            rustix::process::Uid::from_raw(node.uid),
+            rustix::process::Gid::from_raw(node.gid),
+        );
+        rustix::fs::chownat(
+            &store,
+            made.as_str(),
+            Some(uid),
+            Some(gid),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(fail(&what))?;
+        // Exactly the mode asked for, whatever the umask.
+        rustix::fs::chmodat(&store, made.as_str(), mode, rustix::fs::AtFlags::empty()).map_err(fail(&what))?;
+        let file = node_target(&dev, &node.path, &what)?;
+        let source = fd_path(&store).join(&made);
+        let source = source.to_str().ok_or_else(|| refuse(format!("{what}: not UTF-8")))?;
+        sys.bind(source, &fd_path(&file)).map_err(io_fail(&what))?;
+        // The bind holds the node; the tmpfs keeps nothing.
+        rustix::fs::unlinkat(&store, made.as_str(), rustix::fs::AtFlags::empty()).map_err(fail(&what))?;
+    }
+    drop(store);
+    let dir = rustix::fs::openat(
+        &dev,
+        NODES_DIR,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail(what))?;
+    sys.unmount(&fd_path(&dir)).map_err(io_fail(what))?;
+    drop(dir);
+    rustix::fs::unlinkat(&dev, NODES_DIR, rustix::fs::AtFlags::REMOVEDIR).map_err(fail(what))
 }
 
 /// `--init`: PID 1 becomes barge's static init (`init/init.c`), executed
@@ -1217,6 +1441,39 @@ mod tests {
         let (r, _) = run(d.path(), &spec(vec![bind(&shm, "/dev/other", &["rbind"])], false));
         let (_, msg) = r.unwrap_err();
         assert!(msg.contains("cannot be mounted over"), "{msg}");
+    }
+
+    #[test]
+    fn bundle_device_nodes_are_made_on_a_tmpfs_of_their_own_and_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        // A FIFO: mknod needs no privilege for one.
+        plan.make_devices(vec![DeviceNode {
+            path: PathBuf::from("sub/fifo"),
+            kind: rustix::fs::FileType::Fifo,
+            major: 0,
+            minor: 0,
+            mode: 0o640,
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        }]);
+        let mut rec = Recorder::new(&root);
+        mount_root(&plan, &mut rec).unwrap();
+        let at = |want: &dyn Fn(&Op) -> bool| rec.ops.iter().position(want).unwrap_or_else(|| panic!("{:?}", rec.ops));
+        let tmpfs = at(&|op| *op == mount("tmpfs", "/dev/.barge-nodes", MountFlags::NOSUID | MountFlags::NOEXEC));
+        let bound =
+            at(&|op| matches!(op, Op::Bind { source, target } if source.ends_with("/n0") && target == "/dev/sub/fifo"));
+        let detached = at(&|op| {
+            *op == Op::Unmount {
+                target: "/dev/.barge-nodes".into(),
+            }
+        });
+        assert!(tmpfs < bound && bound < detached, "{:?}", rec.ops);
+        assert!(root.join("dev/sub/fifo").is_file(), "the bind target is an empty file");
+        assert!(!root.join("dev/.barge-nodes").exists(), "the node store is gone");
     }
 
     #[test]

@@ -88,8 +88,12 @@ pub struct ProcessPlan {
     pub(crate) groups: Vec<u32>,
     /// Bounding set; also effective and permitted for uid 0.
     pub(crate) caps: u64,
-    /// Inheritable and ambient sets for uid 0, each within the bounding
-    /// set (a non-root process gets neither: its capabilities are none).
+    /// Effective and permitted sets for a non-root uid, as the bundle
+    /// asks (within the bounding set; none when it asks none, as barge's
+    /// own bundles do): kept across the uid change, as runc does.
+    pub(crate) effective: u64,
+    pub(crate) permitted: u64,
+    /// Inheritable and ambient sets, each within the bounding set.
     pub(crate) inheritable: u64,
     pub(crate) ambient: u64,
     /// The system call filter, compiled before forking.
@@ -127,6 +131,8 @@ impl ProcessPlan {
         };
         let inheritable = within_bounding(caps.and_then(|c| c.inheritable().as_ref()))?;
         let ambient = within_bounding(caps.and_then(|c| c.ambient().as_ref()))? & inheritable;
+        let effective = within_bounding(caps.and_then(|c| c.effective().as_ref()))?;
+        let permitted = within_bounding(caps.and_then(|c| c.permitted().as_ref()))?;
         let rlimits = p.rlimits().as_deref().unwrap_or_default();
         let nofile = |r: &&crate::spec::PosixRlimit| r.typ() == crate::spec::PosixRlimitType::RlimitNofile;
         let seccomp = seccomp.map(crate::seccomp::LinuxSeccomp::from_oci).transpose()?;
@@ -139,6 +145,8 @@ impl ProcessPlan {
             gid: p.user().gid(),
             groups: p.user().additional_gids().clone().unwrap_or_default(),
             caps: bounding,
+            effective,
+            permitted,
             inheritable,
             ambient,
             seccomp: seccomp.as_ref().map(crate::seccomp::compile).transpose()?,
@@ -420,27 +428,38 @@ impl ProcessPlan {
         }
         let gid = rustix::process::Gid::from_raw(self.gid);
         rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(fail(format!("setgid {}", self.gid)))?;
+        // A non-root user keeps the permitted set asked for across the
+        // uid change (PR_SET_KEEPCAPS; cleared again by execve).
+        let keep = self.uid != 0 && self.permitted != 0;
+        if keep {
+            rustix::thread::set_keep_capabilities(true).map_err(fail("keeping capabilities"))?;
+        }
         let uid = rustix::process::Uid::from_raw(self.uid);
         rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(fail(format!("setuid {}", self.uid)))?;
-        let (set, inheritable, ambient) = if self.uid == 0 {
-            (self.caps, self.inheritable, self.ambient)
+        let (effective, permitted) = if self.uid == 0 {
+            (self.caps, self.caps)
         } else {
-            (0, 0, 0)
+            (self.effective, self.permitted)
         };
-        let set = CapabilitySet::from_bits_retain(set);
+        // Each within the permitted set, as the kernel requires; one it
+        // refuses (an effective or inheritable capability not permitted
+        // to a non-root user) fails the start.
         rustix::thread::set_capabilities(
             None,
             CapabilitySets {
-                effective: set,
-                permitted: set,
-                inheritable: CapabilitySet::from_bits_retain(inheritable),
+                effective: CapabilitySet::from_bits_retain(effective),
+                permitted: CapabilitySet::from_bits_retain(permitted),
+                inheritable: CapabilitySet::from_bits_retain(self.inheritable),
             },
         )
         .map_err(fail("setting capabilities"))?;
+        if keep {
+            rustix::thread::set_keep_capabilities(false).map_err(fail("keeping capabilities"))?;
+        }
         let _ = rustix::thread::clear_ambient_capability_set();
         // Each ambient capability is in the permitted and inheritable sets
         // just set, as the kernel requires; one it refuses fails the start.
-        for bit in (0..64).filter(|b| ambient & (1u64 << b) != 0) {
+        for bit in (0..64).filter(|b| self.ambient & (1u64 << b) != 0) {
             rustix::thread::configure_capability_in_ambient_set(CapabilitySet::from_bits_retain(1u64 << bit), true)
                 .map_err(fail("raising an ambient capability"))?;
         }

@@ -6,8 +6,8 @@
 
 pub use oci_spec::runtime::{
     Capabilities, Capability, Linux, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimit,
-    PosixRlimitType, Process, Root, Spec, User,
+    LinuxIdMapping, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount,
+    PosixRlimit, PosixRlimitType, Process, Root, Spec, User,
 };
 pub use oci_spec::OciSpecError;
 

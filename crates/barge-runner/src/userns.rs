@@ -273,19 +273,32 @@ fn start_pause() -> Result<i32, UserNsError> {
         }
     }
     let (pid, mut pause) = spawn_pause()?;
-    let write = |file: &str, text: String| {
-        std::fs::write(format!("/proc/{pid}/{file}"), text)
-            .map_err(io_err(format!("writing the pause process's {file}")))
-    };
-    let written = write("setgroups", "deny".into())
-        .and_then(|()| write("uid_map", format!("0 {uid} 1\n")))
-        .and_then(|()| write("gid_map", format!("0 {gid} 1\n")));
+    let written = write_maps(pid, &format!("0 {uid} 1\n"), &format!("0 {gid} 1\n"), true);
     if let Err(e) = written {
         let _ = pause.kill();
         let _ = pause.wait();
         return Err(e);
     }
     release(pid, &mut pause)
+}
+
+/// Writes the ID maps of process `pid`'s new user namespace (`0 1000 1`
+/// lines: inside, outside, count), after `setgroups` `deny` with
+/// `deny_setgroups` (which an unprivileged writer of a gid map needs).
+/// Each map can be written once; the kernel refuses what the writer may
+/// not map (a host ID not its own, unless it is root).
+pub fn write_maps(pid: i32, uid_map: &str, gid_map: &str, deny_setgroups: bool) -> Result<(), UserNsError> {
+    let write = |file: &str, text: &str| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(io_err(format!(
+            "writing /proc/{pid}/{file} ({})",
+            text.trim().replace('\n', ", ")
+        )))
+    };
+    if deny_setgroups {
+        write("setgroups", "deny")?;
+    }
+    write("uid_map", uid_map)?;
+    write("gid_map", gid_map)
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {

@@ -39,6 +39,14 @@ pub enum LimitError {
     ReservationAboveMemory,
     #[error("Range of CPUs is from 0.01 to {0}.00, as there are only {0} CPUs available")]
     CpuRange(usize),
+    #[error("Invalid value {0} for cpuset {1}")]
+    CpusetSyntax(String, &'static str),
+    #[error("Requested {what} are not available - requested {list}, available: {available}")]
+    CpusetUnavailable {
+        what: &'static str,
+        list: String,
+        available: String,
+    },
 }
 
 /// One `--ulimit NAME=SOFT[:HARD]`; -1 is unlimited.
@@ -65,6 +73,10 @@ pub struct Limits {
     pub ulimits: Vec<Ulimit>,
     /// `--memory-reservation`, bytes: the soft limit.
     pub memory_reservation: Option<i64>,
+    /// `--cpuset-cpus`: the CPUs the container may run on (`0-3,5`).
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may allocate from.
+    pub cpuset_mems: Option<String>,
 }
 
 impl Limits {
@@ -78,6 +90,8 @@ impl Limits {
             (self.nano_cpus.is_some(), "--cpus", "cpu"),
             (self.cpu_shares.is_some(), "--cpu-shares", "cpu"),
             (self.pids_limit.is_some_and(|p| p > 0), "--pids-limit", "pids"),
+            (self.cpuset_cpus.is_some(), "--cpuset-cpus", "cpuset"),
+            (self.cpuset_mems.is_some(), "--cpuset-mems", "cpuset"),
         ];
         pairs
             .into_iter()
@@ -203,6 +217,29 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, LimitError> {
     })
 }
 
+/// `--cpuset-cpus` or `--cpuset-mems` (`what`: `cpus` or `mems`) against
+/// the host's online list `available` (`0-1`): docker's checks and words.
+pub fn check_cpuset(list: &str, what: &'static str, available: &str) -> Result<(), LimitError> {
+    let missing =
+        barge_cgroups::cpus_missing(list, available).map_err(|_| LimitError::CpusetSyntax(list.to_string(), what))?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(LimitError::CpusetUnavailable {
+        what: if what == "cpus" { "CPUs" } else { "memory nodes" },
+        list: list.to_string(),
+        available: available.trim().to_string(),
+    })
+}
+
+/// The host's online CPUs or memory nodes (`cpu` or `node`), as the
+/// kernel lists them; one node (`0`) where the kernel has no NUMA.
+fn online_list(kind: &str) -> String {
+    std::fs::read_to_string(format!("/sys/devices/system/{kind}/online"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "0".into())
+}
+
 fn rlimit_value(v: i64) -> u64 {
     if v < 0 {
         u64::MAX
@@ -235,6 +272,12 @@ impl Limits {
                 return Err(LimitError::CpuRange(online_cpus));
             }
         }
+        if let Some(list) = &self.cpuset_cpus {
+            check_cpuset(list, "cpus", &online_list("cpu"))?;
+        }
+        if let Some(list) = &self.cpuset_mems {
+            check_cpuset(list, "mems", &online_list("node"))?;
+        }
         Ok(())
     }
 
@@ -258,11 +301,14 @@ impl Limits {
             .filter(|n| *n > 0)
             .map(|n| n * CPU_PERIOD as i64 / 1_000_000_000);
         let shares = self.cpu_shares.filter(|s| *s > 0);
-        let cpu = (quota.is_some() || shares.is_some()).then(|| {
+        let (cpus, mems) = (self.cpuset_cpus.clone(), self.cpuset_mems.clone());
+        let cpu = (quota.is_some() || shares.is_some() || cpus.is_some() || mems.is_some()).then(|| {
             let mut c = LinuxCpu::default();
             c.set_shares(shares)
                 .set_quota(quota)
-                .set_period(quota.map(|_| CPU_PERIOD));
+                .set_period(quota.map(|_| CPU_PERIOD))
+                .set_cpus(cpus)
+                .set_mems(mems);
             c
         });
         let pids = self.pids_limit.filter(|p| *p > 0).map(|limit| {
@@ -441,6 +487,36 @@ mod tests {
             Err(LimitError::ReservationAboveMemory)
         );
         assert_eq!(reserve(Some(32 << 20), 16 << 20).validate(2), Ok(()));
+    }
+
+    #[test]
+    fn cpusets_checked_as_docker_checks_them() {
+        assert_eq!(check_cpuset("0-1", "cpus", "0-1\n"), Ok(()));
+        assert_eq!(check_cpuset("1,0", "cpus", "0-3"), Ok(()));
+        assert_eq!(
+            check_cpuset("0-3", "cpus", "0-1").unwrap_err().to_string(),
+            "Requested CPUs are not available - requested 0-3, available: 0-1"
+        );
+        assert_eq!(
+            check_cpuset("1", "mems", "0").unwrap_err().to_string(),
+            "Requested memory nodes are not available - requested 1, available: 0"
+        );
+        for bad in ["", "a", "1-", "3-1", "0 1", "0,,1", "-1", "99999"] {
+            assert_eq!(
+                check_cpuset(bad, "cpus", "0-1"),
+                Err(LimitError::CpusetSyntax(bad.into(), "cpus")),
+                "{bad}"
+            );
+        }
+        let r = Limits {
+            cpuset_cpus: Some("0".into()),
+            cpuset_mems: Some("0".into()),
+            ..Default::default()
+        }
+        .resources();
+        let c = r.cpu().as_ref().unwrap();
+        assert_eq!((c.cpus().as_deref(), c.mems().as_deref()), (Some("0"), Some("0")));
+        assert_eq!((c.shares(), c.quota()), (None, None));
     }
 
     #[test]

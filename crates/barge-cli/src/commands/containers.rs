@@ -116,6 +116,8 @@ fn create_options(a: &RunArgs) -> Result<CreateOptions, Failure> {
         security_opt: a.security_opt.clone(),
         limits: barge_runtime::limits::Limits {
             ulimits: a.ulimit.clone(),
+            cpuset_cpus: a.cpuset.cpuset_cpus.clone(),
+            cpuset_mems: a.cpuset.cpuset_mems.clone(),
             ..a.resources.limits()
         },
         log_driver: a.log_driver.clone(),

@@ -67,6 +67,19 @@ pub fn unshare_cgroup_namespace() -> std::io::Result<()> {
     Ok(unsafe { rustix::thread::unshare_unsafe(flags) }?)
 }
 
+/// The kind of namespace `fd` is (`CLONE_NEWUTS`, …: `ioctl(NS_GET_NSTYPE)`);
+/// an error for a file that is no namespace.
+pub fn namespace_type(fd: impl AsFd) -> std::io::Result<i32> {
+    /// `_IO(0xb7, 0x3)`, linux/nsfs.h.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl without an argument on a descriptor we hold; it
+    // touches no memory of ours and returns the type or fails.
+    match unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), NS_GET_NSTYPE) } {
+        r if r < 0 => Err(std::io::Error::last_os_error()),
+        kind => Ok(kind),
+    }
+}
+
 /// Clears close-on-exec on `fd`, which must stay open across an exec.
 pub fn clear_cloexec(fd: i32) {
     // SAFETY: fcntl(F_SETFD) on a descriptor number touches no memory.
@@ -246,9 +259,15 @@ pub fn fork() -> std::io::Result<Forked> {
     }
 }
 
-/// The namespaces [`clone_into_namespaces`] makes besides mount and UTS.
+/// The namespaces [`clone_into_namespaces`] makes.
 #[derive(Debug, Clone, Copy)]
 pub struct NewNamespaces {
+    /// A user namespace of the container's own (its maps are written
+    /// by the parent after the clone).
+    pub user: bool,
+    /// Mount and UTS: new unless the bundle names one to join.
+    pub mount: bool,
+    pub uts: bool,
     pub net: bool,
     pub pid: bool,
     pub ipc: bool,
@@ -256,12 +275,16 @@ pub struct NewNamespaces {
     pub sibling: bool,
 }
 
-/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new mount and
-/// UTS namespaces, and new network, PID and IPC namespaces as `new` says;
-/// with `sibling`, a child of the caller's parent. Same rules as [`fork`].
+/// A fork-like `clone` (no `CLONE_VM`, no new stack) into new user, mount,
+/// UTS, network, PID and IPC namespaces as `new` says (the user namespace
+/// first: it owns the others); with `sibling`, a child
+/// of the caller's parent. Same rules as [`fork`].
 pub fn clone_into_namespaces(new: NewNamespaces) -> std::io::Result<Forked> {
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    let mut flags = 0;
     for (wanted, flag) in [
+        (new.user, libc::CLONE_NEWUSER),
+        (new.mount, libc::CLONE_NEWNS),
+        (new.uts, libc::CLONE_NEWUTS),
         (new.net, libc::CLONE_NEWNET),
         (new.pid, libc::CLONE_NEWPID),
         (new.ipc, libc::CLONE_NEWIPC),

@@ -44,6 +44,8 @@ pub trait Mounts {
     /// Makes `rootfs` the root (`pivot_root(".", ".")` from it, then the
     /// old root detached) and enters it.
     fn pivot(&mut self, rootfs: &Path) -> std::io::Result<()>;
+    /// Detaches the mount on `target` (`umount2(MNT_DETACH)`).
+    fn unmount(&mut self, target: &Path) -> std::io::Result<()>;
 }
 
 /// The kernel's mounts.
@@ -127,6 +129,10 @@ impl Mounts for Kernel {
         rustix::process::chdir("/")?;
         Ok(())
     }
+
+    fn unmount(&mut self, target: &Path) -> std::io::Result<()> {
+        Ok(rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)?)
+    }
 }
 
 /// A mount call as [`Recorder`] saw it; paths inside the root as the
@@ -155,6 +161,9 @@ pub enum Op {
         recursive: bool,
     },
     Pivot,
+    Unmount {
+        target: String,
+    },
 }
 
 /// A fake that records the calls and mounts nothing: the plan then sees
@@ -251,6 +260,12 @@ impl Mounts for Recorder {
 
     fn pivot(&mut self, _: &Path) -> std::io::Result<()> {
         self.ops.push(Op::Pivot);
+        Ok(())
+    }
+
+    fn unmount(&mut self, target: &Path) -> std::io::Result<()> {
+        let target = self.show(target);
+        self.ops.push(Op::Unmount { target });
         Ok(())
     }
 }
