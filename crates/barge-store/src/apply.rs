@@ -15,6 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{
     chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat, openat2,
@@ -160,6 +161,8 @@ pub fn apply_tar_at<R: Read>(reader: R, root: OwnedFd, opts: ApplyOptions) -> Re
         dirs: Vec::new(),
         stats: ApplyStats::default(),
         buf: Vec::new(),
+        last_parent: None,
+        me: (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()),
     };
     let mut archive = tar::Archive::new(reader);
     // Raw entries: extension headers are read here, with size limits,
@@ -271,6 +274,27 @@ struct Applier {
     stats: ApplyStats,
     /// The copy buffer, one for every file.
     buf: Vec<u8>,
+    /// The last entry's parent directory, kept open for the next entries:
+    /// a layer lists a directory's entries together. Forgotten whenever an
+    /// entry removes anything, the only way a path here can come to name
+    /// another directory.
+    last_parent: Option<(Vec<OsString>, Rc<Parent>)>,
+    /// The owner of what this process creates: its effective user and group.
+    me: (u32, u32),
+}
+
+/// A directory of the snapshot that entries are created in.
+struct Parent {
+    fd: OwnedFd,
+    /// Its group, when it is set-group-ID: what is created in it takes that group.
+    setgid: Option<u32>,
+}
+
+impl Parent {
+    /// The owner that an entry created in this directory starts with.
+    fn new_owner(&self, me: (u32, u32)) -> (u32, u32) {
+        (me.0, self.setgid.unwrap_or(me.1))
+    }
 }
 
 /// Ownership, mode, times and xattrs of an entry.
@@ -365,7 +389,8 @@ impl Applier {
             let meta = self.meta(entry, &ext).map_err(io_err)?;
             let root = self.root.try_clone().map_err(io_err)?;
             let (now, deferred) = self.writable_until_done(meta);
-            self.set_meta_fd(&root, &now).map_err(io_err)?;
+            self.set_meta_fd(&root, &now, None).map_err(io_err)?;
+            self.last_parent = None;
             self.dirs.push((PathBuf::new(), now.times, deferred));
             return Ok(());
         };
@@ -383,38 +408,52 @@ impl Applier {
             ParentError::Io(e) => io_err(e),
         })?;
         let meta = self.meta(entry, &ext).map_err(io_err)?;
+        let new_owner = Some(parent.new_owner(self.me));
+        let parent_fd = &parent.fd;
         match kind {
             EntryType::Regular | EntryType::Continuous => {
-                self.replace(&parent, &name, false).map_err(io_err)?;
-                let fd = openat(
-                    &parent,
-                    &name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_err(e.into()))?;
+                let fd = self
+                    .create(parent_fd, &name, |p, n| {
+                        openat(
+                            p,
+                            n,
+                            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o600),
+                        )
+                    })
+                    .map_err(io_err)?;
                 let mut file = File::from(fd);
                 let written = copy_sparse(entry, &mut file, &mut self.buf).map_err(io_err)?;
                 self.stats.size += written;
                 if written >= EARLY_WRITEBACK {
                     crate::fsutil::start_writeback(&file);
                 }
-                self.set_meta_fd(file.as_fd(), &meta).map_err(io_err)?;
+                self.set_meta_fd(file.as_fd(), &meta, new_owner).map_err(io_err)?;
             }
             EntryType::Directory => {
-                let existed = self.replace(&parent, &name, true).map_err(io_err)?;
-                if !existed {
-                    mkdirat(&parent, &name, Mode::from_raw_mode(0o700)).map_err(|e| io_err(e.into()))?;
-                }
+                let made = match mkdirat(parent_fd, &name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => true,
+                    Err(Errno::EXIST) => {
+                        let existed = self.replace(parent_fd, &name, true).map_err(io_err)?;
+                        if !existed {
+                            mkdirat(parent_fd, &name, Mode::from_raw_mode(0o700)).map_err(|e| io_err(e.into()))?;
+                        }
+                        !existed
+                    }
+                    Err(e) => return Err(io_err(e.into())),
+                };
                 let dir = openat(
-                    &parent,
+                    parent_fd,
                     &name,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
                 .map_err(|e| io_err(e.into()))?;
                 let (now, deferred) = self.writable_until_done(meta);
-                self.set_meta_fd(dir.as_fd(), &now).map_err(io_err)?;
+                self.set_meta_fd(dir.as_fd(), &now, new_owner.filter(|_| made))
+                    .map_err(io_err)?;
+                // Its set-group-ID bit may have changed: look again.
+                self.last_parent = None;
                 self.dirs.push((join(&comps), now.times, deferred));
             }
             EntryType::Symlink => {
@@ -422,9 +461,11 @@ impl Applier {
                 if target.is_empty() || target.contains(&0) {
                     return Err(refuse("symlink with an empty or invalid target"));
                 }
-                self.replace(&parent, &name, false).map_err(io_err)?;
-                symlinkat(OsStr::from_bytes(&target), &parent, &name).map_err(|e| io_err(e.into()))?;
-                self.set_meta_at(&parent, &name, &meta, true).map_err(io_err)?;
+                let target = OsStr::from_bytes(&target);
+                self.create(parent_fd, &name, |p, n| symlinkat(target, p, n))
+                    .map_err(io_err)?;
+                self.set_meta_at(parent_fd, &name, &meta, true, new_owner)
+                    .map_err(io_err)?;
             }
             EntryType::Link => {
                 let target_raw = link_name.clone().ok_or_else(|| refuse("hard link without a target"))?;
@@ -450,8 +491,9 @@ impl Applier {
                 if target == comps {
                     return Ok(()); // a link to itself changes nothing
                 }
-                self.replace(&parent, &name, false).map_err(io_err)?;
-                linkat(&target_parent, target_name, &parent, &name, AtFlags::empty()).map_err(|e| io_err(e.into()))?;
+                self.replace(parent_fd, &name, false).map_err(io_err)?;
+                linkat(&target_parent, target_name, parent_fd, &name, AtFlags::empty())
+                    .map_err(|e| io_err(e.into()))?;
             }
             EntryType::Char | EntryType::Block => {
                 let major = entry.header().device_major().map_err(io_err)?.unwrap_or(0);
@@ -468,15 +510,18 @@ impl Applier {
                 } else {
                     FileType::BlockDevice
                 };
-                self.replace(&parent, &name, false).map_err(io_err)?;
-                mknodat(&parent, &name, ft, Mode::from_raw_mode(0o600), makedev(major, minor))
+                self.replace(parent_fd, &name, false).map_err(io_err)?;
+                mknodat(parent_fd, &name, ft, Mode::from_raw_mode(0o600), makedev(major, minor))
                     .map_err(|e| io_err(e.into()))?;
-                self.set_meta_at(&parent, &name, &meta, false).map_err(io_err)?;
+                self.set_meta_at(parent_fd, &name, &meta, false, new_owner)
+                    .map_err(io_err)?;
             }
             EntryType::Fifo => {
-                self.replace(&parent, &name, false).map_err(io_err)?;
-                mknodat(&parent, &name, FileType::Fifo, Mode::from_raw_mode(0o600), 0).map_err(|e| io_err(e.into()))?;
-                self.set_meta_at(&parent, &name, &meta, false).map_err(io_err)?;
+                self.replace(parent_fd, &name, false).map_err(io_err)?;
+                mknodat(parent_fd, &name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+                    .map_err(|e| io_err(e.into()))?;
+                self.set_meta_at(parent_fd, &name, &meta, false, new_owner)
+                    .map_err(io_err)?;
             }
             other => return Err(refuse(&format!("unsupported tar entry type {other:?}"))),
         }
@@ -551,8 +596,10 @@ impl Applier {
         }
     }
 
-    fn set_meta_fd(&mut self, fd: impl AsFd, meta: &Meta) -> io::Result<()> {
-        if self.opts.owners != Owners::Keep {
+    /// `created`: the owner the entry was created with, if it was just
+    /// created; no `chown` when that is the owner wanted.
+    fn set_meta_fd(&mut self, fd: impl AsFd, meta: &Meta, created: Option<(u32, u32)>) -> io::Result<()> {
+        if self.opts.owners != Owners::Keep && created != Some((meta.uid, meta.gid)) {
             let r = fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)));
             self.owned(r)?;
         }
@@ -569,8 +616,15 @@ impl Applier {
     }
 
     /// The same for a symlink, device or fifo, by name in its parent.
-    fn set_meta_at(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Meta, symlink: bool) -> io::Result<()> {
-        if self.opts.owners != Owners::Keep {
+    fn set_meta_at(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+        symlink: bool,
+        created: Option<(u32, u32)>,
+    ) -> io::Result<()> {
+        if self.opts.owners != Owners::Keep && created != Some((meta.uid, meta.gid)) {
             let r = chownat(
                 parent,
                 name,
@@ -598,14 +652,42 @@ impl Applier {
         Ok(())
     }
 
+    /// Creates `name` in `parent` with `make`, which fails with `EEXIST`
+    /// when the name is taken: then what is there is removed and `make`
+    /// tried once more (one system call for the common case, a new name).
+    fn create<T>(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        make: impl Fn(&OwnedFd, &OsStr) -> Result<T, Errno>,
+    ) -> io::Result<T> {
+        match make(parent, name) {
+            Err(Errno::EXIST) => {
+                self.replace(parent, name, false)?;
+                Ok(make(parent, name)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Clears the slot `name` in `parent` for a new entry. A directory is kept
     /// when `keep_dir` (a directory entry over a directory); anything else
     /// there is removed. Returns whether a directory was kept.
-    fn replace(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> io::Result<bool> {
-        match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+    fn replace(&mut self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> io::Result<bool> {
+        let found = statat(parent, name, AtFlags::SYMLINK_NOFOLLOW);
+        let stays = match &found {
+            Err(Errno::NOENT) => true,
+            Ok(st) => keep_dir && is_dir(st),
+            Err(_) => false,
+        };
+        if !stays {
+            // Something goes: paths may now resolve elsewhere.
+            self.last_parent = None;
+        }
+        match found {
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(e.into()),
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            Ok(st) if is_dir(&st) => {
                 if keep_dir {
                     return Ok(true);
                 }
@@ -625,7 +707,7 @@ impl Applier {
         if target == b".wh..opq" {
             let dir = self.parent_dir(parent_comps).map_err(WhiteoutError::from)?;
             let dir = openat(
-                &dir,
+                &dir.fd,
                 ".",
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
@@ -645,9 +727,15 @@ impl Applier {
         }
         let parent = self.parent_dir(parent_comps).map_err(WhiteoutError::from)?;
         let name = OsStr::from_bytes(target);
-        self.replace(&parent, name, false).map_err(WhiteoutError::Io)?;
-        mknodat(&parent, name, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
-            .map_err(|e| WhiteoutError::Io(e.into()))?;
+        self.replace(&parent.fd, name, false).map_err(WhiteoutError::Io)?;
+        mknodat(
+            &parent.fd,
+            name,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            makedev(0, 0),
+        )
+        .map_err(|e| WhiteoutError::Io(e.into()))?;
         self.stats.whiteouts += 1;
         Ok(())
     }
@@ -663,8 +751,24 @@ impl Applier {
         )
     }
 
+    /// The directory `comps`, created as [`Applier::open_parent`] does;
+    /// the last entry's when it is the same.
+    fn parent_dir(&mut self, comps: &[OsString]) -> Result<Rc<Parent>, ParentError> {
+        if let Some((last, dir)) = &self.last_parent {
+            if last.as_slice() == comps {
+                return Ok(dir.clone());
+            }
+        }
+        let fd = self.open_parent(comps)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| ParentError::Io(e.into()))?;
+        let setgid = (st.st_mode & 0o2000 != 0).then_some(st.st_gid);
+        let dir = Rc::new(Parent { fd, setgid });
+        self.last_parent = Some((comps.to_vec(), dir.clone()));
+        Ok(dir)
+    }
+
     /// Opens the directory `comps`, creating missing levels as 0755 directories.
-    fn parent_dir(&self, comps: &[OsString]) -> Result<OwnedFd, ParentError> {
+    fn open_parent(&self, comps: &[OsString]) -> Result<OwnedFd, ParentError> {
         match self.existing_dir(comps) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
@@ -733,6 +837,10 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+fn is_dir(st: &rustix::fs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
 fn parent_or_dot(p: &Path) -> &Path {

@@ -1,120 +1,60 @@
-//! gzip decoding for layers: every member of a multi-member stream, header
-//! fields parsed and skipped, the length in each trailer checked. The CRC-32
-//! is not computed: a layer's content is verified by its SHA-256 digests
-//! (the blob's and the diff ID), so it would only cost time (6% of a pull).
+//! gzip decoding for layers, by ISA-L's inflate (the `isal-rs` crate,
+//! which builds ISA-L from its own copy of the source): on this project's
+//! machine it inflates the 98 MB layer of the bench image in 0.62× the
+//! time zlib-rs takes, and inflate is the largest share of a pull's CPU.
+//! Every member of a multi-member stream is read; ISA-L checks each
+//! trailer's CRC-32 and length, and refuses a damaged or cut stream and
+//! anything after the last member.
 
-use flate2::bufread::DeflateDecoder;
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 
-enum State<R> {
-    /// Between members: a header, or the end, comes next.
-    Header(R),
-    Body(DeflateDecoder<R>, u32),
-    Done,
+/// A gzip stream decoder.
+pub struct Gunzip<R: Read> {
+    inner: Box<isal::read::GzipDecoder<FullReads<R>>>,
 }
 
-/// A gzip stream decoder (see the module comment: no CRC-32 check).
-pub struct Gunzip<R: BufRead> {
-    state: State<R>,
-}
-
-impl<R: BufRead> Gunzip<R> {
+impl<R: Read> Gunzip<R> {
     pub fn new(inner: R) -> Gunzip<R> {
         Gunzip {
-            state: State::Header(inner),
+            inner: Box::new(isal::read::GzipDecoder::new(FullReads {
+                inner,
+                seen: 0,
+                empty: false,
+            })),
         }
     }
 }
 
-fn bad(why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("gzip: {why}"))
-}
-
-fn byte(r: &mut impl BufRead) -> io::Result<u8> {
-    let mut b = [0u8; 1];
-    r.read_exact(&mut b).map_err(|_| bad("truncated header"))?;
-    Ok(b[0])
-}
-
-fn skip_zero_terminated(r: &mut impl BufRead) -> io::Result<()> {
-    // Names and comments: 64 KiB at most.
-    for _ in 0..(1 << 16) {
-        if byte(r)? == 0 {
-            return Ok(());
-        }
-    }
-    Err(bad("header field too long"))
-}
-
-/// Reads a member header; `false` at the clean end of the stream.
-fn header(r: &mut impl BufRead) -> io::Result<bool> {
-    if r.fill_buf()?.is_empty() {
-        return Ok(false);
-    }
-    let mut fixed = [0u8; 10];
-    r.read_exact(&mut fixed).map_err(|_| bad("truncated header"))?;
-    if fixed[0] != 0x1f || fixed[1] != 0x8b {
-        return Err(bad("not a gzip member"));
-    }
-    if fixed[2] != 8 {
-        return Err(bad("unknown compression method"));
-    }
-    let flags = fixed[3];
-    if flags & 0xe0 != 0 {
-        return Err(bad("reserved header flags set"));
-    }
-    if flags & 0x04 != 0 {
-        let len = u16::from_le_bytes([byte(r)?, byte(r)?]);
-        let copied = io::copy(&mut r.take(len as u64), &mut io::sink())?;
-        if copied != len as u64 {
-            return Err(bad("truncated extra field"));
-        }
-    }
-    if flags & 0x08 != 0 {
-        skip_zero_terminated(r)?;
-    }
-    if flags & 0x10 != 0 {
-        skip_zero_terminated(r)?;
-    }
-    if flags & 0x02 != 0 {
-        byte(r)?;
-        byte(r)?;
-    }
-    Ok(true)
-}
-
-impl<R: BufRead> Read for Gunzip<R> {
+impl<R: Read> Read for Gunzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        loop {
-            match std::mem::replace(&mut self.state, State::Done) {
-                State::Done => return Ok(0),
-                State::Header(mut r) => {
-                    if !header(&mut r)? {
-                        return Ok(0);
-                    }
-                    self.state = State::Body(DeflateDecoder::new(r), 0);
-                }
-                State::Body(mut d, len) => {
-                    let n = d.read(buf)?;
-                    if n > 0 {
-                        self.state = State::Body(d, len.wrapping_add(n as u32));
-                        return Ok(n);
-                    }
-                    // End of this member: CRC-32 (not checked, see above), then ISIZE.
-                    let mut r = d.into_inner();
-                    let mut trailer = [0u8; 8];
-                    r.read_exact(&mut trailer).map_err(|_| bad("truncated trailer"))?;
-                    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-                    if isize != len {
-                        return Err(bad("the length in the trailer does not match the data"));
-                    }
-                    self.state = State::Header(r);
-                }
-            }
+        match self.inner.read(buf) {
+            // No bytes at all: an empty layer, as barge has always read it.
+            Err(_) if self.inner.get_ref().empty => Ok(0),
+            other => other,
         }
+    }
+}
+
+/// Hands the decoder whole buffers until the end of the stream. Its reader
+/// takes two steps that produce nothing as a sign of corrupt input (so that
+/// a cut stream cannot loop forever); a short read, which a network stream
+/// gives at any time, could otherwise be such a step.
+struct FullReads<R> {
+    inner: R,
+    seen: u64,
+    /// The stream ended before its first byte.
+    empty: bool,
+}
+
+impl<R: Read> Read for FullReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = crate::fsutil::read_full(&mut self.inner, buf)?;
+        self.seen += n as u64;
+        self.empty = self.seen == 0 && !buf.is_empty();
+        Ok(n)
     }
 }
 
@@ -135,8 +75,20 @@ mod tests {
 
     fn gunzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        Gunzip::new(io::BufReader::new(bytes)).read_to_end(&mut out)?;
+        Gunzip::new(bytes).read_to_end(&mut out)?;
         Ok(out)
+    }
+
+    /// Hands out at most `n` bytes a read, as a slow network does.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
     }
 
     #[test]
@@ -152,17 +104,44 @@ mod tests {
     }
 
     #[test]
+    fn short_reads_are_not_damage() {
+        // Varied bytes, so that a few input bytes give little output.
+        let mut x = 1u32;
+        let data: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 40) as u8
+            })
+            .collect();
+        let mut stream = gz(&data, None);
+        stream.extend(gz(b"and more", None));
+        for step in [1, 3, 100] {
+            let mut out = Vec::new();
+            Gunzip::new(Trickle(&stream, step)).read_to_end(&mut out).unwrap();
+            assert_eq!(out.len(), data.len() + 8, "reads of {step} bytes");
+        }
+    }
+
+    #[test]
     fn damage_is_an_error() {
         let good = gz(b"hello, layer", None);
+        let n = good.len();
         let mut wrong_len = good.clone();
-        let n = wrong_len.len();
         wrong_len[n - 4] ^= 1;
-        assert!(gunzip(&wrong_len).is_err());
-        assert!(gunzip(&good[..good.len() - 3]).is_err(), "truncated trailer");
+        assert!(gunzip(&wrong_len).is_err(), "length in the trailer");
+        let mut wrong_crc = good.clone();
+        wrong_crc[n - 8] ^= 1;
+        assert!(gunzip(&wrong_crc).is_err(), "CRC-32 in the trailer");
+        assert!(gunzip(&good[..n - 3]).is_err(), "truncated trailer");
         assert!(gunzip(&good[..5]).is_err(), "truncated header");
         let mut garbage = good.clone();
         garbage.extend_from_slice(b"trailing");
         assert!(gunzip(&garbage).is_err());
         assert!(gunzip(b"not gzip at all").is_err());
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let big = gz(&big, None);
+        assert!(gunzip(&big[..big.len() / 2]).is_err(), "cut in the middle");
     }
 }

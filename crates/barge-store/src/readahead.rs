@@ -11,14 +11,56 @@ use std::thread::Scope;
 /// stream; dropping the returned reader stops the thread at its next chunk.
 pub fn read_ahead<'scope, R: Read + Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
-    mut reader: R,
+    reader: R,
     chunk: usize,
     depth: usize,
 ) -> ChunkReader {
+    read_ahead_with(scope, move || Ok(reader), chunk, depth)
+}
+
+/// [`read_ahead`] of the reader that `make` returns on the thread, for a
+/// reader that cannot move between threads (ISA-L's decoder holds raw
+/// pointers); an error from `make` is the stream's first and last item.
+pub fn read_ahead_with<'scope, R, F>(
+    scope: &'scope Scope<'scope, '_>,
+    make: F,
+    chunk: usize,
+    depth: usize,
+) -> ChunkReader
+where
+    R: Read,
+    F: FnOnce() -> io::Result<R> + Send + 'scope,
+{
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(depth);
     // Read chunks come back to be filled again: no allocation per chunk.
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(depth + 2);
-    scope.spawn(move || loop {
+    scope.spawn(move || {
+        let mut reader = match make() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        fill_chunks(&mut reader, &tx, &back_rx, chunk)
+    });
+    ChunkReader {
+        rx,
+        back: back_tx,
+        current: Vec::new(),
+        pos: 0,
+    }
+}
+
+/// The reading thread's loop: whole chunks into `tx` until the end, an
+/// error, or the consumer hangs up.
+fn fill_chunks(
+    reader: &mut impl Read,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+    back_rx: &Receiver<Vec<u8>>,
+    chunk: usize,
+) {
+    loop {
         let mut buf = back_rx.try_recv().unwrap_or_default();
         buf.resize(chunk, 0);
         let mut filled = 0;
@@ -45,12 +87,6 @@ pub fn read_ahead<'scope, R: Read + Send + 'scope>(
         if tx.send(Ok(buf)).is_err() {
             return;
         }
-    });
-    ChunkReader {
-        rx,
-        back: back_tx,
-        current: Vec::new(),
-        pos: 0,
     }
 }
 

@@ -179,18 +179,21 @@ impl SnapshotBuilder {
             },
         };
         let (reader, compressed) = crate::limits::Counting::new(reader);
-        let decompressed: Box<dyn Read + Send + '_> = match compression {
-            Compression::None => Box::new(reader),
-            Compression::Gzip => Box::new(crate::gunzip::Gunzip::new(io::BufReader::with_capacity(CHUNK, reader))),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(reader)
-                    .map_err(|e| apply_err(crate::ApplyError::Tar(io::Error::other(format!("zstd: {e}")))))?,
-            ),
-        };
         let compressed = (compression != Compression::None).then_some(compressed);
-        let decompressed = crate::limits::Limited::new(decompressed, self.store.limits, compressed);
+        let limits = self.store.limits;
+        // Made on the reading thread: ISA-L's decoder cannot move between threads.
+        let decompress = move || {
+            let decompressed: Box<dyn Read + '_> = match compression {
+                Compression::None => Box::new(reader),
+                Compression::Gzip => Box::new(crate::gunzip::Gunzip::new(reader)),
+                Compression::Zstd => Box::new(
+                    zstd::stream::read::Decoder::new(reader).map_err(|e| io::Error::other(format!("zstd: {e}")))?,
+                ),
+            };
+            Ok(crate::limits::Limited::new(decompressed, limits, compressed))
+        };
         std::thread::scope(|scope| {
-            let ahead = crate::readahead::read_ahead(scope, decompressed, CHUNK, QUEUE_CHUNKS);
+            let ahead = crate::readahead::read_ahead_with(scope, decompress, CHUNK, QUEUE_CHUNKS);
             let mut hashing = HashingReader::new(ahead);
             let stats = apply_tar(&mut hashing, &self.fs_path(), self.store.apply).map_err(|e| match e {
                 crate::ApplyError::Tar(io) => read_err(io),

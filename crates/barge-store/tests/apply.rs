@@ -347,3 +347,55 @@ fn unprivileged_layers_with_read_only_directories_apply() {
         "a read-only layer root too, set last"
     );
 }
+
+#[test]
+fn set_group_id_directories_give_their_group_only_where_the_layer_says() {
+    let (_t, layer) = sandbox();
+    let mut link = Tar::header(tar::EntryType::Symlink, "s/l", 0o777);
+    link.set_link_name("f").unwrap();
+    link.set_uid(0);
+    link.set_gid(0);
+    let tar = Tar::new()
+        .dir("s/", 0o2755)
+        .owned_file("s/f", b"f", 0o644, 0, 0)
+        .raw(link, &[])
+        .owned_file("s/g", b"g", 0o644, 1000, 1001)
+        .owned_file("plain", b"p", 0o644, 0, 0);
+    apply(tar, &layer).unwrap();
+    if is_root() {
+        let owner = |p: &str| {
+            let md = std::fs::symlink_metadata(layer.join(p)).unwrap();
+            (md.uid(), md.gid())
+        };
+        assert_eq!(owner("s"), (1000, 1001));
+        assert_eq!(owner("s/f"), (0, 0), "not the directory's group");
+        assert_eq!(owner("s/l"), (0, 0), "not the directory's group");
+        assert_eq!(owner("s/g"), (1000, 1001));
+        assert_eq!(owner("plain"), (0, 0));
+    }
+}
+
+#[test]
+fn entries_replace_earlier_ones_of_another_kind() {
+    let (_t, layer) = sandbox();
+    let tar = Tar::new()
+        .file("a", b"file", 0o644)
+        .dir("a/", 0o750)
+        .file("a/in", b"in", 0o644)
+        .symlink("b", "a")
+        .file("b", b"was a link", 0o644)
+        .file("c", b"a file", 0o644)
+        .symlink("c", "a")
+        .dir("d/", 0o755)
+        .file("d/x", b"x", 0o644)
+        .symlink("d", "a");
+    apply(tar, &layer).unwrap();
+    let md = std::fs::symlink_metadata(layer.join("a")).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.permissions().mode() & 0o7777, 0o750);
+    assert_eq!(std::fs::read(layer.join("a/in")).unwrap(), b"in");
+    assert_eq!(std::fs::read(layer.join("b")).unwrap(), b"was a link");
+    assert!(std::fs::symlink_metadata(layer.join("b")).unwrap().is_file());
+    assert_eq!(std::fs::read_link(layer.join("c")).unwrap(), Path::new("a"));
+    assert_eq!(std::fs::read_link(layer.join("d")).unwrap(), Path::new("a"));
+}
