@@ -47,6 +47,9 @@ pub struct Plan {
     rootfs: PathBuf,
     snapshots_dir: PathBuf,
     overlay_data: CString,
+    /// [`Plan::volatile_upper`]: the options without `volatile`, for a
+    /// kernel that does not know it (before 5.10).
+    overlay_fallback: Option<CString>,
     /// The root is already mounted on `rootfs` (fuse-overlayfs, rootless):
     /// the child mounts no overlay.
     premounted: bool,
@@ -193,6 +196,7 @@ impl Plan {
             rootfs,
             snapshots_dir,
             overlay_data: cstr(overlay)?,
+            overlay_fallback: None,
             premounted: false,
             rootless: false,
             mounts,
@@ -271,6 +275,23 @@ impl Plan {
         self.overlay_data = cstr(data)?;
         self.premounted = premounted;
         self.rootless = true;
+        Ok(())
+    }
+
+    /// The container's writable layer is thrown away when it exits (`--rm`):
+    /// the overlay is mounted `volatile`, so that its unmount (when the
+    /// container's mount namespace dies with its last process) does not
+    /// `syncfs` the store's whole filesystem, nor `fsync` in the container
+    /// reach the disk. A kernel without the option (before 5.10) mounts it
+    /// as before. Call after [`Plan::rootless`].
+    pub fn volatile_upper(&mut self) -> Result<(), RunnerError> {
+        if self.premounted || self.root_dir.is_some() || self.overlay_data.is_empty() {
+            return Ok(());
+        }
+        let mut data = self.overlay_data.as_bytes().to_vec();
+        data.extend_from_slice(b",volatile");
+        crate::check_options_len(&data)?;
+        self.overlay_fallback = Some(std::mem::replace(&mut self.overlay_data, cstr(data)?));
         Ok(())
     }
 }
@@ -590,13 +611,20 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     if let Some(opened) = &p.root_dir {
         bind_root_dir(p, opened, sys)?;
     } else if !p.premounted {
-        sys.mount(
-            c"overlay",
-            &p.rootfs,
-            "overlay",
-            MountFlags::NODEV,
-            p.overlay_data.as_c_str(),
-        )
+        let overlay = |sys: &mut _, data: &CString| {
+            Mounts::mount(
+                sys,
+                c"overlay",
+                &p.rootfs,
+                "overlay",
+                MountFlags::NODEV,
+                data.as_c_str(),
+            )
+        };
+        match (overlay(sys, &p.overlay_data), &p.overlay_fallback) {
+            (Err(e), Some(plain)) if e.raw_os_error() == Some(libc::EINVAL) => overlay(sys, plain),
+            (r, _) => r,
+        }
         .map_err(io_fail("mounting the root filesystem (overlay)"))?;
     }
     let root = rustix::fs::open(
@@ -1171,6 +1199,22 @@ mod tests {
             std::fs::read_link(root.join("dev/ptmx")).unwrap(),
             Path::new("pts/ptmx")
         );
+    }
+
+    #[test]
+    fn a_volatile_upper_keeps_the_plain_options_for_older_kernels() {
+        let d = tempfile::tempdir().unwrap();
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        let plain = plan.overlay_data.clone();
+        plan.volatile_upper().unwrap();
+        assert_eq!(plan.overlay_data.to_bytes(), [plain.to_bytes(), b",volatile"].concat());
+        assert_eq!(plan.overlay_fallback, Some(plain));
+        // A root mounted by the caller (fuse-overlayfs) gets nothing.
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        plan.rootless(true).unwrap();
+        plan.volatile_upper().unwrap();
+        assert!(plan.overlay_fallback.is_none());
     }
 
     #[test]
