@@ -2,7 +2,7 @@
 //!
 //! [`Plan::new`] prepares everything that allocates from the bundle;
 //! [`spawn`] `clone`s with new namespaces. The child is PID 1 of its PID
-//! namespace; it joins the cgroup it is given, mounts the overlay root and
+//! namespace; barge places it in the cgroup it is given while it mounts the overlay root and
 //! the bundle's mounts inside its own mount namespace, masks and makes
 //! read-only what the bundle says, `pivot_root`s, sets hostname, rlimits,
 //! user, capabilities and `no_new_privs`, marks every other fd
@@ -67,7 +67,9 @@ pub struct Plan {
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
     netns: Option<OwnedFd>,
-    /// The container cgroup's `cgroup.procs` files: the child joins first thing.
+    /// The container cgroup's `cgroup.procs` files: [`spawn`] writes the
+    /// child's PID there while the child mounts, and the child waits for
+    /// that before it takes the container's credentials.
     pub cgroup_procs: Vec<OwnedFd>,
     /// A new network namespace (else the host's, or `netns`).
     new_net: bool,
@@ -318,6 +320,17 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         }
         None => None,
     };
+    // barge moves the child into its cgroup while the child builds its
+    // root: the first cgroup v1 migration waits for an RCU grace period
+    // (~14 ms), which then overlaps the mounts. The child waits for the
+    // byte on this pipe before it takes the container's credentials.
+    let joined = match plan.cgroup_procs.is_empty() {
+        true => None,
+        false => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| io_err("creating a pipe")(e.into()))?,
+        ),
+    };
     let forked = match &plan.pid_ns {
         Ns::Join(ns) => clone_in_pid_namespace(ns, new),
         _ => crate::sys::clone_into_namespaces(new),
@@ -332,11 +345,15 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
                 theirs
             });
             let err_fd = err_write.as_raw_fd();
-            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd, ready));
+            let joined = joined.map(|(read, _)| read);
+            run_child(err_write, || child(plan, io, sock.as_ref(), err_fd, ready, joined));
         }
     };
     drop(err_write);
     drop(io);
+    if let Some((_, joined)) = joined {
+        join_cgroup(plan, pid, joined, &err_read)?;
+    }
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or_else(|| RunnerError::Corrupt("pid 0".into()))?,
         rustix::process::PidfdFlags::empty(),
@@ -355,6 +372,50 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         start_time,
         terminal: master,
     })
+}
+
+/// Writes the child's `pid` into each of the cgroup's `cgroup.procs`, then
+/// lets it go on (a byte on `joined`). On failure the child is killed and
+/// reaped, and the failure is its own message when it wrote one first.
+fn join_cgroup(plan: &Plan, pid: i32, joined: OwnedFd, err_read: &OwnedFd) -> Result<(), RunnerError> {
+    let line = pid.to_string();
+    let written = plan
+        .cgroup_procs
+        .iter()
+        .try_for_each(|procs| rustix::io::write(procs, line.as_bytes()).map(drop))
+        .and_then(|()| rustix::io::write(&joined, &[1]).map(drop));
+    let Err(e) = written else {
+        return Ok(());
+    };
+    drop(joined);
+    let child = rustix::process::Pid::from_raw(pid);
+    if let Some(child) = child {
+        let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    }
+    let mut msg = String::new();
+    if let Ok(read) = err_read.try_clone() {
+        let _ = std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut msg);
+    }
+    let _ = rustix::process::waitpid(child, rustix::process::WaitOptions::empty());
+    let (code, message) = match msg.is_empty() {
+        true => (125, format!("joining the container's cgroup: {e}")),
+        false => crate::process::parse_failure(msg),
+    };
+    Err(RunnerError::Start { code, message })
+}
+
+/// In the child: waits until barge has placed it in its cgroup.
+fn wait_for_cgroup(joined: Option<OwnedFd>) -> Result<(), ChildError> {
+    let Some(joined) = joined else {
+        return Ok(());
+    };
+    let mut byte = [0u8; 1];
+    match rustix::io::read(&joined, &mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(refuse(
+            "joining the container's cgroup: barge did not place the process".into(),
+        )),
+    }
 }
 
 /// The clone of [`spawn`], born in the PID namespace `ns`: a helper
@@ -831,13 +892,12 @@ fn child(
     terminal: Option<&OwnedFd>,
     err_fd: i32,
     ready: Option<OwnedFd>,
+    mut joined: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
-    // Into the container's cgroup before anything is charged or run.
-    for procs in &p.cgroup_procs {
-        rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
-    }
     if p.new_cgroup_ns {
+        // The namespace is rooted at the cgroup the process is in.
+        wait_for_cgroup(joined.take())?;
         crate::sys::unshare_cgroup_namespace().map_err(|e| (125, format!("creating a cgroup namespace: {e}")))?;
     }
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
@@ -894,6 +954,10 @@ fn child(
     if p.loopback_up {
         crate::sys::loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
     }
+    // In the container's cgroup before its credentials, filter and
+    // command (barge placed it there meanwhile; the mounts above are
+    // barge's work, charged to barge's cgroup).
+    wait_for_cgroup(joined)?;
     let program = p.process.enter()?;
     if let (Some(fifo), Some(ready)) = (&p.start_gate, ready) {
         wait_for_start(fifo, ready)?;
