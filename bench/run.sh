@@ -109,6 +109,17 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
     -n "podman run --rm (bridge)" "podman $podman_flags run --rm --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
     -n "docker run --rm" "$docker run --rm --network none $reg/busybox /bin/true"
 
+# 3b. barge-runtime (barge invoked under that name) against runc under the
+# same engine. crun is not among them: it refuses to run on this cgroup v1 host.
+ln -s "$barge" "$work/barge-runtime"
+sh "$work/ctrd-fresh.sh"
+ctr -a "$work/ctrd.sock" image pull --plain-http "$reg/busybox:latest" >/dev/null
+hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json engines)" \
+    -n "podman --runtime barge-runtime run --rm" "podman $podman_flags --runtime $work/barge-runtime run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "podman --runtime runc run --rm" "podman $podman_flags --runtime runc run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "ctr run --rm --runc-binary barge-runtime" "ctr -a $work/ctrd.sock run --rm --runc-binary $work/barge-runtime $reg/busybox:latest bench-barge /bin/true" \
+    -n "ctr run --rm (runc)" "ctr -a $work/ctrd.sock run --rm $reg/busybox:latest bench-runc /bin/true"
+
 if [ -n "$start_only" ]; then
     python3 - "$work" <<'PY'
 import json, sys
@@ -117,6 +128,11 @@ base = r["barge run --rm"]
 for cmd, t in r.items():
     print(f"  {cmd:38s} median {t * 1000:9.1f} ms   barge run --rm/this = {base / t:5.2f}")
 print(f"  barge run --rm (bridge) / podman run --rm (bridge) = {r['barge run --rm (bridge)'] / r['podman run --rm (bridge)']:.3f}")
+e = {x["command"]: x["median"] for x in json.load(open(f"{sys.argv[1]}/engines.json"))["results"]}
+for cmd, t in e.items():
+    print(f"  {cmd:42s} median {t * 1000:9.1f} ms")
+print(f"  podman: barge-runtime / runc = {e['podman --runtime barge-runtime run --rm'] / e['podman --runtime runc run --rm']:.3f}")
+print(f"  ctr: barge-runtime / runc = {e['ctr run --rm --runc-binary barge-runtime'] / e['ctr run --rm (runc)']:.3f}")
 PY
     exit 0
 fi
@@ -194,6 +210,7 @@ target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0
 target("run / podman run, both on a bridge", start["barge run --rm (bridge)"] / start["podman run --rm (bridge)"], 0.06, "x")
 target("run / docker run, --network none", start["barge run --rm"] / start["docker run --rm"], 0.1, "x")
 target("run on a bridge", start["barge run --rm (bridge)"] * 1000, 25, " ms")
+table("engines")
 target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
 scale = table("scale")
 target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")
