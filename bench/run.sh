@@ -1,7 +1,8 @@
 #!/bin/sh
 # barge against skopeo, podman, umoci and runc, side by side in one run.
 # Usage (as root): bench/run.sh      Environment: RUNS (default 5), START_RUNS (default 30),
-# BARGE (a barge binary; default: cargo build --release)
+# BARGE (a barge binary; default: cargo build --release), START_ONLY=1 (only the
+# container start rows, section 3)
 # Builds its images once into /var/tmp/barge-bench-cache (bench/images.sh),
 # serves them from a local docker-registry, and prints medians, ratios and
 # whether each target of bench/README.md is met.
@@ -9,24 +10,31 @@ set -eu
 cd "$(dirname "$0")/.."
 runs="${RUNS:-5}"
 start_runs="${START_RUNS:-30}"
+start_only="${START_ONLY:-}"
 
 . bench/registry.sh
 needs docker-registry skopeo umoci hyperfine busybox-static python3 runc podman debootstrap time docker.io containerd
 barge="$(barge_binary)"
 cache=/var/tmp/barge-bench-cache
-bench/images.sh "$cache"
+images="busybox debian big"
+[ -z "$start_only" ] || images=busybox
+# shellcheck disable=SC2086
+bench/images.sh "$cache" $images
 
 work="$(mktemp -d /var/tmp/barge-bench.XXXXXX)"
 # Registries record their pids here (they start in command substitutions, which are subshells).
 trap 'for p in $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; sleep 1; podman $podman_flags rmi -af >/dev/null 2>&1 || true; umount -R "$work/podman/overlay" "$work/docker" "$work/ctrd" 2>/dev/null || true; rm -rf "$work"' EXIT
 reg="$(registry main)"
-for i in busybox debian big; do
+for i in $images; do
     skopeo copy --quiet --dest-tls-verify=false "oci:$cache/$i/layout:latest" "docker://$reg/$i:latest"
 done
-deb_unpacked="$(du -sm "$cache/debian/bundle/rootfs" | cut -f1)"
-deb_files="$(find "$cache/debian/bundle/rootfs" | wc -l)"
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); debian image: ${deb_unpacked} MB and ${deb_files} files unpacked"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -z "$start_only" ]; then
+    deb_unpacked="$(du -sm "$cache/debian/bundle/rootfs" | cut -f1)"
+    deb_files="$(find "$cache/debian/bundle/rootfs" | wc -l)"
+    echo "debian image: ${deb_unpacked} MB and ${deb_files} files unpacked"
+fi
 
 podman_flags="--root $work/podman --runroot $work/podman-run --storage-driver overlay"
 fresh="sync; echo 3 > /proc/sys/vm/drop_caches"
@@ -53,6 +61,7 @@ SH
 until $docker version >/dev/null 2>&1; do sleep 0.2; done
 json() { echo "$work/$1.json"; }
 
+if [ -z "$start_only" ]; then
 # 1. Pull to ready-to-run (blobs stored, layers unpacked) of the three-layer image.
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json pull)" \
     --prepare "rm -rf $work/barge-root; $fresh" -n "barge pull" \
@@ -78,6 +87,7 @@ hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json copy)" \
     "skopeo copy --quiet --src-tls-verify=false docker://$reg/debian:latest oci:$work/skopeo-oci:x" \
     --prepare "rm -rf $work/skopeo-oci; $fresh" -n "skopeo copy, then sync (durable, as barge)" \
     "skopeo copy --quiet --src-tls-verify=false docker://$reg/debian:latest oci:$work/skopeo-oci:x && sync"
+fi
 
 # 3. Container start.
 "$barge" --root "$work/run-root" pull -q "$reg/busybox:latest" >/dev/null
@@ -98,6 +108,34 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
     -n "barge run --rm (bridge)" "$barge --root $work/run-root run --rm $reg/busybox /bin/true" \
     -n "podman run --rm (bridge)" "podman $podman_flags run --rm --network bridge --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
     -n "docker run --rm" "$docker run --rm --network none $reg/busybox /bin/true"
+
+# 3b. barge-runtime (barge invoked under that name) against runc under the
+# same engine. crun is not among them: it refuses to run on this cgroup v1 host.
+ln -s "$barge" "$work/barge-runtime"
+sh "$work/ctrd-fresh.sh"
+ctr -a "$work/ctrd.sock" image pull --plain-http "$reg/busybox:latest" >/dev/null
+hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json engines)" \
+    -n "podman --runtime barge-runtime run --rm" "podman $podman_flags --runtime $work/barge-runtime run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "podman --runtime runc run --rm" "podman $podman_flags --runtime runc run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $reg/busybox /bin/true" \
+    -n "ctr run --rm --runc-binary barge-runtime" "ctr -a $work/ctrd.sock run --rm --runc-binary $work/barge-runtime $reg/busybox:latest bench-barge /bin/true" \
+    -n "ctr run --rm (runc)" "ctr -a $work/ctrd.sock run --rm $reg/busybox:latest bench-runc /bin/true"
+
+if [ -n "$start_only" ]; then
+    python3 - "$work" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] for x in json.load(open(f"{sys.argv[1]}/start.json"))["results"]}
+base = r["barge run --rm"]
+for cmd, t in r.items():
+    print(f"  {cmd:38s} median {t * 1000:9.1f} ms   barge run --rm/this = {base / t:5.2f}")
+print(f"  barge run --rm (bridge) / podman run --rm (bridge) = {r['barge run --rm (bridge)'] / r['podman run --rm (bridge)']:.3f}")
+e = {x["command"]: x["median"] for x in json.load(open(f"{sys.argv[1]}/engines.json"))["results"]}
+for cmd, t in e.items():
+    print(f"  {cmd:42s} median {t * 1000:9.1f} ms")
+print(f"  podman: barge-runtime / runc = {e['podman --runtime barge-runtime run --rm'] / e['podman --runtime runc run --rm']:.3f}")
+print(f"  ctr: barge-runtime / runc = {e['ctr run --rm --runc-binary barge-runtime'] / e['ctr run --rm (runc)']:.3f}")
+PY
+    exit 0
+fi
 
 # 4. Peak memory of a pull of one 1 GiB layer.
 rm -rf "$work/big-root"
@@ -172,6 +210,7 @@ target("run / podman run", start["barge run --rm"] / start["podman run --rm"], 0
 target("run / podman run, both on a bridge", start["barge run --rm (bridge)"] / start["podman run --rm (bridge)"], 0.06, "x")
 target("run / docker run, --network none", start["barge run --rm"] / start["docker run --rm"], 0.1, "x")
 target("run on a bridge", start["barge run --rm (bridge)"] * 1000, 25, " ms")
+table("engines")
 target("peak RSS, pull of a 1 GiB layer", rss_kib / 1024, 100, " MiB")
 scale = table("scale")
 target("barge images, 10,001 tags", scale["barge images (10,001 tags)"] * 1000, 100, " ms")

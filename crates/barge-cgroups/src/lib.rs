@@ -26,8 +26,10 @@
 //! rules does not start where they cannot be applied.
 //!
 //! The runtime opens the new cgroup's `cgroup.procs` files before `clone`
-//! ([`Cgroup::procs_files`]); the runner's child writes `0` to each
-//! (itself) before it does anything else. Where the cgroup lives is
+//! ([`Cgroup::procs_files`]); the runner writes its child's PID to each
+//! while the child mounts its root, and the child waits for that before
+//! it takes the container's credentials (`barge exec`'s process writes
+//! `0`, itself, first thing). Where the cgroup lives is
 //! recorded in the container directory's `cgroup.json` ([`Cgroup::save`]),
 //! for whoever kills, reads or removes it later. [`stats`] turns its usage
 //! into `barge stats`' numbers.
@@ -855,8 +857,8 @@ impl Cgroup {
         self.write_settings(settings)
     }
 
-    /// Each directory's `cgroup.procs`, open for writing: the child
-    /// writes `0` to each to join.
+    /// Each directory's `cgroup.procs`, open for writing: the runner
+    /// writes the PID that joins to each.
     pub fn procs_files(&self) -> Result<Vec<rustix::fd::OwnedFd>, CgroupError> {
         use rustix::fs::{Mode, OFlags};
         self.dirs

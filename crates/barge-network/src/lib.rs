@@ -544,7 +544,7 @@ fn take_lease(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    if holder.is_empty() || members.is_live(Path::new(&holder)) {
+                    if lease_held(&holder, members) {
                         break;
                     }
                     // Stale: its container is gone or exited without detaching.
@@ -555,6 +555,33 @@ fn take_lease(
         }
     }
     Err(NetworkError::Full(n.name.clone()))
+}
+
+/// A lease's holder, as its file says: a container directory, or
+/// [`VETH_HOLDER`] and the name of a removed container's veth.
+fn lease_held(holder: &str, members: &dyn Members) -> bool {
+    match holder.strip_prefix(VETH_HOLDER) {
+        // Unknown (no netlink socket) counts as held.
+        Some(veth) => netlink::Netlink::open()
+            .and_then(|mut nl| nl.link(veth))
+            .map_or(true, |link| link.is_some()),
+        None => holder.is_empty() || members.is_live(Path::new(holder)),
+    }
+}
+
+/// The holder of an address whose container is gone but whose veth the
+/// kernel has yet to delete with the container's network namespace: the
+/// address is not leased again while the veth (with that address at its
+/// other end) is on the bridge.
+const VETH_HOLDER: &str = "veth:";
+
+/// Hands the container's lease on `bridge` to its veth `veth` ([`VETH_HOLDER`]).
+fn release_to_veth(bridge: &str, dir: &Path, veth: &str) {
+    for (ip, holder) in read_leases(bridge) {
+        if holder == dir {
+            let _ = std::fs::write(lease_dir(bridge).join(ip.to_string()), format!("{VETH_HOLDER}{veth}"));
+        }
+    }
 }
 
 /// Gives up the container's lease on `bridge`, if it holds one.
@@ -620,9 +647,11 @@ fn new_netns(path: &Path) -> std::io::Result<OwnedFd> {
     })
 }
 
-fn remove_netns(path: &Path) {
-    let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+/// Unmounts and removes a namespace file; whether it was mounted.
+fn remove_netns(path: &Path) -> bool {
+    let unmounted = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).is_ok();
     let _ = std::fs::remove_file(path);
+    unmounted
 }
 
 /// The bridge of `n`, created with its gateway address on first use, and its firewall rules.
@@ -878,6 +907,9 @@ pub fn attach(
         .gateway
         .parse()
         .map_err(|_| NetworkError::BadGateway(n.gateway.clone()))?;
+    // A restart: the veth of the container's last run, if the kernel has
+    // not deleted it yet, is deleted below, before the new pair is made.
+    release(&n.bridge, Path::new(&format!("{VETH_HOLDER}{}", veth_name(c.id))));
     let ip = take_lease(&n, subnet, gateway, c.dir, members)?;
 
     let attached = (|| {
@@ -1008,30 +1040,49 @@ fn veth_name(id: &str) -> String {
 }
 
 fn undo(c: &Endpoint) {
-    remove_netns(&netns_path(c.dir));
-    if let Ok(a) = read_json::<Attachment>(&attachment_path(c.dir)) {
+    undo_leaving_veth(c, false);
+}
+
+/// [`undo`]; with `leave_veth`, a veth whose namespace this unmounted is
+/// not deleted but left to the kernel, which deletes it with the namespace
+/// once nothing holds that (its container has exited), off the caller's
+/// path: deleting a link waits for an expedited RCU grace period and an
+/// `rcu_barrier` under rtnl (2-16 ms). Returns the veth so left.
+fn undo_leaving_veth(c: &Endpoint, leave_veth: bool) -> Option<String> {
+    let unmounted = remove_netns(&netns_path(c.dir));
+    let left = match read_json::<Attachment>(&attachment_path(c.dir)) {
         // A user-mode network has no veth.
-        if !a.veth.is_empty() {
+        Ok(a) if a.veth.is_empty() => None,
+        Ok(a) if leave_veth && unmounted => Some(a.veth),
+        Ok(a) => {
             delete_link_named(&a.veth);
+            None
         }
-    } else {
-        delete_link_named(&veth_name(c.id));
-    }
+        Err(_) => {
+            delete_link_named(&veth_name(c.id));
+            None
+        }
+    };
     let _ = std::fs::remove_file(attachment_path(c.dir));
+    left
 }
 
 /// Detaches a container that stopped (or is removed). Does nothing if it
-/// is not attached.
+/// is not attached. Its veth goes with its namespace, asynchronously; its
+/// address stays taken until the veth is gone ([`VETH_HOLDER`]).
 pub fn detach(c: &Endpoint, members: &dyn Members) {
     let nets = Networks::of(c.dir);
     let Ok(_lock) = nets.lock() else { return };
     let mut names: Vec<String> = attachment(c.dir).map(|a| a.network).into_iter().collect();
     names.extend(c.network.map(str::to_string));
     names.dedup();
-    undo(c);
+    let veth = undo_leaving_veth(c, true);
     for name in names {
         if let Ok(n) = nets.load_locked(&name) {
-            release(&n.bridge, c.dir);
+            match &veth {
+                Some(veth) => release_to_veth(&n.bridge, c.dir, veth),
+                None => release(&n.bridge, c.dir),
+            }
             refresh_hosts(&nets, &n, c, members);
         }
     }

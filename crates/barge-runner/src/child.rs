@@ -2,7 +2,7 @@
 //!
 //! [`Plan::new`] prepares everything that allocates from the bundle;
 //! [`spawn`] `clone`s with new namespaces. The child is PID 1 of its PID
-//! namespace; it joins the cgroup it is given, mounts the overlay root and
+//! namespace; barge places it in the cgroup it is given while it mounts the overlay root and
 //! the bundle's mounts inside its own mount namespace, masks and makes
 //! read-only what the bundle says, `pivot_root`s, sets hostname, rlimits,
 //! user, capabilities and `no_new_privs`, marks every other fd
@@ -47,6 +47,9 @@ pub struct Plan {
     rootfs: PathBuf,
     snapshots_dir: PathBuf,
     overlay_data: CString,
+    /// [`Plan::volatile_upper`]: the options without `volatile`, for a
+    /// kernel that does not know it (before 5.10).
+    overlay_fallback: Option<CString>,
     /// The root is already mounted on `rootfs` (fuse-overlayfs, rootless):
     /// the child mounts no overlay.
     premounted: bool,
@@ -64,7 +67,9 @@ pub struct Plan {
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
     netns: Option<OwnedFd>,
-    /// The container cgroup's `cgroup.procs` files: the child joins first thing.
+    /// The container cgroup's `cgroup.procs` files: [`spawn`] writes the
+    /// child's PID there while the child mounts, and the child waits for
+    /// that before it takes the container's credentials.
     pub cgroup_procs: Vec<OwnedFd>,
     /// A new network namespace (else the host's, or `netns`).
     new_net: bool,
@@ -244,6 +249,7 @@ impl Plan {
             rootfs,
             snapshots_dir,
             overlay_data: cstr(overlay)?,
+            overlay_fallback: None,
             premounted: false,
             rootless: false,
             mounts,
@@ -344,6 +350,23 @@ impl Plan {
         self.rootless = true;
         Ok(())
     }
+
+    /// The container's writable layer is thrown away when it exits (`--rm`):
+    /// the overlay is mounted `volatile`, so that its unmount (when the
+    /// container's mount namespace dies with its last process) does not
+    /// `syncfs` the store's whole filesystem, nor `fsync` in the container
+    /// reach the disk. A kernel without the option (before 5.10) mounts it
+    /// as before. Call after [`Plan::rootless`].
+    pub fn volatile_upper(&mut self) -> Result<(), RunnerError> {
+        if self.premounted || self.root_dir.is_some() || self.overlay_data.is_empty() {
+            return Ok(());
+        }
+        let mut data = self.overlay_data.as_bytes().to_vec();
+        data.extend_from_slice(b",volatile");
+        crate::check_options_len(&data)?;
+        self.overlay_fallback = Some(std::mem::replace(&mut self.overlay_data, cstr(data)?));
+        Ok(())
+    }
 }
 
 /// Starts the container's first process as `plan` says.
@@ -379,6 +402,17 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         }
         None => None,
     };
+    // barge moves the child into its cgroup while the child builds its
+    // root: the first cgroup v1 migration waits for an RCU grace period
+    // (~14 ms), which then overlaps the mounts. The child waits for the
+    // byte on this pipe before it takes the container's credentials.
+    let joined = match plan.cgroup_procs.is_empty() {
+        true => None,
+        false => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| io_err("creating a pipe")(e.into()))?,
+        ),
+    };
     let forked = match &plan.pid_ns {
         Ns::Join(ns) => clone_in_pid_namespace(ns, new),
         _ => crate::sys::clone_into_namespaces(new),
@@ -397,8 +431,9 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
                 read
             });
             let err_fd = err_write.as_raw_fd();
+            let joined = joined.map(|(read, _)| read);
             run_child(err_write, || {
-                child(plan, io, sock.as_ref(), err_fd, ready, maps_ready.as_ref())
+                child(plan, io, sock.as_ref(), err_fd, ready, maps_ready.as_ref(), joined)
             });
         }
     };
@@ -425,6 +460,9 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
     drop(maps_pipe);
     drop(err_write);
     drop(io);
+    if let Some((_, joined)) = joined {
+        join_cgroup(plan, pid, joined, &err_read)?;
+    }
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or_else(|| RunnerError::Corrupt("pid 0".into()))?,
         rustix::process::PidfdFlags::empty(),
@@ -443,6 +481,50 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         start_time,
         terminal: master,
     })
+}
+
+/// Writes the child's `pid` into each of the cgroup's `cgroup.procs`, then
+/// lets it go on (a byte on `joined`). On failure the child is killed and
+/// reaped, and the failure is its own message when it wrote one first.
+fn join_cgroup(plan: &Plan, pid: i32, joined: OwnedFd, err_read: &OwnedFd) -> Result<(), RunnerError> {
+    let line = pid.to_string();
+    let written = plan
+        .cgroup_procs
+        .iter()
+        .try_for_each(|procs| rustix::io::write(procs, line.as_bytes()).map(drop))
+        .and_then(|()| rustix::io::write(&joined, &[1]).map(drop));
+    let Err(e) = written else {
+        return Ok(());
+    };
+    drop(joined);
+    let child = rustix::process::Pid::from_raw(pid);
+    if let Some(child) = child {
+        let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    }
+    let mut msg = String::new();
+    if let Ok(read) = err_read.try_clone() {
+        let _ = std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut msg);
+    }
+    let _ = rustix::process::waitpid(child, rustix::process::WaitOptions::empty());
+    let (code, message) = match msg.is_empty() {
+        true => (125, format!("joining the container's cgroup: {e}")),
+        false => crate::process::parse_failure(msg),
+    };
+    Err(RunnerError::Start { code, message })
+}
+
+/// In the child: waits until barge has placed it in its cgroup.
+fn wait_for_cgroup(joined: Option<OwnedFd>) -> Result<(), ChildError> {
+    let Some(joined) = joined else {
+        return Ok(());
+    };
+    let mut byte = [0u8; 1];
+    match rustix::io::read(&joined, &mut byte) {
+        Ok(1) => Ok(()),
+        _ => Err(refuse(
+            "joining the container's cgroup: barge did not place the process".into(),
+        )),
+    }
 }
 
 /// The clone of [`spawn`], born in the PID namespace `ns`: a helper
@@ -699,13 +781,20 @@ fn mount_root(p: &Plan, sys: &mut impl Mounts) -> Result<(), ChildError> {
     if let Some(opened) = &p.root_dir {
         bind_root_dir(p, opened, sys)?;
     } else if !p.premounted {
-        sys.mount(
-            c"overlay",
-            &p.rootfs,
-            "overlay",
-            MountFlags::NODEV,
-            p.overlay_data.as_c_str(),
-        )
+        let overlay = |sys: &mut _, data: &CString| {
+            Mounts::mount(
+                sys,
+                c"overlay",
+                &p.rootfs,
+                "overlay",
+                MountFlags::NODEV,
+                data.as_c_str(),
+            )
+        };
+        match (overlay(sys, &p.overlay_data), &p.overlay_fallback) {
+            (Err(e), Some(plain)) if e.raw_os_error() == Some(libc::EINVAL) => overlay(sys, plain),
+            (r, _) => r,
+        }
         .map_err(io_fail("mounting the root filesystem (overlay)"))?;
     }
     let root = rustix::fs::open(
@@ -914,12 +1003,9 @@ fn child(
     err_fd: i32,
     ready: Option<OwnedFd>,
     maps_ready: Option<&OwnedFd>,
+    mut joined: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
-    // Into the container's cgroup before anything is charged or run.
-    for procs in &p.cgroup_procs {
-        rustix::io::write(procs, b"0").map_err(fail("joining the container's cgroup"))?;
-    }
     if let Some(maps_ready) = maps_ready {
         // Once the parent has mapped the IDs: the namespace's root, whose
         // capabilities there set the container up.
@@ -936,6 +1022,8 @@ fn child(
             .map_err(fail("becoming root of the user namespace (setuid 0)"))?;
     }
     if p.new_cgroup_ns {
+        // The namespace is rooted at the cgroup the process is in.
+        wait_for_cgroup(joined.take())?;
         crate::sys::unshare_cgroup_namespace().map_err(|e| (125, format!("creating a cgroup namespace: {e}")))?;
     }
     // Nothing in the container may ptrace or reopen this process while it runs barge code.
@@ -994,6 +1082,10 @@ fn child(
     if p.loopback_up {
         crate::sys::loopback_up().map_err(|e| (125, format!("bringing up lo: {e}")))?;
     }
+    // In the container's cgroup before its credentials, filter and
+    // command (barge placed it there meanwhile; the mounts above are
+    // barge's work, charged to barge's cgroup).
+    wait_for_cgroup(joined)?;
     let program = p.process.enter()?;
     if let (Some(fifo), Some(ready)) = (&p.start_gate, ready) {
         wait_for_start(fifo, ready)?;
@@ -1395,6 +1487,22 @@ mod tests {
             std::fs::read_link(root.join("dev/ptmx")).unwrap(),
             Path::new("pts/ptmx")
         );
+    }
+
+    #[test]
+    fn a_volatile_upper_keeps_the_plain_options_for_older_kernels() {
+        let d = tempfile::tempdir().unwrap();
+        let lowers = [d.path().join("snapshots/a/fs")];
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        let plain = plan.overlay_data.clone();
+        plan.volatile_upper().unwrap();
+        assert_eq!(plan.overlay_data.to_bytes(), [plain.to_bytes(), b",volatile"].concat());
+        assert_eq!(plan.overlay_fallback, Some(plain));
+        // A root mounted by the caller (fuse-overlayfs) gets nothing.
+        let mut plan = Plan::new(&spec(Vec::new(), false), d.path(), &lowers, false).unwrap();
+        plan.rootless(true).unwrap();
+        plan.volatile_upper().unwrap();
+        assert!(plan.overlay_fallback.is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!
 //! It is not for containers as barge records them (`barge-runtime`: it
 //! hands this crate plain data and descriptors), cgroups (`barge-cgroups`:
-//! this crate only writes `0` to the `cgroup.procs` files it is given) or
+//! this crate only writes PIDs to the `cgroup.procs` files it is given) or
 //! networks (`barge-network`: the child joins the namespace it is given).
 
 pub mod caps;

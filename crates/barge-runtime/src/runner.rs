@@ -63,6 +63,9 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     if crate::rootless::rootless() {
         crate::rootless::prepare_root(c, &mut plan)?;
     }
+    if c.meta.auto_remove {
+        plan.volatile_upper()?;
+    }
     // The cgroup, with its limits, exists before the child does.
     let resources = crate::spec::resources(spec);
     let cgroup_path = crate::spec::linux(spec)?

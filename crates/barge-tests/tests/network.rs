@@ -243,7 +243,7 @@ fn published_ports_reach_the_container_from_the_host_loopback() {
     assert!(links().contains(&veth), "{veth} in {:?}", links());
     b.ok(&["stop", "-t", "1", "web"]);
     assert!(http_get(port).is_err(), "nothing listens after stop");
-    assert!(!links().contains(&veth));
+    wait_until("the veth to go with the namespace", || !links().contains(&veth));
     assert_eq!(
         b.ok(&["ps", "-a", "--filter", "name=web", "--format", "{{.Ports}}"])
             .trim(),
