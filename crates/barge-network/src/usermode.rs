@@ -219,33 +219,43 @@ impl UserNet {
         }
     }
 
-    /// Stops the tool and waits for it: the ports are free on return.
+    /// Stops the tool. With ports published it waits for the tool's exit,
+    /// so that they are free on return (an immediately following start may
+    /// bind them again); without, it does not wait: the tool's exit
+    /// (unmapping its buffers) takes tens of milliseconds that the
+    /// container's exit would otherwise wait out, and the process is
+    /// reaped by a later `stop` or when this process exits.
     pub fn stop(mut self) -> Result<(), UserNetError> {
-        self.halt()
+        if !self.ports.is_empty() {
+            return self.halt();
+        }
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = child.kill();
+        let mut exiting = EXITING.lock().unwrap_or_else(|e| e.into_inner());
+        // Those reaped (or reaped by someone else: an error) are dropped.
+        exiting.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        exiting.push(child);
+        Ok(())
     }
 
+    /// Ends the tool and waits for its exit.
     fn halt(&mut self) -> Result<(), UserNetError> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let pid = rustix::process::Pid::from_child(&child);
-        // SIGTERM first: both tools exit at once on it; SIGKILL if not.
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    child.wait().map_err(io_err(format!("waiting for {}", self.tool)))?;
-                    return Ok(());
-                }
-                Err(e) => return Err(io_err(format!("waiting for {}", self.tool))(e)),
-            }
-        }
+        // Neither tool keeps anything worth a graceful exit (and pasta
+        // ignores SIGTERM in a user namespace): SIGKILL, and the wait
+        // returns the moment it is gone (no polling in steps).
+        let _ = child.kill();
+        child.wait().map_err(io_err(format!("waiting for {}", self.tool)))?;
+        Ok(())
     }
 }
+
+/// Tools [`UserNet::stop`] killed without waiting for, until reaped.
+static EXITING: std::sync::Mutex<Vec<Child>> = std::sync::Mutex::new(Vec::new());
 
 impl Drop for UserNet {
     fn drop(&mut self) {
