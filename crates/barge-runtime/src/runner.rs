@@ -60,6 +60,10 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         j.still_running()?;
     }
     plan.bind_devices(crate::sharing::device_binds(c, spec)?);
+    if c.meta.auto_remove {
+        clear_volatile_mark(c);
+        plan.volatile()?;
+    }
     if crate::rootless::rootless() {
         crate::rootless::prepare_root(c, &mut plan)?;
     }
@@ -97,6 +101,17 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     let started = barge_runner::child::spawn(&plan, io)?;
     guard.0 = None;
     Ok(started)
+}
+
+/// Removes what a `volatile` overlay (a `--rm` container's root, see
+/// `Plan::volatile`) leaves in its work directory, `work/incompat/volatile`,
+/// which makes the kernel refuse any later mount of it (a restart, `cp`
+/// from it stopped). Such a container's upper directory is thrown away
+/// with it, whatever state it is in.
+pub(crate) fn clear_volatile_mark(c: &Container) {
+    if c.meta.auto_remove {
+        let _ = std::fs::remove_dir_all(c.dir.join("work/work/incompat"));
+    }
 }
 
 /// Starts the container with an external OCI runtime: the overlay is
