@@ -55,7 +55,7 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
     -n "user: barge run --network none" "$as_user $barge run --rm --network none $img /bin/true" \
     -n "user: podman run --network none" "$podman run --rm --network none $ulimits $img /bin/true" \
     -n "root: barge run (bridge)" "$barge --root $work/root-store run --rm $img /bin/true" \
-    -n "user: barge run (pasta)" "$as_user $barge run --rm $img /bin/true" \
+    -n "user: barge run (user-mode)" "$as_user $barge run --rm $img /bin/true" \
     -n "user: podman run (slirp4netns)" "$podman run --rm $ulimits $img /bin/true"
 
 # 2. Pull to ready-to-run, from a clean store each time. The page cache
@@ -89,9 +89,9 @@ def ratio(what, a, b, limit=None):
 s = table("start")
 p = table("pull")
 ratio("run --network none, user / podman rootless", s["user: barge run --network none"], s["user: podman run --network none"], 0.2)
-ratio("run, default network, user / podman rootless", s["user: barge run (pasta)"], s["user: podman run (slirp4netns)"], 0.2)
+ratio("run, default network, user / podman rootless", s["user: barge run (user-mode)"], s["user: podman run (slirp4netns)"], 0.2)
 ratio("run --network none, user / root", s["user: barge run --network none"], s["root: barge run --network none"], 1.2)
-ratio("run, default network, user (pasta) / root (bridge)", s["user: barge run (pasta)"], s["root: barge run (bridge)"], 1.2)
+ratio("run, default network, user (user-mode) / root (bridge)", s["user: barge run (user-mode)"], s["root: barge run (bridge)"], 1.2)
 ratio("pull, user / podman rootless", p["user: barge pull"], p["user: podman pull"])
 ratio("pull, user / root", p["user: barge pull"], p["root: barge pull"], 1.2)
 print("\n(the user's rows include runuser; its row above is what it costs)")
