@@ -61,12 +61,23 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
 # 2. Pull to ready-to-run, from a clean store each time. The page cache
 # is dropped, then runuser run once: a cold runuser (PAM, its libraries)
 # takes 50-200 ms, which is not what the user's rows compare.
+# Each barge pull gets a new, empty store (`$work/pulls/*`, the link
+# `root-pull` or `user-pull` to it) rather than one deleted in place:
+# ext4's inode allocator walks past inodes freed in the last minute, and
+# a store deleted and refilled at each run made whichever store's block
+# group held more of them several times slower to fill (symlinkat).
 warm_runuser="runuser -u $user -- true"
+mkdir -p "$work/pulls"
+chmod 0755 "$work/pulls"
+new_store() { # LINK [USER]: points $work/LINK at a new empty directory
+    echo "d=\$(mktemp -d $work/pulls/s.XXXXXX) && chmod 0755 \$d && ${2:+chown $2: \$d &&} ln -sfn \$d $work/$1"
+}
+as_user_pull="runuser -u $user -- env HOME=$work/home XDG_DATA_HOME=$work/user-pull XDG_CONFIG_HOME=$work/config XDG_RUNTIME_DIR=$work/run"
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json pull)" \
-    --prepare "rm -rf $work/root-pull; $fresh" -n "root: barge pull" \
-    "$barge --root $work/root-pull pull -q $img" \
-    --prepare "rm -rf $work/data/barge; $fresh; $warm_runuser" -n "user: barge pull" \
-    "$as_user $barge pull -q $img" \
+    --prepare "$(new_store root-pull); $fresh" -n "root: barge pull" \
+    "$barge --root $work/root-pull/barge pull -q $img" \
+    --prepare "$(new_store user-pull "$user"); $fresh; $warm_runuser" -n "user: barge pull" \
+    "$as_user_pull $barge pull -q $img" \
     --prepare "$podman rmi -af >/dev/null 2>&1 || true; $fresh; $warm_runuser" -n "user: podman pull" \
     "$podman pull -q --tls-verify=false docker://$img"
 
