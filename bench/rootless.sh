@@ -55,16 +55,30 @@ hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json
     -n "user: barge run --network none" "$as_user $barge run --rm --network none $img /bin/true" \
     -n "user: podman run --network none" "$podman run --rm --network none $ulimits $img /bin/true" \
     -n "root: barge run (bridge)" "$barge --root $work/root-store run --rm $img /bin/true" \
-    -n "user: barge run (pasta)" "$as_user $barge run --rm $img /bin/true" \
+    -n "user: barge run (user-mode)" "$as_user $barge run --rm $img /bin/true" \
     -n "user: podman run (slirp4netns)" "$podman run --rm $ulimits $img /bin/true"
 
-# 2. Pull to ready-to-run, from a clean store each time.
+# 2. Pull to ready-to-run, from a clean store each time. The page cache
+# is dropped, then runuser run once: a cold runuser (PAM, its libraries)
+# takes 50-200 ms, which is not what the user's rows compare.
+# Each barge pull gets a new, empty store (`$work/pulls/*`, the link
+# `root-pull` or `user-pull` to it) rather than one deleted in place:
+# ext4's inode allocator walks past inodes freed in the last minute, and
+# a store deleted and refilled at each run made whichever store's block
+# group held more of them several times slower to fill (symlinkat).
+warm_runuser="runuser -u $user -- true"
+mkdir -p "$work/pulls"
+chmod 0755 "$work/pulls"
+new_store() { # LINK [USER]: points $work/LINK at a new empty directory
+    echo "d=\$(mktemp -d $work/pulls/s.XXXXXX) && chmod 0755 \$d && ${2:+chown $2: \$d &&} ln -sfn \$d $work/$1"
+}
+as_user_pull="runuser -u $user -- env HOME=$work/home XDG_DATA_HOME=$work/user-pull XDG_CONFIG_HOME=$work/config XDG_RUNTIME_DIR=$work/run"
 hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$(json pull)" \
-    --prepare "rm -rf $work/root-pull; $fresh" -n "root: barge pull" \
-    "$barge --root $work/root-pull pull -q $img" \
-    --prepare "rm -rf $work/data/barge; $fresh" -n "user: barge pull" \
-    "$as_user $barge pull -q $img" \
-    --prepare "$podman rmi -af >/dev/null 2>&1 || true; $fresh" -n "user: podman pull" \
+    --prepare "$(new_store root-pull); $fresh" -n "root: barge pull" \
+    "$barge --root $work/root-pull/barge pull -q $img" \
+    --prepare "$(new_store user-pull "$user"); $fresh; $warm_runuser" -n "user: barge pull" \
+    "$as_user_pull $barge pull -q $img" \
+    --prepare "$podman rmi -af >/dev/null 2>&1 || true; $fresh; $warm_runuser" -n "user: podman pull" \
     "$podman pull -q --tls-verify=false docker://$img"
 
 python3 - "$work" <<'PY'
@@ -86,9 +100,9 @@ def ratio(what, a, b, limit=None):
 s = table("start")
 p = table("pull")
 ratio("run --network none, user / podman rootless", s["user: barge run --network none"], s["user: podman run --network none"], 0.2)
-ratio("run, default network, user / podman rootless", s["user: barge run (pasta)"], s["user: podman run (slirp4netns)"], 0.2)
+ratio("run, default network, user / podman rootless", s["user: barge run (user-mode)"], s["user: podman run (slirp4netns)"], 0.2)
 ratio("run --network none, user / root", s["user: barge run --network none"], s["root: barge run --network none"], 1.2)
-ratio("run, default network, user (pasta) / root (bridge)", s["user: barge run (pasta)"], s["root: barge run (bridge)"], 1.2)
+ratio("run, default network, user (user-mode) / root (bridge)", s["user: barge run (user-mode)"], s["root: barge run (bridge)"], 1.2)
 ratio("pull, user / podman rootless", p["user: barge pull"], p["user: podman pull"])
 ratio("pull, user / root", p["user: barge pull"], p["root: barge pull"], 1.2)
 print("\n(the user's rows include runuser; its row above is what it costs)")

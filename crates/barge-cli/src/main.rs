@@ -52,7 +52,7 @@ fn main() {
     // the user's own user namespace, where the user is root (issue 13).
     let euid = rustix::process::geteuid();
     if cli.command.needs_user_namespace() && !euid.is_root() {
-        let Err(e) = barge_runtime::userns::enter();
+        let Err(e) = barge_runtime::userns::enter(cli.command.starts_containers());
         eprintln!("Error: entering your rootless user namespace: {e}");
         std::process::exit(125);
     }

@@ -83,9 +83,13 @@ impl Tool {
             .find(|p| p.is_file() && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok())
     }
 
-    /// pasta if installed, else slirp4netns.
+    /// slirp4netns if installed, else pasta. slirp4netns first: a
+    /// container's start waits for the tool, and slirp4netns is ready in a
+    /// few milliseconds where pasta takes 30-50 (its splice pipe pools and
+    /// namespace helpers) and as long again to exit; pasta moves bulk
+    /// traffic faster, and `Config::tool` picks it.
     pub fn detect() -> Result<(Tool, PathBuf), UserNetError> {
-        for tool in [Tool::Pasta, Tool::Slirp4netns] {
+        for tool in [Tool::Slirp4netns, Tool::Pasta] {
             if let Some(path) = tool.find() {
                 return Ok((tool, path));
             }
@@ -219,33 +223,43 @@ impl UserNet {
         }
     }
 
-    /// Stops the tool and waits for it: the ports are free on return.
+    /// Stops the tool. With ports published it waits for the tool's exit,
+    /// so that they are free on return (an immediately following start may
+    /// bind them again); without, it does not wait: the tool's exit
+    /// (unmapping its buffers) takes tens of milliseconds that the
+    /// container's exit would otherwise wait out, and the process is
+    /// reaped by a later `stop` or when this process exits.
     pub fn stop(mut self) -> Result<(), UserNetError> {
-        self.halt()
+        if !self.ports.is_empty() {
+            return self.halt();
+        }
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = child.kill();
+        let mut exiting = EXITING.lock().unwrap_or_else(|e| e.into_inner());
+        // Those reaped (or reaped by someone else: an error) are dropped.
+        exiting.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        exiting.push(child);
+        Ok(())
     }
 
+    /// Ends the tool and waits for its exit.
     fn halt(&mut self) -> Result<(), UserNetError> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let pid = rustix::process::Pid::from_child(&child);
-        // SIGTERM first: both tools exit at once on it; SIGKILL if not.
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    child.wait().map_err(io_err(format!("waiting for {}", self.tool)))?;
-                    return Ok(());
-                }
-                Err(e) => return Err(io_err(format!("waiting for {}", self.tool))(e)),
-            }
-        }
+        // Neither tool keeps anything worth a graceful exit (and pasta
+        // ignores SIGTERM in a user namespace): SIGKILL, and the wait
+        // returns the moment it is gone (no polling in steps).
+        let _ = child.kill();
+        child.wait().map_err(io_err(format!("waiting for {}", self.tool)))?;
+        Ok(())
     }
 }
+
+/// Tools [`UserNet::stop`] killed without waiting for, until reaped.
+static EXITING: std::sync::Mutex<Vec<Child>> = std::sync::Mutex::new(Vec::new());
 
 impl Drop for UserNet {
     fn drop(&mut self) {
@@ -437,9 +451,34 @@ fn start_pasta(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Conf
     spawn(net, cmd)
 }
 
+/// Waits for pasta's PID file, woken when a file in the scratch directory
+/// is written (inotify) or pasta exits (its pidfd), not in steps: pasta
+/// starts while the container is prepared, and what is left of its
+/// start-up is waited for to the moment it ends.
 fn wait_pasta(net: &mut UserNet) -> Result<(), UserNetError> {
     let pidfile = net.scratch.path().join("pasta.pid");
     let deadline = Instant::now() + READY_TIMEOUT;
+    // Watched before the first look, so a write between a look and the
+    // poll is not missed (a look every 100 ms all the same); without
+    // either descriptor, 5 ms steps.
+    let written = rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC)
+        .and_then(|fd| {
+            use rustix::fs::inotify::WatchFlags;
+            rustix::fs::inotify::add_watch(
+                &fd,
+                net.scratch.path(),
+                WatchFlags::MODIFY | WatchFlags::CLOSE_WRITE | WatchFlags::MOVED_TO,
+            )
+            .map(|_| fd)
+        })
+        .ok();
+    let gone = net.child.as_ref().and_then(|c| {
+        rustix::process::pidfd_open(
+            rustix::process::Pid::from_child(c),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok()
+    });
     loop {
         if std::fs::metadata(&pidfile).is_ok_and(|m| m.len() > 0) {
             return Ok(());
@@ -454,7 +493,27 @@ fn wait_pasta(net: &mut UserNet) -> Result<(), UserNetError> {
             let _ = net.halt();
             return Err(UserNetError::Timeout { tool: net.tool, detail });
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match (&written, &gone) {
+            (Some(written), Some(gone)) => {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100));
+                let timeout = Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                };
+                let mut fds = [PollFd::new(written, PollFlags::IN), PollFd::new(gone, PollFlags::IN)];
+                if poll(&mut fds, Some(&timeout)).is_err() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // The events only wake this loop, which looks again.
+                let mut events = [0u8; 1024];
+                if fds[0].revents().contains(PollFlags::IN) {
+                    let _ = rustix::io::read(written, &mut events);
+                }
+            }
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
     }
 }
 
@@ -480,6 +539,15 @@ fn start_slirp(net: &mut UserNet, mut cmd: Command, ns: Namespace, config: &Conf
     cmd.arg(format!("--ready-fd={}", inherit[0]));
     cmd.arg(format!("--exit-fd={}", inherit[1]));
     cmd.arg("--api-socket").arg(&api);
+    // Confined as pasta confines itself (and as podman runs it): a
+    // seccomp filter, and, run by root of its namespace (rootless barge
+    // always is), an empty root of its own and no capabilities; the
+    // sandbox needs that root (an unprivileged caller outside any user
+    // namespace gets "setegid(0); parent failed").
+    cmd.arg("--enable-seccomp");
+    if rustix::process::geteuid().is_root() {
+        cmd.arg("--enable-sandbox");
+    }
     if !config.host_loopback {
         cmd.arg("--disable-host-loopback");
     }

@@ -37,12 +37,13 @@ fn writable_exe() -> bool {
     !rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE))
 }
 
-/// A read-only, detached bind mount of the running binary.
-fn read_only_mount() -> std::io::Result<OwnedFd> {
+/// A read-only, detached bind mount of the binary at `path` (the running
+/// one: `/proc/self/exe`, or its path in another mount namespace).
+pub(crate) fn read_only_mount(path: &std::path::Path) -> std::io::Result<OwnedFd> {
     use rustix::mount::OpenTreeFlags;
     let fd = rustix::mount::open_tree(
         rustix::fs::CWD,
-        "/proc/self/exe",
+        path,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )?;
     mount_setattr(&fd, MOUNT_ATTR_RDONLY, false)?;
@@ -83,7 +84,7 @@ pub fn ensure() -> Result<(), RunnerError> {
     if !writable_exe() {
         return Ok(());
     }
-    let exe = match read_only_mount() {
+    let exe = match read_only_mount(std::path::Path::new("/proc/self/exe")) {
         Ok(fd) => fd,
         Err(_) => std::fs::File::open("/proc/self/exe")
             .and_then(|exe| sealed_copy("barge", exe))

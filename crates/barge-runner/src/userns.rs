@@ -167,7 +167,12 @@ fn mapping_of(pid: i32) -> Result<Mapping, UserNsError> {
 /// is none) and re-executes barge inside with the same arguments, or
 /// returns why it could not. Call it first thing in `main`, while the
 /// process has one thread: `setns` into a user namespace needs that.
-pub fn enter() -> Result<std::convert::Infallible, UserNsError> {
+/// With `sealed` (a command that starts container processes), barge is
+/// re-executed from a read-only bind mount of itself made in the
+/// namespace, what [`crate::sealed::ensure`] would otherwise re-execute
+/// once more for; when that mount cannot be made, from its path, and
+/// `ensure` then makes its copy as it does for any writable binary.
+pub fn enter(sealed: bool) -> Result<std::convert::Infallible, UserNsError> {
     let dir = runtime_dir()?;
     let lock_path = dir.join("pause.lock");
     let lock = std::fs::OpenOptions::new()
@@ -237,6 +242,15 @@ pub fn enter() -> Result<std::convert::Infallible, UserNsError> {
         .chain([format!("{ENV}={}", mapping.as_str()).into_bytes()])
         .map(cstr)
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(read_only) = exe_path
+        .as_deref()
+        .filter(|_| sealed)
+        .and_then(|p| crate::sealed::read_only_mount(p).ok())
+    {
+        return Err(io_err("re-executing barge inside the user namespace")(sys::execveat(
+            &read_only, &argv, &envp,
+        )));
+    }
     let exe = match exe_path {
         Some(p) => cstr(p.as_os_str().as_bytes().to_vec())?,
         None => cstr(b"/proc/self/exe".to_vec())?,

@@ -64,6 +64,7 @@ impl Container {
                 self.meta.name
             ))
         };
+        crate::runner::clear_volatile_mark(self);
         let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| fail("fsopen", e))?;
         for dir in &self.meta.lower_dirs {
             fsconfig_set_string(&fs, "lowerdir+", dir.as_path()).map_err(|e| fail("lowerdir", e))?;

@@ -4,9 +4,15 @@
 //! `fuse-overlayfs` mounted on the bundle's `rootfs` before the child
 //! starts, else an error naming the package. Whether its limit flags
 //! can apply ([`check_limits`]): only in a delegated cgroup v2 subtree.
+//!
+//! Whether the kernel's overlayfs works is probed on a scratch overlay
+//! once per boot and filesystem, and remembered in the user's runtime
+//! directory ([`kernel_overlay`]): the probe's directories and mount cost
+//! milliseconds that every start would otherwise pay.
 
 use crate::{Container, RuntimeError};
 use barge_runner::child::Plan;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -42,7 +48,7 @@ pub fn prepare_root(c: &Container, plan: &mut Plan) -> Result<(), RuntimeError> 
     let kernel = if forced_fuse {
         Err(format!("{OVERLAY_ENV}=fuse-overlayfs"))
     } else {
-        probe_kernel_overlay(&c.dir)
+        kernel_overlay(&c.dir)
     };
     match kernel {
         Ok(()) => Ok(plan.rootless(false)?),
@@ -65,8 +71,39 @@ fn is_fuse_mount(path: &Path) -> bool {
     rustix::fs::statfs(path).is_ok_and(|s| s.f_type == 0x6573_5546) // FUSE_SUPER_MAGIC
 }
 
+/// Whether the kernel's overlayfs with `userxattr` works for a container
+/// in `dir`: known when a probe on this filesystem succeeded since the
+/// host booted (the record in the runtime directory holds the boot ID, so
+/// another kernel probes again), else probed now. A failure is not
+/// recorded: the next start probes again, and falls back to fuse-overlayfs.
+fn kernel_overlay(dir: &Path) -> Result<(), String> {
+    let record = probe_record(dir);
+    if let Some((path, boot)) = &record {
+        if std::fs::read_to_string(path).is_ok_and(|s| s == *boot) {
+            return Ok(());
+        }
+    }
+    probe_kernel_overlay(dir)?;
+    if let Some((path, boot)) = record {
+        // Best effort: without the record the next start probes again.
+        let _ = std::fs::write(path, boot);
+    }
+    Ok(())
+}
+
+/// Where a successful probe for `dir`'s filesystem is recorded, and what
+/// the record holds (this boot's ID).
+fn probe_record(dir: &Path) -> Option<(PathBuf, String)> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let run = barge_runner::userns::runtime_dir().ok()?;
+    Some((run.join(format!("overlay-probed-{dev:x}")), boot.trim().to_string()))
+}
+
 /// Mounts a throw-away overlay with `userxattr` in the container's
-/// directory: Ok when the kernel allows what the child will do.
+/// directory: Ok when the kernel allows what the child will do. The
+/// overlay is `volatile`: unmounting it then does not sync the upper
+/// directory's filesystem, which takes tens of milliseconds on a busy disk.
 fn probe_kernel_overlay(dir: &Path) -> Result<(), String> {
     let probe = dir.join(".overlay-probe");
     let _ = std::fs::remove_dir_all(&probe);
@@ -75,7 +112,12 @@ fn probe_kernel_overlay(dir: &Path) -> Result<(), String> {
             std::fs::create_dir_all(probe.join(d)).map_err(|e| format!("preparing a probe: {e}"))?;
         }
         let p = |d: &str| probe.join(d).display().to_string();
-        let data = format!("lowerdir={},upperdir={},workdir={},userxattr", p("l"), p("u"), p("w"));
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={},userxattr,volatile",
+            p("l"),
+            p("u"),
+            p("w")
+        );
         let data = std::ffi::CString::new(data).map_err(|_| "a NUL byte in the container's path".to_string())?;
         rustix::mount::mount(
             "overlay",

@@ -64,6 +64,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
         crate::rootless::prepare_root(c, &mut plan)?;
     }
     if c.meta.auto_remove {
+        clear_volatile_mark(c);
         plan.volatile_upper()?;
     }
     // The cgroup, with its limits, exists before the child does.
@@ -110,6 +111,17 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     let started = barge_runner::child::spawn(&plan, io)?;
     guard.0 = None;
     Ok(started)
+}
+
+/// Removes what a `volatile` overlay (a `--rm` container's root, see
+/// `Plan::volatile_upper`) leaves in its work directory, `work/incompat/volatile`,
+/// which makes the kernel refuse any later mount of it (a restart, `cp`
+/// from it stopped). Such a container's upper directory is thrown away
+/// with it, whatever state it is in.
+pub(crate) fn clear_volatile_mark(c: &Container) {
+    if c.meta.auto_remove {
+        let _ = std::fs::remove_dir_all(c.dir.join("work/work/incompat"));
+    }
 }
 
 /// Starts the container with an external OCI runtime: the overlay is
