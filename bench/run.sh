@@ -101,6 +101,9 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(sys.argv[1], "w"))
 PY
+# The pulls above leave data for the disk: written back now, not during the
+# first tool's runs.
+sync
 hyperfine --style basic -N --warmup 3 --runs "$start_runs" --export-json "$(json start)" \
     -n "barge run --rm" "$barge --root $work/run-root run --rm --network none $reg/busybox /bin/true" \
     -n "runc run (unpacked bundle)" "runc --root $work/runc-state run --bundle $work/runc-bundle bench" \
