@@ -1,8 +1,9 @@
 //! What a fast container start does differently, through the real binary:
 //! an `--rm` container's writable layer is mounted `volatile` (its unmount
-//! does not sync the store's filesystem), one kept is not; on a bridge the
-//! exited container's veth goes with its namespace, and its address stays
-//! taken while the veth is there.
+//! does not sync the store's filesystem), one kept is not, and the mark a
+//! volatile mount leaves does not stop a root from being mounted again; on
+//! a bridge the exited container's veth goes with its namespace, and its
+//! address stays taken while the veth is there.
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
@@ -37,6 +38,21 @@ fn only_a_removed_container_gets_a_volatile_upper() {
     assert!(!kept.contains("volatile"), "{kept}");
     // A kept container starts again on the same writable layer.
     b.ok(&["start", "kept"]);
+
+    // What a previous volatile mount of a root left (a start that barge
+    // did not see to its end): the kernel refuses to mount the work
+    // directory again unless the mark is cleared.
+    let id = b
+        .ok(&["create", "--rm", "--network", "none", &image, "echo", "again"])
+        .trim()
+        .to_string();
+    let mark = b
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("work/work/incompat/volatile");
+    std::fs::create_dir_all(&mark).expect("the mark of a volatile mount");
+    assert_eq!(b.ok(&["start", "-a", &id]), "again\n");
 }
 
 #[test]
