@@ -55,7 +55,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, follow: bool) -> Result<(OwnedF
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = match rustix::fs::openat2(root, relative(path).as_str(), flags, Mode::empty(), RESOLVE) {
+    let fd = match barge_store::fsutil::openat2(root, relative(path).as_str(), flags, Mode::empty(), RESOLVE) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Err(CpError::NotFound(path.to_string())),
         Err(Errno::NOTDIR) => return Err(CpError::Invalid(format!("{path}: not a directory"))),
@@ -68,7 +68,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str, follow: bool) -> Result<(OwnedF
 /// The directory `path` inside `root`, open for the applier.
 fn open_dir(root: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, CpError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match rustix::fs::openat2(root, relative(path).as_str(), flags, Mode::empty(), RESOLVE) {
+    match barge_store::fsutil::openat2(root, relative(path).as_str(), flags, Mode::empty(), RESOLVE) {
         Ok(fd) => Ok(fd),
         Err(Errno::NOENT) => Err(CpError::NotFound(path.to_string())),
         Err(Errno::NOTDIR) => Err(CpError::Invalid(format!("{path}: not a directory"))),

@@ -212,7 +212,7 @@ fn title_components(title: &str) -> Result<Vec<&str>, RemoteError> {
 fn beneath(root: &OwnedFd, comps: &[&str], title: &str) -> Result<OwnedFd, RemoteError> {
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     let open = |path: &str| {
-        rustix::fs::openat2(
+        barge_store::fsutil::openat2(
             root,
             if path.is_empty() { "." } else { path },
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

@@ -582,6 +582,27 @@ pub(crate) fn open_in_root(root: &OwnedFd, rel: &Path, create_file: bool) -> Res
     open_in_root_at_depth(root, rel, create_file, 0)
 }
 
+/// `openat2`, asked again while the kernel answers `EAGAIN`: with
+/// `RESOLVE_IN_ROOT` it does so when a mount or a rename anywhere on the
+/// host raced a `..` of the walk, and openat2(2) says to retry (the same
+/// loop as barge-store's `fsutil::openat2`, which this crate cannot use).
+fn openat2_retrying(
+    root: &OwnedFd,
+    path: impl AsRef<Path>,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, rustix::io::Errno> {
+    let path = path.as_ref();
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(root, path, flags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 100 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 fn open_in_root_at_depth(
     root: &OwnedFd,
     rel: &Path,
@@ -592,7 +613,7 @@ fn open_in_root_at_depth(
         return Err(rustix::io::Errno::LOOP);
     }
     let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
-    let mut dir = rustix::fs::openat2(
+    let mut dir = openat2_retrying(
         root,
         ".",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -602,7 +623,7 @@ fn open_in_root_at_depth(
     for (i, comp) in comps.iter().enumerate() {
         let partial: PathBuf = comps[..=i].iter().collect();
         let last = i + 1 == comps.len();
-        match rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
+        match openat2_retrying(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
             Ok(fd) => dir = fd,
             Err(rustix::io::Errno::NOENT) => {
                 if let Ok(target) = rustix::fs::readlinkat(&dir, *comp, Vec::new()) {
@@ -630,7 +651,7 @@ fn open_in_root_at_depth(
                         Err(e) => return Err(e),
                     }
                 }
-                dir = rustix::fs::openat2(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)?;
+                dir = openat2_retrying(root, &partial, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT)?;
             }
             Err(e) => return Err(e),
         }

@@ -31,7 +31,7 @@ pub struct ExecOptions {
 
 /// Reads a file of the running container through its root, never leaving it.
 fn read_container_file(root: &OwnedFd, path: &str) -> String {
-    let Ok(fd) = rustix::fs::openat2(
+    let Ok(fd) = barge_store::fsutil::openat2(
         root,
         path.trim_start_matches('/'),
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -57,7 +57,7 @@ fn read_container_file(root: &OwnedFd, path: &str) -> String {
 fn detached_io(root: &OwnedFd) -> Result<ChildIo, RuntimeError> {
     let null = || -> Result<OwnedFd, RuntimeError> {
         let what = "opening the container's /dev/null";
-        let fd = rustix::fs::openat2(
+        let fd = barge_store::fsutil::openat2(
             root,
             "dev/null",
             OFlags::WRONLY | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC,

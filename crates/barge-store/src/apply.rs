@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rustix::fs::{
-    chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat, openat2,
-    statat, symlinkat, unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
-    Uid, XattrFlags,
+    chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat, openat, statat,
+    symlinkat, unlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 use tar::EntryType;
@@ -742,7 +742,7 @@ impl Applier {
 
     /// Opens an existing directory of the snapshot, resolving symlinks inside it only.
     fn existing_dir(&self, comps: &[OsString]) -> Result<OwnedFd, Errno> {
-        openat2(
+        crate::fsutil::openat2(
             &self.root,
             join(comps),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -816,7 +816,7 @@ impl Applier {
                 continue;
             };
             // Entries after the directory may have replaced it: then there is nothing to do.
-            let Ok(parent) = openat2(
+            let Ok(parent) = crate::fsutil::openat2(
                 &self.root,
                 parent_or_dot(parent),
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

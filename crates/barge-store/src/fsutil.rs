@@ -1,4 +1,5 @@
-//! Durable file writes and advisory locks.
+//! Durable file writes, advisory locks, and `openat2` as the kernel asks
+//! it to be called.
 
 use rustix::fs::{flock, FlockOperation};
 use std::fs::{File, OpenOptions};
@@ -190,4 +191,27 @@ pub fn read_full(reader: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Res
 /// of the page cache.
 pub fn start_writeback(file: &File) {
     let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}
+
+/// `openat2`, asked again while the kernel answers `EAGAIN`: with
+/// `RESOLVE_IN_ROOT` or `RESOLVE_BENEATH` it does so when a mount or a
+/// rename anywhere on the host raced a `..` of the walk, and openat2(2)
+/// says to retry. Every resolution inside a root goes through here
+/// (barge-runner, which depends on no barge crate, has the same loop for
+/// the container's mount points: `child::openat2_retrying`).
+pub fn openat2(
+    dir: impl std::os::fd::AsFd,
+    path: impl AsRef<Path>,
+    flags: rustix::fs::OFlags,
+    mode: rustix::fs::Mode,
+    resolve: rustix::fs::ResolveFlags,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    let (dir, path) = (dir.as_fd(), path.as_ref());
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir, path, flags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 100 => tries += 1,
+            other => return other,
+        }
+    }
 }
