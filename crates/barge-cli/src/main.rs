@@ -46,6 +46,11 @@ fn main() {
         }
         std::process::exit(commands::credential_helper(&op));
     }
+    // Root re-executes from a sealed copy (below) before clap builds its
+    // command tree, which would otherwise be built twice for every start.
+    if rustix::process::geteuid().is_root() && usage::names_container_start(&std::env::args_os().collect::<Vec<_>>()) {
+        run_sealed();
+    }
     let cli = usage::parse();
     let debug = cli.debug;
     // Rootless: every command that touches the store or containers runs in
@@ -59,10 +64,7 @@ fn main() {
     // Commands that put processes into containers run from a copy of barge
     // that no container can write (CVE-2019-5736).
     if cli.command.starts_containers() {
-        if let Err(e) = barge_runtime::sealed::ensure() {
-            eprintln!("Error: {e}");
-            std::process::exit(125);
-        }
+        run_sealed();
     }
     let code = match commands::run(cli) {
         Ok(code) => code,
@@ -72,4 +74,13 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Re-executes barge from a copy no container can write, unless it already
+/// runs from one; exits when no such copy can be made.
+fn run_sealed() {
+    if let Err(e) = barge_runtime::sealed::ensure() {
+        eprintln!("Error: {e}");
+        std::process::exit(125);
+    }
 }

@@ -45,6 +45,23 @@ pub fn parse() -> Cli {
     }
 }
 
+/// Whether the command line names a command that starts container
+/// processes (`run`, `start`, `restart`, `exec`, `build`, and their
+/// `container`/`image` forms), read from the raw arguments before clap
+/// builds its whole command tree. A command it misses is still caught by
+/// `Command::starts_containers` after the parse; one it names wrongly
+/// (`barge --root run images`) costs a re-execution, nothing more.
+pub fn names_container_start(argv: &[OsString]) -> bool {
+    let Some(i) = verb_index(argv) else { return false };
+    let word = |i: usize| argv.get(i).and_then(|a| a.to_str());
+    match word(i) {
+        Some("run" | "start" | "restart" | "exec" | "build") => true,
+        Some("container") => matches!(word(i + 1), Some("run" | "start" | "restart" | "exec")),
+        Some("image") => word(i + 1) == Some("build"),
+        _ => false,
+    }
+}
+
 /// Where the verb is: after the global options (`--root DIR`, `-D`).
 fn verb_index(argv: &[OsString]) -> Option<usize> {
     let mut i = 1;
@@ -148,5 +165,41 @@ fn docker_message(e: &clap::Error) -> Option<(String, i32)> {
             ))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_container_start;
+    use std::ffi::OsString;
+
+    fn names(line: &str) -> bool {
+        let argv: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+        names_container_start(&argv)
+    }
+
+    #[test]
+    fn container_starts_are_named_before_the_parse() {
+        for line in [
+            "barge run bb true",
+            "barge --root /r -D exec c true",
+            "barge container start c",
+            "barge container restart c",
+            "barge image build .",
+            "barge build -t x .",
+        ] {
+            assert!(names(line), "{line}");
+        }
+        for line in [
+            "barge",
+            "barge images",
+            "barge --root run images",
+            "barge ps run",
+            "barge container ls",
+            "barge image ls",
+            "barge pull run",
+        ] {
+            assert!(!names(line), "{line}");
+        }
     }
 }
