@@ -12,6 +12,16 @@ use std::path::PathBuf;
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes, before or after its name.
+#[derive(Debug, Args)]
+pub struct Globals {
     /// Store root [default: $BARGE_ROOT, else /var/lib/barge as root, else $XDG_DATA_HOME/barge]
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -27,9 +37,6 @@ pub struct Cli {
     /// Print the full cause of errors
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 impl Command {

@@ -52,7 +52,7 @@ fn main() {
         run_sealed();
     }
     let cli = usage::parse();
-    let debug = cli.debug;
+    let debug = cli.globals.debug;
     // Rootless: every command that touches the store or containers runs in
     // the user's own user namespace, where the user is root (issue 13).
     let euid = rustix::process::geteuid();

@@ -191,9 +191,9 @@ fn platform(value: Option<&str>) -> Result<Option<barge_oci::Platform>, Failure>
 /// Runs a command; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let env = Env {
-        cli_root: cli.root,
-        config_dir: cli.config,
-        insecure: cli.insecure_registries,
+        cli_root: cli.globals.root,
+        config_dir: cli.globals.config,
+        insecure: cli.globals.insecure_registries,
         settings: std::sync::OnceLock::new(),
     };
     match cli.command {
