@@ -25,11 +25,13 @@
 //! to the container's cgroup on v2. A container whose bundle has device
 //! rules does not start where they cannot be applied.
 //!
-//! The runtime opens the new cgroup's `cgroup.procs` files before `clone`
-//! ([`Cgroup::procs_files`]); the runner writes its child's PID to each
+//! The runtime opens the new cgroup's join files before `clone`
+//! ([`Cgroup::join`]): on v1 the child, still one thread, writes `0` to
+//! each directory's `tasks` first thing (no global lock, so no RCU grace
+//! period); on v2 the runner writes the child's PID to `cgroup.procs`
 //! while the child mounts its root, and the child waits for that before
-//! it takes the container's credentials (`barge exec`'s process writes
-//! `0`, itself, first thing). Where the cgroup lives is
+//! it takes the container's credentials. `barge exec`'s process writes
+//! `0`, itself, first thing ([`Cgroup::join_files`]). Where the cgroup lives is
 //! recorded in the container directory's `cgroup.json` ([`Cgroup::save`]),
 //! for whoever kills, reads or removes it later. [`stats`] turns its usage
 //! into `barge stats`' numbers.
@@ -857,18 +859,36 @@ impl Cgroup {
         self.write_settings(settings)
     }
 
-    /// Each directory's `cgroup.procs`, open for writing: the runner
-    /// writes the PID that joins to each.
-    pub fn procs_files(&self) -> Result<Vec<rustix::fd::OwnedFd>, CgroupError> {
+    /// The file of each directory that a process writes to join, open for
+    /// writing: on v1 `tasks`, where a single-threaded process that writes
+    /// `0` (itself) takes no global lock (see
+    /// [`barge_runner::child::CgroupJoin`]); on v2 `cgroup.procs`, where a
+    /// PID or `0` moves a whole process.
+    pub fn join_files(&self) -> Result<Vec<rustix::fd::OwnedFd>, CgroupError> {
         use rustix::fs::{Mode, OFlags};
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
         self.dirs
             .iter()
             .map(|(_, d)| {
-                let p = d.join("cgroup.procs");
+                let p = d.join(file);
                 rustix::fs::open(&p, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
                     .map_err(|e| io(format!("opening {}", p.display()))(e.into()))
             })
             .collect()
+    }
+
+    /// How a container's first process joins: by itself on v1, by barge
+    /// writing its PID on v2 (see [`barge_runner::child::CgroupJoin`]).
+    pub fn join(&self) -> Result<barge_runner::child::CgroupJoin, CgroupError> {
+        use barge_runner::child::CgroupJoin;
+        let files = self.join_files()?;
+        Ok(match self.version {
+            Version::V1 => CgroupJoin::Itself(files),
+            Version::V2 => CgroupJoin::ByParent(files),
+        })
     }
 
     /// Every process in the cgroup (in any of its directories).

@@ -214,7 +214,7 @@ fn create(g: &Global, c: &Command, root: &Path) -> Result<Container, OcirtError>
     };
     if let Some(cg) = &cgroup {
         cg.save(&dir)?;
-        plan.cgroup_procs = cg.procs_files()?;
+        plan.cgroup = cg.join()?;
     }
     let io = if terminal { ChildIo::Terminal } else { inherited_io()? };
     apply_umask(&process);
@@ -636,7 +636,7 @@ fn exec(ct: &Container, c: &Command) -> Result<i32, OcirtError> {
         return Err(OcirtError::State("the container stopped".into()));
     }
     let cgroup_procs = match ct.cgroup() {
-        Some(cg) => cg.procs_files()?,
+        Some(cg) => cg.join_files()?,
         None => Vec::new(),
     };
     let (io, pair) = if terminal {

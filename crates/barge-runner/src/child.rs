@@ -67,10 +67,8 @@ pub struct Plan {
     loopback_up: bool,
     /// A network namespace to join (a bridge network's, set up by barge).
     netns: Option<OwnedFd>,
-    /// The container cgroup's `cgroup.procs` files: [`spawn`] writes the
-    /// child's PID there while the child mounts, and the child waits for
-    /// that before it takes the container's credentials.
-    pub cgroup_procs: Vec<OwnedFd>,
+    /// How the child gets into the container's cgroup.
+    pub cgroup: CgroupJoin,
     /// A new network namespace (else the host's, or `netns`).
     new_net: bool,
     /// `linux.sysctl`: files below the container's `/proc/sys` (relative
@@ -267,7 +265,7 @@ impl Plan {
                 ),
                 _ => None,
             },
-            cgroup_procs: Vec::new(),
+            cgroup: CgroupJoin::None,
             new_net: network == Some(None),
             sysctls: sysctl_files(linux.sysctl().as_ref())?,
             pid_ns: Ns::of(spec, crate::spec::LinuxNamespaceType::Pid)?,
@@ -402,16 +400,15 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
         }
         None => None,
     };
-    // barge moves the child into its cgroup while the child builds its
-    // root: the first cgroup v1 migration waits for an RCU grace period
-    // (~14 ms), which then overlaps the mounts. The child waits for the
+    // cgroup v2: barge moves the child into its cgroup while the child
+    // builds its root (see `CgroupJoin::ByParent`); the child waits for the
     // byte on this pipe before it takes the container's credentials.
-    let joined = match plan.cgroup_procs.is_empty() {
-        true => None,
-        false => Some(
+    let joined = match &plan.cgroup {
+        CgroupJoin::ByParent(files) if !files.is_empty() => Some(
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
                 .map_err(|e| io_err("creating a pipe")(e.into()))?,
         ),
+        _ => None,
     };
     let forked = match &plan.pid_ns {
         Ns::Join(ns) => clone_in_pid_namespace(ns, new),
@@ -489,7 +486,8 @@ pub fn spawn(plan: &Plan, io: ChildIo) -> Result<Started, RunnerError> {
 fn join_cgroup(plan: &Plan, pid: i32, joined: OwnedFd, err_read: &OwnedFd) -> Result<(), RunnerError> {
     let line = pid.to_string();
     let written = plan
-        .cgroup_procs
+        .cgroup
+        .files()
         .iter()
         .try_for_each(|procs| rustix::io::write(procs, line.as_bytes()).map(drop))
         .and_then(|()| rustix::io::write(&joined, &[1]).map(drop));
@@ -511,6 +509,45 @@ fn join_cgroup(plan: &Plan, pid: i32, joined: OwnedFd, err_read: &OwnedFd) -> Re
         false => crate::process::parse_failure(msg),
     };
     Err(RunnerError::Start { code, message })
+}
+
+/// How the container's first process gets into its cgroup.
+#[derive(Debug, Default)]
+pub enum CgroupJoin {
+    /// No cgroup.
+    #[default]
+    None,
+    /// cgroup v1's `tasks` files, open for writing: the child, still one
+    /// thread, writes `0` to each first thing. A thread that moves itself
+    /// takes no global lock; moving a whole process (`cgroup.procs`) takes
+    /// one whose first taking after a quiet spell waits for an RCU grace
+    /// period (8–16 ms on this project's test machine).
+    Itself(Vec<OwnedFd>),
+    /// cgroup v2's `cgroup.procs` files: barge writes the child's PID to
+    /// each while the child mounts its root (the grace period overlaps the
+    /// mounts), and the child waits for that before its credentials.
+    ByParent(Vec<OwnedFd>),
+}
+
+impl CgroupJoin {
+    /// The files, whoever writes them.
+    pub fn files(&self) -> &[OwnedFd] {
+        match self {
+            CgroupJoin::None => &[],
+            CgroupJoin::Itself(files) | CgroupJoin::ByParent(files) => files,
+        }
+    }
+}
+
+/// In the child, first thing: moves itself into its cgroup when it is the
+/// one to (`CgroupJoin::Itself`).
+fn join_cgroup_itself(join: &CgroupJoin) -> Result<(), ChildError> {
+    if let CgroupJoin::Itself(files) = join {
+        for file in files {
+            rustix::io::write(file, b"0").map_err(fail("joining the container's cgroup"))?;
+        }
+    }
+    Ok(())
 }
 
 /// In the child: waits until barge has placed it in its cgroup.
@@ -1027,6 +1064,7 @@ fn child(
     mut joined: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible, ChildError> {
     use rustix::mount::{mount_change, MountPropagationFlags};
+    join_cgroup_itself(&p.cgroup)?;
     if let Some(maps_ready) = maps_ready {
         // Once the parent has mapped the IDs: the namespace's root, whose
         // capabilities there set the container up.

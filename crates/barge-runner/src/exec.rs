@@ -16,7 +16,8 @@ use rustix::fs::{Mode, OFlags};
 
 /// Starts `plan` in the namespaces `namespaces` (descriptors of
 /// `/proc/PID/ns/*`, the mount namespace last) and the cgroup whose
-/// `cgroup.procs` files are `cgroup_procs`. With `terminal` (a socket pair
+/// join files (`tasks` on v1, `cgroup.procs` on v2) are `cgroup_procs`:
+/// the forked child, one thread, writes `0` to each. With `terminal` (a socket pair
 /// from [`crate::terminal::socketpair`]) the command gets a pty opened
 /// inside, whose master is in [`Started::terminal`].
 pub fn spawn(

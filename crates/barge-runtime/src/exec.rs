@@ -85,7 +85,7 @@ fn detached_io(root: &OwnedFd) -> Result<ChildIo, RuntimeError> {
 pub(crate) struct Entry {
     /// The container's namespaces, the mount namespace last.
     pub(crate) namespaces: Vec<OwnedFd>,
-    /// `cgroup.procs` of the container's cgroup (none for a rootless one without).
+    /// The container cgroup's join files (none for a rootless one without).
     pub(crate) cgroup_procs: Vec<OwnedFd>,
     /// The command with the container's user, capabilities, seccomp filter.
     pub(crate) plan: ProcessPlan,
@@ -200,7 +200,7 @@ impl Runtime {
         // Fail closed: a container whose limits or device policy live in a
         // cgroup never gets a command outside it.
         let cgroup_procs = match barge_cgroups::Cgroup::load(&c.dir) {
-            Some(cg) => cg.procs_files()?,
+            Some(cg) => cg.join_files()?,
             // A rootless container has none without a delegated v2 subtree (see `runner::start`).
             None if !crate::rootless::rootless() && barge_cgroups::limits_asked(crate::spec::resources(&spec)) => {
                 return Err(RuntimeError::Corrupt(format!(

@@ -103,7 +103,7 @@ fn native_start(c: &Container, spec: &Spec, io: ChildIo) -> Result<Started, Runt
     if let Some(cg) = &cgroup {
         guard.0 = Some(&c.dir);
         cg.save(&c.dir)?;
-        plan.cgroup_procs = cg.procs_files()?;
+        plan.cgroup = cg.join()?;
     }
     // The user-mode network started before the root was prepared; the
     // container starts once it is up.

@@ -3,11 +3,13 @@
 //! does not sync the store's filesystem), one kept is not, and the mark a
 //! volatile mount leaves does not stop a root from being mounted again; on
 //! a bridge the exited container's veth goes with its namespace, and its
-//! address stays taken while the veth is there.
+//! address stays taken while the veth is there; on cgroup v1 the
+//! container's process moves itself into its cgroup.
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
-use barge_tests::Barge;
+use barge_tests::{barge_bin, require, require_root_and, Barge};
+use std::process::Command;
 
 /// A store with a busybox image pulled; returns it with the image reference.
 fn setup() -> Option<(Registry, Barge, String)> {
@@ -89,4 +91,60 @@ fn an_address_stays_taken_while_a_removed_containers_veth_is_there() {
     std::fs::write(leases.join(&first), "veth:bargegone0").unwrap();
     barge_tests::wait_until("the removed containers' veths to go", || !veth_left());
     assert_eq!(address(&b), first);
+}
+
+/// On cgroup v1 the container's first process, one thread, moves itself
+/// into its cgroup by writing `0` to each hierarchy's `tasks`: moving a
+/// whole process (`cgroup.procs`) takes a global lock whose first taking
+/// after a quiet spell waits for an RCU grace period (8–16 ms). Seen with
+/// strace: the writes come from the child, not from barge, and nothing is
+/// written to the container's `cgroup.procs`.
+#[test]
+fn on_cgroup_v1_the_container_process_joins_its_cgroup_itself() {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids/tasks").exists();
+    if !require_root_and(&["strace"]) || !require("a cgroup v1 pids hierarchy at /sys/fs/cgroup/pids", v1) {
+        return;
+    }
+    let Some((_reg, b, image)) = setup() else { return };
+    let trace = b.dir.path().join("strace.out");
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=write", "-e", "signal=none", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(barge_bin())
+        .arg("--root")
+        .arg(b.root())
+        .arg("--config")
+        .arg(b.docker_config())
+        .args(["run", "--rm", "--network", "none", &image, "true"])
+        .env("BARGE_CONFIG", b.dir.path().join("barge-config"))
+        .env_remove("BARGE_ROOT")
+        .output()
+        .expect("strace");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trace = std::fs::read_to_string(&trace).expect("the trace");
+    let barge_pid = trace.split_whitespace().next().expect("a traced call");
+    let joins: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("/barge/") && l.contains("/tasks>"))
+        .collect();
+    assert!(joins.len() >= 4, "one join per v1 hierarchy:\n{trace}");
+    for join in &joins {
+        assert!(join.contains(", \"0\", 1) = 1"), "{join}");
+        assert!(
+            !join.starts_with(&format!("{barge_pid} ")),
+            "barge moved the child: {join}"
+        );
+    }
+    let child = joins[0].split_whitespace().next();
+    assert!(
+        joins.iter().all(|j| j.split_whitespace().next() == child),
+        "one process joins every hierarchy:\n{joins:#?}"
+    );
+    assert!(
+        !trace
+            .lines()
+            .any(|l| l.contains("/barge/") && l.contains("/cgroup.procs>")),
+        "a whole process was moved:\n{trace}"
+    );
 }
