@@ -237,8 +237,6 @@ pub fn external_cleanup(c: &Container) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
-        // runc leaves the (empty) `barge/` parents of its cgroups behind.
-        barge_cgroups::remove_empty_barge_parents();
     }
     let _ = rustix::mount::unmount(c.dir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
 }

@@ -4,7 +4,8 @@
 //! volatile mount leaves does not stop a root from being mounted again; on
 //! a bridge the exited container's veth goes with its namespace, and its
 //! address stays taken while the veth is there; on cgroup v1 the
-//! container's process moves itself into its cgroup.
+//! container's process moves itself into its cgroup, and the cgroups'
+//! `barge` parents stay.
 
 use barge_tests::image::busybox_store;
 use barge_tests::registry::Registry;
@@ -147,4 +148,14 @@ fn on_cgroup_v1_the_container_process_joins_its_cgroup_itself() {
             .any(|l| l.contains("/barge/") && l.contains("/cgroup.procs>")),
         "a whole process was moved:\n{trace}"
     );
+    // The container's cgroup went with it; the `barge` parent stays, as
+    // docker's `docker` does (making and removing it cost ~2 ms a start).
+    let own = joins[0]
+        .split('<')
+        .nth(1)
+        .and_then(|p| p.strip_suffix("/tasks>, \"0\", 1) = 1"));
+    let own = std::path::Path::new(own.expect("the cgroup's path"));
+    assert!(!own.exists(), "{} is left", own.display());
+    let parent = own.parent().expect("the barge parent");
+    assert!(parent.ends_with("barge") && parent.is_dir(), "{}", parent.display());
 }
