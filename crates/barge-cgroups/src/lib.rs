@@ -745,6 +745,9 @@ impl Cgroup {
     }
 
     fn write_settings(&self, settings: Vec<(&'static str, &'static str, String)>) -> Result<(), CgroupError> {
+        // Lines in a row for one file (a dozen device rules for
+        // `devices.allow`) go through one open file, each its own write.
+        let mut open: Option<(PathBuf, std::fs::File)> = None;
         for (controller, file, value) in settings {
             // No devices hierarchy is no device policy: refused like any missing controller.
             let Some(dir) = self.dir(controller) else {
@@ -757,7 +760,21 @@ impl Cgroup {
             if (file == "memory.memsw.limit_in_bytes" || file == "memory.swap.max") && !dir.join(file).exists() {
                 continue;
             }
-            write(dir, file, &value).map_err(|e| self.memory_in_use(file, &value, e))?;
+            let path = dir.join(file);
+            let (path, f) = match open {
+                Some((ref p, ref mut f)) if *p == path => (p, f),
+                _ => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io(format!("opening {}", path.display())))?;
+                    let (p, f) = open.insert((path, f));
+                    (&*p, f)
+                }
+            };
+            std::io::Write::write_all(f, value.as_bytes())
+                .map_err(io(format!("writing {value:?} to {}", path.display())))
+                .map_err(|e| self.memory_in_use(file, &value, e))?;
         }
         Ok(())
     }
