@@ -816,8 +816,10 @@ impl Runtime {
         match msg.strip_prefix("ok") {
             Some(_) => Ok(()),
             None => {
+                // The monitor's message is a whole error already ("the
+                // process did not start: ..."): relayed as it said it.
                 let (code, message) = barge_runner::process::parse_failure(msg);
-                Err(RuntimeError::Start {
+                Err(RuntimeError::Relayed {
                     code,
                     message: if message.is_empty() {
                         "the monitor failed".into()

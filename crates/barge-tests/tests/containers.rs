@@ -453,6 +453,10 @@ fn exit_codes_like_docker() {
         "{}",
         err(&o)
     );
+    // Detached, the monitor's report is said once, with the same status.
+    let o = b.run(&["run", "-d", &image, "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert_eq!(err(&o).matches("did not start").count(), 1, "{}", err(&o));
     // Killed by a signal: 128 + the signal (PID 1 cannot be SIGKILLed from inside, so under --init).
     assert_eq!(
         b.run(&["run", "--rm", "--init", &image, "sh", "-c", "kill -9 $$"])
