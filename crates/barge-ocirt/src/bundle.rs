@@ -122,9 +122,7 @@ pub fn user_maps(linux: &barge_runner::spec::Linux) -> Result<Option<(String, St
         }
         return Ok(None);
     }
-    let host_root = rustix::process::geteuid().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let host_root = rustix::process::geteuid().is_root() && barge_runner::userns::in_initial_user_namespace();
     let own = [rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()];
     Ok(Some((
         id_map("uidMappings", &uids, host_root, own[0])?,

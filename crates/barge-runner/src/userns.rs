@@ -86,13 +86,27 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> UserNsEr
 }
 
 /// The mapping this process runs under, when it is a barge re-executed
-/// inside the user's namespace.
+/// inside the user's namespace. Asked many times by a start; read once
+/// (barge never changes its own user namespace).
 pub fn inside() -> Option<Mapping> {
+    static INSIDE: std::sync::OnceLock<Option<Mapping>> = std::sync::OnceLock::new();
+    *INSIDE.get_or_init(read_inside)
+}
+
+/// Whether this process is in the host's (initial) user namespace. Read
+/// once (`barge_store::fsutil` has the store's copy).
+pub fn in_initial_user_namespace() -> bool {
+    static INITIAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INITIAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    })
+}
+
+fn read_inside() -> Option<Mapping> {
     // The marker alone proves nothing (anyone can set it): root of the
     // host's own namespace is never inside.
-    let initial = std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
-    if !rustix::process::geteuid().is_root() || initial {
+    if !rustix::process::geteuid().is_root() || in_initial_user_namespace() {
         return None;
     }
     match std::env::var(ENV).ok()?.as_str() {

@@ -50,10 +50,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// Whether this process is in the host's (initial) user namespace, where
 /// uid 0 has its capabilities over the host's files, devices and links.
+/// Read once: a process's user namespace does not change under barge
+/// (`barge_runner::userns::in_initial_user_namespace` is the runner's
+/// copy; the runner depends on no barge crate).
 pub fn in_initial_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
-        .unwrap_or(true)
+    static INITIAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INITIAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true)
+    })
 }
 
 /// Whether barge runs as the host's root: uid 0 in the initial user
