@@ -1008,11 +1008,15 @@ impl Cgroup {
         u
     }
 
-    /// Kills what is left and removes the directories. The `barge`
+    /// Kills what is left and removes the directories. On v1 the `barge`
     /// parents stay, as docker's `docker` ones do: making and removing them
     /// at every start took about 2 ms of the start of a `--rm` container
-    /// here (a cgroup's removal and creation are costly on v1). Errors are
-    /// ignored: nothing more can be done.
+    /// here (seven hierarchies; a cgroup's removal and creation are costly
+    /// on v1). On v2 an empty `barge` parent goes: it is one directory, and
+    /// one left would hold its controllers enabled in the subtree above it
+    /// (in a user's delegated subtree, the user's systemd could no longer
+    /// take a controller back). Errors are ignored: nothing more can be
+    /// done.
     pub fn remove(&self) {
         if self.dirs.iter().any(|(_, d)| d.exists()) {
             self.kill_all();
@@ -1028,6 +1032,11 @@ impl Cgroup {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     _ => break,
+                }
+            }
+            if self.version == Version::V2 {
+                if let Some(parent) = dir.parent().filter(|p| p.file_name().is_some_and(|n| n == "barge")) {
+                    let _ = std::fs::remove_dir(parent);
                 }
             }
         }
