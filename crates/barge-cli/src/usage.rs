@@ -4,7 +4,7 @@
 //! arguments (exit 1, with the usage line). `barge help [VERB…]` is
 //! `barge [VERB…] --help`.
 
-use crate::args::{Cli, Command, ContainerVerb, ExecArgs, Globals, RunArgs};
+use crate::args::{Cli, Command, ContainerVerb, Globals};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use std::ffi::OsString;
@@ -51,24 +51,29 @@ pub fn parse() -> Cli {
 /// of the parse. `None` for any other line and when this parse fails: the
 /// full parse then runs, and gives every error and help text.
 fn parse_start_path(argv: &[OsString]) -> Option<Cli> {
-    let verb = argv.get(verb_index(argv)?)?.to_str()?;
-    let sub = match verb {
-        "run" => RunArgs::augment_args(clap::Command::new("run")),
-        "exec" => ExecArgs::augment_args(clap::Command::new("exec")),
+    let verb = match argv.get(verb_index(argv)?)?.to_str()? {
+        "run" => parse_one(argv, "run", ContainerVerb::Run)?,
+        "exec" => parse_one(argv, "exec", ContainerVerb::Exec)?,
         _ => return None,
     };
-    let top = Globals::augment_args(clap::Command::new("barge").disable_help_subcommand(true)).subcommand(sub);
-    let m = top.try_get_matches_from(argv).ok()?;
-    let globals = Globals::from_arg_matches(&m).ok()?;
-    let (_, sub) = m.subcommand()?;
-    let verb = match verb {
-        "run" => ContainerVerb::Run(RunArgs::from_arg_matches(sub).ok()?),
-        _ => ContainerVerb::Exec(ExecArgs::from_arg_matches(sub).ok()?),
-    };
     Some(Cli {
-        globals,
-        command: Command::ContainerVerbs(verb),
+        globals: Globals::from_arg_matches(&verb.1).ok()?,
+        command: Command::ContainerVerbs(verb.0),
     })
+}
+
+/// One verb's arguments, parsed with a tree of the global options and that
+/// verb alone; with the matches, for the global options.
+fn parse_one<A: Args + FromArgMatches>(
+    argv: &[OsString],
+    name: &'static str,
+    verb: fn(A) -> ContainerVerb,
+) -> Option<(ContainerVerb, clap::ArgMatches)> {
+    let top = Globals::augment_args(clap::Command::new("barge").disable_help_subcommand(true))
+        .subcommand(A::augment_args(clap::Command::new(name)));
+    let m = top.try_get_matches_from(argv).ok()?;
+    let args = A::from_arg_matches(m.subcommand_matches(name)?).ok()?;
+    Some((verb(args), m))
 }
 
 /// Whether the command line names a command that starts container
